@@ -1,0 +1,54 @@
+//! `mancard`: one binary for every party of ManCard.
+//!
+//! Each party's subcommands live in their own module; this file only wires them.
+
+mod backend;
+mod inspect;
+mod validator;
+mod wallet;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mancard",
+    version,
+    about = "ManCard: a city transit card on the rider's phone (wallet, validator, backend)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode any ManCard message (hex or pass text) and print its fields.
+    Inspect(inspect::InspectArgs),
+    /// The rider's wallet: status, history, QR pass, APDU debugging.
+    Wallet(wallet::WalletArgs),
+    /// The validator on the bus or gate.
+    Validator(validator::ValidatorArgs),
+    /// The issuer's reference backend.
+    Backend(backend::BackendArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Wallet(a) => wallet::run(a),
+        Command::Validator(a) => validator::run(a),
+        Command::Backend(a) => backend::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Errors of the command line: a human message, exit status 2.
+pub type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;

@@ -1,0 +1,192 @@
+//! The credential certificate: an issuer's signature over a wallet's tap key.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::crypto::{sha256, tags, KeyError, PublicKey, Signature, SigningKey};
+use crate::tariff::FareClass;
+use std::fmt;
+
+/// A random card pseudonym (16 bytes): identifies the card, never the rider's phone number.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pseudonym(pub [u8; 16]);
+
+impl Pseudonym {
+    pub const LEN: usize = 16;
+    pub fn random() -> Result<Self, KeyError> {
+        use ring::rand::SecureRandom;
+        let mut b = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut b)
+            .map_err(|_| KeyError::Rng)?;
+        Ok(Self(b))
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let v = hex::decode(s).ok()?;
+        Some(Self(v.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for Pseudonym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pseudonym({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Pseudonym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// What the wallet may spend offline under one certificate: counters in
+/// `counter_first..=counter_last` and at most `max_amount` rials in total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineAllowance {
+    pub counter_first: u32,
+    pub counter_last: u32,
+    pub max_amount: i64,
+}
+
+impl OfflineAllowance {
+    pub fn contains(&self, counter: u32) -> bool {
+        (self.counter_first..=self.counter_last).contains(&counter)
+    }
+    /// Number of counters in the range.
+    pub fn counters(&self) -> u64 {
+        u64::from(self.counter_last) - u64::from(self.counter_first) + 1
+    }
+}
+
+/// The fields an issuer signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateBody {
+    pub issuer_key_id: u32,
+    pub pseudonym: Pseudonym,
+    pub tap_public_key: PublicKey,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub fare_class: FareClass,
+    pub allowance: OfflineAllowance,
+}
+
+/// An issuer-signed credential certificate (184 bytes on the wire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialCertificate {
+    pub body: CertificateBody,
+    pub signature: Signature,
+}
+
+impl CertificateBody {
+    fn encode_into(&self, w: &mut Writer) {
+        w.header(CredentialCertificate::TAG, CredentialCertificate::VERSION)
+            .u32(self.issuer_key_id)
+            .bytes(&self.pseudonym.0)
+            .bytes(self.tap_public_key.as_bytes())
+            .i64(self.valid_from)
+            .i64(self.valid_until)
+            .u8(self.fare_class as u8)
+            .u32(self.allowance.counter_first)
+            .u32(self.allowance.counter_last)
+            .i64(self.allowance.max_amount);
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(CredentialCertificate::LEN);
+        self.encode_into(&mut w);
+        w.into_vec()
+    }
+
+    /// Signs the body with an issuer key.
+    pub fn sign(self, issuer: &SigningKey) -> Result<CredentialCertificate, KeyError> {
+        let signature = issuer.sign(tags::CERTIFICATE, &self.encode())?;
+        Ok(CredentialCertificate {
+            body: self,
+            signature,
+        })
+    }
+}
+
+impl CredentialCertificate {
+    pub const TAG: u8 = b'C';
+    pub const VERSION: u8 = 1;
+    pub const LEN: usize = 2 + 4 + 16 + 65 + 8 + 8 + 1 + 4 + 4 + 8 + 64;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(Self::LEN);
+        self.encode_into(&mut w);
+        w.into_vec()
+    }
+
+    pub(crate) fn encode_into(&self, w: &mut Writer) {
+        self.body.encode_into(w);
+        w.bytes(self.signature.as_bytes());
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let c = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(c)
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.header("certificate", Self::TAG, Self::VERSION)?;
+        let issuer_key_id = r.u32()?;
+        let pseudonym = Pseudonym(r.array()?);
+        let tap_public_key = PublicKey::read(r, "tap public key")?;
+        let valid_from = r.i64()?;
+        let valid_until = r.i64()?;
+        if valid_from >= valid_until {
+            return Err(DecodeError::InvalidValue {
+                field: "validity window",
+                reason: "valid_from must be before valid_until",
+            });
+        }
+        let fare_class = FareClass::from_u8(r.u8()?)?;
+        let counter_first = r.u32()?;
+        let counter_last = r.u32()?;
+        if counter_first > counter_last {
+            return Err(DecodeError::InvalidValue {
+                field: "counter range",
+                reason: "first counter is after the last",
+            });
+        }
+        let max_amount = r.amount("allowance amount")?;
+        let signature = Signature(r.array()?);
+        Ok(Self {
+            body: CertificateBody {
+                issuer_key_id,
+                pseudonym,
+                tap_public_key,
+                valid_from,
+                valid_until,
+                fare_class,
+                allowance: OfflineAllowance {
+                    counter_first,
+                    counter_last,
+                    max_amount,
+                },
+            },
+            signature,
+        })
+    }
+
+    /// SHA-256 of the encoded certificate, domain-separated: what taps bind to and caches key on.
+    pub fn hash(&self) -> [u8; 32] {
+        Self::hash_bytes(&self.encode())
+    }
+
+    /// [`Self::hash`] of an already encoded certificate.
+    pub fn hash_bytes(encoded: &[u8]) -> [u8; 32] {
+        sha256(&[tags::CERT_HASH, encoded])
+    }
+
+    /// True if the issuer's signature over the body verifies under `issuer`.
+    pub fn signature_valid(&self, issuer: &PublicKey) -> bool {
+        issuer
+            .verify(tags::CERTIFICATE, &self.body.encode(), &self.signature)
+            .is_ok()
+    }
+}

@@ -1,0 +1,336 @@
+//! Decode any ManCard message and list its fields, like `openssl x509 -text`.
+
+use crate::apdu::{CommandApdu, ResponseApdu, SelectResponse};
+use crate::batch::{TapBatch, TapProof, TapRecord};
+use crate::cert::CredentialCertificate;
+use crate::codec::DecodeError;
+use crate::config::{IssuerKey, ValidatorConfig};
+use crate::log::WalletLogEntry;
+use crate::pass::{BoardingPass, PASS_TEXT_PREFIX};
+use crate::tap::{TapAuthorization, TapChallenge};
+use crate::tariff::Tariff;
+use crate::verify::{verify_certificate_signature, verify_config, VerifyError};
+
+/// Any decoded ManCard message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Certificate(CredentialCertificate),
+    Challenge(TapChallenge),
+    Authorization(TapAuthorization),
+    Pass(BoardingPass),
+    Config(ValidatorConfig),
+    Tariff(Tariff),
+    Record(TapRecord),
+    Batch(TapBatch),
+    LogEntry(WalletLogEntry),
+    Select(SelectResponse),
+    Command(CommandApdu),
+    Response(ResponseApdu),
+}
+
+/// Decodes text (pass text, or hex with optional spaces/colons) into a message.
+pub fn decode_any(input: &str) -> Result<Message, DecodeError> {
+    let t = input.trim();
+    if t.starts_with("MC") && t.contains(':') && t.len() > PASS_TEXT_PREFIX.len() + 2 {
+        if let Ok(p) = BoardingPass::from_text(t) {
+            return Ok(Message::Pass(p));
+        }
+        if t.get(2..3).is_some_and(|c| c != "1") || !is_hex(t) {
+            return BoardingPass::from_text(t).map(Message::Pass);
+        }
+    }
+    let cleaned: String = t
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    let bytes = hex::decode(&cleaned).map_err(|_| DecodeError::InvalidText {
+        reason: "neither a ManCard pass text nor hex",
+    })?;
+    decode_bytes(&bytes)
+}
+
+fn is_hex(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_hexdigit() || c.is_whitespace() || c == ':')
+}
+
+/// Decodes bytes by their type tag; bytes with an ISO class byte (00/80) are read as a
+/// command APDU, and anything else ending in a status word as a response APDU.
+pub fn decode_bytes(b: &[u8]) -> Result<Message, DecodeError> {
+    match b.first() {
+        Some(&CredentialCertificate::TAG) => {
+            CredentialCertificate::decode(b).map(Message::Certificate)
+        }
+        Some(&TapChallenge::TAG) => TapChallenge::decode(b).map(Message::Challenge),
+        Some(&TapAuthorization::TAG) => TapAuthorization::decode(b).map(Message::Authorization),
+        Some(&BoardingPass::TAG) => BoardingPass::decode(b).map(Message::Pass),
+        Some(&ValidatorConfig::TAG) => ValidatorConfig::decode(b).map(Message::Config),
+        Some(&Tariff::TAG) => Tariff::decode(b).map(Message::Tariff),
+        Some(&TapRecord::TAG) => TapRecord::decode(b).map(Message::Record),
+        Some(&TapBatch::TAG) => TapBatch::decode(b).map(Message::Batch),
+        Some(&WalletLogEntry::TAG) => WalletLogEntry::decode(b).map(Message::LogEntry),
+        Some(&SelectResponse::TAG) => SelectResponse::decode(b).map(Message::Select),
+        Some(0x00) | Some(0x80) => CommandApdu::parse(b)
+            .map(Message::Command)
+            .map_err(|_| DecodeError::InvalidText {
+                reason: "not a valid short command APDU",
+            }),
+        Some(_) if b.len() >= 2 => ResponseApdu::parse(b)
+            .map(Message::Response)
+            .map_err(|_| DecodeError::InvalidText {
+                reason: "unknown message type",
+            }),
+        _ => Err(DecodeError::Truncated {
+            offset: 0,
+            needed: 2,
+        }),
+    }
+}
+
+fn h(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
+fn rials(v: i64) -> String {
+    format!("{v} rials ({} toman)", v / 10)
+}
+
+fn cert_lines(c: &CredentialCertificate, ind: &str, out: &mut Vec<String>) {
+    let b = &c.body;
+    out.push(format!("{ind}format version: {}", CredentialCertificate::VERSION));
+    out.push(format!("{ind}issuer key id: {}", b.issuer_key_id));
+    out.push(format!("{ind}card pseudonym: {}", b.pseudonym));
+    out.push(format!("{ind}tap public key: {}", h(b.tap_public_key.as_bytes())));
+    out.push(format!("{ind}valid from: {} (UTC seconds)", b.valid_from));
+    out.push(format!("{ind}valid until: {} (UTC seconds)", b.valid_until));
+    out.push(format!("{ind}fare class: {}", b.fare_class.name()));
+    out.push(format!(
+        "{ind}offline counters: {}..={} ({} rides)",
+        b.allowance.counter_first,
+        b.allowance.counter_last,
+        b.allowance.counters()
+    ));
+    out.push(format!(
+        "{ind}offline amount: {}",
+        rials(b.allowance.max_amount)
+    ));
+    out.push(format!("{ind}certificate hash: {}", h(&c.hash())));
+    out.push(format!("{ind}issuer signature: {}", h(c.signature.as_bytes())));
+}
+
+fn challenge_lines(c: &TapChallenge, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}validator id: {}", c.validator_id));
+    out.push(format!("{ind}nonce: {}", h(&c.nonce)));
+    out.push(format!("{ind}validator time: {}", c.validator_time));
+    out.push(format!("{ind}line: {}", c.line_id));
+    out.push(format!("{ind}fare: {}", rials(c.fare)));
+}
+
+fn auth_lines(a: &TapAuthorization, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}counter: {}", a.counter));
+    out.push(format!("{ind}amount: {}", rials(a.amount)));
+    out.push(format!("{ind}challenge digest: {}", h(&a.digest)));
+    out.push(format!("{ind}tap signature: {}", h(a.signature.as_bytes())));
+}
+
+fn record_lines(r: &TapRecord, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}validator id: {}", r.validator_id));
+    out.push(format!("{ind}line: {}", r.line_id));
+    out.push(format!("{ind}time: {}", r.time));
+    out.push(format!("{ind}card pseudonym: {}", r.pseudonym));
+    out.push(format!("{ind}counter: {}", r.counter));
+    out.push(format!("{ind}fare: {} ({})", rials(r.fare), r.fare_kind.name()));
+    proof_lines(&r.proof, ind, out);
+}
+
+fn proof_lines(p: &TapProof, ind: &str, out: &mut Vec<String>) {
+    match p {
+        TapProof::Nfc {
+            challenge,
+            authorization,
+            cert_hash,
+        } => {
+            out.push(format!("{ind}proof: NFC"));
+            out.push(format!("{ind}  certificate hash: {}", h(cert_hash)));
+            challenge_lines(challenge, &format!("{ind}  challenge."), out);
+            auth_lines(authorization, &format!("{ind}  authorization."), out);
+        }
+        TapProof::Qr { pass } => {
+            out.push(format!("{ind}proof: QR pass"));
+            pass_lines(pass, &format!("{ind}  "), out);
+        }
+    }
+}
+
+fn pass_lines(p: &BoardingPass, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}counter: {}", p.body.counter));
+    out.push(format!("{ind}issued at: {}", p.body.issued_at));
+    out.push(format!("{ind}lifetime: {} s", p.body.lifetime_secs));
+    out.push(format!("{ind}maximum amount: {}", rials(p.body.max_amount)));
+    out.push(format!("{ind}tap signature: {}", h(p.signature.as_bytes())));
+    out.push(format!("{ind}certificate:"));
+    cert_lines(&p.body.certificate, &format!("{ind}  "), out);
+}
+
+impl Message {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Certificate(_) => "credential certificate",
+            Self::Challenge(_) => "tap challenge",
+            Self::Authorization(_) => "tap authorization",
+            Self::Pass(_) => "boarding pass",
+            Self::Config(_) => "validator config bundle",
+            Self::Tariff(_) => "tariff",
+            Self::Record(_) => "tap record",
+            Self::Batch(_) => "tap batch",
+            Self::LogEntry(_) => "wallet log entry",
+            Self::Select(_) => "SELECT response",
+            Self::Command(_) => "command APDU",
+            Self::Response(_) => "response APDU",
+        }
+    }
+
+    /// Human-readable field listing, one field per line.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = vec![format!("{}:", self.kind())];
+        let ind = "  ";
+        match self {
+            Self::Certificate(c) => cert_lines(c, ind, &mut out),
+            Self::Challenge(c) => challenge_lines(c, ind, &mut out),
+            Self::Authorization(a) => auth_lines(a, ind, &mut out),
+            Self::Pass(p) => pass_lines(p, ind, &mut out),
+            Self::Config(c) => {
+                let b = &c.body;
+                out.push(format!("{ind}bundle version: {}", b.bundle_version));
+                out.push(format!("{ind}issued at: {}", b.issued_at));
+                out.push(format!("{ind}signed by issuer key: {}", b.signer_key_id));
+                for k in &b.issuer_keys {
+                    out.push(format!(
+                        "{ind}issuer key {}: {} valid {}..{}",
+                        k.key_id,
+                        h(k.public_key.as_bytes()),
+                        k.valid_from,
+                        k.valid_until
+                    ));
+                }
+                out.push(format!("{ind}deny list: {} card(s)", b.deny_list.len()));
+                for p in b.deny_list.iter().take(20) {
+                    out.push(format!("{ind}  {p}"));
+                }
+                tariff_lines(&b.tariff, ind, &mut out);
+            }
+            Self::Tariff(t) => tariff_lines(t, ind, &mut out),
+            Self::Record(r) => record_lines(r, ind, &mut out),
+            Self::Batch(b) => {
+                out.push(format!("{ind}validator id: {}", b.body.validator_id));
+                out.push(format!("{ind}batch id: {}", h(&b.body.batch_id)));
+                out.push(format!("{ind}created at: {}", b.body.created_at));
+                out.push(format!("{ind}records: {}", b.body.records.len()));
+                for (i, r) in b.body.records.iter().enumerate() {
+                    out.push(format!("{ind}record {i}:"));
+                    record_lines(r, &format!("{ind}  "), &mut out);
+                }
+                out.push(format!("{ind}validator signature: {}", h(b.signature.as_bytes())));
+            }
+            Self::LogEntry(e) => {
+                out.push(format!("{ind}sequence: {}", e.seq));
+                out.push(format!("{ind}previous hash: {}", h(&e.prev_hash)));
+                out.push(format!("{ind}time: {}", e.time));
+                out.push(format!("{ind}amount: {}", rials(e.amount)));
+                out.push(format!("{ind}entry hash: {}", h(&e.hash())));
+                proof_lines(&e.proof, ind, &mut out);
+            }
+            Self::Select(s) => match s.cert_hash {
+                Some(hash) => out.push(format!("{ind}certificate hash: {}", h(&hash))),
+                None => out.push(format!("{ind}no credential installed")),
+            },
+            Self::Command(c) => {
+                out.push(format!(
+                    "{ind}CLA {:02X} INS {:02X} P1 {:02X} P2 {:02X}",
+                    c.cla, c.ins, c.p1, c.p2
+                ));
+                out.push(format!("{ind}command: {}", command_name(c)));
+                out.push(format!("{ind}data ({} bytes): {}", c.data.len(), h(&c.data)));
+                out.push(format!(
+                    "{ind}Le: {}",
+                    c.le.map_or("absent".to_string(), |l| l.to_string())
+                ));
+                if let Ok(m) = decode_bytes(&c.data) {
+                    if !matches!(m, Message::Command(_) | Message::Response(_)) {
+                        out.extend(m.describe().into_iter().map(|l| format!("{ind}{l}")));
+                    }
+                }
+            }
+            Self::Response(r) => {
+                out.push(format!(
+                    "{ind}status word: {:04X} ({})",
+                    r.sw.code(),
+                    r.sw.describe()
+                ));
+                out.push(format!("{ind}data ({} bytes): {}", r.data.len(), h(&r.data)));
+                if let Ok(m) = decode_bytes(&r.data) {
+                    if !matches!(m, Message::Command(_) | Message::Response(_)) {
+                        out.extend(m.describe().into_iter().map(|l| format!("{ind}{l}")));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The issuer key id that signed this message, for issuer-signed messages.
+    pub fn issuer_key_id(&self) -> Option<u32> {
+        match self {
+            Self::Certificate(c) => Some(c.body.issuer_key_id),
+            Self::Pass(p) => Some(p.body.certificate.body.issuer_key_id),
+            Self::Config(c) => Some(c.body.signer_key_id),
+            _ => None,
+        }
+    }
+
+    /// Checks the issuer signature of a certificate, pass or config bundle with `key`.
+    /// Returns None for messages an issuer does not sign.
+    pub fn verify_issuer(&self, key: &IssuerKey) -> Option<Result<(), VerifyError>> {
+        let keys = std::slice::from_ref(key);
+        match self {
+            Self::Certificate(c) => Some(verify_certificate_signature(c, keys)),
+            Self::Pass(p) => Some(verify_certificate_signature(&p.body.certificate, keys).and_then(
+                |_| {
+                    crate::verify::VerifiedCertificate::new(p.body.certificate.clone(), keys)?
+                        .verify_pass(p, p.body.issued_at, 0)
+                },
+            )),
+            Self::Config(c) => Some(verify_config(c, keys, None)),
+            _ => None,
+        }
+    }
+}
+
+fn command_name(c: &CommandApdu) -> &'static str {
+    use crate::apdu::*;
+    match (c.cla, c.ins) {
+        (CLA_ISO, INS_SELECT) => "SELECT",
+        (CLA_PROPRIETARY, INS_READ_CERTIFICATE) => "READ CERTIFICATE",
+        (CLA_PROPRIETARY, INS_AUTHORIZE_TAP) => "AUTHORIZE TAP",
+        _ => "unknown",
+    }
+}
+
+fn tariff_lines(t: &Tariff, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}tariff:"));
+    out.push(format!(
+        "{ind}  local time: UTC{:+}s, fare day starts at {}s",
+        t.utc_offset_secs, t.day_start_secs
+    ));
+    out.push(format!(
+        "{ind}  transfer window: {} s, transfer fares {:?}",
+        t.transfer_window_secs, t.transfer_fares
+    ));
+    out.push(format!("{ind}  daily caps: {:?}", t.daily_caps));
+    for l in &t.lines {
+        out.push(format!(
+            "{ind}  line {}: adult {} student {} senior {} free {}",
+            l.line_id, l.fares[0], l.fares[1], l.fares[2], l.fares[3]
+        ));
+    }
+}

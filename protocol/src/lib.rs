@@ -1,0 +1,43 @@
+//! # mancard-protocol
+//!
+//! The ManCard wire protocol, shared by the wallet (phone), the validator (bus/gate) and the
+//! backend (issuer): message types with deterministic, versioned binary encodings, ECDSA P-256
+//! signatures with per-structure domain separation, ISO 7816-4 APDUs, the tariff rule, and
+//! verification. No I/O. Byte layouts are documented in `docs/protocol.md`.
+//!
+//! Every decoder is strict: it rejects truncation, trailing bytes, unknown versions, out-of-range
+//! values and invalid curve points with a typed [`DecodeError`], and never panics.
+
+pub mod apdu;
+pub mod base45;
+pub mod batch;
+pub mod cert;
+pub mod codec;
+pub mod config;
+pub mod crypto;
+pub mod inspect;
+pub mod log;
+pub mod pass;
+pub mod tap;
+pub mod tariff;
+pub mod verify;
+
+pub use apdu::{CommandApdu, ResponseApdu, SelectResponse, StatusWord, MANCARD_AID};
+pub use batch::{BatchBody, TapBatch, TapProof, TapRecord};
+pub use cert::{CertificateBody, CredentialCertificate, OfflineAllowance, Pseudonym};
+pub use codec::DecodeError;
+pub use config::{ConfigBody, IssuerKey, ValidatorConfig};
+pub use crypto::{sha256, KeyError, PublicKey, Signature, SigningKey};
+pub use log::{verify_chain, ChainError, WalletLogEntry, GENESIS_HASH};
+pub use pass::{BoardingPass, PassBody, PASS_TEXT_PREFIX};
+pub use tap::{TapAuthorization, TapChallenge};
+pub use tariff::{FareClass, FareKind, FareQuote, LineFare, RideState, Tariff, TariffError};
+pub use verify::{
+    check_validity, verify_boarding_pass, verify_certificate_signature, verify_config,
+    verify_nfc_tap, VerifiedCertificate, VerifyError,
+};
+
+/// Default lifetime of a QR boarding pass, seconds.
+pub const DEFAULT_PASS_LIFETIME_SECS: u16 = 60;
+/// Default clock skew a QR reader tolerates on either side of a pass window, seconds.
+pub const DEFAULT_PASS_SKEW_SECS: i64 = 30;

@@ -1,0 +1,1 @@
+//! ManCard wallet core.
