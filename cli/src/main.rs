@@ -4,6 +4,7 @@
 
 mod backend;
 mod inspect;
+mod phone;
 mod validator;
 mod wallet;
 
@@ -31,6 +32,8 @@ enum Command {
     Validator(validator::ValidatorArgs),
     /// The issuer's reference backend.
     Backend(backend::BackendArgs),
+    /// Present a wallet as a contactless card on a vsmartcard virtual reader (PC/SC).
+    Phone(phone::PhoneArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Wallet(a) => wallet::run(a),
         Command::Validator(a) => validator::run(a),
         Command::Backend(a) => backend::run(a),
+        Command::Phone(a) => phone::run(a),
     };
     match result {
         Ok(code) => code,
