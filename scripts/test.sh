@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every ManCard test on a fresh Debian machine: installs what the tests need
+# (system packages, pcscd + vsmartcard, cargo-fuzz, the Kotlin compiler), starts the
+# services, then runs format and lint checks, the Rust test suites, a fuzz smoke run
+# and the binding tests. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+# Install Debian packages that are missing (apt-get update only when something is).
+ensure_apt() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+step "system packages"
+ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config
+
+if [ -x scripts/pcsc-up.sh ]; then
+  step "pcscd + vsmartcard virtual reader"
+  scripts/pcsc-up.sh
+  export MANCARD_REQUIRE_PCSC=1
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace 2>&1 | tee target/cargo-test.log
+grep -q '^test result: ok' target/cargo-test.log
+
+if [ -x protocol/fuzz/smoke.sh ]; then
+  step "fuzz smoke run (every decoder)"
+  protocol/fuzz/smoke.sh
+fi
+
+if [ -x bindings/test-bindings.sh ]; then
+  step "Kotlin (JVM + JNA) and Python binding tests"
+  bindings/test-bindings.sh
+fi
+
+step "all tests passed"
