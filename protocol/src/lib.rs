@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod inspect;
 pub mod log;
 pub mod pass;
+pub mod provision;
 pub mod tap;
 pub mod tariff;
 pub mod verify;

@@ -1,0 +1,13 @@
+#![no_main]
+//! CredentialCertificate::decode never panics; whatever it accepts re-encodes to the same bytes.
+
+use libfuzzer_sys::fuzz_target;
+use mancard_protocol::*;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = CredentialCertificate::decode(data) {
+        assert_eq!(m.encode(), data, "non-canonical encoding accepted");
+        let _ = m.hash();
+        let _ = m.signature_valid(&m.body.tap_public_key);
+    }
+});

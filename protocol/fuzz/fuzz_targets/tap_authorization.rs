@@ -1,0 +1,12 @@
+#![no_main]
+//! TapAuthorization::decode never panics; whatever it accepts re-encodes to the same bytes.
+
+use libfuzzer_sys::fuzz_target;
+use mancard_protocol::*;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = TapAuthorization::decode(data) {
+        assert_eq!(m.encode(), data, "non-canonical encoding accepted");
+        let _ = m.signed_bytes();
+    }
+});

@@ -1,0 +1,12 @@
+#![no_main]
+//! TapChallenge::decode never panics; whatever it accepts re-encodes to the same bytes.
+
+use libfuzzer_sys::fuzz_target;
+use mancard_protocol::*;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = TapChallenge::decode(data) {
+        assert_eq!(m.encode(), data, "non-canonical encoding accepted");
+        let _ = m.digest(&[0u8; 32]);
+    }
+});
