@@ -137,6 +137,8 @@ pub enum ApduError {
     LengthMismatch { lc: usize, actual: usize },
     #[error("command data longer than 255 bytes")]
     DataTooLong,
+    #[error("Le must be 1..=256 in a short APDU")]
+    LeOutOfRange,
     #[error("response shorter than its 2-byte status word")]
     ResponseTooShort,
 }
@@ -202,8 +204,11 @@ impl CommandApdu {
             v.push(lc);
             v.extend_from_slice(&self.data);
         }
-        if let Some(le) = self.le {
-            v.push(if le >= 256 { 0 } else { le as u8 });
+        match self.le {
+            None => {}
+            Some(0) | Some(257..) => return Err(ApduError::LeOutOfRange),
+            Some(256) => v.push(0),
+            Some(le) => v.push(le as u8),
         }
         Ok(v)
     }

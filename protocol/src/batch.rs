@@ -2,7 +2,7 @@
 
 use crate::cert::Pseudonym;
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::crypto::{tags, KeyError, PublicKey, Signature, SigningKey};
+use crate::crypto::{check_len, tags, KeyError, PublicKey, Signature, SigningKey};
 use crate::pass::BoardingPass;
 use crate::tap::{TapAuthorization, TapChallenge};
 use crate::tariff::FareKind;
@@ -184,6 +184,7 @@ impl BatchBody {
     }
 
     pub fn sign(self, validator_key: &SigningKey) -> Result<TapBatch, KeyError> {
+        check_len("batch record list", self.records.len(), Self::MAX_RECORDS)?;
         let signature = validator_key.sign(tags::BATCH, &self.encode())?;
         Ok(TapBatch {
             body: self,

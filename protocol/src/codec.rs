@@ -223,7 +223,10 @@ mod tests {
     fn truncation_and_trailing_are_typed() {
         let mut r = Reader::new(&[1, 2, 3]);
         assert_eq!(r.u16().unwrap(), 0x0102);
-        assert!(matches!(r.u32(), Err(DecodeError::Truncated { offset: 2, .. })));
+        assert!(matches!(
+            r.u32(),
+            Err(DecodeError::Truncated { offset: 2, .. })
+        ));
         let r = Reader::new(&[1]);
         assert_eq!(r.finish(), Err(DecodeError::TrailingBytes { count: 1 }));
     }

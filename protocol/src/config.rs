@@ -2,7 +2,7 @@
 
 use crate::cert::Pseudonym;
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::crypto::{tags, KeyError, PublicKey, Signature, SigningKey};
+use crate::crypto::{check_len, tags, KeyError, PublicKey, Signature, SigningKey};
 use crate::tariff::Tariff;
 
 /// An issuer public key with its id and the window in which certificates it signs may start.
@@ -97,6 +97,13 @@ impl ConfigBody {
     /// Canonicalizes and signs with the issuer key `signer` (whose id must be `signer_key_id`).
     pub fn sign(self, signer: &SigningKey) -> Result<ValidatorConfig, KeyError> {
         let body = self.canonicalize();
+        check_len("issuer key list", body.issuer_keys.len(), Self::MAX_KEYS)?;
+        check_len("deny list", body.deny_list.len(), Self::MAX_DENY)?;
+        check_len(
+            "tariff line list",
+            body.tariff.lines.len(),
+            Tariff::MAX_LINES,
+        )?;
         let signature = signer.sign(tags::CONFIG, &body.encode())?;
         Ok(ValidatorConfig { body, signature })
     }

@@ -110,6 +110,20 @@ pub enum KeyError {
     Rng,
     #[error("signing failed")]
     Signing,
+    #[error("{field} has {len} entries, more than the {max} a decoder accepts")]
+    MessageTooLarge {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+}
+
+/// Refuses to sign a list longer than its decoder accepts.
+pub(crate) fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), KeyError> {
+    if len > max {
+        return Err(KeyError::MessageTooLarge { field, len, max });
+    }
+    Ok(())
 }
 
 /// A P-256 signing key (issuer, validator or tap key). Its Debug output never shows the secret.
@@ -156,7 +170,10 @@ impl SigningKey {
         let mut m = Vec::with_capacity(tag.len() + msg.len());
         m.extend_from_slice(tag);
         m.extend_from_slice(msg);
-        let sig = self.pair.sign(&self.rng, &m).map_err(|_| KeyError::Signing)?;
+        let sig = self
+            .pair
+            .sign(&self.rng, &m)
+            .map_err(|_| KeyError::Signing)?;
         let arr: [u8; 64] = sig.as_ref().try_into().map_err(|_| KeyError::Signing)?;
         Ok(Signature(arr))
     }

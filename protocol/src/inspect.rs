@@ -70,16 +70,20 @@ pub fn decode_bytes(b: &[u8]) -> Result<Message, DecodeError> {
         Some(&TapBatch::TAG) => TapBatch::decode(b).map(Message::Batch),
         Some(&WalletLogEntry::TAG) => WalletLogEntry::decode(b).map(Message::LogEntry),
         Some(&SelectResponse::TAG) => SelectResponse::decode(b).map(Message::Select),
-        Some(0x00) | Some(0x80) => CommandApdu::parse(b)
-            .map(Message::Command)
-            .map_err(|_| DecodeError::InvalidText {
-                reason: "not a valid short command APDU",
-            }),
-        Some(_) if b.len() >= 2 => ResponseApdu::parse(b)
-            .map(Message::Response)
-            .map_err(|_| DecodeError::InvalidText {
-                reason: "unknown message type",
-            }),
+        Some(0x00) | Some(0x80) => {
+            CommandApdu::parse(b)
+                .map(Message::Command)
+                .map_err(|_| DecodeError::InvalidText {
+                    reason: "not a valid short command APDU",
+                })
+        }
+        Some(_) if b.len() >= 2 => {
+            ResponseApdu::parse(b)
+                .map(Message::Response)
+                .map_err(|_| DecodeError::InvalidText {
+                    reason: "unknown message type",
+                })
+        }
         _ => Err(DecodeError::Truncated {
             offset: 0,
             needed: 2,
@@ -97,10 +101,16 @@ fn rials(v: i64) -> String {
 
 fn cert_lines(c: &CredentialCertificate, ind: &str, out: &mut Vec<String>) {
     let b = &c.body;
-    out.push(format!("{ind}format version: {}", CredentialCertificate::VERSION));
+    out.push(format!(
+        "{ind}format version: {}",
+        CredentialCertificate::VERSION
+    ));
     out.push(format!("{ind}issuer key id: {}", b.issuer_key_id));
     out.push(format!("{ind}card pseudonym: {}", b.pseudonym));
-    out.push(format!("{ind}tap public key: {}", h(b.tap_public_key.as_bytes())));
+    out.push(format!(
+        "{ind}tap public key: {}",
+        h(b.tap_public_key.as_bytes())
+    ));
     out.push(format!("{ind}valid from: {} (UTC seconds)", b.valid_from));
     out.push(format!("{ind}valid until: {} (UTC seconds)", b.valid_until));
     out.push(format!("{ind}fare class: {}", b.fare_class.name()));
@@ -115,7 +125,10 @@ fn cert_lines(c: &CredentialCertificate, ind: &str, out: &mut Vec<String>) {
         rials(b.allowance.max_amount)
     ));
     out.push(format!("{ind}certificate hash: {}", h(&c.hash())));
-    out.push(format!("{ind}issuer signature: {}", h(c.signature.as_bytes())));
+    out.push(format!(
+        "{ind}issuer signature: {}",
+        h(c.signature.as_bytes())
+    ));
 }
 
 fn challenge_lines(c: &TapChallenge, ind: &str, out: &mut Vec<String>) {
@@ -139,7 +152,11 @@ fn record_lines(r: &TapRecord, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}time: {}", r.time));
     out.push(format!("{ind}card pseudonym: {}", r.pseudonym));
     out.push(format!("{ind}counter: {}", r.counter));
-    out.push(format!("{ind}fare: {} ({})", rials(r.fare), r.fare_kind.name()));
+    out.push(format!(
+        "{ind}fare: {} ({})",
+        rials(r.fare),
+        r.fare_kind.name()
+    ));
     proof_lines(&r.proof, ind, out);
 }
 
@@ -230,7 +247,10 @@ impl Message {
                     out.push(format!("{ind}record {i}:"));
                     record_lines(r, &format!("{ind}  "), &mut out);
                 }
-                out.push(format!("{ind}validator signature: {}", h(b.signature.as_bytes())));
+                out.push(format!(
+                    "{ind}validator signature: {}",
+                    h(b.signature.as_bytes())
+                ));
             }
             Self::LogEntry(e) => {
                 out.push(format!("{ind}sequence: {}", e.seq));
@@ -250,7 +270,11 @@ impl Message {
                     c.cla, c.ins, c.p1, c.p2
                 ));
                 out.push(format!("{ind}command: {}", command_name(c)));
-                out.push(format!("{ind}data ({} bytes): {}", c.data.len(), h(&c.data)));
+                out.push(format!(
+                    "{ind}data ({} bytes): {}",
+                    c.data.len(),
+                    h(&c.data)
+                ));
                 out.push(format!(
                     "{ind}Le: {}",
                     c.le.map_or("absent".to_string(), |l| l.to_string())
@@ -267,7 +291,11 @@ impl Message {
                     r.sw.code(),
                     r.sw.describe()
                 ));
-                out.push(format!("{ind}data ({} bytes): {}", r.data.len(), h(&r.data)));
+                out.push(format!(
+                    "{ind}data ({} bytes): {}",
+                    r.data.len(),
+                    h(&r.data)
+                ));
                 if let Ok(m) = decode_bytes(&r.data) {
                     if !matches!(m, Message::Command(_) | Message::Response(_)) {
                         out.extend(m.describe().into_iter().map(|l| format!("{ind}{l}")));
@@ -294,12 +322,12 @@ impl Message {
         let keys = std::slice::from_ref(key);
         match self {
             Self::Certificate(c) => Some(verify_certificate_signature(c, keys)),
-            Self::Pass(p) => Some(verify_certificate_signature(&p.body.certificate, keys).and_then(
-                |_| {
+            Self::Pass(p) => Some(
+                verify_certificate_signature(&p.body.certificate, keys).and_then(|_| {
                     crate::verify::VerifiedCertificate::new(p.body.certificate.clone(), keys)?
                         .verify_pass(p, p.body.issued_at, 0)
-                },
-            )),
+                }),
+            ),
             Self::Config(c) => Some(verify_config(c, keys, None)),
             _ => None,
         }

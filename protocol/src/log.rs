@@ -1,9 +1,9 @@
 //! The wallet's hash-chained tap log, uploaded at sync so the backend can detect
 //! clones (two devices, one credential) and rollbacks (a restored backup).
 
+use crate::batch::TapProof;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{sha256, tags};
-use crate::batch::TapProof;
 
 /// The `prev_hash` of the first entry of a wallet's log.
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];

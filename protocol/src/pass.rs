@@ -100,7 +100,8 @@ impl BoardingPass {
         s
     }
 
-    /// Parses the text form. Leading/trailing ASCII whitespace and CR/LF from serial scanners are ignored.
+    /// Parses the text form. Leading/trailing CR, LF and tab (as serial scanners append) are
+    /// ignored; a space is a Base45 character, so it is not trimmed.
     pub fn from_text(text: &str) -> Result<Self, DecodeError> {
         let t = text.trim_matches(|c: char| c == '\r' || c == '\n' || c == '\t');
         let rest = t.strip_prefix("MC").ok_or(DecodeError::InvalidText {
@@ -111,11 +112,18 @@ impl BoardingPass {
         })?;
         match ver {
             "1" => Self::decode(&base45::decode(payload)?),
-            _ => Err(DecodeError::UnknownVersion {
-                message: "boarding pass text",
-                found: ver.parse::<u8>().unwrap_or(u8::MAX),
-                supported: 1,
-            }),
+            v => match v.parse::<u8>() {
+                Ok(found) if v.len() <= 3 && !v.starts_with('0') => {
+                    Err(DecodeError::UnknownVersion {
+                        message: "boarding pass text",
+                        found,
+                        supported: 1,
+                    })
+                }
+                _ => Err(DecodeError::InvalidText {
+                    reason: "the format version after MC must be a number like 1",
+                }),
+            },
         }
     }
 

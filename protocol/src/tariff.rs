@@ -48,7 +48,9 @@ impl FareClass {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -137,7 +139,8 @@ pub struct FareQuote {
 impl Tariff {
     pub const TAG: u8 = b'T';
     pub const VERSION: u8 = 1;
-    const MAX_LINES: usize = 4096;
+    /// Most lines a tariff may list (decoders refuse more).
+    pub const MAX_LINES: usize = 4096;
 
     /// The fare day (days since 1970-01-01 in local time, shifted by the day start) of a UTC instant.
     pub fn fare_day(&self, utc: i64) -> i64 {
@@ -171,7 +174,9 @@ impl Tariff {
         time: i64,
         state: &RideState,
     ) -> Result<FareQuote, TariffError> {
-        let line = self.line(line_id).ok_or(TariffError::UnknownLine(line_id))?;
+        let line = self
+            .line(line_id)
+            .ok_or(TariffError::UnknownLine(line_id))?;
         let i = class.index();
         let base = line.fares.get(i).copied().unwrap_or(0);
         let day = self.fare_day(time);

@@ -29,7 +29,9 @@ pub enum VerifyError {
     ChallengeMismatch,
     #[error("card {0} is on the deny list")]
     DenyListed(Pseudonym),
-    #[error("pass issued at {issued_at} for {lifetime}s is outside its window at {now} (±{skew}s)")]
+    #[error(
+        "pass issued at {issued_at} for {lifetime}s is outside its window at {now} (±{skew}s)"
+    )]
     PassOutsideWindow {
         issued_at: i64,
         lifetime: u16,

@@ -306,3 +306,40 @@ fn error_responses_are_short() {
     let none = SelectResponse { cert_hash: None }.encode();
     assert_eq!(none.len(), 3);
 }
+
+#[test]
+fn oversized_lists_are_refused_at_signing_not_emitted() {
+    use mancard_protocol::{BatchBody, ConfigBody, KeyError, SigningKey, Tariff};
+    let (key, _) = SigningKey::generate().unwrap();
+    let body = BatchBody {
+        validator_id: 1,
+        batch_id: [0; 16],
+        created_at: 0,
+        records: Vec::new(),
+    };
+    assert!(body.sign(&key).is_ok());
+    let mut tariff = Tariff::urmia_default();
+    tariff.lines = (0..=Tariff::MAX_LINES as u32)
+        .map(|id| mancard_protocol::LineFare {
+            line_id: id,
+            fares: [1, 1, 1, 0],
+        })
+        .collect();
+    let cfg = ConfigBody {
+        bundle_version: 1,
+        issued_at: 0,
+        signer_key_id: 1,
+        issuer_keys: Vec::new(),
+        deny_list: Vec::new(),
+        tariff,
+    };
+    assert!(matches!(
+        cfg.sign(&key),
+        Err(KeyError::MessageTooLarge { field: "tariff line list", .. })
+    ));
+    let le0 = mancard_protocol::CommandApdu {
+        le: Some(0),
+        ..mancard_protocol::CommandApdu::read_certificate()
+    };
+    assert!(le0.encode().is_err());
+}

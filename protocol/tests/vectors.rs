@@ -214,6 +214,7 @@ fn apdu_err(e: &ApduError) -> &'static str {
         ApduError::ExtendedLength => "ExtendedLength",
         ApduError::LengthMismatch { .. } => "LengthMismatch",
         ApduError::DataTooLong => "DataTooLong",
+        ApduError::LeOutOfRange => "LeOutOfRange",
         ApduError::ResponseTooShort => "ResponseTooShort",
     }
 }
