@@ -1,14 +1,219 @@
-//! `mancard backend`: built by its own issue; until then it says so.
+//! `mancard backend`: the issuer's reference backend.
+//!
+//! ```text
+//! mancard backend serve --db FILE [--listen 127.0.0.1:8080] [--sandbox] [--public-url URL]
+//! mancard backend keys list --db FILE
+//! mancard backend keys rotate --db FILE          (while the server is stopped; or use
+//!                                                 POST /v1/admin/issuer-keys/rotate)
+//! mancard backend validators add --db FILE --id N --public-key HEX
+//! mancard backend audit --db FILE
+//! ```
+//!
+//! The admin token of `/v1/admin/*` is read from the environment variable named by
+//! `--admin-token-env` (default `MANCARD_ADMIN_TOKEN`), never from the command line.
 
 use crate::CliResult;
-use clap::Args;
+use clap::{Args, Subcommand};
+use mancard_backend::{Backend, BackendConfig, Engine};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct BackendArgs {
-    /// Arguments (this command is not built yet).
-    rest: Vec<String>,
+    #[command(subcommand)]
+    command: BackendCommand,
 }
 
-pub fn run(_args: BackendArgs) -> CliResult {
-    Err("`mancard backend` is not available in this build yet".into())
+#[derive(Subcommand)]
+enum BackendCommand {
+    /// Serve the HTTP API until SIGTERM or ctrl-c (graceful shutdown).
+    Serve {
+        /// SQLite database (created if missing); the issuer key file is `<db>.issuer-keys.json`.
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Sandbox mode: one-time codes are logged and readable at /sandbox/otp; the sandbox
+        /// payment gateway is served under /sandbox/.
+        #[arg(long)]
+        sandbox: bool,
+        /// Base URL put in payment and callback links (default http://<listen address>).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Environment variable holding the admin token (admin endpoints are off without it).
+        #[arg(long, default_value = "MANCARD_ADMIN_TOKEN")]
+        admin_token_env: String,
+        /// Certificate lifetime, hours.
+        #[arg(long, default_value_t = 72)]
+        cert_lifetime_hours: i64,
+        /// Cap of a certificate's offline allowance, rials (the balance caps it too).
+        #[arg(long, default_value_t = 500_000)]
+        max_offline_amount: i64,
+        /// Counters per certificate.
+        #[arg(long, default_value_t = 64)]
+        counters_per_cert: u32,
+    },
+    /// Issuer keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Validators.
+    Validators {
+        #[command(subcommand)]
+        command: ValidatorsCommand,
+    },
+    /// Check the ledger invariants of a database.
+    Audit {
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List issuer keys (public halves) and the trust anchor line for validators.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Add a new issuer key and retire the current one for new certificates.
+    Rotate {
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ValidatorsCommand {
+    /// Register (or re-key) a validator.
+    Add {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        id: u32,
+        /// Uncompressed SEC1 P-256 public key, hex.
+        #[arg(long)]
+        public_key: String,
+    },
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+}
+
+fn offline_engine(db: PathBuf) -> Result<Engine, Box<dyn std::error::Error>> {
+    let cfg = BackendConfig {
+        sandbox: false,
+        ..BackendConfig::sandbox(db)
+    };
+    Ok(Engine::open(cfg, String::new())?)
+}
+
+fn print_keys(engine: &Engine) -> Result<(), Box<dyn std::error::Error>> {
+    let keys = engine.keys()?;
+    for k in &keys.keys {
+        let state = if k.current {
+            "current"
+        } else if k.retired_at.is_some() {
+            "retired"
+        } else {
+            "active"
+        };
+        println!(
+            "key {:>3}  {state:<8} created {}  {}",
+            k.key_id, k.created_at, k.public_key
+        );
+    }
+    if let Some(k) = keys.keys.iter().find(|k| k.current) {
+        println!(
+            "trust anchor (validator init --trust-anchor FILE): {}:{}",
+            k.key_id, k.public_key
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: BackendArgs) -> CliResult {
+    match args.command {
+        BackendCommand::Serve {
+            db,
+            listen,
+            sandbox,
+            public_url,
+            admin_token_env,
+            cert_lifetime_hours,
+            max_offline_amount,
+            counters_per_cert,
+        } => {
+            init_logs();
+            if cert_lifetime_hours < 1 || max_offline_amount < 0 || counters_per_cert == 0 {
+                return Err("lifetime, allowance and counters must be positive".into());
+            }
+            let mut cfg = BackendConfig::sandbox(db);
+            cfg.listen = listen;
+            cfg.sandbox = sandbox;
+            cfg.public_url = public_url;
+            cfg.admin_token = std::env::var(&admin_token_env)
+                .ok()
+                .filter(|t| !t.is_empty());
+            if cfg.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+                return Err(format!("{admin_token_env} must hold at least 16 characters").into());
+            }
+            cfg.policy.cert_lifetime_secs = cert_lifetime_hours.saturating_mul(3600);
+            cfg.policy.max_offline_amount = max_offline_amount;
+            cfg.policy.counters_per_cert = counters_per_cert;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let handle = Backend::start(cfg).await?;
+                eprintln!("mancard backend listening on {}", handle.url());
+                mancard_backend::shutdown_signal().await;
+                tracing::info!("shutdown requested");
+                handle.shutdown().await?;
+                Ok::<_, Box<dyn std::error::Error>>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackendCommand::Keys { command } => match command {
+            KeysCommand::List { db } => {
+                print_keys(&offline_engine(db)?)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            KeysCommand::Rotate { db } => {
+                let e = offline_engine(db)?;
+                let r = e.rotate_key()?;
+                println!("new current issuer key: {}", r.current_key_id);
+                print_keys(&e)?;
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        BackendCommand::Validators { command } => match command {
+            ValidatorsCommand::Add { db, id, public_key } => {
+                let e = offline_engine(db)?;
+                e.register_validator(&mancard_backend::model::RegisterValidatorRequest {
+                    validator_id: id,
+                    public_key,
+                })?;
+                println!("validator {id} registered");
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        BackendCommand::Audit { db } => {
+            let e = offline_engine(db)?;
+            let a = e.audit()?;
+            println!("{}", serde_json::to_string_pretty(&a)?);
+            Ok(if a.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
 }

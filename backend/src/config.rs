@@ -1,0 +1,97 @@
+//! Server configuration and issuance policy.
+
+use mancard_protocol::Tariff;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Policy knobs of issuance, sessions and top-up. Defaults suit a pilot.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Certificate lifetime (default 72 h).
+    pub cert_lifetime_secs: i64,
+    /// How far back a certificate's `valid_from` is set, to tolerate validator clocks running slow.
+    pub cert_backdate_secs: i64,
+    /// Counters per certificate.
+    pub counters_per_cert: u32,
+    /// Upper bound of a certificate's offline amount (the balance bounds it too).
+    pub max_offline_amount: i64,
+    /// Replenishment is due when less than this remains of a certificate's lifetime.
+    pub replenish_before_expiry_secs: i64,
+    pub otp_ttl_secs: i64,
+    pub otp_max_attempts: i64,
+    /// Codes one phone number may request per hour.
+    pub otp_max_per_hour: i64,
+    pub session_ttl_secs: i64,
+    pub nonce_ttl_secs: i64,
+    pub topup_ttl_secs: i64,
+    pub topup_min: i64,
+    pub topup_max: i64,
+    /// Body limit of JSON endpoints, bytes.
+    pub json_body_limit: usize,
+    /// Body limit of the validator batch upload, bytes.
+    pub batch_body_limit: usize,
+    /// Most wallet log entries one sync may carry.
+    pub max_sync_entries: usize,
+    /// Seconds between reconciliation runs of paid-but-unverified top-ups (0: never; then
+    /// call `Engine::reconcile_topups` yourself).
+    pub reconcile_every_secs: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            cert_lifetime_secs: 72 * 3600,
+            cert_backdate_secs: 300,
+            counters_per_cert: 64,
+            max_offline_amount: 500_000,
+            replenish_before_expiry_secs: 24 * 3600,
+            otp_ttl_secs: 300,
+            otp_max_attempts: 5,
+            otp_max_per_hour: 5,
+            session_ttl_secs: 30 * 24 * 3600,
+            nonce_ttl_secs: 300,
+            topup_ttl_secs: 900,
+            topup_min: 10_000,
+            topup_max: 100_000_000,
+            json_body_limit: 1024 * 1024,
+            batch_body_limit: 8 * 1024 * 1024,
+            max_sync_entries: 1_000,
+            reconcile_every_secs: 60,
+        }
+    }
+}
+
+/// Everything [`crate::Backend::start`] needs.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// SQLite database file (created if missing). The issuer key file lives next to it, see
+    /// [`crate::keys::key_file_path`].
+    pub db_path: PathBuf,
+    /// Listen address; port 0 picks an ephemeral port.
+    pub listen: SocketAddr,
+    /// Sandbox mode: one-time codes are logged and readable at `/sandbox/otp`, and the sandbox
+    /// payment gateway under `/sandbox/` is enabled.
+    pub sandbox: bool,
+    /// Bearer token of the admin endpoints; `None` disables them.
+    pub admin_token: Option<String>,
+    /// Base URL put in payment and callback links; default `http://<bound address>`.
+    pub public_url: Option<String>,
+    pub policy: Policy,
+    /// The tariff served to validators and used at settlement.
+    pub tariff: Tariff,
+}
+
+impl BackendConfig {
+    /// A sandbox configuration on an ephemeral loopback port (tests, demo).
+    pub fn sandbox(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            db_path: db_path.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sandbox: true,
+            admin_token: None,
+            public_url: None,
+            policy: Policy::default(),
+            tariff: Tariff::urmia_default(),
+        }
+    }
+}

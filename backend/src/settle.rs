@@ -1,0 +1,283 @@
+//! Settlement checks that need no database: the evidence of one tap is verified against the
+//! certificate it names, in an order that never blames a rider for bytes they did not sign
+//! (the tap-key signature is checked before anything that could open a fraud case), and the
+//! fare rule applied over a rider's rides.
+//!
+//! These functions are pure and `Sync`, so a batch's taps are verified in parallel.
+
+use mancard_protocol::crypto::tags;
+use mancard_protocol::{
+    check_validity, CredentialCertificate, FareClass, RideState, TapProof, TapRecord, Tariff,
+    WalletLogEntry,
+};
+
+/// An issued certificate with where it belongs.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub cert: CredentialCertificate,
+    pub hash: [u8; 32],
+    pub device_id: i64,
+    pub account_id: i64,
+}
+
+/// Tolerated difference between a validator record's time and the time in its signed challenge.
+pub const RECORD_TIME_TOLERANCE_SECS: i64 = 300;
+
+/// A tap whose evidence verified.
+#[derive(Debug, Clone)]
+pub struct CheckedTap {
+    pub pseudonym: [u8; 16],
+    pub counter: u32,
+    pub cert_hash: [u8; 32],
+    pub account_id: i64,
+    pub device_id: i64,
+    pub fare_class: FareClass,
+    /// Signed time of the tap (NFC: the validator time in the challenge; QR: the pass's issue
+    /// time), UTC seconds.
+    pub time: i64,
+    /// Line, when known (NFC: signed in the challenge; QR: only the validator's record says).
+    pub line_id: Option<u32>,
+    /// Signed amount: NFC the authorized fare, QR the pass's maximum.
+    pub authorized: i64,
+    /// Canonical encoding of the signed evidence; two reports of one tap must match it.
+    pub proof: Vec<u8>,
+    /// Set when the evidence is genuine but breaks the certificate's limits.
+    pub fraud: Option<(&'static str, String)>,
+}
+
+/// The verdict on one report.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Ok(Box<CheckedTap>),
+    Rejected {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+fn reject(reason: &'static str, detail: impl Into<String>) -> Check {
+    Check::Rejected {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// The canonical bytes of a proof (kind byte, then its messages).
+pub fn proof_bytes(proof: &TapProof) -> Vec<u8> {
+    let mut v = vec![proof.kind_byte()];
+    match proof {
+        TapProof::Nfc {
+            challenge,
+            authorization,
+            cert_hash,
+        } => {
+            v.extend_from_slice(&challenge.encode());
+            v.extend_from_slice(&authorization.encode());
+            v.extend_from_slice(cert_hash);
+        }
+        TapProof::Qr { pass } => v.extend_from_slice(&pass.encode()),
+    }
+    v
+}
+
+/// Verifies a proof against the certificate it names. `pseudonym` is the pseudonym the report
+/// claims (validator record), if any.
+pub fn check_proof(
+    proof: &TapProof,
+    cert: Option<&CertInfo>,
+    pseudonym: Option<&[u8; 16]>,
+) -> Check {
+    let Some(ci) = cert else {
+        return reject(
+            "unknown_certificate",
+            format!(
+                "certificate {} was not issued here",
+                hex::encode(proof.cert_hash())
+            ),
+        );
+    };
+    let body = &ci.cert.body;
+    if pseudonym.is_some_and(|p| *p != body.pseudonym.0) {
+        return reject(
+            "pseudonym_mismatch",
+            "the record's pseudonym is not the certificate's",
+        );
+    }
+    let tap_key = &body.tap_public_key;
+    let (time, line_id, authorized) = match proof {
+        TapProof::Nfc {
+            challenge,
+            authorization,
+            ..
+        } => {
+            if tap_key
+                .verify(
+                    tags::TAP,
+                    &authorization.signed_bytes(),
+                    &authorization.signature,
+                )
+                .is_err()
+            {
+                return reject("bad_signature", "the tap signature does not verify");
+            }
+            if authorization.digest != challenge.digest(&ci.hash)
+                || authorization.amount != challenge.fare
+            {
+                return reject(
+                    "challenge_mismatch",
+                    "the authorization does not answer the challenge",
+                );
+            }
+            (
+                challenge.validator_time,
+                Some(challenge.line_id),
+                authorization.amount,
+            )
+        }
+        TapProof::Qr { pass } => {
+            if pass.body.certificate != ci.cert {
+                return reject(
+                    "certificate_mismatch",
+                    "the pass carries another certificate",
+                );
+            }
+            if tap_key
+                .verify(tags::PASS, &pass.signed_bytes(), &pass.signature)
+                .is_err()
+            {
+                return reject("bad_signature", "the pass signature does not verify");
+            }
+            (pass.body.issued_at, None, pass.body.max_amount)
+        }
+    };
+    if let Err(e) = check_validity(&ci.cert, time) {
+        return reject("outside_validity", e.to_string());
+    }
+    let counter = proof.counter();
+    let a = &body.allowance;
+    let fraud = if !a.contains(counter) {
+        Some((
+            "counter_out_of_range",
+            format!(
+                "counter {counter} is outside {}..={}",
+                a.counter_first, a.counter_last
+            ),
+        ))
+    } else if authorized > a.max_amount {
+        Some((
+            "over_allowance",
+            format!(
+                "signed amount {authorized} exceeds the allowance {}",
+                a.max_amount
+            ),
+        ))
+    } else {
+        None
+    };
+    Check::Ok(Box::new(CheckedTap {
+        pseudonym: body.pseudonym.0,
+        counter,
+        cert_hash: ci.hash,
+        account_id: ci.account_id,
+        device_id: ci.device_id,
+        fare_class: body.fare_class,
+        time,
+        line_id,
+        authorized,
+        proof: proof_bytes(proof),
+        fraud,
+    }))
+}
+
+/// Verifies a validator's record: its evidence, and that its own fields agree with it.
+pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInfo>) -> Check {
+    if rec.validator_id != batch_validator {
+        return reject(
+            "record_mismatch",
+            "the record names another validator than its batch",
+        );
+    }
+    if let TapProof::Nfc { challenge, .. } = &rec.proof {
+        if challenge.validator_id != rec.validator_id
+            || challenge.line_id != rec.line_id
+            || challenge.fare != rec.fare
+            || challenge
+                .validator_time
+                .saturating_sub(rec.time)
+                .saturating_abs()
+                > RECORD_TIME_TOLERANCE_SECS
+        {
+            return reject(
+                "record_mismatch",
+                "the record's validator, line, fare or time disagree with the signed challenge",
+            );
+        }
+    }
+    match check_proof(&rec.proof, cert, Some(&rec.pseudonym.0)) {
+        Check::Ok(mut t) => {
+            if t.line_id.is_none() {
+                if let TapProof::Qr { pass } = &rec.proof {
+                    if rec.fare > pass.body.max_amount {
+                        return reject(
+                            "record_mismatch",
+                            "the record's fare exceeds the pass's maximum",
+                        );
+                    }
+                }
+                t.line_id = Some(rec.line_id);
+            }
+            Check::Ok(t)
+        }
+        r => r,
+    }
+}
+
+/// Verifies a wallet log entry's evidence; the certificate must belong to `device_id`.
+pub fn check_entry(entry: &WalletLogEntry, device_id: i64, cert: Option<&CertInfo>) -> Check {
+    if let Some(ci) = cert {
+        if ci.device_id != device_id {
+            return reject(
+                "foreign_certificate",
+                "the entry's certificate belongs to another device",
+            );
+        }
+    }
+    check_proof(&entry.proof, cert, None)
+}
+
+/// The fare of one ride given the state so far. A ride whose line is unknown or not in the
+/// tariff costs its signed amount (bounded by the daily cap) and is not a transfer origin.
+pub fn rate(
+    tariff: &Tariff,
+    class: FareClass,
+    line: Option<u32>,
+    time: i64,
+    authorized: i64,
+    state: &RideState,
+) -> (i64, RideState) {
+    if let Some(l) = line {
+        if let Ok(q) = tariff.fare(class, l, time, state) {
+            return (q.amount, q.next);
+        }
+    }
+    let day = tariff.fare_day(time);
+    let spent = if state.fare_day == day {
+        state.spent_today
+    } else {
+        0
+    };
+    let cap = tariff
+        .daily_caps
+        .get(class.index())
+        .copied()
+        .unwrap_or(i64::MAX);
+    let amount = authorized.min(cap.saturating_sub(spent).max(0)).max(0);
+    (
+        amount,
+        RideState {
+            fare_day: day,
+            spent_today: spent.saturating_add(amount),
+            last_ride: state.last_ride,
+        },
+    )
+}

@@ -1,0 +1,170 @@
+//! Many wallets syncing and validators uploading at once; shutdown under load.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use mancard_protocol::{FareClass, RideState, TapRecord, Tariff, WalletLogEntry};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+
+const WALLETS: usize = 8;
+const TAPS: usize = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_syncs_and_batches_apply_each_tap_once() {
+    let h = Arc::new(Harness::start().await);
+    let v1 = Validator::register(&h, 1).await;
+    let v2 = Validator::register(&h, 2).await;
+    let tariff = Tariff::urmia_default();
+    let lines = [1u32, 2, 10, 1, 1, 2];
+
+    let mut wallets = Vec::new();
+    let mut records: Vec<TapRecord> = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..WALLETS {
+        let token = h.login(&format!("+98912555{i:04}")).await;
+        h.topup(&token, 1_000_000, "load").await;
+        let (mut w, _) = Wallet::provision(&h, &token).await;
+        let base = ride_base(w.server_time) + i as i64 * 7;
+        let mut entries: Vec<WalletLogEntry> = Vec::new();
+        let mut state = RideState::default();
+        let mut total = 0;
+        for k in 0..TAPS {
+            let line = lines[(k + i) % lines.len()];
+            let time = base + k as i64 * 900;
+            let q = tariff.fare(FareClass::Adult, line, time, &state).unwrap();
+            state = q.next;
+            total += q.amount;
+            let fare = tariff.line(line).unwrap().fares[0];
+            let (rec, e) = w.nfc_tap(1 + (k % 2) as u32, line, fare, time);
+            // validators see two thirds of the taps, the wallet reports all of them
+            if k % 3 != 2 {
+                records.push(rec);
+            }
+            entries.push(e);
+        }
+        expected.push((token.clone(), 1_000_000 - total));
+        wallets.push((w, entries));
+    }
+
+    let mut tasks = Vec::new();
+    for (mut w, entries) in wallets {
+        let h = Arc::clone(&h);
+        tasks.push(tokio::spawn(async move {
+            // three uploads, each re-sending the previous chunk (a lost response)
+            let chunks: Vec<&[WalletLogEntry]> = entries.chunks(4).collect();
+            for c in 0..chunks.len() {
+                let mut send = Vec::new();
+                if c > 0 {
+                    send.extend_from_slice(chunks[c - 1]);
+                }
+                send.extend_from_slice(chunks[c]);
+                let (s, v) = w.sync(&h, &send).await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                for t in v["taps"].as_array().unwrap() {
+                    let st = t["status"].as_str().unwrap();
+                    assert!(st == "settled" || st == "duplicate", "{t}");
+                }
+            }
+        }));
+    }
+    // validators: batches of 5 mixed records, each uploaded twice, from concurrent tasks
+    for (vid, v) in [(1u32, v1), (2u32, v2)] {
+        let mine: Vec<TapRecord> = records
+            .iter()
+            .filter(|r| r.validator_id == vid)
+            .cloned()
+            .collect();
+        let v = Arc::new(v);
+        for chunk in mine.chunks(5) {
+            let batch = v.batch(chunk.to_vec());
+            for _ in 0..2 {
+                let h = Arc::clone(&h);
+                let batch = batch.clone();
+                tasks.push(tokio::spawn(async move {
+                    let (s, b) = h.upload(&batch).await;
+                    assert_eq!(s, StatusCode::OK, "{b}");
+                    assert_eq!(b["rejected"], 0);
+                    assert_eq!(b["fraud"], 0);
+                }));
+            }
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let audit = h.audit().await;
+    assert_eq!(audit["taps"], (WALLETS * TAPS) as i64);
+    let mut sum = 0;
+    for (token, want) in &expected {
+        let got = h.balance(token).await;
+        assert_eq!(got, *want, "balance equals top-up minus the in-order fares");
+        sum += got;
+    }
+    assert_eq!(audit["ledger_total"], sum);
+    assert_eq!(audit["balances_total"], sum);
+    assert!(h.fraud_cases().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_under_load_keeps_every_acknowledged_write() {
+    let h = Harness::start().await;
+    let token = h.login("+989126660000").await;
+    let (_, acct) = h.get("/v1/account", Some(&token)).await;
+    let account_id = acct["account_id"].as_i64().unwrap();
+    let url = h.url.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut tasks = Vec::new();
+    for t in 0..6 {
+        let url = url.clone();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = client();
+            for i in 0..200 {
+                let key = format!("load-{t}-{i}");
+                let r = http
+                    .post(format!("{url}/v1/admin/adjustments"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({ "account_id": account_id, "amount": 1,
+                                   "idempotency_key": key, "note": "load" }))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        let _ = tx.send(key);
+                    }
+                    _ => break, // the server is going away
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut acked = Vec::new();
+    while acked.len() < 30 {
+        acked.push(rx.recv().await.unwrap());
+    }
+    let h = h.restart().await; // graceful shutdown while requests are in flight
+    for t in tasks {
+        t.await.unwrap();
+    }
+    while let Ok(k) = rx.try_recv() {
+        acked.push(k);
+    }
+    let balance = h.balance(&token).await;
+    assert!(balance >= acked.len() as i64, "{balance} < {}", acked.len());
+    for key in &acked {
+        let (s, v) = h
+            .admin_post(
+                "/v1/admin/adjustments",
+                &json!({ "account_id": account_id, "amount": 1, "idempotency_key": key, "note": "load" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["created"], false, "acknowledged write {key} was lost");
+    }
+    assert_eq!(h.balance(&token).await, balance);
+    h.audit().await;
+}

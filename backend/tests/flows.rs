@@ -1,0 +1,1184 @@
+//! End-to-end flows over real HTTP on a loopback port with a real SQLite file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use mancard_protocol::{verify_config, Pseudonym, VerifiedCertificate};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn statuses(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn fares(v: &Value, key: &str) -> Vec<i64> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["fare"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+#[tokio::test]
+async fn health_openapi_and_problem_errors() {
+    let h = Harness::start().await;
+    let (s, v) = h.get("/healthz", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "ok");
+    let (s, doc) = h.get("/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    for p in [
+        "/v1/wallet/sync",
+        "/v1/validator/batches",
+        "/v1/credential/provision",
+        "/v1/topups",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} missing from OpenAPI");
+    }
+
+    let (s, v) = h.get("/nope", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["code"], "not_found");
+    assert_eq!(v["status"], 404);
+
+    // malformed JSON, wrong type, missing field, wrong media type, too large
+    let r = h
+        .http
+        .post(h.u("/v1/auth/otp"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = decode(r).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["code"], "invalid_json");
+    let (s, v) = h.post("/v1/auth/otp", None, &json!({ "phone": 12 })).await;
+    assert!(s.is_client_error(), "{s} {v}");
+    let (s, _) = h.post("/v1/auth/otp", None, &json!({})).await;
+    assert!(s.is_client_error());
+    let r = h
+        .http
+        .post(h.u("/v1/auth/otp"))
+        .body("phone=1")
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = decode(r).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+    let big = "x".repeat(2 * 1024 * 1024);
+    let (s, v) = h.post("/v1/auth/otp", None, &json!({ "phone": big })).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    let (s, v) = h
+        .post("/v1/auth/otp", None, &json!({ "phone": "12ab" }))
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_phone"))
+    );
+
+    // authentication
+    let (s, v) = h.get("/v1/account", None).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (s, _) = h.get("/v1/account", Some("00")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = h.get("/v1/account", Some(&"ab".repeat(32))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, v) = h.get("/v1/admin/audit", Some("wrong")).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("bad_admin_token"))
+    );
+    let r = h.http.delete(h.u("/healthz")).send().await.unwrap();
+    let (s, v) = decode(r).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+
+    // binary endpoints and authenticated endpoints with garbage
+    for body in [
+        vec![],
+        vec![0u8; 3],
+        vec![b'B'; 40],
+        b"hello world".to_vec(),
+    ] {
+        let (s, v) = h.upload(&body).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_batch"))
+        );
+    }
+    let token = h.login("+989121111111").await;
+    let (s, v) = h
+        .post(
+            "/v1/credential/provision",
+            Some(&token),
+            &json!({ "nonce": "zz", "binding_public_key": "", "tap_public_key": "", "signature": "" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = h
+        .post(
+            "/v1/credential/provision",
+            Some(&token),
+            &json!({ "nonce": "00".repeat(32), "binding_public_key": "04".repeat(65),
+                     "tap_public_key": "04".repeat(65), "signature": "00".repeat(64) }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_key"))
+    );
+    let (s, v) = h
+        .post(
+            "/v1/wallet/sync",
+            Some(&token),
+            &json!({ "pseudonym": "00".repeat(16), "entries": ["4c01ff"] }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_entry"))
+    );
+    let (s, v) = h
+        .post(
+            "/v1/wallet/sync",
+            Some(&token),
+            &json!({ "pseudonym": "00".repeat(16) }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_device"))
+    );
+    let (s, v) = h
+        .post(
+            "/v1/wallet/sync",
+            Some(&token),
+            &json!({ "pseudonym": "00", "cursor": -1 }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    for amount in [-5, 0, 1, i64::MAX] {
+        let (s, v) = h
+            .post(
+                "/v1/topups",
+                Some(&token),
+                &json!({ "amount": amount, "idempotency_key": "k" }),
+            )
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_amount"))
+        );
+    }
+    let (s, _) = h.get("/v1/topups/doesnotexist", Some(&token)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = h.get("/v1/topups/callback", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = h.get("/v1/topups/callback?token=abc", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = h.get("/sandbox/pay/..%2f..", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = h
+        .get("/v1/wallet/log?pseudonym=00&from_seq=x", Some(&token))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = h
+        .admin_post(
+            "/v1/admin/validators",
+            &json!({ "validator_id": 1, "public_key": "04" }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_key"))
+    );
+}
+
+#[tokio::test]
+async fn one_time_codes_are_single_use_rate_limited_and_expire() {
+    let h = Harness::start().await;
+    let phone = "09121234567"; // normalized to +989121234567
+    let (s, v) = h
+        .post("/v1/auth/otp", None, &json!({ "phone": phone }))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(v["phone"], "+989121234567");
+    let (_, otp) = h.get("/sandbox/otp?phone=%2B989121234567", None).await;
+    let code = otp["code"].as_str().unwrap().to_string();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        let (s, _) = h
+            .post(
+                "/v1/auth/session",
+                None,
+                &json!({ "phone": phone, "code": wrong }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // attempts exhausted: even the right code is refused
+    let (s, v) = h
+        .post(
+            "/v1/auth/session",
+            None,
+            &json!({ "phone": phone, "code": code }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+
+    // a fresh code works once
+    h.post("/v1/auth/otp", None, &json!({ "phone": phone }))
+        .await;
+    let (_, otp) = h.get("/sandbox/otp?phone=09121234567", None).await;
+    let code = otp["code"].as_str().unwrap().to_string();
+    let (s, sess) = h
+        .post(
+            "/v1/auth/session",
+            None,
+            &json!({ "phone": phone, "code": code }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let token = sess["token"].as_str().unwrap();
+    assert_eq!(token.len(), 64);
+    let (s, _) = h
+        .post(
+            "/v1/auth/session",
+            None,
+            &json!({ "phone": phone, "code": code }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, acct) = h.get("/v1/account", Some(token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(acct["phone"], "+989121234567");
+    assert_eq!(acct["balance"], 0);
+    // same number again: same account
+    let t2 = h.login("+989121234567").await;
+    let (_, acct2) = h.get("/v1/account", Some(&t2)).await;
+    assert_eq!(acct2["account_id"], acct["account_id"]);
+
+    // at most 5 codes per hour per number (3 so far)
+    for _ in 0..2 {
+        let (s, _) = h
+            .post("/v1/auth/otp", None, &json!({ "phone": phone }))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+    let (s, v) = h
+        .post("/v1/auth/otp", None, &json!({ "phone": phone }))
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+
+    // expiry
+    let other = "+14155550100";
+    h.post("/v1/auth/otp", None, &json!({ "phone": other }))
+        .await;
+    let (_, otp) = h.get("/sandbox/otp?phone=%2B14155550100", None).await;
+    h.handle().engine().advance_clock(301).unwrap();
+    let (s, _) = h
+        .post(
+            "/v1/auth/session",
+            None,
+            &json!({ "phone": other, "code": otp["code"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = h.get("/sandbox/otp?phone=%2B14155550100", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn provisioning_replenishment_and_lost_phone() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000001").await;
+    h.topup(&token, 100_000, "first").await;
+    let (mut w, c) = Wallet::provision(&h, &token).await;
+    assert_eq!(c["counter_first"], 0);
+    assert_eq!(c["counter_last"], 63);
+    assert_eq!(c["max_amount"], 100_000);
+    assert_eq!(c["fare_class"], "adult");
+    assert!(c["valid_until"].as_i64().unwrap() - c["server_time"].as_i64().unwrap() == 72 * 3600);
+    // the certificate verifies under the issuer keys of the validator bundle
+    let cfg = h.config().await;
+    let vc = VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
+    assert_eq!(hex::encode(vc.hash), c["certificate_hash"]);
+    let k = &c["issuer_keys"][0];
+    assert_eq!(k["key_id"], 1);
+    assert_eq!(
+        k["public_key"],
+        hex::encode(cfg.body.issuer_keys[0].public_key.as_bytes())
+    );
+    assert_eq!(k["valid_from"], cfg.body.issuer_keys[0].valid_from);
+    let tariff = hex::decode(c["tariff"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        mancard_protocol::Tariff::decode(&tariff).unwrap(),
+        cfg.body.tariff
+    );
+
+    // replenish: same pseudonym, next counter range, new tap key
+    let old_pseudonym = w.pseudonym.clone();
+    let r = w.replenish(&h).await;
+    assert_eq!(r["pseudonym"], old_pseudonym);
+    assert_eq!(r["counter_first"], 64);
+    assert_eq!(r["counter_last"], 127);
+
+    // a proof for the other purpose, a reused nonce, or a foreign binding key is refused
+    let (tap, _) = mancard_protocol::SigningKey::generate().unwrap();
+    let req = Wallet::credential_request(
+        &h,
+        &token,
+        &w.binding,
+        &tap,
+        mancard_protocol::provision::ProvisionPurpose::Provision,
+    )
+    .await;
+    let (s, v) = h.post("/v1/credential/replenish", Some(&token), &req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_proof"))
+    );
+    let req = Wallet::credential_request(
+        &h,
+        &token,
+        &w.binding,
+        &tap,
+        mancard_protocol::provision::ProvisionPurpose::Replenish,
+    )
+    .await;
+    let (s, _) = h.post("/v1/credential/replenish", Some(&token), &req).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = h.post("/v1/credential/replenish", Some(&token), &req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_nonce"))
+    );
+    // the wallet may ask the range to start further on (counters it reserved)
+    let mut req = Wallet::credential_request(
+        &h,
+        &token,
+        &w.binding,
+        &tap,
+        mancard_protocol::provision::ProvisionPurpose::Replenish,
+    )
+    .await;
+    req["next_counter"] = json!(300);
+    let (s, v) = h.post("/v1/credential/replenish", Some(&token), &req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["counter_first"].as_u64(), v["counter_last"].as_u64()),
+        (Some(300), Some(363))
+    );
+    let other = h.login("+989120000002").await;
+    let req = Wallet::credential_request(
+        &h,
+        &other,
+        &w.binding,
+        &tap,
+        mancard_protocol::provision::ProvisionPurpose::Provision,
+    )
+    .await;
+    let (s, v) = h.post("/v1/credential/provision", Some(&other), &req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("binding_key_in_use"))
+    );
+
+    // ride a bit, then lose the phone
+    let base = ride_base(w.server_time);
+    let (_, e0) = w.nfc_tap(7, 1, 20_000, base);
+    let (s, v) = w.sync(&h, &[e0]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["balance"], 80_000);
+
+    let (w2, c2) = Wallet::provision(&h, &token).await;
+    assert_ne!(w2.pseudonym, old_pseudonym);
+    assert_eq!(c2["revoked_pseudonyms"], json!([old_pseudonym]));
+    assert_eq!(c2["balance"], 80_000, "balance carries over");
+    assert_eq!(c2["max_amount"], 80_000);
+    assert_eq!(c2["counter_first"], 0);
+    let cfg = h.config().await;
+    assert!(cfg.is_denied(&Pseudonym::from_hex(&old_pseudonym).unwrap()));
+    assert!(!cfg.is_denied(&Pseudonym::from_hex(&w2.pseudonym).unwrap()));
+    // the old phone learns it is revoked and cannot replenish
+    let (s, v) = w.sync(&h, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["credential"]["status"], "revoked");
+    assert_eq!(v["credential"]["reason"], "replaced_by_new_device");
+    let req = Wallet::credential_request(
+        &h,
+        &token,
+        &w.binding,
+        &tap,
+        mancard_protocol::provision::ProvisionPurpose::Replenish,
+    )
+    .await;
+    let (s, v) = h.post("/v1/credential/replenish", Some(&token), &req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("credential_revoked"))
+    );
+    // taps the old phone made offline before it was lost still settle
+    let (_, e1) = w.nfc_tap(7, 1, 20_000, base + 7200);
+    let (s, v) = w.sync(&h, &[e1]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(statuses(&v, "taps"), ["settled"]);
+    assert_eq!(h.balance(&token).await, 60_000);
+    assert!(h.fraud_cases().await.is_empty());
+    h.audit().await;
+}
+
+#[tokio::test]
+async fn topup_is_credited_exactly_once() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000003").await;
+    let (s, i1) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 50_000, "idempotency_key": "k1" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(i1["status"], "pending");
+    let (_, again) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 50_000, "idempotency_key": "k1" }),
+        )
+        .await;
+    assert_eq!(again["intent_id"], i1["intent_id"]);
+    let (s, v) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 60_000, "idempotency_key": "k1" }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_conflict"))
+    );
+
+    // the gateway page
+    let pay_url = i1["payment_url"].as_str().unwrap().to_string();
+    let page = h
+        .http
+        .get(&pay_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("50000") && page.contains("Pay") && page.contains("Cancel"));
+
+    // pay, but the redirect back is lost
+    let no_redirect = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect.post(&pay_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let callback = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(callback.contains("/v1/topups/callback?token="));
+    assert_eq!(
+        h.balance(&token).await,
+        0,
+        "nothing credited before verification"
+    );
+    // the wallet polls: verification happens, credited once
+    let id = i1["intent_id"].as_str().unwrap();
+    let (_, st) = h.get(&format!("/v1/topups/{id}"), Some(&token)).await;
+    assert_eq!(st["status"], "credited");
+    assert!(st["gateway_ref"].is_string());
+    assert_eq!(h.balance(&token).await, 50_000);
+    // the redirect arrives late, twice; the page is submitted again; the intent is retried
+    for _ in 0..2 {
+        let html = h
+            .http
+            .get(&callback)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("credited"));
+    }
+    let r = no_redirect.post(&pay_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, again) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 50_000, "idempotency_key": "k1" }),
+        )
+        .await;
+    assert_eq!(again["status"], "credited");
+    assert_eq!(again["ledger_entry_id"], st["ledger_entry_id"]);
+    assert_eq!(h.balance(&token).await, 50_000);
+
+    // another rider cannot see the intent
+    let t2 = h.login("+989120000004").await;
+    let (s, _) = h.get(&format!("/v1/topups/{id}"), Some(&t2)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // cancelled payment: nothing credited, paying afterwards changes nothing
+    let (_, i2) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 20_000, "idempotency_key": "k2" }),
+        )
+        .await;
+    let url2 = i2["payment_url"].as_str().unwrap();
+    let html = h
+        .http
+        .post(format!("{url2}/cancel"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("cancelled"));
+    let html = h
+        .http
+        .post(url2)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("cancelled"));
+    assert_eq!(h.balance(&token).await, 50_000);
+
+    // expired intent: the gateway refuses, nothing credited, the retry returns the same intent
+    let (_, i3) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 30_000, "idempotency_key": "k3" }),
+        )
+        .await;
+    h.handle().engine().advance_clock(901).unwrap();
+    let (_, st3) = h
+        .get(
+            &format!("/v1/topups/{}", i3["intent_id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st3["status"], "expired");
+    let r = h
+        .http
+        .post(i3["payment_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = decode(r).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("payment_expired"))
+    );
+    let (_, again3) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 30_000, "idempotency_key": "k3" }),
+        )
+        .await;
+    assert_eq!(again3["intent_id"], i3["intent_id"]);
+    assert_eq!(again3["status"], "expired");
+    assert_eq!(h.balance(&token).await, 50_000);
+
+    // paid, redirect lost, the wallet never polls: reconciliation credits it, once
+    let (_, i4) = h
+        .post(
+            "/v1/topups",
+            Some(&token),
+            &json!({ "amount": 10_000, "idempotency_key": "k4" }),
+        )
+        .await;
+    let r = no_redirect
+        .post(i4["payment_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let e = std::sync::Arc::clone(h.handle().engine());
+    assert_eq!(
+        tokio::task::spawn_blocking(move || e.reconcile_topups())
+            .await
+            .unwrap()
+            .unwrap(),
+        1
+    );
+    let e = std::sync::Arc::clone(h.handle().engine());
+    assert_eq!(
+        tokio::task::spawn_blocking(move || e.reconcile_topups())
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    assert_eq!(h.balance(&token).await, 60_000);
+    let (_, st4) = h
+        .get(
+            &format!("/v1/topups/{}", i4["intent_id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st4["status"], "credited");
+    assert_eq!(h.balance(&token).await, 60_000);
+
+    // the ledger: one entry per credited top-up
+    let (w, _) = Wallet::provision(&h, &token).await;
+    let mut w = w;
+    let (_, v) = w.sync(&h, &[]).await;
+    let ledger = v["ledger"].as_array().unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0]["kind"], "topup");
+    assert_eq!(ledger[0]["amount"], 50_000);
+    assert_eq!(ledger[1]["amount"], 10_000);
+    let audit = h.audit().await;
+    assert_eq!(audit["intents_credited_twice"], 0);
+}
+
+#[tokio::test]
+async fn validator_bundle_batches_and_settlement() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000005").await;
+    h.topup(&token, 200_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+
+    // bundle: signed, versioned, ETag / If-None-Match
+    let r = h
+        .http
+        .get(h.u("/v1/validator/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let cfg = mancard_protocol::ValidatorConfig::decode(&r.bytes().await.unwrap()).unwrap();
+    verify_config(&cfg, &cfg.body.issuer_keys, None).unwrap();
+    assert_eq!(cfg.body.tariff, mancard_protocol::Tariff::urmia_default());
+    assert_eq!(etag, format!("\"{}\"", cfg.body.bundle_version));
+    let r = h
+        .http
+        .get(h.u("/v1/validator/config"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = h
+        .http
+        .get(h.u("/v1/validator/config"))
+        .header("if-none-match", "\"999\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // three rides: full, transfer, full (same line again)
+    let base = ride_base(w.server_time);
+    let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
+    let (r1, e1) = w.nfc_tap(1, 2, 20_000, base + 600);
+    let (r2, e2) = w.nfc_tap(1, 2, 20_000, base + 1200);
+    let batch = v1.batch(vec![r0.clone(), r1.clone(), r2.clone()]);
+    let (s, b) = h.upload(&batch).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(statuses(&b, "records"), ["settled"; 3]);
+    assert_eq!(fares(&b, "records"), [20_000, 5_000, 20_000]);
+    assert_eq!(h.balance(&token).await, 155_000);
+
+    // replayed batch: the stored answer, nothing charged again
+    let (s, b2) = h.upload(&batch).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b2["duplicate_batch"], true);
+    assert_eq!(b2["records"], b["records"]);
+    assert_eq!(h.balance(&token).await, 155_000);
+    // same batch id, other content
+    let id: [u8; 16] = hex::decode(b["batch_id"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let (s, v) = h.upload(&v1.batch_with_id(id, vec![r0.clone()])).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("batch_id_conflict"))
+    );
+    // unknown validator, wrong key
+    let stranger = Validator {
+        id: 99,
+        key: mancard_protocol::SigningKey::generate().unwrap().0,
+    };
+    let (s, v) = h.upload(&stranger.batch(vec![r0.clone()])).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("unknown_validator"))
+    );
+    let forger = Validator {
+        id: 1,
+        key: mancard_protocol::SigningKey::generate().unwrap().0,
+    };
+    let (s, v) = h.upload(&forger.batch(vec![r0.clone()])).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("bad_batch_signature"))
+    );
+
+    // the wallet syncs the same taps plus a new one: duplicates, then settled
+    let (r3, e3) = w.nfc_tap(1, 10, 30_000, base + 3 * 3600);
+    let (s, v) = w.sync(&h, &[e0.clone(), e1, e2, e3]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        statuses(&v, "taps"),
+        ["duplicate", "duplicate", "duplicate", "settled"]
+    );
+    // daily cap: 20000 + 5000 + 20000 = 45000, so the 30000 metro ride costs 15000
+    assert_eq!(fares(&v, "taps"), [20_000, 5_000, 20_000, 15_000]);
+    assert_eq!(v["balance"], 140_000);
+    assert_eq!(v["credential"]["status"], "active");
+    assert_eq!(v["chain"]["next_seq"], 4);
+    let kinds: Vec<&str> = v["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["topup", "fare", "fare", "fare", "fare"]);
+    // re-sending the same entries is idempotent
+    let (s, v) = w.sync(&h, &[e0]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(statuses(&v, "taps"), ["duplicate"]);
+    assert_eq!(
+        v["ledger"].as_array().unwrap().len(),
+        0,
+        "cursor moved past old entries"
+    );
+    // a validator batch holding a record already settled by the wallet: partial duplicate
+    let (r4, _) = w.nfc_tap(1, 1, 20_000, base + 4 * 3600);
+    let (s, b) = h.upload(&v1.batch(vec![r3, r4])).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(statuses(&b, "records"), ["duplicate", "settled"]);
+    assert_eq!(fares(&b, "records"), [15_000, 0], "capped at 60000 a day");
+    assert_eq!(h.balance(&token).await, 140_000);
+
+    // a record whose own fields disagree with the signed challenge is rejected
+    let (mut r5, _) = w.nfc_tap(1, 1, 20_000, base + 5 * 3600);
+    r5.line_id = 2;
+    let (_, b) = h.upload(&v1.batch(vec![r5])).await;
+    assert_eq!(statuses(&b, "records"), ["rejected"]);
+    assert_eq!(b["records"][0]["reason"], "record_mismatch");
+    // a tampered amount: the signature does not verify, rejected, not fraud
+    let (mut r6, _) = w.nfc_tap(1, 1, 20_000, base + 6 * 3600);
+    if let mancard_protocol::TapProof::Nfc {
+        authorization,
+        challenge,
+        ..
+    } = &mut r6.proof
+    {
+        authorization.amount = 1;
+        challenge.fare = 1;
+    }
+    r6.fare = 1;
+    let (_, b) = h.upload(&v1.batch(vec![r6])).await;
+    assert_eq!(statuses(&b, "records"), ["rejected"]);
+    assert_eq!(b["records"][0]["reason"], "bad_signature");
+    assert!(h.fraud_cases().await.is_empty());
+    h.audit().await;
+}
+
+#[tokio::test]
+async fn late_reports_are_rerated_with_adjustments() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000006").await;
+    h.topup(&token, 200_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+    let base = ride_base(w.server_time);
+    let (_r0, _e0) = w.nfc_tap(1, 1, 20_000, base);
+    let (_r1, e1) = w.nfc_tap(1, 2, 20_000, base + 600);
+    // a wallet that lost entry 0 and starts its upload at entry 1: a gap, refused, not fraud
+    let (s, v) = w.sync(&h, std::slice::from_ref(&e1)).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("chain_gap"))
+    );
+    assert!(h.fraud_cases().await.is_empty(), "a gap is not fraud");
+
+    // second rider: ride 0 is reported only by the validator, and after the wallet's report of
+    // ride 1 (whose log holds only ride 1, as entry 0)
+    let token2 = h.login("+989120000007").await;
+    h.topup(&token2, 200_000, "t").await;
+    let (mut w2, _) = Wallet::provision(&h, &token2).await;
+    let (a0, _) = w2.nfc_tap(1, 1, 20_000, base);
+    let (_, b1) = w2.nfc_tap(1, 2, 20_000, base + 600);
+    let w3_entries = vec![mancard_protocol::WalletLogEntry {
+        seq: 0,
+        prev_hash: mancard_protocol::GENESIS_HASH,
+        time: b1.time,
+        amount: b1.amount,
+        proof: b1.proof.clone(),
+    }];
+    let (s, v) = w2.sync(&h, &w3_entries).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(fares(&v, "taps"), [20_000]);
+    let (_, b) = h.upload(&v1.batch(vec![a0])).await;
+    assert_eq!(statuses(&b, "records"), ["settled"]);
+    assert_eq!(fares(&b, "records"), [20_000]);
+    // ride 1 is now a transfer: corrected by an adjustment of +15000
+    assert_eq!(h.balance(&token2).await, 200_000 - 20_000 - 5_000);
+    let (_, v) = w2.sync(&h, &[]).await;
+    let adj: Vec<&Value> = v["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "fare_adjustment")
+        .collect();
+    assert_eq!(adj.len(), 1);
+    assert_eq!(adj[0]["amount"], 15_000);
+
+    // QR known only from the wallet: charged its signed maximum, corrected when the reader's
+    // record names the line
+    let token3 = h.login("+989120000008").await;
+    h.topup(&token3, 200_000, "t").await;
+    let (mut q, _) = Wallet::provision(&h, &token3).await;
+    let (rec, entry) = q.qr_tap(1, 1, 20_000, base, 30_000);
+    let (_, v) = q.sync(&h, &[entry]).await;
+    assert_eq!(statuses(&v, "taps"), ["settled"]);
+    assert_eq!(fares(&v, "taps"), [30_000]);
+    assert_eq!(v["balance"], 170_000);
+    let (_, b) = h.upload(&v1.batch(vec![rec])).await;
+    assert_eq!(statuses(&b, "records"), ["duplicate"]);
+    assert_eq!(fares(&b, "records"), [20_000]);
+    assert_eq!(h.balance(&token3).await, 180_000);
+    drop(w);
+    h.audit().await;
+}
+
+#[tokio::test]
+async fn clone_with_same_counter_is_fraud_and_denied() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000009").await;
+    h.topup(&token, 200_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+    let v2 = Validator::register(&h, 2).await;
+    let base = ride_base(w.server_time);
+    let before = h.config().await.body.bundle_version;
+    let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
+    // the clone (same tap key, copied data directory) uses counter 0 again on another bus
+    let (c0, _) = w.nfc_tap_with_counter(2, 2, 20_000, base + 3600, 0);
+    let (_, b) = h.upload(&v1.batch(vec![r0])).await;
+    assert_eq!(statuses(&b, "records"), ["settled"]);
+    let (_, b) = h.upload(&v2.batch(vec![c0])).await;
+    assert_eq!(statuses(&b, "records"), ["fraud"]);
+    assert_eq!(b["records"][0]["reason"], "duplicate_counter");
+    let cases = h.fraud_cases().await;
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0]["kind"], "duplicate_counter");
+    assert_eq!(cases[0]["pseudonym"], w.pseudonym.as_str());
+    let cfg = h.config().await;
+    assert!(cfg.is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
+    // a new, higher bundle version: a validator holding the old one gets it
+    assert!(cfg.body.bundle_version > before);
+    let r = h
+        .http
+        .get(h.u("/v1/validator/config"))
+        .header("if-none-match", format!("\"{before}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // the genuine wallet's own report of counter 0 still matches the first: a duplicate
+    let (s, v) = w.sync(&h, &[e0]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(statuses(&v, "taps"), ["duplicate"]);
+    assert_eq!(v["credential"]["status"], "revoked");
+    assert_eq!(v["balance"], 180_000, "the conflicting tap is not charged");
+    h.audit().await;
+}
+
+#[tokio::test]
+async fn restored_backup_breaks_the_chain() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000010").await;
+    h.topup(&token, 200_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let base = ride_base(w.server_time);
+    let (_, e0) = w.nfc_tap(1, 1, 20_000, base);
+    let (seq1, prev1, ctr1) = (w.seq, w.prev, w.next_counter);
+    let (_, e1) = w.nfc_tap(1, 1, 20_000, base + 3600);
+    let (s, v) = w.sync(&h, &[e0, e1]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // the app restored from a backup taken after entry 0 writes a different entry 1
+    w.seq = seq1;
+    w.prev = prev1;
+    w.next_counter = ctr1 + 1;
+    let (_, f1) = w.nfc_tap(1, 2, 20_000, base + 7200);
+    let (s, v) = w.sync(&h, &[f1]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["credential"]["status"], "revoked");
+    assert_eq!(v["credential"]["reason"], "broken_chain");
+    let cases = h.fraud_cases().await;
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0]["kind"], "broken_chain");
+    assert!(h
+        .config()
+        .await
+        .is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
+    h.audit().await;
+}
+
+#[tokio::test]
+async fn counter_beyond_range_is_fraud() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000011").await;
+    h.topup(&token, 200_000, "t").await;
+    let (mut w, c) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+    let base = ride_base(w.server_time);
+    let last = c["counter_last"].as_u64().unwrap() as u32;
+    let (r, _) = w.nfc_tap_with_counter(1, 1, 20_000, base, last + 1);
+    let (_, b) = h.upload(&v1.batch(vec![r])).await;
+    assert_eq!(statuses(&b, "records"), ["fraud"]);
+    assert_eq!(b["records"][0]["reason"], "counter_out_of_range");
+    assert_eq!(h.fraud_cases().await[0]["kind"], "counter_out_of_range");
+    assert!(h
+        .config()
+        .await
+        .is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
+    h.audit().await;
+}
+
+#[tokio::test]
+async fn key_rotation_restart_and_log_recovery() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000012").await;
+    h.topup(&token, 100_000, "t").await;
+    let (mut w, c) = Wallet::provision(&h, &token).await;
+    assert_eq!(c["issuer_key_id"], 1);
+    let v1 = Validator::register(&h, 1).await;
+    let (s, k) = h
+        .admin_post("/v1/admin/issuer-keys/rotate", &json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["current_key_id"], 2);
+    assert!(k.to_string().find("pkcs8").is_none());
+    let cfg = h.config().await;
+    let ids: Vec<u32> = cfg.body.issuer_keys.iter().map(|k| k.key_id).collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(cfg.body.signer_key_id, 2);
+    // the old certificate still verifies and its taps settle; new certificates use key 2
+    VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
+    let base = ride_base(w.server_time);
+    let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
+    let (_, b) = h.upload(&v1.batch(vec![r0])).await;
+    assert_eq!(statuses(&b, "records"), ["settled"]);
+    let r = w.replenish(&h).await;
+    assert_eq!(r["issuer_key_id"], 2);
+    VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
+    let (_, e1) = w.nfc_tap(1, 10, 30_000, base + 3600);
+    let (s, v) = w.sync(&h, &[e0.clone(), e1.clone()]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v, "taps"), ["duplicate", "settled"]);
+
+    // key file permissions
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let kf = mancard_backend::keys::key_file_path(&db_path(&h.dir));
+        let mode = std::fs::metadata(kf).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mode = std::fs::metadata(db_path(&h.dir))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "the database holds personal data");
+    }
+
+    // restart on the same files: sessions, balances, keys and the chain survive
+    let before = h.balance(&token).await;
+    let h = h.restart().await;
+    assert_eq!(h.balance(&token).await, before);
+    assert_eq!(before, 50_000);
+    let cfg2 = h.config().await;
+    assert_eq!(cfg2.body.bundle_version, cfg.body.bundle_version);
+    // a wallet that lost its last record after a power loss learns it back
+    let (s, log) = h
+        .get(
+            &format!("/v1/wallet/log?pseudonym={}&from_seq=1", w.pseudonym),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0]["entry"].as_str().unwrap(),
+        hex::encode(e1.encode())
+    );
+    let (_, e2) = w.nfc_tap(1, 1, 20_000, base + 7200);
+    let (s, v) = w.sync(&h, &[e2]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v, "taps"), ["settled"]);
+    h.audit().await;
+}
+
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn hostile_inputs_never_cause_a_server_error() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000013").await;
+    h.topup(&token, 100_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+    let base = ride_base(w.server_time);
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+
+    // extreme times in a correctly signed batch
+    let (mut r, _) = w.nfc_tap(1, 1, 20_000, i64::MAX);
+    r.time = i64::MIN;
+    let (s, b) = h.upload(&v1.batch(vec![r])).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(statuses(&b, "records"), ["rejected"]);
+
+    // random bytes, and every single-byte corruption of a sample of positions
+    for _ in 0..50 {
+        let len = (rng.next() % 600) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let (s, _) = h.upload(&bytes).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+    let (rec, entry) = w.nfc_tap(1, 1, 20_000, base);
+    let good = v1.batch(vec![rec]);
+    let entry_bytes = entry.encode();
+    for _ in 0..60 {
+        let mut b = good.clone();
+        let i = (rng.next() as usize) % b.len();
+        b[i] ^= 1 << (rng.next() % 8);
+        let (s, v) = h.upload(&b).await;
+        assert!(s.is_success() || s.is_client_error(), "{s} {v}");
+        let mut e = entry_bytes.clone();
+        let i = (rng.next() as usize) % e.len();
+        e[i] ^= 1 << (rng.next() % 8);
+        let body = json!({ "pseudonym": w.pseudonym, "entries": [hex::encode(&e)] });
+        let (s, v) = h.post("/v1/wallet/sync", Some(&token), &body).await;
+        assert!(s.is_success() || s.is_client_error(), "{s} {v}");
+    }
+    // JSON of the wrong shape everywhere
+    for path in [
+        "/v1/auth/session",
+        "/v1/credential/provision",
+        "/v1/credential/replenish",
+        "/v1/topups",
+        "/v1/wallet/sync",
+        "/v1/admin/validators",
+        "/v1/admin/adjustments",
+    ] {
+        for body in [
+            json!(null),
+            json!([]),
+            json!({"a": 1}),
+            json!("x"),
+            json!({"amount": 1e300}),
+        ] {
+            let (s, v) = h
+                .post(
+                    path,
+                    Some(if path.contains("admin") {
+                        ADMIN
+                    } else {
+                        &token
+                    }),
+                    &body,
+                )
+                .await;
+            assert!(s.is_client_error(), "{path} {s} {v}");
+        }
+    }
+    let (s, v) = h
+        .admin_post(
+            "/v1/admin/adjustments",
+            &json!({ "account_id": 1, "amount": i64::MAX, "idempotency_key": "x", "note": "" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    h.audit().await;
+}
+
+#[tokio::test]
+async fn credential_status_tells_when_to_replenish() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000014").await;
+    h.topup(&token, 100_000, "a").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let (_, v) = w.sync(&h, &[]).await;
+    assert_eq!(v["credential"]["status"], "active");
+    assert!(v["server_time"].as_i64().unwrap() > 1_700_000_000);
+    // a top-up lets the allowance grow
+    h.topup(&token, 50_000, "b").await;
+    let (_, v) = w.sync(&h, &[]).await;
+    assert_eq!(v["credential"]["status"], "replenish_due");
+    assert_eq!(v["credential"]["reason"], "allowance_can_grow");
+    let c = w.replenish(&h).await;
+    assert_eq!(c["max_amount"], 150_000);
+    let (_, v) = w.sync(&h, &[]).await;
+    assert_eq!(v["credential"]["status"], "active");
+    assert_eq!(v["credential"]["certificate"], c["certificate"]);
+    // most counters used
+    let base = ride_base(w.server_time);
+    let mut entries = Vec::new();
+    for k in 0..48 {
+        let (_, e) = w.nfc_tap(1, 1 + (k % 2) as u32, 0, base + k * 60);
+        entries.push(e);
+    }
+    let (s, v) = w.sync(&h, &entries).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["credential"]["reason"], "counters_low");
+    // expiry near
+    w.replenish(&h).await;
+    h.handle().engine().advance_clock(49 * 3600).unwrap();
+    let (_, v) = w.sync(&h, &[]).await;
+    assert_eq!(v["credential"]["status"], "replenish_due");
+    assert_eq!(v["credential"]["reason"], "expiry_near");
+    h.audit().await;
+}
