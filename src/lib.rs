@@ -1,1 +1,44 @@
-//! ManCard wallet core.
+//! # mancard: the wallet core
+//!
+//! The Rust core that runs inside the rider's Android/iOS app: sealed keys, the credential
+//! store, NFC host card emulation, QR boarding passes and an offline ledger. Everything works
+//! offline; network sync and the uniffi FFI are layered on top later. The public API uses owned
+//! types (`Vec<u8>`, `String`) and one small error enum, [`WalletError`].
+//!
+//! - [`Wallet`]: opens one wallet (a data directory with `wallet.sqlite3` and `counters.bin`).
+//! - [`Wallet::process_apdu`]: the HCE entry point, a total function (any bytes → a response).
+//! - [`Wallet::boarding_pass`]: a signed QR pass with its renderings.
+//! - [`PlatformKeystore`]: the phone's key storage; [`SoftwareKeystore`] for desktop and tests.
+//!
+//! Storage and counter durability are explained in `docs/adr/0002-wallet-storage-and-counters.md`.
+//! Secrets (tap key, sealing key) are never logged, printed or returned.
+
+mod counters;
+mod db;
+mod error;
+mod hce;
+mod keystore;
+pub mod money;
+mod pass;
+pub mod qr;
+mod types;
+mod util;
+mod wallet;
+
+pub use db::SCHEMA_VERSION;
+pub use error::WalletError;
+pub use keystore::{KeystoreError, PlatformKeystore, SoftwareKeystore};
+pub use qr::QrMatrix;
+pub use types::{
+    BoardingPassQr, CredentialRequest, CredentialState, HistoryItem, HistoryKind, HistoryPage,
+    IssuerKeyInfo, LedgerView, WalletConfig, WalletStats, WalletStatus,
+};
+pub use util::now_utc;
+pub use wallet::{format_local_time, Wallet, COUNTER_FILE, DB_FILE};
+
+/// Compile-time check that the wallet can be shared between the HCE, UI and sync threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Wallet>();
+    assert_send_sync::<std::sync::Arc<dyn PlatformKeystore>>();
+};

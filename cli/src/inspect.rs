@@ -33,7 +33,10 @@ pub fn run(args: InspectArgs) -> CliResult {
         let key = parse_issuer_key(text.trim(), msg.issuer_key_id())?;
         match msg.verify_issuer(&key) {
             None => {
-                println!("verification: not applicable ({} is not issuer-signed)", msg.kind());
+                println!(
+                    "verification: not applicable ({} is not issuer-signed)",
+                    msg.kind()
+                );
             }
             Some(Ok(())) => println!("verification: OK (issuer key {})", key.key_id),
             Some(Err(e)) => {

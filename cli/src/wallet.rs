@@ -1,14 +1,351 @@
-//! `mancard wallet`: built by its own issue; until then it says so.
+//! `mancard wallet`: the rider's wallet core on the command line, for debugging and demos.
+//!
+//! Layout of `--data-dir DIR`: the wallet (`wallet.sqlite3`, `counters.bin`) in `DIR/wallet`,
+//! the software keystore in `DIR/keystore`. Only `init` creates anything.
 
 use crate::CliResult;
-use clap::Args;
+use clap::{Args, Subcommand};
+use mancard::{money, CredentialRequest, IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};
+use mancard_protocol::{
+    CertificateBody, CredentialCertificate, FareClass, OfflineAllowance, Pseudonym, PublicKey,
+    ResponseApdu, SigningKey,
+};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct WalletArgs {
-    /// Arguments (this command is not built yet).
-    rest: Vec<String>,
+    /// Directory holding the wallet (`DIR/wallet`) and its software keystore (`DIR/keystore`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: WalletCommand,
 }
 
-pub fn run(_args: WalletArgs) -> CliResult {
-    Err("`mancard wallet` is not available in this build yet".into())
+#[derive(Subcommand)]
+enum WalletCommand {
+    /// Create the wallet and its keystore.
+    Init,
+    /// Print what the backend needs to issue a certificate (creates a tap key if none is pending).
+    Request,
+    /// Install a certificate (hex) issued for the pending tap key.
+    InstallCert {
+        /// The certificate, hex.
+        cert_hex: String,
+        /// Issuer public key file: hex of the 65-byte uncompressed key, optionally `KEYID:HEX`.
+        #[arg(long, value_name = "FILE")]
+        issuer_key: PathBuf,
+    },
+    /// Debugging without a backend: issue a certificate for the pending tap key with a local
+    /// issuer key (created in DIR/dev-issuer.pk8, public half in DIR/dev-issuer.pub) and install it.
+    DevIssue {
+        /// Fare class: adult, student, senior or free.
+        #[arg(long, default_value = "adult")]
+        class: String,
+        /// Offline allowance, rials.
+        #[arg(long, default_value_t = 200_000)]
+        amount: i64,
+        /// Number of counters (rides) in the certificate.
+        #[arg(long, default_value_t = 1_000)]
+        counters: u32,
+        /// Validity, days.
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+    },
+    /// Credential state, offline allowance and balances.
+    Status,
+    /// History, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Continue after this item id / cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show a QR boarding pass in the terminal (uses a counter and reserves the pass amount).
+    Qr {
+        /// Also write the QR as a PNG.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Also write the QR as an SVG.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// Feed one command APDU (hex) to the wallet, print the response and its status word.
+    Apdu {
+        /// The command APDU, hex (spaces allowed).
+        hex: String,
+    },
+}
+
+fn paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("wallet"), dir.join("keystore"))
+}
+
+fn open(dir: &Path) -> Result<Wallet, Box<dyn std::error::Error>> {
+    let (wallet_dir, ks_dir) = paths(dir);
+    if !wallet_dir.join(mancard::DB_FILE).exists() {
+        return Err(format!(
+            "no wallet in {} (create one with `mancard wallet --data-dir {} init`)",
+            dir.display(),
+            dir.display()
+        )
+        .into());
+    }
+    let ks = SoftwareKeystore::open(&ks_dir)
+        .map_err(|e| format!("cannot open the keystore in {}: {e}", ks_dir.display()))?;
+    Ok(Wallet::open(
+        &wallet_dir,
+        Arc::new(ks),
+        WalletConfig::default(),
+    )?)
+}
+
+fn print_request(r: &CredentialRequest) {
+    println!("tap public key:     {}", hex::encode(&r.tap_public_key));
+    println!("binding public key: {}", hex::encode(&r.binding_public_key));
+    println!("next counter:       {}", r.next_counter);
+}
+
+fn time(t: i64) -> String {
+    mancard::format_local_time(t, 12_600)
+}
+
+pub fn run(args: WalletArgs) -> CliResult {
+    let dir = &args.data_dir;
+    let now = mancard::now_utc();
+    match args.command {
+        WalletCommand::Init => {
+            let (wallet_dir, ks_dir) = paths(dir);
+            if wallet_dir.join(mancard::DB_FILE).exists() {
+                return Err(format!("a wallet already exists in {}", dir.display()).into());
+            }
+            let ks = SoftwareKeystore::open_or_create(&ks_dir)
+                .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
+            let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?;
+            println!("created a wallet in {}", dir.display());
+            print_request(&w.prepare_credential_request()?);
+        }
+        WalletCommand::Request => print_request(&open(dir)?.prepare_credential_request()?),
+        WalletCommand::InstallCert {
+            cert_hex,
+            issuer_key,
+        } => {
+            let w = open(dir)?;
+            let cert = hex::decode(cert_hex.split_whitespace().collect::<String>())
+                .map_err(|e| format!("the certificate is not hex: {e}"))?;
+            let claimed = CredentialCertificate::decode(&cert)
+                .map(|c| c.body.issuer_key_id)
+                .ok();
+            let text = std::fs::read_to_string(&issuer_key)
+                .map_err(|e| format!("cannot read {}: {e}", issuer_key.display()))?;
+            let key = parse_issuer_key(text.trim(), claimed)?;
+            w.install_certificate(cert, vec![key], now)?;
+            println!("certificate installed");
+            print_status(&w, now)?;
+        }
+        WalletCommand::DevIssue {
+            class,
+            amount,
+            counters,
+            days,
+        } => {
+            let w = open(dir)?;
+            let class =
+                FareClass::parse(&class).ok_or_else(|| format!("unknown fare class {class:?}"))?;
+            let issuer = dev_issuer(dir)?;
+            let req = w.prepare_credential_request()?;
+            let cert = CertificateBody {
+                issuer_key_id: 1,
+                pseudonym: Pseudonym::random()?,
+                tap_public_key: PublicKey::from_bytes(&req.tap_public_key, "tap public key")?,
+                valid_from: now - 60,
+                valid_until: now + days.max(1) * 86_400,
+                fare_class: class,
+                allowance: OfflineAllowance {
+                    counter_first: req.next_counter,
+                    counter_last: req.next_counter.saturating_add(counters.max(1) - 1),
+                    max_amount: amount,
+                },
+            }
+            .sign(&issuer)?;
+            let key = IssuerKeyInfo {
+                key_id: 1,
+                public_key: issuer.public_key().as_bytes().to_vec(),
+                valid_from: i64::MIN,
+                valid_until: i64::MAX,
+            };
+            w.install_certificate(cert.encode(), vec![key], now)?;
+            println!("certificate (hex): {}", hex::encode(cert.encode()));
+            print_status(&w, now)?;
+        }
+        WalletCommand::Status => print_status(&open(dir)?, now)?,
+        WalletCommand::History { limit, cursor } => {
+            let w = open(dir)?;
+            let page = w.history(cursor, limit)?;
+            if page.items.is_empty() {
+                println!("no history");
+            }
+            for i in &page.items {
+                let what = match i.kind {
+                    mancard::HistoryKind::Tap => format!(
+                        "NFC tap   line {} validator {} counter {}",
+                        i.line_id.unwrap_or(0),
+                        i.validator_id.unwrap_or(0),
+                        i.counter.unwrap_or(0)
+                    ),
+                    mancard::HistoryKind::Pass => {
+                        format!("QR pass   counter {}", i.counter.unwrap_or(0))
+                    }
+                    mancard::HistoryKind::Refusal => {
+                        format!("REFUSED   {:04X} {}", i.status_word.unwrap_or(0), i.detail)
+                    }
+                    mancard::HistoryKind::TopUp => format!("top-up    {}", i.detail),
+                };
+                println!(
+                    "{:<14} {}  {:<60} {}",
+                    i.id,
+                    time(i.time),
+                    what,
+                    money::format_amount(i.amount)
+                );
+            }
+            if let Some(c) = page.next_cursor {
+                println!("more: --cursor {c}");
+            }
+        }
+        WalletCommand::Qr { png, svg } => {
+            let w = open(dir)?;
+            let p = w.boarding_pass(now)?;
+            print!("{}", p.terminal());
+            println!(
+                "pass counter {} · up to {} · valid until {} · refresh at {} · QR version {}",
+                p.counter,
+                money::format_amount(p.max_amount),
+                time(p.expires_at),
+                time(p.refresh_at),
+                p.matrix.version
+            );
+            println!("{}", p.text);
+            if let Some(f) = png {
+                std::fs::write(&f, p.png(8)?)?;
+                println!("wrote {}", f.display());
+            }
+            if let Some(f) = svg {
+                std::fs::write(&f, p.svg())?;
+                println!("wrote {}", f.display());
+            }
+        }
+        WalletCommand::Apdu { hex: h } => {
+            let w = open(dir)?;
+            let cmd = hex::decode(h.split_whitespace().collect::<String>())
+                .map_err(|e| format!("the APDU is not hex: {e}"))?;
+            // One field session: a command after SELECT needs the SELECT in the same process.
+            let resp = w.process_apdu(cmd);
+            let r = ResponseApdu::parse(&resp)?;
+            println!("{}", hex::encode_upper(&resp));
+            println!(
+                "SW {:04X}: {} ({} data byte(s))",
+                r.sw.code(),
+                r.sw.describe(),
+                r.data.len()
+            );
+            w.deactivated();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(w: &Wallet, now: i64) -> Result<(), Box<dyn std::error::Error>> {
+    let s = w.status(now)?;
+    let l = w.ledger()?;
+    println!("{}", s.summary);
+    println!("state:              {:?}", s.state);
+    if let Some(c) = &s.fare_class {
+        println!("fare class:         {c}");
+    }
+    if let (Some(a), Some(b)) = (s.valid_from, s.valid_until) {
+        println!("valid:              {} → {}", time(a), time(b));
+    }
+    println!("counters left:      {}", s.counters_left);
+    println!(
+        "replenish due:      {}",
+        if s.replenish_due { "yes" } else { "no" }
+    );
+    println!(
+        "pending request:    {}",
+        if s.pending_request { "yes" } else { "no" }
+    );
+    println!(
+        "locked:             {}",
+        if s.locked { "yes" } else { "no" }
+    );
+    if let Some(p) = &s.problem {
+        println!("problem:            {p}");
+    }
+    if let Some(h) = &s.cert_hash_hex {
+        println!("certificate hash:   {h}");
+    }
+    println!(
+        "confirmed balance:  {}",
+        money::format_amount(l.confirmed_balance)
+    );
+    println!(
+        "pending:            {} tap(s), {}",
+        l.pending_taps,
+        money::format_amount(l.pending_amount)
+    );
+    println!(
+        "available:          {}",
+        money::format_amount(l.available_balance)
+    );
+    println!(
+        "offline allowance:  {}",
+        money::format_amount(l.offline_allowance_remaining)
+    );
+    Ok(())
+}
+
+/// The local debugging issuer key: created once (mode 0600) in the data directory.
+fn dev_issuer(dir: &Path) -> Result<SigningKey, Box<dyn std::error::Error>> {
+    let path = dir.join("dev-issuer.pk8");
+    if path.exists() {
+        return Ok(SigningKey::from_pkcs8(&std::fs::read(&path)?)?);
+    }
+    let (key, pkcs8) = SigningKey::generate()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    opts.open(&path)?.write_all(&pkcs8)?;
+    std::fs::write(
+        dir.join("dev-issuer.pub"),
+        format!("1:{}\n", hex::encode(key.public_key().as_bytes())),
+    )?;
+    Ok(key)
+}
+
+/// `HEX` or `KEYID:HEX`; without an id, the certificate's claimed id is used (the signature is
+/// still checked).
+fn parse_issuer_key(
+    text: &str,
+    claimed: Option<u32>,
+) -> Result<IssuerKeyInfo, Box<dyn std::error::Error>> {
+    let (id, hexkey) = match text.split_once(':') {
+        Some((id, k)) => (Some(id.trim().parse::<u32>()?), k.trim()),
+        None => (None, text),
+    };
+    let bytes = hex::decode(hexkey).map_err(|e| format!("issuer key is not hex: {e}"))?;
+    PublicKey::from_bytes(&bytes, "issuer key")?;
+    Ok(IssuerKeyInfo {
+        key_id: id.or(claimed).unwrap_or(0),
+        public_key: bytes,
+        valid_from: i64::MIN,
+        valid_until: i64::MAX,
+    })
 }

@@ -335,7 +335,10 @@ fn oversized_lists_are_refused_at_signing_not_emitted() {
     };
     assert!(matches!(
         cfg.sign(&key),
-        Err(KeyError::MessageTooLarge { field: "tariff line list", .. })
+        Err(KeyError::MessageTooLarge {
+            field: "tariff line list",
+            ..
+        })
     ));
     let le0 = mancard_protocol::CommandApdu {
         le: Some(0),

@@ -1,0 +1,219 @@
+//! Owned, FFI-friendly records the wallet returns.
+
+use crate::qr::QrMatrix;
+
+/// Tunables of a wallet. `Default` gives the production values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletConfig {
+    /// Counters reserved per fsync (the reservation block; doubles up to 16× if bursts of taps
+    /// outrun the fsync).
+    pub counter_block: u32,
+    /// Replenishment is due this long before the certificate expires, seconds.
+    pub replenish_before_expiry_secs: i64,
+    /// Replenishment is due when this many rides or fewer are left offline.
+    pub replenish_below_rides: u64,
+    /// Lifetime of a QR pass, seconds.
+    pub pass_lifetime_secs: u16,
+    /// Amount a QR pass reserves against the allowance; `None`: the tariff's highest fare for the
+    /// credential's fare class.
+    pub pass_max_amount: Option<i64>,
+    /// Run counter reservations and WAL checkpoints on a background thread (the default). When
+    /// false they run inline, on the caller's thread (for tests that want determinism).
+    pub background_maintenance: bool,
+}
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        Self {
+            counter_block: 16,
+            replenish_before_expiry_secs: 2 * 86_400,
+            replenish_below_rides: 4,
+            pass_lifetime_secs: mancard_protocol::DEFAULT_PASS_LIFETIME_SECS,
+            pass_max_amount: None,
+            background_maintenance: true,
+        }
+    }
+}
+
+/// An issuer public key the wallet may verify a certificate against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerKeyInfo {
+    pub key_id: u32,
+    /// Uncompressed SEC1 P-256 point (65 bytes).
+    pub public_key: Vec<u8>,
+    pub valid_from: i64,
+    pub valid_until: i64,
+}
+
+/// What the backend needs to issue a certificate for this wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRequest {
+    /// The pending tap key's public half (65 bytes): goes into the certificate.
+    pub tap_public_key: Vec<u8>,
+    /// The binding key's public half (65 bytes).
+    pub binding_public_key: Vec<u8>,
+    /// The lowest counter this wallet can still use: the certificate's range must reach past it.
+    pub next_counter: u32,
+}
+
+/// Where the credential stands, for the app to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialState {
+    /// Nothing installed yet.
+    NoCredential,
+    /// Installed and usable.
+    Active,
+    /// Usable, but a new certificate should be fetched (expiry near or allowance low).
+    ReplenishDue,
+    /// Not valid yet at the (server-corrected) wallet time.
+    NotYetValid,
+    /// Past its validity window.
+    Expired,
+    /// Revoked by the backend.
+    Revoked,
+    /// Offline counters or allowance used up.
+    Exhausted,
+    /// The tap key could not be unsealed (see `WalletStatus::problem`).
+    KeyUnavailable,
+}
+
+/// The wallet's state, as the app shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletStatus {
+    pub state: CredentialState,
+    /// Fare class name ("adult", "student", ...), when a credential is installed.
+    pub fare_class: Option<String>,
+    /// Certificate validity window, UTC seconds.
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    /// Rides still possible offline (bounded by counters and by allowance / highest fare).
+    pub rides_available: u64,
+    /// Rials of offline allowance left.
+    pub amount_available: i64,
+    /// Counters left in the certificate's range.
+    pub counters_left: u64,
+    pub replenish_due: bool,
+    /// A tap key is waiting for its certificate.
+    pub pending_request: bool,
+    pub locked: bool,
+    /// Hex of the installed certificate's hash.
+    pub cert_hash_hex: Option<String>,
+    /// "5 rides / 2,000 toman (20,000 rials) available offline until 2026-11-30 12:00 (+03:30)".
+    pub summary: String,
+    /// Why the credential cannot be used, when it cannot.
+    pub problem: Option<String>,
+}
+
+/// Balances as the app shows them, rials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerView {
+    /// The balance the backend last confirmed.
+    pub confirmed_balance: i64,
+    /// When it confirmed it (backend time, UTC seconds), if ever.
+    pub confirmed_at: Option<i64>,
+    /// Taps and passes recorded after the confirmed balance.
+    pub pending_taps: u64,
+    pub pending_amount: i64,
+    /// confirmed − pending.
+    pub available_balance: i64,
+    /// Offline allowance left under the installed certificate (0 without one).
+    pub offline_allowance_remaining: i64,
+}
+
+/// What a history entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryKind {
+    Tap,
+    Pass,
+    Refusal,
+    TopUp,
+}
+
+impl HistoryKind {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tap" => Some(Self::Tap),
+            "pass" => Some(Self::Pass),
+            "refusal" => Some(Self::Refusal),
+            "top_up" => Some(Self::TopUp),
+            _ => None,
+        }
+    }
+}
+
+/// One line of the rider's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    /// Stable, opaque id; also usable as a pagination cursor (items older than this one).
+    pub id: String,
+    /// Wallet clock (server-corrected) when recorded, UTC seconds.
+    pub time: i64,
+    pub kind: HistoryKind,
+    /// Rials: fare authorized, pass maximum, or top-up amount; 0 for refusals.
+    pub amount: i64,
+    /// Position in the tap log (taps and passes).
+    pub log_seq: Option<u64>,
+    pub counter: Option<u32>,
+    pub line_id: Option<u32>,
+    pub validator_id: Option<u32>,
+    /// Status word answered (NFC taps and refusals).
+    pub status_word: Option<u16>,
+    /// Human explanation (refusal reason, top-up reference).
+    pub detail: String,
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    /// Pass this as `cursor` to get the next (older) page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A boarding pass ready to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardingPassQr {
+    /// `BoardingPass::to_text`: what the QR encodes.
+    pub text: String,
+    pub matrix: QrMatrix,
+    pub counter: u32,
+    /// Server-corrected issue time and end of validity, UTC seconds.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// Device clock time (UTC seconds) at which the app should ask for a new pass.
+    pub refresh_at: i64,
+    /// The most a validator may charge for it, rials (reserved against the allowance).
+    pub max_amount: i64,
+}
+
+impl BoardingPassQr {
+    /// SVG document (8 units per module).
+    pub fn svg(&self) -> String {
+        self.matrix.to_svg(8)
+    }
+    /// PNG image (`module_px` pixels per module, 1–64).
+    pub fn png(&self, module_px: u32) -> Result<Vec<u8>, crate::WalletError> {
+        self.matrix.to_png(module_px)
+    }
+    /// Unicode half-block rendering for a terminal.
+    pub fn terminal(&self) -> String {
+        self.matrix.to_terminal()
+    }
+}
+
+/// Counters for diagnostics and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletStats {
+    /// Reservation writes (each one fsync of the reservation file) since the wallet opened.
+    pub counter_fsyncs: u64,
+    /// The next counter the wallet will use.
+    pub next_counter: u64,
+    /// Counters below this are covered by a durable reservation.
+    pub reserved_until: u64,
+    /// Number of entries in the tap log.
+    pub log_entries: u64,
+    /// Taps or passes that had to wait for a reservation (the background one fell behind).
+    pub reservation_stalls: u64,
+    /// Current reservation block size (grows after stalls).
+    pub reservation_block: u64,
+}

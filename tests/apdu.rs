@@ -1,0 +1,130 @@
+//! Malformed and random APDUs: the right status words, and a well-formed answer for any bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use mancard_protocol::{CommandApdu, ResponseApdu, StatusWord, TapChallenge};
+use proptest::prelude::*;
+
+fn sw(w: &mancard::Wallet, bytes: &[u8]) -> u16 {
+    let r = w.process_apdu(bytes.to_vec());
+    assert!(r.len() >= 2);
+    u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]])
+}
+
+fn selected_wallet(d: &std::path::Path) -> mancard::Wallet {
+    let w = open(d);
+    provision(&w, &Issuer::new(1), CertSpec::default());
+    w
+}
+
+#[test]
+fn header_and_length_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let w = selected_wallet(d.path());
+    let select = CommandApdu::select_mancard().encode().unwrap();
+    assert_eq!(sw(&w, &select), 0x9000);
+    let ch = challenge(1, 100, T0).encode();
+    let auth = CommandApdu::authorize_tap(&challenge(1, 100, T0))
+        .encode()
+        .unwrap();
+
+    // truncated headers
+    for n in 0..4 {
+        assert_eq!(sw(&w, &auth[..n]), 0x6700, "{n} bytes");
+    }
+    // Lc larger or smaller than the data
+    let mut short = auth.clone();
+    short.truncate(auth.len() - 5);
+    assert_eq!(sw(&w, &short), 0x6700);
+    let mut long = auth.clone();
+    long.extend_from_slice(&[0, 0]);
+    assert_eq!(sw(&w, &long), 0x6700);
+    // extended length
+    let mut ext = vec![0x80, 0x20, 0, 0, 0, 0, ch.len() as u8];
+    ext.extend_from_slice(&ch);
+    assert_eq!(sw(&w, &ext), 0x6700);
+    // oversized: more than 255 + 6 bytes can never be a short APDU
+    assert_eq!(sw(&w, &vec![0x80; 300]), 0x6700);
+    let mut big = vec![0x80, 0x20, 0, 0, 255];
+    big.extend_from_slice(&[0u8; 255]);
+    assert_eq!(sw(&w, &big), 0x6700, "challenge of the wrong size");
+    // Le too small for the answer
+    let mut small_le = CommandApdu::authorize_tap(&challenge(1, 100, T0));
+    small_le.le = Some(16);
+    assert_eq!(sw(&w, &small_le.encode().unwrap()), 0x6700);
+    let mut rc = CommandApdu::read_certificate();
+    rc.le = Some(100);
+    assert_eq!(sw(&w, &rc.encode().unwrap()), 0x6700);
+    rc.le = Some(256);
+    rc.data = vec![1];
+    assert_eq!(sw(&w, &rc.encode().unwrap()), 0x6700);
+    // class, instruction, parameters
+    let mut bad = auth.clone();
+    bad[0] = 0x84;
+    assert_eq!(sw(&w, &bad), 0x6E00);
+    bad[0] = 0x00;
+    assert_eq!(sw(&w, &bad), 0x6D00, "AUTHORIZE under the ISO class");
+    let mut ins = auth.clone();
+    ins[1] = 0xB0;
+    assert_eq!(sw(&w, &ins), 0x6D00);
+    let mut p = auth.clone();
+    p[2] = 1;
+    assert_eq!(sw(&w, &p), 0x6A86);
+    let mut sp = select.clone();
+    sp[3] = 0x0C;
+    assert_eq!(sw(&w, &sp), 0x6A86);
+    // still selected after all this: a good tap works and only it was logged
+    assert_eq!(sw(&w, &select), 0x9000);
+    // malformed challenge data of the right size (bad tag, negative fare)
+    let mut bad_tag = ch.clone();
+    bad_tag[0] ^= 0xFF;
+    let mut c = CommandApdu::authorize_tap(&challenge(1, 100, T0));
+    c.data = bad_tag;
+    assert_eq!(sw(&w, &c.encode().unwrap()), 0x6A80);
+    let mut neg = TapChallenge::decode(&ch).unwrap();
+    neg.fare = -1;
+    c.data = neg.encode();
+    assert_eq!(sw(&w, &c.encode().unwrap()), 0x6A80);
+    assert_eq!(sw(&w, &auth), 0x9000);
+    assert_eq!(w.verify_tap_log().unwrap(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// Any byte string gets a response: data ≤ 256 bytes then a status word; data only with 9000.
+    #[test]
+    fn any_bytes_get_a_well_formed_response(
+        prefix in prop::sample::select(vec![
+            vec![], vec![0x00, 0xA4, 0x04, 0x00], vec![0x80, 0x10, 0x00, 0x00],
+            vec![0x80, 0x20, 0x00, 0x00],
+        ]),
+        body in prop::collection::vec(any::<u8>(), 0..300),
+        select_first in any::<bool>(),
+    ) {
+        let w = WALLET.with(|w| w.clone());
+        if select_first {
+            w.process_apdu(CommandApdu::select_mancard().encode().unwrap());
+        }
+        let mut bytes = prefix;
+        bytes.extend_from_slice(&body);
+        let resp = w.process_apdu(bytes.clone());
+        let r = ResponseApdu::parse(&resp).unwrap();
+        prop_assert!(r.data.len() <= 256);
+        prop_assert!(!matches!(r.sw, StatusWord::Other(_)), "unknown status {:04X}", r.sw.code());
+        if r.sw != StatusWord::Ok {
+            prop_assert!(r.data.is_empty());
+        }
+        if CommandApdu::parse(&bytes).is_err() {
+            prop_assert_eq!(r.sw, StatusWord::WrongLength);
+        }
+        w.deactivated();
+    }
+}
+
+thread_local! {
+    static DIR: tempfile::TempDir = tempfile::tempdir().unwrap();
+    static WALLET: std::sync::Arc<mancard::Wallet> =
+        DIR.with(|d| std::sync::Arc::new(selected_wallet(d.path())));
+}

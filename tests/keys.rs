@@ -1,0 +1,102 @@
+//! Sealed tap keys: a tampered sealed key, a damaged keystore or another phone's keystore give
+//! a clear error and no tap.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use mancard::{CredentialState, SoftwareKeystore, Wallet, WalletConfig, WalletError};
+use mancard_protocol::StatusWord;
+use std::sync::Arc;
+
+fn assert_no_tap(w: &Wallet, what: &str) {
+    let st = w.status(T0).unwrap();
+    assert_eq!(st.state, CredentialState::KeyUnavailable, "{what}");
+    let problem = st.problem.unwrap();
+    assert!(
+        problem.contains("sealed") || problem.contains("key"),
+        "{what}: {problem}"
+    );
+    let before = w.verify_tap_log().unwrap();
+    assert_eq!(
+        tap(w, &challenge(9, 10, T0)).err(),
+        Some(StatusWord::NoCredential),
+        "{what}"
+    );
+    assert!(
+        matches!(w.boarding_pass(T0), Err(WalletError::KeyUnavailable { .. })),
+        "{what}"
+    );
+    assert_eq!(
+        w.verify_tap_log().unwrap(),
+        before,
+        "{what}: nothing logged"
+    );
+    let refusal = &w.history(None, 1).unwrap().items[0];
+    assert!(refusal.detail.contains("key"), "{what}: {}", refusal.detail);
+}
+
+fn provisioned(d: &std::path::Path) {
+    let w = open(d);
+    provision(&w, &Issuer::new(1), CertSpec::default());
+    tap(&w, &challenge(1, 10, T0)).unwrap();
+}
+
+#[test]
+fn tampered_sealed_key_in_the_database() {
+    let d = tempfile::tempdir().unwrap();
+    provisioned(d.path());
+    {
+        let c = rusqlite::Connection::open(d.path().join("wallet").join(mancard::DB_FILE)).unwrap();
+        let sealed: Vec<u8> = c
+            .query_row(
+                "SELECT sealed_key FROM tap_keys WHERE state = 'installed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut t = sealed.clone();
+        let n = t.len();
+        t[n / 2] ^= 0x01;
+        c.execute(
+            "UPDATE tap_keys SET sealed_key = ?1 WHERE state = 'installed'",
+            [t],
+        )
+        .unwrap();
+    }
+    let w = open(d.path());
+    assert_no_tap(&w, "tampered blob");
+}
+
+#[test]
+fn another_phones_keystore() {
+    let d = tempfile::tempdir().unwrap();
+    provisioned(d.path());
+    let other = tempfile::tempdir().unwrap();
+    let ks = Arc::new(SoftwareKeystore::open_or_create(other.path()).unwrap());
+    let w = Wallet::open(d.path().join("wallet"), ks, WalletConfig::default()).unwrap();
+    assert_no_tap(&w, "wrong keystore");
+    // a new credential for this keystore restores service
+    let issuer = Issuer::new(1);
+    provision(&w, &issuer, CertSpec::default());
+    let ch = challenge(3, 10, T0);
+    let (c, a) = tap(&w, &ch).unwrap();
+    verify(&issuer, &c, &ch, &a);
+}
+
+#[test]
+fn damaged_keystore_files() {
+    let d = tempfile::tempdir().unwrap();
+    provisioned(d.path());
+    let seal_file = d.path().join("keystore").join("sealing-key.aes256");
+    let mut k = std::fs::read(&seal_file).unwrap();
+    k[0] ^= 0x80;
+    std::fs::write(&seal_file, &k).unwrap();
+    let w = open(d.path());
+    assert_no_tap(&w, "altered sealing key");
+    drop(w);
+    std::fs::write(&seal_file, &k[..31]).unwrap();
+    assert!(matches!(
+        SoftwareKeystore::open(d.path().join("keystore")),
+        Err(mancard::KeystoreError::Unavailable { .. })
+    ));
+}

@@ -1,0 +1,354 @@
+//! Storage: schema migrations, refusal to touch damaged or too-new files, counters across
+//! restarts, history pagination, and readers running beside taps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use mancard::{
+    HistoryKind, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE, SCHEMA_VERSION,
+};
+use rusqlite::Connection;
+use std::sync::Arc;
+
+fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+    let mut st = conn
+        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Frozen snapshots of every released schema older than `SCHEMA_VERSION`: (version, SQL).
+/// Each is built, upgraded by `Wallet::open`, and compared with a fresh database. When the
+/// schema moves to v2, the v1 SQL is frozen here (the check below fails until it is).
+const OLD_SCHEMAS: &[(u32, &str)] = &[];
+
+#[test]
+fn every_older_schema_upgrades_to_the_fresh_schema() {
+    let versions: Vec<u32> = OLD_SCHEMAS.iter().map(|(v, _)| *v).collect();
+    assert_eq!(
+        versions,
+        (1..SCHEMA_VERSION).collect::<Vec<_>>(),
+        "freeze a snapshot of every older schema version in OLD_SCHEMAS"
+    );
+    let d = tempfile::tempdir().unwrap();
+    drop(open(&d.path().join("fresh")));
+    let fresh = Connection::open(d.path().join("fresh").join("wallet").join(DB_FILE)).unwrap();
+    let v: u32 = fresh
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    for (version, sql) in OLD_SCHEMAS {
+        let dir = d.path().join(format!("v{version}"));
+        std::fs::create_dir_all(dir.join("wallet")).unwrap();
+        let c = Connection::open(dir.join("wallet").join(DB_FILE)).unwrap();
+        c.execute_batch(sql).unwrap();
+        c.pragma_update(None, "user_version", version).unwrap();
+        drop(c);
+        drop(open(&dir));
+        let up = Connection::open(dir.join("wallet").join(DB_FILE)).unwrap();
+        assert_eq!(schema_of(&up), schema_of(&fresh), "from v{version}");
+    }
+    // reopening a current database changes nothing
+    drop(open(&d.path().join("fresh")));
+    let again = Connection::open(d.path().join("fresh").join("wallet").join(DB_FILE)).unwrap();
+    assert_eq!(schema_of(&again), schema_of(&fresh));
+}
+
+fn used_wallet(d: &std::path::Path) -> Vec<u32> {
+    let w = open(d);
+    provision(&w, &Issuer::new(1), CertSpec::default());
+    (0..20)
+        .map(|i| tap(&w, &challenge(i, 10, T0)).unwrap().1.counter)
+        .collect()
+}
+
+#[test]
+fn too_new_database_is_refused_and_kept() {
+    let d = tempfile::tempdir().unwrap();
+    used_wallet(d.path());
+    let p = d.path().join("wallet").join(DB_FILE);
+    Connection::open(&p)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 5)
+        .unwrap();
+    let err = Wallet::open(
+        d.path().join("wallet"),
+        keystore(d.path()),
+        WalletConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        WalletError::DatabaseTooNew {
+            found: SCHEMA_VERSION + 5,
+            supported: SCHEMA_VERSION
+        }
+    );
+    assert!(err.to_string().contains("newer than this app supports"));
+    let n: i64 = Connection::open(&p)
+        .unwrap()
+        .query_row("SELECT count(*) FROM tap_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 20);
+}
+
+#[test]
+fn truncated_or_garbage_database_is_refused_and_kept() {
+    let d = tempfile::tempdir().unwrap();
+    used_wallet(d.path());
+    let p = d.path().join("wallet").join(DB_FILE);
+    let full = std::fs::read(&p).unwrap();
+    assert!(full.len() > 8192, "{} bytes", full.len());
+    for cut in [50, 4096, full.len() / 2] {
+        std::fs::write(&p, &full[..cut]).unwrap();
+        let err = Wallet::open(
+            d.path().join("wallet"),
+            keystore(d.path()),
+            WalletConfig::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, WalletError::DatabaseCorrupt { .. }),
+            "cut at {cut}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            &full[..cut],
+            "file left as it was"
+        );
+    }
+    let mut garbage = full.clone();
+    for b in garbage.iter_mut().skip(100).step_by(7) {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&p, &garbage).unwrap();
+    let err = Wallet::open(
+        d.path().join("wallet"),
+        keystore(d.path()),
+        WalletConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, WalletError::DatabaseCorrupt { .. }), "{err}");
+}
+
+#[test]
+fn counters_increase_across_restarts_and_a_missing_counter_file_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let first = used_wallet(d.path());
+    assert!(first.windows(2).all(|p| p[0] < p[1]));
+    let mut last = *first.last().unwrap();
+    for round in 0..3 {
+        let w = open(d.path());
+        let (_, a) = tap(&w, &challenge(100 + round, 10, T0)).unwrap();
+        assert!(a.counter > last, "{} after {last}", a.counter);
+        last = a.counter;
+        assert_eq!(w.verify_tap_log().unwrap(), 21 + round);
+        // one reservation at open, taps themselves did not fsync
+        assert_eq!(w.stats().counter_fsyncs, 1);
+    }
+    std::fs::remove_file(d.path().join("wallet").join(COUNTER_FILE)).unwrap();
+    let err = Wallet::open(
+        d.path().join("wallet"),
+        keystore(d.path()),
+        WalletConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, WalletError::CounterFile { .. }), "{err}");
+    assert!(!d.path().join("wallet").join(COUNTER_FILE).exists());
+}
+
+#[test]
+fn fsyncs_stay_at_one_per_block() {
+    let d = tempfile::tempdir().unwrap();
+    let w = open_with(
+        d.path(),
+        WalletConfig {
+            background_maintenance: false,
+            ..WalletConfig::default()
+        },
+    );
+    provision(&w, &Issuer::new(1), CertSpec::default());
+    let before = w.stats().counter_fsyncs;
+    for i in 0..160 {
+        tap(&w, &challenge(i, 1, T0)).unwrap();
+    }
+    let s = w.stats();
+    assert_eq!(s.counter_fsyncs - before, 10, "{s:?}");
+    assert!(s.reserved_until > s.next_counter);
+}
+
+#[test]
+fn history_pages_newest_first_with_top_ups() {
+    let d = tempfile::tempdir().unwrap();
+    let w = open(d.path());
+    provision(&w, &Issuer::new(1), CertSpec::default());
+    for i in 0..25 {
+        tap(&w, &challenge(i, 10 + i as i64, T0)).unwrap();
+    }
+    w.record_top_up(1_000_000, T0, "IPG ref 42".into()).unwrap();
+    assert!(w.record_top_up(0, T0, "x".into()).is_err());
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = w.history(cursor, 10).unwrap();
+        assert!(page.items.len() <= 10);
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 26);
+    assert_eq!(all[0].kind, HistoryKind::TopUp);
+    assert_eq!(all[0].detail, "IPG ref 42");
+    let seqs: Vec<u64> = all[1..].iter().map(|i| i.log_seq.unwrap()).collect();
+    assert_eq!(seqs, (0..25).rev().collect::<Vec<u64>>());
+    assert_eq!(all[1].amount, 34);
+    assert_eq!(all[25].amount, 10);
+    let ids: std::collections::HashSet<_> = all.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(ids.len(), 26);
+    // an item id is a cursor: the page after item 5 starts with item 6
+    let after = w.history(Some(all[5].id.clone()), 3).unwrap();
+    assert_eq!(after.items, all[6..9].to_vec());
+    assert!(w.history(Some("nonsense".into()), 3).is_err());
+}
+
+#[test]
+fn refusals_and_top_ups_interleave_with_taps_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let w = open(d.path());
+    w.record_top_up(500, T0, "first".into()).unwrap();
+    provision(
+        &w,
+        &Issuer::new(1),
+        CertSpec {
+            max_amount: 1_000,
+            ..CertSpec::default()
+        },
+    );
+    let mut expected = vec!["top_up first"];
+    for i in 0..4 {
+        tap(&w, &challenge(i, 100, T0)).unwrap();
+        expected.push("tap");
+        tap(&w, &challenge(100 + i, 5_000, T0)).unwrap_err();
+        tap(&w, &challenge(200 + i, 5_000, T0)).unwrap_err();
+        expected.push("refusal");
+        expected.push("refusal");
+        w.record_top_up(700, T0, format!("t{i}")).unwrap();
+        expected.push("top_up");
+    }
+    expected.reverse();
+    for page_size in [1, 2, 3, 7, 100] {
+        let mut got = Vec::new();
+        let mut cursor = None;
+        loop {
+            let p = w.history(cursor, page_size).unwrap();
+            got.extend(p.items);
+            cursor = p.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let kinds: Vec<String> = got
+            .iter()
+            .map(|i| match i.kind {
+                HistoryKind::Tap => "tap".to_string(),
+                HistoryKind::Pass => "pass".to_string(),
+                HistoryKind::Refusal => "refusal".to_string(),
+                HistoryKind::TopUp if i.detail == "first" => "top_up first".to_string(),
+                HistoryKind::TopUp => "top_up".to_string(),
+            })
+            .collect();
+        assert_eq!(kinds, expected, "page size {page_size}");
+        assert_eq!(got[0].detail, "t3");
+        assert_eq!(got[1].status_word, Some(0x6A84));
+    }
+}
+
+#[test]
+fn readers_and_taps_run_concurrently() {
+    let d = tempfile::tempdir().unwrap();
+    let w = Arc::new(open(d.path()));
+    let issuer = Issuer::new(1);
+    let cert = provision(&w, &issuer, CertSpec::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let w = Arc::clone(&w);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    w.status(T0).unwrap();
+                    w.ledger().unwrap();
+                    w.history(None, 20).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let tapper = {
+        let w = Arc::clone(&w);
+        std::thread::spawn(move || {
+            (0..200)
+                .map(|i| {
+                    let ch = challenge(i, 10, T0);
+                    (ch.clone(), tap(&w, &ch).unwrap().1)
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let passes: Vec<u32> = (0..3)
+        .map(|k| w.boarding_pass(T0 + k * 100).unwrap().counter)
+        .collect();
+    let taps = tapper.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    let mut counters: Vec<u32> = taps.iter().map(|(_, a)| a.counter).collect();
+    for (ch, a) in &taps {
+        verify(&issuer, &cert, ch, a);
+    }
+    counters.extend(passes);
+    counters.sort_unstable();
+    counters.dedup();
+    assert_eq!(counters.len(), 203);
+    assert_eq!(w.verify_tap_log().unwrap(), 203);
+    assert_eq!(w.ledger().unwrap().pending_taps, 203);
+}
+
+#[test]
+fn settings_survive_a_restart() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let w = open(d.path());
+        provision(&w, &Issuer::new(1), CertSpec::default());
+        w.set_server_time_offset(-120).unwrap();
+        w.set_locked(true).unwrap();
+        let mut t = mancard_protocol::Tariff::urmia_default();
+        t.lines[2].fares[0] = 45_000;
+        w.set_tariff(t.encode()).unwrap();
+        assert!(w.set_tariff(vec![1, 2, 3]).is_err());
+        w.set_confirmed_balance(123_450, None, T0).unwrap();
+    }
+    let w = open(d.path());
+    assert_eq!(w.server_time_offset(), -120);
+    assert!(w.is_locked());
+    assert!(w.status(T0).unwrap().locked);
+    assert_eq!(w.boarding_pass(T0), Err(WalletError::Locked));
+    w.set_locked(false).unwrap();
+    let p = w.boarding_pass(T0 + 120).unwrap();
+    assert_eq!(
+        p.max_amount, 45_000,
+        "the stored tariff's highest adult fare"
+    );
+    assert_eq!(p.issued_at, T0);
+    let l = w.ledger().unwrap();
+    assert_eq!((l.confirmed_balance, l.confirmed_at), (123_450, Some(T0)));
+    assert_eq!(l.available_balance, 123_450 - 45_000);
+}
