@@ -1,14 +1,435 @@
-//! `mancard validator`: built by its own issue; until then it says so.
+//! `mancard validator`: the validator on the bus or gate (reference software).
+//!
+//! ```text
+//! mancard validator --data-dir DIR init --trust-anchor FILE --validator-id N --line N
+//! mancard validator --data-dir DIR sync-config --backend URL
+//! mancard validator --data-dir DIR install-config FILE
+//! mancard validator --data-dir DIR run --reader pcsc|sim|qr [--once]
+//! mancard validator --data-dir DIR verify-qr TEXT
+//! mancard validator --data-dir DIR upload --backend URL
+//! mancard validator --data-dir DIR status
+//! ```
 
 use crate::CliResult;
-use clap::Args;
+use clap::{Args, Subcommand, ValueEnum};
+use mancard_validator::http;
+use mancard_validator::pcsc_reader::{PcscReader, VPCD_READER};
+use mancard_validator::{
+    ConfigInstall, FnChannel, TapOutcome, TrustAnchor, Validator, ValidatorStatus,
+};
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct ValidatorArgs {
-    /// Arguments (this command is not built yet).
-    rest: Vec<String>,
+    /// The validator's data directory (key, journal, config bundle).
+    #[arg(long, global = true, default_value = "./validator-data")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: ValidatorCommand,
 }
 
-pub fn run(_args: ValidatorArgs) -> CliResult {
-    Err("`mancard validator` is not available in this build yet".into())
+#[derive(Subcommand)]
+enum ValidatorCommand {
+    /// Create the data directory: validator key (printed), id, line and issuer trust anchor.
+    Init {
+        /// Issuer public key: hex of the 65-byte uncompressed point, optionally `KEYID:HEX`.
+        #[arg(long)]
+        trust_anchor: PathBuf,
+        #[arg(long)]
+        validator_id: u32,
+        #[arg(long)]
+        line: u32,
+    },
+    /// Fetch the signed config bundle (issuer keys, deny list, tariff) from the backend.
+    SyncConfig {
+        /// Backend base URL (http://host:port).
+        #[arg(long)]
+        backend: String,
+    },
+    /// Install a config bundle from a file (offline provisioning).
+    InstallConfig { file: PathBuf },
+    /// Serve taps until stopped (or one with --once).
+    Run {
+        #[arg(long, value_enum, default_value = "pcsc")]
+        reader: ReaderKind,
+        /// PC/SC reader name (prefix).
+        #[arg(long, default_value = VPCD_READER)]
+        reader_name: String,
+        /// With `--reader sim`: the wallet data directory tapped in process.
+        #[arg(long)]
+        wallet: Option<PathBuf>,
+        /// Decide one tap and exit (status 0 if accepted, 1 if refused).
+        #[arg(long)]
+        once: bool,
+        /// Change the line first (persisted).
+        #[arg(long)]
+        line: Option<u32>,
+    },
+    /// Verify a QR pass text (`-` reads it from standard input).
+    VerifyQr { text: String },
+    /// Upload accepted taps in signed batches (exactly once; resumes after a crash).
+    Upload {
+        #[arg(long)]
+        backend: String,
+    },
+    /// Config version, deny-list age, journal counts, pending uploads.
+    Status {
+        /// Also list the last N decisions.
+        #[arg(long, default_value_t = 0)]
+        recent: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReaderKind {
+    /// A PC/SC reader through pcscd (`Virtual PCD 00 00` with vsmartcard).
+    Pcsc,
+    /// A wallet in process (`--wallet DIR`): one tap per line on standard input.
+    Sim,
+    /// A QR scanner delivering pass texts, one per line on standard input.
+    Qr,
+}
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn run(args: ValidatorArgs) -> CliResult {
+    let dir = args.data_dir;
+    match args.command {
+        ValidatorCommand::Init {
+            trust_anchor,
+            validator_id,
+            line,
+        } => init(&dir, &trust_anchor, validator_id, line),
+        ValidatorCommand::SyncConfig { backend } => {
+            let mut v = Validator::open(&dir)?;
+            let installed = v.config().map(|c| c.body.bundle_version);
+            match http::fetch_config(&backend, installed, HTTP_TIMEOUT)
+                .map_err(|e| format!("cannot fetch the config bundle: {e}"))?
+            {
+                Some(bytes) => install(&mut v, &bytes),
+                None => {
+                    println!("config bundle unchanged (304)");
+                    print_status(&v.status()?);
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        ValidatorCommand::InstallConfig { file } => {
+            let mut v = Validator::open(&dir)?;
+            let bytes = read_bundle(&file)?;
+            install(&mut v, &bytes)
+        }
+        ValidatorCommand::Run {
+            reader,
+            reader_name,
+            wallet,
+            once,
+            line,
+        } => {
+            let mut v = Validator::open(&dir)?;
+            if let Some(l) = line {
+                v.set_line(l)?;
+            }
+            warn_if_unconfigured(&v);
+            match reader {
+                ReaderKind::Pcsc => run_pcsc(&mut v, &reader_name, once),
+                ReaderKind::Sim => run_sim(&mut v, wallet, once),
+                ReaderKind::Qr => run_qr(&mut v, once),
+            }
+        }
+        ValidatorCommand::VerifyQr { text } => {
+            let mut v = Validator::open(&dir)?;
+            let text = if text == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                text
+            };
+            let o = v.verify_qr(text.trim());
+            print_outcome(&o);
+            Ok(exit_for(&o))
+        }
+        ValidatorCommand::Upload { backend } => {
+            let mut v = Validator::open(&dir)?;
+            let r = v.upload(|b| {
+                println!(
+                    "sending batch {} ({} taps, {} bytes)",
+                    hex::encode(b.batch_id),
+                    b.records,
+                    b.bytes.len()
+                );
+                http::send_batch(&backend, b, HTTP_TIMEOUT)
+            });
+            match r {
+                Ok(rep) => {
+                    println!(
+                        "uploaded {} batch(es), {} tap(s); {}",
+                        rep.acked.len(),
+                        rep.records,
+                        if rep.complete {
+                            "nothing pending"
+                        } else {
+                            "more pending (run upload again)"
+                        }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}; the batch stays sealed and is resent with the same id");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        ValidatorCommand::Status { recent } => {
+            let mut v = Validator::open(&dir)?;
+            print_status(&v.status()?);
+            if recent > 0 {
+                println!("last {recent} decisions:");
+                for (t, medium, code, text) in v.journal().recent(recent)? {
+                    println!("  {}  {medium:<3}  {code:<22} {text}", fmt_time(t));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init(dir: &Path, anchor_file: &Path, validator_id: u32, line: u32) -> CliResult {
+    let text = std::fs::read_to_string(anchor_file)
+        .map_err(|e| format!("cannot read {}: {e}", anchor_file.display()))?;
+    let anchor =
+        TrustAnchor::parse(&text).map_err(|e| format!("{}: {e}", anchor_file.display()))?;
+    let v = Validator::init(dir, &anchor, validator_id, line)?;
+    println!(
+        "validator {validator_id} on line {line} initialised in {}",
+        dir.display()
+    );
+    println!(
+        "validator public key (register it with the backend; also in {}):",
+        dir.join(mancard_validator::device::PUBLIC_KEY_FILE)
+            .display()
+    );
+    println!("{}", hex::encode(v.public_key().as_bytes()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A bundle file: raw bytes, or hex text.
+fn read_bundle(path: &Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let raw = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if raw.first() == Some(&b'V') {
+        return Ok(raw);
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(&compact).or(Ok(raw))
+}
+
+fn install(v: &mut Validator, bytes: &[u8]) -> CliResult {
+    match v.install_config(bytes) {
+        Ok(ConfigInstall::Installed { version }) => {
+            println!("config bundle version {version} installed");
+        }
+        Ok(ConfigInstall::Unchanged { version }) => {
+            println!("config bundle version {version} already installed");
+        }
+        Err(e) => {
+            eprintln!("{e}; the installed bundle is kept");
+            print_status(&v.status()?);
+            return Ok(ExitCode::from(1));
+        }
+    }
+    print_status(&v.status()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn warn_if_unconfigured(v: &Validator) {
+    if v.config().is_none() {
+        eprintln!(
+            "warning: no config bundle installed: every tap will be refused (run sync-config)"
+        );
+    }
+}
+
+fn run_pcsc(v: &mut Validator, reader_name: &str, once: bool) -> CliResult {
+    let mut reader = PcscReader::open(reader_name)?;
+    eprintln!(
+        "validator {} line {}: waiting for phones on {}",
+        v.validator_id(),
+        v.line_id(),
+        reader.name()
+    );
+    loop {
+        match serve_one(v, &reader, !once) {
+            Ok(Some(o)) if once => return Ok(exit_for(&o)),
+            Ok(_) => {}
+            Err(e) => {
+                // pcscd restarted or the reader was unplugged: reopen it and carry on.
+                eprintln!("reader: {e}; reopening in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+                match PcscReader::open(reader_name) {
+                    Ok(r) => reader = r,
+                    Err(e) => eprintln!("reader: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Waits for one phone, decides, and (with `wait_removal`) waits until it leaves.
+/// None if nothing was decided.
+fn serve_one(
+    v: &mut Validator,
+    reader: &PcscReader,
+    wait_removal: bool,
+) -> Result<Option<TapOutcome>, Box<dyn std::error::Error>> {
+    if !reader.wait_for_card(Some(Duration::from_secs(3600)))? {
+        return Ok(None);
+    }
+    let mut card = match reader.connect(Duration::from_secs(2)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("connect: {e}");
+            return Ok(None);
+        }
+    };
+    let o = v.tap_nfc(&mut card);
+    card.finish();
+    print_outcome(&o);
+    // One decision per presentation: wait until the phone leaves the field.
+    while wait_removal && !reader.wait_for_removal(Some(Duration::from_secs(60)))? {}
+    Ok(Some(o))
+}
+
+fn run_sim(v: &mut Validator, wallet: Option<PathBuf>, once: bool) -> CliResult {
+    let dir = wallet.ok_or("--reader sim needs --wallet DIR (a wallet data directory)")?;
+    let w = crate::phone::open_wallet(&dir)?;
+    let tap = |v: &mut Validator| {
+        let mut ch = FnChannel::new(|apdu| w.process_apdu(apdu));
+        let o = v.tap_nfc(&mut ch);
+        w.deactivated();
+        print_outcome(&o);
+        o
+    };
+    if once {
+        let o = tap(v);
+        return Ok(exit_for(&o));
+    }
+    eprintln!(
+        "press Enter to tap the wallet in {} (Ctrl-D ends)",
+        dir.display()
+    );
+    for line in std::io::stdin().lock().lines() {
+        line?;
+        tap(v);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_qr(v: &mut Validator, once: bool) -> CliResult {
+    eprintln!("reading QR pass texts from standard input, one per line");
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let o = v.verify_qr(line.trim());
+        print_outcome(&o);
+        if once {
+            return Ok(exit_for(&o));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exit_for(o: &TapOutcome) -> ExitCode {
+    if o.decision.is_accepted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_outcome(o: &TapOutcome) {
+    println!("{}", o.decision.display_text());
+    let detail = match &o.decision {
+        mancard_validator::Decision::Accepted(a) => format!(
+            "card {} counter {} journal #{}",
+            a.pseudonym, a.counter, a.journal_seq
+        ),
+        mancard_validator::Decision::Refused(r) => format!("reason {}: {r:?}", r.code()),
+    };
+    eprintln!(
+        "  [{} {} in {:.2} ms, {} APDU(s){}] {detail}",
+        o.medium.name(),
+        fmt_time(o.time),
+        o.elapsed.as_secs_f64() * 1000.0,
+        o.apdus,
+        if o.cert_cached {
+            ", certificate cached"
+        } else {
+            ""
+        }
+    );
+}
+
+fn fmt_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn fmt_age(secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 7200 {
+        format!("{} min", s / 60)
+    } else if s < 2 * 86_400 {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{} days {} h", s / 86_400, (s % 86_400) / 3600)
+    }
+}
+
+fn print_status(s: &ValidatorStatus) {
+    println!("validator id:        {}", s.validator_id);
+    println!("line:                {}", s.line_id);
+    println!(
+        "public key:          {}",
+        hex::encode(s.public_key.as_bytes())
+    );
+    match (s.config_version, s.config_issued_at, s.deny_list_age_secs) {
+        (Some(v), Some(at), Some(age)) => {
+            println!("config bundle:       version {v}, issued {}", fmt_time(at));
+            println!(
+                "deny list:           {} card(s), {} old{}",
+                s.deny_list_len,
+                fmt_age(age),
+                if age > 86_400 {
+                    " (STALE: sync-config)"
+                } else {
+                    ""
+                }
+            );
+        }
+        _ => println!("config bundle:       none installed"),
+    }
+    if s.clock_behind_bundle {
+        println!("WARNING:             this validator's clock is behind the bundle's issue time: fix the clock");
+    }
+    let j = &s.journal;
+    println!(
+        "journal:             {} accepted, {} refused",
+        j.accepted_total, j.refusals_total
+    );
+    println!(
+        "pending upload:      {} tap(s) ({} not yet sealed, {} in {} sealed batch(es))",
+        j.unsealed + j.in_pending_batches,
+        j.unsealed,
+        j.in_pending_batches,
+        j.pending_batches
+    );
+    println!("uploaded:            {} tap(s)", j.uploaded);
 }

@@ -1,1 +1,28 @@
-//! placeholder until its issue lands
+//! # mancard-validator
+//!
+//! The reference software of the ManCard validator (the device on the bus or gate): decides in
+//! microseconds with public keys only, works offline for days, loses no tap.
+//!
+//! - [`Engine`]: verified config bundle, certificate cache, replay cache, ride states, fares.
+//! - [`Validator`]: the device: engine + SQLite [`Journal`] + its P-256 key + clock; NFC taps
+//!   over a [`CardChannel`] ([`Validator::tap_nfc`]), QR passes ([`Validator::verify_qr`]),
+//!   signed exactly-once uploads ([`Validator::upload`]).
+//! - Readers: [`FnChannel`] (in-process), [`pcsc_reader::PcscReader`] (PC/SC via pcscd),
+//!   and the card side [`vpcd::VpcdCard`] (a card emulator over vsmartcard's vpcd).
+//! - [`http`]: a minimal HTTP/1.1 client for `sync-config` and `upload`.
+
+pub mod cache;
+pub mod channel;
+pub mod decision;
+pub mod device;
+pub mod engine;
+pub mod http;
+pub mod journal;
+pub mod pcsc_reader;
+pub mod vpcd;
+
+pub use channel::{CardChannel, ChannelError, FnChannel};
+pub use decision::{money, Acceptance, Decision, Medium, Refusal, TapOutcome};
+pub use device::{system_clock, Clock, UploadReport, Validator, ValidatorError, ValidatorStatus};
+pub use engine::{ConfigError, ConfigInstall, Engine, TrustAnchor};
+pub use journal::{Journal, JournalCounts, JournalError, SealedBatch};

@@ -1,0 +1,123 @@
+//! Against the real backend (`mancard_backend::Backend::start`, sandbox, loopback): config sync
+//! with ETag, validator registration, and exactly-once batch upload across a lost response.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use mancard_backend::model::RegisterValidatorRequest;
+use mancard_backend::{Backend, BackendConfig};
+use mancard_protocol::ValidatorConfig;
+use mancard_validator::http;
+use mancard_validator::{ConfigInstall, TrustAnchor, Validator};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[test]
+fn config_sync_and_exactly_once_upload_with_the_real_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let backend = rt
+        .block_on(Backend::start(BackendConfig::sandbox(
+            tmp.path().join("backend.db"),
+        )))
+        .unwrap();
+    let url = backend.url();
+
+    // The trust anchor is provisioned out of band; here: the bundle signer's key as published.
+    let bytes = http::fetch_config(&url, None, TIMEOUT).unwrap().unwrap();
+    let cfg = ValidatorConfig::decode(&bytes).unwrap();
+    let signer = cfg.issuer_key(cfg.body.signer_key_id).unwrap().clone();
+    let anchor = TrustAnchor {
+        key_id: Some(signer.key_id),
+        public_key: signer.public_key,
+    };
+    let dir = tmp.path().join("validator");
+    let mut v = Validator::init(&dir, &anchor, 77, LINE).unwrap();
+    let version = cfg.body.bundle_version;
+    assert_eq!(
+        v.install_config(&bytes).unwrap(),
+        ConfigInstall::Installed { version }
+    );
+    // Nothing new: 304 Not Modified.
+    assert_eq!(
+        http::fetch_config(&url, Some(version), TIMEOUT).unwrap(),
+        None
+    );
+
+    // Taps need a certificate the validator accepts; provisioning a wallet through the backend
+    // is out of scope here, so a second validator trusting a test issuer journals the taps and
+    // uploads its batch (the backend checks the validator's signature, stores the batch by id,
+    // and rejects the records at settlement since it never issued those certificates).
+    let now = v.now();
+    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let dir2 = tmp.path().join("validator2");
+    let mut v2 = Validator::init(&dir2, &issuer.anchor(), 78, LINE).unwrap();
+    v2.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
+        .unwrap();
+    let mut c = card(&issuer, now);
+    assert!(v2.tap_nfc(&mut c).decision.is_accepted());
+    assert!(v2
+        .verify_qr(&c.pass(150, now, 30_000).to_text())
+        .decision
+        .is_accepted());
+    // Unregistered validator: 403, the batch stays sealed and pending.
+    let err = v2
+        .upload(|b| http::send_batch(&url, b, TIMEOUT))
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    let sealed = v2.seal().unwrap().unwrap();
+
+    backend
+        .engine()
+        .register_validator(&RegisterValidatorRequest {
+            validator_id: 78,
+            public_key: hex::encode(v2.public_key().as_bytes()),
+        })
+        .unwrap();
+    // First delivery: processed (records are rejected at settlement: the certificates are not
+    // the backend's), but the response is "lost": we do not mark it acknowledged.
+    let r1 = http::post(
+        &http::join(&url, http::BATCHES_PATH),
+        "application/octet-stream",
+        &sealed.bytes,
+        TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(r1.status, 200, "{}", String::from_utf8_lossy(&r1.body));
+    let t1 = String::from_utf8_lossy(&r1.body).to_string();
+    assert!(t1.contains("\"duplicate_batch\":false"), "{t1}");
+    drop(v2);
+    // Restart; the validator resends the same batch id; the backend answers with the stored
+    // result, flagged duplicate: processed exactly once.
+    let mut v2 = Validator::open(&dir2).unwrap();
+    let mut answers = Vec::new();
+    let rep = v2
+        .upload(|b| {
+            assert_eq!(b.batch_id, sealed.batch_id);
+            let r = http::post(
+                &http::join(&url, http::BATCHES_PATH),
+                "application/octet-stream",
+                &b.bytes,
+                TIMEOUT,
+            )
+            .map_err(|e| e.to_string())?;
+            answers.push(String::from_utf8_lossy(&r.body).to_string());
+            r.ok().map(|_| ()).map_err(|e| e.to_string())
+        })
+        .unwrap();
+    assert_eq!(rep.acked, vec![sealed.batch_id]);
+    assert!(
+        answers[0].contains("\"duplicate_batch\":true"),
+        "{}",
+        answers[0]
+    );
+    assert_eq!(v2.status().unwrap().journal.uploaded, 2);
+    drop(v);
+    rt.block_on(backend.shutdown()).unwrap();
+}
