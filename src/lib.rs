@@ -16,9 +16,11 @@
 mod counters;
 mod db;
 mod error;
+mod ffi;
 mod hce;
 mod keystore;
 pub mod money;
+pub mod online;
 mod pass;
 pub mod qr;
 mod types;
@@ -42,3 +44,5 @@ const _: () = {
     assert_send_sync::<Wallet>();
     assert_send_sync::<std::sync::Arc<dyn PlatformKeystore>>();
 };
+
+uniffi::setup_scaffolding!();

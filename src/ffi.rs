@@ -1,0 +1,1 @@
+//! The uniffi surface (Kotlin, Swift, Python): the only place FFI concerns live.

@@ -1,0 +1,1 @@
+//! The wallet online: provisioning, replenishment, top-up and sync with the backend.
