@@ -3,6 +3,8 @@
 //! Each party's subcommands live in their own module; this file only wires them.
 
 mod backend;
+mod bench;
+mod demo;
 mod inspect;
 mod phone;
 mod validator;
@@ -24,6 +26,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Narrate a rider's whole day against an in-process backend and validator, checking the books.
+    Demo(demo::DemoArgs),
+    /// Measure every headline figure beside its physical limit, in one run.
+    Bench(bench::BenchArgs),
     /// Decode any ManCard message (hex or pass text) and print its fields.
     Inspect(inspect::InspectArgs),
     /// The rider's wallet: status, history, QR pass, APDU debugging.
@@ -39,6 +45,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Wallet(a) => wallet::run(a),
         Command::Validator(a) => validator::run(a),
