@@ -41,8 +41,10 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test (workspace)"
-cargo test --workspace 2>&1 | tee target/cargo-test.log
-grep -q '^test result: ok' target/cargo-test.log
+TEST_LOG=$(mktemp)
+cargo test --workspace 2>&1 | tee "$TEST_LOG"
+grep -q '^test result: ok' "$TEST_LOG"
+rm -f "$TEST_LOG"
 
 if [ -x protocol/fuzz/smoke.sh ]; then
   step "fuzz smoke run (every decoder)"
