@@ -139,10 +139,11 @@ pub(crate) fn open_secondary<I: ConnectionInitializer>(
 pub(crate) struct WalletSchema;
 
 /// Current wallet schema version.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// The newest schema, created in one step by [`ConnectionInitializer::init`].
-pub(crate) const SCHEMA_SQL: &str = "
+/// Schema v1 (the first released one). A fresh database is created as v1 followed by every
+/// upgrade step, so a fresh and an upgraded database cannot drift apart.
+pub(crate) const SCHEMA_V1_SQL: &str = "
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY NOT NULL,
     value ANY NOT NULL
@@ -196,6 +197,61 @@ CREATE TABLE events (
 CREATE INDEX events_by_position ON events(after_seq, id);
 ";
 
+/// v1 → v2: the online layer (`docs/adr/0005-wallet-online.md`). Only new tables: the tap path
+/// and every v1 table are unchanged.
+/// - `idempotency_keys`: one open state-changing request per scope, stored before sending.
+/// - `topups`: top-ups started on this phone, keyed by the idempotency key.
+/// - `tap_settlements`: the backend's verdict on each tap-log entry (actual fare or reason).
+/// - `recovered_taps`: tap-log entries the wallet had lost and learned back from the backend.
+/// - `server_ledger`: backend ledger entries seen at sync (top-ups, fares, adjustments).
+pub(crate) const SCHEMA_V2_SQL: &str = "
+CREATE TABLE idempotency_keys (
+    scope      TEXT PRIMARY KEY NOT NULL,
+    key        TEXT NOT NULL,
+    request    BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE topups (
+    idempotency_key TEXT PRIMARY KEY NOT NULL,
+    amount          INTEGER NOT NULL CHECK (amount > 0),
+    intent_id       TEXT UNIQUE,
+    status          TEXT NOT NULL CHECK (status IN ('starting', 'pending', 'credited',
+                                                    'cancelled', 'expired', 'abandoned')),
+    payment_url     TEXT,
+    expires_at      INTEGER,
+    ledger_entry_id INTEGER,
+    gateway_ref     TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tap_settlements (
+    seq        INTEGER PRIMARY KEY CHECK (seq >= 0),
+    status     TEXT NOT NULL CHECK (status IN ('settled', 'duplicate', 'fraud', 'rejected')),
+    fare       INTEGER,
+    reason     TEXT,
+    detail     TEXT,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE recovered_taps (
+    seq          INTEGER PRIMARY KEY CHECK (seq >= 0),
+    recovered_at INTEGER NOT NULL
+);
+
+CREATE TABLE server_ledger (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    amount          INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    counter         INTEGER,
+    intent_id       TEXT,
+    note            TEXT,
+    created_at      INTEGER NOT NULL
+);
+";
+
 impl ConnectionInitializer for WalletSchema {
     const END_VERSION: u32 = SCHEMA_VERSION;
 
@@ -216,17 +272,25 @@ impl ConnectionInitializer for WalletSchema {
     }
 
     fn init(&self, tx: &Transaction<'_>) -> Result<(), WalletError> {
-        tx.execute_batch(SCHEMA_SQL)?;
+        tx.execute_batch(SCHEMA_V1_SQL)?;
+        for v in 1..SCHEMA_VERSION {
+            self.upgrade_from(tx, v)?;
+        }
         Ok(())
     }
 
-    fn upgrade_from(&self, _tx: &Transaction<'_>, version: u32) -> Result<(), WalletError> {
-        // Version 1 is the first released schema: there is nothing older to upgrade from yet.
-        // A future v2 adds `1 => { ...ALTER TABLE... }` here and a frozen v1 snapshot to the
-        // migration test.
-        Err(WalletError::internal(format!(
-            "no upgrade path from wallet schema version {version}"
-        )))
+    fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), WalletError> {
+        // Each step takes `version` to `version + 1`; the migration test keeps a frozen
+        // snapshot of every older schema.
+        match version {
+            1 => {
+                tx.execute_batch(SCHEMA_V2_SQL)?;
+                Ok(())
+            }
+            _ => Err(WalletError::internal(format!(
+                "no upgrade path from wallet schema version {version}"
+            ))),
+        }
     }
 }
 

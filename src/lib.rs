@@ -23,6 +23,7 @@ pub mod money;
 pub mod online;
 mod pass;
 pub mod qr;
+mod sync_store;
 mod types;
 mod util;
 mod wallet;
@@ -30,7 +31,12 @@ mod wallet;
 pub use db::SCHEMA_VERSION;
 pub use error::WalletError;
 pub use keystore::{KeystoreError, PlatformKeystore, SoftwareKeystore};
+pub use online::{
+    AccountInfo, CodeSent, OnlineError, OnlineOptions, OnlineState, OnlineWallet, ProvisionReport,
+    SessionInfo, SyncReport, TopUpIntent, TopUpStatus,
+};
 pub use qr::QrMatrix;
+pub use sync_store::TapSettlement;
 pub use types::{
     BoardingPassQr, CredentialRequest, CredentialState, HistoryItem, HistoryKind, HistoryPage,
     IssuerKeyInfo, LedgerView, WalletConfig, WalletStats, WalletStatus,

@@ -131,7 +131,7 @@ impl Drop for Wallet {
     }
 }
 
-fn get_setting<T: rusqlite::types::FromSql>(
+pub(crate) fn get_setting<T: rusqlite::types::FromSql>(
     conn: &Connection,
     key: &str,
 ) -> Result<Option<T>, WalletError> {
@@ -144,7 +144,7 @@ fn get_setting<T: rusqlite::types::FromSql>(
         .optional()?)
 }
 
-fn set_setting(
+pub(crate) fn set_setting(
     conn: &Connection,
     key: &str,
     value: impl rusqlite::ToSql,
@@ -901,11 +901,29 @@ impl Wallet {
                     status_word, detail
              FROM (
                SELECT * FROM (
-                 SELECT seq + 1 AS major, 0 AS minor, seq AS id, time,
-                        CASE kind WHEN 1 THEN 'tap' ELSE 'pass' END AS kind, amount, counter,
-                        line_id, validator_id,
-                        CASE kind WHEN 1 THEN 36864 ELSE NULL END AS status_word, '' AS detail
-                 FROM tap_log WHERE seq < ?1 ORDER BY seq DESC LIMIT ?5)
+                 SELECT t.seq + 1 AS major, 0 AS minor, t.seq AS id, t.time,
+                        CASE t.kind WHEN 1 THEN 'tap' ELSE 'pass' END AS kind,
+                        CASE WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
+                               THEN s.fare
+                             WHEN s.status IN ('rejected', 'fraud') THEN 0
+                             ELSE t.amount END AS amount,
+                        t.counter, t.line_id, t.validator_id,
+                        CASE t.kind WHEN 1 THEN 36864 ELSE NULL END AS status_word,
+                        CASE WHEN r.seq IS NULL THEN '' ELSE 'recovered from the backend; ' END
+                        || CASE
+                             WHEN s.status IS NULL THEN ''
+                             WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
+                                  AND s.fare <> t.amount
+                               THEN 'settled at ' || s.fare || ' rials (authorized '
+                                    || t.amount || ')'
+                             WHEN s.status IN ('settled', 'duplicate') THEN 'settled'
+                             WHEN s.status = 'rejected'
+                               THEN 'rejected: ' || COALESCE(s.reason, s.detail, 'no reason')
+                             ELSE 'flagged: ' || COALESCE(s.reason, s.detail, 'no reason')
+                           END AS detail
+                 FROM tap_log t LEFT JOIN tap_settlements s ON s.seq = t.seq
+                      LEFT JOIN recovered_taps r ON r.seq = t.seq
+                 WHERE t.seq < ?1 ORDER BY t.seq DESC LIMIT ?5)
                UNION ALL
                SELECT * FROM (
                  SELECT after_seq AS major, 1 AS minor, id, time, kind, amount, NULL AS counter,
@@ -961,7 +979,7 @@ impl Wallet {
                 line_id: to_u32(line),
                 validator_id: to_u32(validator),
                 status_word: sw.and_then(|s| u16::try_from(s).ok()),
-                detail,
+                detail: detail.trim_end_matches("; ").to_string(),
             });
         }
         let next_cursor = if more {

@@ -23,7 +23,62 @@ fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
 /// Frozen snapshots of every released schema older than `SCHEMA_VERSION`: (version, SQL).
 /// Each is built, upgraded by `Wallet::open`, and compared with a fresh database. When the
 /// schema moves to v2, the v1 SQL is frozen here (the check below fails until it is).
-const OLD_SCHEMAS: &[(u32, &str)] = &[];
+const OLD_SCHEMAS: &[(u32, &str)] = &[(1, SCHEMA_V1)];
+
+/// Schema v1, frozen (released with the wallet core, before the online layer).
+const SCHEMA_V1: &str = "
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value ANY NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tap_keys (
+    id          INTEGER PRIMARY KEY,
+    public_key  BLOB NOT NULL UNIQUE CHECK (length(public_key) = 65),
+    sealed_key  BLOB,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'installed', 'retired')),
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE credentials (
+    id             INTEGER PRIMARY KEY,
+    tap_key_id     INTEGER NOT NULL REFERENCES tap_keys(id),
+    certificate    BLOB NOT NULL,
+    cert_hash      BLOB NOT NULL UNIQUE CHECK (length(cert_hash) = 32),
+    status         TEXT NOT NULL CHECK (status IN ('active', 'superseded', 'revoked')),
+    installed_at   INTEGER NOT NULL,
+    first_seq      INTEGER NOT NULL CHECK (first_seq >= 0),
+    revoked_at     INTEGER,
+    revoked_reason TEXT
+);
+CREATE UNIQUE INDEX credentials_one_active ON credentials(status) WHERE status = 'active';
+
+CREATE TABLE tap_log (
+    seq           INTEGER PRIMARY KEY CHECK (seq >= 0),
+    credential_id INTEGER NOT NULL REFERENCES credentials(id),
+    counter       INTEGER NOT NULL UNIQUE,
+    kind          INTEGER NOT NULL CHECK (kind IN (1, 2)),
+    amount        INTEGER NOT NULL CHECK (amount >= 0),
+    time          INTEGER NOT NULL,
+    line_id       INTEGER,
+    validator_id  INTEGER,
+    entry         BLOB NOT NULL,
+    hash          BLOB NOT NULL CHECK (length(hash) = 32)
+);
+
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY,
+    after_seq    INTEGER NOT NULL CHECK (after_seq >= 0),
+    time         INTEGER NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('refusal', 'top_up')),
+    amount       INTEGER NOT NULL DEFAULT 0,
+    line_id      INTEGER,
+    validator_id INTEGER,
+    status_word  INTEGER,
+    detail       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX events_by_position ON events(after_seq, id);
+";
 
 #[test]
 fn every_older_schema_upgrades_to_the_fresh_schema() {
@@ -63,6 +118,40 @@ fn used_wallet(d: &std::path::Path) -> Vec<u32> {
     (0..20)
         .map(|i| tap(&w, &challenge(i, 10, T0)).unwrap().1.counter)
         .collect()
+}
+
+#[test]
+fn a_used_v1_wallet_upgrades_to_v2_with_its_data() {
+    let d = tempfile::tempdir().unwrap();
+    let counters = used_wallet(d.path());
+    let db = d.path().join("wallet").join(DB_FILE);
+    let before_history = open(d.path()).history(None, 100).unwrap();
+    // turn it back into what the v1 code wrote: same v1 tables and rows, no v2 tables
+    {
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(
+            "DROP TABLE idempotency_keys; DROP TABLE topups; DROP TABLE tap_settlements;
+             DROP TABLE recovered_taps; DROP TABLE server_ledger;",
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        let v1 = Connection::open_in_memory().unwrap();
+        v1.execute_batch(SCHEMA_V1).unwrap();
+        assert_eq!(schema_of(&c), schema_of(&v1));
+    }
+    let w = open(d.path());
+    assert_eq!(w.verify_tap_log().unwrap(), counters.len() as u64);
+    assert_eq!(w.history(None, 100).unwrap(), before_history);
+    assert!(w.tap_settlements().unwrap().is_empty());
+    let c = Connection::open(&db).unwrap();
+    let v: u32 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
+    // it still taps, after every counter it used
+    let (_, a) = tap(&w, &challenge(99, 10, T0)).unwrap();
+    assert!(a.counter > *counters.iter().max().unwrap());
 }
 
 #[test]

@@ -1,7 +1,11 @@
 //! `mancard wallet`: the rider's wallet core on the command line, for debugging and demos.
 //!
 //! Layout of `--data-dir DIR`: the wallet (`wallet.sqlite3`, `counters.bin`) in `DIR/wallet`,
-//! the software keystore in `DIR/keystore`. Only `init` creates anything.
+//! the software keystore in `DIR/keystore`. Only `init` (and `register`, on an empty
+//! directory) creates anything.
+//!
+//! Online subcommands (`register`, `verify`, `provision`, `replenish`, `topup`, `sync`,
+//! `balance`) talk to the backend given by `--backend URL` through `mancard::OnlineWallet`.
 
 use crate::CliResult;
 use clap::{Args, Subcommand};
@@ -19,6 +23,12 @@ pub struct WalletArgs {
     /// Directory holding the wallet (`DIR/wallet`) and its software keystore (`DIR/keystore`).
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
+    /// Backend base URL for the online subcommands (e.g. http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    backend: Option<String>,
+    /// Extra root CA (PEM file) to trust for an https backend.
+    #[arg(long, value_name = "FILE")]
+    ca_pem: Option<PathBuf>,
     #[command(subcommand)]
     command: WalletCommand,
 }
@@ -77,6 +87,28 @@ enum WalletCommand {
         /// The command APDU, hex (spaces allowed).
         hex: String,
     },
+    /// Online: ask the backend to send a one-time code to PHONE (creates the wallet if needed).
+    Register { phone: String },
+    /// Online: log in with the one-time code (the session is stored sealed).
+    Verify { phone: String, code: String },
+    /// Online: provision this wallet (a new device for the account; revokes the old one).
+    Provision,
+    /// Online: fetch a new certificate for this device.
+    Replenish,
+    /// Online: start a top-up of AMOUNT rials and print the payment URL.
+    Topup {
+        amount: i64,
+        /// Scripts: pay through the sandbox gateway (POST the payment URL), then poll until
+        /// the top-up is final.
+        #[arg(long)]
+        approve: bool,
+    },
+    /// Online: poll a top-up (after paying in a browser).
+    TopupStatus { intent_id: String },
+    /// Online: sync (upload taps, settle, learn revocation, clock and tariff; replenish if due).
+    Sync,
+    /// Online: the backend's balance next to the wallet's ledger.
+    Balance,
 }
 
 fn paths(dir: &Path) -> (PathBuf, PathBuf) {
@@ -112,9 +144,213 @@ fn time(t: i64) -> String {
     mancard::format_local_time(t, 12_600)
 }
 
+fn online(
+    dir: &Path,
+    backend: Option<&str>,
+    ca_pem: Option<&Path>,
+    create: bool,
+) -> Result<mancard::OnlineWallet, Box<dyn std::error::Error>> {
+    let url = backend.ok_or("this subcommand needs --backend URL")?;
+    let w = if create && !dir.join("wallet").join(mancard::DB_FILE).exists() {
+        let (wallet_dir, ks_dir) = paths(dir);
+        let ks = SoftwareKeystore::open_or_create(&ks_dir)
+            .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
+        println!("created a wallet in {}", dir.display());
+        Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?
+    } else {
+        open(dir)?
+    };
+    let extra_root_ca_pem = match ca_pem {
+        Some(p) => Some(
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    Ok(mancard::OnlineWallet::new(
+        Arc::new(w),
+        url.to_string(),
+        mancard::OnlineOptions {
+            extra_root_ca_pem,
+            ..mancard::OnlineOptions::default()
+        },
+    )?)
+}
+
+fn print_intent(i: &mancard::TopUpIntent) {
+    println!("top-up:       {}", i.intent_id);
+    println!("amount:       {}", money::format_amount(i.amount));
+    println!("status:       {}", i.status.name());
+    println!("payment URL:  {}", i.payment_url);
+    if let Some(r) = &i.gateway_ref {
+        println!("reference:    {r}");
+    }
+}
+
+fn run_online(
+    dir: &Path,
+    backend: Option<&str>,
+    ca_pem: Option<&Path>,
+    command: WalletCommand,
+) -> CliResult {
+    let now = mancard::now_utc();
+    let create = matches!(command, WalletCommand::Register { .. });
+    let o = online(dir, backend, ca_pem, create)?;
+    match command {
+        WalletCommand::Register { phone } => {
+            let r = o.block_on(o.register(phone))??;
+            println!(
+                "a code was sent to {} (valid until {})",
+                r.phone,
+                time(r.expires_at)
+            );
+        }
+        WalletCommand::Verify { phone, code } => {
+            let s = o.block_on(o.verify(phone, code))??;
+            println!(
+                "logged in as {} (account {}), session until {}",
+                s.phone,
+                s.account_id,
+                time(s.expires_at)
+            );
+        }
+        WalletCommand::Provision | WalletCommand::Replenish => {
+            let r = if matches!(command, WalletCommand::Provision) {
+                o.block_on(o.provision())??
+            } else {
+                o.block_on(o.replenish())??
+            };
+            println!("certificate installed: pseudonym {}", r.pseudonym);
+            println!(
+                "counters {}..={}, offline allowance {}, valid {} → {}",
+                r.counter_first,
+                r.counter_last,
+                money::format_amount(r.max_amount),
+                time(r.valid_from),
+                time(r.valid_until)
+            );
+            for p in &r.revoked_pseudonyms {
+                println!("revoked the previous device {p}");
+            }
+            print_status(&o.wallet(), now)?;
+        }
+        WalletCommand::Topup { amount, approve } => {
+            let i = o.block_on(o.start_top_up(amount))??;
+            print_intent(&i);
+            if approve {
+                let url = i.payment_url.clone();
+                o.block_on(async move {
+                    let c = reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()?;
+                    c.post(&url).send().await?.error_for_status()?;
+                    Ok::<(), reqwest::Error>(())
+                })?
+                .map_err(|e| format!("paying on the sandbox gateway failed: {e}"))?;
+                let mut last = i;
+                for _ in 0..60 {
+                    last = o.block_on(o.complete_top_up(last.intent_id.clone()))??;
+                    if last.status.is_final() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                println!("final status: {}", last.status.name());
+                if last.status != mancard::TopUpStatus::Credited {
+                    return Ok(ExitCode::FAILURE);
+                }
+                print_status(&o.wallet(), mancard::now_utc())?;
+            } else {
+                println!(
+                    "pay in a browser, then: mancard wallet --data-dir {} --backend {} topup-status {}",
+                    dir.display(),
+                    o.backend_url(),
+                    i.intent_id
+                );
+            }
+        }
+        WalletCommand::TopupStatus { intent_id } => {
+            let i = o.block_on(o.complete_top_up(intent_id))??;
+            print_intent(&i);
+        }
+        WalletCommand::Sync => {
+            let r = o.block_on(o.sync())??;
+            println!(
+                "uploaded {} · settled {} ({} fare corrections) · rejected {} · recovered {} · \
+                 {} new ledger entries · {} pending",
+                r.uploaded,
+                r.settled,
+                r.fare_corrections,
+                r.rejected,
+                r.recovered,
+                r.ledger_entries,
+                r.pending_taps
+            );
+            println!(
+                "balance {} · credential {}{} · clock offset {} s{}",
+                money::format_amount(r.balance),
+                r.credential_status,
+                r.credential_reason
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default(),
+                r.clock_offset_secs,
+                if r.clock_offset_applied {
+                    ""
+                } else {
+                    " (not applied)"
+                }
+            );
+            if r.revoked {
+                println!("this phone's ticket was revoked: provision again");
+            }
+            if r.replenished {
+                println!("a new certificate was installed");
+            }
+            if let Some(e) = &r.replenish_error {
+                println!("replenishment failed: {e}");
+            }
+            print_status(&o.wallet(), mancard::now_utc())?;
+        }
+        WalletCommand::Balance => {
+            match o.block_on(o.account())? {
+                Ok(a) => println!(
+                    "backend balance:    {} (account {}, {}, {})",
+                    money::format_amount(a.balance),
+                    a.account_id,
+                    a.phone,
+                    a.fare_class
+                ),
+                Err(e) if e.is_retryable() => println!("backend unreachable: {e}"),
+                Err(e) => return Err(e.into()),
+            }
+            print_status(&o.wallet(), now)?;
+        }
+        _ => return Err("not an online subcommand".into()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: WalletArgs) -> CliResult {
     let dir = &args.data_dir;
     let now = mancard::now_utc();
+    if matches!(
+        args.command,
+        WalletCommand::Register { .. }
+            | WalletCommand::Verify { .. }
+            | WalletCommand::Provision
+            | WalletCommand::Replenish
+            | WalletCommand::Topup { .. }
+            | WalletCommand::TopupStatus { .. }
+            | WalletCommand::Sync
+            | WalletCommand::Balance
+    ) {
+        return run_online(
+            dir,
+            args.backend.as_deref(),
+            args.ca_pem.as_deref(),
+            args.command,
+        );
+    }
     match args.command {
         WalletCommand::Init => {
             let (wallet_dir, ks_dir) = paths(dir);
@@ -253,6 +489,7 @@ pub fn run(args: WalletArgs) -> CliResult {
             );
             w.deactivated();
         }
+        _ => return Err("an online subcommand needs --backend URL".into()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,158 @@
+//! Offline first: taps keep working while a sync runs, and a wallet process SIGKILLed in the
+//! middle of a sync (while it also taps) converges at the next sync.
+//!
+//! The child is this same test binary, re-run with `--ignored --exact sync_child` and
+//! `MANCARD_SYNC_DIR` / `MANCARD_SYNC_URL` set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod online_common;
+use mancard::now_utc;
+use online_common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ENV_DIR: &str = "MANCARD_SYNC_DIR";
+const ENV_URL: &str = "MANCARD_SYNC_URL";
+
+fn big_certificates(p: &mut mancard_backend::Policy) {
+    p.counters_per_cert = 50_000;
+    p.max_offline_amount = 100_000_000;
+}
+
+#[test]
+fn taps_during_sync_are_neither_blocked_nor_lost() {
+    let env = Env::start_with(big_certificates);
+    let root = data_dir(env.path(), "phone");
+    let w = open_wallet(&root);
+    let o = online(&w, &env.url);
+    let account = login(&env, &o, PHONE);
+    o.block_on(o.provision()).unwrap().unwrap();
+    top_up(&env, &o, 5_000_000);
+    let mut v = Validator::new(11);
+    taps(&w, &mut v, 1_500, now_utc(), 30);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let tapper = {
+        let w = Arc::clone(&w);
+        let done = Arc::clone(&done);
+        let mut v = Validator::new(12);
+        std::thread::spawn(move || {
+            let start = now_utc() + 50_000;
+            taps(&w, &mut v, 400, start, 30);
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut syncs = 0;
+    while !done.load(Ordering::SeqCst) || syncs == 0 {
+        o.block_on(o.sync()).unwrap().unwrap();
+        syncs += 1;
+    }
+    tapper.join().unwrap();
+    let r = o.block_on(o.sync()).unwrap().unwrap();
+    assert_eq!(r.pending_taps, 0);
+    assert_eq!(w.verify_tap_log().unwrap(), 1_900);
+    assert_converged(&env, &w, account);
+}
+
+#[test]
+#[ignore = "child half of sigkill_during_sync_converges"]
+fn sync_child() {
+    let (Some(dir), Ok(url)) = (std::env::var_os(ENV_DIR), std::env::var(ENV_URL)) else {
+        eprintln!("sync_child only runs as the child of sigkill_during_sync_converges");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let w = open_wallet(&dir);
+    let o = online(&w, &url);
+    let tapper = {
+        let w = Arc::clone(&w);
+        std::thread::spawn(move || {
+            let mut v = Validator::new(std::process::id());
+            let start = now_utc() + 100_000 + i64::from(std::process::id() % 1_000) * 1_000;
+            for i in 0..40 {
+                let ch = v.challenge([1, 2, 10][i % 3], start + i as i64 * 5);
+                let _ = tap(&w, &ch);
+            }
+        })
+    };
+    println!("READY");
+    loop {
+        o.block_on(o.sync()).unwrap().unwrap();
+        if tapper.is_finished() {
+            break;
+        }
+    }
+    println!("DONE");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn sigkill_during_sync_converges() {
+    let env = Env::start_with(big_certificates);
+    let root = data_dir(env.path(), "phone");
+    let account;
+    {
+        let w = open_wallet(&root);
+        let o = online(&w, &env.url);
+        account = login(&env, &o, PHONE);
+        o.block_on(o.provision()).unwrap().unwrap();
+        top_up(&env, &o, 5_000_000);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let err_path = env.path().join("child-stderr.txt");
+    let mut seed = Validator::new(21);
+    let mut t = now_utc();
+    for (run, delay_ms) in [0u64, 15, 40, 90, 200, 400].into_iter().enumerate() {
+        {
+            // a backlog for the child to sync
+            let w = open_wallet(&root);
+            taps(&w, &mut seed, 1_000, t, 10);
+            t += 1_000 * 10;
+        }
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "sync_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ENV_DIR, &root)
+            .env(ENV_URL, &env.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let l = lines
+                .next()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "run {run}: child ended: {}",
+                        std::fs::read_to_string(&err_path).unwrap_or_default()
+                    )
+                })
+                .unwrap();
+            if l.contains("READY") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL, wherever the sync is
+        child.wait().unwrap();
+        // whatever instant it died at, the wallet opens and its log verifies
+        let w = open_wallet(&root);
+        w.verify_tap_log().unwrap();
+        let l = w.ledger().unwrap();
+        assert!(l.confirmed_balance <= 5_000_000);
+    }
+    let w = open_wallet(&root);
+    let o = online(&w, &env.url);
+    let r = o.block_on(o.sync()).unwrap().unwrap();
+    assert_eq!(r.credential_status, "active", "{r:?}");
+    assert_converged(&env, &w, account);
+}

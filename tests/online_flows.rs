@@ -1,0 +1,343 @@
+//! The online flows end to end against the real backend on a loopback port: register, verify,
+//! provision, top-up, taps, sync with fare corrections, replenishment, lost phone, taps lost
+//! to a power loss learned back, and a cloned wallet caught by the chain check.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod online_common;
+use mancard::{now_utc, CredentialState, HistoryKind, OnlineError, TopUpStatus};
+use online_common::*;
+
+#[test]
+fn register_provision_top_up_tap_and_sync() {
+    let env = Env::start();
+    let root = data_dir(env.path(), "phone");
+    let w = open_wallet(&root);
+    let o = online(&w, &env.url);
+
+    // nothing works before logging in
+    assert_eq!(
+        o.block_on(o.provision()).unwrap(),
+        Err(OnlineError::SessionExpired)
+    );
+    assert!(!o.state().unwrap().logged_in);
+    // a wrong code is a message for the rider, not a session problem
+    o.block_on(o.register(PHONE.into())).unwrap().unwrap();
+    let wrong = o.block_on(o.verify(PHONE.into(), "000000".into())).unwrap();
+    let right = env.otp(PHONE);
+    if right != "000000" {
+        assert!(
+            matches!(wrong, Err(OnlineError::Validation { .. })),
+            "{wrong:?}"
+        );
+    }
+    let account = login(&env, &o, PHONE);
+    let st = o.state().unwrap();
+    assert!(st.logged_in);
+    assert_eq!(st.account_id, Some(account));
+
+    // the session token is stored sealed: no printable 64-hex token in the database
+    {
+        let c = rusqlite::Connection::open(root.join("wallet").join(mancard::DB_FILE)).unwrap();
+        let sealed: Vec<u8> = c
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'session_sealed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(std::str::from_utf8(&sealed).is_err() || sealed.len() != 64);
+        let values: Vec<Vec<u8>> = c
+            .prepare("SELECT CAST(value AS BLOB) FROM settings")
+            .unwrap()
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let hex_run = |v: &[u8]| {
+            v.split(|b| !b.is_ascii_hexdigit())
+                .any(|run| run.len() >= 64)
+        };
+        assert!(!values.iter().any(|v| hex_run(v)));
+    }
+
+    // provision with a zero balance: a certificate with no allowance
+    let p = o.block_on(o.provision()).unwrap().unwrap();
+    assert_eq!(p.max_amount, 0);
+    assert!(p.revoked_pseudonyms.is_empty());
+    assert_eq!(
+        w.status(now_utc()).unwrap().state,
+        CredentialState::Exhausted
+    );
+    // a new certificate could not grant more: not due
+    assert_eq!(o.block_on(o.replenish_if_due()).unwrap().unwrap(), None);
+
+    // top-up: intent → pay → complete; the sync it triggers replenishes the allowance
+    let t = top_up(&env, &o, 200_000);
+    assert!(t.ledger_entry_id.is_some());
+    assert_eq!(env.balance_of(account), 200_000);
+    let s = w.status(now_utc()).unwrap();
+    assert_eq!(s.amount_available, 200_000, "{s:?}");
+    assert_eq!(w.ledger().unwrap().confirmed_balance, 200_000);
+    // completing again (a repeated redirect) credits nothing more
+    let again = o
+        .block_on(o.complete_top_up(t.intent_id.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.status, TopUpStatus::Credited);
+    let tops = |w: &mancard::Wallet| {
+        w.history(None, 500)
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|i| i.kind == HistoryKind::TopUp)
+            .count()
+    };
+    assert_eq!(tops(&w), 1);
+    assert!(o.open_top_ups().unwrap().is_empty());
+
+    // taps at two validators: each charges a full fare from its own point of view; the
+    // backend sees the transfer and corrects the second one
+    let now = now_utc();
+    let mut va = Validator::new(1);
+    let mut vb = Validator::new(2);
+    assert_eq!(
+        tap(&w, &va.challenge(1, now)),
+        mancard_protocol::StatusWord::Ok
+    );
+    assert_eq!(
+        tap(&w, &vb.challenge(2, now + 600)),
+        mancard_protocol::StatusWord::Ok
+    );
+    assert_eq!(
+        tap(&w, &va.challenge(1, now + 7_200)),
+        mancard_protocol::StatusWord::Ok
+    );
+    assert_eq!(w.ledger().unwrap().pending_taps, 3);
+    assert_eq!(w.ledger().unwrap().pending_amount, 60_000);
+
+    let r = o.block_on(o.sync()).unwrap().unwrap();
+    assert_eq!(r.uploaded, 3);
+    assert_eq!(r.settled, 3);
+    assert_eq!(r.fare_corrections, 1);
+    assert_eq!(r.rejected, 0);
+    assert!(r.clock_offset_applied);
+    assert!(r.clock_offset_secs.abs() <= 2);
+    assert_eq!(r.balance, 200_000 - 20_000 - 5_000 - 20_000);
+    assert_converged(&env, &w, account);
+    let h = w.history(None, 10).unwrap().items;
+    let second = h.iter().find(|i| i.log_seq == Some(1)).unwrap();
+    assert_eq!(second.amount, 5_000);
+    assert!(
+        second.detail.contains("settled at 5000"),
+        "{}",
+        second.detail
+    );
+
+    // a second sync changes nothing (and does not replenish for nothing)
+    let r2 = o.block_on(o.sync()).unwrap().unwrap();
+    assert_eq!((r2.uploaded, r2.settled, r2.ledger_entries), (0, 0, 0));
+    assert!(!r2.replenished, "{r2:?}");
+    assert_converged(&env, &w, account);
+
+    // explicit replenishment: same pseudonym, the next counter range
+    let before = o.block_on(o.replenish()).unwrap().unwrap();
+    let after = o.block_on(o.replenish()).unwrap().unwrap();
+    assert_eq!(before.pseudonym, after.pseudonym);
+    assert!(after.counter_first > before.counter_last);
+    assert_eq!(after.max_amount, 155_000);
+    assert_eq!(
+        tap(&w, &va.challenge(2, now + 9_000)),
+        mancard_protocol::StatusWord::Ok
+    );
+    o.block_on(o.sync()).unwrap().unwrap();
+    assert_converged(&env, &w, account);
+
+    // logging out forgets the session only
+    o.logout().unwrap();
+    assert_eq!(
+        o.block_on(o.sync()).unwrap(),
+        Err(OnlineError::SessionExpired)
+    );
+    assert_eq!(w.status(now_utc()).unwrap().state, CredentialState::Active);
+}
+
+#[test]
+fn lost_phone_new_device_revokes_the_old_one_and_keeps_the_balance() {
+    let env = Env::start();
+    let old_dir = data_dir(env.path(), "old");
+    let old = open_wallet(&old_dir);
+    let o_old = online(&old, &env.url);
+    let account = login(&env, &o_old, PHONE);
+    o_old.block_on(o_old.provision()).unwrap().unwrap();
+    top_up(&env, &o_old, 100_000);
+    let mut v = Validator::new(3);
+    taps(&old, &mut v, 2, now_utc(), 3_600);
+    let old_pseudonym = o_old.block_on(o_old.sync()).unwrap().unwrap();
+    assert_eq!(old_pseudonym.credential_status, "active");
+    let balance = env.balance_of(account);
+    assert_eq!(balance, 100_000 - 40_000);
+
+    // the phone is lost; a new phone, same number
+    let new_dir = data_dir(env.path(), "new");
+    let new = open_wallet(&new_dir);
+    let o_new = online(&new, &env.url);
+    assert_eq!(login(&env, &o_new, PHONE), account);
+    let p = o_new.block_on(o_new.provision()).unwrap().unwrap();
+    assert_eq!(p.revoked_pseudonyms.len(), 1);
+    assert_eq!(p.max_amount, balance);
+    assert_eq!(p.balance, balance);
+    let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_eq!(r.balance, balance);
+    assert_eq!(new.status(now_utc()).unwrap().amount_available, balance);
+
+    // the old phone learns it at its next sync and stops tapping
+    let r = o_old.block_on(o_old.sync()).unwrap().unwrap();
+    assert!(r.revoked);
+    assert_eq!(r.credential_status, "revoked");
+    assert_eq!(
+        r.credential_reason.as_deref(),
+        Some("replaced_by_new_device")
+    );
+    assert_eq!(
+        old.status(now_utc()).unwrap().state,
+        CredentialState::Revoked
+    );
+    assert_ne!(
+        tap(&old, &v.challenge(1, now_utc() + 10_000)),
+        mancard_protocol::StatusWord::Ok
+    );
+    // replenishing a revoked phone is refused locally
+    assert!(matches!(
+        o_old.block_on(o_old.replenish()).unwrap(),
+        Err(OnlineError::CredentialRevoked { .. })
+    ));
+    // the new phone taps on
+    let mut v2 = Validator::new(4);
+    taps(&new, &mut v2, 1, now_utc(), 60);
+    o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_converged(&env, &new, account);
+}
+
+#[test]
+fn taps_lost_to_a_power_loss_are_learned_back_from_the_backend() {
+    let env = Env::start();
+    let root = data_dir(env.path(), "phone");
+    let snapshot = env.path().join("snapshot.sqlite3");
+    let account;
+    let mut v = Validator::new(5);
+    let t0 = now_utc();
+    {
+        let w = open_wallet(&root);
+        let o = online(&w, &env.url);
+        account = login(&env, &o, PHONE);
+        o.block_on(o.provision()).unwrap().unwrap();
+        top_up(&env, &o, 300_000);
+        taps(&w, &mut v, 2, t0, 3_600);
+        o.block_on(o.sync()).unwrap().unwrap();
+        // the state the flash holds after the power loss: the database as of now...
+        drop(o);
+        drop(w);
+        let db = root.join("wallet").join(mancard::DB_FILE);
+        std::fs::copy(&db, &snapshot).unwrap();
+        let wal = format!("{}-wal", db.display());
+        if std::path::Path::new(&wal).exists() {
+            std::fs::copy(&wal, format!("{}-wal", snapshot.display())).unwrap();
+        }
+        // ...while these taps reach the validators and, through this sync, the backend
+        let w = open_wallet(&root);
+        let o = online(&w, &env.url);
+        taps(&w, &mut v, 3, t0 + 2 * 3_600, 3_600);
+        o.block_on(o.sync()).unwrap().unwrap();
+    }
+    // power loss: the last commits are gone (the fsynced counter file is kept)
+    let db = root.join("wallet").join(mancard::DB_FILE);
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    std::fs::copy(&snapshot, &db).unwrap();
+    let swal = format!("{}-wal", snapshot.display());
+    if std::path::Path::new(&swal).exists() {
+        std::fs::copy(&swal, format!("{}-wal", db.display())).unwrap();
+    }
+    let w = open_wallet(&root);
+    assert_eq!(w.verify_tap_log().unwrap(), 2);
+    let o = online(&w, &env.url);
+    let r = o.block_on(o.sync()).unwrap().unwrap();
+    assert_eq!(r.recovered, 3);
+    assert_eq!(w.verify_tap_log().unwrap(), 5);
+    assert_converged(&env, &w, account);
+    let h = w.history(None, 10).unwrap().items;
+    assert_eq!(
+        h.iter()
+            .filter(|i| i.detail.starts_with("recovered from the backend"))
+            .count(),
+        3
+    );
+    // the chain continues: a new tap after the recovery is no fraud
+    taps(&w, &mut v, 1, t0 + 6 * 3_600, 60);
+    let r = o.block_on(o.sync()).unwrap().unwrap();
+    assert_eq!(r.credential_status, "active", "{r:?}");
+    assert_converged(&env, &w, account);
+}
+
+#[test]
+fn a_cloned_wallet_is_caught_and_its_taps_show_why() {
+    let env = Env::start();
+    let a_dir = data_dir(env.path(), "a");
+    let account;
+    {
+        let w = open_wallet(&a_dir);
+        let o = online(&w, &env.url);
+        account = login(&env, &o, PHONE);
+        o.block_on(o.provision()).unwrap().unwrap();
+        top_up(&env, &o, 100_000);
+    }
+    // copy the whole data directory (keystore included) while the app is closed
+    let b_dir = env.path().join("b");
+    copy_dir(&a_dir, &b_dir);
+    let a = open_wallet(&a_dir);
+    let b = open_wallet(&b_dir);
+    let oa = online(&a, &env.url);
+    let ob = online(&b, &env.url);
+    let t = now_utc();
+    assert_eq!(
+        tap(&a, &Validator::new(6).challenge(1, t)),
+        mancard_protocol::StatusWord::Ok
+    );
+    assert_eq!(
+        tap(&b, &Validator::new(7).challenge(2, t + 60)),
+        mancard_protocol::StatusWord::Ok
+    );
+    let ra = oa.block_on(oa.sync()).unwrap().unwrap();
+    assert_eq!(ra.settled, 1);
+    let rb = ob.block_on(ob.sync()).unwrap().unwrap();
+    assert!(rb.revoked, "{rb:?}");
+    assert_eq!(rb.rejected, 1);
+    let h = b.history(None, 10).unwrap().items;
+    assert!(
+        h.iter()
+            .any(|i| i.kind == HistoryKind::Tap && i.detail.starts_with("flagged:")),
+        "{h:?}"
+    );
+    assert_eq!(b.status(now_utc()).unwrap().state, CredentialState::Revoked);
+    // the original learns it too: one credential, two devices
+    let ra = oa.block_on(oa.sync()).unwrap().unwrap();
+    assert!(ra.revoked);
+    // money: only the first tap is charged
+    assert_eq!(env.balance_of(account), 100_000 - 20_000);
+    env.assert_audit_ok();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
