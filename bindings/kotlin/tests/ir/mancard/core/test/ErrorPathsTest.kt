@@ -1,0 +1,165 @@
+package ir.mancard.core.test
+
+import ir.mancard.core.CredentialState
+import ir.mancard.core.HistoryKind
+import ir.mancard.core.TopUpStatus
+import ir.mancard.core.KeystoreException
+import ir.mancard.core.ManCardException
+import ir.mancard.core.PlatformKeystore
+import ir.mancard.core.Wallet
+import kotlinx.coroutines.runBlocking
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertNull
+import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
+import org.junit.Test
+import java.net.ServerSocket
+
+/** Errors the app must act on arrive as typed exceptions with a human message. */
+class ErrorPathsTest {
+    private inline fun <reified E : Throwable> expect(block: () -> Unit): E {
+        try {
+            block()
+        } catch (e: Throwable) {
+            if (e is E) return e
+            throw AssertionError("expected ${E::class.simpleName}, got $e", e)
+        }
+        fail("expected ${E::class.simpleName}, nothing was thrown")
+        throw IllegalStateException()
+    }
+
+    @Test
+    fun noCredentialHasAHumanMessage() {
+        val wallet = Wallet(Env.newDir("nocred"), Env.backendUrl, JcaKeystore())
+        val e = expect<ManCardException.NoCredential> { wallet.boardingPass() }
+        assertEquals("no credential is installed on this phone", e.message)
+        assertEquals(CredentialState.NO_CREDENTIAL, wallet.status().state)
+        assertEquals("No ticket on this phone yet", wallet.status().summary)
+        wallet.close()
+    }
+
+    @Test
+    fun badHistoryCursorIsAValidationError() {
+        val wallet = Wallet(Env.newDir("cursor"), Env.backendUrl, JcaKeystore())
+        val e = expect<ManCardException.Validation> { wallet.history("not-a-cursor", 10u) }
+        assertTrue(e.message, e.message!!.startsWith("invalid input: not a history cursor"))
+        wallet.close()
+    }
+
+    @Test
+    fun backendDownIsOffline() = runBlocking {
+        // A loopback port nobody listens on.
+        val port = ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress()).use { it.localPort }
+        val wallet = Wallet(Env.newDir("down"), "http://127.0.0.1:$port", JcaKeystore())
+        val e = expect<ManCardException.Offline> { runBlocking { wallet.register(Env.newPhone()) } }
+        assertTrue(e.message, e.message!!.startsWith("the ManCard service cannot be reached"))
+        // Everything offline keeps working.
+        assertEquals(CredentialState.NO_CREDENTIAL, wallet.status().state)
+        wallet.close()
+    }
+
+    @Test
+    fun notLoggedInIsSessionExpired() = runBlocking {
+        val wallet = Wallet(Env.newDir("nosession"), Env.backendUrl, JcaKeystore())
+        val e = expect<ManCardException.SessionExpired> { runBlocking { wallet.account() } }
+        assertTrue(e.message, e.message!!.contains("session"))
+        wallet.close()
+    }
+
+    @Test
+    fun wrongCodeIsRefused() = runBlocking {
+        val wallet = Wallet(Env.newDir("wrongcode"), Env.backendUrl, JcaKeystore())
+        val phone = Env.newPhone()
+        wallet.register(phone)
+        val right = Http.otp(phone)
+        val wrong = if (right == "000000") "111111" else "000000"
+        val e = expect<ManCardException> { runBlocking { wallet.verify(phone, wrong) } }
+        assertTrue("$e", e is ManCardException.SessionExpired || e is ManCardException.Validation)
+        assertTrue(e.message!!.isNotBlank() && !e.message!!.contains("detail="))
+        wallet.close()
+    }
+
+    @Test
+    fun provisioningAnotherPhoneRevokesThisOne() = runBlocking {
+        val phone = Env.newPhone()
+        suspend fun signedIn(tag: String): Wallet {
+            val w = Wallet(Env.newDir(tag), Env.backendUrl, JcaKeystore())
+            w.register(phone)
+            w.verify(phone, Http.otp(phone))
+            return w
+        }
+        val old = signedIn("oldphone")
+        val topUp = old.startTopUp(100_000)
+        assertEquals(303, Http.post(topUp.paymentUrl))
+        assertEquals(TopUpStatus.CREDITED, old.completeTopUp(topUp.intentId).status)
+        old.provision()
+        val usable = setOf(CredentialState.ACTIVE, CredentialState.REPLENISH_DUE) // few rides: due
+        assertTrue("${old.status()}", old.status().state in usable)
+
+        // The rider sets up a new phone (new binding key): the old phone's credential is revoked.
+        val new = signedIn("newphone")
+        val report = new.provision()
+        assertEquals(1, report.revokedPseudonyms.size)
+
+        val sync = old.sync()
+        assertTrue("sync report: $sync", sync.revoked)
+        assertEquals(CredentialState.REVOKED, old.status().state)
+        val e = expect<ManCardException.CredentialRevoked> { old.boardingPass() }
+        assertTrue(e.message, e.message!!.contains("revoked"))
+        val r = expect<ManCardException.CredentialRevoked> { runBlocking { old.replenish() } }
+        assertTrue(r.message, r.message!!.contains("revoked"))
+
+        // At the gate, the revoked phone refuses to authorize: the validator (whose deny list
+        // predates the revocation) refuses the tap, and the refusal is in the phone's history.
+        val tap = VpcdCard(old).use { card ->
+            Validator.tapOnce().also { assertNull("card side failed: ${card.failure}", card.failure) }
+        }
+        assertEquals("validator said: ${tap.output}", 1, tap.exitCode)
+        val refusal = old.history(null, 1u).entries.first()
+        assertEquals(HistoryKind.REFUSAL, refusal.kind)
+        assertEquals("the ticket has been revoked", refusal.detail)
+        old.close()
+        new.close()
+    }
+
+    /** A keystore whose every operation fails the way a platform keystore can. */
+    private class FailingKeystore(private val failure: () -> Exception) : PlatformKeystore {
+        override fun bindingPublicKey(): ByteArray = throw failure()
+        override fun signWithBindingKey(message: ByteArray): ByteArray = throw failure()
+        override fun seal(plaintext: ByteArray): ByteArray = throw failure()
+        override fun unseal(sealed: ByteArray): ByteArray = throw failure()
+    }
+
+    @Test
+    fun keystoreErrorsThrownInKotlinComeBackTyped() {
+        val locked = Wallet(Env.newDir("ks1"), Env.backendUrl,
+            FailingKeystore { KeystoreException.AuthenticationRequired("fingerprint needed") })
+        val a = expect<ManCardException.AuthenticationRequired> { locked.bindingPublicKey() }
+        assertEquals("platform keystore error: keystore requires user authentication: fingerprint needed", a.message)
+        locked.close()
+
+        val gone = Wallet(Env.newDir("ks2"), Env.backendUrl,
+            FailingKeystore { KeystoreException.Unavailable("key invalidated") })
+        val u = expect<ManCardException.Keystore> { gone.bindingPublicKey() }
+        assertEquals("platform keystore error: keystore unavailable: key invalidated", u.message)
+        gone.close()
+
+        // Not a KeystoreException at all: still a typed error, not a crash.
+        val buggy = Wallet(Env.newDir("ks3"), Env.backendUrl,
+            FailingKeystore { IllegalStateException("Android Keystore exploded") })
+        val b = expect<ManCardException.Keystore> { buggy.bindingPublicKey() }
+        assertTrue(b.message, b.message!!.contains("unexpected exception"))
+        assertTrue(b.message, b.message!!.contains("Android Keystore exploded"))
+        buggy.close()
+    }
+
+    @Test
+    fun sealedKeyOfAnotherKeystoreIsRefused() {
+        val ks = JcaKeystore()
+        val sealed = ks.seal("tap key".toByteArray())
+        assertEquals("tap key", ks.unseal(sealed).decodeToString())
+        expect<KeystoreException.SealedDataInvalid> { JcaKeystore().unseal(sealed) }
+        sealed[sealed.size - 1] = (sealed[sealed.size - 1].toInt() xor 1).toByte()
+        expect<KeystoreException.SealedDataInvalid> { ks.unseal(sealed) }
+    }
+}

@@ -1,0 +1,85 @@
+"""The rider journey and the error paths through the Python bindings (asyncio for the
+network operations), against the real backend and the real validator (QR path)."""
+
+import asyncio
+
+import pytest
+
+import mancard
+from conftest import otp, pay, validator
+
+
+def open_wallet(tmp_path, url, name="wallet"):
+    keystore = mancard.open_software_keystore(str(tmp_path / f"{name}-keys"))
+    return mancard.Wallet(str(tmp_path / name), url, keystore)
+
+
+def test_journey(tmp_path, backend_url, phone):
+    async def journey():
+        w = open_wallet(tmp_path, backend_url)
+        assert w.status().state == mancard.CredentialState.NO_CREDENTIAL
+        await w.register(phone)
+        session = await w.verify(phone, otp(backend_url, phone))
+        assert session.phone == phone
+
+        intent = await w.start_top_up(400_000)
+        assert pay(intent.payment_url) == 303
+        done = await w.complete_top_up(intent.intent_id)
+        assert done.status == mancard.TopUpStatus.CREDITED
+
+        report = await w.provision()
+        assert report.max_amount == 400_000
+        assert w.status().state == mancard.CredentialState.ACTIVE
+
+        p = w.boarding_pass()
+        assert p.text.startswith("MC1:")
+        assert len(p.matrix.modules) == p.matrix.width ** 2
+        assert p.png[:4] == b"\x89PNG"
+        assert "<svg" in p.svg
+        checked = validator("verify-qr", p.text)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+        assert w.ledger().pending_taps == 1
+        sync = await w.sync()
+        assert sync.uploaded == 1
+        assert w.ledger().pending_taps == 0
+        assert w.ledger().confirmed_balance == sync.balance == (await w.account()).balance
+        assert sync.balance < 400_000
+
+        kinds = [e.kind for e in w.history(None, 50).entries if e.kind != mancard.HistoryKind.REFUSAL]
+        assert kinds == [mancard.HistoryKind.PASS, mancard.HistoryKind.TOP_UP]
+
+    asyncio.run(journey())
+
+
+def test_no_credential_message_is_human(tmp_path, backend_url):
+    w = open_wallet(tmp_path, backend_url)
+    with pytest.raises(mancard.ManCardError.NoCredential) as e:
+        w.boarding_pass()
+    assert str(e.value) == "no credential is installed on this phone"
+
+
+def test_backend_down_is_offline(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    w = open_wallet(tmp_path, f"http://127.0.0.1:{port}")
+    with pytest.raises(mancard.ManCardError.Offline):
+        asyncio.run(w.register("+989121234567"))
+
+
+def test_panic_is_an_internal_error():
+    with pytest.raises(mancard.InternalError) as e:
+        mancard.debug_panic_for_tests("python boom")
+    assert "python boom" in str(e.value)
+
+
+def test_process_apdu_never_raises(tmp_path, backend_url):
+    w = open_wallet(tmp_path, backend_url)
+    for apdu in (b"", b"\x00", b"\x80\x20\x00\x00", bytes(range(256)) * 4):
+        r = w.process_apdu(apdu)
+        assert len(r) >= 2 and r[-2:] != b"\x90\x00"
+    w.deactivated()

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Binding tests: Kotlin on a real JVM (JNA, as Android loads the library) and Python, against
+# the real backend (`mancard backend serve --sandbox`) and the real validator through pcscd +
+# vsmartcard's vpcd. Also fails when the committed bindings differ from freshly generated ones.
+#
+# Installs what it needs on a fresh Debian machine (idempotent): the Kotlin compiler
+# (npm `kotlin-compiler@2.4.20` into .tools/, which also ships kotlinx-coroutines and
+# kotlin-test-junit), JNA (Debian libjna-java), JUnit 4 (Debian junit4), pytest (pip), and
+# Robolectric's android-all jar (Maven Central, via mvn) to compile the Android sample.
+# pcscd with the virtual reader is started by scripts/pcsc-up.sh (run here if needed).
+#
+# Prints "N passed, M failed" per suite and a total; exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+KOTLIN_VERSION=2.4.20
+TOOLS="$ROOT/.tools"
+KC="$TOOLS/kotlin-compiler-$KOTLIN_VERSION"
+BUILD="$ROOT/target/bindings-test"
+started=$SECONDS
+
+step() { printf '\n--- %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_apt() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    sudo_if_needed apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+step "tools (JDK, JNA, JUnit 4, Kotlin $KOTLIN_VERSION, pytest, pcscd)"
+command -v java >/dev/null || ensure_apt openjdk-17-jdk-headless
+command -v npm >/dev/null || ensure_apt npm
+ensure_apt libjna-java junit4
+if [ ! -x "$KC/bin/kotlinc-jvm" ]; then
+  mkdir -p "$TOOLS"
+  (cd "$TOOLS" && npm pack --silent "kotlin-compiler@$KOTLIN_VERSION" >/dev/null)
+  rm -rf "$KC.tmp" && mkdir -p "$KC.tmp"
+  tar xzf "$TOOLS/kotlin-compiler-$KOTLIN_VERSION.tgz" -C "$KC.tmp"
+  mv "$KC.tmp/package" "$KC" && rm -rf "$KC.tmp" "$TOOLS/kotlin-compiler-$KOTLIN_VERSION.tgz"
+  chmod +x "$KC"/bin/*
+fi
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  # pip first; a Debian system Python refuses pip installs (PEP 668): use its package then.
+  python3 -m pip install --quiet pytest 2>/dev/null || ensure_apt python3-pytest
+fi
+[ -x scripts/pcsc-up.sh ] && scripts/pcsc-up.sh
+
+JNA=/usr/share/java/jna.jar
+JUNIT=/usr/share/java/junit4.jar
+HAMCREST=/usr/share/java/hamcrest.jar
+COROUTINES="$KC/lib/kotlinx-coroutines-core-jvm.jar"
+STDLIB="$KC/lib/kotlin-stdlib.jar"
+for j in "$JNA" "$JUNIT" "$HAMCREST" "$COROUTINES" "$STDLIB"; do
+  [ -f "$j" ] || { echo "missing $j"; exit 1; }
+done
+# The Android 16 framework as one jar (Robolectric's android-all, Maven Central, ~200 MB, cached
+# in ~/.m2) to compile the Android sample against. Compile-only: no emulator here.
+ANDROID_ALL_VERSION=16-robolectric-13921718
+ANDROID_ALL="$HOME/.m2/repository/org/robolectric/android-all/$ANDROID_ALL_VERSION/android-all-$ANDROID_ALL_VERSION.jar"
+if [ ! -f "$ANDROID_ALL" ]; then
+  command -v mvn >/dev/null || ensure_apt maven
+  mvn -q dependency:get -Dartifact="org.robolectric:android-all:$ANDROID_ALL_VERSION" -Dtransitive=false
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Kotlin compilation needs only committed files (the freshness check below fails the run if
+# mancard.kt is not what the library generates), so it runs in the background while cargo
+# builds: the bindings once into a jar (cached by content), the tests against it, and the
+# Android sample against the bindings and the Android framework.
+TMP=$(mktemp -d /tmp/mancard-bindings.XXXXXX)
+backend_pid=""
+compile_pid=""
+cleanup() {
+  [ -n "$compile_pid" ] && kill -- -"$compile_pid" 2>/dev/null # its own process group
+  [ -n "$backend_pid" ] && kill "$backend_pid" 2>/dev/null && wait "$backend_pid" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+mkdir -p "$BUILD"
+kt=bindings/kotlin/ir/mancard/core/mancard.kt
+BJAR="$BUILD/mancard-bindings-$(sha256sum <"$kt" | cut -c1-16).jar"
+TJAR="$BUILD/mancard-tests.jar"
+AJAR="$BUILD/android-sample.jar"
+rm -f "$TJAR" "$AJAR"
+step "Kotlin: compiling bindings (once, cached), tests and the Android sample in the background"
+set -m # job control: the background job gets its own process group (killed as a whole)
+(
+  set -e
+  if [ ! -f "$BJAR" ]; then
+    rm -f "$BUILD"/mancard-bindings-*.jar
+    "$KC/bin/kotlinc-jvm" -nowarn -cp "$JNA:$COROUTINES" "$kt" -d "$BJAR.tmp.jar"
+    mv "$BJAR.tmp.jar" "$BJAR"
+  fi
+  "$KC/bin/kotlinc-jvm" -nowarn -cp "$BJAR:$JNA:$COROUTINES:$JUNIT" \
+    bindings/kotlin/tests/ir/mancard/core/test/*.kt -d "$TJAR"
+  "$KC/bin/kotlinc-jvm" -nowarn -cp "$ANDROID_ALL:$BJAR:$JNA:$COROUTINES" \
+    android-demo/src/ir/mancard/app/*.kt -d "$AJAR" >"$TMP/android.log" 2>&1 \
+    || { cat "$TMP/android.log"; rm -f "$AJAR"; }
+) >"$TMP/kotlinc.log" 2>&1 &
+compile_pid=$!
+set +m
+
+step "build (cargo build -p mancard -p mancard-cli -p uniffi-bindgen)"
+cargo build --quiet -p mancard -p mancard-cli -p uniffi-bindgen
+
+step "committed bindings are up to date"
+fresh=$(mktemp -d)
+SKIP_BUILD=1 bindings/generate.sh "$fresh" >/dev/null
+stale=0
+for f in kotlin/ir/mancard/core/mancard.kt swift/ManCardCore.swift swift/ManCardCoreFFI.h \
+         swift/ManCardCoreFFI.modulemap python/mancard.py; do
+  if ! cmp -s "$fresh/$f" "bindings/$f"; then
+    echo "STALE: bindings/$f differs from the generated one (run bindings/generate.sh)"
+    diff -u "bindings/$f" "$fresh/$f" | head -20 || true
+    stale=1
+  fi
+done
+rm -rf "$fresh"
+[ "$stale" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
+echo "bindings match the library"
+
+# ---------------------------------------------------------------------------------------------
+step "backend (sandbox) and validator"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export MANCARD_ADMIN_TOKEN="bindings-test-admin-$RANDOM$RANDOM"
+target/debug/mancard backend serve --db "$TMP/backend.sqlite" --listen "127.0.0.1:$PORT" --sandbox \
+  >"$TMP/backend.log" 2>&1 &
+backend_pid=$!
+URL="http://127.0.0.1:$PORT"
+for _ in $(seq 1 100); do
+  curl -fs "$URL/healthz" >/dev/null 2>&1 && break
+  kill -0 "$backend_pid" 2>/dev/null || { cat "$TMP/backend.log"; exit 1; }
+  sleep 0.1
+done
+curl -fs "$URL/healthz" >/dev/null || { echo "backend did not start"; cat "$TMP/backend.log"; exit 1; }
+anchor=$(target/debug/mancard backend keys list --db "$TMP/backend.sqlite" | sed -n 's/^trust anchor[^:]*: //p')
+[ -n "$anchor" ] || { echo "no trust anchor"; exit 1; }
+printf '%s\n' "$anchor" >"$TMP/issuer.pub"
+VDIR="$TMP/validator"
+target/debug/mancard validator --data-dir "$VDIR" init --trust-anchor "$TMP/issuer.pub" \
+  --validator-id 17 --line 1 >/dev/null
+target/debug/mancard validator --data-dir "$VDIR" sync-config --backend "$URL" >/dev/null
+echo "backend $URL, validator 17 on line 1"
+mkdir -p "$TMP/work"
+export MANCARD_TEST_BACKEND_URL="$URL" MANCARD_TEST_BIN="$ROOT/target/debug/mancard" \
+  MANCARD_TEST_VALIDATOR_DIR="$VDIR" MANCARD_TEST_TMP="$TMP/work"
+
+total_passed=0
+total_failed=0
+count() { # reads "N passed, M failed" from a log
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -1 || true)
+  if [ -z "$line" ]; then total_failed=$((total_failed + 1)); return; fi
+  total_passed=$((total_passed + ${line%% passed*}))
+  local f=${line#*, }; total_failed=$((total_failed + ${f%% failed}))
+}
+
+# ---------------------------------------------------------------------------------------------
+step "Kotlin: waiting for the compiler"
+if ! wait "$compile_pid" || [ ! -f "$TJAR" ]; then
+  compile_pid=""
+  cat "$TMP/kotlinc.log"
+  echo "Kotlin compilation failed"
+  total_failed=$((total_failed + 1))
+else
+  compile_pid=""
+  step "Kotlin: run (JUnit 4 on the JVM, JNA loads target/debug/libmancard.so)"
+  set +e
+  # RUST_BACKTRACE=0: the panics the tests provoke on purpose print one line, not a backtrace.
+  RUST_BACKTRACE=0 java -Djna.library.path="$ROOT/target/debug" \
+    -cp "$TJAR:$BJAR:$JNA:$COROUTINES:$STDLIB:$JUNIT:$HAMCREST" \
+    ir.mancard.core.test.RunTestsKt 2>&1 | tee "$TMP/kotlin.log"
+  set -e
+  count "$TMP/kotlin.log"
+
+  step "Android sample (HostApduService, Android Keystore, Logcat) compiled against Android 16"
+  if [ -f "$AJAR" ]; then
+    echo "1 passed, 0 failed"; total_passed=$((total_passed + 1))
+  else
+    cat "$TMP/kotlinc.log"; echo "0 passed, 1 failed"; total_failed=$((total_failed + 1))
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+step "Python: pytest"
+cp target/debug/libmancard.so bindings/python/libmancard.so
+set +e
+(cd bindings/python && RUST_BACKTRACE=0 python3 -m pytest -q -p no:cacheprovider tests 2>&1) | tee "$TMP/python.log"
+py_status=${PIPESTATUS[0]}
+set -e
+py_passed=$(grep -oE '[0-9]+ passed' "$TMP/python.log" | tail -1 | cut -d' ' -f1 || true)
+py_failed=$( (grep -oE '[0-9]+ (failed|error|errors)\b' "$TMP/python.log" || true) | awk '{s+=$1} END {print s+0}')
+py_passed=${py_passed:-0}
+if [ "$py_status" -ne 0 ] && [ "$py_failed" -eq 0 ]; then py_failed=1; fi
+echo "$py_passed passed, $py_failed failed"
+total_passed=$((total_passed + py_passed))
+total_failed=$((total_failed + py_failed))
+
+step "summary ($((SECONDS - started)) s)"
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ] && [ "$total_passed" -gt 0 ]

@@ -1,1 +1,0 @@
-//! The uniffi surface (Kotlin, Swift, Python): the only place FFI concerns live.

@@ -1,0 +1,352 @@
+//! The uniffi surface (Kotlin, Swift, Python): the only place FFI concerns live.
+//!
+//! A thin wrapper (bdk-ffi's rule): every exported item converts arguments, calls the core (or
+//! `crate::online`) and converts the answer; it adds no behaviour of its own.
+//!
+//! - [`Wallet`]: the wallet object (thread-safe; share one instance between the NFC service, the
+//!   UI and sync). `process_apdu` and `deactivated` never throw.
+//! - [`ManCardError`]: the one error type, a variant per action the app can take, whose
+//!   message is the core's human sentence (a flat error: see `error.rs` for why).
+//! - [`PlatformKeystore`] and [`Logger`]: foreign traits the app implements.
+//!
+//! Panics: uniffi catches a panic in any exported call and raises `InternalException` (Kotlin)
+//! / an internal error (Swift, Python) instead of unwinding into the app; the release profile
+//! keeps `panic = "unwind"` for that. The core's locks recover from poisoning.
+//! `debug_panic_for_tests` exists only to show this in the binding tests.
+//!
+//! Async: `crate::online::OnlineWallet` owns its tokio runtime and spawns its work there, so
+//! the online methods are plain uniffi futures (no `async_runtime = "tokio"`, which would
+//! start a second runtime): any foreign executor can poll them.
+
+mod error;
+mod keystore;
+mod logger;
+mod online;
+mod types;
+
+use self::online::{
+    AccountInfo, CodeSent, OnlineState, ProvisionReport, SessionInfo, SyncReport, TopUpIntent,
+};
+use crate::online::{OnlineOptions, OnlineWallet};
+use error::ManCardError;
+use keystore::{KeystoreAdapter, PlatformKeystore};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use types::{BoardingPass, HistoryPage, LedgerView, WalletStatus};
+
+/// Status word answered if the tap path itself panicked (`6F00`, "no precise diagnosis").
+const SW_INTERNAL: [u8; 2] = [0x6F, 0x00];
+
+/// Logs an error crossing the boundary (messages hold no secrets) and converts it.
+fn fail(op: &str, e: impl Into<ManCardError>) -> ManCardError {
+    let e = e.into();
+    tracing::debug!(target: "mancard::ffi", "{op} failed: {e}");
+    e
+}
+
+/// The rider's wallet: one per data directory. Thread-safe.
+#[derive(uniffi::Object)]
+pub struct Wallet {
+    core: Arc<crate::Wallet>,
+    online: OnlineWallet,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("core", &self.core)
+            .field("online", &self.online)
+            .finish()
+    }
+}
+
+#[uniffi::export]
+impl Wallet {
+    /// Opens (creating if needed) the wallet stored in `data_dir` (the app's private files
+    /// directory), talking to the backend at `backend_url` (e.g. "https://api.example"), with
+    /// the app's `keystore`. Unseals the tap key once; a damaged or too-new database is a
+    /// `Storage` error and is left untouched.
+    #[uniffi::constructor]
+    pub fn new(
+        data_dir: String,
+        backend_url: String,
+        keystore: Arc<dyn PlatformKeystore>,
+    ) -> Result<Arc<Self>, ManCardError> {
+        let adapter: Arc<dyn crate::PlatformKeystore> = Arc::new(KeystoreAdapter(keystore));
+        let core = crate::Wallet::open(&data_dir, adapter, crate::WalletConfig::default())
+            .map_err(|e| fail("open", e))?;
+        let core = Arc::new(core);
+        let online = OnlineWallet::new(Arc::clone(&core), backend_url, OnlineOptions::default())
+            .map_err(|e| fail("open", e))?;
+        tracing::info!(target: "mancard::ffi", "wallet opened in {data_dir}");
+        Ok(Arc::new(Self { core, online }))
+    }
+
+    /// NFC host card emulation: one command APDU in, the response APDU out. Never throws: a
+    /// malformed command gets an error status word; an internal failure answers `6F00`.
+    /// Call it from `HostApduService.processCommandApdu`.
+    pub fn process_apdu(&self, command: Vec<u8>) -> Vec<u8> {
+        catch_unwind(AssertUnwindSafe(|| self.core.process_apdu(command)))
+            .unwrap_or_else(|_| SW_INTERNAL.to_vec())
+    }
+
+    /// The NFC field dropped or another application was selected
+    /// (`HostApduService.onDeactivated`). Never throws.
+    pub fn deactivated(&self) {
+        let _ = catch_unwind(AssertUnwindSafe(|| self.core.deactivated()));
+    }
+
+    /// The credential's state and the "N rides / X available offline until T" line, now.
+    pub fn status(&self) -> Result<WalletStatus, ManCardError> {
+        self.core
+            .status(crate::now_utc())
+            .map(Into::into)
+            .map_err(|e| fail("status", e))
+    }
+
+    /// Confirmed, pending and available balances (rials).
+    pub fn ledger(&self) -> Result<LedgerView, ManCardError> {
+        self.core
+            .ledger()
+            .map(Into::into)
+            .map_err(|e| fail("ledger", e))
+    }
+
+    /// History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
+    /// page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
+    pub fn history(&self, cursor: Option<String>, limit: u32) -> Result<HistoryPage, ManCardError> {
+        self.core
+            .history(cursor, limit)
+            .map(Into::into)
+            .map_err(|e| fail("history", e))
+    }
+
+    /// A boarding pass to show as a QR code now; the same pass until its `refreshAt`.
+    /// Throws `NoCredential`, `Locked`, `CredentialUnusable`, `CredentialRevoked`...
+    pub fn boarding_pass(&self) -> Result<BoardingPass, ManCardError> {
+        let pass = match self.core.boarding_pass(crate::now_utc()) {
+            Ok(p) => p,
+            Err(crate::WalletError::CredentialNotValid { message }) if self.is_revoked() => {
+                return Err(fail(
+                    "boarding pass",
+                    ManCardError::CredentialRevoked {
+                        detail: format!("the credential is not valid: {message}"),
+                    },
+                ))
+            }
+            Err(e) => return Err(fail("boarding pass", e)),
+        };
+        BoardingPass::try_from(pass).map_err(|e| fail("boarding pass", e))
+    }
+
+    /// Locks or unlocks the wallet: a locked wallet refuses taps (status word 6982) and passes.
+    pub fn set_locked(&self, locked: bool) -> Result<(), ManCardError> {
+        self.core
+            .set_locked(locked)
+            .map_err(|e| fail("set locked", e))
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.core.is_locked()
+    }
+
+    /// The binding key's public half (65 bytes, from the platform keystore).
+    pub fn binding_public_key(&self) -> Result<Vec<u8>, ManCardError> {
+        self.core
+            .binding_public_key()
+            .map_err(|e| fail("binding public key", e))
+    }
+
+    /// Checks the tap log's hash chain and counters; returns the number of entries.
+    pub fn verify_tap_log(&self) -> Result<u64, ManCardError> {
+        self.core
+            .verify_tap_log()
+            .map_err(|e| fail("verify tap log", e))
+    }
+
+    /// The backend base URL this wallet talks to.
+    pub fn backend_url(&self) -> String {
+        self.online.backend_url()
+    }
+
+    // ----- online (suspend functions in Kotlin, async in Swift) ------------------------------
+
+    /// Asks the backend to send a one-time code by SMS to `phone` (`+98…` or `09…`).
+    pub async fn register(&self, phone: String) -> Result<CodeSent, ManCardError> {
+        self.online
+            .register(phone)
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("register", e))
+    }
+
+    /// Logs in with the one-time code. The session token stays inside the core, sealed by the
+    /// platform keystore.
+    pub async fn verify(&self, phone: String, code: String) -> Result<SessionInfo, ManCardError> {
+        self.online
+            .verify(phone, code)
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("verify", e))
+    }
+
+    /// Forgets the stored session (local only).
+    pub fn logout(&self) -> Result<(), ManCardError> {
+        self.online.logout().map_err(|e| fail("logout", e))
+    }
+
+    /// Local online state: logged in, sync cursors, open top-ups. No network.
+    pub fn online_state(&self) -> Result<OnlineState, ManCardError> {
+        self.online
+            .state()
+            .map(Into::into)
+            .map_err(|e| fail("online state", e))
+    }
+
+    /// The account and its authoritative balance, from the backend.
+    pub async fn account(&self) -> Result<AccountInfo, ManCardError> {
+        self.online
+            .account()
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("account", e))
+    }
+
+    /// Provisions this phone (new tap key, binding-key proof, certificate installed). On a new
+    /// phone this revokes the account's previous device.
+    pub async fn provision(&self) -> Result<ProvisionReport, ManCardError> {
+        self.online
+            .provision()
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("provision", e))
+    }
+
+    /// Fetches a new certificate for this device.
+    pub async fn replenish(&self) -> Result<ProvisionReport, ManCardError> {
+        self.online
+            .replenish()
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("replenish", e))
+    }
+
+    /// Replenishes only when due; null when not due.
+    pub async fn replenish_if_due(&self) -> Result<Option<ProvisionReport>, ManCardError> {
+        self.online
+            .replenish_if_due()
+            .await
+            .map(|r| r.map(Into::into))
+            .map_err(|e| fail("replenish if due", e))
+    }
+
+    /// Starts a top-up of `amount` rials; open the returned `paymentUrl` in a browser.
+    pub async fn start_top_up(&self, amount: i64) -> Result<TopUpIntent, ManCardError> {
+        self.online
+            .start_top_up(amount)
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("start top-up", e))
+    }
+
+    /// Asks where a top-up stands (verifies the payment); once credited, history and confirmed
+    /// balance are updated exactly once. Call after the gateway's redirect, or to poll.
+    pub async fn complete_top_up(&self, intent_id: String) -> Result<TopUpIntent, ManCardError> {
+        self.online
+            .complete_top_up(intent_id)
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("complete top-up", e))
+    }
+
+    /// Top-ups started on this phone that are not final yet (resume them after a restart).
+    pub fn open_top_ups(&self) -> Result<Vec<TopUpIntent>, ManCardError> {
+        self.online
+            .open_top_ups()
+            .map(|v| v.into_iter().map(Into::into).collect())
+            .map_err(|e| fail("open top-ups", e))
+    }
+
+    /// Uploads the tap log, settles taps, learns revocation, server clock and tariff, and
+    /// replenishes when due. Safe while taps happen.
+    pub async fn sync(&self) -> Result<SyncReport, ManCardError> {
+        self.online
+            .sync()
+            .await
+            .map(Into::into)
+            .map_err(|e| fail("sync", e))
+    }
+}
+
+impl Wallet {
+    fn is_revoked(&self) -> bool {
+        self.core
+            .status(crate::now_utc())
+            .is_ok_and(|s| s.state == crate::CredentialState::Revoked)
+    }
+}
+
+/// FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the
+/// app as an exception (`InternalException` in Kotlin) instead of crashing it. Never call it
+/// from an app.
+#[uniffi::export]
+#[allow(clippy::panic)] // the whole point of this test hook is to panic
+pub fn debug_panic_for_tests(message: String) {
+    panic!("debug_panic_for_tests: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::keystore::{open_software_keystore, KeystoreError};
+    use super::types::CredentialState;
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_core_sentence_and_the_right_variant() {
+        let e: ManCardError = crate::WalletError::Locked.into();
+        assert_eq!(e.to_string(), "the wallet is locked");
+        assert!(matches!(e, ManCardError::Locked { .. }));
+        let e: ManCardError =
+            crate::WalletError::Keystore(crate::KeystoreError::AuthenticationRequired {
+                message: "fingerprint".into(),
+            })
+            .into();
+        assert!(matches!(e, ManCardError::AuthenticationRequired { .. }));
+        assert!(e.to_string().ends_with("fingerprint"));
+        let e: ManCardError = crate::online::OnlineError::SessionExpired.into();
+        assert!(matches!(e, ManCardError::SessionExpired { .. }));
+        let e: ManCardError =
+            crate::online::OnlineError::Wallet(crate::WalletError::NoCredential).into();
+        assert_eq!(e.to_string(), "no credential is installed on this phone");
+    }
+
+    #[test]
+    fn a_foreign_keystore_failure_is_a_typed_error() {
+        let e = KeystoreError::from(uniffi::UnexpectedUniFFICallbackError::new("boom"));
+        let core: crate::KeystoreError = e.into();
+        assert!(matches!(core, crate::KeystoreError::Failed { .. }));
+        assert!(core.to_string().contains("boom"));
+    }
+
+    #[test]
+    fn wallet_over_the_software_keystore_works_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = open_software_keystore(dir.path().join("keys").display().to_string()).unwrap();
+        let w = Wallet::new(
+            dir.path().join("wallet").display().to_string(),
+            "http://127.0.0.1:9".into(),
+            ks,
+        )
+        .unwrap();
+        assert!(matches!(
+            w.boarding_pass(),
+            Err(ManCardError::NoCredential { .. })
+        ));
+        assert_eq!(w.binding_public_key().unwrap().len(), 65);
+        let r = w.process_apdu(vec![]);
+        assert!(r.len() >= 2);
+        w.deactivated();
+        assert_eq!(w.status().unwrap().state, CredentialState::NoCredential);
+    }
+}
