@@ -44,6 +44,7 @@ step "cargo test (workspace)"
 TEST_LOG=$(mktemp)
 cargo test --workspace 2>&1 | tee "$TEST_LOG"
 grep -q '^test result: ok' "$TEST_LOG"
+PASSED=$(awk '/^test result: ok\./ {n += $4} END {print n + 0}' "$TEST_LOG")
 rm -f "$TEST_LOG"
 
 if [ -x protocol/fuzz/smoke.sh ]; then
@@ -53,7 +54,12 @@ fi
 
 if [ -x bindings/test-bindings.sh ]; then
   step "Kotlin (JVM + JNA) and Python binding tests"
-  bindings/test-bindings.sh
+  BINDINGS_LOG=$(mktemp)
+  bindings/test-bindings.sh 2>&1 | tee "$BINDINGS_LOG"
+  BINDINGS=$(grep -E '^[0-9]+ passed, 0 failed$' "$BINDINGS_LOG" | tail -n 1 | cut -d' ' -f1)
+  PASSED=$((PASSED + ${BINDINGS:-0}))
+  rm -f "$BINDINGS_LOG"
 fi
 
 step "all tests passed"
+echo "total: $PASSED passed, 0 failed"
