@@ -6,7 +6,12 @@
 //!
 //! `cargo bench -p mancard --bench sync` (`-- --rounds N`, default 3; each round uses a fresh
 //! account and wallet).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../tests/online_common/mod.rs"]
 mod online_common;

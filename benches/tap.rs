@@ -7,7 +7,12 @@
 //!
 //! After criterion, a manual loop of 5,000 taps per wallet prints median, p99 and fsyncs/tap.
 //! Quick run: `cargo bench -p mancard --bench tap -- --warm-up-time 0.5 --measurement-time 2`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mancard::{IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};

@@ -4,7 +4,12 @@
 //! The child is this same test binary, re-run with `--ignored --exact crash_child` and
 //! `MANCARD_CRASH_DIR` set; it prints every authorization it returned (what a validator
 //! received) on stdout, and the parent collects them across all runs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 use common::*;

@@ -1,6 +1,11 @@
 //! Sealed tap keys: a tampered sealed key, a damaged keystore or another phone's keystore give
 //! a clear error and no tap.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 use common::*;

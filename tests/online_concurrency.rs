@@ -3,7 +3,12 @@
 //!
 //! The child is this same test binary, re-run with `--ignored --exact sync_child` and
 //! `MANCARD_SYNC_DIR` / `MANCARD_SYNC_URL` set.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod online_common;
 use mancard::now_utc;

@@ -1,7 +1,12 @@
 //! TLS: the wallet talks to the backend through a TLS-terminating proxy whose certificate is
 //! issued by a CA the test generates (rcgen). Trusted when the CA is given as an extra root;
 //! refused (Offline, nothing changed) when it is not.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod online_common;
 use mancard::{now_utc, OnlineError, OnlineOptions, OnlineWallet};

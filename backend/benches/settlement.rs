@@ -1,7 +1,12 @@
 //! Settlement ingest of validator batches (1,000 NFC taps each, every tap signature verified),
 //! beside the raw ring verify rate on all cores and a raw SQLite insert of the same rows, in the
 //! same run. `cargo bench -p mancard-backend --bench settlement` (BATCHES=n to change the count).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use mancard_backend::model::{CredentialRequest, OtpRequest, SessionRequest, TopupRequest};
 use mancard_backend::{BackendConfig, Engine};

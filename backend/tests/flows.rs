@@ -1,5 +1,10 @@
 //! End-to-end flows over real HTTP on a loopback port with a real SQLite file.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -853,7 +853,7 @@ fn settlement(dir: &Path, batches: usize) -> Res<Row> {
         let mut records = Vec::with_capacity(PER_BATCH);
         for k in 0..per {
             for r in riders.iter_mut() {
-                let line = [1u32, 2, 10][k % 3];
+                let line = [1u32, 2, 10].get(k % 3).copied().unwrap_or(1);
                 let time = base + i64::try_from(b * per + k)? * 60;
                 let mut nonce = [0u8; 16];
                 nonce[..4].copy_from_slice(&r.counter.to_be_bytes());

@@ -1,6 +1,11 @@
 //! The main job end to end: the built `mancard demo --json` tells the whole day and its books
 //! agree; `mancard bench --quick` measures every row and exits 0.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::Value;
 use std::process::Command;

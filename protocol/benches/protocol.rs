@@ -5,7 +5,12 @@
 //! `cargo bench -p mancard-protocol -- --warm-up-time 1 --measurement-time 2`
 //! Medians: target/criterion/protocol.<group>/<bench>/new/estimates.json.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -4,7 +4,12 @@
 //! bytes (one encoding per message). Exhaustive single-bit flips of signed messages never pass
 //! verification.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

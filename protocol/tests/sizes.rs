@@ -1,7 +1,12 @@
 //! Size budget: what must fit on the wire and in a QR code (DESIGN.md §4, §5).
 //! Prints the measured sizes (`cargo test -p mancard-protocol --test sizes -- --nocapture`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -9,7 +9,12 @@
 //! Expected outcomes are written by hand below; they are never computed by running the code
 //! under test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -297,7 +297,12 @@ pub fn debug_panic_for_tests(message: String) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
     use super::keystore::{open_software_keystore, KeystoreError};
     use super::types::CredentialState;
     use super::*;

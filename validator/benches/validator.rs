@@ -8,7 +8,12 @@
 //!   (goal ≤ 10 ms). Skipped with a notice when pcscd is not running.
 //!
 //! `cargo bench -p mancard-validator --bench validator -- --warm-up-time 1 --measurement-time 3`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use criterion::{black_box, Criterion};
 use mancard::{IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};

@@ -4,7 +4,12 @@
 //! DIR/wallet) with a certificate from this issuer.
 //!
 //! `cargo run -p mancard-validator --example demo_issuer -- OUT_DIR [--wallet DIR] [--deny-wallet]`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use mancard::{IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};
 use mancard_protocol::{

@@ -1,6 +1,11 @@
 //! Against the real backend (`mancard_backend::Backend::start`, sandbox, loopback): config sync
 //! with ETag, validator registration, and exactly-once batch upload across a lost response.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -1,6 +1,11 @@
 //! Journal durability, restart rebuild, and exactly-once upload across a SIGKILL.
 //! Uses a std TcpListener fake backend (tests/common/acceptor.rs) that deduplicates by batch id.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

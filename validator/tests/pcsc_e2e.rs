@@ -3,7 +3,12 @@
 //!
 //! Needs pcscd with vpcd (`scripts/pcsc-up.sh`). Without it these tests print a notice and
 //! pass, unless `MANCARD_REQUIRE_PCSC=1`, where they fail loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

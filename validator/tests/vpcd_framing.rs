@@ -1,6 +1,11 @@
 //! The vpcd card emulator against a fake vpcd (a loopback TcpListener speaking vpcd's framing),
 //! so the framing is tested without pcscd; and random bytes into the validator's parsers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -1,6 +1,11 @@
 //! The real wallet core (`mancard::Wallet`) against the validator: in process, by QR, and
 //! through pcscd + vpcd (the `mancard phone` path).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! Test harness: a real backend on a loopback ephemeral port with a real SQLite file, and a
 //! wallet and a validator built from the protocol crate.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code
+)]
 
 use mancard_backend::{Backend, BackendConfig, BackendHandle};
 use mancard_protocol::provision::{sign_provision, ProvisionPurpose};

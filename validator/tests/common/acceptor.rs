@@ -1,6 +1,12 @@
 //! A fake backend on loopback: serves a config bundle and accepts batches, recording every
 //! batch id it sees, deduplicating by batch id like the real backend must.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code
+)]
 
 use mancard_protocol::{Pseudonym, PublicKey, TapBatch};
 use std::collections::HashSet;

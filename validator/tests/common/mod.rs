@@ -1,5 +1,11 @@
 //! Test support: an issuer, config bundles, certificates and a protocol-level test card.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code
+)]
 
 pub mod acceptor;
 
