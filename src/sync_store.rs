@@ -8,9 +8,14 @@
 use crate::error::WalletError;
 use crate::util::lock;
 use crate::wallet::{get_setting, set_setting, settings, Wallet};
-use mancard_protocol::{TapProof, WalletLogEntry};
+use mancard_protocol::{CredentialCertificate, TapProof, WalletLogEntry};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+
+/// `tap_settlements.detail` of a charged tap whose fare the backend changed after its first
+/// verdict (a `fare_adjustment`); the history shows "…, re-rated".
+pub(crate) const RERATED: &str = "re-rated";
 
 pub(crate) mod keys {
     pub const SESSION_SEALED: &str = "session_sealed";
@@ -47,6 +52,9 @@ pub(crate) struct ServerLedgerRow {
     pub(crate) kind: String,
     pub(crate) amount: i64,
     pub(crate) idempotency_key: String,
+    /// Card pseudonym (hex) of a `fare` / `fare_adjustment` entry. Not stored: only used to
+    /// attribute a re-rating to this wallet's tap.
+    pub(crate) pseudonym: Option<String>,
     pub(crate) counter: Option<u32>,
     pub(crate) intent_id: Option<String>,
     pub(crate) note: Option<String>,
@@ -60,6 +68,8 @@ pub(crate) struct PageOutcome {
     pub(crate) corrections: u64,
     pub(crate) rejected: u64,
     pub(crate) new_ledger: u64,
+    /// Taps whose stored fare a `fare_adjustment` changed.
+    pub(crate) rerated: u64,
 }
 
 /// A top-up row.
@@ -136,6 +146,60 @@ fn insert_ledger(
         )?;
     }
     Ok(true)
+}
+
+/// Applies a new `fare_adjustment` ledger entry to the stored verdict of the tap it re-rates,
+/// if that tap is in this wallet's log (same pseudonym and counter) and already has a charged
+/// verdict. The entry's amount is a credit to the account, so the tap's fare becomes
+/// `fare − amount`. Called only for entries new to `server_ledger` (deduplicated by ledger id
+/// in the same transaction), so a re-delivered entry changes nothing.
+///
+/// A verdict in the same answer (`fresh`) already is the tap's current charge, adjustment
+/// included: it is only marked re-rated. A tap without a verdict yet is left alone: its
+/// verdict, when it comes, carries the current charge. Returns whether a fare changed.
+fn apply_fare_adjustment(
+    tx: &rusqlite::Transaction<'_>,
+    e: &ServerLedgerRow,
+    fresh: &HashSet<i64>,
+    now: i64,
+) -> Result<bool, WalletError> {
+    let (Some(pseudonym), Some(counter)) = (e.pseudonym.as_deref(), e.counter) else {
+        return Ok(false);
+    };
+    // Counters are unique in this wallet's log (across its credentials); the pseudonym tells
+    // this wallet's tap from another device's of the same account with the same counter.
+    let tap: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT t.seq, c.certificate FROM tap_log t
+             JOIN credentials c ON c.id = t.credential_id WHERE t.counter = ?1",
+            params![counter],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, cert)) = tap else {
+        return Ok(false);
+    };
+    let cert =
+        CredentialCertificate::decode(&cert).map_err(|err| WalletError::DatabaseCorrupt {
+            message: format!("stored certificate: {err}"),
+        })?;
+    if !hex::encode(cert.body.pseudonym.0).eq_ignore_ascii_case(pseudonym) {
+        return Ok(false);
+    }
+    if fresh.contains(&seq) {
+        tx.execute(
+            "UPDATE tap_settlements SET detail = ?2
+             WHERE seq = ?1 AND status IN ('settled', 'duplicate') AND detail IS NULL",
+            params![seq, RERATED],
+        )?;
+        return Ok(false);
+    }
+    let n = tx.execute(
+        "UPDATE tap_settlements SET fare = fare - ?2, detail = ?3, updated_at = ?4
+         WHERE seq = ?1 AND status IN ('settled', 'duplicate') AND fare IS NOT NULL",
+        params![seq, e.amount, RERATED, now],
+    )?;
+    Ok(n > 0)
 }
 
 impl Wallet {
@@ -354,6 +418,7 @@ impl Wallet {
                 kind: "topup".into(),
                 amount,
                 idempotency_key: format!("topup:{intent_id}"),
+                pseudonym: None,
                 counter: None,
                 intent_id: Some(intent_id.to_string()),
                 note: None,
@@ -458,7 +523,18 @@ impl Wallet {
                 }) {
                     continue;
                 }
-                upsert.execute(params![seq, status, fare, s.reason, s.detail, t])?;
+                // A charged tap answered again (a re-upload) with another fare was re-rated
+                // by the backend in between.
+                let rerated = charged
+                    && was_charged
+                    && prev
+                        .as_ref()
+                        .is_some_and(|(_, f, _)| f.is_some() && *f != fare);
+                let detail = match &s.detail {
+                    None if rerated => Some(RERATED.to_string()),
+                    d => d.clone(),
+                };
+                upsert.execute(params![seq, status, fare, s.reason, detail, t])?;
                 if prev.is_none() {
                     if charged {
                         out.settled = out.settled.saturating_add(1);
@@ -471,9 +547,16 @@ impl Wallet {
                 }
             }
         }
+        let fresh = settlements
+            .iter()
+            .map(|s| seq_i64(s.seq))
+            .collect::<Result<HashSet<i64>, _>>()?;
         for e in ledger {
             if insert_ledger(&tx, e, after, t)? {
                 out.new_ledger = out.new_ledger.saturating_add(1);
+                if e.kind == "fare_adjustment" && apply_fare_adjustment(&tx, e, &fresh, t)? {
+                    out.rerated = out.rerated.saturating_add(1);
+                }
             }
         }
         set_setting(

@@ -916,7 +916,11 @@ impl Wallet {
                                   AND s.fare <> t.amount
                                THEN 'settled at ' || s.fare || ' rials (authorized '
                                     || t.amount || ')'
-                             WHEN s.status IN ('settled', 'duplicate') THEN 'settled'
+                                    || CASE WHEN s.detail = 're-rated' THEN ', re-rated'
+                                            ELSE '' END
+                             WHEN s.status IN ('settled', 'duplicate')
+                               THEN 'settled' || CASE WHEN s.detail = 're-rated'
+                                                      THEN ', re-rated' ELSE '' END
                              WHEN s.status = 'rejected'
                                THEN 'rejected: ' || COALESCE(s.reason, s.detail, 'no reason')
                              ELSE 'flagged: ' || COALESCE(s.reason, s.detail, 'no reason')

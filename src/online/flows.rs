@@ -93,6 +93,8 @@ struct LedgerEntry {
     kind: String,
     amount: i64,
     idempotency_key: String,
+    #[serde(default)]
+    pseudonym: Option<String>,
     counter: Option<u32>,
     intent_id: Option<String>,
     note: Option<String>,
@@ -756,6 +758,7 @@ impl Inner {
             rejected: 0,
             recovered: 0,
             ledger_entries: 0,
+            fare_adjustments: 0,
             pending_taps: 0,
             credential_status: "none".into(),
             credential_reason: None,
@@ -927,6 +930,7 @@ impl Inner {
                 kind: l.kind.clone(),
                 amount: l.amount,
                 idempotency_key: l.idempotency_key.clone(),
+                pseudonym: l.pseudonym.clone(),
                 counter: l.counter,
                 intent_id: l.intent_id.clone(),
                 note: l.note.clone(),
@@ -986,6 +990,7 @@ impl Inner {
         report.fare_corrections = report.fare_corrections.saturating_add(out.corrections);
         report.rejected = report.rejected.saturating_add(out.rejected);
         report.ledger_entries = report.ledger_entries.saturating_add(out.new_ledger);
+        report.fare_adjustments = report.fare_adjustments.saturating_add(out.rerated);
         Ok(())
     }
 

@@ -236,6 +236,9 @@ pub struct SyncReport {
     pub recovered: u64,
     /// New backend ledger entries learned (top-ups, fares, adjustments).
     pub ledger_entries: u64,
+    /// Taps settled earlier whose fare the backend re-rated since (`fare_adjustment` entries
+    /// applied to their stored fare; the history shows "…, re-rated").
+    pub fare_adjustments: u64,
     /// Tap-log entries still pending (recorded during the sync; the next sync settles them).
     pub pending_taps: u64,
     /// Backend view of the credential: "active", "replenish_due", "revoked", or "none".

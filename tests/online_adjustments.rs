@@ -1,0 +1,234 @@
+//! Backend re-rating (`fare_adjustment`) of a tap the wallet already has a verdict for, end to
+//! end against the real backend: a validator's batch with an earlier ride of the same fare day
+//! arrives after the wallet's sync, the wallet's ride becomes a transfer, and the wallet's
+//! stored fare and history follow the adjustment exactly once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod online_common;
+use mancard::{now_utc, HistoryKind, Wallet};
+use mancard_backend::model::RegisterValidatorRequest;
+use mancard_protocol::{
+    BatchBody, FareKind, Pseudonym, SigningKey, StatusWord, TapRecord, Tariff, WalletLogEntry,
+};
+use online_common::*;
+
+/// 06:00 of the next fare day: every ride of the test is on one fare day.
+fn ride_base(now: i64) -> i64 {
+    let t = Tariff::urmia_default();
+    let day = t.fare_day(now) + 1;
+    day * 86_400 - i64::from(t.utc_offset_secs) + i64::from(t.day_start_secs) + 6 * 3600
+}
+
+/// The validator's record of the wallet's tap at log position `seq` (what the validator kept
+/// from the exchange), for `pseudonym`.
+fn record_of(w: &Wallet, seq: u64, pseudonym: &str) -> TapRecord {
+    let bytes = w.tap_log(seq, 1).unwrap();
+    let e = WalletLogEntry::decode(&bytes[0]).unwrap();
+    let mancard_protocol::TapProof::Nfc { challenge, .. } = &e.proof else {
+        panic!("not an NFC tap");
+    };
+    TapRecord {
+        validator_id: challenge.validator_id,
+        line_id: challenge.line_id,
+        time: challenge.validator_time,
+        pseudonym: Pseudonym::from_hex(pseudonym).unwrap(),
+        counter: e.counter(),
+        fare: challenge.fare,
+        fare_kind: FareKind::Full,
+        proof: e.proof.clone(),
+    }
+}
+
+fn tap_item(w: &Wallet, seq: u64) -> mancard::HistoryItem {
+    w.history(None, 50)
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|i| i.kind == HistoryKind::Tap && i.log_seq == Some(seq))
+        .unwrap()
+}
+
+#[test]
+fn a_late_validator_batch_rerates_a_synced_tap_once() {
+    let env = Env::start();
+    let base = ride_base(now_utc());
+
+    // the old phone rides at `base` on validator 11, then is lost before it ever syncs
+    let old_dir = data_dir(env.path(), "old");
+    let old = open_wallet(&old_dir);
+    let o_old = online(&old, &env.url);
+    let account = login(&env, &o_old, PHONE);
+    let old_p = o_old
+        .block_on(o_old.provision())
+        .unwrap()
+        .unwrap()
+        .pseudonym;
+    top_up(&env, &o_old, 100_000);
+    let mut v11 = Validator::new(11);
+    assert_eq!(tap(&old, &v11.challenge(1, base)), StatusWord::Ok);
+    let late = record_of(&old, 0, &old_p);
+    assert_eq!(late.fare, 20_000);
+
+    // the new phone rides 10 minutes later on another line and validator (which charges the
+    // full fare: it never saw the first ride) and syncs: the backend knows only this ride
+    let new_dir = data_dir(env.path(), "new");
+    let new = open_wallet(&new_dir);
+    let o_new = online(&new, &env.url);
+    assert_eq!(login(&env, &o_new, PHONE), account);
+    o_new.block_on(o_new.provision()).unwrap().unwrap();
+    let mut v12 = Validator::new(12);
+    let ch = v12.challenge(2, base + 600);
+    let authorized = ch.fare;
+    assert_eq!(tap(&new, &ch), StatusWord::Ok);
+    let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_eq!(r.settled, 1);
+    assert_eq!(r.fare_adjustments, 0);
+    assert_eq!(new.tap_settlements().unwrap()[0].fare, Some(authorized));
+    assert_eq!(tap_item(&new, 0).detail, "settled");
+    assert_eq!(env.balance_of(account), 100_000 - authorized);
+
+    // validator 11's batch arrives now: the earlier ride is charged and the new phone's ride
+    // becomes a transfer (a fare_adjustment crediting the difference)
+    upload_batch(&env, 11, vec![late]);
+    let backend = env.balance_of(account);
+    // a transfer: line 2 ten minutes after line 1 (Tariff::urmia_default: 5,000 rials)
+    let rerated_fare = 100_000 - 20_000 - backend;
+    assert_eq!(rerated_fare, 5_000, "the later ride was re-rated");
+    assert!(rerated_fare < authorized);
+
+    let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_eq!(r.fare_adjustments, 1, "{r:?}");
+    assert_eq!(r.balance, backend);
+    let s = new.tap_settlements().unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].status, "settled");
+    assert_eq!(s[0].fare, Some(rerated_fare));
+    let item = tap_item(&new, 0);
+    assert_eq!(item.amount, rerated_fare);
+    assert_eq!(
+        item.detail,
+        format!("settled at {rerated_fare} rials (authorized {authorized}), re-rated")
+    );
+    let l = new.ledger().unwrap();
+    assert_eq!(
+        l.confirmed_balance, backend,
+        "wallet balance == backend balance"
+    );
+    assert_eq!(l.available_balance, backend);
+    assert_eq!(l.pending_taps, 0);
+
+    // idempotent: another sync, and then the whole ledger delivered again (the cursor
+    // rewound), change nothing
+    let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_eq!(r.fare_adjustments, 0);
+    {
+        let c = rusqlite::Connection::open(new_dir.join("wallet").join(mancard::DB_FILE)).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c.execute(
+            "UPDATE settings SET value = 0 WHERE key = 'sync_ledger_cursor'",
+            [],
+        )
+        .unwrap();
+    }
+    assert_eq!(o_new.state().unwrap().ledger_cursor, 0);
+    let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_eq!(r.fare_adjustments, 0);
+    assert_eq!(r.ledger_entries, 0, "every entry was already known");
+    assert_eq!(new.tap_settlements().unwrap()[0].fare, Some(rerated_fare));
+    assert_eq!(tap_item(&new, 0), item);
+    assert_eq!(new.ledger().unwrap().confirmed_balance, backend);
+    assert_converged(&env, &new, account);
+}
+
+/// Registers validator `id` at the backend and uploads `records` as one signed batch.
+fn upload_batch(env: &Env, id: u32, records: Vec<TapRecord>) {
+    let (vkey, _) = SigningKey::generate().unwrap();
+    env.engine()
+        .register_validator(&RegisterValidatorRequest {
+            validator_id: id,
+            public_key: hex::encode(vkey.public_key().as_bytes()),
+        })
+        .unwrap();
+    let batch = BatchBody {
+        validator_id: id,
+        batch_id: [id as u8; 16],
+        created_at: 0,
+        records,
+    }
+    .sign(&vkey)
+    .unwrap();
+    let b = env.engine().ingest_batch(&batch.encode()).unwrap();
+    assert_eq!(b.settled, 1, "{b:?}");
+}
+
+/// The adjustment is already in the tap's first verdict: the wallet's tap reached the backend
+/// through its validator, was re-rated by a late batch, and only then does the wallet sync.
+/// The verdict (the current charge) and the adjustment come in one answer: the fare is taken
+/// once, not lowered twice.
+#[test]
+fn an_adjustment_already_in_the_first_verdict_is_not_applied_twice() {
+    let env = Env::start();
+    let base = ride_base(now_utc());
+
+    let old_dir = data_dir(env.path(), "old");
+    let old = open_wallet(&old_dir);
+    let o_old = online(&old, &env.url);
+    let account = login(&env, &o_old, PHONE);
+    let old_p = o_old
+        .block_on(o_old.provision())
+        .unwrap()
+        .unwrap()
+        .pseudonym;
+    top_up(&env, &o_old, 100_000);
+    assert_eq!(
+        tap(&old, &Validator::new(21).challenge(1, base)),
+        StatusWord::Ok
+    );
+    let late = record_of(&old, 0, &old_p);
+
+    let new_dir = data_dir(env.path(), "new");
+    let new = open_wallet(&new_dir);
+    let o_new = online(&new, &env.url);
+    assert_eq!(login(&env, &o_new, PHONE), account);
+    let new_p = o_new
+        .block_on(o_new.provision())
+        .unwrap()
+        .unwrap()
+        .pseudonym;
+    let ch = Validator::new(22).challenge(2, base + 600);
+    let authorized = ch.fare;
+    assert_eq!(tap(&new, &ch), StatusWord::Ok);
+
+    // the new phone's validator reports first, then the old phone's (late) batch re-rates it
+    upload_batch(&env, 22, vec![record_of(&new, 0, &new_p)]);
+    assert_eq!(env.balance_of(account), 100_000 - authorized);
+    upload_batch(&env, 21, vec![late]);
+    let backend = env.balance_of(account);
+    let fare = 100_000 - 20_000 - backend;
+    assert_eq!(fare, 5_000);
+
+    let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_eq!(r.settled, 1);
+    assert_eq!(
+        r.fare_adjustments, 0,
+        "the verdict already is the re-rated fare"
+    );
+    assert_eq!(r.balance, backend);
+    let s = new.tap_settlements().unwrap();
+    assert_eq!(s[0].fare, Some(fare), "{s:?}");
+    let item = tap_item(&new, 0);
+    assert_eq!(item.amount, fare);
+    assert_eq!(
+        item.detail,
+        format!("settled at {fare} rials (authorized {authorized}), re-rated")
+    );
+    let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
+    assert_eq!(r.fare_adjustments, 0);
+    assert_eq!(new.tap_settlements().unwrap()[0].fare, Some(fare));
+    assert_converged(&env, &new, account);
+}
