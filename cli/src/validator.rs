@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! mancard validator --data-dir DIR init --trust-anchor FILE --validator-id N --line N
-//! mancard validator --data-dir DIR sync-config --backend URL
+//! mancard validator --data-dir DIR sync-config --backend URL [--ca-pem FILE]
 //! mancard validator --data-dir DIR install-config FILE
 //! mancard validator --data-dir DIR run --reader pcsc|sim|qr [--once]
 //! mancard validator --data-dir DIR verify-qr TEXT
-//! mancard validator --data-dir DIR upload --backend URL
+//! mancard validator --data-dir DIR upload --backend URL [--ca-pem FILE]
 //! mancard validator --data-dir DIR status
 //! ```
 
@@ -45,9 +45,12 @@ enum ValidatorCommand {
     },
     /// Fetch the signed config bundle (issuer keys, deny list, tariff) from the backend.
     SyncConfig {
-        /// Backend base URL (http://host:port).
+        /// Backend base URL (https://host[:port], or http://host:port).
         #[arg(long)]
         backend: String,
+        /// Also trust this root CA (PEM) for https://, besides the built-in Mozilla roots.
+        #[arg(long, value_name = "FILE")]
+        ca_pem: Option<PathBuf>,
     },
     /// Install a config bundle from a file (offline provisioning).
     InstallConfig { file: PathBuf },
@@ -72,8 +75,12 @@ enum ValidatorCommand {
     VerifyQr { text: String },
     /// Upload accepted taps in signed batches (exactly once; resumes after a crash).
     Upload {
+        /// Backend base URL (https://host[:port], or http://host:port).
         #[arg(long)]
         backend: String,
+        /// Also trust this root CA (PEM) for https://, besides the built-in Mozilla roots.
+        #[arg(long, value_name = "FILE")]
+        ca_pem: Option<PathBuf>,
     },
     /// Config version, deny-list age, journal counts, pending uploads.
     Status {
@@ -103,10 +110,12 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             validator_id,
             line,
         } => init(&dir, &trust_anchor, validator_id, line),
-        ValidatorCommand::SyncConfig { backend } => {
+        ValidatorCommand::SyncConfig { backend, ca_pem } => {
+            let client = http_client(ca_pem.as_deref())?;
             let mut v = Validator::open(&dir)?;
             let installed = v.config().map(|c| c.body.bundle_version);
-            match http::fetch_config(&backend, installed, HTTP_TIMEOUT)
+            match client
+                .fetch_config(&backend, installed)
                 .map_err(|e| format!("cannot fetch the config bundle: {e}"))?
             {
                 Some(bytes) => install(&mut v, &bytes),
@@ -151,7 +160,8 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             print_outcome(&o);
             Ok(exit_for(&o))
         }
-        ValidatorCommand::Upload { backend } => {
+        ValidatorCommand::Upload { backend, ca_pem } => {
+            let client = http_client(ca_pem.as_deref())?;
             let mut v = Validator::open(&dir)?;
             let r = v.upload(|b| {
                 println!(
@@ -160,7 +170,7 @@ pub fn run(args: ValidatorArgs) -> CliResult {
                     b.records,
                     b.bytes.len()
                 );
-                http::send_batch(&backend, b, HTTP_TIMEOUT)
+                client.send_batch(&backend, b).map_err(|e| e.to_string())
             });
             match r {
                 Ok(rep) => {
@@ -193,6 +203,14 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The HTTP client: Mozilla roots, plus the root CA in `ca_pem` if given.
+fn http_client(ca_pem: Option<&Path>) -> Result<http::Client, http::HttpError> {
+    match ca_pem {
+        Some(file) => http::Client::with_extra_ca_pem_file(HTTP_TIMEOUT, file),
+        None => http::Client::new(HTTP_TIMEOUT),
     }
 }
 

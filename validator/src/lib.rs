@@ -9,7 +9,8 @@
 //!   signed exactly-once uploads ([`Validator::upload`]).
 //! - Readers: [`FnChannel`] (in-process), [`pcsc_reader::PcscReader`] (PC/SC via pcscd),
 //!   and the card side [`vpcd::VpcdCard`] (a card emulator over vsmartcard's vpcd).
-//! - [`http`]: a minimal HTTP/1.1 client for `sync-config` and `upload`.
+//! - [`http`]: a minimal HTTP/1.1 client (`http://` and `https://` with rustls) for
+//!   `sync-config` and `upload`.
 
 pub mod cache;
 pub mod channel;

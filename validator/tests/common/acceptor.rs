@@ -1,5 +1,6 @@
 //! A fake backend on loopback: serves a config bundle and accepts batches, recording every
-//! batch id it sees, deduplicating by batch id like the real backend must.
+//! batch id it sees, deduplicating by batch id like the real backend must. Plain HTTP
+//! ([`Acceptor::start`]) or HTTPS with a given rustls server config ([`Acceptor::start_tls`]).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,7 +12,7 @@
 use mancard_protocol::{Pseudonym, PublicKey, TapBatch};
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,33 +49,53 @@ pub struct Acceptor {
     pub mode: Arc<Mutex<Mode>>,
     pub config: Arc<Mutex<Vec<u8>>>,
     pub validator_key: Arc<Mutex<Option<PublicKey>>>,
+    /// TLS only: end each connection with close_notify (true) or just close the socket.
+    pub close_notify: Arc<AtomicBool>,
+    /// TLS only: connections whose handshake failed (e.g. the client refused our certificate).
+    pub failed_handshakes: Arc<Mutex<Vec<String>>>,
+    pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
 }
 
 impl Drop for Acceptor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+        let _ = TcpStream::connect(self.addr);
     }
 }
 
 impl Acceptor {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// HTTPS: every connection is a rustls server connection with `config`.
+    pub fn start_tls(config: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(Some(config))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
+        let addr = l.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let a = Self {
-            url,
+            url: format!("{scheme}://{addr}"),
             state: Arc::default(),
             mode: Arc::new(Mutex::new(Mode::Ack)),
             config: Arc::default(),
             validator_key: Arc::default(),
+            close_notify: Arc::new(AtomicBool::new(true)),
+            failed_handshakes: Arc::default(),
+            addr,
             stop: Arc::default(),
         };
-        let (state, mode, config, key, stop) = (
+        let (state, mode, config, key, close_notify, failed, stop) = (
             a.state.clone(),
             a.mode.clone(),
             a.config.clone(),
             a.validator_key.clone(),
+            a.close_notify.clone(),
+            a.failed_handshakes.clone(),
             a.stop.clone(),
         );
         std::thread::spawn(move || {
@@ -83,9 +104,38 @@ impl Acceptor {
                     break;
                 }
                 let Ok(s) = conn else { continue };
-                let (state, mode, config, key) =
-                    (state.clone(), mode.clone(), config.clone(), key.clone());
-                std::thread::spawn(move || handle(s, &state, &mode, &config, &key));
+                let (state, mode, config, key, close_notify, failed, tls) = (
+                    state.clone(),
+                    mode.clone(),
+                    config.clone(),
+                    key.clone(),
+                    close_notify.clone(),
+                    failed.clone(),
+                    tls.clone(),
+                );
+                std::thread::spawn(move || {
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let Some(tls) = tls else {
+                        let mut s = s;
+                        handle(&mut s, &state, &mode, &config, &key);
+                        return;
+                    };
+                    let mut s =
+                        rustls::StreamOwned::new(rustls::ServerConnection::new(tls).unwrap(), s);
+                    // Complete the handshake first, to record why it failed.
+                    while s.conn.is_handshaking() {
+                        if let Err(e) = s.conn.complete_io(&mut s.sock) {
+                            failed.lock().unwrap().push(e.to_string());
+                            return;
+                        }
+                    }
+                    handle(&mut s, &state, &mode, &config, &key);
+                    let _ = s.flush();
+                    if close_notify.load(Ordering::Relaxed) {
+                        s.conn.send_close_notify();
+                        let _ = s.flush();
+                    }
+                });
             }
         });
         a
@@ -100,8 +150,7 @@ impl Acceptor {
     }
 }
 
-fn read_request(s: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+fn read_request<S: Read>(s: &mut S) -> Option<(String, String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
     let head_end = loop {
@@ -136,7 +185,7 @@ fn read_request(s: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
     Some((method, path, body))
 }
 
-fn respond(s: &mut TcpStream, status: &str, body: &[u8]) {
+fn respond<S: Write>(s: &mut S, status: &str, body: &[u8]) {
     let _ = s.write_all(
         format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -147,14 +196,14 @@ fn respond(s: &mut TcpStream, status: &str, body: &[u8]) {
     let _ = s.write_all(body);
 }
 
-fn handle(
-    mut s: TcpStream,
+fn handle<S: Read + Write>(
+    s: &mut S,
     state: &Mutex<State>,
     mode: &Mutex<Mode>,
     config: &Mutex<Vec<u8>>,
     key: &Mutex<Option<PublicKey>>,
 ) {
-    let Some((method, path, body)) = read_request(&mut s) else {
+    let Some((method, path, body)) = read_request(s) else {
         return;
     };
     match (method.as_str(), path.split('?').next().unwrap_or("")) {
@@ -162,19 +211,19 @@ fn handle(
             state.lock().unwrap().config_gets += 1;
             let c = config.lock().unwrap().clone();
             if c.is_empty() {
-                respond(&mut s, "404 Not Found", b"no config");
+                respond(s, "404 Not Found", b"no config");
             } else {
-                respond(&mut s, "200 OK", &c);
+                respond(s, "200 OK", &c);
             }
         }
         ("POST", "/v1/validator/batches") => {
             let m = *mode.lock().unwrap();
             if m == Mode::Unavailable {
-                respond(&mut s, "503 Service Unavailable", b"try later");
+                respond(s, "503 Service Unavailable", b"try later");
                 return;
             }
             let Ok(batch) = TapBatch::decode(&body) else {
-                respond(&mut s, "400 Bad Request", b"bad batch");
+                respond(s, "400 Bad Request", b"bad batch");
                 return;
             };
             {
@@ -183,7 +232,7 @@ fn handle(
                     if !batch.verify_signature(&k) {
                         st.bad_signatures += 1;
                         drop(st);
-                        respond(&mut s, "401 Unauthorized", b"bad signature");
+                        respond(s, "401 Unauthorized", b"bad signature");
                         return;
                     }
                 }
@@ -198,12 +247,12 @@ fn handle(
                 }
             }
             match m {
-                Mode::Ack => respond(&mut s, "200 OK", b"{\"status\":\"accepted\"}"),
+                Mode::Ack => respond(s, "200 OK", b"{\"status\":\"accepted\"}"),
                 Mode::DropResponse => {}
                 Mode::Hang => std::thread::sleep(Duration::from_secs(30)),
                 Mode::Unavailable => {}
             }
         }
-        _ => respond(&mut s, "404 Not Found", b"not found"),
+        _ => respond(s, "404 Not Found", b"not found"),
     }
 }
