@@ -41,7 +41,7 @@ fn setup_rider(e: &Engine, i: usize) -> Rider {
         .create_topup(
             s.account_id,
             &TopupRequest {
-                amount: 10_000_000,
+                amount: 100_000_000,
                 idempotency_key: "b".into(),
             },
         )
@@ -227,6 +227,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = BackendConfig::sandbox(dir.path().join("bench.sqlite"));
     cfg.policy.counters_per_cert = 100_000;
+    // every rider authorizes 200 000 rials per batch under one certificate: the allowance
+    // (= the balance below this cap) must cover the whole run, or the cumulative check flags it
+    cfg.policy.max_offline_amount = 100_000_000;
     let engine = Engine::open(cfg, "http://127.0.0.1:0".into()).unwrap();
     let (vkey, _) = SigningKey::generate().unwrap();
     engine

@@ -8,7 +8,9 @@ use crate::error::{ApiError, ApiResult, StoreError};
 use crate::keys::{KeyInfo, Keyring};
 use crate::model::*;
 use crate::repo::{AuditReport, FraudCase, Intent, NewEntry, NewTap, Repo, Tx};
-use crate::settle::{check_entry, check_record, rate, CertInfo, Check, CheckedTap};
+use crate::settle::{
+    check_entry, check_record, over_allowance_total, rate, CertInfo, Check, CheckedTap,
+};
 use mancard_protocol::provision::{verify_provision, ProvisionPurpose, NONCE_LEN};
 use mancard_protocol::{
     sha256, verify_chain, CertificateBody, ChainError, CredentialCertificate, FareClass,
@@ -862,7 +864,7 @@ impl Engine {
         // results whose fare is filled after rating: index → (pseudonym, counter, account, day)
         let mut pending: Vec<(usize, [u8; 16], u32)> = Vec::new();
         for (seq, check) in checks {
-            let t: Box<CheckedTap> = match check {
+            let mut t: Box<CheckedTap> = match check {
                 Check::Rejected { reason, detail } => {
                     let mut r = tap_result(seq, "rejected");
                     r.reason = Some(reason.to_string());
@@ -923,7 +925,15 @@ impl Engine {
                 source,
                 reported_at: now,
             })?;
-            if let Some((kind, detail)) = &t.fraud {
+            // The certificate's running total, bumped in this transaction with the insert: a
+            // replayed report never gets here (it is a duplicate above), and concurrent
+            // uploads are serialized by the write transaction.
+            let total = tx.add_cert_usage(&t.cert_hash, t.authorized)?;
+            let fraud = t
+                .fraud
+                .take()
+                .or_else(|| over_allowance_total(total, t.allowance));
+            if let Some((kind, detail)) = &fraud {
                 self.open_fraud(
                     tx,
                     t.device_id,

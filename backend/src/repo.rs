@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE accounts (
@@ -163,6 +163,23 @@ CREATE TABLE config_bundles (
 );
 "#;
 
+/// Migrations after the version-1 [`SCHEMA`], in order: (version reached, SQL). A new database
+/// runs the schema and then every migration; an existing one runs the migrations above its
+/// `user_version`, all in one transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(2, MIGRATION_2)];
+
+/// Version 2: the running total of the signed amounts settled under each certificate (the
+/// cumulative offline-allowance check reads and bumps one row per new tap). Back-filled from
+/// the taps already stored; a sum beyond `i64` saturates (the CAST of a too-large REAL does).
+const MIGRATION_2: &str = r#"
+CREATE TABLE cert_usage (
+    cert_hash BLOB PRIMARY KEY,
+    authorized INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO cert_usage (cert_hash, authorized)
+    SELECT cert_hash, CAST(TOTAL(MAX(authorized, 0)) AS INTEGER) FROM taps GROUP BY cert_hash;
+"#;
+
 /// The database.
 #[derive(Debug)]
 pub struct Repo {
@@ -209,10 +226,27 @@ impl Repo {
                 supported: SCHEMA_VERSION,
             });
         }
-        if version == 0 {
+        if version < SCHEMA_VERSION {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(SCHEMA)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            // Read again under the write lock: another process may have migrated meanwhile.
+            let mut v: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if v > SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if v == 0 {
+                tx.execute_batch(SCHEMA)?;
+                v = 1;
+            }
+            for (to, sql) in MIGRATIONS {
+                if *to > v {
+                    tx.execute_batch(sql)?;
+                    v = *to;
+                }
+            }
+            tx.pragma_update(None, "user_version", v)?;
             tx.commit()?;
         }
         Ok(Self {
@@ -440,6 +474,9 @@ pub struct AuditReport {
     pub orphan_fare_entries: i64,
     /// Top-up intents credited more than once (must be 0).
     pub intents_credited_twice: i64,
+    /// Certificates whose running total of signed amounts differs from the sum over their
+    /// stored taps (must be 0).
+    pub cert_totals_mismatched: i64,
     pub ok: bool,
 }
 
@@ -928,6 +965,33 @@ impl Tx<'_> {
                 t.reported_at
             ])?;
         Ok(())
+    }
+
+    /// Adds a newly settled tap's signed amount to its certificate's running total and returns
+    /// the new total (one primary-key upsert; saturates at `i64::MAX`). Call it once per
+    /// inserted tap, in the transaction that inserts it.
+    pub fn add_cert_usage(&self, cert_hash: &[u8; 32], amount: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "INSERT INTO cert_usage (cert_hash, authorized) VALUES (?1, ?2)
+                 ON CONFLICT (cert_hash) DO UPDATE SET authorized =
+                     CASE WHEN authorized > 9223372036854775807 - excluded.authorized
+                          THEN 9223372036854775807
+                          ELSE authorized + excluded.authorized END
+                 RETURNING authorized",
+            )?
+            .query_row(params![&cert_hash[..], amount.max(0)], |r| r.get(0))?)
+    }
+
+    /// The running total of the signed amounts settled under a certificate.
+    pub fn cert_usage(&self, cert_hash: &[u8; 32]) -> Result<i64, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT authorized FROM cert_usage WHERE cert_hash = ?1")?
+            .query_row(params![&cert_hash[..]], |r| r.get::<_, i64>(0))
+            .optional()?
+            .unwrap_or(0))
     }
 
     /// Fills in the line of a tap first reported without one (a QR pass known only from the
@@ -1429,11 +1493,17 @@ impl Tx<'_> {
                 WHERE t.pseudonym = l.pseudonym AND t.counter = l.counter)")?;
         let intents_credited_twice = q("SELECT COUNT(*) FROM (SELECT intent_id FROM ledger
                 WHERE kind = 'topup' GROUP BY intent_id HAVING COUNT(*) > 1)")?;
+        let cert_totals_mismatched = q("SELECT COUNT(*) FROM
+                (SELECT cert_hash, CAST(TOTAL(MAX(authorized, 0)) AS INTEGER) AS s FROM taps
+                 GROUP BY cert_hash) t
+                FULL OUTER JOIN cert_usage u ON u.cert_hash = t.cert_hash
+                WHERE t.s IS NOT u.authorized")?;
         let ok = ledger_total == balances_total
             && taps_without_charge == 0
             && taps_negative_charge == 0
             && orphan_fare_entries == 0
-            && intents_credited_twice == 0;
+            && intents_credited_twice == 0
+            && cert_totals_mismatched == 0;
         Ok(AuditReport {
             accounts,
             ledger_entries,
@@ -1444,6 +1514,7 @@ impl Tx<'_> {
             taps_negative_charge,
             orphan_fare_entries,
             intents_credited_twice,
+            cert_totals_mismatched,
             ok,
         })
     }
@@ -1492,5 +1563,75 @@ mod tests {
         let audit = repo.read(|tx| tx.audit()).unwrap();
         assert!(audit.ok);
         assert_eq!(audit.ledger_total, 5);
+    }
+
+    /// A version-1 database (before the per-certificate totals) opens, is migrated in place and
+    /// gets the totals of the taps it already holds.
+    #[test]
+    fn version_1_database_is_migrated_with_backfilled_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        let (c1, c2) = ([1u8; 32], [2u8; 32]);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO accounts (id, phone, created_at) VALUES (1, '+989120000000', 1);
+                 INSERT INTO devices (id, account_id, binding_key, pseudonym, created_at)
+                     VALUES (1, 1, x'01', x'00000000000000000000000000000001', 1);",
+            )
+            .unwrap();
+            for (counter, cert, authorized) in [(0, c1, 20_000), (1, c1, 30_000), (2, c2, 7)] {
+                conn.execute(
+                    "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
+                        fare_class, time, fare_day, line_id, authorized, proof, source,
+                        reported_at)
+                     VALUES (x'00000000000000000000000000000001', ?1, 1, 1, ?2, 0, 0, 0, 1, ?3,
+                             x'00', 'wallet', 0)",
+                    params![counter, &cert[..], authorized],
+                )
+                .unwrap();
+            }
+        }
+        let repo = Repo::open(&path).unwrap();
+        let version: i64 = repo
+            .conn
+            .lock()
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        repo.read(|tx| -> Result<(), StoreError> {
+            assert_eq!(tx.cert_usage(&c1)?, 50_000);
+            assert_eq!(tx.cert_usage(&c2)?, 7);
+            assert_eq!(tx.cert_usage(&[3u8; 32])?, 0);
+            assert_eq!(tx.audit()?.cert_totals_mismatched, 0);
+            Ok(())
+        })
+        .unwrap();
+        // the running total keeps counting from the back-filled value, and saturates
+        repo.write(|tx| -> Result<(), StoreError> {
+            assert_eq!(tx.add_cert_usage(&c1, 10_000)?, 60_000);
+            assert_eq!(tx.add_cert_usage(&[3u8; 32], 5)?, 5);
+            assert_eq!(tx.add_cert_usage(&[3u8; 32], i64::MAX)?, i64::MAX);
+            assert_eq!(tx.add_cert_usage(&[3u8; 32], -9)?, i64::MAX);
+            Ok(())
+        })
+        .unwrap();
+        // reopening an up-to-date database changes nothing
+        drop(repo);
+        let repo = Repo::open(&path).unwrap();
+        assert_eq!(repo.read(|tx| tx.cert_usage(&c1)).unwrap(), 60_000);
+        // a newer schema is refused
+        drop(repo);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            Repo::open(&path),
+            Err(StoreError::SchemaTooNew { .. })
+        ));
     }
 }

@@ -39,6 +39,9 @@ pub struct CheckedTap {
     pub line_id: Option<u32>,
     /// Signed amount: NFC the authorized fare, QR the pass's maximum.
     pub authorized: i64,
+    /// The certificate's offline allowance (`allowance.max_amount`): the most all the taps
+    /// under it may authorize in total.
+    pub allowance: i64,
     /// Canonical encoding of the signed evidence; two reports of one tap must match it.
     pub proof: Vec<u8>,
     /// Set when the evidence is genuine but breaks the certificate's limits.
@@ -184,9 +187,25 @@ pub fn check_proof(
         time,
         line_id,
         authorized,
+        allowance: a.max_amount,
         proof: proof_bytes(proof),
         fraud,
     }))
+}
+
+/// The fraud verdict on a certificate's running total: `total` is the sum of the signed amounts
+/// of every tap settled under the certificate, the new one included. Over the allowance, the
+/// tap key has authorized more than the certificate allows (a stolen or cloned key): the same
+/// `over_allowance` case as a single tap above it.
+pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(&'static str, String)> {
+    (total > allowance).then(|| {
+        (
+            "over_allowance",
+            format!(
+                "authorized total {total} exceeds the certificate's offline allowance {allowance}"
+            ),
+        )
+    })
 }
 
 /// Verifies a validator's record: its evidence, and that its own fields agree with it.
@@ -280,4 +299,22 @@ pub fn rate(
             last_ride: state.last_ride,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_total_over_the_allowance_is_fraud() {
+        assert!(over_allowance_total(0, 0).is_none());
+        assert!(over_allowance_total(500_000, 500_000).is_none());
+        let (kind, detail) = over_allowance_total(520_000, 500_000).unwrap();
+        assert_eq!(kind, "over_allowance");
+        assert_eq!(
+            detail,
+            "authorized total 520000 exceeds the certificate's offline allowance 500000"
+        );
+        assert!(over_allowance_total(i64::MAX, 500_000).is_some());
+    }
 }

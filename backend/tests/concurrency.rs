@@ -173,3 +173,93 @@ async fn shutdown_under_load_keeps_every_acknowledged_write() {
     assert_eq!(h.balance(&token).await, balance);
     h.audit().await;
 }
+
+/// One certificate, twelve taps of 20 000 under a 200 000 allowance, reported concurrently by
+/// the wallet (with resends) and two validators (each batch twice, then all again): each tap
+/// counts once toward the certificate's total, so exactly the 11th and 12th taps to settle are
+/// fraud, whatever the arrival order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
+    let h = Arc::new(Harness::start().await);
+    let v1 = Validator::register(&h, 1).await;
+    let v2 = Validator::register(&h, 2).await;
+    let token = h.login("+989125559999").await;
+    h.topup(&token, 200_000, "t").await;
+    let (mut w, c) = Wallet::provision(&h, &token).await;
+    assert_eq!(c["max_amount"], 200_000);
+    let base = ride_base(w.server_time);
+    let mut records: Vec<TapRecord> = Vec::new();
+    let mut entries: Vec<WalletLogEntry> = Vec::new();
+    for k in 0..12u32 {
+        let (r, e) = w.nfc_tap(1 + k % 2, 1, 20_000, base + i64::from(k) * 900);
+        records.push(r);
+        entries.push(e);
+    }
+    let pseudonym = w.pseudonym.clone();
+
+    let mut tasks = Vec::new();
+    {
+        let h = Arc::clone(&h);
+        tasks.push(tokio::spawn(async move {
+            let chunks: Vec<&[WalletLogEntry]> = entries.chunks(4).collect();
+            for c in 0..chunks.len() {
+                let mut send = Vec::new();
+                if c > 0 {
+                    send.extend_from_slice(chunks[c - 1]);
+                }
+                send.extend_from_slice(chunks[c]);
+                let (s, v) = w.sync(&h, &send).await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            }
+        }));
+    }
+    for (vid, v) in [(1u32, v1), (2u32, v2)] {
+        let mine: Vec<TapRecord> = records
+            .iter()
+            .filter(|r| r.validator_id == vid)
+            .cloned()
+            .collect();
+        let mut batches: Vec<Vec<u8>> = mine.chunks(2).map(|c| v.batch(c.to_vec())).collect();
+        batches.push(v.batch(mine.clone()));
+        for batch in batches {
+            for _ in 0..2 {
+                let h = Arc::clone(&h);
+                let batch = batch.clone();
+                tasks.push(tokio::spawn(async move {
+                    let (s, b) = h.upload(&batch).await;
+                    assert_eq!(s, StatusCode::OK, "{b}");
+                    assert_eq!(b["rejected"], 0);
+                }));
+            }
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let cases = h.fraud_cases().await;
+    assert_eq!(cases.len(), 2, "{cases:?}");
+    let mut details: Vec<&str> = cases
+        .iter()
+        .map(|c| {
+            assert_eq!(c["kind"], "over_allowance");
+            assert_eq!(c["pseudonym"], pseudonym.as_str());
+            c["detail"].as_str().unwrap()
+        })
+        .collect();
+    details.sort_unstable();
+    assert_eq!(
+        details,
+        [
+            "authorized total 220000 exceeds the certificate's offline allowance 200000",
+            "authorized total 240000 exceeds the certificate's offline allowance 200000",
+        ]
+    );
+    assert!(h
+        .config()
+        .await
+        .is_denied(&mancard_protocol::Pseudonym::from_hex(&pseudonym).unwrap()));
+    let audit = h.audit().await;
+    assert_eq!(audit["taps"], 12);
+    assert_eq!(audit["cert_totals_mismatched"], 0);
+}

@@ -1187,3 +1187,121 @@ async fn credential_status_tells_when_to_replenish() {
     assert_eq!(v["credential"]["reason"], "expiry_near");
     h.audit().await;
 }
+
+/// The certificate's `max_amount` bounds the signed amounts of all its taps together (a stolen
+/// tap key is worth at most that), counted once per tap whatever the number of reports.
+#[tokio::test]
+async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000020").await;
+    h.topup(&token, 100_000, "t").await;
+    let (mut w, c) = Wallet::provision(&h, &token).await;
+    assert_eq!(c["max_amount"], 100_000);
+    let v1 = Validator::register(&h, 1).await;
+    let base = ride_base(w.server_time);
+    let p = Pseudonym::from_hex(&w.pseudonym).unwrap();
+    // every amount is within the allowance; together 30 000 + 30 000 + 30 000 (the QR pass's
+    // signed maximum, not its 20 000 fare) + 20 000 = 110 000 are not
+    let (r0, e0) = w.nfc_tap(1, 1, 30_000, base);
+    let (r1, e1) = w.nfc_tap(1, 2, 30_000, base + 3600);
+    let (r2, e2) = w.qr_tap(1, 1, 20_000, base + 2 * 3600, 30_000);
+    let (r3, e3) = w.nfc_tap(1, 10, 20_000, base + 3 * 3600);
+
+    // 60 000 settled by the validator, then replayed: the same batch and a new batch
+    let batch = v1.batch(vec![r0.clone(), r1.clone()]);
+    let (s, b) = h.upload(&batch).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(statuses(&b, "records"), ["settled"; 2]);
+    let (_, b) = h.upload(&batch).await;
+    assert_eq!(b["duplicate_batch"], true);
+    let (_, b) = h.upload(&v1.batch(vec![r0.clone(), r1.clone()])).await;
+    assert_eq!(statuses(&b, "records"), ["duplicate"; 2]);
+    // the wallet reports the same two and the QR pass (90 000), twice
+    let (s, v) = w.sync(&h, &[e0.clone(), e1.clone(), e2.clone()]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v, "taps"), ["duplicate", "duplicate", "settled"]);
+    let (_, v) = w.sync(&h, &[e0, e1, e2]).await;
+    assert_eq!(statuses(&v, "taps"), ["duplicate"; 3]);
+    // the reader's record of the pass names its line: a duplicate too
+    let (_, b) = h.upload(&v1.batch(vec![r2])).await;
+    assert_eq!(statuses(&b, "records"), ["duplicate"]);
+    assert!(
+        h.fraud_cases().await.is_empty(),
+        "replays do not count twice"
+    );
+    assert_ne!(v["credential"]["status"], "revoked", "{v}");
+    let before = h.config().await;
+    assert!(!before.is_denied(&p));
+
+    // the tap that takes the total over the allowance
+    let (s, b) = h.upload(&v1.batch(vec![r3.clone()])).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(statuses(&b, "records"), ["fraud"]);
+    let rec = &b["records"][0];
+    assert_eq!(rec["reason"], "over_allowance");
+    assert_eq!(
+        rec["detail"],
+        "authorized total 110000 exceeds the certificate's offline allowance 100000"
+    );
+    assert!(rec["fare"].as_i64().is_some(), "the ride is still charged");
+    let cases = h.fraud_cases().await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["kind"], "over_allowance");
+    assert_eq!(cases[0]["counter"], 3);
+    assert_eq!(cases[0]["pseudonym"], w.pseudonym.as_str());
+    assert_eq!(cases[0]["detail"], rec["detail"]);
+    // revoked: on the next bundle's deny list, and the wallet learns it
+    let after = h.config().await;
+    assert!(after.is_denied(&p));
+    assert!(after.body.bundle_version > before.body.bundle_version);
+    let (_, v) = w.sync(&h, &[e3]).await;
+    assert_eq!(statuses(&v, "taps"), ["duplicate"]);
+    assert_eq!(v["credential"]["status"], "revoked");
+    assert_eq!(v["credential"]["reason"], "over_allowance");
+    // a replay of the crossing tap opens no second case
+    let (_, b) = h.upload(&v1.batch(vec![r3])).await;
+    assert_eq!(statuses(&b, "records"), ["duplicate"]);
+    assert_eq!(h.fraud_cases().await.len(), 1);
+    h.audit().await;
+}
+
+/// The running total belongs to one certificate (a replenished one starts from zero), is
+/// stored (it survives a restart), and a late report under the old certificate still counts.
+#[tokio::test]
+async fn allowance_total_is_per_certificate_and_survives_restart() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000021").await;
+    h.topup(&token, 100_000, "t").await;
+    let (mut w, c) = Wallet::provision(&h, &token).await;
+    assert_eq!(c["max_amount"], 100_000);
+    let v1 = Validator::register(&h, 1).await;
+    let base = ride_base(w.server_time);
+    let (r0, _) = w.nfc_tap(1, 1, 40_000, base);
+    let (r1, _) = w.nfc_tap(1, 2, 40_000, base + 3600);
+    // signed under the first certificate, reported only at the end
+    let (late, _) = w.nfc_tap(1, 1, 30_000, base + 2 * 3600);
+    let (_, b) = h.upload(&v1.batch(vec![r0, r1])).await;
+    assert_eq!(statuses(&b, "records"), ["settled"; 2]);
+
+    let h = h.restart().await;
+    let c2 = w.replenish(&h).await;
+    assert!(c2["max_amount"].as_i64().unwrap() >= 40_000, "{c2}");
+    // 40 000 under the new certificate: its own total, not the first one's 80 000
+    let (r2, _) = w.nfc_tap(1, 10, 40_000, base + 3 * 3600);
+    let (_, b) = h.upload(&v1.batch(vec![r2])).await;
+    assert_eq!(statuses(&b, "records"), ["settled"]);
+    assert!(h.fraud_cases().await.is_empty());
+    // the late tap under the first certificate: 80 000 (stored before the restart) + 30 000
+    let (_, b) = h.upload(&v1.batch(vec![late])).await;
+    assert_eq!(statuses(&b, "records"), ["fraud"]);
+    assert_eq!(b["records"][0]["reason"], "over_allowance");
+    assert_eq!(
+        b["records"][0]["detail"],
+        "authorized total 110000 exceeds the certificate's offline allowance 100000"
+    );
+    assert!(h
+        .config()
+        .await
+        .is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
+    h.audit().await;
+}

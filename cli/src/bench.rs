@@ -831,6 +831,9 @@ fn settlement(dir: &Path, batches: usize) -> Res<Row> {
     std::fs::create_dir_all(dir)?;
     let mut cfg = BackendConfig::sandbox(dir.join("bench.sqlite"));
     cfg.policy.counters_per_cert = 100_000;
+    // Each rider authorizes 1,000,000 rials per batch under one certificate: the allowance
+    // (a running total since the backend checks it cumulatively) must cover the whole run.
+    cfg.policy.max_offline_amount = 100_000_000;
     let e = Engine::open(cfg, "http://127.0.0.1:0".into())?;
     let vkey = key()?;
     e.register_validator(&RegisterValidatorRequest {
