@@ -1,7 +1,7 @@
 //! What validators upload: tap records in validator-signed batches.
 
 use crate::cert::Pseudonym;
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{decode_exact, DecodeError, Reader, Writer};
 use crate::crypto::{check_len, tags, KeyError, PublicKey, Signature, SigningKey};
 use crate::pass::BoardingPass;
 use crate::tap::{TapAuthorization, TapChallenge};
@@ -119,10 +119,7 @@ impl TapRecord {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let rec = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(rec)
+        decode_exact(bytes, Self::read)
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

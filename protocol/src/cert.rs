@@ -1,6 +1,6 @@
 //! The credential certificate: an issuer's signature over a wallet's tap key.
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{decode_exact, DecodeError, Reader, Writer};
 use crate::crypto::{sha256, tags, KeyError, PublicKey, Signature, SigningKey};
 use crate::tariff::FareClass;
 use std::fmt;
@@ -125,10 +125,7 @@ impl CredentialCertificate {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let c = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(c)
+        decode_exact(bytes, Self::read)
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

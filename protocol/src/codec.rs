@@ -156,6 +156,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Decodes a whole message with `read`, rejecting trailing bytes.
+pub fn decode_exact<T>(
+    bytes: &[u8],
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let v = read(&mut r)?;
+    r.finish()?;
+    Ok(v)
+}
+
 /// Append-only big-endian writer.
 #[derive(Debug, Default, Clone)]
 pub struct Writer {

@@ -1,6 +1,6 @@
 //! The NFC tap: a validator's challenge and the wallet's signed authorization.
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{decode_exact, DecodeError, Reader, Writer};
 use crate::crypto::{sha256, tags, KeyError, Signature, SigningKey};
 
 /// Validator → phone: what the validator asks the phone to authorize.
@@ -37,10 +37,7 @@ impl TapChallenge {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let c = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(c)
+        decode_exact(bytes, Self::read)
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -119,10 +116,7 @@ impl TapAuthorization {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let a = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(a)
+        decode_exact(bytes, Self::read)
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

@@ -6,7 +6,7 @@
 //! and starts at a configurable second of the local day (e.g. 04:00), so a late-night ride
 //! belongs to the evening's day.
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{decode_exact, DecodeError, Reader, Writer};
 use thiserror::Error;
 
 /// Fare class printed in the certificate.
@@ -242,10 +242,7 @@ impl Tariff {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let t = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(t)
+        decode_exact(bytes, Self::read)
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
