@@ -499,6 +499,14 @@ fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
 const LEDGER_COLS: &str =
     "id, account_id, kind, amount, idempotency_key, pseudonym, counter, intent_id, note, created_at";
 
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        phone: r.get(1)?,
+        fare_class: r.get(2)?,
+    })
+}
+
 impl Tx<'_> {
     // ---- accounts, codes, sessions -------------------------------------------------------
 
@@ -506,13 +514,7 @@ impl Tx<'_> {
         Ok(self
             .tx
             .prepare_cached("SELECT id, phone, fare_class FROM accounts WHERE phone = ?1")?
-            .query_row(params![phone], |r| {
-                Ok(Account {
-                    id: r.get(0)?,
-                    phone: r.get(1)?,
-                    fare_class: r.get(2)?,
-                })
-            })
+            .query_row(params![phone], account_row)
             .optional()?)
     }
 
@@ -520,13 +522,7 @@ impl Tx<'_> {
         Ok(self
             .tx
             .prepare_cached("SELECT id, phone, fare_class FROM accounts WHERE id = ?1")?
-            .query_row(params![id], |r| {
-                Ok(Account {
-                    id: r.get(0)?,
-                    phone: r.get(1)?,
-                    fare_class: r.get(2)?,
-                })
-            })
+            .query_row(params![id], account_row)
             .optional()?)
     }
 
