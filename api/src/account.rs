@@ -1,0 +1,56 @@
+//! Accounts and sessions: `/v1/auth/*`, `/v1/account`, and the sandbox's code read-back.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OtpRequest {
+    /// Phone number: `+<country><number>` (8–15 digits) or an Iranian `09…` mobile number.
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OtpResponse {
+    /// Normalized phone number.
+    pub phone: String,
+    /// When the code stops working, UTC seconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SandboxOtp {
+    pub phone: String,
+    pub code: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionRequest {
+    pub phone: String,
+    /// The 6-digit one-time code.
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionResponse {
+    /// Bearer token (64 hex characters) for `Authorization: Bearer <token>`.
+    pub token: String,
+    pub account_id: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountResponse {
+    pub account_id: i64,
+    pub phone: String,
+    /// `adult`, `student`, `senior` or `free`.
+    pub fare_class: String,
+    /// Confirmed balance, rials.
+    pub balance: i64,
+    pub server_time: i64,
+}

@@ -1,0 +1,154 @@
+//! Each endpoint's method, path and authentication, once. The backend's routers and every
+//! client build their URLs from these constants.
+
+/// The HTTP method of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    /// The method's name as HTTP spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
+}
+
+/// How a caller proves who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Auth {
+    /// Anyone may call it.
+    Public,
+    /// `Authorization: Bearer <session token>` from `POST /v1/auth/session`.
+    Session,
+    /// `Authorization: Bearer <admin token>` (operators).
+    Admin,
+    /// No header: the body is signed by a registered validator key.
+    ValidatorSigned,
+    /// Served only when the backend runs with `--sandbox`.
+    Sandbox,
+}
+
+/// One endpoint of the `/v1` API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub method: Method,
+    /// The path as axum routes it: `{name}` marks a path parameter.
+    pub path: &'static str,
+    pub auth: Auth,
+}
+
+impl Endpoint {
+    const fn new(method: Method, path: &'static str, auth: Auth) -> Self {
+        Self { method, path, auth }
+    }
+
+    /// The path with its one `{…}` parameter replaced by `value` (for clients).
+    pub fn path_with(&self, value: &str) -> String {
+        match (self.path.find('{'), self.path.find('}')) {
+            (Some(open), Some(close)) if open < close => {
+                let (head, _) = self.path.split_at(open);
+                let (_, tail) = self.path.split_at(close.saturating_add(1));
+                format!("{head}{value}{tail}")
+            }
+            _ => self.path.to_string(),
+        }
+    }
+}
+
+use Auth::{Admin, Public, Sandbox, Session, ValidatorSigned};
+use Method::{Get, Post};
+
+pub const HEALTHZ: Endpoint = Endpoint::new(Get, "/healthz", Public);
+pub const OPENAPI: Endpoint = Endpoint::new(Get, "/openapi.json", Public);
+
+pub const REQUEST_OTP: Endpoint = Endpoint::new(Post, "/v1/auth/otp", Public);
+pub const CREATE_SESSION: Endpoint = Endpoint::new(Post, "/v1/auth/session", Public);
+pub const ACCOUNT: Endpoint = Endpoint::new(Get, "/v1/account", Session);
+
+pub const CREDENTIAL_NONCE: Endpoint = Endpoint::new(Post, "/v1/credential/nonce", Session);
+pub const PROVISION: Endpoint = Endpoint::new(Post, "/v1/credential/provision", Session);
+pub const REPLENISH: Endpoint = Endpoint::new(Post, "/v1/credential/replenish", Session);
+
+pub const CREATE_TOPUP: Endpoint = Endpoint::new(Post, "/v1/topups", Session);
+/// The gateway's redirect back (query `token`, `status`); answers an HTML page.
+pub const TOPUP_CALLBACK: Endpoint = Endpoint::new(Get, "/v1/topups/callback", Public);
+pub const TOPUP_STATUS: Endpoint = Endpoint::new(Get, "/v1/topups/{intent_id}", Session);
+
+pub const WALLET_SYNC: Endpoint = Endpoint::new(Post, "/v1/wallet/sync", Session);
+/// Query `pseudonym`, `from_seq`.
+pub const WALLET_LOG: Endpoint = Endpoint::new(Get, "/v1/wallet/log", Session);
+
+/// The signed config bundle (binary); `If-None-Match` with the bundle version.
+pub const VALIDATOR_CONFIG: Endpoint = Endpoint::new(Get, "/v1/validator/config", Public);
+/// A signed tap batch (binary body).
+pub const VALIDATOR_BATCHES: Endpoint =
+    Endpoint::new(Post, "/v1/validator/batches", ValidatorSigned);
+
+pub const ADMIN_VALIDATORS: Endpoint = Endpoint::new(Post, "/v1/admin/validators", Admin);
+pub const ADMIN_ISSUER_KEYS: Endpoint = Endpoint::new(Get, "/v1/admin/issuer-keys", Admin);
+pub const ADMIN_ROTATE_KEYS: Endpoint = Endpoint::new(Post, "/v1/admin/issuer-keys/rotate", Admin);
+pub const ADMIN_FRAUD_CASES: Endpoint = Endpoint::new(Get, "/v1/admin/fraud-cases", Admin);
+pub const ADMIN_AUDIT: Endpoint = Endpoint::new(Get, "/v1/admin/audit", Admin);
+pub const ADMIN_ADJUSTMENTS: Endpoint = Endpoint::new(Post, "/v1/admin/adjustments", Admin);
+
+/// Query `phone`: the live one-time code (sandbox only).
+pub const SANDBOX_OTP: Endpoint = Endpoint::new(Get, "/sandbox/otp", Sandbox);
+/// The sandbox gateway's payment page (GET) and its "pay" button (POST).
+pub const SANDBOX_PAY: Endpoint = Endpoint::new(Get, "/sandbox/pay/{token}", Sandbox);
+pub const SANDBOX_PAY_SUBMIT: Endpoint = Endpoint::new(Post, "/sandbox/pay/{token}", Sandbox);
+pub const SANDBOX_PAY_CANCEL: Endpoint =
+    Endpoint::new(Post, "/sandbox/pay/{token}/cancel", Sandbox);
+
+/// Every endpoint, for tests that walk the whole API.
+pub const ALL: &[Endpoint] = &[
+    HEALTHZ,
+    OPENAPI,
+    REQUEST_OTP,
+    CREATE_SESSION,
+    ACCOUNT,
+    CREDENTIAL_NONCE,
+    PROVISION,
+    REPLENISH,
+    CREATE_TOPUP,
+    TOPUP_CALLBACK,
+    TOPUP_STATUS,
+    WALLET_SYNC,
+    WALLET_LOG,
+    VALIDATOR_CONFIG,
+    VALIDATOR_BATCHES,
+    ADMIN_VALIDATORS,
+    ADMIN_ISSUER_KEYS,
+    ADMIN_ROTATE_KEYS,
+    ADMIN_FRAUD_CASES,
+    ADMIN_AUDIT,
+    ADMIN_ADJUSTMENTS,
+    SANDBOX_OTP,
+    SANDBOX_PAY,
+    SANDBOX_PAY_SUBMIT,
+    SANDBOX_PAY_CANCEL,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_parameter_is_filled_in() {
+        assert_eq!(TOPUP_STATUS.path_with("abc"), "/v1/topups/abc");
+        assert_eq!(SANDBOX_PAY_CANCEL.path_with("t"), "/sandbox/pay/t/cancel");
+        assert_eq!(ACCOUNT.path_with("x"), "/v1/account");
+    }
+
+    #[test]
+    fn no_two_endpoints_share_method_and_path() {
+        let mut seen = std::collections::HashSet::new();
+        for e in ALL {
+            assert!(seen.insert((e.method, e.path)), "{e:?} twice");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! # mancard-api: the `/v1` HTTP contract
+//!
+//! Every JSON request and response body of the issuer's HTTP API, defined once and used by
+//! the backend (server side), `mancard::online` (the wallet), the CLI's demo and every test.
+//! Binary protocol messages travel as lowercase hex strings; their layouts are in
+//! `mancard-protocol`. Statuses and problem codes are enums, serialized as the snake_case
+//! strings documented in `docs/api.md`; each endpoint's method, path and authentication is a
+//! constant in [`endpoints`], next to nothing else, so client and server cannot disagree.
+//!
+//! This crate does no I/O and knows nothing of HTTP libraries. With the `openapi` feature
+//! every type also derives `utoipa::ToSchema`.
+
+pub mod account;
+pub mod admin;
+pub mod endpoints;
+pub mod problem;
+pub mod topup;
+pub mod validator;
+pub mod wallet;
+
+pub use account::{
+    AccountResponse, OtpRequest, OtpResponse, SandboxOtp, SessionRequest, SessionResponse,
+};
+pub use admin::{
+    AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, FraudKind, KeyInfo,
+    KeysResponse, RegisterValidatorRequest, RegisterValidatorResponse,
+};
+pub use endpoints::{Auth, Endpoint, Method};
+pub use problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};
+pub use topup::{TopupIntentResponse, TopupRequest, TopupStatus};
+pub use validator::{BatchResponse, TapResult, TapStatus};
+pub use wallet::{
+    ChainState, CredentialRequest, CredentialResponse, CredentialState, CredentialStatus, Health,
+    IssuerKeyView, LedgerEntry, LedgerKind, LogItem, LogResponse, NonceResponse, SyncRequest,
+    SyncResponse,
+};

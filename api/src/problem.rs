@@ -1,0 +1,131 @@
+//! RFC 9457 problem documents and the stable codes clients switch on.
+
+use serde::{Deserialize, Serialize};
+
+/// The media type of every error answer.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// The RFC 9457 problem document every error answer carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// URI naming the problem type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: ProblemCode,
+}
+
+macro_rules! problem_codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)+) => {
+        /// A stable problem code: the contract between the backend and its clients (the words
+        /// in `detail` may change; these never do). Serialized as its snake_case text.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub enum ProblemCode {
+            $($(#[$doc])* #[serde(rename = $text)] $variant,)+
+            /// A code this build does not know (a newer server); clients treat it by status.
+            #[serde(other, rename = "unknown")]
+            Unknown,
+        }
+
+        impl ProblemCode {
+            /// Every known code.
+            pub const ALL: &'static [ProblemCode] = &[$(ProblemCode::$variant,)+];
+
+            /// The code's wire text.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ProblemCode::$variant => $text,)+
+                    ProblemCode::Unknown => "unknown",
+                }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    // request shape
+    InvalidJson = "invalid_json",
+    InvalidQuery = "invalid_query",
+    InvalidBody = "invalid_body",
+    InvalidHex = "invalid_hex",
+    InvalidLength = "invalid_length",
+    InvalidKey = "invalid_key",
+    PayloadTooLarge = "payload_too_large",
+    UnsupportedMediaType = "unsupported_media_type",
+    NotFound = "not_found",
+    MethodNotAllowed = "method_not_allowed",
+    // authentication
+    Unauthorized = "unauthorized",
+    BadAdminToken = "bad_admin_token",
+    AdminDisabled = "admin_disabled",
+    RateLimited = "rate_limited",
+    // accounts
+    InvalidPhone = "invalid_phone",
+    InvalidCode = "invalid_code",
+    NoCode = "no_code",
+    SmsUnavailable = "sms_unavailable",
+    UnknownAccount = "unknown_account",
+    // issuance
+    InvalidNonce = "invalid_nonce",
+    BadProof = "bad_proof",
+    BindingKeyInUse = "binding_key_in_use",
+    UnknownDevice = "unknown_device",
+    CredentialRevoked = "credential_revoked",
+    CountersExhausted = "counters_exhausted",
+    // top-up
+    InvalidAmount = "invalid_amount",
+    InvalidIdempotencyKey = "invalid_idempotency_key",
+    IdempotencyConflict = "idempotency_conflict",
+    UnknownIntent = "unknown_intent",
+    UnknownPayment = "unknown_payment",
+    PaymentExpired = "payment_expired",
+    GatewayUnavailable = "gateway_unavailable",
+    VerificationFailed = "verification_failed",
+    SandboxOnly = "sandbox_only",
+    // sync and settlement
+    InvalidCursor = "invalid_cursor",
+    InvalidEntry = "invalid_entry",
+    TooManyEntries = "too_many_entries",
+    ChainGap = "chain_gap",
+    InvalidBatch = "invalid_batch",
+    BadBatchSignature = "bad_batch_signature",
+    BatchIdConflict = "batch_id_conflict",
+    UnknownValidator = "unknown_validator",
+    // operators
+    InvalidAdjustment = "invalid_adjustment",
+    // server
+    Busy = "busy",
+    Internal = "internal",
+}
+
+impl std::fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_as_its_text() {
+        for code in ProblemCode::ALL {
+            let json = serde_json::to_string(code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ProblemCode = serde_json::from_str(&json).unwrap_or(ProblemCode::Unknown);
+            assert_eq!(back, *code);
+        }
+    }
+
+    #[test]
+    fn a_code_from_a_newer_server_is_unknown_not_an_error() {
+        let c: Result<ProblemCode, _> = serde_json::from_str("\"brand_new_code\"");
+        assert_eq!(c.ok(), Some(ProblemCode::Unknown));
+    }
+}

@@ -1,0 +1,60 @@
+//! Top-up through the bank gateway: `/v1/topups*`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopupRequest {
+    /// Rials.
+    pub amount: i64,
+    /// Chosen by the client, stored before the request is sent and reused on every retry
+    /// (1–128 printable ASCII characters).
+    pub idempotency_key: String,
+}
+
+/// Where a top-up intent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TopupStatus {
+    /// Waiting for the rider to pay (or for the gateway's verification).
+    Pending,
+    /// Paid, verified server to server and credited once.
+    Credited,
+    /// The rider cancelled on the gateway's page; nothing was charged.
+    Cancelled,
+    /// Not paid before its deadline.
+    Expired,
+}
+
+impl TopupStatus {
+    /// The status's wire text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Credited => "credited",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// True when the intent can no longer change.
+    pub const fn is_final(self) -> bool {
+        !matches!(self, Self::Pending)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopupIntentResponse {
+    pub intent_id: String,
+    pub amount: i64,
+    pub status: TopupStatus,
+    /// Gateway page to open in a browser.
+    pub payment_url: String,
+    pub expires_at: i64,
+    /// Ledger entry of the credit, once credited.
+    pub ledger_entry_id: Option<i64>,
+    /// Gateway reference number, once paid.
+    pub gateway_ref: Option<String>,
+}

@@ -1,0 +1,227 @@
+//! The wallet's side: credential issuance (`/v1/credential/*`), sync and the stored tap log
+//! (`/v1/wallet/*`), and the health check.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NonceResponse {
+    /// 32 bytes, hex: goes into the provisioning transcript.
+    pub nonce: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CredentialRequest {
+    /// Nonce from `POST /v1/credential/nonce`, hex.
+    pub nonce: String,
+    /// Binding public key, uncompressed SEC1 P-256 (65 bytes), hex.
+    pub binding_public_key: String,
+    /// The new certificate's tap public key, uncompressed SEC1 P-256, hex.
+    pub tap_public_key: String,
+    /// Fixed 64-byte `r ‖ s` ECDSA signature by the binding key over
+    /// `mancard_protocol::provision::provision_transcript`, hex.
+    pub signature: String,
+    /// Optional: the lowest counter the wallet can still use; the new range starts at or after
+    /// it (it is not signed: it can only push the wallet's own range forward).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_counter: Option<u32>,
+}
+
+/// An issuer public key, as the wallet needs it to check its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IssuerKeyView {
+    pub key_id: u32,
+    /// Uncompressed SEC1 P-256 point, hex.
+    pub public_key: String,
+    pub valid_from: i64,
+    pub valid_until: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CredentialResponse {
+    /// The encoded `CredentialCertificate` (184 bytes), hex.
+    pub certificate: String,
+    /// `CredentialCertificate::hash`, hex.
+    pub certificate_hash: String,
+    pub pseudonym: String,
+    pub issuer_key_id: u32,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub counter_first: u32,
+    pub counter_last: u32,
+    /// Offline allowance, rials.
+    pub max_amount: i64,
+    pub fare_class: String,
+    pub balance: i64,
+    pub server_time: i64,
+    /// Pseudonyms of this account's other devices revoked by this provisioning (lost phone).
+    pub revoked_pseudonyms: Vec<String>,
+    /// Issuer keys to verify certificates with (as in the validator bundle).
+    pub issuer_keys: Vec<IssuerKeyView>,
+    /// The tariff (`Tariff` encoding), hex.
+    pub tariff: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SyncRequest {
+    /// The device's card pseudonym, hex.
+    pub pseudonym: String,
+    /// Ledger id of the last entry the wallet has (0 for none).
+    #[serde(default)]
+    pub cursor: i64,
+    /// Encoded `WalletLogEntry`s (hex), in sequence order, continuing the device's chain.
+    /// Entries already uploaded may be sent again (they must be identical).
+    #[serde(default)]
+    pub entries: Vec<String>,
+}
+
+/// Where the device's credential stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialState {
+    Active,
+    /// Online now: ask for a new certificate (`reason` says why).
+    ReplenishDue,
+    /// Deny-listed (`reason` says why): no further taps.
+    Revoked,
+}
+
+impl CredentialState {
+    /// The state's wire text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::ReplenishDue => "replenish_due",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CredentialStatus {
+    pub status: CredentialState,
+    /// Why revoked or why replenishment is due.
+    pub reason: Option<String>,
+    pub pseudonym: String,
+    /// The device's newest certificate, hex.
+    pub certificate: Option<String>,
+    pub valid_until: Option<i64>,
+    pub counter_first: Option<u32>,
+    pub counter_last: Option<u32>,
+    pub max_amount: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChainState {
+    /// Sequence number the next uploaded entry must have.
+    pub next_seq: u64,
+    /// Hash of the last stored entry (its successor's `prev_hash`), hex.
+    pub head_hash: String,
+}
+
+/// What a ledger entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    /// A verified gateway payment (credit).
+    Topup,
+    /// A tap's charge (debit).
+    Fare,
+    /// A later re-rating of a tap (transfer, daily cap), either sign.
+    FareAdjustment,
+    /// An operator's adjustment, either sign.
+    Adjustment,
+}
+
+impl LedgerKind {
+    /// The kind's wire (and database) text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Topup => "topup",
+            Self::Fare => "fare",
+            Self::FareAdjustment => "fare_adjustment",
+            Self::Adjustment => "adjustment",
+        }
+    }
+
+    /// The kind for its text, if known.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Topup,
+            Self::Fare,
+            Self::FareAdjustment,
+            Self::Adjustment,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// A ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerEntry {
+    /// Monotonic id; the sync cursor.
+    pub id: i64,
+    pub kind: LedgerKind,
+    /// Rials: positive credits, negative debits.
+    pub amount: i64,
+    pub idempotency_key: String,
+    /// Card pseudonym (hex) of a fare entry.
+    pub pseudonym: Option<String>,
+    /// Tap counter of a fare entry.
+    pub counter: Option<u32>,
+    /// Top-up intent of a top-up entry.
+    pub intent_id: Option<String>,
+    pub note: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SyncResponse {
+    pub server_time: i64,
+    /// Confirmed balance, rials.
+    pub balance: i64,
+    /// Pass back as `cursor` next time.
+    pub cursor: i64,
+    /// Ledger entries after the request's cursor (at most 500; `more` if there are others).
+    pub ledger: Vec<LedgerEntry>,
+    pub more: bool,
+    pub credential: CredentialStatus,
+    /// One result per uploaded entry.
+    pub taps: Vec<crate::TapResult>,
+    pub chain: ChainState,
+    /// The tariff (`Tariff` encoding), hex.
+    pub tariff: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogItem {
+    pub seq: u64,
+    /// Encoded `WalletLogEntry`, hex.
+    pub entry: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogResponse {
+    pub entries: Vec<LogItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub status: String,
+    pub server_time: i64,
+}

@@ -1,0 +1,125 @@
+//! A test issuer: a fresh P-256 issuer key, the certificates it signs, the keys and config
+//! bundles a wallet or validator trusts.
+
+use crate::time::{DAY, T0};
+use mancard::IssuerKeyInfo;
+use mancard_protocol::{
+    CertificateBody, ConfigBody, CredentialCertificate, FareClass, IssuerKey, OfflineAllowance,
+    Pseudonym, PublicKey, SigningKey, Tariff, ValidatorConfig,
+};
+use mancard_validator::TrustAnchor;
+
+/// What a test certificate grants.
+#[derive(Debug, Clone, Copy)]
+pub struct CertSpec {
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub class: FareClass,
+    pub first: u32,
+    pub last: u32,
+    pub max_amount: i64,
+}
+
+impl Default for CertSpec {
+    /// Valid from a day before [`T0`] for a week, adult, a large counter range and allowance.
+    fn default() -> Self {
+        Self {
+            valid_from: T0 - DAY,
+            valid_until: T0 + 7 * DAY,
+            class: FareClass::Adult,
+            first: 0,
+            last: 100_000,
+            max_amount: 10_000_000,
+        }
+    }
+}
+
+/// An issuer key pair with its id and validity.
+pub struct Issuer {
+    pub key: SigningKey,
+    pub key_id: u32,
+    pub valid_from: i64,
+    pub valid_until: i64,
+}
+
+impl Issuer {
+    /// A fresh random issuer key, valid a year either side of [`T0`].
+    pub fn new(key_id: u32) -> Self {
+        Self {
+            key: SigningKey::generate().unwrap().0,
+            key_id,
+            valid_from: T0 - 365 * DAY,
+            valid_until: T0 + 365 * DAY,
+        }
+    }
+
+    /// The key as the protocol's verifiers take it.
+    pub fn issuer_key(&self) -> IssuerKey {
+        IssuerKey {
+            key_id: self.key_id,
+            public_key: self.key.public_key(),
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+        }
+    }
+
+    /// The key as the wallet stores it.
+    pub fn info(&self) -> IssuerKeyInfo {
+        IssuerKeyInfo {
+            key_id: self.key_id,
+            public_key: self.key.public_key().as_bytes().to_vec(),
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+        }
+    }
+
+    /// The validator's trust anchor for config bundles.
+    pub fn anchor(&self) -> TrustAnchor {
+        TrustAnchor {
+            key_id: Some(self.key_id),
+            public_key: self.key.public_key(),
+        }
+    }
+
+    /// A certificate over `tap_public_key` (uncompressed SEC1) with a random pseudonym.
+    pub fn issue(&self, tap_public_key: &[u8], spec: CertSpec) -> CredentialCertificate {
+        self.issue_to(PublicKey::from_bytes(tap_public_key, "tap").unwrap(), spec)
+    }
+
+    /// A certificate over a tap key the test holds.
+    pub fn issue_for(&self, tap_key: &SigningKey, spec: CertSpec) -> CredentialCertificate {
+        self.issue_to(tap_key.public_key(), spec)
+    }
+
+    fn issue_to(&self, tap_public_key: PublicKey, spec: CertSpec) -> CredentialCertificate {
+        CertificateBody {
+            issuer_key_id: self.key_id,
+            pseudonym: Pseudonym::random().unwrap(),
+            tap_public_key,
+            valid_from: spec.valid_from,
+            valid_until: spec.valid_until,
+            fare_class: spec.class,
+            allowance: OfflineAllowance {
+                counter_first: spec.first,
+                counter_last: spec.last,
+                max_amount: spec.max_amount,
+            },
+        }
+        .sign(&self.key)
+        .unwrap()
+    }
+
+    /// A signed config bundle with this key, the Urmia tariff and `deny`.
+    pub fn bundle(&self, version: u64, issued_at: i64, deny: Vec<Pseudonym>) -> ValidatorConfig {
+        ConfigBody {
+            bundle_version: version,
+            issued_at,
+            signer_key_id: self.key_id,
+            issuer_keys: vec![self.issuer_key()],
+            deny_list: deny,
+            tariff: Tariff::urmia_default(),
+        }
+        .sign(&self.key)
+        .unwrap()
+    }
+}
