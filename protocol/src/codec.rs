@@ -2,6 +2,8 @@
 //!
 //! Every decoder built on [`Reader`] rejects truncation, trailing bytes, unknown
 //! versions and out-of-range values with a typed [`DecodeError`]; nothing here can panic.
+//! A top-level message implements [`Message`], which writes and checks the header and the
+//! end of input for all of them.
 
 use thiserror::Error;
 

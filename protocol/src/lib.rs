@@ -7,6 +7,16 @@
 //!
 //! Every decoder is strict: it rejects truncation, trailing bytes, unknown versions, out-of-range
 //! values and invalid curve points with a typed [`DecodeError`], and never panics.
+//!
+//! How a message is built, once for all of them:
+//! - [`Message`] (`codec.rs`): tag, version, name and body read/write; the header check,
+//!   whole-input decode and trailing-byte check are its provided methods.
+//! - [`Signed`] (`signed.rs`): "body ‖ signature" for the certificate, tap batch, config bundle
+//!   and boarding pass; signing and the signature check are written there only.
+//! - [`list::ListElement`] (`list.rs`): count-prefixed lists (issuer keys, deny list, batch
+//!   records, tariff lines) declare their count width, maximum and order once.
+//! - [`Rials`] (`money.rs`): the one money type and its one display,
+//!   `20,000 rials (2,000 toman)`.
 
 pub mod apdu;
 pub mod base45;

@@ -56,6 +56,9 @@ impl TapChallenge {
 }
 
 /// Phone → validator: the tap-key signature over (challenge ‖ certificate ‖ counter ‖ amount).
+///
+/// Not a [`crate::Signed`] body: its few fields stay flat for the callers that read them, and
+/// its check still goes through the one signature check ([`PublicKey::verify`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapAuthorization {
     pub counter: u32,
