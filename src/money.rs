@@ -1,48 +1,22 @@
-//! Money display helpers. Amounts are integer rials (i64); riders think in toman (1 toman =
-//! 10 rials), so both are shown where a person reads.
+//! Money display for the app and the CLI: thin forms of the protocol's one money type,
+//! [`mancard_protocol::Rials`]. Amounts are integer rials (i64); riders think in toman
+//! (1 toman = 10 rials), so both are shown where a person reads.
+
+use mancard_protocol::Rials;
 
 /// Rials to whole toman, truncated toward zero.
 pub fn toman(rials: i64) -> i64 {
-    rials / 10
-}
-
-fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn signed(rials_negative: bool, body: String) -> String {
-    if rials_negative {
-        format!("-{body}")
-    } else {
-        body
-    }
+    Rials(rials).toman()
 }
 
 /// "20,000 rials".
 pub fn format_rials(rials: i64) -> String {
-    signed(
-        rials < 0,
-        format!("{} rials", group_thousands(rials.unsigned_abs())),
-    )
+    Rials(rials).rials_text()
 }
 
 /// "2,000 toman" (with one decimal when the amount is not a whole number of toman).
 pub fn format_toman(rials: i64) -> String {
-    let abs = rials.unsigned_abs();
-    let whole = group_thousands(abs / 10);
-    let body = match abs % 10 {
-        0 => format!("{whole} toman"),
-        d => format!("{whole}.{d} toman"),
-    };
-    signed(rials < 0, body)
+    Rials(rials).toman_text()
 }
 
 /// "2,000 toman (20,000 rials)": what the app shows for an amount.

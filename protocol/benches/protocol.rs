@@ -12,12 +12,9 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
-use common::*;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mancard_protocol::*;
+use mancard_testkit::protocol::*;
 use ring::rand::SystemRandom;
 use ring::signature::{
     EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,

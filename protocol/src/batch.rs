@@ -1,9 +1,11 @@
 //! What validators upload: tap records in validator-signed batches.
 
 use crate::cert::Pseudonym;
-use crate::codec::{decode_exact, DecodeError, Reader, Writer};
-use crate::crypto::{check_len, tags, KeyError, PublicKey, Signature, SigningKey};
+use crate::codec::{inherent_codec, DecodeError, Message, Reader, Writer};
+use crate::crypto::{tags, KeyError, PublicKey, SigningKey};
+use crate::list::{check_count, read_list, write_list, CountWidth, ListElement};
 use crate::pass::BoardingPass;
+use crate::signed::{Signed, SignedBody};
 use crate::tap::{TapAuthorization, TapChallenge};
 use crate::tariff::FareKind;
 
@@ -50,13 +52,11 @@ impl TapProof {
                 authorization,
                 cert_hash,
             } => {
-                challenge.encode_into(w);
-                authorization.encode_into(w);
+                challenge.write(w);
+                authorization.write(w);
                 w.bytes(cert_hash);
             }
-            Self::Qr { pass } => {
-                w.bytes(&pass.encode());
-            }
+            Self::Qr { pass } => pass.write(w),
         }
     }
 
@@ -96,19 +96,17 @@ pub struct TapRecord {
     pub proof: TapProof,
 }
 
-impl TapRecord {
-    pub const TAG: u8 = b'R';
-    pub const VERSION: u8 = 1;
+impl Message for TapRecord {
+    const NAME: &'static str = "tap record";
+    const TAG: u8 = b'R';
+    const VERSION: u8 = 1;
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(320);
-        self.encode_into(&mut w);
-        w.into_vec()
+    fn size_hint(&self) -> usize {
+        320
     }
 
-    fn encode_into(&self, w: &mut Writer) {
-        w.header(Self::TAG, Self::VERSION)
-            .u32(self.validator_id)
+    fn write_body(&self, w: &mut Writer) {
+        w.u32(self.validator_id)
             .u32(self.line_id)
             .i64(self.time)
             .bytes(&self.pseudonym.0)
@@ -118,12 +116,7 @@ impl TapRecord {
         self.proof.encode_into(w);
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_exact(bytes, Self::read)
-    }
-
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.header("tap record", Self::TAG, Self::VERSION)?;
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let rec = Self {
             validator_id: r.u32()?,
             line_id: r.u32()?,
@@ -144,6 +137,30 @@ impl TapRecord {
     }
 }
 
+inherent_codec!(TapRecord);
+
+/// In a batch, each record is framed by its u16 length.
+impl ListElement for TapRecord {
+    const COUNT_WIDTH: CountWidth = CountWidth::U16;
+    const MAX: usize = BatchBody::MAX_RECORDS;
+    const COUNT_FIELD: &'static str = "batch record count";
+    const LIST_FIELD: &'static str = "batch record list";
+    /// Length, header, the fixed fields and the proof kind.
+    const MIN_LEN: usize = 2 + 2 + 4 + 4 + 8 + 16 + 4 + 8 + 1 + 1;
+
+    fn write_element(&self, w: &mut Writer) {
+        let mut inner = Writer::with_capacity(330);
+        self.write(&mut inner);
+        w.u16(u16::try_from(inner.len()).unwrap_or(u16::MAX))
+            .bytes(inner.as_slice());
+    }
+
+    fn read_element(r: &mut Reader<'_>, _prev: Option<&Self>) -> Result<Self, DecodeError> {
+        let len = usize::from(r.u16()?);
+        Self::decode(r.take(len)?)
+    }
+}
+
 /// The fields a validator signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchBody {
@@ -155,92 +172,55 @@ pub struct BatchBody {
 }
 
 /// A validator-signed batch of tap records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TapBatch {
-    pub body: BatchBody,
-    pub signature: Signature,
-}
+pub type TapBatch = Signed<BatchBody>;
 
 impl BatchBody {
     pub const MAX_RECORDS: usize = 10_000;
 
-    fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(32 + self.records.len() * 330);
-        w.header(TapBatch::TAG, TapBatch::VERSION)
-            .u32(self.validator_id)
-            .bytes(&self.batch_id)
-            .i64(self.created_at)
-            .u16(u16::try_from(self.records.len()).unwrap_or(u16::MAX));
-        for rec in &self.records {
-            let mut inner = Writer::with_capacity(330);
-            rec.encode_into(&mut inner);
-            w.u16(u16::try_from(inner.len()).unwrap_or(u16::MAX))
-                .bytes(inner.as_slice());
-        }
-        w.into_vec()
+    /// Signs the batch (refused if it holds more records than a decoder accepts).
+    pub fn sign(self, validator_key: &SigningKey) -> Result<TapBatch, KeyError> {
+        Signed::sign(self, validator_key)
+    }
+}
+
+impl Message for BatchBody {
+    const NAME: &'static str = "tap batch";
+    const TAG: u8 = b'B';
+    const VERSION: u8 = 1;
+
+    fn size_hint(&self) -> usize {
+        self.records.len().saturating_mul(330).saturating_add(32)
     }
 
-    pub fn sign(self, validator_key: &SigningKey) -> Result<TapBatch, KeyError> {
-        check_len("batch record list", self.records.len(), Self::MAX_RECORDS)?;
-        let signature = validator_key.sign(tags::BATCH, &self.encode())?;
-        Ok(TapBatch {
-            body: self,
-            signature,
+    fn write_body(&self, w: &mut Writer) {
+        w.u32(self.validator_id)
+            .bytes(&self.batch_id)
+            .i64(self.created_at);
+        write_list(w, &self.records);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            validator_id: r.u32()?,
+            batch_id: r.array()?,
+            created_at: r.i64()?,
+            records: read_list(r)?,
         })
     }
 }
 
-impl TapBatch {
-    pub const TAG: u8 = b'B';
-    pub const VERSION: u8 = 1;
+impl SignedBody for BatchBody {
+    const DOMAIN: &'static [u8] = tags::BATCH;
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = self.body.encode();
-        v.extend_from_slice(self.signature.as_bytes());
-        v
+    fn prepare(self) -> Result<Self, KeyError> {
+        check_count(&self.records)?;
+        Ok(self)
     }
+}
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        r.header("tap batch", Self::TAG, Self::VERSION)?;
-        let validator_id = r.u32()?;
-        let batch_id = r.array()?;
-        let created_at = r.i64()?;
-        let n = usize::from(r.u16()?);
-        if n > BatchBody::MAX_RECORDS {
-            return Err(DecodeError::LengthOutOfRange {
-                field: "batch record count",
-                len: n,
-                max: BatchBody::MAX_RECORDS,
-            });
-        }
-        let mut records = Vec::with_capacity(n.min(r.remaining() / 100 + 1));
-        for _ in 0..n {
-            let len = usize::from(r.u16()?);
-            records.push(TapRecord::decode(r.take(len)?)?);
-        }
-        let signature = Signature(r.array()?);
-        r.finish()?;
-        Ok(Self {
-            body: BatchBody {
-                validator_id,
-                batch_id,
-                created_at,
-                records,
-            },
-            signature,
-        })
-    }
-
-    /// The bytes the signature covers (after the domain tag).
-    pub fn signed_bytes(&self) -> Vec<u8> {
-        self.body.encode()
-    }
-
+impl Signed<BatchBody> {
     /// Checks the validator's signature.
     pub fn verify_signature(&self, validator_key: &PublicKey) -> bool {
-        validator_key
-            .verify(tags::BATCH, &self.body.encode(), &self.signature)
-            .is_ok()
+        self.verify(validator_key).is_ok()
     }
 }

@@ -1,7 +1,8 @@
 //! The credential certificate: an issuer's signature over a wallet's tap key.
 
-use crate::codec::{decode_exact, DecodeError, Reader, Writer};
-use crate::crypto::{sha256, tags, KeyError, PublicKey, Signature, SigningKey};
+use crate::codec::{DecodeError, Message, Reader, Writer};
+use crate::crypto::{sha256, tags, KeyError, PublicKey, SigningKey};
+use crate::signed::{Signed, SignedBody};
 use crate::tariff::FareClass;
 use std::fmt;
 
@@ -72,16 +73,31 @@ pub struct CertificateBody {
 }
 
 /// An issuer-signed credential certificate (184 bytes on the wire).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialCertificate {
-    pub body: CertificateBody,
-    pub signature: Signature,
-}
+pub type CredentialCertificate = Signed<CertificateBody>;
 
 impl CertificateBody {
-    fn encode_into(&self, w: &mut Writer) {
-        w.header(CredentialCertificate::TAG, CredentialCertificate::VERSION)
-            .u32(self.issuer_key_id)
+    /// The bytes the issuer signs (header and fields).
+    pub fn encode(&self) -> Vec<u8> {
+        Message::encode(self)
+    }
+
+    /// Signs the body with an issuer key.
+    pub fn sign(self, issuer: &SigningKey) -> Result<CredentialCertificate, KeyError> {
+        Signed::sign(self, issuer)
+    }
+}
+
+impl Message for CertificateBody {
+    const NAME: &'static str = "certificate";
+    const TAG: u8 = b'C';
+    const VERSION: u8 = 1;
+
+    fn size_hint(&self) -> usize {
+        CredentialCertificate::LEN
+    }
+
+    fn write_body(&self, w: &mut Writer) {
+        w.u32(self.issuer_key_id)
             .bytes(&self.pseudonym.0)
             .bytes(self.tap_public_key.as_bytes())
             .i64(self.valid_from)
@@ -92,44 +108,7 @@ impl CertificateBody {
             .i64(self.allowance.max_amount);
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(CredentialCertificate::LEN);
-        self.encode_into(&mut w);
-        w.into_vec()
-    }
-
-    /// Signs the body with an issuer key.
-    pub fn sign(self, issuer: &SigningKey) -> Result<CredentialCertificate, KeyError> {
-        let signature = issuer.sign(tags::CERTIFICATE, &self.encode())?;
-        Ok(CredentialCertificate {
-            body: self,
-            signature,
-        })
-    }
-}
-
-impl CredentialCertificate {
-    pub const TAG: u8 = b'C';
-    pub const VERSION: u8 = 1;
-    pub const LEN: usize = 2 + 4 + 16 + 65 + 8 + 8 + 1 + 4 + 4 + 8 + 64;
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(Self::LEN);
-        self.encode_into(&mut w);
-        w.into_vec()
-    }
-
-    pub(crate) fn encode_into(&self, w: &mut Writer) {
-        self.body.encode_into(w);
-        w.bytes(self.signature.as_bytes());
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_exact(bytes, Self::read)
-    }
-
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.header("certificate", Self::TAG, Self::VERSION)?;
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let issuer_key_id = r.u32()?;
         let pseudonym = Pseudonym(r.array()?);
         let tap_public_key = PublicKey::read(r, "tap public key")?;
@@ -151,24 +130,28 @@ impl CredentialCertificate {
             });
         }
         let max_amount = r.amount("allowance amount")?;
-        let signature = Signature(r.array()?);
         Ok(Self {
-            body: CertificateBody {
-                issuer_key_id,
-                pseudonym,
-                tap_public_key,
-                valid_from,
-                valid_until,
-                fare_class,
-                allowance: OfflineAllowance {
-                    counter_first,
-                    counter_last,
-                    max_amount,
-                },
+            issuer_key_id,
+            pseudonym,
+            tap_public_key,
+            valid_from,
+            valid_until,
+            fare_class,
+            allowance: OfflineAllowance {
+                counter_first,
+                counter_last,
+                max_amount,
             },
-            signature,
         })
     }
+}
+
+impl SignedBody for CertificateBody {
+    const DOMAIN: &'static [u8] = tags::CERTIFICATE;
+}
+
+impl Signed<CertificateBody> {
+    pub const LEN: usize = 2 + 4 + 16 + 65 + 8 + 8 + 1 + 4 + 4 + 8 + 64;
 
     /// SHA-256 of the encoded certificate, domain-separated: what taps bind to and caches key on.
     pub fn hash(&self) -> [u8; 32] {
@@ -182,8 +165,6 @@ impl CredentialCertificate {
 
     /// True if the issuer's signature over the body verifies under `issuer`.
     pub fn signature_valid(&self, issuer: &PublicKey) -> bool {
-        issuer
-            .verify(tags::CERTIFICATE, &self.body.encode(), &self.signature)
-            .is_ok()
+        self.verify(issuer).is_ok()
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Every decoder built on [`Reader`] rejects truncation, trailing bytes, unknown
 //! versions and out-of-range values with a typed [`DecodeError`]; nothing here can panic.
+//! A top-level message implements [`Message`], which writes and checks the header and the
+//! end of input for all of them.
 
 use thiserror::Error;
 
@@ -155,6 +157,75 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
+/// One top-level ManCard message: a type tag and a version byte, then its body.
+///
+/// The header, the whole-input decode and the trailing-byte check are written once, here; a
+/// message only says how its body is written and read. Decoding refuses another tag
+/// ([`DecodeError::WrongType`]), another version ([`DecodeError::UnknownVersion`]) and bytes
+/// left over after the message ([`DecodeError::TrailingBytes`]).
+pub trait Message: Sized {
+    /// The message's name in decode errors ("certificate", "tap batch", …).
+    const NAME: &'static str;
+    /// The type tag, the first byte on the wire.
+    const TAG: u8;
+    /// The layout version this code reads and writes, the second byte on the wire.
+    const VERSION: u8;
+
+    /// Writes the fields after the header.
+    fn write_body(&self, w: &mut Writer);
+
+    /// Reads the fields after the header, checking each value.
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// Bytes to reserve before encoding (a guess, not a limit).
+    fn size_hint(&self) -> usize {
+        64
+    }
+
+    /// Writes header and body (for a message nested in another).
+    fn write(&self, w: &mut Writer) {
+        w.header(Self::TAG, Self::VERSION);
+        self.write_body(w);
+    }
+
+    /// Reads header and body (for a message nested in another).
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.header(Self::NAME, Self::TAG, Self::VERSION)?;
+        Self::read_body(r)
+    }
+
+    /// The message on the wire.
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(self.size_hint());
+        self.write(&mut w);
+        w.into_vec()
+    }
+
+    /// Decodes exactly one message: all of `bytes` or an error.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_exact(bytes, Self::read)
+    }
+}
+
+/// Gives message types inherent `encode`/`decode` that call [`Message`]'s, so callers need not
+/// import the trait.
+macro_rules! inherent_codec {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $t {
+            /// The message on the wire (see [`crate::codec::Message::encode`]).
+            pub fn encode(&self) -> Vec<u8> {
+                crate::codec::Message::encode(self)
+            }
+
+            /// Decodes exactly one message (see [`crate::codec::Message::decode`]).
+            pub fn decode(bytes: &[u8]) -> Result<Self, crate::codec::DecodeError> {
+                <Self as crate::codec::Message>::decode(bytes)
+            }
+        }
+    )+};
+}
+pub(crate) use inherent_codec;
 
 /// Decodes a whole message with `read`, rejecting trailing bytes.
 pub fn decode_exact<T>(

@@ -118,14 +118,6 @@ pub enum KeyError {
     },
 }
 
-/// Refuses to sign a list longer than its decoder accepts.
-pub(crate) fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), KeyError> {
-    if len > max {
-        return Err(KeyError::MessageTooLarge { field, len, max });
-    }
-    Ok(())
-}
-
 /// A P-256 signing key (issuer, validator or tap key). Its Debug output never shows the secret.
 pub struct SigningKey {
     pair: EcdsaKeyPair,

@@ -3,7 +3,7 @@
 use crate::apdu::{CommandApdu, ResponseApdu, SelectResponse};
 use crate::batch::{TapBatch, TapProof, TapRecord};
 use crate::cert::CredentialCertificate;
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, Message as _};
 use crate::config::{IssuerKey, ValidatorConfig};
 use crate::log::WalletLogEntry;
 use crate::pass::{BoardingPass, PASS_TEXT_PREFIX};

@@ -7,6 +7,16 @@
 //!
 //! Every decoder is strict: it rejects truncation, trailing bytes, unknown versions, out-of-range
 //! values and invalid curve points with a typed [`DecodeError`], and never panics.
+//!
+//! How a message is built, once for all of them:
+//! - [`Message`] (`codec.rs`): tag, version, name and body read/write; the header check,
+//!   whole-input decode and trailing-byte check are its provided methods.
+//! - [`Signed`] (`signed.rs`): "body ‖ signature" for the certificate, tap batch, config bundle
+//!   and boarding pass; signing and the signature check are written there only.
+//! - [`list::ListElement`] (`list.rs`): count-prefixed lists (issuer keys, deny list, batch
+//!   records, tariff lines) declare their count width, maximum and order once.
+//! - [`Rials`] (`money.rs`): the one money type and its one display,
+//!   `20,000 rials (2,000 toman)`.
 
 pub mod apdu;
 pub mod base45;
@@ -16,9 +26,12 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod inspect;
+pub mod list;
 pub mod log;
+pub mod money;
 pub mod pass;
 pub mod provision;
+pub mod signed;
 pub mod tap;
 pub mod tariff;
 pub mod verify;
@@ -26,11 +39,13 @@ pub mod verify;
 pub use apdu::{CommandApdu, ResponseApdu, SelectResponse, StatusWord, MANCARD_AID};
 pub use batch::{BatchBody, TapBatch, TapProof, TapRecord};
 pub use cert::{CertificateBody, CredentialCertificate, OfflineAllowance, Pseudonym};
-pub use codec::DecodeError;
+pub use codec::{DecodeError, Message};
 pub use config::{ConfigBody, IssuerKey, ValidatorConfig};
 pub use crypto::{sha256, KeyError, PublicKey, Signature, SigningKey};
 pub use log::{verify_chain, ChainError, WalletLogEntry, GENESIS_HASH};
+pub use money::Rials;
 pub use pass::{BoardingPass, PassBody, PASS_TEXT_PREFIX};
+pub use signed::{Signed, SignedBody};
 pub use tap::{TapAuthorization, TapChallenge};
 pub use tariff::{FareClass, FareKind, FareQuote, LineFare, RideState, Tariff, TariffError};
 pub use verify::{

@@ -2,7 +2,7 @@
 //! clones (two devices, one credential) and rollbacks (a restored backup).
 
 use crate::batch::TapProof;
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{inherent_codec, DecodeError, Message, Reader, Writer};
 use crate::crypto::{sha256, tags};
 
 /// The `prev_hash` of the first entry of a wallet's log.
@@ -22,37 +22,39 @@ pub struct WalletLogEntry {
     pub proof: TapProof,
 }
 
-impl WalletLogEntry {
-    pub const TAG: u8 = b'L';
-    pub const VERSION: u8 = 1;
+impl Message for WalletLogEntry {
+    const NAME: &'static str = "wallet log entry";
+    const TAG: u8 = b'L';
+    const VERSION: u8 = 1;
 
-    pub fn counter(&self) -> u32 {
-        self.proof.counter()
+    fn size_hint(&self) -> usize {
+        360
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(360);
-        w.header(Self::TAG, Self::VERSION)
-            .u64(self.seq)
+    fn write_body(&self, w: &mut Writer) {
+        w.u64(self.seq)
             .bytes(&self.prev_hash)
             .i64(self.time)
             .i64(self.amount);
-        self.proof.encode_into(&mut w);
-        w.into_vec()
+        self.proof.encode_into(w);
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        r.header("wallet log entry", Self::TAG, Self::VERSION)?;
-        let e = Self {
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
             seq: r.u64()?,
             prev_hash: r.array()?,
             time: r.i64()?,
             amount: r.amount("amount")?,
-            proof: TapProof::read(&mut r)?,
-        };
-        r.finish()?;
-        Ok(e)
+            proof: TapProof::read(r)?,
+        })
+    }
+}
+
+inherent_codec!(WalletLogEntry);
+
+impl WalletLogEntry {
+    pub fn counter(&self) -> u32 {
+        self.proof.counter()
     }
 
     /// The chain hash of this entry: what the next entry's `prev_hash` must be.

@@ -2,8 +2,9 @@
 
 use crate::base45;
 use crate::cert::CredentialCertificate;
-use crate::codec::{DecodeError, Reader, Writer};
-use crate::crypto::{tags, KeyError, Signature, SigningKey};
+use crate::codec::{DecodeError, Message, Reader, Writer};
+use crate::crypto::{tags, KeyError, SigningKey};
+use crate::signed::{Signed, SignedBody};
 
 /// Text prefix: names the format and its version ("MC" + version + ':').
 pub const PASS_TEXT_PREFIX: &str = "MC1:";
@@ -22,53 +23,33 @@ pub struct PassBody {
 }
 
 /// A signed boarding pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoardingPass {
-    pub body: PassBody,
-    pub signature: Signature,
-}
+pub type BoardingPass = Signed<PassBody>;
 
 impl PassBody {
-    fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(BoardingPass::LEN);
-        w.header(BoardingPass::TAG, BoardingPass::VERSION);
-        self.certificate.encode_into(&mut w);
+    pub fn sign(self, tap_key: &SigningKey) -> Result<BoardingPass, KeyError> {
+        Signed::sign(self, tap_key)
+    }
+}
+
+impl Message for PassBody {
+    const NAME: &'static str = "boarding pass";
+    const TAG: u8 = b'P';
+    const VERSION: u8 = 1;
+
+    fn size_hint(&self) -> usize {
+        BoardingPass::LEN
+    }
+
+    fn write_body(&self, w: &mut Writer) {
+        self.certificate.write(w);
         w.u32(self.counter)
             .i64(self.issued_at)
             .u16(self.lifetime_secs)
             .i64(self.max_amount);
-        w.into_vec()
     }
 
-    pub fn sign(self, tap_key: &SigningKey) -> Result<BoardingPass, KeyError> {
-        let signature = tap_key.sign(tags::PASS, &self.encode())?;
-        Ok(BoardingPass {
-            body: self,
-            signature,
-        })
-    }
-}
-
-impl BoardingPass {
-    pub const TAG: u8 = b'P';
-    pub const VERSION: u8 = 1;
-    pub const LEN: usize = 2 + CredentialCertificate::LEN + 4 + 8 + 2 + 8 + 64;
-
-    /// The bytes the signature covers (after the domain tag).
-    pub fn signed_bytes(&self) -> Vec<u8> {
-        self.body.encode()
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = self.body.encode();
-        v.extend_from_slice(self.signature.as_bytes());
-        v
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        r.header("boarding pass", Self::TAG, Self::VERSION)?;
-        let certificate = CredentialCertificate::read(&mut r)?;
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let certificate = CredentialCertificate::read(r)?;
         let counter = r.u32()?;
         let issued_at = r.i64()?;
         let lifetime_secs = r.u16()?;
@@ -79,19 +60,22 @@ impl BoardingPass {
             });
         }
         let max_amount = r.amount("pass maximum amount")?;
-        let signature = Signature(r.array()?);
-        r.finish()?;
         Ok(Self {
-            body: PassBody {
-                certificate,
-                counter,
-                issued_at,
-                lifetime_secs,
-                max_amount,
-            },
-            signature,
+            certificate,
+            counter,
+            issued_at,
+            lifetime_secs,
+            max_amount,
         })
     }
+}
+
+impl SignedBody for PassBody {
+    const DOMAIN: &'static [u8] = tags::PASS;
+}
+
+impl Signed<PassBody> {
+    pub const LEN: usize = 2 + CredentialCertificate::LEN + 4 + 8 + 2 + 8 + 64;
 
     /// The QR-text-safe form: `MC1:` followed by Base45 (RFC 9285), all in the QR alphanumeric set.
     pub fn to_text(&self) -> String {

@@ -6,7 +6,8 @@
 //! and starts at a configurable second of the local day (e.g. 04:00), so a late-night ride
 //! belongs to the evening's day.
 
-use crate::codec::{decode_exact, DecodeError, Reader, Writer};
+use crate::codec::{inherent_codec, DecodeError, Message, Reader, Writer};
+use crate::list::{read_list, write_list, CountWidth, ListElement};
 use thiserror::Error;
 
 /// Fare class printed in the certificate.
@@ -137,8 +138,6 @@ pub struct FareQuote {
 }
 
 impl Tariff {
-    pub const TAG: u8 = b'T';
-    pub const VERSION: u8 = 1;
     /// Most lines a tariff may list (decoders refuse more).
     pub const MAX_LINES: usize = 4096;
 
@@ -215,96 +214,6 @@ impl Tariff {
         })
     }
 
-    pub fn encode_into(&self, w: &mut Writer) {
-        w.header(Self::TAG, Self::VERSION)
-            .i32(self.utc_offset_secs)
-            .u32(self.day_start_secs)
-            .u32(self.transfer_window_secs);
-        for v in self.transfer_fares {
-            w.i64(v);
-        }
-        for v in self.daily_caps {
-            w.i64(v);
-        }
-        w.u16(u16::try_from(self.lines.len()).unwrap_or(u16::MAX));
-        for l in &self.lines {
-            w.u32(l.line_id);
-            for v in l.fares {
-                w.i64(v);
-            }
-        }
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(64 + self.lines.len() * 36);
-        self.encode_into(&mut w);
-        w.into_vec()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_exact(bytes, Self::read)
-    }
-
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.header("tariff", Self::TAG, Self::VERSION)?;
-        let utc_offset_secs = r.i32()?;
-        if !(-14 * 3600..=14 * 3600).contains(&utc_offset_secs) {
-            return Err(DecodeError::InvalidValue {
-                field: "UTC offset",
-                reason: "outside ±14 hours",
-            });
-        }
-        let day_start_secs = r.u32()?;
-        if day_start_secs >= 86_400 {
-            return Err(DecodeError::InvalidValue {
-                field: "day start",
-                reason: "must be a second of the day (< 86400)",
-            });
-        }
-        let transfer_window_secs = r.u32()?;
-        let mut transfer_fares = [0i64; 4];
-        for v in transfer_fares.iter_mut() {
-            *v = r.amount("transfer fare")?;
-        }
-        let mut daily_caps = [0i64; 4];
-        for v in daily_caps.iter_mut() {
-            *v = r.amount("daily cap")?;
-        }
-        let n = usize::from(r.u16()?);
-        if n > Self::MAX_LINES {
-            return Err(DecodeError::LengthOutOfRange {
-                field: "line count",
-                len: n,
-                max: Self::MAX_LINES,
-            });
-        }
-        let mut lines: Vec<LineFare> = Vec::with_capacity(n.min(r.remaining() / 36 + 1));
-        for _ in 0..n {
-            let line_id = r.u32()?;
-            if let Some(prev) = lines.last() {
-                if prev.line_id >= line_id {
-                    return Err(DecodeError::InvalidValue {
-                        field: "line list",
-                        reason: "line ids must be strictly increasing",
-                    });
-                }
-            }
-            let mut fares = [0i64; 4];
-            for v in fares.iter_mut() {
-                *v = r.amount("line fare")?;
-            }
-            lines.push(LineFare { line_id, fares });
-        }
-        Ok(Self {
-            utc_offset_secs,
-            day_start_secs,
-            transfer_window_secs,
-            transfer_fares,
-            daily_caps,
-            lines,
-        })
-    }
-
     /// The demo tariff of Urmia: lines 1 (bus A), 2 (bus B), 10 (metro), fares in rials.
     pub fn urmia_default() -> Self {
         Self {
@@ -328,6 +237,96 @@ impl Tariff {
                 },
             ],
         }
+    }
+}
+
+impl Message for Tariff {
+    const NAME: &'static str = "tariff";
+    const TAG: u8 = b'T';
+    const VERSION: u8 = 1;
+
+    fn size_hint(&self) -> usize {
+        self.lines.len().saturating_mul(36).saturating_add(64)
+    }
+
+    fn write_body(&self, w: &mut Writer) {
+        w.i32(self.utc_offset_secs)
+            .u32(self.day_start_secs)
+            .u32(self.transfer_window_secs);
+        for v in self.transfer_fares {
+            w.i64(v);
+        }
+        for v in self.daily_caps {
+            w.i64(v);
+        }
+        write_list(w, &self.lines);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let utc_offset_secs = r.i32()?;
+        if !(-14 * 3600..=14 * 3600).contains(&utc_offset_secs) {
+            return Err(DecodeError::InvalidValue {
+                field: "UTC offset",
+                reason: "outside ±14 hours",
+            });
+        }
+        let day_start_secs = r.u32()?;
+        if day_start_secs >= 86_400 {
+            return Err(DecodeError::InvalidValue {
+                field: "day start",
+                reason: "must be a second of the day (< 86400)",
+            });
+        }
+        let transfer_window_secs = r.u32()?;
+        let mut transfer_fares = [0i64; 4];
+        for v in transfer_fares.iter_mut() {
+            *v = r.amount("transfer fare")?;
+        }
+        let mut daily_caps = [0i64; 4];
+        for v in daily_caps.iter_mut() {
+            *v = r.amount("daily cap")?;
+        }
+        Ok(Self {
+            utc_offset_secs,
+            day_start_secs,
+            transfer_window_secs,
+            transfer_fares,
+            daily_caps,
+            lines: read_list(r)?,
+        })
+    }
+}
+
+inherent_codec!(Tariff);
+
+/// The tariff's lines: sorted by strictly increasing line id.
+impl ListElement for LineFare {
+    const COUNT_WIDTH: CountWidth = CountWidth::U16;
+    const MAX: usize = Tariff::MAX_LINES;
+    const COUNT_FIELD: &'static str = "line count";
+    const LIST_FIELD: &'static str = "tariff line list";
+    const MIN_LEN: usize = 4 + 4 * 8;
+
+    fn write_element(&self, w: &mut Writer) {
+        w.u32(self.line_id);
+        for v in self.fares {
+            w.i64(v);
+        }
+    }
+
+    fn read_element(r: &mut Reader<'_>, prev: Option<&Self>) -> Result<Self, DecodeError> {
+        let line_id = r.u32()?;
+        if prev.is_some_and(|p| p.line_id >= line_id) {
+            return Err(DecodeError::InvalidValue {
+                field: "line list",
+                reason: "line ids must be strictly increasing",
+            });
+        }
+        let mut fares = [0i64; 4];
+        for v in fares.iter_mut() {
+            *v = r.amount("line fare")?;
+        }
+        Ok(Self { line_id, fares })
     }
 }
 

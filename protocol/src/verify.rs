@@ -2,7 +2,7 @@
 
 use crate::cert::{CredentialCertificate, Pseudonym};
 use crate::config::{IssuerKey, ValidatorConfig};
-use crate::crypto::{tags, PublicKey};
+use crate::crypto::PublicKey;
 use crate::pass::BoardingPass;
 use crate::tap::{TapAuthorization, TapChallenge};
 use thiserror::Error;
@@ -130,8 +130,7 @@ impl VerifiedCertificate {
             return Err(VerifyError::ChallengeMismatch);
         }
         self.check_counter_amount(auth.counter, auth.amount)?;
-        self.tap_key()
-            .verify(tags::TAP, &auth.signed_bytes(), &auth.signature)
+        auth.verify(self.tap_key())
             .map_err(|_| VerifyError::BadSignature)
     }
 
@@ -155,8 +154,7 @@ impl VerifiedCertificate {
             });
         }
         self.check_counter_amount(pass.body.counter, pass.body.max_amount)?;
-        self.tap_key()
-            .verify(tags::PASS, &pass.signed_bytes(), &pass.signature)
+        pass.verify(self.tap_key())
             .map_err(|_| VerifyError::BadSignature)
     }
 }
@@ -173,8 +171,8 @@ pub fn verify_config(
         .iter()
         .find(|k| k.key_id == id)
         .ok_or(VerifyError::UnknownIssuerKey(id))?;
-    key.public_key
-        .verify(tags::CONFIG, &config.signed_bytes(), &config.signature)
+    config
+        .verify(&key.public_key)
         .map_err(|_| VerifyError::BadSignature)?;
     if let Some(installed) = installed_version {
         if config.body.bundle_version <= installed {

@@ -302,25 +302,9 @@ pub struct TapOutcome {
     pub cert_cached: bool,
 }
 
-/// `20,000 rials (2,000 toman)`.
+/// `20,000 rials (2,000 toman)` (the protocol's one money formatter).
 pub fn money(rials: i64) -> String {
-    format!("{} rials ({} toman)", group(rials), group(rials / 10))
-}
-
-fn group(v: i64) -> String {
-    let digits = v.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if v < 0 {
-        out.push('-');
-    }
-    let n = digits.len();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (n - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    mancard_protocol::Rials(rials).to_string()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! deterministic RFC 6979 signatures.
 //!
 //! * `vectors_are_up_to_date` regenerates every file and fails on any difference from the
-//!   committed files. `MANCARD_BLESS=1 cargo test -p mancard-protocol --test vectors` rewrites them.
+//!   committed files. `MANCARD_BLESS=1 cargo test -p mancard-protocol --test it vectors::` rewrites them.
 //! * `committed_vectors_hold` reads only the committed JSON and checks every stated outcome with
 //!   the library's decoders and (ring) verifiers.
 //!
@@ -16,12 +16,10 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-
-use common::*;
 use mancard_protocol::apdu::ApduError;
 use mancard_protocol::crypto::tags;
 use mancard_protocol::*;
+use mancard_testkit::protocol::*;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

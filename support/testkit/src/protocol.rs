@@ -1,16 +1,17 @@
-//! Fixed test keys, deterministic (RFC 6979) signing and message fixtures shared by the
-//! integration tests, the size test and the test-vector generator. Test-only: these private
-//! keys are public knowledge.
+//! Protocol fixtures: fixed test keys, deterministic (RFC 6979) signing and the standard
+//! messages (certificates, challenges, authorizations, passes, configs, records, batches) used by
+//! the protocol's tests, its test-vector generator and its benches. Test-only: these private keys
+//! are public knowledge.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+pub use crate::time::{DAY, T0};
 use mancard_protocol::crypto::tags;
-use mancard_protocol::*;
+use mancard_protocol::{
+    sha256, BatchBody, BoardingPass, CertificateBody, ConfigBody, CredentialCertificate, FareClass,
+    FareKind, IssuerKey, OfflineAllowance, PassBody, Pseudonym, PublicKey, Signature, SigningKey,
+    TapAuthorization, TapBatch, TapChallenge, TapProof, TapRecord, Tariff, ValidatorConfig,
+    DEFAULT_PASS_LIFETIME_SECS,
+};
 use p256::ecdsa::signature::Signer as _;
-
-/// 2026-11-28 04:30:00 UTC (08:00 in Urmia): the "now" of every vector.
-pub const T0: i64 = 1_795_840_200;
-pub const DAY: i64 = 86_400;
 
 /// A P-256 key whose private scalar is SHA-256("ManCard test vector key: " ‖ name).
 pub struct TestKey {
@@ -118,18 +119,20 @@ impl Default for Keys {
     }
 }
 
-pub fn pseudonym(name: &str) -> Pseudonym {
-    let h = sha256(&[b"ManCard test pseudonym: ", name.as_bytes()]);
-    let mut p = [0u8; 16];
-    p.copy_from_slice(&h[..16]);
-    Pseudonym(p)
+/// The first 16 bytes of SHA-256(`label` ‖ `name`).
+fn derived16(label: &[u8], name: &str) -> [u8; 16] {
+    let h = sha256(&[label, name.as_bytes()]);
+    *h.first_chunk::<16>().unwrap()
 }
 
+/// A pseudonym derived from a name.
+pub fn pseudonym(name: &str) -> Pseudonym {
+    Pseudonym(derived16(b"ManCard test pseudonym: ", name))
+}
+
+/// A 16-byte nonce (or batch id) derived from a name.
 pub fn nonce(name: &str) -> [u8; 16] {
-    let h = sha256(&[b"ManCard test nonce: ", name.as_bytes()]);
-    let mut n = [0u8; 16];
-    n.copy_from_slice(&h[..16]);
-    n
+    derived16(b"ManCard test nonce: ", name)
 }
 
 pub const VALIDATOR_ID: u32 = 7001;

@@ -11,11 +11,9 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-
-use common::*;
 use mancard_protocol::inspect::{decode_any, decode_bytes};
 use mancard_protocol::*;
+use mancard_testkit::protocol::*;
 use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use std::sync::OnceLock;

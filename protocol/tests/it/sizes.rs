@@ -1,5 +1,5 @@
 //! Size budget: what must fit on the wire and in a QR code (DESIGN.md §4, §5).
-//! Prints the measured sizes (`cargo test -p mancard-protocol --test sizes -- --nocapture`).
+//! Prints the measured sizes (`cargo test -p mancard-protocol --test it sizes:: -- --nocapture`).
 
 #![allow(
     clippy::unwrap_used,
@@ -8,13 +8,11 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-
-use common::*;
 use mancard_protocol::apdu::{
     CLA_PROPRIETARY, INS_AUTHORIZE_TAP, INS_READ_CERTIFICATE, INS_SELECT,
 };
 use mancard_protocol::*;
+use mancard_testkit::protocol::*;
 use qrcode::bits::Bits;
 use qrcode::optimize::Parser;
 use qrcode::types::Mode;
