@@ -1,10 +1,16 @@
 //! The validator's local journal (SQLite, WAL): every decision, the upload batches, and the
 //! settings and config bundle. Accepted taps are committed with `synchronous=FULL` (an opened
 //! gate is an acknowledged money movement); refusals with `NORMAL`.
+//!
+//! This is the validator's only module that speaks SQL. It opens through `mancard-sql`
+//! (precheck, pragmas, schema version in `PRAGMA user_version`, a newer schema refused).
+//! Schema version 1 is exactly the schema journals had before they carried a version, so
+//! such a journal (`user_version = 0` holding exactly those tables) is adopted as version 1.
 
 use crate::decision::{Medium, Refusal};
 use mancard_protocol::{BatchBody, Pseudonym, SigningKey, TapBatch, TapRecord};
-use rusqlite::{params, Connection, OptionalExtension};
+use mancard_sql::{holds_schema, ConnectionInitializer, OpenError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use thiserror::Error;
 
@@ -19,6 +25,9 @@ pub const MAX_BATCH_RECORDS: usize = 500;
 pub enum JournalError {
     #[error("journal database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The file is not a journal, is damaged, or was written by a newer validator.
+    #[error("journal: {0}")]
+    Open(#[from] OpenError),
     #[error("journal is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot sign the batch: {0}")]
@@ -81,9 +90,12 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS taps (
+/// The journal's schema, version 1. Also, exactly, the schema of the journals written before
+/// the version existed (their `CREATE TABLE IF NOT EXISTS` is stored without the
+/// `IF NOT EXISTS`), which is how [`JournalSchema::adopt_unversioned`] recognises them.
+const SCHEMA_V1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE taps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time INTEGER NOT NULL,
     medium TEXT NOT NULL,
@@ -95,8 +107,8 @@ CREATE TABLE IF NOT EXISTS taps (
     batch_id BLOB,
     uploaded INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS taps_batch ON taps(batch_id);
-CREATE TABLE IF NOT EXISTS refusals (
+CREATE INDEX taps_batch ON taps(batch_id);
+CREATE TABLE refusals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time INTEGER NOT NULL,
     medium TEXT NOT NULL,
@@ -104,7 +116,7 @@ CREATE TABLE IF NOT EXISTS refusals (
     text TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS batches (
+CREATE TABLE batches (
     batch_id BLOB PRIMARY KEY,
     created_at INTEGER NOT NULL,
     records INTEGER NOT NULL,
@@ -113,29 +125,65 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 ";
 
+/// How a journal connection is opened and its schema created or upgraded.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalSchema;
+
+impl ConnectionInitializer for JournalSchema {
+    type Error = JournalError;
+    const NAME: &'static str = "validator journal";
+    const END_VERSION: u32 = 1;
+
+    fn prepare(&self, conn: &Connection) -> Result<(), JournalError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        Ok(())
+    }
+
+    fn init(&self, tx: &Transaction<'_>) -> Result<(), JournalError> {
+        tx.execute_batch(SCHEMA_V1)?;
+        Ok(())
+    }
+
+    fn upgrade_from(&self, _tx: &Transaction<'_>, version: u32) -> Result<(), JournalError> {
+        Err(JournalError::Corrupt(format!(
+            "no upgrade from journal schema version {version}"
+        )))
+    }
+
+    /// A journal written before the schema had a version is version 1 if it holds exactly
+    /// the version 1 tables; anything else is someone else's file.
+    fn adopt_unversioned(&self, tx: &Transaction<'_>) -> Result<Option<u32>, JournalError> {
+        Ok(holds_schema(tx, SCHEMA_V1)?.then_some(1))
+    }
+}
+
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`.
+    /// Opens (creating if needed) the journal at `path`. A file that is not a journal, is
+    /// damaged, or has a newer schema is refused and left as it is.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let conn = Connection::open(path)?;
-        Self::setup(conn)
+        Ok(Self::with_connection(mancard_sql::open_database(
+            path,
+            &JournalSchema,
+        )?))
     }
 
     /// An in-memory journal (benchmarks and unit tests).
     pub fn in_memory() -> Result<Self, JournalError> {
-        Self::setup(Connection::open_in_memory()?)
+        let mut conn = Connection::open_in_memory()?;
+        JournalSchema.prepare(&conn)?;
+        mancard_sql::migrate(&mut conn, &JournalSchema)?;
+        Ok(Self::with_connection(conn))
     }
 
-    fn setup(conn: Connection) -> Result<Self, JournalError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self {
+    fn with_connection(conn: Connection) -> Self {
+        Self {
             conn,
             sync: Sync::Full,
             refusals_kept: DEFAULT_REFUSALS_KEPT,
             retention_secs: DEFAULT_RETENTION_SECS,
-        })
+        }
     }
 
     pub fn set_limits(&mut self, refusals_kept: i64, retention_secs: i64) {
@@ -478,5 +526,168 @@ impl Journal {
             out.push(row?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Journal, JournalError};
+    use mancard_sql::{schema_of, OpenError};
+    use rusqlite::Connection;
+    use std::path::Path;
+
+    /// A frozen copy of the journal schema as validators in the field wrote it before the
+    /// journal had a version (`user_version = 0`). Never edit: it is the past.
+    const UNVERSIONED_JOURNAL: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS taps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    medium TEXT NOT NULL,
+    line_id INTEGER NOT NULL,
+    pseudonym BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    fare INTEGER NOT NULL,
+    record BLOB,
+    batch_id BLOB,
+    uploaded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS taps_batch ON taps(batch_id);
+CREATE TABLE IF NOT EXISTS refusals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    medium TEXT NOT NULL,
+    code TEXT NOT NULL,
+    text TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id BLOB PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    acked_at INTEGER
+);
+";
+
+    fn raw(path: &Path) -> Connection {
+        Connection::open(path).unwrap()
+    }
+
+    fn user_version(path: &Path) -> u32 {
+        raw(path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_unversioned_journal_is_adopted_as_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let c = raw(&old);
+            c.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
+            c.execute_batch(UNVERSIONED_JOURNAL).unwrap();
+            c.execute_batch(
+                "INSERT INTO meta(key, value) VALUES ('line_id', X'0000000000000007');
+                 INSERT INTO taps(time, medium, line_id, pseudonym, counter, fare, record)
+                   VALUES (1795840200, 'nfc', 7, X'000102030405060708090a0b0c0d0e0f', 3, 20000, NULL);
+                 INSERT INTO refusals(time, medium, code, text, detail)
+                   VALUES (1795840260, 'qr', 'already_used', 'Already used', 'AlreadyUsed');",
+            )
+            .unwrap();
+        }
+        assert_eq!(user_version(&old), 0);
+
+        let adopted = Journal::open(&old).unwrap();
+        let fresh = Journal::open(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(
+            schema_of(&adopted.conn).unwrap(),
+            schema_of(&fresh.conn).unwrap()
+        );
+        assert!(schema_of(&fresh.conn)
+            .unwrap()
+            .starts_with("user_version 1\n"));
+
+        let rides = adopted.rides().unwrap();
+        assert_eq!(rides.len(), 1);
+        assert_eq!(
+            (rides[0].line_id, rides[0].counter, rides[0].fare),
+            (7, 3, 20_000)
+        );
+        assert_eq!(adopted.get_meta_i64("line_id").unwrap(), Some(7));
+        let counts = adopted.counts().unwrap();
+        assert_eq!((counts.accepted_total, counts.refusals_total), (1, 1));
+        drop(adopted);
+        assert_eq!(user_version(&old), 1);
+        // And it opens again as an ordinary version 1 journal.
+        Journal::open(&old).unwrap();
+    }
+
+    #[test]
+    fn a_fresh_journal_equals_an_in_memory_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Journal::open(&dir.path().join("j.db")).unwrap();
+        let mem = Journal::in_memory().unwrap();
+        assert_eq!(
+            schema_of(&file.conn).unwrap(),
+            schema_of(&mem.conn).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_journal_too_new_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        drop(Journal::open(&p).unwrap());
+        raw(&p).pragma_update(None, "user_version", 2).unwrap();
+        let err = Journal::open(&p).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::Open(OpenError::TooNew {
+                    found: 2,
+                    supported: 1
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(user_version(&p), 2);
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        // Someone else's database, unversioned.
+        let foreign = dir.path().join("foreign.db");
+        raw(&foreign)
+            .execute_batch("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT);")
+            .unwrap();
+        let err = Journal::open(&foreign).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Open(OpenError::Corrupt(_))),
+            "{err:?}"
+        );
+        assert_eq!(user_version(&foreign), 0);
+        // A journal look-alike: the legacy tables plus one more.
+        let alike = dir.path().join("alike.db");
+        raw(&alike)
+            .execute_batch(&format!("{UNVERSIONED_JOURNAL} CREATE TABLE extra (x);"))
+            .unwrap();
+        let err = Journal::open(&alike).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Open(OpenError::Corrupt(_))),
+            "{err:?}"
+        );
+        assert_eq!(user_version(&alike), 0);
+        // Not SQLite at all.
+        let text = dir.path().join("text.db");
+        std::fs::write(&text, vec![b'x'; 4096]).unwrap();
+        let err = Journal::open(&text).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Open(OpenError::Corrupt(_))),
+            "{err:?}"
+        );
+        assert_eq!(std::fs::read(&text).unwrap(), vec![b'x'; 4096]);
     }
 }
