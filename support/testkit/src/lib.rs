@@ -13,6 +13,7 @@
 
 pub mod issuer;
 pub mod time;
+pub mod validator;
 
 pub use issuer::{CertSpec, Issuer};
 pub use time::T0;

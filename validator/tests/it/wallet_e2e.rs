@@ -1,17 +1,10 @@
 //! The real wallet core (`mancard::Wallet`) against the validator: in process, by QR, and
 //! through pcscd + vpcd (the `mancard phone` path).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
 use mancard::{IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};
 use mancard_protocol::{CertificateBody, FareClass, OfflineAllowance, Pseudonym, PublicKey};
+use mancard_testkit::validator::{timeless_issuer, validator_in_memory, vpcd_lock, ISSUER_KEY_ID};
+use mancard_testkit::Issuer;
 use mancard_validator::pcsc_reader::{pcscd_available, PcscReader};
 use mancard_validator::vpcd::{run_card, FnCard};
 use mancard_validator::FnChannel;
@@ -61,7 +54,7 @@ fn wallet_with_credential(dir: &Path, issuer: &Issuer, now: i64) -> Wallet {
 #[test]
 fn real_wallet_in_process_nfc_and_qr() {
     let now = chrono::Utc::now().timestamp();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let tmp = tempfile::tempdir().unwrap();
     let w = wallet_with_credential(tmp.path(), &issuer, now);
     let mut v = validator_in_memory(&issuer, now);
@@ -95,7 +88,7 @@ fn real_wallet_through_pcscd_and_vpcd() {
         return;
     }
     let now = chrono::Utc::now().timestamp();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let tmp = tempfile::tempdir().unwrap();
     let w = Arc::new(wallet_with_credential(tmp.path(), &issuer, now));
     let mut v = validator_in_memory(&issuer, now);
