@@ -282,7 +282,12 @@ fn normalize_sql(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        holds_schema, open_database, open_secondary, schema_of, ConnectionInitializer, OpenError,
+    };
+    use rusqlite::{Connection, Transaction};
+    use std::path::Path;
+    use thiserror::Error;
 
     #[derive(Debug, Error)]
     enum TestError {
