@@ -236,6 +236,7 @@ pub fn vpcd_lock() -> std::net::TcpListener {
 /// batch id it sees, deduplicating by batch id like the real backend must. Plain HTTP
 /// ([`Acceptor::start`]) or HTTPS with a given rustls server config ([`Acceptor::start_tls`]).
 pub mod acceptor {
+    use mancard_api::endpoints::{Endpoint, VALIDATOR_BATCHES, VALIDATOR_CONFIG};
     use mancard_protocol::{Pseudonym, PublicKey, TapBatch};
     use std::collections::HashSet;
     use std::io::{Read, Write};
@@ -435,54 +436,68 @@ pub mod acceptor {
         let Some((method, path, body)) = read_request(s) else {
             return;
         };
-        match (method.as_str(), path.split('?').next().unwrap_or("")) {
-            ("GET", "/v1/validator/config") => {
-                state.lock().unwrap().config_gets += 1;
-                let c = config.lock().unwrap().clone();
-                if c.is_empty() {
-                    respond(s, "404 Not Found", b"no config");
-                } else {
-                    respond(s, "200 OK", &c);
-                }
-            }
-            ("POST", "/v1/validator/batches") => {
-                let m = *mode.lock().unwrap();
-                if m == Mode::Unavailable {
-                    respond(s, "503 Service Unavailable", b"try later");
+        let route = path.split('?').next().unwrap_or("");
+        let is = |e: &Endpoint| method == e.method.as_str() && route == e.path;
+        if is(&VALIDATOR_CONFIG) {
+            serve_config(s, state, config);
+        } else if is(&VALIDATOR_BATCHES) {
+            accept_batch(s, state, mode, key, &body);
+        } else {
+            respond(s, "404 Not Found", b"not found");
+        }
+    }
+
+    fn serve_config<S: Write>(s: &mut S, state: &Mutex<State>, config: &Mutex<Vec<u8>>) {
+        state.lock().unwrap().config_gets += 1;
+        let c = config.lock().unwrap().clone();
+        if c.is_empty() {
+            respond(s, "404 Not Found", b"no config");
+        } else {
+            respond(s, "200 OK", &c);
+        }
+    }
+
+    fn accept_batch<S: Write>(
+        s: &mut S,
+        state: &Mutex<State>,
+        mode: &Mutex<Mode>,
+        key: &Mutex<Option<PublicKey>>,
+        body: &[u8],
+    ) {
+        let m = *mode.lock().unwrap();
+        if m == Mode::Unavailable {
+            respond(s, "503 Service Unavailable", b"try later");
+            return;
+        }
+        let Ok(batch) = TapBatch::decode(body) else {
+            respond(s, "400 Bad Request", b"bad batch");
+            return;
+        };
+        {
+            let mut st = state.lock().unwrap();
+            if let Some(k) = *key.lock().unwrap() {
+                if !batch.verify_signature(&k) {
+                    st.bad_signatures += 1;
+                    drop(st);
+                    respond(s, "401 Unauthorized", b"bad signature");
                     return;
                 }
-                let Ok(batch) = TapBatch::decode(&body) else {
-                    respond(s, "400 Bad Request", b"bad batch");
-                    return;
-                };
-                {
-                    let mut st = state.lock().unwrap();
-                    if let Some(k) = *key.lock().unwrap() {
-                        if !batch.verify_signature(&k) {
-                            st.bad_signatures += 1;
-                            drop(st);
-                            respond(s, "401 Unauthorized", b"bad signature");
-                            return;
-                        }
+            }
+            let id = batch.body.batch_id;
+            st.posts.push(id);
+            if st.batches.insert(id) {
+                for r in &batch.body.records {
+                    if !st.taps.insert((r.pseudonym, r.counter)) {
+                        st.duplicate_records += 1;
                     }
-                    let id = batch.body.batch_id;
-                    st.posts.push(id);
-                    if st.batches.insert(id) {
-                        for r in &batch.body.records {
-                            if !st.taps.insert((r.pseudonym, r.counter)) {
-                                st.duplicate_records += 1;
-                            }
-                        }
-                    }
-                }
-                match m {
-                    Mode::Ack => respond(s, "200 OK", b"{\"status\":\"accepted\"}"),
-                    Mode::DropResponse => {}
-                    Mode::Hang => std::thread::sleep(Duration::from_secs(30)),
-                    Mode::Unavailable => {}
                 }
             }
-            _ => respond(s, "404 Not Found", b"not found"),
+        }
+        match m {
+            Mode::Ack => respond(s, "200 OK", b"{\"status\":\"accepted\"}"),
+            Mode::DropResponse => {}
+            Mode::Hang => std::thread::sleep(Duration::from_secs(30)),
+            Mode::Unavailable => {}
         }
     }
 }

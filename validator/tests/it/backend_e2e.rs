@@ -118,3 +118,12 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     drop(v);
     rt.block_on(backend.shutdown()).unwrap();
 }
+
+#[test]
+fn the_http_client_uses_the_contracts_paths() {
+    use mancard_api::endpoints::{Method, VALIDATOR_BATCHES, VALIDATOR_CONFIG};
+    assert_eq!(http::CONFIG_PATH, VALIDATOR_CONFIG.path);
+    assert_eq!(VALIDATOR_CONFIG.method, Method::Get);
+    assert_eq!(http::BATCHES_PATH, VALIDATOR_BATCHES.path);
+    assert_eq!(VALIDATOR_BATCHES.method, Method::Post);
+}
