@@ -197,8 +197,14 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             print_status(&v.status()?);
             if recent > 0 {
                 println!("last {recent} decisions:");
-                for (t, medium, code, text) in v.journal().recent(recent)? {
-                    println!("  {}  {medium:<3}  {code:<22} {text}", fmt_time(t));
+                for d in v.journal().recent(recent)? {
+                    println!(
+                        "  {}  {:<3}  {:<22} {}",
+                        fmt_time(d.time),
+                        d.medium,
+                        d.code,
+                        d.text
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -11,15 +11,20 @@
     clippy::indexing_slicing
 )]
 
-use mancard::{IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};
-use mancard_protocol::{
-    CertificateBody, ConfigBody, FareClass, IssuerKey, OfflineAllowance, Pseudonym, PublicKey,
-    SigningKey, Tariff,
-};
-use std::path::PathBuf;
+use mancard::{SoftwareKeystore, Wallet, WalletConfig};
+use mancard_protocol::{FareClass, Pseudonym, SigningKey};
+use mancard_testkit::{CertSpec, Issuer};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn main() {
+/// The command line.
+struct Args {
+    out: PathBuf,
+    wallet_dir: Option<PathBuf>,
+    deny_wallet: bool,
+}
+
+fn parse_args() -> Args {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let out = PathBuf::from(
         args.first()
@@ -31,80 +36,82 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
     let deny_wallet = args.iter().any(|a| a == "--deny-wallet");
-    std::fs::create_dir_all(&out).unwrap();
+    Args {
+        out,
+        wallet_dir,
+        deny_wallet,
+    }
+}
+
+/// The issuer key kept in `out/issuer.pk8` (made on first use), id 1, valid a year either
+/// side of `now`.
+fn load_or_create_issuer(out: &Path, now: i64) -> Issuer {
     let key_path = out.join("issuer.pk8");
-    let issuer = if key_path.exists() {
+    let key = if key_path.exists() {
         SigningKey::from_pkcs8(&std::fs::read(&key_path).unwrap()).unwrap()
     } else {
         let (k, pkcs8) = SigningKey::generate().unwrap();
         std::fs::write(&key_path, &pkcs8[..]).unwrap();
         k
     };
-    let key_id = 1;
-    let now = chrono::Utc::now().timestamp();
-    std::fs::write(
-        out.join("issuer.pub"),
-        format!("{key_id}:{}\n", hex::encode(issuer.public_key().as_bytes())),
-    )
-    .unwrap();
-    let ik = IssuerKey {
-        key_id,
-        public_key: issuer.public_key(),
+    Issuer {
+        key,
+        key_id: 1,
         valid_from: now - 365 * 86_400,
         valid_until: now + 365 * 86_400,
-    };
-    let mut deny = vec![];
-    if let Some(dir) = &wallet_dir {
-        let ks = Arc::new(SoftwareKeystore::open_or_create(dir.join("keystore")).unwrap());
-        let w = Wallet::open(dir.join("wallet"), ks, WalletConfig::default()).unwrap();
-        let req = w.prepare_credential_request().unwrap();
-        let pseudonym = Pseudonym::random().unwrap();
-        let cert = CertificateBody {
-            issuer_key_id: key_id,
-            pseudonym,
-            tap_public_key: PublicKey::from_bytes(&req.tap_public_key, "tap key").unwrap(),
+    }
+}
+
+/// Opens (creating) the wallet in `dir` and installs a certificate from `issuer`; returns its
+/// pseudonym.
+fn provision_wallet(dir: &Path, issuer: &Issuer, now: i64) -> Pseudonym {
+    let ks = Arc::new(SoftwareKeystore::open_or_create(dir.join("keystore")).unwrap());
+    let w = Wallet::open(dir.join("wallet"), ks, WalletConfig::default()).unwrap();
+    let req = w.prepare_credential_request().unwrap();
+    let cert = issuer.issue(
+        &req.tap_public_key,
+        CertSpec {
             valid_from: now - 3600,
             valid_until: now + 7 * 86_400,
-            fare_class: FareClass::Adult,
-            allowance: OfflineAllowance {
-                counter_first: req.next_counter,
-                counter_last: req.next_counter + 49,
-                max_amount: 300_000,
-            },
-        }
-        .sign(&issuer)
+            class: FareClass::Adult,
+            first: req.next_counter,
+            last: req.next_counter + 49,
+            max_amount: 300_000,
+        },
+    );
+    w.install_certificate(cert.encode(), vec![issuer.info()], now)
         .unwrap();
-        w.install_certificate(
-            cert.encode(),
-            vec![IssuerKeyInfo {
-                key_id,
-                public_key: issuer.public_key().as_bytes().to_vec(),
-                valid_from: ik.valid_from,
-                valid_until: ik.valid_until,
-            }],
-            now,
-        )
-        .unwrap();
+    cert.body.pseudonym
+}
+
+fn main() {
+    let args = parse_args();
+    std::fs::create_dir_all(&args.out).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let issuer = load_or_create_issuer(&args.out, now);
+    std::fs::write(
+        args.out.join("issuer.pub"),
+        format!(
+            "{}:{}\n",
+            issuer.key_id,
+            hex::encode(issuer.key.public_key().as_bytes())
+        ),
+    )
+    .unwrap();
+    let mut deny = vec![];
+    if let Some(dir) = &args.wallet_dir {
+        let pseudonym = provision_wallet(dir, &issuer, now);
         println!("wallet in {} has card {pseudonym}", dir.display());
-        if deny_wallet {
+        if args.deny_wallet {
             deny.push(pseudonym);
         }
     }
     let version = u64::try_from(now).unwrap();
-    let bundle = ConfigBody {
-        bundle_version: version,
-        issued_at: now,
-        signer_key_id: key_id,
-        issuer_keys: vec![ik],
-        deny_list: deny,
-        tariff: Tariff::urmia_default(),
-    }
-    .sign(&issuer)
-    .unwrap();
-    std::fs::write(out.join("bundle.bin"), bundle.encode()).unwrap();
+    let bundle = issuer.bundle(version, now, deny);
+    std::fs::write(args.out.join("bundle.bin"), bundle.encode()).unwrap();
     println!(
         "wrote {}/issuer.pub and {}/bundle.bin (version {version})",
-        out.display(),
-        out.display()
+        args.out.display(),
+        args.out.display()
     );
 }

@@ -121,7 +121,8 @@ impl ReplayCache {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::ReplayCache;
+    use mancard_protocol::Pseudonym;
 
     #[test]
     fn replay_cache_is_bounded_fifo() {

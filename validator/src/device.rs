@@ -2,7 +2,7 @@
 
 use crate::channel::{CardChannel, ChannelError};
 use crate::decision::{Acceptance, Decision, Medium, Refusal, TapOutcome};
-use crate::engine::{ConfigError, ConfigInstall, Engine, TrustAnchor};
+use crate::engine::{ConfigError, ConfigInstall, Engine, PassCheck, TrustAnchor};
 use crate::journal::{Journal, JournalCounts, JournalError, SealedBatch};
 use mancard_protocol::{
     BoardingPass, CommandApdu, CredentialCertificate, FareQuote, PublicKey, ResponseApdu,
@@ -191,13 +191,7 @@ impl Validator {
             engine.set_config(cfg);
         }
         for ride in journal.rides()? {
-            engine.replay_ride(
-                ride.pseudonym,
-                ride.counter,
-                ride.time,
-                ride.line_id,
-                ride.fare,
-            );
+            engine.replay_ride(&ride);
         }
         Ok(Self {
             dir: None,
@@ -272,12 +266,13 @@ impl Validator {
     /// Verifies and installs a config bundle. A bundle that does not decode, is not signed by a
     /// trusted key, or is not newer than the installed one is refused and the old one kept.
     pub fn install_config(&mut self, bytes: &[u8]) -> Result<ConfigInstall, ValidatorError> {
-        let (cfg, outcome) = self.engine.check_config(bytes)?;
-        if let ConfigInstall::Installed { .. } = outcome {
-            self.journal.set_meta(META_CONFIG, &cfg.encode())?;
-            self.engine.set_config(cfg);
+        let checked = self.engine.check_config(bytes)?;
+        if let ConfigInstall::Installed { .. } = checked.install {
+            self.journal
+                .set_meta(META_CONFIG, &checked.config.encode())?;
+            self.engine.set_config(checked.config);
         }
-        Ok(outcome)
+        Ok(checked.install)
     }
 
     // ---------------------------------------------------------------- NFC
@@ -400,9 +395,9 @@ impl Validator {
     fn qr_check(&mut self, text: &str, now: i64) -> Result<(TapRecord, FareQuote), Refusal> {
         self.engine.require_config()?;
         let pass = BoardingPass::from_text(text).map_err(|e| Refusal::NotAPass(e.to_string()))?;
-        let (vc, quote) = self
-            .engine
-            .check_pass(&pass, self.line_id, now, self.skew_secs)?;
+        let PassCheck { cert: vc, quote } =
+            self.engine
+                .check_pass(&pass, self.line_id, now, self.skew_secs)?;
         let record = TapRecord {
             validator_id: self.validator_id,
             line_id: self.line_id,

@@ -4,6 +4,7 @@
 
 use crate::cache::{CertCache, ReplayCache};
 use crate::decision::Refusal;
+use crate::journal::JournaledRide;
 use mancard_protocol::{
     check_validity, verify_config, BoardingPass, CredentialCertificate, FareQuote, IssuerKey,
     Pseudonym, PublicKey, RideState, TapAuthorization, TapChallenge, ValidatorConfig,
@@ -39,6 +40,20 @@ pub enum ConfigInstall {
     Unchanged {
         version: u64,
     },
+}
+
+/// A config bundle that passed [`Engine::check_config`], and what installing it would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedConfig {
+    pub config: ValidatorConfig,
+    pub install: ConfigInstall,
+}
+
+/// A QR pass that passed [`Engine::check_pass`]: its verified certificate and the fare due.
+#[derive(Debug, Clone)]
+pub struct PassCheck {
+    pub cert: Arc<VerifiedCertificate>,
+    pub quote: FareQuote,
 }
 
 /// A provisioned issuer public key trusted to sign the first config bundle. Without a key id it
@@ -140,25 +155,25 @@ impl Engine {
     }
 
     /// Checks a bundle (signature by a trusted key, newer version) without installing it.
-    pub fn check_config(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(ValidatorConfig, ConfigInstall), ConfigError> {
+    pub fn check_config(&self, bytes: &[u8]) -> Result<CheckedConfig, ConfigError> {
         let cfg = ValidatorConfig::decode(bytes)?;
         if let Some(cur) = &self.config {
             if cur.body.bundle_version == cfg.body.bundle_version && *cur == cfg {
-                return Ok((
-                    cfg,
-                    ConfigInstall::Unchanged {
+                return Ok(CheckedConfig {
+                    config: cfg,
+                    install: ConfigInstall::Unchanged {
                         version: cur.body.bundle_version,
                     },
-                ));
+                });
             }
         }
         let installed = self.config.as_ref().map(|c| c.body.bundle_version);
         verify_config(&cfg, &self.trusted_keys(cfg.body.signer_key_id), installed)?;
         let version = cfg.body.bundle_version;
-        Ok((cfg, ConfigInstall::Installed { version }))
+        Ok(CheckedConfig {
+            config: cfg,
+            install: ConfigInstall::Installed { version },
+        })
     }
 
     /// Installs a bundle already checked by [`Engine::check_config`]. Certificates verified
@@ -287,7 +302,7 @@ impl Engine {
         line_id: u32,
         now: i64,
         skew_secs: i64,
-    ) -> Result<(Arc<VerifiedCertificate>, FareQuote), Refusal> {
+    ) -> Result<PassCheck, Refusal> {
         let vc = self.admit_cert(pass.body.certificate.clone())?;
         let quote = self.quote(&vc, line_id, now)?;
         vc.verify_pass(pass, now, skew_secs)
@@ -306,7 +321,7 @@ impl Engine {
                 counter: pass.body.counter,
             });
         }
-        Ok((vc, quote))
+        Ok(PassCheck { cert: vc, quote })
     }
 
     /// Records an accepted ride (after it is journaled): replay cache and ride state.
@@ -319,7 +334,14 @@ impl Engine {
     }
 
     /// Rebuilds state from a journaled ride (at open): replay entry and ride state.
-    pub fn replay_ride(&mut self, p: Pseudonym, counter: u32, time: i64, line_id: u32, fare: i64) {
+    pub fn replay_ride(&mut self, ride: &JournaledRide) {
+        let JournaledRide {
+            time,
+            line_id,
+            pseudonym: p,
+            counter,
+            fare,
+        } = *ride;
         self.replay.insert(p, counter, time);
         let day = self
             .config

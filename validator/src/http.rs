@@ -16,6 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+mod response;
+
+use response::parse_response_framed;
+pub use response::{parse_response, Response};
+
 /// Largest response body accepted (a config bundle with a big deny list fits).
 pub const MAX_BODY: usize = 256 * 1024 * 1024;
 
@@ -62,28 +67,12 @@ pub enum HttpError {
     TlsConfig(rustls::Error),
 }
 
-/// A response: status and body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The body if the status is 2xx, an error with the body's text otherwise.
-    pub fn ok(self) -> Result<Vec<u8>, HttpError> {
-        if (200..300).contains(&self.status) {
-            Ok(self.body)
-        } else {
-            Err(HttpError::Status {
-                status: self.status,
-                body: String::from_utf8_lossy(&self.body)
-                    .chars()
-                    .take(500)
-                    .collect(),
-            })
-        }
-    }
+/// A request body and its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Body<'a> {
+    /// The `Content-Type` header's value.
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,14 +206,14 @@ impl Client {
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
-        body: Option<(&str, &[u8])>,
+        body: Option<Body<'_>>,
     ) -> Result<Response, HttpError> {
         let u = parse_url(url)?;
         let head = request_head(method, &u, headers, body)?;
         let timeout = self.timeout;
         let mut tcp = connect(&u, timeout)?;
         tcp.set_nodelay(true)?;
-        let payload = body.map(|(_, b)| b);
+        let payload = body.map(|b| b.bytes);
         let (raw, clean_eof) = match u.scheme {
             Scheme::Http => {
                 tcp.set_read_timeout(Some(timeout))?;
@@ -264,7 +253,11 @@ impl Client {
     }
 
     pub fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Response, HttpError> {
-        self.request("POST", url, &[], Some((content_type, body)))
+        let body = Body {
+            content_type,
+            bytes: body,
+        };
+        self.request("POST", url, &[], Some(body))
     }
 
     /// GETs the signed config bundle from `backend` (base URL). With `installed_version`, asks
@@ -322,7 +315,7 @@ fn request_head(
     method: &str,
     u: &Url,
     headers: &[(&str, &str)],
-    body: Option<(&str, &[u8])>,
+    body: Option<Body<'_>>,
 ) -> Result<String, HttpError> {
     let default_port = match u.scheme {
         Scheme::Http => 80,
@@ -344,9 +337,10 @@ fn request_head(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     match body {
-        Some((ctype, b)) => head.push_str(&format!(
-            "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
-            b.len()
+        Some(b) => head.push_str(&format!(
+            "Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
+            b.content_type,
+            b.bytes.len()
         )),
         None => head.push_str("\r\n"),
     }
@@ -506,7 +500,7 @@ pub fn request(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
-    body: Option<(&str, &[u8])>,
+    body: Option<Body<'_>>,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
     Client::new(timeout)?.request(method, url, headers, body)
@@ -522,86 +516,11 @@ pub fn post(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    request("POST", url, &[], Some((content_type, body)), timeout)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Parses a complete HTTP/1.1 response (the connection was closed by the server).
-pub fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
-    parse_response_framed(raw).map(|(r, _)| r)
-}
-
-/// As [`parse_response`]; also tells whether the body's end was given by the response itself
-/// (Content-Length or chunked) rather than by the end of the connection.
-fn parse_response_framed(raw: &[u8]) -> Result<(Response, bool), HttpError> {
-    let end =
-        find(raw, b"\r\n\r\n").ok_or_else(|| HttpError::Protocol("no end of headers".into()))?;
-    let (head, rest) = raw.split_at(end);
-    let body = rest.get(4..).unwrap_or(&[]);
-    let head =
-        std::str::from_utf8(head).map_err(|_| HttpError::Protocol("headers not UTF-8".into()))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| HttpError::Protocol(format!("bad status line {status_line:?}")))?;
-    let mut content_length = None;
-    let mut chunked = false;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            let k = k.trim().to_ascii_lowercase();
-            let v = v.trim();
-            if k == "content-length" {
-                content_length = Some(
-                    v.parse::<usize>()
-                        .map_err(|_| HttpError::Protocol("bad Content-Length".into()))?,
-                );
-            } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let framed = chunked || content_length.is_some() || status == 204 || status == 304;
-    let body = if chunked {
-        dechunk(body)?
-    } else if let Some(n) = content_length {
-        body.get(..n)
-            .ok_or_else(|| HttpError::Protocol("body shorter than Content-Length".into()))?
-            .to_vec()
-    } else {
-        body.to_vec()
+    let body = Body {
+        content_type,
+        bytes: body,
     };
-    Ok((Response { status, body }, framed))
-}
-
-fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, HttpError> {
-    let mut out = Vec::new();
-    loop {
-        let eol = find(b, b"\r\n").ok_or_else(|| HttpError::Protocol("bad chunk".into()))?;
-        let (size_line, rest) = b.split_at(eol);
-        let size_txt = std::str::from_utf8(size_line)
-            .map_err(|_| HttpError::Protocol("bad chunk size".into()))?;
-        let size_txt = size_txt.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_txt, 16)
-            .map_err(|_| HttpError::Protocol("bad chunk size".into()))?;
-        let rest = rest.get(2..).unwrap_or(&[]);
-        if size == 0 {
-            return Ok(out);
-        }
-        if out.len().saturating_add(size) > MAX_BODY {
-            return Err(HttpError::Protocol("body too large".into()));
-        }
-        let chunk = rest
-            .get(..size)
-            .ok_or_else(|| HttpError::Protocol("truncated chunk".into()))?;
-        out.extend_from_slice(chunk);
-        b = rest.get(size + 2..).unwrap_or(&[]);
-    }
+    request("POST", url, &[], Some(body), timeout)
 }
 
 /// Path of the signed config bundle on the backend (raw `ValidatorConfig` bytes; the ETag is
@@ -637,7 +556,11 @@ pub fn send_batch(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
+    use super::{
+        join, parse_response, parse_response_framed, parse_url, Client, HttpError, Scheme,
+    };
+    use std::path::Path;
+    use std::time::Duration;
 
     #[test]
     fn parses_length_and_chunked() {

@@ -1,10 +1,16 @@
 //! The validator's local journal (SQLite, WAL): every decision, the upload batches, and the
 //! settings and config bundle. Accepted taps are committed with `synchronous=FULL` (an opened
 //! gate is an acknowledged money movement); refusals with `NORMAL`.
+//!
+//! This is the validator's only module that speaks SQL. It opens through `mancard-sql`
+//! (precheck, pragmas, schema version in `PRAGMA user_version`, a newer schema refused).
+//! Schema version 1 is exactly the schema journals had before they carried a version, so
+//! such a journal (`user_version = 0` holding exactly those tables) is adopted as version 1.
 
 use crate::decision::{Medium, Refusal};
 use mancard_protocol::{BatchBody, Pseudonym, SigningKey, TapBatch, TapRecord};
-use rusqlite::{params, Connection, OptionalExtension};
+use mancard_sql::{holds_schema, ConnectionInitializer, OpenError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use thiserror::Error;
 
@@ -19,6 +25,9 @@ pub const MAX_BATCH_RECORDS: usize = 500;
 pub enum JournalError {
     #[error("journal database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The file is not a journal, is damaged, or was written by a newer validator.
+    #[error("journal: {0}")]
+    Open(#[from] OpenError),
     #[error("journal is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot sign the batch: {0}")]
@@ -54,6 +63,19 @@ pub struct JournalCounts {
     pub refusals_total: i64,
 }
 
+/// One line of [`Journal::recent`]: a decision as the status screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentDecision {
+    /// When it was decided, UTC seconds.
+    pub time: i64,
+    /// `nfc` or `qr`.
+    pub medium: String,
+    /// `accepted`, or the refusal's code.
+    pub code: String,
+    /// The fare and counter, or the refusal's text.
+    pub text: String,
+}
+
 /// A sealed batch, ready to (re)send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedBatch {
@@ -81,9 +103,12 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS taps (
+/// The journal's schema, version 1. Also, exactly, the schema of the journals written before
+/// the version existed (their `CREATE TABLE IF NOT EXISTS` is stored without the
+/// `IF NOT EXISTS`), which is how [`JournalSchema::adopt_unversioned`] recognises them.
+const SCHEMA_V1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE taps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time INTEGER NOT NULL,
     medium TEXT NOT NULL,
@@ -95,8 +120,8 @@ CREATE TABLE IF NOT EXISTS taps (
     batch_id BLOB,
     uploaded INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS taps_batch ON taps(batch_id);
-CREATE TABLE IF NOT EXISTS refusals (
+CREATE INDEX taps_batch ON taps(batch_id);
+CREATE TABLE refusals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time INTEGER NOT NULL,
     medium TEXT NOT NULL,
@@ -104,7 +129,7 @@ CREATE TABLE IF NOT EXISTS refusals (
     text TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS batches (
+CREATE TABLE batches (
     batch_id BLOB PRIMARY KEY,
     created_at INTEGER NOT NULL,
     records INTEGER NOT NULL,
@@ -113,29 +138,65 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 ";
 
+/// How a journal connection is opened and its schema created or upgraded.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalSchema;
+
+impl ConnectionInitializer for JournalSchema {
+    type Error = JournalError;
+    const NAME: &'static str = "validator journal";
+    const END_VERSION: u32 = 1;
+
+    fn prepare(&self, conn: &Connection) -> Result<(), JournalError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        Ok(())
+    }
+
+    fn init(&self, tx: &Transaction<'_>) -> Result<(), JournalError> {
+        tx.execute_batch(SCHEMA_V1)?;
+        Ok(())
+    }
+
+    fn upgrade_from(&self, _tx: &Transaction<'_>, version: u32) -> Result<(), JournalError> {
+        Err(JournalError::Corrupt(format!(
+            "no upgrade from journal schema version {version}"
+        )))
+    }
+
+    /// A journal written before the schema had a version is version 1 if it holds exactly
+    /// the version 1 tables; anything else is someone else's file.
+    fn adopt_unversioned(&self, tx: &Transaction<'_>) -> Result<Option<u32>, JournalError> {
+        Ok(holds_schema(tx, SCHEMA_V1)?.then_some(1))
+    }
+}
+
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`.
+    /// Opens (creating if needed) the journal at `path`. A file that is not a journal, is
+    /// damaged, or has a newer schema is refused and left as it is.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let conn = Connection::open(path)?;
-        Self::setup(conn)
+        Ok(Self::with_connection(mancard_sql::open_database(
+            path,
+            &JournalSchema,
+        )?))
     }
 
     /// An in-memory journal (benchmarks and unit tests).
     pub fn in_memory() -> Result<Self, JournalError> {
-        Self::setup(Connection::open_in_memory()?)
+        let mut conn = Connection::open_in_memory()?;
+        JournalSchema.prepare(&conn)?;
+        mancard_sql::migrate(&mut conn, &JournalSchema)?;
+        Ok(Self::with_connection(conn))
     }
 
-    fn setup(conn: Connection) -> Result<Self, JournalError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self {
+    fn with_connection(conn: Connection) -> Self {
+        Self {
             conn,
             sync: Sync::Full,
             refusals_kept: DEFAULT_REFUSALS_KEPT,
             retention_secs: DEFAULT_RETENTION_SECS,
-        })
+        }
     }
 
     pub fn set_limits(&mut self, refusals_kept: i64, retention_secs: i64) {
@@ -279,11 +340,11 @@ impl Journal {
             .prepare("SELECT time, line_id, pseudonym, counter, fare FROM taps ORDER BY seq")?;
         let rows = st.query_map([], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, i64>(4)?,
+                r.get::<_, i64>("time")?,
+                r.get::<_, u32>("line_id")?,
+                r.get::<_, Vec<u8>>("pseudonym")?,
+                r.get::<_, u32>("counter")?,
+                r.get::<_, i64>("fare")?,
             ))
         })?;
         let mut out = Vec::new();
@@ -316,9 +377,9 @@ impl Journal {
                 [],
                 |r| {
                     Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, i64>(2)?,
+                        r.get::<_, Vec<u8>>("batch_id")?,
+                        r.get::<_, Vec<u8>>("bytes")?,
+                        r.get::<_, i64>("records")?,
                     ))
                 },
             )
@@ -354,7 +415,7 @@ impl Journal {
                  ORDER BY seq LIMIT ?1",
             )?;
             let rows = st.query_map([MAX_BATCH_RECORDS as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                Ok((r.get::<_, i64>("seq")?, r.get::<_, Vec<u8>>("record")?))
             })?;
             for row in rows {
                 let (seq, bytes) = row?;
@@ -461,17 +522,23 @@ impl Journal {
         })
     }
 
-    /// The last `n` decisions (accepted and refused), newest first: (time, medium, code, text).
-    pub fn recent(&self, n: usize) -> Result<Vec<(i64, String, String, String)>, JournalError> {
+    /// The last `n` decisions (accepted and refused), newest first.
+    pub fn recent(&self, n: usize) -> Result<Vec<RecentDecision>, JournalError> {
         let mut st = self.conn.prepare(
-            "SELECT time, medium, 'accepted', 'fare ' || fare || ' rials, counter ' || counter, seq
+            "SELECT time, medium, 'accepted' AS code,
+                    'fare ' || fare || ' rials, counter ' || counter AS text, seq
                FROM taps
              UNION ALL
              SELECT time, medium, code, text, seq FROM refusals
              ORDER BY 1 DESC, 5 DESC LIMIT ?1",
         )?;
         let rows = st.query_map([n as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(RecentDecision {
+                time: r.get("time")?,
+                medium: r.get("medium")?,
+                code: r.get("code")?,
+                text: r.get("text")?,
+            })
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -480,3 +547,6 @@ impl Journal {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;

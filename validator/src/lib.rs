@@ -25,5 +25,7 @@ pub mod vpcd;
 pub use channel::{CardChannel, ChannelError, FnChannel};
 pub use decision::{money, Acceptance, Decision, Medium, Refusal, TapOutcome};
 pub use device::{system_clock, Clock, UploadReport, Validator, ValidatorError, ValidatorStatus};
-pub use engine::{ConfigError, ConfigInstall, Engine, TrustAnchor};
-pub use journal::{Journal, JournalCounts, JournalError, SealedBatch};
+pub use engine::{CheckedConfig, ConfigError, ConfigInstall, Engine, PassCheck, TrustAnchor};
+pub use journal::{
+    Journal, JournalCounts, JournalError, JournaledRide, RecentDecision, SealedBatch,
+};

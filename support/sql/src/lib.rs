@@ -12,6 +12,11 @@
 //! file that holds tables but no schema version (someone else's database), and a schema newer
 //! than the code ("too new": an app downgrade must not eat the rider's data).
 //!
+//! One opt-in exception to "tables but no version": a crate whose files in the field predate
+//! its schema version can recognise its own exact legacy schema in
+//! [`adopt_unversioned`](ConnectionInitializer::adopt_unversioned) and name the version it
+//! equals; the file is then migrated from there like any other (see [`holds_schema`]).
+//!
 //! The wallet, the validator journal and the backend each implement the trait once, in the one
 //! module of their crate that speaks SQL, and each keeps a migration test: a frozen old schema
 //! upgraded step by step must equal a fresh database ([`schema_of`] compares them).
@@ -59,6 +64,15 @@ pub trait ConnectionInitializer {
     fn init(&self, tx: &Transaction<'_>) -> Result<(), Self::Error>;
     /// Upgrades the schema from `version` to `version + 1`.
     fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), Self::Error>;
+    /// Called when the file holds tables but `user_version = 0`. An initializer whose files
+    /// in the field were written before it had a schema version recognises its exact legacy
+    /// schema here (for instance with [`holds_schema`]) and returns the version it equals
+    /// (`1 ..= END_VERSION`); the file is then upgraded from that version. `None`, the
+    /// default, refuses the file as someone else's database ([`OpenError::Corrupt`]).
+    fn adopt_unversioned(&self, tx: &Transaction<'_>) -> Result<Option<u32>, Self::Error> {
+        let _ = tx;
+        Ok(None)
+    }
 }
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -126,28 +140,22 @@ pub fn migrate<I: ConnectionInitializer>(
 ) -> Result<(), I::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 0 {
-        let objects: i64 = tx.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
-            [],
-            |r| r.get(0),
-        )?;
-        if objects != 0 {
-            return Err(OpenError::Corrupt(format!(
-                "the file holds tables but no {} schema version",
-                I::NAME
-            ))
+    if version == 0 && !has_objects(&tx)? {
+        initializer.init(&tx)?;
+    } else {
+        let from = if version == 0 {
+            adopted_version(&tx, initializer)?
+        } else {
+            version
+        };
+        if from > I::END_VERSION {
+            return Err(OpenError::TooNew {
+                found: from,
+                supported: I::END_VERSION,
+            }
             .into());
         }
-        initializer.init(&tx)?;
-    } else if version > I::END_VERSION {
-        return Err(OpenError::TooNew {
-            found: version,
-            supported: I::END_VERSION,
-        }
-        .into());
-    } else {
-        for v in version..I::END_VERSION {
+        for v in from..I::END_VERSION {
             initializer.upgrade_from(&tx, v)?;
         }
     }
@@ -156,6 +164,37 @@ pub fn migrate<I: ConnectionInitializer>(
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Whether the database holds any table, index, view or trigger of its own.
+fn has_objects(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let objects: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(objects != 0)
+}
+
+/// The version an unversioned file with tables is adopted as, or why it is refused.
+fn adopted_version<I: ConnectionInitializer>(
+    tx: &Transaction<'_>,
+    initializer: &I,
+) -> Result<u32, I::Error> {
+    match initializer.adopt_unversioned(tx)? {
+        Some(v) if (1..=I::END_VERSION).contains(&v) => Ok(v),
+        Some(v) => Err(OpenError::Corrupt(format!(
+            "the {} initializer adopted an unversioned file as version {v}, outside 1..={}",
+            I::NAME,
+            I::END_VERSION
+        ))
+        .into()),
+        None => Err(OpenError::Corrupt(format!(
+            "the file holds tables but no {} schema version",
+            I::NAME
+        ))
+        .into()),
+    }
 }
 
 /// Opens another connection to an already initialised database (readers, background
@@ -196,17 +235,33 @@ fn check_structure(conn: &Connection) -> Result<(), OpenError> {
 /// upgraded step by step gives the same text as a fresh database.
 pub fn schema_of(conn: &Connection) -> Result<String, rusqlite::Error> {
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(format!("user_version {version}\n{}", objects_of(conn)?))
+}
+
+/// Whether the database's tables, indexes, views and triggers are exactly those that
+/// `create_sql` makes in an empty database (white space folded, `IF NOT EXISTS` ignored as
+/// SQLite itself drops it; the user version is not compared). For
+/// [`ConnectionInitializer::adopt_unversioned`]: a legacy file is adopted only if it holds
+/// precisely the frozen legacy schema, never a look-alike.
+pub fn holds_schema(conn: &Connection, create_sql: &str) -> Result<bool, rusqlite::Error> {
+    let reference = Connection::open_in_memory()?;
+    reference.execute_batch(create_sql)?;
+    Ok(objects_of(conn)? == objects_of(&reference)?)
+}
+
+/// [`schema_of`] without the user version line.
+fn objects_of(conn: &Connection) -> Result<String, rusqlite::Error> {
     let mut stmt = conn.prepare(
-        "SELECT type, name, coalesce(sql, '') FROM sqlite_master \
+        "SELECT type, name, coalesce(sql, '') AS sql FROM sqlite_master \
          WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
     )?;
     let rows = stmt.query_map([], |r| {
         let ty: String = r.get("type")?;
         let name: String = r.get("name")?;
-        let sql: String = r.get(2)?;
+        let sql: String = r.get("sql")?;
         Ok(format!("{ty} {name}: {}", normalize_sql(&sql)))
     })?;
-    let mut out = format!("user_version {version}\n");
+    let mut out = String::new();
     for row in rows {
         out.push_str(&row?);
         out.push('\n');
@@ -227,7 +282,12 @@ fn normalize_sql(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        holds_schema, open_database, open_secondary, schema_of, ConnectionInitializer, OpenError,
+    };
+    use rusqlite::{Connection, Transaction};
+    use std::path::Path;
+    use thiserror::Error;
 
     #[derive(Debug, Error)]
     enum TestError {
@@ -349,6 +409,115 @@ mod tests {
             open_secondary(&p, &Schema),
             Err(TestError::Open(OpenError::VersionMismatch { .. }))
         ));
+        Ok(())
+    }
+    /// Like [`Schema`], but its files in the field predate the version: an unversioned file
+    /// holding exactly `LEGACY` is version 1 (or whatever `adopt_as` says, to test the bounds).
+    struct Adopting {
+        adopt_as: u32,
+    }
+    const LEGACY: &str = "CREATE TABLE IF NOT EXISTS t (a INTEGER);";
+    impl ConnectionInitializer for Adopting {
+        type Error = TestError;
+        const NAME: &'static str = "adopting";
+        const END_VERSION: u32 = 2;
+        fn prepare(&self, conn: &Connection) -> Result<(), TestError> {
+            Schema.prepare(conn)
+        }
+        fn init(&self, tx: &Transaction<'_>) -> Result<(), TestError> {
+            Schema.init(tx)
+        }
+        fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), TestError> {
+            Schema.upgrade_from(tx, version)
+        }
+        fn adopt_unversioned(&self, tx: &Transaction<'_>) -> Result<Option<u32>, TestError> {
+            Ok(holds_schema(tx, LEGACY)?.then_some(self.adopt_as))
+        }
+    }
+
+    fn user_version(p: &Path) -> Result<u32, rusqlite::Error> {
+        Connection::open(p)?.query_row("PRAGMA user_version", [], |r| r.get(0))
+    }
+
+    #[test]
+    fn an_unversioned_legacy_file_is_adopted_and_upgraded() -> Result<(), TestError> {
+        let d = dir();
+        let old = d.path().join("old");
+        {
+            let c = Connection::open(&old)?;
+            c.execute_batch(LEGACY)?;
+            c.execute("INSERT INTO t (a) VALUES (7)", [])?;
+        }
+        let upgraded = open_database(&old, &Adopting { adopt_as: 1 })?;
+        let fresh = open_database(&d.path().join("fresh"), &Adopting { adopt_as: 1 })?;
+        assert_eq!(schema_of(&upgraded)?, schema_of(&fresh)?);
+        let a: i64 = upgraded.query_row("SELECT a FROM t", [], |r| r.get(0))?;
+        assert_eq!(a, 7);
+        Ok(())
+    }
+
+    #[test]
+    fn a_look_alike_unversioned_file_is_refused_and_left_alone() -> Result<(), TestError> {
+        let d = dir();
+        for (name, sql) in [
+            ("extra", "CREATE TABLE t (a INTEGER); CREATE TABLE u (x);"),
+            ("column", "CREATE TABLE t (a INTEGER, z TEXT);"),
+            ("other", "CREATE TABLE other (a INTEGER);"),
+        ] {
+            let p = d.path().join(name);
+            Connection::open(&p)?.execute_batch(sql)?;
+            let before = schema_of(&Connection::open(&p)?)?;
+            assert!(
+                matches!(
+                    open_database(&p, &Adopting { adopt_as: 1 }),
+                    Err(TestError::Open(OpenError::Corrupt(_)))
+                ),
+                "{name}"
+            );
+            assert_eq!(schema_of(&Connection::open(&p)?)?, before, "{name}");
+            assert_eq!(user_version(&p)?, 0, "{name}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_adoption_outside_the_known_versions_is_refused() -> Result<(), TestError> {
+        let d = dir();
+        for adopt_as in [0, 3] {
+            let p = d.path().join(format!("v{adopt_as}"));
+            Connection::open(&p)?.execute_batch(LEGACY)?;
+            assert!(matches!(
+                open_database(&p, &Adopting { adopt_as }),
+                Err(TestError::Open(OpenError::Corrupt(_)))
+            ));
+            assert_eq!(user_version(&p)?, 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn without_adoption_an_unversioned_file_stays_refused() -> Result<(), TestError> {
+        let d = dir();
+        let p = d.path().join("legacy");
+        Connection::open(&p)?.execute_batch(LEGACY)?;
+        assert!(matches!(
+            open_database(&p, &Schema),
+            Err(TestError::Open(OpenError::Corrupt(_)))
+        ));
+        assert_eq!(user_version(&p)?, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn holds_schema_ignores_white_space_and_if_not_exists() -> Result<(), TestError> {
+        let c = Connection::open_in_memory()?;
+        c.execute_batch("CREATE TABLE t (a INTEGER);")?;
+        assert!(holds_schema(
+            &c,
+            "CREATE TABLE IF NOT EXISTS t (\n    a INTEGER\n);"
+        )?);
+        assert!(!holds_schema(&c, "CREATE TABLE t (a TEXT);")?);
+        assert!(!holds_schema(&c, "")?);
         Ok(())
     }
 }

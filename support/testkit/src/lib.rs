@@ -14,6 +14,7 @@
 pub mod issuer;
 pub mod protocol;
 pub mod time;
+pub mod validator;
 
 pub use issuer::{CertSpec, Issuer};
 pub use time::T0;

@@ -1,17 +1,13 @@
 //! Journal durability, restart rebuild, and exactly-once upload across a SIGKILL.
-//! Uses a std TcpListener fake backend (tests/common/acceptor.rs) that deduplicates by batch id.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//! Uses a std TcpListener fake backend (`mancard_testkit::validator::acceptor`) that
+//! deduplicates by batch id.
 
-mod common;
-
-use common::acceptor::{Acceptor, Mode};
-use common::*;
 use mancard_protocol::{CredentialCertificate, FareClass, FareKind, SigningKey, TapBatch};
+use mancard_testkit::validator::acceptor::{Acceptor, Mode};
+use mancard_testkit::validator::{
+    card, timeless_issuer, validator_in_memory, TestCard, ISSUER_KEY_ID, LINE, VALIDATOR_ID,
+};
+use mancard_testkit::{CertSpec, Issuer, T0};
 use mancard_validator::http;
 use mancard_validator::{Refusal, Validator};
 use std::io::{BufRead, BufReader};
@@ -28,13 +24,16 @@ fn setup_dir(dir: &Path, issuer: &Issuer) -> Validator {
     v.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
         .unwrap();
     let (tap, pkcs8) = SigningKey::generate().unwrap();
-    let cert = issuer.certificate(
+    let cert = issuer.issue_for(
         &tap,
-        now - 86_400,
-        now + 86_400,
-        FareClass::Adult,
-        (1, 99),
-        500_000,
+        CertSpec {
+            valid_from: now - 86_400,
+            valid_until: now + 86_400,
+            class: FareClass::Adult,
+            first: 1,
+            last: 99,
+            max_amount: 500_000,
+        },
     );
     std::fs::write(dir.join("card.key"), &pkcs8[..]).unwrap();
     std::fs::write(dir.join("card.cert"), cert.encode()).unwrap();
@@ -81,7 +80,7 @@ fn spawn_child(dir: &Path, mode: &str, acceptor: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_process_entry",
+            "journal_upload::child_process_entry",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -113,7 +112,7 @@ fn wait_line(child: &mut std::process::Child, want: &str) {
 fn killed_between_decision_and_upload_uploads_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let v = setup_dir(dir, &issuer);
     let acceptor = Acceptor::start();
     *acceptor.validator_key.lock().unwrap() = Some(v.public_key());
@@ -205,7 +204,7 @@ fn killed_between_decision_and_upload_uploads_exactly_once() {
 fn state_survives_restart_and_batches_are_signed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = setup_dir(dir, &issuer);
     let now = v.now();
     let mut card = load_card(dir, 1);
@@ -261,7 +260,7 @@ fn state_survives_restart_and_batches_are_signed() {
 fn sync_config_over_http_and_refused_bundle_keeps_old() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = setup_dir(dir, &issuer);
     let now = v.now();
     let acceptor = Acceptor::start();
@@ -272,7 +271,7 @@ fn sync_config_over_http_and_refused_bundle_keeps_old() {
     v.install_config(&bytes).unwrap();
     assert_eq!(v.config().unwrap().body.bundle_version, 5);
     // A tampered bundle from the network is refused; v5 stays, also after restart.
-    let impostor = Issuer::new(ISSUER_KEY_ID);
+    let impostor = timeless_issuer(ISSUER_KEY_ID);
     *acceptor.config.lock().unwrap() = impostor.bundle(6, now, vec![]).encode();
     let bytes = http::fetch_config(&acceptor.url, Some(5), TIMEOUT)
         .unwrap()
@@ -286,7 +285,7 @@ fn sync_config_over_http_and_refused_bundle_keeps_old() {
 
 #[test]
 fn many_batches_and_pruning() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     // 1,200 taps from 12 cards → 3 batches of ≤ 500.
     for _ in 0..12 {

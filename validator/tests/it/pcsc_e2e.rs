@@ -3,16 +3,11 @@
 //!
 //! Needs pcscd with vpcd (`scripts/pcsc-up.sh`). Without it these tests print a notice and
 //! pass, unless `MANCARD_REQUIRE_PCSC=1`, where they fail loudly.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
+use mancard_testkit::validator::{
+    card, timeless_issuer, validator_in_memory, vpcd_lock, TestCard, ISSUER_KEY_ID, LINE,
+    VALIDATOR_ID,
+};
 use mancard_validator::pcsc_reader::{pcscd_available, PcscReader, VPCD_READER};
 use mancard_validator::vpcd::{run_card, FnCard};
 use mancard_validator::Validator;
@@ -69,7 +64,7 @@ fn tap_through_pcscd_and_vpcd_is_accepted_and_journaled() {
     }
     let _g = vpcd_lock();
     wait_empty();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let tmp = tempfile::tempdir().unwrap();
     let now = chrono::Utc::now().timestamp();
     let mut v = Validator::init(tmp.path(), &issuer.anchor(), VALIDATOR_ID, LINE).unwrap();
@@ -114,7 +109,7 @@ fn phone_without_credential_over_pcsc_is_refused_with_reason() {
     }
     let _g = vpcd_lock();
     wait_empty();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, chrono::Utc::now().timestamp());
     let card = Arc::new(Mutex::new(TestCard::empty()));
     let (stop, h) = present(card, Arc::default());

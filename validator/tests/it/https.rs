@@ -1,19 +1,13 @@
 //! `https://` in the validator's HTTP client: a TLS fake backend (std TcpListener + rustls
-//! ServerConnection, tests/common/acceptor.rs) whose certificate is issued by a CA the test
-//! generates with rcgen. With the CA as an extra root, config fetch and batch upload work;
-//! without it, or for a wrong host name, the connection fails with a typed error before any
-//! request is sent and nothing is marked uploaded; the handshake is bounded by the timeout.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//! ServerConnection, `mancard_testkit::validator::acceptor`) whose certificate is issued by a
+//! CA the test generates with rcgen. With the CA as an extra root, config fetch and batch
+//! upload work; without it, or for a wrong host name, the connection fails with a typed error
+//! before any request is sent and nothing is marked uploaded; the handshake is bounded by the
+//! timeout.
 
-mod common;
-
-use common::acceptor::Acceptor;
-use common::*;
+use mancard_testkit::validator::acceptor::Acceptor;
+use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID, LINE, VALIDATOR_ID};
+use mancard_testkit::Issuer;
 use mancard_validator::http::{self, Client, HttpError};
 use mancard_validator::Validator;
 use std::io::Write;
@@ -114,7 +108,7 @@ fn upload_with(
 #[test]
 fn https_fetch_and_upload_work_with_the_pilot_ca() {
     let tmp = tempfile::tempdir().unwrap();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_with_a_tap(&tmp.path().join("v"), &issuer);
     let ca = test_ca("ManCard pilot CA");
     let backend = tls_backend(&ca, &["127.0.0.1", "localhost"], &issuer, &v);
@@ -154,7 +148,7 @@ fn https_fetch_and_upload_work_with_the_pilot_ca() {
 #[test]
 fn https_without_the_ca_fails_as_untrusted_and_nothing_is_marked_uploaded() {
     let tmp = tempfile::tempdir().unwrap();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_with_a_tap(&tmp.path().join("v"), &issuer);
     let ca = test_ca("ManCard pilot CA");
     let backend = tls_backend(&ca, &["127.0.0.1", "localhost"], &issuer, &v);
@@ -218,7 +212,7 @@ fn https_without_the_ca_fails_as_untrusted_and_nothing_is_marked_uploaded() {
 #[test]
 fn https_wrong_host_name_fails_and_nothing_is_marked_uploaded() {
     let tmp = tempfile::tempdir().unwrap();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_with_a_tap(&tmp.path().join("v"), &issuer);
     let ca = test_ca("ManCard pilot CA");
     // A trusted certificate, but for another host.
@@ -297,7 +291,7 @@ fn the_tls_handshake_is_bounded_by_the_timeout() {
 
 #[test]
 fn plain_http_still_works_next_to_https() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let backend = Acceptor::start();
     assert!(backend.url.starts_with("http://"));
     let now = chrono::Utc::now().timestamp();

@@ -1,17 +1,10 @@
 //! The real wallet core (`mancard::Wallet`) against the validator: in process, by QR, and
 //! through pcscd + vpcd (the `mancard phone` path).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
-use mancard::{IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};
-use mancard_protocol::{CertificateBody, FareClass, OfflineAllowance, Pseudonym, PublicKey};
+use mancard::{SoftwareKeystore, Wallet, WalletConfig};
+use mancard_protocol::FareClass;
+use mancard_testkit::validator::{timeless_issuer, validator_in_memory, vpcd_lock, ISSUER_KEY_ID};
+use mancard_testkit::{CertSpec, Issuer};
 use mancard_validator::pcsc_reader::{pcscd_available, PcscReader};
 use mancard_validator::vpcd::{run_card, FnCard};
 use mancard_validator::FnChannel;
@@ -28,40 +21,26 @@ fn wallet_with_credential(dir: &Path, issuer: &Issuer, now: i64) -> Wallet {
     };
     let w = Wallet::open(dir.join("wallet"), ks, cfg).unwrap();
     let req = w.prepare_credential_request().unwrap();
-    let cert = CertificateBody {
-        issuer_key_id: issuer.key_id,
-        pseudonym: Pseudonym::random().unwrap(),
-        tap_public_key: PublicKey::from_bytes(&req.tap_public_key, "tap key").unwrap(),
-        valid_from: now - 3600,
-        valid_until: now + 7 * 86_400,
-        fare_class: FareClass::Adult,
-        allowance: OfflineAllowance {
-            counter_first: req.next_counter,
-            counter_last: req.next_counter + 99,
+    let cert = issuer.issue(
+        &req.tap_public_key,
+        CertSpec {
+            valid_from: now - 3600,
+            valid_until: now + 7 * 86_400,
+            class: FareClass::Adult,
+            first: req.next_counter,
+            last: req.next_counter + 99,
             max_amount: 200_000,
         },
-    }
-    .sign(&issuer.key)
-    .unwrap();
-    let k = issuer.issuer_key();
-    w.install_certificate(
-        cert.encode(),
-        vec![IssuerKeyInfo {
-            key_id: k.key_id,
-            public_key: k.public_key.as_bytes().to_vec(),
-            valid_from: k.valid_from,
-            valid_until: k.valid_until,
-        }],
-        now,
-    )
-    .unwrap();
+    );
+    w.install_certificate(cert.encode(), vec![issuer.info()], now)
+        .unwrap();
     w
 }
 
 #[test]
 fn real_wallet_in_process_nfc_and_qr() {
     let now = chrono::Utc::now().timestamp();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let tmp = tempfile::tempdir().unwrap();
     let w = wallet_with_credential(tmp.path(), &issuer, now);
     let mut v = validator_in_memory(&issuer, now);
@@ -95,7 +74,7 @@ fn real_wallet_through_pcscd_and_vpcd() {
         return;
     }
     let now = chrono::Utc::now().timestamp();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let tmp = tempfile::tempdir().unwrap();
     let w = Arc::new(wallet_with_credential(tmp.path(), &issuer, now));
     let mut v = validator_in_memory(&issuer, now);

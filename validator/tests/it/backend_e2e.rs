@@ -1,18 +1,10 @@
 //! Against the real backend (`mancard_backend::Backend::start`, sandbox, loopback): config sync
 //! with ETag, validator registration, and exactly-once batch upload across a lost response.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
 use mancard_backend::model::RegisterValidatorRequest;
 use mancard_backend::{Backend, BackendConfig};
 use mancard_protocol::ValidatorConfig;
+use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID, LINE};
 use mancard_validator::http;
 use mancard_validator::{ConfigInstall, TrustAnchor, Validator};
 use std::time::Duration;
@@ -60,7 +52,7 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     // uploads its batch (the backend checks the validator's signature, stores the batch by id,
     // and rejects the records at settlement since it never issued those certificates).
     let now = v.now();
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let dir2 = tmp.path().join("validator2");
     let mut v2 = Validator::init(&dir2, &issuer.anchor(), 78, LINE).unwrap();
     v2.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
@@ -125,4 +117,13 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     assert_eq!(v2.status().unwrap().journal.uploaded, 2);
     drop(v);
     rt.block_on(backend.shutdown()).unwrap();
+}
+
+#[test]
+fn the_http_client_uses_the_contracts_paths() {
+    use mancard_api::endpoints::{Method, VALIDATOR_BATCHES, VALIDATOR_CONFIG};
+    assert_eq!(http::CONFIG_PATH, VALIDATOR_CONFIG.path);
+    assert_eq!(VALIDATOR_CONFIG.method, Method::Get);
+    assert_eq!(http::BATCHES_PATH, VALIDATOR_BATCHES.path);
+    assert_eq!(VALIDATOR_BATCHES.method, Method::Post);
 }

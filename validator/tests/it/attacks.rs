@@ -1,15 +1,10 @@
 //! Decisions of the validator, honest and under attack: each attack has its own reason.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
 use mancard_protocol::{FareClass, FareKind, SigningKey, StatusWord};
+use mancard_testkit::validator::{
+    card, fixed, timeless_issuer, validator_in_memory, TestCard, ISSUER_KEY_ID,
+};
+use mancard_testkit::{CertSpec, T0};
 use mancard_validator::{
     CardChannel, ChannelError, ConfigInstall, Decision, FnChannel, Refusal, ValidatorError,
 };
@@ -23,7 +18,7 @@ fn refusal(d: &Decision) -> Refusal {
 
 #[test]
 fn honest_tap_reads_certificate_once_then_uses_cache() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     let o1 = v.tap_nfc(&mut c);
@@ -50,7 +45,7 @@ fn honest_tap_reads_certificate_once_then_uses_cache() {
 
 #[test]
 fn in_process_closure_channel() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let c = RefCell::new(card(&issuer, T0));
     let mut ch = FnChannel::new(|apdu: Vec<u8>| c.borrow_mut().process_apdu(&apdu));
@@ -61,7 +56,7 @@ fn in_process_closure_channel() {
 
 #[test]
 fn fares_transfer_and_daily_cap_through_taps() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     let mut fare_at = |v: &mut mancard_validator::Validator, t: i64, line: u32| {
@@ -83,13 +78,16 @@ fn fares_transfer_and_daily_cap_through_taps() {
     );
     // Student fare class.
     let (tap, _) = SigningKey::generate().unwrap();
-    let cert = issuer.certificate(
+    let cert = issuer.issue_for(
         &tap,
-        T0 - 10,
-        T0 + 86_400,
-        FareClass::Student,
-        (1, 10),
-        100_000,
+        CertSpec {
+            valid_from: T0 - 10,
+            valid_until: T0 + 86_400,
+            class: FareClass::Student,
+            first: 1,
+            last: 10,
+            max_amount: 100_000,
+        },
     );
     let mut student = TestCard::new(tap, cert);
     v.set_line(1).unwrap();
@@ -99,7 +97,7 @@ fn fares_transfer_and_daily_cap_through_taps() {
 
 #[test]
 fn replayed_authorization_is_refused() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     assert!(v.tap_nfc(&mut c).decision.is_accepted());
@@ -113,7 +111,7 @@ fn replayed_authorization_is_refused() {
 #[test]
 fn reused_counter_is_already_used() {
     // A cloned phone (same tap key) answering a fresh challenge with a counter already spent.
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     assert!(v.tap_nfc(&mut c).decision.is_accepted());
@@ -125,7 +123,7 @@ fn reused_counter_is_already_used() {
 
 #[test]
 fn tampered_amount_is_refused() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     c.bad.sign_amount = Some(1);
@@ -141,7 +139,7 @@ fn tampered_amount_is_refused() {
 
 #[test]
 fn tampered_signature_is_refused() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     c.bad.corrupt_signature = true;
@@ -150,16 +148,16 @@ fn tampered_signature_is_refused() {
 
 #[test]
 fn forged_certificates_are_refused() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     // Signed by a key the validator never heard of, under another key id.
-    let rogue = Issuer::new(99);
+    let rogue = timeless_issuer(99);
     let mut c = card(&rogue, T0);
     let d = v.tap_nfc(&mut c).decision;
     assert_eq!(refusal(&d), Refusal::UnknownIssuer(99));
     assert!(d.display_text().contains("unknown issuer"));
     // Signed by a rogue key claiming the real issuer's key id.
-    let impostor = Issuer::new(ISSUER_KEY_ID);
+    let impostor = timeless_issuer(ISSUER_KEY_ID);
     let mut c = card(&impostor, T0);
     assert_eq!(refusal(&v.tap_nfc(&mut c).decision), Refusal::BadSignature);
     // A genuine certificate announced, another one (forged) sent.
@@ -173,16 +171,19 @@ fn forged_certificates_are_refused() {
 
 #[test]
 fn expired_and_not_yet_valid_certificates() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let (tap, _) = SigningKey::generate().unwrap();
-    let cert = issuer.certificate(
+    let cert = issuer.issue_for(
         &tap,
-        T0 - 10 * 86_400,
-        T0 - 1,
-        FareClass::Adult,
-        (1, 9),
-        99_999,
+        CertSpec {
+            valid_from: T0 - 10 * 86_400,
+            valid_until: T0 - 1,
+            class: FareClass::Adult,
+            first: 1,
+            last: 9,
+            max_amount: 99_999,
+        },
     );
     let mut old = TestCard::new(tap, cert);
     let d = v.tap_nfc(&mut old).decision;
@@ -194,13 +195,16 @@ fn expired_and_not_yet_valid_certificates() {
     );
     assert!(d.display_text().contains("expired"));
     let (tap, _) = SigningKey::generate().unwrap();
-    let cert = issuer.certificate(
+    let cert = issuer.issue_for(
         &tap,
-        T0 + 3600,
-        T0 + 86_400,
-        FareClass::Adult,
-        (1, 9),
-        99_999,
+        CertSpec {
+            valid_from: T0 + 3600,
+            valid_until: T0 + 86_400,
+            class: FareClass::Adult,
+            first: 1,
+            last: 9,
+            max_amount: 99_999,
+        },
     );
     let mut early = TestCard::new(tap, cert);
     let d = v.tap_nfc(&mut early).decision;
@@ -216,7 +220,7 @@ fn expired_and_not_yet_valid_certificates() {
 
 #[test]
 fn counter_outside_range_is_refused() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     c.bad.counter = Some(5_000);
@@ -232,7 +236,7 @@ fn counter_outside_range_is_refused() {
 
 #[test]
 fn deny_listed_card_is_blocked() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     assert!(v.tap_nfc(&mut c).decision.is_accepted());
@@ -252,7 +256,7 @@ fn deny_listed_card_is_blocked() {
 
 #[test]
 fn phone_status_words_map_to_reasons() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut none = TestCard::empty();
     assert_eq!(
@@ -261,7 +265,17 @@ fn phone_status_words_map_to_reasons() {
     );
     // Allowance too low for the fare: the phone says 6A84.
     let (tap, _) = SigningKey::generate().unwrap();
-    let cert = issuer.certificate(&tap, T0 - 10, T0 + 86_400, FareClass::Adult, (1, 9), 30_000);
+    let cert = issuer.issue_for(
+        &tap,
+        CertSpec {
+            valid_from: T0 - 10,
+            valid_until: T0 + 86_400,
+            class: FareClass::Adult,
+            first: 1,
+            last: 9,
+            max_amount: 30_000,
+        },
+    );
     let mut poor = TestCard::new(tap, cert);
     assert!(v.tap_nfc(&mut poor).decision.is_accepted());
     v.set_line(2).unwrap();
@@ -277,7 +291,17 @@ fn phone_status_words_map_to_reasons() {
     assert!(d.display_text().contains("20,000 rials (2,000 toman)"));
     // A fare above the whole certificate allowance is refused before any challenge.
     let (tap, _) = SigningKey::generate().unwrap();
-    let cert = issuer.certificate(&tap, T0 - 10, T0 + 86_400, FareClass::Adult, (1, 9), 1_000);
+    let cert = issuer.issue_for(
+        &tap,
+        CertSpec {
+            valid_from: T0 - 10,
+            valid_until: T0 + 86_400,
+            class: FareClass::Adult,
+            first: 1,
+            last: 9,
+            max_amount: 1_000,
+        },
+    );
     let mut tiny = TestCard::new(tap, cert);
     assert!(matches!(
         refusal(&v.tap_nfc(&mut tiny).decision),
@@ -289,13 +313,16 @@ fn phone_status_words_map_to_reasons() {
     assert_eq!(tiny.taps, 0);
     // Counters used up.
     let (tap, _) = SigningKey::generate().unwrap();
-    let cert = issuer.certificate(
+    let cert = issuer.issue_for(
         &tap,
-        T0 - 10,
-        T0 + 86_400,
-        FareClass::Adult,
-        (1, 1),
-        100_000,
+        CertSpec {
+            valid_from: T0 - 10,
+            valid_until: T0 + 86_400,
+            class: FareClass::Adult,
+            first: 1,
+            last: 1,
+            max_amount: 100_000,
+        },
     );
     let mut one = TestCard::new(tap, cert);
     one.next_counter = 2;
@@ -316,7 +343,7 @@ impl CardChannel for Scripted {
 
 #[test]
 fn malformed_answers_give_typed_refusals() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let c = card(&issuer, T0);
     let sel = mancard_protocol::ResponseApdu::ok(
@@ -377,7 +404,7 @@ fn malformed_answers_give_typed_refusals() {
 
 #[test]
 fn qr_pass_accept_replay_window_and_max_amount() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let c = card(&issuer, T0);
     let pass = c.pass(150, T0 - 20, 30_000);
@@ -436,7 +463,7 @@ fn qr_pass_accept_replay_window_and_max_amount() {
 
 #[test]
 fn qr_and_nfc_share_the_replay_cache() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     assert!(v.tap_nfc(&mut c).decision.is_accepted()); // counter 100
@@ -449,11 +476,11 @@ fn qr_and_nfc_share_the_replay_cache() {
 
 #[test]
 fn bundle_with_bad_signature_or_older_version_is_refused_and_old_kept() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     assert_eq!(v.config().unwrap().body.bundle_version, 1);
     // Signed by an impostor under the issuer's key id.
-    let impostor = Issuer::new(ISSUER_KEY_ID);
+    let impostor = timeless_issuer(ISSUER_KEY_ID);
     let bad = impostor.bundle(2, T0, vec![]);
     let e = v.install_config(&bad.encode()).unwrap_err();
     assert!(matches!(e, ValidatorError::Config(_)), "{e}");
@@ -491,7 +518,7 @@ fn bundle_with_bad_signature_or_older_version_is_refused_and_old_kept() {
 
 #[test]
 fn unconfigured_validator_refuses() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut j = mancard_validator::Journal::in_memory().unwrap();
     mancard_validator::Validator::provision_journal(&mut j, &issuer.anchor(), 1, 1).unwrap();
     let mut v =
@@ -519,7 +546,7 @@ fn phone_status_word_table() {
 
 #[test]
 fn validator_clock_behind_bundle_is_reported() {
-    let issuer = Issuer::new(ISSUER_KEY_ID);
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
     assert!(!v.status().unwrap().clock_behind_bundle);
     // The RTC lost power: back to 1970.

@@ -1,0 +1,16 @@
+//! The validator's integration tests, one binary: a module per concern, fixtures from
+//! `mancard_testkit::validator`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod attacks;
+mod backend_e2e;
+mod https;
+mod journal_upload;
+mod pcsc_e2e;
+mod vpcd_framing;
+mod wallet_e2e;
