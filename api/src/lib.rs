@@ -9,6 +9,7 @@
 //!
 //! This crate does no I/O and knows nothing of HTTP libraries. With the `openapi` feature
 //! every type also derives `utoipa::ToSchema`.
+#![deny(clippy::too_many_lines)]
 
 pub mod account;
 pub mod admin;

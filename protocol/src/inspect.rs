@@ -216,92 +216,14 @@ impl Message {
             Self::Challenge(c) => challenge_lines(c, ind, &mut out),
             Self::Authorization(a) => auth_lines(a, ind, &mut out),
             Self::Pass(p) => pass_lines(p, ind, &mut out),
-            Self::Config(c) => {
-                let b = &c.body;
-                out.push(format!("{ind}bundle version: {}", b.bundle_version));
-                out.push(format!("{ind}issued at: {}", b.issued_at));
-                out.push(format!("{ind}signed by issuer key: {}", b.signer_key_id));
-                for k in &b.issuer_keys {
-                    out.push(format!(
-                        "{ind}issuer key {}: {} valid {}..{}",
-                        k.key_id,
-                        h(k.public_key.as_bytes()),
-                        k.valid_from,
-                        k.valid_until
-                    ));
-                }
-                out.push(format!("{ind}deny list: {} card(s)", b.deny_list.len()));
-                for p in b.deny_list.iter().take(20) {
-                    out.push(format!("{ind}  {p}"));
-                }
-                tariff_lines(&b.tariff, ind, &mut out);
-            }
+            Self::Config(c) => config_lines(c, ind, &mut out),
             Self::Tariff(t) => tariff_lines(t, ind, &mut out),
             Self::Record(r) => record_lines(r, ind, &mut out),
-            Self::Batch(b) => {
-                out.push(format!("{ind}validator id: {}", b.body.validator_id));
-                out.push(format!("{ind}batch id: {}", h(&b.body.batch_id)));
-                out.push(format!("{ind}created at: {}", b.body.created_at));
-                out.push(format!("{ind}records: {}", b.body.records.len()));
-                for (i, r) in b.body.records.iter().enumerate() {
-                    out.push(format!("{ind}record {i}:"));
-                    record_lines(r, &format!("{ind}  "), &mut out);
-                }
-                out.push(format!(
-                    "{ind}validator signature: {}",
-                    h(b.signature.as_bytes())
-                ));
-            }
-            Self::LogEntry(e) => {
-                out.push(format!("{ind}sequence: {}", e.seq));
-                out.push(format!("{ind}previous hash: {}", h(&e.prev_hash)));
-                out.push(format!("{ind}time: {}", e.time));
-                out.push(format!("{ind}amount: {}", rials(e.amount)));
-                out.push(format!("{ind}entry hash: {}", h(&e.hash())));
-                proof_lines(&e.proof, ind, &mut out);
-            }
-            Self::Select(s) => match s.cert_hash {
-                Some(hash) => out.push(format!("{ind}certificate hash: {}", h(&hash))),
-                None => out.push(format!("{ind}no credential installed")),
-            },
-            Self::Command(c) => {
-                out.push(format!(
-                    "{ind}CLA {:02X} INS {:02X} P1 {:02X} P2 {:02X}",
-                    c.cla, c.ins, c.p1, c.p2
-                ));
-                out.push(format!("{ind}command: {}", command_name(c)));
-                out.push(format!(
-                    "{ind}data ({} bytes): {}",
-                    c.data.len(),
-                    h(&c.data)
-                ));
-                out.push(format!(
-                    "{ind}Le: {}",
-                    c.le.map_or("absent".to_string(), |l| l.to_string())
-                ));
-                if let Ok(m) = decode_bytes(&c.data) {
-                    if !matches!(m, Message::Command(_) | Message::Response(_)) {
-                        out.extend(m.describe().into_iter().map(|l| format!("{ind}{l}")));
-                    }
-                }
-            }
-            Self::Response(r) => {
-                out.push(format!(
-                    "{ind}status word: {:04X} ({})",
-                    r.sw.code(),
-                    r.sw.describe()
-                ));
-                out.push(format!(
-                    "{ind}data ({} bytes): {}",
-                    r.data.len(),
-                    h(&r.data)
-                ));
-                if let Ok(m) = decode_bytes(&r.data) {
-                    if !matches!(m, Message::Command(_) | Message::Response(_)) {
-                        out.extend(m.describe().into_iter().map(|l| format!("{ind}{l}")));
-                    }
-                }
-            }
+            Self::Batch(b) => batch_lines(b, ind, &mut out),
+            Self::LogEntry(e) => log_entry_lines(e, ind, &mut out),
+            Self::Select(s) => select_lines(s, ind, &mut out),
+            Self::Command(c) => command_lines(c, ind, &mut out),
+            Self::Response(r) => response_lines(r, ind, &mut out),
         }
         out
     }
@@ -334,8 +256,103 @@ impl Message {
     }
 }
 
+fn config_lines(c: &ValidatorConfig, ind: &str, out: &mut Vec<String>) {
+    let b = &c.body;
+    out.push(format!("{ind}bundle version: {}", b.bundle_version));
+    out.push(format!("{ind}issued at: {}", b.issued_at));
+    out.push(format!("{ind}signed by issuer key: {}", b.signer_key_id));
+    for k in &b.issuer_keys {
+        out.push(format!(
+            "{ind}issuer key {}: {} valid {}..{}",
+            k.key_id,
+            h(k.public_key.as_bytes()),
+            k.valid_from,
+            k.valid_until
+        ));
+    }
+    out.push(format!("{ind}deny list: {} card(s)", b.deny_list.len()));
+    for p in b.deny_list.iter().take(20) {
+        out.push(format!("{ind}  {p}"));
+    }
+    tariff_lines(&b.tariff, ind, out);
+}
+
+fn batch_lines(b: &TapBatch, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}validator id: {}", b.body.validator_id));
+    out.push(format!("{ind}batch id: {}", h(&b.body.batch_id)));
+    out.push(format!("{ind}created at: {}", b.body.created_at));
+    out.push(format!("{ind}records: {}", b.body.records.len()));
+    for (i, r) in b.body.records.iter().enumerate() {
+        out.push(format!("{ind}record {i}:"));
+        record_lines(r, &format!("{ind}  "), out);
+    }
+    out.push(format!(
+        "{ind}validator signature: {}",
+        h(b.signature.as_bytes())
+    ));
+}
+
+fn log_entry_lines(e: &WalletLogEntry, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}sequence: {}", e.seq));
+    out.push(format!("{ind}previous hash: {}", h(&e.prev_hash)));
+    out.push(format!("{ind}time: {}", e.time));
+    out.push(format!("{ind}amount: {}", rials(e.amount)));
+    out.push(format!("{ind}entry hash: {}", h(&e.hash())));
+    proof_lines(&e.proof, ind, out);
+}
+
+fn select_lines(s: &SelectResponse, ind: &str, out: &mut Vec<String>) {
+    match s.cert_hash {
+        Some(hash) => out.push(format!("{ind}certificate hash: {}", h(&hash))),
+        None => out.push(format!("{ind}no credential installed")),
+    }
+}
+
+fn command_lines(c: &CommandApdu, ind: &str, out: &mut Vec<String>) {
+    out.push(format!(
+        "{ind}CLA {:02X} INS {:02X} P1 {:02X} P2 {:02X}",
+        c.cla, c.ins, c.p1, c.p2
+    ));
+    out.push(format!("{ind}command: {}", command_name(c)));
+    out.push(format!(
+        "{ind}data ({} bytes): {}",
+        c.data.len(),
+        h(&c.data)
+    ));
+    out.push(format!(
+        "{ind}Le: {}",
+        c.le.map_or("absent".to_string(), |l| l.to_string())
+    ));
+    embedded_message_lines(&c.data, ind, out);
+}
+
+fn response_lines(r: &ResponseApdu, ind: &str, out: &mut Vec<String>) {
+    out.push(format!(
+        "{ind}status word: {:04X} ({})",
+        r.sw.code(),
+        r.sw.describe()
+    ));
+    out.push(format!(
+        "{ind}data ({} bytes): {}",
+        r.data.len(),
+        h(&r.data)
+    ));
+    embedded_message_lines(&r.data, ind, out);
+}
+
+/// An APDU's data field, described as the message it carries (if it is one, and not another APDU).
+fn embedded_message_lines(data: &[u8], ind: &str, out: &mut Vec<String>) {
+    if let Ok(m) = decode_bytes(data) {
+        if !matches!(m, Message::Command(_) | Message::Response(_)) {
+            out.extend(m.describe().into_iter().map(|l| format!("{ind}{l}")));
+        }
+    }
+}
+
 fn command_name(c: &CommandApdu) -> &'static str {
-    use crate::apdu::*;
+    use crate::apdu::{
+        CLA_ISO, CLA_PROPRIETARY, INS_AUTHORIZE_TAP, INS_READ_CERTIFICATE, INS_SELECT,
+    };
     match (c.cla, c.ins) {
         (CLA_ISO, INS_SELECT) => "SELECT",
         (CLA_PROPRIETARY, INS_READ_CERTIFICATE) => "READ CERTIFICATE",

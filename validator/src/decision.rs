@@ -309,7 +309,7 @@ pub fn money(rials: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::money;
 
     #[test]
     fn money_text() {
