@@ -91,3 +91,18 @@ impl From<std::io::Error> for WalletError {
         Self::storage(e)
     }
 }
+
+impl From<mancard_sql::OpenError> for WalletError {
+    fn from(e: mancard_sql::OpenError) -> Self {
+        use mancard_sql::OpenError;
+        match e {
+            OpenError::Sqlite(e) => e.into(),
+            OpenError::Io { path, source } => Self::storage(format!("{path}: {source}")),
+            OpenError::Corrupt(message) => Self::DatabaseCorrupt { message },
+            OpenError::TooNew { found, supported } => Self::DatabaseTooNew { found, supported },
+            OpenError::VersionMismatch { found, expected } => Self::internal(format!(
+                "secondary connection sees schema version {found}, expected {expected}"
+            )),
+        }
+    }
+}

@@ -4,10 +4,8 @@ use crate::error::WalletError;
 use crate::hce::LogWrite;
 use crate::qr::{QrMatrix, MAX_QR_VERSION};
 use crate::types::BoardingPassQr;
-use crate::util::lock;
 use crate::wallet::{LastPass, Wallet};
 use mancard_protocol::{check_validity, PassBody, TapProof};
-use std::sync::atomic::Ordering;
 
 impl Wallet {
     /// A boarding pass to show as a QR code, at `now` (device clock, UTC seconds; corrected by
@@ -16,13 +14,13 @@ impl Wallet {
     /// the offline allowance. Until `refresh_at` the same pass is returned again (no new
     /// counter); after it, a new one is made.
     pub fn boarding_pass(&self, now: i64) -> Result<BoardingPassQr, WalletError> {
-        if self.locked.load(Ordering::Acquire) {
+        if self.is_locked() {
             return Err(WalletError::Locked);
         }
         let offset = self.server_time_offset();
         let t = now.saturating_add(offset);
-        let tariff = Arc::clone(&lock(&self.tariff));
-        let mut ws = lock(&self.writer);
+        let tariff = self.tariff();
+        let mut ws = self.writer();
         let active = ws.active.as_ref().ok_or(WalletError::NoCredential)?;
         if active.revoked {
             return Err(WalletError::CredentialNotValid {
@@ -49,7 +47,7 @@ impl Wallet {
             }
         }
         let max_amount = self
-            .config
+            .config()
             .pass_max_amount
             .unwrap_or_else(|| tariff.max_fare(active.cert.body.fare_class));
         let remaining = active.remaining();
@@ -64,7 +62,7 @@ impl Wallet {
             .map_err(|_| WalletError::CountersExhausted)?;
         self.ensure_reserved(counter)
             .map_err(|r| WalletError::storage(r.reason))?;
-        let lifetime = self.config.pass_lifetime_secs.max(1);
+        let lifetime = self.config().pass_lifetime_secs.max(1);
         let pass = PassBody {
             certificate: active.cert.clone(),
             counter,
@@ -109,7 +107,7 @@ impl Wallet {
             refresh_at: refresh_corrected.saturating_sub(offset),
             max_amount,
         };
-        let mut ws = lock(&self.writer);
+        let mut ws = self.writer();
         if ws.next_counter == u64::from(counter).saturating_add(1) {
             ws.last_pass = Some(LastPass {
                 credential_id,
@@ -120,5 +118,3 @@ impl Wallet {
         Ok(qr)
     }
 }
-
-use std::sync::Arc;

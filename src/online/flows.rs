@@ -3,7 +3,8 @@
 
 use super::http::{CallError, Http};
 use super::*;
-use crate::sync_store::{PageOutcome, ServerLedgerRow, Settlement, TopUpRow};
+use crate::store::TopUpRow;
+use crate::sync_store::{PageOutcome, ServerLedgerRow, Settlement, SyncPage};
 use crate::types::{CredentialState, IssuerKeyInfo};
 use crate::util::now_utc;
 use mancard_protocol::provision::{provision_transcript, ProvisionPurpose, NONCE_LEN};
@@ -270,7 +271,7 @@ impl Inner {
         if s.expires_at.is_some_and(|e| e <= now_utc()) {
             return Err(OnlineError::SessionExpired);
         }
-        let plain = Zeroizing::new(self.wallet.keystore.unseal(s.sealed).map_err(|e| {
+        let plain = Zeroizing::new(self.wallet.keystore().unseal(s.sealed).map_err(|e| {
             tracing::warn!("the stored session cannot be unsealed: {e}");
             OnlineError::SessionExpired
         })?);
@@ -334,7 +335,7 @@ impl Inner {
         let token = Zeroizing::new(r.token);
         let sealed = self
             .wallet
-            .keystore
+            .keystore()
             .seal(token.as_bytes().to_vec())
             .map_err(WalletError::from)?;
         drop(token);
@@ -515,7 +516,7 @@ impl Inner {
         let transcript = provision_transcript(purpose, &nonce, &bk, &tk);
         let signature = self
             .wallet
-            .keystore
+            .keystore()
             .sign_with_binding_key(transcript)
             .map_err(WalletError::from)?;
         if signature.len() != 64 {
@@ -547,7 +548,7 @@ impl Inner {
     fn replenish_wanted(&self) -> Result<bool, OnlineError> {
         let now = now_utc();
         let st = self.wallet.status(now)?;
-        let cfg = &self.wallet.config;
+        let cfg = self.wallet.config();
         Ok(match st.state {
             CredentialState::NoCredential | CredentialState::Revoked => false,
             CredentialState::Expired | CredentialState::KeyUnavailable => true,
@@ -945,18 +946,17 @@ impl Inner {
         Self::settle(&mut st.pending, report).await?;
         let wallet = Arc::clone(&self.wallet);
         let new_cursor = resp.cursor.max(st.cursor);
-        let (balance, server_time) = (resp.balance, resp.server_time);
+        let page = SyncPage {
+            settlements,
+            ledger,
+            upload_from: next_from,
+            ledger_cursor: new_cursor,
+            balance: resp.balance,
+            confirmed_through: through,
+            server_time: resp.server_time,
+        };
         st.pending = Some(tokio::task::spawn_blocking(move || {
-            wallet.apply_sync_page(
-                &settlements,
-                &ledger,
-                next_from,
-                new_cursor,
-                balance,
-                through,
-                server_time,
-                now_utc(),
-            )
+            wallet.apply_sync_page(&page, now_utc())
         }));
         st.from = next_from;
         st.cursor = new_cursor;
