@@ -20,10 +20,10 @@ fn register_provision_top_up_tap_and_sync() {
     let o = online(&w, &env.url);
 
     // nothing works before logging in
-    assert_eq!(
+    assert!(matches!(
         o.block_on(o.provision()).unwrap(),
         Err(OnlineError::SessionExpired)
-    );
+    ));
     assert!(!o.state().unwrap().logged_in);
     // a wrong code is a message for the rider, not a session problem
     o.block_on(o.register(PHONE.into())).unwrap().unwrap();
@@ -159,10 +159,10 @@ fn register_provision_top_up_tap_and_sync() {
 
     // logging out forgets the session only
     o.logout().unwrap();
-    assert_eq!(
+    assert!(matches!(
         o.block_on(o.sync()).unwrap(),
         Err(OnlineError::SessionExpired)
-    );
+    ));
     assert_eq!(w.status(now_utc()).unwrap().state, CredentialState::Active);
 }
 

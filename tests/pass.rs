@@ -86,25 +86,31 @@ fn pass_amount_is_configurable_and_bounded_by_the_allowance() {
     let a = w.boarding_pass(T0).unwrap();
     assert_eq!(a.max_amount, 25_000);
     w.boarding_pass(T0 + 100).unwrap();
-    assert_eq!(
+    assert!(matches!(
         w.boarding_pass(T0 + 200),
         Err(WalletError::AllowanceExhausted {
             needed: 25_000,
             remaining: 10_000
         })
-    );
+    ));
     // outside the certificate window by the corrected clock
     assert!(matches!(
         w.boarding_pass(T0 + 30 * 86_400),
         Err(WalletError::CredentialNotValid { .. })
     ));
     w.set_locked(true).unwrap();
-    assert_eq!(w.boarding_pass(T0 + 300), Err(WalletError::Locked));
+    assert!(matches!(
+        w.boarding_pass(T0 + 300),
+        Err(WalletError::Locked)
+    ));
 }
 
 #[test]
 fn no_credential_no_pass() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
-    assert_eq!(w.boarding_pass(T0), Err(WalletError::NoCredential));
+    assert!(matches!(
+        w.boarding_pass(T0),
+        Err(WalletError::NoCredential)
+    ));
 }

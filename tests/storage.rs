@@ -174,13 +174,11 @@ fn too_new_database_is_refused_and_kept() {
         WalletConfig::default(),
     )
     .unwrap_err();
-    assert_eq!(
+    assert!(matches!(
         err,
-        WalletError::DatabaseTooNew {
-            found: SCHEMA_VERSION + 5,
-            supported: SCHEMA_VERSION
-        }
-    );
+        WalletError::DatabaseTooNew { found, supported }
+            if found == SCHEMA_VERSION + 5 && supported == SCHEMA_VERSION
+    ));
     assert!(err.to_string().contains("newer than this app supports"));
     let n: i64 = Connection::open(&p)
         .unwrap()
@@ -434,7 +432,7 @@ fn settings_survive_a_restart() {
     assert_eq!(w.server_time_offset(), -120);
     assert!(w.is_locked());
     assert!(w.status(T0).unwrap().locked);
-    assert_eq!(w.boarding_pass(T0), Err(WalletError::Locked));
+    assert!(matches!(w.boarding_pass(T0), Err(WalletError::Locked)));
     w.set_locked(false).unwrap();
     let p = w.boarding_pass(T0 + 120).unwrap();
     assert_eq!(

@@ -21,10 +21,13 @@ pub(crate) struct Problem {
 }
 
 /// Why one call failed (before mapping to [`OnlineError`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum CallError {
     /// No answer: connection refused or reset, timeout, TLS failure, body cut off.
-    Transport(String),
+    Transport {
+        message: String,
+        source: Option<reqwest::Error>,
+    },
     /// A 5xx, or a 2xx whose body does not parse.
     Server(String),
     /// A 4xx problem document (never retried).
@@ -45,7 +48,7 @@ impl CallError {
 impl From<CallError> for OnlineError {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::Transport(message) => OnlineError::Offline { message },
+            CallError::Transport { message, source } => OnlineError::Offline { message, source },
             CallError::Server(message) => OnlineError::Server { message },
             CallError::Local(e) => *e,
             CallError::Problem { status, problem } => {
@@ -152,7 +155,10 @@ impl Http {
         body: Option<&serde_json::Value>,
     ) -> Result<T, CallError> {
         let attempts = self.opts.max_attempts.max(1);
-        let mut last = CallError::Transport("no attempt made".into());
+        let mut last = CallError::Transport {
+            message: "no attempt made".into(),
+            source: None,
+        };
         for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt - 1)).await;
@@ -187,15 +193,15 @@ impl Http {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(describe(&e)))?;
+        let resp = rb.send().await.map_err(|e| CallError::Transport {
+            message: describe(&e),
+            source: Some(e),
+        })?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CallError::Transport(format!("reading the answer: {}", describe(&e))))?;
+        let bytes = resp.bytes().await.map_err(|e| CallError::Transport {
+            message: format!("reading the answer: {}", describe(&e)),
+            source: Some(e),
+        })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 CallError::Server(format!("unreadable answer from {path} ({status}): {e}"))

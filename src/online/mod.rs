@@ -30,12 +30,17 @@ use std::sync::Arc;
 use thiserror::Error;
 
 /// Why an online operation failed, as the app should act on it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum OnlineError {
     /// The backend could not be reached (no network, timeout, TLS failure) even after the
     /// retries: try again later. Nothing was lost; a retry reuses the same idempotency keys.
     #[error("the ManCard service cannot be reached: {message}")]
-    Offline { message: String },
+    Offline {
+        message: String,
+        /// The HTTP client's error, when there was one.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// No session, or the session expired or was refused: log in again (register + verify).
     #[error("you are not logged in or your session expired; verify your phone number again")]
     SessionExpired,
