@@ -1,15 +1,21 @@
 //! The HTTP client: rustls with webpki roots (+ an optional extra root CA), timeouts, retries
 //! with capped exponential backoff and jitter, and RFC 9457 problem documents mapped to
-//! [`OnlineError`]. The bearer token is marked sensitive and never logged.
+//! [`OnlineError`]. Methods and paths come from `mancard_api::endpoints`. The bearer token is
+//! marked sensitive and never logged.
 
 use super::{OnlineError, OnlineOptions};
 use crate::error::WalletError;
-use reqwest::{Method, StatusCode};
+use mancard_api::endpoints::{Endpoint, Method};
+use mancard_api::ProblemCode;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// An RFC 9457 problem document (the fields the client uses).
+/// A `mancard_api::Problem` as the client reads it: leniently (every field optional) so that
+/// an error answer that is not quite a problem document (a proxy, an older server) still maps,
+/// and with the code's text kept as sent so a code this build does not know reaches the app
+/// unchanged in `OnlineError::Validation`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Problem {
     #[serde(default)]
@@ -19,6 +25,20 @@ pub(crate) struct Problem {
     #[serde(default)]
     pub(crate) title: String,
 }
+
+impl Problem {
+    /// The contract's code for the text, `Unknown` for any other.
+    pub(crate) fn code(&self) -> ProblemCode {
+        ProblemCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == self.code)
+            .unwrap_or(ProblemCode::Unknown)
+    }
+}
+
+/// No request body.
+pub(crate) const NO_BODY: Option<&()> = None;
 
 /// Why one call failed (before mapping to [`OnlineError`]).
 #[derive(Debug)]
@@ -37,9 +57,9 @@ pub(crate) enum CallError {
 }
 
 impl CallError {
-    pub(crate) fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<ProblemCode> {
         match self {
-            Self::Problem { problem, .. } => Some(problem.code.as_str()),
+            Self::Problem { problem, .. } => Some(problem.code()),
             _ => None,
         }
     }
@@ -57,13 +77,19 @@ impl From<CallError> for OnlineError {
                 } else {
                     problem.detail.clone()
                 };
-                match (status, problem.code.as_str()) {
-                    (_, "credential_revoked") => OnlineError::CredentialRevoked { reason: message },
-                    (_, "account_blocked" | "binding_key_in_use" | "device_blocked") => {
-                        OnlineError::AccountBlocked { message }
+                // "account_blocked" and "device_blocked" are not (yet) codes of the contract;
+                // a server that sends them is understood all the same.
+                let blocked = matches!(problem.code.as_str(), "account_blocked" | "device_blocked");
+                match (status, problem.code()) {
+                    (_, ProblemCode::CredentialRevoked) => {
+                        OnlineError::CredentialRevoked { reason: message }
                     }
-                    (429, _) | (_, "rate_limited") => OnlineError::RateLimited { message },
-                    (401, _) | (_, "unauthorized") => OnlineError::SessionExpired,
+                    (_, ProblemCode::BindingKeyInUse) => OnlineError::AccountBlocked { message },
+                    _ if blocked => OnlineError::AccountBlocked { message },
+                    (429, _) | (_, ProblemCode::RateLimited) => {
+                        OnlineError::RateLimited { message }
+                    }
+                    (401, _) | (_, ProblemCode::Unauthorized) => OnlineError::SessionExpired,
                     (403, _) => OnlineError::AccountBlocked { message },
                     _ => OnlineError::Validation {
                         code: problem.code,
@@ -146,14 +172,19 @@ impl Http {
         Duration::from_millis(half.saturating_add(random_u64() % (cap - half).max(1)))
     }
 
-    /// One request with retries. `body` is JSON; the answer's JSON is parsed as `T`.
-    pub(crate) async fn call<T: DeserializeOwned>(
+    /// One request to `endpoint` at `path` (its path, filled in) with retries. `body` is sent
+    /// as JSON; the answer's JSON is parsed as `T`.
+    pub(crate) async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
-        method: Method,
+        endpoint: Endpoint,
         path: &str,
         bearer: Option<&str>,
-        body: Option<&serde_json::Value>,
+        body: Option<&B>,
     ) -> Result<T, CallError> {
+        let method = match endpoint.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
         let attempts = self.opts.max_attempts.max(1);
         let mut last = CallError::Transport {
             message: "no attempt made".into(),
@@ -178,12 +209,12 @@ impl Http {
         Err(last)
     }
 
-    async fn once<T: DeserializeOwned>(
+    async fn once<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
-        method: Method,
+        method: reqwest::Method,
         path: &str,
         bearer: Option<&str>,
-        body: Option<&serde_json::Value>,
+        body: Option<&B>,
     ) -> Result<T, CallError> {
         let url = format!("{}{path}", self.base);
         let mut rb = self.client.request(method, &url);
@@ -221,8 +252,8 @@ impl Http {
         if status.is_client_error() {
             let problem = serde_json::from_slice(&bytes).unwrap_or_else(|_| Problem {
                 code: match status {
-                    StatusCode::UNAUTHORIZED => "unauthorized".into(),
-                    StatusCode::TOO_MANY_REQUESTS => "rate_limited".into(),
+                    StatusCode::UNAUTHORIZED => ProblemCode::Unauthorized.as_str().into(),
+                    StatusCode::TOO_MANY_REQUESTS => ProblemCode::RateLimited.as_str().into(),
                     _ => "http_error".into(),
                 },
                 detail: format!("{status}"),
@@ -261,4 +292,59 @@ fn describe(e: &reqwest::Error) -> String {
         depth += 1;
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(status: u16, code: &str) -> OnlineError {
+        CallError::Problem {
+            status,
+            problem: Problem {
+                code: code.into(),
+                detail: format!("detail of {code}"),
+                title: String::new(),
+            },
+        }
+        .into()
+    }
+
+    #[test]
+    fn problem_codes_map_to_what_the_app_can_do() {
+        assert!(matches!(
+            problem(401, "unauthorized"),
+            OnlineError::SessionExpired
+        ));
+        assert!(matches!(
+            problem(409, "credential_revoked"),
+            OnlineError::CredentialRevoked { .. }
+        ));
+        assert!(matches!(
+            problem(409, "binding_key_in_use"),
+            OnlineError::AccountBlocked { .. }
+        ));
+        assert!(matches!(
+            problem(403, "forbidden"),
+            OnlineError::AccountBlocked { .. }
+        ));
+        assert!(matches!(
+            problem(429, "rate_limited"),
+            OnlineError::RateLimited { .. }
+        ));
+        assert!(matches!(
+            problem(400, "invalid_amount"),
+            OnlineError::Validation { code, message }
+                if code == "invalid_amount" && message == "detail of invalid_amount"
+        ));
+        let offline: OnlineError = CallError::Transport {
+            message: "x".into(),
+            source: None,
+        }
+        .into();
+        assert!(offline.is_retryable());
+        let server: OnlineError = CallError::Server("x".into()).into();
+        assert!(server.is_retryable());
+        assert!(!OnlineError::SessionExpired.is_retryable());
+    }
 }

@@ -20,8 +20,11 @@
 //! (see `docs/adr/0005-wallet-online.md`). Retries: capped exponential backoff with jitter on
 //! timeouts, connection errors and 5xx; none on 4xx.
 
+mod credential;
 mod flows;
 mod http;
+mod sync;
+mod topup;
 
 use crate::error::WalletError;
 use crate::wallet::Wallet;
@@ -200,6 +203,17 @@ impl TopUpStatus {
     /// No further change will happen.
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Pending)
+    }
+}
+
+impl From<mancard_api::TopupStatus> for TopUpStatus {
+    fn from(s: mancard_api::TopupStatus) -> Self {
+        match s {
+            mancard_api::TopupStatus::Pending => Self::Pending,
+            mancard_api::TopupStatus::Credited => Self::Credited,
+            mancard_api::TopupStatus::Cancelled => Self::Cancelled,
+            mancard_api::TopupStatus::Expired => Self::Expired,
+        }
     }
 }
 
