@@ -1,16 +1,9 @@
 //! The online flows end to end against the real backend on a loopback port: register, verify,
 //! provision, top-up, taps, sync with fare corrections, replenishment, lost phone, taps lost
 //! to a power loss learned back, and a cloned wallet caught by the chain check.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod online_common;
 use mancard::{now_utc, CredentialState, HistoryKind, OnlineError, TopUpStatus};
-use online_common::*;
+use mancard_testkit::online::*;
 
 #[test]
 fn register_provision_top_up_tap_and_sync() {

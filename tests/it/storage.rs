@@ -1,17 +1,11 @@
 //! Storage: schema migrations, refusal to touch damaged or too-new files, counters across
 //! restarts, history pagination, and readers running beside taps.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-use common::*;
 use mancard::{
     HistoryKind, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE, SCHEMA_VERSION,
 };
+use mancard_testkit::wallet::*;
+use mancard_testkit::{CertSpec, Issuer, T0};
 use rusqlite::Connection;
 use std::sync::Arc;
 
