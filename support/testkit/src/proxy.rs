@@ -196,6 +196,18 @@ async fn serve(
         body,
         fault: fault.clone(),
     });
+    answer(&mut conn, backend, &req, fault).await?;
+    conn.shutdown().await
+}
+
+/// Answers one request as `fault` says (forwarding it to `backend` unless the fault answers
+/// by itself).
+async fn answer(
+    conn: &mut TcpStream,
+    backend: SocketAddr,
+    req: &[u8],
+    fault: Option<Fault>,
+) -> std::io::Result<()> {
     let problem = |code: &str| {
         format!(
             r#"{{"type":"about:blank","title":"injected","status":0,"detail":"injected {code}","code":"{code}"}}"#
@@ -203,14 +215,14 @@ async fn serve(
     };
     match fault {
         None => {
-            let resp = forward(backend, &req).await?;
+            let resp = forward(backend, req).await?;
             conn.write_all(&resp).await?;
         }
         Some(Fault::DropAfterForward) => {
-            let _ = forward(backend, &req).await?;
+            let _ = forward(backend, req).await?;
         }
         Some(Fault::DelayAfterForward(d)) => {
-            let resp = forward(backend, &req).await?;
+            let resp = forward(backend, req).await?;
             tokio::time::sleep(d).await;
             let _ = conn.write_all(&resp).await;
         }
@@ -223,7 +235,7 @@ async fn serve(
             .await?;
         }
         Some(Fault::ForwardThen503) => {
-            let _ = forward(backend, &req).await?;
+            let _ = forward(backend, req).await?;
             conn.write_all(&canned(
                 "503 Service Unavailable",
                 &problem("busy"),
@@ -232,7 +244,7 @@ async fn serve(
             .await?;
         }
         Some(Fault::Truncate) => {
-            let resp = forward(backend, &req).await?;
+            let resp = forward(backend, req).await?;
             // keep the headers (with the full content-length), cut the body in half
             let head_end = resp
                 .windows(4)
@@ -242,7 +254,7 @@ async fn serve(
             conn.write_all(&resp[..head_end + body_len / 2]).await?;
         }
         Some(Fault::Malformed) => {
-            let _ = forward(backend, &req).await?;
+            let _ = forward(backend, req).await?;
             conn.write_all(&canned("200 OK", "{\"balance\": tru", "application/json"))
                 .await?;
         }
@@ -255,7 +267,7 @@ async fn serve(
             .await?;
         }
     }
-    conn.shutdown().await
+    Ok(())
 }
 
 /// Starts a TLS proxy in front of the backend; returns (https URL, CA PEM).
