@@ -104,6 +104,12 @@ fn every_older_schema_upgrades_to_the_fresh_schema() {
         drop(open(&dir));
         let up = Connection::open(dir.join("wallet").join(DB_FILE)).unwrap();
         assert_eq!(schema_of(&up), schema_of(&fresh), "from v{version}");
+        // and as the shared opener compares schemas (with the user version)
+        assert_eq!(
+            mancard_sql::schema_of(&up).unwrap(),
+            mancard_sql::schema_of(&fresh).unwrap(),
+            "from v{version}"
+        );
     }
     // reopening a current database changes nothing
     drop(open(&d.path().join("fresh")));
