@@ -1,15 +1,23 @@
-//! The wallet's public error type: a small enum with human messages, FFI-friendly (owned
-//! strings only). Messages never contain key material, sealed blobs or signatures.
+//! The wallet's error type: a small enum with human messages that keeps the underlying
+//! SQLite and I/O errors as its sources. The FFI flattens it into `ManCardError` (one
+//! conversion, `src/ffi/error.rs`). Messages never contain key material, sealed blobs or
+//! signatures.
 
 use crate::keystore::KeystoreError;
 use thiserror::Error;
 
 /// Why a wallet operation failed. Every variant reads as a sentence the app may show or log.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum WalletError {
     /// The wallet database or a wallet file could not be read or written.
     #[error("wallet storage error: {message}")]
     Storage { message: String },
+    /// SQLite failed (I/O, locking, a full disk).
+    #[error("wallet storage error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// A wallet file could not be read or written.
+    #[error("wallet storage error: {0}")]
+    Io(#[from] std::io::Error),
     /// The database was written by a newer version of the app; it is left untouched.
     #[error("the wallet database has schema version {found}, newer than this app supports ({supported}); update the app")]
     DatabaseTooNew { found: u32, supported: u32 },
@@ -82,12 +90,21 @@ impl From<rusqlite::Error> for WalletError {
                 };
             }
         }
-        Self::storage(e)
+        Self::Sqlite(e)
     }
 }
 
-impl From<std::io::Error> for WalletError {
-    fn from(e: std::io::Error) -> Self {
-        Self::storage(e)
+impl From<mancard_sql::OpenError> for WalletError {
+    fn from(e: mancard_sql::OpenError) -> Self {
+        use mancard_sql::OpenError;
+        match e {
+            OpenError::Sqlite(e) => e.into(),
+            OpenError::Io { path, source } => Self::storage(format!("{path}: {source}")),
+            OpenError::Corrupt(message) => Self::DatabaseCorrupt { message },
+            OpenError::TooNew { found, supported } => Self::DatabaseTooNew { found, supported },
+            OpenError::VersionMismatch { found, expected } => Self::internal(format!(
+                "secondary connection sees schema version {found}, expected {expected}"
+            )),
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! checks, counter, signature, one WAL commit (no fsync), response.
 
 use crate::error::WalletError;
+use crate::store::{EventRow, LogRow};
 use crate::wallet::{Wallet, WriterState};
 use mancard_protocol::apdu::{
     CLA_ISO, CLA_PROPRIETARY, INS_AUTHORIZE_TAP, INS_READ_CERTIFICATE, INS_SELECT,
@@ -13,7 +14,6 @@ use mancard_protocol::{
     check_validity, CommandApdu, CredentialCertificate, ResponseApdu, SelectResponse, StatusWord,
     TapAuthorization, TapChallenge, TapProof, VerifyError, WalletLogEntry, MANCARD_AID,
 };
-use rusqlite::params;
 use std::sync::atomic::Ordering;
 
 /// Why an AUTHORIZE TAP (or a pass) was refused: the status word and a sentence for the rider.
@@ -53,7 +53,7 @@ impl Wallet {
     /// The NFC field dropped or another application was selected: ends the session. Nothing is
     /// half-written: each command commits or changes nothing.
     pub fn deactivated(&self) {
-        crate::util::lock(&self.writer).selected = false;
+        self.writer().selected = false;
     }
 
     fn dispatch(&self, bytes: &[u8]) -> ResponseApdu {
@@ -74,7 +74,7 @@ impl Wallet {
         if cmd.p1 != 0x04 || cmd.p2 != 0x00 {
             return ResponseApdu::status(StatusWord::WrongP1P2);
         }
-        let mut ws = crate::util::lock(&self.writer);
+        let mut ws = self.writer();
         if cmd.data != MANCARD_AID {
             ws.selected = false;
             return ResponseApdu::status(StatusWord::AppNotFound);
@@ -101,7 +101,7 @@ impl Wallet {
         {
             return ResponseApdu::status(StatusWord::WrongLength);
         }
-        let ws = crate::util::lock(&self.writer);
+        let ws = self.writer();
         if !ws.selected {
             return ResponseApdu::status(StatusWord::ConditionsNotSatisfied);
         }
@@ -122,7 +122,7 @@ impl Wallet {
         {
             return ResponseApdu::status(StatusWord::WrongLength);
         }
-        let mut ws = crate::util::lock(&self.writer);
+        let mut ws = self.writer();
         if !ws.selected {
             return ResponseApdu::status(StatusWord::ConditionsNotSatisfied);
         }
@@ -152,7 +152,7 @@ impl Wallet {
         ws: &mut WriterState,
         challenge: &TapChallenge,
     ) -> Result<TapAuthorization, Refusal> {
-        if self.locked.load(Ordering::Acquire) {
+        if self.is_locked() {
             return Err(Refusal::new(
                 StatusWord::WalletLocked,
                 "the wallet is locked",
@@ -242,15 +242,15 @@ impl Wallet {
     /// background thread keeps half a block ahead); otherwise reserves inline (one fsync).
     pub(crate) fn ensure_reserved(&self, counter: u32) -> Result<(), Refusal> {
         let c = u64::from(counter);
-        if c < self.counters.durable_end.load(Ordering::Acquire) {
+        if c < self.counters().durable_end.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.counters.next.fetch_max(c, Ordering::AcqRel);
-        self.counters.stalled();
-        self.counters
+        self.counters().next.fetch_max(c, Ordering::AcqRel);
+        self.counters().stalled();
+        self.counters()
             .reserve_ahead()
             .map_err(|e| Refusal::new(StatusWord::StorageFailure, e.to_string()))?;
-        if c < self.counters.durable_end.load(Ordering::Acquire) {
+        if c < self.counters().durable_end.load(Ordering::Acquire) {
             Ok(())
         } else {
             Err(Refusal::new(
@@ -281,32 +281,23 @@ impl Wallet {
         let seq = i64::try_from(entry.seq).map_err(|_| WalletError::internal("log full"))?;
         // burn the counter whatever happens next
         ws.next_counter = u64::from(counter).saturating_add(1);
-        let result = (|| -> Result<(), WalletError> {
-            let tx = ws.conn.transaction()?;
-            {
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO tap_log (seq, credential_id, counter, kind, amount, time, line_id,
-                                          validator_id, entry, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?;
-                ins.execute(params![
-                    seq,
-                    w.credential_id,
-                    counter,
-                    entry.proof.kind_byte(),
-                    w.amount,
-                    w.time,
-                    w.line_id,
-                    w.validator_id,
-                    bytes,
-                    &hash[..]
-                ])?;
-            }
-            tx.commit()?;
-            Ok(())
-        })();
+        let row = LogRow {
+            seq,
+            credential_id: w.credential_id,
+            counter,
+            kind: entry.proof.kind_byte(),
+            amount: w.amount,
+            time: w.time,
+            line_id: w.line_id,
+            validator_id: w.validator_id,
+            entry: &bytes,
+            hash: &hash,
+        };
+        let result = ws.db.write(|tx| tx.append_tap(&row));
         if let Err(e) = result {
-            self.counters.next.store(ws.next_counter, Ordering::Release);
+            self.counters()
+                .next
+                .store(ws.next_counter, Ordering::Release);
             tracing::warn!("could not record a tap: {e}");
             return Err(e);
         }
@@ -321,25 +312,17 @@ impl Wallet {
 
     /// Writes a refusal to the history (best effort: a refusal must never fail harder).
     fn record_refusal(&self, ws: &mut WriterState, r: &Refusal, ch: Option<&TapChallenge>) {
-        let time = self.corrected(crate::util::now_utc());
-        let after = i64::try_from(ws.log.next_seq).unwrap_or(i64::MAX);
-        let res = ws.conn.prepare_cached(
-            "INSERT INTO events (after_seq, time, kind, amount, line_id, validator_id, status_word,
-                                 detail)
-             VALUES (?1, ?2, 'refusal', ?3, ?4, ?5, ?6, ?7)",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                after,
-                time,
-                ch.map_or(0, |c| c.fare),
-                ch.map(|c| c.line_id),
-                ch.map(|c| c.validator_id),
-                r.sw.code(),
-                r.reason
-            ])
-        });
-        if let Err(e) = res {
+        let event = EventRow {
+            after_seq: ws.log.next_seq_db(),
+            time: self.corrected(crate::util::now_utc()),
+            kind: "refusal",
+            amount: ch.map_or(0, |c| c.fare),
+            line_id: ch.map(|c| c.line_id),
+            validator_id: ch.map(|c| c.validator_id),
+            status_word: Some(r.sw.code()),
+            detail: &r.reason,
+        };
+        if let Err(e) = ws.db.write(|tx| tx.insert_event(&event)) {
             tracing::warn!("could not record a refusal: {e}");
         }
     }

@@ -14,21 +14,22 @@
 //! Secrets (tap key, sealing key) are never logged, printed or returned.
 
 mod counters;
-mod db;
 mod error;
 mod ffi;
 mod hce;
 mod keystore;
+mod lifecycle;
 pub mod money;
 pub mod online;
 mod pass;
 pub mod qr;
+mod store;
 mod sync_store;
 mod types;
 mod util;
+mod views;
 mod wallet;
 
-pub use db::SCHEMA_VERSION;
 pub use error::WalletError;
 pub use keystore::{KeystoreError, PlatformKeystore, SoftwareKeystore};
 pub use online::{
@@ -36,6 +37,7 @@ pub use online::{
     SessionInfo, SyncReport, TopUpIntent, TopUpStatus,
 };
 pub use qr::QrMatrix;
+pub use store::schema::SCHEMA_VERSION;
 pub use sync_store::TapSettlement;
 pub use types::{
     BoardingPassQr, CredentialRequest, CredentialState, HistoryItem, HistoryKind, HistoryPage,

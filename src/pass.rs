@@ -4,10 +4,8 @@ use crate::error::WalletError;
 use crate::hce::LogWrite;
 use crate::qr::{QrMatrix, MAX_QR_VERSION};
 use crate::types::BoardingPassQr;
-use crate::util::lock;
-use crate::wallet::{LastPass, Wallet};
-use mancard_protocol::{check_validity, PassBody, TapProof};
-use std::sync::atomic::Ordering;
+use crate::wallet::{Active, LastPass, Wallet};
+use mancard_protocol::{check_validity, PassBody, SigningKey, TapProof};
 
 impl Wallet {
     /// A boarding pass to show as a QR code, at `now` (device clock, UTC seconds; corrected by
@@ -16,28 +14,14 @@ impl Wallet {
     /// the offline allowance. Until `refresh_at` the same pass is returned again (no new
     /// counter); after it, a new one is made.
     pub fn boarding_pass(&self, now: i64) -> Result<BoardingPassQr, WalletError> {
-        if self.locked.load(Ordering::Acquire) {
+        if self.is_locked() {
             return Err(WalletError::Locked);
         }
         let offset = self.server_time_offset();
         let t = now.saturating_add(offset);
-        let tariff = Arc::clone(&lock(&self.tariff));
-        let mut ws = lock(&self.writer);
-        let active = ws.active.as_ref().ok_or(WalletError::NoCredential)?;
-        if active.revoked {
-            return Err(WalletError::CredentialNotValid {
-                message: "the ticket has been revoked".into(),
-            });
-        }
-        let key = active
-            .key
-            .as_ref()
-            .ok_or_else(|| WalletError::KeyUnavailable {
-                message: active
-                    .key_problem
-                    .clone()
-                    .unwrap_or_else(|| "the tap key is not loaded".into()),
-            })?;
+        let tariff = self.tariff();
+        let mut ws = self.writer();
+        let (active, key) = usable(ws.active.as_ref())?;
         check_validity(&active.cert, t).map_err(|e| WalletError::CredentialNotValid {
             message: e.to_string(),
         })?;
@@ -49,7 +33,7 @@ impl Wallet {
             }
         }
         let max_amount = self
-            .config
+            .config()
             .pass_max_amount
             .unwrap_or_else(|| tariff.max_fare(active.cert.body.fare_class));
         let remaining = active.remaining();
@@ -64,7 +48,7 @@ impl Wallet {
             .map_err(|_| WalletError::CountersExhausted)?;
         self.ensure_reserved(counter)
             .map_err(|r| WalletError::storage(r.reason))?;
-        let lifetime = self.config.pass_lifetime_secs.max(1);
+        let lifetime = self.config().pass_lifetime_secs.max(1);
         let pass = PassBody {
             certificate: active.cert.clone(),
             counter,
@@ -89,27 +73,8 @@ impl Wallet {
             counter,
         )?;
         drop(ws);
-
-        let matrix = QrMatrix::encode(&text)?;
-        if matrix.version > MAX_QR_VERSION {
-            return Err(WalletError::internal(format!(
-                "the pass needs QR version {}, above the budget of {MAX_QR_VERSION}",
-                matrix.version
-            )));
-        }
-        let expires_at = t.saturating_add(i64::from(lifetime));
-        // Refresh a quarter of the lifetime early so a scanner always sees a valid pass.
-        let refresh_corrected = expires_at.saturating_sub(i64::from(lifetime / 4));
-        let qr = BoardingPassQr {
-            text,
-            matrix,
-            counter,
-            issued_at: t,
-            expires_at,
-            refresh_at: refresh_corrected.saturating_sub(offset),
-            max_amount,
-        };
-        let mut ws = lock(&self.writer);
+        let (qr, refresh_corrected) = render(text, counter, t, lifetime, offset, max_amount)?;
+        let mut ws = self.writer();
         if ws.next_counter == u64::from(counter).saturating_add(1) {
             ws.last_pass = Some(LastPass {
                 credential_id,
@@ -121,4 +86,54 @@ impl Wallet {
     }
 }
 
-use std::sync::Arc;
+/// The installed credential and its tap key, if a pass can be made with them.
+fn usable(active: Option<&Active>) -> Result<(&Active, &SigningKey), WalletError> {
+    let active = active.ok_or(WalletError::NoCredential)?;
+    if active.revoked {
+        return Err(WalletError::CredentialNotValid {
+            message: "the ticket has been revoked".into(),
+        });
+    }
+    let key = active
+        .key
+        .as_ref()
+        .ok_or_else(|| WalletError::KeyUnavailable {
+            message: active
+                .key_problem
+                .clone()
+                .unwrap_or_else(|| "the tap key is not loaded".into()),
+        })?;
+    Ok((active, key))
+}
+
+/// The pass's QR code and its times: it expires after `lifetime` seconds and is refreshed a
+/// quarter of the lifetime early (so a scanner always sees a valid pass); `refresh_at` is on
+/// the device clock (`offset` removed). Also returns the server-corrected refresh time.
+fn render(
+    text: String,
+    counter: u32,
+    t: i64,
+    lifetime: u16,
+    offset: i64,
+    max_amount: i64,
+) -> Result<(BoardingPassQr, i64), WalletError> {
+    let matrix = QrMatrix::encode(&text)?;
+    if matrix.version > MAX_QR_VERSION {
+        return Err(WalletError::internal(format!(
+            "the pass needs QR version {}, above the budget of {MAX_QR_VERSION}",
+            matrix.version
+        )));
+    }
+    let expires_at = t.saturating_add(i64::from(lifetime));
+    let refresh_corrected = expires_at.saturating_sub(i64::from(lifetime / 4));
+    let qr = BoardingPassQr {
+        text,
+        matrix,
+        counter,
+        issued_at: t,
+        expires_at,
+        refresh_at: refresh_corrected.saturating_sub(offset),
+        max_amount,
+    };
+    Ok((qr, refresh_corrected))
+}

@@ -1,21 +1,19 @@
-//! The wallet: opening, credential lifecycle, state queries, ledger and history.
+//! The wallet: opening, its state, settings, the tap log export and diagnostics. The credential
+//! lifecycle is in `lifecycle.rs`, the read-only views (status, ledger, history) in `views.rs`,
+//! the tap path in `hce.rs`, passes in `pass.rs` and the online layer's storage in
+//! `sync_store.rs`; all of them reach the database only through `crate::store`.
 
 use crate::counters::{Counters, ReservationFile};
-use crate::db::{self, WalletSchema};
 use crate::error::WalletError;
 use crate::keystore::PlatformKeystore;
-use crate::money;
-use crate::types::*;
-use crate::util::{lock, now_utc};
-use mancard_protocol::{
-    check_validity, verify_certificate_signature, CredentialCertificate, IssuerKey, PublicKey,
-    SigningKey, Tariff, VerifyError,
-};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use crate::store::{self, settings, Reader, Spare, Writer};
+use crate::types::{BoardingPassQr, WalletConfig, WalletStats};
+use crate::util::lock;
+use mancard_protocol::{CredentialCertificate, PublicKey, SigningKey, Tariff};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use zeroize::Zeroizing;
 
@@ -26,15 +24,6 @@ pub const COUNTER_FILE: &str = "counters.bin";
 
 /// Commits between two background WAL checkpoints.
 const CHECKPOINT_EVERY: u32 = 256;
-
-pub(crate) mod settings {
-    pub const CONFIRMED_BALANCE: &str = "confirmed_balance";
-    pub const CONFIRMED_THROUGH_SEQ: &str = "confirmed_through_seq";
-    pub const CONFIRMED_AT: &str = "confirmed_at";
-    pub const SERVER_TIME_OFFSET: &str = "server_time_offset";
-    pub const LOCKED: &str = "locked";
-    pub const TARIFF: &str = "tariff";
-}
 
 /// The installed credential, as the tap path needs it.
 pub(crate) struct Active {
@@ -65,6 +54,13 @@ pub(crate) struct LogHead {
     pub(crate) prev_hash: [u8; 32],
 }
 
+impl LogHead {
+    /// The next sequence number as SQLite stores it.
+    pub(crate) fn next_seq_db(&self) -> i64 {
+        i64::try_from(self.next_seq).unwrap_or(i64::MAX)
+    }
+}
+
 /// The last QR pass, reused until its refresh time.
 pub(crate) struct LastPass {
     pub(crate) credential_id: i64,
@@ -75,7 +71,7 @@ pub(crate) struct LastPass {
 
 /// Everything the writer connection guards. Held only for short, fsync-free sections.
 pub(crate) struct WriterState {
-    pub(crate) conn: Connection,
+    pub(crate) db: Writer,
     /// An NFC session selected the ManCard application.
     pub(crate) selected: bool,
     pub(crate) log: LogHead,
@@ -93,25 +89,25 @@ pub(crate) enum Job {
 
 /// The rider's wallet. `Send + Sync`: the HCE thread taps while the UI reads and a sync runs.
 pub struct Wallet {
-    pub(crate) data_dir: PathBuf,
-    pub(crate) keystore: Arc<dyn PlatformKeystore>,
-    pub(crate) config: WalletConfig,
-    pub(crate) writer: Mutex<WriterState>,
-    pub(crate) reader: Mutex<Connection>,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) locked: AtomicBool,
-    pub(crate) time_offset: AtomicI64,
-    pub(crate) log_entries: AtomicU64,
+    data_dir: PathBuf,
+    keystore: Arc<dyn PlatformKeystore>,
+    config: WalletConfig,
+    writer: Mutex<WriterState>,
+    reader: Mutex<Reader>,
+    counters: Arc<Counters>,
+    locked: AtomicBool,
+    time_offset: AtomicI64,
+    log_entries: AtomicU64,
     /// Readers' copy of the tap key problem (the tap path never touches this lock).
-    pub(crate) key_problem: Mutex<Option<String>>,
-    pub(crate) tariff: Mutex<Arc<Tariff>>,
+    key_problem: Mutex<Option<String>>,
+    tariff: Mutex<Arc<Tariff>>,
     /// Serialises credential lifecycle operations (request, install, revoke); never taken by
     /// the tap path.
     lifecycle: Mutex<()>,
     kick: Option<SyncSender<Job>>,
     maintenance: Option<JoinHandle<()>>,
     /// Used instead of the thread when background maintenance is off.
-    inline_maintenance: Option<Mutex<Connection>>,
+    inline_maintenance: Option<Mutex<Spare>>,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -131,41 +127,8 @@ impl Drop for Wallet {
     }
 }
 
-pub(crate) fn get_setting<T: rusqlite::types::FromSql>(
-    conn: &Connection,
-    key: &str,
-) -> Result<Option<T>, WalletError> {
-    Ok(conn
-        .query_row(
-            "SELECT value FROM settings WHERE key = ?1",
-            params![key],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
-pub(crate) fn set_setting(
-    conn: &Connection,
-    key: &str,
-    value: impl rusqlite::ToSql,
-) -> Result<(), WalletError> {
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
-}
-
-/// id, certificate, status, spent, sealed key.
-type CurrentRow = (i64, Vec<u8>, String, i64, Option<Vec<u8>>);
-
-fn to_u32(v: Option<i64>) -> Option<u32> {
-    v.and_then(|x| u32::try_from(x).ok())
-}
-
 /// Loads and unseals a tap key, checking it matches `expected`.
-fn unseal_tap_key(
+pub(crate) fn unseal_tap_key(
     keystore: &dyn PlatformKeystore,
     sealed: Option<Vec<u8>>,
     expected: &PublicKey,
@@ -180,21 +143,137 @@ fn unseal_tap_key(
     Ok(key)
 }
 
-fn maintenance_loop(rx: Receiver<Job>, counters: Arc<Counters>, conn: Connection) {
-    while let Ok(job) = rx.recv() {
-        match job {
-            Job::Reserve => {
-                if let Err(e) = counters.reserve_ahead() {
+fn run_job(job: Job, counters: &Counters, spare: &Spare, background: bool) {
+    match job {
+        Job::Reserve => {
+            if let Err(e) = counters.reserve_ahead() {
+                if background {
                     tracing::warn!("background counter reservation failed: {e}");
+                } else {
+                    tracing::warn!("counter reservation failed: {e}");
                 }
             }
-            Job::Checkpoint => {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        }
+        Job::Checkpoint => {
+            if let Err(e) = spare.checkpoint() {
+                if background {
                     tracing::warn!("background WAL checkpoint failed: {e}");
                 }
             }
         }
     }
+}
+
+fn maintenance_loop(rx: Receiver<Job>, counters: Arc<Counters>, spare: Spare) {
+    while let Ok(job) = rx.recv() {
+        run_job(job, &counters, &spare, true);
+    }
+}
+
+/// The tap log's head as stored: the next position and hash, and the last counter used.
+fn load_log_head(db: &Writer) -> Result<(LogHead, Option<u64>), WalletError> {
+    let Some(head) = db.read().log_head()? else {
+        return Ok((
+            LogHead {
+                next_seq: 0,
+                prev_hash: mancard_protocol::GENESIS_HASH,
+            },
+            None,
+        ));
+    };
+    let prev_hash: [u8; 32] = head
+        .hash
+        .try_into()
+        .map_err(|_| WalletError::DatabaseCorrupt {
+            message: "tap log hash is not 32 bytes".into(),
+        })?;
+    let next_seq = u64::try_from(head.seq)
+        .map_err(|_| WalletError::DatabaseCorrupt {
+            message: "negative tap log sequence".into(),
+        })?
+        .saturating_add(1);
+    let last_counter = Some(u64::try_from(head.counter).unwrap_or(0));
+    Ok((
+        LogHead {
+            next_seq,
+            prev_hash,
+        },
+        last_counter,
+    ))
+}
+
+/// The current credential (the newest installed one), its tap key unsealed once.
+fn load_active(
+    db: &Writer,
+    keystore: &dyn PlatformKeystore,
+) -> Result<Option<Active>, WalletError> {
+    let Some(c) = db.read().current_credential()? else {
+        return Ok(None);
+    };
+    let cert = CredentialCertificate::decode(&c.certificate).map_err(|e| {
+        WalletError::DatabaseCorrupt {
+            message: format!("stored certificate: {e}"),
+        }
+    })?;
+    let revoked = c.is_revoked();
+    let (key, key_problem) = if revoked {
+        (None, None)
+    } else {
+        match unseal_tap_key(keystore, c.sealed_key, &cert.body.tap_public_key) {
+            Ok(k) => (Some(k), None),
+            Err(p) => {
+                tracing::warn!("tap key unavailable: {p}");
+                (None, Some(p))
+            }
+        }
+    };
+    let hash = CredentialCertificate::hash_bytes(&c.certificate);
+    Ok(Some(Active {
+        id: c.id,
+        cert,
+        cert_bytes: c.certificate,
+        hash,
+        key,
+        key_problem,
+        spent: c.spent,
+        revoked,
+    }))
+}
+
+/// The settings the wallet keeps in memory: (server time offset, locked, tariff).
+fn load_settings(db: &Writer) -> Result<(i64, bool, Tariff), WalletError> {
+    let r = db.read();
+    let offset: i64 = r.setting(settings::SERVER_TIME_OFFSET)?.unwrap_or(0);
+    let locked = r.setting::<i64>(settings::LOCKED)?.unwrap_or(0) != 0;
+    let tariff = match r.setting::<Vec<u8>>(settings::TARIFF)? {
+        Some(b) => Tariff::decode(&b).map_err(|e| WalletError::DatabaseCorrupt {
+            message: format!("stored tariff: {e}"),
+        })?,
+        None => Tariff::urmia_default(),
+    };
+    Ok((offset, locked, tariff))
+}
+
+type Maintenance = (
+    Option<SyncSender<Job>>,
+    Option<JoinHandle<()>>,
+    Option<Mutex<Spare>>,
+);
+
+fn start_maintenance(
+    config: &WalletConfig,
+    counters: &Arc<Counters>,
+    spare: Spare,
+) -> Result<Maintenance, WalletError> {
+    if !config.background_maintenance {
+        return Ok((None, None, Some(Mutex::new(spare))));
+    }
+    let (tx, rx) = sync_channel::<Job>(8);
+    let c = Arc::clone(counters);
+    let h = std::thread::Builder::new()
+        .name("mancard-maintenance".into())
+        .spawn(move || maintenance_loop(rx, c, spare))?;
+    Ok((Some(tx), Some(h), None))
 }
 
 impl Wallet {
@@ -208,109 +287,13 @@ impl Wallet {
         let data_dir = data_dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&data_dir)?;
         let db_path = data_dir.join(DB_FILE);
-        let conn = db::open_database(&db_path, &WalletSchema)?;
-        // The writer keeps the right edge of the tap log's B-trees hot even with a long
-        // history (8 MiB, allocated only as pages are used).
-        conn.execute_batch("PRAGMA cache_size = -8192;")?;
-
-        let offset: i64 = get_setting(&conn, settings::SERVER_TIME_OFFSET)?.unwrap_or(0);
-        let locked: bool = get_setting::<i64>(&conn, settings::LOCKED)?.unwrap_or(0) != 0;
-        let tariff = match get_setting::<Vec<u8>>(&conn, settings::TARIFF)? {
-            Some(b) => Tariff::decode(&b).map_err(|e| WalletError::DatabaseCorrupt {
-                message: format!("stored tariff: {e}"),
-            })?,
-            None => Tariff::urmia_default(),
-        };
-
-        // Head of the tap log.
-        let head: Option<(i64, Vec<u8>, i64)> = conn
-            .query_row(
-                "SELECT seq, hash, counter FROM tap_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let (log, last_counter) = match head {
-            Some((seq, hash, counter)) => {
-                let prev_hash: [u8; 32] =
-                    hash.try_into().map_err(|_| WalletError::DatabaseCorrupt {
-                        message: "tap log hash is not 32 bytes".into(),
-                    })?;
-                let next_seq = u64::try_from(seq)
-                    .map_err(|_| WalletError::DatabaseCorrupt {
-                        message: "negative tap log sequence".into(),
-                    })?
-                    .saturating_add(1);
-                (
-                    LogHead {
-                        next_seq,
-                        prev_hash,
-                    },
-                    Some(u64::try_from(counter).unwrap_or(0)),
-                )
-            }
-            None => (
-                LogHead {
-                    next_seq: 0,
-                    prev_hash: mancard_protocol::GENESIS_HASH,
-                },
-                None,
-            ),
-        };
-
-        // The current credential (the newest installed one).
-        let current: Option<CurrentRow> = conn
-            .query_row(
-                "SELECT c.id, c.certificate, c.status,
-                        (SELECT COALESCE(SUM(amount), 0) FROM tap_log WHERE seq >= c.first_seq
-                            AND credential_id = c.id),
-                        k.sealed_key
-                 FROM credentials c JOIN tap_keys k ON k.id = c.tap_key_id
-                 WHERE c.status IN ('active', 'revoked') ORDER BY c.id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()?;
-        let active = match current {
-            None => None,
-            Some((id, cert_bytes, status, spent, sealed)) => {
-                let cert = CredentialCertificate::decode(&cert_bytes).map_err(|e| {
-                    WalletError::DatabaseCorrupt {
-                        message: format!("stored certificate: {e}"),
-                    }
-                })?;
-                let revoked = status == "revoked";
-                let (key, key_problem) = if revoked {
-                    (None, None)
-                } else {
-                    match unseal_tap_key(keystore.as_ref(), sealed, &cert.body.tap_public_key) {
-                        Ok(k) => (Some(k), None),
-                        Err(p) => {
-                            tracing::warn!("tap key unavailable: {p}");
-                            (None, Some(p))
-                        }
-                    }
-                };
-                let hash = CredentialCertificate::hash_bytes(&cert_bytes);
-                Some(Active {
-                    id,
-                    cert,
-                    cert_bytes,
-                    hash,
-                    key,
-                    key_problem,
-                    spent,
-                    revoked,
-                })
-            }
-        };
+        let db = Writer::open(&db_path)?;
+        let (offset, locked, tariff) = load_settings(&db)?;
+        let (log, last_counter) = load_log_head(&db)?;
+        let active = load_active(&db, keystore.as_ref())?;
 
         // Counters: never below the durable mark, the log, or the certificate's range.
-        let used_before: i64 = conn.query_row(
-            "SELECT (SELECT count(*) FROM tap_log) + (SELECT count(*) FROM credentials)",
-            [],
-            |r| r.get(0),
-        )?;
+        let used_before = db.read().rows_ever_used()?;
         let file = ReservationFile::open(&data_dir.join(COUNTER_FILE), used_before == 0)?;
         let mut next = file
             .reserved_end()
@@ -325,29 +308,18 @@ impl Wallet {
             counters.reserve_ahead()?;
         }
 
-        let reader = db::open_secondary(&db_path, &WalletSchema)?;
-        reader.execute_batch("PRAGMA query_only = ON;")?;
-        let maint_conn = db::open_secondary(&db_path, &WalletSchema)?;
+        let reader = Reader::open(&db_path)?;
+        let spare = Spare::open(&db_path)?;
         let log_entries = log.next_seq;
         let key_problem = active.as_ref().and_then(|a| a.key_problem.clone());
-
-        let (kick, maintenance, inline_maintenance) = if config.background_maintenance {
-            let (tx, rx) = sync_channel::<Job>(8);
-            let c = Arc::clone(&counters);
-            let h = std::thread::Builder::new()
-                .name("mancard-maintenance".into())
-                .spawn(move || maintenance_loop(rx, c, maint_conn))?;
-            (Some(tx), Some(h), None)
-        } else {
-            (None, None, Some(Mutex::new(maint_conn)))
-        };
+        let (kick, maintenance, inline_maintenance) = start_maintenance(&config, &counters, spare)?;
 
         Ok(Self {
             data_dir,
             keystore,
             config,
             writer: Mutex::new(WriterState {
-                conn,
+                db,
                 selected: false,
                 log,
                 next_counter: next,
@@ -374,6 +346,49 @@ impl Wallet {
         &self.data_dir
     }
 
+    // ----- the wallet's parts, for the files that implement its concerns ------------------
+
+    /// The writer state (the tap path's lock: hold it briefly, never across I/O).
+    pub(crate) fn writer(&self) -> MutexGuard<'_, WriterState> {
+        lock(&self.writer)
+    }
+
+    /// The reader connection (never blocks a tap).
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Reader> {
+        lock(&self.reader)
+    }
+
+    /// The lifecycle lock (credential request, install, revoke).
+    pub(crate) fn lifecycle(&self) -> MutexGuard<'_, ()> {
+        lock(&self.lifecycle)
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn keystore(&self) -> &dyn PlatformKeystore {
+        self.keystore.as_ref()
+    }
+
+    pub(crate) fn config(&self) -> &WalletConfig {
+        &self.config
+    }
+
+    /// The readers' copy of the tap key problem.
+    pub(crate) fn key_problem(&self) -> Option<String> {
+        lock(&self.key_problem).clone()
+    }
+
+    pub(crate) fn set_key_problem(&self, problem: Option<String>) {
+        *lock(&self.key_problem) = problem;
+    }
+
+    /// Publishes the log length for [`Wallet::stats`].
+    pub(crate) fn publish_log_len(&self, len: u64) {
+        self.log_entries.store(len, Ordering::Relaxed);
+    }
+
     /// Asks for background work without ever blocking (a full queue means work is pending).
     pub(crate) fn request(&self, job: Job) {
         match &self.kick {
@@ -384,18 +399,8 @@ impl Wallet {
                 }
             },
             None => {
-                if let Some(conn) = &self.inline_maintenance {
-                    match job {
-                        Job::Reserve => {
-                            if let Err(e) = self.counters.reserve_ahead() {
-                                tracing::warn!("counter reservation failed: {e}");
-                            }
-                        }
-                        Job::Checkpoint => {
-                            let c = lock(conn);
-                            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                        }
-                    }
+                if let Some(spare) = &self.inline_maintenance {
+                    run_job(job, &self.counters, &lock(spare), false);
                 }
             }
         }
@@ -405,7 +410,7 @@ impl Wallet {
     /// the block is used, and for a checkpoint now and then.
     pub(crate) fn after_commit(&self, ws: &mut WriterState) {
         self.counters.next.store(ws.next_counter, Ordering::Release);
-        self.log_entries.store(ws.log.next_seq, Ordering::Relaxed);
+        self.publish_log_len(ws.log.next_seq);
         if self.counters.wants_reservation(ws.next_counter) {
             self.request(Job::Reserve);
         }
@@ -421,203 +426,8 @@ impl Wallet {
         now.saturating_add(self.time_offset.load(Ordering::Relaxed))
     }
 
-    fn tariff(&self) -> Arc<Tariff> {
+    pub(crate) fn tariff(&self) -> Arc<Tariff> {
         Arc::clone(&lock(&self.tariff))
-    }
-
-    // ----- credential lifecycle -------------------------------------------------------------
-
-    /// Returns the request for a new certificate: creates a new tap key (sealed by the platform
-    /// keystore) unless one is already waiting, in which case the same request is returned.
-    pub fn prepare_credential_request(&self) -> Result<CredentialRequest, WalletError> {
-        let _lifecycle = lock(&self.lifecycle);
-        let binding_public_key = self.keystore.binding_public_key()?;
-        let tap_public_key = match self.pending_tap_public_key()? {
-            Some(pk) => pk,
-            None => {
-                // Generate and seal outside the writer lock: the platform keystore may take
-                // tens of milliseconds and a tap must not wait for it.
-                let (key, pkcs8) = SigningKey::generate()
-                    .map_err(|e| WalletError::internal(format!("tap key generation: {e}")))?;
-                let sealed = self.keystore.seal(pkcs8.to_vec())?;
-                drop(pkcs8);
-                let pk = key.public_key().as_bytes().to_vec();
-                lock(&self.writer).conn.execute(
-                    "INSERT INTO tap_keys (public_key, sealed_key, state, created_at)
-                     VALUES (?1, ?2, 'pending', ?3)",
-                    params![pk, sealed, now_utc()],
-                )?;
-                pk
-            }
-        };
-        let next_counter =
-            u32::try_from(self.counters.next.load(Ordering::Acquire)).unwrap_or(u32::MAX);
-        Ok(CredentialRequest {
-            tap_public_key,
-            binding_public_key,
-            next_counter,
-        })
-    }
-
-    /// The pending tap key's public half, if a request is waiting for its certificate.
-    pub fn pending_tap_public_key(&self) -> Result<Option<Vec<u8>>, WalletError> {
-        let r = lock(&self.reader);
-        Ok(r.query_row(
-            "SELECT public_key FROM tap_keys WHERE state = 'pending' ORDER BY id DESC LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?)
-    }
-
-    /// Installs a certificate issued for the pending tap key: checks the issuer signature
-    /// against `issuer_keys`, that it is for this wallet's pending key, not already expired (at
-    /// `now`, server-corrected), and that its counter range is still reachable. The previous
-    /// credential is superseded and its key deleted only once the new one is stored.
-    /// Installing the already installed certificate again is a no-op.
-    pub fn install_certificate(
-        &self,
-        certificate: Vec<u8>,
-        issuer_keys: Vec<IssuerKeyInfo>,
-        now: i64,
-    ) -> Result<(), WalletError> {
-        let bad = |m: String| WalletError::InvalidCertificate { message: m };
-        let cert = CredentialCertificate::decode(&certificate).map_err(|e| bad(e.to_string()))?;
-        let keys = issuer_keys
-            .into_iter()
-            .map(|k| {
-                Ok(IssuerKey {
-                    key_id: k.key_id,
-                    public_key: PublicKey::from_bytes(&k.public_key, "issuer public key")
-                        .map_err(|e| WalletError::invalid(e.to_string()))?,
-                    valid_from: k.valid_from,
-                    valid_until: k.valid_until,
-                })
-            })
-            .collect::<Result<Vec<_>, WalletError>>()?;
-        verify_certificate_signature(&cert, &keys).map_err(|e| bad(e.to_string()))?;
-        let hash = CredentialCertificate::hash_bytes(&certificate);
-        let t = self.corrected(now);
-        let _lifecycle = lock(&self.lifecycle);
-        if let Err(VerifyError::Expired { .. }) = check_validity(&cert, t) {
-            return Err(bad(format!(
-                "it expired at {} (wallet time {})",
-                cert.body.valid_until, t
-            )));
-        }
-        let pk = cert.body.tap_public_key.as_bytes().to_vec();
-        let row: Option<(i64, Option<Vec<u8>>)> = lock(&self.reader)
-            .query_row(
-                "SELECT id, sealed_key FROM tap_keys WHERE public_key = ?1 AND state = 'pending'",
-                params![pk],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((key_id, sealed)) = row else {
-            let installed: bool = lock(&self.reader).query_row(
-                "SELECT EXISTS (SELECT 1 FROM credentials WHERE cert_hash = ?1
-                                AND status = 'active')",
-                params![hash.to_vec()],
-                |r| r.get(0),
-            )?;
-            if installed {
-                return Ok(());
-            }
-            return Err(bad(
-                "its tap key is not this wallet's pending tap key (prepare a request first)".into(),
-            ));
-        };
-        // Unseal outside the writer lock (the platform keystore can be slow).
-        let key = unseal_tap_key(self.keystore.as_ref(), sealed, &cert.body.tap_public_key)
-            .map_err(|m| WalletError::KeyUnavailable { message: m })?;
-
-        let mut ws = lock(&self.writer);
-        let last = u64::from(cert.body.allowance.counter_last);
-        if last < ws.next_counter {
-            return Err(bad(format!(
-                "its counter range ends at {last}, below this wallet's next counter {}",
-                ws.next_counter
-            )));
-        }
-        let first_seq = i64::try_from(ws.log.next_seq)
-            .map_err(|_| WalletError::internal("tap log sequence out of range"))?;
-        let tx = ws
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE credentials SET status = 'superseded' WHERE status = 'active'",
-            [],
-        )?;
-        tx.execute(
-            "UPDATE tap_keys SET state = 'retired', sealed_key = NULL WHERE state = 'installed'",
-            [],
-        )?;
-        tx.execute(
-            "UPDATE tap_keys SET state = 'installed' WHERE id = ?1",
-            params![key_id],
-        )?;
-        tx.execute(
-            "INSERT INTO credentials (tap_key_id, certificate, cert_hash, status, installed_at,
-                                      first_seq)
-             VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
-            params![key_id, certificate, hash.to_vec(), t, first_seq],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.commit()?;
-
-        ws.active = Some(Active {
-            id,
-            cert_bytes: certificate,
-            hash,
-            key: Some(key),
-            key_problem: None,
-            spent: 0,
-            revoked: false,
-            cert,
-        });
-        if let Some(a) = &ws.active {
-            ws.next_counter = ws
-                .next_counter
-                .max(u64::from(a.cert.body.allowance.counter_first));
-        }
-        ws.last_pass = None;
-        self.counters.next.store(ws.next_counter, Ordering::Release);
-        *lock(&self.key_problem) = None;
-        drop(ws);
-        self.counters.reserve_ahead()?;
-        Ok(())
-    }
-
-    /// Marks the installed credential revoked (called by the sync layer when the backend says
-    /// so): taps and passes are refused from now on and its tap key is deleted.
-    pub fn mark_revoked(&self, reason: String, now: i64) -> Result<(), WalletError> {
-        let _lifecycle = lock(&self.lifecycle);
-        let mut ws = lock(&self.writer);
-        let id = match &ws.active {
-            Some(a) if !a.revoked => a.id,
-            _ => return Err(WalletError::NoCredential),
-        };
-        let t = self.corrected(now);
-        let tx = ws
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE credentials SET status = 'revoked', revoked_at = ?2, revoked_reason = ?3
-             WHERE id = ?1",
-            params![id, t, reason],
-        )?;
-        tx.execute(
-            "UPDATE tap_keys SET state = 'retired', sealed_key = NULL
-             WHERE id = (SELECT tap_key_id FROM credentials WHERE id = ?1)",
-            params![id],
-        )?;
-        tx.commit()?;
-        if let Some(a) = ws.active.as_mut() {
-            a.revoked = true;
-            a.key = None;
-        }
-        ws.last_pass = None;
-        Ok(())
     }
 
     // ----- settings -------------------------------------------------------------------------
@@ -625,8 +435,9 @@ impl Wallet {
     /// Stores the offset (server − device clock, seconds) learned at sync; QR passes and the
     /// status use the corrected clock. NFC taps use the validator's time instead.
     pub fn set_server_time_offset(&self, offset_secs: i64) -> Result<(), WalletError> {
-        let ws = lock(&self.writer);
-        set_setting(&ws.conn, settings::SERVER_TIME_OFFSET, offset_secs)?;
+        let mut ws = self.writer();
+        ws.db
+            .write(|w| w.set_setting(settings::SERVER_TIME_OFFSET, offset_secs))?;
         self.time_offset.store(offset_secs, Ordering::Relaxed);
         Ok(())
     }
@@ -639,8 +450,9 @@ impl Wallet {
     /// Locks or unlocks the wallet: a locked wallet answers AUTHORIZE TAP with 6982 and makes
     /// no passes.
     pub fn set_locked(&self, locked: bool) -> Result<(), WalletError> {
-        let ws = lock(&self.writer);
-        set_setting(&ws.conn, settings::LOCKED, i64::from(locked))?;
+        let mut ws = self.writer();
+        ws.db
+            .write(|w| w.set_setting(settings::LOCKED, i64::from(locked)))?;
         self.locked.store(locked, Ordering::Release);
         Ok(())
     }
@@ -653,8 +465,8 @@ impl Wallet {
     /// estimates. The default is the Urmia demo tariff.
     pub fn set_tariff(&self, tariff: Vec<u8>) -> Result<(), WalletError> {
         let t = Tariff::decode(&tariff).map_err(|e| WalletError::invalid(e.to_string()))?;
-        let ws = lock(&self.writer);
-        set_setting(&ws.conn, settings::TARIFF, tariff)?;
+        let mut ws = self.writer();
+        ws.db.write(|w| w.set_setting(settings::TARIFF, &tariff))?;
         *lock(&self.tariff) = Arc::new(t);
         Ok(())
     }
@@ -667,7 +479,7 @@ impl Wallet {
         through_log_seq: Option<u64>,
         as_of: i64,
     ) -> Result<(), WalletError> {
-        let mut ws = lock(&self.writer);
+        let mut ws = self.writer();
         if let Some(s) = through_log_seq {
             if s >= ws.log.next_seq {
                 return Err(WalletError::invalid(format!(
@@ -677,20 +489,7 @@ impl Wallet {
             }
         }
         let seq = through_log_seq.and_then(|s| i64::try_from(s).ok());
-        let tx = ws.conn.transaction()?;
-        set_setting(&tx, settings::CONFIRMED_BALANCE, balance)?;
-        match seq {
-            Some(s) => set_setting(&tx, settings::CONFIRMED_THROUGH_SEQ, s)?,
-            None => {
-                tx.execute(
-                    "DELETE FROM settings WHERE key = ?1",
-                    params![settings::CONFIRMED_THROUGH_SEQ],
-                )?;
-            }
-        }
-        set_setting(&tx, settings::CONFIRMED_AT, as_of)?;
-        tx.commit()?;
-        Ok(())
+        ws.db.write(|w| w.set_confirmed(balance, seq, as_of))
     }
 
     /// Adds a confirmed top-up to the history (the confirmed balance is set separately).
@@ -703,325 +502,42 @@ impl Wallet {
         if amount <= 0 {
             return Err(WalletError::invalid("a top-up amount must be positive"));
         }
-        let ws = lock(&self.writer);
-        let after = i64::try_from(ws.log.next_seq).unwrap_or(i64::MAX);
-        ws.conn.execute(
-            "INSERT INTO events (after_seq, time, kind, amount, detail)
-             VALUES (?1, ?2, 'top_up', ?3, ?4)",
-            params![after, time, amount, reference],
-        )?;
-        Ok(())
-    }
-
-    // ----- queries (reader connection; never block a tap) -----------------------------------
-
-    /// The credential's state and the "N rides / X available offline until T" line, at `now`
-    /// (device clock; corrected by the server offset).
-    pub fn status(&self, now: i64) -> Result<WalletStatus, WalletError> {
-        let t = self.corrected(now);
-        let tariff = self.tariff();
-        let locked = self.is_locked();
-        let next = self.counters.next.load(Ordering::Acquire);
-        let key_problem = lock(&self.key_problem).clone();
-        let r = lock(&self.reader);
-        let pending_request: bool = r.query_row(
-            "SELECT EXISTS (SELECT 1 FROM tap_keys WHERE state = 'pending')",
-            [],
-            |row| row.get(0),
-        )?;
-        let current: Option<(Vec<u8>, String, i64, Option<String>)> = r
-            .query_row(
-                "SELECT c.certificate, c.status,
-                        (SELECT COALESCE(SUM(amount), 0) FROM tap_log WHERE seq >= c.first_seq
-                            AND credential_id = c.id),
-                        c.revoked_reason
-                 FROM credentials c
-                 WHERE c.status IN ('active', 'revoked') ORDER BY c.id DESC LIMIT 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()?;
-        drop(r);
-        let Some((cert_bytes, status, spent, revoked_reason)) = current else {
-            return Ok(WalletStatus {
-                state: CredentialState::NoCredential,
-                fare_class: None,
-                valid_from: None,
-                valid_until: None,
-                rides_available: 0,
-                amount_available: 0,
-                counters_left: 0,
-                replenish_due: true,
-                pending_request,
-                locked,
-                cert_hash_hex: None,
-                summary: "No ticket on this phone yet".into(),
-                problem: None,
-            });
-        };
-        let cert = CredentialCertificate::decode(&cert_bytes).map_err(|e| {
-            WalletError::DatabaseCorrupt {
-                message: format!("stored certificate: {e}"),
-            }
-        })?;
-        let b = &cert.body;
-        let amount_left = b.allowance.max_amount.saturating_sub(spent).max(0);
-        let counters_left = u64::from(b.allowance.counter_last)
-            .saturating_add(1)
-            .saturating_sub(next.max(u64::from(b.allowance.counter_first)));
-        let max_fare = self
-            .config
-            .pass_max_amount
-            .unwrap_or_else(|| tariff.max_fare(b.fare_class));
-        let rides_by_amount = if max_fare > 0 {
-            u64::try_from(amount_left / max_fare).unwrap_or(0)
-        } else {
-            u64::MAX
-        };
-        let rides = counters_left.min(rides_by_amount);
-        let replenish_due = rides <= self.config.replenish_below_rides
-            || b.valid_until.saturating_sub(t) <= self.config.replenish_before_expiry_secs;
-        let (state, problem) = if status == "revoked" {
-            (
-                CredentialState::Revoked,
-                Some(format!(
-                    "revoked: {}",
-                    revoked_reason.unwrap_or_else(|| "no reason given".into())
-                )),
-            )
-        } else if let Some(p) = key_problem {
-            (CredentialState::KeyUnavailable, Some(p))
-        } else if t < b.valid_from {
-            (CredentialState::NotYetValid, Some("not valid yet".into()))
-        } else if t > b.valid_until {
-            (CredentialState::Expired, Some("expired".into()))
-        } else if rides == 0 {
-            (
-                CredentialState::Exhausted,
-                Some("offline rides used up".into()),
-            )
-        } else if replenish_due {
-            (CredentialState::ReplenishDue, None)
-        } else {
-            (CredentialState::Active, None)
-        };
-        let usable = matches!(
-            state,
-            CredentialState::Active | CredentialState::ReplenishDue
-        );
-        let until = format_local_time(b.valid_until, tariff.utc_offset_secs);
-        let summary = if usable {
-            format!(
-                "{} ride{} / {} available offline until {until}",
-                rides,
-                if rides == 1 { "" } else { "s" },
-                money::format_amount(amount_left)
-            )
-        } else {
-            format!("Ticket not usable: {}", problem.clone().unwrap_or_default())
-        };
-        Ok(WalletStatus {
-            state,
-            fare_class: Some(b.fare_class.name().to_string()),
-            valid_from: Some(b.valid_from),
-            valid_until: Some(b.valid_until),
-            rides_available: if usable { rides } else { 0 },
-            amount_available: if usable { amount_left } else { 0 },
-            counters_left,
-            replenish_due,
-            pending_request,
-            locked,
-            cert_hash_hex: Some(hex::encode(CredentialCertificate::hash_bytes(&cert_bytes))),
-            summary,
-            problem,
-        })
-    }
-
-    /// Confirmed, pending and available balances.
-    pub fn ledger(&self) -> Result<LedgerView, WalletError> {
-        let r = lock(&self.reader);
-        let confirmed_balance: i64 = get_setting(&r, settings::CONFIRMED_BALANCE)?.unwrap_or(0);
-        let confirmed_at: Option<i64> = get_setting(&r, settings::CONFIRMED_AT)?;
-        let through: i64 = get_setting(&r, settings::CONFIRMED_THROUGH_SEQ)?.unwrap_or(-1);
-        let (pending_taps, pending_amount): (i64, i64) = r.query_row(
-            "SELECT count(*), COALESCE(SUM(amount), 0) FROM tap_log WHERE seq > ?1",
-            params![through],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
-        let remaining: Option<i64> = r
-            .query_row(
-                "SELECT c.certificate,
-                        (SELECT COALESCE(SUM(amount), 0) FROM tap_log WHERE seq >= c.first_seq
-                            AND credential_id = c.id)
-                 FROM credentials c WHERE c.status = 'active' ORDER BY c.id DESC LIMIT 1",
-                [],
-                |row| {
-                    let b: Vec<u8> = row.get(0)?;
-                    let spent: i64 = row.get(1)?;
-                    Ok(CredentialCertificate::decode(&b)
-                        .map(|c| c.body.allowance.max_amount.saturating_sub(spent).max(0))
-                        .unwrap_or(0))
-                },
-            )
-            .optional()?;
-        Ok(LedgerView {
-            confirmed_balance,
-            confirmed_at,
-            pending_taps: u64::try_from(pending_taps).unwrap_or(0),
-            pending_amount,
-            available_balance: confirmed_balance.saturating_sub(pending_amount),
-            offline_allowance_remaining: remaining.unwrap_or(0),
-        })
-    }
-
-    /// History, newest first: taps, passes, refusals and top-ups. `cursor` is the
-    /// `next_cursor` of the previous page (or any item's `id`: the page then starts just after
-    /// that item); None for the newest page. `limit` is clamped to 1–500.
-    ///
-    /// Taps and passes are read from the tap log itself (so the tap path writes one row);
-    /// refusals and top-ups from the `events` table, placed by the log position they followed.
-    pub fn history(&self, cursor: Option<String>, limit: u32) -> Result<HistoryPage, WalletError> {
-        let limit = i64::from(limit.clamp(1, 500));
-        let pos = match cursor.as_deref() {
-            None => Position::TOP,
-            Some(c) => Position::parse(c)
-                .ok_or_else(|| WalletError::invalid(format!("not a history cursor: {c:?}")))?,
-        };
-        // Exact bounds for each stream: log entry s sits at (s + 1, 0, s); an event at
-        // (after_seq, 1, id).
-        let log_below = if pos.minor == 0 {
-            pos.major - 1
-        } else {
-            pos.major
-        };
-        let ev_id_below = if pos.minor == 1 { pos.id } else { i64::MIN };
-        let r = lock(&self.reader);
-        let mut st = r.prepare_cached(
-            "SELECT major, minor, id, time, kind, amount, counter, line_id, validator_id,
-                    status_word, detail
-             FROM (
-               SELECT * FROM (
-                 SELECT t.seq + 1 AS major, 0 AS minor, t.seq AS id, t.time,
-                        CASE t.kind WHEN 1 THEN 'tap' ELSE 'pass' END AS kind,
-                        CASE WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
-                               THEN s.fare
-                             WHEN s.status IN ('rejected', 'fraud') THEN 0
-                             ELSE t.amount END AS amount,
-                        t.counter, t.line_id, t.validator_id,
-                        CASE t.kind WHEN 1 THEN 36864 ELSE NULL END AS status_word,
-                        CASE WHEN r.seq IS NULL THEN '' ELSE 'recovered from the backend; ' END
-                        || CASE
-                             WHEN s.status IS NULL THEN ''
-                             WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
-                                  AND s.fare <> t.amount
-                               THEN 'settled at ' || s.fare || ' rials (authorized '
-                                    || t.amount || ')'
-                                    || CASE WHEN s.detail = 're-rated' THEN ', re-rated'
-                                            ELSE '' END
-                             WHEN s.status IN ('settled', 'duplicate')
-                               THEN 'settled' || CASE WHEN s.detail = 're-rated'
-                                                      THEN ', re-rated' ELSE '' END
-                             WHEN s.status = 'rejected'
-                               THEN 'rejected: ' || COALESCE(s.reason, s.detail, 'no reason')
-                             ELSE 'flagged: ' || COALESCE(s.reason, s.detail, 'no reason')
-                           END AS detail
-                 FROM tap_log t LEFT JOIN tap_settlements s ON s.seq = t.seq
-                      LEFT JOIN recovered_taps r ON r.seq = t.seq
-                 WHERE t.seq < ?1 ORDER BY t.seq DESC LIMIT ?5)
-               UNION ALL
-               SELECT * FROM (
-                 SELECT after_seq AS major, 1 AS minor, id, time, kind, amount, NULL AS counter,
-                        line_id, validator_id, status_word, detail
-                 FROM events WHERE (after_seq, id) < (?2, ?3)
-                 ORDER BY after_seq DESC, id DESC LIMIT ?5)
-             )
-             WHERE (major, minor, id) < (?2, ?4, ?3)
-             ORDER BY major DESC, minor DESC, id DESC LIMIT ?5",
-        )?;
-        let rows = st.query_map(
-            params![log_below, pos.major, ev_id_below, pos.minor, limit + 1],
-            |row| {
-                Ok((
-                    Position {
-                        major: row.get(0)?,
-                        minor: row.get(1)?,
-                        id: row.get(2)?,
-                    },
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, i64>(5)?,
-                    row.get::<_, Option<i64>>(6)?,
-                    row.get::<_, Option<i64>>(7)?,
-                    row.get::<_, Option<i64>>(8)?,
-                    row.get::<_, Option<i64>>(9)?,
-                    row.get::<_, String>(10)?,
-                ))
-            },
-        )?;
-        let mut items = Vec::new();
-        let mut more = false;
-        for row in rows {
-            let (p, time, kind, amount, counter, line, validator, sw, detail) = row?;
-            if items.len() as i64 == limit {
-                more = true;
-                break;
-            }
-            let kind = HistoryKind::parse(&kind).ok_or_else(|| WalletError::DatabaseCorrupt {
-                message: format!("unknown history kind {kind:?}"),
-            })?;
-            items.push(HistoryItem {
-                id: p.to_string(),
+        let mut ws = self.writer();
+        let after = ws.log.next_seq_db();
+        ws.db.write(|w| {
+            w.insert_event(&store::EventRow {
+                after_seq: after,
                 time,
-                kind,
+                kind: "top_up",
                 amount,
-                log_seq: if p.minor == 0 {
-                    u64::try_from(p.id).ok()
-                } else {
-                    None
-                },
-                counter: to_u32(counter),
-                line_id: to_u32(line),
-                validator_id: to_u32(validator),
-                status_word: sw.and_then(|s| u16::try_from(s).ok()),
-                detail: detail.trim_end_matches("; ").to_string(),
-            });
-        }
-        let next_cursor = if more {
-            items.last().map(|i| i.id.clone())
-        } else {
-            None
-        };
-        Ok(HistoryPage { items, next_cursor })
+                line_id: None,
+                validator_id: None,
+                status_word: None,
+                detail: &reference,
+            })
+        })
     }
+
+    // ----- the tap log and diagnostics ------------------------------------------------------
 
     /// Encoded `WalletLogEntry`s from `from_seq` on (at most `limit`), for upload at sync.
     pub fn tap_log(&self, from_seq: u64, limit: u32) -> Result<Vec<Vec<u8>>, WalletError> {
         let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
-        let r = lock(&self.reader);
-        let mut st =
-            r.prepare_cached("SELECT entry FROM tap_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
-        let rows = st.query_map(params![from, i64::from(limit)], |row| row.get(0))?;
-        Ok(rows.collect::<Result<Vec<Vec<u8>>, _>>()?)
+        self.reader().read().entries_from(from, limit)
     }
 
     /// Decodes the whole tap log and checks its hash chain and counters; returns its length.
     pub fn verify_tap_log(&self) -> Result<u64, WalletError> {
-        let r = lock(&self.reader);
-        let mut st = r.prepare("SELECT seq, counter, entry, hash FROM tap_log ORDER BY seq")?;
-        let mut rows = st.query([])?;
         let mut prev = mancard_protocol::GENESIS_HASH;
         let mut next_seq = 0u64;
         let mut last = None;
-        while let Some(row) = rows.next()? {
-            let counter: i64 = row.get(1)?;
-            let bytes: Vec<u8> = row.get(2)?;
-            let hash: Vec<u8> = row.get(3)?;
-            let e = mancard_protocol::WalletLogEntry::decode(&bytes).map_err(|e| {
+        self.reader().read().each_entry(|row| {
+            let e = mancard_protocol::WalletLogEntry::decode(&row.entry).map_err(|e| {
                 WalletError::DatabaseCorrupt {
                     message: format!("tap log entry {next_seq}: {e}"),
                 }
             })?;
-            if i64::from(e.counter()) != counter || e.hash().as_slice() != hash.as_slice() {
+            if i64::from(e.counter()) != row.counter || e.hash().as_slice() != row.hash.as_slice() {
                 return Err(WalletError::DatabaseCorrupt {
                     message: format!("tap log entry {next_seq} does not match its index"),
                 });
@@ -1032,7 +548,8 @@ impl Wallet {
             })?;
             last = Some(e.counter());
             next_seq = next_seq.saturating_add(1);
-        }
+            Ok(())
+        })?;
         Ok(next_seq)
     }
 
@@ -1051,38 +568,6 @@ impl Wallet {
             reservation_stalls: self.counters.stalls.load(Ordering::Relaxed),
             reservation_block: self.counters.block.load(Ordering::Relaxed),
         }
-    }
-}
-
-/// Where a history item sits: (major, minor, id), ordered; printed as "major.minor.id".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Position {
-    major: i64,
-    minor: i64,
-    id: i64,
-}
-
-impl Position {
-    const TOP: Self = Self {
-        major: i64::MAX,
-        minor: 1,
-        id: i64::MAX,
-    };
-
-    fn parse(s: &str) -> Option<Self> {
-        let mut it = s.split('.');
-        let p = Self {
-            major: it.next()?.parse().ok()?,
-            minor: it.next()?.parse().ok()?,
-            id: it.next()?.parse().ok()?,
-        };
-        (it.next().is_none() && (p.minor == 0 || p.minor == 1) && p.major >= 0).then_some(p)
-    }
-}
-
-impl std::fmt::Display for Position {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.id)
     }
 }
 

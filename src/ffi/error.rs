@@ -61,11 +61,59 @@ pub enum ManCardError {
     Internal { detail: String },
 }
 
+/// How loudly a failure crossing the boundary is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Severity {
+    /// Part of normal use (no ticket yet, locked, offline, a wrong code): `debug`. The bindings'
+    /// tests rely on this level for the rider's own mistakes.
+    Expected,
+    /// Worth a look in a field report (revoked, blocked, server or storage trouble): `warn`.
+    Notable,
+    /// A bug or an unexpected condition: `error`.
+    Bug,
+}
+
+impl ManCardError {
+    /// The severity of this failure.
+    pub(crate) fn severity(&self) -> Severity {
+        match self {
+            Self::NoCredential { .. }
+            | Self::Locked { .. }
+            | Self::CredentialUnusable { .. }
+            | Self::Offline { .. }
+            | Self::SessionExpired { .. }
+            | Self::RateLimited { .. }
+            | Self::Validation { .. }
+            | Self::AuthenticationRequired { .. } => Severity::Expected,
+            Self::CredentialRevoked { .. }
+            | Self::AccountBlocked { .. }
+            | Self::Server { .. }
+            | Self::Storage { .. }
+            | Self::Keystore { .. } => Severity::Notable,
+            Self::Internal { .. } => Severity::Bug,
+        }
+    }
+}
+
+/// The one conversion from the core's errors to the app's: flattens `e` into its
+/// [`ManCardError`] and logs it at the level its severity picks (messages hold no secrets).
+pub(crate) fn to_app(op: &str, e: impl Into<ManCardError>) -> ManCardError {
+    let e = e.into();
+    match e.severity() {
+        Severity::Expected => tracing::debug!(target: "mancard::ffi", "{op} failed: {e}"),
+        Severity::Notable => tracing::warn!(target: "mancard::ffi", "{op} failed: {e}"),
+        Severity::Bug => tracing::error!(target: "mancard::ffi", "{op} failed: {e}"),
+    }
+    e
+}
+
 impl From<WalletError> for ManCardError {
     fn from(e: WalletError) -> Self {
         let detail = e.to_string();
         match e {
             WalletError::Storage { .. }
+            | WalletError::Sqlite(_)
+            | WalletError::Io(_)
             | WalletError::DatabaseTooNew { .. }
             | WalletError::DatabaseCorrupt { .. }
             | WalletError::CounterFile { .. } => Self::Storage { detail },

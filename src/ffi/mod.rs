@@ -37,11 +37,9 @@ use types::{BoardingPass, HistoryPage, LedgerView, WalletStatus};
 /// Status word answered if the tap path itself panicked (`6F00`, "no precise diagnosis").
 const SW_INTERNAL: [u8; 2] = [0x6F, 0x00];
 
-/// Logs an error crossing the boundary (messages hold no secrets) and converts it.
+/// Converts an error crossing the boundary and logs it (see [`error::to_app`]).
 fn fail(op: &str, e: impl Into<ManCardError>) -> ManCardError {
-    let e = e.into();
-    tracing::debug!(target: "mancard::ffi", "{op} failed: {e}");
-    e
+    error::to_app(op, e)
 }
 
 /// The rider's wallet: one per data directory. Thread-safe.
@@ -289,6 +287,10 @@ impl Wallet {
 /// FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the
 /// app as an exception (`InternalException` in Kotlin) instead of crashing it. Never call it
 /// from an app.
+// Exported only with the `test-hooks` feature: on by default because the committed bindings
+// and their tests include it; an app build leaves it out with `--no-default-features`. (A
+// plain comment: the doc comment is part of the bindings and their checksums.)
+#[cfg(feature = "test-hooks")]
 #[uniffi::export]
 #[allow(clippy::panic)] // the whole point of this test hook is to panic
 pub fn debug_panic_for_tests(message: String) {

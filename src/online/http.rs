@@ -1,15 +1,21 @@
 //! The HTTP client: rustls with webpki roots (+ an optional extra root CA), timeouts, retries
 //! with capped exponential backoff and jitter, and RFC 9457 problem documents mapped to
-//! [`OnlineError`]. The bearer token is marked sensitive and never logged.
+//! [`OnlineError`]. Methods and paths come from `mancard_api::endpoints`. The bearer token is
+//! marked sensitive and never logged.
 
 use super::{OnlineError, OnlineOptions};
 use crate::error::WalletError;
-use reqwest::{Method, StatusCode};
+use mancard_api::endpoints::{Endpoint, Method};
+use mancard_api::ProblemCode;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// An RFC 9457 problem document (the fields the client uses).
+/// A `mancard_api::Problem` as the client reads it: leniently (every field optional) so that
+/// an error answer that is not quite a problem document (a proxy, an older server) still maps,
+/// and with the code's text kept as sent so a code this build does not know reaches the app
+/// unchanged in `OnlineError::Validation`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Problem {
     #[serde(default)]
@@ -20,11 +26,28 @@ pub(crate) struct Problem {
     pub(crate) title: String,
 }
 
+impl Problem {
+    /// The contract's code for the text, `Unknown` for any other.
+    pub(crate) fn code(&self) -> ProblemCode {
+        ProblemCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == self.code)
+            .unwrap_or(ProblemCode::Unknown)
+    }
+}
+
+/// No request body.
+pub(crate) const NO_BODY: Option<&()> = None;
+
 /// Why one call failed (before mapping to [`OnlineError`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum CallError {
     /// No answer: connection refused or reset, timeout, TLS failure, body cut off.
-    Transport(String),
+    Transport {
+        message: String,
+        source: Option<reqwest::Error>,
+    },
     /// A 5xx, or a 2xx whose body does not parse.
     Server(String),
     /// A 4xx problem document (never retried).
@@ -34,9 +57,9 @@ pub(crate) enum CallError {
 }
 
 impl CallError {
-    pub(crate) fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<ProblemCode> {
         match self {
-            Self::Problem { problem, .. } => Some(problem.code.as_str()),
+            Self::Problem { problem, .. } => Some(problem.code()),
             _ => None,
         }
     }
@@ -45,7 +68,7 @@ impl CallError {
 impl From<CallError> for OnlineError {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::Transport(message) => OnlineError::Offline { message },
+            CallError::Transport { message, source } => OnlineError::Offline { message, source },
             CallError::Server(message) => OnlineError::Server { message },
             CallError::Local(e) => *e,
             CallError::Problem { status, problem } => {
@@ -54,13 +77,19 @@ impl From<CallError> for OnlineError {
                 } else {
                     problem.detail.clone()
                 };
-                match (status, problem.code.as_str()) {
-                    (_, "credential_revoked") => OnlineError::CredentialRevoked { reason: message },
-                    (_, "account_blocked" | "binding_key_in_use" | "device_blocked") => {
-                        OnlineError::AccountBlocked { message }
+                // "account_blocked" and "device_blocked" are not (yet) codes of the contract;
+                // a server that sends them is understood all the same.
+                let blocked = matches!(problem.code.as_str(), "account_blocked" | "device_blocked");
+                match (status, problem.code()) {
+                    (_, ProblemCode::CredentialRevoked) => {
+                        OnlineError::CredentialRevoked { reason: message }
                     }
-                    (429, _) | (_, "rate_limited") => OnlineError::RateLimited { message },
-                    (401, _) | (_, "unauthorized") => OnlineError::SessionExpired,
+                    (_, ProblemCode::BindingKeyInUse) => OnlineError::AccountBlocked { message },
+                    _ if blocked => OnlineError::AccountBlocked { message },
+                    (429, _) | (_, ProblemCode::RateLimited) => {
+                        OnlineError::RateLimited { message }
+                    }
+                    (401, _) | (_, ProblemCode::Unauthorized) => OnlineError::SessionExpired,
                     (403, _) => OnlineError::AccountBlocked { message },
                     _ => OnlineError::Validation {
                         code: problem.code,
@@ -143,16 +172,32 @@ impl Http {
         Duration::from_millis(half.saturating_add(random_u64() % (cap - half).max(1)))
     }
 
-    /// One request with retries. `body` is JSON; the answer's JSON is parsed as `T`.
-    pub(crate) async fn call<T: DeserializeOwned>(
+    /// One request to `endpoint` at `path` (its path, filled in) with retries. `body` is sent
+    /// as JSON; the answer's JSON is parsed as `T`.
+    pub(crate) async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
-        method: Method,
+        endpoint: Endpoint,
         path: &str,
         bearer: Option<&str>,
-        body: Option<&serde_json::Value>,
+        body: Option<&B>,
     ) -> Result<T, CallError> {
+        let method = match endpoint.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
+        // Sent as a JSON value: its keys go out sorted, byte for byte what the backend has
+        // always received from this client.
+        let body = body.map(serde_json::to_value).transpose().map_err(|e| {
+            CallError::Local(Box::new(
+                WalletError::internal(format!("request body: {e}")).into(),
+            ))
+        })?;
+        let body = body.as_ref();
         let attempts = self.opts.max_attempts.max(1);
-        let mut last = CallError::Transport("no attempt made".into());
+        let mut last = CallError::Transport {
+            message: "no attempt made".into(),
+            source: None,
+        };
         for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt - 1)).await;
@@ -174,7 +219,7 @@ impl Http {
 
     async fn once<T: DeserializeOwned>(
         &self,
-        method: Method,
+        method: reqwest::Method,
         path: &str,
         bearer: Option<&str>,
         body: Option<&serde_json::Value>,
@@ -187,15 +232,15 @@ impl Http {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(describe(&e)))?;
+        let resp = rb.send().await.map_err(|e| CallError::Transport {
+            message: describe(&e),
+            source: Some(e),
+        })?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CallError::Transport(format!("reading the answer: {}", describe(&e))))?;
+        let bytes = resp.bytes().await.map_err(|e| CallError::Transport {
+            message: format!("reading the answer: {}", describe(&e)),
+            source: Some(e),
+        })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 CallError::Server(format!("unreadable answer from {path} ({status}): {e}"))
@@ -215,8 +260,8 @@ impl Http {
         if status.is_client_error() {
             let problem = serde_json::from_slice(&bytes).unwrap_or_else(|_| Problem {
                 code: match status {
-                    StatusCode::UNAUTHORIZED => "unauthorized".into(),
-                    StatusCode::TOO_MANY_REQUESTS => "rate_limited".into(),
+                    StatusCode::UNAUTHORIZED => ProblemCode::Unauthorized.as_str().into(),
+                    StatusCode::TOO_MANY_REQUESTS => ProblemCode::RateLimited.as_str().into(),
                     _ => "http_error".into(),
                 },
                 detail: format!("{status}"),
@@ -255,4 +300,108 @@ fn describe(e: &reqwest::Error) -> String {
         depth += 1;
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(status: u16, code: &str) -> OnlineError {
+        CallError::Problem {
+            status,
+            problem: Problem {
+                code: code.into(),
+                detail: format!("detail of {code}"),
+                title: String::new(),
+            },
+        }
+        .into()
+    }
+
+    #[test]
+    fn problem_codes_map_to_what_the_app_can_do() {
+        assert!(matches!(
+            problem(401, "unauthorized"),
+            OnlineError::SessionExpired
+        ));
+        assert!(matches!(
+            problem(409, "credential_revoked"),
+            OnlineError::CredentialRevoked { .. }
+        ));
+        assert!(matches!(
+            problem(409, "binding_key_in_use"),
+            OnlineError::AccountBlocked { .. }
+        ));
+        assert!(matches!(
+            problem(403, "forbidden"),
+            OnlineError::AccountBlocked { .. }
+        ));
+        assert!(matches!(
+            problem(429, "rate_limited"),
+            OnlineError::RateLimited { .. }
+        ));
+        assert!(matches!(
+            problem(400, "invalid_amount"),
+            OnlineError::Validation { code, message }
+                if code == "invalid_amount" && message == "detail of invalid_amount"
+        ));
+        let offline: OnlineError = CallError::Transport {
+            message: "x".into(),
+            source: None,
+        }
+        .into();
+        assert!(offline.is_retryable());
+        let server: OnlineError = CallError::Server("x".into()).into();
+        assert!(server.is_retryable());
+        assert!(!OnlineError::SessionExpired.is_retryable());
+    }
+
+    fn sent(body: &impl Serialize) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::to_value(body).unwrap()).unwrap()
+    }
+
+    /// The request bodies built from `mancard_api` types go out byte for byte as the
+    /// hand-written `json!` bodies they replaced.
+    #[test]
+    fn request_bodies_keep_their_bytes() {
+        use serde_json::json;
+        let otp = mancard_api::OtpRequest {
+            phone: "+989121234567".into(),
+        };
+        assert_eq!(sent(&otp), sent(&json!({ "phone": "+989121234567" })));
+        let session = mancard_api::SessionRequest {
+            phone: "+989121234567".into(),
+            code: "123456".into(),
+        };
+        let old = json!({ "phone": "+989121234567", "code": "123456" });
+        assert_eq!(sent(&session), sent(&old));
+        let cred = mancard_api::CredentialRequest {
+            nonce: "aa".into(),
+            binding_public_key: "bb".into(),
+            tap_public_key: "cc".into(),
+            signature: "dd".into(),
+            next_counter: Some(7),
+        };
+        let old = json!({
+            "nonce": "aa",
+            "binding_public_key": "bb",
+            "tap_public_key": "cc",
+            "signature": "dd",
+            "next_counter": 7u32,
+        });
+        assert_eq!(sent(&cred), sent(&old));
+        let topup = mancard_api::TopupRequest {
+            amount: 50_000,
+            idempotency_key: "k".into(),
+        };
+        let old = json!({ "amount": 50_000i64, "idempotency_key": "k" });
+        assert_eq!(sent(&topup), sent(&old));
+        let sync = mancard_api::SyncRequest {
+            pseudonym: "ff".into(),
+            cursor: 3,
+            entries: vec!["01".into()],
+        };
+        let old = json!({ "pseudonym": "ff", "cursor": 3i64, "entries": ["01"] });
+        assert_eq!(sent(&sync), sent(&old));
+    }
 }

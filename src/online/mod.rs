@@ -20,8 +20,11 @@
 //! (see `docs/adr/0005-wallet-online.md`). Retries: capped exponential backoff with jitter on
 //! timeouts, connection errors and 5xx; none on 4xx.
 
+mod credential;
 mod flows;
 mod http;
+mod sync;
+mod topup;
 
 use crate::error::WalletError;
 use crate::wallet::Wallet;
@@ -30,12 +33,17 @@ use std::sync::Arc;
 use thiserror::Error;
 
 /// Why an online operation failed, as the app should act on it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum OnlineError {
     /// The backend could not be reached (no network, timeout, TLS failure) even after the
     /// retries: try again later. Nothing was lost; a retry reuses the same idempotency keys.
     #[error("the ManCard service cannot be reached: {message}")]
-    Offline { message: String },
+    Offline {
+        message: String,
+        /// The HTTP client's error, when there was one.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// No session, or the session expired or was refused: log in again (register + verify).
     #[error("you are not logged in or your session expired; verify your phone number again")]
     SessionExpired,
@@ -195,6 +203,17 @@ impl TopUpStatus {
     /// No further change will happen.
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Pending)
+    }
+}
+
+impl From<mancard_api::TopupStatus> for TopUpStatus {
+    fn from(s: mancard_api::TopupStatus) -> Self {
+        match s {
+            mancard_api::TopupStatus::Pending => Self::Pending,
+            mancard_api::TopupStatus::Credited => Self::Credited,
+            mancard_api::TopupStatus::Cancelled => Self::Cancelled,
+            mancard_api::TopupStatus::Expired => Self::Expired,
+        }
     }
 }
 

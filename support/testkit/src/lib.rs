@@ -12,9 +12,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod issuer;
+pub mod online;
 pub mod protocol;
+pub mod proxy;
 pub mod time;
 pub mod validator;
+pub mod wallet;
 
 pub use issuer::{CertSpec, Issuer};
 pub use time::T0;

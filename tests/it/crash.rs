@@ -1,22 +1,16 @@
 //! SIGKILL at random instants while a child process taps in a loop: counters are never reused
 //! and the tap log chain stays valid.
 //!
-//! The child is this same test binary, re-run with `--ignored --exact crash_child` and
+//! The child is this same test binary, re-run with `--ignored --exact crash::crash_child` and
 //! `MANCARD_CRASH_DIR` set; it prints every authorization it returned (what a validator
 //! received) on stdout, and the parent collects them across all runs.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-use common::*;
 use mancard_protocol::{
     CommandApdu, ResponseApdu, StatusWord, TapAuthorization, TapChallenge, VerifiedCertificate,
     WalletLogEntry,
 };
+use mancard_testkit::wallet::*;
+use mancard_testkit::{CertSpec, Issuer, T0};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -83,7 +77,7 @@ fn sigkill_during_taps_never_reuses_a_counter() {
         let w = open(d.path());
         provision(&w, &issuer, CertSpec::default())
     };
-    let vc = VerifiedCertificate::new(cert, &[issuer.protocol_key()]).unwrap();
+    let vc = VerifiedCertificate::new(cert, &[issuer.issuer_key()]).unwrap();
     let exe = std::env::current_exe().unwrap();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -102,7 +96,7 @@ fn sigkill_during_taps_never_reuses_a_counter() {
             .args([
                 "--ignored",
                 "--exact",
-                "crash_child",
+                "crash::crash_child",
                 "--nocapture",
                 "--test-threads=1",
             ])

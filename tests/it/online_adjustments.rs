@@ -2,20 +2,13 @@
 //! end against the real backend: a validator's batch with an earlier ride of the same fare day
 //! arrives after the wallet's sync, the wallet's ride becomes a transfer, and the wallet's
 //! stored fare and history follow the adjustment exactly once.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod online_common;
 use mancard::{now_utc, HistoryKind, Wallet};
 use mancard_backend::model::RegisterValidatorRequest;
 use mancard_protocol::{
     BatchBody, FareKind, Pseudonym, SigningKey, StatusWord, TapRecord, Tariff, WalletLogEntry,
 };
-use online_common::*;
+use mancard_testkit::online::*;
 
 /// 06:00 of the next fare day: every ride of the test is on one fare day.
 fn ride_base(now: i64) -> i64 {

@@ -1,18 +1,12 @@
 //! Full NFC exchanges against the protocol crate's verifier, valid and refused.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-use common::*;
 use mancard::{CredentialState, HistoryKind, WalletError};
 use mancard_protocol::{
     CommandApdu, FareClass, ResponseApdu, SelectResponse, StatusWord, TapAuthorization, TapProof,
     VerifiedCertificate, WalletLogEntry,
 };
+use mancard_testkit::wallet::*;
+use mancard_testkit::{CertSpec, Issuer, T0};
 
 #[test]
 fn taps_verify_and_are_logged_in_a_chain() {
@@ -75,7 +69,7 @@ fn read_certificate_is_optional_when_cached() {
     let w = open(d.path());
     let issuer = Issuer::new(1);
     let cert = provision(&w, &issuer, CertSpec::default());
-    let vc = VerifiedCertificate::new(cert.clone(), &[issuer.protocol_key()]).unwrap();
+    let vc = VerifiedCertificate::new(cert.clone(), &[issuer.issuer_key()]).unwrap();
     assert_eq!(send(&w, &CommandApdu::select_mancard()).sw, StatusWord::Ok);
     let ch = challenge(1, 10_000, T0);
     let r = send(&w, &CommandApdu::authorize_tap(&ch));
@@ -220,10 +214,10 @@ fn certificate_install_is_checked() {
     let cert = issuer.issue(&req.tap_public_key, CertSpec::default());
     // unknown issuer, wrong signature
     assert!(matches!(
-        w.install_certificate(cert.encode(), vec![other.info.clone()], T0),
+        w.install_certificate(cert.encode(), vec![other.info()], T0),
         Err(WalletError::InvalidCertificate { .. })
     ));
-    let mut forged = other.info.clone();
+    let mut forged = other.info();
     forged.key_id = 1;
     assert!(matches!(
         w.install_certificate(cert.encode(), vec![forged], T0),
@@ -233,12 +227,12 @@ fn certificate_install_is_checked() {
     let (stranger, _) = mancard_protocol::SigningKey::generate().unwrap();
     let foreign = issuer.issue(stranger.public_key().as_bytes(), CertSpec::default());
     assert!(matches!(
-        w.install_certificate(foreign.encode(), vec![issuer.info.clone()], T0),
+        w.install_certificate(foreign.encode(), vec![issuer.info()], T0),
         Err(WalletError::InvalidCertificate { .. })
     ));
     // garbage and an already expired certificate
     assert!(w
-        .install_certificate(vec![1, 2, 3], vec![issuer.info.clone()], T0)
+        .install_certificate(vec![1, 2, 3], vec![issuer.info()], T0)
         .is_err());
     let old = issuer.issue(
         &req.tap_public_key,
@@ -249,13 +243,13 @@ fn certificate_install_is_checked() {
         },
     );
     assert!(w
-        .install_certificate(old.encode(), vec![issuer.info.clone()], T0)
+        .install_certificate(old.encode(), vec![issuer.info()], T0)
         .is_err());
     assert_eq!(w.status(T0).unwrap().state, CredentialState::NoCredential);
     // the right one
-    w.install_certificate(cert.encode(), vec![issuer.info.clone()], T0)
+    w.install_certificate(cert.encode(), vec![issuer.info()], T0)
         .unwrap();
-    w.install_certificate(cert.encode(), vec![issuer.info.clone()], T0)
+    w.install_certificate(cert.encode(), vec![issuer.info()], T0)
         .unwrap();
     assert_eq!(w.pending_tap_public_key().unwrap(), None);
     let st = w.status(T0).unwrap();
@@ -377,7 +371,7 @@ mod properties {
             let issuer = Issuer::new(1);
             let spec = CertSpec { max_amount: 60_000, ..CertSpec::default() };
             let cert = provision(&w, &issuer, spec);
-            let vc = VerifiedCertificate::new(cert, &[issuer.protocol_key()]).unwrap();
+            let vc = VerifiedCertificate::new(cert, &[issuer.issuer_key()]).unwrap();
             let mut spent = 0;
             for (i, (fare, dt)) in fares.iter().zip(dt.iter().cycle()).enumerate() {
                 let t = T0 + dt;

@@ -2,16 +2,10 @@
 //! request was applied, answers later than the client waits, 5xx (before and after applying),
 //! truncated and malformed bodies. After every scenario the wallet converges: its balance is
 //! the backend's, every tap is settled exactly once and no top-up is credited twice.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod online_common;
 use mancard::{now_utc, HistoryKind, OnlineError, OnlineWallet, TopUpStatus, Wallet};
-use online_common::*;
+use mancard_testkit::online::*;
+use mancard_testkit::proxy::*;
 use std::sync::Arc;
 use std::time::Duration;
 

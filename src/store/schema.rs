@@ -1,139 +1,10 @@
-//! Opening the wallet database: pragmas, forward-only migrations, corruption checks.
-//!
-//! Modelled on mozilla application-services `open_database.rs`: a [`ConnectionInitializer`]
-//! prepares pragmas, initialises a fresh database straight to the newest schema, or upgrades an
-//! older one a step at a time (`upgrade_from(v)` takes v to v + 1), all inside one IMMEDIATE
-//! transaction, with the version in `PRAGMA user_version`. A database newer than the code, or a
-//! damaged or foreign file, is an error and is never reset.
+//! The wallet schema: the newest SQL, every upgrade step and the pragmas, as a
+//! [`mancard_sql::ConnectionInitializer`]. Opening, the header precheck, `quick_check`, the
+//! version in `PRAGMA user_version` and the "too new" refusal are `mancard_sql`'s.
 
 use crate::error::WalletError;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
-use std::path::Path;
-
-/// How to bring a connection to a usable state.
-pub(crate) trait ConnectionInitializer {
-    /// The schema version this code writes.
-    const END_VERSION: u32;
-    /// Pragmas and per-connection settings, run on every connection before anything else.
-    fn prepare(&self, conn: &Connection) -> Result<(), WalletError>;
-    /// Creates the newest schema in an empty database.
-    fn init(&self, tx: &Transaction<'_>) -> Result<(), WalletError>;
-    /// Upgrades the schema from `version` to `version + 1`.
-    fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), WalletError>;
-}
-
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
-/// Checks the file before SQLite sees it: a file that exists must at least look like a
-/// SQLite database; SQLite would otherwise report some errors only on first use.
-fn precheck(path: &Path) -> Result<(), WalletError> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(WalletError::storage(format!("{}: {e}", path.display()))),
-    };
-    let len = meta.len();
-    if len == 0 {
-        return Ok(());
-    }
-    if len < 100 {
-        return Err(WalletError::DatabaseCorrupt {
-            message: format!(
-                "{} is truncated ({len} bytes, shorter than a SQLite header)",
-                path.display()
-            ),
-        });
-    }
-    let mut head = [0u8; 16];
-    {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path)?;
-        f.read_exact(&mut head)?;
-    }
-    if &head != SQLITE_MAGIC {
-        return Err(WalletError::DatabaseCorrupt {
-            message: format!("{} is not a SQLite database", path.display()),
-        });
-    }
-    Ok(())
-}
-
-fn corrupt(e: rusqlite::Error) -> WalletError {
-    WalletError::DatabaseCorrupt {
-        message: e.to_string(),
-    }
-}
-
-/// Opens (creating if needed) and migrates the database at `path`.
-pub(crate) fn open_database<I: ConnectionInitializer>(
-    path: &Path,
-    initializer: &I,
-) -> Result<Connection, WalletError> {
-    precheck(path)?;
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let mut conn = Connection::open_with_flags(path, flags)?;
-    initializer.prepare(&conn)?;
-    // A quick structural check: catches truncated and damaged files before any write.
-    let check: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(corrupt)?;
-    if check != "ok" {
-        return Err(WalletError::DatabaseCorrupt { message: check });
-    }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 0 {
-        let objects: i64 = tx.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
-            [],
-            |r| r.get(0),
-        )?;
-        if objects != 0 {
-            return Err(WalletError::DatabaseCorrupt {
-                message: "the file holds tables but no wallet schema version".into(),
-            });
-        }
-        initializer.init(&tx)?;
-    } else if version > I::END_VERSION {
-        return Err(WalletError::DatabaseTooNew {
-            found: version,
-            supported: I::END_VERSION,
-        });
-    } else {
-        for v in version..I::END_VERSION {
-            initializer.upgrade_from(&tx, v)?;
-        }
-    }
-    if version != I::END_VERSION {
-        tx.pragma_update(None, "user_version", I::END_VERSION)?;
-    }
-    tx.commit()?;
-    Ok(conn)
-}
-
-/// Opens another connection to an already initialised database (readers, the background
-/// reserver). Checks the schema version again so a concurrent upgrade cannot surprise it.
-pub(crate) fn open_secondary<I: ConnectionInitializer>(
-    path: &Path,
-    initializer: &I,
-) -> Result<Connection, WalletError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)?;
-    initializer.prepare(&conn)?;
-    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version != I::END_VERSION {
-        return Err(WalletError::internal(format!(
-            "secondary connection sees schema version {version}, expected {}",
-            I::END_VERSION
-        )));
-    }
-    Ok(conn)
-}
+use mancard_sql::ConnectionInitializer;
+use rusqlite::{Connection, Transaction};
 
 /// The wallet schema.
 pub(crate) struct WalletSchema;
@@ -253,6 +124,8 @@ CREATE TABLE server_ledger (
 ";
 
 impl ConnectionInitializer for WalletSchema {
+    type Error = WalletError;
+    const NAME: &'static str = "wallet";
     const END_VERSION: u32 = SCHEMA_VERSION;
 
     fn prepare(&self, conn: &Connection) -> Result<(), WalletError> {
@@ -266,7 +139,9 @@ impl ConnectionInitializer for WalletSchema {
              PRAGMA foreign_keys = ON;
              PRAGMA wal_autocheckpoint = 0;",
         )
-        .map_err(corrupt)?;
+        .map_err(|e| WalletError::DatabaseCorrupt {
+            message: e.to_string(),
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(())
     }
@@ -297,14 +172,17 @@ impl ConnectionInitializer for WalletSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mancard_sql::{open_database, schema_of};
 
-    /// A toy three-version schema: exercises the machinery (one-step upgrades, comparison with a
-    /// fresh database, rollback of a failed upgrade) independently of the wallet's own history.
+    /// A toy three-version schema: exercises one-step upgrades, comparison with a fresh
+    /// database and rollback of a failed upgrade, with the wallet's own error type.
     struct Toy {
         fail_at: Option<u32>,
     }
     const TOY_V1: &str = "CREATE TABLE a (x INTEGER);";
     impl ConnectionInitializer for Toy {
+        type Error = WalletError;
+        const NAME: &'static str = "toy";
         const END_VERSION: u32 = 3;
         fn prepare(&self, conn: &Connection) -> Result<(), WalletError> {
             WalletSchema.prepare(conn)
@@ -327,16 +205,6 @@ mod tests {
             }
             Ok(())
         }
-    }
-
-    pub(crate) fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
-        let mut st = conn
-            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
     }
 
     fn user_version(conn: &Connection) -> u32 {
@@ -369,7 +237,7 @@ mod tests {
             drop(c);
             let up = open_database(&p, &Toy { fail_at: None }).unwrap();
             assert_eq!(user_version(&up), 3);
-            assert_eq!(schema_of(&up), schema_of(&fresh));
+            assert_eq!(schema_of(&up).unwrap(), schema_of(&fresh).unwrap());
             let x: i64 = up.query_row("SELECT x FROM a", [], |r| r.get(0)).unwrap();
             assert_eq!(x, 7);
         }
@@ -385,13 +253,13 @@ mod tests {
             c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
                 .unwrap();
         }
-        assert_eq!(
+        assert!(matches!(
             open_database(&p, &WalletSchema).err(),
             Some(WalletError::DatabaseTooNew {
-                found: SCHEMA_VERSION + 1,
+                found,
                 supported: SCHEMA_VERSION
-            })
-        );
+            }) if found == SCHEMA_VERSION + 1
+        ));
         let c = Connection::open(&p).unwrap();
         assert_eq!(user_version(&c), SCHEMA_VERSION + 1);
         drop(c);
@@ -418,7 +286,7 @@ mod tests {
 
         // truncated below the header
         let short = d.path().join("short.db");
-        std::fs::write(&short, &SQLITE_MAGIC[..]).unwrap();
+        std::fs::write(&short, b"SQLite format 3\0").unwrap();
         assert!(matches!(
             open_database(&short, &WalletSchema),
             Err(WalletError::DatabaseCorrupt { .. })

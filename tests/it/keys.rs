@@ -1,16 +1,10 @@
 //! Sealed tap keys: a tampered sealed key, a damaged keystore or another phone's keystore give
 //! a clear error and no tap.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-use common::*;
 use mancard::{CredentialState, SoftwareKeystore, Wallet, WalletConfig, WalletError};
 use mancard_protocol::StatusWord;
+use mancard_testkit::wallet::*;
+use mancard_testkit::{CertSpec, Issuer, T0};
 use std::sync::Arc;
 
 fn assert_no_tap(w: &Wallet, what: &str) {

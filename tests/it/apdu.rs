@@ -1,14 +1,8 @@
 //! Malformed and random APDUs: the right status words, and a well-formed answer for any bytes.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-use common::*;
 use mancard_protocol::{CommandApdu, ResponseApdu, StatusWord, TapChallenge};
+use mancard_testkit::wallet::*;
+use mancard_testkit::{CertSpec, Issuer, T0};
 use proptest::prelude::*;
 
 fn sw(w: &mancard::Wallet, bytes: &[u8]) -> u16 {

@@ -1,17 +1,11 @@
 //! Storage: schema migrations, refusal to touch damaged or too-new files, counters across
 //! restarts, history pagination, and readers running beside taps.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-use common::*;
 use mancard::{
     HistoryKind, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE, SCHEMA_VERSION,
 };
+use mancard_testkit::wallet::*;
+use mancard_testkit::{CertSpec, Issuer, T0};
 use rusqlite::Connection;
 use std::sync::Arc;
 
@@ -110,6 +104,12 @@ fn every_older_schema_upgrades_to_the_fresh_schema() {
         drop(open(&dir));
         let up = Connection::open(dir.join("wallet").join(DB_FILE)).unwrap();
         assert_eq!(schema_of(&up), schema_of(&fresh), "from v{version}");
+        // and as the shared opener compares schemas (with the user version)
+        assert_eq!(
+            mancard_sql::schema_of(&up).unwrap(),
+            mancard_sql::schema_of(&fresh).unwrap(),
+            "from v{version}"
+        );
     }
     // reopening a current database changes nothing
     drop(open(&d.path().join("fresh")));
@@ -174,13 +174,11 @@ fn too_new_database_is_refused_and_kept() {
         WalletConfig::default(),
     )
     .unwrap_err();
-    assert_eq!(
+    assert!(matches!(
         err,
-        WalletError::DatabaseTooNew {
-            found: SCHEMA_VERSION + 5,
-            supported: SCHEMA_VERSION
-        }
-    );
+        WalletError::DatabaseTooNew { found, supported }
+            if found == SCHEMA_VERSION + 5 && supported == SCHEMA_VERSION
+    ));
     assert!(err.to_string().contains("newer than this app supports"));
     let n: i64 = Connection::open(&p)
         .unwrap()
@@ -434,7 +432,7 @@ fn settings_survive_a_restart() {
     assert_eq!(w.server_time_offset(), -120);
     assert!(w.is_locked());
     assert!(w.status(T0).unwrap().locked);
-    assert_eq!(w.boarding_pass(T0), Err(WalletError::Locked));
+    assert!(matches!(w.boarding_pass(T0), Err(WalletError::Locked)));
     w.set_locked(false).unwrap();
     let p = w.boarding_pass(T0 + 120).unwrap();
     assert_eq!(

@@ -1,18 +1,11 @@
 //! Offline first: taps keep working while a sync runs, and a wallet process SIGKILLed in the
 //! middle of a sync (while it also taps) converges at the next sync.
 //!
-//! The child is this same test binary, re-run with `--ignored --exact sync_child` and
+//! The child is this same test binary, re-run with `--ignored --exact online_concurrency::sync_child` and
 //! `MANCARD_SYNC_DIR` / `MANCARD_SYNC_URL` set.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod online_common;
 use mancard::now_utc;
-use online_common::*;
+use mancard_testkit::online::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,7 +114,7 @@ fn sigkill_during_sync_converges() {
             .args([
                 "--ignored",
                 "--exact",
-                "sync_child",
+                "online_concurrency::sync_child",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -1,16 +1,10 @@
 //! QR boarding passes: verified by the protocol crate, clock corrected by the server offset,
 //! amount reserved against the allowance, QR within budget.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-use common::*;
 use mancard::{HistoryKind, WalletConfig, WalletError};
 use mancard_protocol::{BoardingPass, FareClass, TapProof, VerifiedCertificate, WalletLogEntry};
+use mancard_testkit::wallet::*;
+use mancard_testkit::{CertSpec, Issuer, T0};
 
 #[test]
 fn pass_verifies_with_corrected_clock_and_is_reused_until_refresh() {
@@ -18,7 +12,7 @@ fn pass_verifies_with_corrected_clock_and_is_reused_until_refresh() {
     let w = open(d.path());
     let issuer = Issuer::new(1);
     let cert = provision(&w, &issuer, CertSpec::default());
-    let vc = VerifiedCertificate::new(cert.clone(), &[issuer.protocol_key()]).unwrap();
+    let vc = VerifiedCertificate::new(cert.clone(), &[issuer.issuer_key()]).unwrap();
 
     // the phone's clock is a day behind; the server offset set at sync corrects it
     let phone_now = T0 - 86_400;
@@ -86,25 +80,31 @@ fn pass_amount_is_configurable_and_bounded_by_the_allowance() {
     let a = w.boarding_pass(T0).unwrap();
     assert_eq!(a.max_amount, 25_000);
     w.boarding_pass(T0 + 100).unwrap();
-    assert_eq!(
+    assert!(matches!(
         w.boarding_pass(T0 + 200),
         Err(WalletError::AllowanceExhausted {
             needed: 25_000,
             remaining: 10_000
         })
-    );
+    ));
     // outside the certificate window by the corrected clock
     assert!(matches!(
         w.boarding_pass(T0 + 30 * 86_400),
         Err(WalletError::CredentialNotValid { .. })
     ));
     w.set_locked(true).unwrap();
-    assert_eq!(w.boarding_pass(T0 + 300), Err(WalletError::Locked));
+    assert!(matches!(
+        w.boarding_pass(T0 + 300),
+        Err(WalletError::Locked)
+    ));
 }
 
 #[test]
 fn no_credential_no_pass() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
-    assert_eq!(w.boarding_pass(T0), Err(WalletError::NoCredential));
+    assert!(matches!(
+        w.boarding_pass(T0),
+        Err(WalletError::NoCredential)
+    ));
 }

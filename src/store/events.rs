@@ -1,0 +1,138 @@
+//! `events`: refusals and top-ups, placed in the history by the tap-log position they
+//! followed; and the history query, which merges them with the tap log.
+
+use super::{Read, Write};
+use crate::error::WalletError;
+use rusqlite::params;
+
+/// An event to record.
+pub(crate) struct EventRow<'a> {
+    pub(crate) after_seq: i64,
+    pub(crate) time: i64,
+    /// `refusal` or `top_up`.
+    pub(crate) kind: &'static str,
+    pub(crate) amount: i64,
+    pub(crate) line_id: Option<u32>,
+    pub(crate) validator_id: Option<u32>,
+    pub(crate) status_word: Option<u16>,
+    pub(crate) detail: &'a str,
+}
+
+/// Where a history page starts. Log entry s sits at (s + 1, 0, s); an event at
+/// (after_seq, 1, id); a page holds the items strictly below the cursor's position.
+pub(crate) struct HistoryBounds {
+    pub(crate) major: i64,
+    pub(crate) minor: i64,
+    /// Exact bound for the log stream: entries with seq below this.
+    pub(crate) log_below: i64,
+    /// Exact bound for the event stream: (after_seq, id) below (major, this).
+    pub(crate) event_id_below: i64,
+    /// Rows to read (one more than the page, to know whether there are more).
+    pub(crate) limit: i64,
+}
+
+/// One history row.
+pub(crate) struct HistoryRow {
+    pub(crate) major: i64,
+    pub(crate) minor: i64,
+    pub(crate) id: i64,
+    pub(crate) time: i64,
+    pub(crate) kind: String,
+    pub(crate) amount: i64,
+    pub(crate) counter: Option<i64>,
+    pub(crate) line_id: Option<i64>,
+    pub(crate) validator_id: Option<i64>,
+    pub(crate) status_word: Option<i64>,
+    pub(crate) detail: String,
+}
+
+/// Taps and passes from the tap log (with the backend's verdict), refusals and top-ups from
+/// `events`, newest first.
+const HISTORY_SQL: &str = "SELECT major, minor, id, time, kind, amount, counter, line_id,
+        validator_id, status_word, detail
+ FROM (
+   SELECT * FROM (
+     SELECT t.seq + 1 AS major, 0 AS minor, t.seq AS id, t.time,
+            CASE t.kind WHEN 1 THEN 'tap' ELSE 'pass' END AS kind,
+            CASE WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
+                   THEN s.fare
+                 WHEN s.status IN ('rejected', 'fraud') THEN 0
+                 ELSE t.amount END AS amount,
+            t.counter, t.line_id, t.validator_id,
+            CASE t.kind WHEN 1 THEN 36864 ELSE NULL END AS status_word,
+            CASE WHEN r.seq IS NULL THEN '' ELSE 'recovered from the backend; ' END
+            || CASE
+                 WHEN s.status IS NULL THEN ''
+                 WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
+                      AND s.fare <> t.amount
+                   THEN 'settled at ' || s.fare || ' rials (authorized '
+                        || t.amount || ')'
+                        || CASE WHEN s.detail = 're-rated' THEN ', re-rated'
+                                ELSE '' END
+                 WHEN s.status IN ('settled', 'duplicate')
+                   THEN 'settled' || CASE WHEN s.detail = 're-rated'
+                                          THEN ', re-rated' ELSE '' END
+                 WHEN s.status = 'rejected'
+                   THEN 'rejected: ' || COALESCE(s.reason, s.detail, 'no reason')
+                 ELSE 'flagged: ' || COALESCE(s.reason, s.detail, 'no reason')
+               END AS detail
+     FROM tap_log t LEFT JOIN tap_settlements s ON s.seq = t.seq
+          LEFT JOIN recovered_taps r ON r.seq = t.seq
+     WHERE t.seq < ?1 ORDER BY t.seq DESC LIMIT ?5)
+   UNION ALL
+   SELECT * FROM (
+     SELECT after_seq AS major, 1 AS minor, id, time, kind, amount, NULL AS counter,
+            line_id, validator_id, status_word, detail
+     FROM events WHERE (after_seq, id) < (?2, ?3)
+     ORDER BY after_seq DESC, id DESC LIMIT ?5)
+ )
+ WHERE (major, minor, id) < (?2, ?4, ?3)
+ ORDER BY major DESC, minor DESC, id DESC LIMIT ?5";
+
+impl Read<'_> {
+    /// At most `b.limit` history rows below `b`, newest first.
+    pub(crate) fn history_rows(&self, b: &HistoryBounds) -> Result<Vec<HistoryRow>, WalletError> {
+        let mut st = self.conn.prepare_cached(HISTORY_SQL)?;
+        let rows = st.query_map(
+            params![b.log_below, b.major, b.event_id_below, b.minor, b.limit],
+            |row| {
+                Ok(HistoryRow {
+                    major: row.get("major")?,
+                    minor: row.get("minor")?,
+                    id: row.get("id")?,
+                    time: row.get("time")?,
+                    kind: row.get("kind")?,
+                    amount: row.get("amount")?,
+                    counter: row.get("counter")?,
+                    line_id: row.get("line_id")?,
+                    validator_id: row.get("validator_id")?,
+                    status_word: row.get("status_word")?,
+                    detail: row.get("detail")?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+impl Write<'_> {
+    /// Records an event (the tap path's refusals use one cached statement).
+    pub(crate) fn insert_event(&self, e: &EventRow<'_>) -> Result<(), WalletError> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO events (after_seq, time, kind, amount, line_id, validator_id, status_word,
+                                 detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        st.execute(params![
+            e.after_seq,
+            e.time,
+            e.kind,
+            e.amount,
+            e.line_id,
+            e.validator_id,
+            e.status_word,
+            e.detail
+        ])?;
+        Ok(())
+    }
+}

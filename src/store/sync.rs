@@ -1,0 +1,128 @@
+//! What the backend told the wallet at sync: `tap_settlements` (its verdict per tap-log
+//! entry) and `server_ledger` (its ledger entries: top-ups, fares, adjustments).
+
+use super::{Read, Write};
+use crate::error::WalletError;
+use crate::TapSettlement;
+use rusqlite::{params, OptionalExtension};
+
+/// A stored verdict.
+pub(crate) struct SettlementRow {
+    pub(crate) status: String,
+    pub(crate) fare: Option<i64>,
+    pub(crate) reason: Option<String>,
+}
+
+/// A backend ledger entry as stored.
+pub(crate) struct LedgerRow<'a> {
+    pub(crate) id: i64,
+    pub(crate) kind: &'a str,
+    pub(crate) amount: i64,
+    pub(crate) idempotency_key: &'a str,
+    pub(crate) counter: Option<u32>,
+    pub(crate) intent_id: Option<&'a str>,
+    pub(crate) note: Option<&'a str>,
+    pub(crate) created_at: i64,
+}
+
+impl Read<'_> {
+    /// The stored verdict on entry `seq`.
+    pub(crate) fn settlement(&self, seq: i64) -> Result<Option<SettlementRow>, WalletError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT status, fare, reason FROM tap_settlements WHERE seq = ?1")?;
+        Ok(st
+            .query_row(params![seq], |r| {
+                Ok(SettlementRow {
+                    status: r.get("status")?,
+                    fare: r.get("fare")?,
+                    reason: r.get("reason")?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Every stored verdict, in log order.
+    pub(crate) fn settlements(&self) -> Result<Vec<TapSettlement>, WalletError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, status, fare, reason FROM tap_settlements ORDER BY seq")?;
+        let rows = st.query_map([], |row| {
+            Ok(TapSettlement {
+                log_seq: u64::try_from(row.get::<_, i64>("seq")?).unwrap_or(0),
+                status: row.get("status")?,
+                fare: row.get("fare")?,
+                reason: row.get("reason")?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+impl Write<'_> {
+    /// Stores (replacing) the verdict on entry `seq`.
+    pub(crate) fn put_settlement(
+        &self,
+        seq: i64,
+        s: &SettlementRow,
+        detail: Option<&str>,
+        now: i64,
+    ) -> Result<(), WalletError> {
+        let mut upsert = self.tx.prepare_cached(
+            "INSERT INTO tap_settlements (seq, status, fare, reason, detail, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(seq) DO UPDATE SET status = excluded.status, fare = excluded.fare,
+                 reason = excluded.reason, detail = excluded.detail,
+                 updated_at = excluded.updated_at",
+        )?;
+        upsert.execute(params![seq, s.status, s.fare, s.reason, detail, now])?;
+        Ok(())
+    }
+
+    /// Marks the charged verdict on `seq` with `detail` if it has none (no fare change).
+    pub(crate) fn mark_settlement(&self, seq: i64, detail: &str) -> Result<(), WalletError> {
+        self.tx.execute(
+            "UPDATE tap_settlements SET detail = ?2
+             WHERE seq = ?1 AND status IN ('settled', 'duplicate') AND detail IS NULL",
+            params![seq, detail],
+        )?;
+        Ok(())
+    }
+
+    /// Lowers the charged fare of `seq` by `credit`, marking it with `detail`. Returns
+    /// whether a charged verdict was there to change.
+    pub(crate) fn rerate_settlement(
+        &self,
+        seq: i64,
+        credit: i64,
+        detail: &str,
+        now: i64,
+    ) -> Result<bool, WalletError> {
+        let n = self.tx.execute(
+            "UPDATE tap_settlements SET fare = fare - ?2, detail = ?3, updated_at = ?4
+             WHERE seq = ?1 AND status IN ('settled', 'duplicate') AND fare IS NOT NULL",
+            params![seq, credit, detail, now],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Stores a backend ledger entry unless its id is known; returns whether it was new.
+    pub(crate) fn insert_server_ledger(&self, e: &LedgerRow<'_>) -> Result<bool, WalletError> {
+        let n = self.tx.execute(
+            "INSERT OR IGNORE INTO server_ledger (id, kind, amount, idempotency_key, counter,
+                                                  intent_id, note, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                e.id,
+                e.kind,
+                e.amount,
+                e.idempotency_key,
+                e.counter,
+                e.intent_id,
+                e.note,
+                e.created_at
+            ],
+        )?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,285 @@
+//! What the app shows, read on the reader connection (never blocks a tap): the credential's
+//! status line, the ledger and the history.
+
+use crate::error::WalletError;
+use crate::money;
+use crate::store::{settings, HistoryBounds};
+use crate::types::{
+    CredentialState, HistoryItem, HistoryKind, HistoryPage, LedgerView, WalletStatus,
+};
+use crate::wallet::{format_local_time, Wallet};
+use mancard_protocol::{CertificateBody, CredentialCertificate, Tariff};
+use std::sync::atomic::Ordering;
+
+fn to_u32(v: Option<i64>) -> Option<u32> {
+    v.and_then(|x| u32::try_from(x).ok())
+}
+
+/// What the certificate still allows at wallet time `t`.
+struct Allowance {
+    amount_left: i64,
+    counters_left: u64,
+    rides: u64,
+    replenish_due: bool,
+}
+
+/// The state and the problem sentence, in order of precedence.
+fn state_of(
+    revoked_reason: Option<Option<String>>,
+    key_problem: Option<String>,
+    b: &CertificateBody,
+    t: i64,
+    a: &Allowance,
+) -> (CredentialState, Option<String>) {
+    if let Some(reason) = revoked_reason {
+        (
+            CredentialState::Revoked,
+            Some(format!(
+                "revoked: {}",
+                reason.unwrap_or_else(|| "no reason given".into())
+            )),
+        )
+    } else if let Some(p) = key_problem {
+        (CredentialState::KeyUnavailable, Some(p))
+    } else if t < b.valid_from {
+        (CredentialState::NotYetValid, Some("not valid yet".into()))
+    } else if t > b.valid_until {
+        (CredentialState::Expired, Some("expired".into()))
+    } else if a.rides == 0 {
+        (
+            CredentialState::Exhausted,
+            Some("offline rides used up".into()),
+        )
+    } else if a.replenish_due {
+        (CredentialState::ReplenishDue, None)
+    } else {
+        (CredentialState::Active, None)
+    }
+}
+
+fn no_credential(pending_request: bool, locked: bool) -> WalletStatus {
+    WalletStatus {
+        state: CredentialState::NoCredential,
+        fare_class: None,
+        valid_from: None,
+        valid_until: None,
+        rides_available: 0,
+        amount_available: 0,
+        counters_left: 0,
+        replenish_due: true,
+        pending_request,
+        locked,
+        cert_hash_hex: None,
+        summary: "No ticket on this phone yet".into(),
+        problem: None,
+    }
+}
+
+impl Wallet {
+    fn allowance(&self, b: &CertificateBody, spent: i64, t: i64, tariff: &Tariff) -> Allowance {
+        let next = self.counters().next.load(Ordering::Acquire);
+        let amount_left = b.allowance.max_amount.saturating_sub(spent).max(0);
+        let counters_left = u64::from(b.allowance.counter_last)
+            .saturating_add(1)
+            .saturating_sub(next.max(u64::from(b.allowance.counter_first)));
+        let max_fare = self
+            .config()
+            .pass_max_amount
+            .unwrap_or_else(|| tariff.max_fare(b.fare_class));
+        let rides_by_amount = if max_fare > 0 {
+            u64::try_from(amount_left / max_fare).unwrap_or(0)
+        } else {
+            u64::MAX
+        };
+        let rides = counters_left.min(rides_by_amount);
+        let replenish_due = rides <= self.config().replenish_below_rides
+            || b.valid_until.saturating_sub(t) <= self.config().replenish_before_expiry_secs;
+        Allowance {
+            amount_left,
+            counters_left,
+            rides,
+            replenish_due,
+        }
+    }
+
+    /// The credential's state and the "N rides / X available offline until T" line, at `now`
+    /// (device clock; corrected by the server offset).
+    pub fn status(&self, now: i64) -> Result<WalletStatus, WalletError> {
+        let t = self.corrected(now);
+        let tariff = self.tariff();
+        let locked = self.is_locked();
+        let key_problem = self.key_problem();
+        let (pending_request, current) = {
+            let r = self.reader();
+            let r = r.read();
+            (r.has_pending_tap_key()?, r.current_credential()?)
+        };
+        let Some(c) = current else {
+            return Ok(no_credential(pending_request, locked));
+        };
+        let cert = CredentialCertificate::decode(&c.certificate).map_err(|e| {
+            WalletError::DatabaseCorrupt {
+                message: format!("stored certificate: {e}"),
+            }
+        })?;
+        let b = &cert.body;
+        let a = self.allowance(b, c.spent, t, &tariff);
+        let revoked = c.is_revoked().then(|| c.revoked_reason.clone());
+        let (state, problem) = state_of(revoked, key_problem, b, t, &a);
+        let usable = matches!(
+            state,
+            CredentialState::Active | CredentialState::ReplenishDue
+        );
+        let until = format_local_time(b.valid_until, tariff.utc_offset_secs);
+        let summary = if usable {
+            format!(
+                "{} ride{} / {} available offline until {until}",
+                a.rides,
+                if a.rides == 1 { "" } else { "s" },
+                money::format_amount(a.amount_left)
+            )
+        } else {
+            format!("Ticket not usable: {}", problem.clone().unwrap_or_default())
+        };
+        Ok(WalletStatus {
+            state,
+            fare_class: Some(b.fare_class.name().to_string()),
+            valid_from: Some(b.valid_from),
+            valid_until: Some(b.valid_until),
+            rides_available: if usable { a.rides } else { 0 },
+            amount_available: if usable { a.amount_left } else { 0 },
+            counters_left: a.counters_left,
+            replenish_due: a.replenish_due,
+            pending_request,
+            locked,
+            cert_hash_hex: Some(hex::encode(CredentialCertificate::hash_bytes(
+                &c.certificate,
+            ))),
+            summary,
+            problem,
+        })
+    }
+
+    /// Confirmed, pending and available balances.
+    pub fn ledger(&self) -> Result<LedgerView, WalletError> {
+        let r = self.reader();
+        let r = r.read();
+        let confirmed_balance: i64 = r.setting(settings::CONFIRMED_BALANCE)?.unwrap_or(0);
+        let confirmed_at: Option<i64> = r.setting(settings::CONFIRMED_AT)?;
+        let through: i64 = r.setting(settings::CONFIRMED_THROUGH_SEQ)?.unwrap_or(-1);
+        let (pending_taps, pending_amount) = r.pending_after(through)?;
+        let remaining = r.active_certificate()?.map(|(b, spent)| {
+            CredentialCertificate::decode(&b)
+                .map(|c| c.body.allowance.max_amount.saturating_sub(spent).max(0))
+                .unwrap_or(0)
+        });
+        Ok(LedgerView {
+            confirmed_balance,
+            confirmed_at,
+            pending_taps: u64::try_from(pending_taps).unwrap_or(0),
+            pending_amount,
+            available_balance: confirmed_balance.saturating_sub(pending_amount),
+            offline_allowance_remaining: remaining.unwrap_or(0),
+        })
+    }
+
+    /// History, newest first: taps, passes, refusals and top-ups. `cursor` is the
+    /// `next_cursor` of the previous page (or any item's `id`: the page then starts just after
+    /// that item); None for the newest page. `limit` is clamped to 1–500.
+    ///
+    /// Taps and passes are read from the tap log itself (so the tap path writes one row);
+    /// refusals and top-ups from the `events` table, placed by the log position they followed.
+    pub fn history(&self, cursor: Option<String>, limit: u32) -> Result<HistoryPage, WalletError> {
+        let limit = i64::from(limit.clamp(1, 500));
+        let pos = match cursor.as_deref() {
+            None => Position::TOP,
+            Some(c) => Position::parse(c)
+                .ok_or_else(|| WalletError::invalid(format!("not a history cursor: {c:?}")))?,
+        };
+        // Exact bounds for each stream: log entry s sits at (s + 1, 0, s); an event at
+        // (after_seq, 1, id).
+        let bounds = HistoryBounds {
+            major: pos.major,
+            minor: pos.minor,
+            log_below: if pos.minor == 0 {
+                pos.major - 1
+            } else {
+                pos.major
+            },
+            event_id_below: if pos.minor == 1 { pos.id } else { i64::MIN },
+            limit: limit + 1,
+        };
+        let rows = self.reader().read().history_rows(&bounds)?;
+        let mut items = Vec::new();
+        let mut more = false;
+        for row in rows {
+            if items.len() as i64 == limit {
+                more = true;
+                break;
+            }
+            let p = Position {
+                major: row.major,
+                minor: row.minor,
+                id: row.id,
+            };
+            let kind =
+                HistoryKind::parse(&row.kind).ok_or_else(|| WalletError::DatabaseCorrupt {
+                    message: format!("unknown history kind {:?}", row.kind),
+                })?;
+            items.push(HistoryItem {
+                id: p.to_string(),
+                time: row.time,
+                kind,
+                amount: row.amount,
+                log_seq: if p.minor == 0 {
+                    u64::try_from(p.id).ok()
+                } else {
+                    None
+                },
+                counter: to_u32(row.counter),
+                line_id: to_u32(row.line_id),
+                validator_id: to_u32(row.validator_id),
+                status_word: row.status_word.and_then(|s| u16::try_from(s).ok()),
+                detail: row.detail.trim_end_matches("; ").to_string(),
+            });
+        }
+        let next_cursor = if more {
+            items.last().map(|i| i.id.clone())
+        } else {
+            None
+        };
+        Ok(HistoryPage { items, next_cursor })
+    }
+}
+
+/// Where a history item sits: (major, minor, id), ordered; printed as "major.minor.id".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    major: i64,
+    minor: i64,
+    id: i64,
+}
+
+impl Position {
+    const TOP: Self = Self {
+        major: i64::MAX,
+        minor: 1,
+        id: i64::MAX,
+    };
+
+    fn parse(s: &str) -> Option<Self> {
+        let mut it = s.split('.');
+        let p = Self {
+            major: it.next()?.parse().ok()?,
+            minor: it.next()?.parse().ok()?,
+            id: it.next()?.parse().ok()?,
+        };
+        (it.next().is_none() && (p.minor == 0 || p.minor == 1) && p.major >= 0).then_some(p)
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.id)
+    }
+}

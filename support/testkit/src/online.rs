@@ -1,0 +1,243 @@
+//! Online fixtures: the real backend in-process on a loopback port (its own tokio runtime),
+//! wallets in directories, sign-in, top-up and convergence helpers, and validator-like taps.
+//! The fault-injecting and TLS proxies in front of the backend are in [`crate::proxy`].
+#![allow(clippy::indexing_slicing)] // fixtures: a slice out of range is a broken test
+
+pub use crate::wallet::keystore;
+use mancard::{OnlineOptions, OnlineWallet, TopUpIntent, TopUpStatus, Wallet, WalletConfig};
+use mancard_backend::{Backend, BackendConfig, BackendHandle, Policy};
+use mancard_protocol::{
+    CommandApdu, FareClass, ResponseApdu, RideState, StatusWord, TapChallenge, Tariff,
+};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const PHONE: &str = "+989121234567";
+
+/// The backend under test, with the runtime it runs on.
+pub struct Env {
+    pub rt: tokio::runtime::Runtime,
+    pub backend: Option<BackendHandle>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    pub fn start_with(tweak: impl FnOnce(&mut Policy)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut cfg = BackendConfig::sandbox(dir.path().join("backend.sqlite"));
+        tweak(&mut cfg.policy);
+        let backend = rt.block_on(Backend::start(cfg)).unwrap();
+        let url = backend.url();
+        Self {
+            rt,
+            backend: Some(backend),
+            url,
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn engine(&self) -> &Arc<mancard_backend::Engine> {
+        self.backend.as_ref().unwrap().engine()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.backend.as_ref().unwrap().addr()
+    }
+
+    pub fn otp(&self, phone: &str) -> String {
+        self.engine().sandbox_otp(phone).unwrap().code
+    }
+
+    /// Account balances by account id (authoritative).
+    pub fn balance_of(&self, account_id: i64) -> i64 {
+        *self.engine().balances().unwrap().get(&account_id).unwrap()
+    }
+
+    /// The backend's ledger invariants: balances = sums, every tap charged once, no top-up
+    /// credited twice.
+    pub fn assert_audit_ok(&self) {
+        let a = self.engine().audit().unwrap();
+        assert!(a.ok, "backend audit failed: {a:?}");
+        assert_eq!(a.taps_without_charge, 0);
+        assert_eq!(a.intents_credited_twice, 0);
+        assert_eq!(a.orphan_fare_entries, 0);
+    }
+
+    /// Pays on the sandbox gateway page (what the rider's browser does).
+    pub fn pay(&self, payment_url: &str) {
+        let url = payment_url.to_string();
+        self.rt.block_on(async move {
+            let c = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let r = c.post(&url).send().await.unwrap();
+            assert!(
+                r.status().is_redirection() || r.status().is_success(),
+                "{}",
+                r.status()
+            );
+        });
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(b) = self.backend.take() {
+            let _ = self.rt.block_on(b.shutdown());
+        }
+    }
+}
+
+pub fn open_wallet(dir: &Path) -> Arc<Wallet> {
+    Arc::new(Wallet::open(dir.join("wallet"), keystore(dir), WalletConfig::default()).unwrap())
+}
+
+/// Fast retries for tests (the proxy makes every retry fail or succeed deterministically).
+pub fn fast_options() -> OnlineOptions {
+    OnlineOptions {
+        connect_timeout_ms: 2_000,
+        request_timeout_ms: 3_000,
+        max_attempts: 4,
+        initial_backoff_ms: 5,
+        max_backoff_ms: 40,
+        ..OnlineOptions::default()
+    }
+}
+
+pub fn online(w: &Arc<Wallet>, url: &str) -> OnlineWallet {
+    OnlineWallet::new(Arc::clone(w), url.to_string(), fast_options()).unwrap()
+}
+
+/// register + verify with the sandbox code.
+pub fn login(env: &Env, o: &OnlineWallet, phone: &str) -> i64 {
+    let sent = o.block_on(o.register(phone.to_string())).unwrap().unwrap();
+    assert_eq!(sent.phone, phone);
+    let code = env.otp(phone);
+    let s = o
+        .block_on(o.verify(phone.to_string(), code))
+        .unwrap()
+        .unwrap();
+    s.account_id
+}
+
+/// start → pay → complete; returns the credited intent.
+pub fn top_up(env: &Env, o: &OnlineWallet, amount: i64) -> TopUpIntent {
+    let i = o.block_on(o.start_top_up(amount)).unwrap().unwrap();
+    assert_eq!(i.status, TopUpStatus::Pending);
+    env.pay(&i.payment_url);
+    let done = o
+        .block_on(o.complete_top_up(i.intent_id.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, TopUpStatus::Credited);
+    done
+}
+
+/// A validator-side fare state machine: charges what the shared tariff says for this rider,
+/// as a real validator would from its own point of view (it only sees its own taps, so the
+/// backend may correct the fare).
+pub struct Validator {
+    pub id: u32,
+    pub tariff: Tariff,
+    pub state: RideState,
+    pub n: u64,
+}
+
+impl Validator {
+    pub fn new(id: u32) -> Self {
+        Self {
+            id,
+            tariff: Tariff::urmia_default(),
+            state: RideState::default(),
+            n: 0,
+        }
+    }
+
+    pub fn challenge(&mut self, line: u32, time: i64) -> TapChallenge {
+        let q = self
+            .tariff
+            .fare(FareClass::Adult, line, time, &self.state)
+            .unwrap();
+        self.state = q.next;
+        self.n += 1;
+        let mut nonce = [0u8; 16];
+        nonce[..4].copy_from_slice(&self.id.to_be_bytes());
+        nonce[4..12].copy_from_slice(&self.n.to_be_bytes());
+        nonce[12..].copy_from_slice(&(time as u32).to_be_bytes());
+        TapChallenge {
+            validator_id: self.id,
+            nonce,
+            validator_time: time,
+            line_id: line,
+            fare: q.amount,
+        }
+    }
+}
+
+/// One NFC exchange (SELECT, AUTHORIZE TAP; the certificate is "cached").
+pub fn tap(w: &Wallet, ch: &TapChallenge) -> StatusWord {
+    let sel = ResponseApdu::parse(&w.process_apdu(CommandApdu::select_mancard().encode().unwrap()))
+        .unwrap();
+    if sel.sw != StatusWord::Ok {
+        return sel.sw;
+    }
+    let r = ResponseApdu::parse(&w.process_apdu(CommandApdu::authorize_tap(ch).encode().unwrap()))
+        .unwrap();
+    w.deactivated();
+    r.sw
+}
+
+/// `n` taps spread over lines 1/2/10, `spacing` seconds apart from `start`; all must succeed.
+pub fn taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) {
+    for i in 0..n {
+        let line = [1, 2, 10][i % 3];
+        let ch = v.challenge(line, start + i as i64 * spacing);
+        assert_eq!(tap(w, &ch), StatusWord::Ok, "tap {i}");
+    }
+}
+
+/// Wallet and backend agree: confirmed = backend balance, nothing pending, every log entry
+/// settled exactly once.
+pub fn assert_converged(env: &Env, w: &Wallet, account_id: i64) {
+    let l = w.ledger().unwrap();
+    let backend = env.balance_of(account_id);
+    assert_eq!(l.confirmed_balance, backend, "confirmed balance vs backend");
+    assert_eq!(l.pending_taps, 0, "pending taps after sync");
+    assert_eq!(l.available_balance, backend);
+    let log = w.verify_tap_log().unwrap();
+    let s = w.tap_settlements().unwrap();
+    assert_eq!(s.len() as u64, log, "every tap has exactly one verdict");
+    for (i, t) in s.iter().enumerate() {
+        assert_eq!(t.log_seq, i as u64);
+        assert!(
+            t.status == "settled" || t.status == "duplicate",
+            "tap {}: {}",
+            t.log_seq,
+            t.status
+        );
+        assert!(t.fare.is_some_and(|f| f >= 0));
+    }
+    env.assert_audit_ok();
+}
+
+pub fn data_dir(root: &Path, name: &str) -> PathBuf {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,0 +1,24 @@
+//! The wallet core's integration tests: one binary, a module per concern. Fixtures come from
+//! `mancard-testkit` (`wallet` for offline wallets and NFC exchanges, `online` for the
+//! in-process backend, `proxy` for the fault-injecting and TLS proxies).
+//!
+//! `crash` and `online_concurrency` re-run this binary as a child process
+//! (`--ignored --exact crash::crash_child` / `online_concurrency::sync_child`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod apdu;
+mod crash;
+mod keys;
+mod nfc;
+mod online_adjustments;
+mod online_concurrency;
+mod online_faults;
+mod online_flows;
+mod online_tls;
+mod pass;
+mod storage;
