@@ -16,17 +16,36 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod features;
+pub mod http;
+pub mod ids;
 pub mod keys;
-pub mod model;
-pub mod repo;
 pub mod server;
 pub mod settle;
+pub mod store;
 
 pub use config::{BackendConfig, Policy};
 pub use engine::Engine;
-pub use error::{ApiError, StoreError};
+pub use error::{Error, Result, StoreError};
+pub use features::accounts::normalize_phone;
+pub use features::gateway::GatewayPage;
+pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};
+
+/// The engine's error under its former name (it carries no HTTP status any more).
+pub use error::Error as ApiError;
+
+/// The request and response bodies, now defined once in `mancard_api`; re-exported under
+/// their former path for callers not yet moved to `mancard_api`.
+pub mod model {
+    pub use mancard_api::{
+        AccountResponse, AdjustmentRequest, AdjustmentResponse, BatchResponse, ChainState,
+        CredentialRequest, CredentialResponse, CredentialStatus, Health, IssuerKeyView,
+        KeysResponse, LogItem, LogResponse, NonceResponse, OtpRequest, OtpResponse,
+        RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp, SessionRequest,
+        SessionResponse, SyncRequest, SyncResponse, TapResult, TopupIntentResponse, TopupRequest,
+    };
+}

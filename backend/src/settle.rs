@@ -5,6 +5,8 @@
 //!
 //! These functions are pure and `Sync`, so a batch's taps are verified in parallel.
 
+use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
+use mancard_api::FraudKind;
 use mancard_protocol::crypto::tags;
 use mancard_protocol::{
     check_validity, CredentialCertificate, FareClass, RideState, TapProof, TapRecord, Tariff,
@@ -15,9 +17,9 @@ use mancard_protocol::{
 #[derive(Debug, Clone)]
 pub struct CertInfo {
     pub cert: CredentialCertificate,
-    pub hash: [u8; 32],
-    pub device_id: i64,
-    pub account_id: i64,
+    pub hash: CertHash,
+    pub device_id: DeviceId,
+    pub account_id: AccountId,
 }
 
 /// Tolerated difference between a validator record's time and the time in its signed challenge.
@@ -26,11 +28,11 @@ pub const RECORD_TIME_TOLERANCE_SECS: i64 = 300;
 /// A tap whose evidence verified.
 #[derive(Debug, Clone)]
 pub struct CheckedTap {
-    pub pseudonym: [u8; 16],
+    pub pseudonym: PseudonymBytes,
     pub counter: u32,
-    pub cert_hash: [u8; 32],
-    pub account_id: i64,
-    pub device_id: i64,
+    pub cert_hash: CertHash,
+    pub account_id: AccountId,
+    pub device_id: DeviceId,
     pub fare_class: FareClass,
     /// Signed time of the tap (NFC: the validator time in the challenge; QR: the pass's issue
     /// time), UTC seconds.
@@ -45,7 +47,7 @@ pub struct CheckedTap {
     /// Canonical encoding of the signed evidence; two reports of one tap must match it.
     pub proof: Vec<u8>,
     /// Set when the evidence is genuine but breaks the certificate's limits.
-    pub fraud: Option<(&'static str, String)>,
+    pub fraud: Option<(FraudKind, String)>,
 }
 
 /// The verdict on one report.
@@ -83,6 +85,88 @@ pub fn proof_bytes(proof: &TapProof) -> Vec<u8> {
     v
 }
 
+/// The signed time, line (NFC only) and amount of a proof whose signature verifies under the
+/// certificate's tap key; the rejection otherwise.
+fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i64), Check> {
+    let tap_key = &ci.cert.body.tap_public_key;
+    match proof {
+        TapProof::Nfc {
+            challenge,
+            authorization,
+            ..
+        } => {
+            if tap_key
+                .verify(
+                    tags::TAP,
+                    &authorization.signed_bytes(),
+                    &authorization.signature,
+                )
+                .is_err()
+            {
+                return Err(reject("bad_signature", "the tap signature does not verify"));
+            }
+            if authorization.digest != challenge.digest(&ci.hash.0)
+                || authorization.amount != challenge.fare
+            {
+                return Err(reject(
+                    "challenge_mismatch",
+                    "the authorization does not answer the challenge",
+                ));
+            }
+            Ok((
+                challenge.validator_time,
+                Some(challenge.line_id),
+                authorization.amount,
+            ))
+        }
+        TapProof::Qr { pass } => {
+            if pass.body.certificate != ci.cert {
+                return Err(reject(
+                    "certificate_mismatch",
+                    "the pass carries another certificate",
+                ));
+            }
+            if tap_key
+                .verify(tags::PASS, &pass.signed_bytes(), &pass.signature)
+                .is_err()
+            {
+                return Err(reject(
+                    "bad_signature",
+                    "the pass signature does not verify",
+                ));
+            }
+            Ok((pass.body.issued_at, None, pass.body.max_amount))
+        }
+    }
+}
+
+/// The fraud verdict on a genuine tap against its certificate's limits.
+fn limits_fraud(
+    a: &mancard_protocol::OfflineAllowance,
+    counter: u32,
+    authorized: i64,
+) -> Option<(FraudKind, String)> {
+    if !a.contains(counter) {
+        Some((
+            FraudKind::CounterOutOfRange,
+            format!(
+                "counter {counter} is outside {}..={}",
+                a.counter_first, a.counter_last
+            ),
+        ))
+    } else if authorized > a.max_amount {
+        Some((
+            FraudKind::OverAllowance,
+            format!(
+                "signed amount {authorized} exceeds the allowance {}",
+                a.max_amount
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
 /// Verifies a proof against the certificate it names. `pseudonym` is the pseudonym the report
 /// claims (validator record), if any.
 pub fn check_proof(
@@ -106,79 +190,18 @@ pub fn check_proof(
             "the record's pseudonym is not the certificate's",
         );
     }
-    let tap_key = &body.tap_public_key;
-    let (time, line_id, authorized) = match proof {
-        TapProof::Nfc {
-            challenge,
-            authorization,
-            ..
-        } => {
-            if tap_key
-                .verify(
-                    tags::TAP,
-                    &authorization.signed_bytes(),
-                    &authorization.signature,
-                )
-                .is_err()
-            {
-                return reject("bad_signature", "the tap signature does not verify");
-            }
-            if authorization.digest != challenge.digest(&ci.hash)
-                || authorization.amount != challenge.fare
-            {
-                return reject(
-                    "challenge_mismatch",
-                    "the authorization does not answer the challenge",
-                );
-            }
-            (
-                challenge.validator_time,
-                Some(challenge.line_id),
-                authorization.amount,
-            )
-        }
-        TapProof::Qr { pass } => {
-            if pass.body.certificate != ci.cert {
-                return reject(
-                    "certificate_mismatch",
-                    "the pass carries another certificate",
-                );
-            }
-            if tap_key
-                .verify(tags::PASS, &pass.signed_bytes(), &pass.signature)
-                .is_err()
-            {
-                return reject("bad_signature", "the pass signature does not verify");
-            }
-            (pass.body.issued_at, None, pass.body.max_amount)
-        }
+    let (time, line_id, authorized) = match signed_terms(proof, ci) {
+        Ok(t) => t,
+        Err(rejected) => return rejected,
     };
     if let Err(e) = check_validity(&ci.cert, time) {
         return reject("outside_validity", e.to_string());
     }
     let counter = proof.counter();
     let a = &body.allowance;
-    let fraud = if !a.contains(counter) {
-        Some((
-            "counter_out_of_range",
-            format!(
-                "counter {counter} is outside {}..={}",
-                a.counter_first, a.counter_last
-            ),
-        ))
-    } else if authorized > a.max_amount {
-        Some((
-            "over_allowance",
-            format!(
-                "signed amount {authorized} exceeds the allowance {}",
-                a.max_amount
-            ),
-        ))
-    } else {
-        None
-    };
+    let fraud = limits_fraud(a, counter, authorized);
     Check::Ok(Box::new(CheckedTap {
-        pseudonym: body.pseudonym.0,
+        pseudonym: PseudonymBytes(body.pseudonym.0),
         counter,
         cert_hash: ci.hash,
         account_id: ci.account_id,
@@ -197,10 +220,10 @@ pub fn check_proof(
 /// of every tap settled under the certificate, the new one included. Over the allowance, the
 /// tap key has authorized more than the certificate allows (a stolen or cloned key): the same
 /// `over_allowance` case as a single tap above it.
-pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(&'static str, String)> {
+pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(FraudKind, String)> {
     (total > allowance).then(|| {
         (
-            "over_allowance",
+            FraudKind::OverAllowance,
             format!(
                 "authorized total {total} exceeds the certificate's offline allowance {allowance}"
             ),
@@ -252,7 +275,7 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
 }
 
 /// Verifies a wallet log entry's evidence; the certificate must belong to `device_id`.
-pub fn check_entry(entry: &WalletLogEntry, device_id: i64, cert: Option<&CertInfo>) -> Check {
+pub fn check_entry(entry: &WalletLogEntry, device_id: DeviceId, cert: Option<&CertInfo>) -> Check {
     if let Some(ci) = cert {
         if ci.device_id != device_id {
             return reject(
@@ -310,7 +333,7 @@ mod tests {
         assert!(over_allowance_total(0, 0).is_none());
         assert!(over_allowance_total(500_000, 500_000).is_none());
         let (kind, detail) = over_allowance_total(520_000, 500_000).unwrap();
-        assert_eq!(kind, "over_allowance");
+        assert_eq!(kind, FraudKind::OverAllowance);
         assert_eq!(
             detail,
             "authorized total 520000 exceeds the certificate's offline allowance 500000"

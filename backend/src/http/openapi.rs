@@ -1,0 +1,67 @@
+//! The OpenAPI 3 document of the API, served at `/openapi.json`, and `/healthz`.
+
+use super::problem::ApiProblem;
+use super::{account, admin, auth, credential, sandbox, topup, validator, wallet, AppState};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use mancard_api::endpoints::{HEALTHZ, OPENAPI};
+use mancard_api::{Health, KeyInfo, LedgerEntry, Problem, TapResult};
+use utoipa::OpenApi;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(HEALTHZ.path, get(healthz))
+        .route(OPENAPI.path, get(openapi_json))
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz(State(s): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        server_time: s.now(),
+    })
+}
+
+async fn openapi_json() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
+        Err(e) => ApiProblem::internal(&e).into_response(),
+    }
+}
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI 3 document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ManCard backend", description = "Issuance, top-up, settlement and reconciliation. Errors are RFC 9457 problem documents (application/problem+json) with a stable `code`."),
+    paths(healthz, auth::request_otp, auth::create_session, account::account, credential::nonce,
+          credential::provision, credential::replenish, topup::create_topup, topup::topup_status,
+          topup::topup_callback, wallet::sync, wallet::wallet_log, validator::validator_config,
+          validator::upload_batch, admin::register_validator, admin::list_keys,
+          admin::rotate_keys, admin::fraud_cases, admin::audit, admin::adjust,
+          sandbox::sandbox_otp, sandbox::gateway_page, sandbox::gateway_pay,
+          sandbox::gateway_cancel),
+    components(schemas(Problem, LedgerEntry, KeyInfo, TapResult)),
+    modifiers(&SecurityAddon)
+)]
+pub struct ApiDoc;
