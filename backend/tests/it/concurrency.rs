@@ -1,15 +1,7 @@
 //! Many wallets syncing and validators uploading at once; shutdown under load.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
 use mancard_protocol::{FareClass, RideState, TapRecord, Tariff, WalletLogEntry};
+use mancard_testkit::backend::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -102,15 +94,15 @@ async fn concurrent_syncs_and_batches_apply_each_tap_once() {
     }
 
     let audit = h.audit().await;
-    assert_eq!(audit["taps"], (WALLETS * TAPS) as i64);
+    assert_eq!(audit.taps, (WALLETS * TAPS) as i64);
     let mut sum = 0;
     for (token, want) in &expected {
         let got = h.balance(token).await;
         assert_eq!(got, *want, "balance equals top-up minus the in-order fares");
         sum += got;
     }
-    assert_eq!(audit["ledger_total"], sum);
-    assert_eq!(audit["balances_total"], sum);
+    assert_eq!(audit.ledger_total, sum);
+    assert_eq!(audit.balances_total, sum);
     assert!(h.fraud_cases().await.is_empty());
 }
 
@@ -186,7 +178,7 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
     let token = h.login("+989125559999").await;
     h.topup(&token, 200_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["max_amount"], 200_000);
+    assert_eq!(c.max_amount, 200_000);
     let base = ride_base(w.server_time);
     let mut records: Vec<TapRecord> = Vec::new();
     let mut entries: Vec<WalletLogEntry> = Vec::new();
@@ -242,9 +234,9 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
     let mut details: Vec<&str> = cases
         .iter()
         .map(|c| {
-            assert_eq!(c["kind"], "over_allowance");
-            assert_eq!(c["pseudonym"], pseudonym.as_str());
-            c["detail"].as_str().unwrap()
+            assert_eq!(c.kind, "over_allowance");
+            assert_eq!(c.pseudonym, pseudonym.as_str());
+            c.detail.as_str()
         })
         .collect();
     details.sort_unstable();
@@ -260,6 +252,6 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
         .await
         .is_denied(&mancard_protocol::Pseudonym::from_hex(&pseudonym).unwrap()));
     let audit = h.audit().await;
-    assert_eq!(audit["taps"], 12);
-    assert_eq!(audit["cert_totals_mismatched"], 0);
+    assert_eq!(audit.taps, 12);
+    assert_eq!(audit.cert_totals_mismatched, 0);
 }

@@ -1,15 +1,7 @@
 //! End-to-end flows over real HTTP on a loopback port with a real SQLite file.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
 use mancard_protocol::{verify_config, Pseudonym, VerifiedCertificate};
+use mancard_testkit::backend::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -319,23 +311,23 @@ async fn provisioning_replenishment_and_lost_phone() {
     let token = h.login("+989120000001").await;
     h.topup(&token, 100_000, "first").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["counter_first"], 0);
-    assert_eq!(c["counter_last"], 63);
-    assert_eq!(c["max_amount"], 100_000);
-    assert_eq!(c["fare_class"], "adult");
-    assert!(c["valid_until"].as_i64().unwrap() - c["server_time"].as_i64().unwrap() == 72 * 3600);
+    assert_eq!(c.counter_first, 0);
+    assert_eq!(c.counter_last, 63);
+    assert_eq!(c.max_amount, 100_000);
+    assert_eq!(c.fare_class, "adult");
+    assert!(c.valid_until - c.server_time == 72 * 3600);
     // the certificate verifies under the issuer keys of the validator bundle
     let cfg = h.config().await;
     let vc = VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
-    assert_eq!(hex::encode(vc.hash), c["certificate_hash"]);
-    let k = &c["issuer_keys"][0];
-    assert_eq!(k["key_id"], 1);
+    assert_eq!(hex::encode(vc.hash), c.certificate_hash);
+    let k = &c.issuer_keys[0];
+    assert_eq!(k.key_id, 1);
     assert_eq!(
-        k["public_key"],
+        k.public_key,
         hex::encode(cfg.body.issuer_keys[0].public_key.as_bytes())
     );
-    assert_eq!(k["valid_from"], cfg.body.issuer_keys[0].valid_from);
-    let tariff = hex::decode(c["tariff"].as_str().unwrap()).unwrap();
+    assert_eq!(k.valid_from, cfg.body.issuer_keys[0].valid_from);
+    let tariff = hex::decode(c.tariff.as_str()).unwrap();
     assert_eq!(
         mancard_protocol::Tariff::decode(&tariff).unwrap(),
         cfg.body.tariff
@@ -344,9 +336,9 @@ async fn provisioning_replenishment_and_lost_phone() {
     // replenish: same pseudonym, next counter range, new tap key
     let old_pseudonym = w.pseudonym.clone();
     let r = w.replenish(&h).await;
-    assert_eq!(r["pseudonym"], old_pseudonym);
-    assert_eq!(r["counter_first"], 64);
-    assert_eq!(r["counter_last"], 127);
+    assert_eq!(r.pseudonym, old_pseudonym);
+    assert_eq!(r.counter_first, 64);
+    assert_eq!(r.counter_last, 127);
 
     // a proof for the other purpose, a reused nonce, or a foreign binding key is refused
     let (tap, _) = mancard_protocol::SigningKey::generate().unwrap();
@@ -387,7 +379,7 @@ async fn provisioning_replenishment_and_lost_phone() {
         mancard_protocol::provision::ProvisionPurpose::Replenish,
     )
     .await;
-    req["next_counter"] = json!(300);
+    req.next_counter = Some(300);
     let (s, v) = h.post("/v1/credential/replenish", Some(&token), &req).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
@@ -418,10 +410,10 @@ async fn provisioning_replenishment_and_lost_phone() {
 
     let (w2, c2) = Wallet::provision(&h, &token).await;
     assert_ne!(w2.pseudonym, old_pseudonym);
-    assert_eq!(c2["revoked_pseudonyms"], json!([old_pseudonym]));
-    assert_eq!(c2["balance"], 80_000, "balance carries over");
-    assert_eq!(c2["max_amount"], 80_000);
-    assert_eq!(c2["counter_first"], 0);
+    assert_eq!(c2.revoked_pseudonyms, vec![old_pseudonym.clone()]);
+    assert_eq!(c2.balance, 80_000, "balance carries over");
+    assert_eq!(c2.max_amount, 80_000);
+    assert_eq!(c2.counter_first, 0);
     let cfg = h.config().await;
     assert!(cfg.is_denied(&Pseudonym::from_hex(&old_pseudonym).unwrap()));
     assert!(!cfg.is_denied(&Pseudonym::from_hex(&w2.pseudonym).unwrap()));
@@ -670,7 +662,7 @@ async fn topup_is_credited_exactly_once() {
     assert_eq!(ledger[0]["amount"], 50_000);
     assert_eq!(ledger[1]["amount"], 10_000);
     let audit = h.audit().await;
-    assert_eq!(audit["intents_credited_twice"], 0);
+    assert_eq!(audit.intents_credited_twice, 0);
 }
 
 #[tokio::test]
@@ -909,8 +901,8 @@ async fn clone_with_same_counter_is_fraud_and_denied() {
     assert_eq!(b["records"][0]["reason"], "duplicate_counter");
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0]["kind"], "duplicate_counter");
-    assert_eq!(cases[0]["pseudonym"], w.pseudonym.as_str());
+    assert_eq!(cases[0].kind, "duplicate_counter");
+    assert_eq!(cases[0].pseudonym, w.pseudonym.as_str());
     let cfg = h.config().await;
     assert!(cfg.is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
     // a new, higher bundle version: a validator holding the old one gets it
@@ -955,7 +947,7 @@ async fn restored_backup_breaks_the_chain() {
     assert_eq!(v["credential"]["reason"], "broken_chain");
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0]["kind"], "broken_chain");
+    assert_eq!(cases[0].kind, "broken_chain");
     assert!(h
         .config()
         .await
@@ -971,12 +963,12 @@ async fn counter_beyond_range_is_fraud() {
     let (mut w, c) = Wallet::provision(&h, &token).await;
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
-    let last = c["counter_last"].as_u64().unwrap() as u32;
+    let last = c.counter_last;
     let (r, _) = w.nfc_tap_with_counter(1, 1, 20_000, base, last + 1);
     let (_, b) = h.upload(&v1.batch(vec![r])).await;
     assert_eq!(statuses(&b, "records"), ["fraud"]);
     assert_eq!(b["records"][0]["reason"], "counter_out_of_range");
-    assert_eq!(h.fraud_cases().await[0]["kind"], "counter_out_of_range");
+    assert_eq!(h.fraud_cases().await[0].kind, "counter_out_of_range");
     assert!(h
         .config()
         .await
@@ -990,7 +982,7 @@ async fn key_rotation_restart_and_log_recovery() {
     let token = h.login("+989120000012").await;
     h.topup(&token, 100_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["issuer_key_id"], 1);
+    assert_eq!(c.issuer_key_id, 1);
     let v1 = Validator::register(&h, 1).await;
     let (s, k) = h
         .admin_post("/v1/admin/issuer-keys/rotate", &json!({}))
@@ -1009,7 +1001,7 @@ async fn key_rotation_restart_and_log_recovery() {
     let (_, b) = h.upload(&v1.batch(vec![r0])).await;
     assert_eq!(statuses(&b, "records"), ["settled"]);
     let r = w.replenish(&h).await;
-    assert_eq!(r["issuer_key_id"], 2);
+    assert_eq!(r.issuer_key_id, 2);
     VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
     let (_, e1) = w.nfc_tap(1, 10, 30_000, base + 3600);
     let (s, v) = w.sync(&h, &[e0.clone(), e1.clone()]).await;
@@ -1165,10 +1157,10 @@ async fn credential_status_tells_when_to_replenish() {
     assert_eq!(v["credential"]["status"], "replenish_due");
     assert_eq!(v["credential"]["reason"], "allowance_can_grow");
     let c = w.replenish(&h).await;
-    assert_eq!(c["max_amount"], 150_000);
+    assert_eq!(c.max_amount, 150_000);
     let (_, v) = w.sync(&h, &[]).await;
     assert_eq!(v["credential"]["status"], "active");
-    assert_eq!(v["credential"]["certificate"], c["certificate"]);
+    assert_eq!(v["credential"]["certificate"], c.certificate);
     // most counters used
     let base = ride_base(w.server_time);
     let mut entries = Vec::new();
@@ -1196,7 +1188,7 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     let token = h.login("+989120000020").await;
     h.topup(&token, 100_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["max_amount"], 100_000);
+    assert_eq!(c.max_amount, 100_000);
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
     let p = Pseudonym::from_hex(&w.pseudonym).unwrap();
@@ -1246,10 +1238,10 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     assert!(rec["fare"].as_i64().is_some(), "the ride is still charged");
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1, "{cases:?}");
-    assert_eq!(cases[0]["kind"], "over_allowance");
-    assert_eq!(cases[0]["counter"], 3);
-    assert_eq!(cases[0]["pseudonym"], w.pseudonym.as_str());
-    assert_eq!(cases[0]["detail"], rec["detail"]);
+    assert_eq!(cases[0].kind, "over_allowance");
+    assert_eq!(cases[0].counter, Some(3));
+    assert_eq!(cases[0].pseudonym, w.pseudonym.as_str());
+    assert_eq!(cases[0].detail, rec["detail"]);
     // revoked: on the next bundle's deny list, and the wallet learns it
     let after = h.config().await;
     assert!(after.is_denied(&p));
@@ -1273,7 +1265,7 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
     let token = h.login("+989120000021").await;
     h.topup(&token, 100_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["max_amount"], 100_000);
+    assert_eq!(c.max_amount, 100_000);
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
     let (r0, _) = w.nfc_tap(1, 1, 40_000, base);
@@ -1285,7 +1277,7 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
 
     let h = h.restart().await;
     let c2 = w.replenish(&h).await;
-    assert!(c2["max_amount"].as_i64().unwrap() >= 40_000, "{c2}");
+    assert!(c2.max_amount >= 40_000, "{c2:?}");
     // 40 000 under the new certificate: its own total, not the first one's 80 000
     let (r2, _) = w.nfc_tap(1, 10, 40_000, base + 3 * 3600);
     let (_, b) = h.upload(&v1.batch(vec![r2])).await;
