@@ -1,4 +1,4 @@
-//! Errors of the issuer's logic, with no HTTP in them: [`Error`] says what went wrong in the
+//! Errors of the issuer's logic, with no HTTP in them: [`Error`](enum@Error) says what went wrong in the
 //! domain's words; the HTTP edge (`http::problem`) picks the status and the stable
 //! [`mancard_api::ProblemCode`] for each variant in one `match`.
 //!

@@ -24,6 +24,13 @@ pub struct BatchId(pub [u8; 16]);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PseudonymBytes(pub [u8; 16]);
 
+/// One tap: a card pseudonym and the counter it signed (each pair is settled once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TapRef {
+    pub pseudonym: PseudonymBytes,
+    pub counter: u32,
+}
+
 impl From<i64> for AccountId {
     fn from(v: i64) -> Self {
         Self(v)

@@ -5,16 +5,13 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result, StoreError};
-use crate::ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes};
+use crate::ids::{AccountId, BatchId, CertHash, DeviceId, TapRef};
 use crate::settle::{check_record, over_allowance_total, rate, Check, CheckedTap};
-use crate::store::{NewEntry, NewFraudCase, NewTap, StoredBatch, Writer};
+use crate::store::{NewEntry, NewFraudCase, NewTap, StoredBatch, TapSource, Writer};
 use mancard_api::{BatchResponse, FraudKind, LedgerKind, TapResult, TapStatus};
 use mancard_protocol::{sha256, PublicKey, RideState, TapBatch};
 use rayon::prelude::{IndexedParallelIterator, IntoParallelRefIterator, ParallelIterator};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// A tap, as rating names it.
-type TapKey = (PseudonymBytes, u32);
 
 fn tap_result(seq: u64, status: TapStatus) -> TapResult {
     TapResult {
@@ -35,7 +32,7 @@ struct Settling {
     /// (account, fare day) → earliest changed ride time.
     groups: BTreeMap<(AccountId, i64), i64>,
     /// Results whose fare is filled after rating: result index and tap.
-    pending: Vec<(usize, TapKey)>,
+    pending: Vec<(usize, TapRef)>,
 }
 
 impl Settling {
@@ -69,7 +66,7 @@ impl Engine {
         (account_id, fare_day): (AccountId, i64),
         from_time: i64,
         now: i64,
-    ) -> Result<HashMap<TapKey, i64>> {
+    ) -> Result<HashMap<TapRef, i64>> {
         let tariff = &self.config().tariff;
         let rides = tx.day_rides(account_id, fare_day, from_time)?;
         let mut state = RideState {
@@ -93,7 +90,11 @@ impl Engine {
             if r.time < from_time {
                 continue;
             }
-            fares.insert((r.pseudonym, r.counter), amount);
+            let tap = TapRef {
+                pseudonym: r.pseudonym,
+                counter: r.counter,
+            };
+            fares.insert(tap, amount);
             if amount == r.charged && r.entries > 0 {
                 continue;
             }
@@ -111,7 +112,7 @@ impl Engine {
                 kind,
                 amount: r.charged.saturating_sub(amount),
                 idempotency_key: &key,
-                tap: Some((r.pseudonym, r.counter)),
+                tap: Some(tap),
                 intent_id: None,
                 note: None,
                 created_at: now,
@@ -129,7 +130,7 @@ impl Engine {
         &self,
         tx: &Writer<'_>,
         checks: Vec<(u64, Check)>,
-        source: &'static str,
+        source: TapSource,
         now: i64,
     ) -> Result<Vec<TapResult>> {
         let mut s = Settling {
@@ -147,14 +148,14 @@ impl Engine {
                 Check::Ok(t) => self.settle_tap(tx, &mut s, seq, *t, source, now)?,
             }
         }
-        let mut fares: HashMap<TapKey, i64> = HashMap::new();
+        let mut fares: HashMap<TapRef, i64> = HashMap::new();
         for (group, from_time) in std::mem::take(&mut s.groups) {
             fares.extend(self.rerate(tx, group, from_time, now)?);
         }
-        for (i, (p, c)) in s.pending {
-            let fare = match fares.get(&(p, c)) {
+        for (i, tap) in s.pending {
+            let fare = match fares.get(&tap) {
                 Some(f) => *f,
-                None => tx.tap_charge(&p, c)?,
+                None => tx.tap_charge(&tap)?,
             };
             if let Some(r) = s.results.get_mut(i) {
                 r.fare = Some(fare);
@@ -170,12 +171,16 @@ impl Engine {
         s: &mut Settling,
         seq: u64,
         mut t: CheckedTap,
-        source: &'static str,
+        source: TapSource,
         now: i64,
     ) -> Result<()> {
         let mut r = tap_result(seq, TapStatus::Settled);
         r.pseudonym = Some(t.pseudonym.to_hex());
         r.counter = Some(t.counter);
+        let tap = TapRef {
+            pseudonym: t.pseudonym,
+            counter: t.counter,
+        };
         if let Some(existing) = tx.tap(&t.pseudonym, t.counter)? {
             if existing.proof == t.proof {
                 r.status = TapStatus::Duplicate;
@@ -183,11 +188,12 @@ impl Engine {
                     tx.set_tap_line(&t.pseudonym, t.counter, line)?;
                     s.touch(existing.account_id, existing.fare_day, existing.time);
                 }
-                s.pending.push((s.results.len(), (t.pseudonym, t.counter)));
+                s.pending.push((s.results.len(), tap));
             } else {
                 let detail = format!(
-                    "two different taps signed with counter {} (reported by {source})",
-                    t.counter
+                    "two different taps signed with counter {} (reported by {})",
+                    t.counter,
+                    source.as_str()
                 );
                 let why = (FraudKind::DuplicateCounter, detail.as_str());
                 self.fraud_result(tx, &mut r, existing.device_id, &t, why, now)?;
@@ -223,7 +229,7 @@ impl Engine {
             self.fraud_result(tx, &mut r, t.device_id, &t, (*kind, detail), now)?;
         }
         s.touch(t.account_id, fare_day, t.time);
-        s.pending.push((s.results.len(), (t.pseudonym, t.counter)));
+        s.pending.push((s.results.len(), tap));
         s.results.push(r);
         Ok(())
     }
@@ -295,7 +301,7 @@ impl Engine {
             if let Some(stored) = tx.batch(&batch_id)? {
                 return stored_batch(stored, vid, &body_hash);
             }
-            let records = self.apply_checks(tx, checks, "validator", now)?;
+            let records = self.apply_checks(tx, checks, TapSource::Validator, now)?;
             let count = |s: TapStatus| records.iter().filter(|r| r.status == s).count();
             let resp = BatchResponse {
                 batch_id: batch_id.to_hex(),

@@ -6,7 +6,7 @@ use crate::engine::{hex_array, Engine};
 use crate::error::{Error, Result};
 use crate::ids::{AccountId, CertHash, PseudonymBytes};
 use crate::settle::{check_entry, Check};
-use crate::store::{Device, NewFraudCase, Writer};
+use crate::store::{Device, NewFraudCase, TapSource, Writer};
 use mancard_api::{
     ChainState, CredentialState, CredentialStatus, FraudKind, LogItem, LogResponse, SyncRequest,
     SyncResponse,
@@ -80,7 +80,7 @@ impl Engine {
         let now = self.now();
         self.store.write(|tx| {
             let chain = self.append_log(tx, &device, &entries, now)?;
-            let taps = self.apply_checks(tx, checks, "wallet", now)?;
+            let taps = self.apply_checks(tx, checks, TapSource::Wallet, now)?;
             let balance = tx.balance(account_id)?;
             let mut ledger = tx.ledger_since(account_id, req.cursor, SYNC_LEDGER_PAGE + 1)?;
             let more = ledger.len() > SYNC_LEDGER_PAGE as usize;

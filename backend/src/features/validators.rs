@@ -29,6 +29,15 @@ fn bundle_content(
     content
 }
 
+/// A signed validator config bundle.
+#[derive(Debug, Clone)]
+pub struct SignedBundle {
+    /// `bundle_version`, also the HTTP ETag.
+    pub version: u64,
+    /// The `ValidatorConfig` encoding.
+    pub encoded: Vec<u8>,
+}
+
 impl Engine {
     /// Registers (or re-keys) a validator.
     pub fn register_validator(
@@ -46,9 +55,9 @@ impl Engine {
         })
     }
 
-    /// The current signed config bundle: (version, encoding). A new version is signed whenever
-    /// the issuer keys, deny list or tariff change.
-    pub fn config_bundle(&self) -> Result<(u64, Vec<u8>)> {
+    /// The current signed config bundle. A new version is signed whenever the issuer keys,
+    /// deny list or tariff change.
+    pub fn config_bundle(&self) -> Result<SignedBundle> {
         let now = self.now();
         let lifetime = self.config().policy.cert_lifetime_secs;
         self.store.write(|tx| {
@@ -62,7 +71,10 @@ impl Engine {
             let latest = tx.latest_bundle()?;
             if let Some(b) = &latest {
                 if b.content_hash.as_slice() == content_hash.as_slice() {
-                    return Ok((b.version, b.encoded.clone()));
+                    return Ok(SignedBundle {
+                        version: b.version,
+                        encoded: b.encoded.clone(),
+                    });
                 }
             }
             let version = latest.map(|b| b.version.saturating_add(1)).unwrap_or(1);
@@ -82,7 +94,7 @@ impl Engine {
                 deny = signed.body.deny_list.len(),
                 "config bundle signed"
             );
-            Ok((version, encoded))
+            Ok(SignedBundle { version, encoded })
         })
     }
 }

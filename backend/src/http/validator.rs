@@ -39,8 +39,8 @@ pub(crate) async fn validator_config(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> HttpResult<Response> {
-    let (version, bytes) = blocking(&s, |e| e.config_bundle()).await?;
-    let etag = format!("\"{version}\"");
+    let bundle = blocking(&s, |e| e.config_bundle()).await?;
+    let etag = format!("\"{}\"", bundle.version);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiProblem::internal(&e))?;
     if etag_matches(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
@@ -54,7 +54,7 @@ pub(crate) async fn validator_config(
             (header::ETAG, etag_value),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        bytes,
+        bundle.encoded,
     )
         .into_response())
 }

@@ -3,7 +3,7 @@
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use crate::ids::{AccountId, PseudonymBytes};
+use crate::ids::{AccountId, PseudonymBytes, TapRef};
 use mancard_api::{LedgerEntry, LedgerKind};
 use rusqlite::{named_params, OptionalExtension, Row};
 
@@ -15,7 +15,7 @@ pub struct NewEntry<'a> {
     pub amount: i64,
     pub idempotency_key: &'a str,
     /// The tap a fare entry charges.
-    pub tap: Option<(PseudonymBytes, u32)>,
+    pub tap: Option<TapRef>,
     pub intent_id: Option<&'a str>,
     pub note: Option<&'a str>,
     pub created_at: i64,
@@ -79,16 +79,17 @@ impl Reader<'_> {
     }
 
     /// What has been charged for one tap (positive rials).
-    pub fn tap_charge(&self, p: &PseudonymBytes, counter: u32) -> Result<i64, StoreError> {
+    pub fn tap_charge(&self, tap: &TapRef) -> Result<i64, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT COALESCE(-SUM(amount), 0) AS charged FROM ledger
                  WHERE pseudonym = :p AND counter = :counter",
             )?
-            .query_row(named_params! {":p": p, ":counter": counter}, |r| {
-                r.get("charged")
-            })?)
+            .query_row(
+                named_params! {":p": tap.pseudonym, ":counter": tap.counter},
+                |r| r.get("charged"),
+            )?)
     }
 }
 
@@ -96,7 +97,7 @@ impl Writer<'_> {
     /// Appends an entry; returns its id, or `None` if the idempotency key already exists.
     pub fn insert_ledger(&self, e: &NewEntry<'_>) -> Result<Option<i64>, StoreError> {
         let (p, c) = match e.tap {
-            Some((p, c)) => (Some(p), Some(c)),
+            Some(t) => (Some(t.pseudonym), Some(t.counter)),
             None => (None, None),
         };
         let n = self

@@ -35,7 +35,7 @@ pub use fraud::NewFraudCase;
 pub use ledger::NewEntry;
 pub use log::{ChainHead, LogRow};
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
-pub use taps::{LastRide, NewTap, Ride, TapRow};
+pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource};
 pub use topups::{GatewayPayment, GatewayStatus, Intent};
 
 use crate::error::StoreError;

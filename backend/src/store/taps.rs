@@ -32,9 +32,28 @@ pub struct NewTap<'a> {
     pub line_id: Option<u32>,
     pub authorized: i64,
     pub proof: &'a [u8],
-    /// Who reported it first: `wallet` or `validator`.
-    pub source: &'static str,
+    /// Who reported it first.
+    pub source: TapSource,
     pub reported_at: i64,
+}
+
+/// Who reported a tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapSource {
+    /// The rider's wallet, in a sync.
+    Wallet,
+    /// A validator, in a signed batch.
+    Validator,
+}
+
+impl TapSource {
+    /// The stored (and shown) text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Wallet => "wallet",
+            Self::Validator => "validator",
+        }
+    }
 }
 
 /// A ride of one fare day with what has been charged for it so far.
@@ -175,7 +194,7 @@ impl Writer<'_> {
                 ":line": t.line_id,
                 ":authorized": t.authorized,
                 ":proof": t.proof,
-                ":source": t.source,
+                ":source": t.source.as_str(),
                 ":reported_at": t.reported_at,
             })?;
         Ok(())
