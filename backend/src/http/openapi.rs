@@ -86,6 +86,18 @@ mod tests {
         }
     }
 
+    /// Problem codes are documented by their wire text.
+    #[test]
+    fn problem_codes_are_listed_by_their_wire_text() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let listed = &doc["components"]["schemas"]["ProblemCode"]["enum"];
+        let texts: Vec<&str> = mancard_api::ProblemCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(*listed, serde_json::json!(texts));
+    }
+
     /// Every schema the document points to is in it (the api crate's enums included).
     #[test]
     fn every_schema_reference_resolves() {
