@@ -50,17 +50,52 @@ pub struct CheckedTap {
     pub fraud: Option<(FraudKind, String)>,
 }
 
+/// Why a report's evidence was rejected (not charged, no fraud case): the `reason` of a
+/// `rejected` tap result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// The certificate it names was not issued here.
+    UnknownCertificate,
+    /// A validator record names another pseudonym than its certificate.
+    PseudonymMismatch,
+    /// The tap or pass signature does not verify under the certificate's tap key.
+    BadSignature,
+    /// The authorization does not answer its challenge.
+    ChallengeMismatch,
+    /// A pass carries another certificate than the one it names.
+    CertificateMismatch,
+    /// The tap's signed time is outside the certificate's validity.
+    OutsideValidity,
+    /// A validator record disagrees with its own signed evidence or batch.
+    RecordMismatch,
+    /// A wallet uploaded a tap under another device's certificate.
+    ForeignCertificate,
+}
+
+impl Reject {
+    /// The reason's wire text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownCertificate => "unknown_certificate",
+            Self::PseudonymMismatch => "pseudonym_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::ChallengeMismatch => "challenge_mismatch",
+            Self::CertificateMismatch => "certificate_mismatch",
+            Self::OutsideValidity => "outside_validity",
+            Self::RecordMismatch => "record_mismatch",
+            Self::ForeignCertificate => "foreign_certificate",
+        }
+    }
+}
+
 /// The verdict on one report.
 #[derive(Debug, Clone)]
 pub enum Check {
     Ok(Box<CheckedTap>),
-    Rejected {
-        reason: &'static str,
-        detail: String,
-    },
+    Rejected { reason: Reject, detail: String },
 }
 
-fn reject(reason: &'static str, detail: impl Into<String>) -> Check {
+fn reject(reason: Reject, detail: impl Into<String>) -> Check {
     Check::Rejected {
         reason,
         detail: detail.into(),
@@ -103,13 +138,16 @@ fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i6
                 )
                 .is_err()
             {
-                return Err(reject("bad_signature", "the tap signature does not verify"));
+                return Err(reject(
+                    Reject::BadSignature,
+                    "the tap signature does not verify",
+                ));
             }
             if authorization.digest != challenge.digest(&ci.hash.0)
                 || authorization.amount != challenge.fare
             {
                 return Err(reject(
-                    "challenge_mismatch",
+                    Reject::ChallengeMismatch,
                     "the authorization does not answer the challenge",
                 ));
             }
@@ -122,7 +160,7 @@ fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i6
         TapProof::Qr { pass } => {
             if pass.body.certificate != ci.cert {
                 return Err(reject(
-                    "certificate_mismatch",
+                    Reject::CertificateMismatch,
                     "the pass carries another certificate",
                 ));
             }
@@ -131,7 +169,7 @@ fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i6
                 .is_err()
             {
                 return Err(reject(
-                    "bad_signature",
+                    Reject::BadSignature,
                     "the pass signature does not verify",
                 ));
             }
@@ -176,7 +214,7 @@ pub fn check_proof(
 ) -> Check {
     let Some(ci) = cert else {
         return reject(
-            "unknown_certificate",
+            Reject::UnknownCertificate,
             format!(
                 "certificate {} was not issued here",
                 hex::encode(proof.cert_hash())
@@ -186,7 +224,7 @@ pub fn check_proof(
     let body = &ci.cert.body;
     if pseudonym.is_some_and(|p| *p != body.pseudonym.0) {
         return reject(
-            "pseudonym_mismatch",
+            Reject::PseudonymMismatch,
             "the record's pseudonym is not the certificate's",
         );
     }
@@ -195,7 +233,7 @@ pub fn check_proof(
         Err(rejected) => return rejected,
     };
     if let Err(e) = check_validity(&ci.cert, time) {
-        return reject("outside_validity", e.to_string());
+        return reject(Reject::OutsideValidity, e.to_string());
     }
     let counter = proof.counter();
     let a = &body.allowance;
@@ -235,7 +273,7 @@ pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(FraudKind, St
 pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInfo>) -> Check {
     if rec.validator_id != batch_validator {
         return reject(
-            "record_mismatch",
+            Reject::RecordMismatch,
             "the record names another validator than its batch",
         );
     }
@@ -250,7 +288,7 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
                 > RECORD_TIME_TOLERANCE_SECS
         {
             return reject(
-                "record_mismatch",
+                Reject::RecordMismatch,
                 "the record's validator, line, fare or time disagree with the signed challenge",
             );
         }
@@ -261,7 +299,7 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
                 if let TapProof::Qr { pass } = &rec.proof {
                     if rec.fare > pass.body.max_amount {
                         return reject(
-                            "record_mismatch",
+                            Reject::RecordMismatch,
                             "the record's fare exceeds the pass's maximum",
                         );
                     }
@@ -279,7 +317,7 @@ pub fn check_entry(entry: &WalletLogEntry, device_id: DeviceId, cert: Option<&Ce
     if let Some(ci) = cert {
         if ci.device_id != device_id {
             return reject(
-                "foreign_certificate",
+                Reject::ForeignCertificate,
                 "the entry's certificate belongs to another device",
             );
         }

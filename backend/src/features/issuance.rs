@@ -6,7 +6,7 @@ use crate::engine::{hex_array, public_key, random, Engine};
 use crate::error::{Error, Result, StoreError};
 use crate::ids::{AccountId, CertHash, PseudonymBytes};
 use crate::settle::CertInfo;
-use crate::store::{Account, Device, NewCertificate, Writer};
+use crate::store::{Account, Device, NewCertificate, Revocation, Writer};
 use mancard_api::{CredentialRequest, CredentialResponse, IssuerKeyView, NonceResponse};
 use mancard_protocol::provision::{verify_provision, ProvisionPurpose, NONCE_LEN};
 use mancard_protocol::{
@@ -121,7 +121,7 @@ impl Engine {
             (ProvisionPurpose::Provision, None) => {
                 let mut revoked = Vec::new();
                 for old in tx.active_devices(account.id)? {
-                    tx.revoke(&old.pseudonym, old.id, "replaced_by_new_device", now)?;
+                    tx.revoke(&old.pseudonym, old.id, Revocation::ReplacedByNewDevice, now)?;
                     revoked.push(old.pseudonym.to_hex());
                 }
                 let id = tx.insert_device(account.id, binding, &new_pseudonym, now)?;

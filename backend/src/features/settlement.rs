@@ -7,7 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result, StoreError};
 use crate::ids::{AccountId, BatchId, CertHash, DeviceId, TapRef};
 use crate::settle::{check_record, over_allowance_total, rate, Check, CheckedTap};
-use crate::store::{NewEntry, NewFraudCase, NewTap, StoredBatch, TapSource, Writer};
+use crate::store::{NewEntry, NewFraudCase, NewTap, Revocation, StoredBatch, TapSource, Writer};
 use mancard_api::{BatchResponse, FraudKind, LedgerKind, TapResult, TapStatus};
 use mancard_protocol::{sha256, PublicKey, RideState, TapBatch};
 use rayon::prelude::{IndexedParallelIterator, IntoParallelRefIterator, ParallelIterator};
@@ -49,7 +49,7 @@ impl Engine {
         tx.revoke(
             &case.pseudonym,
             case.device_id,
-            case.kind.as_str(),
+            Revocation::Fraud(case.kind),
             case.opened_at,
         )?;
         tracing::warn!(case = id, device_id = case.device_id.0, pseudonym = %case.pseudonym, kind = case.kind.as_str(), "fraud case opened; credential revoked");
@@ -141,7 +141,7 @@ impl Engine {
             match check {
                 Check::Rejected { reason, detail } => {
                     let mut r = tap_result(seq, TapStatus::Rejected);
-                    r.reason = Some(reason.to_string());
+                    r.reason = Some(reason.as_str().to_string());
                     r.detail = Some(detail);
                     s.results.push(r);
                 }

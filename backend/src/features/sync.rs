@@ -20,6 +20,30 @@ use std::collections::BTreeSet;
 /// Ledger entries returned by one sync at most.
 const SYNC_LEDGER_PAGE: i64 = 500;
 
+/// Why a device should ask for a new certificate now (the credential's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplenishReason {
+    /// Less than the policy's margin remains of its lifetime.
+    ExpiryNear,
+    /// Three quarters of its counters are used.
+    CountersLow,
+    /// The balance now allows a larger offline allowance.
+    AllowanceCanGrow,
+    /// The device holds no certificate.
+    NoCertificate,
+}
+
+impl ReplenishReason {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::ExpiryNear => "expiry_near",
+            Self::CountersLow => "counters_low",
+            Self::AllowanceCanGrow => "allowance_can_grow",
+            Self::NoCertificate => "no_certificate",
+        }
+    }
+}
+
 /// An uploaded entry with its encoding.
 type Upload = (WalletLogEntry, Vec<u8>);
 
@@ -177,7 +201,7 @@ impl Engine {
         let decoded = cert
             .as_ref()
             .and_then(|c| CredentialCertificate::decode(&c.encoded).ok());
-        let due = |why: &str| (CredentialState::ReplenishDue, Some(why.to_string()));
+        let due = |why: ReplenishReason| (CredentialState::ReplenishDue, Some(why.as_str().into()));
         let (status, reason) = if let Some(r) = tx.revocation(&device.pseudonym)? {
             (CredentialState::Revoked, Some(r))
         } else if let Some(c) = &decoded {
@@ -189,16 +213,16 @@ impl Engine {
                 .unwrap_or(0);
             let grantable = balance.clamp(0, policy.max_offline_amount.max(0));
             if c.body.valid_until.saturating_sub(now) < policy.replenish_before_expiry_secs {
-                due("expiry_near")
+                due(ReplenishReason::ExpiryNear)
             } else if used.saturating_mul(4) >= a.counters().saturating_mul(3) {
-                due("counters_low")
+                due(ReplenishReason::CountersLow)
             } else if grantable > a.max_amount {
-                due("allowance_can_grow")
+                due(ReplenishReason::AllowanceCanGrow)
             } else {
                 (CredentialState::Active, None)
             }
         } else {
-            due("no_certificate")
+            due(ReplenishReason::NoCertificate)
         };
         Ok(CredentialStatus {
             status,

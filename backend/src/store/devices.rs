@@ -3,7 +3,28 @@
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId, PseudonymBytes};
+use mancard_api::FraudKind;
 use rusqlite::{named_params, OptionalExtension, Row};
+
+/// Why a pseudonym was revoked (stored as its text; the wallet reads it as the credential's
+/// `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The account provisioned another device (a lost phone).
+    ReplacedByNewDevice,
+    /// A fraud case was opened against the device.
+    Fraud(FraudKind),
+}
+
+impl Revocation {
+    /// The stored text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ReplacedByNewDevice => "replaced_by_new_device",
+            Self::Fraud(kind) => kind.as_str(),
+        }
+    }
+}
 
 /// A wallet installation.
 #[derive(Debug, Clone)]
@@ -108,13 +129,18 @@ impl Writer<'_> {
         &self,
         p: &PseudonymBytes,
         device_id: DeviceId,
-        reason: &str,
+        reason: Revocation,
         now: i64,
     ) -> Result<(), StoreError> {
         self.tx.execute(
             "INSERT OR IGNORE INTO revocations (pseudonym, device_id, reason, revoked_at)
              VALUES (:p, :device, :reason, :now)",
-            named_params! {":p": p, ":device": device_id, ":reason": reason, ":now": now},
+            named_params! {
+                ":p": p,
+                ":device": device_id,
+                ":reason": reason.as_str(),
+                ":now": now,
+            },
         )?;
         Ok(())
     }

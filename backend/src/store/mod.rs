@@ -30,7 +30,7 @@ pub use accounts::{Account, OtpRow, SandboxCode};
 pub use batches::StoredBatch;
 pub use bundles::Bundle;
 pub use certificates::{CertRow, NewCertificate};
-pub use devices::Device;
+pub use devices::{Device, Revocation};
 pub use fraud::NewFraudCase;
 pub use ledger::NewEntry;
 pub use log::{ChainHead, LogRow};
