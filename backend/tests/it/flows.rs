@@ -1241,3 +1241,33 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
         .is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
     h.audit().await;
 }
+
+/// The in-process fixture benches use: a rider set up through the engine, a validator's
+/// batch ingested by it, each tap charged once.
+#[test]
+fn an_engine_rider_settles_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = mancard_backend::Engine::open(
+        mancard_backend::BackendConfig::sandbox(dir.path().join("db.sqlite")),
+        "http://127.0.0.1".into(),
+    )
+    .unwrap();
+    let mut r = EngineRider::setup(&e, "+989127770000", 100_000);
+    let (key, _) = mancard_protocol::SigningKey::generate().unwrap();
+    e.register_validator(&mancard_api::RegisterValidatorRequest {
+        validator_id: 3,
+        public_key: hex::encode(key.public_key().as_bytes()),
+    })
+    .unwrap();
+    let base = ride_base(e.now());
+    let records = vec![
+        r.nfc_record(3, 1, 20_000, base),
+        r.nfc_record(3, 2, 20_000, base + 3 * 3600),
+    ];
+    let batch = signed_batch(&key, 3, [7; 16], base, records);
+    let b = e.ingest_batch(&batch).unwrap();
+    assert_eq!(statuses(&b.records), ["settled"; 2]);
+    assert!(e.ingest_batch(&batch).unwrap().duplicate_batch);
+    assert_eq!(e.account(r.account_id).unwrap().balance, 60_000);
+    assert!(e.audit().unwrap().ok);
+}

@@ -14,7 +14,7 @@ use mancard_api::{
 use mancard_backend::{Backend, BackendConfig, BackendHandle};
 use mancard_protocol::provision::{sign_provision, ProvisionPurpose};
 use mancard_protocol::{
-    BatchBody, CredentialCertificate, FareKind, PassBody, SigningKey, TapAuthorization, TapBatch,
+    BatchBody, CredentialCertificate, FareKind, PassBody, SigningKey, TapAuthorization,
     TapChallenge, TapProof, TapRecord, Tariff, WalletLogEntry, GENESIS_HASH,
 };
 use reqwest::StatusCode;
@@ -504,14 +504,130 @@ impl Validator {
     }
 
     pub fn batch_with_id(&self, batch_id: [u8; 16], records: Vec<TapRecord>) -> Vec<u8> {
-        let b: TapBatch = BatchBody {
-            validator_id: self.id,
-            batch_id,
-            created_at: 0,
-            records,
-        }
-        .sign(&self.key)
-        .unwrap();
-        b.encode()
+        signed_batch(&self.key, self.id, batch_id, 0, records)
     }
+}
+
+/// A rider set up in process through the [`Engine`](mancard_backend::Engine), no HTTP: a
+/// sandbox code and session, a top-up paid on the sandbox gateway, and a device provisioned
+/// with a software binding key. For benches and tools that drive the engine directly.
+pub struct EngineRider {
+    pub account_id: i64,
+    pub phone: String,
+    pub tap: SigningKey,
+    pub cert: CredentialCertificate,
+    pub cert_hash: [u8; 32],
+    /// The next unused counter of the certificate.
+    pub next_counter: u32,
+}
+
+impl EngineRider {
+    /// Logs `phone` in, tops up `topup` rials (none if 0) and provisions a device.
+    pub fn setup(e: &mancard_backend::Engine, phone: &str, topup: i64) -> Self {
+        e.request_otp(&OtpRequest {
+            phone: phone.into(),
+        })
+        .unwrap();
+        let code = e.sandbox_otp(phone).unwrap().code;
+        let s = e
+            .create_session(&SessionRequest {
+                phone: phone.into(),
+                code,
+            })
+            .unwrap();
+        if topup > 0 {
+            let intent = e
+                .create_topup(
+                    s.account_id,
+                    &TopupRequest {
+                        amount: topup,
+                        idempotency_key: format!("engine-rider-{phone}"),
+                    },
+                )
+                .unwrap();
+            let token = intent.payment_url.rsplit('/').next().unwrap().to_string();
+            e.gateway_pay(&token, true).unwrap();
+            e.topup_status(s.account_id, &intent.intent_id).unwrap();
+        }
+        let (binding, _) = SigningKey::generate().unwrap();
+        let (tap, _) = SigningKey::generate().unwrap();
+        let n = e.new_nonce(s.account_id).unwrap();
+        let nonce: [u8; 32] = hex::decode(&n.nonce).unwrap().try_into().unwrap();
+        let purpose = ProvisionPurpose::Provision;
+        let sig = sign_provision(&binding, purpose, &nonce, &tap.public_key()).unwrap();
+        let c = e
+            .issue(
+                s.account_id,
+                &CredentialRequest {
+                    nonce: n.nonce,
+                    binding_public_key: hex::encode(binding.public_key().as_bytes()),
+                    tap_public_key: hex::encode(tap.public_key().as_bytes()),
+                    signature: hex::encode(sig.as_bytes()),
+                    next_counter: None,
+                },
+                purpose,
+            )
+            .unwrap();
+        let cert = cert_from(&c);
+        Self {
+            account_id: s.account_id,
+            phone: phone.into(),
+            tap,
+            cert_hash: cert.hash(),
+            next_counter: cert.body.allowance.counter_first,
+            cert,
+        }
+    }
+
+    /// A validator's record of an NFC tap with this rider's next counter.
+    pub fn nfc_record(&mut self, validator_id: u32, line: u32, fare: i64, time: i64) -> TapRecord {
+        let counter = self.next_counter;
+        self.next_counter += 1;
+        let mut nonce = [0u8; 16];
+        nonce[..4].copy_from_slice(&counter.to_be_bytes());
+        nonce[4..12].copy_from_slice(&time.to_be_bytes());
+        nonce[12..].copy_from_slice(&line.to_be_bytes());
+        let challenge = TapChallenge {
+            validator_id,
+            nonce,
+            validator_time: time,
+            line_id: line,
+            fare,
+        };
+        let authorization =
+            TapAuthorization::sign(&self.tap, &challenge, &self.cert_hash, counter, fare).unwrap();
+        TapRecord {
+            validator_id,
+            line_id: line,
+            time,
+            pseudonym: self.cert.body.pseudonym,
+            counter,
+            fare,
+            fare_kind: FareKind::Full,
+            proof: TapProof::Nfc {
+                challenge,
+                authorization,
+                cert_hash: self.cert_hash,
+            },
+        }
+    }
+}
+
+/// A validator's signed batch (the `TapBatch` encoding).
+pub fn signed_batch(
+    key: &SigningKey,
+    validator_id: u32,
+    batch_id: [u8; 16],
+    created_at: i64,
+    records: Vec<TapRecord>,
+) -> Vec<u8> {
+    BatchBody {
+        validator_id,
+        batch_id,
+        created_at,
+        records,
+    }
+    .sign(key)
+    .unwrap()
+    .encode()
 }
