@@ -1271,3 +1271,41 @@ fn an_engine_rider_settles_in_process() {
     assert_eq!(e.account(r.account_id).unwrap().balance, 60_000);
     assert!(e.audit().unwrap().ok);
 }
+
+/// Every endpoint of `mancard_api::endpoints` is routed with its method, and one without
+/// credentials is refused exactly when the constant says it needs them.
+#[tokio::test]
+async fn every_endpoint_constant_is_routed_with_its_auth() {
+    use mancard_api::endpoints::{self, Auth, Method};
+    let h = Harness::start().await;
+    for e in endpoints::ALL {
+        let url = h.u(&e.path_with(&"ab".repeat(16)));
+        let req = match e.method {
+            Method::Get => h.http.get(&url),
+            Method::Post => h
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{}"),
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        let code = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_string));
+        let code = code.as_deref();
+        assert!(
+            code != Some("not_found") && code != Some("method_not_allowed"),
+            "{e:?} is not routed: {status} {body}"
+        );
+        match e.auth {
+            Auth::Session | Auth::Admin => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{e:?}: {body}")
+            }
+            Auth::Public | Auth::ValidatorSigned | Auth::Sandbox => {
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{e:?}: {body}")
+            }
+        }
+    }
+}
