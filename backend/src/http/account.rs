@@ -14,7 +14,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The rider's account and confirmed balance.
-#[utoipa::path(get, path = "/v1/account", security(("bearer" = [])),
+#[utoipa::path(get, path = ACCOUNT.path, security(("bearer" = [])),
     responses((status = 200, body = AccountResponse), (status = 401, body = Problem)))]
 pub(crate) async fn account(
     State(s): State<AppState>,

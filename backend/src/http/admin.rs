@@ -27,7 +27,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Register (or re-key) a validator.
-#[utoipa::path(post, path = "/v1/admin/validators", security(("admin" = [])),
+#[utoipa::path(post, path = ADMIN_VALIDATORS.path, security(("admin" = [])),
     request_body = RegisterValidatorRequest,
     responses((status = 200, body = RegisterValidatorResponse), (status = 400, body = Problem),
               (status = 403, body = Problem)))]
@@ -42,7 +42,7 @@ pub(crate) async fn register_validator(
 }
 
 /// Issuer keys (public halves).
-#[utoipa::path(get, path = "/v1/admin/issuer-keys", security(("admin" = [])),
+#[utoipa::path(get, path = ADMIN_ISSUER_KEYS.path, security(("admin" = [])),
     responses((status = 200, body = KeysResponse), (status = 403, body = Problem)))]
 pub(crate) async fn list_keys(
     State(s): State<AppState>,
@@ -52,7 +52,7 @@ pub(crate) async fn list_keys(
 }
 
 /// Rotate: add a new issuer key, retire the old one for new certificates.
-#[utoipa::path(post, path = "/v1/admin/issuer-keys/rotate", security(("admin" = [])),
+#[utoipa::path(post, path = ADMIN_ROTATE_KEYS.path, security(("admin" = [])),
     responses((status = 200, body = KeysResponse), (status = 403, body = Problem)))]
 pub(crate) async fn rotate_keys(
     State(s): State<AppState>,
@@ -62,7 +62,7 @@ pub(crate) async fn rotate_keys(
 }
 
 /// Open fraud cases.
-#[utoipa::path(get, path = "/v1/admin/fraud-cases", security(("admin" = [])),
+#[utoipa::path(get, path = ADMIN_FRAUD_CASES.path, security(("admin" = [])),
     responses((status = 200, body = Vec<FraudCase>), (status = 403, body = Problem)))]
 pub(crate) async fn fraud_cases(
     State(s): State<AppState>,
@@ -72,14 +72,14 @@ pub(crate) async fn fraud_cases(
 }
 
 /// Ledger invariant checks.
-#[utoipa::path(get, path = "/v1/admin/audit", security(("admin" = [])),
+#[utoipa::path(get, path = ADMIN_AUDIT.path, security(("admin" = [])),
     responses((status = 200, body = AuditReport), (status = 403, body = Problem)))]
 pub(crate) async fn audit(State(s): State<AppState>, _a: Admin) -> HttpResult<Json<AuditReport>> {
     Ok(Json(blocking(&s, |e| e.audit()).await?))
 }
 
 /// Append a manual ledger adjustment (idempotent by key).
-#[utoipa::path(post, path = "/v1/admin/adjustments", security(("admin" = [])),
+#[utoipa::path(post, path = ADMIN_ADJUSTMENTS.path, security(("admin" = [])),
     request_body = AdjustmentRequest,
     responses((status = 200, body = AdjustmentResponse), (status = 400, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]

@@ -18,7 +18,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Send a one-time code to a phone number (sandbox: logged, and readable at /sandbox/otp).
-#[utoipa::path(post, path = "/v1/auth/otp", request_body = OtpRequest,
+#[utoipa::path(post, path = REQUEST_OTP.path, request_body = OtpRequest,
     responses((status = 202, body = OtpResponse), (status = 400, body = Problem),
               (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn request_otp(
@@ -30,7 +30,7 @@ pub(crate) async fn request_otp(
 }
 
 /// Exchange a one-time code for a bearer session (creates the account on first login).
-#[utoipa::path(post, path = "/v1/auth/session", request_body = SessionRequest,
+#[utoipa::path(post, path = CREATE_SESSION.path, request_body = SessionRequest,
     responses((status = 200, body = SessionResponse), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub(crate) async fn create_session(

@@ -18,7 +18,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// A single-use nonce for the provisioning transcript.
-#[utoipa::path(post, path = "/v1/credential/nonce", security(("bearer" = [])),
+#[utoipa::path(post, path = CREDENTIAL_NONCE.path, security(("bearer" = [])),
     responses((status = 200, body = NonceResponse), (status = 401, body = Problem)))]
 pub(crate) async fn nonce(
     State(s): State<AppState>,
@@ -28,7 +28,7 @@ pub(crate) async fn nonce(
 }
 
 /// Provision this device: revokes the account's other device, issues a certificate.
-#[utoipa::path(post, path = "/v1/credential/provision", security(("bearer" = [])),
+#[utoipa::path(post, path = PROVISION.path, security(("bearer" = [])),
     request_body = CredentialRequest,
     responses((status = 200, body = CredentialResponse), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 409, body = Problem)))]
@@ -43,7 +43,7 @@ pub(crate) async fn provision(
 }
 
 /// A fresh certificate for the same device (same pseudonym, next counter range).
-#[utoipa::path(post, path = "/v1/credential/replenish", security(("bearer" = [])),
+#[utoipa::path(post, path = REPLENISH.path, security(("bearer" = [])),
     request_body = CredentialRequest,
     responses((status = 200, body = CredentialResponse), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 404, body = Problem),

@@ -18,7 +18,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = HEALTHZ.path, responses((status = 200, body = Health)))]
 pub(crate) async fn healthz(State(s): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mancard_api::endpoints::{SANDBOX_OTP, SANDBOX_PAY, SANDBOX_PAY_CANCEL};
+use mancard_api::endpoints::{SANDBOX_OTP, SANDBOX_PAY, SANDBOX_PAY_CANCEL, SANDBOX_PAY_SUBMIT};
 use mancard_api::{ProblemCode, SandboxOtp};
 use serde::Deserialize;
 
@@ -26,7 +26,7 @@ pub(crate) struct PhoneQuery {
 }
 
 /// Sandbox only: the live one-time code of a phone number.
-#[utoipa::path(get, path = "/sandbox/otp", params(PhoneQuery),
+#[utoipa::path(get, path = SANDBOX_OTP.path, params(PhoneQuery),
     responses((status = 200, body = SandboxOtp), (status = 404, body = Problem)))]
 pub(crate) async fn sandbox_otp(
     State(s): State<AppState>,
@@ -48,7 +48,7 @@ fn valid_token(t: &str) -> HttpResult<()> {
 }
 
 /// Sandbox gateway: the payment page (HTML with pay and cancel).
-#[utoipa::path(get, path = "/sandbox/pay/{token}",
+#[utoipa::path(get, path = SANDBOX_PAY.path,
     params(("token" = String, Path, description = "payment token")),
     responses((status = 200, description = "HTML payment page", content_type = "text/html"),
               (status = 404, body = Problem)))]
@@ -73,7 +73,7 @@ pub(crate) async fn gateway_page(
 }
 
 /// Sandbox gateway: pay; redirects (303) to the backend's callback.
-#[utoipa::path(post, path = "/sandbox/pay/{token}",
+#[utoipa::path(post, path = SANDBOX_PAY_SUBMIT.path,
     params(("token" = String, Path, description = "payment token")),
     responses((status = 303, description = "redirect to /v1/topups/callback"),
               (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -87,7 +87,7 @@ pub(crate) async fn gateway_pay(
 }
 
 /// Sandbox gateway: cancel; redirects (303) to the backend's callback.
-#[utoipa::path(post, path = "/sandbox/pay/{token}/cancel",
+#[utoipa::path(post, path = SANDBOX_PAY_CANCEL.path,
     params(("token" = String, Path, description = "payment token")),
     responses((status = 303, description = "redirect to /v1/topups/callback"),
               (status = 404, body = Problem)))]

@@ -19,7 +19,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Create a top-up intent (idempotent by key): open `payment_url` to pay.
-#[utoipa::path(post, path = "/v1/topups", security(("bearer" = [])), request_body = TopupRequest,
+#[utoipa::path(post, path = CREATE_TOPUP.path, security(("bearer" = [])), request_body = TopupRequest,
     responses((status = 200, body = TopupIntentResponse), (status = 400, body = Problem),
               (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn create_topup(
@@ -31,7 +31,7 @@ pub(crate) async fn create_topup(
 }
 
 /// Status of a top-up intent; verifies with the gateway and credits if it was paid.
-#[utoipa::path(get, path = "/v1/topups/{intent_id}", security(("bearer" = [])),
+#[utoipa::path(get, path = TOPUP_STATUS.path, security(("bearer" = [])),
     params(("intent_id" = String, Path, description = "intent id")),
     responses((status = 200, body = TopupIntentResponse), (status = 404, body = Problem)))]
 pub(crate) async fn topup_status(
@@ -52,7 +52,7 @@ pub(crate) struct CallbackQuery {
 }
 
 /// The gateway's redirect back (browser). Verifies the payment server-side; shows the result.
-#[utoipa::path(get, path = "/v1/topups/callback", params(CallbackQuery),
+#[utoipa::path(get, path = TOPUP_CALLBACK.path, params(CallbackQuery),
     responses((status = 200, description = "HTML result page", content_type = "text/html"),
               (status = 404, body = Problem)))]
 pub(crate) async fn topup_callback(

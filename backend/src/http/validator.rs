@@ -31,7 +31,7 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// The signed validator config bundle (`ValidatorConfig` encoding). ETag = bundle version.
-#[utoipa::path(get, path = "/v1/validator/config",
+#[utoipa::path(get, path = VALIDATOR_CONFIG.path,
     responses((status = 200, description = "encoded ValidatorConfig",
                content_type = "application/octet-stream"),
               (status = 304, description = "not modified (If-None-Match)")))]
@@ -60,7 +60,7 @@ pub(crate) async fn validator_config(
 }
 
 /// Upload a validator-signed `TapBatch` (binary body). Idempotent by batch id.
-#[utoipa::path(post, path = "/v1/validator/batches",
+#[utoipa::path(post, path = VALIDATOR_BATCHES.path,
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
                  description = "encoded TapBatch"),
     responses((status = 200, body = BatchResponse), (status = 400, body = Problem),

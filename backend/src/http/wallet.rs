@@ -18,7 +18,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Upload tap-log entries, settle them; get balance, ledger, credential status.
-#[utoipa::path(post, path = "/v1/wallet/sync", security(("bearer" = [])), request_body = SyncRequest,
+#[utoipa::path(post, path = WALLET_SYNC.path, security(("bearer" = [])), request_body = SyncRequest,
     responses((status = 200, body = SyncResponse), (status = 400, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(crate) async fn sync(
@@ -39,7 +39,7 @@ pub(crate) struct LogQuery {
 }
 
 /// Stored tap-log entries of a device (recovery after a power loss).
-#[utoipa::path(get, path = "/v1/wallet/log", security(("bearer" = [])), params(LogQuery),
+#[utoipa::path(get, path = WALLET_LOG.path, security(("bearer" = [])), params(LogQuery),
     responses((status = 200, body = LogResponse), (status = 404, body = Problem)))]
 pub(crate) async fn wallet_log(
     State(s): State<AppState>,
