@@ -11,6 +11,30 @@
 //! every type also derives `utoipa::ToSchema`.
 #![deny(clippy::too_many_lines)]
 
+/// Display as the wire text, and comparison with it (`status == "settled"`), for an enum with
+/// `as_str`.
+macro_rules! wire_text {
+    ($($ty:ty),+) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    )+};
+}
+
 pub mod account;
 pub mod admin;
 pub mod endpoints;
@@ -35,3 +59,40 @@ pub use wallet::{
     IssuerKeyView, LedgerEntry, LedgerKind, LogItem, LogResponse, NonceResponse, SyncRequest,
     SyncResponse,
 };
+
+wire_text!(
+    TopupStatus,
+    TapStatus,
+    CredentialState,
+    LedgerKind,
+    FraudKind
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_serialize_as_their_wire_text() {
+        for (json, text) in [
+            (serde_json::to_string(&TapStatus::Duplicate), "duplicate"),
+            (serde_json::to_string(&TopupStatus::Cancelled), "cancelled"),
+            (
+                serde_json::to_string(&CredentialState::ReplenishDue),
+                "replenish_due",
+            ),
+            (
+                serde_json::to_string(&LedgerKind::FareAdjustment),
+                "fare_adjustment",
+            ),
+            (
+                serde_json::to_string(&FraudKind::CounterOutOfRange),
+                "counter_out_of_range",
+            ),
+        ] {
+            assert_eq!(json.unwrap_or_default(), format!("\"{text}\""));
+        }
+        assert_eq!(TapStatus::Settled, "settled");
+        assert_eq!(LedgerKind::Topup.to_string(), "topup");
+    }
+}

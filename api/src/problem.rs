@@ -24,7 +24,6 @@ macro_rules! problem_codes {
         /// A stable problem code: the contract between the backend and its clients (the words
         /// in `detail` may change; these never do). Serialized as its snake_case text.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum ProblemCode {
             $($(#[$doc])* #[serde(rename = $text)] $variant,)+
             /// A code this build does not know (a newer server); clients treat it by status.
@@ -102,6 +101,28 @@ problem_codes! {
     Busy = "busy",
     Internal = "internal",
 }
+
+/// The schema lists the wire texts (a derived schema would list the variant names: the
+/// derive does not see the `serde(rename)` written by the macro above). `unknown` is not
+/// listed: a server never sends it.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ProblemCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let object = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A stable problem code: the contract between the backend and its clients (the \
+                 words in `detail` may change; these never do).",
+            ))
+            .enum_values(Some(ProblemCode::ALL.iter().map(|c| c.as_str())))
+            .build();
+        utoipa::openapi::RefOr::T(Schema::Object(object))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ProblemCode {}
 
 impl std::fmt::Display for ProblemCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,13 +1,12 @@
-//! Errors: one type, [`ApiError`], carried from the engine to the HTTP layer, rendered as an
-//! RFC 9457 problem object (`application/problem+json`) with a stable `code`.
+//! Errors of the issuer's logic, with no HTTP in them: [`Error`](enum@Error) says what went wrong in the
+//! domain's words; the HTTP edge (`http::problem`) picks the status and the stable
+//! [`mancard_api::ProblemCode`] for each variant in one `match`.
 //!
-//! Policy: the `detail` of a 4xx error tells the caller what was wrong with its input; a 5xx
-//! error says only "internal error" to the caller and the cause goes to the log. No error message
-//! ever contains a secret (issuer key, session token, one-time code).
+//! Policy: the `Display` of a caller's mistake tells the caller what was wrong with its input
+//! (it becomes the problem's `detail`); a storage or internal failure is shown to the caller
+//! only as "internal error" and its cause goes to the log. No error message ever contains a
+//! secret (issuer key, session token, one-time code).
 
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use thiserror::Error;
 
 /// A failure of the storage layer (SQLite or the key file).
@@ -15,8 +14,9 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database schema version {found} is newer than this build understands ({supported})")]
-    SchemaTooNew { found: i64, supported: i64 },
+    /// Opening or migrating the database failed (including a schema newer than this build).
+    #[error(transparent)]
+    Open(#[from] mancard_sql::OpenError),
     #[error("key store: {0}")]
     Keys(String),
     #[error("database file: {0}")]
@@ -25,109 +25,134 @@ pub enum StoreError {
     Corrupt(&'static str),
 }
 
-/// An error answered to a client.
-#[derive(Debug, Clone, Error)]
-#[error("{status} {code}: {detail}")]
-pub struct ApiError {
-    pub status: StatusCode,
-    /// Stable machine-readable code (snake_case); clients switch on it.
-    pub code: &'static str,
-    pub detail: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-        }
-    }
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-    }
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, code, detail)
-    }
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, detail)
-    }
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, detail)
-    }
-    pub fn too_many(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
-    }
-    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
-    }
-    /// A server-side failure: the cause is logged, the client sees a generic message.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; the request may be retried",
+impl StoreError {
+    /// True when SQLite gave up waiting for a lock (the request may simply be retried).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    || f.code == rusqlite::ErrorCode::DatabaseLocked
         )
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if let StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) = &e {
-            if f.code == rusqlite::ErrorCode::DatabaseBusy
-                || f.code == rusqlite::ErrorCode::DatabaseLocked
-            {
-                return Self::unavailable("busy", "the database is busy; retry");
-            }
-        }
-        Self::internal(&e)
+/// Why an operation of the issuer failed.
+#[derive(Debug, Error)]
+pub enum Error {
+    // ---- malformed input -----------------------------------------------------------------
+    #[error("{field} is not hex")]
+    InvalidHex { field: &'static str },
+    #[error("{field} must be {len} bytes")]
+    InvalidLength { field: &'static str, len: usize },
+    /// A public key that does not parse (the protocol's message).
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("{0}")]
+    InvalidPhone(&'static str),
+    #[error("the code is 6 digits")]
+    InvalidCode,
+
+    // ---- who is calling ------------------------------------------------------------------
+    /// No, a malformed or an unknown credential (session token, one-time code).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Too many attempts or requests.
+    #[error("{0}")]
+    RateLimited(&'static str),
+    /// The operation exists only in sandbox mode.
+    #[error("only in sandbox mode")]
+    SandboxOnly,
+    /// A sandbox endpoint asked of a server not in sandbox mode: it does not exist.
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
+
+    // ---- accounts ------------------------------------------------------------------------
+    #[error("no SMS provider is configured; run with --sandbox")]
+    SmsUnavailable,
+    #[error("no live code for this number")]
+    NoCode,
+    #[error("no such account")]
+    UnknownAccount,
+
+    // ---- issuance ------------------------------------------------------------------------
+    #[error("unknown, used or expired nonce; get a new one")]
+    InvalidNonce,
+    #[error("the binding-key signature over the provisioning transcript does not verify")]
+    BadProof,
+    #[error("this binding key belongs to another account")]
+    BindingKeyInUse,
+    #[error("this device's credential is revoked ({reason}); provision with a new binding key")]
+    CredentialRevoked { reason: String },
+    #[error("no device with this binding key; provision first")]
+    UnknownBindingKey,
+    #[error("no such device on this account")]
+    UnknownDevice,
+    #[error("this device has used every counter; provision a new device")]
+    CountersExhausted,
+
+    // ---- top-up --------------------------------------------------------------------------
+    #[error("no payment gateway is configured; run with --sandbox")]
+    GatewayUnavailable,
+    #[error("a top-up is {min} to {max} rials")]
+    InvalidAmount { min: i64, max: i64 },
+    #[error("{0}")]
+    InvalidIdempotencyKey(&'static str),
+    #[error("this idempotency key was used for another amount")]
+    IdempotencyConflict,
+    #[error("no such top-up intent")]
+    UnknownIntent,
+    #[error("no such payment")]
+    UnknownPayment,
+    #[error("this payment page has expired")]
+    PaymentExpired,
+    #[error("the gateway's record does not match the intent")]
+    VerificationFailed,
+
+    // ---- sync and settlement -------------------------------------------------------------
+    #[error("at most {max} entries per sync")]
+    TooManyEntries { max: usize },
+    #[error("the cursor is ≥ 0")]
+    InvalidCursor,
+    /// An uploaded log entry that is not hex or does not decode.
+    #[error("{0}")]
+    InvalidEntry(String),
+    #[error("entry {seq} does not follow the stored chain; upload from entry {expected}")]
+    ChainGap { seq: u64, expected: u64 },
+    /// A batch that does not decode.
+    #[error("{0}")]
+    InvalidBatch(String),
+    #[error("validator {0} is not registered")]
+    UnknownValidator(u32),
+    #[error("the batch signature does not verify under the validator's registered key")]
+    BadBatchSignature,
+    #[error("this batch id was used for a different batch")]
+    BatchIdConflict,
+
+    // ---- operators -----------------------------------------------------------------------
+    #[error("an adjustment is non-zero, at most 10^12 rials, with a note of at most 500 bytes")]
+    InvalidAdjustment,
+
+    // ---- ours ----------------------------------------------------------------------------
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A failure that is no one's input: the random generator, signing, serialization.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An internal failure with its cause (logged at the HTTP edge, never shown).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
+impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::from(e).into()
+        Self::Store(StoreError::from(e))
     }
 }
 
-/// The RFC 9457 problem document.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// URI naming the problem type.
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    /// Stable machine-readable code.
-    pub code: String,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Problem {
-            type_: format!("https://mancard.invalid/problems/{}", self.code),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_string(),
-            status: self.status.as_u16(),
-            detail: self.detail,
-            code: self.code.to_string(),
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            bytes,
-        )
-            .into_response()
-    }
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
+/// The result of the issuer's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,6 +8,7 @@
 //! of the certificates it signed) until those certificates have expired.
 
 use crate::error::StoreError;
+use mancard_api::KeyInfo;
 use mancard_protocol::crypto::Zeroizing;
 use mancard_protocol::{IssuerKey, PublicKey, SigningKey};
 use serde::{Deserialize, Serialize};
@@ -71,18 +72,6 @@ impl IssuerKeyEntry {
                 .unwrap_or(self.created_at.saturating_add(KEY_HORIZON_SECS)),
         }
     }
-}
-
-/// Public summary of a key (what admin endpoints and the CLI show).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct KeyInfo {
-    pub key_id: u32,
-    /// Uncompressed SEC1 public key, hex.
-    pub public_key: String,
-    pub created_at: i64,
-    pub retired_at: Option<i64>,
-    /// True for the key that signs new certificates.
-    pub current: bool,
 }
 
 /// The issuer's keys.

@@ -6,6 +6,19 @@
 //! detection, and an append-only ledger. Endpoints are listed in `docs/api.md` and served as
 //! OpenAPI at `/openapi.json`; storage and settlement design in `docs/adr/0003-backend-*.md`.
 //!
+//! ## Where is…
+//!
+//! - the issuer's operations: [`features`], one module per feature (accounts, issuance,
+//!   top-up, the sandbox gateway, settlement, wallet sync, validators, keys, audit), each an
+//!   `impl` block over the shared state in [`engine`];
+//! - the checks of a tap's evidence and the fare rule (pure, parallel): [`settle`];
+//! - SQL: only in [`store`], one file per aggregate, read through a `Reader`, written through
+//!   a `Writer`; the schema and its migrations in `store/schema.rs`;
+//! - HTTP: [`http`], one router per resource; status codes and problem codes are chosen only
+//!   in `http/problem.rs`, from the domain [`Error`] (which knows no HTTP);
+//! - the JSON contract: the `mancard_api` crate (types, statuses, problem codes, endpoints);
+//! - issuer keys (a 0600 file next to the database): [`keys`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), mancard_backend::ServerError> {
 //! let handle = mancard_backend::Backend::start(
@@ -16,17 +29,37 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod features;
+pub mod http;
+pub mod ids;
 pub mod keys;
-pub mod model;
-pub mod repo;
 pub mod server;
 pub mod settle;
+pub mod store;
 
 pub use config::{BackendConfig, Policy};
 pub use engine::Engine;
-pub use error::{ApiError, StoreError};
+pub use error::{Error, Result, StoreError};
+pub use features::accounts::normalize_phone;
+pub use features::gateway::GatewayPage;
+pub use features::validators::SignedBundle;
+pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes, TapRef};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};
+
+/// The engine's error under its former name (it carries no HTTP status any more).
+pub use error::Error as ApiError;
+
+/// The request and response bodies, now defined once in `mancard_api`; re-exported under
+/// their former path for callers not yet moved to `mancard_api`.
+pub mod model {
+    pub use mancard_api::{
+        AccountResponse, AdjustmentRequest, AdjustmentResponse, BatchResponse, ChainState,
+        CredentialRequest, CredentialResponse, CredentialStatus, Health, IssuerKeyView,
+        KeysResponse, LogItem, LogResponse, NonceResponse, OtpRequest, OtpResponse,
+        RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp, SessionRequest,
+        SessionResponse, SyncRequest, SyncResponse, TapResult, TopupIntentResponse, TopupRequest,
+    };
+}

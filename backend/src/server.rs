@@ -1,9 +1,9 @@
 //! Starting and stopping the server in-process.
 
-use crate::api;
 use crate::config::BackendConfig;
 use crate::engine::Engine;
 use crate::error::StoreError;
+use crate::http;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use thiserror::Error;
@@ -41,7 +41,7 @@ impl Backend {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??;
         let engine = Arc::new(engine);
-        let app = api::router(Arc::clone(&engine));
+        let app = http::router(Arc::clone(&engine));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -61,7 +61,7 @@ impl Backend {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    if let Err(e) = api::blocking(&engine, |e| e.reconcile_topups()).await {
+                    if let Err(e) = http::blocking(&engine, |e| e.reconcile_topups()).await {
                         tracing::warn!(error = %e, "top-up reconciliation failed");
                     }
                 }

@@ -5,6 +5,8 @@
 //!
 //! These functions are pure and `Sync`, so a batch's taps are verified in parallel.
 
+use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
+use mancard_api::FraudKind;
 use mancard_protocol::crypto::tags;
 use mancard_protocol::{
     check_validity, CredentialCertificate, FareClass, RideState, TapProof, TapRecord, Tariff,
@@ -15,9 +17,9 @@ use mancard_protocol::{
 #[derive(Debug, Clone)]
 pub struct CertInfo {
     pub cert: CredentialCertificate,
-    pub hash: [u8; 32],
-    pub device_id: i64,
-    pub account_id: i64,
+    pub hash: CertHash,
+    pub device_id: DeviceId,
+    pub account_id: AccountId,
 }
 
 /// Tolerated difference between a validator record's time and the time in its signed challenge.
@@ -26,11 +28,11 @@ pub const RECORD_TIME_TOLERANCE_SECS: i64 = 300;
 /// A tap whose evidence verified.
 #[derive(Debug, Clone)]
 pub struct CheckedTap {
-    pub pseudonym: [u8; 16],
+    pub pseudonym: PseudonymBytes,
     pub counter: u32,
-    pub cert_hash: [u8; 32],
-    pub account_id: i64,
-    pub device_id: i64,
+    pub cert_hash: CertHash,
+    pub account_id: AccountId,
+    pub device_id: DeviceId,
     pub fare_class: FareClass,
     /// Signed time of the tap (NFC: the validator time in the challenge; QR: the pass's issue
     /// time), UTC seconds.
@@ -45,20 +47,55 @@ pub struct CheckedTap {
     /// Canonical encoding of the signed evidence; two reports of one tap must match it.
     pub proof: Vec<u8>,
     /// Set when the evidence is genuine but breaks the certificate's limits.
-    pub fraud: Option<(&'static str, String)>,
+    pub fraud: Option<(FraudKind, String)>,
+}
+
+/// Why a report's evidence was rejected (not charged, no fraud case): the `reason` of a
+/// `rejected` tap result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// The certificate it names was not issued here.
+    UnknownCertificate,
+    /// A validator record names another pseudonym than its certificate.
+    PseudonymMismatch,
+    /// The tap or pass signature does not verify under the certificate's tap key.
+    BadSignature,
+    /// The authorization does not answer its challenge.
+    ChallengeMismatch,
+    /// A pass carries another certificate than the one it names.
+    CertificateMismatch,
+    /// The tap's signed time is outside the certificate's validity.
+    OutsideValidity,
+    /// A validator record disagrees with its own signed evidence or batch.
+    RecordMismatch,
+    /// A wallet uploaded a tap under another device's certificate.
+    ForeignCertificate,
+}
+
+impl Reject {
+    /// The reason's wire text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownCertificate => "unknown_certificate",
+            Self::PseudonymMismatch => "pseudonym_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::ChallengeMismatch => "challenge_mismatch",
+            Self::CertificateMismatch => "certificate_mismatch",
+            Self::OutsideValidity => "outside_validity",
+            Self::RecordMismatch => "record_mismatch",
+            Self::ForeignCertificate => "foreign_certificate",
+        }
+    }
 }
 
 /// The verdict on one report.
 #[derive(Debug, Clone)]
 pub enum Check {
     Ok(Box<CheckedTap>),
-    Rejected {
-        reason: &'static str,
-        detail: String,
-    },
+    Rejected { reason: Reject, detail: String },
 }
 
-fn reject(reason: &'static str, detail: impl Into<String>) -> Check {
+fn reject(reason: Reject, detail: impl Into<String>) -> Check {
     Check::Rejected {
         reason,
         detail: detail.into(),
@@ -83,31 +120,11 @@ pub fn proof_bytes(proof: &TapProof) -> Vec<u8> {
     v
 }
 
-/// Verifies a proof against the certificate it names. `pseudonym` is the pseudonym the report
-/// claims (validator record), if any.
-pub fn check_proof(
-    proof: &TapProof,
-    cert: Option<&CertInfo>,
-    pseudonym: Option<&[u8; 16]>,
-) -> Check {
-    let Some(ci) = cert else {
-        return reject(
-            "unknown_certificate",
-            format!(
-                "certificate {} was not issued here",
-                hex::encode(proof.cert_hash())
-            ),
-        );
-    };
-    let body = &ci.cert.body;
-    if pseudonym.is_some_and(|p| *p != body.pseudonym.0) {
-        return reject(
-            "pseudonym_mismatch",
-            "the record's pseudonym is not the certificate's",
-        );
-    }
-    let tap_key = &body.tap_public_key;
-    let (time, line_id, authorized) = match proof {
+/// The signed time, line (NFC only) and amount of a proof whose signature verifies under the
+/// certificate's tap key; the rejection otherwise.
+fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i64), Check> {
+    let tap_key = &ci.cert.body.tap_public_key;
+    match proof {
         TapProof::Nfc {
             challenge,
             authorization,
@@ -121,46 +138,55 @@ pub fn check_proof(
                 )
                 .is_err()
             {
-                return reject("bad_signature", "the tap signature does not verify");
+                return Err(reject(
+                    Reject::BadSignature,
+                    "the tap signature does not verify",
+                ));
             }
-            if authorization.digest != challenge.digest(&ci.hash)
+            if authorization.digest != challenge.digest(&ci.hash.0)
                 || authorization.amount != challenge.fare
             {
-                return reject(
-                    "challenge_mismatch",
+                return Err(reject(
+                    Reject::ChallengeMismatch,
                     "the authorization does not answer the challenge",
-                );
+                ));
             }
-            (
+            Ok((
                 challenge.validator_time,
                 Some(challenge.line_id),
                 authorization.amount,
-            )
+            ))
         }
         TapProof::Qr { pass } => {
             if pass.body.certificate != ci.cert {
-                return reject(
-                    "certificate_mismatch",
+                return Err(reject(
+                    Reject::CertificateMismatch,
                     "the pass carries another certificate",
-                );
+                ));
             }
             if tap_key
                 .verify(tags::PASS, &pass.signed_bytes(), &pass.signature)
                 .is_err()
             {
-                return reject("bad_signature", "the pass signature does not verify");
+                return Err(reject(
+                    Reject::BadSignature,
+                    "the pass signature does not verify",
+                ));
             }
-            (pass.body.issued_at, None, pass.body.max_amount)
+            Ok((pass.body.issued_at, None, pass.body.max_amount))
         }
-    };
-    if let Err(e) = check_validity(&ci.cert, time) {
-        return reject("outside_validity", e.to_string());
     }
-    let counter = proof.counter();
-    let a = &body.allowance;
-    let fraud = if !a.contains(counter) {
+}
+
+/// The fraud verdict on a genuine tap against its certificate's limits.
+fn limits_fraud(
+    a: &mancard_protocol::OfflineAllowance,
+    counter: u32,
+    authorized: i64,
+) -> Option<(FraudKind, String)> {
+    if !a.contains(counter) {
         Some((
-            "counter_out_of_range",
+            FraudKind::CounterOutOfRange,
             format!(
                 "counter {counter} is outside {}..={}",
                 a.counter_first, a.counter_last
@@ -168,7 +194,7 @@ pub fn check_proof(
         ))
     } else if authorized > a.max_amount {
         Some((
-            "over_allowance",
+            FraudKind::OverAllowance,
             format!(
                 "signed amount {authorized} exceeds the allowance {}",
                 a.max_amount
@@ -176,9 +202,44 @@ pub fn check_proof(
         ))
     } else {
         None
+    }
+}
+
+/// Verifies a proof against the certificate it names. `pseudonym` is the pseudonym the report
+/// claims (validator record), if any.
+pub fn check_proof(
+    proof: &TapProof,
+    cert: Option<&CertInfo>,
+    pseudonym: Option<&[u8; 16]>,
+) -> Check {
+    let Some(ci) = cert else {
+        return reject(
+            Reject::UnknownCertificate,
+            format!(
+                "certificate {} was not issued here",
+                hex::encode(proof.cert_hash())
+            ),
+        );
     };
+    let body = &ci.cert.body;
+    if pseudonym.is_some_and(|p| *p != body.pseudonym.0) {
+        return reject(
+            Reject::PseudonymMismatch,
+            "the record's pseudonym is not the certificate's",
+        );
+    }
+    let (time, line_id, authorized) = match signed_terms(proof, ci) {
+        Ok(t) => t,
+        Err(rejected) => return rejected,
+    };
+    if let Err(e) = check_validity(&ci.cert, time) {
+        return reject(Reject::OutsideValidity, e.to_string());
+    }
+    let counter = proof.counter();
+    let a = &body.allowance;
+    let fraud = limits_fraud(a, counter, authorized);
     Check::Ok(Box::new(CheckedTap {
-        pseudonym: body.pseudonym.0,
+        pseudonym: PseudonymBytes(body.pseudonym.0),
         counter,
         cert_hash: ci.hash,
         account_id: ci.account_id,
@@ -197,10 +258,10 @@ pub fn check_proof(
 /// of every tap settled under the certificate, the new one included. Over the allowance, the
 /// tap key has authorized more than the certificate allows (a stolen or cloned key): the same
 /// `over_allowance` case as a single tap above it.
-pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(&'static str, String)> {
+pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(FraudKind, String)> {
     (total > allowance).then(|| {
         (
-            "over_allowance",
+            FraudKind::OverAllowance,
             format!(
                 "authorized total {total} exceeds the certificate's offline allowance {allowance}"
             ),
@@ -212,7 +273,7 @@ pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(&'static str,
 pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInfo>) -> Check {
     if rec.validator_id != batch_validator {
         return reject(
-            "record_mismatch",
+            Reject::RecordMismatch,
             "the record names another validator than its batch",
         );
     }
@@ -227,7 +288,7 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
                 > RECORD_TIME_TOLERANCE_SECS
         {
             return reject(
-                "record_mismatch",
+                Reject::RecordMismatch,
                 "the record's validator, line, fare or time disagree with the signed challenge",
             );
         }
@@ -238,7 +299,7 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
                 if let TapProof::Qr { pass } = &rec.proof {
                     if rec.fare > pass.body.max_amount {
                         return reject(
-                            "record_mismatch",
+                            Reject::RecordMismatch,
                             "the record's fare exceeds the pass's maximum",
                         );
                     }
@@ -252,11 +313,11 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
 }
 
 /// Verifies a wallet log entry's evidence; the certificate must belong to `device_id`.
-pub fn check_entry(entry: &WalletLogEntry, device_id: i64, cert: Option<&CertInfo>) -> Check {
+pub fn check_entry(entry: &WalletLogEntry, device_id: DeviceId, cert: Option<&CertInfo>) -> Check {
     if let Some(ci) = cert {
         if ci.device_id != device_id {
             return reject(
-                "foreign_certificate",
+                Reject::ForeignCertificate,
                 "the entry's certificate belongs to another device",
             );
         }
@@ -310,7 +371,7 @@ mod tests {
         assert!(over_allowance_total(0, 0).is_none());
         assert!(over_allowance_total(500_000, 500_000).is_none());
         let (kind, detail) = over_allowance_total(520_000, 500_000).unwrap();
-        assert_eq!(kind, "over_allowance");
+        assert_eq!(kind, FraudKind::OverAllowance);
         assert_eq!(
             detail,
             "authorized total 520000 exceeds the certificate's offline allowance 500000"

@@ -11,6 +11,7 @@
 //! crates never may.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod backend;
 pub mod issuer;
 pub mod online;
 pub mod protocol;

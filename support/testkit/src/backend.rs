@@ -1,22 +1,26 @@
-//! Test harness: a real backend on a loopback ephemeral port with a real SQLite file, and a
-//! wallet and a validator built from the protocol crate.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    dead_code
-)]
+//! The backend harness: a real backend on a loopback ephemeral port with a real SQLite file
+//! (sandbox mode, an admin token, no background reconciliation), an HTTP client, and a
+//! protocol-level wallet and validator that make genuine taps, logs and signed batches.
+//!
+//! Bodies the tests read are `mancard_api` types; [`Harness::get`] and [`Harness::post`] stay
+//! raw (`serde_json::Value`) for the tests that send malformed input or read a problem.
+#![allow(clippy::indexing_slicing)]
 
+use mancard_api::{
+    AccountResponse, AuditReport, BatchResponse, CredentialRequest, CredentialResponse, FraudCase,
+    NonceResponse, OtpRequest, RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp,
+    SessionRequest, SessionResponse, SyncRequest, SyncResponse, TopupIntentResponse, TopupRequest,
+};
 use mancard_backend::{Backend, BackendConfig, BackendHandle};
 use mancard_protocol::provision::{sign_provision, ProvisionPurpose};
 use mancard_protocol::{
-    BatchBody, BoardingPass, CredentialCertificate, FareKind, PassBody, SigningKey,
-    TapAuthorization, TapBatch, TapChallenge, TapProof, TapRecord, Tariff, WalletLogEntry,
-    GENESIS_HASH,
+    BatchBody, CredentialCertificate, FareKind, PassBody, SigningKey, TapAuthorization,
+    TapChallenge, TapProof, TapRecord, Tariff, WalletLogEntry, GENESIS_HASH,
 };
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use std::path::PathBuf;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
@@ -90,7 +94,12 @@ impl Harness {
         decode(resp).await
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl Serialize,
+    ) -> (StatusCode, Value) {
         let mut r = self.http.post(self.u(path)).json(body);
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -99,72 +108,101 @@ impl Harness {
         decode(resp).await
     }
 
-    pub async fn admin_post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+    pub async fn admin_post(&self, path: &str, body: &impl Serialize) -> (StatusCode, Value) {
         self.post(path, Some(ADMIN), body).await
+    }
+
+    /// GET that must answer 200 with a `T`.
+    pub async fn get_ok<T: DeserializeOwned>(&self, path: &str, token: Option<&str>) -> T {
+        let (s, v) = self.get(path, token).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// POST that must answer `status` with a `T`.
+    pub async fn post_as<T: DeserializeOwned>(
+        &self,
+        status: StatusCode,
+        path: &str,
+        token: Option<&str>,
+        body: &impl Serialize,
+    ) -> T {
+        let (s, v) = self.post(path, token, body).await;
+        assert_eq!(s, status, "{path}: {v}");
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// POST that must answer 200 with a `T`.
+    pub async fn post_ok<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl Serialize,
+    ) -> T {
+        self.post_as(StatusCode::OK, path, token, body).await
     }
 
     pub async fn login(&self, phone: &str) -> String {
         let (s, _) = self
-            .post("/v1/auth/otp", None, &json!({ "phone": phone }))
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED);
-        let (s, otp) = self
-            .get(&format!("/sandbox/otp?phone={}", urlenc(phone)), None)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{otp}");
-        let (s, sess) = self
             .post(
-                "/v1/auth/session",
+                "/v1/auth/otp",
                 None,
-                &json!({ "phone": phone, "code": otp["code"] }),
+                &OtpRequest {
+                    phone: phone.into(),
+                },
             )
             .await;
-        assert_eq!(s, StatusCode::OK, "{sess}");
-        sess["token"].as_str().unwrap().to_string()
+        assert_eq!(s, StatusCode::ACCEPTED);
+        let otp: SandboxOtp = self
+            .get_ok(&format!("/sandbox/otp?phone={}", urlenc(phone)), None)
+            .await;
+        let sess: SessionResponse = self
+            .post_ok(
+                "/v1/auth/session",
+                None,
+                &SessionRequest {
+                    phone: phone.into(),
+                    code: otp.code,
+                },
+            )
+            .await;
+        sess.token
     }
 
     /// Creates a top-up intent and pays it on the sandbox gateway (following the redirect).
-    pub async fn topup(&self, token: &str, amount: i64, key: &str) -> Value {
-        let (s, intent) = self
-            .post(
+    pub async fn topup(&self, token: &str, amount: i64, key: &str) -> TopupIntentResponse {
+        let intent: TopupIntentResponse = self
+            .post_ok(
                 "/v1/topups",
                 Some(token),
-                &json!({ "amount": amount, "idempotency_key": key }),
+                &TopupRequest {
+                    amount,
+                    idempotency_key: key.into(),
+                },
             )
             .await;
-        assert_eq!(s, StatusCode::OK, "{intent}");
-        let url = intent["payment_url"].as_str().unwrap().to_string();
-        let resp = self.http.post(&url).send().await.unwrap();
+        let resp = self.http.post(&intent.payment_url).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let html = resp.text().await.unwrap();
         assert!(html.contains("credited"), "{html}");
-        let (s, st) = self
-            .get(
-                &format!("/v1/topups/{}", intent["intent_id"].as_str().unwrap()),
-                Some(token),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
-        st
+        self.get_ok(&format!("/v1/topups/{}", intent.intent_id), Some(token))
+            .await
     }
 
     pub async fn balance(&self, token: &str) -> i64 {
-        let (s, a) = self.get("/v1/account", Some(token)).await;
-        assert_eq!(s, StatusCode::OK, "{a}");
-        a["balance"].as_i64().unwrap()
+        let a: AccountResponse = self.get_ok("/v1/account", Some(token)).await;
+        a.balance
     }
 
-    pub async fn audit(&self) -> Value {
-        let (s, a) = self.get("/v1/admin/audit", Some(ADMIN)).await;
-        assert_eq!(s, StatusCode::OK, "{a}");
-        assert_eq!(a["ok"], true, "ledger invariants broken: {a}");
+    /// The ledger invariant checks, which must hold.
+    pub async fn audit(&self) -> AuditReport {
+        let a: AuditReport = self.get_ok("/v1/admin/audit", Some(ADMIN)).await;
+        assert!(a.ok, "ledger invariants broken: {a:?}");
         a
     }
 
-    pub async fn fraud_cases(&self) -> Vec<Value> {
-        let (s, a) = self.get("/v1/admin/fraud-cases", Some(ADMIN)).await;
-        assert_eq!(s, StatusCode::OK);
-        a.as_array().unwrap().clone()
+    pub async fn fraud_cases(&self) -> Vec<FraudCase> {
+        self.get_ok("/v1/admin/fraud-cases", Some(ADMIN)).await
     }
 
     pub async fn upload(&self, batch: &[u8]) -> (StatusCode, Value) {
@@ -177,6 +215,13 @@ impl Harness {
             .await
             .unwrap();
         decode(resp).await
+    }
+
+    /// Uploads a batch that must be answered 200.
+    pub async fn upload_ok(&self, batch: &[u8]) -> BatchResponse {
+        let (s, v) = self.upload(batch).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        serde_json::from_value(v).unwrap()
     }
 
     pub async fn config(&self) -> mancard_protocol::ValidatorConfig {
@@ -236,9 +281,8 @@ pub struct Wallet {
     pub server_time: i64,
 }
 
-pub fn cert_from(resp: &Value) -> CredentialCertificate {
-    CredentialCertificate::decode(&hex::decode(resp["certificate"].as_str().unwrap()).unwrap())
-        .unwrap()
+pub fn cert_from(resp: &CredentialResponse) -> CredentialCertificate {
+    CredentialCertificate::decode(&hex::decode(&resp.certificate).unwrap()).unwrap()
 }
 
 impl Wallet {
@@ -248,31 +292,29 @@ impl Wallet {
         binding: &SigningKey,
         tap: &SigningKey,
         purpose: ProvisionPurpose,
-    ) -> Value {
-        let (s, n) = h
-            .post("/v1/credential/nonce", Some(token), &json!({}))
+    ) -> CredentialRequest {
+        let n: NonceResponse = h
+            .post_ok("/v1/credential/nonce", Some(token), &serde_json::json!({}))
             .await;
-        assert_eq!(s, StatusCode::OK, "{n}");
-        let nonce: [u8; 32] = hex::decode(n["nonce"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let nonce: [u8; 32] = hex::decode(&n.nonce).unwrap().try_into().unwrap();
         let sig = sign_provision(binding, purpose, &nonce, &tap.public_key()).unwrap();
-        json!({
-            "nonce": hex::encode(nonce),
-            "binding_public_key": hex::encode(binding.public_key().as_bytes()),
-            "tap_public_key": hex::encode(tap.public_key().as_bytes()),
-            "signature": hex::encode(sig.as_bytes()),
-        })
+        CredentialRequest {
+            nonce: hex::encode(nonce),
+            binding_public_key: hex::encode(binding.public_key().as_bytes()),
+            tap_public_key: hex::encode(tap.public_key().as_bytes()),
+            signature: hex::encode(sig.as_bytes()),
+            next_counter: None,
+        }
     }
 
-    pub async fn provision(h: &Harness, token: &str) -> (Self, Value) {
+    pub async fn provision(h: &Harness, token: &str) -> (Self, CredentialResponse) {
         let (binding, _) = SigningKey::generate().unwrap();
         let (tap, _) = SigningKey::generate().unwrap();
         let req =
             Self::credential_request(h, token, &binding, &tap, ProvisionPurpose::Provision).await;
-        let (s, c) = h.post("/v1/credential/provision", Some(token), &req).await;
-        assert_eq!(s, StatusCode::OK, "{c}");
+        let c: CredentialResponse = h
+            .post_ok("/v1/credential/provision", Some(token), &req)
+            .await;
         let cert = cert_from(&c);
         let w = Self {
             token: token.to_string(),
@@ -281,16 +323,16 @@ impl Wallet {
             cert_hash: cert.hash(),
             next_counter: cert.body.allowance.counter_first,
             cert,
-            pseudonym: c["pseudonym"].as_str().unwrap().to_string(),
+            pseudonym: c.pseudonym.clone(),
             seq: 0,
             prev: GENESIS_HASH,
             cursor: 0,
-            server_time: c["server_time"].as_i64().unwrap(),
+            server_time: c.server_time,
         };
         (w, c)
     }
 
-    pub async fn replenish(&mut self, h: &Harness) -> Value {
+    pub async fn replenish(&mut self, h: &Harness) -> CredentialResponse {
         let (tap, _) = SigningKey::generate().unwrap();
         let req = Self::credential_request(
             h,
@@ -300,10 +342,9 @@ impl Wallet {
             ProvisionPurpose::Replenish,
         )
         .await;
-        let (s, c) = h
-            .post("/v1/credential/replenish", Some(&self.token), &req)
+        let c: CredentialResponse = h
+            .post_ok("/v1/credential/replenish", Some(&self.token), &req)
             .await;
-        assert_eq!(s, StatusCode::OK, "{c}");
         self.tap = tap;
         self.cert = cert_from(&c);
         self.cert_hash = self.cert.hash();
@@ -412,17 +453,25 @@ impl Wallet {
         (rec, entry)
     }
 
+    /// Uploads log entries; the raw answer (an error is a problem document).
     pub async fn sync(&mut self, h: &Harness, entries: &[WalletLogEntry]) -> (StatusCode, Value) {
-        let body = json!({
-            "pseudonym": self.pseudonym,
-            "cursor": self.cursor,
-            "entries": entries.iter().map(|e| hex::encode(e.encode())).collect::<Vec<_>>(),
-        });
+        let body = SyncRequest {
+            pseudonym: self.pseudonym.clone(),
+            cursor: self.cursor,
+            entries: entries.iter().map(|e| hex::encode(e.encode())).collect(),
+        };
         let (s, v) = h.post("/v1/wallet/sync", Some(&self.token), &body).await;
         if s == StatusCode::OK {
             self.cursor = v["cursor"].as_i64().unwrap();
         }
         (s, v)
+    }
+
+    /// Uploads log entries; the sync must succeed.
+    pub async fn sync_ok(&mut self, h: &Harness, entries: &[WalletLogEntry]) -> SyncResponse {
+        let (s, v) = self.sync(h, entries).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        serde_json::from_value(v).unwrap()
     }
 }
 
@@ -434,13 +483,16 @@ pub struct Validator {
 impl Validator {
     pub async fn register(h: &Harness, id: u32) -> Self {
         let (key, _) = SigningKey::generate().unwrap();
-        let (s, v) = h
-            .admin_post(
+        let _: RegisterValidatorResponse = h
+            .post_ok(
                 "/v1/admin/validators",
-                &json!({ "validator_id": id, "public_key": hex::encode(key.public_key().as_bytes()) }),
+                Some(ADMIN),
+                &RegisterValidatorRequest {
+                    validator_id: id,
+                    public_key: hex::encode(key.public_key().as_bytes()),
+                },
             )
             .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
         Self { id, key }
     }
 
@@ -452,16 +504,130 @@ impl Validator {
     }
 
     pub fn batch_with_id(&self, batch_id: [u8; 16], records: Vec<TapRecord>) -> Vec<u8> {
-        let b: TapBatch = BatchBody {
-            validator_id: self.id,
-            batch_id,
-            created_at: 0,
-            records,
-        }
-        .sign(&self.key)
-        .unwrap();
-        b.encode()
+        signed_batch(&self.key, self.id, batch_id, 0, records)
     }
 }
 
-pub fn _unused(_: BoardingPass) {}
+/// A rider set up in process through the [`Engine`](mancard_backend::Engine), no HTTP: a
+/// sandbox code and session, a top-up paid on the sandbox gateway, and a device provisioned
+/// with a software binding key. For benches and tools that drive the engine directly.
+pub struct EngineRider {
+    pub account_id: i64,
+    pub phone: String,
+    pub tap: SigningKey,
+    pub cert: CredentialCertificate,
+    pub cert_hash: [u8; 32],
+    /// The next unused counter of the certificate.
+    pub next_counter: u32,
+}
+
+impl EngineRider {
+    /// Logs `phone` in, tops up `topup` rials (none if 0) and provisions a device.
+    pub fn setup(e: &mancard_backend::Engine, phone: &str, topup: i64) -> Self {
+        e.request_otp(&OtpRequest {
+            phone: phone.into(),
+        })
+        .unwrap();
+        let code = e.sandbox_otp(phone).unwrap().code;
+        let s = e
+            .create_session(&SessionRequest {
+                phone: phone.into(),
+                code,
+            })
+            .unwrap();
+        if topup > 0 {
+            let intent = e
+                .create_topup(
+                    s.account_id,
+                    &TopupRequest {
+                        amount: topup,
+                        idempotency_key: format!("engine-rider-{phone}"),
+                    },
+                )
+                .unwrap();
+            let token = intent.payment_url.rsplit('/').next().unwrap().to_string();
+            e.gateway_pay(&token, true).unwrap();
+            e.topup_status(s.account_id, &intent.intent_id).unwrap();
+        }
+        let (binding, _) = SigningKey::generate().unwrap();
+        let (tap, _) = SigningKey::generate().unwrap();
+        let n = e.new_nonce(s.account_id).unwrap();
+        let nonce: [u8; 32] = hex::decode(&n.nonce).unwrap().try_into().unwrap();
+        let purpose = ProvisionPurpose::Provision;
+        let sig = sign_provision(&binding, purpose, &nonce, &tap.public_key()).unwrap();
+        let c = e
+            .issue(
+                s.account_id,
+                &CredentialRequest {
+                    nonce: n.nonce,
+                    binding_public_key: hex::encode(binding.public_key().as_bytes()),
+                    tap_public_key: hex::encode(tap.public_key().as_bytes()),
+                    signature: hex::encode(sig.as_bytes()),
+                    next_counter: None,
+                },
+                purpose,
+            )
+            .unwrap();
+        let cert = cert_from(&c);
+        Self {
+            account_id: s.account_id,
+            phone: phone.into(),
+            tap,
+            cert_hash: cert.hash(),
+            next_counter: cert.body.allowance.counter_first,
+            cert,
+        }
+    }
+
+    /// A validator's record of an NFC tap with this rider's next counter.
+    pub fn nfc_record(&mut self, validator_id: u32, line: u32, fare: i64, time: i64) -> TapRecord {
+        let counter = self.next_counter;
+        self.next_counter += 1;
+        let mut nonce = [0u8; 16];
+        nonce[..4].copy_from_slice(&counter.to_be_bytes());
+        nonce[4..12].copy_from_slice(&time.to_be_bytes());
+        nonce[12..].copy_from_slice(&line.to_be_bytes());
+        let challenge = TapChallenge {
+            validator_id,
+            nonce,
+            validator_time: time,
+            line_id: line,
+            fare,
+        };
+        let authorization =
+            TapAuthorization::sign(&self.tap, &challenge, &self.cert_hash, counter, fare).unwrap();
+        TapRecord {
+            validator_id,
+            line_id: line,
+            time,
+            pseudonym: self.cert.body.pseudonym,
+            counter,
+            fare,
+            fare_kind: FareKind::Full,
+            proof: TapProof::Nfc {
+                challenge,
+                authorization,
+                cert_hash: self.cert_hash,
+            },
+        }
+    }
+}
+
+/// A validator's signed batch (the `TapBatch` encoding).
+pub fn signed_batch(
+    key: &SigningKey,
+    validator_id: u32,
+    batch_id: [u8; 16],
+    created_at: i64,
+    records: Vec<TapRecord>,
+) -> Vec<u8> {
+    BatchBody {
+        validator_id,
+        batch_id,
+        created_at,
+        records,
+    }
+    .sign(key)
+    .unwrap()
+    .encode()
+}

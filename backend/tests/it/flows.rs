@@ -1,42 +1,27 @@
 //! End-to-end flows over real HTTP on a loopback port with a real SQLite file.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
+use mancard_api::{
+    AccountResponse, CredentialResponse, Health, LedgerEntry, LedgerKind, LogResponse, OtpResponse,
+    SandboxOtp, SessionResponse, TapResult, TopupIntentResponse,
+};
 use mancard_protocol::{verify_config, Pseudonym, VerifiedCertificate};
+use mancard_testkit::backend::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
-fn statuses(v: &Value, key: &str) -> Vec<String> {
-    v[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap().to_string())
-        .collect()
+fn statuses(taps: &[TapResult]) -> Vec<&'static str> {
+    taps.iter().map(|r| r.status.as_str()).collect()
 }
 
-fn fares(v: &Value, key: &str) -> Vec<i64> {
-    v[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["fare"].as_i64().unwrap_or(-1))
-        .collect()
+fn fares(taps: &[TapResult]) -> Vec<i64> {
+    taps.iter().map(|r| r.fare.unwrap_or(-1)).collect()
 }
 
 #[tokio::test]
 async fn health_openapi_and_problem_errors() {
     let h = Harness::start().await;
-    let (s, v) = h.get("/healthz", None).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["status"], "ok");
+    let v: Health = h.get_ok("/healthz", None).await;
+    assert_eq!(v.status, "ok");
     let (s, doc) = h.get("/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
@@ -217,13 +202,17 @@ async fn health_openapi_and_problem_errors() {
 async fn one_time_codes_are_single_use_rate_limited_and_expire() {
     let h = Harness::start().await;
     let phone = "09121234567"; // normalized to +989121234567
-    let (s, v) = h
-        .post("/v1/auth/otp", None, &json!({ "phone": phone }))
+    let v: OtpResponse = h
+        .post_as(
+            StatusCode::ACCEPTED,
+            "/v1/auth/otp",
+            None,
+            &json!({ "phone": phone }),
+        )
         .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    assert_eq!(v["phone"], "+989121234567");
-    let (_, otp) = h.get("/sandbox/otp?phone=%2B989121234567", None).await;
-    let code = otp["code"].as_str().unwrap().to_string();
+    assert_eq!(v.phone, "+989121234567");
+    let otp: SandboxOtp = h.get_ok("/sandbox/otp?phone=%2B989121234567", None).await;
+    let code = otp.code;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
         let (s, _) = h
@@ -251,17 +240,16 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
     // a fresh code works once
     h.post("/v1/auth/otp", None, &json!({ "phone": phone }))
         .await;
-    let (_, otp) = h.get("/sandbox/otp?phone=09121234567", None).await;
-    let code = otp["code"].as_str().unwrap().to_string();
-    let (s, sess) = h
-        .post(
+    let otp: SandboxOtp = h.get_ok("/sandbox/otp?phone=09121234567", None).await;
+    let code = otp.code;
+    let sess: SessionResponse = h
+        .post_ok(
             "/v1/auth/session",
             None,
             &json!({ "phone": phone, "code": code }),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
-    let token = sess["token"].as_str().unwrap();
+    let token = sess.token.as_str();
     assert_eq!(token.len(), 64);
     let (s, _) = h
         .post(
@@ -271,14 +259,13 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
         )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, acct) = h.get("/v1/account", Some(token)).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(acct["phone"], "+989121234567");
-    assert_eq!(acct["balance"], 0);
+    let acct: AccountResponse = h.get_ok("/v1/account", Some(token)).await;
+    assert_eq!(acct.phone, "+989121234567");
+    assert_eq!(acct.balance, 0);
     // same number again: same account
     let t2 = h.login("+989121234567").await;
-    let (_, acct2) = h.get("/v1/account", Some(&t2)).await;
-    assert_eq!(acct2["account_id"], acct["account_id"]);
+    let acct2: AccountResponse = h.get_ok("/v1/account", Some(&t2)).await;
+    assert_eq!(acct2.account_id, acct.account_id);
 
     // at most 5 codes per hour per number (3 so far)
     for _ in 0..2 {
@@ -319,23 +306,23 @@ async fn provisioning_replenishment_and_lost_phone() {
     let token = h.login("+989120000001").await;
     h.topup(&token, 100_000, "first").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["counter_first"], 0);
-    assert_eq!(c["counter_last"], 63);
-    assert_eq!(c["max_amount"], 100_000);
-    assert_eq!(c["fare_class"], "adult");
-    assert!(c["valid_until"].as_i64().unwrap() - c["server_time"].as_i64().unwrap() == 72 * 3600);
+    assert_eq!(c.counter_first, 0);
+    assert_eq!(c.counter_last, 63);
+    assert_eq!(c.max_amount, 100_000);
+    assert_eq!(c.fare_class, "adult");
+    assert!(c.valid_until - c.server_time == 72 * 3600);
     // the certificate verifies under the issuer keys of the validator bundle
     let cfg = h.config().await;
     let vc = VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
-    assert_eq!(hex::encode(vc.hash), c["certificate_hash"]);
-    let k = &c["issuer_keys"][0];
-    assert_eq!(k["key_id"], 1);
+    assert_eq!(hex::encode(vc.hash), c.certificate_hash);
+    let k = &c.issuer_keys[0];
+    assert_eq!(k.key_id, 1);
     assert_eq!(
-        k["public_key"],
+        k.public_key,
         hex::encode(cfg.body.issuer_keys[0].public_key.as_bytes())
     );
-    assert_eq!(k["valid_from"], cfg.body.issuer_keys[0].valid_from);
-    let tariff = hex::decode(c["tariff"].as_str().unwrap()).unwrap();
+    assert_eq!(k.valid_from, cfg.body.issuer_keys[0].valid_from);
+    let tariff = hex::decode(c.tariff.as_str()).unwrap();
     assert_eq!(
         mancard_protocol::Tariff::decode(&tariff).unwrap(),
         cfg.body.tariff
@@ -344,9 +331,9 @@ async fn provisioning_replenishment_and_lost_phone() {
     // replenish: same pseudonym, next counter range, new tap key
     let old_pseudonym = w.pseudonym.clone();
     let r = w.replenish(&h).await;
-    assert_eq!(r["pseudonym"], old_pseudonym);
-    assert_eq!(r["counter_first"], 64);
-    assert_eq!(r["counter_last"], 127);
+    assert_eq!(r.pseudonym, old_pseudonym);
+    assert_eq!(r.counter_first, 64);
+    assert_eq!(r.counter_last, 127);
 
     // a proof for the other purpose, a reused nonce, or a foreign binding key is refused
     let (tap, _) = mancard_protocol::SigningKey::generate().unwrap();
@@ -387,13 +374,11 @@ async fn provisioning_replenishment_and_lost_phone() {
         mancard_protocol::provision::ProvisionPurpose::Replenish,
     )
     .await;
-    req["next_counter"] = json!(300);
-    let (s, v) = h.post("/v1/credential/replenish", Some(&token), &req).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        (v["counter_first"].as_u64(), v["counter_last"].as_u64()),
-        (Some(300), Some(363))
-    );
+    req.next_counter = Some(300);
+    let v: CredentialResponse = h
+        .post_ok("/v1/credential/replenish", Some(&token), &req)
+        .await;
+    assert_eq!((v.counter_first, v.counter_last), (300, 363));
     let other = h.login("+989120000002").await;
     let req = Wallet::credential_request(
         &h,
@@ -412,24 +397,25 @@ async fn provisioning_replenishment_and_lost_phone() {
     // ride a bit, then lose the phone
     let base = ride_base(w.server_time);
     let (_, e0) = w.nfc_tap(7, 1, 20_000, base);
-    let (s, v) = w.sync(&h, &[e0]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["balance"], 80_000);
+    let v = w.sync_ok(&h, &[e0]).await;
+    assert_eq!(v.balance, 80_000);
 
     let (w2, c2) = Wallet::provision(&h, &token).await;
     assert_ne!(w2.pseudonym, old_pseudonym);
-    assert_eq!(c2["revoked_pseudonyms"], json!([old_pseudonym]));
-    assert_eq!(c2["balance"], 80_000, "balance carries over");
-    assert_eq!(c2["max_amount"], 80_000);
-    assert_eq!(c2["counter_first"], 0);
+    assert_eq!(c2.revoked_pseudonyms, vec![old_pseudonym.clone()]);
+    assert_eq!(c2.balance, 80_000, "balance carries over");
+    assert_eq!(c2.max_amount, 80_000);
+    assert_eq!(c2.counter_first, 0);
     let cfg = h.config().await;
     assert!(cfg.is_denied(&Pseudonym::from_hex(&old_pseudonym).unwrap()));
     assert!(!cfg.is_denied(&Pseudonym::from_hex(&w2.pseudonym).unwrap()));
     // the old phone learns it is revoked and cannot replenish
-    let (s, v) = w.sync(&h, &[]).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["credential"]["status"], "revoked");
-    assert_eq!(v["credential"]["reason"], "replaced_by_new_device");
+    let v = w.sync_ok(&h, &[]).await;
+    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(
+        v.credential.reason.as_deref(),
+        Some("replaced_by_new_device")
+    );
     let req = Wallet::credential_request(
         &h,
         &token,
@@ -445,9 +431,8 @@ async fn provisioning_replenishment_and_lost_phone() {
     );
     // taps the old phone made offline before it was lost still settle
     let (_, e1) = w.nfc_tap(7, 1, 20_000, base + 7200);
-    let (s, v) = w.sync(&h, &[e1]).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(statuses(&v, "taps"), ["settled"]);
+    let v = w.sync_ok(&h, &[e1]).await;
+    assert_eq!(statuses(&v.taps), ["settled"]);
     assert_eq!(h.balance(&token).await, 60_000);
     assert!(h.fraud_cases().await.is_empty());
     h.audit().await;
@@ -457,23 +442,22 @@ async fn provisioning_replenishment_and_lost_phone() {
 async fn topup_is_credited_exactly_once() {
     let h = Harness::start().await;
     let token = h.login("+989120000003").await;
-    let (s, i1) = h
-        .post(
+    let i1: TopupIntentResponse = h
+        .post_ok(
             "/v1/topups",
             Some(&token),
             &json!({ "amount": 50_000, "idempotency_key": "k1" }),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(i1["status"], "pending");
-    let (_, again) = h
-        .post(
+    assert_eq!(i1.status, "pending");
+    let again: TopupIntentResponse = h
+        .post_ok(
             "/v1/topups",
             Some(&token),
             &json!({ "amount": 50_000, "idempotency_key": "k1" }),
         )
         .await;
-    assert_eq!(again["intent_id"], i1["intent_id"]);
+    assert_eq!(again.intent_id, i1.intent_id);
     let (s, v) = h
         .post(
             "/v1/topups",
@@ -487,7 +471,7 @@ async fn topup_is_credited_exactly_once() {
     );
 
     // the gateway page
-    let pay_url = i1["payment_url"].as_str().unwrap().to_string();
+    let pay_url = i1.payment_url.clone();
     let page = h
         .http
         .get(&pay_url)
@@ -515,10 +499,10 @@ async fn topup_is_credited_exactly_once() {
         "nothing credited before verification"
     );
     // the wallet polls: verification happens, credited once
-    let id = i1["intent_id"].as_str().unwrap();
-    let (_, st) = h.get(&format!("/v1/topups/{id}"), Some(&token)).await;
-    assert_eq!(st["status"], "credited");
-    assert!(st["gateway_ref"].is_string());
+    let id = i1.intent_id.as_str();
+    let st: TopupIntentResponse = h.get_ok(&format!("/v1/topups/{id}"), Some(&token)).await;
+    assert_eq!(st.status, "credited");
+    assert!(st.gateway_ref.is_some());
     assert_eq!(h.balance(&token).await, 50_000);
     // the redirect arrives late, twice; the page is submitted again; the intent is retried
     for _ in 0..2 {
@@ -535,15 +519,15 @@ async fn topup_is_credited_exactly_once() {
     }
     let r = no_redirect.post(&pay_url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let (_, again) = h
-        .post(
+    let again: TopupIntentResponse = h
+        .post_ok(
             "/v1/topups",
             Some(&token),
             &json!({ "amount": 50_000, "idempotency_key": "k1" }),
         )
         .await;
-    assert_eq!(again["status"], "credited");
-    assert_eq!(again["ledger_entry_id"], st["ledger_entry_id"]);
+    assert_eq!(again.status, "credited");
+    assert_eq!(again.ledger_entry_id, st.ledger_entry_id);
     assert_eq!(h.balance(&token).await, 50_000);
 
     // another rider cannot see the intent
@@ -552,14 +536,14 @@ async fn topup_is_credited_exactly_once() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // cancelled payment: nothing credited, paying afterwards changes nothing
-    let (_, i2) = h
-        .post(
+    let i2: TopupIntentResponse = h
+        .post_ok(
             "/v1/topups",
             Some(&token),
             &json!({ "amount": 20_000, "idempotency_key": "k2" }),
         )
         .await;
-    let url2 = i2["payment_url"].as_str().unwrap();
+    let url2 = i2.payment_url.as_str();
     let html = h
         .http
         .post(format!("{url2}/cancel"))
@@ -583,56 +567,44 @@ async fn topup_is_credited_exactly_once() {
     assert_eq!(h.balance(&token).await, 50_000);
 
     // expired intent: the gateway refuses, nothing credited, the retry returns the same intent
-    let (_, i3) = h
-        .post(
+    let i3: TopupIntentResponse = h
+        .post_ok(
             "/v1/topups",
             Some(&token),
             &json!({ "amount": 30_000, "idempotency_key": "k3" }),
         )
         .await;
     h.handle().engine().advance_clock(901).unwrap();
-    let (_, st3) = h
-        .get(
-            &format!("/v1/topups/{}", i3["intent_id"].as_str().unwrap()),
-            Some(&token),
-        )
+    let st3: TopupIntentResponse = h
+        .get_ok(&format!("/v1/topups/{}", &i3.intent_id), Some(&token))
         .await;
-    assert_eq!(st3["status"], "expired");
-    let r = h
-        .http
-        .post(i3["payment_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(st3.status, "expired");
+    let r = h.http.post(&i3.payment_url).send().await.unwrap();
     let (s, v) = decode(r).await;
     assert_eq!(
         (s, v["code"].as_str()),
         (StatusCode::CONFLICT, Some("payment_expired"))
     );
-    let (_, again3) = h
-        .post(
+    let again3: TopupIntentResponse = h
+        .post_ok(
             "/v1/topups",
             Some(&token),
             &json!({ "amount": 30_000, "idempotency_key": "k3" }),
         )
         .await;
-    assert_eq!(again3["intent_id"], i3["intent_id"]);
-    assert_eq!(again3["status"], "expired");
+    assert_eq!(again3.intent_id, i3.intent_id);
+    assert_eq!(again3.status, "expired");
     assert_eq!(h.balance(&token).await, 50_000);
 
     // paid, redirect lost, the wallet never polls: reconciliation credits it, once
-    let (_, i4) = h
-        .post(
+    let i4: TopupIntentResponse = h
+        .post_ok(
             "/v1/topups",
             Some(&token),
             &json!({ "amount": 10_000, "idempotency_key": "k4" }),
         )
         .await;
-    let r = no_redirect
-        .post(i4["payment_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = no_redirect.post(&i4.payment_url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let e = std::sync::Arc::clone(h.handle().engine());
     assert_eq!(
@@ -651,26 +623,23 @@ async fn topup_is_credited_exactly_once() {
         0
     );
     assert_eq!(h.balance(&token).await, 60_000);
-    let (_, st4) = h
-        .get(
-            &format!("/v1/topups/{}", i4["intent_id"].as_str().unwrap()),
-            Some(&token),
-        )
+    let st4: TopupIntentResponse = h
+        .get_ok(&format!("/v1/topups/{}", &i4.intent_id), Some(&token))
         .await;
-    assert_eq!(st4["status"], "credited");
+    assert_eq!(st4.status, "credited");
     assert_eq!(h.balance(&token).await, 60_000);
 
     // the ledger: one entry per credited top-up
     let (w, _) = Wallet::provision(&h, &token).await;
     let mut w = w;
-    let (_, v) = w.sync(&h, &[]).await;
-    let ledger = v["ledger"].as_array().unwrap();
+    let v = w.sync_ok(&h, &[]).await;
+    let ledger = &v.ledger;
     assert_eq!(ledger.len(), 2);
-    assert_eq!(ledger[0]["kind"], "topup");
-    assert_eq!(ledger[0]["amount"], 50_000);
-    assert_eq!(ledger[1]["amount"], 10_000);
+    assert_eq!(ledger[0].kind, "topup");
+    assert_eq!(ledger[0].amount, 50_000);
+    assert_eq!(ledger[1].amount, 10_000);
     let audit = h.audit().await;
-    assert_eq!(audit["intents_credited_twice"], 0);
+    assert_eq!(audit.intents_credited_twice, 0);
 }
 
 #[tokio::test]
@@ -717,23 +686,18 @@ async fn validator_bundle_batches_and_settlement() {
     let (r1, e1) = w.nfc_tap(1, 2, 20_000, base + 600);
     let (r2, e2) = w.nfc_tap(1, 2, 20_000, base + 1200);
     let batch = v1.batch(vec![r0.clone(), r1.clone(), r2.clone()]);
-    let (s, b) = h.upload(&batch).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(statuses(&b, "records"), ["settled"; 3]);
-    assert_eq!(fares(&b, "records"), [20_000, 5_000, 20_000]);
+    let b = h.upload_ok(&batch).await;
+    assert_eq!(statuses(&b.records), ["settled"; 3]);
+    assert_eq!(fares(&b.records), [20_000, 5_000, 20_000]);
     assert_eq!(h.balance(&token).await, 155_000);
 
     // replayed batch: the stored answer, nothing charged again
-    let (s, b2) = h.upload(&batch).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(b2["duplicate_batch"], true);
-    assert_eq!(b2["records"], b["records"]);
+    let b2 = h.upload_ok(&batch).await;
+    assert!(b2.duplicate_batch);
+    assert_eq!(b2.records, b.records);
     assert_eq!(h.balance(&token).await, 155_000);
     // same batch id, other content
-    let id: [u8; 16] = hex::decode(b["batch_id"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let id: [u8; 16] = hex::decode(&b.batch_id).unwrap().try_into().unwrap();
     let (s, v) = h.upload(&v1.batch_with_id(id, vec![r0.clone()])).await;
     assert_eq!(
         (s, v["code"].as_str()),
@@ -761,47 +725,35 @@ async fn validator_bundle_batches_and_settlement() {
 
     // the wallet syncs the same taps plus a new one: duplicates, then settled
     let (r3, e3) = w.nfc_tap(1, 10, 30_000, base + 3 * 3600);
-    let (s, v) = w.sync(&h, &[e0.clone(), e1, e2, e3]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = w.sync_ok(&h, &[e0.clone(), e1, e2, e3]).await;
     assert_eq!(
-        statuses(&v, "taps"),
+        statuses(&v.taps),
         ["duplicate", "duplicate", "duplicate", "settled"]
     );
     // daily cap: 20000 + 5000 + 20000 = 45000, so the 30000 metro ride costs 15000
-    assert_eq!(fares(&v, "taps"), [20_000, 5_000, 20_000, 15_000]);
-    assert_eq!(v["balance"], 140_000);
-    assert_eq!(v["credential"]["status"], "active");
-    assert_eq!(v["chain"]["next_seq"], 4);
-    let kinds: Vec<&str> = v["ledger"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    assert_eq!(fares(&v.taps), [20_000, 5_000, 20_000, 15_000]);
+    assert_eq!(v.balance, 140_000);
+    assert_eq!(v.credential.status, "active");
+    assert_eq!(v.chain.next_seq, 4);
+    let kinds: Vec<&str> = v.ledger.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["topup", "fare", "fare", "fare", "fare"]);
     // re-sending the same entries is idempotent
-    let (s, v) = w.sync(&h, &[e0]).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(statuses(&v, "taps"), ["duplicate"]);
-    assert_eq!(
-        v["ledger"].as_array().unwrap().len(),
-        0,
-        "cursor moved past old entries"
-    );
+    let v = w.sync_ok(&h, &[e0]).await;
+    assert_eq!(statuses(&v.taps), ["duplicate"]);
+    assert_eq!(v.ledger.len(), 0, "cursor moved past old entries");
     // a validator batch holding a record already settled by the wallet: partial duplicate
     let (r4, _) = w.nfc_tap(1, 1, 20_000, base + 4 * 3600);
-    let (s, b) = h.upload(&v1.batch(vec![r3, r4])).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(statuses(&b, "records"), ["duplicate", "settled"]);
-    assert_eq!(fares(&b, "records"), [15_000, 0], "capped at 60000 a day");
+    let b = h.upload_ok(&v1.batch(vec![r3, r4])).await;
+    assert_eq!(statuses(&b.records), ["duplicate", "settled"]);
+    assert_eq!(fares(&b.records), [15_000, 0], "capped at 60000 a day");
     assert_eq!(h.balance(&token).await, 140_000);
 
     // a record whose own fields disagree with the signed challenge is rejected
     let (mut r5, _) = w.nfc_tap(1, 1, 20_000, base + 5 * 3600);
     r5.line_id = 2;
-    let (_, b) = h.upload(&v1.batch(vec![r5])).await;
-    assert_eq!(statuses(&b, "records"), ["rejected"]);
-    assert_eq!(b["records"][0]["reason"], "record_mismatch");
+    let b = h.upload_ok(&v1.batch(vec![r5])).await;
+    assert_eq!(statuses(&b.records), ["rejected"]);
+    assert_eq!(b.records[0].reason.as_deref(), Some("record_mismatch"));
     // a tampered amount: the signature does not verify, rejected, not fraud
     let (mut r6, _) = w.nfc_tap(1, 1, 20_000, base + 6 * 3600);
     if let mancard_protocol::TapProof::Nfc {
@@ -814,9 +766,9 @@ async fn validator_bundle_batches_and_settlement() {
         challenge.fare = 1;
     }
     r6.fare = 1;
-    let (_, b) = h.upload(&v1.batch(vec![r6])).await;
-    assert_eq!(statuses(&b, "records"), ["rejected"]);
-    assert_eq!(b["records"][0]["reason"], "bad_signature");
+    let b = h.upload_ok(&v1.batch(vec![r6])).await;
+    assert_eq!(statuses(&b.records), ["rejected"]);
+    assert_eq!(b.records[0].reason.as_deref(), Some("bad_signature"));
     assert!(h.fraud_cases().await.is_empty());
     h.audit().await;
 }
@@ -853,23 +805,21 @@ async fn late_reports_are_rerated_with_adjustments() {
         amount: b1.amount,
         proof: b1.proof.clone(),
     }];
-    let (s, v) = w2.sync(&h, &w3_entries).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(fares(&v, "taps"), [20_000]);
-    let (_, b) = h.upload(&v1.batch(vec![a0])).await;
-    assert_eq!(statuses(&b, "records"), ["settled"]);
-    assert_eq!(fares(&b, "records"), [20_000]);
+    let v = w2.sync_ok(&h, &w3_entries).await;
+    assert_eq!(fares(&v.taps), [20_000]);
+    let b = h.upload_ok(&v1.batch(vec![a0])).await;
+    assert_eq!(statuses(&b.records), ["settled"]);
+    assert_eq!(fares(&b.records), [20_000]);
     // ride 1 is now a transfer: corrected by an adjustment of +15000
     assert_eq!(h.balance(&token2).await, 200_000 - 20_000 - 5_000);
-    let (_, v) = w2.sync(&h, &[]).await;
-    let adj: Vec<&Value> = v["ledger"]
-        .as_array()
-        .unwrap()
+    let v = w2.sync_ok(&h, &[]).await;
+    let adj: Vec<&LedgerEntry> = v
+        .ledger
         .iter()
-        .filter(|e| e["kind"] == "fare_adjustment")
+        .filter(|e| e.kind == LedgerKind::FareAdjustment)
         .collect();
     assert_eq!(adj.len(), 1);
-    assert_eq!(adj[0]["amount"], 15_000);
+    assert_eq!(adj[0].amount, 15_000);
 
     // QR known only from the wallet: charged its signed maximum, corrected when the reader's
     // record names the line
@@ -877,13 +827,13 @@ async fn late_reports_are_rerated_with_adjustments() {
     h.topup(&token3, 200_000, "t").await;
     let (mut q, _) = Wallet::provision(&h, &token3).await;
     let (rec, entry) = q.qr_tap(1, 1, 20_000, base, 30_000);
-    let (_, v) = q.sync(&h, &[entry]).await;
-    assert_eq!(statuses(&v, "taps"), ["settled"]);
-    assert_eq!(fares(&v, "taps"), [30_000]);
-    assert_eq!(v["balance"], 170_000);
-    let (_, b) = h.upload(&v1.batch(vec![rec])).await;
-    assert_eq!(statuses(&b, "records"), ["duplicate"]);
-    assert_eq!(fares(&b, "records"), [20_000]);
+    let v = q.sync_ok(&h, &[entry]).await;
+    assert_eq!(statuses(&v.taps), ["settled"]);
+    assert_eq!(fares(&v.taps), [30_000]);
+    assert_eq!(v.balance, 170_000);
+    let b = h.upload_ok(&v1.batch(vec![rec])).await;
+    assert_eq!(statuses(&b.records), ["duplicate"]);
+    assert_eq!(fares(&b.records), [20_000]);
     assert_eq!(h.balance(&token3).await, 180_000);
     drop(w);
     h.audit().await;
@@ -902,15 +852,15 @@ async fn clone_with_same_counter_is_fraud_and_denied() {
     let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
     // the clone (same tap key, copied data directory) uses counter 0 again on another bus
     let (c0, _) = w.nfc_tap_with_counter(2, 2, 20_000, base + 3600, 0);
-    let (_, b) = h.upload(&v1.batch(vec![r0])).await;
-    assert_eq!(statuses(&b, "records"), ["settled"]);
-    let (_, b) = h.upload(&v2.batch(vec![c0])).await;
-    assert_eq!(statuses(&b, "records"), ["fraud"]);
-    assert_eq!(b["records"][0]["reason"], "duplicate_counter");
+    let b = h.upload_ok(&v1.batch(vec![r0])).await;
+    assert_eq!(statuses(&b.records), ["settled"]);
+    let b = h.upload_ok(&v2.batch(vec![c0])).await;
+    assert_eq!(statuses(&b.records), ["fraud"]);
+    assert_eq!(b.records[0].reason.as_deref(), Some("duplicate_counter"));
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0]["kind"], "duplicate_counter");
-    assert_eq!(cases[0]["pseudonym"], w.pseudonym.as_str());
+    assert_eq!(cases[0].kind, "duplicate_counter");
+    assert_eq!(cases[0].pseudonym, w.pseudonym.as_str());
     let cfg = h.config().await;
     assert!(cfg.is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
     // a new, higher bundle version: a validator holding the old one gets it
@@ -924,11 +874,10 @@ async fn clone_with_same_counter_is_fraud_and_denied() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // the genuine wallet's own report of counter 0 still matches the first: a duplicate
-    let (s, v) = w.sync(&h, &[e0]).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(statuses(&v, "taps"), ["duplicate"]);
-    assert_eq!(v["credential"]["status"], "revoked");
-    assert_eq!(v["balance"], 180_000, "the conflicting tap is not charged");
+    let v = w.sync_ok(&h, &[e0]).await;
+    assert_eq!(statuses(&v.taps), ["duplicate"]);
+    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(v.balance, 180_000, "the conflicting tap is not charged");
     h.audit().await;
 }
 
@@ -942,20 +891,18 @@ async fn restored_backup_breaks_the_chain() {
     let (_, e0) = w.nfc_tap(1, 1, 20_000, base);
     let (seq1, prev1, ctr1) = (w.seq, w.prev, w.next_counter);
     let (_, e1) = w.nfc_tap(1, 1, 20_000, base + 3600);
-    let (s, v) = w.sync(&h, &[e0, e1]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    w.sync_ok(&h, &[e0, e1]).await;
     // the app restored from a backup taken after entry 0 writes a different entry 1
     w.seq = seq1;
     w.prev = prev1;
     w.next_counter = ctr1 + 1;
     let (_, f1) = w.nfc_tap(1, 2, 20_000, base + 7200);
-    let (s, v) = w.sync(&h, &[f1]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["credential"]["status"], "revoked");
-    assert_eq!(v["credential"]["reason"], "broken_chain");
+    let v = w.sync_ok(&h, &[f1]).await;
+    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(v.credential.reason.as_deref(), Some("broken_chain"));
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0]["kind"], "broken_chain");
+    assert_eq!(cases[0].kind, "broken_chain");
     assert!(h
         .config()
         .await
@@ -971,12 +918,12 @@ async fn counter_beyond_range_is_fraud() {
     let (mut w, c) = Wallet::provision(&h, &token).await;
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
-    let last = c["counter_last"].as_u64().unwrap() as u32;
+    let last = c.counter_last;
     let (r, _) = w.nfc_tap_with_counter(1, 1, 20_000, base, last + 1);
-    let (_, b) = h.upload(&v1.batch(vec![r])).await;
-    assert_eq!(statuses(&b, "records"), ["fraud"]);
-    assert_eq!(b["records"][0]["reason"], "counter_out_of_range");
-    assert_eq!(h.fraud_cases().await[0]["kind"], "counter_out_of_range");
+    let b = h.upload_ok(&v1.batch(vec![r])).await;
+    assert_eq!(statuses(&b.records), ["fraud"]);
+    assert_eq!(b.records[0].reason.as_deref(), Some("counter_out_of_range"));
+    assert_eq!(h.fraud_cases().await[0].kind, "counter_out_of_range");
     assert!(h
         .config()
         .await
@@ -990,8 +937,9 @@ async fn key_rotation_restart_and_log_recovery() {
     let token = h.login("+989120000012").await;
     h.topup(&token, 100_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["issuer_key_id"], 1);
+    assert_eq!(c.issuer_key_id, 1);
     let v1 = Validator::register(&h, 1).await;
+    // raw: the test reads the whole body for key material
     let (s, k) = h
         .admin_post("/v1/admin/issuer-keys/rotate", &json!({}))
         .await;
@@ -1006,15 +954,14 @@ async fn key_rotation_restart_and_log_recovery() {
     VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
     let base = ride_base(w.server_time);
     let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
-    let (_, b) = h.upload(&v1.batch(vec![r0])).await;
-    assert_eq!(statuses(&b, "records"), ["settled"]);
+    let b = h.upload_ok(&v1.batch(vec![r0])).await;
+    assert_eq!(statuses(&b.records), ["settled"]);
     let r = w.replenish(&h).await;
-    assert_eq!(r["issuer_key_id"], 2);
+    assert_eq!(r.issuer_key_id, 2);
     VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
     let (_, e1) = w.nfc_tap(1, 10, 30_000, base + 3600);
-    let (s, v) = w.sync(&h, &[e0.clone(), e1.clone()]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(statuses(&v, "taps"), ["duplicate", "settled"]);
+    let v = w.sync_ok(&h, &[e0.clone(), e1.clone()]).await;
+    assert_eq!(statuses(&v.taps), ["duplicate", "settled"]);
 
     // key file permissions
     #[cfg(unix)]
@@ -1039,23 +986,17 @@ async fn key_rotation_restart_and_log_recovery() {
     let cfg2 = h.config().await;
     assert_eq!(cfg2.body.bundle_version, cfg.body.bundle_version);
     // a wallet that lost its last record after a power loss learns it back
-    let (s, log) = h
-        .get(
+    let log: LogResponse = h
+        .get_ok(
             &format!("/v1/wallet/log?pseudonym={}&from_seq=1", w.pseudonym),
             Some(&token),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
-    let entries = log["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 1);
-    assert_eq!(
-        entries[0]["entry"].as_str().unwrap(),
-        hex::encode(e1.encode())
-    );
+    assert_eq!(log.entries.len(), 1);
+    assert_eq!(log.entries[0].entry, hex::encode(e1.encode()));
     let (_, e2) = w.nfc_tap(1, 1, 20_000, base + 7200);
-    let (s, v) = w.sync(&h, &[e2]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(statuses(&v, "taps"), ["settled"]);
+    let v = w.sync_ok(&h, &[e2]).await;
+    assert_eq!(statuses(&v.taps), ["settled"]);
     h.audit().await;
 }
 
@@ -1082,9 +1023,8 @@ async fn hostile_inputs_never_cause_a_server_error() {
     // extreme times in a correctly signed batch
     let (mut r, _) = w.nfc_tap(1, 1, 20_000, i64::MAX);
     r.time = i64::MIN;
-    let (s, b) = h.upload(&v1.batch(vec![r])).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(statuses(&b, "records"), ["rejected"]);
+    let b = h.upload_ok(&v1.batch(vec![r])).await;
+    assert_eq!(statuses(&b.records), ["rejected"]);
 
     // random bytes, and every single-byte corruption of a sample of positions
     for _ in 0..50 {
@@ -1156,19 +1096,19 @@ async fn credential_status_tells_when_to_replenish() {
     let token = h.login("+989120000014").await;
     h.topup(&token, 100_000, "a").await;
     let (mut w, _) = Wallet::provision(&h, &token).await;
-    let (_, v) = w.sync(&h, &[]).await;
-    assert_eq!(v["credential"]["status"], "active");
-    assert!(v["server_time"].as_i64().unwrap() > 1_700_000_000);
+    let v = w.sync_ok(&h, &[]).await;
+    assert_eq!(v.credential.status, "active");
+    assert!(v.server_time > 1_700_000_000);
     // a top-up lets the allowance grow
     h.topup(&token, 50_000, "b").await;
-    let (_, v) = w.sync(&h, &[]).await;
-    assert_eq!(v["credential"]["status"], "replenish_due");
-    assert_eq!(v["credential"]["reason"], "allowance_can_grow");
+    let v = w.sync_ok(&h, &[]).await;
+    assert_eq!(v.credential.status, "replenish_due");
+    assert_eq!(v.credential.reason.as_deref(), Some("allowance_can_grow"));
     let c = w.replenish(&h).await;
-    assert_eq!(c["max_amount"], 150_000);
-    let (_, v) = w.sync(&h, &[]).await;
-    assert_eq!(v["credential"]["status"], "active");
-    assert_eq!(v["credential"]["certificate"], c["certificate"]);
+    assert_eq!(c.max_amount, 150_000);
+    let v = w.sync_ok(&h, &[]).await;
+    assert_eq!(v.credential.status, "active");
+    assert_eq!(v.credential.certificate, Some(c.certificate));
     // most counters used
     let base = ride_base(w.server_time);
     let mut entries = Vec::new();
@@ -1176,15 +1116,14 @@ async fn credential_status_tells_when_to_replenish() {
         let (_, e) = w.nfc_tap(1, 1 + (k % 2) as u32, 0, base + k * 60);
         entries.push(e);
     }
-    let (s, v) = w.sync(&h, &entries).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["credential"]["reason"], "counters_low");
+    let v = w.sync_ok(&h, &entries).await;
+    assert_eq!(v.credential.reason.as_deref(), Some("counters_low"));
     // expiry near
     w.replenish(&h).await;
     h.handle().engine().advance_clock(49 * 3600).unwrap();
-    let (_, v) = w.sync(&h, &[]).await;
-    assert_eq!(v["credential"]["status"], "replenish_due");
-    assert_eq!(v["credential"]["reason"], "expiry_near");
+    let v = w.sync_ok(&h, &[]).await;
+    assert_eq!(v.credential.status, "replenish_due");
+    assert_eq!(v.credential.reason.as_deref(), Some("expiry_near"));
     h.audit().await;
 }
 
@@ -1196,7 +1135,7 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     let token = h.login("+989120000020").await;
     h.topup(&token, 100_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["max_amount"], 100_000);
+    assert_eq!(c.max_amount, 100_000);
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
     let p = Pseudonym::from_hex(&w.pseudonym).unwrap();
@@ -1209,58 +1148,55 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
 
     // 60 000 settled by the validator, then replayed: the same batch and a new batch
     let batch = v1.batch(vec![r0.clone(), r1.clone()]);
-    let (s, b) = h.upload(&batch).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(statuses(&b, "records"), ["settled"; 2]);
-    let (_, b) = h.upload(&batch).await;
-    assert_eq!(b["duplicate_batch"], true);
-    let (_, b) = h.upload(&v1.batch(vec![r0.clone(), r1.clone()])).await;
-    assert_eq!(statuses(&b, "records"), ["duplicate"; 2]);
+    let b = h.upload_ok(&batch).await;
+    assert_eq!(statuses(&b.records), ["settled"; 2]);
+    let b = h.upload_ok(&batch).await;
+    assert!(b.duplicate_batch);
+    let b = h.upload_ok(&v1.batch(vec![r0.clone(), r1.clone()])).await;
+    assert_eq!(statuses(&b.records), ["duplicate"; 2]);
     // the wallet reports the same two and the QR pass (90 000), twice
-    let (s, v) = w.sync(&h, &[e0.clone(), e1.clone(), e2.clone()]).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(statuses(&v, "taps"), ["duplicate", "duplicate", "settled"]);
-    let (_, v) = w.sync(&h, &[e0, e1, e2]).await;
-    assert_eq!(statuses(&v, "taps"), ["duplicate"; 3]);
+    let v = w.sync_ok(&h, &[e0.clone(), e1.clone(), e2.clone()]).await;
+    assert_eq!(statuses(&v.taps), ["duplicate", "duplicate", "settled"]);
+    let v = w.sync_ok(&h, &[e0, e1, e2]).await;
+    assert_eq!(statuses(&v.taps), ["duplicate"; 3]);
     // the reader's record of the pass names its line: a duplicate too
-    let (_, b) = h.upload(&v1.batch(vec![r2])).await;
-    assert_eq!(statuses(&b, "records"), ["duplicate"]);
+    let b = h.upload_ok(&v1.batch(vec![r2])).await;
+    assert_eq!(statuses(&b.records), ["duplicate"]);
     assert!(
         h.fraud_cases().await.is_empty(),
         "replays do not count twice"
     );
-    assert_ne!(v["credential"]["status"], "revoked", "{v}");
+    assert_ne!(v.credential.status, "revoked", "{v:?}");
     let before = h.config().await;
     assert!(!before.is_denied(&p));
 
     // the tap that takes the total over the allowance
-    let (s, b) = h.upload(&v1.batch(vec![r3.clone()])).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(statuses(&b, "records"), ["fraud"]);
-    let rec = &b["records"][0];
-    assert_eq!(rec["reason"], "over_allowance");
+    let b = h.upload_ok(&v1.batch(vec![r3.clone()])).await;
+    assert_eq!(statuses(&b.records), ["fraud"]);
+    let rec = &b.records[0];
+    assert_eq!(rec.reason.as_deref(), Some("over_allowance"));
     assert_eq!(
-        rec["detail"],
+        rec.detail.as_deref().unwrap(),
         "authorized total 110000 exceeds the certificate's offline allowance 100000"
     );
-    assert!(rec["fare"].as_i64().is_some(), "the ride is still charged");
+    assert!(rec.fare.is_some(), "the ride is still charged");
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1, "{cases:?}");
-    assert_eq!(cases[0]["kind"], "over_allowance");
-    assert_eq!(cases[0]["counter"], 3);
-    assert_eq!(cases[0]["pseudonym"], w.pseudonym.as_str());
-    assert_eq!(cases[0]["detail"], rec["detail"]);
+    assert_eq!(cases[0].kind, "over_allowance");
+    assert_eq!(cases[0].counter, Some(3));
+    assert_eq!(cases[0].pseudonym, w.pseudonym.as_str());
+    assert_eq!(Some(&cases[0].detail), rec.detail.as_ref());
     // revoked: on the next bundle's deny list, and the wallet learns it
     let after = h.config().await;
     assert!(after.is_denied(&p));
     assert!(after.body.bundle_version > before.body.bundle_version);
-    let (_, v) = w.sync(&h, &[e3]).await;
-    assert_eq!(statuses(&v, "taps"), ["duplicate"]);
-    assert_eq!(v["credential"]["status"], "revoked");
-    assert_eq!(v["credential"]["reason"], "over_allowance");
+    let v = w.sync_ok(&h, &[e3]).await;
+    assert_eq!(statuses(&v.taps), ["duplicate"]);
+    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(v.credential.reason.as_deref(), Some("over_allowance"));
     // a replay of the crossing tap opens no second case
-    let (_, b) = h.upload(&v1.batch(vec![r3])).await;
-    assert_eq!(statuses(&b, "records"), ["duplicate"]);
+    let b = h.upload_ok(&v1.batch(vec![r3])).await;
+    assert_eq!(statuses(&b.records), ["duplicate"]);
     assert_eq!(h.fraud_cases().await.len(), 1);
     h.audit().await;
 }
@@ -1273,30 +1209,30 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
     let token = h.login("+989120000021").await;
     h.topup(&token, 100_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["max_amount"], 100_000);
+    assert_eq!(c.max_amount, 100_000);
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
     let (r0, _) = w.nfc_tap(1, 1, 40_000, base);
     let (r1, _) = w.nfc_tap(1, 2, 40_000, base + 3600);
     // signed under the first certificate, reported only at the end
     let (late, _) = w.nfc_tap(1, 1, 30_000, base + 2 * 3600);
-    let (_, b) = h.upload(&v1.batch(vec![r0, r1])).await;
-    assert_eq!(statuses(&b, "records"), ["settled"; 2]);
+    let b = h.upload_ok(&v1.batch(vec![r0, r1])).await;
+    assert_eq!(statuses(&b.records), ["settled"; 2]);
 
     let h = h.restart().await;
     let c2 = w.replenish(&h).await;
-    assert!(c2["max_amount"].as_i64().unwrap() >= 40_000, "{c2}");
+    assert!(c2.max_amount >= 40_000, "{c2:?}");
     // 40 000 under the new certificate: its own total, not the first one's 80 000
     let (r2, _) = w.nfc_tap(1, 10, 40_000, base + 3 * 3600);
-    let (_, b) = h.upload(&v1.batch(vec![r2])).await;
-    assert_eq!(statuses(&b, "records"), ["settled"]);
+    let b = h.upload_ok(&v1.batch(vec![r2])).await;
+    assert_eq!(statuses(&b.records), ["settled"]);
     assert!(h.fraud_cases().await.is_empty());
     // the late tap under the first certificate: 80 000 (stored before the restart) + 30 000
-    let (_, b) = h.upload(&v1.batch(vec![late])).await;
-    assert_eq!(statuses(&b, "records"), ["fraud"]);
-    assert_eq!(b["records"][0]["reason"], "over_allowance");
+    let b = h.upload_ok(&v1.batch(vec![late])).await;
+    assert_eq!(statuses(&b.records), ["fraud"]);
+    assert_eq!(b.records[0].reason.as_deref(), Some("over_allowance"));
     assert_eq!(
-        b["records"][0]["detail"],
+        b.records[0].detail.as_deref().unwrap(),
         "authorized total 110000 exceeds the certificate's offline allowance 100000"
     );
     assert!(h
@@ -1304,4 +1240,72 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
         .await
         .is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
     h.audit().await;
+}
+
+/// The in-process fixture benches use: a rider set up through the engine, a validator's
+/// batch ingested by it, each tap charged once.
+#[test]
+fn an_engine_rider_settles_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = mancard_backend::Engine::open(
+        mancard_backend::BackendConfig::sandbox(dir.path().join("db.sqlite")),
+        "http://127.0.0.1".into(),
+    )
+    .unwrap();
+    let mut r = EngineRider::setup(&e, "+989127770000", 100_000);
+    let (key, _) = mancard_protocol::SigningKey::generate().unwrap();
+    e.register_validator(&mancard_api::RegisterValidatorRequest {
+        validator_id: 3,
+        public_key: hex::encode(key.public_key().as_bytes()),
+    })
+    .unwrap();
+    let base = ride_base(e.now());
+    let records = vec![
+        r.nfc_record(3, 1, 20_000, base),
+        r.nfc_record(3, 2, 20_000, base + 3 * 3600),
+    ];
+    let batch = signed_batch(&key, 3, [7; 16], base, records);
+    let b = e.ingest_batch(&batch).unwrap();
+    assert_eq!(statuses(&b.records), ["settled"; 2]);
+    assert!(e.ingest_batch(&batch).unwrap().duplicate_batch);
+    assert_eq!(e.account(r.account_id).unwrap().balance, 60_000);
+    assert!(e.audit().unwrap().ok);
+}
+
+/// Every endpoint of `mancard_api::endpoints` is routed with its method, and one without
+/// credentials is refused exactly when the constant says it needs them.
+#[tokio::test]
+async fn every_endpoint_constant_is_routed_with_its_auth() {
+    use mancard_api::endpoints::{self, Auth, Method};
+    let h = Harness::start().await;
+    for e in endpoints::ALL {
+        let url = h.u(&e.path_with(&"ab".repeat(16)));
+        let req = match e.method {
+            Method::Get => h.http.get(&url),
+            Method::Post => h
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{}"),
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        let code = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_string));
+        let code = code.as_deref();
+        assert!(
+            code != Some("not_found") && code != Some("method_not_allowed"),
+            "{e:?} is not routed: {status} {body}"
+        );
+        match e.auth {
+            Auth::Session | Auth::Admin => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{e:?}: {body}")
+            }
+            Auth::Public | Auth::ValidatorSigned | Auth::Sandbox => {
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{e:?}: {body}")
+            }
+        }
+    }
 }

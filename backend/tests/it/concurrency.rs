@@ -1,15 +1,8 @@
 //! Many wallets syncing and validators uploading at once; shutdown under load.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
+use mancard_api::{AccountResponse, AdjustmentRequest, AdjustmentResponse};
 use mancard_protocol::{FareClass, RideState, TapRecord, Tariff, WalletLogEntry};
+use mancard_testkit::backend::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -66,11 +59,10 @@ async fn concurrent_syncs_and_batches_apply_each_tap_once() {
                     send.extend_from_slice(chunks[c - 1]);
                 }
                 send.extend_from_slice(chunks[c]);
-                let (s, v) = w.sync(&h, &send).await;
-                assert_eq!(s, StatusCode::OK, "{v}");
-                for t in v["taps"].as_array().unwrap() {
-                    let st = t["status"].as_str().unwrap();
-                    assert!(st == "settled" || st == "duplicate", "{t}");
+                let v = w.sync_ok(&h, &send).await;
+                for t in &v.taps {
+                    let st = t.status;
+                    assert!(st == "settled" || st == "duplicate", "{t:?}");
                 }
             }
         }));
@@ -89,10 +81,9 @@ async fn concurrent_syncs_and_batches_apply_each_tap_once() {
                 let h = Arc::clone(&h);
                 let batch = batch.clone();
                 tasks.push(tokio::spawn(async move {
-                    let (s, b) = h.upload(&batch).await;
-                    assert_eq!(s, StatusCode::OK, "{b}");
-                    assert_eq!(b["rejected"], 0);
-                    assert_eq!(b["fraud"], 0);
+                    let b = h.upload_ok(&batch).await;
+                    assert_eq!(b.rejected, 0);
+                    assert_eq!(b.fraud, 0);
                 }));
             }
         }
@@ -102,15 +93,15 @@ async fn concurrent_syncs_and_batches_apply_each_tap_once() {
     }
 
     let audit = h.audit().await;
-    assert_eq!(audit["taps"], (WALLETS * TAPS) as i64);
+    assert_eq!(audit.taps, (WALLETS * TAPS) as i64);
     let mut sum = 0;
     for (token, want) in &expected {
         let got = h.balance(token).await;
         assert_eq!(got, *want, "balance equals top-up minus the in-order fares");
         sum += got;
     }
-    assert_eq!(audit["ledger_total"], sum);
-    assert_eq!(audit["balances_total"], sum);
+    assert_eq!(audit.ledger_total, sum);
+    assert_eq!(audit.balances_total, sum);
     assert!(h.fraud_cases().await.is_empty());
 }
 
@@ -118,8 +109,8 @@ async fn concurrent_syncs_and_batches_apply_each_tap_once() {
 async fn shutdown_under_load_keeps_every_acknowledged_write() {
     let h = Harness::start().await;
     let token = h.login("+989126660000").await;
-    let (_, acct) = h.get("/v1/account", Some(&token)).await;
-    let account_id = acct["account_id"].as_i64().unwrap();
+    let acct: AccountResponse = h.get_ok("/v1/account", Some(&token)).await;
+    let account_id = acct.account_id;
     let url = h.url.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut tasks = Vec::new();
@@ -161,14 +152,19 @@ async fn shutdown_under_load_keeps_every_acknowledged_write() {
     let balance = h.balance(&token).await;
     assert!(balance >= acked.len() as i64, "{balance} < {}", acked.len());
     for key in &acked {
-        let (s, v) = h
-            .admin_post(
+        let v: AdjustmentResponse = h
+            .post_ok(
                 "/v1/admin/adjustments",
-                &json!({ "account_id": account_id, "amount": 1, "idempotency_key": key, "note": "load" }),
+                Some(ADMIN),
+                &AdjustmentRequest {
+                    account_id,
+                    amount: 1,
+                    idempotency_key: key.clone(),
+                    note: "load".into(),
+                },
             )
             .await;
-        assert_eq!(s, StatusCode::OK);
-        assert_eq!(v["created"], false, "acknowledged write {key} was lost");
+        assert!(!v.created, "acknowledged write {key} was lost");
     }
     assert_eq!(h.balance(&token).await, balance);
     h.audit().await;
@@ -186,7 +182,7 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
     let token = h.login("+989125559999").await;
     h.topup(&token, 200_000, "t").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c["max_amount"], 200_000);
+    assert_eq!(c.max_amount, 200_000);
     let base = ride_base(w.server_time);
     let mut records: Vec<TapRecord> = Vec::new();
     let mut entries: Vec<WalletLogEntry> = Vec::new();
@@ -226,9 +222,8 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
                 let h = Arc::clone(&h);
                 let batch = batch.clone();
                 tasks.push(tokio::spawn(async move {
-                    let (s, b) = h.upload(&batch).await;
-                    assert_eq!(s, StatusCode::OK, "{b}");
-                    assert_eq!(b["rejected"], 0);
+                    let b = h.upload_ok(&batch).await;
+                    assert_eq!(b.rejected, 0);
                 }));
             }
         }
@@ -242,9 +237,9 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
     let mut details: Vec<&str> = cases
         .iter()
         .map(|c| {
-            assert_eq!(c["kind"], "over_allowance");
-            assert_eq!(c["pseudonym"], pseudonym.as_str());
-            c["detail"].as_str().unwrap()
+            assert_eq!(c.kind, "over_allowance");
+            assert_eq!(c.pseudonym, pseudonym.as_str());
+            c.detail.as_str()
         })
         .collect();
     details.sort_unstable();
@@ -260,6 +255,6 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
         .await
         .is_denied(&mancard_protocol::Pseudonym::from_hex(&pseudonym).unwrap()));
     let audit = h.audit().await;
-    assert_eq!(audit["taps"], 12);
-    assert_eq!(audit["cert_totals_mismatched"], 0);
+    assert_eq!(audit.taps, 12);
+    assert_eq!(audit.cert_totals_mismatched, 0);
 }

@@ -1,0 +1,286 @@
+//! Issuance: provisioning a device (a new pseudonym; the account's other devices are revoked)
+//! and replenishing its certificate (same pseudonym, the next counter range), and the cache of
+//! issued certificates settlement verifies against.
+
+use crate::engine::{hex_array, public_key, random, Engine};
+use crate::error::{Error, Result, StoreError};
+use crate::ids::{AccountId, CertHash, PseudonymBytes};
+use crate::settle::CertInfo;
+use crate::store::{Account, Device, NewCertificate, Revocation, Writer};
+use mancard_api::{CredentialRequest, CredentialResponse, IssuerKeyView, NonceResponse};
+use mancard_protocol::provision::{verify_provision, ProvisionPurpose, NONCE_LEN};
+use mancard_protocol::{
+    CertificateBody, CredentialCertificate, IssuerKey, OfflineAllowance, Pseudonym, PublicKey,
+    Signature,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// A provisioning request whose proof verified.
+struct Proven {
+    nonce: [u8; NONCE_LEN],
+    binding: PublicKey,
+    tap: PublicKey,
+    purpose: ProvisionPurpose,
+    next_counter: u32,
+}
+
+fn prove(req: &CredentialRequest, purpose: ProvisionPurpose) -> Result<Proven> {
+    let nonce: [u8; NONCE_LEN] = hex_array(&req.nonce, "nonce")?;
+    let binding = public_key(&req.binding_public_key, "binding_public_key")?;
+    let tap = public_key(&req.tap_public_key, "tap_public_key")?;
+    let sig = Signature(hex_array(&req.signature, "signature")?);
+    if verify_provision(purpose, &nonce, &binding, &tap, &sig).is_err() {
+        return Err(Error::BadProof);
+    }
+    Ok(Proven {
+        nonce,
+        binding,
+        tap,
+        purpose,
+        next_counter: req.next_counter.unwrap_or(0),
+    })
+}
+
+fn key_view(k: IssuerKey) -> IssuerKeyView {
+    IssuerKeyView {
+        key_id: k.key_id,
+        public_key: hex::encode(k.public_key.as_bytes()),
+        valid_from: k.valid_from,
+        valid_until: k.valid_until,
+    }
+}
+
+impl Engine {
+    /// A single-use nonce for the provisioning transcript.
+    pub fn new_nonce(&self, account_id: impl Into<AccountId>) -> Result<NonceResponse> {
+        let account_id = account_id.into();
+        let nonce: [u8; NONCE_LEN] = random()?;
+        let expires_at = self
+            .now()
+            .saturating_add(self.config().policy.nonce_ttl_secs);
+        self.store
+            .write(|tx| tx.insert_nonce(&nonce, account_id, expires_at))?;
+        Ok(NonceResponse {
+            nonce: hex::encode(nonce),
+            expires_at,
+        })
+    }
+
+    /// Provisions a device or replenishes its certificate.
+    pub fn issue(
+        &self,
+        account_id: impl Into<AccountId>,
+        req: &CredentialRequest,
+        purpose: ProvisionPurpose,
+    ) -> Result<CredentialResponse> {
+        let account_id = account_id.into();
+        let proven = prove(req, purpose)?;
+        let now = self.now();
+        let new_pseudonym = PseudonymBytes(random()?);
+        let (resp, info) = self.store.write(|tx| {
+            if !tx.take_nonce(&proven.nonce, account_id, now)? {
+                return Err(Error::InvalidNonce);
+            }
+            let account = tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
+            let (device, revoked) = self.device_for(tx, &account, &proven, new_pseudonym, now)?;
+            self.certify(tx, &account, &device, &proven, revoked, now)
+        })?;
+        tracing::info!(
+            account_id = account_id.0,
+            purpose = purpose.name(),
+            counter_first = resp.counter_first,
+            max_amount = resp.max_amount,
+            "certificate issued"
+        );
+        self.certs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info.hash, Arc::new(info));
+        Ok(resp)
+    }
+
+    /// The device a request is for: the existing one of its binding key, or (provisioning) a
+    /// new one that replaces the account's other devices, whose pseudonyms are returned.
+    fn device_for(
+        &self,
+        tx: &Writer<'_>,
+        account: &Account,
+        proven: &Proven,
+        new_pseudonym: PseudonymBytes,
+        now: i64,
+    ) -> Result<(Device, Vec<String>)> {
+        let binding = proven.binding.as_bytes();
+        match (proven.purpose, tx.device_by_binding_key(binding)?) {
+            (_, Some(d)) if d.account_id != account.id => Err(Error::BindingKeyInUse),
+            (_, Some(d)) => match tx.revocation(&d.pseudonym)? {
+                Some(reason) => Err(Error::CredentialRevoked { reason }),
+                None => Ok((d, Vec::new())),
+            },
+            (ProvisionPurpose::Replenish, None) => Err(Error::UnknownBindingKey),
+            (ProvisionPurpose::Provision, None) => {
+                let mut revoked = Vec::new();
+                for old in tx.active_devices(account.id)? {
+                    tx.revoke(&old.pseudonym, old.id, Revocation::ReplacedByNewDevice, now)?;
+                    revoked.push(old.pseudonym.to_hex());
+                }
+                let id = tx.insert_device(account.id, binding, &new_pseudonym, now)?;
+                if !revoked.is_empty() {
+                    tracing::info!(
+                        account_id = account.id.0,
+                        device_id = id.0,
+                        revoked = revoked.len(),
+                        "new device replaces the old one"
+                    );
+                }
+                let device = Device {
+                    id,
+                    account_id: account.id,
+                    binding_key: binding.to_vec(),
+                    pseudonym: new_pseudonym,
+                    created_at: now,
+                };
+                Ok((device, revoked))
+            }
+        }
+    }
+
+    /// Signs and stores the device's next certificate.
+    fn certify(
+        &self,
+        tx: &Writer<'_>,
+        account: &Account,
+        device: &Device,
+        proven: &Proven,
+        revoked: Vec<String>,
+        now: i64,
+    ) -> Result<(CredentialResponse, CertInfo)> {
+        let policy = &self.config().policy;
+        let (counter_first, counter_last) = self.counter_range(tx, device, proven.next_counter)?;
+        let balance = tx.balance(account.id)?;
+        let max_amount = balance.clamp(0, policy.max_offline_amount.max(0));
+        let keys = self.keyring();
+        let signer = keys.current()?;
+        let issuer_keys = keys
+            .listed(now, policy.cert_lifetime_secs)
+            .into_iter()
+            .map(key_view)
+            .collect();
+        let body = CertificateBody {
+            issuer_key_id: signer.key_id,
+            pseudonym: Pseudonym(device.pseudonym.0),
+            tap_public_key: proven.tap,
+            valid_from: now.saturating_sub(policy.cert_backdate_secs),
+            valid_until: now.saturating_add(policy.cert_lifetime_secs.max(1)),
+            fare_class: account.fare_class,
+            allowance: OfflineAllowance {
+                counter_first,
+                counter_last,
+                max_amount,
+            },
+        };
+        let cert = body.sign(&signer.key).map_err(Error::internal)?;
+        drop(keys);
+        let encoded = cert.encode();
+        let hash = CertHash(CredentialCertificate::hash_bytes(&encoded));
+        tx.insert_certificate(&NewCertificate {
+            hash,
+            device_id: device.id,
+            encoded: &encoded,
+            counter_first,
+            counter_last,
+            valid_until: cert.body.valid_until,
+            issued_at: now,
+        })?;
+        let resp = CredentialResponse {
+            certificate: hex::encode(&encoded),
+            certificate_hash: hash.to_hex(),
+            pseudonym: device.pseudonym.to_hex(),
+            issuer_key_id: cert.body.issuer_key_id,
+            valid_from: cert.body.valid_from,
+            valid_until: cert.body.valid_until,
+            counter_first,
+            counter_last,
+            max_amount,
+            fare_class: account.fare_class.name().to_string(),
+            balance,
+            server_time: now,
+            revoked_pseudonyms: revoked,
+            issuer_keys,
+            tariff: self.tariff_hex(),
+        };
+        let info = CertInfo {
+            cert,
+            hash,
+            device_id: device.id,
+            account_id: account.id,
+        };
+        Ok((resp, info))
+    }
+
+    /// The counters of the device's next certificate: after its last certificate's, and not
+    /// below what the wallet says it can still use.
+    fn counter_range(
+        &self,
+        tx: &Writer<'_>,
+        device: &Device,
+        next_counter: u32,
+    ) -> Result<(u32, u32)> {
+        let first = match tx.latest_certificate(device.id)? {
+            Some(c) => c
+                .counter_last
+                .checked_add(1)
+                .ok_or(Error::CountersExhausted)?,
+            None => 0,
+        }
+        .max(next_counter);
+        let per_cert = self.config().policy.counters_per_cert.max(1);
+        Ok((first, first.saturating_add(per_cert.saturating_sub(1))))
+    }
+
+    /// Issued certificates by hash (cache, then database).
+    pub(crate) fn cert_infos(
+        &self,
+        hashes: &BTreeSet<CertHash>,
+    ) -> Result<HashMap<CertHash, Arc<CertInfo>>> {
+        let mut out = HashMap::with_capacity(hashes.len());
+        let mut missing = Vec::new();
+        {
+            let cache = self.certs.read().unwrap_or_else(|p| p.into_inner());
+            for h in hashes {
+                match cache.get(h) {
+                    Some(c) => {
+                        out.insert(*h, Arc::clone(c));
+                    }
+                    None => missing.push(*h),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let found = self.store.read(|tx| -> Result<Vec<CertInfo>> {
+            let mut v = Vec::new();
+            for h in &missing {
+                if let Some(row) = tx.certificate(h)? {
+                    let cert = CredentialCertificate::decode(&row.encoded)
+                        .map_err(|_| StoreError::Corrupt("stored certificate"))?;
+                    v.push(CertInfo {
+                        cert,
+                        hash: row.hash,
+                        device_id: row.device_id,
+                        account_id: row.account_id,
+                    });
+                }
+            }
+            Ok(v)
+        })?;
+        let mut cache = self.certs.write().unwrap_or_else(|p| p.into_inner());
+        for ci in found {
+            let a = Arc::new(ci);
+            cache.insert(a.hash, Arc::clone(&a));
+            out.insert(a.hash, a);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,12 @@
+//! The issuer's operations, one module per feature, each an `impl Engine` block over the
+//! shared state in [`crate::engine`].
+
+pub mod accounts;
+pub mod audit;
+pub mod gateway;
+pub mod issuance;
+pub mod keys;
+pub mod settlement;
+pub mod sync;
+pub mod topup;
+pub mod validators;

@@ -1,0 +1,261 @@
+//! Wallet sync: the device's tap log is appended (it must continue the stored hash chain),
+//! its taps settled, and the wallet learns its balance, new ledger entries and whether its
+//! credential is active, due for replenishment or revoked. Also the stored log read-back.
+
+use crate::engine::{hex_array, Engine};
+use crate::error::{Error, Result};
+use crate::ids::{AccountId, CertHash, PseudonymBytes};
+use crate::settle::{check_entry, Check};
+use crate::store::{Device, NewFraudCase, TapSource, Writer};
+use mancard_api::{
+    ChainState, CredentialState, CredentialStatus, FraudKind, LogItem, LogResponse, SyncRequest,
+    SyncResponse,
+};
+use mancard_protocol::{
+    verify_chain, ChainError, CredentialCertificate, WalletLogEntry, GENESIS_HASH,
+};
+use rayon::prelude::{IntoParallelRefIterator, ParallelIterator};
+use std::collections::BTreeSet;
+
+/// Ledger entries returned by one sync at most.
+const SYNC_LEDGER_PAGE: i64 = 500;
+
+/// Why a device should ask for a new certificate now (the credential's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplenishReason {
+    /// Less than the policy's margin remains of its lifetime.
+    ExpiryNear,
+    /// Three quarters of its counters are used.
+    CountersLow,
+    /// The balance now allows a larger offline allowance.
+    AllowanceCanGrow,
+    /// The device holds no certificate.
+    NoCertificate,
+}
+
+impl ReplenishReason {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::ExpiryNear => "expiry_near",
+            Self::CountersLow => "counters_low",
+            Self::AllowanceCanGrow => "allowance_can_grow",
+            Self::NoCertificate => "no_certificate",
+        }
+    }
+}
+
+/// An uploaded entry with its encoding.
+type Upload = (WalletLogEntry, Vec<u8>);
+
+/// Where the device's chain stands after an upload.
+struct Chain {
+    next_seq: u64,
+    head: [u8; 32],
+}
+
+fn decode_entries(req: &SyncRequest, max: usize) -> Result<Vec<Upload>> {
+    if req.entries.len() > max {
+        return Err(Error::TooManyEntries { max });
+    }
+    if req.cursor < 0 {
+        return Err(Error::InvalidCursor);
+    }
+    let mut entries = Vec::with_capacity(req.entries.len());
+    for (i, h) in req.entries.iter().enumerate() {
+        let bytes = hex::decode(h.trim())
+            .map_err(|_| Error::InvalidEntry(format!("entry {i} is not hex")))?;
+        let e = WalletLogEntry::decode(&bytes)
+            .map_err(|e| Error::InvalidEntry(format!("entry {i}: {e}")))?;
+        entries.push((e, bytes));
+    }
+    Ok(entries)
+}
+
+impl Engine {
+    fn device_of_account(&self, account_id: AccountId, pseudonym: &str) -> Result<Device> {
+        let p = PseudonymBytes(hex_array(pseudonym, "pseudonym")?);
+        self.store
+            .read(|tx| tx.device_by_pseudonym(&p))?
+            .filter(|d| d.account_id == account_id)
+            .ok_or(Error::UnknownDevice)
+    }
+
+    /// Uploads tap-log entries, settles them, and answers with balance, ledger and status.
+    pub fn sync(
+        &self,
+        account_id: impl Into<AccountId>,
+        req: &SyncRequest,
+    ) -> Result<SyncResponse> {
+        let account_id = account_id.into();
+        let entries = decode_entries(req, self.config().policy.max_sync_entries)?;
+        let device = self.device_of_account(account_id, &req.pseudonym)?;
+        let hashes: BTreeSet<CertHash> = entries
+            .iter()
+            .map(|(e, _)| CertHash(e.proof.cert_hash()))
+            .collect();
+        let certs = self.cert_infos(&hashes)?;
+        let checks: Vec<(u64, Check)> = entries
+            .par_iter()
+            .map(|(e, _)| {
+                let ci = certs.get(&CertHash(e.proof.cert_hash())).map(|a| &**a);
+                (e.seq, check_entry(e, device.id, ci))
+            })
+            .collect();
+        let now = self.now();
+        self.store.write(|tx| {
+            let chain = self.append_log(tx, &device, &entries, now)?;
+            let taps = self.apply_checks(tx, checks, TapSource::Wallet, now)?;
+            let balance = tx.balance(account_id)?;
+            let mut ledger = tx.ledger_since(account_id, req.cursor, SYNC_LEDGER_PAGE + 1)?;
+            let more = ledger.len() > SYNC_LEDGER_PAGE as usize;
+            ledger.truncate(SYNC_LEDGER_PAGE as usize);
+            let cursor = ledger.last().map(|e| e.id).unwrap_or(req.cursor);
+            let credential = self.credential_status(tx, &device, balance, now)?;
+            Ok(SyncResponse {
+                server_time: now,
+                balance,
+                cursor,
+                ledger,
+                more,
+                credential,
+                taps,
+                chain: ChainState {
+                    next_seq: chain.next_seq,
+                    head_hash: hex::encode(chain.head),
+                },
+                tariff: self.tariff_hex(),
+            })
+        })
+    }
+
+    /// Appends the new entries to the device's stored chain. Entries uploaded before must be
+    /// identical; a chain that does not link opens a `broken_chain` case (the taps are still
+    /// settled on their own evidence); a gap is the wallet's to fill first.
+    fn append_log(
+        &self,
+        tx: &Writer<'_>,
+        device: &Device,
+        entries: &[Upload],
+        now: i64,
+    ) -> Result<Chain> {
+        let (mut next_seq, mut head, last_counter) = match tx.chain_head(device.id)? {
+            Some(h) => (h.seq.saturating_add(1), h.hash, Some(h.counter)),
+            None => (0, GENESIS_HASH, None),
+        };
+        let mut broken: Option<String> = None;
+        let split = entries
+            .iter()
+            .position(|(e, _)| e.seq >= next_seq)
+            .unwrap_or(entries.len());
+        let (known, fresh) = entries.split_at(split);
+        for (e, _) in known {
+            if tx.log_hash_at(device.id, e.seq)? != Some(e.hash()) {
+                broken = Some(format!(
+                    "entry {} differs from the entry uploaded before with that number",
+                    e.seq
+                ));
+                break;
+            }
+        }
+        if broken.is_none() && !fresh.is_empty() {
+            let list: Vec<WalletLogEntry> = fresh.iter().map(|(e, _)| e.clone()).collect();
+            match verify_chain(&list, head, next_seq, last_counter) {
+                Ok(h) => {
+                    for (e, bytes) in fresh {
+                        tx.insert_log(device.id, e.seq, &e.hash(), e.counter(), bytes)?;
+                    }
+                    next_seq = next_seq.saturating_add(fresh.len() as u64);
+                    head = h;
+                }
+                Err(ChainError::SequenceGap { seq, expected }) if seq > expected => {
+                    return Err(Error::ChainGap { seq, expected });
+                }
+                Err(e) => broken = Some(e.to_string()),
+            }
+        }
+        if let Some(detail) = &broken {
+            self.open_fraud(
+                tx,
+                &NewFraudCase {
+                    device_id: device.id,
+                    pseudonym: device.pseudonym,
+                    kind: FraudKind::BrokenChain,
+                    counter: None,
+                    detail,
+                    opened_at: now,
+                },
+            )?;
+        }
+        Ok(Chain { next_seq, head })
+    }
+
+    fn credential_status(
+        &self,
+        tx: &Writer<'_>,
+        device: &Device,
+        balance: i64,
+        now: i64,
+    ) -> Result<CredentialStatus> {
+        let policy = &self.config().policy;
+        let cert = tx.latest_certificate(device.id)?;
+        let decoded = cert
+            .as_ref()
+            .and_then(|c| CredentialCertificate::decode(&c.encoded).ok());
+        let due = |why: ReplenishReason| (CredentialState::ReplenishDue, Some(why.as_str().into()));
+        let (status, reason) = if let Some(r) = tx.revocation(&device.pseudonym)? {
+            (CredentialState::Revoked, Some(r))
+        } else if let Some(c) = &decoded {
+            let a = c.body.allowance;
+            let used = tx
+                .max_counter(&device.pseudonym)?
+                .filter(|m| a.contains(*m))
+                .map(|m| u64::from(m - a.counter_first) + 1)
+                .unwrap_or(0);
+            let grantable = balance.clamp(0, policy.max_offline_amount.max(0));
+            if c.body.valid_until.saturating_sub(now) < policy.replenish_before_expiry_secs {
+                due(ReplenishReason::ExpiryNear)
+            } else if used.saturating_mul(4) >= a.counters().saturating_mul(3) {
+                due(ReplenishReason::CountersLow)
+            } else if grantable > a.max_amount {
+                due(ReplenishReason::AllowanceCanGrow)
+            } else {
+                (CredentialState::Active, None)
+            }
+        } else {
+            due(ReplenishReason::NoCertificate)
+        };
+        Ok(CredentialStatus {
+            status,
+            reason,
+            pseudonym: device.pseudonym.to_hex(),
+            certificate: cert.as_ref().map(|c| hex::encode(&c.encoded)),
+            valid_until: decoded.as_ref().map(|c| c.body.valid_until),
+            counter_first: decoded.as_ref().map(|c| c.body.allowance.counter_first),
+            counter_last: decoded.as_ref().map(|c| c.body.allowance.counter_last),
+            max_amount: decoded.as_ref().map(|c| c.body.allowance.max_amount),
+        })
+    }
+
+    /// Stored log entries of a device from `from_seq` (a wallet that lost its last records
+    /// after a power loss learns them back here).
+    pub fn wallet_log(
+        &self,
+        account_id: impl Into<AccountId>,
+        pseudonym: &str,
+        from_seq: u64,
+    ) -> Result<LogResponse> {
+        let device = self.device_of_account(account_id.into(), pseudonym)?;
+        let rows = self
+            .store
+            .read(|tx| tx.log_from(device.id, from_seq, 1_000))?;
+        Ok(LogResponse {
+            entries: rows
+                .into_iter()
+                .map(|r| LogItem {
+                    seq: r.seq,
+                    entry: hex::encode(r.encoded),
+                })
+                .collect(),
+        })
+    }
+}

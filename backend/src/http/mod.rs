@@ -1,0 +1,99 @@
+//! The HTTP layer: one router per resource, each file owning its routes and handlers, merged
+//! here with the fallbacks and layers. Handlers only parse, call the [`Engine`] on a blocking
+//! thread and render; errors become problem documents in [`problem`], the one place that
+//! chooses status codes.
+
+mod account;
+mod admin;
+mod auth;
+mod credential;
+pub mod extract;
+pub mod openapi;
+pub mod problem;
+mod sandbox;
+mod topup;
+mod validator;
+mod wallet;
+
+/// The problem document type, for the OpenAPI annotations.
+pub(crate) use mancard_api::Problem;
+pub use openapi::ApiDoc;
+pub use problem::{ApiProblem, HttpResult};
+
+use crate::engine::Engine;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use mancard_api::ProblemCode;
+use std::sync::Arc;
+
+/// Shared state of the handlers.
+pub type AppState = Arc<Engine>;
+
+/// Runs engine work on a blocking thread (SQLite never runs on the async runtime).
+pub async fn blocking<T: Send + 'static>(
+    engine: &AppState,
+    f: impl FnOnce(&Engine) -> crate::Result<T> + Send + 'static,
+) -> HttpResult<T> {
+    let e = Arc::clone(engine);
+    Ok(tokio::task::spawn_blocking(move || f(&e))
+        .await
+        .map_err(|e| ApiProblem::internal(&e))??)
+}
+
+async fn not_found() -> ApiProblem {
+    ApiProblem::new(
+        StatusCode::NOT_FOUND,
+        ProblemCode::NotFound,
+        "no such endpoint",
+    )
+}
+
+async fn method_not_allowed() -> ApiProblem {
+    ApiProblem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ProblemCode::MethodNotAllowed,
+        "this endpoint does not take that method",
+    )
+}
+
+/// Structured access log: method, path (no query, no headers), status, duration.
+async fn access_log(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    if status >= 500 {
+        tracing::error!(%method, %path, status, ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, ms, "request");
+    }
+    resp
+}
+
+/// The router of the whole API.
+pub fn router(state: AppState) -> Router {
+    let policy = &state.config().policy;
+    let (json_limit, batch_limit) = (policy.json_body_limit, policy.batch_body_limit);
+    let mut r = Router::new()
+        .merge(openapi::routes())
+        .merge(auth::routes())
+        .merge(account::routes())
+        .merge(credential::routes())
+        .merge(topup::routes())
+        .merge(wallet::routes())
+        .merge(validator::routes(batch_limit))
+        .merge(admin::routes());
+    if state.config().sandbox {
+        r = r.merge(sandbox::routes());
+    }
+    r.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}

@@ -1,0 +1,120 @@
+//! The HTTP edge of errors: the one place that picks a status code and a stable
+//! [`ProblemCode`] for each domain [`Error`], and renders the RFC 9457 problem document
+//! (`application/problem+json`).
+
+use crate::error::Error;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mancard_api::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};
+
+/// An error answer: status, stable code and a detail for the caller.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{status} {code}: {detail}")]
+pub struct ApiProblem {
+    pub status: StatusCode,
+    pub code: ProblemCode,
+    pub detail: String,
+}
+
+impl ApiProblem {
+    pub fn new(status: StatusCode, code: ProblemCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// A server-side failure: the cause is logged, the client sees a generic message.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ProblemCode::Internal,
+            "internal error; the request may be retried",
+        )
+    }
+}
+
+/// Status and code of each domain error.
+fn classify(e: &Error) -> (StatusCode, ProblemCode) {
+    use Error as E;
+    use ProblemCode as C;
+    match e {
+        E::InvalidHex { .. } => (StatusCode::BAD_REQUEST, C::InvalidHex),
+        E::InvalidLength { .. } => (StatusCode::BAD_REQUEST, C::InvalidLength),
+        E::InvalidKey(_) => (StatusCode::BAD_REQUEST, C::InvalidKey),
+        E::InvalidPhone(_) => (StatusCode::BAD_REQUEST, C::InvalidPhone),
+        E::InvalidCode => (StatusCode::BAD_REQUEST, C::InvalidCode),
+        E::Unauthorized(_) => (StatusCode::UNAUTHORIZED, C::Unauthorized),
+        E::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, C::RateLimited),
+        E::SandboxOnly => (StatusCode::FORBIDDEN, C::SandboxOnly),
+        E::NoSuchEndpoint => (StatusCode::NOT_FOUND, C::NotFound),
+        E::SmsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, C::SmsUnavailable),
+        E::NoCode => (StatusCode::NOT_FOUND, C::NoCode),
+        E::UnknownAccount => (StatusCode::NOT_FOUND, C::UnknownAccount),
+        E::InvalidNonce => (StatusCode::BAD_REQUEST, C::InvalidNonce),
+        E::BadProof => (StatusCode::BAD_REQUEST, C::BadProof),
+        E::BindingKeyInUse => (StatusCode::CONFLICT, C::BindingKeyInUse),
+        E::CredentialRevoked { .. } => (StatusCode::CONFLICT, C::CredentialRevoked),
+        E::UnknownBindingKey | E::UnknownDevice => (StatusCode::NOT_FOUND, C::UnknownDevice),
+        E::CountersExhausted => (StatusCode::CONFLICT, C::CountersExhausted),
+        E::GatewayUnavailable => (StatusCode::SERVICE_UNAVAILABLE, C::GatewayUnavailable),
+        E::InvalidAmount { .. } => (StatusCode::BAD_REQUEST, C::InvalidAmount),
+        E::InvalidIdempotencyKey(_) => (StatusCode::BAD_REQUEST, C::InvalidIdempotencyKey),
+        E::IdempotencyConflict => (StatusCode::CONFLICT, C::IdempotencyConflict),
+        E::UnknownIntent => (StatusCode::NOT_FOUND, C::UnknownIntent),
+        E::UnknownPayment => (StatusCode::NOT_FOUND, C::UnknownPayment),
+        E::PaymentExpired => (StatusCode::CONFLICT, C::PaymentExpired),
+        E::VerificationFailed => (StatusCode::CONFLICT, C::VerificationFailed),
+        E::TooManyEntries { .. } => (StatusCode::BAD_REQUEST, C::TooManyEntries),
+        E::InvalidCursor => (StatusCode::BAD_REQUEST, C::InvalidCursor),
+        E::InvalidEntry(_) => (StatusCode::BAD_REQUEST, C::InvalidEntry),
+        E::ChainGap { .. } => (StatusCode::CONFLICT, C::ChainGap),
+        E::InvalidBatch(_) => (StatusCode::BAD_REQUEST, C::InvalidBatch),
+        E::UnknownValidator(_) => (StatusCode::FORBIDDEN, C::UnknownValidator),
+        E::BadBatchSignature => (StatusCode::FORBIDDEN, C::BadBatchSignature),
+        E::BatchIdConflict => (StatusCode::CONFLICT, C::BatchIdConflict),
+        E::InvalidAdjustment => (StatusCode::BAD_REQUEST, C::InvalidAdjustment),
+        E::Store(s) if s.is_busy() => (StatusCode::SERVICE_UNAVAILABLE, C::Busy),
+        E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
+    }
+}
+
+impl From<Error> for ApiProblem {
+    fn from(e: Error) -> Self {
+        match classify(&e) {
+            (_, ProblemCode::Internal) => Self::internal(&e),
+            (status, ProblemCode::Busy) => {
+                Self::new(status, ProblemCode::Busy, "the database is busy; retry")
+            }
+            (status, code) => Self::new(status, code, e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiProblem {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            type_: format!("https://mancard.invalid/problems/{}", self.code),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        (
+            self.status,
+            [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
+            bytes,
+        )
+            .into_response()
+    }
+}
+
+/// The result of a handler.
+pub type HttpResult<T> = Result<T, ApiProblem>;

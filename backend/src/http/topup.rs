@@ -1,0 +1,77 @@
+//! `/v1/topups*`: top-up intents, their status, and the gateway's redirect back.
+
+use super::extract::{ApiJson, ApiQuery, Session};
+use super::problem::HttpResult;
+use super::{blocking, AppState, Problem};
+use axum::extract::{Path, State};
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mancard_api::endpoints::{CREATE_TOPUP, TOPUP_CALLBACK, TOPUP_STATUS};
+use mancard_api::{TopupIntentResponse, TopupRequest, TopupStatus};
+use serde::Deserialize;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(CREATE_TOPUP.path, post(create_topup))
+        .route(TOPUP_CALLBACK.path, get(topup_callback))
+        .route(TOPUP_STATUS.path, get(topup_status))
+}
+
+/// Create a top-up intent (idempotent by key): open `payment_url` to pay.
+#[utoipa::path(post, path = CREATE_TOPUP.path, security(("bearer" = [])), request_body = TopupRequest,
+    responses((status = 200, body = TopupIntentResponse), (status = 400, body = Problem),
+              (status = 409, body = Problem), (status = 503, body = Problem)))]
+pub(crate) async fn create_topup(
+    State(s): State<AppState>,
+    Session(a): Session,
+    ApiJson(req): ApiJson<TopupRequest>,
+) -> HttpResult<Json<TopupIntentResponse>> {
+    Ok(Json(blocking(&s, move |e| e.create_topup(a, &req)).await?))
+}
+
+/// Status of a top-up intent; verifies with the gateway and credits if it was paid.
+#[utoipa::path(get, path = TOPUP_STATUS.path, security(("bearer" = [])),
+    params(("intent_id" = String, Path, description = "intent id")),
+    responses((status = 200, body = TopupIntentResponse), (status = 404, body = Problem)))]
+pub(crate) async fn topup_status(
+    State(s): State<AppState>,
+    Session(a): Session,
+    Path(id): Path<String>,
+) -> HttpResult<Json<TopupIntentResponse>> {
+    Ok(Json(blocking(&s, move |e| e.topup_status(a, &id)).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct CallbackQuery {
+    /// Gateway payment token.
+    token: String,
+    /// `OK` or `NOK` as the gateway reports it (not trusted: the payment is verified).
+    #[allow(dead_code)]
+    status: Option<String>,
+}
+
+/// The gateway's redirect back (browser). Verifies the payment server-side; shows the result.
+#[utoipa::path(get, path = TOPUP_CALLBACK.path, params(CallbackQuery),
+    responses((status = 200, description = "HTML result page", content_type = "text/html"),
+              (status = 404, body = Problem)))]
+pub(crate) async fn topup_callback(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<CallbackQuery>,
+) -> HttpResult<Html<String>> {
+    let r = blocking(&s, move |e| e.topup_callback(&q.token)).await?;
+    let msg = match r.status {
+        TopupStatus::Credited => "Payment received: your ManCard balance has been topped up.",
+        TopupStatus::Cancelled => "Payment cancelled: nothing was charged.",
+        TopupStatus::Expired => "This payment has expired.",
+        TopupStatus::Pending => "Payment not completed yet.",
+    };
+    Ok(Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>ManCard top-up</title></head>\
+         <body><h1>{msg}</h1><p>Amount: {} rials ({} toman). Status: <b id=\"status\">{}</b>.</p>\
+         <p>You can return to the app.</p></body></html>",
+        r.amount,
+        r.amount / 10,
+        r.status.as_str()
+    )))
+}

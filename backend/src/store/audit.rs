@@ -1,0 +1,68 @@
+//! The ledger invariant checks, each one query over the whole database.
+
+use super::Reader;
+use crate::error::StoreError;
+use mancard_api::AuditReport;
+
+impl Reader<'_> {
+    fn count(&self, sql: &str) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(sql, [], |r| r.get("n"))?)
+    }
+
+    /// Checks the ledger invariants.
+    pub fn audit(&self) -> Result<AuditReport, StoreError> {
+        let accounts = self.count("SELECT COUNT(*) AS n FROM accounts")?;
+        let ledger_entries = self.count("SELECT COUNT(*) AS n FROM ledger")?;
+        let taps = self.count("SELECT COUNT(*) AS n FROM taps")?;
+        let ledger_total = self.count("SELECT COALESCE(SUM(amount), 0) AS n FROM ledger")?;
+        let balances_total = self.count(
+            "SELECT COALESCE(SUM(b), 0) AS n FROM
+                (SELECT (SELECT COALESCE(SUM(amount), 0) FROM ledger l
+                         WHERE l.account_id = a.id) AS b FROM accounts a)",
+        )?;
+        let taps_without_charge = self.count(
+            "SELECT COUNT(*) AS n FROM taps t WHERE NOT EXISTS
+                (SELECT 1 FROM ledger l WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter
+                   AND l.kind = 'fare')",
+        )?;
+        let taps_negative_charge = self.count(
+            "SELECT COUNT(*) AS n FROM (SELECT SUM(amount) AS s FROM ledger
+                WHERE pseudonym IS NOT NULL GROUP BY pseudonym, counter) WHERE s > 0",
+        )?;
+        let orphan_fare_entries = self.count(
+            "SELECT COUNT(*) AS n FROM ledger l WHERE l.kind IN
+                ('fare', 'fare_adjustment') AND NOT EXISTS (SELECT 1 FROM taps t
+                WHERE t.pseudonym = l.pseudonym AND t.counter = l.counter)",
+        )?;
+        let intents_credited_twice = self.count(
+            "SELECT COUNT(*) AS n FROM (SELECT intent_id FROM ledger
+                WHERE kind = 'topup' GROUP BY intent_id HAVING COUNT(*) > 1)",
+        )?;
+        let cert_totals_mismatched = self.count(
+            "SELECT COUNT(*) AS n FROM
+                (SELECT cert_hash, CAST(TOTAL(MAX(authorized, 0)) AS INTEGER) AS s FROM taps
+                 GROUP BY cert_hash) t
+                FULL OUTER JOIN cert_usage u ON u.cert_hash = t.cert_hash
+                WHERE t.s IS NOT u.authorized",
+        )?;
+        let ok = ledger_total == balances_total
+            && taps_without_charge == 0
+            && taps_negative_charge == 0
+            && orphan_fare_entries == 0
+            && intents_credited_twice == 0
+            && cert_totals_mismatched == 0;
+        Ok(AuditReport {
+            accounts,
+            ledger_entries,
+            taps,
+            ledger_total,
+            balances_total,
+            taps_without_charge,
+            taps_negative_charge,
+            orphan_fare_entries,
+            intents_credited_twice,
+            cert_totals_mismatched,
+            ok,
+        })
+    }
+}

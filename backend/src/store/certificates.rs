@@ -1,0 +1,122 @@
+//! Issued certificates and the running total of the amounts signed under each.
+
+use super::{Reader, Writer};
+use crate::error::StoreError;
+use crate::ids::{AccountId, CertHash, DeviceId};
+use rusqlite::{named_params, OptionalExtension, Row};
+
+/// An issued certificate as stored.
+#[derive(Debug, Clone)]
+pub struct CertRow {
+    pub hash: CertHash,
+    pub device_id: DeviceId,
+    pub account_id: AccountId,
+    pub encoded: Vec<u8>,
+    pub counter_first: u32,
+    pub counter_last: u32,
+    pub valid_until: i64,
+}
+
+/// A certificate to store.
+#[derive(Debug, Clone)]
+pub struct NewCertificate<'a> {
+    pub hash: CertHash,
+    pub device_id: DeviceId,
+    pub encoded: &'a [u8],
+    pub counter_first: u32,
+    pub counter_last: u32,
+    pub valid_until: i64,
+    pub issued_at: i64,
+}
+
+fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
+    Ok(CertRow {
+        hash: r.get("hash")?,
+        device_id: r.get("device_id")?,
+        account_id: r.get("account_id")?,
+        encoded: r.get("encoded")?,
+        counter_first: r.get("counter_first")?,
+        counter_last: r.get("counter_last")?,
+        valid_until: r.get("valid_until")?,
+    })
+}
+
+const CERT_COLS: &str = "c.hash, c.device_id, d.account_id, c.encoded, c.counter_first,
+                         c.counter_last, c.valid_until";
+
+impl Reader<'_> {
+    /// The newest certificate of a device.
+    pub fn latest_certificate(&self, device_id: DeviceId) -> Result<Option<CertRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {CERT_COLS}
+                 FROM certificates c JOIN devices d ON d.id = c.device_id
+                 WHERE c.device_id = :device ORDER BY c.counter_last DESC LIMIT 1"
+            ))?
+            .query_row(named_params! {":device": device_id}, cert_row)
+            .optional()?)
+    }
+
+    pub fn certificate(&self, hash: &CertHash) -> Result<Option<CertRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {CERT_COLS}
+                 FROM certificates c JOIN devices d ON d.id = c.device_id
+                 WHERE c.hash = :hash"
+            ))?
+            .query_row(named_params! {":hash": hash}, cert_row)
+            .optional()?)
+    }
+
+    /// The running total of the signed amounts settled under a certificate.
+    pub fn cert_usage(&self, cert_hash: &CertHash) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT authorized FROM cert_usage WHERE cert_hash = :hash")?
+            .query_row(named_params! {":hash": cert_hash}, |r| r.get("authorized"))
+            .optional()?
+            .unwrap_or(0))
+    }
+}
+
+impl Writer<'_> {
+    pub fn insert_certificate(&self, c: &NewCertificate<'_>) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO certificates
+                (hash, device_id, encoded, counter_first, counter_last, valid_until, issued_at)
+             VALUES (:hash, :device, :encoded, :first, :last, :valid_until, :issued_at)",
+            named_params! {
+                ":hash": c.hash,
+                ":device": c.device_id,
+                ":encoded": c.encoded,
+                ":first": c.counter_first,
+                ":last": c.counter_last,
+                ":valid_until": c.valid_until,
+                ":issued_at": c.issued_at,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Adds a newly settled tap's signed amount to its certificate's running total and returns
+    /// the new total (one primary-key upsert; saturates at `i64::MAX`). Call it once per
+    /// inserted tap, in the transaction that inserts it.
+    pub fn add_cert_usage(&self, cert_hash: &CertHash, amount: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "INSERT INTO cert_usage (cert_hash, authorized) VALUES (:hash, :amount)
+                 ON CONFLICT (cert_hash) DO UPDATE SET authorized =
+                     CASE WHEN authorized > 9223372036854775807 - excluded.authorized
+                          THEN 9223372036854775807
+                          ELSE authorized + excluded.authorized END
+                 RETURNING authorized",
+            )?
+            .query_row(
+                named_params! {":hash": cert_hash, ":amount": amount.max(0)},
+                |r| r.get("authorized"),
+            )?)
+    }
+}

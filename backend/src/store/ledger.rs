@@ -1,0 +1,124 @@
+//! The append-only ledger: balances are sums over it.
+
+use super::ids::parsed;
+use super::{Reader, Writer};
+use crate::error::StoreError;
+use crate::ids::{AccountId, PseudonymBytes, TapRef};
+use mancard_api::{LedgerEntry, LedgerKind};
+use rusqlite::{named_params, OptionalExtension, Row};
+
+/// A ledger entry to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub account_id: AccountId,
+    pub kind: LedgerKind,
+    pub amount: i64,
+    pub idempotency_key: &'a str,
+    /// The tap a fare entry charges.
+    pub tap: Option<TapRef>,
+    pub intent_id: Option<&'a str>,
+    pub note: Option<&'a str>,
+    pub created_at: i64,
+}
+
+const LEDGER_COLS: &str =
+    "id, account_id, kind, amount, idempotency_key, pseudonym, counter, intent_id, note, created_at";
+
+fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    let pseudonym: Option<PseudonymBytes> = r.get("pseudonym")?;
+    Ok(LedgerEntry {
+        id: r.get("id")?,
+        kind: parsed(r, "kind", LedgerKind::parse)?,
+        amount: r.get("amount")?,
+        idempotency_key: r.get("idempotency_key")?,
+        pseudonym: pseudonym.map(|p| p.to_hex()),
+        counter: r.get("counter")?,
+        intent_id: r.get("intent_id")?,
+        note: r.get("note")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+impl Reader<'_> {
+    pub fn ledger_by_key(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {LEDGER_COLS} FROM ledger WHERE idempotency_key = :key"
+            ))?
+            .query_row(named_params! {":key": key}, ledger_row)
+            .optional()?)
+    }
+
+    /// Confirmed balance: the sum of the account's entries.
+    pub fn balance(&self, account_id: AccountId) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(amount), 0) AS balance FROM ledger WHERE account_id = :account",
+            )?
+            .query_row(named_params! {":account": account_id}, |r| r.get("balance"))?)
+    }
+
+    /// Entries after `cursor`, oldest first, at most `limit`.
+    pub fn ledger_since(
+        &self,
+        account_id: impl Into<AccountId>,
+        cursor: i64,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {LEDGER_COLS} FROM ledger WHERE account_id = :account AND id > :cursor
+             ORDER BY id LIMIT :limit"
+        ))?;
+        let rows = st.query_map(
+            named_params! {":account": account_id.into(), ":cursor": cursor, ":limit": limit},
+            ledger_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What has been charged for one tap (positive rials).
+    pub fn tap_charge(&self, tap: &TapRef) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(-SUM(amount), 0) AS charged FROM ledger
+                 WHERE pseudonym = :p AND counter = :counter",
+            )?
+            .query_row(
+                named_params! {":p": tap.pseudonym, ":counter": tap.counter},
+                |r| r.get("charged"),
+            )?)
+    }
+}
+
+impl Writer<'_> {
+    /// Appends an entry; returns its id, or `None` if the idempotency key already exists.
+    pub fn insert_ledger(&self, e: &NewEntry<'_>) -> Result<Option<i64>, StoreError> {
+        let (p, c) = match e.tap {
+            Some(t) => (Some(t.pseudonym), Some(t.counter)),
+            None => (None, None),
+        };
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym, counter,
+                                     intent_id, note, created_at)
+                 VALUES (:account, :kind, :amount, :key, :p, :counter, :intent, :note, :at)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )?
+            .execute(named_params! {
+                ":account": e.account_id,
+                ":kind": e.kind.as_str(),
+                ":amount": e.amount,
+                ":key": e.idempotency_key,
+                ":p": p,
+                ":counter": c,
+                ":intent": e.intent_id,
+                ":note": e.note,
+                ":at": e.created_at,
+            })?;
+        Ok((n == 1).then(|| self.tx.last_insert_rowid()))
+    }
+}

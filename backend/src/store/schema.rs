@@ -1,0 +1,214 @@
+//! The backend's schema and its migrations, opened through `mancard_sql::open_database`.
+//!
+//! Version 1 is [`SCHEMA_V1`]; each later version is one step in [`BackendSchema::upgrade_from`].
+//! A fresh database runs version 1 and then every step, so a fresh and an upgraded database
+//! are the same by construction (and the migration test checks it).
+
+use crate::error::StoreError;
+use mancard_sql::{ConnectionInitializer, OpenError};
+use rusqlite::{Connection, Transaction};
+
+/// Schema version in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Version 1 of the schema.
+pub const SCHEMA_V1: &str = r#"
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    phone TEXT NOT NULL UNIQUE,
+    fare_class INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE otp_codes (
+    id INTEGER PRIMARY KEY,
+    phone TEXT NOT NULL,
+    code_hash BLOB NOT NULL,
+    sandbox_code TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE INDEX otp_codes_phone ON otp_codes(phone, created_at);
+CREATE TABLE sessions (
+    token_hash BLOB PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE nonces (
+    nonce BLOB PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE devices (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    binding_key BLOB NOT NULL UNIQUE,
+    pseudonym BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX devices_account ON devices(account_id);
+CREATE TABLE certificates (
+    hash BLOB PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    encoded BLOB NOT NULL,
+    counter_first INTEGER NOT NULL,
+    counter_last INTEGER NOT NULL,
+    valid_until INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL
+);
+CREATE INDEX certificates_device ON certificates(device_id, counter_last);
+CREATE TABLE revocations (
+    pseudonym BLOB PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    reason TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+CREATE TABLE fraud_cases (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    pseudonym BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    counter INTEGER,
+    detail TEXT NOT NULL,
+    opened_at INTEGER NOT NULL
+);
+CREATE TABLE taps (
+    pseudonym BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    cert_hash BLOB NOT NULL,
+    fare_class INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    fare_day INTEGER NOT NULL,
+    line_id INTEGER,
+    authorized INTEGER NOT NULL,
+    proof BLOB NOT NULL,
+    source TEXT NOT NULL,
+    reported_at INTEGER NOT NULL,
+    PRIMARY KEY (pseudonym, counter)
+) WITHOUT ROWID;
+CREATE INDEX taps_account_day ON taps(account_id, fare_day, time);
+CREATE TABLE wallet_log (
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    encoded BLOB NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    kind TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    pseudonym BLOB,
+    counter INTEGER,
+    intent_id TEXT,
+    note TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX ledger_account ON ledger(account_id, id);
+CREATE INDEX ledger_tap ON ledger(pseudonym, counter) WHERE pseudonym IS NOT NULL;
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE gateway_payments (
+    token TEXT PRIMARY KEY,
+    amount INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    ref_id TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    paid_at INTEGER,
+    verified_at INTEGER
+);
+CREATE TABLE topup_intents (
+    id TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    amount INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    gateway_token TEXT NOT NULL UNIQUE REFERENCES gateway_payments(token),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    UNIQUE (account_id, idempotency_key)
+);
+CREATE TABLE validators (
+    id INTEGER PRIMARY KEY,
+    public_key BLOB NOT NULL,
+    registered_at INTEGER NOT NULL
+);
+CREATE TABLE batches (
+    batch_id BLOB PRIMARY KEY,
+    validator_id INTEGER NOT NULL,
+    body_hash BLOB NOT NULL,
+    response TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE TABLE config_bundles (
+    version INTEGER PRIMARY KEY,
+    content_hash BLOB NOT NULL,
+    encoded BLOB NOT NULL,
+    issued_at INTEGER NOT NULL
+);
+"#;
+
+/// Version 2: the running total of the signed amounts settled under each certificate (the
+/// cumulative offline-allowance check reads and bumps one row per new tap). Back-filled from
+/// the taps already stored; a sum beyond `i64` saturates (the CAST of a too-large REAL does).
+const MIGRATION_2: &str = r#"
+CREATE TABLE cert_usage (
+    cert_hash BLOB PRIMARY KEY,
+    authorized INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO cert_usage (cert_hash, authorized)
+    SELECT cert_hash, CAST(TOTAL(MAX(authorized, 0)) AS INTEGER) FROM taps GROUP BY cert_hash;
+"#;
+
+/// The backend's [`ConnectionInitializer`].
+///
+/// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
+/// transaction has committed durably. Foreign keys are enforced; a locked database is waited
+/// for up to 10 s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackendSchema;
+
+impl ConnectionInitializer for BackendSchema {
+    type Error = StoreError;
+    const NAME: &'static str = "backend";
+    const END_VERSION: u32 = SCHEMA_VERSION;
+
+    fn prepare(&self, conn: &Connection) -> Result<(), StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(())
+    }
+
+    fn init(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        tx.execute_batch(SCHEMA_V1)?;
+        for v in 1..SCHEMA_VERSION {
+            self.upgrade_from(tx, v)?;
+        }
+        Ok(())
+    }
+
+    fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), StoreError> {
+        match version {
+            1 => tx.execute_batch(MIGRATION_2)?,
+            v => {
+                return Err(OpenError::Corrupt(format!(
+                    "no migration from backend schema version {v}"
+                ))
+                .into())
+            }
+        }
+        Ok(())
+    }
+}
