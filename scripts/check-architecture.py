@@ -85,8 +85,12 @@ def check_edges(errors):
 
 
 def rust_files(d):
+    """Library sources below `d`: unit-test files (`tests.rs`, `tests/`) are left out."""
     base = ROOT / d
-    return sorted(base.rglob("*.rs")) if base.is_dir() else []
+    if not base.is_dir():
+        return []
+    return sorted(f for f in base.rglob("*.rs")
+                  if f.name != "tests.rs" and "tests" not in f.relative_to(base).parts[:-1])
 
 
 def check_sql(errors):
