@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod issuer;
+pub mod scenarios;
 pub mod time;
 
 pub use issuer::{CertSpec, Issuer};
