@@ -199,21 +199,38 @@ fn bench_quick_json_has_a_ratio_for_each_measured_row() {
     let rows = events(&out.stdout);
     assert_eq!(rows.len(), 7, "{rows:#?}");
     for r in &rows {
+        // A failed row fails the run; none may be `n/a`.
+        assert_eq!(r["failed"], false, "{r}");
         match r["median_us"].as_f64() {
             Some(m) => {
                 assert!(m > 0.0, "{r}");
                 assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+                // Every peer is measured in the run, never a constant.
+                assert!(r["peer_median_us"].as_f64().unwrap() > 0.0, "{r}");
+                assert!(r["samples"].as_u64().unwrap() >= 2, "{r}");
             }
-            // Only the environment-dependent rows may be absent, and they say why.
-            None => assert!(r["note"].as_str().unwrap().starts_with("n/a"), "{r}"),
+            // Only the PC/SC row may be absent (no pcscd), and it says why.
+            None => {
+                assert_eq!(r["skipped"], true, "{r}");
+                assert!(r["figure"].as_str().unwrap().contains("PC/SC"), "{r}");
+                assert!(r["note"].as_str().unwrap().starts_with("skipped"), "{r}");
+            }
         }
     }
+    // The sync row has at least three samples.
+    let sync = rows
+        .iter()
+        .find(|r| r["figure"].as_str().unwrap().starts_with("wallet sync"))
+        .unwrap();
+    assert!(sync["samples"].as_u64().unwrap() >= 3, "{sync}");
     // The always-available rows are measured.
     for fig in [
         "wallet tap: SELECT+AUTHORIZE (process_apdu)",
         "validator decision, cached certificate",
-        "boarding pass: sign + log + QR matrix",
+        "boarding pass: sign + log + QR matrix + SVG + PNG",
         "backend settlement ingest, per tap",
+        "wallet sync of 10,000 taps (--quick: 1,000)",
+        "wallet tap with long history (--quick: 10k)",
     ] {
         let r = rows.iter().find(|r| r["figure"] == fig).unwrap();
         assert!(r["median_us"].as_f64().is_some(), "{r}");
