@@ -1,11 +1,11 @@
-//! Sync of 10,000 pending taps end to end on loopback: the real backend in-process, a real
-//! wallet (SQLite files in a temp dir), taps seeded through `process_apdu` with validator-like
-//! challenges (the shared tariff's fares, 20 s apart, three lines). Measures one `sync()` call:
-//! upload in pages of 1000, backend verification and settlement, the verdicts and ledger
+//! Sync of 10,000 pending taps end to end on loopback, over the `mancard_testkit::scenarios`
+//! sync scenario (the one `mancard bench` measures): the real backend in process, a fresh
+//! wallet and account per round, taps seeded through `process_apdu` with validator-like
+//! challenges (the shared tariff's fares, 20 s apart, three lines). Measures one `sync()`
+//! call: upload in pages of 1000, backend verification and settlement, the verdicts and ledger
 //! applied to the wallet. Budget: ≤ 1 s.
 //!
-//! `cargo bench -p mancard --bench sync` (`-- --rounds N`, default 3; each round uses a fresh
-//! account and wallet).
+//! `cargo bench -p mancard --bench sync` (`-- --rounds N`, default 3).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,11 +13,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../tests/online_common/mod.rs"]
-mod online_common;
-
-use mancard::now_utc;
-use online_common::*;
+use mancard_testkit::scenarios::SyncBackend;
 use std::time::Instant;
 
 const TAPS: usize = 10_000;
@@ -30,44 +26,32 @@ fn main() {
             rounds = n;
         }
     }
-    let env = Env::start_with(|p| {
-        p.counters_per_cert = 50_000;
-        p.max_offline_amount = 100_000_000;
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SyncBackend::start(dir.path(), TAPS).unwrap();
     let mut times = Vec::new();
     for round in 0..rounds {
-        let phone = format!("+98912000{:04}", round);
-        let root = data_dir(env.path(), &format!("phone-{round}"));
-        let w = open_wallet(&root);
-        let o = online(&w, &env.url);
-        let account = login(&env, &o, &phone);
-        o.block_on(o.provision()).unwrap().unwrap();
-        top_up(&env, &o, 5_000_000);
-        let mut v = Validator::new(100 + round as u32);
         let seeded = Instant::now();
-        taps(&w, &mut v, TAPS, now_utc(), 20);
+        let r = backend.round(round, TAPS).unwrap();
         let seed_time = seeded.elapsed();
-        assert_eq!(w.ledger().unwrap().pending_taps, TAPS as u64);
+        assert_eq!(r.wallet().ledger().unwrap().pending_taps, TAPS as u64);
 
         let start = Instant::now();
-        let r = o.block_on(o.sync()).unwrap().unwrap();
+        let rep = r.run_once().unwrap();
         let took = start.elapsed();
-        assert_eq!(r.uploaded, TAPS as u64);
-        assert_eq!(r.settled, TAPS as u64);
-        assert_eq!(r.pending_taps, 0);
-        assert_converged(&env, &w, account);
+        backend.check_converged(&r).unwrap();
         println!(
-            "round {round}: seeded {TAPS} taps in {:.0} ms; sync: {:.0} ms \
+            "round {round}: fresh account and {TAPS} taps in {:.0} ms; sync: {:.0} ms \
              (uploaded {}, settled {}, fare corrections {}, ledger entries {})",
             seed_time.as_secs_f64() * 1e3,
             took.as_secs_f64() * 1e3,
-            r.uploaded,
-            r.settled,
-            r.fare_corrections,
-            r.ledger_entries
+            rep.uploaded,
+            rep.settled,
+            rep.fare_corrections,
+            rep.ledger_entries
         );
         times.push(took.as_secs_f64());
     }
+    backend.shutdown().unwrap();
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
     println!(

@@ -16,6 +16,7 @@ pub mod issuer;
 pub mod online;
 pub mod protocol;
 pub mod proxy;
+pub mod scenarios;
 pub mod time;
 pub mod validator;
 pub mod wallet;

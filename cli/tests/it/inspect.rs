@@ -1,11 +1,5 @@
 //! `mancard inspect` on the shipped protocol vectors: decodes, verifies with the right issuer
 //! key, and fails (exit 1) with the wrong one or on garbage (exit 2).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::Path;
 use std::process::Command;

@@ -1,11 +1,5 @@
 //! The main job end to end: the built `mancard demo --json` tells the whole day and its books
 //! agree; `mancard bench --quick` measures every row and exits 0.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use serde_json::Value;
 use std::process::Command;
@@ -87,6 +81,13 @@ fn demo_json_tells_the_day_and_the_books_agree() {
     assert_eq!(step(&evs, "qr")["medium"], "qr");
     assert_eq!(step(&evs, "tap_capped")["fare"], 0);
     assert_eq!(step(&evs, "upload")["records"], 5);
+    // Said from the answers: the batch sealed offline was resent, the backend settled every
+    // record from the validator's batches, and the wallet's reports were duplicates.
+    assert_eq!(step(&evs, "upload")["batches"], 2);
+    assert_eq!(step(&evs, "upload")["resent"], 1);
+    assert_eq!(step(&evs, "upload")["settled"], 5);
+    assert_eq!(step(&evs, "sync")["duplicates"], 5);
+    assert_eq!(step(&evs, "sync")["settled"], 0);
 
     // The books.
     let st = step(&evs, "statement");
@@ -141,6 +142,16 @@ fn demo_text_story_names_rials_and_toman() {
     assert!(text.contains("500,000 rials (50,000 toman)"), "{text}");
     assert!(text.contains("The books agree."), "{text}");
     assert!(text.contains("transfer"), "{text}");
+    assert!(
+        text.contains(
+            "(the batch sealed while offline resent with the same id); backend settled 5"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(already settled from the validator's batches: duplicates, charged once)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -188,21 +199,38 @@ fn bench_quick_json_has_a_ratio_for_each_measured_row() {
     let rows = events(&out.stdout);
     assert_eq!(rows.len(), 7, "{rows:#?}");
     for r in &rows {
+        // A failed row fails the run; none may be `n/a`.
+        assert_eq!(r["failed"], false, "{r}");
         match r["median_us"].as_f64() {
             Some(m) => {
                 assert!(m > 0.0, "{r}");
                 assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+                // Every peer is measured in the run, never a constant.
+                assert!(r["peer_median_us"].as_f64().unwrap() > 0.0, "{r}");
+                assert!(r["samples"].as_u64().unwrap() >= 2, "{r}");
             }
-            // Only the environment-dependent rows may be absent, and they say why.
-            None => assert!(r["note"].as_str().unwrap().starts_with("n/a"), "{r}"),
+            // Only the PC/SC row may be absent (no pcscd), and it says why.
+            None => {
+                assert_eq!(r["skipped"], true, "{r}");
+                assert!(r["figure"].as_str().unwrap().contains("PC/SC"), "{r}");
+                assert!(r["note"].as_str().unwrap().starts_with("skipped"), "{r}");
+            }
         }
     }
+    // The sync row has at least three samples.
+    let sync = rows
+        .iter()
+        .find(|r| r["figure"].as_str().unwrap().starts_with("wallet sync"))
+        .unwrap();
+    assert!(sync["samples"].as_u64().unwrap() >= 3, "{sync}");
     // The always-available rows are measured.
     for fig in [
         "wallet tap: SELECT+AUTHORIZE (process_apdu)",
         "validator decision, cached certificate",
-        "boarding pass: sign + log + QR matrix",
+        "boarding pass: sign + log + QR matrix + SVG + PNG",
         "backend settlement ingest, per tap",
+        "wallet sync of 10,000 taps (--quick: 1,000)",
+        "wallet tap with long history (--quick: 10k)",
     ] {
         let r = rows.iter().find(|r| r["figure"] == fig).unwrap();
         assert!(r["median_us"].as_f64().is_some(), "{r}");
@@ -279,6 +307,17 @@ fn books_that_disagree_exit_1_and_say_where() {
                 .any(|p| p.as_str().unwrap().starts_with(where_)),
             "{fault}: {problems:?}"
         );
+        if fault == "skip-upload" {
+            // The story says what happened: nothing uploaded, the wallet's reports settled.
+            let up = step(&evs, "upload");
+            assert_eq!(up["batches"], 0, "{up}");
+            assert!(
+                up["title"].as_str().unwrap().contains("nothing uploaded"),
+                "{up}"
+            );
+            assert_eq!(step(&evs, "sync")["settled"], 5);
+            assert_eq!(step(&evs, "sync")["duplicates"], 0);
+        }
         let done = evs.last().unwrap();
         assert_eq!(done["ok"], false);
         assert!(String::from_utf8_lossy(&out.stderr).contains("do not agree"));

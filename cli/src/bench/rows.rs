@@ -1,0 +1,308 @@
+//! The rows: each runs a `mancard_testkit::scenarios` scenario and its peer interleaved (one
+//! sample of each in turn), after a warm-up, and judges the medians against the goal.
+
+use super::report::{us, Row};
+use super::{row_or_failed, BenchArgs, Plan, Res};
+use mancard_testkit::scenarios::peers::{RawInsert, RawSigner, RawVerifier};
+use mancard_testkit::scenarios::{
+    PassScenario, PcscTap, SettlementIngest, SyncBackend, ValidatorDecision, WalletTap,
+};
+use mancard_testkit::Issuer;
+use std::path::Path;
+use std::time::Instant;
+
+const WARM_UP: usize = 50;
+
+/// Every row, in the table's order; a failed row is kept (and fails the run).
+pub(super) fn all(dir: &Path, plan: &Plan, args: &BenchArgs, progress: impl Fn(&str)) -> Vec<Row> {
+    let issuer = Issuer::new(1);
+    let mut rows = Vec::new();
+    progress("wallet tap");
+    rows.push(row_or_failed(
+        TAP,
+        SIGN,
+        "≤ 2×",
+        wallet_tap(&dir.join("tap"), &issuer, plan.taps),
+    ));
+    progress("validator decision");
+    rows.push(row_or_failed(
+        DECISION,
+        VERIFY,
+        "≤ 1.3×",
+        validator_decision(&issuer, plan.verifies),
+    ));
+    progress("boarding pass");
+    rows.push(row_or_failed(
+        PASS,
+        PASS_PEER,
+        "≤ 3 ms",
+        boarding_pass(&dir.join("pass"), &issuer, plan.passes),
+    ));
+    progress("PC/SC tap");
+    rows.push(row_or_failed(
+        PCSC,
+        PCSC_PEER,
+        "p99 ≤ 10 ms",
+        pcsc_tap(&dir.join("pcsc"), &issuer, args, plan.pcsc_taps),
+    ));
+    progress("wallet sync");
+    let sync_figure = if plan.quick { SYNC_QUICK } else { SYNC };
+    rows.push(row_or_failed(
+        sync_figure,
+        "raw ring verify × taps, 1 core",
+        "≤ 1 s",
+        sync(&dir.join("sync"), plan, sync_figure),
+    ));
+    progress("settlement ingest");
+    rows.push(row_or_failed(
+        SETTLE,
+        INSERT,
+        "verify-bound",
+        settlement(&dir.join("settle"), plan.batches),
+    ));
+    progress("tap with history");
+    let history_figure = if plan.quick { HISTORY_QUICK } else { HISTORY };
+    rows.push(row_or_failed(
+        history_figure,
+        EMPTY,
+        "≤ 1.2×",
+        history(&dir.join("history"), &issuer, plan, history_figure),
+    ));
+    rows
+}
+
+const TAP: &str = "wallet tap: SELECT+AUTHORIZE (process_apdu)";
+const SIGN: &str = "raw ring P-256 sign";
+const DECISION: &str = "validator decision, cached certificate";
+const VERIFY: &str = "raw ring P-256 verify";
+const PASS: &str = "boarding pass: sign + log + QR matrix + SVG + PNG";
+const PASS_PEER: &str = "raw ring P-256 sign + QR + renders";
+const PCSC: &str = "whole tap via pcscd + vpcd (PC/SC)";
+const PCSC_PEER: &str = "same tap in process (FnChannel)";
+const SYNC: &str = "wallet sync of 10,000 taps (mancard::online)";
+const SYNC_QUICK: &str = "wallet sync of 10,000 taps (--quick: 1,000)";
+const SETTLE: &str = "backend settlement ingest, per tap";
+const INSERT: &str = "raw SQLite insert of the same row";
+const HISTORY: &str = "wallet tap with 100,000 taps of history";
+const HISTORY_QUICK: &str = "wallet tap with long history (--quick: 10k)";
+const EMPTY: &str = "same tap, fresh empty wallet";
+
+/// Times `f` once, in microseconds.
+fn timed(f: impl FnOnce() -> Res<()>) -> Res<f64> {
+    let t = Instant::now();
+    f()?;
+    Ok(us(t.elapsed()))
+}
+
+/// `n` interleaved samples of `subject` and `peer` after a warm-up of both.
+fn interleaved(
+    n: usize,
+    mut subject: impl FnMut() -> Res<()>,
+    mut peer: impl FnMut() -> Res<()>,
+) -> Res<(Vec<f64>, Vec<f64>)> {
+    for _ in 0..WARM_UP {
+        peer()?;
+        subject()?;
+    }
+    let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        b.push(timed(&mut peer)?);
+        a.push(timed(&mut subject)?);
+    }
+    Ok((a, b))
+}
+
+fn wallet_tap(dir: &Path, issuer: &Issuer, n: usize) -> Res<Row> {
+    let tap = WalletTap::new(dir, issuer)?;
+    let raw = RawSigner::new()?;
+    let (taps, peer) = interleaved(n, || tap.run_once(), || raw.run_once())?;
+    let st = tap.wallet().stats();
+    let row = Row::measured(TAP, taps, (SIGN.into(), peer), "≤ 2×");
+    let ok = row.ratio().map(|r| r <= 2.0);
+    Ok(row.judged(
+        ok,
+        format!(
+            "n={n}; counter fsyncs so far {} for {} log entries",
+            st.counter_fsyncs, st.log_entries
+        ),
+    ))
+}
+
+fn validator_decision(issuer: &Issuer, n: usize) -> Res<Row> {
+    let mut s = ValidatorDecision::new(issuer, 100_000)?;
+    let (mut dec, mut raw) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n + WARM_UP {
+        let r = timed(|| s.peer_once())?;
+        let d = timed(|| s.run_once())?;
+        if i >= WARM_UP {
+            raw.push(r);
+            dec.push(d);
+        }
+    }
+    let row = Row::measured(DECISION, dec, (VERIFY.into(), raw), "≤ 1.3×");
+    let ok = row.ratio().map(|r| r <= 1.3);
+    Ok(row.judged(
+        ok,
+        format!("n={n}; deny list of 100,000 cards; fare, validity, replay, signature"),
+    ))
+}
+
+fn boarding_pass(dir: &Path, issuer: &Issuer, n: usize) -> Res<Row> {
+    let s = PassScenario::new(dir, issuer)?;
+    let (mut passes, mut peer) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut info = String::new();
+    for k in 0..n + 10 {
+        let t = Instant::now();
+        let shown = s.run_once()?;
+        let made = us(t.elapsed());
+        let floor = timed(|| s.peer_once(&shown.text))?;
+        if k >= 10 {
+            passes.push(made);
+            peer.push(floor);
+        } else if k == 0 {
+            info = format!(
+                "{} chars, QR version {} ({}×{}), SVG {} B, PNG {} B",
+                shown.text.len(),
+                shown.version,
+                shown.width,
+                shown.width,
+                shown.svg_bytes,
+                shown.png_bytes
+            );
+        }
+    }
+    let row = Row::measured(PASS, passes, (PASS_PEER.into(), peer), "≤ 3 ms");
+    let ok = row.median_us.map(|m| m <= 3_000.0);
+    Ok(row.judged(
+        ok,
+        format!("n={n}; what the app's BoardingPass carries: {info}"),
+    ))
+}
+
+fn pcsc_tap(dir: &Path, issuer: &Issuer, args: &BenchArgs, n: usize) -> Res<Row> {
+    let Some(mut s) = PcscTap::start(dir, issuer, &args.reader_name, &args.vpcd)? else {
+        return Ok(Row::skipped(
+            PCSC,
+            PCSC_PEER,
+            "p99 ≤ 10 ms",
+            "pcscd not running (scripts/pcsc-up.sh)",
+        ));
+    };
+    let (mut whole, mut inproc) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n + 10 {
+        let e = us(s.run_once()?);
+        let e2 = us(s.peer_once()?);
+        if i >= 10 {
+            whole.push(e);
+            inproc.push(e2);
+        }
+    }
+    s.finish();
+    let row = Row::measured(PCSC, whole, (PCSC_PEER.into(), inproc), "p99 ≤ 10 ms");
+    let ok = row.p99_us.map(|p| p <= 10_000.0);
+    Ok(row.judged(
+        ok,
+        format!(
+            "n={n}; connect, SELECT, AUTHORIZE, journal (synchronous=FULL), reset; {}",
+            args.reader_name
+        ),
+    ))
+}
+
+/// Rounds of (fresh wallet with N pending taps, one sync), each followed by N raw verifies.
+fn sync(dir: &Path, plan: &Plan, figure: &'static str) -> Res<Row> {
+    let n = plan.sync_taps;
+    let backend = SyncBackend::start(dir, n)?;
+    let verifier = RawVerifier::new()?;
+    let (mut syncs, mut peers) = (Vec::new(), Vec::new());
+    let mut uploaded = 0;
+    for round in 0..plan.sync_rounds {
+        let r = backend.round(round, n)?;
+        let t = Instant::now();
+        let rep = r.run_once()?;
+        syncs.push(us(t.elapsed()));
+        uploaded = rep.uploaded;
+        peers.push(us(verifier.run_n(n)?));
+        backend.check_converged(&r)?;
+    }
+    backend.shutdown()?;
+    let peer = format!("raw ring verify × {n}, 1 core");
+    let row = Row::measured(figure, syncs, (peer, peers), "≤ 1 s");
+    let ok = if n >= 10_000 {
+        row.median_us.map(|m| m <= 1e6)
+    } else {
+        None
+    };
+    let rounds = plan.sync_rounds;
+    Ok(row.judged(
+        ok,
+        format!(
+            "{rounds} rounds, each a fresh wallet: {n} taps, {uploaded} uploaded and settled over \
+             loopback HTTP in one sync() call, wallet and backend converged"
+        ),
+    ))
+}
+
+fn settlement(dir: &Path, batches: usize) -> Res<Row> {
+    const RIDERS: usize = 20;
+    const PER_BATCH: usize = 1_000;
+    let mut s = SettlementIngest::new(dir, RIDERS, PER_BATCH)?;
+    let mut raw = RawInsert::open(dir)?;
+    let (mut ingest, mut insert) = (Vec::new(), Vec::new());
+    for b in 0..batches {
+        let batch = s.next_batch()?;
+        let rows = batch.records.len().max(1) as f64;
+        insert.push(us(raw.run_once(&batch.records, b)?) / rows);
+        let t = Instant::now();
+        s.run_once(&batch)?;
+        ingest.push(us(t.elapsed()) / rows);
+    }
+    s.audit()?;
+    let row = Row::measured(SETTLE, ingest, (INSERT.into(), insert), "verify-bound");
+    let (m, p) = (
+        row.median_us.unwrap_or(0.0).max(1e-9),
+        row.peer_us.unwrap_or(0.0).max(1e-9),
+    );
+    let note = format!(
+        "{batches} batch(es) × {PER_BATCH} NFC taps, {RIDERS} riders, every record settled: \
+         {:.0} taps/s vs {:.0} rows/s (WAL, synchronous=FULL); ingest verifies every signature",
+        1e6 / m,
+        1e6 / p
+    );
+    Ok(row.judged(None, note))
+}
+
+/// Taps per fresh empty wallet of the history row's peer: it never holds more history.
+const EMPTY_WALLET_TAPS: usize = 1_000;
+
+/// The tap on a wallet with a long history vs the same tap on a fresh empty wallet (a new
+/// one every `EMPTY_WALLET_TAPS` taps), interleaved.
+fn history(dir: &Path, issuer: &Issuer, plan: &Plan, figure: &'static str) -> Res<Row> {
+    let t = Instant::now();
+    let full = WalletTap::with_history(&dir.join("full"), issuer, plan.history)?;
+    let seeded = t.elapsed();
+    let mut empty = WalletTap::new(&dir.join("empty-0"), issuer)?;
+    for _ in 0..WARM_UP {
+        full.run_once()?;
+    }
+    let (mut a, mut b) = (Vec::with_capacity(plan.taps), Vec::with_capacity(plan.taps));
+    for i in 0..plan.taps {
+        if i > 0 && i % EMPTY_WALLET_TAPS == 0 {
+            empty = WalletTap::new(&dir.join(format!("empty-{i}")), issuer)?;
+        }
+        a.push(timed(|| full.run_once())?);
+        b.push(timed(|| empty.run_once())?);
+    }
+    let row = Row::measured(figure, a, (EMPTY.into(), b), "≤ 1.2×");
+    let ok = row.ratio().map(|r| r <= 1.2);
+    Ok(row.judged(
+        ok,
+        format!(
+            "n={}; {} history taps made through process_apdu in {:.1} s; the peer is a new \
+             empty wallet every {EMPTY_WALLET_TAPS} taps",
+            plan.taps,
+            plan.history,
+            seeded.as_secs_f64()
+        ),
+    ))
+}

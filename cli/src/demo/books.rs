@@ -1,0 +1,366 @@
+//! The reconciliation: the validator journal, the wallet's signed tap log and the backend
+//! ledger side by side, ride by ride; the backend's verdict on every record (each ride
+//! settled exactly once, the other reports of it duplicates); totals, balances and the
+//! backend's audit. Any disagreement is a named problem and the demo exits 1.
+
+use super::output::{hhmm, money, rials, Out};
+use super::world::World;
+use super::{Res, TOP_UP};
+use mancard::LedgerView;
+use mancard_api::TapStatus;
+use mancard_protocol::{TapProof, Tariff, WalletLogEntry};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The three books, read at the end of the day.
+struct Books {
+    /// Validator journal: counter → fare.
+    journal: BTreeMap<u32, i64>,
+    journal_rides: usize,
+    /// Taps the validator never got to the backend.
+    unsent: u64,
+    /// Backend ledger: counter → fare charged.
+    backend: BTreeMap<u32, i64>,
+    topups: i64,
+    balance: i64,
+    /// The backend's audit: ok, ledger entries, the whole report for a failure.
+    audit_ok: bool,
+    audit_entries: u64,
+    audit_report: String,
+    /// Wallet tap log: counter → (signed amount, medium).
+    wallet: BTreeMap<u32, (i64, &'static str)>,
+    /// Wallet tap log: seq → counter.
+    wallet_seq: BTreeMap<u64, u32>,
+    chain: u64,
+    wallet_ledger: LedgerView,
+}
+
+/// The statement and the check. Ok(Err(problems)) when the books do not agree.
+pub(super) fn check(out: &mut Out, w: &mut World, account_id: i64) -> Res<Result<(), Vec<String>>> {
+    let t = Instant::now();
+    let b = read(w, account_id)?;
+    let mut problems = Vec::new();
+    let (mut lines, rows) = statement(w, &b, &mut problems);
+    settlement(w, &b, &mut problems);
+    let spent: i64 = w.rides.iter().map(|r| r.fare).sum();
+    totals(w, &b, spent, &mut problems);
+    lines.push(String::new());
+    lines.extend(summary(&b, spent));
+    let jsum: i64 = b.journal.values().sum();
+    let bsum: i64 = b.backend.values().sum();
+    out.step(
+        "statement",
+        "Reconciled statement: validator journal, wallet, backend ledger",
+        t.elapsed(),
+        &lines,
+        json!({"rides": rows, "top_up": TOP_UP, "fares": spent, "balance": b.balance,
+               "wallet_confirmed_balance": b.wallet_ledger.confirmed_balance,
+               "wallet_pending_taps": b.wallet_ledger.pending_taps, "journal_total": jsum,
+               "backend_total": bsum, "audit_ok": b.audit_ok,
+               "books_agree": problems.is_empty(), "problems": problems}),
+    );
+    Ok(if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    })
+}
+
+fn read(w: &mut World, account_id: i64) -> Res<Books> {
+    let engine = Arc::clone(w.engine()?);
+    let rides = w.validator()?.journal().rides()?;
+    let journal: BTreeMap<u32, i64> = rides.iter().map(|r| (r.counter, r.fare)).collect();
+    let js = w.validator()?.status()?.journal;
+    let ledger = engine
+        .repo()
+        .read(|tx| tx.ledger_since(account_id, 0, 100_000))
+        .map_err(|e| format!("backend ledger: {e}"))?;
+    let balance = engine
+        .account(account_id)
+        .map_err(|e| format!("backend account: {e}"))?
+        .balance;
+    let audit = engine.audit().map_err(|e| format!("backend audit: {e}"))?;
+    let mut backend: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut topups = 0i64;
+    for e in &ledger {
+        match (e.kind.as_str(), e.counter) {
+            ("fare" | "fare_adjustment", Some(c)) => {
+                *backend.entry(c).or_insert(0) -= e.amount;
+            }
+            ("topup", _) => topups += e.amount,
+            _ => {}
+        }
+    }
+    let mut wallet = BTreeMap::new();
+    let mut wallet_seq = BTreeMap::new();
+    for raw in w.wallet.tap_log(0, 10_000)? {
+        let e = WalletLogEntry::decode(&raw).map_err(|e| format!("wallet log: {e}"))?;
+        let m = match e.proof {
+            TapProof::Nfc { .. } => "nfc",
+            TapProof::Qr { .. } => "qr",
+        };
+        wallet.insert(e.counter(), (e.amount, m));
+        wallet_seq.insert(e.seq, e.counter());
+    }
+    Ok(Books {
+        journal,
+        journal_rides: rides.len(),
+        unsent: u64::try_from(js.unsealed + js.in_pending_batches).unwrap_or(0),
+        backend,
+        topups,
+        balance,
+        audit_ok: audit.ok,
+        audit_entries: u64::try_from(audit.ledger_entries)?,
+        audit_report: format!("{audit:?}"),
+        wallet,
+        wallet_seq,
+        chain: w.wallet.verify_tap_log()?,
+        wallet_ledger: w.wallet.ledger()?,
+    })
+}
+
+/// The statement, ride by ride, each ride checked in the three books.
+fn statement(w: &World, b: &Books, problems: &mut Vec<String>) -> (Vec<String>, Vec<Value>) {
+    let mut rows = Vec::new();
+    let mut lines = vec![format!(
+        "{:<6} {:>4}  {:<3}  {:>8}  {:>20}  {:>20}  {:>20}",
+        "time", "line", "via", "kind", "validator journal", "wallet (signed)", "backend ledger"
+    )];
+    for r in &w.rides {
+        let j = b.journal.get(&r.counter).copied();
+        let wv = b.wallet.get(&r.counter).copied();
+        let bk = b.backend.get(&r.counter).copied();
+        lines.push(format!(
+            "{:<6} {:>4}  {:<3}  {:>8}  {:>20}  {:>20}  {:>20}",
+            hhmm(r.time),
+            r.line,
+            r.medium,
+            r.kind,
+            j.map(rials).unwrap_or_else(|| "—".into()),
+            wv.map(|(a, _)| rials(a)).unwrap_or_else(|| "—".into()),
+            bk.map(|a| rials(-a)).unwrap_or_else(|| "—".into()),
+        ));
+        rows.push(json!({"counter": r.counter, "time": r.time, "line": r.line,
+                         "medium": r.medium, "kind": r.kind, "gate_fare": r.fare,
+                         "journal_fare": j, "wallet_amount": wv.map(|x| x.0),
+                         "backend_charge": bk}));
+        if j != Some(r.fare) {
+            problems.push(format!(
+                "validator journal: counter {} should be {} but is {:?}",
+                r.counter, r.fare, j
+            ));
+        }
+        if bk != Some(r.fare) {
+            problems.push(format!(
+                "backend ledger: counter {} charged {:?}, the gate charged {}",
+                r.counter, bk, r.fare
+            ));
+        }
+        wallet_ride(r.counter, r.medium, r.fare, wv, problems);
+    }
+    (lines, rows)
+}
+
+/// The wallet's signed entry for one ride: present, same medium, the amount the gate took
+/// (NFC signs the exact fare, QR a maximum).
+fn wallet_ride(
+    counter: u32,
+    medium: &str,
+    fare: i64,
+    signed: Option<(i64, &str)>,
+    problems: &mut Vec<String>,
+) {
+    match signed {
+        None => problems.push(format!("wallet tap log: counter {counter} is missing")),
+        Some((a, m)) => {
+            if m != medium {
+                problems.push(format!(
+                    "wallet tap log: counter {counter} is {m}, the gate saw {medium}"
+                ));
+            }
+            if (m == "nfc" && a != fare) || (m == "qr" && a < fare) {
+                problems.push(format!(
+                    "wallet tap log: counter {counter} signed {a}, the gate charged {fare}"
+                ));
+            }
+        }
+    }
+}
+
+/// The backend's verdict on every record that reported a ride, from the validator's
+/// batches and from the wallet's sync: each ride `settled` exactly once, every other
+/// report of it a `duplicate`. An acknowledged upload is not enough.
+fn settlement(w: &World, b: &Books, problems: &mut Vec<String>) {
+    let mut verdicts: BTreeMap<u32, Vec<(&str, TapStatus)>> = BTreeMap::new();
+    for a in &w.batch_answers {
+        for r in &a.records {
+            match r.counter {
+                Some(c) => verdicts
+                    .entry(c)
+                    .or_default()
+                    .push(("validator batch", r.status)),
+                None => problems.push(format!(
+                    "backend settlement: record {} of batch {} was {} with no counter",
+                    r.seq,
+                    a.batch_id,
+                    r.status.as_str()
+                )),
+            }
+        }
+    }
+    for (seq, status) in &w.wallet_verdicts {
+        match b.wallet_seq.get(seq) {
+            Some(c) => verdicts
+                .entry(*c)
+                .or_default()
+                .push(("wallet sync", *status)),
+            None => problems.push(format!(
+                "backend settlement: a verdict on wallet log entry {seq}, which the log lacks"
+            )),
+        }
+    }
+    for r in &w.rides {
+        let seen = verdicts.remove(&r.counter).unwrap_or_default();
+        let settled = seen
+            .iter()
+            .filter(|(_, s)| *s == TapStatus::Settled)
+            .count();
+        if settled != 1 {
+            problems.push(format!(
+                "backend settlement: counter {} settled {settled} time(s), exactly once \
+                 expected (verdicts: {})",
+                r.counter,
+                describe(&seen)
+            ));
+        }
+        for (from, s) in &seen {
+            if !matches!(s, TapStatus::Settled | TapStatus::Duplicate) {
+                problems.push(format!(
+                    "backend settlement: counter {} was {} in the {from}",
+                    r.counter,
+                    s.as_str()
+                ));
+            }
+        }
+    }
+    for (c, seen) in verdicts {
+        problems.push(format!(
+            "backend settlement: counter {c} judged ({}) but no ride had it",
+            describe(&seen)
+        ));
+    }
+}
+
+fn describe(seen: &[(&str, TapStatus)]) -> String {
+    if seen.is_empty() {
+        return "none".into();
+    }
+    seen.iter()
+        .map(|(from, s)| format!("{} in the {from}", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Totals, balances, pending taps, the journal's upload state, the audit and the cap.
+fn totals(w: &World, b: &Books, spent: i64, problems: &mut Vec<String>) {
+    let jsum: i64 = b.journal.values().sum();
+    let bsum: i64 = b.backend.values().sum();
+    let mut ours: Vec<u32> = w.rides.iter().map(|r| r.counter).collect();
+    ours.sort_unstable();
+    for (name, set) in [
+        (
+            "validator journal",
+            b.journal.keys().copied().collect::<Vec<_>>(),
+        ),
+        ("backend ledger", b.backend.keys().copied().collect()),
+        ("wallet tap log", b.wallet.keys().copied().collect()),
+    ] {
+        if set != ours {
+            problems.push(format!(
+                "{name} holds counters {set:?}, the rides were {ours:?}"
+            ));
+        }
+    }
+    if jsum != spent || bsum != spent {
+        problems.push(format!(
+            "totals differ: gates {spent}, validator journal {jsum}, backend {bsum}"
+        ));
+    }
+    if b.topups != TOP_UP {
+        problems.push(format!(
+            "backend top-ups total {}, expected {TOP_UP}",
+            b.topups
+        ));
+    }
+    if b.balance != TOP_UP - spent {
+        problems.push(format!(
+            "backend ledger: balance {} ≠ top-up − fares = {} (entries no ride explains)",
+            money(b.balance),
+            money(TOP_UP - spent)
+        ));
+    }
+    let wl = &b.wallet_ledger;
+    if wl.confirmed_balance != b.balance {
+        problems.push(format!(
+            "wallet confirmed balance {} ≠ backend balance {}",
+            wl.confirmed_balance, b.balance
+        ));
+    }
+    if wl.pending_taps != 0 {
+        problems.push(format!(
+            "wallet still has {} pending tap(s) after the sync",
+            wl.pending_taps
+        ));
+    }
+    if b.unsent != 0 {
+        problems.push(format!(
+            "validator journal: {} tap(s) never reached the backend (not uploaded)",
+            b.unsent
+        ));
+    }
+    if !b.audit_ok {
+        problems.push(format!("backend audit failed: {}", b.audit_report));
+    }
+    let cap = Tariff::urmia_default().daily_caps[0];
+    if spent != cap {
+        problems.push(format!(
+            "the day should cost exactly the adult daily cap {cap}, it cost {spent}"
+        ));
+    }
+}
+
+/// The statement's last two lines.
+fn summary(b: &Books, spent: i64) -> [String; 2] {
+    let wl = &b.wallet_ledger;
+    [
+        format!(
+            "top-up {}  −  fares {}  =  {}{}",
+            money(TOP_UP),
+            money(spent),
+            money(TOP_UP - spent),
+            if b.balance == TOP_UP - spent {
+                "  = the backend balance".to_string()
+            } else {
+                format!("  ≠ the backend balance {}", money(b.balance))
+            }
+        ),
+        format!(
+            "backend: balance {}, audit {} ({} ledger entries); wallet: confirmed {}, pending {}, \
+             tap-log chain of {} entries verified; validator: {} ride(s) journaled, {}",
+            money(b.balance),
+            if b.audit_ok { "ok" } else { "FAILED" },
+            b.audit_entries,
+            money(wl.confirmed_balance),
+            wl.pending_taps,
+            b.chain,
+            b.journal_rides,
+            if b.unsent == 0 {
+                "all uploaded".to_string()
+            } else {
+                format!("{} not uploaded", b.unsent)
+            }
+        ),
+    ]
+}
