@@ -37,6 +37,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "architecture rules (ARCHITECTURE.md)"
+python3 scripts/check-architecture.py
+
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

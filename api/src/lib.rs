@@ -9,7 +9,6 @@
 //!
 //! This crate does no I/O and knows nothing of HTTP libraries. With the `openapi` feature
 //! every type also derives `utoipa::ToSchema`.
-#![deny(clippy::too_many_lines)]
 
 /// Display as the wire text, and comparison with it (`status == "settled"`), for an enum with
 /// `as_str`.

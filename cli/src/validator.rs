@@ -111,20 +111,7 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             line,
         } => init(&dir, &trust_anchor, validator_id, line),
         ValidatorCommand::SyncConfig { backend, ca_pem } => {
-            let client = http_client(ca_pem.as_deref())?;
-            let mut v = Validator::open(&dir)?;
-            let installed = v.config().map(|c| c.body.bundle_version);
-            match client
-                .fetch_config(&backend, installed)
-                .map_err(|e| format!("cannot fetch the config bundle: {e}"))?
-            {
-                Some(bytes) => install(&mut v, &bytes),
-                None => {
-                    println!("config bundle unchanged (304)");
-                    print_status(&v.status()?);
-                    Ok(ExitCode::SUCCESS)
-                }
-            }
+            sync_config(&dir, &backend, ca_pem.as_deref())
         }
         ValidatorCommand::InstallConfig { file } => {
             let mut v = Validator::open(&dir)?;
@@ -149,67 +136,94 @@ pub fn run(args: ValidatorArgs) -> CliResult {
                 ReaderKind::Qr => run_qr(&mut v, once),
             }
         }
-        ValidatorCommand::VerifyQr { text } => {
-            let mut v = Validator::open(&dir)?;
-            let text = if text == "-" {
-                std::io::read_to_string(std::io::stdin())?
-            } else {
-                text
-            };
-            let o = v.verify_qr(text.trim());
-            print_outcome(&o);
-            Ok(exit_for(&o))
-        }
-        ValidatorCommand::Upload { backend, ca_pem } => {
-            let client = http_client(ca_pem.as_deref())?;
-            let mut v = Validator::open(&dir)?;
-            let r = v.upload(|b| {
-                println!(
-                    "sending batch {} ({} taps, {} bytes)",
-                    hex::encode(b.batch_id),
-                    b.records,
-                    b.bytes.len()
-                );
-                client.send_batch(&backend, b).map_err(|e| e.to_string())
-            });
-            match r {
-                Ok(rep) => {
-                    println!(
-                        "uploaded {} batch(es), {} tap(s); {}",
-                        rep.acked.len(),
-                        rep.records,
-                        if rep.complete {
-                            "nothing pending"
-                        } else {
-                            "more pending (run upload again)"
-                        }
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("{e}; the batch stays sealed and is resent with the same id");
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
-        ValidatorCommand::Status { recent } => {
-            let mut v = Validator::open(&dir)?;
+        ValidatorCommand::VerifyQr { text } => verify_qr(&dir, text),
+        ValidatorCommand::Upload { backend, ca_pem } => upload(&dir, &backend, ca_pem.as_deref()),
+        ValidatorCommand::Status { recent } => status(&dir, recent),
+    }
+}
+
+/// `sync-config`: fetch the signed bundle if it changed, and install it.
+fn sync_config(dir: &Path, backend: &str, ca_pem: Option<&Path>) -> CliResult {
+    let client = http_client(ca_pem)?;
+    let mut v = Validator::open(dir)?;
+    let installed = v.config().map(|c| c.body.bundle_version);
+    match client
+        .fetch_config(backend, installed)
+        .map_err(|e| format!("cannot fetch the config bundle: {e}"))?
+    {
+        Some(bytes) => install(&mut v, &bytes),
+        None => {
+            println!("config bundle unchanged (304)");
             print_status(&v.status()?);
-            if recent > 0 {
-                println!("last {recent} decisions:");
-                for d in v.journal().recent(recent)? {
-                    println!(
-                        "  {}  {:<3}  {:<22} {}",
-                        fmt_time(d.time),
-                        d.medium,
-                        d.code,
-                        d.text
-                    );
-                }
-            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `verify-qr`: one pass text (or `-` for standard input).
+fn verify_qr(dir: &Path, text: String) -> CliResult {
+    let mut v = Validator::open(dir)?;
+    let text = if text == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        text
+    };
+    let o = v.verify_qr(text.trim());
+    print_outcome(&o);
+    Ok(exit_for(&o))
+}
+
+/// `upload`: send every sealed batch; a failed one stays sealed and keeps its id.
+fn upload(dir: &Path, backend: &str, ca_pem: Option<&Path>) -> CliResult {
+    let client = http_client(ca_pem)?;
+    let mut v = Validator::open(dir)?;
+    let r = v.upload(|b| {
+        println!(
+            "sending batch {} ({} taps, {} bytes)",
+            hex::encode(b.batch_id),
+            b.records,
+            b.bytes.len()
+        );
+        client.send_batch(backend, b).map_err(|e| e.to_string())
+    });
+    match r {
+        Ok(rep) => {
+            println!(
+                "uploaded {} batch(es), {} tap(s); {}",
+                rep.acked.len(),
+                rep.records,
+                if rep.complete {
+                    "nothing pending"
+                } else {
+                    "more pending (run upload again)"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}; the batch stays sealed and is resent with the same id");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `status`: the installed config, the journal's counts and the last decisions.
+fn status(dir: &Path, recent: usize) -> CliResult {
+    let mut v = Validator::open(dir)?;
+    print_status(&v.status()?);
+    if recent > 0 {
+        println!("last {recent} decisions:");
+        for d in v.journal().recent(recent)? {
+            println!(
+                "  {}  {:<3}  {:<22} {}",
+                fmt_time(d.time),
+                d.medium,
+                d.code,
+                d.text
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The HTTP client: Mozilla roots, plus the root CA in `ca_pem` if given.

@@ -213,121 +213,139 @@ fn run_online(
                 time(s.expires_at)
             );
         }
-        WalletCommand::Provision | WalletCommand::Replenish => {
-            let r = if matches!(command, WalletCommand::Provision) {
-                o.block_on(o.provision())??
-            } else {
-                o.block_on(o.replenish())??
-            };
-            println!("certificate installed: pseudonym {}", r.pseudonym);
-            println!(
-                "counters {}..={}, offline allowance {}, valid {} → {}",
-                r.counter_first,
-                r.counter_last,
-                money::format_amount(r.max_amount),
-                time(r.valid_from),
-                time(r.valid_until)
-            );
-            for p in &r.revoked_pseudonyms {
-                println!("revoked the previous device {p}");
-            }
-            print_status(&o.wallet(), now)?;
-        }
+        WalletCommand::Provision => online_provision(&o, false, now)?,
+        WalletCommand::Replenish => online_provision(&o, true, now)?,
         WalletCommand::Topup { amount, approve } => {
-            let i = o.block_on(o.start_top_up(amount))??;
-            print_intent(&i);
-            if approve {
-                let url = i.payment_url.clone();
-                o.block_on(async move {
-                    let c = reqwest::Client::builder()
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()?;
-                    c.post(&url).send().await?.error_for_status()?;
-                    Ok::<(), reqwest::Error>(())
-                })?
-                .map_err(|e| format!("paying on the sandbox gateway failed: {e}"))?;
-                let mut last = i;
-                for _ in 0..60 {
-                    last = o.block_on(o.complete_top_up(last.intent_id.clone()))??;
-                    if last.status.is_final() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                }
-                println!("final status: {}", last.status.name());
-                if last.status != mancard::TopUpStatus::Credited {
-                    return Ok(ExitCode::FAILURE);
-                }
-                print_status(&o.wallet(), mancard::now_utc())?;
-            } else {
-                println!(
-                    "pay in a browser, then: mancard wallet --data-dir {} --backend {} topup-status {}",
-                    dir.display(),
-                    o.backend_url(),
-                    i.intent_id
-                );
-            }
+            return online_top_up(&o, dir, amount, approve);
         }
         WalletCommand::TopupStatus { intent_id } => {
             let i = o.block_on(o.complete_top_up(intent_id))??;
             print_intent(&i);
         }
-        WalletCommand::Sync => {
-            let r = o.block_on(o.sync())??;
-            println!(
-                "uploaded {} · settled {} ({} fare corrections) · rejected {} · recovered {} · \
-                 {} new ledger entries · {} pending",
-                r.uploaded,
-                r.settled,
-                r.fare_corrections,
-                r.rejected,
-                r.recovered,
-                r.ledger_entries,
-                r.pending_taps
-            );
-            println!(
-                "balance {} · credential {}{} · clock offset {} s{}",
-                money::format_amount(r.balance),
-                r.credential_status,
-                r.credential_reason
-                    .as_deref()
-                    .map(|x| format!(" ({x})"))
-                    .unwrap_or_default(),
-                r.clock_offset_secs,
-                if r.clock_offset_applied {
-                    ""
-                } else {
-                    " (not applied)"
-                }
-            );
-            if r.revoked {
-                println!("this phone's ticket was revoked: provision again");
-            }
-            if r.replenished {
-                println!("a new certificate was installed");
-            }
-            if let Some(e) = &r.replenish_error {
-                println!("replenishment failed: {e}");
-            }
-            print_status(&o.wallet(), mancard::now_utc())?;
-        }
-        WalletCommand::Balance => {
-            match o.block_on(o.account())? {
-                Ok(a) => println!(
-                    "backend balance:    {} (account {}, {}, {})",
-                    money::format_amount(a.balance),
-                    a.account_id,
-                    a.phone,
-                    a.fare_class
-                ),
-                Err(e) if e.is_retryable() => println!("backend unreachable: {e}"),
-                Err(e) => return Err(e.into()),
-            }
-            print_status(&o.wallet(), now)?;
-        }
+        WalletCommand::Sync => online_sync(&o)?,
+        WalletCommand::Balance => online_balance(&o, now)?,
         _ => return Err("not an online subcommand".into()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+type Done = Result<(), Box<dyn std::error::Error>>;
+
+/// `provision` / `replenish`: a new certificate from the backend.
+fn online_provision(o: &mancard::OnlineWallet, replenish: bool, now: i64) -> Done {
+    let r = if replenish {
+        o.block_on(o.replenish())??
+    } else {
+        o.block_on(o.provision())??
+    };
+    println!("certificate installed: pseudonym {}", r.pseudonym);
+    println!(
+        "counters {}..={}, offline allowance {}, valid {} → {}",
+        r.counter_first,
+        r.counter_last,
+        money::format_amount(r.max_amount),
+        time(r.valid_from),
+        time(r.valid_until)
+    );
+    for p in &r.revoked_pseudonyms {
+        println!("revoked the previous device {p}");
+    }
+    print_status(&o.wallet(), now)
+}
+
+/// `topup`: start a top-up; with `--approve`, pay on the sandbox gateway and poll until final.
+fn online_top_up(o: &mancard::OnlineWallet, dir: &Path, amount: i64, approve: bool) -> CliResult {
+    let i = o.block_on(o.start_top_up(amount))??;
+    print_intent(&i);
+    if !approve {
+        println!(
+            "pay in a browser, then: mancard wallet --data-dir {} --backend {} topup-status {}",
+            dir.display(),
+            o.backend_url(),
+            i.intent_id
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let url = i.payment_url.clone();
+    o.block_on(async move {
+        let c = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        c.post(&url).send().await?.error_for_status()?;
+        Ok::<(), reqwest::Error>(())
+    })?
+    .map_err(|e| format!("paying on the sandbox gateway failed: {e}"))?;
+    let mut last = i;
+    for _ in 0..60 {
+        last = o.block_on(o.complete_top_up(last.intent_id.clone()))??;
+        if last.status.is_final() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    println!("final status: {}", last.status.name());
+    if last.status != mancard::TopUpStatus::Credited {
+        return Ok(ExitCode::FAILURE);
+    }
+    print_status(&o.wallet(), mancard::now_utc())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sync`: upload the tap log, learn the ledger and the credential's state.
+fn online_sync(o: &mancard::OnlineWallet) -> Done {
+    let r = o.block_on(o.sync())??;
+    println!(
+        "uploaded {} · settled {} ({} fare corrections) · rejected {} · recovered {} · \
+         {} new ledger entries · {} pending",
+        r.uploaded,
+        r.settled,
+        r.fare_corrections,
+        r.rejected,
+        r.recovered,
+        r.ledger_entries,
+        r.pending_taps
+    );
+    println!(
+        "balance {} · credential {}{} · clock offset {} s{}",
+        money::format_amount(r.balance),
+        r.credential_status,
+        r.credential_reason
+            .as_deref()
+            .map(|x| format!(" ({x})"))
+            .unwrap_or_default(),
+        r.clock_offset_secs,
+        if r.clock_offset_applied {
+            ""
+        } else {
+            " (not applied)"
+        }
+    );
+    if r.revoked {
+        println!("this phone's ticket was revoked: provision again");
+    }
+    if r.replenished {
+        println!("a new certificate was installed");
+    }
+    if let Some(e) = &r.replenish_error {
+        println!("replenishment failed: {e}");
+    }
+    print_status(&o.wallet(), mancard::now_utc())
+}
+
+/// `balance`: the backend's word, then the wallet's view.
+fn online_balance(o: &mancard::OnlineWallet, now: i64) -> Done {
+    match o.block_on(o.account())? {
+        Ok(a) => println!(
+            "backend balance:    {} (account {}, {}, {})",
+            money::format_amount(a.balance),
+            a.account_id,
+            a.phone,
+            a.fare_class
+        ),
+        Err(e) if e.is_retryable() => println!("backend unreachable: {e}"),
+        Err(e) => return Err(e.into()),
+    }
+    print_status(&o.wallet(), now)
 }
 
 pub fn run(args: WalletArgs) -> CliResult {
@@ -352,146 +370,167 @@ pub fn run(args: WalletArgs) -> CliResult {
         );
     }
     match args.command {
-        WalletCommand::Init => {
-            let (wallet_dir, ks_dir) = paths(dir);
-            if wallet_dir.join(mancard::DB_FILE).exists() {
-                return Err(format!("a wallet already exists in {}", dir.display()).into());
-            }
-            let ks = SoftwareKeystore::open_or_create(&ks_dir)
-                .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
-            let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?;
-            println!("created a wallet in {}", dir.display());
-            print_request(&w.prepare_credential_request()?);
-        }
+        WalletCommand::Init => init(dir)?,
         WalletCommand::Request => print_request(&open(dir)?.prepare_credential_request()?),
         WalletCommand::InstallCert {
             cert_hex,
             issuer_key,
-        } => {
-            let w = open(dir)?;
-            let cert = hex::decode(cert_hex.split_whitespace().collect::<String>())
-                .map_err(|e| format!("the certificate is not hex: {e}"))?;
-            let claimed = CredentialCertificate::decode(&cert)
-                .map(|c| c.body.issuer_key_id)
-                .ok();
-            let text = std::fs::read_to_string(&issuer_key)
-                .map_err(|e| format!("cannot read {}: {e}", issuer_key.display()))?;
-            let key = parse_issuer_key(text.trim(), claimed)?;
-            w.install_certificate(cert, vec![key], now)?;
-            println!("certificate installed");
-            print_status(&w, now)?;
-        }
+        } => install_cert(dir, &cert_hex, &issuer_key, now)?,
         WalletCommand::DevIssue {
             class,
             amount,
             counters,
             days,
-        } => {
-            let w = open(dir)?;
-            let class =
-                FareClass::parse(&class).ok_or_else(|| format!("unknown fare class {class:?}"))?;
-            let issuer = dev_issuer(dir)?;
-            let req = w.prepare_credential_request()?;
-            let cert = CertificateBody {
-                issuer_key_id: 1,
-                pseudonym: Pseudonym::random()?,
-                tap_public_key: PublicKey::from_bytes(&req.tap_public_key, "tap public key")?,
-                valid_from: now - 60,
-                valid_until: now + days.max(1) * 86_400,
-                fare_class: class,
-                allowance: OfflineAllowance {
-                    counter_first: req.next_counter,
-                    counter_last: req.next_counter.saturating_add(counters.max(1) - 1),
-                    max_amount: amount,
-                },
-            }
-            .sign(&issuer)?;
-            let key = IssuerKeyInfo {
-                key_id: 1,
-                public_key: issuer.public_key().as_bytes().to_vec(),
-                valid_from: i64::MIN,
-                valid_until: i64::MAX,
-            };
-            w.install_certificate(cert.encode(), vec![key], now)?;
-            println!("certificate (hex): {}", hex::encode(cert.encode()));
-            print_status(&w, now)?;
-        }
+        } => dev_issue(dir, &class, amount, counters, days, now)?,
         WalletCommand::Status => print_status(&open(dir)?, now)?,
-        WalletCommand::History { limit, cursor } => {
-            let w = open(dir)?;
-            let page = w.history(cursor, limit)?;
-            if page.items.is_empty() {
-                println!("no history");
-            }
-            for i in &page.items {
-                let what = match i.kind {
-                    mancard::HistoryKind::Tap => format!(
-                        "NFC tap   line {} validator {} counter {}",
-                        i.line_id.unwrap_or(0),
-                        i.validator_id.unwrap_or(0),
-                        i.counter.unwrap_or(0)
-                    ),
-                    mancard::HistoryKind::Pass => {
-                        format!("QR pass   counter {}", i.counter.unwrap_or(0))
-                    }
-                    mancard::HistoryKind::Refusal => {
-                        format!("REFUSED   {:04X} {}", i.status_word.unwrap_or(0), i.detail)
-                    }
-                    mancard::HistoryKind::TopUp => format!("top-up    {}", i.detail),
-                };
-                println!(
-                    "{:<14} {}  {:<60} {}",
-                    i.id,
-                    time(i.time),
-                    what,
-                    money::format_amount(i.amount)
-                );
-            }
-            if let Some(c) = page.next_cursor {
-                println!("more: --cursor {c}");
-            }
-        }
-        WalletCommand::Qr { png, svg } => {
-            let w = open(dir)?;
-            let p = w.boarding_pass(now)?;
-            print!("{}", p.terminal());
-            println!(
-                "pass counter {} · up to {} · valid until {} · refresh at {} · QR version {}",
-                p.counter,
-                money::format_amount(p.max_amount),
-                time(p.expires_at),
-                time(p.refresh_at),
-                p.matrix.version
-            );
-            println!("{}", p.text);
-            if let Some(f) = png {
-                std::fs::write(&f, p.png(8)?)?;
-                println!("wrote {}", f.display());
-            }
-            if let Some(f) = svg {
-                std::fs::write(&f, p.svg())?;
-                println!("wrote {}", f.display());
-            }
-        }
-        WalletCommand::Apdu { hex: h } => {
-            let w = open(dir)?;
-            let cmd = hex::decode(h.split_whitespace().collect::<String>())
-                .map_err(|e| format!("the APDU is not hex: {e}"))?;
-            // One field session: a command after SELECT needs the SELECT in the same process.
-            let resp = w.process_apdu(cmd);
-            let r = ResponseApdu::parse(&resp)?;
-            println!("{}", hex::encode_upper(&resp));
-            println!(
-                "SW {:04X}: {} ({} data byte(s))",
-                r.sw.code(),
-                r.sw.describe(),
-                r.data.len()
-            );
-            w.deactivated();
-        }
+        WalletCommand::History { limit, cursor } => history(dir, limit, cursor)?,
+        WalletCommand::Qr { png, svg } => qr(dir, png, svg, now)?,
+        WalletCommand::Apdu { hex: h } => apdu(dir, &h)?,
         _ => return Err("an online subcommand needs --backend URL".into()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `init`: a new wallet and keystore, and the credential request to hand to an issuer.
+fn init(dir: &Path) -> Done {
+    let (wallet_dir, ks_dir) = paths(dir);
+    if wallet_dir.join(mancard::DB_FILE).exists() {
+        return Err(format!("a wallet already exists in {}", dir.display()).into());
+    }
+    let ks = SoftwareKeystore::open_or_create(&ks_dir)
+        .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
+    let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?;
+    println!("created a wallet in {}", dir.display());
+    print_request(&w.prepare_credential_request()?);
+    Ok(())
+}
+
+/// `install-cert`: a certificate (hex) and the issuer key (file) that signed it.
+fn install_cert(dir: &Path, cert_hex: &str, issuer_key: &Path, now: i64) -> Done {
+    let w = open(dir)?;
+    let cert = hex::decode(cert_hex.split_whitespace().collect::<String>())
+        .map_err(|e| format!("the certificate is not hex: {e}"))?;
+    let claimed = CredentialCertificate::decode(&cert)
+        .map(|c| c.body.issuer_key_id)
+        .ok();
+    let text = std::fs::read_to_string(issuer_key)
+        .map_err(|e| format!("cannot read {}: {e}", issuer_key.display()))?;
+    let key = parse_issuer_key(text.trim(), claimed)?;
+    w.install_certificate(cert, vec![key], now)?;
+    println!("certificate installed");
+    print_status(&w, now)
+}
+
+/// `dev-issue`: a certificate from the local debugging issuer (never a real one).
+fn dev_issue(dir: &Path, class: &str, amount: i64, counters: u32, days: i64, now: i64) -> Done {
+    let w = open(dir)?;
+    let class = FareClass::parse(class).ok_or_else(|| format!("unknown fare class {class:?}"))?;
+    let issuer = dev_issuer(dir)?;
+    let req = w.prepare_credential_request()?;
+    let cert = CertificateBody {
+        issuer_key_id: 1,
+        pseudonym: Pseudonym::random()?,
+        tap_public_key: PublicKey::from_bytes(&req.tap_public_key, "tap public key")?,
+        valid_from: now - 60,
+        valid_until: now + days.max(1) * 86_400,
+        fare_class: class,
+        allowance: OfflineAllowance {
+            counter_first: req.next_counter,
+            counter_last: req.next_counter.saturating_add(counters.max(1) - 1),
+            max_amount: amount,
+        },
+    }
+    .sign(&issuer)?;
+    let key = IssuerKeyInfo {
+        key_id: 1,
+        public_key: issuer.public_key().as_bytes().to_vec(),
+        valid_from: i64::MIN,
+        valid_until: i64::MAX,
+    };
+    w.install_certificate(cert.encode(), vec![key], now)?;
+    println!("certificate (hex): {}", hex::encode(cert.encode()));
+    print_status(&w, now)
+}
+
+/// `history`: a page of taps, passes, refusals and top-ups.
+fn history(dir: &Path, limit: u32, cursor: Option<String>) -> Done {
+    let w = open(dir)?;
+    let page = w.history(cursor, limit)?;
+    if page.items.is_empty() {
+        println!("no history");
+    }
+    for i in &page.items {
+        let what = match i.kind {
+            mancard::HistoryKind::Tap => format!(
+                "NFC tap   line {} validator {} counter {}",
+                i.line_id.unwrap_or(0),
+                i.validator_id.unwrap_or(0),
+                i.counter.unwrap_or(0)
+            ),
+            mancard::HistoryKind::Pass => {
+                format!("QR pass   counter {}", i.counter.unwrap_or(0))
+            }
+            mancard::HistoryKind::Refusal => {
+                format!("REFUSED   {:04X} {}", i.status_word.unwrap_or(0), i.detail)
+            }
+            mancard::HistoryKind::TopUp => format!("top-up    {}", i.detail),
+        };
+        println!(
+            "{:<14} {}  {:<60} {}",
+            i.id,
+            time(i.time),
+            what,
+            money::format_amount(i.amount)
+        );
+    }
+    if let Some(c) = page.next_cursor {
+        println!("more: --cursor {c}");
+    }
+    Ok(())
+}
+
+/// `qr`: a boarding pass in the terminal, optionally as PNG and SVG files.
+fn qr(dir: &Path, png: Option<PathBuf>, svg: Option<PathBuf>, now: i64) -> Done {
+    let w = open(dir)?;
+    let p = w.boarding_pass(now)?;
+    print!("{}", p.terminal());
+    println!(
+        "pass counter {} · up to {} · valid until {} · refresh at {} · QR version {}",
+        p.counter,
+        money::format_amount(p.max_amount),
+        time(p.expires_at),
+        time(p.refresh_at),
+        p.matrix.version
+    );
+    println!("{}", p.text);
+    if let Some(f) = png {
+        std::fs::write(&f, p.png(8)?)?;
+        println!("wrote {}", f.display());
+    }
+    if let Some(f) = svg {
+        std::fs::write(&f, p.svg())?;
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+/// `apdu`: one command APDU (hex) through `process_apdu`, answered in hex.
+fn apdu(dir: &Path, h: &str) -> Done {
+    let w = open(dir)?;
+    let cmd = hex::decode(h.split_whitespace().collect::<String>())
+        .map_err(|e| format!("the APDU is not hex: {e}"))?;
+    // One field session: a command after SELECT needs the SELECT in the same process.
+    let resp = w.process_apdu(cmd);
+    let r = ResponseApdu::parse(&resp)?;
+    println!("{}", hex::encode_upper(&resp));
+    println!(
+        "SW {:04X}: {} ({} data byte(s))",
+        r.sw.code(),
+        r.sw.describe(),
+        r.data.len()
+    );
+    w.deactivated();
+    Ok(())
 }
 
 fn print_status(w: &Wallet, now: i64) -> Result<(), Box<dyn std::error::Error>> {

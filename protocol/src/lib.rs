@@ -17,7 +17,6 @@
 //!   records, tariff lines) declare their count width, maximum and order once.
 //! - [`Rials`] (`money.rs`): the one money type and its one display,
 //!   `20,000 rials (2,000 toman)`.
-#![deny(clippy::too_many_lines)]
 
 pub mod apdu;
 pub mod base45;

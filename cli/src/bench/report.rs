@@ -160,6 +160,7 @@ pub(super) fn print_rows(rows: &[Row], as_json: bool) {
                 (Status::Failed, _) => "FAILED",
                 (Status::Skipped, _) => "skipped",
                 (_, Some(true)) => "ok",
+                (_, Some(false)) if cfg!(debug_assertions) => "over (debug: not judged)",
                 (_, Some(false)) => "OVER",
                 (_, None) => "",
             }

@@ -20,7 +20,6 @@
 //! The wallet, the validator journal and the backend each implement the trait once, in the one
 //! module of their crate that speaks SQL, and each keeps a migration test: a frozen old schema
 //! upgraded step by step must equal a fresh database ([`schema_of`] compares them).
-#![deny(clippy::too_many_lines)]
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::Path;
