@@ -26,7 +26,7 @@ ensure_apt() {
 }
 
 step "system packages"
-ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config
+ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config python3
 
 if [ -x scripts/pcsc-up.sh ]; then
   step "pcscd + vsmartcard virtual reader"
