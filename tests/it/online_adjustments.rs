@@ -4,7 +4,7 @@
 //! stored fare and history follow the adjustment exactly once.
 
 use mancard::{now_utc, HistoryKind, Wallet};
-use mancard_backend::model::RegisterValidatorRequest;
+use mancard_api::RegisterValidatorRequest;
 use mancard_protocol::{
     BatchBody, FareKind, Pseudonym, SigningKey, StatusWord, TapRecord, Tariff, WalletLogEntry,
 };

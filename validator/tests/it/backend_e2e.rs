@@ -1,7 +1,7 @@
 //! Against the real backend (`mancard_backend::Backend::start`, sandbox, loopback): config sync
 //! with ETag, validator registration, and exactly-once batch upload across a lost response.
 
-use mancard_backend::model::RegisterValidatorRequest;
+use mancard_api::RegisterValidatorRequest;
 use mancard_backend::{Backend, BackendConfig};
 use mancard_protocol::ValidatorConfig;
 use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID, LINE};

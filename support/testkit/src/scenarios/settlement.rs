@@ -3,7 +3,7 @@
 //! top-up, a software binding key, a certificate).
 
 use super::Res;
-use mancard_backend::model::{
+use mancard_api::{
     CredentialRequest, OtpRequest, RegisterValidatorRequest, SessionRequest, TopupRequest,
 };
 use mancard_backend::{BackendConfig, Engine};
@@ -46,7 +46,7 @@ pub struct SettlementIngest {
     batches: usize,
 }
 
-fn api(what: &'static str) -> impl Fn(mancard_backend::ApiError) -> String {
+fn api(what: &'static str) -> impl Fn(mancard_backend::Error) -> String {
     move |e| format!("{what}: {e}")
 }
 
