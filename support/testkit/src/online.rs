@@ -210,46 +210,63 @@ impl Validator {
     }
 
     pub fn challenge(&mut self, line: u32, time: i64) -> TapChallenge {
+        self.try_challenge(line, time).unwrap()
+    }
+
+    /// [`Validator::challenge`], an error if the tariff has no fare for it.
+    pub fn try_challenge(&mut self, line: u32, time: i64) -> Res<TapChallenge> {
         let q = self
             .tariff
             .fare(FareClass::Adult, line, time, &self.state)
-            .unwrap();
+            .map_err(|e| format!("tariff: {e}"))?;
         self.state = q.next;
         self.n += 1;
         let mut nonce = [0u8; 16];
         nonce[..4].copy_from_slice(&self.id.to_be_bytes());
         nonce[4..12].copy_from_slice(&self.n.to_be_bytes());
         nonce[12..].copy_from_slice(&(time as u32).to_be_bytes());
-        TapChallenge {
+        Ok(TapChallenge {
             validator_id: self.id,
             nonce,
             validator_time: time,
             line_id: line,
             fare: q.amount,
-        }
+        })
     }
 }
 
 /// One NFC exchange (SELECT, AUTHORIZE TAP; the certificate is "cached").
 pub fn tap(w: &Wallet, ch: &TapChallenge) -> StatusWord {
-    let sel = ResponseApdu::parse(&w.process_apdu(CommandApdu::select_mancard().encode().unwrap()))
-        .unwrap();
+    try_tap(w, ch).unwrap()
+}
+
+/// [`tap`], an error if an APDU cannot be encoded or an answer parsed.
+pub fn try_tap(w: &Wallet, ch: &TapChallenge) -> Res<StatusWord> {
+    let sel = ResponseApdu::parse(&w.process_apdu(CommandApdu::select_mancard().encode()?))?;
     if sel.sw != StatusWord::Ok {
-        return sel.sw;
+        return Ok(sel.sw);
     }
-    let r = ResponseApdu::parse(&w.process_apdu(CommandApdu::authorize_tap(ch).encode().unwrap()))
-        .unwrap();
+    let r = ResponseApdu::parse(&w.process_apdu(CommandApdu::authorize_tap(ch).encode()?))?;
     w.deactivated();
-    r.sw
+    Ok(r.sw)
 }
 
 /// `n` taps spread over lines 1/2/10, `spacing` seconds apart from `start`; all must succeed.
 pub fn taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) {
+    try_taps(w, v, n, start, spacing).unwrap();
+}
+
+/// [`taps`], an error naming the first tap refused.
+pub fn try_taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) -> Res<()> {
     for i in 0..n {
         let line = [1, 2, 10][i % 3];
-        let ch = v.challenge(line, start + i as i64 * spacing);
-        assert_eq!(tap(w, &ch), StatusWord::Ok, "tap {i}");
+        let ch = v.try_challenge(line, start + i64::try_from(i)? * spacing)?;
+        let sw = try_tap(w, &ch)?;
+        if sw != StatusWord::Ok {
+            return Err(format!("tap {i} refused: {sw:?}").into());
+        }
     }
+    Ok(())
 }
 
 /// Wallet and backend agree: confirmed = backend balance, nothing pending, every log entry

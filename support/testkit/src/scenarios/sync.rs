@@ -6,10 +6,9 @@
 
 use super::wallet::open_wallet;
 use super::Res;
-use crate::online::{try_login, try_top_up, Env};
+use crate::online::{try_login, try_taps, try_top_up, Env, Validator};
 use mancard::online::{OnlineOptions, OnlineWallet, SyncReport};
 use mancard::{now_utc, Wallet};
-use mancard_protocol::{CommandApdu, FareClass, RideState, TapChallenge, Tariff};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -133,38 +132,5 @@ impl SyncRound {
 /// `n` taps from validator `id` from now on, `SPACING` s apart, on lines 1, 2 and 10, each
 /// charged what the tariff says from the validator's point of view.
 fn seed_taps(w: &Wallet, id: u32, n: usize) -> Res<()> {
-    let tariff = Tariff::urmia_default();
-    let mut state = RideState::default();
-    let select = CommandApdu::select_mancard().encode()?;
-    let start = now_utc();
-    for i in 0..n {
-        let line = [1u32, 2, 10].get(i % 3).copied().unwrap_or(1);
-        let time = start + i64::try_from(i)? * SPACING;
-        let q = tariff
-            .fare(FareClass::Adult, line, time, &state)
-            .map_err(|e| format!("tariff: {e}"))?;
-        state = q.next;
-        let mut nonce = [0u8; 16];
-        let seq = u64::try_from(i)?.to_be_bytes();
-        for (d, s) in nonce
-            .iter_mut()
-            .zip(id.to_be_bytes().into_iter().chain(seq))
-        {
-            *d = s;
-        }
-        let ch = TapChallenge {
-            validator_id: id,
-            nonce,
-            validator_time: time,
-            line_id: line,
-            fare: q.amount,
-        };
-        w.process_apdu(select.clone());
-        let r = w.process_apdu(CommandApdu::authorize_tap(&ch).encode()?);
-        w.deactivated();
-        if r.get(r.len().saturating_sub(2)..) != Some(&[0x90, 0x00][..]) {
-            return Err(format!("tap {i} refused: {}", hex::encode(&r)).into());
-        }
-    }
-    Ok(())
+    try_taps(w, &mut Validator::new(id), n, now_utc(), SPACING)
 }
