@@ -110,11 +110,6 @@ impl Engine {
         &self.store
     }
 
-    /// The store under its former name.
-    pub fn repo(&self) -> &Store {
-        &self.store
-    }
-
     /// The issuer keys, for reading (a poisoned lock is recovered: the keyring is only
     /// changed by whole-file rewrites).
     pub(crate) fn keyring(&self) -> RwLockReadGuard<'_, Keyring> {

@@ -48,18 +48,3 @@ pub use features::gateway::GatewayPage;
 pub use features::validators::SignedBundle;
 pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes, TapRef};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};
-
-/// The engine's error under its former name (it carries no HTTP status any more).
-pub use error::Error as ApiError;
-
-/// The request and response bodies, now defined once in `mancard_api`; re-exported under
-/// their former path for callers not yet moved to `mancard_api`.
-pub mod model {
-    pub use mancard_api::{
-        AccountResponse, AdjustmentRequest, AdjustmentResponse, BatchResponse, ChainState,
-        CredentialRequest, CredentialResponse, CredentialStatus, Health, IssuerKeyView,
-        KeysResponse, LogItem, LogResponse, NonceResponse, OtpRequest, OtpResponse,
-        RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp, SessionRequest,
-        SessionResponse, SyncRequest, SyncResponse, TapResult, TopupIntentResponse, TopupRequest,
-    };
-}

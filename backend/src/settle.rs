@@ -7,7 +7,6 @@
 
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
 use mancard_api::FraudKind;
-use mancard_protocol::crypto::tags;
 use mancard_protocol::{
     check_validity, CredentialCertificate, FareClass, RideState, TapProof, TapRecord, Tariff,
     WalletLogEntry,
@@ -130,14 +129,7 @@ fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i6
             authorization,
             ..
         } => {
-            if tap_key
-                .verify(
-                    tags::TAP,
-                    &authorization.signed_bytes(),
-                    &authorization.signature,
-                )
-                .is_err()
-            {
+            if authorization.verify(tap_key).is_err() {
                 return Err(reject(
                     Reject::BadSignature,
                     "the tap signature does not verify",
@@ -164,10 +156,7 @@ fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i6
                     "the pass carries another certificate",
                 ));
             }
-            if tap_key
-                .verify(tags::PASS, &pass.signed_bytes(), &pass.signature)
-                .is_err()
-            {
+            if pass.verify(tap_key).is_err() {
                 return Err(reject(
                     Reject::BadSignature,
                     "the pass signature does not verify",

@@ -197,7 +197,7 @@ pub fn run(args: BackendArgs) -> CliResult {
         BackendCommand::Validators { command } => match command {
             ValidatorsCommand::Add { db, id, public_key } => {
                 let e = offline_engine(db)?;
-                e.register_validator(&mancard_backend::model::RegisterValidatorRequest {
+                e.register_validator(&mancard_api::RegisterValidatorRequest {
                     validator_id: id,
                     public_key,
                 })?;

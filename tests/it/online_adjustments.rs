@@ -4,18 +4,13 @@
 //! stored fare and history follow the adjustment exactly once.
 
 use mancard::{now_utc, HistoryKind, Wallet};
-use mancard_backend::model::RegisterValidatorRequest;
-use mancard_protocol::{
-    BatchBody, FareKind, Pseudonym, SigningKey, StatusWord, TapRecord, Tariff, WalletLogEntry,
+use mancard_api::RegisterValidatorRequest;
+use mancard_protocol::{FareKind, Pseudonym, SigningKey, StatusWord, TapRecord, WalletLogEntry};
+// `ride_base`: six hours into the next fare day, so every ride of a test is on one fare day.
+use mancard_testkit::backend::{ride_base, signed_batch};
+use mancard_testkit::online::{
+    assert_converged, data_dir, login, online, open_wallet, tap, top_up, Env, Validator, PHONE,
 };
-use mancard_testkit::online::*;
-
-/// 06:00 of the next fare day: every ride of the test is on one fare day.
-fn ride_base(now: i64) -> i64 {
-    let t = Tariff::urmia_default();
-    let day = t.fare_day(now) + 1;
-    day * 86_400 - i64::from(t.utc_offset_secs) + i64::from(t.day_start_secs) + 6 * 3600
-}
 
 /// The validator's record of the wallet's tap at log position `seq` (what the validator kept
 /// from the exchange), for `pseudonym`.
@@ -37,6 +32,26 @@ fn record_of(w: &Wallet, seq: u64, pseudonym: &str) -> TapRecord {
     }
 }
 
+/// The old phone: signed in as [`PHONE`], provisioned, topped up with 100,000 rials, one
+/// ride on line 1 at `base` through validator `validator_id`, never synced (the phone is
+/// lost). The account and the validator's record of that ride.
+fn old_phone_rides(env: &Env, validator_id: u32, base: i64) -> (i64, TapRecord) {
+    let old = open_wallet(&data_dir(env.path(), "old"));
+    let o_old = online(&old, &env.url);
+    let account = login(env, &o_old, PHONE);
+    let old_p = o_old
+        .block_on(o_old.provision())
+        .unwrap()
+        .unwrap()
+        .pseudonym;
+    top_up(env, &o_old, 100_000);
+    assert_eq!(
+        tap(&old, &Validator::new(validator_id).challenge(1, base)),
+        StatusWord::Ok
+    );
+    (account, record_of(&old, 0, &old_p))
+}
+
 fn tap_item(w: &Wallet, seq: u64) -> mancard::HistoryItem {
     w.history(None, 50)
         .unwrap()
@@ -52,19 +67,7 @@ fn a_late_validator_batch_rerates_a_synced_tap_once() {
     let base = ride_base(now_utc());
 
     // the old phone rides at `base` on validator 11, then is lost before it ever syncs
-    let old_dir = data_dir(env.path(), "old");
-    let old = open_wallet(&old_dir);
-    let o_old = online(&old, &env.url);
-    let account = login(&env, &o_old, PHONE);
-    let old_p = o_old
-        .block_on(o_old.provision())
-        .unwrap()
-        .unwrap()
-        .pseudonym;
-    top_up(&env, &o_old, 100_000);
-    let mut v11 = Validator::new(11);
-    assert_eq!(tap(&old, &v11.challenge(1, base)), StatusWord::Ok);
-    let late = record_of(&old, 0, &old_p);
+    let (account, late) = old_phone_rides(&env, 11, base);
     assert_eq!(late.fare, 20_000);
 
     // the new phone rides 10 minutes later on another line and validator (which charges the
@@ -147,15 +150,8 @@ fn upload_batch(env: &Env, id: u32, records: Vec<TapRecord>) {
             public_key: hex::encode(vkey.public_key().as_bytes()),
         })
         .unwrap();
-    let batch = BatchBody {
-        validator_id: id,
-        batch_id: [id as u8; 16],
-        created_at: 0,
-        records,
-    }
-    .sign(&vkey)
-    .unwrap();
-    let b = env.engine().ingest_batch(&batch.encode()).unwrap();
+    let batch = signed_batch(&vkey, id, [id as u8; 16], 0, records);
+    let b = env.engine().ingest_batch(&batch).unwrap();
     assert_eq!(b.settled, 1, "{b:?}");
 }
 
@@ -168,21 +164,7 @@ fn an_adjustment_already_in_the_first_verdict_is_not_applied_twice() {
     let env = Env::start();
     let base = ride_base(now_utc());
 
-    let old_dir = data_dir(env.path(), "old");
-    let old = open_wallet(&old_dir);
-    let o_old = online(&old, &env.url);
-    let account = login(&env, &o_old, PHONE);
-    let old_p = o_old
-        .block_on(o_old.provision())
-        .unwrap()
-        .unwrap()
-        .pseudonym;
-    top_up(&env, &o_old, 100_000);
-    assert_eq!(
-        tap(&old, &Validator::new(21).challenge(1, base)),
-        StatusWord::Ok
-    );
-    let late = record_of(&old, 0, &old_p);
+    let (account, late) = old_phone_rides(&env, 21, base);
 
     let new_dir = data_dir(env.path(), "new");
     let new = open_wallet(&new_dir);

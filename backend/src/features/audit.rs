@@ -3,8 +3,11 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result, StoreError};
+use crate::ids::AccountId;
 use crate::store::NewEntry;
-use mancard_api::{AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, LedgerKind};
+use mancard_api::{
+    AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, LedgerEntry, LedgerKind,
+};
 use std::collections::BTreeMap;
 
 impl Engine {
@@ -27,6 +30,15 @@ impl Engine {
             }
             Ok(out)
         })
+    }
+
+    /// An account's whole ledger, oldest first (the operators' statement; the wallet reads
+    /// its ledger in pages through sync).
+    pub fn ledger(&self, account_id: impl Into<AccountId>) -> Result<Vec<LedgerEntry>> {
+        let account_id = account_id.into();
+        Ok(self
+            .store
+            .read(|tx| tx.ledger_since(account_id, 0, i64::MAX))?)
     }
 
     /// Admin: a manual ledger adjustment.

@@ -7,7 +7,7 @@ use super::output::{hhmm, money, rials, Out};
 use super::world::World;
 use super::{Res, TOP_UP};
 use mancard::LedgerView;
-use mancard_api::TapStatus;
+use mancard_api::{LedgerKind, TapStatus};
 use mancard_protocol::{TapProof, Tariff, WalletLogEntry};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -74,8 +74,7 @@ fn read(w: &mut World, account_id: i64) -> Res<Books> {
     let journal: BTreeMap<u32, i64> = rides.iter().map(|r| (r.counter, r.fare)).collect();
     let js = w.validator()?.status()?.journal;
     let ledger = engine
-        .repo()
-        .read(|tx| tx.ledger_since(account_id, 0, 100_000))
+        .ledger(account_id)
         .map_err(|e| format!("backend ledger: {e}"))?;
     let balance = engine
         .account(account_id)
@@ -85,11 +84,11 @@ fn read(w: &mut World, account_id: i64) -> Res<Books> {
     let mut backend: BTreeMap<u32, i64> = BTreeMap::new();
     let mut topups = 0i64;
     for e in &ledger {
-        match (e.kind.as_str(), e.counter) {
-            ("fare" | "fare_adjustment", Some(c)) => {
+        match (e.kind, e.counter) {
+            (LedgerKind::Fare | LedgerKind::FareAdjustment, Some(c)) => {
                 *backend.entry(c).or_insert(0) -= e.amount;
             }
-            ("topup", _) => topups += e.amount,
+            (LedgerKind::Topup, _) => topups += e.amount,
             _ => {}
         }
     }

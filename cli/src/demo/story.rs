@@ -10,8 +10,7 @@ use super::{
     VALIDATOR_ID,
 };
 use mancard_api::endpoints::VALIDATOR_BATCHES;
-use mancard_api::{BatchResponse, TapStatus};
-use mancard_backend::model::AdjustmentRequest;
+use mancard_api::{AdjustmentRequest, BatchResponse, TapStatus};
 use mancard_validator::{http, Decision, TapOutcome, UploadReport};
 use serde_json::json;
 use std::path::Path;

@@ -386,35 +386,14 @@ impl Wallet {
         time: i64,
         counter: u32,
     ) -> (TapRecord, WalletLogEntry) {
-        let mut nonce = [0u8; 16];
-        nonce[..4].copy_from_slice(&counter.to_be_bytes());
-        nonce[4..12].copy_from_slice(&time.to_be_bytes());
-        nonce[12..].copy_from_slice(&line.to_be_bytes());
-        let challenge = TapChallenge {
-            validator_id,
-            nonce,
-            validator_time: time,
-            line_id: line,
-            fare,
-        };
-        let authorization =
-            TapAuthorization::sign(&self.tap, &challenge, &self.cert_hash, counter, fare).unwrap();
-        let proof = TapProof::Nfc {
-            challenge,
-            authorization,
+        let rec = NfcTap {
+            tap: &self.tap,
+            cert: &self.cert,
             cert_hash: self.cert_hash,
-        };
-        let rec = TapRecord {
-            validator_id,
-            line_id: line,
-            time,
-            pseudonym: self.cert.body.pseudonym,
             counter,
-            fare,
-            fare_kind: FareKind::Full,
-            proof: proof.clone(),
-        };
-        let entry = self.log(time, fare, proof);
+        }
+        .at(validator_id, line, fare, time);
+        let entry = self.log(time, fare, rec.proof.clone());
         (rec, entry)
     }
 
@@ -583,8 +562,30 @@ impl EngineRider {
     pub fn nfc_record(&mut self, validator_id: u32, line: u32, fare: i64, time: i64) -> TapRecord {
         let counter = self.next_counter;
         self.next_counter += 1;
+        NfcTap {
+            tap: &self.tap,
+            cert: &self.cert,
+            cert_hash: self.cert_hash,
+            counter,
+        }
+        .at(validator_id, line, fare, time)
+    }
+}
+
+/// The credential and counter an NFC tap is signed with (see [`NfcTap::at`]).
+struct NfcTap<'a> {
+    tap: &'a SigningKey,
+    cert: &'a CredentialCertificate,
+    cert_hash: [u8; 32],
+    counter: u32,
+}
+
+impl NfcTap<'_> {
+    /// A validator's record of the tap at `validator_id` on `line`, charging `fare` at `time`:
+    /// the challenge (its nonce made of counter, time and line) and the signed authorization.
+    fn at(&self, validator_id: u32, line: u32, fare: i64, time: i64) -> TapRecord {
         let mut nonce = [0u8; 16];
-        nonce[..4].copy_from_slice(&counter.to_be_bytes());
+        nonce[..4].copy_from_slice(&self.counter.to_be_bytes());
         nonce[4..12].copy_from_slice(&time.to_be_bytes());
         nonce[12..].copy_from_slice(&line.to_be_bytes());
         let challenge = TapChallenge {
@@ -595,13 +596,14 @@ impl EngineRider {
             fare,
         };
         let authorization =
-            TapAuthorization::sign(&self.tap, &challenge, &self.cert_hash, counter, fare).unwrap();
+            TapAuthorization::sign(self.tap, &challenge, &self.cert_hash, self.counter, fare)
+                .unwrap();
         TapRecord {
             validator_id,
             line_id: line,
             time,
             pseudonym: self.cert.body.pseudonym,
-            counter,
+            counter: self.counter,
             fare,
             fare_kind: FareKind::Full,
             proof: TapProof::Nfc {

@@ -3,8 +3,9 @@
 //! The fault-injecting and TLS proxies in front of the backend are in [`crate::proxy`].
 #![allow(clippy::indexing_slicing)] // fixtures: a slice out of range is a broken test
 
+use crate::scenarios::Res;
 pub use crate::wallet::keystore;
-use mancard::{OnlineOptions, OnlineWallet, TopUpIntent, TopUpStatus, Wallet, WalletConfig};
+use mancard::{OnlineOptions, OnlineWallet, TopUpIntent, TopUpStatus, Wallet};
 use mancard_backend::{Backend, BackendConfig, BackendHandle, Policy};
 use mancard_protocol::{
     CommandApdu, FareClass, ResponseApdu, RideState, StatusWord, TapChallenge, Tariff,
@@ -20,7 +21,11 @@ pub struct Env {
     pub rt: tokio::runtime::Runtime,
     pub backend: Option<BackendHandle>,
     pub url: String,
-    pub dir: tempfile::TempDir,
+    /// The backend's directory (its database).
+    dir: PathBuf,
+    /// The temporary directory `dir` is, removed after the backend stops (none when the
+    /// caller gave the directory).
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Env {
@@ -29,26 +34,43 @@ impl Env {
     }
 
     pub fn start_with(tweak: impl FnOnce(&mut Policy)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut env = Self::start_in(tmp.path(), tweak).unwrap();
+        env._tmp = Some(tmp);
+        env
+    }
+
+    /// A sandbox backend with its database in `dir` (which it leaves in place), on a
+    /// two-thread runtime of its own; `tweak` adjusts the policy first.
+    pub fn start_in(dir: &Path, tweak: impl FnOnce(&mut Policy)) -> Res<Self> {
+        std::fs::create_dir_all(dir)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = BackendConfig::sandbox(dir.path().join("backend.sqlite"));
+            .build()?;
+        let mut cfg = BackendConfig::sandbox(dir.join("backend.sqlite"));
         tweak(&mut cfg.policy);
-        let backend = rt.block_on(Backend::start(cfg)).unwrap();
+        let backend = rt.block_on(Backend::start(cfg))?;
         let url = backend.url();
-        Self {
+        Ok(Self {
             rt,
             backend: Some(backend),
             url,
-            dir,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        })
+    }
+
+    /// Stops the backend (WAL checkpointed); an error if it did not stop cleanly.
+    pub fn shutdown(mut self) -> Res<()> {
+        if let Some(b) = self.backend.take() {
+            self.rt.block_on(b.shutdown())?;
         }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     pub fn engine(&self) -> &Arc<mancard_backend::Engine> {
@@ -80,19 +102,23 @@ impl Env {
 
     /// Pays on the sandbox gateway page (what the rider's browser does).
     pub fn pay(&self, payment_url: &str) {
+        self.try_pay(payment_url).unwrap();
+    }
+
+    /// [`Env::pay`], an error if the page does not take the payment.
+    pub fn try_pay(&self, payment_url: &str) -> Res<()> {
         let url = payment_url.to_string();
         self.rt.block_on(async move {
             let c = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            let r = c.post(&url).send().await.unwrap();
-            assert!(
-                r.status().is_redirection() || r.status().is_success(),
-                "{}",
-                r.status()
-            );
-        });
+                .build()?;
+            let r = c.post(&url).send().await?;
+            if r.status().is_redirection() || r.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("the gateway page answered {}", r.status()).into())
+            }
+        })
     }
 }
 
@@ -105,7 +131,7 @@ impl Drop for Env {
 }
 
 pub fn open_wallet(dir: &Path) -> Arc<Wallet> {
-    Arc::new(Wallet::open(dir.join("wallet"), keystore(dir), WalletConfig::default()).unwrap())
+    crate::scenarios::open_wallet(dir).unwrap()
 }
 
 /// Fast retries for tests (the proxy makes every retry fail or succeed deterministically).
@@ -126,27 +152,41 @@ pub fn online(w: &Arc<Wallet>, url: &str) -> OnlineWallet {
 
 /// register + verify with the sandbox code.
 pub fn login(env: &Env, o: &OnlineWallet, phone: &str) -> i64 {
-    let sent = o.block_on(o.register(phone.to_string())).unwrap().unwrap();
-    assert_eq!(sent.phone, phone);
-    let code = env.otp(phone);
-    let s = o
-        .block_on(o.verify(phone.to_string(), code))
-        .unwrap()
-        .unwrap();
-    s.account_id
+    try_login(env, o, phone).unwrap()
+}
+
+/// [`login`], an error where a step fails; the account id.
+pub fn try_login(env: &Env, o: &OnlineWallet, phone: &str) -> Res<i64> {
+    let sent = o.block_on(o.register(phone.to_string()))??;
+    if sent.phone != phone {
+        return Err(format!("registered {} for {phone}", sent.phone).into());
+    }
+    let code = env
+        .engine()
+        .sandbox_otp(phone)
+        .map_err(|e| format!("sandbox otp: {e}"))?
+        .code;
+    let s = o.block_on(o.verify(phone.to_string(), code))??;
+    Ok(s.account_id)
 }
 
 /// start → pay → complete; returns the credited intent.
 pub fn top_up(env: &Env, o: &OnlineWallet, amount: i64) -> TopUpIntent {
-    let i = o.block_on(o.start_top_up(amount)).unwrap().unwrap();
-    assert_eq!(i.status, TopUpStatus::Pending);
-    env.pay(&i.payment_url);
-    let done = o
-        .block_on(o.complete_top_up(i.intent_id.clone()))
-        .unwrap()
-        .unwrap();
-    assert_eq!(done.status, TopUpStatus::Credited);
-    done
+    try_top_up(env, o, amount).unwrap()
+}
+
+/// [`top_up`], an error where a step fails or the intent ends other than credited.
+pub fn try_top_up(env: &Env, o: &OnlineWallet, amount: i64) -> Res<TopUpIntent> {
+    let i = o.block_on(o.start_top_up(amount))??;
+    if i.status != TopUpStatus::Pending {
+        return Err(format!("a new top-up is {:?}", i.status).into());
+    }
+    env.try_pay(&i.payment_url)?;
+    let done = o.block_on(o.complete_top_up(i.intent_id.clone()))??;
+    if done.status != TopUpStatus::Credited {
+        return Err(format!("the top-up ended {:?}", done.status).into());
+    }
+    Ok(done)
 }
 
 /// A validator-side fare state machine: charges what the shared tariff says for this rider,
@@ -170,46 +210,63 @@ impl Validator {
     }
 
     pub fn challenge(&mut self, line: u32, time: i64) -> TapChallenge {
+        self.try_challenge(line, time).unwrap()
+    }
+
+    /// [`Validator::challenge`], an error if the tariff has no fare for it.
+    pub fn try_challenge(&mut self, line: u32, time: i64) -> Res<TapChallenge> {
         let q = self
             .tariff
             .fare(FareClass::Adult, line, time, &self.state)
-            .unwrap();
+            .map_err(|e| format!("tariff: {e}"))?;
         self.state = q.next;
         self.n += 1;
         let mut nonce = [0u8; 16];
         nonce[..4].copy_from_slice(&self.id.to_be_bytes());
         nonce[4..12].copy_from_slice(&self.n.to_be_bytes());
         nonce[12..].copy_from_slice(&(time as u32).to_be_bytes());
-        TapChallenge {
+        Ok(TapChallenge {
             validator_id: self.id,
             nonce,
             validator_time: time,
             line_id: line,
             fare: q.amount,
-        }
+        })
     }
 }
 
 /// One NFC exchange (SELECT, AUTHORIZE TAP; the certificate is "cached").
 pub fn tap(w: &Wallet, ch: &TapChallenge) -> StatusWord {
-    let sel = ResponseApdu::parse(&w.process_apdu(CommandApdu::select_mancard().encode().unwrap()))
-        .unwrap();
+    try_tap(w, ch).unwrap()
+}
+
+/// [`tap`], an error if an APDU cannot be encoded or an answer parsed.
+pub fn try_tap(w: &Wallet, ch: &TapChallenge) -> Res<StatusWord> {
+    let sel = ResponseApdu::parse(&w.process_apdu(CommandApdu::select_mancard().encode()?))?;
     if sel.sw != StatusWord::Ok {
-        return sel.sw;
+        return Ok(sel.sw);
     }
-    let r = ResponseApdu::parse(&w.process_apdu(CommandApdu::authorize_tap(ch).encode().unwrap()))
-        .unwrap();
+    let r = ResponseApdu::parse(&w.process_apdu(CommandApdu::authorize_tap(ch).encode()?))?;
     w.deactivated();
-    r.sw
+    Ok(r.sw)
 }
 
 /// `n` taps spread over lines 1/2/10, `spacing` seconds apart from `start`; all must succeed.
 pub fn taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) {
+    try_taps(w, v, n, start, spacing).unwrap();
+}
+
+/// [`taps`], an error naming the first tap refused.
+pub fn try_taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) -> Res<()> {
     for i in 0..n {
         let line = [1, 2, 10][i % 3];
-        let ch = v.challenge(line, start + i as i64 * spacing);
-        assert_eq!(tap(w, &ch), StatusWord::Ok, "tap {i}");
+        let ch = v.try_challenge(line, start + i64::try_from(i)? * spacing)?;
+        let sw = try_tap(w, &ch)?;
+        if sw != StatusWord::Ok {
+            return Err(format!("tap {i} refused: {sw:?}").into());
+        }
     }
+    Ok(())
 }
 
 /// Wallet and backend agree: confirmed = backend balance, nothing pending, every log entry

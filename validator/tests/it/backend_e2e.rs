@@ -1,9 +1,10 @@
-//! Against the real backend (`mancard_backend::Backend::start`, sandbox, loopback): config sync
-//! with ETag, validator registration, and exactly-once batch upload across a lost response.
+//! Against the real backend (in process through `mancard_testkit::online::Env`: sandbox,
+//! loopback): config sync with ETag, validator registration, and exactly-once batch upload
+//! across a lost response.
 
-use mancard_backend::model::RegisterValidatorRequest;
-use mancard_backend::{Backend, BackendConfig};
+use mancard_api::RegisterValidatorRequest;
 use mancard_protocol::ValidatorConfig;
+use mancard_testkit::online::Env;
 use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID, LINE};
 use mancard_validator::http;
 use mancard_validator::{ConfigInstall, TrustAnchor, Validator};
@@ -13,18 +14,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[test]
 fn config_sync_and_exactly_once_upload_with_the_real_backend() {
-    let tmp = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let backend = rt
-        .block_on(Backend::start(BackendConfig::sandbox(
-            tmp.path().join("backend.db"),
-        )))
-        .unwrap();
-    let url = backend.url();
+    let env = Env::start();
+    let url = env.url.clone();
 
     // The trust anchor is provisioned out of band; here: the bundle signer's key as published.
     let bytes = http::fetch_config(&url, None, TIMEOUT).unwrap().unwrap();
@@ -34,7 +25,7 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
         key_id: Some(signer.key_id),
         public_key: signer.public_key,
     };
-    let dir = tmp.path().join("validator");
+    let dir = env.path().join("validator");
     let mut v = Validator::init(&dir, &anchor, 77, LINE).unwrap();
     let version = cfg.body.bundle_version;
     assert_eq!(
@@ -53,7 +44,7 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     // and rejects the records at settlement since it never issued those certificates).
     let now = v.now();
     let issuer = timeless_issuer(ISSUER_KEY_ID);
-    let dir2 = tmp.path().join("validator2");
+    let dir2 = env.path().join("validator2");
     let mut v2 = Validator::init(&dir2, &issuer.anchor(), 78, LINE).unwrap();
     v2.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
         .unwrap();
@@ -70,8 +61,7 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     assert!(err.to_string().contains("403"), "{err}");
     let sealed = v2.seal().unwrap().unwrap();
 
-    backend
-        .engine()
+    env.engine()
         .register_validator(&RegisterValidatorRequest {
             validator_id: 78,
             public_key: hex::encode(v2.public_key().as_bytes()),
@@ -116,7 +106,7 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     );
     assert_eq!(v2.status().unwrap().journal.uploaded, 2);
     drop(v);
-    rt.block_on(backend.shutdown()).unwrap();
+    env.shutdown().unwrap();
 }
 
 #[test]

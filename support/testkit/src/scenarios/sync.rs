@@ -6,11 +6,10 @@
 
 use super::wallet::open_wallet;
 use super::Res;
-use mancard::online::{OnlineOptions, OnlineWallet, SyncReport, TopUpStatus};
+use crate::online::{try_login, try_taps, try_top_up, Env, Validator};
+use mancard::online::{OnlineOptions, OnlineWallet, SyncReport};
 use mancard::{now_utc, Wallet};
-use mancard_backend::{Backend, BackendConfig, BackendHandle};
-use mancard_protocol::{CommandApdu, FareClass, RideState, TapChallenge, Tariff};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Seconds between two taps of a round.
@@ -20,64 +19,33 @@ const TOP_UP: i64 = 5_000_000;
 
 /// The backend every round syncs with, on its own runtime.
 pub struct SyncBackend {
-    rt: tokio::runtime::Runtime,
-    handle: Option<BackendHandle>,
-    dir: PathBuf,
+    env: Env,
 }
 
 impl SyncBackend {
     /// A sandbox backend in `dir` whose certificates cover `taps` counters.
     pub fn start(dir: &Path, taps: usize) -> Res<Self> {
-        std::fs::create_dir_all(dir)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let mut cfg = BackendConfig::sandbox(dir.join("backend.sqlite"));
-        cfg.policy.counters_per_cert = u32::try_from(taps)?.saturating_mul(2).max(64);
-        cfg.policy.max_offline_amount = 100_000_000;
-        let handle = rt.block_on(Backend::start(cfg))?;
-        Ok(Self {
-            rt,
-            handle: Some(handle),
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn handle(&self) -> Res<&BackendHandle> {
-        Ok(self.handle.as_ref().ok_or("the backend is stopped")?)
+        let counters = u32::try_from(taps)?.saturating_mul(2).max(64);
+        let env = Env::start_in(dir, |p| {
+            p.counters_per_cert = counters;
+            p.max_offline_amount = 100_000_000;
+        })?;
+        Ok(Self { env })
     }
 
     /// Round `round`: a fresh wallet and account with `taps` taps pending.
     pub fn round(&self, round: usize, taps: usize) -> Res<SyncRound> {
-        let h = self.handle()?;
-        let dir = self.dir.join(format!("phone-{round}"));
+        let dir = self.env.path().join(format!("phone-{round}"));
         std::fs::create_dir_all(&dir)?;
         let wallet = open_wallet(&dir)?;
         let options = OnlineOptions {
             max_attempts: 2,
             ..OnlineOptions::default()
         };
-        let online = OnlineWallet::new(Arc::clone(&wallet), h.url(), options)?;
-        let sent = online.block_on(online.register(format!("+98912000{round:04}")))??;
-        let code = h
-            .engine()
-            .sandbox_otp(&sent.phone)
-            .map_err(|e| format!("sandbox otp: {e}"))?
-            .code;
-        let account_id = online
-            .block_on(online.verify(sent.phone, code))??
-            .account_id;
+        let online = OnlineWallet::new(Arc::clone(&wallet), self.env.url.clone(), options)?;
+        let account_id = try_login(&self.env, &online, &format!("+98912000{round:04}"))?;
         online.block_on(online.provision())??;
-        let intent = online.block_on(online.start_top_up(TOP_UP))??;
-        let token = intent.payment_url.rsplit('/').next().unwrap_or_default();
-        h.engine()
-            .gateway_pay(token, true)
-            .map_err(|e| format!("gateway: {e}"))?;
-        let done = online.block_on(online.complete_top_up(intent.intent_id))??;
-        if done.status != TopUpStatus::Credited {
-            return Err(format!("the round's top-up ended {:?}", done.status).into());
-        }
+        try_top_up(&self.env, &online, TOP_UP)?;
         online.block_on(online.replenish())??;
         seed_taps(&wallet, 100 + u32::try_from(round)?, taps)?;
         Ok(SyncRound {
@@ -92,7 +60,7 @@ impl SyncBackend {
     /// backend's, every tap-log entry has exactly one verdict (settled or duplicate), and the
     /// backend's audit passes.
     pub fn check_converged(&self, round: &SyncRound) -> Res<()> {
-        let engine = self.handle()?.engine();
+        let engine = self.env.engine();
         let backend = engine
             .balances()
             .map_err(|e| format!("balances: {e}"))?
@@ -128,19 +96,8 @@ impl SyncBackend {
     }
 
     /// Stops the backend (WAL checkpointed).
-    pub fn shutdown(mut self) -> Res<()> {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(h.shutdown())?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for SyncBackend {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            let _ = self.rt.block_on(h.shutdown());
-        }
+    pub fn shutdown(self) -> Res<()> {
+        self.env.shutdown()
     }
 }
 
@@ -175,38 +132,5 @@ impl SyncRound {
 /// `n` taps from validator `id` from now on, `SPACING` s apart, on lines 1, 2 and 10, each
 /// charged what the tariff says from the validator's point of view.
 fn seed_taps(w: &Wallet, id: u32, n: usize) -> Res<()> {
-    let tariff = Tariff::urmia_default();
-    let mut state = RideState::default();
-    let select = CommandApdu::select_mancard().encode()?;
-    let start = now_utc();
-    for i in 0..n {
-        let line = [1u32, 2, 10].get(i % 3).copied().unwrap_or(1);
-        let time = start + i64::try_from(i)? * SPACING;
-        let q = tariff
-            .fare(FareClass::Adult, line, time, &state)
-            .map_err(|e| format!("tariff: {e}"))?;
-        state = q.next;
-        let mut nonce = [0u8; 16];
-        let seq = u64::try_from(i)?.to_be_bytes();
-        for (d, s) in nonce
-            .iter_mut()
-            .zip(id.to_be_bytes().into_iter().chain(seq))
-        {
-            *d = s;
-        }
-        let ch = TapChallenge {
-            validator_id: id,
-            nonce,
-            validator_time: time,
-            line_id: line,
-            fare: q.amount,
-        };
-        w.process_apdu(select.clone());
-        let r = w.process_apdu(CommandApdu::authorize_tap(&ch).encode()?);
-        w.deactivated();
-        if r.get(r.len().saturating_sub(2)..) != Some(&[0x90, 0x00][..]) {
-            return Err(format!("tap {i} refused: {}", hex::encode(&r)).into());
-        }
-    }
-    Ok(())
+    try_taps(w, &mut Validator::new(id), n, now_utc(), SPACING)
 }
