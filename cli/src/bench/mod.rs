@@ -14,8 +14,8 @@
 //! Each scenario is defined once in `mancard_testkit::scenarios` (the criterion benches call
 //! the same ones); this module only measures and prints. A row whose scenario or peer fails
 //! fails the run (exit 1), and so does, in a release build, a row that misses its goal (a
-//! debug build's figures are meaningless: its goals are shown, not judged). Only the PC/SC row
-//! may be skipped, when pcscd is not running.
+//! debug build's figures are meaningless: its goals are shown, not judged). The PC/SC row is
+//! skipped only when asked (`--no-pcsc`); a missing pcscd otherwise fails it.
 //! `--quick` runs fewer iterations (a CI smoke test); `--json` prints one object per row.
 //! Measure with `cargo run --release -p mancard-cli -- bench`.
 
@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// vpcd address the benchmark's phone connects to (`Virtual PCD 00 01` is 35964).
     #[arg(long, default_value = "127.0.0.1:35964")]
     vpcd: String,
+    /// Leave out the whole-tap row on purpose (a machine without pcscd). Without this flag a
+    /// missing pcscd fails the row, and the run.
+    #[arg(long)]
+    no_pcsc: bool,
 }
 
 /// Sizes of a run.
