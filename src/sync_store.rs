@@ -456,7 +456,9 @@ impl Wallet {
             for e in &page.ledger {
                 if insert_ledger(w, e, after, t)? {
                     out.new_ledger = out.new_ledger.saturating_add(1);
-                    if e.kind == LedgerKind::FareAdjustment && apply_fare_adjustment(w, e, &fresh, t)? {
+                    if e.kind == LedgerKind::FareAdjustment
+                        && apply_fare_adjustment(w, e, &fresh, t)?
+                    {
                         out.rerated = out.rerated.saturating_add(1);
                     }
                 }

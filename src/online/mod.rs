@@ -184,7 +184,12 @@ pub enum TopUpStatus {
 
 impl TopUpStatus {
     /// Every status, in the contract's order.
-    const ALL: [Self; 4] = [Self::Pending, Self::Credited, Self::Cancelled, Self::Expired];
+    const ALL: [Self; 4] = [
+        Self::Pending,
+        Self::Credited,
+        Self::Cancelled,
+        Self::Expired,
+    ];
 
     /// The status's wire text (`mancard_api::TopupStatus::as_str`).
     pub fn name(self) -> &'static str {

@@ -83,7 +83,11 @@ impl Read<'_> {
         let rows = st.query_map([], |row| {
             Ok(TapSettlement {
                 log_seq: u64::try_from(row.get::<_, i64>("seq")?).unwrap_or(0),
-                status: row.get::<_, StoredTapStatus>("status")?.0.as_str().to_string(),
+                status: row
+                    .get::<_, StoredTapStatus>("status")?
+                    .0
+                    .as_str()
+                    .to_string(),
                 fare: row.get("fare")?,
                 reason: row.get("reason")?,
             })
@@ -111,7 +115,11 @@ impl Write<'_> {
         upsert.execute(params![
             seq,
             StoredTapStatus(s.status),
-            s.fare, s.reason, detail, now])?;
+            s.fare,
+            s.reason,
+            detail,
+            now
+        ])?;
         Ok(())
     }
 
