@@ -80,6 +80,7 @@ fn empty_report(clock_offset_secs: i64) -> SyncReport {
 fn chain_gap_from(e: &CallError) -> Option<u64> {
     match e {
         CallError::Problem { problem, .. } => problem
+            .doc
             .detail
             .rsplit("upload from entry ")
             .next()
