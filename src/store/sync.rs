@@ -28,7 +28,7 @@ pub(crate) struct LedgerRow<'a> {
 }
 
 /// A verdict's status as stored: its wire text.
-struct StoredTapStatus(TapStatus);
+pub(super) struct StoredTapStatus(pub(super) TapStatus);
 
 impl FromSql for StoredTapStatus {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
