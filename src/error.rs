@@ -39,7 +39,11 @@ pub enum WalletError {
     NoCredential,
     /// The credential is expired, not yet valid or revoked.
     #[error("the credential is not valid: {message}")]
-    CredentialNotValid { message: String },
+    CredentialNotValid {
+        message: String,
+        /// Revoked by the backend: only a new provisioning restores service.
+        revoked: bool,
+    },
     /// The certificate's counter range is used up.
     #[error("the offline rides of this credential are used up")]
     CountersExhausted,

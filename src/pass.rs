@@ -24,6 +24,7 @@ impl Wallet {
         let (active, key) = usable(ws.active.as_ref())?;
         check_validity(&active.cert, t).map_err(|e| WalletError::CredentialNotValid {
             message: e.to_string(),
+            revoked: false,
         })?;
         if let Some(last) = &ws.last_pass {
             if last.credential_id == active.id
@@ -92,6 +93,7 @@ fn usable(active: Option<&Active>) -> Result<(&Active, &SigningKey), WalletError
     if active.revoked {
         return Err(WalletError::CredentialNotValid {
             message: "the ticket has been revoked".into(),
+            revoked: true,
         });
     }
     let key = active

@@ -10,6 +10,7 @@ use crate::error::WalletError;
 use crate::store::settings::{self, StoredSession};
 use crate::store::{to_sql_i64, EventRow, LedgerRow, LogRow, SettlementRow, TopUpRow, Write};
 use crate::wallet::{Wallet, WriterState};
+use mancard_api::{LedgerKind, TapStatus};
 use mancard_protocol::{CredentialCertificate, TapProof, WalletLogEntry};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -22,7 +23,7 @@ pub(crate) const RERATED: &str = "re-rated";
 #[derive(Debug, Clone)]
 pub(crate) struct Settlement {
     pub(crate) seq: u64,
-    pub(crate) status: String,
+    pub(crate) status: TapStatus,
     pub(crate) fare: Option<i64>,
     pub(crate) reason: Option<String>,
     pub(crate) detail: Option<String>,
@@ -32,7 +33,7 @@ pub(crate) struct Settlement {
 #[derive(Debug, Clone)]
 pub(crate) struct ServerLedgerRow {
     pub(crate) id: i64,
-    pub(crate) kind: String,
+    pub(crate) kind: LedgerKind,
     pub(crate) amount: i64,
     pub(crate) idempotency_key: String,
     /// Card pseudonym (hex) of a `fare` / `fare_adjustment` entry. Not stored: only used to
@@ -93,7 +94,7 @@ fn insert_ledger(
 ) -> Result<bool, WalletError> {
     let new = w.insert_server_ledger(&LedgerRow {
         id: e.id,
-        kind: &e.kind,
+        kind: e.kind,
         amount: e.amount,
         idempotency_key: &e.idempotency_key,
         counter: e.counter,
@@ -104,14 +105,14 @@ fn insert_ledger(
     if !new {
         return Ok(false);
     }
-    let label = match e.kind.as_str() {
-        "topup" if e.amount > 0 => Some(format!(
+    let label = match e.kind {
+        LedgerKind::Topup if e.amount > 0 => Some(format!(
             "top-up {}",
             e.intent_id
                 .clone()
                 .unwrap_or_else(|| e.idempotency_key.clone())
         )),
-        "adjustment" if e.amount > 0 => Some(format!(
+        LedgerKind::Adjustment if e.amount > 0 => Some(format!(
             "adjustment: {}",
             e.note.clone().unwrap_or_default()
         )),
@@ -169,6 +170,11 @@ fn apply_fare_adjustment(
     w.rerate_settlement(seq, e.amount, RERATED, now)
 }
 
+/// Whether a verdict charges the tap ("duplicate": settled by another report).
+fn is_charged(status: TapStatus) -> bool {
+    matches!(status, TapStatus::Settled | TapStatus::Duplicate)
+}
+
 /// Stores the backend's verdict on one entry, counting what changed in `out`.
 fn apply_settlement(
     w: &Write<'_>,
@@ -180,24 +186,18 @@ fn apply_settlement(
     let Some(amount) = w.tap_amount(seq)? else {
         return Ok(()); // not in this wallet's log (never happens with a sane backend)
     };
-    let status = match s.status.as_str() {
-        "settled" | "duplicate" | "fraud" | "rejected" => s.status.as_str(),
-        _ => "rejected",
-    };
     let prev = w.settlement(seq)?;
-    let charged = matches!(status, "settled" | "duplicate");
-    let was_charged = prev
-        .as_ref()
-        .is_some_and(|p| p.status == "settled" || p.status == "duplicate");
+    let charged = is_charged(s.status);
+    let was_charged = prev.as_ref().is_some_and(|p| is_charged(p.status));
     if was_charged && !charged {
         // A charge is final: a later re-upload refused for another reason (e.g. under a new
         // device) does not undo it.
         return Ok(());
     }
     // "duplicate" on a re-upload is the same settlement: keep "settled".
-    let status = match (&prev, status) {
-        (Some(p), "duplicate") if p.status == "settled" => "settled",
-        _ => status,
+    let status = match (&prev, s.status) {
+        (Some(p), TapStatus::Duplicate) if p.status == TapStatus::Settled => TapStatus::Settled,
+        (_, status) => status,
     };
     let fare = if charged { s.fare } else { Some(0) };
     if prev.as_ref().is_some_and(|p| {
@@ -217,7 +217,7 @@ fn apply_settlement(
         d => d.as_deref(),
     };
     let row = SettlementRow {
-        status: status.to_string(),
+        status,
         fare,
         reason: s.reason.clone(),
     };
@@ -390,7 +390,7 @@ impl Wallet {
         let t = self.corrected(now);
         let entry = ServerLedgerRow {
             id: ledger_entry_id,
-            kind: "topup".into(),
+            kind: LedgerKind::Topup,
             amount,
             idempotency_key: format!("topup:{intent_id}"),
             pseudonym: None,
@@ -456,7 +456,9 @@ impl Wallet {
             for e in &page.ledger {
                 if insert_ledger(w, e, after, t)? {
                     out.new_ledger = out.new_ledger.saturating_add(1);
-                    if e.kind == "fare_adjustment" && apply_fare_adjustment(w, e, &fresh, t)? {
+                    if e.kind == LedgerKind::FareAdjustment
+                        && apply_fare_adjustment(w, e, &fresh, t)?
+                    {
                         out.rerated = out.rerated.saturating_add(1);
                     }
                 }

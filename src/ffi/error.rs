@@ -124,6 +124,9 @@ impl From<WalletError> for ManCardError {
                 Self::Keystore { detail }
             }
             WalletError::NoCredential => Self::NoCredential { detail },
+            WalletError::CredentialNotValid { revoked: true, .. } => {
+                Self::CredentialRevoked { detail }
+            }
             WalletError::CredentialNotValid { .. }
             | WalletError::CountersExhausted
             | WalletError::AllowanceExhausted { .. } => Self::CredentialUnusable { detail },

@@ -122,18 +122,10 @@ impl Wallet {
     /// A boarding pass to show as a QR code now; the same pass until its `refreshAt`.
     /// Throws `NoCredential`, `Locked`, `CredentialUnusable`, `CredentialRevoked`...
     pub fn boarding_pass(&self) -> Result<BoardingPass, ManCardError> {
-        let pass = match self.core.boarding_pass(crate::now_utc()) {
-            Ok(p) => p,
-            Err(crate::WalletError::CredentialNotValid { message }) if self.is_revoked() => {
-                return Err(fail(
-                    "boarding pass",
-                    ManCardError::CredentialRevoked {
-                        detail: format!("the credential is not valid: {message}"),
-                    },
-                ))
-            }
-            Err(e) => return Err(fail("boarding pass", e)),
-        };
+        let pass = self
+            .core
+            .boarding_pass(crate::now_utc())
+            .map_err(|e| fail("boarding pass", e))?;
         BoardingPass::try_from(pass).map_err(|e| fail("boarding pass", e))
     }
 
@@ -276,14 +268,6 @@ impl Wallet {
     }
 }
 
-impl Wallet {
-    fn is_revoked(&self) -> bool {
-        self.core
-            .status(crate::now_utc())
-            .is_ok_and(|s| s.state == crate::CredentialState::Revoked)
-    }
-}
-
 /// FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the
 /// app as an exception (`InternalException` in Kotlin) instead of crashing it. Never call it
 /// from an app.
@@ -326,6 +310,22 @@ mod tests {
         let e: ManCardError =
             crate::online::OnlineError::Wallet(crate::WalletError::NoCredential).into();
         assert_eq!(e.to_string(), "no credential is installed on this phone");
+        let e: ManCardError = crate::WalletError::CredentialNotValid {
+            message: "the ticket has been revoked".into(),
+            revoked: true,
+        }
+        .into();
+        assert!(matches!(e, ManCardError::CredentialRevoked { .. }));
+        assert_eq!(
+            e.to_string(),
+            "the credential is not valid: the ticket has been revoked"
+        );
+        let e: ManCardError = crate::WalletError::CredentialNotValid {
+            message: "expired".into(),
+            revoked: false,
+        }
+        .into();
+        assert!(matches!(e, ManCardError::CredentialUnusable { .. }));
     }
 
     #[test]

@@ -6,34 +6,53 @@
 use super::{OnlineError, OnlineOptions};
 use crate::error::WalletError;
 use mancard_api::endpoints::{Endpoint, Method};
-use mancard_api::ProblemCode;
+use mancard_api::{Problem, ProblemCode};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// A `mancard_api::Problem` as the client reads it: leniently (every field optional) so that
-/// an error answer that is not quite a problem document (a proxy, an older server) still maps,
-/// and with the code's text kept as sent so a code this build does not know reaches the app
-/// unchanged in `OnlineError::Validation`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Problem {
-    #[serde(default)]
+/// A problem document as the client received it: the contract's [`Problem`] and its code's
+/// text as sent, so that a code this build does not know (`ProblemCode::Unknown`) reaches the
+/// app unchanged in `OnlineError::Validation`.
+#[derive(Debug, Clone)]
+pub(crate) struct ProblemAnswer {
+    pub(crate) doc: Problem,
+    /// `doc.code` as sent.
     pub(crate) code: String,
-    #[serde(default)]
-    pub(crate) detail: String,
-    #[serde(default)]
-    pub(crate) title: String,
 }
 
-impl Problem {
-    /// The contract's code for the text, `Unknown` for any other.
-    pub(crate) fn code(&self) -> ProblemCode {
-        ProblemCode::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == self.code)
-            .unwrap_or(ProblemCode::Unknown)
+/// The `code` of a problem document, as sent.
+#[derive(Deserialize)]
+struct CodeText {
+    code: String,
+}
+
+impl ProblemAnswer {
+    /// The problem document in an error answer's body, if it is one.
+    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
+        let doc: Problem = serde_json::from_slice(body).ok()?;
+        let CodeText { code } = serde_json::from_slice(body).ok()?;
+        Some(Self { doc, code })
+    }
+
+    /// What an error answer without a problem document means, from its HTTP status.
+    fn of_status(status: StatusCode) -> Self {
+        let known = match status {
+            StatusCode::UNAUTHORIZED => Some(ProblemCode::Unauthorized),
+            StatusCode::TOO_MANY_REQUESTS => Some(ProblemCode::RateLimited),
+            _ => None,
+        };
+        Self {
+            doc: Problem {
+                type_: "about:blank".into(),
+                title: String::new(),
+                status: status.as_u16(),
+                detail: format!("{status}"),
+                code: known.unwrap_or(ProblemCode::Unknown),
+            },
+            code: known.map_or("http_error", ProblemCode::as_str).into(),
+        }
     }
 }
 
@@ -51,7 +70,7 @@ pub(crate) enum CallError {
     /// A 5xx, or a 2xx whose body does not parse.
     Server(String),
     /// A 4xx problem document (never retried).
-    Problem { status: u16, problem: Problem },
+    Problem { status: u16, problem: ProblemAnswer },
     /// Failed before sending (no session, local storage).
     Local(Box<OnlineError>),
 }
@@ -59,7 +78,7 @@ pub(crate) enum CallError {
 impl CallError {
     pub(crate) fn code(&self) -> Option<ProblemCode> {
         match self {
-            Self::Problem { problem, .. } => Some(problem.code()),
+            Self::Problem { problem, .. } => Some(problem.doc.code),
             _ => None,
         }
     }
@@ -72,15 +91,15 @@ impl From<CallError> for OnlineError {
             CallError::Server(message) => OnlineError::Server { message },
             CallError::Local(e) => *e,
             CallError::Problem { status, problem } => {
-                let message = if problem.detail.is_empty() {
-                    format!("{status} {}", problem.title)
+                let message = if problem.doc.detail.is_empty() {
+                    format!("{status} {}", problem.doc.title)
                 } else {
-                    problem.detail.clone()
+                    problem.doc.detail.clone()
                 };
                 // "account_blocked" and "device_blocked" are not (yet) codes of the contract;
                 // a server that sends them is understood all the same.
                 let blocked = matches!(problem.code.as_str(), "account_blocked" | "device_blocked");
-                match (status, problem.code()) {
+                match (status, problem.doc.code) {
                     (_, ProblemCode::CredentialRevoked) => {
                         OnlineError::CredentialRevoked { reason: message }
                     }
@@ -247,26 +266,18 @@ impl Http {
             });
         }
         if status.is_server_error() {
-            let p: Problem = serde_json::from_slice(&bytes).unwrap_or_default();
-            return Err(CallError::Server(format!(
-                "{status} {}",
-                if p.detail.is_empty() {
+            let said = ProblemAnswer::parse(&bytes).map_or_else(String::new, |p| {
+                if p.doc.detail.is_empty() {
                     p.code
                 } else {
-                    p.detail
+                    p.doc.detail
                 }
-            )));
+            });
+            return Err(CallError::Server(format!("{status} {said}")));
         }
         if status.is_client_error() {
-            let problem = serde_json::from_slice(&bytes).unwrap_or_else(|_| Problem {
-                code: match status {
-                    StatusCode::UNAUTHORIZED => ProblemCode::Unauthorized.as_str().into(),
-                    StatusCode::TOO_MANY_REQUESTS => ProblemCode::RateLimited.as_str().into(),
-                    _ => "http_error".into(),
-                },
-                detail: format!("{status}"),
-                title: String::new(),
-            });
+            let problem =
+                ProblemAnswer::parse(&bytes).unwrap_or_else(|| ProblemAnswer::of_status(status));
             return Err(CallError::Problem {
                 status: status.as_u16(),
                 problem,
@@ -307,15 +318,15 @@ mod tests {
     use super::*;
 
     fn problem(status: u16, code: &str) -> OnlineError {
-        CallError::Problem {
-            status,
-            problem: Problem {
-                code: code.into(),
-                detail: format!("detail of {code}"),
-                title: String::new(),
-            },
-        }
-        .into()
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": "",
+            "status": status,
+            "detail": format!("detail of {code}"),
+            "code": code,
+        });
+        let problem = ProblemAnswer::parse(body.to_string().as_bytes()).unwrap();
+        CallError::Problem { status, problem }.into()
     }
 
     #[test]
@@ -344,6 +355,34 @@ mod tests {
             problem(400, "invalid_amount"),
             OnlineError::Validation { code, message }
                 if code == "invalid_amount" && message == "detail of invalid_amount"
+        ));
+        // A code this build does not know reaches the app as sent.
+        assert!(matches!(
+            problem(400, "injected_bad_request"),
+            OnlineError::Validation { code, .. } if code == "injected_bad_request"
+        ));
+        // Blocked codes outside the contract are understood all the same.
+        assert!(matches!(
+            problem(400, "account_blocked"),
+            OnlineError::AccountBlocked { .. }
+        ));
+        assert!(matches!(
+            problem(400, "device_blocked"),
+            OnlineError::AccountBlocked { .. }
+        ));
+        // An error answer that is no problem document maps by its status.
+        let p = ProblemAnswer::of_status(StatusCode::UNAUTHORIZED);
+        assert!(matches!(
+            OnlineError::from(CallError::Problem {
+                status: 401,
+                problem: p
+            }),
+            OnlineError::SessionExpired
+        ));
+        let p = ProblemAnswer::of_status(StatusCode::BAD_REQUEST);
+        assert!(matches!(
+            OnlineError::from(CallError::Problem { status: 400, problem: p }),
+            OnlineError::Validation { code, message } if code == "http_error" && message == "400 Bad Request"
         ));
         let offline: OnlineError = CallError::Transport {
             message: "x".into(),

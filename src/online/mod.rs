@@ -183,26 +183,25 @@ pub enum TopUpStatus {
 }
 
 impl TopUpStatus {
+    /// Every status, in the contract's order.
+    const ALL: [Self; 4] = [
+        Self::Pending,
+        Self::Credited,
+        Self::Cancelled,
+        Self::Expired,
+    ];
+
+    /// The status's wire text (`mancard_api::TopupStatus::as_str`).
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Credited => "credited",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-        }
+        mancard_api::TopupStatus::from(self).as_str()
     }
+    /// The status whose wire text is `s` (as stored by the wallet).
     pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(Self::Pending),
-            "credited" => Some(Self::Credited),
-            "cancelled" => Some(Self::Cancelled),
-            "expired" => Some(Self::Expired),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|t| t.name() == s)
     }
     /// No further change will happen.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::Pending)
+        mancard_api::TopupStatus::from(self).is_final()
     }
 }
 
@@ -213,6 +212,17 @@ impl From<mancard_api::TopupStatus> for TopUpStatus {
             mancard_api::TopupStatus::Credited => Self::Credited,
             mancard_api::TopupStatus::Cancelled => Self::Cancelled,
             mancard_api::TopupStatus::Expired => Self::Expired,
+        }
+    }
+}
+
+impl From<TopUpStatus> for mancard_api::TopupStatus {
+    fn from(s: TopUpStatus) -> Self {
+        match s {
+            TopUpStatus::Pending => Self::Pending,
+            TopUpStatus::Credited => Self::Credited,
+            TopUpStatus::Cancelled => Self::Cancelled,
+            TopUpStatus::Expired => Self::Expired,
         }
     }
 }

@@ -80,6 +80,7 @@ fn empty_report(clock_offset_secs: i64) -> SyncReport {
 fn chain_gap_from(e: &CallError) -> Option<u64> {
     match e {
         CallError::Problem { problem, .. } => problem
+            .doc
             .detail
             .rsplit("upload from entry ")
             .next()
@@ -95,7 +96,7 @@ fn page_of(resp: &SyncResponse, next_from: u64, cursor: i64) -> SyncPage {
         .iter()
         .map(|t| Settlement {
             seq: t.seq,
-            status: t.status.as_str().to_string(),
+            status: t.status,
             fare: t.fare,
             reason: t.reason.clone(),
             detail: t.detail.clone(),
@@ -106,7 +107,7 @@ fn page_of(resp: &SyncResponse, next_from: u64, cursor: i64) -> SyncPage {
         .iter()
         .map(|l| ServerLedgerRow {
             id: l.id,
-            kind: l.kind.as_str().to_string(),
+            kind: l.kind,
             amount: l.amount,
             idempotency_key: l.idempotency_key.clone(),
             pseudonym: l.pseudonym.clone(),

@@ -1,8 +1,10 @@
 //! `events`: refusals and top-ups, placed in the history by the tap-log position they
 //! followed; and the history query, which merges them with the tap log.
 
+use super::sync::StoredTapStatus;
 use super::{Read, Write};
 use crate::error::WalletError;
+use mancard_api::TapStatus;
 use rusqlite::params;
 
 /// An event to record.
@@ -47,32 +49,32 @@ pub(crate) struct HistoryRow {
 }
 
 /// Taps and passes from the tap log (with the backend's verdict), refusals and top-ups from
-/// `events`, newest first.
+/// `events`, newest first. ?6–?9: the verdicts settled, duplicate, rejected and fraud.
 const HISTORY_SQL: &str = "SELECT major, minor, id, time, kind, amount, counter, line_id,
         validator_id, status_word, detail
  FROM (
    SELECT * FROM (
      SELECT t.seq + 1 AS major, 0 AS minor, t.seq AS id, t.time,
             CASE t.kind WHEN 1 THEN 'tap' ELSE 'pass' END AS kind,
-            CASE WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
+            CASE WHEN s.status IN (?6, ?7) AND s.fare IS NOT NULL
                    THEN s.fare
-                 WHEN s.status IN ('rejected', 'fraud') THEN 0
+                 WHEN s.status IN (?8, ?9) THEN 0
                  ELSE t.amount END AS amount,
             t.counter, t.line_id, t.validator_id,
             CASE t.kind WHEN 1 THEN 36864 ELSE NULL END AS status_word,
             CASE WHEN r.seq IS NULL THEN '' ELSE 'recovered from the backend; ' END
             || CASE
                  WHEN s.status IS NULL THEN ''
-                 WHEN s.status IN ('settled', 'duplicate') AND s.fare IS NOT NULL
+                 WHEN s.status IN (?6, ?7) AND s.fare IS NOT NULL
                       AND s.fare <> t.amount
                    THEN 'settled at ' || s.fare || ' rials (authorized '
                         || t.amount || ')'
                         || CASE WHEN s.detail = 're-rated' THEN ', re-rated'
                                 ELSE '' END
-                 WHEN s.status IN ('settled', 'duplicate')
+                 WHEN s.status IN (?6, ?7)
                    THEN 'settled' || CASE WHEN s.detail = 're-rated'
                                           THEN ', re-rated' ELSE '' END
-                 WHEN s.status = 'rejected'
+                 WHEN s.status = ?8
                    THEN 'rejected: ' || COALESCE(s.reason, s.detail, 'no reason')
                  ELSE 'flagged: ' || COALESCE(s.reason, s.detail, 'no reason')
                END AS detail
@@ -94,7 +96,17 @@ impl Read<'_> {
     pub(crate) fn history_rows(&self, b: &HistoryBounds) -> Result<Vec<HistoryRow>, WalletError> {
         let mut st = self.conn.prepare_cached(HISTORY_SQL)?;
         let rows = st.query_map(
-            params![b.log_below, b.major, b.event_id_below, b.minor, b.limit],
+            params![
+                b.log_below,
+                b.major,
+                b.event_id_below,
+                b.minor,
+                b.limit,
+                StoredTapStatus(TapStatus::Settled),
+                StoredTapStatus(TapStatus::Duplicate),
+                StoredTapStatus(TapStatus::Rejected),
+                StoredTapStatus(TapStatus::Fraud)
+            ],
             |row| {
                 Ok(HistoryRow {
                     major: row.get("major")?,

@@ -4,11 +4,13 @@
 use super::{Read, Write};
 use crate::error::WalletError;
 use crate::TapSettlement;
-use rusqlite::{params, OptionalExtension};
+use mancard_api::{LedgerKind, TapStatus};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{params, OptionalExtension, ToSql};
 
 /// A stored verdict.
 pub(crate) struct SettlementRow {
-    pub(crate) status: String,
+    pub(crate) status: TapStatus,
     pub(crate) fare: Option<i64>,
     pub(crate) reason: Option<String>,
 }
@@ -16,13 +18,44 @@ pub(crate) struct SettlementRow {
 /// A backend ledger entry as stored.
 pub(crate) struct LedgerRow<'a> {
     pub(crate) id: i64,
-    pub(crate) kind: &'a str,
+    pub(crate) kind: LedgerKind,
     pub(crate) amount: i64,
     pub(crate) idempotency_key: &'a str,
     pub(crate) counter: Option<u32>,
     pub(crate) intent_id: Option<&'a str>,
     pub(crate) note: Option<&'a str>,
     pub(crate) created_at: i64,
+}
+
+/// A verdict's status as stored: its wire text.
+pub(super) struct StoredTapStatus(pub(super) TapStatus);
+
+impl FromSql for StoredTapStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        use serde::de::IntoDeserializer;
+        use serde::Deserialize;
+        let text = value.as_str()?;
+        let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            text.into_deserializer();
+        TapStatus::deserialize(de)
+            .map(Self)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl ToSql for StoredTapStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
+}
+
+/// A ledger entry's kind as stored: its wire text.
+struct StoredLedgerKind(LedgerKind);
+
+impl ToSql for StoredLedgerKind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
 }
 
 impl Read<'_> {
@@ -34,7 +67,7 @@ impl Read<'_> {
         Ok(st
             .query_row(params![seq], |r| {
                 Ok(SettlementRow {
-                    status: r.get("status")?,
+                    status: r.get::<_, StoredTapStatus>("status")?.0,
                     fare: r.get("fare")?,
                     reason: r.get("reason")?,
                 })
@@ -50,7 +83,11 @@ impl Read<'_> {
         let rows = st.query_map([], |row| {
             Ok(TapSettlement {
                 log_seq: u64::try_from(row.get::<_, i64>("seq")?).unwrap_or(0),
-                status: row.get("status")?,
+                status: row
+                    .get::<_, StoredTapStatus>("status")?
+                    .0
+                    .as_str()
+                    .to_string(),
                 fare: row.get("fare")?,
                 reason: row.get("reason")?,
             })
@@ -75,7 +112,14 @@ impl Write<'_> {
                  reason = excluded.reason, detail = excluded.detail,
                  updated_at = excluded.updated_at",
         )?;
-        upsert.execute(params![seq, s.status, s.fare, s.reason, detail, now])?;
+        upsert.execute(params![
+            seq,
+            StoredTapStatus(s.status),
+            s.fare,
+            s.reason,
+            detail,
+            now
+        ])?;
         Ok(())
     }
 
@@ -83,8 +127,13 @@ impl Write<'_> {
     pub(crate) fn mark_settlement(&self, seq: i64, detail: &str) -> Result<(), WalletError> {
         self.tx.execute(
             "UPDATE tap_settlements SET detail = ?2
-             WHERE seq = ?1 AND status IN ('settled', 'duplicate') AND detail IS NULL",
-            params![seq, detail],
+             WHERE seq = ?1 AND status IN (?3, ?4) AND detail IS NULL",
+            params![
+                seq,
+                detail,
+                StoredTapStatus(TapStatus::Settled),
+                StoredTapStatus(TapStatus::Duplicate)
+            ],
         )?;
         Ok(())
     }
@@ -100,8 +149,15 @@ impl Write<'_> {
     ) -> Result<bool, WalletError> {
         let n = self.tx.execute(
             "UPDATE tap_settlements SET fare = fare - ?2, detail = ?3, updated_at = ?4
-             WHERE seq = ?1 AND status IN ('settled', 'duplicate') AND fare IS NOT NULL",
-            params![seq, credit, detail, now],
+             WHERE seq = ?1 AND status IN (?5, ?6) AND fare IS NOT NULL",
+            params![
+                seq,
+                credit,
+                detail,
+                now,
+                StoredTapStatus(TapStatus::Settled),
+                StoredTapStatus(TapStatus::Duplicate)
+            ],
         )?;
         Ok(n > 0)
     }
@@ -114,7 +170,7 @@ impl Write<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 e.id,
-                e.kind,
+                StoredLedgerKind(e.kind),
                 e.amount,
                 e.idempotency_key,
                 e.counter,
