@@ -13,6 +13,7 @@ use mancard_api::{
     AdjustmentRequest, CredentialRequest, KeysResponse, OtpRequest, Problem, ProblemCode,
     RegisterValidatorRequest, SessionRequest, SyncRequest, TopupRequest,
 };
+use mancard_api::{CredentialState, FraudKind, TapStatus, TopupStatus};
 use mancard_protocol::{verify_config, Pseudonym, VerifiedCertificate};
 use mancard_testkit::backend::*;
 use reqwest::StatusCode;
@@ -23,8 +24,8 @@ fn problem_code(v: &Value) -> ProblemCode {
     serde_json::from_value::<Problem>(v.clone()).unwrap().code
 }
 
-fn statuses(taps: &[TapResult]) -> Vec<&'static str> {
-    taps.iter().map(|r| r.status.as_str()).collect()
+fn statuses(taps: &[TapResult]) -> Vec<TapStatus> {
+    taps.iter().map(|r| r.status).collect()
 }
 
 fn fares(taps: &[TapResult]) -> Vec<i64> {
@@ -516,7 +517,7 @@ async fn provisioning_replenishment_and_lost_phone() {
     assert!(!cfg.is_denied(&Pseudonym::from_hex(&w2.pseudonym).unwrap()));
     // the old phone learns it is revoked and cannot replenish
     let v = w.sync_ok(&h, &[]).await;
-    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(v.credential.status, CredentialState::Revoked);
     assert_eq!(
         v.credential.reason.as_deref(),
         Some("replaced_by_new_device")
@@ -537,7 +538,7 @@ async fn provisioning_replenishment_and_lost_phone() {
     // taps the old phone made offline before it was lost still settle
     let (_, e1) = w.nfc_tap(7, 1, 20_000, base + 7200);
     let v = w.sync_ok(&h, &[e1]).await;
-    assert_eq!(statuses(&v.taps), ["settled"]);
+    assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
     assert_eq!(h.balance(&token).await, 60_000);
     assert!(h.fraud_cases().await.is_empty());
     h.audit().await;
@@ -557,7 +558,7 @@ async fn topup_is_credited_exactly_once() {
             },
         )
         .await;
-    assert_eq!(i1.status, "pending");
+    assert_eq!(i1.status, TopupStatus::Pending);
     let again: TopupIntentResponse = h
         .post_ok(
             CREATE_TOPUP.path,
@@ -615,7 +616,7 @@ async fn topup_is_credited_exactly_once() {
     // the wallet polls: verification happens, credited once
     let id = i1.intent_id.as_str();
     let st: TopupIntentResponse = h.get_ok(&TOPUP_STATUS.path_with(id), Some(&token)).await;
-    assert_eq!(st.status, "credited");
+    assert_eq!(st.status, TopupStatus::Credited);
     assert!(st.gateway_ref.is_some());
     assert_eq!(h.balance(&token).await, 50_000);
     // the redirect arrives late, twice; the page is submitted again; the intent is retried
@@ -643,7 +644,7 @@ async fn topup_is_credited_exactly_once() {
             },
         )
         .await;
-    assert_eq!(again.status, "credited");
+    assert_eq!(again.status, TopupStatus::Credited);
     assert_eq!(again.ledger_entry_id, st.ledger_entry_id);
     assert_eq!(h.balance(&token).await, 50_000);
 
@@ -701,7 +702,7 @@ async fn topup_is_credited_exactly_once() {
     let st3: TopupIntentResponse = h
         .get_ok(&TOPUP_STATUS.path_with(&i3.intent_id), Some(&token))
         .await;
-    assert_eq!(st3.status, "expired");
+    assert_eq!(st3.status, TopupStatus::Expired);
     let r = h.http.post(&i3.payment_url).send().await.unwrap();
     let (s, v) = decode(r).await;
     assert_eq!(
@@ -719,7 +720,7 @@ async fn topup_is_credited_exactly_once() {
         )
         .await;
     assert_eq!(again3.intent_id, i3.intent_id);
-    assert_eq!(again3.status, "expired");
+    assert_eq!(again3.status, TopupStatus::Expired);
     assert_eq!(h.balance(&token).await, 50_000);
 
     // paid, redirect lost, the wallet never polls: reconciliation credits it, once
@@ -755,7 +756,7 @@ async fn topup_is_credited_exactly_once() {
     let st4: TopupIntentResponse = h
         .get_ok(&TOPUP_STATUS.path_with(&i4.intent_id), Some(&token))
         .await;
-    assert_eq!(st4.status, "credited");
+    assert_eq!(st4.status, TopupStatus::Credited);
     assert_eq!(h.balance(&token).await, 60_000);
 
     // the ledger: one entry per credited top-up
@@ -764,7 +765,7 @@ async fn topup_is_credited_exactly_once() {
     let v = w.sync_ok(&h, &[]).await;
     let ledger = &v.ledger;
     assert_eq!(ledger.len(), 2);
-    assert_eq!(ledger[0].kind, "topup");
+    assert_eq!(ledger[0].kind, LedgerKind::Topup);
     assert_eq!(ledger[0].amount, 50_000);
     assert_eq!(ledger[1].amount, 10_000);
     let audit = h.audit().await;
@@ -811,7 +812,7 @@ async fn validator_bundle_batches_and_settlement() {
     let (r2, e2) = w.nfc_tap(1, 2, 20_000, base + 1200);
     let batch = v1.batch(vec![r0.clone(), r1.clone(), r2.clone()]);
     let b = h.upload_ok(&batch).await;
-    assert_eq!(statuses(&b.records), ["settled"; 3]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled; 3]);
     assert_eq!(fares(&b.records), [20_000, 5_000, 20_000]);
     assert_eq!(h.balance(&token).await, 155_000);
 
@@ -852,23 +853,32 @@ async fn validator_bundle_batches_and_settlement() {
     let v = w.sync_ok(&h, &[e0.clone(), e1, e2, e3]).await;
     assert_eq!(
         statuses(&v.taps),
-        ["duplicate", "duplicate", "duplicate", "settled"]
+        [
+            TapStatus::Duplicate,
+            TapStatus::Duplicate,
+            TapStatus::Duplicate,
+            TapStatus::Settled
+        ]
     );
     // daily cap: 20000 + 5000 + 20000 = 45000, so the 30000 metro ride costs 15000
     assert_eq!(fares(&v.taps), [20_000, 5_000, 20_000, 15_000]);
     assert_eq!(v.balance, 140_000);
-    assert_eq!(v.credential.status, "active");
+    assert_eq!(v.credential.status, CredentialState::Active);
     assert_eq!(v.chain.next_seq, 4);
-    let kinds: Vec<&str> = v.ledger.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["topup", "fare", "fare", "fare", "fare"]);
+    let kinds: Vec<LedgerKind> = v.ledger.iter().map(|e| e.kind).collect();
+    use LedgerKind::{Fare, Topup};
+    assert_eq!(kinds, [Topup, Fare, Fare, Fare, Fare]);
     // re-sending the same entries is idempotent
     let v = w.sync_ok(&h, &[e0]).await;
-    assert_eq!(statuses(&v.taps), ["duplicate"]);
+    assert_eq!(statuses(&v.taps), [TapStatus::Duplicate]);
     assert_eq!(v.ledger.len(), 0, "cursor moved past old entries");
     // a validator batch holding a record already settled by the wallet: partial duplicate
     let (r4, _) = w.nfc_tap(1, 1, 20_000, base + 4 * 3600);
     let b = h.upload_ok(&v1.batch(vec![r3, r4])).await;
-    assert_eq!(statuses(&b.records), ["duplicate", "settled"]);
+    assert_eq!(
+        statuses(&b.records),
+        [TapStatus::Duplicate, TapStatus::Settled]
+    );
     assert_eq!(fares(&b.records), [15_000, 0], "capped at 60000 a day");
     assert_eq!(h.balance(&token).await, 140_000);
 
@@ -876,7 +886,7 @@ async fn validator_bundle_batches_and_settlement() {
     let (mut r5, _) = w.nfc_tap(1, 1, 20_000, base + 5 * 3600);
     r5.line_id = 2;
     let b = h.upload_ok(&v1.batch(vec![r5])).await;
-    assert_eq!(statuses(&b.records), ["rejected"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Rejected]);
     assert_eq!(b.records[0].reason.as_deref(), Some("record_mismatch"));
     // a tampered amount: the signature does not verify, rejected, not fraud
     let (mut r6, _) = w.nfc_tap(1, 1, 20_000, base + 6 * 3600);
@@ -891,7 +901,7 @@ async fn validator_bundle_batches_and_settlement() {
     }
     r6.fare = 1;
     let b = h.upload_ok(&v1.batch(vec![r6])).await;
-    assert_eq!(statuses(&b.records), ["rejected"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Rejected]);
     assert_eq!(b.records[0].reason.as_deref(), Some("bad_signature"));
     assert!(h.fraud_cases().await.is_empty());
     h.audit().await;
@@ -932,7 +942,7 @@ async fn late_reports_are_rerated_with_adjustments() {
     let v = w2.sync_ok(&h, &w3_entries).await;
     assert_eq!(fares(&v.taps), [20_000]);
     let b = h.upload_ok(&v1.batch(vec![a0])).await;
-    assert_eq!(statuses(&b.records), ["settled"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     assert_eq!(fares(&b.records), [20_000]);
     // ride 1 is now a transfer: corrected by an adjustment of +15000
     assert_eq!(h.balance(&token2).await, 200_000 - 20_000 - 5_000);
@@ -952,11 +962,11 @@ async fn late_reports_are_rerated_with_adjustments() {
     let (mut q, _) = Wallet::provision(&h, &token3).await;
     let (rec, entry) = q.qr_tap(1, 1, 20_000, base, 30_000);
     let v = q.sync_ok(&h, &[entry]).await;
-    assert_eq!(statuses(&v.taps), ["settled"]);
+    assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
     assert_eq!(fares(&v.taps), [30_000]);
     assert_eq!(v.balance, 170_000);
     let b = h.upload_ok(&v1.batch(vec![rec])).await;
-    assert_eq!(statuses(&b.records), ["duplicate"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Duplicate]);
     assert_eq!(fares(&b.records), [20_000]);
     assert_eq!(h.balance(&token3).await, 180_000);
     drop(w);
@@ -977,13 +987,13 @@ async fn clone_with_same_counter_is_fraud_and_denied() {
     // the clone (same tap key, copied data directory) uses counter 0 again on another bus
     let (c0, _) = w.nfc_tap_with_counter(2, 2, 20_000, base + 3600, 0);
     let b = h.upload_ok(&v1.batch(vec![r0])).await;
-    assert_eq!(statuses(&b.records), ["settled"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     let b = h.upload_ok(&v2.batch(vec![c0])).await;
-    assert_eq!(statuses(&b.records), ["fraud"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Fraud]);
     assert_eq!(b.records[0].reason.as_deref(), Some("duplicate_counter"));
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0].kind, "duplicate_counter");
+    assert_eq!(cases[0].kind, FraudKind::DuplicateCounter);
     assert_eq!(cases[0].pseudonym, w.pseudonym.as_str());
     let cfg = h.config().await;
     assert!(cfg.is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
@@ -999,8 +1009,8 @@ async fn clone_with_same_counter_is_fraud_and_denied() {
     assert_eq!(r.status(), StatusCode::OK);
     // the genuine wallet's own report of counter 0 still matches the first: a duplicate
     let v = w.sync_ok(&h, &[e0]).await;
-    assert_eq!(statuses(&v.taps), ["duplicate"]);
-    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(statuses(&v.taps), [TapStatus::Duplicate]);
+    assert_eq!(v.credential.status, CredentialState::Revoked);
     assert_eq!(v.balance, 180_000, "the conflicting tap is not charged");
     h.audit().await;
 }
@@ -1022,11 +1032,11 @@ async fn restored_backup_breaks_the_chain() {
     w.next_counter = ctr1 + 1;
     let (_, f1) = w.nfc_tap(1, 2, 20_000, base + 7200);
     let v = w.sync_ok(&h, &[f1]).await;
-    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(v.credential.status, CredentialState::Revoked);
     assert_eq!(v.credential.reason.as_deref(), Some("broken_chain"));
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0].kind, "broken_chain");
+    assert_eq!(cases[0].kind, FraudKind::BrokenChain);
     assert!(h
         .config()
         .await
@@ -1045,9 +1055,9 @@ async fn counter_beyond_range_is_fraud() {
     let last = c.counter_last;
     let (r, _) = w.nfc_tap_with_counter(1, 1, 20_000, base, last + 1);
     let b = h.upload_ok(&v1.batch(vec![r])).await;
-    assert_eq!(statuses(&b.records), ["fraud"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Fraud]);
     assert_eq!(b.records[0].reason.as_deref(), Some("counter_out_of_range"));
-    assert_eq!(h.fraud_cases().await[0].kind, "counter_out_of_range");
+    assert_eq!(h.fraud_cases().await[0].kind, FraudKind::CounterOutOfRange);
     assert!(h
         .config()
         .await
@@ -1078,13 +1088,16 @@ async fn key_rotation_restart_and_log_recovery() {
     let base = ride_base(w.server_time);
     let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
     let b = h.upload_ok(&v1.batch(vec![r0])).await;
-    assert_eq!(statuses(&b.records), ["settled"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     let r = w.replenish(&h).await;
     assert_eq!(r.issuer_key_id, 2);
     VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
     let (_, e1) = w.nfc_tap(1, 10, 30_000, base + 3600);
     let v = w.sync_ok(&h, &[e0.clone(), e1.clone()]).await;
-    assert_eq!(statuses(&v.taps), ["duplicate", "settled"]);
+    assert_eq!(
+        statuses(&v.taps),
+        [TapStatus::Duplicate, TapStatus::Settled]
+    );
 
     // key file permissions
     #[cfg(unix)]
@@ -1119,7 +1132,7 @@ async fn key_rotation_restart_and_log_recovery() {
     assert_eq!(log.entries[0].entry, hex::encode(e1.encode()));
     let (_, e2) = w.nfc_tap(1, 1, 20_000, base + 7200);
     let v = w.sync_ok(&h, &[e2]).await;
-    assert_eq!(statuses(&v.taps), ["settled"]);
+    assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
     h.audit().await;
 }
 
@@ -1147,7 +1160,7 @@ async fn hostile_inputs_never_cause_a_server_error() {
     let (mut r, _) = w.nfc_tap(1, 1, 20_000, i64::MAX);
     r.time = i64::MIN;
     let b = h.upload_ok(&v1.batch(vec![r])).await;
-    assert_eq!(statuses(&b.records), ["rejected"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Rejected]);
 
     // random bytes, and every single-byte corruption of a sample of positions
     for _ in 0..50 {
@@ -1225,17 +1238,17 @@ async fn credential_status_tells_when_to_replenish() {
     h.topup(&token, 100_000, "a").await;
     let (mut w, _) = Wallet::provision(&h, &token).await;
     let v = w.sync_ok(&h, &[]).await;
-    assert_eq!(v.credential.status, "active");
+    assert_eq!(v.credential.status, CredentialState::Active);
     assert!(v.server_time > 1_700_000_000);
     // a top-up lets the allowance grow
     h.topup(&token, 50_000, "b").await;
     let v = w.sync_ok(&h, &[]).await;
-    assert_eq!(v.credential.status, "replenish_due");
+    assert_eq!(v.credential.status, CredentialState::ReplenishDue);
     assert_eq!(v.credential.reason.as_deref(), Some("allowance_can_grow"));
     let c = w.replenish(&h).await;
     assert_eq!(c.max_amount, 150_000);
     let v = w.sync_ok(&h, &[]).await;
-    assert_eq!(v.credential.status, "active");
+    assert_eq!(v.credential.status, CredentialState::Active);
     assert_eq!(v.credential.certificate, Some(c.certificate));
     // most counters used
     let base = ride_base(w.server_time);
@@ -1250,7 +1263,7 @@ async fn credential_status_tells_when_to_replenish() {
     w.replenish(&h).await;
     h.handle().engine().advance_clock(49 * 3600).unwrap();
     let v = w.sync_ok(&h, &[]).await;
-    assert_eq!(v.credential.status, "replenish_due");
+    assert_eq!(v.credential.status, CredentialState::ReplenishDue);
     assert_eq!(v.credential.reason.as_deref(), Some("expiry_near"));
     h.audit().await;
 }
@@ -1277,30 +1290,37 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     // 60 000 settled by the validator, then replayed: the same batch and a new batch
     let batch = v1.batch(vec![r0.clone(), r1.clone()]);
     let b = h.upload_ok(&batch).await;
-    assert_eq!(statuses(&b.records), ["settled"; 2]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled; 2]);
     let b = h.upload_ok(&batch).await;
     assert!(b.duplicate_batch);
     let b = h.upload_ok(&v1.batch(vec![r0.clone(), r1.clone()])).await;
-    assert_eq!(statuses(&b.records), ["duplicate"; 2]);
+    assert_eq!(statuses(&b.records), [TapStatus::Duplicate; 2]);
     // the wallet reports the same two and the QR pass (90 000), twice
     let v = w.sync_ok(&h, &[e0.clone(), e1.clone(), e2.clone()]).await;
-    assert_eq!(statuses(&v.taps), ["duplicate", "duplicate", "settled"]);
+    assert_eq!(
+        statuses(&v.taps),
+        [
+            TapStatus::Duplicate,
+            TapStatus::Duplicate,
+            TapStatus::Settled
+        ]
+    );
     let v = w.sync_ok(&h, &[e0, e1, e2]).await;
-    assert_eq!(statuses(&v.taps), ["duplicate"; 3]);
+    assert_eq!(statuses(&v.taps), [TapStatus::Duplicate; 3]);
     // the reader's record of the pass names its line: a duplicate too
     let b = h.upload_ok(&v1.batch(vec![r2])).await;
-    assert_eq!(statuses(&b.records), ["duplicate"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Duplicate]);
     assert!(
         h.fraud_cases().await.is_empty(),
         "replays do not count twice"
     );
-    assert_ne!(v.credential.status, "revoked", "{v:?}");
+    assert_ne!(v.credential.status, CredentialState::Revoked, "{v:?}");
     let before = h.config().await;
     assert!(!before.is_denied(&p));
 
     // the tap that takes the total over the allowance
     let b = h.upload_ok(&v1.batch(vec![r3.clone()])).await;
-    assert_eq!(statuses(&b.records), ["fraud"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Fraud]);
     let rec = &b.records[0];
     assert_eq!(rec.reason.as_deref(), Some("over_allowance"));
     assert_eq!(
@@ -1310,7 +1330,7 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     assert!(rec.fare.is_some(), "the ride is still charged");
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1, "{cases:?}");
-    assert_eq!(cases[0].kind, "over_allowance");
+    assert_eq!(cases[0].kind, FraudKind::OverAllowance);
     assert_eq!(cases[0].counter, Some(3));
     assert_eq!(cases[0].pseudonym, w.pseudonym.as_str());
     assert_eq!(Some(&cases[0].detail), rec.detail.as_ref());
@@ -1319,12 +1339,12 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     assert!(after.is_denied(&p));
     assert!(after.body.bundle_version > before.body.bundle_version);
     let v = w.sync_ok(&h, &[e3]).await;
-    assert_eq!(statuses(&v.taps), ["duplicate"]);
-    assert_eq!(v.credential.status, "revoked");
+    assert_eq!(statuses(&v.taps), [TapStatus::Duplicate]);
+    assert_eq!(v.credential.status, CredentialState::Revoked);
     assert_eq!(v.credential.reason.as_deref(), Some("over_allowance"));
     // a replay of the crossing tap opens no second case
     let b = h.upload_ok(&v1.batch(vec![r3])).await;
-    assert_eq!(statuses(&b.records), ["duplicate"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Duplicate]);
     assert_eq!(h.fraud_cases().await.len(), 1);
     h.audit().await;
 }
@@ -1345,7 +1365,7 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
     // signed under the first certificate, reported only at the end
     let (late, _) = w.nfc_tap(1, 1, 30_000, base + 2 * 3600);
     let b = h.upload_ok(&v1.batch(vec![r0, r1])).await;
-    assert_eq!(statuses(&b.records), ["settled"; 2]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled; 2]);
 
     let h = h.restart().await;
     let c2 = w.replenish(&h).await;
@@ -1353,11 +1373,11 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
     // 40 000 under the new certificate: its own total, not the first one's 80 000
     let (r2, _) = w.nfc_tap(1, 10, 40_000, base + 3 * 3600);
     let b = h.upload_ok(&v1.batch(vec![r2])).await;
-    assert_eq!(statuses(&b.records), ["settled"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     assert!(h.fraud_cases().await.is_empty());
     // the late tap under the first certificate: 80 000 (stored before the restart) + 30 000
     let b = h.upload_ok(&v1.batch(vec![late])).await;
-    assert_eq!(statuses(&b.records), ["fraud"]);
+    assert_eq!(statuses(&b.records), [TapStatus::Fraud]);
     assert_eq!(b.records[0].reason.as_deref(), Some("over_allowance"));
     assert_eq!(
         b.records[0].detail.as_deref().unwrap(),
@@ -1394,7 +1414,7 @@ fn an_engine_rider_settles_in_process() {
     ];
     let batch = signed_batch(&key, 3, [7; 16], base, records);
     let b = e.ingest_batch(&batch).unwrap();
-    assert_eq!(statuses(&b.records), ["settled"; 2]);
+    assert_eq!(statuses(&b.records), [TapStatus::Settled; 2]);
     assert!(e.ingest_batch(&batch).unwrap().duplicate_batch);
     assert_eq!(e.account(r.account_id).unwrap().balance, 60_000);
     assert!(e.audit().unwrap().ok);
