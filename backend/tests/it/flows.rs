@@ -24,6 +24,12 @@ fn problem_code(v: &Value) -> ProblemCode {
     serde_json::from_value::<Problem>(v.clone()).unwrap().code
 }
 
+fn otp_request(phone: impl Into<String>) -> OtpRequest {
+    OtpRequest {
+        phone: phone.into(),
+    }
+}
+
 fn statuses(taps: &[TapResult]) -> Vec<TapStatus> {
     taps.iter().map(|r| r.status).collect()
 }
@@ -84,19 +90,9 @@ async fn health_openapi_and_problem_errors() {
     let (s, v) = decode(r).await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
     let big = "x".repeat(2 * 1024 * 1024);
-    let (s, v) = h
-        .post(REQUEST_OTP.path, None, &OtpRequest { phone: big })
-        .await;
+    let (s, v) = h.post(REQUEST_OTP.path, None, &otp_request(big)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
-    let (s, v) = h
-        .post(
-            REQUEST_OTP.path,
-            None,
-            &OtpRequest {
-                phone: "12ab".into(),
-            },
-        )
-        .await;
+    let (s, v) = h.post(REQUEST_OTP.path, None, &otp_request("12ab")).await;
     assert_eq!(
         (s, problem_code(&v)),
         (StatusCode::BAD_REQUEST, ProblemCode::InvalidPhone)
@@ -266,9 +262,7 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
             StatusCode::ACCEPTED,
             REQUEST_OTP.path,
             None,
-            &OtpRequest {
-                phone: phone.into(),
-            },
+            &otp_request(phone),
         )
         .await;
     assert_eq!(v.phone, "+989121234567");
@@ -307,14 +301,7 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
     );
 
     // a fresh code works once
-    h.post(
-        REQUEST_OTP.path,
-        None,
-        &OtpRequest {
-            phone: phone.into(),
-        },
-    )
-    .await;
+    h.post(REQUEST_OTP.path, None, &otp_request(phone)).await;
     let otp: SandboxOtp = h
         .get_ok(&format!("{}?phone=09121234567", SANDBOX_OTP.path), None)
         .await;
@@ -352,26 +339,10 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
 
     // at most 5 codes per hour per number (3 so far)
     for _ in 0..2 {
-        let (s, _) = h
-            .post(
-                REQUEST_OTP.path,
-                None,
-                &OtpRequest {
-                    phone: phone.into(),
-                },
-            )
-            .await;
+        let (s, _) = h.post(REQUEST_OTP.path, None, &otp_request(phone)).await;
         assert_eq!(s, StatusCode::ACCEPTED);
     }
-    let (s, v) = h
-        .post(
-            REQUEST_OTP.path,
-            None,
-            &OtpRequest {
-                phone: phone.into(),
-            },
-        )
-        .await;
+    let (s, v) = h.post(REQUEST_OTP.path, None, &otp_request(phone)).await;
     assert_eq!(
         (s, problem_code(&v)),
         (StatusCode::TOO_MANY_REQUESTS, ProblemCode::RateLimited)
@@ -379,14 +350,7 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
 
     // expiry
     let other = "+14155550100";
-    h.post(
-        REQUEST_OTP.path,
-        None,
-        &OtpRequest {
-            phone: other.into(),
-        },
-    )
-    .await;
+    h.post(REQUEST_OTP.path, None, &otp_request(other)).await;
     let otp: SandboxOtp = h
         .get_ok(&format!("{}?phone=%2B14155550100", SANDBOX_OTP.path), None)
         .await;
