@@ -16,7 +16,14 @@ use std::sync::Arc;
 
 /// The software keystore in `dir/keystore` (created on first use).
 pub fn keystore(dir: &Path) -> Arc<SoftwareKeystore> {
-    Arc::new(SoftwareKeystore::open_or_create(dir.join("keystore")).unwrap())
+    try_keystore(dir).unwrap()
+}
+
+/// [`keystore`], an error if it cannot be opened or created.
+pub fn try_keystore(dir: &Path) -> Res<Arc<SoftwareKeystore>> {
+    Ok(Arc::new(SoftwareKeystore::open_or_create(
+        dir.join("keystore"),
+    )?))
 }
 
 /// The wallet in `dir/wallet` with the default configuration.
@@ -31,8 +38,11 @@ pub fn open_with(dir: &Path, config: WalletConfig) -> Wallet {
 
 /// [`open_with`], an error if the keystore or the wallet cannot be opened.
 pub fn try_open_with(dir: &Path, config: WalletConfig) -> Res<Wallet> {
-    let ks = SoftwareKeystore::open_or_create(dir.join("keystore"))?;
-    Ok(Wallet::open(dir.join("wallet"), Arc::new(ks), config)?)
+    Ok(Wallet::open(
+        dir.join("wallet"),
+        try_keystore(dir)?,
+        config,
+    )?)
 }
 
 /// Requests, issues and installs a certificate (at [`T0`]); returns it.
