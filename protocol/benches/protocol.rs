@@ -15,30 +15,21 @@
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mancard_protocol::*;
 use mancard_testkit::protocol::*;
-use ring::rand::SystemRandom;
-use ring::signature::{
-    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
-    ECDSA_P256_SHA256_FIXED_SIGNING,
-};
+use mancard_testkit::scenarios::peers::{RawSigner, RawVerifier};
 
-/// The yardstick: ring P-256 sign and verify of a message the size of a tap body.
+/// The yardstick: the testkit's raw ring P-256 sign and verify peers (a tap-sized message).
 fn raw_ring(c: &mut Criterion) {
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let msg = [0x42u8; 61];
-    let sig = pair.sign(&rng, &msg).unwrap();
-    let public = UnparsedPublicKey::new(
-        &ECDSA_P256_SHA256_FIXED,
-        pair.public_key().as_ref().to_vec(),
-    );
-    let mut g = c.benchmark_group("protocol.raw");
-    g.bench_function("ring_p256_sign", |b| {
-        b.iter(|| pair.sign(&rng, black_box(&msg)).unwrap())
-    });
+    raw_peers(c, "protocol.raw");
+}
+
+/// The peers measured in the group `name`.
+fn raw_peers(c: &mut Criterion, name: &str) {
+    let signer = RawSigner::new().unwrap();
+    let verifier = RawVerifier::new().unwrap();
+    let mut g = c.benchmark_group(name);
+    g.bench_function("ring_p256_sign", |b| b.iter(|| signer.run_once().unwrap()));
     g.bench_function("ring_p256_verify", |b| {
-        b.iter(|| public.verify(black_box(&msg), sig.as_ref()).unwrap())
+        b.iter(|| verifier.run_once().unwrap())
     });
     g.finish();
 }
@@ -246,22 +237,5 @@ criterion_main!(benches);
 
 /// The yardstick once more at the end of the run, to see drift on a shared machine.
 fn raw_ring_again(c: &mut Criterion) {
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let msg = [0x42u8; 61];
-    let sig = pair.sign(&rng, &msg).unwrap();
-    let public = UnparsedPublicKey::new(
-        &ECDSA_P256_SHA256_FIXED,
-        pair.public_key().as_ref().to_vec(),
-    );
-    let mut g = c.benchmark_group("protocol.raw_end");
-    g.bench_function("ring_p256_sign", |b| {
-        b.iter(|| pair.sign(&rng, black_box(&msg)).unwrap())
-    });
-    g.bench_function("ring_p256_verify", |b| {
-        b.iter(|| public.verify(black_box(&msg), sig.as_ref()).unwrap())
-    });
-    g.finish();
+    raw_peers(c, "protocol.raw_end");
 }

@@ -1,10 +1,10 @@
 //! Many wallets syncing and validators uploading at once; shutdown under load.
 
+use mancard_api::endpoints::{ACCOUNT, ADMIN_ADJUSTMENTS};
 use mancard_api::{AccountResponse, AdjustmentRequest, AdjustmentResponse};
 use mancard_protocol::{FareClass, RideState, TapRecord, Tariff, WalletLogEntry};
 use mancard_testkit::backend::*;
 use reqwest::StatusCode;
-use serde_json::json;
 use std::sync::Arc;
 
 const WALLETS: usize = 8;
@@ -109,7 +109,7 @@ async fn concurrent_syncs_and_batches_apply_each_tap_once() {
 async fn shutdown_under_load_keeps_every_acknowledged_write() {
     let h = Harness::start().await;
     let token = h.login("+989126660000").await;
-    let acct: AccountResponse = h.get_ok("/v1/account", Some(&token)).await;
+    let acct: AccountResponse = h.get_ok(ACCOUNT.path, Some(&token)).await;
     let account_id = acct.account_id;
     let url = h.url.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -122,10 +122,14 @@ async fn shutdown_under_load_keeps_every_acknowledged_write() {
             for i in 0..200 {
                 let key = format!("load-{t}-{i}");
                 let r = http
-                    .post(format!("{url}/v1/admin/adjustments"))
+                    .post(format!("{url}{}", ADMIN_ADJUSTMENTS.path))
                     .bearer_auth(ADMIN)
-                    .json(&json!({ "account_id": account_id, "amount": 1,
-                                   "idempotency_key": key, "note": "load" }))
+                    .json(&AdjustmentRequest {
+                        account_id,
+                        amount: 1,
+                        idempotency_key: key.clone(),
+                        note: "load".into(),
+                    })
                     .send()
                     .await;
                 match r {
@@ -154,7 +158,7 @@ async fn shutdown_under_load_keeps_every_acknowledged_write() {
     for key in &acked {
         let v: AdjustmentResponse = h
             .post_ok(
-                "/v1/admin/adjustments",
+                ADMIN_ADJUSTMENTS.path,
                 Some(ADMIN),
                 &AdjustmentRequest {
                     account_id,

@@ -6,6 +6,11 @@
 //! raw (`serde_json::Value`) for the tests that send malformed input or read a problem.
 #![allow(clippy::indexing_slicing)]
 
+use mancard_api::endpoints::{
+    ACCOUNT, ADMIN_AUDIT, ADMIN_FRAUD_CASES, ADMIN_VALIDATORS, CREATE_SESSION, CREATE_TOPUP,
+    CREDENTIAL_NONCE, PROVISION, REPLENISH, REQUEST_OTP, SANDBOX_OTP, TOPUP_STATUS,
+    VALIDATOR_BATCHES, VALIDATOR_CONFIG, WALLET_SYNC,
+};
 use mancard_api::{
     AccountResponse, AuditReport, BatchResponse, CredentialRequest, CredentialResponse, FraudCase,
     NonceResponse, OtpRequest, RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp,
@@ -108,6 +113,18 @@ impl Harness {
         decode(resp).await
     }
 
+    /// POST without a body (the endpoints that take none, like the nonce), which must answer
+    /// 200 with a `T`.
+    pub async fn post_empty_ok<T: DeserializeOwned>(&self, path: &str, token: Option<&str>) -> T {
+        let mut r = self.http.post(self.u(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let (s, v) = decode(r.send().await.unwrap()).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        serde_json::from_value(v).unwrap()
+    }
+
     pub async fn admin_post(&self, path: &str, body: &impl Serialize) -> (StatusCode, Value) {
         self.post(path, Some(ADMIN), body).await
     }
@@ -145,7 +162,7 @@ impl Harness {
     pub async fn login(&self, phone: &str) -> String {
         let (s, _) = self
             .post(
-                "/v1/auth/otp",
+                REQUEST_OTP.path,
                 None,
                 &OtpRequest {
                     phone: phone.into(),
@@ -154,11 +171,14 @@ impl Harness {
             .await;
         assert_eq!(s, StatusCode::ACCEPTED);
         let otp: SandboxOtp = self
-            .get_ok(&format!("/sandbox/otp?phone={}", urlenc(phone)), None)
+            .get_ok(
+                &format!("{}?phone={}", SANDBOX_OTP.path, urlenc(phone)),
+                None,
+            )
             .await;
         let sess: SessionResponse = self
             .post_ok(
-                "/v1/auth/session",
+                CREATE_SESSION.path,
                 None,
                 &SessionRequest {
                     phone: phone.into(),
@@ -173,7 +193,7 @@ impl Harness {
     pub async fn topup(&self, token: &str, amount: i64, key: &str) -> TopupIntentResponse {
         let intent: TopupIntentResponse = self
             .post_ok(
-                "/v1/topups",
+                CREATE_TOPUP.path,
                 Some(token),
                 &TopupRequest {
                     amount,
@@ -185,30 +205,30 @@ impl Harness {
         assert_eq!(resp.status(), StatusCode::OK);
         let html = resp.text().await.unwrap();
         assert!(html.contains("credited"), "{html}");
-        self.get_ok(&format!("/v1/topups/{}", intent.intent_id), Some(token))
+        self.get_ok(&TOPUP_STATUS.path_with(&intent.intent_id), Some(token))
             .await
     }
 
     pub async fn balance(&self, token: &str) -> i64 {
-        let a: AccountResponse = self.get_ok("/v1/account", Some(token)).await;
+        let a: AccountResponse = self.get_ok(ACCOUNT.path, Some(token)).await;
         a.balance
     }
 
     /// The ledger invariant checks, which must hold.
     pub async fn audit(&self) -> AuditReport {
-        let a: AuditReport = self.get_ok("/v1/admin/audit", Some(ADMIN)).await;
+        let a: AuditReport = self.get_ok(ADMIN_AUDIT.path, Some(ADMIN)).await;
         assert!(a.ok, "ledger invariants broken: {a:?}");
         a
     }
 
     pub async fn fraud_cases(&self) -> Vec<FraudCase> {
-        self.get_ok("/v1/admin/fraud-cases", Some(ADMIN)).await
+        self.get_ok(ADMIN_FRAUD_CASES.path, Some(ADMIN)).await
     }
 
     pub async fn upload(&self, batch: &[u8]) -> (StatusCode, Value) {
         let resp = self
             .http
-            .post(self.u("/v1/validator/batches"))
+            .post(self.u(VALIDATOR_BATCHES.path))
             .header("content-type", "application/octet-stream")
             .body(batch.to_vec())
             .send()
@@ -227,7 +247,7 @@ impl Harness {
     pub async fn config(&self) -> mancard_protocol::ValidatorConfig {
         let resp = self
             .http
-            .get(self.u("/v1/validator/config"))
+            .get(self.u(VALIDATOR_CONFIG.path))
             .send()
             .await
             .unwrap();
@@ -293,9 +313,7 @@ impl Wallet {
         tap: &SigningKey,
         purpose: ProvisionPurpose,
     ) -> CredentialRequest {
-        let n: NonceResponse = h
-            .post_ok("/v1/credential/nonce", Some(token), &serde_json::json!({}))
-            .await;
+        let n: NonceResponse = h.post_empty_ok(CREDENTIAL_NONCE.path, Some(token)).await;
         let nonce: [u8; 32] = hex::decode(&n.nonce).unwrap().try_into().unwrap();
         let sig = sign_provision(binding, purpose, &nonce, &tap.public_key()).unwrap();
         CredentialRequest {
@@ -312,9 +330,7 @@ impl Wallet {
         let (tap, _) = SigningKey::generate().unwrap();
         let req =
             Self::credential_request(h, token, &binding, &tap, ProvisionPurpose::Provision).await;
-        let c: CredentialResponse = h
-            .post_ok("/v1/credential/provision", Some(token), &req)
-            .await;
+        let c: CredentialResponse = h.post_ok(PROVISION.path, Some(token), &req).await;
         let cert = cert_from(&c);
         let w = Self {
             token: token.to_string(),
@@ -342,9 +358,7 @@ impl Wallet {
             ProvisionPurpose::Replenish,
         )
         .await;
-        let c: CredentialResponse = h
-            .post_ok("/v1/credential/replenish", Some(&self.token), &req)
-            .await;
+        let c: CredentialResponse = h.post_ok(REPLENISH.path, Some(&self.token), &req).await;
         self.tap = tap;
         self.cert = cert_from(&c);
         self.cert_hash = self.cert.hash();
@@ -439,9 +453,10 @@ impl Wallet {
             cursor: self.cursor,
             entries: entries.iter().map(|e| hex::encode(e.encode())).collect(),
         };
-        let (s, v) = h.post("/v1/wallet/sync", Some(&self.token), &body).await;
+        let (s, v) = h.post(WALLET_SYNC.path, Some(&self.token), &body).await;
         if s == StatusCode::OK {
-            self.cursor = v["cursor"].as_i64().unwrap();
+            let answer: SyncResponse = serde_json::from_value(v.clone()).unwrap();
+            self.cursor = answer.cursor;
         }
         (s, v)
     }
@@ -464,7 +479,7 @@ impl Validator {
         let (key, _) = SigningKey::generate().unwrap();
         let _: RegisterValidatorResponse = h
             .post_ok(
-                "/v1/admin/validators",
+                ADMIN_VALIDATORS.path,
                 Some(ADMIN),
                 &RegisterValidatorRequest {
                     validator_id: id,

@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod scenarios;
 pub mod time;
+pub mod tls;
 pub mod validator;
 pub mod wallet;
 

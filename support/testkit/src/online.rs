@@ -7,9 +7,7 @@ use crate::scenarios::Res;
 pub use crate::wallet::keystore;
 use mancard::{OnlineOptions, OnlineWallet, TopUpIntent, TopUpStatus, Wallet};
 use mancard_backend::{Backend, BackendConfig, BackendHandle, Policy};
-use mancard_protocol::{
-    CommandApdu, FareClass, ResponseApdu, RideState, StatusWord, TapChallenge, Tariff,
-};
+use mancard_protocol::{FareClass, RideState, StatusWord, TapChallenge, Tariff};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -242,13 +240,10 @@ pub fn tap(w: &Wallet, ch: &TapChallenge) -> StatusWord {
 
 /// [`tap`], an error if an APDU cannot be encoded or an answer parsed.
 pub fn try_tap(w: &Wallet, ch: &TapChallenge) -> Res<StatusWord> {
-    let sel = ResponseApdu::parse(&w.process_apdu(CommandApdu::select_mancard().encode()?))?;
-    if sel.sw != StatusWord::Ok {
-        return Ok(sel.sw);
-    }
-    let r = ResponseApdu::parse(&w.process_apdu(CommandApdu::authorize_tap(ch).encode()?))?;
-    w.deactivated();
-    Ok(r.sw)
+    Ok(match crate::wallet::try_exchange(w, ch, false)? {
+        Ok(_) => StatusWord::Ok,
+        Err(sw) => sw,
+    })
 }
 
 /// `n` taps spread over lines 1/2/10, `spacing` seconds apart from `start`; all must succeed.

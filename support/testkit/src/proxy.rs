@@ -4,12 +4,12 @@
 #![allow(clippy::indexing_slicing)] // fixtures: a slice out of range is a broken test
 
 use crate::online::Env;
+use crate::tls::TestCa;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls;
 
 /// What the proxy does to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,36 +272,8 @@ async fn answer(
 
 /// Starts a TLS proxy in front of the backend; returns (https URL, CA PEM).
 pub fn tls_proxy(env: &Env) -> (String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "ManCard test CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let srv_key = rcgen::KeyPair::generate().unwrap();
-    let srv_params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let srv_cert = srv_params.signed_by(&srv_key, &issuer).unwrap();
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![srv_cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(srv_key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let ca = TestCa::new("ManCard test CA");
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config(&["127.0.0.1", "localhost"]));
     let backend = env.addr();
     let listener = env
         .rt
@@ -322,5 +294,5 @@ pub fn tls_proxy(env: &Env) -> (String, String) {
             });
         }
     });
-    (format!("https://127.0.0.1:{port}"), ca_cert.pem())
+    (format!("https://127.0.0.1:{port}"), ca.pem)
 }

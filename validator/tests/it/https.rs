@@ -5,6 +5,7 @@
 //! before any request is sent and nothing is marked uploaded; the handshake is bounded by the
 //! timeout.
 
+use mancard_testkit::tls::TestCa;
 use mancard_testkit::validator::acceptor::Acceptor;
 use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID, LINE, VALIDATOR_ID};
 use mancard_testkit::Issuer;
@@ -13,60 +14,13 @@ use mancard_validator::Validator;
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A test CA: its PEM and an issuer for server certificates.
-struct TestCa {
-    pem: String,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-}
-
-fn test_ca(name: &str) -> TestCa {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    TestCa {
-        pem: cert.pem(),
-        issuer: rcgen::Issuer::new(params, key),
-    }
-}
-
-/// A rustls server config with a certificate for `names` issued by `ca`.
-fn server_config(ca: &TestCa, names: &[&str]) -> Arc<rustls::ServerConfig> {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .unwrap(),
-    )
-}
-
 /// A TLS fake backend serving bundle v1 of `issuer`, checking the validator's signature.
 fn tls_backend(ca: &TestCa, names: &[&str], issuer: &Issuer, v: &Validator) -> Acceptor {
-    let a = Acceptor::start_tls(server_config(ca, names));
+    let a = Acceptor::start_tls(ca.server_config(names));
     assert!(a.url.starts_with("https://127.0.0.1:"));
     let now = chrono::Utc::now().timestamp();
     *a.config.lock().unwrap() = issuer.bundle(1, now - 60, vec![]).encode();
@@ -110,7 +64,7 @@ fn https_fetch_and_upload_work_with_the_pilot_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_with_a_tap(&tmp.path().join("v"), &issuer);
-    let ca = test_ca("ManCard pilot CA");
+    let ca = TestCa::new("ManCard pilot CA");
     let backend = tls_backend(&ca, &["127.0.0.1", "localhost"], &issuer, &v);
     // The CA as the CLI gets it: a PEM file (`--ca-pem FILE`).
     let pem_file = tmp.path().join("pilot-ca.pem");
@@ -150,7 +104,7 @@ fn https_without_the_ca_fails_as_untrusted_and_nothing_is_marked_uploaded() {
     let tmp = tempfile::tempdir().unwrap();
     let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_with_a_tap(&tmp.path().join("v"), &issuer);
-    let ca = test_ca("ManCard pilot CA");
+    let ca = TestCa::new("ManCard pilot CA");
     let backend = tls_backend(&ca, &["127.0.0.1", "localhost"], &issuer, &v);
 
     // Mozilla roots only (also what the free functions use).
@@ -167,7 +121,7 @@ fn https_without_the_ca_fails_as_untrusted_and_nothing_is_marked_uploaded() {
     ));
     // Another CA with the same name is not the pilot CA either.
     let impostor =
-        Client::with_extra_ca_pem(TIMEOUT, test_ca("ManCard pilot CA").pem.as_bytes()).unwrap();
+        Client::with_extra_ca_pem(TIMEOUT, TestCa::new("ManCard pilot CA").pem.as_bytes()).unwrap();
     let e = impostor.fetch_config(&backend.url, None).unwrap_err();
     assert!(matches!(e, HttpError::UntrustedCertificate { .. }), "{e:?}");
 
@@ -214,7 +168,7 @@ fn https_wrong_host_name_fails_and_nothing_is_marked_uploaded() {
     let tmp = tempfile::tempdir().unwrap();
     let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_with_a_tap(&tmp.path().join("v"), &issuer);
-    let ca = test_ca("ManCard pilot CA");
+    let ca = TestCa::new("ManCard pilot CA");
     // A trusted certificate, but for another host.
     let backend = tls_backend(&ca, &["issuer.example"], &issuer, &v);
     let client = Client::with_extra_ca_pem(TIMEOUT, ca.pem.as_bytes()).unwrap();
@@ -296,7 +250,7 @@ fn plain_http_still_works_next_to_https() {
     assert!(backend.url.starts_with("http://"));
     let now = chrono::Utc::now().timestamp();
     *backend.config.lock().unwrap() = issuer.bundle(1, now - 60, vec![]).encode();
-    let ca = test_ca("ManCard pilot CA");
+    let ca = TestCa::new("ManCard pilot CA");
     let client = Client::with_extra_ca_pem(TIMEOUT, ca.pem.as_bytes()).unwrap();
     assert!(client.fetch_config(&backend.url, None).unwrap().is_some());
     assert!(http::fetch_config(&backend.url, None, TIMEOUT)

@@ -1,10 +1,10 @@
 //! The real wallet core (`mancard::Wallet`) against the validator: in process, by QR, and
 //! through pcscd + vpcd (the `mancard phone` path).
 
-use mancard::{SoftwareKeystore, Wallet, WalletConfig};
+use mancard::{Wallet, WalletConfig};
 use mancard_protocol::FareClass;
 use mancard_testkit::validator::{timeless_issuer, validator_in_memory, vpcd_lock, ISSUER_KEY_ID};
-use mancard_testkit::{CertSpec, Issuer};
+use mancard_testkit::{wallet, CertSpec, Issuer};
 use mancard_validator::pcsc_reader::{pcscd_available, PcscReader};
 use mancard_validator::vpcd::{run_card, FnCard};
 use mancard_validator::FnChannel;
@@ -14,26 +14,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn wallet_with_credential(dir: &Path, issuer: &Issuer, now: i64) -> Wallet {
-    let ks = Arc::new(SoftwareKeystore::open_or_create(dir.join("keystore")).unwrap());
     let cfg = WalletConfig {
         background_maintenance: false,
         ..WalletConfig::default()
     };
-    let w = Wallet::open(dir.join("wallet"), ks, cfg).unwrap();
-    let req = w.prepare_credential_request().unwrap();
-    let cert = issuer.issue(
-        &req.tap_public_key,
-        CertSpec {
-            valid_from: now - 3600,
-            valid_until: now + 7 * 86_400,
-            class: FareClass::Adult,
-            first: req.next_counter,
-            last: req.next_counter + 99,
-            max_amount: 200_000,
-        },
-    );
-    w.install_certificate(cert.encode(), vec![issuer.info()], now)
-        .unwrap();
+    let w = wallet::open_with(dir, cfg);
+    // the next counter of a fresh wallet is 0: the certificate's range starts there
+    let spec = CertSpec {
+        valid_from: now - 3600,
+        valid_until: now + 7 * 86_400,
+        class: FareClass::Adult,
+        first: 0,
+        last: 99,
+        max_amount: 200_000,
+    };
+    wallet::provision_at(&w, issuer, spec, now);
     w
 }
 
