@@ -115,6 +115,12 @@ def check_http_edge(errors):
             fail(errors, f"{rel}: picks an HTTP status outside {HTTP_EDGE}")
 
 
+# A `use` item (`pub`, `pub(crate)`, `pub(in path)` included), possibly spanning lines, and
+# a glob anywhere in its tree: `a::*`, `a::{b, *}`, `a::{*}`, `a::{b::{c, *}}`.
+USE_ITEM = re.compile(r"^[ \t]*(?:pub(?:\([^)]*\))?\s+)?use\s+(?P<tree>[^;]*);", re.M)
+GLOB = re.compile(r"(?:^|::|\{|,)\s*\*")
+
+
 def check_files(errors):
     for d in LIBRARY_DIRS:
         for f in rust_files(d):
@@ -127,9 +133,11 @@ def check_files(errors):
                 fail(errors, f"{rel}: allows clippy::too_many_arguments")
             # production code only: stop at the unit-test module
             prod = text.split("#[cfg(test)]", 1)[0]
-            for m in re.finditer(r"^\s*(pub(\([a-z]+\))?\s+)?use\s+[^;]*::\*\s*;", prod, re.M):
-                line = prod.count("\n", 0, m.start()) + 1
-                fail(errors, f"{rel}:{line}: glob import `{m.group(0).strip()}`")
+            for m in USE_ITEM.finditer(prod):
+                if GLOB.search(m.group("tree")):
+                    line = prod.count("\n", 0, m.start()) + 1
+                    item = " ".join(m.group(0).split())
+                    fail(errors, f"{rel}:{line}: glob import `{item}`")
 
 
 def main():

@@ -18,6 +18,13 @@ pub struct OtpResponse {
     pub expires_at: i64,
 }
 
+/// The query string of the sandbox's `GET /sandbox/otp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct PhoneQuery {
+    pub phone: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SandboxOtp {

@@ -75,12 +75,13 @@ pub const PROVISION: Endpoint = Endpoint::new(Post, "/v1/credential/provision", 
 pub const REPLENISH: Endpoint = Endpoint::new(Post, "/v1/credential/replenish", Session);
 
 pub const CREATE_TOPUP: Endpoint = Endpoint::new(Post, "/v1/topups", Session);
-/// The gateway's redirect back (query `token`, `status`); answers an HTML page.
+/// The gateway's redirect back (query [`CallbackQuery`](crate::CallbackQuery)); answers an
+/// HTML page.
 pub const TOPUP_CALLBACK: Endpoint = Endpoint::new(Get, "/v1/topups/callback", Public);
 pub const TOPUP_STATUS: Endpoint = Endpoint::new(Get, "/v1/topups/{intent_id}", Session);
 
 pub const WALLET_SYNC: Endpoint = Endpoint::new(Post, "/v1/wallet/sync", Session);
-/// Query `pseudonym`, `from_seq`.
+/// Query [`LogQuery`](crate::LogQuery).
 pub const WALLET_LOG: Endpoint = Endpoint::new(Get, "/v1/wallet/log", Session);
 
 /// The signed config bundle (binary); `If-None-Match` with the bundle version.
@@ -96,7 +97,7 @@ pub const ADMIN_FRAUD_CASES: Endpoint = Endpoint::new(Get, "/v1/admin/fraud-case
 pub const ADMIN_AUDIT: Endpoint = Endpoint::new(Get, "/v1/admin/audit", Admin);
 pub const ADMIN_ADJUSTMENTS: Endpoint = Endpoint::new(Post, "/v1/admin/adjustments", Admin);
 
-/// Query `phone`: the live one-time code (sandbox only).
+/// Query [`PhoneQuery`](crate::PhoneQuery): the live one-time code (sandbox only).
 pub const SANDBOX_OTP: Endpoint = Endpoint::new(Get, "/sandbox/otp", Sandbox);
 /// The sandbox gateway's payment page (GET) and its "pay" button (POST).
 pub const SANDBOX_PAY: Endpoint = Endpoint::new(Get, "/sandbox/pay/{token}", Sandbox);

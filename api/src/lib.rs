@@ -8,7 +8,7 @@
 //! constant in [`endpoints`], next to nothing else, so client and server cannot disagree.
 //!
 //! This crate does no I/O and knows nothing of HTTP libraries. With the `openapi` feature
-//! every type also derives `utoipa::ToSchema`.
+//! every body type also derives `utoipa::ToSchema` and every query string `utoipa::IntoParams`.
 
 /// Display as the wire text, and comparison with it (`status == "settled"`), for an enum with
 /// `as_str`.
@@ -43,7 +43,8 @@ pub mod validator;
 pub mod wallet;
 
 pub use account::{
-    AccountResponse, OtpRequest, OtpResponse, SandboxOtp, SessionRequest, SessionResponse,
+    AccountResponse, OtpRequest, OtpResponse, PhoneQuery, SandboxOtp, SessionRequest,
+    SessionResponse,
 };
 pub use admin::{
     AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, FraudKind, KeyInfo,
@@ -51,12 +52,12 @@ pub use admin::{
 };
 pub use endpoints::{Auth, Endpoint, Method};
 pub use problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};
-pub use topup::{TopupIntentResponse, TopupRequest, TopupStatus};
+pub use topup::{CallbackQuery, TopupIntentResponse, TopupRequest, TopupStatus};
 pub use validator::{BatchResponse, TapResult, TapStatus};
 pub use wallet::{
     ChainState, CredentialRequest, CredentialResponse, CredentialState, CredentialStatus, Health,
-    IssuerKeyView, LedgerEntry, LedgerKind, LogItem, LogResponse, NonceResponse, SyncRequest,
-    SyncResponse,
+    IssuerKeyView, LedgerEntry, LedgerKind, LogItem, LogQuery, LogResponse, NonceResponse,
+    SyncRequest, SyncResponse,
 };
 
 wire_text!(
@@ -93,5 +94,27 @@ mod tests {
         }
         assert_eq!(TapStatus::Settled, "settled");
         assert_eq!(LedgerKind::Topup.to_string(), "topup");
+    }
+
+    #[test]
+    fn query_strings_default_what_may_be_left_out() {
+        let q: Result<LogQuery, _> = serde_json::from_str(r#"{"pseudonym":"0f51"}"#);
+        assert_eq!(
+            q.ok(),
+            Some(LogQuery {
+                pseudonym: "0f51".into(),
+                from_seq: 0
+            })
+        );
+        let q: Result<CallbackQuery, _> = serde_json::from_str(r#"{"token":"ab"}"#);
+        assert_eq!(q.ok().map(|q| q.status), Some(None));
+        let absent = CallbackQuery {
+            token: "ab".into(),
+            status: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&absent).unwrap_or_default(),
+            r#"{"token":"ab"}"#
+        );
     }
 }

@@ -58,3 +58,14 @@ pub struct TopupIntentResponse {
     /// Gateway reference number, once paid.
     pub gateway_ref: Option<String>,
 }
+
+/// The query string of the gateway's redirect back, `GET /v1/topups/callback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct CallbackQuery {
+    /// Gateway payment token.
+    pub token: String,
+    /// `OK` or `NOK` as the gateway reports it (not trusted: the payment is verified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}

@@ -213,6 +213,17 @@ pub struct LogItem {
     pub entry: String,
 }
 
+/// The query string of `GET /v1/wallet/log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct LogQuery {
+    /// Device pseudonym, hex.
+    pub pseudonym: String,
+    /// First sequence number wanted.
+    #[serde(default)]
+    pub from_seq: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogResponse {

@@ -8,7 +8,7 @@
 //!
 //! Extended-length APDUs are refused with 6700: not every phone or reader supports them.
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{inherent_codec, DecodeError, Message, Reader, Writer};
 use thiserror::Error;
 
 /// The ManCard application identifier: proprietary (F0 range) "F0 'MANCARD' 01".
@@ -297,23 +297,23 @@ pub struct SelectResponse {
     pub cert_hash: Option<[u8; 32]>,
 }
 
-impl SelectResponse {
-    pub const TAG: u8 = b'S';
-    pub const VERSION: u8 = 1;
+impl Message for SelectResponse {
+    const NAME: &'static str = "select response";
+    const TAG: u8 = b'S';
+    const VERSION: u8 = 1;
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(35);
-        w.header(Self::TAG, Self::VERSION);
+    fn size_hint(&self) -> usize {
+        35
+    }
+
+    fn write_body(&self, w: &mut Writer) {
         match &self.cert_hash {
             Some(h) => w.u8(1).bytes(h),
             None => w.u8(0),
         };
-        w.into_vec()
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        r.header("select response", Self::TAG, Self::VERSION)?;
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let cert_hash = match r.u8()? {
             0 => None,
             1 => Some(r.array()?),
@@ -324,10 +324,11 @@ impl SelectResponse {
                 })
             }
         };
-        r.finish()?;
         Ok(Self { cert_hash })
     }
 }
+
+inherent_codec!(SelectResponse);
 
 #[cfg(test)]
 mod tests {

@@ -3,9 +3,10 @@
 use crate::apdu::{CommandApdu, ResponseApdu, SelectResponse};
 use crate::batch::{TapBatch, TapProof, TapRecord};
 use crate::cert::CredentialCertificate;
-use crate::codec::{DecodeError, Message as _};
+use crate::codec::{DecodeError, Message};
 use crate::config::{IssuerKey, ValidatorConfig};
 use crate::log::WalletLogEntry;
+use crate::money::Rials;
 use crate::pass::{BoardingPass, PASS_TEXT_PREFIX};
 use crate::tap::{TapAuthorization, TapChallenge};
 use crate::tariff::Tariff;
@@ -13,7 +14,7 @@ use crate::verify::{verify_certificate_signature, verify_config, VerifyError};
 
 /// Any decoded ManCard message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub enum Decoded {
     Certificate(CredentialCertificate),
     Challenge(TapChallenge),
     Authorization(TapAuthorization),
@@ -29,14 +30,14 @@ pub enum Message {
 }
 
 /// Decodes text (pass text, or hex with optional spaces/colons) into a message.
-pub fn decode_any(input: &str) -> Result<Message, DecodeError> {
+pub fn decode_any(input: &str) -> Result<Decoded, DecodeError> {
     let t = input.trim();
     if t.starts_with("MC") && t.contains(':') && t.len() > PASS_TEXT_PREFIX.len() + 2 {
         if let Ok(p) = BoardingPass::from_text(t) {
-            return Ok(Message::Pass(p));
+            return Ok(Decoded::Pass(p));
         }
         if t.get(2..3).is_some_and(|c| c != "1") || !is_hex(t) {
-            return BoardingPass::from_text(t).map(Message::Pass);
+            return BoardingPass::from_text(t).map(Decoded::Pass);
         }
     }
     let cleaned: String = t
@@ -56,30 +57,30 @@ fn is_hex(s: &str) -> bool {
 
 /// Decodes bytes by their type tag; bytes with an ISO class byte (00/80) are read as a
 /// command APDU, and anything else ending in a status word as a response APDU.
-pub fn decode_bytes(b: &[u8]) -> Result<Message, DecodeError> {
+pub fn decode_bytes(b: &[u8]) -> Result<Decoded, DecodeError> {
     match b.first() {
         Some(&CredentialCertificate::TAG) => {
-            CredentialCertificate::decode(b).map(Message::Certificate)
+            CredentialCertificate::decode(b).map(Decoded::Certificate)
         }
-        Some(&TapChallenge::TAG) => TapChallenge::decode(b).map(Message::Challenge),
-        Some(&TapAuthorization::TAG) => TapAuthorization::decode(b).map(Message::Authorization),
-        Some(&BoardingPass::TAG) => BoardingPass::decode(b).map(Message::Pass),
-        Some(&ValidatorConfig::TAG) => ValidatorConfig::decode(b).map(Message::Config),
-        Some(&Tariff::TAG) => Tariff::decode(b).map(Message::Tariff),
-        Some(&TapRecord::TAG) => TapRecord::decode(b).map(Message::Record),
-        Some(&TapBatch::TAG) => TapBatch::decode(b).map(Message::Batch),
-        Some(&WalletLogEntry::TAG) => WalletLogEntry::decode(b).map(Message::LogEntry),
-        Some(&SelectResponse::TAG) => SelectResponse::decode(b).map(Message::Select),
+        Some(&TapChallenge::TAG) => TapChallenge::decode(b).map(Decoded::Challenge),
+        Some(&TapAuthorization::TAG) => TapAuthorization::decode(b).map(Decoded::Authorization),
+        Some(&BoardingPass::TAG) => BoardingPass::decode(b).map(Decoded::Pass),
+        Some(&ValidatorConfig::TAG) => ValidatorConfig::decode(b).map(Decoded::Config),
+        Some(&Tariff::TAG) => Tariff::decode(b).map(Decoded::Tariff),
+        Some(&TapRecord::TAG) => TapRecord::decode(b).map(Decoded::Record),
+        Some(&TapBatch::TAG) => TapBatch::decode(b).map(Decoded::Batch),
+        Some(&WalletLogEntry::TAG) => WalletLogEntry::decode(b).map(Decoded::LogEntry),
+        Some(&SelectResponse::TAG) => SelectResponse::decode(b).map(Decoded::Select),
         Some(0x00) | Some(0x80) => {
             CommandApdu::parse(b)
-                .map(Message::Command)
+                .map(Decoded::Command)
                 .map_err(|_| DecodeError::InvalidText {
                     reason: "not a valid short command APDU",
                 })
         }
         Some(_) if b.len() >= 2 => {
             ResponseApdu::parse(b)
-                .map(Message::Response)
+                .map(Decoded::Response)
                 .map_err(|_| DecodeError::InvalidText {
                     reason: "unknown message type",
                 })
@@ -93,10 +94,6 @@ pub fn decode_bytes(b: &[u8]) -> Result<Message, DecodeError> {
 
 fn h(b: &[u8]) -> String {
     hex::encode(b)
-}
-
-fn rials(v: i64) -> String {
-    format!("{v} rials ({} toman)", v / 10)
 }
 
 fn cert_lines(c: &CredentialCertificate, ind: &str, out: &mut Vec<String>) {
@@ -122,7 +119,7 @@ fn cert_lines(c: &CredentialCertificate, ind: &str, out: &mut Vec<String>) {
     ));
     out.push(format!(
         "{ind}offline amount: {}",
-        rials(b.allowance.max_amount)
+        Rials(b.allowance.max_amount)
     ));
     out.push(format!("{ind}certificate hash: {}", h(&c.hash())));
     out.push(format!(
@@ -136,12 +133,12 @@ fn challenge_lines(c: &TapChallenge, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}nonce: {}", h(&c.nonce)));
     out.push(format!("{ind}validator time: {}", c.validator_time));
     out.push(format!("{ind}line: {}", c.line_id));
-    out.push(format!("{ind}fare: {}", rials(c.fare)));
+    out.push(format!("{ind}fare: {}", Rials(c.fare)));
 }
 
 fn auth_lines(a: &TapAuthorization, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}counter: {}", a.counter));
-    out.push(format!("{ind}amount: {}", rials(a.amount)));
+    out.push(format!("{ind}amount: {}", Rials(a.amount)));
     out.push(format!("{ind}challenge digest: {}", h(&a.digest)));
     out.push(format!("{ind}tap signature: {}", h(a.signature.as_bytes())));
 }
@@ -154,7 +151,7 @@ fn record_lines(r: &TapRecord, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}counter: {}", r.counter));
     out.push(format!(
         "{ind}fare: {} ({})",
-        rials(r.fare),
+        Rials(r.fare),
         r.fare_kind.name()
     ));
     proof_lines(&r.proof, ind, out);
@@ -183,13 +180,13 @@ fn pass_lines(p: &BoardingPass, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}counter: {}", p.body.counter));
     out.push(format!("{ind}issued at: {}", p.body.issued_at));
     out.push(format!("{ind}lifetime: {} s", p.body.lifetime_secs));
-    out.push(format!("{ind}maximum amount: {}", rials(p.body.max_amount)));
+    out.push(format!("{ind}maximum amount: {}", Rials(p.body.max_amount)));
     out.push(format!("{ind}tap signature: {}", h(p.signature.as_bytes())));
     out.push(format!("{ind}certificate:"));
     cert_lines(&p.body.certificate, &format!("{ind}  "), out);
 }
 
-impl Message {
+impl Decoded {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Certificate(_) => "credential certificate",
@@ -296,7 +293,7 @@ fn log_entry_lines(e: &WalletLogEntry, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}sequence: {}", e.seq));
     out.push(format!("{ind}previous hash: {}", h(&e.prev_hash)));
     out.push(format!("{ind}time: {}", e.time));
-    out.push(format!("{ind}amount: {}", rials(e.amount)));
+    out.push(format!("{ind}amount: {}", Rials(e.amount)));
     out.push(format!("{ind}entry hash: {}", h(&e.hash())));
     proof_lines(&e.proof, ind, out);
 }
@@ -343,7 +340,7 @@ fn response_lines(r: &ResponseApdu, ind: &str, out: &mut Vec<String>) {
 /// An APDU's data field, described as the message it carries (if it is one, and not another APDU).
 fn embedded_message_lines(data: &[u8], ind: &str, out: &mut Vec<String>) {
     if let Ok(m) = decode_bytes(data) {
-        if !matches!(m, Message::Command(_) | Message::Response(_)) {
+        if !matches!(m, Decoded::Command(_) | Decoded::Response(_)) {
             out.extend(m.describe().into_iter().map(|l| format!("{ind}{l}")));
         }
     }
@@ -377,5 +374,28 @@ fn tariff_lines(t: &Tariff, ind: &str, out: &mut Vec<String>) {
             "{ind}  line {}: adult {} student {} senior {} free {}",
             l.line_id, l.fares[0], l.fares[1], l.fares[2], l.fares[3]
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_show_grouped_rials_and_toman() {
+        let c = TapChallenge {
+            validator_id: 7001,
+            nonce: [0; 16],
+            validator_time: 0,
+            line_id: 1,
+            fare: 20_000,
+        };
+        let lines = Decoded::Challenge(c).describe();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "  fare: 20,000 rials (2,000 toman)"),
+            "{lines:?}"
+        );
     }
 }

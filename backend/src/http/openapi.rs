@@ -98,6 +98,24 @@ mod tests {
         assert_eq!(*listed, serde_json::json!(texts));
     }
 
+    /// The query strings, typed in the api crate, keep listing their parameters.
+    #[test]
+    fn query_strings_list_their_parameters() {
+        use mancard_api::endpoints::{SANDBOX_OTP, TOPUP_CALLBACK, WALLET_LOG};
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        for (path, names) in [
+            (WALLET_LOG.path, vec!["pseudonym", "from_seq"]),
+            (TOPUP_CALLBACK.path, vec!["token", "status"]),
+            (SANDBOX_OTP.path, vec!["phone"]),
+        ] {
+            let listed: Vec<&str> = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().filter_map(|p| p["name"].as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(listed, names, "{path}");
+        }
+    }
+
     /// Every schema the document points to is in it (the api crate's enums included).
     #[test]
     fn every_schema_reference_resolves() {

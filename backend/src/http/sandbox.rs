@@ -10,19 +10,13 @@ use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mancard_api::endpoints::{SANDBOX_OTP, SANDBOX_PAY, SANDBOX_PAY_CANCEL, SANDBOX_PAY_SUBMIT};
-use mancard_api::{ProblemCode, SandboxOtp};
-use serde::Deserialize;
+use mancard_api::{PhoneQuery, ProblemCode, SandboxOtp};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(SANDBOX_OTP.path, get(sandbox_otp))
         .route(SANDBOX_PAY.path, get(gateway_page).post(gateway_pay))
         .route(SANDBOX_PAY_CANCEL.path, post(gateway_cancel))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub(crate) struct PhoneQuery {
-    phone: String,
 }
 
 /// Sandbox only: the live one-time code of a phone number.

@@ -8,8 +8,7 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mancard_api::endpoints::{CREATE_TOPUP, TOPUP_CALLBACK, TOPUP_STATUS};
-use mancard_api::{TopupIntentResponse, TopupRequest, TopupStatus};
-use serde::Deserialize;
+use mancard_api::{CallbackQuery, TopupIntentResponse, TopupRequest, TopupStatus};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -40,15 +39,6 @@ pub(crate) async fn topup_status(
     Path(id): Path<String>,
 ) -> HttpResult<Json<TopupIntentResponse>> {
     Ok(Json(blocking(&s, move |e| e.topup_status(a, &id)).await?))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub(crate) struct CallbackQuery {
-    /// Gateway payment token.
-    token: String,
-    /// `OK` or `NOK` as the gateway reports it (not trusted: the payment is verified).
-    #[allow(dead_code)]
-    status: Option<String>,
 }
 
 /// The gateway's redirect back (browser). Verifies the payment server-side; shows the result.

@@ -8,8 +8,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mancard_api::endpoints::{WALLET_LOG, WALLET_SYNC};
-use mancard_api::{LogResponse, SyncRequest, SyncResponse};
-use serde::Deserialize;
+use mancard_api::{LogQuery, LogResponse, SyncRequest, SyncResponse};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -27,15 +26,6 @@ pub(crate) async fn sync(
     ApiJson(req): ApiJson<SyncRequest>,
 ) -> HttpResult<Json<SyncResponse>> {
     Ok(Json(blocking(&s, move |e| e.sync(a, &req)).await?))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub(crate) struct LogQuery {
-    /// Device pseudonym, hex.
-    pseudonym: String,
-    /// First sequence number wanted.
-    #[serde(default)]
-    from_seq: u64,
 }
 
 /// Stored tap-log entries of a device (recovery after a power loss).
