@@ -20,7 +20,7 @@ pub struct OtpResponse {
 
 /// The query string of the sandbox's `GET /sandbox/otp`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PhoneQuery {
     pub phone: String,
 }

@@ -61,7 +61,7 @@ pub struct TopupIntentResponse {
 
 /// The query string of the gateway's redirect back, `GET /v1/topups/callback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct CallbackQuery {
     /// Gateway payment token.
     pub token: String,

@@ -215,7 +215,7 @@ pub struct LogItem {
 
 /// The query string of `GET /v1/wallet/log`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct LogQuery {
     /// Device pseudonym, hex.
     pub pseudonym: String,
