@@ -70,10 +70,11 @@ if [ ! -f "$ANDROID_ALL" ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Kotlin compilation needs only committed files (the freshness check below fails the run if
-# mancard.kt is not what the library generates), so it runs in the background while cargo
-# builds: the bindings once into a jar (cached by content), the tests against it, and the
-# Android sample against the bindings and the Android framework.
+# The committed bindings are the app's API (no test hooks): the freshness check below fails the
+# run if they are not what the library generates, and the Android sample compiles against them
+# in the background while cargo builds (the bindings once into a jar, cached by content). The
+# tests need `debug_panic_for_tests`, so they run on a second build of the library with the
+# `test-hooks` feature and on bindings generated from that build.
 TMP=$(mktemp -d /tmp/mancard-bindings.XXXXXX)
 backend_pid=""
 compile_pid=""
@@ -89,7 +90,7 @@ BJAR="$BUILD/mancard-bindings-$(sha256sum <"$kt" | cut -c1-16).jar"
 TJAR="$BUILD/mancard-tests.jar"
 AJAR="$BUILD/android-sample.jar"
 rm -f "$TJAR" "$AJAR"
-step "Kotlin: compiling bindings (once, cached), tests and the Android sample in the background"
+step "Kotlin: compiling the committed bindings (once, cached) and the Android sample in the background"
 set -m # job control: the background job gets its own process group (killed as a whole)
 (
   set -e
@@ -98,8 +99,6 @@ set -m # job control: the background job gets its own process group (killed as a
     "$KC/bin/kotlinc-jvm" -nowarn -cp "$JNA:$COROUTINES" "$kt" -d "$BJAR.tmp.jar"
     mv "$BJAR.tmp.jar" "$BJAR"
   fi
-  "$KC/bin/kotlinc-jvm" -nowarn -cp "$BJAR:$JNA:$COROUTINES:$JUNIT" \
-    bindings/kotlin/tests/ir/mancard/core/test/*.kt -d "$TJAR"
   "$KC/bin/kotlinc-jvm" -nowarn -cp "$ANDROID_ALL:$BJAR:$JNA:$COROUTINES" \
     android-demo/src/ir/mancard/app/*.kt -d "$AJAR" >"$TMP/android.log" 2>&1 \
     || { cat "$TMP/android.log"; rm -f "$AJAR"; }
@@ -125,6 +124,14 @@ done
 rm -rf "$fresh"
 [ "$stale" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
 echo "bindings match the library"
+
+step "test build: the library with its test hooks, and bindings generated from it"
+cargo build --quiet -p mancard --features test-hooks
+TB="$TMP/test-bindings"
+SKIP_BUILD=1 bindings/generate.sh "$TB" >/dev/null
+cp target/debug/libmancard.so "$TB/python/libmancard.so"
+tkt="$TB/kotlin/ir/mancard/core/mancard.kt"
+TBJAR="$BUILD/mancard-test-bindings-$(sha256sum <"$tkt" | cut -c1-16).jar"
 
 # ---------------------------------------------------------------------------------------------
 step "backend (sandbox) and validator"
@@ -163,8 +170,18 @@ count() { # reads "N passed, M failed" from a log
 }
 
 # ---------------------------------------------------------------------------------------------
-step "Kotlin: waiting for the compiler"
-if ! wait "$compile_pid" || [ ! -f "$TJAR" ]; then
+step "Kotlin: waiting for the compiler, then the test bindings (once, cached) and the tests"
+compile_tests() {
+  if [ ! -f "$TBJAR" ]; then
+    rm -f "$BUILD"/mancard-test-bindings-*.jar
+    "$KC/bin/kotlinc-jvm" -nowarn -cp "$JNA:$COROUTINES" "$tkt" -d "$TBJAR.tmp.jar" &&
+      mv "$TBJAR.tmp.jar" "$TBJAR" || return 1
+  fi
+  "$KC/bin/kotlinc-jvm" -nowarn -cp "$TBJAR:$JNA:$COROUTINES:$JUNIT" \
+    bindings/kotlin/tests/ir/mancard/core/test/*.kt -d "$TJAR"
+}
+if ! wait "$compile_pid" || [ ! -f "$BJAR" ] || ! compile_tests >>"$TMP/kotlinc.log" 2>&1 \
+  || [ ! -f "$TJAR" ]; then
   compile_pid=""
   cat "$TMP/kotlinc.log"
   echo "Kotlin compilation failed"
@@ -175,7 +192,7 @@ else
   set +e
   # RUST_BACKTRACE=0: the panics the tests provoke on purpose print one line, not a backtrace.
   RUST_BACKTRACE=0 java -Djna.library.path="$ROOT/target/debug" \
-    -cp "$TJAR:$BJAR:$JNA:$COROUTINES:$STDLIB:$JUNIT:$HAMCREST" \
+    -cp "$TJAR:$TBJAR:$JNA:$COROUTINES:$STDLIB:$JUNIT:$HAMCREST" \
     ir.mancard.core.test.RunTestsKt 2>&1 | tee "$TMP/kotlin.log"
   set -e
   count "$TMP/kotlin.log"
@@ -190,9 +207,8 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 step "Python: pytest"
-cp target/debug/libmancard.so bindings/python/libmancard.so
 set +e
-(cd bindings/python && RUST_BACKTRACE=0 python3 -m pytest -q -p no:cacheprovider tests 2>&1) | tee "$TMP/python.log"
+(cd bindings/python && RUST_BACKTRACE=0 MANCARD_TEST_PYTHON_BINDINGS="$TB/python" python3 -m pytest -q -p no:cacheprovider tests 2>&1) | tee "$TMP/python.log"
 py_status=${PIPESTATUS[0]}
 set -e
 py_passed=$(grep -oE '[0-9]+ passed' "$TMP/python.log" | tail -1 | cut -d' ' -f1 || true)

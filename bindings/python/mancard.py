@@ -525,8 +525,6 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
-    if lib.uniffi_mancard_checksum_func_debug_panic_for_tests() != 28208:
-        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_func_open_software_keystore() != 38829:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_func_set_logger() != 53381:
@@ -618,9 +616,6 @@ _UniffiLib.ffi_mancard_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_mancard_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_mancard_uniffi_contract_version.restype = ctypes.c_uint32
-_UniffiLib.uniffi_mancard_checksum_func_debug_panic_for_tests.argtypes = (
-)
-_UniffiLib.uniffi_mancard_checksum_func_debug_panic_for_tests.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_func_open_software_keystore.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_func_open_software_keystore.restype = ctypes.c_uint16
@@ -714,11 +709,6 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_verify_tap_log.restype = ctypes
 _UniffiLib.uniffi_mancard_checksum_constructor_wallet_new.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_constructor_wallet_new.restype = ctypes.c_uint16
-_UniffiLib.uniffi_mancard_fn_func_debug_panic_for_tests.argtypes = (
-    _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
-)
-_UniffiLib.uniffi_mancard_fn_func_debug_panic_for_tests.restype = None
 _UniffiLib.uniffi_mancard_fn_func_open_software_keystore.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -4360,25 +4350,6 @@ class _UniffiFfiConverterOptionalTypeLogger(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterTypeLogger.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
-def debug_panic_for_tests(message: str) -> None:
-    """
-    FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the
-    app as an exception (`InternalException` in Kotlin) instead of crashing it. Never call it
-    from an app.
-"""
-    
-    _UniffiFfiConverterString.check_lower(message)
-    _uniffi_lowered_args = (
-        _UniffiFfiConverterString.lower(message),
-    )
-    _uniffi_lift_return = lambda val: None
-    _uniffi_error_converter = None
-    _uniffi_ffi_result = _uniffi_rust_call_with_error(
-        _uniffi_error_converter,
-        _UniffiLib.uniffi_mancard_fn_func_debug_panic_for_tests,
-        *_uniffi_lowered_args,
-    )
-    return _uniffi_lift_return(_uniffi_ffi_result)
 def open_software_keystore(dir: str) -> PlatformKeystore:
     """
     The core's software keystore in `dir` (key files with mode 0600), created if neither key
@@ -4442,7 +4413,6 @@ __all__ = [
     "SyncReport",
     "TopUpIntent",
     "WalletStatus",
-    "debug_panic_for_tests",
     "open_software_keystore",
     "set_logger",
     "LoggerImpl",

@@ -4307,18 +4307,6 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
     }
 }
 /**
- * FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the
- * app as an exception (`InternalException` in Kotlin) instead of crashing it. Never call it
- * from an app.
- */
-public func debugPanicForTests(message: String)  {try! rustCall() {
-        uniffiCallStatus in
-    uniffi_mancard_fn_func_debug_panic_for_tests(
-        FfiConverterString.lower(message),uniffiCallStatus
-    )
-}
-}
-/**
  * The core's software keystore in `dir` (key files with mode 0600), created if neither key
  * file exists. For desktop builds and tests only: a phone passes its hardware-backed
  * keystore instead.
@@ -4358,9 +4346,6 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_mancard_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
-    }
-    if (uniffi_mancard_checksum_func_debug_panic_for_tests() != 28208) {
-        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_func_open_software_keystore() != 38829) {
         return InitializationResult.apiChecksumMismatch

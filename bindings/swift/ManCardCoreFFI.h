@@ -489,11 +489,6 @@ void uniffi_mancard_fn_method_logger_log(uint64_t ptr, RustBuffer record, RustCa
 RustBuffer uniffi_mancard_fn_method_keystoreerror_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_DEBUG_PANIC_FOR_TESTS
-#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_DEBUG_PANIC_FOR_TESTS
-void uniffi_mancard_fn_func_debug_panic_for_tests(RustBuffer message, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_OPEN_SOFTWARE_KEYSTORE
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_OPEN_SOFTWARE_KEYSTORE
 uint64_t uniffi_mancard_fn_func_open_software_keystore(RustBuffer dir, RustCallStatus *_Nonnull out_status
@@ -762,12 +757,6 @@ void ffi_mancard_rust_future_free_void(uint64_t handle
 #ifndef UNIFFI_FFIDEF_FFI_MANCARD_RUST_FUTURE_COMPLETE_VOID
 #define UNIFFI_FFIDEF_FFI_MANCARD_RUST_FUTURE_COMPLETE_VOID
 void ffi_mancard_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_DEBUG_PANIC_FOR_TESTS
-#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_DEBUG_PANIC_FOR_TESTS
-uint16_t uniffi_mancard_checksum_func_debug_panic_for_tests(void
-    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_OPEN_SOFTWARE_KEYSTORE

@@ -271,9 +271,9 @@ impl Wallet {
 /// FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the
 /// app as an exception (`InternalException` in Kotlin) instead of crashing it. Never call it
 /// from an app.
-// Exported only with the `test-hooks` feature: on by default because the committed bindings
-// and their tests include it; an app build leaves it out with `--no-default-features`. (A
-// plain comment: the doc comment is part of the bindings and their checksums.)
+// Exported only with the `test-hooks` feature, which no app build and not the committed
+// bindings have: bindings/test-bindings.sh builds the library with it and generates the
+// tests' own bindings from that build.
 #[cfg(feature = "test-hooks")]
 #[uniffi::export]
 #[allow(clippy::panic)] // the whole point of this test hook is to panic

@@ -744,8 +744,6 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
-    external fun uniffi_mancard_checksum_func_debug_panic_for_tests(
-    ): Int
     external fun uniffi_mancard_checksum_func_open_software_keystore(
     ): Int
     external fun uniffi_mancard_checksum_func_set_logger(
@@ -906,8 +904,6 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_mancard_fn_method_keystoreerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_mancard_fn_func_debug_panic_for_tests(`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
     external fun uniffi_mancard_fn_func_open_software_keystore(`dir`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_mancard_fn_func_set_logger(`logger`: RustBuffer.ByValue,`maxLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1031,9 +1027,6 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_mancard_checksum_func_debug_panic_for_tests() and 0xFFFF) != 28208) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
     if ((lib.uniffi_mancard_checksum_func_open_software_keystore() and 0xFFFF) != 38829) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -5176,21 +5169,6 @@ public object FfiConverterSequenceTypeTopUpIntent: FfiConverterRustBuffer<List<T
 
 
 
-
-        /**
-         * FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the
-         * app as an exception (`InternalException` in Kotlin) instead of crashing it. Never call it
-         * from an app.
-         */ fun `debugPanicForTests`(`message`: kotlin.String)
-        = 
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_mancard_fn_func_debug_panic_for_tests(
-    
-        
-        FfiConverterString.lower(`message`),_status)
-}
-    
-    
 
         /**
          * The core's software keystore in `dir` (key files with mode 0600), created if neither key
