@@ -64,8 +64,8 @@ pub enum ManCardError {
 /// How loudly a failure crossing the boundary is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Severity {
-    /// Part of normal use (no ticket yet, locked, offline, a wrong code): `debug`. The bindings'
-    /// tests rely on this level for the rider's own mistakes.
+    /// Part of normal use (no ticket yet, locked, offline, a wrong code): `info`, so a field
+    /// report shows what the rider ran into without flagging it.
     Expected,
     /// Worth a look in a field report (revoked, blocked, server or storage trouble): `warn`.
     Notable,
@@ -100,7 +100,7 @@ impl ManCardError {
 pub(crate) fn to_app(op: &str, e: impl Into<ManCardError>) -> ManCardError {
     let e = e.into();
     match e.severity() {
-        Severity::Expected => tracing::debug!(target: "mancard::ffi", "{op} failed: {e}"),
+        Severity::Expected => tracing::info!(target: "mancard::ffi", "{op} failed: {e}"),
         Severity::Notable => tracing::warn!(target: "mancard::ffi", "{op} failed: {e}"),
         Severity::Bug => tracing::error!(target: "mancard::ffi", "{op} failed: {e}"),
     }
