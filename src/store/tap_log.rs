@@ -3,7 +3,7 @@
 
 use super::{Read, Write};
 use crate::error::WalletError;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, ToSql};
 
 /// The newest tap-log entry.
 pub(crate) struct LogHeadRow {
@@ -122,26 +122,40 @@ impl Read<'_> {
     }
 }
 
+impl LogRow<'_> {
+    /// The row's values in the column order of `into_tap_log!`.
+    fn values(&self) -> [&dyn ToSql; 10] {
+        [
+            &self.seq,
+            &self.credential_id,
+            &self.counter,
+            &self.kind,
+            &self.amount,
+            &self.time,
+            &self.line_id,
+            &self.validator_id,
+            &self.entry,
+            self.hash,
+        ]
+    }
+}
+
+/// The columns and placeholders both appends write (a macro, so that each statement stays a
+/// `&'static str` and the tap path formats nothing).
+macro_rules! into_tap_log {
+    () => {
+        "INTO tap_log (seq, credential_id, counter, kind, amount, time, line_id, validator_id, \
+         entry, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    };
+}
+
 impl Write<'_> {
     /// Appends an entry (the tap path: one cached statement).
     pub(crate) fn append_tap(&self, e: &LogRow<'_>) -> Result<(), WalletError> {
-        let mut ins = self.tx.prepare_cached(
-            "INSERT INTO tap_log (seq, credential_id, counter, kind, amount, time, line_id,
-                                  validator_id, entry, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        ins.execute(params![
-            e.seq,
-            e.credential_id,
-            e.counter,
-            e.kind,
-            e.amount,
-            e.time,
-            e.line_id,
-            e.validator_id,
-            e.entry,
-            &e.hash[..]
-        ])?;
+        let mut ins = self
+            .tx
+            .prepare_cached(concat!("INSERT ", into_tap_log!()))?;
+        ins.execute(e.values().as_slice())?;
         Ok(())
     }
 
@@ -149,21 +163,8 @@ impl Write<'_> {
     /// False (and nothing written) when its counter is already in the log.
     pub(crate) fn append_recovered(&self, e: &LogRow<'_>, at: i64) -> Result<bool, WalletError> {
         let n = self.tx.execute(
-            "INSERT OR IGNORE INTO tap_log (seq, credential_id, counter, kind, amount, time,
-                                            line_id, validator_id, entry, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                e.seq,
-                e.credential_id,
-                e.counter,
-                e.kind,
-                e.amount,
-                e.time,
-                e.line_id,
-                e.validator_id,
-                e.entry,
-                &e.hash[..]
-            ],
+            concat!("INSERT OR IGNORE ", into_tap_log!()),
+            e.values().as_slice(),
         )?;
         if n == 0 {
             return Ok(false);
