@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Binding tests: Kotlin on a real JVM (JNA, as Android loads the library) and Python, against
 # the real backend (`mancard backend serve --sandbox`) and the real validator through pcscd +
-# vsmartcard's vpcd. Also fails when the committed bindings differ from freshly generated ones.
+# vsmartcard's vpcd (registered at the backend, which issues its validator certificate: the
+# phone answers no other reader). Also fails when the committed bindings differ from freshly
+# generated ones.
 #
 # Installs what it needs on a fresh Debian machine (idempotent): the Kotlin compiler
 # (npm `kotlin-compiler@2.4.20` into .tools/, which also ships kotlinx-coroutines and
@@ -151,10 +153,19 @@ anchor=$(target/debug/mancard backend keys list --db "$TMP/backend.sqlite" | sed
 [ -n "$anchor" ] || { echo "no trust anchor"; exit 1; }
 printf '%s\n' "$anchor" >"$TMP/issuer.pub"
 VDIR="$TMP/validator"
-target/debug/mancard validator --data-dir "$VDIR" init --trust-anchor "$TMP/issuer.pub" \
-  --validator-id 17 --line 1 >/dev/null
+init_out=$(target/debug/mancard validator --data-dir "$VDIR" init --trust-anchor "$TMP/issuer.pub" \
+  --validator-id 17 --line 1)
+vpub=$(printf '%s\n' "$init_out" | sed -n '/^validator public key/{n;p;}')
+[ -n "$vpub" ] || { echo "no validator public key in: $init_out"; exit 1; }
+# The phone answers only a reader with an issuer-signed validator certificate: register the
+# validator's key at the backend (admin API) and install the certificate it issues.
+vcert=$(curl -fs -X POST "$URL/v1/admin/validators" -H "Authorization: Bearer $MANCARD_ADMIN_TOKEN" \
+  -H 'Content-Type: application/json' -d "{\"validator_id\":17,\"public_key\":\"$vpub\"}" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["certificate"])') \
+  || { echo "registering validator 17 failed"; cat "$TMP/backend.log"; exit 1; }
+target/debug/mancard validator --data-dir "$VDIR" install-certificate --certificate "$vcert" >/dev/null
 target/debug/mancard validator --data-dir "$VDIR" sync-config --backend "$URL" >/dev/null
-echo "backend $URL, validator 17 on line 1"
+echo "backend $URL, validator 17 on line 1 (certified by the backend)"
 mkdir -p "$TMP/work"
 export MANCARD_TEST_BACKEND_URL="$URL" MANCARD_TEST_BIN="$ROOT/target/debug/mancard" \
   MANCARD_TEST_VALIDATOR_DIR="$VDIR" MANCARD_TEST_TMP="$TMP/work"

@@ -56,6 +56,10 @@ pub enum WalletError {
     /// A certificate was refused at installation.
     #[error("certificate refused: {message}")]
     InvalidCertificate { message: String },
+    /// A config bundle was refused (unreadable, signed by a key the wallet does not trust, or
+    /// not newer than the installed one); nothing was changed.
+    #[error("config bundle refused: {message}")]
+    InvalidConfig { message: String },
     /// An argument is out of range or malformed.
     #[error("invalid input: {message}")]
     InvalidInput { message: String },

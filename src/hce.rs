@@ -1,18 +1,24 @@
 //! Host card emulation: the wallet's side of the NFC exchange.
 //!
 //! [`Wallet::process_apdu`] is total: every byte string gets a well-formed response APDU (data
-//! ‖ SW1 SW2) and nothing panics. The tap path holds the writer mutex for one short section:
+//! ‖ SW1 SW2) and nothing panics. SELECT answers only the protocol version and a fresh random
+//! session value; AUTHORIZE TAP is answered only for a challenge signed by a validator whose
+//! certificate the phone verified (`authorize.rs`); READ CERTIFICATE only after such a
+//! challenge in the same session. The tap path holds the writer mutex for one short section:
 //! checks, counter, signature, one WAL commit (no fsync), response.
 
 use crate::error::WalletError;
+use crate::readers::NfcSession;
 use crate::store::{EventRow, LogRow};
 use crate::wallet::{Wallet, WriterState};
 use mancard_protocol::apdu::{
     CLA_ISO, CLA_PROPRIETARY, INS_AUTHORIZE_TAP, INS_READ_CERTIFICATE, INS_SELECT,
+    P1_CACHED_CERTIFICATE, P1_WITH_CERTIFICATE,
 };
 use mancard_protocol::{
-    check_validity, CommandApdu, CredentialCertificate, ResponseApdu, SelectResponse, StatusWord,
-    TapAuthorization, TapChallenge, TapProof, VerifyError, WalletLogEntry, MANCARD_AID,
+    AuthorizeCommand, ChallengeBody, CommandApdu, CredentialCertificate, ResponseApdu,
+    SelectResponse, StatusWord, TapAuthorization, TapChallenge, TapProof, ValidatorCertificate,
+    WalletLogEntry, MANCARD_AID,
 };
 use std::sync::atomic::Ordering;
 
@@ -23,7 +29,7 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn new(sw: StatusWord, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(sw: StatusWord, reason: impl Into<String>) -> Self {
         Self {
             sw,
             reason: reason.into(),
@@ -41,6 +47,16 @@ pub(crate) struct LogWrite {
     pub(crate) validator_id: Option<u32>,
 }
 
+/// The data lengths an AUTHORIZE TAP may have for its P1.
+fn authorize_data_fits(p1: u8, len: usize) -> bool {
+    match p1 {
+        P1_CACHED_CERTIFICATE => len == TapChallenge::LEN,
+        _ => (TapChallenge::LEN + ValidatorCertificate::MIN_LEN
+            ..=TapChallenge::LEN + ValidatorCertificate::MAX_LEN)
+            .contains(&len),
+    }
+}
+
 impl Wallet {
     /// Processes one command APDU from the NFC field and returns the response APDU.
     pub fn process_apdu(&self, command: Vec<u8>) -> Vec<u8> {
@@ -53,7 +69,7 @@ impl Wallet {
     /// The NFC field dropped or another application was selected: ends the session. Nothing is
     /// half-written: each command commits or changes nothing.
     pub fn deactivated(&self) {
-        self.writer().selected = false;
+        self.writer().session = None;
     }
 
     fn dispatch(&self, bytes: &[u8]) -> ResponseApdu {
@@ -70,26 +86,36 @@ impl Wallet {
         }
     }
 
+    /// SELECT: a new session with a fresh random value, and nothing else (no certificate, no
+    /// pseudonym: a reader learns nothing it could follow the phone with).
     fn select(&self, cmd: &CommandApdu) -> ResponseApdu {
         if cmd.p1 != 0x04 || cmd.p2 != 0x00 {
             return ResponseApdu::status(StatusWord::WrongP1P2);
         }
         let mut ws = self.writer();
+        ws.session = None;
         if cmd.data != MANCARD_AID {
-            ws.selected = false;
             return ResponseApdu::status(StatusWord::AppNotFound);
         }
-        ws.selected = true;
-        let resp = SelectResponse {
-            cert_hash: ws.active.as_ref().map(|a| a.hash),
-        }
-        .encode();
-        if cmd.le.is_some_and(|le| usize::from(le) < resp.len()) {
+        if cmd
+            .le
+            .is_some_and(|le| usize::from(le) < SelectResponse::LEN)
+        {
             return ResponseApdu::status(StatusWord::WrongLength);
         }
+        let Some(session) = NfcSession::fresh() else {
+            tracing::warn!("the system random number generator failed");
+            return ResponseApdu::status(StatusWord::Internal);
+        };
+        let resp = SelectResponse {
+            session: session.value,
+        }
+        .encode();
+        ws.session = Some(session);
         ResponseApdu::ok(resp)
     }
 
+    /// READ CERTIFICATE: only to a reader that proved itself in this session.
     fn read_certificate(&self, cmd: &CommandApdu) -> ResponseApdu {
         if cmd.p1 != 0 || cmd.p2 != 0 {
             return ResponseApdu::status(StatusWord::WrongP1P2);
@@ -102,7 +128,13 @@ impl Wallet {
             return ResponseApdu::status(StatusWord::WrongLength);
         }
         let ws = self.writer();
-        if !ws.selected {
+        let Some(session) = &ws.session else {
+            return ResponseApdu::status(StatusWord::ConditionsNotSatisfied);
+        };
+        if self.is_locked() {
+            return ResponseApdu::status(StatusWord::WalletLocked);
+        }
+        if !session.reader_authenticated {
             return ResponseApdu::status(StatusWord::ConditionsNotSatisfied);
         }
         match &ws.active {
@@ -111,11 +143,14 @@ impl Wallet {
         }
     }
 
+    /// AUTHORIZE TAP: the ISO checks, the session and lock, then the reader's authentication
+    /// and the tap itself (`authorize.rs`). Every refusal after the ISO checks writes a
+    /// history entry the rider can read.
     fn authorize_apdu(&self, cmd: &CommandApdu) -> ResponseApdu {
-        if cmd.p1 != 0 || cmd.p2 != 0 {
+        if !matches!(cmd.p1, P1_CACHED_CERTIFICATE | P1_WITH_CERTIFICATE) || cmd.p2 != 0 {
             return ResponseApdu::status(StatusWord::WrongP1P2);
         }
-        if cmd.data.len() != TapChallenge::LEN
+        if !authorize_data_fits(cmd.p1, cmd.data.len())
             || cmd
                 .le
                 .is_some_and(|le| usize::from(le) < TapAuthorization::LEN)
@@ -123,101 +158,48 @@ impl Wallet {
             return ResponseApdu::status(StatusWord::WrongLength);
         }
         let mut ws = self.writer();
-        if !ws.selected {
-            return ResponseApdu::status(StatusWord::ConditionsNotSatisfied);
+        let refused = |ws: &mut WriterState, r: Refusal, ch: Option<&ChallengeBody>| {
+            self.record_refusal(ws, &r, ch);
+            ResponseApdu::status(r.sw)
+        };
+        if ws.session.is_none() {
+            let r = Refusal::new(
+                StatusWord::ConditionsNotSatisfied,
+                "a reader asked for a payment out of order (without selecting ManCard first)",
+            );
+            return refused(&mut ws, r, None);
         }
-        let challenge = match TapChallenge::decode(&cmd.data) {
+        if self.is_locked() {
+            let r = Refusal::new(
+                StatusWord::WalletLocked,
+                "a reader asked for a payment while the wallet was locked",
+            );
+            return refused(&mut ws, r, None);
+        }
+        let command = match AuthorizeCommand::parse(cmd.p1, &cmd.data) {
             Ok(c) => c,
             Err(e) => {
                 let r = Refusal::new(
                     StatusWord::IncorrectData,
-                    format!("unreadable challenge: {e}"),
+                    format!("a reader sent an unreadable payment request: {e}"),
                 );
-                self.record_refusal(&mut ws, &r, None);
-                return ResponseApdu::status(r.sw);
+                return refused(&mut ws, r, None);
             }
         };
-        match self.authorize(&mut ws, &challenge) {
-            Ok(auth) => ResponseApdu::ok(auth.encode()),
-            Err(r) => {
-                self.record_refusal(&mut ws, &r, Some(&challenge));
-                ResponseApdu::status(r.sw)
+        if let Err(r) = self.authenticate_reader(&mut ws, &command) {
+            return refused(&mut ws, r, None);
+        }
+        let body = &command.challenge.body;
+        match self.answer_challenge(&mut ws, &command.challenge) {
+            Ok(resp) => {
+                let data = resp.encode();
+                if cmd.le.is_some_and(|le| usize::from(le) < data.len()) {
+                    return ResponseApdu::status(StatusWord::WrongLength);
+                }
+                ResponseApdu::ok(data)
             }
+            Err(r) => refused(&mut ws, r, Some(body)),
         }
-    }
-
-    /// The tap path proper. On success the authorization is in the committed tap log.
-    fn authorize(
-        &self,
-        ws: &mut WriterState,
-        challenge: &TapChallenge,
-    ) -> Result<TapAuthorization, Refusal> {
-        if self.is_locked() {
-            return Err(Refusal::new(
-                StatusWord::WalletLocked,
-                "the wallet is locked",
-            ));
-        }
-        let active = ws
-            .active
-            .as_ref()
-            .ok_or_else(|| Refusal::new(StatusWord::NoCredential, "no ticket on this phone"))?;
-        if active.revoked {
-            return Err(Refusal::new(
-                StatusWord::CredentialNotValid,
-                "the ticket has been revoked",
-            ));
-        }
-        let Some(key) = active.key.as_ref() else {
-            return Err(Refusal::new(
-                StatusWord::NoCredential,
-                format!(
-                    "the ticket's key cannot be used: {}",
-                    active.key_problem.as_deref().unwrap_or("unknown")
-                ),
-            ));
-        };
-        if let Err(e) = check_validity(&active.cert, challenge.validator_time) {
-            let why = match e {
-                VerifyError::Expired { .. } => "the ticket has expired",
-                VerifyError::NotYetValid { .. } => "the ticket is not valid yet",
-                _ => "the ticket is not valid now",
-            };
-            return Err(Refusal::new(
-                StatusWord::CredentialNotValid,
-                format!("{why} (validator time {})", challenge.validator_time),
-            ));
-        }
-        let counter = self.next_counter_for(ws.next_counter, active)?;
-        let remaining = active.remaining();
-        if challenge.fare > remaining {
-            return Err(Refusal::new(
-                StatusWord::AllowanceExhausted,
-                format!(
-                    "fare {} is more than the {} left offline",
-                    crate::money::format_amount(challenge.fare),
-                    crate::money::format_amount(remaining)
-                ),
-            ));
-        }
-        self.ensure_reserved(counter)?;
-        let auth = TapAuthorization::sign(key, challenge, &active.hash, counter, challenge.fare)
-            .map_err(|e| Refusal::new(StatusWord::Internal, format!("signing failed: {e}")))?;
-        let write = LogWrite {
-            credential_id: active.id,
-            proof: TapProof::Nfc {
-                challenge: challenge.clone(),
-                authorization: auth.clone(),
-                cert_hash: active.hash,
-            },
-            amount: challenge.fare,
-            time: self.corrected(crate::util::now_utc()),
-            line_id: Some(challenge.line_id),
-            validator_id: Some(challenge.validator_id),
-        };
-        self.commit_log(ws, write, counter)
-            .map_err(|e| Refusal::new(StatusWord::StorageFailure, e.to_string()))?;
-        Ok(auth)
     }
 
     /// The counter to use next under `active`, or 6A83.
@@ -271,13 +253,13 @@ impl Wallet {
     ) -> Result<(), WalletError> {
         let entry = WalletLogEntry {
             seq: ws.log.next_seq,
-            prev_hash: ws.log.prev_hash,
             time: w.time,
             amount: w.amount,
             proof: w.proof,
         };
         let bytes = entry.encode();
         let hash = entry.hash();
+        let cert_id = entry.proof.cert_id();
         let seq = i64::try_from(entry.seq).map_err(|_| WalletError::internal("log full"))?;
         // burn the counter whatever happens next
         ws.next_counter = u64::from(counter).saturating_add(1);
@@ -302,7 +284,7 @@ impl Wallet {
             return Err(e);
         }
         ws.log.next_seq = ws.log.next_seq.saturating_add(1);
-        ws.log.prev_hash = hash;
+        ws.log.last = Some((cert_id, hash));
         if let Some(a) = ws.active.as_mut() {
             a.spent = a.spent.saturating_add(w.amount);
         }
@@ -310,8 +292,9 @@ impl Wallet {
         Ok(())
     }
 
-    /// Writes a refusal to the history (best effort: a refusal must never fail harder).
-    fn record_refusal(&self, ws: &mut WriterState, r: &Refusal, ch: Option<&TapChallenge>) {
+    /// Writes a refusal to the history (best effort: a refusal must never fail harder). The
+    /// challenge's fare, line and validator are recorded only for a verified challenge (`ch`).
+    fn record_refusal(&self, ws: &mut WriterState, r: &Refusal, ch: Option<&ChallengeBody>) {
         let event = EventRow {
             after_seq: ws.log.next_seq_db(),
             time: self.corrected(crate::util::now_utc()),

@@ -40,8 +40,9 @@ pub enum KeystoreError {
 /// every wallet thread (and, later, implemented in Kotlin/Swift through uniffi).
 ///
 /// Conventions: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
-/// ECDSA P-256/SHA-256 in fixed form (64 bytes, `r ‖ s`); `message` is signed as given (the
-/// core adds its domain-separation tag before calling).
+/// ECDSA P-256/SHA-256 in fixed form (64 bytes, `r ‖ s`), with either S (the core sends the
+/// canonical low-S twin: every ManCard verifier refuses high S); `message` is signed as given
+/// (the core adds its domain-separation tag before calling).
 pub trait PlatformKeystore: Send + Sync {
     /// The binding key's public half.
     fn binding_public_key(&self) -> Result<Vec<u8>, KeystoreError>;

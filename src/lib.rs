@@ -7,12 +7,19 @@
 //!
 //! - [`Wallet`]: opens one wallet (a data directory with `wallet.sqlite3` and `counters.bin`).
 //! - [`Wallet::process_apdu`]: the HCE entry point, a total function (any bytes → a response).
+//!   Protocol v2: SELECT reveals only a random session value; the phone signs only for a reader
+//!   that proved itself (an issuer-signed validator certificate, a challenge signed for this
+//!   session, a sane clock and fare, a rate limit), on the signed tap chain.
+//! - [`Wallet::install_config`]: the issuer-signed config bundle (issuer keys, validator deny
+//!   list, time rules, tariff) the tap path judges readers by.
 //! - [`Wallet::boarding_pass`]: a signed QR pass with its renderings.
 //! - [`PlatformKeystore`]: the phone's key storage; [`SoftwareKeystore`] for desktop and tests.
 //!
 //! Storage and counter durability are explained in `docs/adr/0002-wallet-storage-and-counters.md`.
 //! Secrets (tap key, sealing key) are never logged, printed or returned.
 
+mod authorize;
+mod bundle;
 mod counters;
 mod error;
 mod ffi;
@@ -23,6 +30,7 @@ pub mod money;
 pub mod online;
 mod pass;
 pub mod qr;
+mod readers;
 mod store;
 mod sync_store;
 mod types;

@@ -71,7 +71,9 @@ impl Wallet {
     /// against `issuer_keys`, that it is for this wallet's pending key, not already expired (at
     /// `now`, server-corrected), and that its counter range is still reachable. The previous
     /// credential is superseded and its key deleted only once the new one is stored.
-    /// Installing the already installed certificate again is a no-op.
+    /// `issuer_keys` are stored: they are the keys a config bundle must be signed by
+    /// ([`Wallet::install_config`]). Installing the already installed certificate again is a
+    /// no-op.
     pub fn install_certificate(
         &self,
         certificate: Vec<u8>,
@@ -82,7 +84,7 @@ impl Wallet {
             CredentialCertificate::decode(&certificate).map_err(|e| refused(e.to_string()))?;
         let keys = issuer_keys(issuer_keys_info)?;
         verify_certificate_signature(&cert, &keys).map_err(|e| refused(e.to_string()))?;
-        let hash = CredentialCertificate::hash_bytes(&certificate);
+        let hash = cert.id();
         let t = self.corrected(now);
         let _lifecycle = self.lifecycle();
         if let Err(VerifyError::Expired { .. }) = check_validity(&cert, t) {
@@ -119,7 +121,9 @@ impl Wallet {
         }
         let first_seq = i64::try_from(ws.log.next_seq)
             .map_err(|_| WalletError::internal("tap log sequence out of range"))?;
+        let stored_keys = crate::bundle::encode_keys(&keys);
         let id = ws.db.write_now(|w| {
+            w.set_setting(crate::store::settings::ISSUER_KEYS, &stored_keys)?;
             w.install_credential(&NewCredential {
                 tap_key_id: pending.id,
                 certificate: &certificate,
@@ -128,6 +132,7 @@ impl Wallet {
                 first_seq,
             })
         })?;
+        ws.issuer_keys = keys;
         let first_counter = u64::from(cert.body.allowance.counter_first);
         ws.active = Some(Active {
             id,

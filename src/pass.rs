@@ -5,14 +5,18 @@ use crate::hce::LogWrite;
 use crate::qr::{QrMatrix, MAX_QR_VERSION};
 use crate::types::BoardingPassQr;
 use crate::wallet::{Active, LastPass, Wallet};
-use mancard_protocol::{check_validity, PassBody, SigningKey, TapProof};
+use mancard_protocol::{
+    check_validity, PassBody, SigningKey, TapProof, DEFAULT_PASS_LIFETIME_SECS,
+};
 
 impl Wallet {
     /// A boarding pass to show as a QR code, at `now` (device clock, UTC seconds; corrected by
-    /// the stored server offset). A pass uses a counter like a tap and reserves its maximum
-    /// amount (the tariff's highest fare for the fare class, or the configured amount) against
-    /// the offline allowance. Until `refresh_at` the same pass is returned again (no new
-    /// counter); after it, a new one is made.
+    /// the stored server offset). A pass uses a counter like a tap, continues the signed tap
+    /// chain, and reserves its maximum amount (the tariff's highest fare for the fare class, or
+    /// the configured amount) against the offline allowance. Its lifetime is the configured one
+    /// but never more than the config bundle allows (without a bundle, the protocol's default).
+    /// Until `refresh_at` the same pass is returned again (no new counter); after it, a new one
+    /// is made.
     pub fn boarding_pass(&self, now: i64) -> Result<BoardingPassQr, WalletError> {
         if self.is_locked() {
             return Err(WalletError::Locked);
@@ -49,13 +53,21 @@ impl Wallet {
             .map_err(|_| WalletError::CountersExhausted)?;
         self.ensure_reserved(counter)
             .map_err(|r| WalletError::storage(r.reason))?;
-        let lifetime = self.config().pass_lifetime_secs.max(1);
+        let max_lifetime = ws.bundle.as_ref().map_or(DEFAULT_PASS_LIFETIME_SECS, |b| {
+            b.body.time_rules.max_pass_lifetime_secs
+        });
+        let lifetime = self
+            .config()
+            .pass_lifetime_secs
+            .clamp(1, max_lifetime.max(1));
         let pass = PassBody {
             certificate: active.cert.clone(),
             counter,
             issued_at: t,
             lifetime_secs: lifetime,
+            fare_class: active.cert.body.fare_class,
             max_amount,
+            prev: ws.log.expected_prev(&active.hash),
         }
         .sign(key)
         .map_err(|e| WalletError::internal(format!("signing failed: {e}")))?;

@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn renders_are_consistent_with_the_matrix() {
-        let q = QrMatrix::encode("MC1:HELLO WORLD").unwrap();
+        let q = QrMatrix::encode("MC2:HELLO WORLD").unwrap();
         assert_eq!(q.modules.len(), (q.width * q.width) as usize);
         assert_eq!(q.width, 21);
         // finder pattern corner is dark, the module right after the separator is light

@@ -246,15 +246,20 @@ fn append_one_recovered(
     let Ok(e) = WalletLogEntry::decode(bytes) else {
         return Ok(false);
     };
-    if e.seq != seq || e.seq != ws.log.next_seq || e.prev_hash != ws.log.prev_hash {
+    let cert_id = e.proof.cert_id();
+    if e.seq != seq || e.seq != ws.log.next_seq || e.proof.prev() != ws.log.expected_prev(&cert_id)
+    {
         return Ok(false);
     }
     let counter = e.counter();
-    let Some(credential_id) = ws.db.read().credential_id(&e.proof.cert_hash())? else {
+    let Some(credential_id) = ws.db.read().credential_id(&cert_id)? else {
         return Ok(false);
     };
     let (line_id, validator_id) = match &e.proof {
-        TapProof::Nfc { challenge, .. } => (Some(challenge.line_id), Some(challenge.validator_id)),
+        TapProof::Nfc { challenge, .. } => (
+            Some(challenge.body.line_id),
+            Some(challenge.body.validator_id),
+        ),
         TapProof::Qr { .. } => (None, None),
     };
     let hash = e.hash();
@@ -275,7 +280,7 @@ fn append_one_recovered(
         return Ok(false);
     }
     ws.log.next_seq = ws.log.next_seq.saturating_add(1);
-    ws.log.prev_hash = hash;
+    ws.log.last = Some((cert_id, hash));
     ws.next_counter = ws.next_counter.max(u64::from(counter).saturating_add(1));
     if let Some(a) = ws.active.as_mut() {
         if a.id == credential_id {

@@ -12,11 +12,15 @@ pub struct WalletConfig {
     pub replenish_before_expiry_secs: i64,
     /// Replenishment is due when this many rides or fewer are left offline.
     pub replenish_below_rides: u64,
-    /// Lifetime of a QR pass, seconds.
+    /// Lifetime of a QR pass, seconds (capped by the config bundle's maximum).
     pub pass_lifetime_secs: u16,
     /// Amount a QR pass reserves against the allowance; `None`: the tariff's highest fare for the
     /// credential's fare class.
     pub pass_max_amount: Option<i64>,
+    /// Most AUTHORIZE TAPs the phone signs in a minute (a rogue reader cannot drain the
+    /// allowance faster). Production: [`mancard_protocol::MAX_AUTHORIZATIONS_PER_MINUTE`];
+    /// benchmarks and load tests raise it.
+    pub max_authorizations_per_minute: u32,
     /// Run counter reservations and WAL checkpoints on a background thread (the default). When
     /// false they run inline, on the caller's thread (for tests that want determinism).
     pub background_maintenance: bool,
@@ -30,6 +34,7 @@ impl Default for WalletConfig {
             replenish_below_rides: 4,
             pass_lifetime_secs: mancard_protocol::DEFAULT_PASS_LIFETIME_SECS,
             pass_max_amount: None,
+            max_authorizations_per_minute: mancard_protocol::MAX_AUTHORIZATIONS_PER_MINUTE,
             background_maintenance: true,
         }
     }

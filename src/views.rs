@@ -152,9 +152,7 @@ impl Wallet {
             replenish_due: a.replenish_due,
             pending_request,
             locked,
-            cert_hash_hex: Some(hex::encode(CredentialCertificate::hash_bytes(
-                &c.certificate,
-            ))),
+            cert_hash_hex: Some(hex::encode(cert.id())),
             summary,
             problem,
         })

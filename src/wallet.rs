@@ -6,10 +6,14 @@
 use crate::counters::{Counters, ReservationFile};
 use crate::error::WalletError;
 use crate::keystore::PlatformKeystore;
+use crate::readers::{NfcSession, RateWindow, ReaderCache};
 use crate::store::{self, settings, Reader, Spare, Writer};
 use crate::types::{BoardingPassQr, WalletConfig, WalletStats};
 use crate::util::lock;
-use mancard_protocol::{CredentialCertificate, PublicKey, SigningKey, Tariff};
+use mancard_protocol::{
+    chain_start, ChainHead, CredentialCertificate, IssuerKey, PublicKey, SigningKey, Tariff,
+    ValidatorConfig,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -30,6 +34,7 @@ pub(crate) struct Active {
     pub(crate) id: i64,
     pub(crate) cert: CredentialCertificate,
     pub(crate) cert_bytes: Vec<u8>,
+    /// The certificate id (`cert.id()`, a hash of its body).
     pub(crate) hash: [u8; 32],
     /// None when the key could not be unsealed or the credential is revoked.
     pub(crate) key: Option<SigningKey>,
@@ -48,16 +53,26 @@ impl Active {
     }
 }
 
-/// The head of the hash-chained tap log.
+/// The head of the signed tap chain: the next log position and the last entry's certificate
+/// id and proof id (its link).
 pub(crate) struct LogHead {
     pub(crate) next_seq: u64,
-    pub(crate) prev_hash: [u8; 32],
+    pub(crate) last: Option<([u8; 32], [u8; 32])>,
 }
 
 impl LogHead {
     /// The next sequence number as SQLite stores it.
     pub(crate) fn next_seq_db(&self) -> i64 {
         i64::try_from(self.next_seq).unwrap_or(i64::MAX)
+    }
+
+    /// The `prev` the next proof under `cert_id` signs: the id of the last proof if it was
+    /// made under the same certificate, else the certificate's chain start.
+    pub(crate) fn expected_prev(&self, cert_id: &[u8; 32]) -> [u8; 32] {
+        match self.last {
+            Some((c, link)) if c == *cert_id => link,
+            _ => chain_start(cert_id),
+        }
     }
 }
 
@@ -72,14 +87,22 @@ pub(crate) struct LastPass {
 /// Everything the writer connection guards. Held only for short, fsync-free sections.
 pub(crate) struct WriterState {
     pub(crate) db: Writer,
-    /// An NFC session selected the ManCard application.
-    pub(crate) selected: bool,
+    /// The NFC session, when a reader selected the ManCard application.
+    pub(crate) session: Option<NfcSession>,
     pub(crate) log: LogHead,
     /// Next counter to hand out (may be below the certificate's first counter).
     pub(crate) next_counter: u64,
     pub(crate) active: Option<Active>,
     pub(crate) last_pass: Option<LastPass>,
     pub(crate) commits_since_checkpoint: u32,
+    /// The installed config bundle (issuer keys, validator deny list, time rules, tariff).
+    pub(crate) bundle: Option<ValidatorConfig>,
+    /// The issuer keys given with the last installed certificate.
+    pub(crate) issuer_keys: Vec<IssuerKey>,
+    /// Validator certificates verified by the tap path.
+    pub(crate) readers: ReaderCache,
+    /// Recent signed authorizations (the rate limit).
+    pub(crate) recent_taps: RateWindow,
 }
 
 pub(crate) enum Job {
@@ -170,23 +193,26 @@ fn maintenance_loop(rx: Receiver<Job>, counters: Arc<Counters>, spare: Spare) {
     }
 }
 
-/// The tap log's head as stored: the next position and hash, and the last counter used.
+/// The tap log's head as stored: the next position, the last entry's certificate id and
+/// proof id, and the last counter used.
 fn load_log_head(db: &Writer) -> Result<(LogHead, Option<u64>), WalletError> {
     let Some(head) = db.read().log_head()? else {
         return Ok((
             LogHead {
                 next_seq: 0,
-                prev_hash: mancard_protocol::GENESIS_HASH,
+                last: None,
             },
             None,
         ));
     };
-    let prev_hash: [u8; 32] = head
-        .hash
+    let corrupt = |what: &str| WalletError::DatabaseCorrupt {
+        message: format!("tap log {what} is not 32 bytes"),
+    };
+    let link: [u8; 32] = head.hash.try_into().map_err(|_| corrupt("hash"))?;
+    let cert_id: [u8; 32] = head
+        .cert_hash
         .try_into()
-        .map_err(|_| WalletError::DatabaseCorrupt {
-            message: "tap log hash is not 32 bytes".into(),
-        })?;
+        .map_err(|_| corrupt("certificate id"))?;
     let next_seq = u64::try_from(head.seq)
         .map_err(|_| WalletError::DatabaseCorrupt {
             message: "negative tap log sequence".into(),
@@ -196,7 +222,7 @@ fn load_log_head(db: &Writer) -> Result<(LogHead, Option<u64>), WalletError> {
     Ok((
         LogHead {
             next_seq,
-            prev_hash,
+            last: Some((cert_id, link)),
         },
         last_counter,
     ))
@@ -227,7 +253,7 @@ fn load_active(
             }
         }
     };
-    let hash = CredentialCertificate::hash_bytes(&c.certificate);
+    let hash = cert.id();
     Ok(Some(Active {
         id: c.id,
         cert,
@@ -289,6 +315,7 @@ impl Wallet {
         let db_path = data_dir.join(DB_FILE);
         let db = Writer::open(&db_path)?;
         let (offset, locked, tariff) = load_settings(&db)?;
+        let (bundle, issuer_keys) = crate::bundle::load(&db)?;
         let (log, last_counter) = load_log_head(&db)?;
         let active = load_active(&db, keystore.as_ref())?;
 
@@ -320,12 +347,16 @@ impl Wallet {
             config,
             writer: Mutex::new(WriterState {
                 db,
-                selected: false,
+                session: None,
                 log,
                 next_counter: next,
                 active,
                 last_pass: None,
                 commits_since_checkpoint: 0,
+                bundle,
+                issuer_keys,
+                readers: ReaderCache::default(),
+                recent_taps: RateWindow::default(),
             }),
             reader: Mutex::new(reader),
             counters,
@@ -430,6 +461,11 @@ impl Wallet {
         Arc::clone(&lock(&self.tariff))
     }
 
+    /// Replaces the in-memory tariff (the caller stored it).
+    pub(crate) fn replace_tariff(&self, tariff: Tariff) {
+        *lock(&self.tariff) = Arc::new(tariff);
+    }
+
     // ----- settings -------------------------------------------------------------------------
 
     /// Stores the offset (server − device clock, seconds) learned at sync; QR passes and the
@@ -526,31 +562,30 @@ impl Wallet {
         self.reader().read().entries_from(from, limit)
     }
 
-    /// Decodes the whole tap log and checks its hash chain and counters; returns its length.
+    /// Decodes the whole tap log and checks its signed chain (each proof's `prev` is the link
+    /// before it under the same certificate) and counters; returns its length.
     pub fn verify_tap_log(&self) -> Result<u64, WalletError> {
-        let mut prev = mancard_protocol::GENESIS_HASH;
-        let mut next_seq = 0u64;
-        let mut last = None;
+        let mut head = ChainHead::default();
         self.reader().read().each_entry(|row| {
+            let n = head.next_seq;
             let e = mancard_protocol::WalletLogEntry::decode(&row.entry).map_err(|e| {
                 WalletError::DatabaseCorrupt {
-                    message: format!("tap log entry {next_seq}: {e}"),
+                    message: format!("tap log entry {n}: {e}"),
                 }
             })?;
             if i64::from(e.counter()) != row.counter || e.hash().as_slice() != row.hash.as_slice() {
                 return Err(WalletError::DatabaseCorrupt {
-                    message: format!("tap log entry {next_seq} does not match its index"),
+                    message: format!("tap log entry {n} does not match its index"),
                 });
             }
-            prev = mancard_protocol::verify_chain(std::slice::from_ref(&e), prev, next_seq, last)
-                .map_err(|e| WalletError::DatabaseCorrupt {
-                message: format!("tap log: {e}"),
+            head = mancard_protocol::verify_chain(std::slice::from_ref(&e), head).map_err(|e| {
+                WalletError::DatabaseCorrupt {
+                    message: format!("tap log: {e}"),
+                }
             })?;
-            last = Some(e.counter());
-            next_seq = next_seq.saturating_add(1);
             Ok(())
         })?;
-        Ok(next_seq)
+        Ok(head.next_seq)
     }
 
     /// The binding key's public half (from the platform keystore).

@@ -2,12 +2,31 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Registers (or re-keys) a validator; the answer carries its issuer-signed certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterValidatorRequest {
     pub validator_id: u32,
     /// Uncompressed SEC1 P-256 public key, hex.
     pub public_key: String,
+    /// The transit operator that runs the validator (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<u32>,
+    /// The lines the validator may charge for (at most 3); empty or absent: any line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<u32>,
+}
+
+impl RegisterValidatorRequest {
+    /// A request for `validator_id` with its public key (hex), operator 1, any line.
+    pub fn new(validator_id: u32, public_key: impl Into<String>) -> Self {
+        Self {
+            validator_id,
+            public_key: public_key.into(),
+            operator_id: None,
+            lines: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +34,32 @@ pub struct RegisterValidatorRequest {
 pub struct RegisterValidatorResponse {
     pub validator_id: u32,
     pub registered_at: i64,
+    /// The encoded `ValidatorCertificate` signed by the current issuer key, hex: install it on
+    /// the validator (`mancard validator install-certificate`).
+    pub certificate: String,
+    pub operator_id: u32,
+    /// The lines the certificate allows (empty: any line).
+    pub lines: Vec<u32>,
+    /// The certificate's validity, UTC seconds.
+    pub valid_from: i64,
+    pub valid_until: i64,
+}
+
+/// Puts a validator on the validator deny list (a stolen or decommissioned reader): the next
+/// config bundle names it, phones stop answering it, and its challenges signed from now on are
+/// not charged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DenyValidatorRequest {
+    pub validator_id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DenyValidatorResponse {
+    pub validator_id: u32,
+    /// When it was first denied (denying again keeps the first time).
+    pub denied_at: i64,
 }
 
 /// Public summary of an issuer key (what admin endpoints and the CLI show).

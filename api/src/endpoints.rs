@@ -91,6 +91,7 @@ pub const VALIDATOR_BATCHES: Endpoint =
     Endpoint::new(Post, "/v1/validator/batches", ValidatorSigned);
 
 pub const ADMIN_VALIDATORS: Endpoint = Endpoint::new(Post, "/v1/admin/validators", Admin);
+pub const ADMIN_DENY_VALIDATOR: Endpoint = Endpoint::new(Post, "/v1/admin/validators/deny", Admin);
 pub const ADMIN_ISSUER_KEYS: Endpoint = Endpoint::new(Get, "/v1/admin/issuer-keys", Admin);
 pub const ADMIN_ROTATE_KEYS: Endpoint = Endpoint::new(Post, "/v1/admin/issuer-keys/rotate", Admin);
 pub const ADMIN_FRAUD_CASES: Endpoint = Endpoint::new(Get, "/v1/admin/fraud-cases", Admin);
@@ -123,6 +124,7 @@ pub const ALL: &[Endpoint] = &[
     VALIDATOR_CONFIG,
     VALIDATOR_BATCHES,
     ADMIN_VALIDATORS,
+    ADMIN_DENY_VALIDATOR,
     ADMIN_ISSUER_KEYS,
     ADMIN_ROTATE_KEYS,
     ADMIN_FRAUD_CASES,

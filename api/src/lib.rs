@@ -47,8 +47,9 @@ pub use account::{
     SessionResponse,
 };
 pub use admin::{
-    AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, FraudKind, KeyInfo,
-    KeysResponse, RegisterValidatorRequest, RegisterValidatorResponse,
+    AdjustmentRequest, AdjustmentResponse, AuditReport, DenyValidatorRequest,
+    DenyValidatorResponse, FraudCase, FraudKind, KeyInfo, KeysResponse, RegisterValidatorRequest,
+    RegisterValidatorResponse,
 };
 pub use endpoints::{Auth, Endpoint, Method};
 pub use problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};

@@ -93,9 +93,12 @@ problem_codes! {
     ChainGap = "chain_gap",
     InvalidBatch = "invalid_batch",
     BadBatchSignature = "bad_batch_signature",
+    /// A high-S (malleated) signature: a modified copy, never what an honest signer sends.
+    NonCanonicalSignature = "non_canonical_signature",
     BatchIdConflict = "batch_id_conflict",
     UnknownValidator = "unknown_validator",
     // operators
+    InvalidLines = "invalid_lines",
     InvalidAdjustment = "invalid_adjustment",
     // server
     Busy = "busy",

@@ -45,8 +45,9 @@ pub struct IssuerKeyView {
 pub struct CredentialResponse {
     /// The encoded `CredentialCertificate` (184 bytes), hex.
     pub certificate: String,
-    /// `CredentialCertificate::hash`, hex.
+    /// The certificate id (`CredentialCertificate::id`, a hash of its body), hex.
     pub certificate_hash: String,
+    /// This certificate's pseudonym, hex: fresh in every certificate.
     pub pseudonym: String,
     pub issuer_key_id: u32,
     pub valid_from: i64,
@@ -58,18 +59,22 @@ pub struct CredentialResponse {
     pub fare_class: String,
     pub balance: i64,
     pub server_time: i64,
-    /// Pseudonyms of this account's other devices revoked by this provisioning (lost phone).
+    /// Pseudonyms of the certificates of this account's other devices revoked by this
+    /// provisioning (lost phone).
     pub revoked_pseudonyms: Vec<String>,
     /// Issuer keys to verify certificates with (as in the validator bundle).
     pub issuer_keys: Vec<IssuerKeyView>,
     /// The tariff (`Tariff` encoding), hex.
     pub tariff: String,
+    /// The current signed config bundle (`ValidatorConfig` encoding: issuer keys, deny lists,
+    /// time rules, tariff), hex; the wallet installs it (`Wallet::install_config`).
+    pub config_bundle: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncRequest {
-    /// The device's card pseudonym, hex.
+    /// A pseudonym of the device (any of its certificates'), hex.
     pub pseudonym: String,
     /// Ledger id of the last entry the wallet has (0 for none).
     #[serde(default)]
@@ -109,6 +114,7 @@ pub struct CredentialStatus {
     pub status: CredentialState,
     /// Why revoked or why replenishment is due.
     pub reason: Option<String>,
+    /// The pseudonym of the device's newest certificate, hex.
     pub pseudonym: String,
     /// The device's newest certificate, hex.
     pub certificate: Option<String>,
@@ -123,7 +129,8 @@ pub struct CredentialStatus {
 pub struct ChainState {
     /// Sequence number the next uploaded entry must have.
     pub next_seq: u64,
-    /// Hash of the last stored entry (its successor's `prev_hash`), hex.
+    /// The chain link of the last stored entry (its proof id, `TapProof::id`: what the next
+    /// proof under the same certificate signs as `prev`), hex; empty when none is stored.
     pub head_hash: String,
 }
 
@@ -203,6 +210,9 @@ pub struct SyncResponse {
     pub chain: ChainState,
     /// The tariff (`Tariff` encoding), hex.
     pub tariff: String,
+    /// The current signed config bundle (`ValidatorConfig` encoding), hex, as in
+    /// [`CredentialResponse::config_bundle`].
+    pub config_bundle: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,7 +227,7 @@ pub struct LogItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct LogQuery {
-    /// Device pseudonym, hex.
+    /// A pseudonym of the device (any of its certificates'), hex.
     pub pseudonym: String,
     /// First sequence number wanted.
     #[serde(default)]

@@ -1,6 +1,6 @@
 //! Server configuration and issuance policy.
 
-use mancard_protocol::Tariff;
+use mancard_protocol::{Tariff, TimeRules};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -35,6 +35,11 @@ pub struct Policy {
     /// Seconds between reconciliation runs of paid-but-unverified top-ups (0: never; then
     /// call `Engine::reconcile_topups` yourself).
     pub reconcile_every_secs: u64,
+    /// Lifetime of a validator certificate (default 365 days).
+    pub validator_cert_lifetime_secs: i64,
+    /// The time rules signed into the config bundle (longest pass, clock skew, tap window);
+    /// settlement refuses passes longer than this bundle allows.
+    pub time_rules: TimeRules,
 }
 
 impl Default for Policy {
@@ -57,6 +62,8 @@ impl Default for Policy {
             batch_body_limit: 8 * 1024 * 1024,
             max_sync_entries: 1_000,
             reconcile_every_secs: 60,
+            validator_cert_lifetime_secs: 365 * 86_400,
+            time_rules: TimeRules::default(),
         }
     }
 }

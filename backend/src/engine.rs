@@ -120,6 +120,11 @@ impl Engine {
         self.keys.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The time rules of the config bundle.
+    pub fn time_rules(&self) -> mancard_protocol::TimeRules {
+        self.config.policy.time_rules
+    }
+
     /// The tariff's encoding in hex, as responses carry it.
     pub(crate) fn tariff_hex(&self) -> String {
         hex::encode(self.config.tariff.encode())

@@ -126,10 +126,16 @@ pub enum Error {
     UnknownValidator(u32),
     #[error("the batch signature does not verify under the validator's registered key")]
     BadBatchSignature,
+    #[error("the batch signature is not canonical (high S): a modified copy of a signed batch")]
+    NonCanonicalBatchSignature,
     #[error("this batch id was used for a different batch")]
     BatchIdConflict,
 
     // ---- operators -----------------------------------------------------------------------
+    #[error("no validator {0} is registered")]
+    NoSuchValidator(u32),
+    #[error("a validator certificate names at most {max} lines")]
+    InvalidLines { max: usize },
     #[error("an adjustment is non-zero, at most 10^12 rials, with a note of at most 500 bytes")]
     InvalidAdjustment,
 

@@ -12,7 +12,8 @@ pub struct AccountId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DeviceId(pub i64);
 
-/// `CredentialCertificate::hash` of an issued certificate.
+/// The id of an issued certificate (`CredentialCertificate::id`, a hash of its body: a
+/// re-encoded signature names the same certificate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CertHash(pub [u8; 32]);
 
@@ -20,7 +21,8 @@ pub struct CertHash(pub [u8; 32]);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BatchId(pub [u8; 16]);
 
-/// A card pseudonym's 16 bytes (one per device).
+/// A card pseudonym's 16 bytes (fresh in every certificate; the backend links a device's
+/// pseudonyms through its certificates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PseudonymBytes(pub [u8; 16]);
 

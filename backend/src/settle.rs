@@ -8,17 +8,52 @@
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
 use mancard_api::FraudKind;
 use mancard_protocol::{
-    check_validity, CredentialCertificate, FareClass, RideState, TapProof, TapRecord, Tariff,
-    WalletLogEntry,
+    check_validity, prove_fork, BoardingPass, CredentialCertificate, FareClass, PublicKey,
+    RideState, SignatureError, TapAuthorization, TapChallenge, TapProof, TapRecord, Tariff,
+    TimeRules, ValidatorCertificate, VerifiedCertificate, VerifyError, WalletLogEntry,
 };
+use std::collections::HashMap;
 
 /// An issued certificate with where it belongs.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
     pub cert: CredentialCertificate,
+    /// The certificate id ([`CredentialCertificate::id`]).
     pub hash: CertHash,
     pub device_id: DeviceId,
     pub account_id: AccountId,
+}
+
+impl CertInfo {
+    /// The certificate as the protocol's verifier takes it (its issuer signature is ours,
+    /// checked when it was signed).
+    fn verified(&self) -> VerifiedCertificate {
+        VerifiedCertificate {
+            cert: self.cert.clone(),
+            hash: self.hash.0,
+        }
+    }
+}
+
+/// A registered validator as settlement needs it: the key its challenges must verify under.
+#[derive(Debug, Clone)]
+pub struct ValidatorInfo {
+    pub key: PublicKey,
+    /// Its issuer-signed certificate (none for a validator registered before protocol v2):
+    /// the lines it may charge for.
+    pub cert: Option<ValidatorCertificate>,
+    /// When it was put on the validator deny list: challenges it signed from then on are not
+    /// charged.
+    pub denied_at: Option<i64>,
+}
+
+/// What a report's evidence is checked against besides its certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'a> {
+    /// Registered validators by id (those the reports name, at least).
+    pub validators: &'a HashMap<u32, ValidatorInfo>,
+    /// The current config bundle's time rules (the longest pass allowed).
+    pub time_rules: &'a TimeRules,
 }
 
 /// Tolerated difference between a validator record's time and the time in its signed challenge.
@@ -27,6 +62,9 @@ pub const RECORD_TIME_TOLERANCE_SECS: i64 = 300;
 /// A tap whose evidence verified.
 #[derive(Debug, Clone)]
 pub struct CheckedTap {
+    /// The tap's identity ([`TapProof::id`]): a hash of what the phone signed, never of a
+    /// signature. Exactly-once and duplicates key on it.
+    pub id: [u8; 32],
     pub pseudonym: PseudonymBytes,
     pub counter: u32,
     pub cert_hash: CertHash,
@@ -43,7 +81,7 @@ pub struct CheckedTap {
     /// The certificate's offline allowance (`allowance.max_amount`): the most all the taps
     /// under it may authorize in total.
     pub allowance: i64,
-    /// Canonical encoding of the signed evidence; two reports of one tap must match it.
+    /// Encoding of the signed evidence as reported first ([`proof_bytes`]).
     pub proof: Vec<u8>,
     /// Set when the evidence is genuine but breaks the certificate's limits.
     pub fraud: Option<(FraudKind, String)>,
@@ -59,16 +97,31 @@ pub enum Reject {
     PseudonymMismatch,
     /// The tap or pass signature does not verify under the certificate's tap key.
     BadSignature,
+    /// A high-S signature somewhere in the evidence: a modified copy of a genuine one.
+    NonCanonicalSignature,
+    /// The challenge names a validator that is not registered.
+    UnknownValidator,
+    /// The challenge is not signed by the registered key of the validator it names (made up,
+    /// by a wallet or anyone else).
+    UnsignedChallenge,
+    /// The challenge was signed by a validator after it was put on the deny list.
+    ValidatorDenied,
+    /// The challenge charges a line the validator's certificate does not allow.
+    LineNotAllowed,
     /// The authorization does not answer its challenge.
     ChallengeMismatch,
     /// A pass carries another certificate than the one it names.
     CertificateMismatch,
+    /// A pass lives longer than the current config bundle allows.
+    PassTooLong,
     /// The tap's signed time is outside the certificate's validity.
     OutsideValidity,
     /// A validator record disagrees with its own signed evidence or batch.
     RecordMismatch,
     /// A wallet uploaded a tap under another device's certificate.
     ForeignCertificate,
+    /// Another tap with the same counter is stored, but the two do not prove a fork.
+    UnprovenConflict,
 }
 
 impl Reject {
@@ -78,11 +131,18 @@ impl Reject {
             Self::UnknownCertificate => "unknown_certificate",
             Self::PseudonymMismatch => "pseudonym_mismatch",
             Self::BadSignature => "bad_signature",
+            Self::NonCanonicalSignature => "non_canonical_signature",
+            Self::UnknownValidator => "unknown_validator",
+            Self::UnsignedChallenge => "unsigned_challenge",
+            Self::ValidatorDenied => "validator_denied",
+            Self::LineNotAllowed => "line_not_allowed",
             Self::ChallengeMismatch => "challenge_mismatch",
             Self::CertificateMismatch => "certificate_mismatch",
+            Self::PassTooLong => "pass_too_long",
             Self::OutsideValidity => "outside_validity",
             Self::RecordMismatch => "record_mismatch",
             Self::ForeignCertificate => "foreign_certificate",
+            Self::UnprovenConflict => "unproven_conflict",
         }
     }
 }
@@ -101,68 +161,188 @@ fn reject(reason: Reject, detail: impl Into<String>) -> Check {
     }
 }
 
-/// The canonical bytes of a proof (kind byte, then its messages).
+/// The encoding of a proof as stored: its kind byte, then its messages (NFC: the challenge,
+/// then the authorization; QR: the pass).
 pub fn proof_bytes(proof: &TapProof) -> Vec<u8> {
     let mut v = vec![proof.kind_byte()];
     match proof {
         TapProof::Nfc {
             challenge,
             authorization,
-            cert_hash,
         } => {
             v.extend_from_slice(&challenge.encode());
             v.extend_from_slice(&authorization.encode());
-            v.extend_from_slice(cert_hash);
         }
         TapProof::Qr { pass } => v.extend_from_slice(&pass.encode()),
     }
     v
 }
 
-/// The signed time, line (NFC only) and amount of a proof whose signature verifies under the
-/// certificate's tap key; the rejection otherwise.
-fn signed_terms(proof: &TapProof, ci: &CertInfo) -> Result<(i64, Option<u32>, i64), Check> {
-    let tap_key = &ci.cert.body.tap_public_key;
+/// Decodes [`proof_bytes`]; `None` for anything else (a proof stored before protocol v2).
+pub fn decode_proof(bytes: &[u8]) -> Option<TapProof> {
+    match bytes.split_first()? {
+        (1, rest) => {
+            let (c, a) = rest.split_at_checked(TapChallenge::LEN)?;
+            Some(TapProof::Nfc {
+                challenge: TapChallenge::decode(c).ok()?,
+                authorization: TapAuthorization::decode(a).ok()?,
+            })
+        }
+        (2, rest) => Some(TapProof::Qr {
+            pass: BoardingPass::decode(rest).ok()?,
+        }),
+        _ => None,
+    }
+}
+
+/// The rejection of a refused signature (`what` says whose).
+fn signature_reject(e: SignatureError, what: &str) -> Check {
+    match e {
+        SignatureError::NonCanonical => reject(
+            Reject::NonCanonicalSignature,
+            format!("the {what} signature is not canonical (high S): a modified copy"),
+        ),
+        SignatureError::Invalid => reject(
+            Reject::BadSignature,
+            format!("the {what} signature does not verify"),
+        ),
+    }
+}
+
+/// Checks that an NFC challenge was issued by the registered validator it names: signed by
+/// its registered key, for a line its certificate allows, before it was denied.
+pub fn check_challenge(challenge: &TapChallenge, ev: &Evidence<'_>) -> Result<(), Check> {
+    let c = &challenge.body;
+    let id = c.validator_id;
+    let Some(v) = ev.validators.get(&id) else {
+        return Err(reject(
+            Reject::UnknownValidator,
+            format!("the challenge names validator {id}, which is not registered"),
+        ));
+    };
+    match challenge.verify(&v.key) {
+        Ok(()) => {}
+        Err(SignatureError::NonCanonical) => {
+            return Err(signature_reject(SignatureError::NonCanonical, "challenge"))
+        }
+        Err(SignatureError::Invalid) => {
+            return Err(reject(
+                Reject::UnsignedChallenge,
+                format!("the challenge is not signed by validator {id}'s registered key"),
+            ))
+        }
+    }
+    if v.cert
+        .as_ref()
+        .is_some_and(|vc| !vc.body.allows_line(c.line_id))
+    {
+        return Err(reject(
+            Reject::LineNotAllowed,
+            format!("validator {id} may not charge on line {}", c.line_id),
+        ));
+    }
+    if v.denied_at.is_some_and(|d| c.validator_time >= d) {
+        return Err(reject(
+            Reject::ValidatorDenied,
+            format!("validator {id} was on the deny list when it signed the challenge"),
+        ));
+    }
+    Ok(())
+}
+
+/// The rejection or fraud verdict of a protocol refusal of a tap or pass. The certificate's
+/// limits (counter range, allowance) are fraud only when the phone's signature verifies:
+/// nobody is blamed for bytes they did not sign.
+fn refusal(
+    e: VerifyError,
+    proof: &TapProof,
+    ci: &CertInfo,
+) -> Result<Option<(FraudKind, String)>, Check> {
+    match e {
+        VerifyError::CounterOutOfRange { .. } | VerifyError::AmountOverAllowance { .. } => {
+            match proof.verify_phone_signature(&ci.cert.body.tap_public_key) {
+                Ok(()) => Ok(limits_fraud(
+                    &ci.cert.body.allowance,
+                    proof.counter(),
+                    proof.amount(),
+                )),
+                Err(s) => Err(signature_reject(s, "tap")),
+            }
+        }
+        VerifyError::NonCanonicalSignature => {
+            Err(signature_reject(SignatureError::NonCanonical, "tap"))
+        }
+        VerifyError::BadSignature => Err(signature_reject(SignatureError::Invalid, "tap")),
+        VerifyError::PassTooLong { .. } => Err(reject(Reject::PassTooLong, e.to_string())),
+        VerifyError::Expired { .. }
+        | VerifyError::NotYetValid { .. }
+        | VerifyError::PassOutsideWindow { .. } => {
+            Err(reject(Reject::OutsideValidity, e.to_string()))
+        }
+        VerifyError::ChallengeMismatch | VerifyError::FareClassMismatch { .. } => Err(reject(
+            Reject::ChallengeMismatch,
+            format!("the authorization does not answer the challenge: {e}"),
+        )),
+        other => Err(reject(Reject::BadSignature, other.to_string())),
+    }
+}
+
+/// What a proof whose signatures verify says.
+struct SignedTerms {
+    time: i64,
+    /// NFC only.
+    line_id: Option<u32>,
+    authorized: i64,
+    /// Set when the evidence is genuine but breaks the certificate's limits.
+    fraud: Option<(FraudKind, String)>,
+}
+
+/// The signed terms of a proof whose signatures verify; the rejection otherwise.
+fn signed_terms(proof: &TapProof, ci: &CertInfo, ev: &Evidence<'_>) -> Result<SignedTerms, Check> {
+    let vc = ci.verified();
     match proof {
         TapProof::Nfc {
             challenge,
             authorization,
-            ..
         } => {
-            if authorization.verify(tap_key).is_err() {
-                return Err(reject(
-                    Reject::BadSignature,
-                    "the tap signature does not verify",
-                ));
-            }
-            if authorization.digest != challenge.digest(&ci.hash.0)
-                || authorization.amount != challenge.fare
-            {
-                return Err(reject(
-                    Reject::ChallengeMismatch,
-                    "the authorization does not answer the challenge",
-                ));
-            }
-            Ok((
-                challenge.validator_time,
-                Some(challenge.line_id),
-                authorization.amount,
-            ))
+            let fraud = match vc.verify_tap(challenge, authorization) {
+                Ok(()) => None,
+                Err(e) => refusal(e, proof, ci)?,
+            };
+            let c = &challenge.body;
+            Ok(SignedTerms {
+                time: c.validator_time,
+                line_id: Some(c.line_id),
+                authorized: authorization.amount,
+                fraud,
+            })
         }
         TapProof::Qr { pass } => {
             if pass.body.certificate != ci.cert {
+                if !pass.body.certificate.signature.is_low_s() {
+                    return Err(signature_reject(
+                        SignatureError::NonCanonical,
+                        "certificate",
+                    ));
+                }
                 return Err(reject(
                     Reject::CertificateMismatch,
                     "the pass carries another certificate",
                 ));
             }
-            if pass.verify(tap_key).is_err() {
-                return Err(reject(
-                    Reject::BadSignature,
-                    "the pass signature does not verify",
-                ));
-            }
-            Ok((pass.body.issued_at, None, pass.body.max_amount))
+            // The backend learns of a pass after the fact: its window is checked at its own
+            // issue time, its lifetime against the bundle.
+            let b = &pass.body;
+            let fraud = match vc.verify_pass(pass, b.issued_at, ev.time_rules) {
+                Ok(()) => None,
+                Err(e) => refusal(e, proof, ci)?,
+            };
+            Ok(SignedTerms {
+                time: b.issued_at,
+                line_id: None,
+                authorized: b.max_amount,
+                fraud,
+            })
         }
     }
 }
@@ -194,19 +374,26 @@ fn limits_fraud(
     }
 }
 
-/// Verifies a proof against the certificate it names. `pseudonym` is the pseudonym the report
-/// claims (validator record), if any.
+/// Verifies a proof against the certificate it names and, for NFC, the registered validator
+/// its challenge names. `pseudonym` is the pseudonym the report claims (validator record), if
+/// any.
 pub fn check_proof(
     proof: &TapProof,
     cert: Option<&CertInfo>,
     pseudonym: Option<&[u8; 16]>,
+    ev: &Evidence<'_>,
 ) -> Check {
+    if let TapProof::Nfc { challenge, .. } = proof {
+        if let Err(rejected) = check_challenge(challenge, ev) {
+            return rejected;
+        }
+    }
     let Some(ci) = cert else {
         return reject(
             Reject::UnknownCertificate,
             format!(
                 "certificate {} was not issued here",
-                hex::encode(proof.cert_hash())
+                hex::encode(proof.cert_id())
             ),
         );
     };
@@ -217,19 +404,22 @@ pub fn check_proof(
             "the record's pseudonym is not the certificate's",
         );
     }
-    let (time, line_id, authorized) = match signed_terms(proof, ci) {
+    let SignedTerms {
+        time,
+        line_id,
+        authorized,
+        fraud,
+    } = match signed_terms(proof, ci, ev) {
         Ok(t) => t,
         Err(rejected) => return rejected,
     };
     if let Err(e) = check_validity(&ci.cert, time) {
         return reject(Reject::OutsideValidity, e.to_string());
     }
-    let counter = proof.counter();
-    let a = &body.allowance;
-    let fraud = limits_fraud(a, counter, authorized);
     Check::Ok(Box::new(CheckedTap {
+        id: proof.id(),
         pseudonym: PseudonymBytes(body.pseudonym.0),
-        counter,
+        counter: proof.counter(),
         cert_hash: ci.hash,
         account_id: ci.account_id,
         device_id: ci.device_id,
@@ -237,10 +427,32 @@ pub fn check_proof(
         time,
         line_id,
         authorized,
-        allowance: a.max_amount,
+        allowance: body.allowance.max_amount,
         proof: proof_bytes(proof),
         fraud,
     }))
+}
+
+/// Decides whether a stored tap and a new one with the same pseudonym and counter prove a
+/// fork of the certificate's chain: both decoded, both signed by its tap key, different
+/// signed bodies. The detail of the fraud case, or the reason it is not one.
+pub fn fork_between(
+    cert: &CredentialCertificate,
+    stored: &[u8],
+    new: &[u8],
+) -> Result<String, String> {
+    let a = decode_proof(stored).ok_or("the stored tap is not a protocol v2 proof")?;
+    let b = decode_proof(new).ok_or("the new tap does not decode")?;
+    match prove_fork(cert, &a, &b) {
+        Ok(fork) => Ok(format!(
+            "two different signed taps with counter {} ({fork:?})",
+            b.counter()
+        )),
+        Err(e) => Err(format!(
+            "the two taps with counter {} prove no fork: {e}",
+            b.counter()
+        )),
+    }
 }
 
 /// The fraud verdict on a certificate's running total: `total` is the sum of the signed amounts
@@ -259,7 +471,12 @@ pub fn over_allowance_total(total: i64, allowance: i64) -> Option<(FraudKind, St
 }
 
 /// Verifies a validator's record: its evidence, and that its own fields agree with it.
-pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInfo>) -> Check {
+pub fn check_record(
+    rec: &TapRecord,
+    batch_validator: u32,
+    cert: Option<&CertInfo>,
+    ev: &Evidence<'_>,
+) -> Check {
     if rec.validator_id != batch_validator {
         return reject(
             Reject::RecordMismatch,
@@ -267,9 +484,10 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
         );
     }
     if let TapProof::Nfc { challenge, .. } = &rec.proof {
+        let challenge = &challenge.body;
         if challenge.validator_id != rec.validator_id
             || challenge.line_id != rec.line_id
-            || challenge.fare != rec.fare
+            || rec.fare > challenge.fare
             || challenge
                 .validator_time
                 .saturating_sub(rec.time)
@@ -278,11 +496,12 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
         {
             return reject(
                 Reject::RecordMismatch,
-                "the record's validator, line, fare or time disagree with the signed challenge",
+                "the record's validator, line or time disagree with the signed challenge, or its \
+                 fare is above the fare the challenge signed",
             );
         }
     }
-    match check_proof(&rec.proof, cert, Some(&rec.pseudonym.0)) {
+    match check_proof(&rec.proof, cert, Some(&rec.pseudonym.0), ev) {
         Check::Ok(mut t) => {
             if t.line_id.is_none() {
                 if let TapProof::Qr { pass } = &rec.proof {
@@ -301,8 +520,14 @@ pub fn check_record(rec: &TapRecord, batch_validator: u32, cert: Option<&CertInf
     }
 }
 
-/// Verifies a wallet log entry's evidence; the certificate must belong to `device_id`.
-pub fn check_entry(entry: &WalletLogEntry, device_id: DeviceId, cert: Option<&CertInfo>) -> Check {
+/// Verifies a wallet log entry's evidence (a self-reported NFC tap is charged only on a
+/// challenge its registered validator signed); the certificate must belong to `device_id`.
+pub fn check_entry(
+    entry: &WalletLogEntry,
+    device_id: DeviceId,
+    cert: Option<&CertInfo>,
+    ev: &Evidence<'_>,
+) -> Check {
     if let Some(ci) = cert {
         if ci.device_id != device_id {
             return reject(
@@ -311,7 +536,7 @@ pub fn check_entry(entry: &WalletLogEntry, device_id: DeviceId, cert: Option<&Ce
             );
         }
     }
-    check_proof(&entry.proof, cert, None)
+    check_proof(&entry.proof, cert, None, ev)
 }
 
 /// The fare of one ride given the state so far. A ride whose line is unknown or not in the

@@ -549,9 +549,13 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_complete_top_up() != 39065:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_method_wallet_config_version() != 1608:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_deactivated() != 19028:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_history() != 3518:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_method_wallet_install_config() != 54870:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_is_locked() != 64390:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -583,7 +587,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_verify() != 2859:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_mancard_checksum_method_wallet_verify_tap_log() != 54428:
+    if lib.uniffi_mancard_checksum_method_wallet_verify_tap_log() != 44705:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_constructor_wallet_new() != 46808:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -652,12 +656,18 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_boarding_pass.restype = ctypes.
 _UniffiLib.uniffi_mancard_checksum_method_wallet_complete_top_up.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_complete_top_up.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_method_wallet_config_version.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_method_wallet_config_version.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_deactivated.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_deactivated.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_history.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_history.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_method_wallet_install_config.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_method_wallet_install_config.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_is_locked.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_is_locked.restype = ctypes.c_uint16
@@ -773,6 +783,11 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_complete_top_up.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_mancard_fn_method_wallet_complete_top_up.restype = ctypes.c_uint64
+_UniffiLib.uniffi_mancard_fn_method_wallet_config_version.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_method_wallet_config_version.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_mancard_fn_method_wallet_deactivated.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -785,6 +800,12 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_history.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_mancard_fn_method_wallet_history.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_mancard_fn_method_wallet_install_config.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_method_wallet_install_config.restype = None
 _UniffiLib.uniffi_mancard_fn_method_wallet_is_locked.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -3391,7 +3412,8 @@ class PlatformKeystore():
 
     Formats: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
     ECDSA P-256 / SHA-256 over `message` as given, in fixed form (64 bytes, `r ‖ s`: convert
-    the platform's DER signature). `seal` must authenticate (AES-GCM) and `unseal` must throw
+    the platform's DER signature; either S: the core sends the canonical low-S twin). `seal`
+    must authenticate (AES-GCM) and `unseal` must throw
     `SealedDataInvalid` for data it did not seal or that was altered.
 """
     
@@ -3425,7 +3447,8 @@ class PlatformKeystoreImpl(PlatformKeystore):
 
     Formats: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
     ECDSA P-256 / SHA-256 over `message` as given, in fixed form (64 bytes, `r ‖ s`: convert
-    the platform's DER signature). `seal` must authenticate (AES-GCM) and `unseal` must throw
+    the platform's DER signature; either S: the core sends the canonical low-S twin). `seal`
+    must authenticate (AES-GCM) and `unseal` must throw
     `SealedDataInvalid` for data it did not seal or that was altered.
 """
     
@@ -3755,6 +3778,11 @@ class WalletProtocol(typing.Protocol):
         balance are updated exactly once. Call after the gateway's redirect, or to poll.
 """
         raise NotImplementedError
+    def config_version(self, ) -> typing.Optional[int]:
+        """
+        The installed config bundle's version, or null before the first one.
+"""
+        raise NotImplementedError
     def deactivated(self, ) -> None:
         """
         The NFC field dropped or another application was selected
@@ -3765,6 +3793,15 @@ class WalletProtocol(typing.Protocol):
         """
         History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
         page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
+"""
+        raise NotImplementedError
+    def install_config(self, bundle: bytes) -> None:
+        """
+        Installs a config bundle (an encoded, issuer-signed `ValidatorConfig`: the issuer keys
+        and validator deny list that decide which readers the phone answers, the time rules, the
+        tariff). Provisioning and sync install the backend's bundle themselves. Throws
+        `Validation` (nothing changed) when it is unreadable, signed by a key this wallet does
+        not trust, or not newer than the installed one.
 """
         raise NotImplementedError
     def is_locked(self, ) -> bool:
@@ -3846,7 +3883,7 @@ class WalletProtocol(typing.Protocol):
         raise NotImplementedError
     def verify_tap_log(self, ) -> int:
         """
-        Checks the tap log's hash chain and counters; returns the number of entries.
+        Checks the tap log's signed chain and counters; returns the number of entries.
 """
         raise NotImplementedError
 
@@ -3984,6 +4021,21 @@ class Wallet(WalletProtocol):
             _uniffi_lift_return,
             _uniffi_error_converter,
         )
+    def config_version(self, ) -> typing.Optional[int]:
+        """
+        The installed config bundle's version, or null before the first one.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_mancard_fn_method_wallet_config_version,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def deactivated(self, ) -> None:
         """
         The NFC field dropped or another application was selected
@@ -4019,6 +4071,28 @@ class Wallet(WalletProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_mancard_fn_method_wallet_history,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def install_config(self, bundle: bytes) -> None:
+        """
+        Installs a config bundle (an encoded, issuer-signed `ValidatorConfig`: the issuer keys
+        and validator deny list that decide which readers the phone answers, the time rules, the
+        tariff). Provisioning and sync install the backend's bundle themselves. Throws
+        `Validation` (nothing changed) when it is unreadable, signed by a key this wallet does
+        not trust, or not newer than the installed one.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(bundle)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(bundle),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeManCardError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_mancard_fn_method_wallet_install_config,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -4283,7 +4357,7 @@ class Wallet(WalletProtocol):
         )
     def verify_tap_log(self, ) -> int:
         """
-        Checks the tap log's hash chain and counters; returns the number of entries.
+        Checks the tap log's signed chain and counters; returns the number of entries.
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),

@@ -853,7 +853,8 @@ public func FfiConverterTypeLogger_lower(_ value: Logger) -> UInt64 {
  *
  * Formats: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
  * ECDSA P-256 / SHA-256 over `message` as given, in fixed form (64 bytes, `r ‖ s`: convert
- * the platform's DER signature). `seal` must authenticate (AES-GCM) and `unseal` must throw
+ * the platform's DER signature; either S: the core sends the canonical low-S twin). `seal`
+ * must authenticate (AES-GCM) and `unseal` must throw
  * `SealedDataInvalid` for data it did not seal or that was altered.
  */
 public protocol PlatformKeystore: AnyObject, Sendable {
@@ -887,7 +888,8 @@ public protocol PlatformKeystore: AnyObject, Sendable {
  *
  * Formats: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
  * ECDSA P-256 / SHA-256 over `message` as given, in fixed form (64 bytes, `r ‖ s`: convert
- * the platform's DER signature). `seal` must authenticate (AES-GCM) and `unseal` must throw
+ * the platform's DER signature; either S: the core sends the canonical low-S twin). `seal`
+ * must authenticate (AES-GCM) and `unseal` must throw
  * `SealedDataInvalid` for data it did not seal or that was altered.
  */
 open class PlatformKeystoreImpl: PlatformKeystore, @unchecked Sendable {
@@ -1232,6 +1234,11 @@ public protocol WalletProtocol: AnyObject, Sendable {
     func completeTopUp(intentId: String) async throws  -> TopUpIntent
     
     /**
+     * The installed config bundle's version, or null before the first one.
+     */
+    func configVersion()  -> UInt64?
+    
+    /**
      * The NFC field dropped or another application was selected
      * (`HostApduService.onDeactivated`). Never throws.
      */
@@ -1242,6 +1249,15 @@ public protocol WalletProtocol: AnyObject, Sendable {
      * page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
      */
     func history(cursor: String?, limit: UInt32) throws  -> HistoryPage
+    
+    /**
+     * Installs a config bundle (an encoded, issuer-signed `ValidatorConfig`: the issuer keys
+     * and validator deny list that decide which readers the phone answers, the time rules, the
+     * tariff). Provisioning and sync install the backend's bundle themselves. Throws
+     * `Validation` (nothing changed) when it is unreadable, signed by a key this wallet does
+     * not trust, or not newer than the installed one.
+     */
+    func installConfig(bundle: Data) throws 
     
     func isLocked()  -> Bool
     
@@ -1321,7 +1337,7 @@ public protocol WalletProtocol: AnyObject, Sendable {
     func verify(phone: String, code: String) async throws  -> SessionInfo
     
     /**
-     * Checks the tap log's hash chain and counters; returns the number of entries.
+     * Checks the tap log's signed chain and counters; returns the number of entries.
      */
     func verifyTapLog() throws  -> UInt64
     
@@ -1476,6 +1492,18 @@ open func completeTopUp(intentId: String)async throws  -> TopUpIntent  {
 }
     
     /**
+     * The installed config bundle's version, or null before the first one.
+     */
+open func configVersion() -> UInt64?  {
+    return try!  FfiConverterOptionUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_mancard_fn_method_wallet_config_version(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * The NFC field dropped or another application was selected
      * (`HostApduService.onDeactivated`). Never throws.
      */
@@ -1500,6 +1528,22 @@ open func history(cursor: String?, limit: UInt32)throws  -> HistoryPage  {
         FfiConverterUInt32.lower(limit),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Installs a config bundle (an encoded, issuer-signed `ValidatorConfig`: the issuer keys
+     * and validator deny list that decide which readers the phone answers, the time rules, the
+     * tariff). Provisioning and sync install the backend's bundle themselves. Throws
+     * `Validation` (nothing changed) when it is unreadable, signed by a key this wallet does
+     * not trust, or not newer than the installed one.
+     */
+open func installConfig(bundle: Data)throws   {try rustCallWithError(FfiConverterTypeManCardError_lift) {
+        uniffiCallStatus in
+    uniffi_mancard_fn_method_wallet_install_config(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(bundle),uniffiCallStatus
+    )
+}
 }
     
 open func isLocked() -> Bool  {
@@ -1734,7 +1778,7 @@ open func verify(phone: String, code: String)async throws  -> SessionInfo  {
 }
     
     /**
-     * Checks the tap log's hash chain and counters; returns the number of entries.
+     * Checks the tap log's signed chain and counters; returns the number of entries.
      */
 open func verifyTapLog()throws  -> UInt64  {
     return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeManCardError_lift) {
@@ -1874,7 +1918,7 @@ public func FfiConverterTypeAccountInfo_lower(_ value: AccountInfo) -> RustBuffe
  */
 public struct BoardingPass: Equatable, Hashable {
     /**
-     * What the QR code encodes ("MC1:...").
+     * What the QR code encodes ("MC2:...").
      */
     public var text: String
     public var matrix: QrModules
@@ -1905,7 +1949,7 @@ public struct BoardingPass: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * What the QR code encodes ("MC1:...").
+         * What the QR code encodes ("MC2:...").
          */text: String, matrix: QrModules, 
         /**
          * SVG document (8 units per module, quiet zone included).
@@ -4368,10 +4412,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_mancard_checksum_method_wallet_complete_top_up() != 39065) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_mancard_checksum_method_wallet_config_version() != 1608) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_mancard_checksum_method_wallet_deactivated() != 19028) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_history() != 3518) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_mancard_checksum_method_wallet_install_config() != 54870) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_is_locked() != 64390) {
@@ -4419,7 +4469,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_mancard_checksum_method_wallet_verify() != 2859) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_mancard_checksum_method_wallet_verify_tap_log() != 54428) {
+    if (uniffi_mancard_checksum_method_wallet_verify_tap_log() != 44705) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_platformkeystore_binding_public_key() != 19172) {

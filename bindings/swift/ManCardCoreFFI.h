@@ -339,6 +339,11 @@ RustBuffer uniffi_mancard_fn_method_wallet_boarding_pass(uint64_t ptr, RustCallS
 uint64_t uniffi_mancard_fn_method_wallet_complete_top_up(uint64_t ptr, RustBuffer intent_id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_CONFIG_VERSION
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_CONFIG_VERSION
+RustBuffer uniffi_mancard_fn_method_wallet_config_version(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_DEACTIVATED
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_DEACTIVATED
 void uniffi_mancard_fn_method_wallet_deactivated(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -347,6 +352,11 @@ void uniffi_mancard_fn_method_wallet_deactivated(uint64_t ptr, RustCallStatus *_
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_HISTORY
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_HISTORY
 RustBuffer uniffi_mancard_fn_method_wallet_history(uint64_t ptr, RustBuffer cursor, uint32_t limit, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_INSTALL_CONFIG
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_INSTALL_CONFIG
+void uniffi_mancard_fn_method_wallet_install_config(uint64_t ptr, RustBuffer bundle, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_IS_LOCKED
@@ -801,6 +811,12 @@ uint16_t uniffi_mancard_checksum_method_wallet_complete_top_up(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_CONFIG_VERSION
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_CONFIG_VERSION
+uint16_t uniffi_mancard_checksum_method_wallet_config_version(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_DEACTIVATED
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_DEACTIVATED
 uint16_t uniffi_mancard_checksum_method_wallet_deactivated(void
@@ -810,6 +826,12 @@ uint16_t uniffi_mancard_checksum_method_wallet_deactivated(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_HISTORY
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_HISTORY
 uint16_t uniffi_mancard_checksum_method_wallet_history(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_INSTALL_CONFIG
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_INSTALL_CONFIG
+uint16_t uniffi_mancard_checksum_method_wallet_install_config(void
     
 );
 #endif

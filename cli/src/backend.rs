@@ -5,7 +5,8 @@
 //! mancard backend keys list --db FILE
 //! mancard backend keys rotate --db FILE          (while the server is stopped; or use
 //!                                                 POST /v1/admin/issuer-keys/rotate)
-//! mancard backend validators add --db FILE --id N --public-key HEX
+//! mancard backend validators add --db FILE --id N --public-key HEX [--operator N] [--line L]...
+//! mancard backend validators deny --db FILE --id N
 //! mancard backend audit --db FILE
 //! ```
 //!
@@ -87,7 +88,8 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum ValidatorsCommand {
-    /// Register (or re-key) a validator.
+    /// Register (or re-key) a validator and print its issuer-signed certificate (hex: install
+    /// it with `mancard validator install-certificate`).
     Add {
         #[arg(long)]
         db: PathBuf,
@@ -96,6 +98,20 @@ enum ValidatorsCommand {
         /// Uncompressed SEC1 P-256 public key, hex.
         #[arg(long)]
         public_key: String,
+        /// The transit operator that runs it (default 1).
+        #[arg(long)]
+        operator: Option<u32>,
+        /// A line it may charge for (repeat, at most 3; none: any line).
+        #[arg(long = "line")]
+        lines: Vec<u32>,
+    },
+    /// Put a validator on the validator deny list (phones stop answering it; its challenges
+    /// signed from now on are not charged).
+    Deny {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        id: u32,
     },
 }
 
@@ -137,6 +153,47 @@ fn print_keys(engine: &Engine) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+fn run_validators(command: ValidatorsCommand) -> CliResult {
+    match command {
+        ValidatorsCommand::Add {
+            db,
+            id,
+            public_key,
+            operator,
+            lines,
+        } => {
+            let e = offline_engine(db)?;
+            let r = e.register_validator(&mancard_api::RegisterValidatorRequest {
+                validator_id: id,
+                public_key,
+                operator_id: operator,
+                lines,
+            })?;
+            println!("validator {id} registered");
+            let lines = if r.lines.is_empty() {
+                "any line".to_string()
+            } else {
+                format!("lines {:?}", r.lines)
+            };
+            println!(
+                "certificate (operator {}, {lines}, valid {}..{}):",
+                r.operator_id, r.valid_from, r.valid_until
+            );
+            println!("{}", r.certificate);
+            Ok(ExitCode::SUCCESS)
+        }
+        ValidatorsCommand::Deny { db, id } => {
+            let e = offline_engine(db)?;
+            let r = e.deny_validator(&mancard_api::DenyValidatorRequest { validator_id: id })?;
+            println!(
+                "validator {id} is on the validator deny list (since {})",
+                r.denied_at
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 pub fn run(args: BackendArgs) -> CliResult {
@@ -194,17 +251,7 @@ pub fn run(args: BackendArgs) -> CliResult {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        BackendCommand::Validators { command } => match command {
-            ValidatorsCommand::Add { db, id, public_key } => {
-                let e = offline_engine(db)?;
-                e.register_validator(&mancard_api::RegisterValidatorRequest {
-                    validator_id: id,
-                    public_key,
-                })?;
-                println!("validator {id} registered");
-                Ok(ExitCode::SUCCESS)
-            }
-        },
+        BackendCommand::Validators { command } => run_validators(command),
         BackendCommand::Audit { db } => {
             let e = offline_engine(db)?;
             let a = e.audit()?;

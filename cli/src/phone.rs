@@ -66,6 +66,12 @@ pub fn open_wallet(dir: &Path) -> Result<Wallet, Box<dyn std::error::Error>> {
 
 pub fn run(args: PhoneArgs) -> CliResult {
     let wallet = Arc::new(open_wallet(&args.data_dir)?);
+    if wallet.config_version().is_none() {
+        eprintln!(
+            "warning: this wallet has no config bundle: it answers no reader (69C1) until it \
+             syncs or `mancard wallet install-config`"
+        );
+    }
     let (w1, w2) = (wallet.clone(), wallet.clone());
     let mut card = FnCard {
         on_apdu: move |apdu: &[u8]| w1.process_apdu(apdu.to_vec()),

@@ -1,7 +1,8 @@
 //! `mancard validator`: the validator on the bus or gate (reference software).
 //!
 //! ```text
-//! mancard validator --data-dir DIR init --trust-anchor FILE --validator-id N --line N
+//! mancard validator --data-dir DIR init --trust-anchor FILE --validator-id N --line N [--certificate HEX]
+//! mancard validator --data-dir DIR install-certificate --certificate HEX
 //! mancard validator --data-dir DIR sync-config --backend URL [--ca-pem FILE]
 //! mancard validator --data-dir DIR install-config FILE
 //! mancard validator --data-dir DIR run --reader pcsc|sim|qr [--once]
@@ -42,6 +43,16 @@ enum ValidatorCommand {
         validator_id: u32,
         #[arg(long)]
         line: u32,
+        /// The validator certificate (hex), if the backend already issued it for this key.
+        #[arg(long, value_name = "HEX")]
+        certificate: Option<String>,
+    },
+    /// Install the validator certificate the backend issued for this validator's key
+    /// (`mancard backend validators add` prints it). Without one every NFC tap is refused.
+    InstallCertificate {
+        /// The certificate, hex.
+        #[arg(long, value_name = "HEX")]
+        certificate: String,
     },
     /// Fetch the signed config bundle (issuer keys, deny list, tariff) from the backend.
     SyncConfig {
@@ -109,7 +120,18 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             trust_anchor,
             validator_id,
             line,
-        } => init(&dir, &trust_anchor, validator_id, line),
+            certificate,
+        } => init(
+            &dir,
+            &trust_anchor,
+            validator_id,
+            line,
+            certificate.as_deref(),
+        ),
+        ValidatorCommand::InstallCertificate { certificate } => {
+            let mut v = Validator::open(&dir)?;
+            install_certificate(&mut v, &certificate)
+        }
         ValidatorCommand::SyncConfig { backend, ca_pem } => {
             sync_config(&dir, &backend, ca_pem.as_deref())
         }
@@ -234,12 +256,18 @@ fn http_client(ca_pem: Option<&Path>) -> Result<http::Client, http::HttpError> {
     }
 }
 
-fn init(dir: &Path, anchor_file: &Path, validator_id: u32, line: u32) -> CliResult {
+fn init(
+    dir: &Path,
+    anchor_file: &Path,
+    validator_id: u32,
+    line: u32,
+    certificate: Option<&str>,
+) -> CliResult {
     let text = std::fs::read_to_string(anchor_file)
         .map_err(|e| format!("cannot read {}: {e}", anchor_file.display()))?;
     let anchor =
         TrustAnchor::parse(&text).map_err(|e| format!("{}: {e}", anchor_file.display()))?;
-    let v = Validator::init(dir, &anchor, validator_id, line)?;
+    let mut v = Validator::init(dir, &anchor, validator_id, line)?;
     println!(
         "validator {validator_id} on line {line} initialised in {}",
         dir.display()
@@ -250,6 +278,27 @@ fn init(dir: &Path, anchor_file: &Path, validator_id: u32, line: u32) -> CliResu
             .display()
     );
     println!("{}", hex::encode(v.public_key().as_bytes()));
+    match certificate {
+        Some(c) => install_certificate(&mut v, c),
+        None => {
+            println!(
+                "no validator certificate yet: NFC taps are refused until `mancard validator install-certificate`"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `install-certificate`: checks and installs the validator certificate (hex).
+fn install_certificate(v: &mut Validator, hex_text: &str) -> CliResult {
+    let compact: String = hex_text.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = hex::decode(&compact).map_err(|e| format!("the certificate is not hex: {e}"))?;
+    if let Err(e) = v.install_certificate(&bytes) {
+        eprintln!("{e}; nothing installed");
+        return Ok(ExitCode::from(1));
+    }
+    println!("validator certificate installed");
+    print_status(&v.status()?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -286,6 +335,11 @@ fn warn_if_unconfigured(v: &Validator) {
     if v.config().is_none() {
         eprintln!(
             "warning: no config bundle installed: every tap will be refused (run sync-config)"
+        );
+    }
+    if v.certificate().is_none() {
+        eprintln!(
+            "warning: no validator certificate installed: every NFC tap will be refused (run install-certificate)"
         );
     }
 }
@@ -454,6 +508,7 @@ fn print_status(s: &ValidatorStatus) {
         }
         _ => println!("config bundle:       none installed"),
     }
+    print_certificate(s);
     if s.clock_behind_bundle {
         println!("WARNING:             this validator's clock is behind the bundle's issue time: fix the clock");
     }
@@ -470,4 +525,37 @@ fn print_status(s: &ValidatorStatus) {
         j.pending_batches
     );
     println!("uploaded:            {} tap(s)", j.uploaded);
+}
+
+/// The validator certificate, the validator deny list and the time rules of `status`.
+fn print_certificate(s: &ValidatorStatus) {
+    match &s.certificate {
+        Some(c) => {
+            let b = &c.body;
+            let lines = if b.lines.is_empty() {
+                "any line".to_string()
+            } else {
+                let l: Vec<String> = b.lines.iter().map(u32::to_string).collect();
+                format!("lines {}", l.join(", "))
+            };
+            println!(
+                "certificate:         operator {}, {lines}, valid {} to {}, issuer key {}",
+                b.operator_id,
+                fmt_time(i64::from(b.valid_from)),
+                fmt_time(i64::from(b.valid_until)),
+                b.issuer_key_id
+            );
+        }
+        None => println!("certificate:         none installed (NFC taps are refused)"),
+    }
+    if s.blocked {
+        println!("BLOCKED:             this validator is blocked: the config bundle lists it on the validator deny list; every tap is refused");
+    }
+    if s.config_version.is_some() {
+        let t = &s.time_rules;
+        println!(
+            "time rules:          QR passes at most {} s, clock skew {} s",
+            t.max_pass_lifetime_secs, t.clock_skew_secs
+        );
+    }
 }

@@ -7,13 +7,12 @@
 //! Online subcommands (`register`, `verify`, `provision`, `replenish`, `topup`, `sync`,
 //! `balance`) talk to the backend given by `--backend URL` through `mancard::OnlineWallet`.
 
+mod dev;
+
 use crate::CliResult;
 use clap::{Args, Subcommand};
 use mancard::{money, CredentialRequest, IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};
-use mancard_protocol::{
-    CertificateBody, CredentialCertificate, FareClass, OfflineAllowance, Pseudonym, PublicKey,
-    ResponseApdu, SigningKey,
-};
+use mancard_protocol::{CredentialCertificate, PublicKey, ResponseApdu};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,16 +38,24 @@ enum WalletCommand {
     Init,
     /// Print what the backend needs to issue a certificate (creates a tap key if none is pending).
     Request,
-    /// Install a certificate (hex) issued for the pending tap key.
+    /// Install a certificate (hex) issued for the pending tap key, and the issuer's config
+    /// bundle (without one the phone answers no reader).
     InstallCert {
         /// The certificate, hex.
         cert_hex: String,
         /// Issuer public key file: hex of the 65-byte uncompressed key, optionally `KEYID:HEX`.
         #[arg(long, value_name = "FILE")]
         issuer_key: PathBuf,
+        /// The issuer's signed config bundle, hex (or `@FILE` holding the hex).
+        #[arg(long, value_name = "HEX")]
+        config_bundle: Option<String>,
     },
+    /// Install a signed config bundle (hex, or `@FILE` holding the hex): the issuer keys and
+    /// validator deny list that decide which readers the phone answers, time rules, tariff.
+    InstallConfig { bundle: String },
     /// Debugging without a backend: issue a certificate for the pending tap key with a local
-    /// issuer key (created in DIR/dev-issuer.pk8, public half in DIR/dev-issuer.pub) and install it.
+    /// issuer key (created in DIR/dev-issuer.pk8, public half in DIR/dev-issuer.pub) and install
+    /// it, with a config bundle signed by the same key.
     DevIssue {
         /// Fare class: adult, student, senior or free.
         #[arg(long, default_value = "adult")]
@@ -105,7 +112,8 @@ enum WalletCommand {
     },
     /// Online: poll a top-up (after paying in a browser).
     TopupStatus { intent_id: String },
-    /// Online: sync (upload taps, settle, learn revocation, clock and tariff; replenish if due).
+    /// Online: sync (upload taps, settle, learn revocation, clock, tariff and config bundle;
+    /// replenish if due).
     Sync,
     /// Online: the backend's balance next to the wallet's ledger.
     Balance,
@@ -375,13 +383,19 @@ pub fn run(args: WalletArgs) -> CliResult {
         WalletCommand::InstallCert {
             cert_hex,
             issuer_key,
-        } => install_cert(dir, &cert_hex, &issuer_key, now)?,
+            config_bundle,
+        } => install_cert(dir, &cert_hex, &issuer_key, config_bundle.as_deref(), now)?,
+        WalletCommand::InstallConfig { bundle } => {
+            let w = open(dir)?;
+            install_config(&w, &bundle)?;
+            print_status(&w, now)?;
+        }
         WalletCommand::DevIssue {
             class,
             amount,
             counters,
             days,
-        } => dev_issue(dir, &class, amount, counters, days, now)?,
+        } => dev::dev_issue(dir, &class, amount, counters, days, now)?,
         WalletCommand::Status => print_status(&open(dir)?, now)?,
         WalletCommand::History { limit, cursor } => history(dir, limit, cursor)?,
         WalletCommand::Qr { png, svg } => qr(dir, png, svg, now)?,
@@ -405,8 +419,35 @@ fn init(dir: &Path) -> Done {
     Ok(())
 }
 
-/// `install-cert`: a certificate (hex) and the issuer key (file) that signed it.
-fn install_cert(dir: &Path, cert_hex: &str, issuer_key: &Path, now: i64) -> Done {
+/// Hex, or `@FILE` holding hex (whitespace ignored).
+fn hex_arg(arg: &str, what: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let text = match arg.strip_prefix('@') {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?,
+        None => arg.to_string(),
+    };
+    Ok(hex::decode(text.split_whitespace().collect::<String>())
+        .map_err(|e| format!("the {what} is not hex: {e}"))?)
+}
+
+/// `install-config`: a signed config bundle (hex or `@FILE`).
+fn install_config(w: &Wallet, bundle: &str) -> Done {
+    w.install_config(hex_arg(bundle, "config bundle")?)?;
+    println!(
+        "config bundle version {} installed",
+        w.config_version().unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// `install-cert`: a certificate (hex), the issuer key (file) that signed it and, when given,
+/// the issuer's config bundle.
+fn install_cert(
+    dir: &Path,
+    cert_hex: &str,
+    issuer_key: &Path,
+    config_bundle: Option<&str>,
+    now: i64,
+) -> Done {
     let w = open(dir)?;
     let cert = hex::decode(cert_hex.split_whitespace().collect::<String>())
         .map_err(|e| format!("the certificate is not hex: {e}"))?;
@@ -418,37 +459,14 @@ fn install_cert(dir: &Path, cert_hex: &str, issuer_key: &Path, now: i64) -> Done
     let key = parse_issuer_key(text.trim(), claimed)?;
     w.install_certificate(cert, vec![key], now)?;
     println!("certificate installed");
-    print_status(&w, now)
-}
-
-/// `dev-issue`: a certificate from the local debugging issuer (never a real one).
-fn dev_issue(dir: &Path, class: &str, amount: i64, counters: u32, days: i64, now: i64) -> Done {
-    let w = open(dir)?;
-    let class = FareClass::parse(class).ok_or_else(|| format!("unknown fare class {class:?}"))?;
-    let issuer = dev_issuer(dir)?;
-    let req = w.prepare_credential_request()?;
-    let cert = CertificateBody {
-        issuer_key_id: 1,
-        pseudonym: Pseudonym::random()?,
-        tap_public_key: PublicKey::from_bytes(&req.tap_public_key, "tap public key")?,
-        valid_from: now - 60,
-        valid_until: now + days.max(1) * 86_400,
-        fare_class: class,
-        allowance: OfflineAllowance {
-            counter_first: req.next_counter,
-            counter_last: req.next_counter.saturating_add(counters.max(1) - 1),
-            max_amount: amount,
-        },
+    match config_bundle {
+        Some(b) => install_config(&w, b)?,
+        None if w.config_version().is_none() => println!(
+            "warning: no config bundle installed: the phone answers no reader until one is \
+             (install-config, or --config-bundle)"
+        ),
+        None => {}
     }
-    .sign(&issuer)?;
-    let key = IssuerKeyInfo {
-        key_id: 1,
-        public_key: issuer.public_key().as_bytes().to_vec(),
-        valid_from: i64::MIN,
-        valid_until: i64::MAX,
-    };
-    w.install_certificate(cert.encode(), vec![key], now)?;
-    println!("certificate (hex): {}", hex::encode(cert.encode()));
     print_status(&w, now)
 }
 
@@ -561,7 +579,11 @@ fn print_status(w: &Wallet, now: i64) -> Result<(), Box<dyn std::error::Error>> 
         println!("problem:            {p}");
     }
     if let Some(h) = &s.cert_hash_hex {
-        println!("certificate hash:   {h}");
+        println!("certificate id:     {h}");
+    }
+    match w.config_version() {
+        Some(v) => println!("config bundle:      version {v}"),
+        None => println!("config bundle:      none (the phone answers no reader until it syncs)"),
     }
     println!(
         "confirmed balance:  {}",
@@ -581,29 +603,6 @@ fn print_status(w: &Wallet, now: i64) -> Result<(), Box<dyn std::error::Error>> 
         money::format_amount(l.offline_allowance_remaining)
     );
     Ok(())
-}
-
-/// The local debugging issuer key: created once (mode 0600) in the data directory.
-fn dev_issuer(dir: &Path) -> Result<SigningKey, Box<dyn std::error::Error>> {
-    let path = dir.join("dev-issuer.pk8");
-    if path.exists() {
-        return Ok(SigningKey::from_pkcs8(&std::fs::read(&path)?)?);
-    }
-    let (key, pkcs8) = SigningKey::generate()?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    use std::io::Write;
-    opts.open(&path)?.write_all(&pkcs8)?;
-    std::fs::write(
-        dir.join("dev-issuer.pub"),
-        format!("1:{}\n", hex::encode(key.public_key().as_bytes())),
-    )?;
-    Ok(key)
 }
 
 /// `HEX` or `KEYID:HEX`; without an id, the certificate's claimed id is used (the signature is

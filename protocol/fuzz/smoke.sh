@@ -25,11 +25,13 @@ echo "== seeding corpora from ../tests/vectors"
 python3 - <<'PY'
 import json, os, glob, hashlib
 by_type = {
-    "certificate": ["certificate"], "tap_challenge": ["tap_challenge"],
-    "tap_authorization": ["tap_authorization"], "boarding_pass": ["boarding_pass"],
-    "validator_config": ["validator_config"], "tariff": ["tariff"], "tap_record": ["tap_record"],
-    "tap_batch": ["tap_batch"], "wallet_log_entry": ["wallet_log_entry"],
-    "select_response": ["select_response"], "command_apdu": ["apdu"], "response_apdu": ["apdu"],
+    "certificate": ["certificate"], "validator_certificate": ["validator_certificate"],
+    "tap_challenge": ["tap_challenge"], "tap_authorization": ["tap_authorization"],
+    "boarding_pass": ["boarding_pass"], "validator_config": ["validator_config"],
+    "tariff": ["tariff"], "tap_record": ["tap_record"], "tap_batch": ["tap_batch"],
+    "wallet_log_entry": ["wallet_log_entry"], "select_response": ["select_response"],
+    "command_apdu": ["apdu", "authorize_command"], "response_apdu": ["apdu", "authorize_response"],
+    "authorize_response": ["authorize_response"],
 }
 def put(target, data):
     d = os.path.join("corpus", target)
@@ -40,7 +42,10 @@ n = 0
 for path in glob.glob("../tests/vectors/*.json"):
     for v in json.load(open(path)).get("vectors", []):
         t = v.get("type")
-        if "hex" in v:
+        if t == "authorize_command":
+            # the target reads its first byte as P1, the rest as the command data
+            put("authorize_command", bytes([v["p1"]]) + bytes.fromhex(v["hex"])); n += 1
+        elif "hex" in v:
             data = bytes.fromhex(v["hex"])
             for target in by_type.get(t, []) + ["inspect"]:
                 put(target, data); n += 1
@@ -48,6 +53,14 @@ for path in glob.glob("../tests/vectors/*.json"):
                 put("boarding_pass_text", v["text"].encode())
         elif "text" in v:
             put("boarding_pass_text", v["text"].encode()); n += 1
+        for key in ("entries", "a", "b"):  # log entries of chains and fork proofs
+            for h in (v.get(key) if isinstance(v.get(key), list) else [v.get(key)]):
+                if isinstance(h, str):
+                    put("wallet_log_entry", bytes.fromhex(h)); n += 1
+        for e in v.get("exchanges", []):  # whole taps
+            put("apdu", bytes.fromhex(e["command"])); put("authorize_command", bytes.fromhex(e["command"]))
+            put("apdu", bytes.fromhex(e["response"])); put("authorize_response", bytes.fromhex(e["response"])[:-2])
+            n += 4
 print(f"   {n} seed files")
 PY
 

@@ -1,14 +1,25 @@
 //! ISO/IEC 7816-4 short APDUs and the ManCard command set.
 //!
-//! | command            | CLA | INS | P1 | P2 | data              | response data          |
-//! |--------------------|-----|-----|----|----|-------------------|------------------------|
-//! | SELECT by AID      | 00  | A4  | 04 | 00 | [`MANCARD_AID`]   | [`SelectResponse`]     |
-//! | READ CERTIFICATE   | 80  | 10  | 00 | 00 | —  (Le)           | certificate (184 B)    |
-//! | AUTHORIZE TAP      | 80  | 20  | 00 | 00 | challenge (42 B)  | authorization (110 B)  |
+//! | command            | CLA | INS | P1 | P2 | data                                  | response data                         |
+//! |--------------------|-----|-----|----|----|---------------------------------------|---------------------------------------|
+//! | SELECT by AID      | 00  | A4  | 04 | 00 | [`MANCARD_AID`]                       | [`SelectResponse`] (18 B)             |
+//! | AUTHORIZE TAP      | 80  | 20  | 01 | 00 | challenge (123 B) ‖ validator cert    | authorization (142 B) or certificate  |
+//! | AUTHORIZE TAP      | 80  | 20  | 00 | 00 | challenge (123 B), cert cached by id  | authorization (142 B) or certificate  |
+//! | READ CERTIFICATE   | 80  | 10  | 00 | 00 | —  (Le)                               | certificate (184 B)                   |
+//!
+//! SELECT reveals only the protocol version (its header) and a fresh random session value. The
+//! phone answers AUTHORIZE TAP only for a challenge signed by a validator whose certificate it
+//! has verified (sent inline, P1 = 01, or cached from an earlier tap, P1 = 00), and READ
+//! CERTIFICATE only after such a challenge in the same session. When the challenge quotes
+//! another fare class than the phone's, the phone answers with its certificate instead of a
+//! signature, and the reader sends a new challenge for that class ([`AuthorizeResponse`]).
 //!
 //! Extended-length APDUs are refused with 6700: not every phone or reader supports them.
 
+use crate::cert::CredentialCertificate;
 use crate::codec::{inherent_codec, DecodeError, Message, Reader, Writer};
+use crate::tap::{TapAuthorization, TapChallenge};
+use crate::validator_cert::ValidatorCertificate;
 use thiserror::Error;
 
 /// The ManCard application identifier: proprietary (F0 range) "F0 'MANCARD' 01".
@@ -19,6 +30,10 @@ pub const CLA_PROPRIETARY: u8 = 0x80;
 pub const INS_SELECT: u8 = 0xA4;
 pub const INS_READ_CERTIFICATE: u8 = 0x10;
 pub const INS_AUTHORIZE_TAP: u8 = 0x20;
+/// AUTHORIZE TAP P1: the validator certificate follows the challenge.
+pub const P1_WITH_CERTIFICATE: u8 = 0x01;
+/// AUTHORIZE TAP P1: only the challenge; the phone has the validator's certificate cached.
+pub const P1_CACHED_CERTIFICATE: u8 = 0x00;
 
 /// Status words used by ManCard. Every response carries exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +68,27 @@ pub enum StatusWord {
     ClaNotSupported,
     /// 6F00: internal error, no precise diagnosis.
     Internal,
+    /// 6986: AUTHORIZE TAP named a validator whose certificate the phone has not cached.
+    ReaderCertificateRequired,
+    /// 69C1: the validator certificate is not signed by a known, valid issuer key.
+    ReaderUnknown,
+    /// 69C2: the validator certificate is expired or not yet valid.
+    ReaderExpired,
+    /// 69C3: the validator is on the validator deny list.
+    ReaderDenied,
+    /// 69C4: the challenge's signature does not verify under the validator's key (or is not
+    /// canonical), or the challenge names another validator than its certificate.
+    BadChallengeSignature,
+    /// 69C5: the validator's time is outside the window around the phone's clock.
+    ReaderClockOff,
+    /// 69C6: the fare is above the tariff's highest single fare for the rider's class.
+    FareTooHigh,
+    /// 69C7: more authorizations this minute than a rider can use.
+    TooManyTaps,
+    /// 69C8: the validator certificate does not cover the challenge's line.
+    ReaderLineNotAllowed,
+    /// 69C9: the challenge was made for another session (a replayed or relayed challenge).
+    StaleChallenge,
     /// Any other status word seen from a card.
     Other(u16),
 }
@@ -75,12 +111,32 @@ impl StatusWord {
             Self::InsNotSupported => 0x6D00,
             Self::ClaNotSupported => 0x6E00,
             Self::Internal => 0x6F00,
+            Self::ReaderCertificateRequired => 0x6986,
+            Self::ReaderUnknown => 0x69C1,
+            Self::ReaderExpired => 0x69C2,
+            Self::ReaderDenied => 0x69C3,
+            Self::BadChallengeSignature => 0x69C4,
+            Self::ReaderClockOff => 0x69C5,
+            Self::FareTooHigh => 0x69C6,
+            Self::TooManyTaps => 0x69C7,
+            Self::ReaderLineNotAllowed => 0x69C8,
+            Self::StaleChallenge => 0x69C9,
             Self::Other(c) => c,
         }
     }
 
     pub fn from_code(c: u16) -> Self {
-        const KNOWN: [StatusWord; 15] = [
+        const KNOWN: [StatusWord; 25] = [
+            StatusWord::ReaderCertificateRequired,
+            StatusWord::ReaderUnknown,
+            StatusWord::ReaderExpired,
+            StatusWord::ReaderDenied,
+            StatusWord::BadChallengeSignature,
+            StatusWord::ReaderClockOff,
+            StatusWord::FareTooHigh,
+            StatusWord::TooManyTaps,
+            StatusWord::ReaderLineNotAllowed,
+            StatusWord::StaleChallenge,
             StatusWord::Ok,
             StatusWord::WrongLength,
             StatusWord::IncorrectData,
@@ -121,6 +177,16 @@ impl StatusWord {
             Self::InsNotSupported => "instruction not supported",
             Self::ClaNotSupported => "class not supported",
             Self::Internal => "internal error",
+            Self::ReaderCertificateRequired => "phone needs the reader's certificate",
+            Self::ReaderUnknown => "phone does not trust this reader",
+            Self::ReaderExpired => "reader certificate expired",
+            Self::ReaderDenied => "reader is blocked",
+            Self::BadChallengeSignature => "reader's challenge signature is wrong",
+            Self::ReaderClockOff => "reader clock is wrong",
+            Self::FareTooHigh => "fare higher than any fare of the tariff",
+            Self::TooManyTaps => "too many taps this minute",
+            Self::ReaderLineNotAllowed => "reader not allowed on this line",
+            Self::StaleChallenge => "challenge from another session",
             Self::Other(_) => "unknown status",
         }
     }
@@ -235,13 +301,26 @@ impl CommandApdu {
         }
     }
 
-    pub fn authorize_tap(challenge: &crate::tap::TapChallenge) -> Self {
+    /// AUTHORIZE TAP with the validator certificate inline (P1 = 01), or without it (P1 = 00)
+    /// when `validator_cert` is None.
+    pub fn authorize_tap(
+        challenge: &TapChallenge,
+        validator_cert: Option<&ValidatorCertificate>,
+    ) -> Self {
+        let mut data = challenge.encode();
+        let p1 = match validator_cert {
+            Some(c) => {
+                data.extend_from_slice(&c.encode());
+                P1_WITH_CERTIFICATE
+            }
+            None => P1_CACHED_CERTIFICATE,
+        };
         Self {
             cla: CLA_PROPRIETARY,
             ins: INS_AUTHORIZE_TAP,
-            p1: 0,
+            p1,
             p2: 0,
-            data: challenge.encode(),
+            data,
             le: Some(256),
         }
     }
@@ -290,41 +369,92 @@ impl ResponseApdu {
     }
 }
 
-/// The data of a successful SELECT: protocol version and the hash of the installed
-/// certificate, so a validator that has the certificate cached can skip READ CERTIFICATE.
+/// The data of a successful SELECT: the protocol version (the message header) and a fresh
+/// random session value that the reader's signed challenge must repeat. Nothing in it names the
+/// phone, its certificate or its rider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectResponse {
-    pub cert_hash: Option<[u8; 32]>,
+    pub session: [u8; 16],
+}
+
+impl SelectResponse {
+    pub const LEN: usize = 2 + 16;
 }
 
 impl Message for SelectResponse {
     const NAME: &'static str = "select response";
     const TAG: u8 = b'S';
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 
     fn size_hint(&self) -> usize {
-        35
+        Self::LEN
     }
 
     fn write_body(&self, w: &mut Writer) {
-        match &self.cert_hash {
-            Some(h) => w.u8(1).bytes(h),
-            None => w.u8(0),
-        };
+        w.bytes(&self.session);
     }
 
     fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let cert_hash = match r.u8()? {
-            0 => None,
-            1 => Some(r.array()?),
-            _ => {
-                return Err(DecodeError::InvalidValue {
-                    field: "select response",
-                    reason: "certificate flag must be 0 or 1",
-                })
-            }
+        Ok(Self {
+            session: r.array()?,
+        })
+    }
+}
+
+/// The data of an AUTHORIZE TAP command: the signed challenge, then (P1 = 01) the validator
+/// certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeCommand {
+    pub challenge: TapChallenge,
+    pub validator_cert: Option<ValidatorCertificate>,
+}
+
+impl AuthorizeCommand {
+    /// Parses the command data for P1; trailing or missing bytes are refused.
+    pub fn parse(p1: u8, data: &[u8]) -> Result<Self, DecodeError> {
+        // A short input is decoded as a challenge anyway, so that its header speaks first: a
+        // v1 reader's 42-byte challenge is an unknown version, not a truncated v2 one.
+        let (ch, rest) = data
+            .split_at_checked(TapChallenge::LEN)
+            .unwrap_or((data, &[]));
+        let challenge = TapChallenge::decode(ch)?;
+        let validator_cert = match p1 {
+            P1_WITH_CERTIFICATE => Some(ValidatorCertificate::decode(rest)?),
+            _ if rest.is_empty() => None,
+            _ => return Err(DecodeError::TrailingBytes { count: rest.len() }),
         };
-        Ok(Self { cert_hash })
+        Ok(Self {
+            challenge,
+            validator_cert,
+        })
+    }
+}
+
+/// The data of a successful AUTHORIZE TAP: the authorization, or the phone's certificate when
+/// the challenge quoted another fare class (the reader then sends a challenge for the class the
+/// certificate names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeResponse {
+    Authorized(TapAuthorization),
+    Requote(CredentialCertificate),
+}
+
+impl AuthorizeResponse {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Authorized(a) => a.encode(),
+            Self::Requote(c) => c.encode(),
+        }
+    }
+
+    /// Decodes either answer by its type tag.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes.first() {
+            Some(&t) if t == <CredentialCertificate as Message>::TAG => {
+                Ok(Self::Requote(CredentialCertificate::decode(bytes)?))
+            }
+            _ => Ok(Self::Authorized(TapAuthorization::decode(bytes)?)),
+        }
     }
 }
 

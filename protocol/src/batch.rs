@@ -2,7 +2,7 @@
 
 use crate::cert::Pseudonym;
 use crate::codec::{inherent_codec, DecodeError, Message, Reader, Writer};
-use crate::crypto::{tags, KeyError, PublicKey, SigningKey};
+use crate::crypto::{sha256, tags, KeyError, PublicKey, SignatureError, SigningKey};
 use crate::list::{check_count, read_list, write_list, CountWidth, ListElement};
 use crate::pass::BoardingPass;
 use crate::signed::{Signed, SignedBody};
@@ -12,11 +12,11 @@ use crate::tariff::FareKind;
 /// The signed evidence of one tap, as the phone produced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TapProof {
-    /// NFC: the challenge sent, the authorization received and the hash of the certificate used.
+    /// NFC: the validator-signed challenge and the phone's authorization of it (which names the
+    /// certificate by id).
     Nfc {
         challenge: TapChallenge,
         authorization: TapAuthorization,
-        cert_hash: [u8; 32],
     },
     /// QR: the whole pass (it carries its certificate).
     Qr { pass: BoardingPass },
@@ -37,10 +37,61 @@ impl TapProof {
         }
     }
 
-    pub fn cert_hash(&self) -> [u8; 32] {
+    /// The amount the phone signed (NFC) or the most it allowed (QR).
+    pub fn amount(&self) -> i64 {
         match self {
-            Self::Nfc { cert_hash, .. } => *cert_hash,
-            Self::Qr { pass } => pass.body.certificate.hash(),
+            Self::Nfc { authorization, .. } => authorization.amount,
+            Self::Qr { pass } => pass.body.max_amount,
+        }
+    }
+
+    /// The id of the certificate whose tap key signed.
+    pub fn cert_id(&self) -> [u8; 32] {
+        match self {
+            Self::Nfc { authorization, .. } => authorization.cert_id,
+            Self::Qr { pass } => pass.body.certificate.id(),
+        }
+    }
+
+    /// The same as [`Self::cert_id`] (the name v1 callers used).
+    pub fn cert_hash(&self) -> [u8; 32] {
+        self.cert_id()
+    }
+
+    /// The previous link of the wallet's tap chain that the phone signed.
+    pub fn prev(&self) -> [u8; 32] {
+        match self {
+            Self::Nfc { authorization, .. } => authorization.prev,
+            Self::Qr { pass } => pass.body.prev,
+        }
+    }
+
+    /// The bytes the phone's tap key signed (after the domain tag).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Nfc {
+                challenge,
+                authorization,
+            } => authorization.signed_bytes(&challenge.body),
+            Self::Qr { pass } => pass.signed_bytes(),
+        }
+    }
+
+    /// The tap's identity: a hash of what the phone signed (never of a signature). Exactly-once
+    /// and duplicate checks key on it, and the next link of the tap chain repeats it.
+    pub fn id(&self) -> [u8; 32] {
+        sha256(&[tags::TAP_ID, &[self.kind_byte()], &self.signed_bytes()])
+    }
+
+    /// Checks the phone's signature under `tap_key` (and, for NFC, nothing about the
+    /// validator: see [`crate::verify`]).
+    pub fn verify_phone_signature(&self, tap_key: &PublicKey) -> Result<(), SignatureError> {
+        match self {
+            Self::Nfc {
+                challenge,
+                authorization,
+            } => authorization.verify(tap_key, &challenge.body),
+            Self::Qr { pass } => pass.verify(tap_key),
         }
     }
 
@@ -50,11 +101,9 @@ impl TapProof {
             Self::Nfc {
                 challenge,
                 authorization,
-                cert_hash,
             } => {
                 challenge.write(w);
                 authorization.write(w);
-                w.bytes(cert_hash);
             }
             Self::Qr { pass } => pass.write(w),
         }
@@ -65,7 +114,6 @@ impl TapProof {
             1 => Ok(Self::Nfc {
                 challenge: TapChallenge::read(r)?,
                 authorization: TapAuthorization::read(r)?,
-                cert_hash: r.array()?,
             }),
             2 => {
                 let bytes = r.take(BoardingPass::LEN)?;
@@ -99,7 +147,7 @@ pub struct TapRecord {
 impl Message for TapRecord {
     const NAME: &'static str = "tap record";
     const TAG: u8 = b'R';
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 
     fn size_hint(&self) -> usize {
         320
@@ -149,7 +197,7 @@ impl ListElement for TapRecord {
     const MIN_LEN: usize = 2 + 2 + 4 + 4 + 8 + 16 + 4 + 8 + 1 + 1;
 
     fn write_element(&self, w: &mut Writer) {
-        let mut inner = Writer::with_capacity(330);
+        let mut inner = Writer::with_capacity(400);
         self.write(&mut inner);
         w.u16(u16::try_from(inner.len()).unwrap_or(u16::MAX))
             .bytes(inner.as_slice());
@@ -186,7 +234,7 @@ impl BatchBody {
 impl Message for BatchBody {
     const NAME: &'static str = "tap batch";
     const TAG: u8 = b'B';
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 
     fn size_hint(&self) -> usize {
         self.records.len().saturating_mul(330).saturating_add(32)

@@ -6,7 +6,8 @@ use crate::signed::{Signed, SignedBody};
 use crate::tariff::FareClass;
 use std::fmt;
 
-/// A random card pseudonym (16 bytes): identifies the card, never the rider's phone number.
+/// A random card pseudonym (16 bytes), fresh in every certificate: it names one certificate on
+/// the wire, never the rider's phone number, and two certificates of the same phone share none.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pseudonym(pub [u8; 16]);
 
@@ -72,13 +73,20 @@ pub struct CertificateBody {
     pub allowance: OfflineAllowance,
 }
 
-/// An issuer-signed credential certificate (184 bytes on the wire).
+/// An issuer-signed credential certificate (184 bytes on the wire). Its identity is
+/// [`Signed::<CertificateBody>::id`], a hash of the body: re-encoding the signature (or
+/// flipping its S) never makes a "new" certificate.
 pub type CredentialCertificate = Signed<CertificateBody>;
 
 impl CertificateBody {
     /// The bytes the issuer signs (header and fields).
     pub fn encode(&self) -> Vec<u8> {
         Message::encode(self)
+    }
+
+    /// The id of the certificate this body belongs to (see [`CredentialCertificate::id`]).
+    pub fn id(&self) -> [u8; 32] {
+        sha256(&[tags::CERT_ID, &Message::encode(self)])
     }
 
     /// Signs the body with an issuer key.
@@ -90,7 +98,7 @@ impl CertificateBody {
 impl Message for CertificateBody {
     const NAME: &'static str = "certificate";
     const TAG: u8 = b'C';
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 
     fn size_hint(&self) -> usize {
         CredentialCertificate::LEN
@@ -153,14 +161,16 @@ impl SignedBody for CertificateBody {
 impl Signed<CertificateBody> {
     pub const LEN: usize = 2 + 4 + 16 + 65 + 8 + 8 + 1 + 4 + 4 + 8 + 64;
 
-    /// SHA-256 of the encoded certificate, domain-separated: what taps bind to and caches key on.
-    pub fn hash(&self) -> [u8; 32] {
-        Self::hash_bytes(&self.encode())
+    /// The certificate id: SHA-256 of the signed body (header and fields), domain-separated.
+    /// What taps bind to, caches key on and the backend stores certificates under. The issuer's
+    /// signature is not part of it, so no re-encoding of the signature changes it.
+    pub fn id(&self) -> [u8; 32] {
+        self.body.id()
     }
 
-    /// [`Self::hash`] of an already encoded certificate.
-    pub fn hash_bytes(encoded: &[u8]) -> [u8; 32] {
-        sha256(&[tags::CERT_HASH, encoded])
+    /// The same as [`Self::id`] (the name v1 callers used).
+    pub fn hash(&self) -> [u8; 32] {
+        self.id()
     }
 
     /// True if the issuer's signature over the body verifies under `issuer`.

@@ -82,6 +82,56 @@ impl ListElement for Pseudonym {
     }
 }
 
+/// A validator id on the validator deny list (a stolen or decommissioned reader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeniedValidator(pub u32);
+
+/// The validator deny list: ids sorted strictly increasing.
+impl ListElement for DeniedValidator {
+    const COUNT_WIDTH: CountWidth = CountWidth::U16;
+    const MAX: usize = 65_535;
+    const COUNT_FIELD: &'static str = "validator deny list";
+    const LIST_FIELD: &'static str = "validator deny list";
+    const MIN_LEN: usize = 4;
+    const COUNT_BOUND_BY_INPUT: bool = true;
+
+    fn write_element(&self, w: &mut Writer) {
+        w.u32(self.0);
+    }
+
+    fn read_element(r: &mut Reader<'_>, prev: Option<&Self>) -> Result<Self, DecodeError> {
+        let v = Self(r.u32()?);
+        if prev.is_some_and(|p| *p >= v) {
+            return Err(DecodeError::InvalidValue {
+                field: "validator deny list",
+                reason: "validator ids must be strictly increasing",
+            });
+        }
+        Ok(v)
+    }
+}
+
+/// The time rules every party applies, signed in the bundle so no signer picks its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRules {
+    /// The longest lifetime a QR pass may have (validators and the backend refuse longer).
+    pub max_pass_lifetime_secs: u16,
+    /// Clock skew tolerated on either side of a pass window.
+    pub clock_skew_secs: u16,
+    /// How far a validator's clock may be from the phone's (server-corrected) clock on a tap.
+    pub tap_window_secs: u16,
+}
+
+impl Default for TimeRules {
+    fn default() -> Self {
+        Self {
+            max_pass_lifetime_secs: crate::DEFAULT_PASS_LIFETIME_SECS,
+            clock_skew_secs: 30,
+            tap_window_secs: 300,
+        }
+    }
+}
+
 /// The fields the issuer signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigBody {
@@ -94,6 +144,9 @@ pub struct ConfigBody {
     pub issuer_keys: Vec<IssuerKey>,
     /// Sorted strictly increasing (canonical, and binary-searchable).
     pub deny_list: Vec<Pseudonym>,
+    /// Validators phones must not answer, sorted strictly increasing.
+    pub validator_deny_list: Vec<DeniedValidator>,
+    pub time_rules: TimeRules,
     pub tariff: Tariff,
 }
 
@@ -107,6 +160,8 @@ impl ConfigBody {
         self.issuer_keys.dedup_by_key(|k| k.key_id);
         self.deny_list.sort();
         self.deny_list.dedup();
+        self.validator_deny_list.sort();
+        self.validator_deny_list.dedup();
         self
     }
 
@@ -119,7 +174,7 @@ impl ConfigBody {
 impl Message for ConfigBody {
     const NAME: &'static str = "validator config";
     const TAG: u8 = b'V';
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 
     fn size_hint(&self) -> usize {
         self.deny_list.len().saturating_mul(16).saturating_add(128)
@@ -131,6 +186,10 @@ impl Message for ConfigBody {
             .u32(self.signer_key_id);
         write_list(w, &self.issuer_keys);
         write_list(w, &self.deny_list);
+        write_list(w, &self.validator_deny_list);
+        w.u16(self.time_rules.max_pass_lifetime_secs)
+            .u16(self.time_rules.clock_skew_secs)
+            .u16(self.time_rules.tap_window_secs);
         self.tariff.write(w);
     }
 
@@ -141,6 +200,8 @@ impl Message for ConfigBody {
             signer_key_id: r.u32()?,
             issuer_keys: read_list(r)?,
             deny_list: read_list(r)?,
+            validator_deny_list: read_list(r)?,
+            time_rules: read_time_rules(r)?,
             tariff: Tariff::read(r)?,
         })
     }
@@ -154,6 +215,7 @@ impl SignedBody for ConfigBody {
         let body = self.canonicalize();
         check_count(&body.issuer_keys)?;
         check_count(&body.deny_list)?;
+        check_count(&body.validator_deny_list)?;
         check_count::<LineFare>(&body.tariff.lines)?;
         Ok(body)
     }
@@ -167,4 +229,26 @@ impl Signed<ConfigBody> {
     pub fn is_denied(&self, p: &Pseudonym) -> bool {
         self.body.deny_list.binary_search(p).is_ok()
     }
+
+    pub fn is_validator_denied(&self, validator_id: u32) -> bool {
+        self.body
+            .validator_deny_list
+            .binary_search(&DeniedValidator(validator_id))
+            .is_ok()
+    }
+}
+
+fn read_time_rules(r: &mut Reader<'_>) -> Result<TimeRules, DecodeError> {
+    let t = TimeRules {
+        max_pass_lifetime_secs: r.u16()?,
+        clock_skew_secs: r.u16()?,
+        tap_window_secs: r.u16()?,
+    };
+    if t.max_pass_lifetime_secs == 0 {
+        return Err(DecodeError::InvalidValue {
+            field: "maximum pass lifetime",
+            reason: "must be at least one second",
+        });
+    }
+    Ok(t)
 }

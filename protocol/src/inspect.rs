@@ -1,6 +1,6 @@
 //! Decode any ManCard message and list its fields, like `openssl x509 -text`.
 
-use crate::apdu::{CommandApdu, ResponseApdu, SelectResponse};
+use crate::apdu::{AuthorizeCommand, CommandApdu, ResponseApdu, SelectResponse};
 use crate::batch::{TapBatch, TapProof, TapRecord};
 use crate::cert::CredentialCertificate;
 use crate::codec::{DecodeError, Message};
@@ -10,12 +10,16 @@ use crate::money::Rials;
 use crate::pass::{BoardingPass, PASS_TEXT_PREFIX};
 use crate::tap::{TapAuthorization, TapChallenge};
 use crate::tariff::Tariff;
-use crate::verify::{verify_certificate_signature, verify_config, VerifyError};
+use crate::validator_cert::ValidatorCertificate;
+use crate::verify::{
+    verify_certificate_signature, verify_config, verify_validator_certificate, VerifyError,
+};
 
 /// Any decoded ManCard message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
     Certificate(CredentialCertificate),
+    ValidatorCertificate(ValidatorCertificate),
     Challenge(TapChallenge),
     Authorization(TapAuthorization),
     Pass(BoardingPass),
@@ -36,7 +40,7 @@ pub fn decode_any(input: &str) -> Result<Decoded, DecodeError> {
         if let Ok(p) = BoardingPass::from_text(t) {
             return Ok(Decoded::Pass(p));
         }
-        if t.get(2..3).is_some_and(|c| c != "1") || !is_hex(t) {
+        if t.get(2..3).is_some_and(|c| c != "1" && c != "2") || !is_hex(t) {
             return BoardingPass::from_text(t).map(Decoded::Pass);
         }
     }
@@ -61,6 +65,9 @@ pub fn decode_bytes(b: &[u8]) -> Result<Decoded, DecodeError> {
     match b.first() {
         Some(&CredentialCertificate::TAG) => {
             CredentialCertificate::decode(b).map(Decoded::Certificate)
+        }
+        Some(&ValidatorCertificate::TAG) => {
+            ValidatorCertificate::decode(b).map(Decoded::ValidatorCertificate)
         }
         Some(&TapChallenge::TAG) => TapChallenge::decode(b).map(Decoded::Challenge),
         Some(&TapAuthorization::TAG) => TapAuthorization::decode(b).map(Decoded::Authorization),
@@ -121,7 +128,30 @@ fn cert_lines(c: &CredentialCertificate, ind: &str, out: &mut Vec<String>) {
         "{ind}offline amount: {}",
         Rials(b.allowance.max_amount)
     ));
-    out.push(format!("{ind}certificate hash: {}", h(&c.hash())));
+    out.push(format!("{ind}certificate id: {}", h(&c.id())));
+    out.push(format!(
+        "{ind}issuer signature: {}",
+        h(c.signature.as_bytes())
+    ));
+}
+
+fn validator_cert_lines(c: &ValidatorCertificate, ind: &str, out: &mut Vec<String>) {
+    let b = &c.body;
+    out.push(format!("{ind}issuer key id: {}", b.issuer_key_id));
+    out.push(format!("{ind}validator id: {}", b.validator_id));
+    out.push(format!("{ind}operator id: {}", b.operator_id));
+    out.push(format!(
+        "{ind}validator public key: {}",
+        h(&b.public_key.to_compressed())
+    ));
+    out.push(format!("{ind}valid from: {} (UTC seconds)", b.valid_from));
+    out.push(format!("{ind}valid until: {} (UTC seconds)", b.valid_until));
+    if b.lines.is_empty() {
+        out.push(format!("{ind}lines: any"));
+    } else {
+        out.push(format!("{ind}lines: {:?}", b.lines));
+    }
+    out.push(format!("{ind}certificate id: {}", h(&c.id())));
     out.push(format!(
         "{ind}issuer signature: {}",
         h(c.signature.as_bytes())
@@ -129,17 +159,25 @@ fn cert_lines(c: &CredentialCertificate, ind: &str, out: &mut Vec<String>) {
 }
 
 fn challenge_lines(c: &TapChallenge, ind: &str, out: &mut Vec<String>) {
-    out.push(format!("{ind}validator id: {}", c.validator_id));
-    out.push(format!("{ind}nonce: {}", h(&c.nonce)));
-    out.push(format!("{ind}validator time: {}", c.validator_time));
-    out.push(format!("{ind}line: {}", c.line_id));
-    out.push(format!("{ind}fare: {}", Rials(c.fare)));
+    let b = &c.body;
+    out.push(format!("{ind}validator id: {}", b.validator_id));
+    out.push(format!("{ind}nonce: {}", h(&b.nonce)));
+    out.push(format!("{ind}phone session: {}", h(&b.session)));
+    out.push(format!("{ind}validator time: {}", b.validator_time));
+    out.push(format!("{ind}line: {}", b.line_id));
+    out.push(format!("{ind}fare: {}", Rials(b.fare)));
+    out.push(format!("{ind}fare class: {}", b.fare_class.name()));
+    out.push(format!(
+        "{ind}validator signature: {}",
+        h(c.signature.as_bytes())
+    ));
 }
 
 fn auth_lines(a: &TapAuthorization, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}counter: {}", a.counter));
     out.push(format!("{ind}amount: {}", Rials(a.amount)));
-    out.push(format!("{ind}challenge digest: {}", h(&a.digest)));
+    out.push(format!("{ind}previous tap: {}", h(&a.prev)));
+    out.push(format!("{ind}certificate id: {}", h(&a.cert_id)));
     out.push(format!("{ind}tap signature: {}", h(a.signature.as_bytes())));
 }
 
@@ -162,15 +200,15 @@ fn proof_lines(p: &TapProof, ind: &str, out: &mut Vec<String>) {
         TapProof::Nfc {
             challenge,
             authorization,
-            cert_hash,
         } => {
             out.push(format!("{ind}proof: NFC"));
-            out.push(format!("{ind}  certificate hash: {}", h(cert_hash)));
+            out.push(format!("{ind}  tap id: {}", h(&p.id())));
             challenge_lines(challenge, &format!("{ind}  challenge."), out);
             auth_lines(authorization, &format!("{ind}  authorization."), out);
         }
         TapProof::Qr { pass } => {
             out.push(format!("{ind}proof: QR pass"));
+            out.push(format!("{ind}  tap id: {}", h(&p.id())));
             pass_lines(pass, &format!("{ind}  "), out);
         }
     }
@@ -180,7 +218,9 @@ fn pass_lines(p: &BoardingPass, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}counter: {}", p.body.counter));
     out.push(format!("{ind}issued at: {}", p.body.issued_at));
     out.push(format!("{ind}lifetime: {} s", p.body.lifetime_secs));
+    out.push(format!("{ind}fare class: {}", p.body.fare_class.name()));
     out.push(format!("{ind}maximum amount: {}", Rials(p.body.max_amount)));
+    out.push(format!("{ind}previous tap: {}", h(&p.body.prev)));
     out.push(format!("{ind}tap signature: {}", h(p.signature.as_bytes())));
     out.push(format!("{ind}certificate:"));
     cert_lines(&p.body.certificate, &format!("{ind}  "), out);
@@ -190,6 +230,7 @@ impl Decoded {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Certificate(_) => "credential certificate",
+            Self::ValidatorCertificate(_) => "validator certificate",
             Self::Challenge(_) => "tap challenge",
             Self::Authorization(_) => "tap authorization",
             Self::Pass(_) => "boarding pass",
@@ -210,6 +251,7 @@ impl Decoded {
         let ind = "  ";
         match self {
             Self::Certificate(c) => cert_lines(c, ind, &mut out),
+            Self::ValidatorCertificate(c) => validator_cert_lines(c, ind, &mut out),
             Self::Challenge(c) => challenge_lines(c, ind, &mut out),
             Self::Authorization(a) => auth_lines(a, ind, &mut out),
             Self::Pass(p) => pass_lines(p, ind, &mut out),
@@ -229,22 +271,31 @@ impl Decoded {
     pub fn issuer_key_id(&self) -> Option<u32> {
         match self {
             Self::Certificate(c) => Some(c.body.issuer_key_id),
+            Self::ValidatorCertificate(c) => Some(c.body.issuer_key_id),
             Self::Pass(p) => Some(p.body.certificate.body.issuer_key_id),
             Self::Config(c) => Some(c.body.signer_key_id),
             _ => None,
         }
     }
 
-    /// Checks the issuer signature of a certificate, pass or config bundle with `key`.
+    /// Checks the issuer signature of a certificate, validator certificate, pass or config
+    /// bundle with `key` (a pass: also its own tap signature, and its lifetime against the
+    /// default bundle maximum).
     /// Returns None for messages an issuer does not sign.
     pub fn verify_issuer(&self, key: &IssuerKey) -> Option<Result<(), VerifyError>> {
         let keys = std::slice::from_ref(key);
         match self {
             Self::Certificate(c) => Some(verify_certificate_signature(c, keys)),
+            Self::ValidatorCertificate(c) => Some(verify_validator_certificate(
+                c,
+                keys,
+                |_| false,
+                i64::from(c.body.valid_from),
+            )),
             Self::Pass(p) => Some(
                 verify_certificate_signature(&p.body.certificate, keys).and_then(|_| {
                     crate::verify::VerifiedCertificate::new(p.body.certificate.clone(), keys)?
-                        .verify_pass(p, p.body.issued_at, 0)
+                        .verify_pass(p, p.body.issued_at, &crate::config::TimeRules::default())
                 }),
             ),
             Self::Config(c) => Some(verify_config(c, keys, None)),
@@ -271,6 +322,13 @@ fn config_lines(c: &ValidatorConfig, ind: &str, out: &mut Vec<String>) {
     for p in b.deny_list.iter().take(20) {
         out.push(format!("{ind}  {p}"));
     }
+    let denied: Vec<u32> = b.validator_deny_list.iter().map(|v| v.0).collect();
+    out.push(format!("{ind}validator deny list: {denied:?}"));
+    let t = &b.time_rules;
+    out.push(format!(
+        "{ind}longest pass: {} s, clock skew: {} s, tap clock window: {} s",
+        t.max_pass_lifetime_secs, t.clock_skew_secs, t.tap_window_secs
+    ));
     tariff_lines(&b.tariff, ind, out);
 }
 
@@ -291,18 +349,18 @@ fn batch_lines(b: &TapBatch, ind: &str, out: &mut Vec<String>) {
 
 fn log_entry_lines(e: &WalletLogEntry, ind: &str, out: &mut Vec<String>) {
     out.push(format!("{ind}sequence: {}", e.seq));
-    out.push(format!("{ind}previous hash: {}", h(&e.prev_hash)));
     out.push(format!("{ind}time: {}", e.time));
     out.push(format!("{ind}amount: {}", Rials(e.amount)));
-    out.push(format!("{ind}entry hash: {}", h(&e.hash())));
+    out.push(format!("{ind}entry link (tap id): {}", h(&e.hash())));
     proof_lines(&e.proof, ind, out);
 }
 
 fn select_lines(s: &SelectResponse, ind: &str, out: &mut Vec<String>) {
-    match s.cert_hash {
-        Some(hash) => out.push(format!("{ind}certificate hash: {}", h(&hash))),
-        None => out.push(format!("{ind}no credential installed")),
-    }
+    out.push(format!(
+        "{ind}protocol version: {}",
+        SelectResponse::VERSION
+    ));
+    out.push(format!("{ind}session value: {}", h(&s.session)));
 }
 
 fn command_lines(c: &CommandApdu, ind: &str, out: &mut Vec<String>) {
@@ -320,6 +378,17 @@ fn command_lines(c: &CommandApdu, ind: &str, out: &mut Vec<String>) {
         "{ind}Le: {}",
         c.le.map_or("absent".to_string(), |l| l.to_string())
     ));
+    if command_name(c) == "AUTHORIZE TAP" {
+        if let Ok(a) = AuthorizeCommand::parse(c.p1, &c.data) {
+            out.push(format!("{ind}tap challenge:"));
+            challenge_lines(&a.challenge, &format!("{ind}  "), out);
+            if let Some(v) = &a.validator_cert {
+                out.push(format!("{ind}validator certificate:"));
+                validator_cert_lines(v, &format!("{ind}  "), out);
+            }
+            return;
+        }
+    }
     embedded_message_lines(&c.data, ind, out);
 }
 
@@ -384,11 +453,16 @@ mod tests {
     #[test]
     fn amounts_show_grouped_rials_and_toman() {
         let c = TapChallenge {
-            validator_id: 7001,
-            nonce: [0; 16],
-            validator_time: 0,
-            line_id: 1,
-            fare: 20_000,
+            body: crate::tap::ChallengeBody {
+                validator_id: 7001,
+                nonce: [0; 16],
+                session: [0; 16],
+                validator_time: 0,
+                line_id: 1,
+                fare: 20_000,
+                fare_class: crate::tariff::FareClass::Adult,
+            },
+            signature: crate::crypto::Signature([0; 64]),
         };
         let lines = Decoded::Challenge(c).describe();
         assert!(

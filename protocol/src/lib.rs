@@ -34,26 +34,41 @@ pub mod provision;
 pub mod signed;
 pub mod tap;
 pub mod tariff;
+pub mod validator_cert;
 pub mod verify;
 
-pub use apdu::{CommandApdu, ResponseApdu, SelectResponse, StatusWord, MANCARD_AID};
+pub use apdu::{
+    AuthorizeCommand, AuthorizeResponse, CommandApdu, ResponseApdu, SelectResponse, StatusWord,
+    MANCARD_AID,
+};
 pub use batch::{BatchBody, TapBatch, TapProof, TapRecord};
 pub use cert::{CertificateBody, CredentialCertificate, OfflineAllowance, Pseudonym};
 pub use codec::{DecodeError, Message};
-pub use config::{ConfigBody, IssuerKey, ValidatorConfig};
-pub use crypto::{sha256, KeyError, PublicKey, Signature, SigningKey};
-pub use log::{verify_chain, ChainError, WalletLogEntry, GENESIS_HASH};
+pub use config::{ConfigBody, DeniedValidator, IssuerKey, TimeRules, ValidatorConfig};
+pub use crypto::{sha256, KeyError, PublicKey, Signature, SignatureError, SigningKey};
+pub use log::{
+    chain_start, prove_fork, verify_chain, ChainError, ChainHead, Fork, NotAFork, WalletLogEntry,
+};
 pub use money::Rials;
 pub use pass::{BoardingPass, PassBody, PASS_TEXT_PREFIX};
 pub use signed::{Signed, SignedBody};
-pub use tap::{TapAuthorization, TapChallenge};
+pub use tap::{ChallengeBody, TapAuthorization, TapChallenge};
 pub use tariff::{FareClass, FareKind, FareQuote, LineFare, RideState, Tariff, TariffError};
+pub use validator_cert::{ValidatorCertBody, ValidatorCertificate};
 pub use verify::{
-    check_validity, verify_boarding_pass, verify_certificate_signature, verify_config,
-    verify_nfc_tap, VerifiedCertificate, VerifyError,
+    check_pass_time, check_validity, verify_boarding_pass, verify_certificate_signature,
+    verify_challenge, verify_config, verify_nfc_tap, verify_validator_certificate,
+    VerifiedCertificate, VerifyError,
 };
+
+/// The protocol version this crate speaks: every message header carries it, and decoders
+/// refuse any other (v1 included) with [`DecodeError::UnknownVersion`].
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Default lifetime of a QR boarding pass, seconds.
 pub const DEFAULT_PASS_LIFETIME_SECS: u16 = 60;
-/// Default clock skew a QR reader tolerates on either side of a pass window, seconds.
+/// Default clock skew a QR reader tolerates on either side of a pass window, seconds (the
+/// signed config bundle's [`TimeRules`] is what verifiers use).
 pub const DEFAULT_PASS_SKEW_SECS: i64 = 30;
+/// Most AUTHORIZE TAPs a phone answers in a minute (a rogue reader cannot drain it faster).
+pub const MAX_AUTHORIZATIONS_PER_MINUTE: u32 = 6;

@@ -5,9 +5,10 @@ use crate::cert::CredentialCertificate;
 use crate::codec::{DecodeError, Message, Reader, Writer};
 use crate::crypto::{tags, KeyError, SigningKey};
 use crate::signed::{Signed, SignedBody};
+use crate::tariff::FareClass;
 
 /// Text prefix: names the format and its version ("MC" + version + ':').
-pub const PASS_TEXT_PREFIX: &str = "MC1:";
+pub const PASS_TEXT_PREFIX: &str = "MC2:";
 
 /// The fields the tap key signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +17,16 @@ pub struct PassBody {
     pub counter: u32,
     /// Wallet clock (corrected by the server offset), UTC seconds.
     pub issued_at: i64,
-    /// Seconds the pass stays valid after `issued_at`.
+    /// Seconds the pass stays valid after `issued_at`; verifiers refuse more than the signed
+    /// config bundle's maximum.
     pub lifetime_secs: u16,
+    /// The rider's fare class (the certificate's), repeated so a reader can show it at a glance.
+    pub fare_class: FareClass,
     /// The most the validator may charge for this ride (bounds the value of a copied pass).
     pub max_amount: i64,
+    /// The id of the wallet's previous signed tap or pass under this certificate, or the
+    /// certificate's chain start (see [`crate::log`]).
+    pub prev: [u8; 32],
 }
 
 /// A signed boarding pass.
@@ -34,7 +41,7 @@ impl PassBody {
 impl Message for PassBody {
     const NAME: &'static str = "boarding pass";
     const TAG: u8 = b'P';
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 
     fn size_hint(&self) -> usize {
         BoardingPass::LEN
@@ -45,7 +52,9 @@ impl Message for PassBody {
         w.u32(self.counter)
             .i64(self.issued_at)
             .u16(self.lifetime_secs)
-            .i64(self.max_amount);
+            .u8(self.fare_class as u8)
+            .i64(self.max_amount)
+            .bytes(&self.prev);
     }
 
     fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -59,13 +68,22 @@ impl Message for PassBody {
                 reason: "must be at least one second",
             });
         }
+        let fare_class = FareClass::from_u8(r.u8()?)?;
+        if fare_class != certificate.body.fare_class {
+            return Err(DecodeError::InvalidValue {
+                field: "pass fare class",
+                reason: "differs from the certificate's fare class",
+            });
+        }
         let max_amount = r.amount("pass maximum amount")?;
         Ok(Self {
             certificate,
             counter,
             issued_at,
             lifetime_secs,
+            fare_class,
             max_amount,
+            prev: r.array()?,
         })
     }
 }
@@ -75,9 +93,9 @@ impl SignedBody for PassBody {
 }
 
 impl Signed<PassBody> {
-    pub const LEN: usize = 2 + CredentialCertificate::LEN + 4 + 8 + 2 + 8 + 64;
+    pub const LEN: usize = 2 + CredentialCertificate::LEN + 4 + 8 + 2 + 1 + 8 + 32 + 64;
 
-    /// The QR-text-safe form: `MC1:` followed by Base45 (RFC 9285), all in the QR alphanumeric set.
+    /// The QR-text-safe form: `MC2:` followed by Base45 (RFC 9285), all in the QR alphanumeric set.
     pub fn to_text(&self) -> String {
         let mut s = String::from(PASS_TEXT_PREFIX);
         s.push_str(&base45::encode(&self.encode()));
@@ -95,17 +113,17 @@ impl Signed<PassBody> {
             reason: "missing ':' after the format version",
         })?;
         match ver {
-            "1" => Self::decode(&base45::decode(payload)?),
+            "2" => Self::decode(&base45::decode(payload)?),
             v => match v.parse::<u8>() {
                 Ok(found) if v.len() <= 3 && !v.starts_with('0') => {
                     Err(DecodeError::UnknownVersion {
                         message: "boarding pass text",
                         found,
-                        supported: 1,
+                        supported: 2,
                     })
                 }
                 _ => Err(DecodeError::InvalidText {
-                    reason: "the format version after MC must be a number like 1",
+                    reason: "the format version after MC must be a number like 2",
                 }),
             },
         }

@@ -1,10 +1,12 @@
 //! Verification shared by every party: one code path checks NFC and QR taps.
 
 use crate::cert::{CredentialCertificate, Pseudonym};
-use crate::config::{IssuerKey, ValidatorConfig};
-use crate::crypto::PublicKey;
+use crate::config::{IssuerKey, TimeRules, ValidatorConfig};
+use crate::crypto::{PublicKey, SignatureError};
 use crate::pass::BoardingPass;
 use crate::tap::{TapAuthorization, TapChallenge};
+use crate::tariff::FareClass;
+use crate::validator_cert::ValidatorCertificate;
 use thiserror::Error;
 
 /// Why a certificate, tap, pass or bundle is refused. Each has its own variant so a
@@ -13,6 +15,9 @@ use thiserror::Error;
 pub enum VerifyError {
     #[error("signature does not verify")]
     BadSignature,
+    /// A high-S signature: the malleated copy of a valid one (every ManCard signer emits low-S).
+    #[error("signature is not canonical (high S): a modified copy of a signature")]
+    NonCanonicalSignature,
     #[error("unknown issuer key {0}")]
     UnknownIssuerKey(u32),
     #[error("issuer key {0} was not valid when this certificate was issued")]
@@ -40,6 +45,120 @@ pub enum VerifyError {
     },
     #[error("config bundle version {offered} is not newer than installed version {installed}")]
     StaleBundle { offered: u64, installed: u64 },
+    #[error("pass lifetime {lifetime}s is longer than the {max}s the config bundle allows")]
+    PassTooLong { lifetime: u16, max: u16 },
+    #[error("validator {0} is on the validator deny list")]
+    ValidatorDenied(u32),
+    #[error("validator certificate not valid at {now} ({valid_from}..={valid_until})")]
+    ValidatorCertNotValid {
+        valid_from: u32,
+        valid_until: u32,
+        now: i64,
+    },
+    #[error("the challenge names validator {challenge} but the certificate is for {certificate}")]
+    WrongValidator { challenge: u32, certificate: u32 },
+    #[error("validator {validator_id} is not allowed to charge on line {line_id}")]
+    LineNotAllowed { validator_id: u32, line_id: u32 },
+    #[error("the fare is quoted for class {quoted:?} but the certificate is {actual:?}")]
+    FareClassMismatch {
+        quoted: FareClass,
+        actual: FareClass,
+    },
+}
+
+impl From<SignatureError> for VerifyError {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::NonCanonical => Self::NonCanonicalSignature,
+            SignatureError::Invalid => Self::BadSignature,
+        }
+    }
+}
+
+fn issuer_key(
+    issuer_keys: &[IssuerKey],
+    id: u32,
+    signed_from: i64,
+) -> Result<&IssuerKey, VerifyError> {
+    let key = issuer_keys
+        .iter()
+        .find(|k| k.key_id == id)
+        .ok_or(VerifyError::UnknownIssuerKey(id))?;
+    if !(key.valid_from..=key.valid_until).contains(&signed_from) {
+        return Err(VerifyError::IssuerKeyNotValid(id));
+    }
+    Ok(key)
+}
+
+/// Checks a validator certificate: issuer signature, validity at `now` and the validator deny
+/// list. What a phone does before it reads a challenge, and the backend before it trusts one.
+pub fn verify_validator_certificate(
+    cert: &ValidatorCertificate,
+    issuer_keys: &[IssuerKey],
+    denied: impl Fn(u32) -> bool,
+    now: i64,
+) -> Result<(), VerifyError> {
+    let b = &cert.body;
+    let key = issuer_key(issuer_keys, b.issuer_key_id, i64::from(b.valid_from))?;
+    cert.verify(&key.public_key)?;
+    if denied(b.validator_id) {
+        return Err(VerifyError::ValidatorDenied(b.validator_id));
+    }
+    if !b.valid_at(now) {
+        return Err(VerifyError::ValidatorCertNotValid {
+            valid_from: b.valid_from,
+            valid_until: b.valid_until,
+            now,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `challenge` was signed by the validator `cert` names, for a line it may charge.
+pub fn verify_challenge(
+    challenge: &TapChallenge,
+    cert: &ValidatorCertificate,
+) -> Result<(), VerifyError> {
+    let (c, v) = (&challenge.body, &cert.body);
+    if c.validator_id != v.validator_id {
+        return Err(VerifyError::WrongValidator {
+            challenge: c.validator_id,
+            certificate: v.validator_id,
+        });
+    }
+    if !v.allows_line(c.line_id) {
+        return Err(VerifyError::LineNotAllowed {
+            validator_id: v.validator_id,
+            line_id: c.line_id,
+        });
+    }
+    challenge.verify(&v.public_key)?;
+    Ok(())
+}
+
+/// Checks a pass's lifetime against the bundle's maximum and its window (widened by the
+/// bundle's skew) at `now`.
+pub fn check_pass_time(
+    pass: &BoardingPass,
+    now: i64,
+    rules: &TimeRules,
+) -> Result<(), VerifyError> {
+    if pass.body.lifetime_secs > rules.max_pass_lifetime_secs {
+        return Err(VerifyError::PassTooLong {
+            lifetime: pass.body.lifetime_secs,
+            max: rules.max_pass_lifetime_secs,
+        });
+    }
+    let skew = i64::from(rules.clock_skew_secs);
+    if !pass.in_window(now, skew) {
+        return Err(VerifyError::PassOutsideWindow {
+            issued_at: pass.body.issued_at,
+            lifetime: pass.body.lifetime_secs,
+            now,
+            skew,
+        });
+    }
+    Ok(())
 }
 
 /// Checks a certificate's issuer signature against `issuer_keys` (no time check).
@@ -47,17 +166,8 @@ pub fn verify_certificate_signature(
     cert: &CredentialCertificate,
     issuer_keys: &[IssuerKey],
 ) -> Result<(), VerifyError> {
-    let id = cert.body.issuer_key_id;
-    let key = issuer_keys
-        .iter()
-        .find(|k| k.key_id == id)
-        .ok_or(VerifyError::UnknownIssuerKey(id))?;
-    if !(key.valid_from..=key.valid_until).contains(&cert.body.valid_from) {
-        return Err(VerifyError::IssuerKeyNotValid(id));
-    }
-    if !cert.signature_valid(&key.public_key) {
-        return Err(VerifyError::BadSignature);
-    }
+    let key = issuer_key(issuer_keys, cert.body.issuer_key_id, cert.body.valid_from)?;
+    cert.verify(&key.public_key)?;
     Ok(())
 }
 
@@ -82,6 +192,7 @@ pub fn check_validity(cert: &CredentialCertificate, now: i64) -> Result<(), Veri
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedCertificate {
     pub cert: CredentialCertificate,
+    /// The certificate id ([`CredentialCertificate::id`]).
     pub hash: [u8; 32],
 }
 
@@ -92,7 +203,7 @@ impl VerifiedCertificate {
         issuer_keys: &[IssuerKey],
     ) -> Result<Self, VerifyError> {
         verify_certificate_signature(&cert, issuer_keys)?;
-        let hash = cert.hash();
+        let hash = cert.id();
         Ok(Self { cert, hash })
     }
 
@@ -118,44 +229,45 @@ impl VerifiedCertificate {
         Ok(())
     }
 
-    /// Verifies an NFC authorization against the challenge this validator sent.
-    /// Validity is checked at the validator's time from the challenge.
+    /// Verifies an NFC authorization against the challenge this validator sent (the
+    /// challenge's own signature is the validator's: see [`verify_challenge`]). Validity is
+    /// checked at the validator's time from the challenge.
     pub fn verify_tap(
         &self,
         challenge: &TapChallenge,
         auth: &TapAuthorization,
     ) -> Result<(), VerifyError> {
-        check_validity(&self.cert, challenge.validator_time)?;
-        if auth.digest != challenge.digest(&self.hash) || auth.amount != challenge.fare {
+        let c = &challenge.body;
+        check_validity(&self.cert, c.validator_time)?;
+        if auth.cert_id != self.hash || auth.amount != c.fare {
             return Err(VerifyError::ChallengeMismatch);
         }
+        if c.fare_class != self.cert.body.fare_class {
+            return Err(VerifyError::FareClassMismatch {
+                quoted: c.fare_class,
+                actual: self.cert.body.fare_class,
+            });
+        }
         self.check_counter_amount(auth.counter, auth.amount)?;
-        auth.verify(self.tap_key())
-            .map_err(|_| VerifyError::BadSignature)
+        auth.verify(self.tap_key(), c)?;
+        Ok(())
     }
 
-    /// Verifies a boarding pass carrying this certificate at `now`, with `skew_secs` tolerance.
+    /// Verifies a boarding pass carrying this certificate at `now` under the bundle's time rules.
     pub fn verify_pass(
         &self,
         pass: &BoardingPass,
         now: i64,
-        skew_secs: i64,
+        rules: &TimeRules,
     ) -> Result<(), VerifyError> {
         if pass.body.certificate != self.cert {
             return Err(VerifyError::ChallengeMismatch);
         }
         check_validity(&self.cert, now)?;
-        if !pass.in_window(now, skew_secs) {
-            return Err(VerifyError::PassOutsideWindow {
-                issued_at: pass.body.issued_at,
-                lifetime: pass.body.lifetime_secs,
-                now,
-                skew: skew_secs,
-            });
-        }
+        check_pass_time(pass, now, rules)?;
         self.check_counter_amount(pass.body.counter, pass.body.max_amount)?;
-        pass.verify(self.tap_key())
-            .map_err(|_| VerifyError::BadSignature)
+        pass.verify(self.tap_key())?;
+        Ok(())
     }
 }
 
@@ -171,9 +283,7 @@ pub fn verify_config(
         .iter()
         .find(|k| k.key_id == id)
         .ok_or(VerifyError::UnknownIssuerKey(id))?;
-    config
-        .verify(&key.public_key)
-        .map_err(|_| VerifyError::BadSignature)?;
+    config.verify(&key.public_key)?;
     if let Some(installed) = installed_version {
         if config.body.bundle_version <= installed {
             return Err(VerifyError::StaleBundle {
@@ -201,17 +311,17 @@ pub fn verify_nfc_tap(
     Ok(vc)
 }
 
-/// Everything a validator checks for a QR pass, from scratch (no cache).
+/// Everything a validator checks for a QR pass, from scratch (no cache), under the bundle's
+/// time rules.
 pub fn verify_boarding_pass(
     config: &ValidatorConfig,
     pass: &BoardingPass,
     now: i64,
-    skew_secs: i64,
 ) -> Result<VerifiedCertificate, VerifyError> {
     let vc = VerifiedCertificate::new(pass.body.certificate.clone(), &config.body.issuer_keys)?;
     if config.is_denied(&vc.cert.body.pseudonym) {
         return Err(VerifyError::DenyListed(vc.cert.body.pseudonym));
     }
-    vc.verify_pass(pass, now, skew_secs)?;
+    vc.verify_pass(pass, now, &config.body.time_rules)?;
     Ok(vc)
 }

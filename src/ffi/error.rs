@@ -131,9 +131,9 @@ impl From<WalletError> for ManCardError {
             | WalletError::CountersExhausted
             | WalletError::AllowanceExhausted { .. } => Self::CredentialUnusable { detail },
             WalletError::Locked => Self::Locked { detail },
-            WalletError::InvalidCertificate { .. } | WalletError::InvalidInput { .. } => {
-                Self::Validation { detail }
-            }
+            WalletError::InvalidCertificate { .. }
+            | WalletError::InvalidConfig { .. }
+            | WalletError::InvalidInput { .. } => Self::Validation { detail },
             WalletError::Internal { .. } => Self::Internal { detail },
         }
     }

@@ -69,7 +69,8 @@ impl From<crate::KeystoreError> for KeystoreError {
 ///
 /// Formats: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
 /// ECDSA P-256 / SHA-256 over `message` as given, in fixed form (64 bytes, `r ‖ s`: convert
-/// the platform's DER signature). `seal` must authenticate (AES-GCM) and `unseal` must throw
+/// the platform's DER signature; either S: the core sends the canonical low-S twin). `seal`
+/// must authenticate (AES-GCM) and `unseal` must throw
 /// `SealedDataInvalid` for data it did not seal or that was altered.
 #[uniffi::export(with_foreign)]
 pub trait PlatformKeystore: Send + Sync {

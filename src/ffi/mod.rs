@@ -147,7 +147,23 @@ impl Wallet {
             .map_err(|e| fail("binding public key", e))
     }
 
-    /// Checks the tap log's hash chain and counters; returns the number of entries.
+    /// Installs a config bundle (an encoded, issuer-signed `ValidatorConfig`: the issuer keys
+    /// and validator deny list that decide which readers the phone answers, the time rules, the
+    /// tariff). Provisioning and sync install the backend's bundle themselves. Throws
+    /// `Validation` (nothing changed) when it is unreadable, signed by a key this wallet does
+    /// not trust, or not newer than the installed one.
+    pub fn install_config(&self, bundle: Vec<u8>) -> Result<(), ManCardError> {
+        self.core
+            .install_config(bundle)
+            .map_err(|e| fail("install config", e))
+    }
+
+    /// The installed config bundle's version, or null before the first one.
+    pub fn config_version(&self) -> Option<u64> {
+        self.core.config_version()
+    }
+
+    /// Checks the tap log's signed chain and counters; returns the number of entries.
     pub fn verify_tap_log(&self) -> Result<u64, ManCardError> {
         self.core
             .verify_tap_log()

@@ -202,7 +202,7 @@ pub struct QrModules {
 /// for a new one.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct BoardingPass {
-    /// What the QR code encodes ("MC1:...").
+    /// What the QR code encodes ("MC2:...").
     pub text: String,
     pub matrix: QrModules,
     /// SVG document (8 units per module, quiet zone included).

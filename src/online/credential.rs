@@ -11,7 +11,7 @@ use crate::util::now_utc;
 use mancard_api::endpoints::{self, Endpoint};
 use mancard_api::{CredentialResponse, NonceResponse, ProblemCode};
 use mancard_protocol::provision::{provision_transcript, ProvisionPurpose, NONCE_LEN};
-use mancard_protocol::PublicKey;
+use mancard_protocol::{PublicKey, Signature};
 
 const SCOPE_CREDENTIAL: &str = "credential";
 
@@ -132,6 +132,8 @@ impl Inner {
         self.wallet
             .install_certificate(certificate, keys, now_utc())?;
         self.wallet.idempotency_clear(SCOPE_CREDENTIAL)?;
+        // after the certificate: its issuer keys are the ones the bundle must be signed by
+        self.install_bundle(&resp.config_bundle);
         if !resp.tariff.is_empty() {
             if let Err(e) = self.wallet.set_tariff(unhex(&resp.tariff, "tariff")?) {
                 tracing::warn!("the backend's tariff was not installed: {e}");
@@ -209,13 +211,15 @@ impl Inner {
             .keystore()
             .sign_with_binding_key(transcript)
             .map_err(WalletError::from)?;
-        if signature.len() != 64 {
-            return Err(WalletError::internal(format!(
+        let raw: [u8; 64] = signature.as_slice().try_into().map_err(|_| {
+            WalletError::internal(format!(
                 "the keystore returned a {}-byte signature, not the fixed 64-byte form",
                 signature.len()
             ))
-            .into());
-        }
+        })?;
+        // A platform keystore (Android's, JCA) signs with either S; every ManCard verifier
+        // takes only the canonical low-S one, which verifies just the same.
+        let signature = Signature(raw).to_low_s().as_bytes().to_vec();
         let a = CredentialAttempt {
             purpose: purpose as u8,
             tap_key: req.tap_public_key.clone(),

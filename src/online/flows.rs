@@ -55,6 +55,19 @@ impl Inner {
         Arc::clone(&self.wallet)
     }
 
+    /// Installs the backend's config bundle (hex), if it sent one (provisioning and sync). A
+    /// refused bundle changes nothing and is logged: the phone keeps the one it has.
+    pub(super) fn install_bundle(&self, bundle_hex: &str) {
+        if bundle_hex.is_empty() {
+            return;
+        }
+        match unhex(bundle_hex, "config bundle").map(|b| self.wallet.install_config(b)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the backend's config bundle was not installed: {e}"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
     pub(crate) fn base_url(&self) -> &str {
         self.http.base()
     }

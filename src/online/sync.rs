@@ -1,6 +1,6 @@
 //! Sync: uploads the tap log a page at a time, applies each answer (the verdicts, the ledger,
 //! the balance) while the next page is in flight, recovers entries the wallet lost, learns the
-//! server clock, the tariff and revocation, and replenishes when due.
+//! server clock, the tariff, the config bundle and revocation, and replenishes when due.
 
 use super::flows::{server_err, unhex, Inner};
 use super::http::{CallError, NO_BODY};
@@ -262,6 +262,7 @@ impl Inner {
                 Err(e) => tracing::warn!("{e}"),
             }
         }
+        self.install_bundle(&resp.config_bundle);
         if resp.credential.status == CredentialState::Revoked {
             if !locally_revoked {
                 let reason = resp

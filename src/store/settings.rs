@@ -1,4 +1,5 @@
-//! `settings`: one value per key (balances, clock offset, lock, tariff, session, sync cursors).
+//! `settings`: one value per key (balances, clock offset, lock, tariff, config bundle, trusted
+//! issuer keys, session, sync cursors).
 
 use super::{Read, Write};
 use crate::error::WalletError;
@@ -11,6 +12,10 @@ pub(crate) const CONFIRMED_AT: &str = "confirmed_at";
 pub(crate) const SERVER_TIME_OFFSET: &str = "server_time_offset";
 pub(crate) const LOCKED: &str = "locked";
 pub(crate) const TARIFF: &str = "tariff";
+/// The installed config bundle (an encoded, signed `ValidatorConfig`).
+pub(crate) const CONFIG_BUNDLE: &str = "config_bundle";
+/// The issuer keys given with the last installed certificate (a count-prefixed list).
+pub(crate) const ISSUER_KEYS: &str = "issuer_keys";
 pub(crate) const SESSION_SEALED: &str = "session_sealed";
 pub(crate) const SESSION_ACCOUNT: &str = "session_account";
 pub(crate) const SESSION_PHONE: &str = "session_phone";

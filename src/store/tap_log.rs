@@ -1,15 +1,17 @@
-//! `tap_log`: the hash-chained log of taps and passes (one row per authorization, written on
-//! the tap path), and `recovered_taps`: entries learned back from the backend.
+//! `tap_log`: the signed chain of taps and passes (one row per authorization, written on the
+//! tap path; `hash` is the proof id, the next proof's `prev` under the same certificate), and
+//! `recovered_taps`: entries learned back from the backend.
 
 use super::{Read, Write};
 use crate::error::WalletError;
 use rusqlite::{params, OptionalExtension, ToSql};
 
-/// The newest tap-log entry.
+/// The newest tap-log entry: its position, proof id, counter and certificate id.
 pub(crate) struct LogHeadRow {
     pub(crate) seq: i64,
     pub(crate) hash: Vec<u8>,
     pub(crate) counter: i64,
+    pub(crate) cert_hash: Vec<u8>,
 }
 
 /// One tap-log entry to append.
@@ -38,13 +40,15 @@ impl Read<'_> {
         Ok(self
             .conn
             .query_row(
-                "SELECT seq, hash, counter FROM tap_log ORDER BY seq DESC LIMIT 1",
+                "SELECT t.seq, t.hash, t.counter, c.cert_hash FROM tap_log t
+                 JOIN credentials c ON c.id = t.credential_id ORDER BY t.seq DESC LIMIT 1",
                 [],
                 |r| {
                     Ok(LogHeadRow {
                         seq: r.get("seq")?,
                         hash: r.get("hash")?,
                         counter: r.get("counter")?,
+                        cert_hash: r.get("cert_hash")?,
                     })
                 },
             )

@@ -1,12 +1,12 @@
 //! SIGKILL at random instants while a child process taps in a loop: counters are never reused
-//! and the tap log chain stays valid.
+//! and the tap log's signed chain stays valid.
 //!
 //! The child is this same test binary, re-run with `--ignored --exact crash::crash_child` and
 //! `MANCARD_CRASH_DIR` set; it prints every authorization it returned (what a validator
 //! received) on stdout, and the parent collects them across all runs.
 
 use mancard_protocol::{
-    CommandApdu, ResponseApdu, StatusWord, TapAuthorization, TapChallenge, VerifiedCertificate,
+    SigningKey, TapAuthorization, TapChallenge, ValidatorCertificate, VerifiedCertificate,
     WalletLogEntry,
 };
 use mancard_testkit::wallet::*;
@@ -29,27 +29,40 @@ fn crash_child() {
         return;
     };
     let w = open(&dir);
-    let pid = u64::from(std::process::id());
+    let reader = load_reader(&dir);
+    let q = Quote {
+        fare: Some(100),
+        ..Quote::default()
+    };
     let out = std::io::stdout();
-    for i in 0u64.. {
-        let ch = challenge((pid << 32) | i, 100, T0);
-        let sel = w.process_apdu(CommandApdu::select_mancard().encode().unwrap());
-        assert_eq!(ResponseApdu::parse(&sel).unwrap().sw, StatusWord::Ok);
-        let r =
-            ResponseApdu::parse(&w.process_apdu(CommandApdu::authorize_tap(&ch).encode().unwrap()))
-                .unwrap();
-        w.deactivated();
-        assert_eq!(r.sw, StatusWord::Ok);
+    loop {
+        let t = reader.tap_with(&w, &q).unwrap();
         let mut o = out.lock();
         writeln!(
             o,
             "AUTH {} {}",
-            hex::encode(ch.encode()),
-            hex::encode(&r.data)
+            hex::encode(t.challenge.encode()),
+            hex::encode(t.authorization.encode())
         )
         .unwrap();
         o.flush().unwrap();
     }
+}
+
+/// The validator the child taps with: its key and certificate, made by the parent (which
+/// holds the issuer key) and stored next to the wallet.
+fn save_reader(dir: &std::path::Path, issuer: &Issuer) {
+    let (key, pkcs8) = SigningKey::generate().unwrap();
+    let cert = issuer.validator_cert(READER_ID, &key.public_key());
+    std::fs::write(dir.join("reader.pk8"), pkcs8.as_slice()).unwrap();
+    std::fs::write(dir.join("reader.cert"), cert.encode()).unwrap();
+}
+
+fn load_reader(dir: &std::path::Path) -> Reader {
+    let key = SigningKey::from_pkcs8(&std::fs::read(dir.join("reader.pk8")).unwrap()).unwrap();
+    let cert =
+        ValidatorCertificate::decode(&std::fs::read(dir.join("reader.cert")).unwrap()).unwrap();
+    Reader::with_certificate(key, cert)
 }
 
 struct XorShift(u64);
@@ -75,8 +88,11 @@ fn sigkill_during_taps_never_reuses_a_counter() {
     let issuer = Issuer::new(1);
     let cert = {
         let w = open(d.path());
-        provision(&w, &issuer, CertSpec::default())
+        let cert = provision(&w, &issuer, CertSpec::default());
+        set_clock(&w, T0);
+        cert
     };
+    save_reader(d.path(), &issuer);
     let vc = VerifiedCertificate::new(cert, &[issuer.issuer_key()]).unwrap();
     let exe = std::env::current_exe().unwrap();
     let seed = std::time::SystemTime::now()
@@ -181,7 +197,7 @@ fn sigkill_during_taps_never_reuses_a_counter() {
     assert_eq!(logged.len() as u64, n);
     let missing: Vec<_> = seen.difference(&logged).collect();
     assert!(missing.is_empty(), "answered but not logged: {missing:?}");
-    let (_, a) = tap(&w, &challenge(u64::MAX, 100, T0)).unwrap();
-    assert!(a.counter > max_so_far.unwrap());
+    let t = load_reader(d.path()).tap(&w).unwrap();
+    assert!(t.authorization.counter > max_so_far.unwrap());
     println!("{RUNS} kills, {} taps answered, {n} logged", seen.len());
 }

@@ -7,8 +7,8 @@ use mancard_testkit::wallet::*;
 use mancard_testkit::{CertSpec, Issuer, T0};
 use std::sync::Arc;
 
-fn assert_no_tap(w: &Wallet, what: &str) {
-    let st = w.status(T0).unwrap();
+fn assert_no_tap(w: &Wallet, issuer: &Issuer, what: &str) {
+    let st = w.status(device_time(w, T0)).unwrap();
     assert_eq!(st.state, CredentialState::KeyUnavailable, "{what}");
     let problem = st.problem.unwrap();
     assert!(
@@ -16,13 +16,17 @@ fn assert_no_tap(w: &Wallet, what: &str) {
         "{what}: {problem}"
     );
     let before = w.verify_tap_log().unwrap();
+    let reader = Reader::new(issuer, READER_ID);
     assert_eq!(
-        tap(w, &challenge(9, 10, T0)).err(),
+        reader.tap_with(w, &Quote::fare_at(10, T0)).err(),
         Some(StatusWord::NoCredential),
         "{what}"
     );
     assert!(
-        matches!(w.boarding_pass(T0), Err(WalletError::KeyUnavailable { .. })),
+        matches!(
+            w.boarding_pass(device_time(w, T0)),
+            Err(WalletError::KeyUnavailable { .. })
+        ),
         "{what}"
     );
     assert_eq!(
@@ -34,16 +38,21 @@ fn assert_no_tap(w: &Wallet, what: &str) {
     assert!(refusal.detail.contains("key"), "{what}: {}", refusal.detail);
 }
 
-fn provisioned(d: &std::path::Path) {
+fn provisioned(d: &std::path::Path) -> Issuer {
     let w = open(d);
-    provision(&w, &Issuer::new(1), CertSpec::default());
-    tap(&w, &challenge(1, 10, T0)).unwrap();
+    let issuer = Issuer::new(1);
+    provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    Reader::new(&issuer, READER_ID)
+        .tap_with(&w, &Quote::fare_at(10, T0))
+        .unwrap();
+    issuer
 }
 
 #[test]
 fn tampered_sealed_key_in_the_database() {
     let d = tempfile::tempdir().unwrap();
-    provisioned(d.path());
+    let issuer = provisioned(d.path());
     {
         let c = rusqlite::Connection::open(d.path().join("wallet").join(mancard::DB_FILE)).unwrap();
         let sealed: Vec<u8> = c
@@ -63,35 +72,35 @@ fn tampered_sealed_key_in_the_database() {
         .unwrap();
     }
     let w = open(d.path());
-    assert_no_tap(&w, "tampered blob");
+    assert_no_tap(&w, &issuer, "tampered blob");
 }
 
 #[test]
 fn another_phones_keystore() {
     let d = tempfile::tempdir().unwrap();
-    provisioned(d.path());
+    let issuer = provisioned(d.path());
     let other = tempfile::tempdir().unwrap();
     let ks = Arc::new(SoftwareKeystore::open_or_create(other.path()).unwrap());
     let w = Wallet::open(d.path().join("wallet"), ks, WalletConfig::default()).unwrap();
-    assert_no_tap(&w, "wrong keystore");
+    assert_no_tap(&w, &issuer, "wrong keystore");
     // a new credential for this keystore restores service
-    let issuer = Issuer::new(1);
-    provision(&w, &issuer, CertSpec::default());
-    let ch = challenge(3, 10, T0);
-    let (c, a) = tap(&w, &ch).unwrap();
-    verify(&issuer, &c, &ch, &a);
+    let c = provision(&w, &issuer, CertSpec::default());
+    let t = Reader::new(&issuer, READER_ID)
+        .tap_with(&w, &Quote::fare_at(10, T0))
+        .unwrap();
+    verify(&issuer, &c, &t.challenge, &t.authorization);
 }
 
 #[test]
 fn damaged_keystore_files() {
     let d = tempfile::tempdir().unwrap();
-    provisioned(d.path());
+    let issuer = provisioned(d.path());
     let seal_file = d.path().join("keystore").join("sealing-key.aes256");
     let mut k = std::fs::read(&seal_file).unwrap();
     k[0] ^= 0x80;
     std::fs::write(&seal_file, &k).unwrap();
     let w = open(d.path());
-    assert_no_tap(&w, "altered sealing key");
+    assert_no_tap(&w, &issuer, "altered sealing key");
     drop(w);
     std::fs::write(&seal_file, &k[..31]).unwrap();
     assert!(matches!(

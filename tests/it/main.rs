@@ -14,6 +14,7 @@
 )]
 
 mod apdu;
+mod config;
 mod crash;
 mod keys;
 mod nfc;
@@ -23,4 +24,6 @@ mod online_faults;
 mod online_flows;
 mod online_tls;
 mod pass;
+mod reader;
 mod storage;
+mod support;

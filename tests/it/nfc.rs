@@ -1,52 +1,84 @@
-//! Full NFC exchanges against the protocol crate's verifier, valid and refused.
+//! Full NFC exchanges (the v2 reader flow of `mancard_testkit::wallet::Reader`) against the
+//! protocol crate's verifier, valid and refused, and the signed tap chain they leave.
 
-use mancard::{CredentialState, HistoryKind, WalletError};
+use mancard::{CredentialState, HistoryKind, Wallet, WalletError};
 use mancard_protocol::{
-    CommandApdu, FareClass, ResponseApdu, SelectResponse, StatusWord, TapAuthorization, TapProof,
+    chain_start, AuthorizeResponse, ChainHead, CommandApdu, CredentialCertificate, FareClass,
+    ResponseApdu, SelectResponse, StatusWord, TapAuthorization, TapChallenge, TapProof,
     VerifiedCertificate, WalletLogEntry,
 };
 use mancard_testkit::wallet::*;
 use mancard_testkit::{CertSpec, Issuer, T0};
 
+/// One tap of `fare` at validator time `time`, READ CERTIFICATE included: the certificate,
+/// the challenge and the authorization.
+fn tap(
+    w: &Wallet,
+    r: &Reader,
+    fare: i64,
+    time: i64,
+) -> Result<(CredentialCertificate, TapChallenge, TapAuthorization), StatusWord> {
+    let q = Quote {
+        read_certificate: true,
+        ..Quote::fare_at(fare, time)
+    };
+    let t = r.tap_with(w, &q)?;
+    Ok((t.certificate.unwrap(), t.challenge, t.authorization))
+}
+
+fn entries(w: &Wallet) -> Vec<WalletLogEntry> {
+    w.tap_log(0, 1000)
+        .unwrap()
+        .iter()
+        .map(|b| WalletLogEntry::decode(b).unwrap())
+        .collect()
+}
+
 #[test]
-fn taps_verify_and_are_logged_in_a_chain() {
+fn taps_verify_and_are_logged_in_a_signed_chain() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
     let issuer = Issuer::new(1);
     let cert = provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    let reader = Reader::new(&issuer, READER_ID);
 
+    // SELECT: the version and a session value, nothing of the certificate
     let sel = send(&w, &CommandApdu::select_mancard());
     assert_eq!(sel.sw, StatusWord::Ok);
-    assert_eq!(
-        SelectResponse::decode(&sel.data).unwrap().cert_hash,
-        Some(cert.hash())
-    );
+    assert_eq!(sel.data.len(), SelectResponse::LEN);
     w.deactivated();
 
     let mut last = None;
-    for i in 0..5u64 {
-        let ch = challenge(i, 20_000, T0 + i as i64 * 60);
-        let (c, a) = tap(&w, &ch).unwrap();
+    for i in 0..5i64 {
+        let (c, ch, a) = tap(&w, &reader, 20_000, T0 + i * 60).unwrap();
         assert_eq!(c, cert);
         verify(&issuer, &c, &ch, &a);
         assert_eq!(a.amount, 20_000);
+        assert_eq!(a.cert_id, cert.id());
         if let Some(l) = last {
             assert!(a.counter > l);
         }
         last = Some(a.counter);
     }
-    // the tap log holds exactly what was answered, chained
+    // the tap log holds exactly what was answered, each proof signing the one before it
     assert_eq!(w.verify_tap_log().unwrap(), 5);
-    let entries: Vec<WalletLogEntry> = w
-        .tap_log(0, 100)
-        .unwrap()
-        .iter()
-        .map(|b| WalletLogEntry::decode(b).unwrap())
-        .collect();
-    mancard_protocol::verify_chain(&entries, mancard_protocol::GENESIS_HASH, 0, None).unwrap();
+    let entries = entries(&w);
+    let head = mancard_protocol::verify_chain(&entries, ChainHead::default()).unwrap();
+    assert_eq!(head.next_seq, 5);
+    assert_eq!(entries[0].proof.prev(), chain_start(&cert.id()));
+    for pair in entries.windows(2) {
+        assert_eq!(pair[1].proof.prev(), pair[0].proof.id());
+        assert_eq!(pair[1].proof.prev(), pair[0].hash());
+    }
     match &entries[4].proof {
         TapProof::Nfc { authorization, .. } => assert_eq!(Some(authorization.counter), last),
         TapProof::Qr { .. } => panic!("expected an NFC proof"),
+    }
+    for e in &entries {
+        e.proof
+            .verify_phone_signature(&cert.body.tap_public_key)
+            .unwrap();
     }
     // ledger and history
     let l = w.ledger().unwrap();
@@ -61,30 +93,78 @@ fn taps_verify_and_are_logged_in_a_chain() {
     assert_eq!(h.items.len(), 5);
     assert!(h.items.iter().all(|i| i.kind == HistoryKind::Tap));
     assert_eq!(h.items[0].counter, last);
+    assert_eq!(h.items[0].validator_id, Some(READER_ID));
 }
 
 #[test]
-fn read_certificate_is_optional_when_cached() {
+fn the_chain_head_survives_a_reopen_and_restarts_with_a_new_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new(1);
+    let reader = Reader::new(&issuer, READER_ID);
+    let cert = {
+        let w = open(d.path());
+        let cert = provision(&w, &issuer, CertSpec::default());
+        set_clock(&w, T0);
+        tap(&w, &reader, 10, T0).unwrap();
+        cert
+    };
+    let w = open(d.path());
+    let (_, _, a) = tap(&w, &reader, 10, T0 + 1).unwrap();
+    let e = entries(&w);
+    assert_eq!(a.prev, e[0].proof.id(), "the second tap signs the first");
+    // a pass continues the same chain
+    w.boarding_pass(device_time(&w, T0 + 2)).unwrap();
+    let e = entries(&w);
+    assert_eq!(e[2].proof.prev(), e[1].proof.id());
+    // a new certificate starts its own chain (nothing links two certificates)
+    let cert2 = provision(&w, &issuer, CertSpec::default());
+    assert_ne!(cert2.id(), cert.id());
+    let (_, _, a2) = tap(&w, &reader, 10, T0 + 3).unwrap();
+    assert_eq!(a2.prev, chain_start(&cert2.id()));
+    assert_eq!(a2.cert_id, cert2.id());
+    assert_eq!(w.verify_tap_log().unwrap(), 4);
+    mancard_protocol::verify_chain(&entries(&w), ChainHead::default()).unwrap();
+}
+
+#[test]
+fn read_certificate_only_after_a_verified_challenge() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
     let issuer = Issuer::new(1);
     let cert = provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    let reader = Reader::new(&issuer, READER_ID);
     let vc = VerifiedCertificate::new(cert.clone(), &[issuer.issuer_key()]).unwrap();
-    assert_eq!(send(&w, &CommandApdu::select_mancard()).sw, StatusWord::Ok);
-    let ch = challenge(1, 10_000, T0);
-    let r = send(&w, &CommandApdu::authorize_tap(&ch));
+    let session = select(&w);
+    assert_eq!(
+        send(&w, &CommandApdu::read_certificate()).sw,
+        StatusWord::ConditionsNotSatisfied
+    );
+    let ch = reader.challenge(session, T0, 1, 10_000, FareClass::Adult);
+    let r = reader.authorize(&w, &ch, true);
     assert_eq!(r.sw, StatusWord::Ok);
-    vc.verify_tap(&ch, &TapAuthorization::decode(&r.data).unwrap())
-        .unwrap();
+    let AuthorizeResponse::Authorized(a) = AuthorizeResponse::decode(&r.data).unwrap() else {
+        panic!("expected an authorization");
+    };
+    vc.verify_tap(&ch, &a).unwrap();
+    let rc = send(&w, &CommandApdu::read_certificate());
+    assert_eq!((rc.sw, rc.data), (StatusWord::Ok, cert.encode()));
+    // the same challenge again in this session: signed again under a new counter (the reader
+    // sent it twice), never the same answer
+    let r2 = reader.authorize(&w, &ch, false);
+    let AuthorizeResponse::Authorized(a2) = AuthorizeResponse::decode(&r2.data).unwrap() else {
+        panic!("expected an authorization");
+    };
+    assert!(a2.counter > a.counter);
+    w.deactivated();
     // a replayed answer does not verify for a new challenge
-    let ch2 = challenge(2, 10_000, T0);
-    assert!(vc
-        .verify_tap(&ch2, &TapAuthorization::decode(&r.data).unwrap())
-        .is_err());
+    let ch2 = reader.challenge(select(&w), T0, 1, 10_000, FareClass::Adult);
+    assert!(vc.verify_tap(&ch2, &a).is_err());
+    w.deactivated();
 }
 
-fn refusal_sw(w: &mancard::Wallet, ch: &mancard_protocol::TapChallenge) -> StatusWord {
-    tap(w, ch).expect_err("expected a refusal")
+fn refusal_sw(w: &Wallet, r: &Reader, fare: i64, time: i64) -> StatusWord {
+    tap(w, r, fare, time).expect_err("expected a refusal")
 }
 
 #[test]
@@ -92,16 +172,18 @@ fn refusals_have_the_right_status_word_and_are_in_history() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
     let issuer = Issuer::new(1);
+    let reader = Reader::new(&issuer, READER_ID);
 
-    // no credential: SELECT works (no hash), READ CERTIFICATE and AUTHORIZE say 6A88
-    let sel = send(&w, &CommandApdu::select_mancard());
-    assert_eq!(SelectResponse::decode(&sel.data).unwrap().cert_hash, None);
+    // no bundle: every reader is unknown ("sync first"); no credential: 6A88 to a reader the
+    // phone trusts, and READ CERTIFICATE says the same once the reader proved itself
+    assert_eq!(refusal_sw(&w, &reader, 1, T0), StatusWord::ReaderUnknown);
+    install_bundle(&w, &issuer.bundle(1, T0, Vec::new()));
+    set_clock(&w, T0);
+    let s = select(&w);
+    let r = reader.authorize(&w, &reader.challenge(s, T0, 1, 1, FareClass::Adult), true);
+    assert_eq!(r.sw, StatusWord::NoCredential);
     assert_eq!(
         send(&w, &CommandApdu::read_certificate()).sw,
-        StatusWord::NoCredential
-    );
-    assert_eq!(
-        send(&w, &CommandApdu::authorize_tap(&challenge(0, 1, T0))).sw,
         StatusWord::NoCredential
     );
     w.deactivated();
@@ -116,40 +198,41 @@ fn refusals_have_the_right_status_word_and_are_in_history() {
             ..CertSpec::default()
         },
     );
-    // not valid at the validator's time (before and after the window)
+    // not valid at the validator's time (before and after the window), the phone's clock
+    // agreeing with the validator's
+    set_clock(&w, T0 - 2 * 86_400);
     assert_eq!(
-        refusal_sw(&w, &challenge(1, 1, T0 - 2 * 86_400)),
+        refusal_sw(&w, &reader, 1, T0 - 2 * 86_400),
         StatusWord::CredentialNotValid
     );
+    set_clock(&w, T0 + 8 * 86_400);
     assert_eq!(
-        refusal_sw(&w, &challenge(2, 1, T0 + 8 * 86_400)),
+        refusal_sw(&w, &reader, 1, T0 + 8 * 86_400),
         StatusWord::CredentialNotValid
     );
-    // fare above the remaining allowance
+    set_clock(&w, T0);
+    // above the tariff's highest adult fare, then above the remaining allowance
+    assert_eq!(refusal_sw(&w, &reader, 30_001, T0), StatusWord::FareTooHigh);
+    tap(&w, &reader, 30_000, T0).unwrap();
     assert_eq!(
-        refusal_sw(&w, &challenge(3, 50_001, T0)),
-        StatusWord::AllowanceExhausted
-    );
-    tap(&w, &challenge(4, 30_000, T0)).unwrap();
-    assert_eq!(
-        refusal_sw(&w, &challenge(5, 20_001, T0)),
+        refusal_sw(&w, &reader, 20_001, T0),
         StatusWord::AllowanceExhausted
     );
     // locked
     w.set_locked(true).unwrap();
-    assert_eq!(
-        refusal_sw(&w, &challenge(6, 1, T0)),
-        StatusWord::WalletLocked
-    );
+    assert_eq!(refusal_sw(&w, &reader, 1, T0), StatusWord::WalletLocked);
     w.set_locked(false).unwrap();
     // counters 10..=12: two more taps, then exhausted
-    tap(&w, &challenge(7, 1, T0)).unwrap();
-    tap(&w, &challenge(8, 1, T0)).unwrap();
+    tap(&w, &reader, 1, T0).unwrap();
+    tap(&w, &reader, 1, T0).unwrap();
     assert_eq!(
-        refusal_sw(&w, &challenge(9, 1, T0)),
+        refusal_sw(&w, &reader, 1, T0),
         StatusWord::CountersExhausted
     );
-    assert_eq!(w.status(T0).unwrap().state, CredentialState::Exhausted);
+    assert_eq!(
+        w.status(device_time(&w, T0)).unwrap().state,
+        CredentialState::Exhausted
+    );
 
     let h = w.history(None, 100).unwrap();
     let refusals: Vec<u16> = h
@@ -160,7 +243,7 @@ fn refusals_have_the_right_status_word_and_are_in_history() {
         .collect();
     assert_eq!(
         refusals,
-        vec![0x6A83, 0x6982, 0x6A84, 0x6A84, 0x6984, 0x6984, 0x6A88]
+        vec![0x6A83, 0x6982, 0x6A84, 0x69C6, 0x6984, 0x6984, 0x6A88, 0x69C1]
     );
     assert!(h
         .items
@@ -175,26 +258,28 @@ fn revoked_credential_is_refused_and_replacement_works() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
     let issuer = Issuer::new(1);
+    let reader = Reader::new(&issuer, READER_ID);
     provision(&w, &issuer, CertSpec::default());
-    let (_, a1) = tap(&w, &challenge(1, 10, T0)).unwrap();
+    set_clock(&w, T0);
+    let (_, _, a1) = tap(&w, &reader, 10, T0).unwrap();
     w.mark_revoked("reported stolen".into(), T0).unwrap();
     assert_eq!(
-        refusal_sw(&w, &challenge(2, 10, T0)),
+        refusal_sw(&w, &reader, 10, T0),
         StatusWord::CredentialNotValid
     );
-    let st = w.status(T0).unwrap();
+    let st = w.status(device_time(&w, T0)).unwrap();
     assert_eq!(st.state, CredentialState::Revoked);
     assert!(st.problem.unwrap().contains("reported stolen"));
     assert!(matches!(
-        w.boarding_pass(T0),
+        w.boarding_pass(device_time(&w, T0)),
         Err(WalletError::CredentialNotValid { .. })
     ));
     // a new certificate (counter range continuing) restores service
     let cert2 = provision(&w, &issuer, CertSpec::default());
-    let (c, a2) = tap(&w, &challenge(3, 10, T0)).unwrap();
+    let (c, ch, a2) = tap(&w, &reader, 10, T0).unwrap();
     assert_eq!(c, cert2);
     assert!(a2.counter > a1.counter);
-    verify(&issuer, &c, &challenge(3, 10, T0), &a2);
+    verify(&issuer, &c, &ch, &a2);
     assert_eq!(w.verify_tap_log().unwrap(), 2);
 }
 
@@ -263,7 +348,9 @@ fn certificate_install_is_checked() {
     // the old key stays until the next certificate is installed
     let req2 = w.prepare_credential_request().unwrap();
     assert_ne!(req2.tap_public_key, req.tap_public_key);
-    let (c, _) = tap(&w, &challenge(1, 5, T0)).unwrap();
+    install_bundle(&w, &issuer.bundle(1, T0, Vec::new()));
+    set_clock(&w, T0);
+    let (c, _, _) = tap(&w, &Reader::new(&issuer, READER_ID), 5, T0).unwrap();
     assert_eq!(c, cert);
 }
 
@@ -299,10 +386,12 @@ fn replenish_due_by_time_and_by_allowance() {
         CredentialState::Expired
     );
     // low allowance: 7 taps of 30,000 leave 3 rides
+    set_clock(&w, T0);
+    let reader = Reader::new(&issuer, READER_ID);
     for i in 0..7 {
-        tap(&w, &challenge(i, 30_000, T0)).unwrap();
+        tap(&w, &reader, 30_000, T0 + i).unwrap();
     }
-    let st = w.status(T0).unwrap();
+    let st = w.status(device_time(&w, T0)).unwrap();
     assert_eq!(
         (st.state, st.rides_available),
         (CredentialState::ReplenishDue, 3)
@@ -321,29 +410,42 @@ fn protocol_order_and_session() {
     let w = open(d.path());
     let issuer = Issuer::new(1);
     provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    let reader = Reader::new(&issuer, READER_ID);
+    let ch = |s| reader.challenge(s, T0, 1, 1, FareClass::Adult);
     // without SELECT
     assert_eq!(
         send(&w, &CommandApdu::read_certificate()).sw,
         StatusWord::ConditionsNotSatisfied
     );
     assert_eq!(
-        send(&w, &CommandApdu::authorize_tap(&challenge(0, 1, T0))).sw,
+        reader.authorize(&w, &ch([0; 16]), true).sw,
         StatusWord::ConditionsNotSatisfied
     );
-    // SELECT then field drop
-    send(&w, &CommandApdu::select_mancard());
+    // SELECT then field drop: the session and its value are gone
+    let s = select(&w);
     w.deactivated();
     assert_eq!(
-        send(&w, &CommandApdu::authorize_tap(&challenge(0, 1, T0))).sw,
+        reader.authorize(&w, &ch(s), true).sw,
         StatusWord::ConditionsNotSatisfied
     );
+    // a new SELECT makes a new session: a challenge for the old one is stale
+    let s2 = select(&w);
+    assert_ne!(s, s2);
+    assert_eq!(
+        reader.authorize(&w, &ch(s), true).sw,
+        StatusWord::StaleChallenge
+    );
     // selecting another application ends the session too
-    send(&w, &CommandApdu::select_mancard());
     let mut other = CommandApdu::select_mancard();
     other.data = vec![0xA0, 0, 0, 0, 3, 0x10, 0x10];
     assert_eq!(send(&w, &other).sw, StatusWord::AppNotFound);
     assert_eq!(
         send(&w, &CommandApdu::read_certificate()).sw,
+        StatusWord::ConditionsNotSatisfied
+    );
+    assert_eq!(
+        reader.authorize(&w, &ch(s2), true).sw,
         StatusWord::ConditionsNotSatisfied
     );
     // nothing was logged by any of this
@@ -359,8 +461,9 @@ mod properties {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-        /// For any fare and validator time, the wallet authorizes exactly when the certificate is
-        /// valid then and the fare fits the allowance, and what it authorizes verifies.
+        /// For any fare and validator time (the phone's clock agreeing), the wallet authorizes
+        /// exactly when the fare is within the tariff's highest fare, the certificate is valid
+        /// then and the fare fits the allowance, and what it authorizes verifies.
         #[test]
         fn authorizes_exactly_when_it_should(
             fares in prop::collection::vec(0i64..40_000, 1..6),
@@ -369,21 +472,23 @@ mod properties {
             let d = tempfile::tempdir().unwrap();
             let w = open(d.path());
             let issuer = Issuer::new(1);
+            let reader = Reader::new(&issuer, READER_ID);
             let spec = CertSpec { max_amount: 60_000, ..CertSpec::default() };
             let cert = provision(&w, &issuer, spec);
             let vc = VerifiedCertificate::new(cert, &[issuer.issuer_key()]).unwrap();
             let mut spent = 0;
-            for (i, (fare, dt)) in fares.iter().zip(dt.iter().cycle()).enumerate() {
+            for (fare, dt) in fares.iter().zip(dt.iter().cycle()) {
                 let t = T0 + dt;
-                let ch = challenge(i as u64, *fare, t);
+                set_clock(&w, t);
                 let valid = (spec.valid_from..=spec.valid_until).contains(&t);
                 let fits = spent + fare <= spec.max_amount;
-                match tap(&w, &ch) {
-                    Ok((_, a)) => {
-                        prop_assert!(valid && fits);
-                        vc.verify_tap(&ch, &a).unwrap();
+                match reader.tap_with(&w, &Quote::fare_at(*fare, t)) {
+                    Ok(x) => {
+                        prop_assert!(*fare <= 30_000 && valid && fits);
+                        vc.verify_tap(&x.challenge, &x.authorization).unwrap();
                         spent += fare;
                     }
+                    Err(sw) if *fare > 30_000 => prop_assert_eq!(sw, StatusWord::FareTooHigh),
                     Err(sw) if !valid => prop_assert_eq!(sw, StatusWord::CredentialNotValid),
                     Err(sw) => {
                         prop_assert!(!fits);

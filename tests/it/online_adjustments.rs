@@ -4,52 +4,41 @@
 //! stored fare and history follow the adjustment exactly once.
 
 use mancard::{now_utc, HistoryKind, Wallet};
-use mancard_api::RegisterValidatorRequest;
-use mancard_protocol::{FareKind, Pseudonym, SigningKey, StatusWord, TapRecord, WalletLogEntry};
+use mancard_protocol::{StatusWord, TapRecord};
 // `ride_base`: six hours into the next fare day, so every ride of a test is on one fare day.
-use mancard_testkit::backend::{ride_base, signed_batch};
+use crate::support::tap_at;
+use mancard_testkit::backend::ride_base;
 use mancard_testkit::online::{
-    assert_converged, data_dir, login, online, open_wallet, tap, top_up, Env, Validator, PHONE,
+    assert_converged, data_dir, login, online, open_wallet, top_up, Env, Validator, PHONE,
 };
 
-/// The validator's record of the wallet's tap at log position `seq` (what the validator kept
-/// from the exchange), for `pseudonym`.
-fn record_of(w: &Wallet, seq: u64, pseudonym: &str) -> TapRecord {
-    let bytes = w.tap_log(seq, 1).unwrap();
-    let e = WalletLogEntry::decode(&bytes[0]).unwrap();
-    let mancard_protocol::TapProof::Nfc { challenge, .. } = &e.proof else {
-        panic!("not an NFC tap");
-    };
-    TapRecord {
-        validator_id: challenge.validator_id,
-        line_id: challenge.line_id,
-        time: challenge.validator_time,
-        pseudonym: Pseudonym::from_hex(pseudonym).unwrap(),
-        counter: e.counter(),
-        fare: challenge.fare,
-        fare_kind: FareKind::Full,
-        proof: e.proof.clone(),
-    }
-}
-
 /// The old phone: signed in as [`PHONE`], provisioned, topped up with 100,000 rials, one
-/// ride on line 1 at `base` through validator `validator_id`, never synced (the phone is
-/// lost). The account and the validator's record of that ride.
-fn old_phone_rides(env: &Env, validator_id: u32, base: i64) -> (i64, TapRecord) {
+/// ride on line 1 at `base` (the phone's clock agreeing) through validator `validator_id`,
+/// never synced (the phone is lost). The account and the validator, holding its record of
+/// that ride.
+fn old_phone_rides(env: &Env, validator_id: u32, base: i64) -> (i64, Validator) {
     let old = open_wallet(&data_dir(env.path(), "old"));
     let o_old = online(&old, &env.url);
     let account = login(env, &o_old, PHONE);
-    let old_p = o_old
-        .block_on(o_old.provision())
-        .unwrap()
-        .unwrap()
-        .pseudonym;
+    o_old.block_on(o_old.provision()).unwrap().unwrap();
     top_up(env, &o_old, 100_000);
-    assert_eq!(
-        tap(&old, &Validator::new(validator_id).challenge(1, base)),
-        StatusWord::Ok
-    );
-    (account, record_of(&old, 0, &old_p))
+    let mut v = Validator::new(env, validator_id);
+    assert_eq!(tap_at(&old, &mut v, 1, base), StatusWord::Ok);
+    assert_eq!(v.records.len(), 1);
+    (account, v)
+}
+
+/// Uploads the validator's records so far as one signed batch.
+fn upload_batch(env: &Env, v: &mut Validator) {
+    let id = v.id;
+    let batch = v.batch([id as u8; 16]);
+    let b = env.engine().ingest_batch(&batch).unwrap();
+    assert_eq!(b.settled, 1, "{b:?}");
+}
+
+/// The fare the validator's last tap signed.
+fn last_fare(v: &Validator) -> i64 {
+    v.last.as_ref().unwrap().body.fare
 }
 
 fn tap_item(w: &Wallet, seq: u64) -> mancard::HistoryItem {
@@ -67,7 +56,8 @@ fn a_late_validator_batch_rerates_a_synced_tap_once() {
     let base = ride_base(now_utc());
 
     // the old phone rides at `base` on validator 11, then is lost before it ever syncs
-    let (account, late) = old_phone_rides(&env, 11, base);
+    let (account, mut v11) = old_phone_rides(&env, 11, base);
+    let late: &TapRecord = &v11.records[0];
     assert_eq!(late.fare, 20_000);
 
     // the new phone rides 10 minutes later on another line and validator (which charges the
@@ -77,10 +67,9 @@ fn a_late_validator_batch_rerates_a_synced_tap_once() {
     let o_new = online(&new, &env.url);
     assert_eq!(login(&env, &o_new, PHONE), account);
     o_new.block_on(o_new.provision()).unwrap().unwrap();
-    let mut v12 = Validator::new(12);
-    let ch = v12.challenge(2, base + 600);
-    let authorized = ch.fare;
-    assert_eq!(tap(&new, &ch), StatusWord::Ok);
+    let mut v12 = Validator::new(&env, 12);
+    assert_eq!(tap_at(&new, &mut v12, 2, base + 600), StatusWord::Ok);
+    let authorized = last_fare(&v12);
     let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
     assert_eq!(r.settled, 1);
     assert_eq!(r.fare_adjustments, 0);
@@ -90,7 +79,7 @@ fn a_late_validator_batch_rerates_a_synced_tap_once() {
 
     // validator 11's batch arrives now: the earlier ride is charged and the new phone's ride
     // becomes a transfer (a fare_adjustment crediting the difference)
-    upload_batch(&env, 11, vec![late]);
+    upload_batch(&env, &mut v11);
     let backend = env.balance_of(account);
     // a transfer: line 2 ten minutes after line 1 (Tariff::urmia_default: 5,000 rials)
     let rerated_fare = 100_000 - 20_000 - backend;
@@ -141,20 +130,6 @@ fn a_late_validator_batch_rerates_a_synced_tap_once() {
     assert_converged(&env, &new, account);
 }
 
-/// Registers validator `id` at the backend and uploads `records` as one signed batch.
-fn upload_batch(env: &Env, id: u32, records: Vec<TapRecord>) {
-    let (vkey, _) = SigningKey::generate().unwrap();
-    env.engine()
-        .register_validator(&RegisterValidatorRequest {
-            validator_id: id,
-            public_key: hex::encode(vkey.public_key().as_bytes()),
-        })
-        .unwrap();
-    let batch = signed_batch(&vkey, id, [id as u8; 16], 0, records);
-    let b = env.engine().ingest_batch(&batch).unwrap();
-    assert_eq!(b.settled, 1, "{b:?}");
-}
-
 /// The adjustment is already in the tap's first verdict: the wallet's tap reached the backend
 /// through its validator, was re-rated by a late batch, and only then does the wallet sync.
 /// The verdict (the current charge) and the adjustment come in one answer: the fare is taken
@@ -164,25 +139,21 @@ fn an_adjustment_already_in_the_first_verdict_is_not_applied_twice() {
     let env = Env::start();
     let base = ride_base(now_utc());
 
-    let (account, late) = old_phone_rides(&env, 21, base);
+    let (account, mut v21) = old_phone_rides(&env, 21, base);
 
     let new_dir = data_dir(env.path(), "new");
     let new = open_wallet(&new_dir);
     let o_new = online(&new, &env.url);
     assert_eq!(login(&env, &o_new, PHONE), account);
-    let new_p = o_new
-        .block_on(o_new.provision())
-        .unwrap()
-        .unwrap()
-        .pseudonym;
-    let ch = Validator::new(22).challenge(2, base + 600);
-    let authorized = ch.fare;
-    assert_eq!(tap(&new, &ch), StatusWord::Ok);
+    o_new.block_on(o_new.provision()).unwrap().unwrap();
+    let mut v22 = Validator::new(&env, 22);
+    assert_eq!(tap_at(&new, &mut v22, 2, base + 600), StatusWord::Ok);
+    let authorized = last_fare(&v22);
 
     // the new phone's validator reports first, then the old phone's (late) batch re-rates it
-    upload_batch(&env, 22, vec![record_of(&new, 0, &new_p)]);
+    upload_batch(&env, &mut v22);
     assert_eq!(env.balance_of(account), 100_000 - authorized);
-    upload_batch(&env, 21, vec![late]);
+    upload_batch(&env, &mut v21);
     let backend = env.balance_of(account);
     let fare = 100_000 - 20_000 - backend;
     assert_eq!(fare, 5_000);

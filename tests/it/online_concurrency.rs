@@ -4,8 +4,12 @@
 //! The child is this same test binary, re-run with `--ignored --exact online_concurrency::sync_child` and
 //! `MANCARD_SYNC_DIR` / `MANCARD_SYNC_URL` set.
 
+use crate::support::clocked_taps;
 use mancard::now_utc;
+use mancard_api::RegisterValidatorRequest;
+use mancard_protocol::{SigningKey, StatusWord, ValidatorCertificate};
 use mancard_testkit::online::*;
+use mancard_testkit::wallet::{Quote, Reader};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +19,8 @@ use std::time::Duration;
 const ENV_DIR: &str = "MANCARD_SYNC_DIR";
 const ENV_URL: &str = "MANCARD_SYNC_URL";
 
+/// Large certificates. The backlogs ride hours ahead, at clocks the phone is set to; the taps
+/// that run beside a sync ride at the phone's own clock (which each sync sets), so earlier.
 fn big_certificates(p: &mut mancard_backend::Policy) {
     p.counters_per_cert = 50_000;
     p.max_offline_amount = 100_000_000;
@@ -29,17 +35,20 @@ fn taps_during_sync_are_neither_blocked_nor_lost() {
     let account = login(&env, &o, PHONE);
     o.block_on(o.provision()).unwrap().unwrap();
     top_up(&env, &o, 5_000_000);
-    let mut v = Validator::new(11);
-    taps(&w, &mut v, 1_500, now_utc(), 30);
+    let mut v = Validator::new(&env, 11);
+    clocked_taps(&w, &mut v, 1_500, now_utc() + 600, 30);
 
+    // the taps during the syncs are at the phone's own clock (each sync sets it)
     let done = Arc::new(AtomicBool::new(false));
     let tapper = {
         let w = Arc::clone(&w);
         let done = Arc::clone(&done);
-        let mut v = Validator::new(12);
+        let mut v = Validator::new(&env, 12);
         std::thread::spawn(move || {
-            let start = now_utc() + 50_000;
-            taps(&w, &mut v, 400, start, 30);
+            for i in 0..400 {
+                let sw = tap(&w, &mut v, [1, 2, 10][i % 3], now_utc());
+                assert_eq!(sw, StatusWord::Ok, "tap {i} during a sync");
+            }
             done.store(true, Ordering::SeqCst);
         })
     };
@@ -65,14 +74,16 @@ fn sync_child() {
     let dir = std::path::PathBuf::from(dir);
     let w = open_wallet(&dir);
     let o = online(&w, &url);
+    let reader = load_reader(&dir);
     let tapper = {
         let w = Arc::clone(&w);
         std::thread::spawn(move || {
-            let mut v = Validator::new(std::process::id());
-            let start = now_utc() + 100_000 + i64::from(std::process::id() % 1_000) * 1_000;
             for i in 0..40 {
-                let ch = v.challenge([1, 2, 10][i % 3], start + i as i64 * 5);
-                let _ = tap(&w, &ch);
+                let q = Quote {
+                    line_id: [1, 2, 10][i % 3],
+                    ..Quote::default()
+                };
+                let _ = reader.tap_with(&w, &q);
             }
         })
     };
@@ -87,6 +98,32 @@ fn sync_child() {
     std::thread::sleep(Duration::from_secs(600));
 }
 
+/// A validator registered at the backend for the child (which has no `Env`): its key and the
+/// certificate the backend issued, next to the wallet.
+fn save_reader(env: &Env, dir: &std::path::Path, id: u32) {
+    let (key, pkcs8) = SigningKey::generate().unwrap();
+    let r = env
+        .engine()
+        .register_validator(&RegisterValidatorRequest::new(
+            id,
+            hex::encode(key.public_key().as_bytes()),
+        ))
+        .unwrap();
+    std::fs::write(dir.join("reader.pk8"), pkcs8.as_slice()).unwrap();
+    std::fs::write(
+        dir.join("reader.cert"),
+        hex::decode(&r.certificate).unwrap(),
+    )
+    .unwrap();
+}
+
+fn load_reader(dir: &std::path::Path) -> Reader {
+    let key = SigningKey::from_pkcs8(&std::fs::read(dir.join("reader.pk8")).unwrap()).unwrap();
+    let cert =
+        ValidatorCertificate::decode(&std::fs::read(dir.join("reader.cert")).unwrap()).unwrap();
+    Reader::with_certificate(key, cert)
+}
+
 #[test]
 fn sigkill_during_sync_converges() {
     let env = Env::start_with(big_certificates);
@@ -99,15 +136,16 @@ fn sigkill_during_sync_converges() {
         o.block_on(o.provision()).unwrap().unwrap();
         top_up(&env, &o, 5_000_000);
     }
+    save_reader(&env, &root, 41);
     let exe = std::env::current_exe().unwrap();
     let err_path = env.path().join("child-stderr.txt");
-    let mut seed = Validator::new(21);
-    let mut t = now_utc();
+    let mut seed = Validator::new(&env, 21);
+    let mut t = now_utc() + 600;
     for (run, delay_ms) in [0u64, 15, 40, 90, 200, 400].into_iter().enumerate() {
         {
             // a backlog for the child to sync
             let w = open_wallet(&root);
-            taps(&w, &mut seed, 1_000, t, 10);
+            clocked_taps(&w, &mut seed, 1_000, t, 10);
             t += 1_000 * 10;
         }
         let mut child = Command::new(&exe)

@@ -41,20 +41,21 @@ fn setup() -> Setup {
     let o = online(&w, &proxy.url);
     let account = login(&env, &o, PHONE);
     o.block_on(o.provision()).unwrap().unwrap();
+    let v = Validator::new(&env, 9);
     Setup {
         env,
         proxy,
         w,
         o,
         account,
-        v: Validator::new(9),
+        v,
         t: now_utc(),
     }
 }
 
 impl Setup {
     fn taps(&mut self, n: usize) {
-        taps(&self.w, &mut self.v, n, self.t, 1_000);
+        crate::support::clocked_taps(&self.w, &mut self.v, n, self.t, 1_000);
         self.t += n as i64 * 1_000;
     }
 }

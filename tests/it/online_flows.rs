@@ -2,6 +2,7 @@
 //! provision, top-up, taps, sync with fare corrections, replenishment, lost phone, taps lost
 //! to a power loss learned back, and a cloned wallet caught by the chain check.
 
+use crate::support::{clocked_taps, tap_at};
 use mancard::{now_utc, CredentialState, HistoryKind, OnlineError, TopUpStatus};
 use mancard_testkit::online::*;
 
@@ -96,18 +97,18 @@ fn register_provision_top_up_tap_and_sync() {
     // taps at two validators: each charges a full fare from its own point of view; the
     // backend sees the transfer and corrects the second one
     let now = now_utc();
-    let mut va = Validator::new(1);
-    let mut vb = Validator::new(2);
+    let mut va = Validator::new(&env, 1);
+    let mut vb = Validator::new(&env, 2);
     assert_eq!(
-        tap(&w, &va.challenge(1, now)),
+        tap_at(&w, &mut va, 1, now),
         mancard_protocol::StatusWord::Ok
     );
     assert_eq!(
-        tap(&w, &vb.challenge(2, now + 600)),
+        tap_at(&w, &mut vb, 2, now + 600),
         mancard_protocol::StatusWord::Ok
     );
     assert_eq!(
-        tap(&w, &va.challenge(1, now + 7_200)),
+        tap_at(&w, &mut va, 1, now + 7_200),
         mancard_protocol::StatusWord::Ok
     );
     assert_eq!(w.ledger().unwrap().pending_taps, 3);
@@ -137,14 +138,16 @@ fn register_provision_top_up_tap_and_sync() {
     assert!(!r2.replenished, "{r2:?}");
     assert_converged(&env, &w, account);
 
-    // explicit replenishment: same pseudonym, the next counter range
+    // explicit replenishment: a new pseudonym (nothing on the wire links two certificates),
+    // the next counter range
     let before = o.block_on(o.replenish()).unwrap().unwrap();
     let after = o.block_on(o.replenish()).unwrap().unwrap();
-    assert_eq!(before.pseudonym, after.pseudonym);
+    assert_ne!(before.pseudonym, after.pseudonym);
+    assert_ne!(before.certificate_hash, after.certificate_hash);
     assert!(after.counter_first > before.counter_last);
     assert_eq!(after.max_amount, 155_000);
     assert_eq!(
-        tap(&w, &va.challenge(2, now + 9_000)),
+        tap_at(&w, &mut va, 2, now + 9_000),
         mancard_protocol::StatusWord::Ok
     );
     o.block_on(o.sync()).unwrap().unwrap();
@@ -168,8 +171,8 @@ fn lost_phone_new_device_revokes_the_old_one_and_keeps_the_balance() {
     let account = login(&env, &o_old, PHONE);
     o_old.block_on(o_old.provision()).unwrap().unwrap();
     top_up(&env, &o_old, 100_000);
-    let mut v = Validator::new(3);
-    taps(&old, &mut v, 2, now_utc(), 3_600);
+    let mut v = Validator::new(&env, 3);
+    clocked_taps(&old, &mut v, 2, now_utc(), 3_600);
     let old_pseudonym = o_old.block_on(o_old.sync()).unwrap().unwrap();
     assert_eq!(old_pseudonym.credential_status, "active");
     let balance = env.balance_of(account);
@@ -181,7 +184,9 @@ fn lost_phone_new_device_revokes_the_old_one_and_keeps_the_balance() {
     let o_new = online(&new, &env.url);
     assert_eq!(login(&env, &o_new, PHONE), account);
     let p = o_new.block_on(o_new.provision()).unwrap().unwrap();
-    assert_eq!(p.revoked_pseudonyms.len(), 1);
+    // the old phone's live pseudonyms (a fresh one in each certificate) are revoked
+    assert!(!p.revoked_pseudonyms.is_empty(), "{p:?}");
+    assert!(!p.revoked_pseudonyms.contains(&p.pseudonym));
     assert_eq!(p.max_amount, balance);
     assert_eq!(p.balance, balance);
     let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
@@ -201,7 +206,7 @@ fn lost_phone_new_device_revokes_the_old_one_and_keeps_the_balance() {
         CredentialState::Revoked
     );
     assert_ne!(
-        tap(&old, &v.challenge(1, now_utc() + 10_000)),
+        tap_at(&old, &mut v, 1, now_utc() + 10_000),
         mancard_protocol::StatusWord::Ok
     );
     // replenishing a revoked phone is refused locally
@@ -210,8 +215,8 @@ fn lost_phone_new_device_revokes_the_old_one_and_keeps_the_balance() {
         Err(OnlineError::CredentialRevoked { .. })
     ));
     // the new phone taps on
-    let mut v2 = Validator::new(4);
-    taps(&new, &mut v2, 1, now_utc(), 60);
+    let mut v2 = Validator::new(&env, 4);
+    clocked_taps(&new, &mut v2, 1, now_utc(), 60);
     o_new.block_on(o_new.sync()).unwrap().unwrap();
     assert_converged(&env, &new, account);
 }
@@ -222,7 +227,7 @@ fn taps_lost_to_a_power_loss_are_learned_back_from_the_backend() {
     let root = data_dir(env.path(), "phone");
     let snapshot = env.path().join("snapshot.sqlite3");
     let account;
-    let mut v = Validator::new(5);
+    let mut v = Validator::new(&env, 5);
     let t0 = now_utc();
     {
         let w = open_wallet(&root);
@@ -230,7 +235,7 @@ fn taps_lost_to_a_power_loss_are_learned_back_from_the_backend() {
         account = login(&env, &o, PHONE);
         o.block_on(o.provision()).unwrap().unwrap();
         top_up(&env, &o, 300_000);
-        taps(&w, &mut v, 2, t0, 3_600);
+        clocked_taps(&w, &mut v, 2, t0, 3_600);
         o.block_on(o.sync()).unwrap().unwrap();
         // the state the flash holds after the power loss: the database as of now...
         drop(o);
@@ -244,7 +249,7 @@ fn taps_lost_to_a_power_loss_are_learned_back_from_the_backend() {
         // ...while these taps reach the validators and, through this sync, the backend
         let w = open_wallet(&root);
         let o = online(&w, &env.url);
-        taps(&w, &mut v, 3, t0 + 2 * 3_600, 3_600);
+        clocked_taps(&w, &mut v, 3, t0 + 2 * 3_600, 3_600);
         o.block_on(o.sync()).unwrap().unwrap();
     }
     // power loss: the last commits are gone (the fsynced counter file is kept)
@@ -272,7 +277,7 @@ fn taps_lost_to_a_power_loss_are_learned_back_from_the_backend() {
         3
     );
     // the chain continues: a new tap after the recovery is no fraud
-    taps(&w, &mut v, 1, t0 + 6 * 3_600, 60);
+    clocked_taps(&w, &mut v, 1, t0 + 6 * 3_600, 60);
     let r = o.block_on(o.sync()).unwrap().unwrap();
     assert_eq!(r.credential_status, "active", "{r:?}");
     assert_converged(&env, &w, account);
@@ -299,11 +304,11 @@ fn a_cloned_wallet_is_caught_and_its_taps_show_why() {
     let ob = online(&b, &env.url);
     let t = now_utc();
     assert_eq!(
-        tap(&a, &Validator::new(6).challenge(1, t)),
+        tap_at(&a, &mut Validator::new(&env, 6), 1, t),
         mancard_protocol::StatusWord::Ok
     );
     assert_eq!(
-        tap(&b, &Validator::new(7).challenge(2, t + 60)),
+        tap_at(&b, &mut Validator::new(&env, 7), 2, t + 60),
         mancard_protocol::StatusWord::Ok
     );
     let ra = oa.block_on(oa.sync()).unwrap().unwrap();
@@ -338,4 +343,51 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(&p, &t).unwrap();
         }
     }
+}
+
+/// A platform keystore that signs with the high-S twin of every signature (Android's and JCA's
+/// ECDSA pick either S): the core sends the canonical one, so provisioning works.
+struct HighSKeystore(std::sync::Arc<mancard::SoftwareKeystore>);
+
+impl mancard::PlatformKeystore for HighSKeystore {
+    fn binding_public_key(&self) -> Result<Vec<u8>, mancard::KeystoreError> {
+        self.0.binding_public_key()
+    }
+    fn sign_with_binding_key(&self, message: Vec<u8>) -> Result<Vec<u8>, mancard::KeystoreError> {
+        let s = self.0.sign_with_binding_key(message)?;
+        let sig = mancard_protocol::Signature(s.as_slice().try_into().unwrap());
+        assert!(sig.is_low_s());
+        Ok(sig.malleated().to_vec())
+    }
+    fn seal(&self, plaintext: Vec<u8>) -> Result<Vec<u8>, mancard::KeystoreError> {
+        self.0.seal(plaintext)
+    }
+    fn unseal(&self, sealed: Vec<u8>) -> Result<Vec<u8>, mancard::KeystoreError> {
+        self.0.unseal(sealed)
+    }
+}
+
+#[test]
+fn a_platform_keystore_that_signs_with_high_s_still_provisions() {
+    let env = Env::start();
+    let root = data_dir(env.path(), "phone");
+    let ks = HighSKeystore(keystore(&root));
+    let w = std::sync::Arc::new(
+        mancard::Wallet::open(
+            root.join("wallet"),
+            std::sync::Arc::new(ks),
+            mancard_testkit::wallet::test_config(),
+        )
+        .unwrap(),
+    );
+    let o = online(&w, &env.url);
+    login(&env, &o, PHONE);
+    top_up(&env, &o, 100_000);
+    o.block_on(o.provision()).unwrap().unwrap();
+    assert!(matches!(
+        w.status(now_utc()).unwrap().state,
+        CredentialState::Active | CredentialState::ReplenishDue
+    ));
+    o.block_on(o.replenish()).unwrap().unwrap();
+    assert!(w.config_version().is_some());
 }

@@ -49,8 +49,8 @@ fn the_wallet_trusts_a_given_root_ca_and_only_that() {
     let account = login(&env, &o, PHONE);
     o.block_on(o.provision()).unwrap().unwrap();
     top_up(&env, &o, 100_000);
-    let mut v = Validator::new(31);
-    taps(&w, &mut v, 2, now_utc(), 600);
+    let mut v = Validator::new(&env, 31);
+    crate::support::clocked_taps(&w, &mut v, 2, now_utc(), 600);
     let r = o.block_on(o.sync()).unwrap().unwrap();
     assert_eq!(r.settled, 2);
     assert_converged(&env, &w, account);

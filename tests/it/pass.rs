@@ -1,8 +1,12 @@
 //! QR boarding passes: verified by the protocol crate, clock corrected by the server offset,
-//! amount reserved against the allowance, QR within budget.
+//! amount reserved against the allowance, lifetime bounded by the config bundle, on the signed
+//! tap chain, QR within budget.
 
 use mancard::{HistoryKind, WalletConfig, WalletError};
-use mancard_protocol::{BoardingPass, FareClass, TapProof, VerifiedCertificate, WalletLogEntry};
+use mancard_protocol::{
+    chain_start, verify_boarding_pass, BoardingPass, FareClass, TapProof, TimeRules,
+    VerifiedCertificate, VerifyError, WalletLogEntry,
+};
 use mancard_testkit::wallet::*;
 use mancard_testkit::{CertSpec, Issuer, T0};
 
@@ -23,8 +27,12 @@ fn pass_verifies_with_corrected_clock_and_is_reused_until_refresh() {
     assert_eq!(p.refresh_at, phone_now + 45);
     assert_eq!(p.max_amount, 30_000, "highest adult fare of the tariff");
     let pass = BoardingPass::from_text(&p.text).unwrap();
-    vc.verify_pass(&pass, T0 + 10, 30).unwrap();
-    assert!(vc.verify_pass(&pass, T0 + 200, 30).is_err(), "expired pass");
+    let rules = TimeRules::default();
+    vc.verify_pass(&pass, T0 + 10, &rules).unwrap();
+    assert!(
+        vc.verify_pass(&pass, T0 + 200, &rules).is_err(),
+        "expired pass"
+    );
     assert!(p.matrix.version <= 13, "QR version {}", p.matrix.version);
     assert_eq!(
         p.matrix.modules.len(),
@@ -40,8 +48,12 @@ fn pass_verifies_with_corrected_clock_and_is_reused_until_refresh() {
     // after refresh: a new pass with a higher counter
     let next = w.boarding_pass(phone_now + 45).unwrap();
     assert!(next.counter > p.counter);
-    vc.verify_pass(&BoardingPass::from_text(&next.text).unwrap(), T0 + 50, 30)
-        .unwrap();
+    vc.verify_pass(
+        &BoardingPass::from_text(&next.text).unwrap(),
+        T0 + 50,
+        &rules,
+    )
+    .unwrap();
 
     // two passes in the log and the history, 60,000 reserved
     let entries: Vec<WalletLogEntry> = w
@@ -53,6 +65,11 @@ fn pass_verifies_with_corrected_clock_and_is_reused_until_refresh() {
     assert_eq!(entries.len(), 2);
     assert!(matches!(entries[0].proof, TapProof::Qr { .. }));
     assert_eq!(entries[0].time, T0);
+    // the passes are on the signed chain: the first starts it, the second signs the first
+    assert!(p.text.starts_with("MC2:"));
+    assert_eq!(pass.body.prev, chain_start(&cert.id()));
+    assert_eq!(pass.body.fare_class, FareClass::Adult);
+    assert_eq!(entries[1].proof.prev(), entries[0].proof.id());
     assert_eq!(w.ledger().unwrap().pending_amount, 60_000);
     let h = w.history(None, 10).unwrap();
     assert!(h.items.iter().all(|i| i.kind == HistoryKind::Pass));
@@ -107,4 +124,65 @@ fn no_credential_no_pass() {
         w.boarding_pass(T0),
         Err(WalletError::NoCredential)
     ));
+}
+
+#[test]
+fn a_pass_never_lives_longer_than_the_bundle_allows() {
+    let d = tempfile::tempdir().unwrap();
+    // the app asks for ten minutes; the bundle allows 20 seconds
+    let w = open_with(
+        d.path(),
+        WalletConfig {
+            pass_lifetime_secs: 600,
+            ..test_config()
+        },
+    );
+    let issuer = Issuer::new(1);
+    provision(&w, &issuer, CertSpec::default());
+    let rules = TimeRules {
+        max_pass_lifetime_secs: 20,
+        ..TimeRules::default()
+    };
+    let bundle = issuer.bundle_with(2, T0, Vec::new(), Vec::new(), rules);
+    install_bundle(&w, &bundle);
+    let p = w.boarding_pass(T0).unwrap();
+    assert_eq!(p.expires_at - p.issued_at, 20);
+    let pass = BoardingPass::from_text(&p.text).unwrap();
+    assert_eq!(pass.body.lifetime_secs, 20);
+    verify_boarding_pass(&bundle, &pass, T0 + 10).unwrap();
+    // the protocol's default when the bundle allows more than the app asks for
+    let d2 = tempfile::tempdir().unwrap();
+    let w2 = open(d2.path());
+    provision(&w2, &issuer, CertSpec::default());
+    let p2 = w2.boarding_pass(T0).unwrap();
+    assert_eq!(p2.expires_at - p2.issued_at, 60);
+    // and a validator with the stricter bundle refuses that longer pass
+    let long = BoardingPass::from_text(&p2.text).unwrap();
+    assert_eq!(
+        verify_boarding_pass(&bundle, &long, T0 + 10).unwrap_err(),
+        VerifyError::PassTooLong {
+            lifetime: 60,
+            max: 20
+        }
+    );
+}
+
+#[test]
+fn a_wallet_without_a_bundle_makes_passes_of_the_default_lifetime_at_most() {
+    let d = tempfile::tempdir().unwrap();
+    let w = open_with(
+        d.path(),
+        WalletConfig {
+            pass_lifetime_secs: 3_600,
+            ..test_config()
+        },
+    );
+    let issuer = Issuer::new(1);
+    try_install_certificate_at(&w, &issuer, CertSpec::default(), T0).unwrap();
+    assert_eq!(w.config_version(), None);
+    let p = w.boarding_pass(T0).unwrap();
+    assert_eq!(
+        p.expires_at - p.issued_at,
+        i64::from(mancard_protocol::DEFAULT_PASS_LIFETIME_SECS)
+    );
 }

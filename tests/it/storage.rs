@@ -4,6 +4,7 @@
 use mancard::{
     HistoryKind, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE, SCHEMA_VERSION,
 };
+use mancard_protocol::{StatusWord, TapAuthorization};
 use mancard_sql::schema_of;
 use mancard_testkit::wallet::*;
 use mancard_testkit::{CertSpec, Issuer, T0};
@@ -107,18 +108,35 @@ fn every_older_schema_upgrades_to_the_fresh_schema() {
     assert_eq!(schema_of(&again).unwrap(), schema_of(&fresh).unwrap());
 }
 
-fn used_wallet(d: &std::path::Path) -> Vec<u32> {
+/// Provisions `w` (a certificate and the bundle of a new issuer) and sets its clock to
+/// [`T0`]: a reader certified by that issuer.
+fn ready(w: &Wallet, spec: CertSpec) -> (Issuer, Reader) {
+    let issuer = Issuer::new(1);
+    provision(w, &issuer, spec);
+    set_clock(w, T0);
+    let reader = Reader::new(&issuer, READER_ID);
+    (issuer, reader)
+}
+
+/// One tap of `fare` at [`T0`]: the authorization, or the status word of the refusal.
+fn tap_fare(w: &Wallet, r: &Reader, fare: i64) -> Result<TapAuthorization, StatusWord> {
+    r.tap_with(w, &Quote::fare_at(fare, T0))
+        .map(|t| t.authorization)
+}
+
+fn used_wallet(d: &std::path::Path) -> (Vec<u32>, Reader) {
     let w = open(d);
-    provision(&w, &Issuer::new(1), CertSpec::default());
-    (0..20)
-        .map(|i| tap(&w, &challenge(i, 10, T0)).unwrap().1.counter)
-        .collect()
+    let (_, reader) = ready(&w, CertSpec::default());
+    let counters = (0..20)
+        .map(|_| tap_fare(&w, &reader, 10).unwrap().counter)
+        .collect();
+    (counters, reader)
 }
 
 #[test]
 fn a_used_v1_wallet_upgrades_to_v2_with_its_data() {
     let d = tempfile::tempdir().unwrap();
-    let counters = used_wallet(d.path());
+    let (counters, reader) = used_wallet(d.path());
     let db = d.path().join("wallet").join(DB_FILE);
     let before_history = open(d.path()).history(None, 100).unwrap();
     // turn it back into what the v1 code wrote: same v1 tables and rows, no v2 tables
@@ -146,7 +164,7 @@ fn a_used_v1_wallet_upgrades_to_v2_with_its_data() {
     assert_eq!(v, SCHEMA_VERSION);
     assert_eq!(SCHEMA_VERSION, 2);
     // it still taps, after every counter it used
-    let (_, a) = tap(&w, &challenge(99, 10, T0)).unwrap();
+    let a = tap_fare(&w, &reader, 10).unwrap();
     assert!(a.counter > *counters.iter().max().unwrap());
 }
 
@@ -220,12 +238,12 @@ fn truncated_or_garbage_database_is_refused_and_kept() {
 #[test]
 fn counters_increase_across_restarts_and_a_missing_counter_file_is_an_error() {
     let d = tempfile::tempdir().unwrap();
-    let first = used_wallet(d.path());
+    let (first, reader) = used_wallet(d.path());
     assert!(first.windows(2).all(|p| p[0] < p[1]));
     let mut last = *first.last().unwrap();
     for round in 0..3 {
         let w = open(d.path());
-        let (_, a) = tap(&w, &challenge(100 + round, 10, T0)).unwrap();
+        let a = tap_fare(&w, &reader, 10).unwrap();
         assert!(a.counter > last, "{} after {last}", a.counter);
         last = a.counter;
         assert_eq!(w.verify_tap_log().unwrap(), 21 + round);
@@ -250,13 +268,13 @@ fn fsyncs_stay_at_one_per_block() {
         d.path(),
         WalletConfig {
             background_maintenance: false,
-            ..WalletConfig::default()
+            ..test_config()
         },
     );
-    provision(&w, &Issuer::new(1), CertSpec::default());
+    let (_, reader) = ready(&w, CertSpec::default());
     let before = w.stats().counter_fsyncs;
-    for i in 0..160 {
-        tap(&w, &challenge(i, 1, T0)).unwrap();
+    for _ in 0..160 {
+        tap_fare(&w, &reader, 1).unwrap();
     }
     let s = w.stats();
     assert_eq!(s.counter_fsyncs - before, 10, "{s:?}");
@@ -267,9 +285,9 @@ fn fsyncs_stay_at_one_per_block() {
 fn history_pages_newest_first_with_top_ups() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
-    provision(&w, &Issuer::new(1), CertSpec::default());
+    let (_, reader) = ready(&w, CertSpec::default());
     for i in 0..25 {
-        tap(&w, &challenge(i, 10 + i as i64, T0)).unwrap();
+        tap_fare(&w, &reader, 10 + i).unwrap();
     }
     w.record_top_up(1_000_000, T0, "IPG ref 42".into()).unwrap();
     assert!(w.record_top_up(0, T0, "x".into()).is_err());
@@ -304,9 +322,8 @@ fn refusals_and_top_ups_interleave_with_taps_in_order() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
     w.record_top_up(500, T0, "first".into()).unwrap();
-    provision(
+    let (_, reader) = ready(
         &w,
-        &Issuer::new(1),
         CertSpec {
             max_amount: 1_000,
             ..CertSpec::default()
@@ -314,10 +331,10 @@ fn refusals_and_top_ups_interleave_with_taps_in_order() {
     );
     let mut expected = vec!["top_up first"];
     for i in 0..4 {
-        tap(&w, &challenge(i, 100, T0)).unwrap();
+        tap_fare(&w, &reader, 100).unwrap();
         expected.push("tap");
-        tap(&w, &challenge(100 + i, 5_000, T0)).unwrap_err();
-        tap(&w, &challenge(200 + i, 5_000, T0)).unwrap_err();
+        tap_fare(&w, &reader, 5_000).unwrap_err();
+        tap_fare(&w, &reader, 5_000).unwrap_err();
         expected.push("refusal");
         expected.push("refusal");
         w.record_top_up(700, T0, format!("t{i}")).unwrap();
@@ -357,6 +374,8 @@ fn readers_and_taps_run_concurrently() {
     let w = Arc::new(open(d.path()));
     let issuer = Issuer::new(1);
     let cert = provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    let reader = Reader::new(&issuer, READER_ID);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -365,7 +384,7 @@ fn readers_and_taps_run_concurrently() {
             std::thread::spawn(move || {
                 let mut n = 0u32;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    w.status(T0).unwrap();
+                    w.status(device_time(&w, T0)).unwrap();
                     w.ledger().unwrap();
                     w.history(None, 20).unwrap();
                     n += 1;
@@ -378,15 +397,19 @@ fn readers_and_taps_run_concurrently() {
         let w = Arc::clone(&w);
         std::thread::spawn(move || {
             (0..200)
-                .map(|i| {
-                    let ch = challenge(i, 10, T0);
-                    (ch.clone(), tap(&w, &ch).unwrap().1)
+                .map(|_| {
+                    let t = reader.tap_with(&w, &Quote::fare_at(10, T0)).unwrap();
+                    (t.challenge, t.authorization)
                 })
                 .collect::<Vec<_>>()
         })
     };
     let passes: Vec<u32> = (0..3)
-        .map(|k| w.boarding_pass(T0 + k * 100).unwrap().counter)
+        .map(|k| {
+            w.boarding_pass(device_time(&w, T0 + k * 100))
+                .unwrap()
+                .counter
+        })
         .collect();
     let taps = tapper.join().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

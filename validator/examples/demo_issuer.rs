@@ -3,7 +3,11 @@
 //! with `--wallet DIR`, provisions a wallet (software keystore in DIR/keystore, wallet in
 //! DIR/wallet) with a certificate from this issuer.
 //!
-//! `cargo run -p mancard-validator --example demo_issuer -- OUT_DIR [--wallet DIR] [--deny-wallet]`
+//! With `--validator-key HEX --validator-id N` it also writes `validator.cert`, the validator
+//! certificate to install with `mancard validator install-certificate`.
+//!
+//! `cargo run -p mancard-validator --example demo_issuer -- OUT_DIR [--wallet DIR] [--deny-wallet]
+//! [--validator-key HEX --validator-id N]`
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,7 +16,7 @@
 )]
 
 use mancard::{SoftwareKeystore, Wallet, WalletConfig};
-use mancard_protocol::{FareClass, Pseudonym, SigningKey};
+use mancard_protocol::{FareClass, Pseudonym, PublicKey, SigningKey};
 use mancard_testkit::{CertSpec, Issuer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +26,7 @@ struct Args {
     out: PathBuf,
     wallet_dir: Option<PathBuf>,
     deny_wallet: bool,
+    validator: Option<(PublicKey, u32)>,
 }
 
 fn parse_args() -> Args {
@@ -36,10 +41,24 @@ fn parse_args() -> Args {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
     let deny_wallet = args.iter().any(|a| a == "--deny-wallet");
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
+    let validator = value("--validator-key").map(|k| {
+        let key = PublicKey::from_bytes(&hex::decode(k.trim()).unwrap(), "validator key").unwrap();
+        let id = value("--validator-id")
+            .expect("--validator-key needs --validator-id")
+            .parse()
+            .unwrap();
+        (key, id)
+    });
     Args {
         out,
         wallet_dir,
         deny_wallet,
+        validator,
     }
 }
 
@@ -62,9 +81,9 @@ fn load_or_create_issuer(out: &Path, now: i64) -> Issuer {
     }
 }
 
-/// Opens (creating) the wallet in `dir` and installs a certificate from `issuer`; returns its
-/// pseudonym.
-fn provision_wallet(dir: &Path, issuer: &Issuer, now: i64) -> Pseudonym {
+/// Opens (creating) the wallet in `dir` and installs a certificate from `issuer`; returns the
+/// wallet and its pseudonym.
+fn provision_wallet(dir: &Path, issuer: &Issuer, now: i64) -> (Wallet, Pseudonym) {
     let ks = Arc::new(SoftwareKeystore::open_or_create(dir.join("keystore")).unwrap());
     let w = Wallet::open(dir.join("wallet"), ks, WalletConfig::default()).unwrap();
     let req = w.prepare_credential_request().unwrap();
@@ -81,7 +100,7 @@ fn provision_wallet(dir: &Path, issuer: &Issuer, now: i64) -> Pseudonym {
     );
     w.install_certificate(cert.encode(), vec![issuer.info()], now)
         .unwrap();
-    cert.body.pseudonym
+    (w, cert.body.pseudonym)
 }
 
 fn main() {
@@ -99,16 +118,32 @@ fn main() {
     )
     .unwrap();
     let mut deny = vec![];
+    let mut wallet = None;
     if let Some(dir) = &args.wallet_dir {
-        let pseudonym = provision_wallet(dir, &issuer, now);
+        let (w, pseudonym) = provision_wallet(dir, &issuer, now);
         println!("wallet in {} has card {pseudonym}", dir.display());
         if args.deny_wallet {
             deny.push(pseudonym);
         }
+        wallet = Some(w);
     }
     let version = u64::try_from(now).unwrap();
     let bundle = issuer.bundle(version, now, deny);
     std::fs::write(args.out.join("bundle.bin"), bundle.encode()).unwrap();
+    if let Some(w) = &wallet {
+        // The phone answers only readers whose certificates this bundle's issuer keys sign.
+        w.install_config(bundle.encode()).unwrap();
+    }
+    if let Some((key, id)) = &args.validator {
+        let cert = issuer.validator_cert_with(*id, key, Vec::new(), now - 3600, now + 365 * 86_400);
+        let path = args.out.join("validator.cert");
+        std::fs::write(&path, hex::encode(cert.encode())).unwrap();
+        println!(
+            "wrote {}: mancard validator --data-dir V install-certificate --certificate \"$(cat {})\"",
+            path.display(),
+            path.display()
+        );
+    }
     println!(
         "wrote {}/issuer.pub and {}/bundle.bin (version {version})",
         args.out.display(),

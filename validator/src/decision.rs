@@ -91,6 +91,41 @@ pub enum Refusal {
     JournalFailure(String),
     /// The validator's random generator failed.
     Internal(String),
+    /// This validator has no validator certificate: phones answer no unauthenticated reader.
+    NoValidatorCertificate,
+    /// The installed config bundle lists this validator on the validator deny list.
+    ValidatorBlocked,
+    /// This validator's certificate is not valid at its clock (expired, or the clock is off).
+    ValidatorCertificateNotValid { valid_from: u32, valid_until: u32 },
+    /// This validator's certificate does not cover the line it serves.
+    ValidatorLineNotAllowed(u32),
+    /// A high-S signature: a modified copy of a valid signature (a photographed pass or a
+    /// replayed answer with its s flipped).
+    NonCanonicalSignature,
+    /// A QR pass whose lifetime is longer than the config bundle allows.
+    PassTooLong { lifetime: u16, max: u16 },
+    /// The phone signed for another fare class than the challenge quoted.
+    FareClassMismatch,
+    /// 6986: the phone needs this validator's certificate (it was not sent inline).
+    PhoneNeedsReaderCertificate,
+    /// 69C1: the phone does not trust this validator's certificate (unknown issuer key).
+    PhoneDistrustsReader,
+    /// 69C2: the phone says this validator's certificate is expired or not yet valid.
+    PhoneSaysReaderExpired,
+    /// 69C3: the phone has this validator on its validator deny list.
+    PhoneSaysReaderDenied,
+    /// 69C4: the phone refused the challenge's signature.
+    PhoneRejectedChallenge,
+    /// 69C5: the validator's time is outside the phone's window.
+    PhoneClockMismatch,
+    /// 69C6: the fare is above the tariff's highest single fare for the rider's class.
+    PhoneSaysFareTooHigh,
+    /// 69C7: the phone answered too many taps this minute.
+    PhoneTooManyTaps,
+    /// 69C8: the phone says this validator may not charge on this line.
+    PhoneSaysLineNotAllowed,
+    /// 69C9: the phone says the challenge was made for another session.
+    PhoneSaysStaleChallenge,
 }
 
 impl Refusal {
@@ -123,6 +158,23 @@ impl Refusal {
             Self::NotAPass(_) => "not_a_pass",
             Self::JournalFailure(_) => "journal_failure",
             Self::Internal(_) => "internal",
+            Self::NoValidatorCertificate => "no_validator_certificate",
+            Self::ValidatorBlocked => "validator_blocked",
+            Self::ValidatorCertificateNotValid { .. } => "validator_certificate_not_valid",
+            Self::ValidatorLineNotAllowed(_) => "validator_line_not_allowed",
+            Self::NonCanonicalSignature => "non_canonical_signature",
+            Self::PassTooLong { .. } => "pass_too_long",
+            Self::FareClassMismatch => "fare_class_mismatch",
+            Self::PhoneNeedsReaderCertificate => "reader_certificate_required",
+            Self::PhoneDistrustsReader => "reader_unknown",
+            Self::PhoneSaysReaderExpired => "reader_expired",
+            Self::PhoneSaysReaderDenied => "reader_denied",
+            Self::PhoneRejectedChallenge => "bad_challenge_signature",
+            Self::PhoneClockMismatch => "reader_clock_off",
+            Self::PhoneSaysFareTooHigh => "fare_too_high",
+            Self::PhoneTooManyTaps => "too_many_taps",
+            Self::PhoneSaysLineNotAllowed => "reader_line_not_allowed",
+            Self::PhoneSaysStaleChallenge => "stale_challenge",
         }
     }
 
@@ -170,6 +222,63 @@ impl Refusal {
             Self::NotAPass(_) => "Not a ManCard QR code".into(),
             Self::JournalFailure(_) => "Validator out of order - please use another door".into(),
             Self::Internal(_) => "Validator error - please tap again".into(),
+            _ => self.v2_display_text(),
+        }
+    }
+
+    /// The display text of the protocol v2 reasons (reader authentication, bounded passes).
+    fn v2_display_text(&self) -> String {
+        match self {
+            Self::NoValidatorCertificate => {
+                "Validator not ready (no validator certificate installed) - please use another door"
+                    .into()
+            }
+            Self::ValidatorBlocked => "This validator is blocked - please use another door".into(),
+            Self::ValidatorCertificateNotValid { .. } => {
+                "Validator certificate expired or validator clock wrong - please use another door"
+                    .into()
+            }
+            Self::ValidatorLineNotAllowed(l) => {
+                format!("Validator not allowed on line {l} - please use another door")
+            }
+            Self::NonCanonicalSignature => {
+                "Card not recognised (modified signature) - show a new code or tap your phone"
+                    .into()
+            }
+            Self::PassTooLong { max, .. } => {
+                format!("QR code valid for too long (at most {max} s allowed) - show a new code")
+            }
+            Self::FareClassMismatch => "Fare class not confirmed by the phone - tap again".into(),
+            Self::PhoneNeedsReaderCertificate => {
+                "Phone needs the validator's certificate - tap again".into()
+            }
+            Self::PhoneDistrustsReader => {
+                "Phone does not trust this validator - open the app online, or use another door"
+                    .into()
+            }
+            Self::PhoneSaysReaderExpired => {
+                "Phone says this validator's certificate expired - please use another door".into()
+            }
+            Self::PhoneSaysReaderDenied => {
+                "Phone says this validator is blocked - please use another door".into()
+            }
+            Self::PhoneRejectedChallenge => {
+                "Phone refused the validator's signature - please use another door".into()
+            }
+            Self::PhoneClockMismatch => {
+                "Phone and validator clocks disagree - check your phone's date and time".into()
+            }
+            Self::PhoneSaysFareTooHigh => {
+                "Phone refused: fare higher than the tariff allows - please use another door".into()
+            }
+            Self::PhoneTooManyTaps => {
+                "Too many taps this minute - wait a minute and tap again".into()
+            }
+            Self::PhoneSaysLineNotAllowed => {
+                "Phone says this validator may not charge on this line - use another door".into()
+            }
+            Self::PhoneSaysStaleChallenge => "Tap interrupted (old challenge) - tap again".into(),
+            other => format!("Refused ({})", other.code()),
         }
     }
 
@@ -199,7 +308,22 @@ impl Refusal {
             VerifyError::PassOutsideWindow { issued_at, now, .. } => {
                 Self::PhoneClockOff { issued_at, now }
             }
-            VerifyError::StaleBundle { .. } => Self::Internal(e.to_string()),
+            VerifyError::NonCanonicalSignature => Self::NonCanonicalSignature,
+            VerifyError::PassTooLong { lifetime, max } => Self::PassTooLong { lifetime, max },
+            VerifyError::ValidatorDenied(_) => Self::ValidatorBlocked,
+            VerifyError::ValidatorCertNotValid {
+                valid_from,
+                valid_until,
+                ..
+            } => Self::ValidatorCertificateNotValid {
+                valid_from,
+                valid_until,
+            },
+            VerifyError::LineNotAllowed { line_id, .. } => Self::ValidatorLineNotAllowed(line_id),
+            VerifyError::FareClassMismatch { .. } => Self::FareClassMismatch,
+            VerifyError::StaleBundle { .. } | VerifyError::WrongValidator { .. } => {
+                Self::Internal(e.to_string())
+            }
         }
     }
 
@@ -216,6 +340,16 @@ impl Refusal {
                 available: None,
             },
             StatusWord::StorageFailure => Self::PhoneStorageFailure,
+            StatusWord::ReaderCertificateRequired => Self::PhoneNeedsReaderCertificate,
+            StatusWord::ReaderUnknown => Self::PhoneDistrustsReader,
+            StatusWord::ReaderExpired => Self::PhoneSaysReaderExpired,
+            StatusWord::ReaderDenied => Self::PhoneSaysReaderDenied,
+            StatusWord::BadChallengeSignature => Self::PhoneRejectedChallenge,
+            StatusWord::ReaderClockOff => Self::PhoneClockMismatch,
+            StatusWord::FareTooHigh => Self::PhoneSaysFareTooHigh,
+            StatusWord::TooManyTaps => Self::PhoneTooManyTaps,
+            StatusWord::ReaderLineNotAllowed => Self::PhoneSaysLineNotAllowed,
+            StatusWord::StaleChallenge => Self::PhoneSaysStaleChallenge,
             other => Self::CardError(other),
         }
     }
@@ -296,7 +430,9 @@ pub struct TapOutcome {
     pub time: i64,
     /// From the first APDU (or the QR text) to the journaled decision.
     pub elapsed: Duration,
-    /// Command/response pairs exchanged (0 for QR).
+    /// Command/response pairs exchanged (0 for QR): 2 for a cached adult card (SELECT,
+    /// AUTHORIZE TAP), 3 at first sight (READ CERTIFICATE) or for another fare class (a second
+    /// AUTHORIZE TAP quoted for the class the phone's certificate names).
     pub apdus: u32,
     /// True when the certificate came from the cache (no READ CERTIFICATE, no issuer verify).
     pub cert_cached: bool,

@@ -1,15 +1,15 @@
-//! The validator device: engine + journal + key + clock, and the NFC and QR flows.
+//! The validator device: engine + journal + key + its validator certificate + clock, the QR
+//! flow, the journal commits and uploads. The NFC tap is in `nfc.rs`.
 
-use crate::channel::{CardChannel, ChannelError};
+use crate::certificate::{check_certificate, CertificateError};
 use crate::decision::{Acceptance, Decision, Medium, Refusal, TapOutcome};
 use crate::engine::{ConfigError, ConfigInstall, Engine, PassCheck, TrustAnchor};
 use crate::journal::{Journal, JournalCounts, JournalError, SealedBatch};
 use mancard_protocol::{
-    BoardingPass, CommandApdu, CredentialCertificate, FareQuote, PublicKey, ResponseApdu,
-    SelectResponse, SigningKey, StatusWord, TapAuthorization, TapChallenge, TapProof, TapRecord,
-    ValidatorConfig, VerifiedCertificate, DEFAULT_PASS_SKEW_SECS,
+    BoardingPass, FareQuote, PublicKey, SigningKey, TapProof, TapRecord, TimeRules,
+    ValidatorCertificate, ValidatorConfig,
 };
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,7 @@ const META_VALIDATOR_ID: &str = "validator_id";
 const META_LINE_ID: &str = "line_id";
 const META_ANCHOR: &str = "trust_anchor";
 const META_CONFIG: &str = "config_bundle";
+const META_CERTIFICATE: &str = "validator_certificate";
 
 /// A source of UTC seconds (the real clock, or a fixed one in tests).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -54,6 +55,8 @@ pub enum ValidatorError {
     Anchor(String),
     #[error("upload failed: {0}")]
     Upload(String),
+    #[error("{0}")]
+    Certificate(#[from] CertificateError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ValidatorError + '_ {
@@ -74,6 +77,13 @@ pub struct ValidatorStatus {
     /// Now minus the config's issued_at: how old the deny list is.
     pub deny_list_age_secs: Option<i64>,
     pub deny_list_len: usize,
+    /// The installed validator certificate (none: every NFC tap is refused).
+    pub certificate: Option<ValidatorCertificate>,
+    /// True if the installed bundle lists this validator on its validator deny list: every
+    /// tap is refused ("this validator is blocked").
+    pub blocked: bool,
+    /// The time rules QR passes are checked under (the bundle's, the skew possibly narrowed).
+    pub time_rules: TimeRules,
     /// True if the validator's clock is more than an hour before the bundle's `issued_at`: the
     /// clock is wrong (certificates will look not yet valid, fare days will be off).
     pub clock_behind_bundle: bool,
@@ -95,14 +105,14 @@ pub struct UploadReport {
 /// The validator on the bus.
 pub struct Validator {
     dir: Option<PathBuf>,
-    engine: Engine,
-    journal: Journal,
-    key: SigningKey,
-    validator_id: u32,
-    line_id: u32,
+    pub(crate) engine: Engine,
+    pub(crate) journal: Journal,
+    pub(crate) key: SigningKey,
+    pub(crate) validator_id: u32,
+    pub(crate) line_id: u32,
     clock: Clock,
-    rng: SystemRandom,
-    skew_secs: i64,
+    pub(crate) rng: SystemRandom,
+    pub(crate) certificate: Option<ValidatorCertificate>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -117,8 +127,9 @@ impl std::fmt::Debug for Validator {
 
 impl Validator {
     /// Initialises (or re-initialises) a data directory: the validator key (created once,
-    /// PKCS#8, mode 0600), its id, line and trust anchor. Keeps an existing key, journal and
-    /// config bundle.
+    /// PKCS#8, mode 0600), its id, line and trust anchor. Keeps an existing key, journal,
+    /// config bundle and validator certificate (install one with
+    /// [`Validator::install_certificate`]: without it every NFC tap is refused).
     pub fn init(
         dir: &Path,
         anchor: &TrustAnchor,
@@ -146,7 +157,8 @@ impl Validator {
         Self::open(dir)
     }
 
-    /// Opens an initialised data directory: loads the key, settings and the installed config
+    /// Opens an initialised data directory: loads the key, settings, the validator certificate
+    /// and the installed config
     /// (re-verified against the trust anchor chain is not needed: it was verified before it was
     /// stored), and rebuilds the replay cache and ride states from the journal.
     pub fn open(dir: &Path) -> Result<Self, ValidatorError> {
@@ -193,6 +205,16 @@ impl Validator {
         for ride in journal.rides()? {
             engine.replay_ride(&ride);
         }
+        // Stored only after it was checked; decoded again. A directory re-initialised with
+        // another validator id keeps a certificate that no longer names it: not used.
+        let certificate = journal
+            .get_meta(META_CERTIFICATE)?
+            .map(|bytes| ValidatorCertificate::decode(&bytes))
+            .transpose()
+            .map_err(CertificateError::from)?
+            .filter(|c| {
+                c.body.validator_id == validator_id && c.body.public_key == key.public_key()
+            });
         Ok(Self {
             dir: None,
             engine,
@@ -202,7 +224,7 @@ impl Validator {
             line_id,
             clock,
             rng: SystemRandom::new(),
-            skew_secs: DEFAULT_PASS_SKEW_SECS,
+            certificate,
         })
     }
 
@@ -223,8 +245,12 @@ impl Validator {
         self.clock = clock;
     }
 
+    /// Narrows the QR clock skew to at most `skew` seconds. The signed bundle's time rules
+    /// decide the skew and the longest pass lifetime; this can only make the validator
+    /// stricter than the bundle, never more lenient.
     pub fn set_skew_secs(&mut self, skew: i64) {
-        self.skew_secs = skew.max(0);
+        let cap = u16::try_from(skew.max(0)).unwrap_or(u16::MAX);
+        self.engine.set_skew_cap_secs(Some(cap));
     }
 
     pub fn now(&self) -> i64 {
@@ -275,100 +301,29 @@ impl Validator {
         Ok(checked.install)
     }
 
-    // ---------------------------------------------------------------- NFC
-
-    /// One NFC tap over `channel`: SELECT, READ CERTIFICATE if not cached, AUTHORIZE TAP with a
-    /// fresh challenge. The decision is journaled before it is returned.
-    pub fn tap_nfc(&mut self, channel: &mut dyn CardChannel) -> TapOutcome {
-        let start = Instant::now();
-        let now = self.now();
-        let mut apdus = 0u32;
-        let mut cert_cached = false;
-        let result = self.nfc_exchange(channel, now, &mut apdus, &mut cert_cached);
-        let decision = match result {
-            Ok((record, quote)) => self.commit_accept(Medium::Nfc, record, &quote),
-            Err(r) => self.commit_refusal(Medium::Nfc, now, r),
-        };
-        TapOutcome {
-            decision,
-            medium: Medium::Nfc,
-            time: now,
-            elapsed: start.elapsed(),
-            apdus,
-            cert_cached,
-        }
+    /// Verifies and installs this validator's certificate (see [`crate::certificate`]):
+    /// it must name this validator's id and public key and be signed by a trusted issuer key.
+    /// Persisted in the journal; a refused certificate changes nothing.
+    pub fn install_certificate(&mut self, bytes: &[u8]) -> Result<(), ValidatorError> {
+        let cert = ValidatorCertificate::decode(bytes).map_err(CertificateError::from)?;
+        let trusted = self.engine.certificate_keys(cert.body.issuer_key_id);
+        let cert = check_certificate(cert, self.validator_id, &self.public_key(), &trusted)?;
+        self.journal.set_meta(META_CERTIFICATE, &cert.encode())?;
+        self.certificate = Some(cert);
+        Ok(())
     }
 
-    fn nfc_exchange(
-        &mut self,
-        ch: &mut dyn CardChannel,
-        now: i64,
-        apdus: &mut u32,
-        cert_cached: &mut bool,
-    ) -> Result<(TapRecord, FareQuote), Refusal> {
-        self.engine.require_config()?;
-        // 1. SELECT
-        let sel = exchange(ch, &CommandApdu::select_mancard(), apdus, None)?;
-        let sel = SelectResponse::decode(&sel)
-            .map_err(|e| Refusal::Malformed(format!("SELECT response: {e}")))?;
-        let hash = sel.cert_hash.ok_or(Refusal::NoCredential)?;
-        // 2. READ CERTIFICATE unless cached
-        let vc: Arc<VerifiedCertificate> = match self.engine.cached_cert(&hash) {
-            Some(vc) => {
-                *cert_cached = true;
-                vc
-            }
-            None => {
-                let bytes = exchange(ch, &CommandApdu::read_certificate(), apdus, None)?;
-                let cert = CredentialCertificate::decode(&bytes)
-                    .map_err(|e| Refusal::Malformed(format!("certificate: {e}")))?;
-                if CredentialCertificate::hash_bytes(&bytes) != hash {
-                    return Err(Refusal::Malformed(
-                        "certificate does not match the hash announced in SELECT".into(),
-                    ));
-                }
-                self.engine.admit_cert(cert)?
-            }
-        };
-        // 3. Checks before the challenge, and the fare.
-        let quote = self.engine.quote(&vc, self.line_id, now)?;
-        let mut nonce = [0u8; 16];
-        self.rng
-            .fill(&mut nonce)
-            .map_err(|_| Refusal::Internal("random generator failed".into()))?;
-        let challenge = TapChallenge {
-            validator_id: self.validator_id,
-            nonce,
-            validator_time: now,
-            line_id: self.line_id,
-            fare: quote.amount,
-        };
-        // 4. AUTHORIZE TAP
-        let bytes = exchange(
-            ch,
-            &CommandApdu::authorize_tap(&challenge),
-            apdus,
-            Some(quote.amount),
-        )?;
-        let auth = TapAuthorization::decode(&bytes)
-            .map_err(|e| Refusal::Malformed(format!("authorization: {e}")))?;
-        self.engine.check_authorization(&vc, &challenge, &auth)?;
-        let body = &vc.cert.body;
-        let record = TapRecord {
-            validator_id: self.validator_id,
-            line_id: self.line_id,
-            time: now,
-            pseudonym: body.pseudonym,
-            counter: auth.counter,
-            fare: quote.amount,
-            fare_kind: quote.kind,
-            proof: TapProof::Nfc {
-                challenge,
-                authorization: auth,
-                cert_hash: vc.hash,
-            },
-        };
-        Ok((record, quote))
+    /// The installed validator certificate.
+    pub fn certificate(&self) -> Option<&ValidatorCertificate> {
+        self.certificate.as_ref()
+    }
+
+    /// Refused if the installed bundle lists this validator on its validator deny list.
+    pub(crate) fn check_not_blocked(&self) -> Result<(), Refusal> {
+        if self.engine.is_validator_denied(self.validator_id) {
+            return Err(Refusal::ValidatorBlocked);
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------- QR
@@ -394,10 +349,9 @@ impl Validator {
 
     fn qr_check(&mut self, text: &str, now: i64) -> Result<(TapRecord, FareQuote), Refusal> {
         self.engine.require_config()?;
+        self.check_not_blocked()?;
         let pass = BoardingPass::from_text(text).map_err(|e| Refusal::NotAPass(e.to_string()))?;
-        let PassCheck { cert: vc, quote } =
-            self.engine
-                .check_pass(&pass, self.line_id, now, self.skew_secs)?;
+        let PassCheck { cert: vc, quote } = self.engine.check_pass(&pass, self.line_id, now)?;
         let record = TapRecord {
             validator_id: self.validator_id,
             line_id: self.line_id,
@@ -413,7 +367,12 @@ impl Validator {
 
     // ---------------------------------------------------------------- journal
 
-    fn commit_accept(&mut self, medium: Medium, record: TapRecord, quote: &FareQuote) -> Decision {
+    pub(crate) fn commit_accept(
+        &mut self,
+        medium: Medium,
+        record: TapRecord,
+        quote: &FareQuote,
+    ) -> Decision {
         match self.journal.record_accepted(medium, &record) {
             Ok(seq) => {
                 self.engine
@@ -436,7 +395,7 @@ impl Validator {
         }
     }
 
-    fn commit_refusal(&mut self, medium: Medium, now: i64, r: Refusal) -> Decision {
+    pub(crate) fn commit_refusal(&mut self, medium: Medium, now: i64, r: Refusal) -> Decision {
         match self.journal.record_refusal(medium, now, &r) {
             Ok(_) => Decision::Refused(r),
             // The refusal stands either way; say the journal is broken if it is.
@@ -504,34 +463,15 @@ impl Validator {
             config_issued_at: cfg.map(|c| c.body.issued_at),
             deny_list_age_secs: cfg.map(|c| now.saturating_sub(c.body.issued_at)),
             deny_list_len: cfg.map(|c| c.body.deny_list.len()).unwrap_or(0),
+            certificate: self.certificate.clone(),
+            blocked: self.engine.is_validator_denied(self.validator_id),
+            time_rules: self.engine.time_rules(),
             clock_behind_bundle: cfg.is_some_and(|c| now < c.body.issued_at.saturating_sub(3600)),
             journal: self.journal.counts()?,
             cert_cache: self.engine.cert_cache_len(),
             replay_cache: self.engine.replay_len(),
         })
     }
-}
-
-/// Sends one command, returns the response data on 9000, a typed refusal otherwise.
-fn exchange(
-    ch: &mut dyn CardChannel,
-    cmd: &CommandApdu,
-    apdus: &mut u32,
-    fare: Option<i64>,
-) -> Result<Vec<u8>, Refusal> {
-    let bytes = cmd
-        .encode()
-        .map_err(|e| Refusal::Internal(format!("cannot encode command: {e}")))?;
-    *apdus = apdus.saturating_add(1);
-    let raw = ch.transmit(&bytes).map_err(|e| match e {
-        ChannelError::CardRemoved => Refusal::Communication("card removed".into()),
-        other => Refusal::Communication(other.to_string()),
-    })?;
-    let resp = ResponseApdu::parse(&raw).map_err(|e| Refusal::Malformed(e.to_string()))?;
-    if resp.sw != StatusWord::Ok {
-        return Err(Refusal::from_status(resp.sw, fare));
-    }
-    Ok(resp.data)
 }
 
 fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), ValidatorError> {

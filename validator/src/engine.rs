@@ -6,9 +6,9 @@ use crate::cache::{CertCache, ReplayCache};
 use crate::decision::Refusal;
 use crate::journal::JournaledRide;
 use mancard_protocol::{
-    check_validity, verify_config, BoardingPass, CredentialCertificate, FareQuote, IssuerKey,
-    Pseudonym, PublicKey, RideState, TapAuthorization, TapChallenge, ValidatorConfig,
-    VerifiedCertificate, VerifyError,
+    check_validity, verify_config, BoardingPass, CredentialCertificate, FareClass, FareQuote,
+    IssuerKey, Pseudonym, PublicKey, RideState, TapAuthorization, TapChallenge, TimeRules,
+    ValidatorConfig, VerifiedCertificate, VerifyError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,6 +115,8 @@ pub struct Engine {
     replay: ReplayCache,
     rides: HashMap<Pseudonym, RideState>,
     ride_cap: usize,
+    /// A local cap on the bundle's QR clock skew (it can only narrow it).
+    skew_cap_secs: Option<u16>,
 }
 
 impl Engine {
@@ -127,7 +129,36 @@ impl Engine {
             replay: ReplayCache::new(DEFAULT_REPLAY_CACHE),
             rides: HashMap::new(),
             ride_cap: DEFAULT_RIDE_STATES,
+            skew_cap_secs: None,
         }
+    }
+
+    /// Narrows the QR clock skew below the bundle's (`None`: the bundle's skew). The signed
+    /// bundle's [`TimeRules`] decide the skew and the longest pass lifetime; a validator may
+    /// only be stricter than them, never more lenient.
+    pub fn set_skew_cap_secs(&mut self, cap: Option<u16>) {
+        self.skew_cap_secs = cap;
+    }
+
+    /// The time rules QR passes are checked under: the bundle's, with the skew narrowed by
+    /// [`Engine::set_skew_cap_secs`]. The defaults before any bundle is installed.
+    pub fn time_rules(&self) -> TimeRules {
+        let mut rules = self
+            .config
+            .as_ref()
+            .map(|c| c.body.time_rules)
+            .unwrap_or_default();
+        if let Some(cap) = self.skew_cap_secs {
+            rules.clock_skew_secs = rules.clock_skew_secs.min(cap);
+        }
+        rules
+    }
+
+    /// True if the installed bundle lists `validator_id` on its validator deny list.
+    pub fn is_validator_denied(&self, validator_id: u32) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.is_validator_denied(validator_id))
     }
 
     pub fn with_capacities(mut self, certs: usize, replay: usize, rides: usize) -> Self {
@@ -152,6 +183,20 @@ impl Engine {
                 .map(|a| a.as_issuer_key(signer_key_id))
                 .collect(),
         }
+    }
+
+    /// The keys a validator certificate may be signed with: the provisioned trust anchors and
+    /// the installed bundle's issuer keys.
+    pub fn certificate_keys(&self, issuer_key_id: u32) -> Vec<IssuerKey> {
+        let mut keys: Vec<IssuerKey> = self
+            .anchors
+            .iter()
+            .map(|a| a.as_issuer_key(issuer_key_id))
+            .collect();
+        if let Some(c) = &self.config {
+            keys.extend(c.body.issuer_keys.iter().cloned());
+        }
+        keys
     }
 
     /// Checks a bundle (signature by a trusted key, newer version) without installing it.
@@ -201,7 +246,7 @@ impl Engine {
         &mut self,
         cert: CredentialCertificate,
     ) -> Result<Arc<VerifiedCertificate>, Refusal> {
-        let hash = cert.hash();
+        let hash = cert.id();
         if let Some(vc) = self.certs.get(&hash) {
             return Ok(vc);
         }
@@ -248,16 +293,44 @@ impl Engine {
         Ok(quote)
     }
 
-    /// Checks the phone's answer to `challenge`: amount, binding, counter, signature, replay.
+    /// A certificate a phone presented (READ CERTIFICATE, or its answer to a challenge quoted
+    /// for another class): issuer signature (cached), deny list and validity at `now`.
+    pub fn admit_checked(
+        &mut self,
+        cert: CredentialCertificate,
+        now: i64,
+    ) -> Result<Arc<VerifiedCertificate>, Refusal> {
+        let vc = self.admit_cert(cert)?;
+        let cfg = self.require_config()?;
+        if cfg.is_denied(&vc.cert.body.pseudonym) {
+            return Err(Refusal::Blocked);
+        }
+        check_validity(&vc.cert, now).map_err(Refusal::from_verify)?;
+        Ok(vc)
+    }
+
+    /// The full fare of `class` on `line_id` (no transfer, no cap): what a challenge asks the
+    /// phone to authorize before the validator knows the rider.
+    pub fn full_fare(&self, class: FareClass, line_id: u32, now: i64) -> Result<i64, Refusal> {
+        let cfg = self.require_config()?;
+        cfg.body
+            .tariff
+            .fare(class, line_id, now, &RideState::default())
+            .map(|q| q.amount)
+            .map_err(|_| Refusal::LineNotInTariff(line_id))
+    }
+
+    /// Checks the phone's answer to `challenge`: amount, binding, class, counter, signature
+    /// (canonical), replay.
     pub fn check_authorization(
         &self,
         vc: &VerifiedCertificate,
         challenge: &TapChallenge,
         auth: &TapAuthorization,
     ) -> Result<(), Refusal> {
-        if auth.amount != challenge.fare {
+        if auth.amount != challenge.body.fare {
             return Err(Refusal::AmountMismatch {
-                asked: challenge.fare,
+                asked: challenge.body.fare,
                 signed: auth.amount,
             });
         }
@@ -271,41 +344,53 @@ impl Engine {
         Ok(())
     }
 
-    /// The whole NFC decision with a cached certificate (what the benchmark measures):
-    /// cache lookup, deny list, validity, fare, amount, tap signature and replay check.
-    pub fn decide_cached_nfc(
+    /// The NFC decision once the phone has authorized `challenge` (what the benchmark
+    /// measures with a cached certificate): cache lookup by the authorization's certificate
+    /// id, deny list, validity, the rider's fare (transfer, cap) no more than the signed
+    /// amount, the tap signature and the replay check. Returns the fare to charge.
+    pub fn decide_nfc(
         &mut self,
-        cert_hash: &[u8; 32],
         line_id: u32,
         challenge: &TapChallenge,
         auth: &TapAuthorization,
     ) -> Result<FareQuote, Refusal> {
         let vc = self
-            .cached_cert(cert_hash)
+            .cached_cert(&auth.cert_id)
             .ok_or_else(|| Refusal::Malformed("certificate not cached".into()))?;
-        let quote = self.quote(&vc, line_id, challenge.validator_time)?;
-        if quote.amount != challenge.fare {
+        self.decide_with(&vc, line_id, challenge, auth)
+    }
+
+    /// [`Engine::decide_nfc`] with the phone's verified certificate in hand.
+    pub fn decide_with(
+        &self,
+        vc: &VerifiedCertificate,
+        line_id: u32,
+        challenge: &TapChallenge,
+        auth: &TapAuthorization,
+    ) -> Result<FareQuote, Refusal> {
+        let quote = self.quote(vc, line_id, challenge.body.validator_time)?;
+        if quote.amount > challenge.body.fare {
             return Err(Refusal::AmountMismatch {
                 asked: quote.amount,
-                signed: challenge.fare,
+                signed: challenge.body.fare,
             });
         }
-        self.check_authorization(&vc, challenge, auth)?;
+        self.check_authorization(vc, challenge, auth)?;
         Ok(quote)
     }
 
     /// Checks a QR pass at `now` on `line_id`: certificate (cached or verified), deny list,
-    /// validity, window with `skew_secs`, counter, tap signature, fare ≤ pass maximum, replay.
+    /// validity, the bundle's time rules (longest lifetime, skew), counter, tap signature,
+    /// fare ≤ pass maximum, replay.
     pub fn check_pass(
         &mut self,
         pass: &BoardingPass,
         line_id: u32,
         now: i64,
-        skew_secs: i64,
     ) -> Result<PassCheck, Refusal> {
         let vc = self.admit_cert(pass.body.certificate.clone())?;
         let quote = self.quote(&vc, line_id, now)?;
-        vc.verify_pass(pass, now, skew_secs)
+        vc.verify_pass(pass, now, &self.time_rules())
             .map_err(Refusal::from_verify)?;
         if quote.amount > pass.body.max_amount {
             return Err(Refusal::InsufficientAllowance {

@@ -4,24 +4,29 @@
 //! microseconds with public keys only, works offline for days, loses no tap.
 //!
 //! - [`Engine`]: verified config bundle, certificate cache, replay cache, ride states, fares.
-//! - [`Validator`]: the device: engine + SQLite [`Journal`] + its P-256 key + clock; NFC taps
-//!   over a [`CardChannel`] ([`Validator::tap_nfc`]), QR passes ([`Validator::verify_qr`]),
-//!   signed exactly-once uploads ([`Validator::upload`]).
+//! - [`Validator`]: the device: engine + SQLite [`Journal`] + its P-256 key, its issuer-signed
+//!   validator certificate ([`Validator::install_certificate`]) + clock; mutually
+//!   authenticated NFC taps over a [`CardChannel`] ([`Validator::tap_nfc`], in `nfc.rs`), QR
+//!   passes under the bundle's time rules ([`Validator::verify_qr`]), signed exactly-once
+//!   uploads ([`Validator::upload`]).
 //! - Readers: [`FnChannel`] (in-process), [`pcsc_reader::PcscReader`] (PC/SC via pcscd),
 //!   and the card side [`vpcd::VpcdCard`] (a card emulator over vsmartcard's vpcd).
 //! - [`http`]: a minimal HTTP/1.1 client (`http://` and `https://` with rustls) for
 //!   `sync-config` and `upload`.
 
 pub mod cache;
+pub mod certificate;
 pub mod channel;
 pub mod decision;
 pub mod device;
 pub mod engine;
 pub mod http;
 pub mod journal;
+mod nfc;
 pub mod pcsc_reader;
 pub mod vpcd;
 
+pub use certificate::CertificateError;
 pub use channel::{CardChannel, ChannelError, FnChannel};
 pub use decision::{money, Acceptance, Decision, Medium, Refusal, TapOutcome};
 pub use device::{system_clock, Clock, UploadReport, Validator, ValidatorError, ValidatorStatus};

@@ -1,6 +1,7 @@
-//! Issuance: provisioning a device (a new pseudonym; the account's other devices are revoked)
-//! and replenishing its certificate (same pseudonym, the next counter range), and the cache of
-//! issued certificates settlement verifies against.
+//! Issuance: provisioning a device (the account's other devices are revoked) and replenishing
+//! its certificate (the next counter range), each certificate with a fresh random pseudonym
+//! (nothing on the wire links two certificates of one phone; the backend links them through
+//! its certificates table), and the cache of issued certificates settlement verifies against.
 
 use crate::engine::{hex_array, public_key, random, Engine};
 use crate::error::{Error, Result, StoreError};
@@ -84,7 +85,17 @@ impl Engine {
             }
             let account = tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
             let (device, revoked) = self.device_for(tx, &account, &proven, new_pseudonym, now)?;
-            self.certify(tx, &account, &device, &proven, revoked, now)
+            let (mut resp, info) = self.certify(
+                tx,
+                &account,
+                &device,
+                &proven,
+                (new_pseudonym, revoked),
+                now,
+            )?;
+            // In this transaction: the bundle names the pseudonyms it revoked.
+            resp.config_bundle = self.bundle_hex_in(tx, now)?;
+            Ok((resp, info))
         })?;
         tracing::info!(
             account_id = account_id.0,
@@ -101,7 +112,7 @@ impl Engine {
     }
 
     /// The device a request is for: the existing one of its binding key, or (provisioning) a
-    /// new one that replaces the account's other devices, whose pseudonyms are returned.
+    /// new one that replaces the account's other devices, whose live pseudonyms are returned.
     fn device_for(
         &self,
         tx: &Writer<'_>,
@@ -113,7 +124,7 @@ impl Engine {
         let binding = proven.binding.as_bytes();
         match (proven.purpose, tx.device_by_binding_key(binding)?) {
             (_, Some(d)) if d.account_id != account.id => Err(Error::BindingKeyInUse),
-            (_, Some(d)) => match tx.revocation(&d.pseudonym)? {
+            (_, Some(d)) => match tx.revocation(d.id)? {
                 Some(reason) => Err(Error::CredentialRevoked { reason }),
                 None => Ok((d, Vec::new())),
             },
@@ -121,8 +132,8 @@ impl Engine {
             (ProvisionPurpose::Provision, None) => {
                 let mut revoked = Vec::new();
                 for old in tx.active_devices(account.id)? {
-                    tx.revoke(&old.pseudonym, old.id, Revocation::ReplacedByNewDevice, now)?;
-                    revoked.push(old.pseudonym.to_hex());
+                    tx.revoke(old.id, Revocation::ReplacedByNewDevice, now)?;
+                    revoked.extend(tx.live_pseudonyms(old.id, now)?.iter().map(|p| p.to_hex()));
                 }
                 let id = tx.insert_device(account.id, binding, &new_pseudonym, now)?;
                 if !revoked.is_empty() {
@@ -145,14 +156,16 @@ impl Engine {
         }
     }
 
-    /// Signs and stores the device's next certificate.
+    /// Signs and stores the device's next certificate under its fresh `pseudonym`; `revoked`
+    /// are the pseudonyms this request revoked. The response's config bundle is filled in by
+    /// the caller.
     fn certify(
         &self,
         tx: &Writer<'_>,
         account: &Account,
         device: &Device,
         proven: &Proven,
-        revoked: Vec<String>,
+        (pseudonym, revoked): (PseudonymBytes, Vec<String>),
         now: i64,
     ) -> Result<(CredentialResponse, CertInfo)> {
         let policy = &self.config().policy;
@@ -168,7 +181,7 @@ impl Engine {
             .collect();
         let body = CertificateBody {
             issuer_key_id: signer.key_id,
-            pseudonym: Pseudonym(device.pseudonym.0),
+            pseudonym: Pseudonym(pseudonym.0),
             tap_public_key: proven.tap,
             valid_from: now.saturating_sub(policy.cert_backdate_secs),
             valid_until: now.saturating_add(policy.cert_lifetime_secs.max(1)),
@@ -182,9 +195,10 @@ impl Engine {
         let cert = body.sign(&signer.key).map_err(Error::internal)?;
         drop(keys);
         let encoded = cert.encode();
-        let hash = CertHash(CredentialCertificate::hash_bytes(&encoded));
+        let hash = CertHash(cert.id());
         tx.insert_certificate(&NewCertificate {
             hash,
+            pseudonym,
             device_id: device.id,
             encoded: &encoded,
             counter_first,
@@ -195,7 +209,7 @@ impl Engine {
         let resp = CredentialResponse {
             certificate: hex::encode(&encoded),
             certificate_hash: hash.to_hex(),
-            pseudonym: device.pseudonym.to_hex(),
+            pseudonym: pseudonym.to_hex(),
             issuer_key_id: cert.body.issuer_key_id,
             valid_from: cert.body.valid_from,
             valid_until: cert.body.valid_until,
@@ -208,6 +222,7 @@ impl Engine {
             revoked_pseudonyms: revoked,
             issuer_keys,
             tariff: self.tariff_hex(),
+            config_bundle: String::new(),
         };
         let info = CertInfo {
             cert,

@@ -1,15 +1,20 @@
-//! Settlement: verified taps are stored once per (pseudonym, counter), conflicting evidence
-//! opens a fraud case and revokes the credential, and each affected fare day is re-rated so
-//! the ledger charges every ride its tariff fare. Validator batches are ingested here; wallet
-//! uploads arrive through `sync`.
+//! Settlement: verified taps are stored once (a tap's identity is the hash of what the phone
+//! signed), two different signed taps with one counter are proof of a fork that opens a fraud
+//! case and revokes the device, and each affected fare day is re-rated so the ledger charges
+//! every ride its tariff fare. Validator batches are ingested here; wallet uploads arrive
+//! through `sync`.
 
 use crate::engine::Engine;
 use crate::error::{Error, Result, StoreError};
 use crate::ids::{AccountId, BatchId, CertHash, DeviceId, TapRef};
-use crate::settle::{check_record, over_allowance_total, rate, Check, CheckedTap};
+use crate::settle::{
+    check_record, fork_between, over_allowance_total, rate, Check, CheckedTap, Evidence, Reject,
+};
 use crate::store::{NewEntry, NewFraudCase, NewTap, Revocation, StoredBatch, TapSource, Writer};
 use mancard_api::{BatchResponse, FraudKind, LedgerKind, TapResult, TapStatus};
-use mancard_protocol::{sha256, PublicKey, RideState, TapBatch};
+use mancard_protocol::{
+    sha256, CredentialCertificate, RideState, SignatureError, TapBatch, TapProof,
+};
 use rayon::prelude::{IndexedParallelIterator, IntoParallelRefIterator, ParallelIterator};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -43,15 +48,11 @@ impl Settling {
 }
 
 impl Engine {
-    /// Opens a fraud case against a device and revokes its pseudonym.
+    /// Opens a fraud case against a device and revokes it (every pseudonym of its live
+    /// certificates goes on the deny list).
     pub(crate) fn open_fraud(&self, tx: &Writer<'_>, case: &NewFraudCase<'_>) -> Result<()> {
         let id = tx.insert_fraud_case(case)?;
-        tx.revoke(
-            &case.pseudonym,
-            case.device_id,
-            Revocation::Fraud(case.kind),
-            case.opened_at,
-        )?;
+        tx.revoke(case.device_id, Revocation::Fraud(case.kind), case.opened_at)?;
         tracing::warn!(case = id, device_id = case.device_id.0, pseudonym = %case.pseudonym, kind = case.kind.as_str(), "fraud case opened; credential revoked");
         Ok(())
     }
@@ -182,27 +183,42 @@ impl Engine {
             counter: t.counter,
         };
         if let Some(existing) = tx.tap(&t.pseudonym, t.counter)? {
-            if existing.proof == t.proof {
+            if existing.tap_id == Some(t.id) {
                 r.status = TapStatus::Duplicate;
                 if let (None, Some(line)) = (existing.line_id, t.line_id) {
                     tx.set_tap_line(&t.pseudonym, t.counter, line)?;
                     s.touch(existing.account_id, existing.fare_day, existing.time);
                 }
                 s.pending.push((s.results.len(), tap));
-            } else {
-                let detail = format!(
-                    "two different taps signed with counter {} (reported by {})",
-                    t.counter,
-                    source.as_str()
-                );
-                let why = (FraudKind::DuplicateCounter, detail.as_str());
-                self.fraud_result(tx, &mut r, existing.device_id, &t, why, now)?;
+                s.results.push(r);
+                return Ok(());
+            }
+            // Read in this transaction (the store's one connection is held by it).
+            let cert = tx
+                .certificate(&t.cert_hash)?
+                .and_then(|row| CredentialCertificate::decode(&row.encoded).ok());
+            let fork = match &cert {
+                Some(c) => fork_between(c, &existing.proof, &t.proof),
+                None => Err("the certificate is not issued here".to_string()),
+            };
+            match fork {
+                Ok(proven) => {
+                    let detail = format!("{proven} (reported by {})", source.as_str());
+                    let why = (FraudKind::DuplicateCounter, detail.as_str());
+                    self.fraud_result(tx, &mut r, existing.device_id, &t, why, now)?;
+                }
+                Err(detail) => {
+                    r.status = TapStatus::Rejected;
+                    r.reason = Some(Reject::UnprovenConflict.as_str().to_string());
+                    r.detail = Some(detail);
+                }
             }
             s.results.push(r);
             return Ok(());
         }
         let fare_day = self.config().tariff.fare_day(t.time);
         tx.insert_tap(&NewTap {
+            tap_id: t.id,
             pseudonym: t.pseudonym,
             counter: t.counter,
             account_id: t.account_id,
@@ -271,10 +287,12 @@ impl Engine {
             .store
             .read(|tx| -> Result<_> { Ok((tx.validator_key(vid)?, tx.batch(&batch_id)?)) })?;
         let key = key
-            .and_then(|k| PublicKey::from_bytes(&k, "validator key").ok())
+            .and_then(|k| mancard_protocol::PublicKey::from_bytes(&k, "validator key").ok())
             .ok_or(Error::UnknownValidator(vid))?;
-        if !batch.verify_signature(&key) {
-            return Err(Error::BadBatchSignature);
+        match batch.verify(&key) {
+            Ok(()) => {}
+            Err(SignatureError::NonCanonical) => return Err(Error::NonCanonicalBatchSignature),
+            Err(SignatureError::Invalid) => return Err(Error::BadBatchSignature),
         }
         if let Some(stored) = prior {
             return stored_batch(stored, vid, &body_hash);
@@ -283,17 +301,25 @@ impl Engine {
             .body
             .records
             .iter()
-            .map(|r| CertHash(r.proof.cert_hash()))
+            .map(|r| CertHash(r.proof.cert_id()))
             .collect();
         let certs = self.cert_infos(&hashes)?;
+        let validators = self.validator_infos(challenge_validators(
+            batch.body.records.iter().map(|r| &r.proof),
+        ))?;
+        let time_rules = self.time_rules();
+        let ev = Evidence {
+            validators: &validators,
+            time_rules: &time_rules,
+        };
         let checks: Vec<(u64, Check)> = batch
             .body
             .records
             .par_iter()
             .enumerate()
             .map(|(i, rec)| {
-                let ci = certs.get(&CertHash(rec.proof.cert_hash())).map(|a| &**a);
-                (i as u64, check_record(rec, vid, ci))
+                let ci = certs.get(&CertHash(rec.proof.cert_id())).map(|a| &**a);
+                (i as u64, check_record(rec, vid, ci, &ev))
             })
             .collect();
         let now = self.now();
@@ -325,6 +351,18 @@ impl Engine {
         tracing::info!(validator = vid, batch = %resp.batch_id, settled = resp.settled, duplicates = resp.duplicates, fraud = resp.fraud, rejected = resp.rejected, "batch ingested");
         Ok(resp)
     }
+}
+
+/// The validators whose challenges `proofs` carry.
+pub(crate) fn challenge_validators<'a>(
+    proofs: impl Iterator<Item = &'a TapProof>,
+) -> BTreeSet<u32> {
+    proofs
+        .filter_map(|p| match p {
+            TapProof::Nfc { challenge, .. } => Some(challenge.body.validator_id),
+            TapProof::Qr { .. } => None,
+        })
+        .collect()
 }
 
 /// The answer to a batch id seen before: the stored one, if it is the same batch.

@@ -1,18 +1,21 @@
-//! Wallet sync: the device's tap log is appended (it must continue the stored hash chain),
-//! its taps settled, and the wallet learns its balance, new ledger entries and whether its
-//! credential is active, due for replenishment or revoked. Also the stored log read-back.
+//! Wallet sync: the device (named by any of its certificates' pseudonyms) appends its tap log
+//! (it must continue the stored signed chain, checked with the protocol's `verify_chain`), its
+//! taps are settled on their own evidence, and the wallet learns its balance, new ledger
+//! entries, whether its credential is active, due for replenishment or revoked, and the current
+//! config bundle. Also the stored log read-back.
 
 use crate::engine::{hex_array, Engine};
 use crate::error::{Error, Result};
+use crate::features::settlement::challenge_validators;
 use crate::ids::{AccountId, CertHash, PseudonymBytes};
-use crate::settle::{check_entry, Check};
+use crate::settle::{check_entry, Check, Evidence};
 use crate::store::{Device, NewFraudCase, TapSource, Writer};
 use mancard_api::{
     ChainState, CredentialState, CredentialStatus, FraudKind, LogItem, LogResponse, SyncRequest,
     SyncResponse,
 };
 use mancard_protocol::{
-    verify_chain, ChainError, CredentialCertificate, WalletLogEntry, GENESIS_HASH,
+    verify_chain, ChainError, ChainHead, CredentialCertificate, WalletLogEntry,
 };
 use rayon::prelude::{IntoParallelRefIterator, ParallelIterator};
 use std::collections::BTreeSet;
@@ -47,12 +50,6 @@ impl ReplenishReason {
 /// An uploaded entry with its encoding.
 type Upload = (WalletLogEntry, Vec<u8>);
 
-/// Where the device's chain stands after an upload.
-struct Chain {
-    next_seq: u64,
-    head: [u8; 32],
-}
-
 fn decode_entries(req: &SyncRequest, max: usize) -> Result<Vec<Upload>> {
     if req.entries.len() > max {
         return Err(Error::TooManyEntries { max });
@@ -72,12 +69,20 @@ fn decode_entries(req: &SyncRequest, max: usize) -> Result<Vec<Upload>> {
 }
 
 impl Engine {
-    fn device_of_account(&self, account_id: AccountId, pseudonym: &str) -> Result<Device> {
+    /// The device of the account that holds the certificate with `pseudonym` (any of the
+    /// device's), and that pseudonym.
+    fn device_of_account(
+        &self,
+        account_id: AccountId,
+        pseudonym: &str,
+    ) -> Result<(Device, PseudonymBytes)> {
         let p = PseudonymBytes(hex_array(pseudonym, "pseudonym")?);
-        self.store
+        let device = self
+            .store
             .read(|tx| tx.device_by_pseudonym(&p))?
             .filter(|d| d.account_id == account_id)
-            .ok_or(Error::UnknownDevice)
+            .ok_or(Error::UnknownDevice)?;
+        Ok((device, p))
     }
 
     /// Uploads tap-log entries, settles them, and answers with balance, ledger and status.
@@ -88,22 +93,29 @@ impl Engine {
     ) -> Result<SyncResponse> {
         let account_id = account_id.into();
         let entries = decode_entries(req, self.config().policy.max_sync_entries)?;
-        let device = self.device_of_account(account_id, &req.pseudonym)?;
+        let (device, named) = self.device_of_account(account_id, &req.pseudonym)?;
         let hashes: BTreeSet<CertHash> = entries
             .iter()
-            .map(|(e, _)| CertHash(e.proof.cert_hash()))
+            .map(|(e, _)| CertHash(e.proof.cert_id()))
             .collect();
         let certs = self.cert_infos(&hashes)?;
+        let validators =
+            self.validator_infos(challenge_validators(entries.iter().map(|(e, _)| &e.proof)))?;
+        let time_rules = self.time_rules();
+        let ev = Evidence {
+            validators: &validators,
+            time_rules: &time_rules,
+        };
         let checks: Vec<(u64, Check)> = entries
             .par_iter()
             .map(|(e, _)| {
-                let ci = certs.get(&CertHash(e.proof.cert_hash())).map(|a| &**a);
-                (e.seq, check_entry(e, device.id, ci))
+                let ci = certs.get(&CertHash(e.proof.cert_id())).map(|a| &**a);
+                (e.seq, check_entry(e, device.id, ci, &ev))
             })
             .collect();
         let now = self.now();
         self.store.write(|tx| {
-            let chain = self.append_log(tx, &device, &entries, now)?;
+            let chain = self.append_log(tx, (&device, named), &entries, now)?;
             let taps = self.apply_checks(tx, checks, TapSource::Wallet, now)?;
             let balance = tx.balance(account_id)?;
             let mut ledger = tx.ledger_since(account_id, req.cursor, SYNC_LEDGER_PAGE + 1)?;
@@ -111,7 +123,7 @@ impl Engine {
             ledger.truncate(SYNC_LEDGER_PAGE as usize);
             let cursor = ledger.last().map(|e| e.id).unwrap_or(req.cursor);
             let credential = self.credential_status(tx, &device, balance, now)?;
-            Ok(SyncResponse {
+            Ok::<_, Error>(SyncResponse {
                 server_time: now,
                 balance,
                 cursor,
@@ -121,31 +133,31 @@ impl Engine {
                 taps,
                 chain: ChainState {
                     next_seq: chain.next_seq,
-                    head_hash: hex::encode(chain.head),
+                    head_hash: chain.last.map(|(_, l)| hex::encode(l)).unwrap_or_default(),
                 },
                 tariff: self.tariff_hex(),
+                // In this transaction: the bundle names a device this sync revoked.
+                config_bundle: self.bundle_hex_in(tx, now)?,
             })
         })
     }
 
-    /// Appends the new entries to the device's stored chain. Entries uploaded before must be
-    /// identical; a chain that does not link opens a `broken_chain` case (the taps are still
-    /// settled on their own evidence); a gap is the wallet's to fill first.
+    /// Appends the new entries to the device's stored chain (`named`: the pseudonym the sync
+    /// named the device by). Entries uploaded before must be identical (the same signed tap);
+    /// a chain that does not link opens a `broken_chain` case (the taps are still settled on
+    /// their own evidence); a gap is the wallet's to fill first.
     fn append_log(
         &self,
         tx: &Writer<'_>,
-        device: &Device,
+        (device, named): (&Device, PseudonymBytes),
         entries: &[Upload],
         now: i64,
-    ) -> Result<Chain> {
-        let (mut next_seq, mut head, last_counter) = match tx.chain_head(device.id)? {
-            Some(h) => (h.seq.saturating_add(1), h.hash, Some(h.counter)),
-            None => (0, GENESIS_HASH, None),
-        };
+    ) -> Result<ChainHead> {
+        let mut head = tx.chain_head(device.id)?;
         let mut broken: Option<String> = None;
         let split = entries
             .iter()
-            .position(|(e, _)| e.seq >= next_seq)
+            .position(|(e, _)| e.seq >= head.next_seq)
             .unwrap_or(entries.len());
         let (known, fresh) = entries.split_at(split);
         for (e, _) in known {
@@ -159,12 +171,12 @@ impl Engine {
         }
         if broken.is_none() && !fresh.is_empty() {
             let list: Vec<WalletLogEntry> = fresh.iter().map(|(e, _)| e.clone()).collect();
-            match verify_chain(&list, head, next_seq, last_counter) {
+            match verify_chain(&list, head) {
                 Ok(h) => {
                     for (e, bytes) in fresh {
                         tx.insert_log(device.id, e.seq, &e.hash(), e.counter(), bytes)?;
                     }
-                    next_seq = next_seq.saturating_add(fresh.len() as u64);
+                    tx.set_chain_head(device.id, &h)?;
                     head = h;
                 }
                 Err(ChainError::SequenceGap { seq, expected }) if seq > expected => {
@@ -178,7 +190,7 @@ impl Engine {
                 tx,
                 &NewFraudCase {
                     device_id: device.id,
-                    pseudonym: device.pseudonym,
+                    pseudonym: named,
                     kind: FraudKind::BrokenChain,
                     counter: None,
                     detail,
@@ -186,7 +198,7 @@ impl Engine {
                 },
             )?;
         }
-        Ok(Chain { next_seq, head })
+        Ok(head)
     }
 
     fn credential_status(
@@ -202,12 +214,12 @@ impl Engine {
             .as_ref()
             .and_then(|c| CredentialCertificate::decode(&c.encoded).ok());
         let due = |why: ReplenishReason| (CredentialState::ReplenishDue, Some(why.as_str().into()));
-        let (status, reason) = if let Some(r) = tx.revocation(&device.pseudonym)? {
+        let (status, reason) = if let Some(r) = tx.revocation(device.id)? {
             (CredentialState::Revoked, Some(r))
         } else if let Some(c) = &decoded {
             let a = c.body.allowance;
             let used = tx
-                .max_counter(&device.pseudonym)?
+                .max_counter(device.id)?
                 .filter(|m| a.contains(*m))
                 .map(|m| u64::from(m - a.counter_first) + 1)
                 .unwrap_or(0);
@@ -227,7 +239,10 @@ impl Engine {
         Ok(CredentialStatus {
             status,
             reason,
-            pseudonym: device.pseudonym.to_hex(),
+            pseudonym: cert
+                .as_ref()
+                .map_or(device.pseudonym, |c| c.pseudonym)
+                .to_hex(),
             certificate: cert.as_ref().map(|c| hex::encode(&c.encoded)),
             valid_until: decoded.as_ref().map(|c| c.body.valid_until),
             counter_first: decoded.as_ref().map(|c| c.body.allowance.counter_first),
@@ -244,7 +259,7 @@ impl Engine {
         pseudonym: &str,
         from_seq: u64,
     ) -> Result<LogResponse> {
-        let device = self.device_of_account(account_id.into(), pseudonym)?;
+        let (device, _) = self.device_of_account(account_id.into(), pseudonym)?;
         let rows = self
             .store
             .read(|tx| tx.log_from(device.id, from_seq, 1_000))?;

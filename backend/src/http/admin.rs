@@ -1,5 +1,5 @@
-//! `/v1/admin/*`: operators (admin token): validators, issuer keys, fraud cases, the audit,
-//! adjustments.
+//! `/v1/admin/*`: operators (admin token): validators (and their deny list), issuer keys,
+//! fraud cases, the audit, adjustments.
 
 use super::extract::{Admin, ApiJson};
 use super::problem::HttpResult;
@@ -8,17 +8,19 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mancard_api::endpoints::{
-    ADMIN_ADJUSTMENTS, ADMIN_AUDIT, ADMIN_FRAUD_CASES, ADMIN_ISSUER_KEYS, ADMIN_ROTATE_KEYS,
-    ADMIN_VALIDATORS,
+    ADMIN_ADJUSTMENTS, ADMIN_AUDIT, ADMIN_DENY_VALIDATOR, ADMIN_FRAUD_CASES, ADMIN_ISSUER_KEYS,
+    ADMIN_ROTATE_KEYS, ADMIN_VALIDATORS,
 };
 use mancard_api::{
-    AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, KeysResponse,
-    RegisterValidatorRequest, RegisterValidatorResponse,
+    AdjustmentRequest, AdjustmentResponse, AuditReport, DenyValidatorRequest,
+    DenyValidatorResponse, FraudCase, KeysResponse, RegisterValidatorRequest,
+    RegisterValidatorResponse,
 };
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(ADMIN_VALIDATORS.path, post(register_validator))
+        .route(ADMIN_DENY_VALIDATOR.path, post(deny_validator))
         .route(ADMIN_ISSUER_KEYS.path, get(list_keys))
         .route(ADMIN_ROTATE_KEYS.path, post(rotate_keys))
         .route(ADMIN_FRAUD_CASES.path, get(fraud_cases))
@@ -26,7 +28,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route(ADMIN_ADJUSTMENTS.path, post(adjust))
 }
 
-/// Register (or re-key) a validator.
+/// Register (or re-key) a validator; the answer carries its issuer-signed certificate.
 #[utoipa::path(post, path = ADMIN_VALIDATORS.path, security(("admin" = [])),
     request_body = RegisterValidatorRequest,
     responses((status = 200, body = RegisterValidatorResponse), (status = 400, body = Problem),
@@ -39,6 +41,19 @@ pub(crate) async fn register_validator(
     Ok(Json(
         blocking(&s, move |e| e.register_validator(&req)).await?,
     ))
+}
+
+/// Put a validator on the validator deny list.
+#[utoipa::path(post, path = ADMIN_DENY_VALIDATOR.path, security(("admin" = [])),
+    request_body = DenyValidatorRequest,
+    responses((status = 200, body = DenyValidatorResponse), (status = 400, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn deny_validator(
+    State(s): State<AppState>,
+    _a: Admin,
+    ApiJson(req): ApiJson<DenyValidatorRequest>,
+) -> HttpResult<Json<DenyValidatorResponse>> {
+    Ok(Json(blocking(&s, move |e| e.deny_validator(&req)).await?))
 }
 
 /// Issuer keys (public halves).

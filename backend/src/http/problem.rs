@@ -74,8 +74,11 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::InvalidBatch(_) => (StatusCode::BAD_REQUEST, C::InvalidBatch),
         E::UnknownValidator(_) => (StatusCode::FORBIDDEN, C::UnknownValidator),
         E::BadBatchSignature => (StatusCode::FORBIDDEN, C::BadBatchSignature),
+        E::NonCanonicalBatchSignature => (StatusCode::FORBIDDEN, C::NonCanonicalSignature),
         E::BatchIdConflict => (StatusCode::CONFLICT, C::BatchIdConflict),
         E::InvalidAdjustment => (StatusCode::BAD_REQUEST, C::InvalidAdjustment),
+        E::InvalidLines { .. } => (StatusCode::BAD_REQUEST, C::InvalidLines),
+        E::NoSuchValidator(_) => (StatusCode::NOT_FOUND, C::UnknownValidator),
         E::Store(s) if s.is_busy() => (StatusCode::SERVICE_UNAVAILABLE, C::Busy),
         E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
     }

@@ -1,14 +1,16 @@
-//! Issued certificates and the running total of the amounts signed under each.
+//! Issued certificates (each with its own pseudonym: a pseudonym names a certificate, the
+//! certificate a device) and the running total of the amounts signed under each.
 
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use crate::ids::{AccountId, CertHash, DeviceId};
+use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
 use rusqlite::{named_params, OptionalExtension, Row};
 
 /// An issued certificate as stored.
 #[derive(Debug, Clone)]
 pub struct CertRow {
     pub hash: CertHash,
+    pub pseudonym: PseudonymBytes,
     pub device_id: DeviceId,
     pub account_id: AccountId,
     pub encoded: Vec<u8>,
@@ -21,6 +23,7 @@ pub struct CertRow {
 #[derive(Debug, Clone)]
 pub struct NewCertificate<'a> {
     pub hash: CertHash,
+    pub pseudonym: PseudonymBytes,
     pub device_id: DeviceId,
     pub encoded: &'a [u8],
     pub counter_first: u32,
@@ -32,6 +35,7 @@ pub struct NewCertificate<'a> {
 fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
     Ok(CertRow {
         hash: r.get("hash")?,
+        pseudonym: r.get("pseudonym")?,
         device_id: r.get("device_id")?,
         account_id: r.get("account_id")?,
         encoded: r.get("encoded")?,
@@ -41,8 +45,8 @@ fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
     })
 }
 
-const CERT_COLS: &str = "c.hash, c.device_id, d.account_id, c.encoded, c.counter_first,
-                         c.counter_last, c.valid_until";
+const CERT_COLS: &str = "c.hash, c.pseudonym, c.device_id, d.account_id, c.encoded,
+                         c.counter_first, c.counter_last, c.valid_until";
 
 impl Reader<'_> {
     /// The newest certificate of a device.
@@ -70,6 +74,39 @@ impl Reader<'_> {
             .optional()?)
     }
 
+    /// The certificate that carries a pseudonym (the newest, for the pseudonym a device kept
+    /// for all its certificates before protocol v2).
+    pub fn certificate_by_pseudonym(
+        &self,
+        p: &PseudonymBytes,
+    ) -> Result<Option<CertRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {CERT_COLS}
+                 FROM certificates c JOIN devices d ON d.id = c.device_id
+                 WHERE c.pseudonym = :p ORDER BY c.counter_last DESC LIMIT 1"
+            ))?
+            .query_row(named_params! {":p": p}, cert_row)
+            .optional()?)
+    }
+
+    /// The distinct pseudonyms of a device's certificates still valid at `now`, sorted.
+    pub fn live_pseudonyms(
+        &self,
+        device_id: DeviceId,
+        now: i64,
+    ) -> Result<Vec<PseudonymBytes>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT pseudonym FROM certificates
+             WHERE device_id = :device AND valid_until >= :now ORDER BY pseudonym",
+        )?;
+        let rows = st.query_map(named_params! {":device": device_id, ":now": now}, |r| {
+            r.get("pseudonym")
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The running total of the signed amounts settled under a certificate.
     pub fn cert_usage(&self, cert_hash: &CertHash) -> Result<i64, StoreError> {
         Ok(self
@@ -84,11 +121,12 @@ impl Reader<'_> {
 impl Writer<'_> {
     pub fn insert_certificate(&self, c: &NewCertificate<'_>) -> Result<(), StoreError> {
         self.tx.execute(
-            "INSERT INTO certificates
-                (hash, device_id, encoded, counter_first, counter_last, valid_until, issued_at)
-             VALUES (:hash, :device, :encoded, :first, :last, :valid_until, :issued_at)",
+            "INSERT INTO certificates (hash, pseudonym, device_id, encoded, counter_first,
+                                       counter_last, valid_until, issued_at)
+             VALUES (:hash, :p, :device, :encoded, :first, :last, :valid_until, :issued_at)",
             named_params! {
                 ":hash": c.hash,
+                ":p": c.pseudonym,
                 ":device": c.device_id,
                 ":encoded": c.encoded,
                 ":first": c.counter_first,

@@ -6,7 +6,7 @@ use crate::ids::{AccountId, DeviceId, PseudonymBytes};
 use mancard_api::FraudKind;
 use rusqlite::{named_params, OptionalExtension, Row};
 
-/// Why a pseudonym was revoked (stored as its text; the wallet reads it as the credential's
+/// Why a device was revoked (stored as its text; the wallet reads it as the credential's
 /// `reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revocation {
@@ -32,6 +32,7 @@ pub struct Device {
     pub id: DeviceId,
     pub account_id: AccountId,
     pub binding_key: Vec<u8>,
+    /// The pseudonym of its first certificate (each certificate has its own).
     pub pseudonym: PseudonymBytes,
     pub created_at: i64,
 }
@@ -46,57 +47,64 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+const DEVICE_COLS: &str = "d.id, d.account_id, d.binding_key, d.pseudonym, d.created_at";
+
 impl Reader<'_> {
     pub fn device_by_binding_key(&self, key: &[u8]) -> Result<Option<Device>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT id, account_id, binding_key, pseudonym, created_at FROM devices
-                 WHERE binding_key = :key",
-            )?
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLS} FROM devices d WHERE d.binding_key = :key"
+            ))?
             .query_row(named_params! {":key": key}, device_row)
             .optional()?)
     }
 
+    /// The device of the certificate that carries pseudonym `p` (pseudonym → certificate →
+    /// device: every certificate has its own pseudonym).
     pub fn device_by_pseudonym(&self, p: &PseudonymBytes) -> Result<Option<Device>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT id, account_id, binding_key, pseudonym, created_at FROM devices
-                 WHERE pseudonym = :p",
-            )?
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLS} FROM certificates c JOIN devices d ON d.id = c.device_id
+                 WHERE c.pseudonym = :p LIMIT 1"
+            ))?
             .query_row(named_params! {":p": p}, device_row)
             .optional()?)
     }
 
     /// The account's devices that are not revoked.
     pub fn active_devices(&self, account_id: AccountId) -> Result<Vec<Device>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT d.id, d.account_id, d.binding_key, d.pseudonym, d.created_at FROM devices d
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {DEVICE_COLS} FROM devices d
              WHERE d.account_id = :account
-               AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.pseudonym = d.pseudonym)
-             ORDER BY d.id",
-        )?;
+               AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = d.id)
+             ORDER BY d.id"
+        ))?;
         let rows = st.query_map(named_params! {":account": account_id}, device_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Why a pseudonym was revoked, if it was.
-    pub fn revocation(&self, p: &PseudonymBytes) -> Result<Option<String>, StoreError> {
+    /// Why a device was revoked, if it was.
+    pub fn revocation(&self, device_id: DeviceId) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT reason FROM revocations WHERE pseudonym = :p")?
-            .query_row(named_params! {":p": p}, |r| r.get("reason"))
+            .prepare_cached(
+                "SELECT reason FROM revocations WHERE device_id = :device
+                 ORDER BY revoked_at LIMIT 1",
+            )?
+            .query_row(named_params! {":device": device_id}, |r| r.get("reason"))
             .optional()?)
     }
 
-    /// Revoked pseudonyms that may still hold an unexpired certificate at `now`, sorted.
+    /// The deny list at `now`: every pseudonym of a revoked device's certificates that have
+    /// not expired, sorted.
     pub fn deny_list(&self, now: i64) -> Result<Vec<PseudonymBytes>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT r.pseudonym FROM revocations r
-             WHERE EXISTS (SELECT 1 FROM certificates c
-                           WHERE c.device_id = r.device_id AND c.valid_until >= :now)
-             ORDER BY r.pseudonym",
+            "SELECT DISTINCT c.pseudonym FROM certificates c
+             WHERE c.valid_until >= :now
+               AND EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = c.device_id)
+             ORDER BY c.pseudonym",
         )?;
         let rows = st.query_map(named_params! {":now": now}, |r| r.get("pseudonym"))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -104,6 +112,7 @@ impl Reader<'_> {
 }
 
 impl Writer<'_> {
+    /// Stores a new device; `pseudonym` is its first certificate's.
     pub fn insert_device(
         &self,
         account_id: AccountId,
@@ -124,19 +133,18 @@ impl Writer<'_> {
         Ok(DeviceId(self.tx.last_insert_rowid()))
     }
 
-    /// Revokes a pseudonym (idempotent: the first reason is kept).
+    /// Revokes a device, and with it every certificate (and so every pseudonym) it holds
+    /// (idempotent: the first reason is kept).
     pub fn revoke(
         &self,
-        p: &PseudonymBytes,
         device_id: DeviceId,
         reason: Revocation,
         now: i64,
     ) -> Result<(), StoreError> {
         self.tx.execute(
             "INSERT OR IGNORE INTO revocations (pseudonym, device_id, reason, revoked_at)
-             VALUES (:p, :device, :reason, :now)",
+             SELECT d.pseudonym, d.id, :reason, :now FROM devices d WHERE d.id = :device",
             named_params! {
-                ":p": p,
                 ":device": device_id,
                 ":reason": reason.as_str(),
                 ":now": now,

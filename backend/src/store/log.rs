@@ -1,17 +1,11 @@
-//! Each device's uploaded tap log (the hash chain the wallet keeps).
+//! Each device's uploaded tap log (the signed tap chain the wallet keeps) and where its chain
+//! stands (the protocol's `ChainHead`, one row per device).
 
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::DeviceId;
+use mancard_protocol::ChainHead;
 use rusqlite::{named_params, OptionalExtension};
-
-/// The last stored log entry of a device.
-#[derive(Debug, Clone, Copy)]
-pub struct ChainHead {
-    pub seq: u64,
-    pub hash: [u8; 32],
-    pub counter: u32,
-}
 
 /// A stored log entry.
 #[derive(Debug, Clone)]
@@ -26,21 +20,25 @@ fn seq_key(seq: u64) -> i64 {
 }
 
 impl Reader<'_> {
-    pub fn chain_head(&self, device_id: DeviceId) -> Result<Option<ChainHead>, StoreError> {
+    /// Where a device's chain stands (the start of a chain if nothing is stored).
+    pub fn chain_head(&self, device_id: DeviceId) -> Result<ChainHead, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT seq, hash, counter FROM wallet_log WHERE device_id = :device
-                 ORDER BY seq DESC LIMIT 1",
+                "SELECT next_seq, last_cert, last_link, last_counter FROM chain_heads
+                 WHERE device_id = :device",
             )?
             .query_row(named_params! {":device": device_id}, |r| {
+                let cert: Option<[u8; 32]> = r.get("last_cert")?;
+                let link: Option<[u8; 32]> = r.get("last_link")?;
                 Ok(ChainHead {
-                    seq: r.get("seq")?,
-                    hash: r.get("hash")?,
-                    counter: r.get("counter")?,
+                    next_seq: r.get("next_seq")?,
+                    last: cert.zip(link),
+                    last_counter: r.get("last_counter")?,
                 })
             })
-            .optional()?)
+            .optional()?
+            .unwrap_or_default())
     }
 
     pub fn log_hash_at(
@@ -83,6 +81,32 @@ impl Reader<'_> {
 }
 
 impl Writer<'_> {
+    /// Stores where a device's chain now stands.
+    pub fn set_chain_head(&self, device_id: DeviceId, head: &ChainHead) -> Result<(), StoreError> {
+        let next_seq =
+            i64::try_from(head.next_seq).map_err(|_| StoreError::Corrupt("chain sequence"))?;
+        let (cert, link) = match head.last {
+            Some((c, l)) => (Some(c), Some(l)),
+            None => (None, None),
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO chain_heads (device_id, next_seq, last_cert, last_link, last_counter)
+                 VALUES (:device, :next_seq, :cert, :link, :counter)
+                 ON CONFLICT (device_id) DO UPDATE SET next_seq = excluded.next_seq,
+                     last_cert = excluded.last_cert, last_link = excluded.last_link,
+                     last_counter = excluded.last_counter",
+            )?
+            .execute(named_params! {
+                ":device": device_id,
+                ":next_seq": next_seq,
+                ":cert": cert,
+                ":link": link,
+                ":counter": head.last_counter,
+            })?;
+        Ok(())
+    }
+
     pub fn insert_log(
         &self,
         device_id: DeviceId,

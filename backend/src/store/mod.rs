@@ -33,10 +33,11 @@ pub use certificates::{CertRow, NewCertificate};
 pub use devices::{Device, Revocation};
 pub use fraud::NewFraudCase;
 pub use ledger::NewEntry;
-pub use log::{ChainHead, LogRow};
+pub use log::LogRow;
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
 pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource};
 pub use topups::{GatewayPayment, GatewayStatus, Intent};
+pub use validators::{NewValidator, ValidatorRow};
 
 use crate::error::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};

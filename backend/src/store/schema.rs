@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -170,6 +170,44 @@ INSERT INTO cert_usage (cert_hash, authorized)
     SELECT cert_hash, CAST(TOTAL(MAX(authorized, 0)) AS INTEGER) FROM taps GROUP BY cert_hash;
 "#;
 
+/// Version 3, protocol v2:
+/// - every certificate has its own pseudonym (`certificates.pseudonym`, back-filled with the
+///   device's one pseudonym for the certificates issued before); a pseudonym is looked up
+///   through the certificate that carries it, and `devices.pseudonym` is only the device's
+///   first one;
+/// - a revocation is looked up by device (`revocations_device`);
+/// - validators keep their operator, their issuer-signed certificate (none for those
+///   registered before) and when they were put on the validator deny list;
+/// - each device's tap chain head (`chain_heads`: next sequence number, certificate id and
+///   link of the last entry, last counter), back-filled from the stored logs with no last link
+///   (a v1 link is not a v2 link: the next proof under any certificate starts its chain) and
+///   the last counter (counters keep increasing across the upgrade);
+/// - a settled tap keeps its identity (`taps.tap_id`, the hash of what the phone signed;
+///   none for the taps settled before), unique; taps are found by device (`taps_device`).
+const MIGRATION_3: &str = r#"
+ALTER TABLE certificates ADD COLUMN pseudonym BLOB;
+UPDATE certificates SET pseudonym =
+    (SELECT d.pseudonym FROM devices d WHERE d.id = certificates.device_id);
+CREATE INDEX certificates_pseudonym ON certificates(pseudonym);
+CREATE INDEX revocations_device ON revocations(device_id);
+ALTER TABLE validators ADD COLUMN operator_id INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE validators ADD COLUMN certificate BLOB;
+ALTER TABLE validators ADD COLUMN denied_at INTEGER;
+CREATE TABLE chain_heads (
+    device_id INTEGER PRIMARY KEY REFERENCES devices(id),
+    next_seq INTEGER NOT NULL,
+    last_cert BLOB,
+    last_link BLOB,
+    last_counter INTEGER
+);
+INSERT INTO chain_heads (device_id, next_seq, last_cert, last_link, last_counter)
+    SELECT w.device_id, w.seq + 1, NULL, NULL, w.counter FROM wallet_log w
+    WHERE w.seq = (SELECT MAX(x.seq) FROM wallet_log x WHERE x.device_id = w.device_id);
+ALTER TABLE taps ADD COLUMN tap_id BLOB;
+CREATE UNIQUE INDEX taps_tap_id ON taps(tap_id) WHERE tap_id IS NOT NULL;
+CREATE INDEX taps_device ON taps(device_id, counter);
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -202,6 +240,7 @@ impl ConnectionInitializer for BackendSchema {
     fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), StoreError> {
         match version {
             1 => tx.execute_batch(MIGRATION_2)?,
+            2 => tx.execute_batch(MIGRATION_3)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

@@ -1,4 +1,6 @@
-//! Settled taps: one row per (pseudonym, counter), and the rides of a fare day for rating.
+//! Settled taps: one row per (pseudonym, counter) (a pseudonym names one certificate), each
+//! with its identity (the hash of what the phone signed), and the rides of a fare day for
+//! rating.
 
 use super::ids::fare_class;
 use super::{Reader, Writer};
@@ -10,6 +12,8 @@ use rusqlite::{named_params, OptionalExtension};
 /// A settled tap.
 #[derive(Debug, Clone)]
 pub struct TapRow {
+    /// `TapProof::id` (none for a tap settled before protocol v2).
+    pub tap_id: Option<[u8; 32]>,
     pub account_id: AccountId,
     pub device_id: DeviceId,
     pub time: i64,
@@ -21,6 +25,8 @@ pub struct TapRow {
 /// A new tap to store.
 #[derive(Debug, Clone)]
 pub struct NewTap<'a> {
+    /// `TapProof::id`: the tap's identity.
+    pub tap_id: [u8; 32],
     pub pseudonym: PseudonymBytes,
     pub counter: u32,
     pub account_id: AccountId,
@@ -83,11 +89,12 @@ impl Reader<'_> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT account_id, device_id, time, fare_day, line_id, proof FROM taps
+                "SELECT tap_id, account_id, device_id, time, fare_day, line_id, proof FROM taps
                  WHERE pseudonym = :p AND counter = :counter",
             )?
             .query_row(named_params! {":p": p, ":counter": counter}, |r| {
                 Ok(TapRow {
+                    tap_id: r.get("tap_id")?,
                     account_id: r.get("account_id")?,
                     device_id: r.get("device_id")?,
                     time: r.get("time")?,
@@ -99,13 +106,12 @@ impl Reader<'_> {
             .optional()?)
     }
 
-    /// The highest counter settled for a pseudonym.
-    pub fn max_counter(&self, p: &PseudonymBytes) -> Result<Option<u32>, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT MAX(counter) AS m FROM taps WHERE pseudonym = :p",
-            named_params! {":p": p},
-            |r| r.get("m"),
-        )?)
+    /// The highest counter settled for a device (under any of its certificates).
+    pub fn max_counter(&self, device_id: DeviceId) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT MAX(counter) AS m FROM taps WHERE device_id = :device")?
+            .query_row(named_params! {":device": device_id}, |r| r.get("m"))?)
     }
 
     /// An account's rides on one fare day in time order, with what each has been charged; the
@@ -178,11 +184,13 @@ impl Writer<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
-                    fare_class, time, fare_day, line_id, authorized, proof, source, reported_at)
+                    fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
+                    tap_id)
                  VALUES (:p, :counter, :account, :device, :cert, :class, :time, :day, :line,
-                    :authorized, :proof, :source, :reported_at)",
+                    :authorized, :proof, :source, :reported_at, :tap_id)",
             )?
             .execute(named_params! {
+                ":tap_id": &t.tap_id[..],
                 ":p": t.pseudonym,
                 ":counter": t.counter,
                 ":account": t.account_id,

@@ -133,3 +133,70 @@ fn upgraded_v1_schema_equals_a_fresh_one() {
         mancard_sql::schema_of(&fresh).unwrap()
     );
 }
+
+/// Data stored before protocol v2 gets what v2 looks up: each certificate the pseudonym of its
+/// device (so a pseudonym still leads to its device and the deny list still names it), each
+/// device with a log its chain head (no v1 link carried over), each validator operator 1 and
+/// no certificate.
+#[test]
+fn pre_v2_data_gets_certificate_pseudonyms_and_chain_heads() {
+    use crate::ids::{DeviceId, PseudonymBytes};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite");
+    let (p1, p2) = (PseudonymBytes([1; 16]), PseudonymBytes([2; 16]));
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (id, phone, created_at) VALUES (1, '+989120000000', 1);
+             INSERT INTO devices (id, account_id, binding_key, pseudonym, created_at)
+                 VALUES (1, 1, x'01', x'01010101010101010101010101010101', 1),
+                        (2, 1, x'02', x'02020202020202020202020202020202', 1);
+             INSERT INTO certificates (hash, device_id, encoded, counter_first, counter_last,
+                                       valid_until, issued_at)
+                 VALUES (x'0000000000000000000000000000000000000000000000000000000000000011', 1, x'00', 0, 63, 100, 1),
+                        (x'0000000000000000000000000000000000000000000000000000000000000012', 1, x'00', 64, 127, 10000, 2),
+                        (x'0000000000000000000000000000000000000000000000000000000000000013', 2, x'00', 0, 63, 10000, 3);
+             INSERT INTO revocations (pseudonym, device_id, reason, revoked_at)
+                 VALUES (x'01010101010101010101010101010101', 1, 'replaced_by_new_device', 5);
+             INSERT INTO wallet_log (device_id, seq, hash, counter, encoded)
+                 VALUES (1, 0, x'aa', 5, x'00'), (1, 1, x'bb', 6, x'00');
+             INSERT INTO validators (id, public_key, registered_at) VALUES (7, x'04', 1);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    store
+        .read(|tx| -> Result<(), StoreError> {
+            let d1 = tx.device_by_pseudonym(&p1)?.unwrap();
+            assert_eq!(d1.id, DeviceId(1));
+            assert_eq!(tx.device_by_pseudonym(&p2)?.unwrap().id, DeviceId(2));
+            assert!(tx.device_by_pseudonym(&PseudonymBytes([3; 16]))?.is_none());
+            assert_eq!(tx.certificate_by_pseudonym(&p1)?.unwrap().counter_last, 127);
+            assert_eq!(tx.live_pseudonyms(DeviceId(1), 50)?, vec![p1]);
+            assert_eq!(tx.deny_list(50)?, vec![p1]);
+            assert_eq!(tx.deny_list(20_000)?, vec![]);
+            assert!(tx.revocation(DeviceId(1))?.is_some());
+            assert!(tx.revocation(DeviceId(2))?.is_none());
+            assert_eq!(tx.active_devices(AccountId(1))?.len(), 1);
+            let head = tx.chain_head(DeviceId(1))?;
+            assert_eq!(
+                head,
+                mancard_protocol::ChainHead {
+                    next_seq: 2,
+                    last: None,
+                    last_counter: Some(6),
+                }
+            );
+            assert_eq!(
+                tx.chain_head(DeviceId(2))?,
+                mancard_protocol::ChainHead::default()
+            );
+            let v = tx.validator(7)?.unwrap();
+            assert_eq!((v.operator_id, v.certificate, v.denied_at), (1, None, None));
+            assert!(tx.denied_validators()?.is_empty());
+            Ok(())
+        })
+        .unwrap();
+}

@@ -36,7 +36,8 @@ async fn concurrent_syncs_and_batches_apply_each_tap_once() {
             state = q.next;
             total += q.amount;
             let fare = tariff.line(line).unwrap().fares[0];
-            let (rec, e) = w.nfc_tap(1 + (k % 2) as u32, line, fare, time);
+            let v = if k % 2 == 0 { &v1 } else { &v2 };
+            let (rec, e) = w.nfc_tap(v, line, fare, time);
             // validators see two thirds of the taps, the wallet reports all of them
             if k % 3 != 2 {
                 records.push(rec);
@@ -191,7 +192,8 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
     let mut records: Vec<TapRecord> = Vec::new();
     let mut entries: Vec<WalletLogEntry> = Vec::new();
     for k in 0..12u32 {
-        let (r, e) = w.nfc_tap(1 + k % 2, 1, 20_000, base + i64::from(k) * 900);
+        let v = if k % 2 == 0 { &v1 } else { &v2 };
+        let (r, e) = w.nfc_tap(v, 1, 20_000, base + i64::from(k) * 900);
         records.push(r);
         entries.push(e);
     }

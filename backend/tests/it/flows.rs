@@ -241,10 +241,7 @@ async fn health_openapi_and_problem_errors() {
     let (s, v) = h
         .admin_post(
             ADMIN_VALIDATORS.path,
-            &RegisterValidatorRequest {
-                validator_id: 1,
-                public_key: "04".into(),
-            },
+            &RegisterValidatorRequest::new(1, "04"),
         )
         .await;
     assert_eq!(
@@ -400,10 +397,10 @@ async fn provisioning_replenishment_and_lost_phone() {
         cfg.body.tariff
     );
 
-    // replenish: same pseudonym, next counter range, new tap key
-    let old_pseudonym = w.pseudonym.clone();
+    // replenish: a new pseudonym, the next counter range, a new tap key
+    let first_pseudonym = w.pseudonym.clone();
     let r = w.replenish(&h).await;
-    assert_eq!(r.pseudonym, old_pseudonym);
+    assert_ne!(r.pseudonym, first_pseudonym);
     assert_eq!(r.counter_first, 64);
     assert_eq!(r.counter_last, 127);
 
@@ -465,20 +462,36 @@ async fn provisioning_replenishment_and_lost_phone() {
     );
 
     // ride a bit, then lose the phone
+    let v7 = Validator::register(&h, 7).await;
     let base = ride_base(w.server_time);
-    let (_, e0) = w.nfc_tap(7, 1, 20_000, base);
+    let (_, e0) = w.nfc_tap(&v7, 1, 20_000, base);
     let v = w.sync_ok(&h, &[e0]).await;
     assert_eq!(v.balance, 80_000);
 
     let (w2, c2) = Wallet::provision(&h, &token).await;
-    assert_ne!(w2.pseudonym, old_pseudonym);
-    assert_eq!(c2.revoked_pseudonyms, vec![old_pseudonym.clone()]);
+    assert_ne!(w2.pseudonym, first_pseudonym);
+    // the lost phone's four live certificates: every pseudonym of them is revoked
+    assert_eq!(
+        c2.revoked_pseudonyms.len(),
+        4,
+        "{:?}",
+        c2.revoked_pseudonyms
+    );
+    assert!(c2.revoked_pseudonyms.contains(&first_pseudonym));
+    assert!(c2.revoked_pseudonyms.contains(&w.pseudonym));
     assert_eq!(c2.balance, 80_000, "balance carries over");
     assert_eq!(c2.max_amount, 80_000);
     assert_eq!(c2.counter_first, 0);
     let cfg = h.config().await;
-    assert!(cfg.is_denied(&Pseudonym::from_hex(&old_pseudonym).unwrap()));
+    for p in &c2.revoked_pseudonyms {
+        assert!(cfg.is_denied(&Pseudonym::from_hex(p).unwrap()));
+    }
     assert!(!cfg.is_denied(&Pseudonym::from_hex(&w2.pseudonym).unwrap()));
+    assert_eq!(
+        bundle_from(&c2.config_bundle),
+        cfg,
+        "the wallet gets the current bundle"
+    );
     // the old phone learns it is revoked and cannot replenish
     let v = w.sync_ok(&h, &[]).await;
     assert_eq!(v.credential.status, CredentialState::Revoked);
@@ -500,7 +513,7 @@ async fn provisioning_replenishment_and_lost_phone() {
         (StatusCode::CONFLICT, ProblemCode::CredentialRevoked)
     );
     // taps the old phone made offline before it was lost still settle
-    let (_, e1) = w.nfc_tap(7, 1, 20_000, base + 7200);
+    let (_, e1) = w.nfc_tap(&v7, 1, 20_000, base + 7200);
     let v = w.sync_ok(&h, &[e1]).await;
     assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
     assert_eq!(h.balance(&token).await, 60_000);
@@ -771,9 +784,9 @@ async fn validator_bundle_batches_and_settlement() {
 
     // three rides: full, transfer, full (same line again)
     let base = ride_base(w.server_time);
-    let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
-    let (r1, e1) = w.nfc_tap(1, 2, 20_000, base + 600);
-    let (r2, e2) = w.nfc_tap(1, 2, 20_000, base + 1200);
+    let (r0, e0) = w.nfc_tap(&v1, 1, 20_000, base);
+    let (r1, e1) = w.nfc_tap(&v1, 2, 20_000, base + 600);
+    let (r2, e2) = w.nfc_tap(&v1, 2, 20_000, base + 1200);
     let batch = v1.batch(vec![r0.clone(), r1.clone(), r2.clone()]);
     let b = h.upload_ok(&batch).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled; 3]);
@@ -793,19 +806,13 @@ async fn validator_bundle_batches_and_settlement() {
         (StatusCode::CONFLICT, ProblemCode::BatchIdConflict)
     );
     // unknown validator, wrong key
-    let stranger = Validator {
-        id: 99,
-        key: mancard_protocol::SigningKey::generate().unwrap().0,
-    };
+    let stranger = Validator::unregistered(99);
     let (s, v) = h.upload(&stranger.batch(vec![r0.clone()])).await;
     assert_eq!(
         (s, problem_code(&v)),
         (StatusCode::FORBIDDEN, ProblemCode::UnknownValidator)
     );
-    let forger = Validator {
-        id: 1,
-        key: mancard_protocol::SigningKey::generate().unwrap().0,
-    };
+    let forger = Validator::unregistered(1);
     let (s, v) = h.upload(&forger.batch(vec![r0.clone()])).await;
     assert_eq!(
         (s, problem_code(&v)),
@@ -813,7 +820,7 @@ async fn validator_bundle_batches_and_settlement() {
     );
 
     // the wallet syncs the same taps plus a new one: duplicates, then settled
-    let (r3, e3) = w.nfc_tap(1, 10, 30_000, base + 3 * 3600);
+    let (r3, e3) = w.nfc_tap(&v1, 10, 30_000, base + 3 * 3600);
     let v = w.sync_ok(&h, &[e0.clone(), e1, e2, e3]).await;
     assert_eq!(
         statuses(&v.taps),
@@ -837,7 +844,7 @@ async fn validator_bundle_batches_and_settlement() {
     assert_eq!(statuses(&v.taps), [TapStatus::Duplicate]);
     assert_eq!(v.ledger.len(), 0, "cursor moved past old entries");
     // a validator batch holding a record already settled by the wallet: partial duplicate
-    let (r4, _) = w.nfc_tap(1, 1, 20_000, base + 4 * 3600);
+    let (r4, _) = w.nfc_tap(&v1, 1, 20_000, base + 4 * 3600);
     let b = h.upload_ok(&v1.batch(vec![r3, r4])).await;
     assert_eq!(
         statuses(&b.records),
@@ -847,21 +854,26 @@ async fn validator_bundle_batches_and_settlement() {
     assert_eq!(h.balance(&token).await, 140_000);
 
     // a record whose own fields disagree with the signed challenge is rejected
-    let (mut r5, _) = w.nfc_tap(1, 1, 20_000, base + 5 * 3600);
+    let (mut r5, _) = w.nfc_tap(&v1, 1, 20_000, base + 5 * 3600);
     r5.line_id = 2;
     let b = h.upload_ok(&v1.batch(vec![r5])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Rejected]);
     assert_eq!(b.records[0].reason.as_deref(), Some("record_mismatch"));
-    // a tampered amount: the signature does not verify, rejected, not fraud
-    let (mut r6, _) = w.nfc_tap(1, 1, 20_000, base + 6 * 3600);
+    // a tampered amount (the validator re-signs its challenge): the phone's signature does
+    // not verify, rejected, not fraud
+    let (mut r6, _) = w.nfc_tap(&v1, 1, 20_000, base + 6 * 3600);
     if let mancard_protocol::TapProof::Nfc {
         authorization,
         challenge,
-        ..
     } = &mut r6.proof
     {
         authorization.amount = 1;
-        challenge.fare = 1;
+        *challenge = mancard_protocol::ChallengeBody {
+            fare: 1,
+            ..challenge.body.clone()
+        }
+        .sign(&v1.key)
+        .unwrap();
     }
     r6.fare = 1;
     let b = h.upload_ok(&v1.batch(vec![r6])).await;
@@ -879,8 +891,8 @@ async fn late_reports_are_rerated_with_adjustments() {
     let (mut w, _) = Wallet::provision(&h, &token).await;
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
-    let (_r0, _e0) = w.nfc_tap(1, 1, 20_000, base);
-    let (_r1, e1) = w.nfc_tap(1, 2, 20_000, base + 600);
+    let (_r0, _e0) = w.nfc_tap(&v1, 1, 20_000, base);
+    let (_r1, e1) = w.nfc_tap(&v1, 2, 20_000, base + 600);
     // a wallet that lost entry 0 and starts its upload at entry 1: a gap, refused, not fraud
     let (s, v) = w.sync(&h, std::slice::from_ref(&e1)).await;
     assert_eq!(
@@ -889,22 +901,14 @@ async fn late_reports_are_rerated_with_adjustments() {
     );
     assert!(h.fraud_cases().await.is_empty(), "a gap is not fraud");
 
-    // second rider: ride 0 is reported only by the validator, and after the wallet's report of
-    // ride 1 (whose log holds only ride 1, as entry 0)
+    // second rider: ride 1 is reported first, ride 0 (earlier) only later, by the validator
     let token2 = h.login("+989120000007").await;
     h.topup(&token2, 200_000, "t").await;
     let (mut w2, _) = Wallet::provision(&h, &token2).await;
-    let (a0, _) = w2.nfc_tap(1, 1, 20_000, base);
-    let (_, b1) = w2.nfc_tap(1, 2, 20_000, base + 600);
-    let w3_entries = vec![mancard_protocol::WalletLogEntry {
-        seq: 0,
-        prev_hash: mancard_protocol::GENESIS_HASH,
-        time: b1.time,
-        amount: b1.amount,
-        proof: b1.proof.clone(),
-    }];
-    let v = w2.sync_ok(&h, &w3_entries).await;
-    assert_eq!(fares(&v.taps), [20_000]);
+    let (a0, _) = w2.nfc_tap(&v1, 1, 20_000, base);
+    let (a1, _) = w2.nfc_tap(&v1, 2, 20_000, base + 600);
+    let b = h.upload_ok(&v1.batch(vec![a1])).await;
+    assert_eq!(fares(&b.records), [20_000]);
     let b = h.upload_ok(&v1.batch(vec![a0])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     assert_eq!(fares(&b.records), [20_000]);
@@ -947,9 +951,9 @@ async fn clone_with_same_counter_is_fraud_and_denied() {
     let v2 = Validator::register(&h, 2).await;
     let base = ride_base(w.server_time);
     let before = h.config().await.body.bundle_version;
-    let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
+    let (r0, e0) = w.nfc_tap(&v1, 1, 20_000, base);
     // the clone (same tap key, copied data directory) uses counter 0 again on another bus
-    let (c0, _) = w.nfc_tap_with_counter(2, 2, 20_000, base + 3600, 0);
+    let (c0, _) = w.nfc_tap_with_counter(&v2, 2, 20_000, base + 3600, 0);
     let b = h.upload_ok(&v1.batch(vec![r0])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     let b = h.upload_ok(&v2.batch(vec![c0])).await;
@@ -985,16 +989,17 @@ async fn restored_backup_breaks_the_chain() {
     let token = h.login("+989120000010").await;
     h.topup(&token, 200_000, "t").await;
     let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
-    let (_, e0) = w.nfc_tap(1, 1, 20_000, base);
+    let (_, e0) = w.nfc_tap(&v1, 1, 20_000, base);
     let (seq1, prev1, ctr1) = (w.seq, w.prev, w.next_counter);
-    let (_, e1) = w.nfc_tap(1, 1, 20_000, base + 3600);
+    let (_, e1) = w.nfc_tap(&v1, 1, 20_000, base + 3600);
     w.sync_ok(&h, &[e0, e1]).await;
     // the app restored from a backup taken after entry 0 writes a different entry 1
     w.seq = seq1;
     w.prev = prev1;
     w.next_counter = ctr1 + 1;
-    let (_, f1) = w.nfc_tap(1, 2, 20_000, base + 7200);
+    let (_, f1) = w.nfc_tap(&v1, 2, 20_000, base + 7200);
     let v = w.sync_ok(&h, &[f1]).await;
     assert_eq!(v.credential.status, CredentialState::Revoked);
     assert_eq!(v.credential.reason.as_deref(), Some("broken_chain"));
@@ -1017,7 +1022,7 @@ async fn counter_beyond_range_is_fraud() {
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
     let last = c.counter_last;
-    let (r, _) = w.nfc_tap_with_counter(1, 1, 20_000, base, last + 1);
+    let (r, _) = w.nfc_tap_with_counter(&v1, 1, 20_000, base, last + 1);
     let b = h.upload_ok(&v1.batch(vec![r])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Fraud]);
     assert_eq!(b.records[0].reason.as_deref(), Some("counter_out_of_range"));
@@ -1050,13 +1055,13 @@ async fn key_rotation_restart_and_log_recovery() {
     // the old certificate still verifies and its taps settle; new certificates use key 2
     VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
     let base = ride_base(w.server_time);
-    let (r0, e0) = w.nfc_tap(1, 1, 20_000, base);
+    let (r0, e0) = w.nfc_tap(&v1, 1, 20_000, base);
     let b = h.upload_ok(&v1.batch(vec![r0])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     let r = w.replenish(&h).await;
     assert_eq!(r.issuer_key_id, 2);
     VerifiedCertificate::new(w.cert.clone(), &cfg.body.issuer_keys).unwrap();
-    let (_, e1) = w.nfc_tap(1, 10, 30_000, base + 3600);
+    let (_, e1) = w.nfc_tap(&v1, 10, 30_000, base + 3600);
     let v = w.sync_ok(&h, &[e0.clone(), e1.clone()]).await;
     assert_eq!(
         statuses(&v.taps),
@@ -1094,7 +1099,7 @@ async fn key_rotation_restart_and_log_recovery() {
         .await;
     assert_eq!(log.entries.len(), 1);
     assert_eq!(log.entries[0].entry, hex::encode(e1.encode()));
-    let (_, e2) = w.nfc_tap(1, 1, 20_000, base + 7200);
+    let (_, e2) = w.nfc_tap(&v1, 1, 20_000, base + 7200);
     let v = w.sync_ok(&h, &[e2]).await;
     assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
     h.audit().await;
@@ -1121,7 +1126,7 @@ async fn hostile_inputs_never_cause_a_server_error() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
 
     // extreme times in a correctly signed batch
-    let (mut r, _) = w.nfc_tap(1, 1, 20_000, i64::MAX);
+    let (mut r, _) = w.nfc_tap(&v1, 1, 20_000, i64::MAX);
     r.time = i64::MIN;
     let b = h.upload_ok(&v1.batch(vec![r])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Rejected]);
@@ -1133,7 +1138,7 @@ async fn hostile_inputs_never_cause_a_server_error() {
         let (s, _) = h.upload(&bytes).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
     }
-    let (rec, entry) = w.nfc_tap(1, 1, 20_000, base);
+    let (rec, entry) = w.nfc_tap(&v1, 1, 20_000, base);
     let good = v1.batch(vec![rec]);
     let entry_bytes = entry.encode();
     for _ in 0..60 {
@@ -1201,8 +1206,10 @@ async fn credential_status_tells_when_to_replenish() {
     let token = h.login("+989120000014").await;
     h.topup(&token, 100_000, "a").await;
     let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
     let v = w.sync_ok(&h, &[]).await;
     assert_eq!(v.credential.status, CredentialState::Active);
+    assert_eq!(v.credential.pseudonym, w.pseudonym);
     assert!(v.server_time > 1_700_000_000);
     // a top-up lets the allowance grow
     h.topup(&token, 50_000, "b").await;
@@ -1214,11 +1221,15 @@ async fn credential_status_tells_when_to_replenish() {
     let v = w.sync_ok(&h, &[]).await;
     assert_eq!(v.credential.status, CredentialState::Active);
     assert_eq!(v.credential.certificate, Some(c.certificate));
+    assert_eq!(
+        v.credential.pseudonym, c.pseudonym,
+        "the newest certificate's"
+    );
     // most counters used
     let base = ride_base(w.server_time);
     let mut entries = Vec::new();
     for k in 0..48 {
-        let (_, e) = w.nfc_tap(1, 1 + (k % 2) as u32, 0, base + k * 60);
+        let (_, e) = w.nfc_tap(&v1, 1 + (k % 2) as u32, 0, base + k * 60);
         entries.push(e);
     }
     let v = w.sync_ok(&h, &entries).await;
@@ -1246,10 +1257,10 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     let p = Pseudonym::from_hex(&w.pseudonym).unwrap();
     // every amount is within the allowance; together 30 000 + 30 000 + 30 000 (the QR pass's
     // signed maximum, not its 20 000 fare) + 20 000 = 110 000 are not
-    let (r0, e0) = w.nfc_tap(1, 1, 30_000, base);
-    let (r1, e1) = w.nfc_tap(1, 2, 30_000, base + 3600);
+    let (r0, e0) = w.nfc_tap(&v1, 1, 30_000, base);
+    let (r1, e1) = w.nfc_tap(&v1, 2, 30_000, base + 3600);
     let (r2, e2) = w.qr_tap(1, 1, 20_000, base + 2 * 3600, 30_000);
-    let (r3, e3) = w.nfc_tap(1, 10, 20_000, base + 3 * 3600);
+    let (r3, e3) = w.nfc_tap(&v1, 10, 20_000, base + 3 * 3600);
 
     // 60 000 settled by the validator, then replayed: the same batch and a new batch
     let batch = v1.batch(vec![r0.clone(), r1.clone()]);
@@ -1324,10 +1335,10 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
     assert_eq!(c.max_amount, 100_000);
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
-    let (r0, _) = w.nfc_tap(1, 1, 40_000, base);
-    let (r1, _) = w.nfc_tap(1, 2, 40_000, base + 3600);
+    let (r0, _) = w.nfc_tap(&v1, 1, 40_000, base);
+    let (r1, _) = w.nfc_tap(&v1, 2, 40_000, base + 3600);
     // signed under the first certificate, reported only at the end
-    let (late, _) = w.nfc_tap(1, 1, 30_000, base + 2 * 3600);
+    let (late, _) = w.nfc_tap(&v1, 1, 30_000, base + 2 * 3600);
     let b = h.upload_ok(&v1.batch(vec![r0, r1])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled; 2]);
 
@@ -1335,7 +1346,7 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
     let c2 = w.replenish(&h).await;
     assert!(c2.max_amount >= 40_000, "{c2:?}");
     // 40 000 under the new certificate: its own total, not the first one's 80 000
-    let (r2, _) = w.nfc_tap(1, 10, 40_000, base + 3 * 3600);
+    let (r2, _) = w.nfc_tap(&v1, 10, 40_000, base + 3 * 3600);
     let b = h.upload_ok(&v1.batch(vec![r2])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     assert!(h.fraud_cases().await.is_empty());
@@ -1365,18 +1376,13 @@ fn an_engine_rider_settles_in_process() {
     )
     .unwrap();
     let mut r = EngineRider::setup(&e, "+989127770000", 100_000);
-    let (key, _) = mancard_protocol::SigningKey::generate().unwrap();
-    e.register_validator(&mancard_api::RegisterValidatorRequest {
-        validator_id: 3,
-        public_key: hex::encode(key.public_key().as_bytes()),
-    })
-    .unwrap();
+    let v = Validator::register_on(&e, 3);
     let base = ride_base(e.now());
     let records = vec![
-        r.nfc_record(3, 1, 20_000, base),
-        r.nfc_record(3, 2, 20_000, base + 3 * 3600),
+        r.nfc_record(&v, 1, 20_000, base),
+        r.nfc_record(&v, 2, 20_000, base + 3 * 3600),
     ];
-    let batch = signed_batch(&key, 3, [7; 16], base, records);
+    let batch = signed_batch(&v.key, 3, [7; 16], base, records);
     let b = e.ingest_batch(&batch).unwrap();
     assert_eq!(statuses(&b.records), [TapStatus::Settled; 2]);
     assert!(e.ingest_batch(&batch).unwrap().duplicate_batch);

@@ -11,3 +11,4 @@
 
 mod concurrency;
 mod flows;
+mod protocol_v2;

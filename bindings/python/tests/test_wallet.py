@@ -1,12 +1,15 @@
 """The rider journey and the error paths through the Python bindings (asyncio for the
-network operations), against the real backend and the real validator (QR path)."""
+network operations), against the real backend and the real validator: an NFC tap through
+pcscd + vpcd (the mutually authenticated v2 tap: the validator shows its backend-issued
+certificate and signs a challenge for the phone's session before the phone signs) and a QR
+pass."""
 
 import asyncio
 
 import pytest
 
 import mancard
-from conftest import otp, pay, validator
+from conftest import VpcdCard, otp, pay, validator
 
 
 def open_wallet(tmp_path, url, name="wallet"):
@@ -30,24 +33,36 @@ def test_journey(tmp_path, backend_url, phone):
         report = await w.provision()
         assert report.max_amount == 400_000
         assert w.status().state == mancard.CredentialState.ACTIVE
+        assert w.config_version() is not None, "the config bundle comes with the certificate"
+
+        with VpcdCard(w) as card:
+            tapped = validator("run", "--reader", "pcsc", "--once")
+            assert card.failure is None, card.failure
+            assert card.apdus >= 2
+        assert tapped.returncode == 0, tapped.stdout + tapped.stderr
+        tap = w.history(None, 1).entries[0]
+        assert tap.kind == mancard.HistoryKind.TAP
+        assert tap.status_word == 0x9000
+        assert tap.line_id == 1 and tap.validator_id == 17
 
         p = w.boarding_pass()
-        assert p.text.startswith("MC1:")
+        assert p.text.startswith("MC2:")
         assert len(p.matrix.modules) == p.matrix.width ** 2
         assert p.png[:4] == b"\x89PNG"
         assert "<svg" in p.svg
         checked = validator("verify-qr", p.text)
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
-        assert w.ledger().pending_taps == 1
+        assert w.ledger().pending_taps == 2
         sync = await w.sync()
-        assert sync.uploaded == 1
+        assert sync.uploaded == 2
+        assert w.verify_tap_log() == 2
         assert w.ledger().pending_taps == 0
         assert w.ledger().confirmed_balance == sync.balance == (await w.account()).balance
         assert sync.balance < 400_000
 
         kinds = [e.kind for e in w.history(None, 50).entries if e.kind != mancard.HistoryKind.REFUSAL]
-        assert kinds == [mancard.HistoryKind.PASS, mancard.HistoryKind.TOP_UP]
+        assert kinds == [mancard.HistoryKind.PASS, mancard.HistoryKind.TAP, mancard.HistoryKind.TOP_UP]
 
     asyncio.run(journey())
 
@@ -57,6 +72,15 @@ def test_no_credential_message_is_human(tmp_path, backend_url):
     with pytest.raises(mancard.ManCardError.NoCredential) as e:
         w.boarding_pass()
     assert str(e.value) == "no credential is installed on this phone"
+
+
+def test_an_unreadable_config_bundle_is_refused(tmp_path, backend_url):
+    w = open_wallet(tmp_path, backend_url)
+    assert w.config_version() is None
+    with pytest.raises(mancard.ManCardError.Validation) as e:
+        w.install_config(b"V\x01\x02\x03")
+    assert str(e.value).startswith("config bundle refused: unreadable")
+    assert w.config_version() is None
 
 
 def test_backend_down_is_offline(tmp_path):

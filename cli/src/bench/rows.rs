@@ -3,7 +3,7 @@
 
 use super::report::{us, Row};
 use super::{row_or_failed, BenchArgs, Plan, Res};
-use mancard_testkit::scenarios::peers::{RawInsert, RawSigner, RawVerifier};
+use mancard_testkit::scenarios::peers::{RawInsert, RawSignVerify, RawVerifier};
 use mancard_testkit::scenarios::{
     PassScenario, PcscTap, SettlementIngest, SyncBackend, ValidatorDecision, WalletTap,
 };
@@ -20,14 +20,14 @@ pub(super) fn all(dir: &Path, plan: &Plan, args: &BenchArgs, progress: impl Fn(&
     progress("wallet tap");
     rows.push(row_or_failed(
         TAP,
-        SIGN,
-        "≤ 2×",
+        SIGN_VERIFY,
+        TAP_GOAL,
         wallet_tap(&dir.join("tap"), &issuer, plan.taps),
     ));
     progress("validator decision");
     rows.push(row_or_failed(
         DECISION,
-        VERIFY,
+        SIGN_VERIFY,
         "≤ 1.3×",
         validator_decision(&issuer, plan.verifies),
     ));
@@ -71,10 +71,10 @@ pub(super) fn all(dir: &Path, plan: &Plan, args: &BenchArgs, progress: impl Fn(&
     rows
 }
 
-const TAP: &str = "wallet tap: SELECT+AUTHORIZE (process_apdu)";
-const SIGN: &str = "raw ring P-256 sign";
-const DECISION: &str = "validator decision, cached certificate";
-const VERIFY: &str = "raw ring P-256 verify";
+const TAP: &str = "phone side of a tap: SELECT+AUTHORIZE (process_apdu)";
+const SIGN_VERIFY: &str = "raw ring P-256 verify + sign";
+const TAP_GOAL: &str = "≤ 2×, p99 ≤ 1 ms";
+const DECISION: &str = "validator decision (sign challenge, verify answer), cached certificate";
 const PASS: &str = "boarding pass: sign + log + QR matrix + SVG + PNG";
 const PASS_PEER: &str = "raw ring P-256 sign + QR + renders";
 const PCSC: &str = "whole tap via pcscd + vpcd (PC/SC)";
@@ -94,35 +94,29 @@ fn timed(f: impl FnOnce() -> Res<()>) -> Res<f64> {
     Ok(us(t.elapsed()))
 }
 
-/// `n` interleaved samples of `subject` and `peer` after a warm-up of both.
-fn interleaved(
-    n: usize,
-    mut subject: impl FnMut() -> Res<()>,
-    mut peer: impl FnMut() -> Res<()>,
-) -> Res<(Vec<f64>, Vec<f64>)> {
-    for _ in 0..WARM_UP {
-        peer()?;
-        subject()?;
-    }
-    let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        b.push(timed(&mut peer)?);
-        a.push(timed(&mut subject)?);
-    }
-    Ok((a, b))
-}
-
 fn wallet_tap(dir: &Path, issuer: &Issuer, n: usize) -> Res<Row> {
     let tap = WalletTap::new(dir, issuer)?;
-    let raw = RawSigner::new()?;
-    let (taps, peer) = interleaved(n, || tap.run_once(), || raw.run_once())?;
+    let raw = RawSignVerify::new()?;
+    for _ in 0..WARM_UP {
+        raw.run_once()?;
+        tap.run_phone_side()?;
+    }
+    let (mut taps, mut peer) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        peer.push(timed(|| raw.run_once())?);
+        taps.push(us(tap.run_phone_side()?));
+    }
     let st = tap.wallet().stats();
-    let row = Row::measured(TAP, taps, (SIGN.into(), peer), "≤ 2×");
-    let ok = row.ratio().map(|r| r <= 2.0);
+    let row = Row::measured(TAP, taps, (SIGN_VERIFY.into(), peer), TAP_GOAL);
+    let ok = match (row.ratio(), row.p99_us) {
+        (Some(r), Some(p99)) => Some(r <= 2.0 && p99 <= 1_000.0),
+        _ => None,
+    };
     Ok(row.judged(
         ok,
         format!(
-            "n={n}; counter fsyncs so far {} for {} log entries",
+            "n={n}; the phone's two process_apdu calls (verify the challenge, sign, commit), not \
+             the reader's signing between them; counter fsyncs so far {} for {} log entries",
             st.counter_fsyncs, st.log_entries
         ),
     ))
@@ -139,11 +133,14 @@ fn validator_decision(issuer: &Issuer, n: usize) -> Res<Row> {
             dec.push(d);
         }
     }
-    let row = Row::measured(DECISION, dec, (VERIFY.into(), raw), "≤ 1.3×");
+    let row = Row::measured(DECISION, dec, (SIGN_VERIFY.into(), raw), "≤ 1.3×");
     let ok = row.ratio().map(|r| r <= 1.3);
     Ok(row.judged(
         ok,
-        format!("n={n}; deny list of 100,000 cards; fare, validity, replay, signature"),
+        format!(
+            "n={n}; deny list of 100,000 cards; challenge signature, fare, validity, replay, \
+             tap signature"
+        ),
     ))
 }
 

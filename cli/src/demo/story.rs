@@ -217,7 +217,7 @@ fn validator_config(out: &mut Out, w: &mut World, dir: &Path) -> Res<()> {
 }
 
 fn tap(out: &mut Out, w: &mut World, name: &str, title: &str, line: u32, at: i64) -> Res<()> {
-    w.set_time(at);
+    w.set_time(at)?;
     w.validator()?.set_line(line)?;
     let t = Instant::now();
     let o = w.tap_nfc()?;
@@ -356,12 +356,12 @@ fn nfc_lines(w: &World, o: &TapOutcome) -> Vec<String> {
 }
 
 fn qr(out: &mut Out, w: &mut World, dir: &Path, at: i64) -> Res<()> {
-    let now = w.set_time(at);
+    w.set_time(at)?;
     w.validator()?.set_line(LINE_EXPRESS)?;
     let t = Instant::now();
-    // The phone's clock reads the same time as the validator's (the wallet corrects it by the
-    // offset learned at sync).
-    let pass = w.wallet.boarding_pass(now)?;
+    // The phone's clock reads the same time as the validator's (the wallet corrects the
+    // device clock by its offset, which `set_time` moved with the validator's clock).
+    let pass = w.wallet.boarding_pass(chrono::Utc::now().timestamp())?;
     let made = t.elapsed();
     let png = dir.join("pass.png");
     std::fs::write(&png, pass.png(6)?).map_err(|e| format!("{}: {e}", png.display()))?;

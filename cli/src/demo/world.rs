@@ -82,11 +82,16 @@ impl World {
         }
     }
 
-    /// Sets the validator's clock to `at` seconds into the demo's day.
-    pub(super) fn set_time(&self, at: i64) -> i64 {
+    /// Sets the validator's clock to `at` seconds into the demo's day, and moves the phone's
+    /// clock with it (through the wallet's clock offset, as a sync would): the day runs fast,
+    /// and a phone refuses a reader whose clock is minutes away from its own.
+    pub(super) fn set_time(&self, at: i64) -> Res<i64> {
         let t = self.day + at;
         self.clock.store(t, Ordering::SeqCst);
-        t
+        self.wallet
+            .set_server_time_offset(t - chrono::Utc::now().timestamp())
+            .map_err(|e| format!("phone clock: {e}"))?;
+        Ok(t)
     }
 
     /// One NFC tap of the wallet on the validator (in process or through PC/SC).
@@ -269,16 +274,20 @@ pub(super) fn start_validator(w: &mut World, dir: &Path) -> Res<ValidatorSetup> 
         )?,
     };
     let mut v = Validator::init(&dir.join("validator"), &anchor, VALIDATOR_ID, LINE_A)?;
-    w.engine()?
-        .register_validator(&RegisterValidatorRequest {
-            validator_id: VALIDATOR_ID,
-            public_key: hex::encode(v.public_key().as_bytes()),
-        })
+    let registered = w
+        .engine()?
+        .register_validator(&RegisterValidatorRequest::new(
+            VALIDATOR_ID,
+            hex::encode(v.public_key().as_bytes()),
+        ))
         .map_err(|e| format!("register validator: {e}"))?;
     let bundle = http::fetch_config(&w.url()?, None, super::HTTP_TIMEOUT)
         .map_err(|e| format!("fetch config: {e}"))?
         .ok_or("the backend answered 304 to a validator without a bundle")?;
     v.install_config(&bundle)?;
+    let certificate =
+        hex::decode(&registered.certificate).map_err(|e| format!("validator certificate: {e}"))?;
+    v.install_certificate(&certificate)?;
     let day = pick_day(w.engine()?.now());
     w.clock.store(day, Ordering::SeqCst);
     w.day = day;

@@ -7,5 +7,10 @@ use mancard_protocol::*;
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = SelectResponse::decode(data) {
         assert_eq!(m.encode(), data, "non-canonical encoding accepted");
+        assert_eq!(
+            data.len(),
+            SelectResponse::LEN,
+            "a session value and nothing else"
+        );
     }
 });

@@ -1,5 +1,6 @@
 #![no_main]
-//! ValidatorConfig::decode never panics; whatever it accepts re-encodes to the same bytes.
+//! ValidatorConfig::decode never panics; whatever it accepts re-encodes to the same bytes, its
+//! lists are searchable and its time rules usable.
 
 use libfuzzer_sys::fuzz_target;
 use mancard_protocol::*;
@@ -10,5 +11,9 @@ fuzz_target!(|data: &[u8]| {
         for p in &m.body.deny_list {
             assert!(m.is_denied(p));
         }
+        for v in &m.body.validator_deny_list {
+            assert!(m.is_validator_denied(v.0));
+        }
+        assert!(m.body.time_rules.max_pass_lifetime_secs >= 1);
     }
 });

@@ -6,21 +6,25 @@
 //! raw (`serde_json::Value`) for the tests that send malformed input or read a problem.
 #![allow(clippy::indexing_slicing)]
 
+use crate::issuer::Issuer;
+use crate::protocol::TestKey;
 use mancard_api::endpoints::{
-    ACCOUNT, ADMIN_AUDIT, ADMIN_FRAUD_CASES, ADMIN_VALIDATORS, CREATE_SESSION, CREATE_TOPUP,
-    CREDENTIAL_NONCE, PROVISION, REPLENISH, REQUEST_OTP, SANDBOX_OTP, TOPUP_STATUS,
-    VALIDATOR_BATCHES, VALIDATOR_CONFIG, WALLET_SYNC,
+    ACCOUNT, ADMIN_AUDIT, ADMIN_DENY_VALIDATOR, ADMIN_FRAUD_CASES, ADMIN_VALIDATORS,
+    CREATE_SESSION, CREATE_TOPUP, CREDENTIAL_NONCE, PROVISION, REPLENISH, REQUEST_OTP, SANDBOX_OTP,
+    TOPUP_STATUS, VALIDATOR_BATCHES, VALIDATOR_CONFIG, WALLET_SYNC,
 };
 use mancard_api::{
-    AccountResponse, AuditReport, BatchResponse, CredentialRequest, CredentialResponse, FraudCase,
-    NonceResponse, OtpRequest, RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp,
-    SessionRequest, SessionResponse, SyncRequest, SyncResponse, TopupIntentResponse, TopupRequest,
+    AccountResponse, AuditReport, BatchResponse, CredentialRequest, CredentialResponse,
+    DenyValidatorRequest, DenyValidatorResponse, FraudCase, NonceResponse, OtpRequest,
+    RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp, SessionRequest,
+    SessionResponse, SyncRequest, SyncResponse, TopupIntentResponse, TopupRequest,
 };
 use mancard_backend::{Backend, BackendConfig, BackendHandle};
 use mancard_protocol::provision::{sign_provision, ProvisionPurpose};
 use mancard_protocol::{
-    BatchBody, CredentialCertificate, FareKind, PassBody, SigningKey, TapAuthorization,
-    TapChallenge, TapProof, TapRecord, Tariff, WalletLogEntry, GENESIS_HASH,
+    chain_start, sha256, BatchBody, ChallengeBody, CredentialCertificate, FareKind, PassBody,
+    SigningKey, TapAuthorization, TapProof, TapRecord, Tariff, ValidatorCertificate,
+    ValidatorConfig, WalletLogEntry,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -74,6 +78,33 @@ impl Harness {
             http: client(),
             dir,
         }
+    }
+
+    /// A backend whose issuer key is `key` (key id 1, created at `created_at`), and the same
+    /// key as a test [`Issuer`]: validators and bundles built by the test then trust the
+    /// certificates the backend issues.
+    pub async fn start_with_issuer(key: &TestKey, created_at: i64) -> (Self, Issuer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = mancard_backend::keys::key_file_path(&db_path(&dir));
+        let file = serde_json::json!({ "keys": [{
+            "key_id": 1,
+            "pkcs8_hex": hex::encode(key.pkcs8()),
+            "created_at": created_at,
+            "retired_at": null,
+        }]});
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let issuer = Issuer {
+            key: key.ring(),
+            key_id: 1,
+            valid_from: created_at - 3600,
+            valid_until: created_at + 10 * 365 * 86_400,
+        };
+        (Self::start_in(dir).await, issuer)
     }
 
     /// Stops gracefully and starts again on the same database.
@@ -244,7 +275,7 @@ impl Harness {
         serde_json::from_value(v).unwrap()
     }
 
-    pub async fn config(&self) -> mancard_protocol::ValidatorConfig {
+    pub async fn config(&self) -> ValidatorConfig {
         let resp = self
             .http
             .get(self.u(VALIDATOR_CONFIG.path))
@@ -252,7 +283,17 @@ impl Harness {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        mancard_protocol::ValidatorConfig::decode(&resp.bytes().await.unwrap()).unwrap()
+        ValidatorConfig::decode(&resp.bytes().await.unwrap()).unwrap()
+    }
+
+    /// Puts a validator on the validator deny list (admin API).
+    pub async fn deny_validator(&self, validator_id: u32) -> DenyValidatorResponse {
+        self.post_ok(
+            ADMIN_DENY_VALIDATOR.path,
+            Some(ADMIN),
+            &DenyValidatorRequest { validator_id },
+        )
+        .await
     }
 }
 
@@ -287,12 +328,16 @@ pub fn ride_base(server_time: i64) -> i64 {
     day * 86_400 - i64::from(t.utc_offset_secs) + i64::from(t.day_start_secs) + 6 * 3600
 }
 
+/// A protocol-level wallet over HTTP: its keys, its current certificate and its signed tap
+/// chain (`prev`: the link the next proof under the current certificate signs).
 pub struct Wallet {
     pub token: String,
     pub binding: SigningKey,
     pub tap: SigningKey,
     pub cert: CredentialCertificate,
+    /// The current certificate's id.
     pub cert_hash: [u8; 32],
+    /// The current certificate's pseudonym, hex (what sync names the device by).
     pub pseudonym: String,
     pub next_counter: u32,
     pub seq: u64,
@@ -303,6 +348,11 @@ pub struct Wallet {
 
 pub fn cert_from(resp: &CredentialResponse) -> CredentialCertificate {
     CredentialCertificate::decode(&hex::decode(&resp.certificate).unwrap()).unwrap()
+}
+
+/// The config bundle a credential or sync response carries.
+pub fn bundle_from(hex_bundle: &str) -> ValidatorConfig {
+    ValidatorConfig::decode(&hex::decode(hex_bundle).unwrap()).unwrap()
 }
 
 impl Wallet {
@@ -336,12 +386,12 @@ impl Wallet {
             token: token.to_string(),
             binding,
             tap,
-            cert_hash: cert.hash(),
+            cert_hash: cert.id(),
             next_counter: cert.body.allowance.counter_first,
+            prev: chain_start(&cert.id()),
             cert,
             pseudonym: c.pseudonym.clone(),
             seq: 0,
-            prev: GENESIS_HASH,
             cursor: 0,
             server_time: c.server_time,
         };
@@ -361,15 +411,17 @@ impl Wallet {
         let c: CredentialResponse = h.post_ok(REPLENISH.path, Some(&self.token), &req).await;
         self.tap = tap;
         self.cert = cert_from(&c);
-        self.cert_hash = self.cert.hash();
+        self.cert_hash = self.cert.id();
         self.next_counter = self.cert.body.allowance.counter_first;
+        self.prev = chain_start(&self.cert_hash);
+        self.pseudonym = c.pseudonym.clone();
         c
     }
 
-    fn log(&mut self, time: i64, amount: i64, proof: TapProof) -> WalletLogEntry {
+    /// Appends a signed proof to the wallet's log (the next proof signs its id as `prev`).
+    pub fn log(&mut self, time: i64, amount: i64, proof: TapProof) -> WalletLogEntry {
         let e = WalletLogEntry {
             seq: self.seq,
-            prev_hash: self.prev,
             time,
             amount,
             proof,
@@ -382,18 +434,33 @@ impl Wallet {
     /// An NFC tap at a validator: the validator's record and the wallet's log entry.
     pub fn nfc_tap(
         &mut self,
-        validator_id: u32,
+        v: &Validator,
         line: u32,
         fare: i64,
         time: i64,
     ) -> (TapRecord, WalletLogEntry) {
         let counter = self.next_counter;
         self.next_counter += 1;
-        self.nfc_tap_with_counter(validator_id, line, fare, time, counter)
+        self.nfc_tap_with_counter(v, line, fare, time, counter)
     }
 
     pub fn nfc_tap_with_counter(
         &mut self,
+        v: &Validator,
+        line: u32,
+        fare: i64,
+        time: i64,
+        counter: u32,
+    ) -> (TapRecord, WalletLogEntry) {
+        self.nfc_tap_signed_by(&v.key, v.id, line, fare, time, counter)
+    }
+
+    /// An NFC tap whose challenge names `validator_id` and is signed by `signer` (the
+    /// validator's registered key, or not: a made-up challenge), with the next link of the
+    /// wallet's chain.
+    pub fn nfc_tap_signed_by(
+        &mut self,
+        signer: &SigningKey,
         validator_id: u32,
         line: u32,
         fare: i64,
@@ -403,12 +470,30 @@ impl Wallet {
         let rec = NfcTap {
             tap: &self.tap,
             cert: &self.cert,
-            cert_hash: self.cert_hash,
             counter,
+            prev: self.prev,
         }
-        .at(validator_id, line, fare, time);
+        .at(signer, validator_id, line, fare, time);
         let entry = self.log(time, fare, rec.proof.clone());
         (rec, entry)
+    }
+
+    /// A QR boarding pass with the next counter and link of the chain (not logged).
+    pub fn pass(&mut self, time: i64, lifetime_secs: u16, max: i64) -> TapProof {
+        let counter = self.next_counter;
+        self.next_counter += 1;
+        let pass = PassBody {
+            certificate: self.cert.clone(),
+            counter,
+            issued_at: time,
+            lifetime_secs,
+            fare_class: self.cert.body.fare_class,
+            max_amount: max,
+            prev: self.prev,
+        }
+        .sign(&self.tap)
+        .unwrap();
+        TapProof::Qr { pass }
     }
 
     /// A QR boarding pass shown to a reader.
@@ -420,18 +505,8 @@ impl Wallet {
         time: i64,
         max: i64,
     ) -> (TapRecord, WalletLogEntry) {
-        let counter = self.next_counter;
-        self.next_counter += 1;
-        let pass = PassBody {
-            certificate: self.cert.clone(),
-            counter,
-            issued_at: time,
-            lifetime_secs: 60,
-            max_amount: max,
-        }
-        .sign(&self.tap)
-        .unwrap();
-        let proof = TapProof::Qr { pass };
+        let proof = self.pass(time, 60, max);
+        let counter = proof.counter();
         let rec = TapRecord {
             validator_id,
             line_id: line,
@@ -469,25 +544,50 @@ impl Wallet {
     }
 }
 
+/// A validator known to the backend: its id, its key (which signs its challenges and
+/// batches) and the certificate the backend issued for it.
 pub struct Validator {
     pub id: u32,
     pub key: SigningKey,
+    pub certificate: Option<ValidatorCertificate>,
 }
 
 impl Validator {
-    pub async fn register(h: &Harness, id: u32) -> Self {
+    /// A fresh key for `id`, not registered anywhere.
+    pub fn unregistered(id: u32) -> Self {
         let (key, _) = SigningKey::generate().unwrap();
-        let _: RegisterValidatorResponse = h
+        Self {
+            id,
+            key,
+            certificate: None,
+        }
+    }
+
+    /// Registers a fresh key as validator `id` through the admin API; keeps the certificate.
+    pub async fn register(h: &Harness, id: u32) -> Self {
+        let mut v = Self::unregistered(id);
+        let r: RegisterValidatorResponse = h
             .post_ok(
                 ADMIN_VALIDATORS.path,
                 Some(ADMIN),
-                &RegisterValidatorRequest {
-                    validator_id: id,
-                    public_key: hex::encode(key.public_key().as_bytes()),
-                },
+                &RegisterValidatorRequest::new(id, hex::encode(v.key.public_key().as_bytes())),
             )
             .await;
-        Self { id, key }
+        v.certificate = Some(certificate_from(&r));
+        v
+    }
+
+    /// Registers a fresh key as validator `id` on the engine directly; keeps the certificate.
+    pub fn register_on(e: &mancard_backend::Engine, id: u32) -> Self {
+        let mut v = Self::unregistered(id);
+        let r = e
+            .register_validator(&RegisterValidatorRequest::new(
+                id,
+                hex::encode(v.key.public_key().as_bytes()),
+            ))
+            .unwrap();
+        v.certificate = Some(certificate_from(&r));
+        v
     }
 
     pub fn batch(&self, records: Vec<TapRecord>) -> Vec<u8> {
@@ -502,6 +602,11 @@ impl Validator {
     }
 }
 
+/// The validator certificate a registration answered.
+pub fn certificate_from(r: &RegisterValidatorResponse) -> ValidatorCertificate {
+    ValidatorCertificate::decode(&hex::decode(&r.certificate).unwrap()).unwrap()
+}
+
 /// A rider set up in process through the [`Engine`](mancard_backend::Engine), no HTTP: a
 /// sandbox code and session, a top-up paid on the sandbox gateway, and a device provisioned
 /// with a software binding key. For benches and tools that drive the engine directly.
@@ -513,6 +618,8 @@ pub struct EngineRider {
     pub cert_hash: [u8; 32],
     /// The next unused counter of the certificate.
     pub next_counter: u32,
+    /// The link the next tap signs.
+    pub prev: [u8; 32],
 }
 
 impl EngineRider {
@@ -567,52 +674,75 @@ impl EngineRider {
             account_id: s.account_id,
             phone: phone.into(),
             tap,
-            cert_hash: cert.hash(),
+            cert_hash: cert.id(),
             next_counter: cert.body.allowance.counter_first,
+            prev: chain_start(&cert.id()),
             cert,
         }
     }
 
-    /// A validator's record of an NFC tap with this rider's next counter.
-    pub fn nfc_record(&mut self, validator_id: u32, line: u32, fare: i64, time: i64) -> TapRecord {
+    /// A validator's record of an NFC tap with this rider's next counter and chain link.
+    pub fn nfc_record(&mut self, v: &Validator, line: u32, fare: i64, time: i64) -> TapRecord {
         let counter = self.next_counter;
         self.next_counter += 1;
-        NfcTap {
+        let rec = NfcTap {
             tap: &self.tap,
             cert: &self.cert,
-            cert_hash: self.cert_hash,
             counter,
+            prev: self.prev,
         }
-        .at(validator_id, line, fare, time)
+        .at(&v.key, v.id, line, fare, time);
+        self.prev = rec.proof.id();
+        rec
     }
 }
 
-/// The credential and counter an NFC tap is signed with (see [`NfcTap::at`]).
+/// The credential, counter and chain link an NFC tap is signed with (see [`NfcTap::at`]).
 struct NfcTap<'a> {
     tap: &'a SigningKey,
     cert: &'a CredentialCertificate,
-    cert_hash: [u8; 32],
     counter: u32,
+    prev: [u8; 32],
 }
 
 impl NfcTap<'_> {
     /// A validator's record of the tap at `validator_id` on `line`, charging `fare` at `time`:
-    /// the challenge (its nonce made of counter, time and line) and the signed authorization.
-    fn at(&self, validator_id: u32, line: u32, fare: i64, time: i64) -> TapRecord {
-        let mut nonce = [0u8; 16];
-        nonce[..4].copy_from_slice(&self.counter.to_be_bytes());
-        nonce[4..12].copy_from_slice(&time.to_be_bytes());
-        nonce[12..].copy_from_slice(&line.to_be_bytes());
-        let challenge = TapChallenge {
+    /// the challenge (its nonce and session made of counter, time and line) signed by
+    /// `signer`, quoted for the certificate's fare class, and the signed authorization.
+    fn at(
+        &self,
+        signer: &SigningKey,
+        validator_id: u32,
+        line: u32,
+        fare: i64,
+        time: i64,
+    ) -> TapRecord {
+        let seed = sha256(&[
+            &self.counter.to_be_bytes(),
+            &time.to_be_bytes(),
+            &line.to_be_bytes(),
+            &self.cert.id(),
+        ]);
+        let challenge = ChallengeBody {
             validator_id,
-            nonce,
+            nonce: seed[..16].try_into().unwrap(),
+            session: seed[16..].try_into().unwrap(),
             validator_time: time,
             line_id: line,
             fare,
-        };
-        let authorization =
-            TapAuthorization::sign(self.tap, &challenge, &self.cert_hash, self.counter, fare)
-                .unwrap();
+            fare_class: self.cert.body.fare_class,
+        }
+        .sign(signer)
+        .unwrap();
+        let authorization = TapAuthorization::sign(
+            self.tap,
+            &challenge.body,
+            &self.cert.id(),
+            self.counter,
+            fare,
+            &self.prev,
+        )
+        .unwrap();
         TapRecord {
             validator_id,
             line_id: line,
@@ -624,7 +754,6 @@ impl NfcTap<'_> {
             proof: TapProof::Nfc {
                 challenge,
                 authorization,
-                cert_hash: self.cert_hash,
             },
         }
     }

@@ -4,8 +4,9 @@
 use crate::time::{DAY, T0};
 use mancard::IssuerKeyInfo;
 use mancard_protocol::{
-    CertificateBody, ConfigBody, CredentialCertificate, FareClass, IssuerKey, OfflineAllowance,
-    Pseudonym, PublicKey, SigningKey, Tariff, ValidatorConfig,
+    CertificateBody, ConfigBody, CredentialCertificate, DeniedValidator, FareClass, IssuerKey,
+    OfflineAllowance, Pseudonym, PublicKey, SigningKey, Tariff, TimeRules, ValidatorCertBody,
+    ValidatorCertificate, ValidatorConfig,
 };
 use mancard_validator::TrustAnchor;
 
@@ -109,15 +110,68 @@ impl Issuer {
         .unwrap()
     }
 
-    /// A signed config bundle with this key, the Urmia tariff and `deny`.
+    /// A signed config bundle with this key, the Urmia tariff, `deny`, no denied validator
+    /// and the default time rules.
     pub fn bundle(&self, version: u64, issued_at: i64, deny: Vec<Pseudonym>) -> ValidatorConfig {
+        self.bundle_with(version, issued_at, deny, Vec::new(), TimeRules::default())
+    }
+
+    /// A signed config bundle with every list and rule chosen by the test.
+    pub fn bundle_with(
+        &self,
+        version: u64,
+        issued_at: i64,
+        deny: Vec<Pseudonym>,
+        denied_validators: Vec<u32>,
+        time_rules: TimeRules,
+    ) -> ValidatorConfig {
         ConfigBody {
             bundle_version: version,
             issued_at,
             signer_key_id: self.key_id,
             issuer_keys: vec![self.issuer_key()],
             deny_list: deny,
+            validator_deny_list: denied_validators.into_iter().map(DeniedValidator).collect(),
+            time_rules,
             tariff: Tariff::urmia_default(),
+        }
+        .sign(&self.key)
+        .unwrap()
+    }
+
+    /// A validator certificate for `validator_id` over `public_key`, operator 1, any line,
+    /// valid from a year before [`T0`] to a year after.
+    pub fn validator_cert(
+        &self,
+        validator_id: u32,
+        public_key: &PublicKey,
+    ) -> ValidatorCertificate {
+        self.validator_cert_with(
+            validator_id,
+            public_key,
+            Vec::new(),
+            T0 - 365 * DAY,
+            T0 + 365 * DAY,
+        )
+    }
+
+    /// A validator certificate with the lines and validity chosen by the test.
+    pub fn validator_cert_with(
+        &self,
+        validator_id: u32,
+        public_key: &PublicKey,
+        lines: Vec<u32>,
+        valid_from: i64,
+        valid_until: i64,
+    ) -> ValidatorCertificate {
+        ValidatorCertBody {
+            issuer_key_id: self.key_id,
+            validator_id,
+            operator_id: 1,
+            public_key: *public_key,
+            valid_from: u32::try_from(valid_from).unwrap(),
+            valid_until: u32::try_from(valid_until).unwrap(),
+            lines,
         }
         .sign(&self.key)
         .unwrap()

@@ -1,13 +1,22 @@
 //! Online fixtures: the real backend in-process on a loopback port (its own tokio runtime),
-//! wallets in directories, sign-in, top-up and convergence helpers, and validator-like taps.
+//! wallets in directories, sign-in, top-up and convergence helpers, and validator-like taps
+//! (a validator registered at the backend, with the certificate it issued, runs the v2 reader
+//! flow: SELECT, a signed challenge quoted for the session, AUTHORIZE with its certificate
+//! inline, a re-quote for another fare class).
 //! The fault-injecting and TLS proxies in front of the backend are in [`crate::proxy`].
 #![allow(clippy::indexing_slicing)] // fixtures: a slice out of range is a broken test
 
 use crate::scenarios::Res;
 pub use crate::wallet::keystore;
 use mancard::{OnlineOptions, OnlineWallet, TopUpIntent, TopUpStatus, Wallet};
+use mancard_api::RegisterValidatorRequest;
 use mancard_backend::{Backend, BackendConfig, BackendHandle, Policy};
-use mancard_protocol::{FareClass, RideState, StatusWord, TapChallenge, Tariff};
+use mancard_protocol::{
+    sha256, AuthorizeResponse, BatchBody, ChallengeBody, CommandApdu, CredentialCertificate,
+    FareClass, FareKind, ResponseApdu, RideState, SelectResponse, SigningKey, StatusWord,
+    TapAuthorization, TapChallenge, TapProof, TapRecord, Tariff, ValidatorCertificate,
+};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -187,76 +196,217 @@ pub fn try_top_up(env: &Env, o: &OnlineWallet, amount: i64) -> Res<TopUpIntent> 
     Ok(done)
 }
 
-/// A validator-side fare state machine: charges what the shared tariff says for this rider,
-/// as a real validator would from its own point of view (it only sees its own taps, so the
-/// backend may correct the fare).
+/// A validator registered at the backend (its key derived from its id, so registering the
+/// same id twice keeps the same key), with a fare state machine: it charges what the shared
+/// tariff says for this rider, as a real validator would from its own point of view (it only
+/// sees its own taps, so the backend may correct the fare).
 pub struct Validator {
     pub id: u32,
+    pub key: SigningKey,
+    pub certificate: ValidatorCertificate,
     pub tariff: Tariff,
     pub state: RideState,
     pub n: u64,
+    /// The challenge of the last tap that went through (its signed fare, time and line).
+    pub last: Option<TapChallenge>,
+    /// The validator's records of the taps that went through (what its batch uploads).
+    pub records: Vec<TapRecord>,
+    /// The phone certificates it has seen, by id.
+    pub cache: HashMap<[u8; 32], CredentialCertificate>,
+}
+
+/// The key of validator `id` in these fixtures.
+fn validator_key(id: u32) -> SigningKey {
+    let name: &'static str = Box::leak(format!("online-validator-{id}").into_boxed_str());
+    crate::protocol::TestKey::new(name).ring()
 }
 
 impl Validator {
-    pub fn new(id: u32) -> Self {
-        Self {
+    /// Registers validator `id` at `env`'s backend; keeps the certificate it issues.
+    pub fn new(env: &Env, id: u32) -> Self {
+        Self::try_new(env, id).unwrap()
+    }
+
+    /// [`Validator::new`], an error if the backend refuses the registration.
+    pub fn try_new(env: &Env, id: u32) -> Res<Self> {
+        let key = validator_key(id);
+        let r = env
+            .engine()
+            .register_validator(&RegisterValidatorRequest::new(
+                id,
+                hex::encode(key.public_key().as_bytes()),
+            ))
+            .map_err(|e| format!("register validator {id}: {e}"))?;
+        let certificate = ValidatorCertificate::decode(&hex::decode(&r.certificate)?)?;
+        Ok(Self {
             id,
+            key,
+            certificate,
             tariff: Tariff::urmia_default(),
             state: RideState::default(),
             n: 0,
-        }
+            last: None,
+            records: Vec::new(),
+            cache: HashMap::new(),
+        })
     }
 
-    pub fn challenge(&mut self, line: u32, time: i64) -> TapChallenge {
-        self.try_challenge(line, time).unwrap()
-    }
-
-    /// [`Validator::challenge`], an error if the tariff has no fare for it.
-    pub fn try_challenge(&mut self, line: u32, time: i64) -> Res<TapChallenge> {
+    /// A challenge for `session` quoted for `class` at `line` and `time` (the rider-aware fare
+    /// from this validator's point of view), signed with the validator's key; with the state
+    /// after it.
+    pub fn try_challenge(
+        &mut self,
+        session: [u8; 16],
+        class: FareClass,
+        line: u32,
+        time: i64,
+    ) -> Res<(TapChallenge, RideState)> {
         let q = self
             .tariff
-            .fare(FareClass::Adult, line, time, &self.state)
+            .fare(class, line, time, &self.state)
             .map_err(|e| format!("tariff: {e}"))?;
-        self.state = q.next;
         self.n += 1;
-        let mut nonce = [0u8; 16];
-        nonce[..4].copy_from_slice(&self.id.to_be_bytes());
-        nonce[4..12].copy_from_slice(&self.n.to_be_bytes());
-        nonce[12..].copy_from_slice(&(time as u32).to_be_bytes());
-        Ok(TapChallenge {
+        let seed = sha256(&[
+            &self.id.to_be_bytes(),
+            &self.n.to_be_bytes(),
+            &time.to_be_bytes(),
+        ]);
+        let challenge = ChallengeBody {
             validator_id: self.id,
-            nonce,
+            nonce: seed[..16].try_into()?,
+            session,
             validator_time: time,
             line_id: line,
             fare: q.amount,
-        })
+            fare_class: class,
+        }
+        .sign(&self.key)?;
+        Ok((challenge, q.next))
+    }
+
+    /// The validator's signed batch of the records of its taps so far (and forgets them).
+    pub fn batch(&mut self, batch_id: [u8; 16]) -> Vec<u8> {
+        BatchBody {
+            validator_id: self.id,
+            batch_id,
+            created_at: 0,
+            records: std::mem::take(&mut self.records),
+        }
+        .sign(&self.key)
+        .unwrap()
+        .encode()
+    }
+
+    /// Journals a tap that went through under the certificate `cert`.
+    fn record(
+        &mut self,
+        challenge: TapChallenge,
+        authorization: TapAuthorization,
+        cert: &CredentialCertificate,
+    ) {
+        let c = &challenge.body;
+        self.records.push(TapRecord {
+            validator_id: self.id,
+            line_id: c.line_id,
+            time: c.validator_time,
+            pseudonym: cert.body.pseudonym,
+            counter: authorization.counter,
+            fare: c.fare,
+            fare_kind: FareKind::Full,
+            proof: TapProof::Nfc {
+                challenge: challenge.clone(),
+                authorization,
+            },
+        });
+        self.last = Some(challenge);
     }
 }
 
-/// One NFC exchange (SELECT, AUTHORIZE TAP; the certificate is "cached").
-pub fn tap(w: &Wallet, ch: &TapChallenge) -> StatusWord {
-    try_tap(w, ch).unwrap()
+fn send(w: &Wallet, cmd: &CommandApdu) -> Res<ResponseApdu> {
+    Ok(ResponseApdu::parse(&w.process_apdu(cmd.encode()?))?)
+}
+
+/// One NFC tap at `v` on `line` at `time`, as a reader runs it: SELECT, a challenge quoted for
+/// an adult (or the class learnt from the phone's certificate), AUTHORIZE TAP with the
+/// validator certificate inline, a re-quote if the phone answers with its certificate, field
+/// off. The status word that ended it.
+pub fn tap(w: &Wallet, v: &mut Validator, line: u32, time: i64) -> StatusWord {
+    try_tap(w, v, line, time).unwrap()
 }
 
 /// [`tap`], an error if an APDU cannot be encoded or an answer parsed.
-pub fn try_tap(w: &Wallet, ch: &TapChallenge) -> Res<StatusWord> {
-    Ok(match crate::wallet::try_exchange(w, ch, false)? {
-        Ok(_) => StatusWord::Ok,
-        Err(sw) => sw,
-    })
+pub fn try_tap(w: &Wallet, v: &mut Validator, line: u32, time: i64) -> Res<StatusWord> {
+    let sw = exchange(w, v, line, time);
+    w.deactivated();
+    sw
 }
 
-/// `n` taps spread over lines 1/2/10, `spacing` seconds apart from `start`; all must succeed.
+fn exchange(w: &Wallet, v: &mut Validator, line: u32, time: i64) -> Res<StatusWord> {
+    let sel = send(w, &CommandApdu::select_mancard())?;
+    if sel.sw != StatusWord::Ok {
+        return Ok(sel.sw);
+    }
+    let session = SelectResponse::decode(&sel.data)?.session;
+    let mut class = FareClass::Adult;
+    for _ in 0..2 {
+        let (challenge, next) = v.try_challenge(session, class, line, time)?;
+        let cmd = CommandApdu::authorize_tap(&challenge, Some(&v.certificate));
+        let a = send(w, &cmd)?;
+        if a.sw != StatusWord::Ok {
+            return Ok(a.sw);
+        }
+        match AuthorizeResponse::decode(&a.data)? {
+            AuthorizeResponse::Authorized(auth) => {
+                let cert = match v.cache.get(&auth.cert_id) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let rc = send(w, &CommandApdu::read_certificate())?;
+                        if rc.sw != StatusWord::Ok {
+                            return Ok(rc.sw);
+                        }
+                        CredentialCertificate::decode(&rc.data)?
+                    }
+                };
+                if cert.id() != auth.cert_id {
+                    return Err("the phone read out another certificate than it signed for".into());
+                }
+                auth.verify(&cert.body.tap_public_key, &challenge.body)
+                    .map_err(|e| format!("the phone's authorization does not verify: {e}"))?;
+                v.cache.insert(cert.id(), cert.clone());
+                v.state = next;
+                v.record(challenge, auth, &cert);
+                return Ok(StatusWord::Ok);
+            }
+            AuthorizeResponse::Requote(cert) => {
+                class = cert.body.fare_class;
+                v.cache.insert(cert.id(), cert);
+            }
+        }
+    }
+    Err("the phone asked for a re-quote twice".into())
+}
+
+/// `n` taps spread over lines 1/2/10, `spacing` seconds apart from `start`, the phone's clock
+/// set to each tap's time for it (the phone refuses a reader clock outside the bundle's tap
+/// window) and put back after; all must succeed.
 pub fn taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) {
     try_taps(w, v, n, start, spacing).unwrap();
 }
 
 /// [`taps`], an error naming the first tap refused.
 pub fn try_taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) -> Res<()> {
+    let offset = w.server_time_offset();
+    let result = clocked(w, v, n, start, spacing);
+    w.set_server_time_offset(offset)?;
+    result
+}
+
+fn clocked(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing: i64) -> Res<()> {
     for i in 0..n {
         let line = [1, 2, 10][i % 3];
-        let ch = v.try_challenge(line, start + i64::try_from(i)? * spacing)?;
-        let sw = try_tap(w, &ch)?;
+        let t = start + i64::try_from(i)? * spacing;
+        w.set_server_time_offset(t.saturating_sub(mancard::now_utc()))?;
+        let sw = try_tap(w, v, line, t)?;
         if sw != StatusWord::Ok {
             return Err(format!("tap {i} refused: {sw:?}").into());
         }

@@ -1,15 +1,16 @@
-//! Protocol fixtures: fixed test keys, deterministic (RFC 6979) signing and the standard
-//! messages (certificates, challenges, authorizations, passes, configs, records, batches) used by
-//! the protocol's tests, its test-vector generator and its benches. Test-only: these private keys
-//! are public knowledge.
+//! Protocol fixtures: fixed test keys, deterministic (RFC 6979, low-S) signing and the standard
+//! messages (certificates, validator certificates, challenges, authorizations, passes, configs,
+//! records, batches, wallet log chains) used by the protocol's tests, its test-vector generator
+//! and its benches. Test-only: these private keys are public knowledge.
 
 pub use crate::time::{DAY, T0};
 use mancard_protocol::crypto::tags;
 use mancard_protocol::{
-    sha256, BatchBody, BoardingPass, CertificateBody, ConfigBody, CredentialCertificate, FareClass,
-    FareKind, IssuerKey, OfflineAllowance, PassBody, Pseudonym, PublicKey, Signature, SigningKey,
-    TapAuthorization, TapBatch, TapChallenge, TapProof, TapRecord, Tariff, ValidatorConfig,
-    DEFAULT_PASS_LIFETIME_SECS,
+    chain_start, sha256, BatchBody, BoardingPass, CertificateBody, ChallengeBody, ConfigBody,
+    CredentialCertificate, DeniedValidator, FareClass, FareKind, IssuerKey, OfflineAllowance,
+    PassBody, Pseudonym, PublicKey, Signature, Signed, SignedBody, SigningKey, TapAuthorization,
+    TapBatch, TapChallenge, TapProof, TapRecord, Tariff, TimeRules, ValidatorCertBody,
+    ValidatorCertificate, ValidatorConfig, WalletLogEntry, DEFAULT_PASS_LIFETIME_SECS,
 };
 use p256::ecdsa::signature::Signer as _;
 
@@ -58,20 +59,43 @@ impl TestKey {
         SigningKey::from_pkcs8(&self.pkcs8()).expect("ring loads the PKCS#8")
     }
 
-    /// Deterministic ECDSA P-256/SHA-256 (RFC 6979) over `tag ‖ msg`, fixed r ‖ s.
+    /// Deterministic ECDSA P-256/SHA-256 (RFC 6979) over `tag ‖ msg`, fixed r ‖ s, in its
+    /// canonical low-S form (as every ManCard signer emits).
     pub fn sign(&self, tag: &[u8], msg: &[u8]) -> Signature {
         let mut m = tag.to_vec();
         m.extend_from_slice(msg);
         let sig: p256::ecdsa::Signature = self.sk.sign(&m);
         let mut out = [0u8; 64];
         out.copy_from_slice(&sig.to_bytes());
-        Signature(out)
+        Signature(out).to_low_s()
+    }
+
+    /// Signs `body` exactly as [`Signed::sign`] does (the body's `prepare`, then its domain tag
+    /// and encoding), deterministically.
+    pub fn sign_body<B: SignedBody>(&self, body: B) -> Signed<B> {
+        let body = body.prepare().expect("the fixture body can be signed");
+        let signature = self.sign(B::DOMAIN, &body.encode());
+        Signed { body, signature }
+    }
+}
+
+/// The malleated twin (r, n − s) of a signature: the curve check accepts it, every ManCard
+/// verifier refuses it as non-canonical.
+pub fn flip_s(sig: &Signature) -> Signature {
+    Signature(sig.malleated())
+}
+
+/// A copy of a signed message with its signature's s replaced by n − s.
+pub fn with_flipped_s<B: Clone>(m: &Signed<B>) -> Signed<B> {
+    Signed {
+        body: m.body.clone(),
+        signature: flip_s(&m.signature),
     }
 }
 
 /// Every fixed key of the vectors.
 pub struct Keys {
-    /// Issuer key id 1: signs certificates and config bundles.
+    /// Issuer key id 1: signs certificates, validator certificates and config bundles.
     pub issuer1: TestKey,
     /// Issuer key id 2: rotated in later (its window starts at T0 - 2 days).
     pub issuer2: TestKey,
@@ -83,8 +107,10 @@ pub struct Keys {
     pub tap: TestKey,
     /// Another wallet's tap key (signatures that must not verify).
     pub tap_other: TestKey,
-    /// The validator's batch-signing key.
+    /// Validator 7001's key: named by its validator certificate, signs its challenges and batches.
     pub validator: TestKey,
+    /// Validator 7002's key (another reader: its signature on a 7001 challenge must not verify).
+    pub validator_other: TestKey,
 }
 
 impl Keys {
@@ -97,10 +123,11 @@ impl Keys {
             tap: TestKey::new("tap"),
             tap_other: TestKey::new("tap-other"),
             validator: TestKey::new("validator-7001"),
+            validator_other: TestKey::new("validator-7002"),
         }
     }
 
-    pub fn all(&self) -> [&TestKey; 7] {
+    pub fn all(&self) -> [&TestKey; 8] {
         [
             &self.issuer1,
             &self.issuer2,
@@ -109,6 +136,7 @@ impl Keys {
             &self.tap,
             &self.tap_other,
             &self.validator,
+            &self.validator_other,
         ]
     }
 }
@@ -135,10 +163,22 @@ pub fn nonce(name: &str) -> [u8; 16] {
     derived16(b"ManCard test nonce: ", name)
 }
 
+/// The phone's SELECT session value for the tap named `name`.
+pub fn session(name: &str) -> [u8; 16] {
+    derived16(b"ManCard test session: ", name)
+}
+
 pub const VALIDATOR_ID: u32 = 7001;
+/// The validator whose key is [`Keys::validator_other`].
+pub const OTHER_VALIDATOR_ID: u32 = 7002;
+/// The validator on the standard config's validator deny list.
+pub const DENIED_VALIDATOR_ID: u32 = 7013;
 pub const COUNTER_FIRST: u32 = 1000;
 pub const COUNTER_LAST: u32 = 1099;
 pub const ALLOWANCE: i64 = 500_000;
+/// The standard validator certificate's window: a year either side of [`T0`].
+pub const VALIDATOR_VALID_FROM: u32 = (T0 - 365 * DAY) as u32;
+pub const VALIDATOR_VALID_UNTIL: u32 = (T0 + 365 * DAY) as u32;
 
 pub fn issuer_key(id: u32, key: &TestKey, from: i64, until: i64) -> IssuerKey {
     IssuerKey {
@@ -156,6 +196,8 @@ pub fn issuer_keys(k: &Keys) -> Vec<IssuerKey> {
         issuer_key(2, &k.issuer2, T0 - 2 * DAY, T0 + 730 * DAY),
     ]
 }
+
+// ───────────────────────────── certificates ─────────────────────────────
 
 /// A certificate body: valid T0 - 1 day ..= T0 + 6 days, adult, counters 1000..=1099, 500 000 rials.
 pub fn cert_body(issuer_key_id: u32, rider: &str, tap: &TestKey) -> CertificateBody {
@@ -175,8 +217,7 @@ pub fn cert_body(issuer_key_id: u32, rider: &str, tap: &TestKey) -> CertificateB
 }
 
 pub fn sign_cert(body: CertificateBody, issuer: &TestKey) -> CredentialCertificate {
-    let signature = issuer.sign(tags::CERTIFICATE, &body.encode());
-    CredentialCertificate { body, signature }
+    issuer.sign_body(body)
 }
 
 /// The standard certificate: issuer 1, rider "rider-1", the tap key.
@@ -184,40 +225,130 @@ pub fn std_cert(k: &Keys) -> CredentialCertificate {
     sign_cert(cert_body(1, "rider-1", &k.tap), &k.issuer1)
 }
 
-pub fn challenge(nonce_name: &str, time: i64, line_id: u32, fare: i64) -> TapChallenge {
-    TapChallenge {
-        validator_id: VALIDATOR_ID,
-        nonce: nonce(nonce_name),
-        validator_time: time,
-        line_id,
-        fare,
+/// A validator certificate body: operator 1, any line, valid a year either side of T0.
+pub fn validator_cert_body(
+    issuer_key_id: u32,
+    validator_id: u32,
+    key: &TestKey,
+) -> ValidatorCertBody {
+    ValidatorCertBody {
+        issuer_key_id,
+        validator_id,
+        operator_id: 1,
+        public_key: key.public,
+        valid_from: VALIDATOR_VALID_FROM,
+        valid_until: VALIDATOR_VALID_UNTIL,
+        lines: Vec::new(),
     }
 }
 
+pub fn sign_validator_cert(body: ValidatorCertBody, issuer: &TestKey) -> ValidatorCertificate {
+    issuer.sign_body(body)
+}
+
+/// The standard validator certificate: issuer 1 over validator 7001's key, any line.
+pub fn std_validator_cert(k: &Keys) -> ValidatorCertificate {
+    sign_validator_cert(
+        validator_cert_body(1, VALIDATOR_ID, &k.validator),
+        &k.issuer1,
+    )
+}
+
+// ───────────────────────────── the NFC tap ─────────────────────────────
+
+/// A challenge body from validator 7001 for an adult, answering the session named `nonce_name`.
+pub fn challenge_body(nonce_name: &str, time: i64, line_id: u32, fare: i64) -> ChallengeBody {
+    ChallengeBody {
+        validator_id: VALIDATOR_ID,
+        nonce: nonce(nonce_name),
+        session: session(nonce_name),
+        validator_time: time,
+        line_id,
+        fare,
+        fare_class: FareClass::Adult,
+    }
+}
+
+/// Signs a challenge body with a validator key, deterministically.
+pub fn sign_challenge(body: ChallengeBody, validator_key: &TestKey) -> TapChallenge {
+    validator_key.sign_body(body)
+}
+
+/// A challenge from validator 7001 signed with its key.
+pub fn challenge(k: &Keys, nonce_name: &str, time: i64, line_id: u32, fare: i64) -> TapChallenge {
+    sign_challenge(
+        challenge_body(nonce_name, time, line_id, fare),
+        &k.validator,
+    )
+}
+
 /// The standard challenge: line 1 at T0 for the adult fare of 20 000 rials.
-pub fn std_challenge() -> TapChallenge {
-    challenge("tap-1", T0, 1, 20_000)
+pub fn std_challenge(k: &Keys) -> TapChallenge {
+    challenge(k, "tap-1", T0, 1, 20_000)
 }
 
 /// A tap authorization signed deterministically, exactly as `TapAuthorization::sign` signs.
 pub fn authorize(
     key: &TestKey,
-    challenge: &TapChallenge,
-    cert_hash: &[u8; 32],
+    challenge: &ChallengeBody,
+    cert_id: &[u8; 32],
     counter: u32,
     amount: i64,
+    prev: &[u8; 32],
 ) -> TapAuthorization {
     let mut a = TapAuthorization {
         counter,
         amount,
-        digest: challenge.digest(cert_hash),
+        prev: *prev,
+        cert_id: *cert_id,
         signature: Signature([0; 64]),
     };
-    a.signature = key.sign(tags::TAP, &a.signed_bytes());
+    a.signature = key.sign(tags::TAP, &a.signed_bytes(challenge));
     a
 }
 
-/// A boarding pass signed deterministically, exactly as `PassBody::sign` signs.
+/// The standard authorization: the standard certificate's first tap (counter 1000, chain
+/// start) answering the standard challenge.
+pub fn std_authorization(k: &Keys) -> TapAuthorization {
+    let id = std_cert(k).id();
+    authorize(
+        &k.tap,
+        &std_challenge(k).body,
+        &id,
+        COUNTER_FIRST,
+        20_000,
+        &chain_start(&id),
+    )
+}
+
+// ───────────────────────────── the QR pass ─────────────────────────────
+
+/// A pass body: the certificate's class, the first link of its chain.
+pub fn pass_body(
+    certificate: CredentialCertificate,
+    counter: u32,
+    issued_at: i64,
+    lifetime_secs: u16,
+    max_amount: i64,
+) -> PassBody {
+    let prev = chain_start(&certificate.id());
+    PassBody {
+        fare_class: certificate.body.fare_class,
+        certificate,
+        counter,
+        issued_at,
+        lifetime_secs,
+        max_amount,
+        prev,
+    }
+}
+
+/// A pass body signed deterministically, exactly as `PassBody::sign` signs.
+pub fn sign_pass(key: &TestKey, body: PassBody) -> BoardingPass {
+    key.sign_body(body)
+}
+
+/// A boarding pass (first link of its certificate's chain) signed deterministically.
 pub fn make_pass(
     key: &TestKey,
     certificate: CredentialCertificate,
@@ -226,26 +357,18 @@ pub fn make_pass(
     lifetime_secs: u16,
     max_amount: i64,
 ) -> BoardingPass {
-    let mut p = BoardingPass {
-        body: PassBody {
-            certificate,
-            counter,
-            issued_at,
-            lifetime_secs,
-            max_amount,
-        },
-        signature: Signature([0; 64]),
-    };
-    p.signature = key.sign(tags::PASS, &p.signed_bytes());
-    p
+    sign_pass(
+        key,
+        pass_body(certificate, counter, issued_at, lifetime_secs, max_amount),
+    )
 }
 
 /// Re-signs `p` (after its body was changed) with `key`.
-pub fn resign_pass(key: &TestKey, mut p: BoardingPass) -> BoardingPass {
-    p.signature = key.sign(tags::PASS, &p.signed_bytes());
-    p
+pub fn resign_pass(key: &TestKey, p: BoardingPass) -> BoardingPass {
+    sign_pass(key, p.body)
 }
 
+/// The standard pass: counter 1001, issued at T0 for 60 s, at most 30 000 rials.
 pub fn std_pass(k: &Keys) -> BoardingPass {
     make_pass(
         &k.tap,
@@ -257,14 +380,11 @@ pub fn std_pass(k: &Keys) -> BoardingPass {
     )
 }
 
+// ───────────────────────────── config bundles ─────────────────────────────
+
 /// A config bundle, canonicalized and signed deterministically as `ConfigBody::sign` does.
 pub fn make_config(body: ConfigBody, signer: &TestKey) -> ValidatorConfig {
-    let mut c = ValidatorConfig {
-        body: body.canonicalize(),
-        signature: Signature([0; 64]),
-    };
-    c.signature = signer.sign(tags::CONFIG, &c.signed_bytes());
-    c
+    signer.sign_body(body)
 }
 
 pub fn std_config_body(k: &Keys) -> ConfigBody {
@@ -274,79 +394,119 @@ pub fn std_config_body(k: &Keys) -> ConfigBody {
         signer_key_id: 1,
         issuer_keys: issuer_keys(k),
         deny_list: vec![pseudonym("stolen-phone"), pseudonym("cloned-card")],
+        validator_deny_list: vec![DeniedValidator(DENIED_VALIDATOR_ID)],
+        time_rules: TimeRules::default(),
         tariff: Tariff::urmia_default(),
     }
 }
 
-/// The standard bundle: keys 1 and 2, two denied cards, the Urmia tariff, signed by key 1.
+/// The standard bundle: keys 1 and 2, two denied cards, validator 7013 denied, the default
+/// time rules, the Urmia tariff, signed by key 1.
 pub fn std_config(k: &Keys) -> ValidatorConfig {
     make_config(std_config_body(k), &k.issuer1)
 }
 
+// ───────────────────────────── records, batches, log chains ─────────────────────────────
+
 pub fn make_batch(body: BatchBody, key: &TestKey) -> TapBatch {
-    let mut b = TapBatch {
-        body,
-        signature: Signature([0; 64]),
-    };
-    b.signature = key.sign(tags::BATCH, &b.signed_bytes());
-    b
+    key.sign_body(body)
 }
 
-pub fn nfc_record(k: &Keys, counter: u32, nonce_name: &str, time: i64) -> TapRecord {
-    let cert = std_cert(k);
-    let ch = challenge(nonce_name, time, 1, 20_000);
-    let auth = authorize(&k.tap, &ch, &cert.hash(), counter, 20_000);
+/// The NFC proof of a tap of 20 000 rials on line 1 with the standard certificate.
+pub fn nfc_proof(k: &Keys, counter: u32, nonce_name: &str, time: i64, prev: &[u8; 32]) -> TapProof {
+    let ch = challenge(k, nonce_name, time, 1, 20_000);
+    let auth = authorize(&k.tap, &ch.body, &std_cert(k).id(), counter, 20_000, prev);
+    TapProof::Nfc {
+        challenge: ch,
+        authorization: auth,
+    }
+}
+
+/// The QR proof of a pass (at most 30 000 rials) with the standard certificate, issued 5 s
+/// before `time`.
+pub fn qr_proof(k: &Keys, counter: u32, time: i64, prev: &[u8; 32]) -> TapProof {
+    let mut body = pass_body(std_cert(k), counter, time - 5, 60, 30_000);
+    body.prev = *prev;
+    TapProof::Qr {
+        pass: sign_pass(&k.tap, body),
+    }
+}
+
+pub fn nfc_record(
+    k: &Keys,
+    counter: u32,
+    nonce_name: &str,
+    time: i64,
+    prev: &[u8; 32],
+) -> TapRecord {
     TapRecord {
         validator_id: VALIDATOR_ID,
         line_id: 1,
         time,
-        pseudonym: cert.body.pseudonym,
+        pseudonym: std_cert(k).body.pseudonym,
         counter,
         fare: 20_000,
         fare_kind: FareKind::Full,
-        proof: TapProof::Nfc {
-            challenge: ch,
-            authorization: auth,
-            cert_hash: cert.hash(),
-        },
+        proof: nfc_proof(k, counter, nonce_name, time, prev),
     }
 }
 
-pub fn qr_record(k: &Keys, counter: u32, time: i64) -> TapRecord {
-    let cert = std_cert(k);
-    let pass = make_pass(&k.tap, cert.clone(), counter, time - 5, 60, 30_000);
+pub fn qr_record(k: &Keys, counter: u32, time: i64, prev: &[u8; 32]) -> TapRecord {
     TapRecord {
         validator_id: VALIDATOR_ID,
         line_id: 2,
         time,
-        pseudonym: cert.body.pseudonym,
+        pseudonym: std_cert(k).body.pseudonym,
         counter,
         fare: 5_000,
         fare_kind: FareKind::Transfer,
-        proof: TapProof::Qr { pass },
+        proof: qr_proof(k, counter, time, prev),
     }
 }
 
-/// A batch of `n` records (alternating NFC and QR) signed by the validator key.
-pub fn batch_of(k: &Keys, n: usize) -> TapBatch {
-    let records = (0..n)
+/// `n` records (alternating NFC and QR, a minute apart from T0) of one wallet's chain under the
+/// standard certificate: counters from 1000, the first at the chain start, each next one
+/// signing the id of the one before.
+pub fn chained_records(k: &Keys, n: usize) -> Vec<TapRecord> {
+    let mut prev = chain_start(&std_cert(k).id());
+    (0..n)
         .map(|i| {
             let counter = COUNTER_FIRST + i as u32;
             let time = T0 + i as i64 * 60;
-            if i % 2 == 0 {
-                nfc_record(k, counter, &format!("batch-{i}"), time)
+            let r = if i % 2 == 0 {
+                nfc_record(k, counter, &format!("batch-{i}"), time, &prev)
             } else {
-                qr_record(k, counter, time)
-            }
+                qr_record(k, counter, time, &prev)
+            };
+            prev = r.proof.id();
+            r
         })
-        .collect();
+        .collect()
+}
+
+/// A batch of `n` chained records (see [`chained_records`]) signed by validator 7001's key.
+pub fn batch_of(k: &Keys, n: usize) -> TapBatch {
     make_batch(
         BatchBody {
             validator_id: VALIDATOR_ID,
             batch_id: nonce("batch-id"),
             created_at: T0 + 3600,
-            records,
+            records: chained_records(k, n),
         },
         &k.validator,
     )
+}
+
+/// The wallet's log of the same `n` taps: sequence from 0, its clock, the proof's amount.
+pub fn log_chain(k: &Keys, n: usize) -> Vec<WalletLogEntry> {
+    chained_records(k, n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| WalletLogEntry {
+            seq: i as u64,
+            time: r.time,
+            amount: r.proof.amount(),
+            proof: r.proof,
+        })
+        .collect()
 }

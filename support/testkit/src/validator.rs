@@ -1,13 +1,15 @@
 //! The validator's fixtures: a protocol-level test card (honest or misbehaving), an issuer
 //! whose key never expires (several validator tests tap at the wall clock), a validator with
-//! an in-memory journal and a stopped clock, the cross-process vpcd lock, and a fake backend
-//! on loopback ([`acceptor::Acceptor`]).
+//! an in-memory journal, a validator certificate and a stopped clock, the cross-process vpcd
+//! lock, and a fake backend on loopback ([`acceptor::Acceptor`]).
 
 use crate::issuer::{CertSpec, Issuer};
 use crate::time::DAY;
 use mancard_protocol::{
-    BoardingPass, CommandApdu, CredentialCertificate, FareClass, PassBody, Pseudonym, ResponseApdu,
-    SelectResponse, SigningKey, StatusWord, TapAuthorization, TapChallenge, MANCARD_AID,
+    chain_start, verify_challenge, verify_validator_certificate, AuthorizeCommand,
+    AuthorizeResponse, BoardingPass, CommandApdu, CredentialCertificate, FareClass, IssuerKey,
+    PassBody, Pseudonym, ResponseApdu, SelectResponse, Signature, SigningKey, StatusWord,
+    TapAuthorization, TapChallenge, TapProof, ValidatorCertificate, MANCARD_AID,
 };
 use mancard_validator::{CardChannel, ChannelError, Clock, Journal, Validator};
 use std::sync::Arc;
@@ -40,55 +42,86 @@ pub struct Misbehaviour {
     pub replay_answer: Option<Vec<u8>>,
     /// Flip a byte of the signature.
     pub corrupt_signature: bool,
-    /// Answer the READ CERTIFICATE with this certificate instead of the announced one.
+    /// Answer with the high-S twin of the signature (it verifies, but is not canonical).
+    pub high_s: bool,
+    /// Answer the READ CERTIFICATE with this certificate instead of its own.
     pub swap_certificate: Option<Vec<u8>>,
+    /// Answer AUTHORIZE TAP with this status word (a phone refusing the reader).
+    pub refuse_with: Option<StatusWord>,
+    /// Answer every AUTHORIZE TAP with the certificate (asks for a quote again and again).
+    pub always_requote: bool,
+    /// Sign even outside the certificate's validity.
+    pub ignore_validity: bool,
+    /// Sign even above what is left of the offline allowance.
+    pub ignore_allowance: bool,
 }
 
-/// A phone as the protocol sees it: answers the ManCard APDUs by signing with its tap key.
+/// A phone as the protocol sees it: checks the reader's certificate and signed challenge,
+/// answers the ManCard APDUs by signing with its tap key, chains its taps.
 pub struct TestCard {
     pub tap_key: SigningKey,
     pub cert: Option<CredentialCertificate>,
+    /// Issuer keys the card checks validator certificates with (empty: any issuer, the
+    /// challenge's signature under the presented certificate is still checked).
+    pub trust: Vec<IssuerKey>,
     pub next_counter: u32,
     pub spent: i64,
-    pub selected: bool,
     pub bad: Misbehaviour,
     pub last_answer: Option<Vec<u8>>,
+    /// The previous link of the card's tap chain (its last proof id, or the chain start).
+    pub prev: [u8; 32],
+    /// The session value of the current SELECT (None: not selected).
+    pub session: Option<[u8; 16]>,
+    /// True once a challenge of this session verified (READ CERTIFICATE is answered then).
+    pub reader_verified: bool,
+    /// Validator certificates seen, by validator id (for AUTHORIZE TAP with P1 = 00).
+    pub readers: Vec<ValidatorCertificate>,
     pub reads: u32,
     pub taps: u32,
+    pub requotes: u32,
 }
 
 impl TestCard {
     pub fn new(tap_key: SigningKey, cert: CredentialCertificate) -> Self {
         let next_counter = cert.body.allowance.counter_first;
+        let prev = chain_start(&cert.id());
         Self {
-            tap_key,
             cert: Some(cert),
             next_counter,
-            spent: 0,
-            selected: false,
-            bad: Misbehaviour::default(),
-            last_answer: None,
-            reads: 0,
-            taps: 0,
+            prev,
+            ..Self::with_key(tap_key)
         }
     }
 
     pub fn empty() -> Self {
+        Self::with_key(SigningKey::generate().unwrap().0)
+    }
+
+    fn with_key(tap_key: SigningKey) -> Self {
         Self {
-            tap_key: SigningKey::generate().unwrap().0,
+            tap_key,
             cert: None,
+            trust: Vec::new(),
             next_counter: 0,
             spent: 0,
-            selected: false,
             bad: Misbehaviour::default(),
             last_answer: None,
+            prev: [0; 32],
+            session: None,
+            reader_verified: false,
+            readers: Vec::new(),
             reads: 0,
             taps: 0,
+            requotes: 0,
         }
     }
 
     pub fn pseudonym(&self) -> Pseudonym {
         self.cert.as_ref().unwrap().body.pseudonym
+    }
+
+    pub fn fare_class(&self) -> FareClass {
+        self.cert.as_ref().unwrap().body.fare_class
     }
 
     fn sw(sw: StatusWord) -> Vec<u8> {
@@ -102,19 +135,21 @@ impl TestCard {
         };
         match (cmd.cla, cmd.ins) {
             (0x00, 0xA4) => {
+                self.reader_verified = false;
                 if cmd.data != MANCARD_AID {
-                    self.selected = false;
+                    self.session = None;
                     return Self::sw(StatusWord::AppNotFound);
                 }
-                self.selected = true;
-                let r = SelectResponse {
-                    cert_hash: self.cert.as_ref().map(|c| c.hash()),
-                };
-                ResponseApdu::ok(r.encode()).encode()
+                let session: [u8; 16] = Pseudonym::random().unwrap().0;
+                self.session = Some(session);
+                ResponseApdu::ok(SelectResponse { session }.encode()).encode()
             }
-            _ if !self.selected => Self::sw(StatusWord::ConditionsNotSatisfied),
+            _ if self.session.is_none() => Self::sw(StatusWord::ConditionsNotSatisfied),
             (0x80, 0x10) => {
                 self.reads += 1;
+                if !self.reader_verified {
+                    return Self::sw(StatusWord::ConditionsNotSatisfied);
+                }
                 if let Some(b) = &self.bad.swap_certificate {
                     return ResponseApdu::ok(b.clone()).encode();
                 }
@@ -123,56 +158,120 @@ impl TestCard {
                     None => Self::sw(StatusWord::NoCredential),
                 }
             }
-            (0x80, 0x20) => {
-                if let Some(b) = &self.bad.replay_answer {
-                    return b.clone();
-                }
-                let Some(cert) = self.cert.clone() else {
-                    return Self::sw(StatusWord::NoCredential);
-                };
-                let Ok(ch) = TapChallenge::decode(&cmd.data) else {
-                    return Self::sw(StatusWord::IncorrectData);
-                };
-                let b = &cert.body;
-                if ch.validator_time < b.valid_from || ch.validator_time > b.valid_until {
-                    return Self::sw(StatusWord::CredentialNotValid);
-                }
-                let counter = self.bad.counter.unwrap_or(self.next_counter);
-                if self.bad.counter.is_none() && counter > b.allowance.counter_last {
-                    return Self::sw(StatusWord::CountersExhausted);
-                }
-                if self.spent + ch.fare > b.allowance.max_amount {
-                    return Self::sw(StatusWord::AllowanceExhausted);
-                }
-                let amount = self.bad.sign_amount.unwrap_or(ch.fare);
-                let mut auth =
-                    TapAuthorization::sign(&self.tap_key, &ch, &cert.hash(), counter, amount)
-                        .unwrap();
-                if self.bad.corrupt_signature {
-                    if let Some(b) = auth.signature.0.get_mut(10) {
-                        *b ^= 0x55;
-                    }
-                }
-                if self.bad.counter.is_none() {
-                    self.next_counter += 1;
-                }
-                self.spent += ch.fare;
-                self.taps += 1;
-                let out = ResponseApdu::ok(auth.encode()).encode();
-                self.last_answer = Some(out.clone());
-                out
-            }
+            (0x80, 0x20) => self.authorize(cmd.p1, &cmd.data),
             _ => Self::sw(StatusWord::InsNotSupported),
         }
     }
 
-    /// A QR pass for `counter` issued at `issued_at`.
+    /// The reader's side of AUTHORIZE TAP: its certificate and challenge, as a phone checks
+    /// them. `Err` is the status word to answer.
+    fn check_reader(&mut self, p1: u8, data: &[u8]) -> Result<TapChallenge, StatusWord> {
+        let cmd = AuthorizeCommand::parse(p1, data).map_err(|_| StatusWord::IncorrectData)?;
+        let ch = cmd.challenge;
+        let vcert = match cmd.validator_cert {
+            Some(c) => c,
+            None => self
+                .readers
+                .iter()
+                .find(|c| c.body.validator_id == ch.body.validator_id)
+                .cloned()
+                .ok_or(StatusWord::ReaderCertificateRequired)?,
+        };
+        if !self.trust.is_empty() {
+            verify_validator_certificate(&vcert, &self.trust, |_| false, ch.body.validator_time)
+                .map_err(|_| StatusWord::ReaderUnknown)?;
+        }
+        verify_challenge(&ch, &vcert).map_err(|_| StatusWord::BadChallengeSignature)?;
+        if Some(ch.body.session) != self.session {
+            return Err(StatusWord::StaleChallenge);
+        }
+        if !self.readers.contains(&vcert) {
+            self.readers.push(vcert);
+        }
+        self.reader_verified = true;
+        Ok(ch)
+    }
+
+    fn authorize(&mut self, p1: u8, data: &[u8]) -> Vec<u8> {
+        if let Some(b) = &self.bad.replay_answer {
+            return b.clone();
+        }
+        if let Some(sw) = self.bad.refuse_with {
+            return Self::sw(sw);
+        }
+        let ch = match self.check_reader(p1, data) {
+            Ok(ch) => ch,
+            Err(sw) => return Self::sw(sw),
+        };
+        let Some(cert) = self.cert.clone() else {
+            return Self::sw(StatusWord::NoCredential);
+        };
+        let c = &ch.body;
+        let b = &cert.body;
+        if !self.bad.ignore_validity
+            && (c.validator_time < b.valid_from || c.validator_time > b.valid_until)
+        {
+            return Self::sw(StatusWord::CredentialNotValid);
+        }
+        if self.bad.always_requote || c.fare_class != b.fare_class {
+            self.requotes += 1;
+            return ResponseApdu::ok(AuthorizeResponse::Requote(cert).encode()).encode();
+        }
+        let counter = self.bad.counter.unwrap_or(self.next_counter);
+        if self.bad.counter.is_none() && counter > b.allowance.counter_last {
+            return Self::sw(StatusWord::CountersExhausted);
+        }
+        if !self.bad.ignore_allowance && self.spent + c.fare > b.allowance.max_amount {
+            return Self::sw(StatusWord::AllowanceExhausted);
+        }
+        let amount = self.bad.sign_amount.unwrap_or(c.fare);
+        let mut auth =
+            TapAuthorization::sign(&self.tap_key, c, &cert.id(), counter, amount, &self.prev)
+                .unwrap();
+        self.prev = TapProof::Nfc {
+            challenge: ch.clone(),
+            authorization: auth.clone(),
+        }
+        .id();
+        if self.bad.corrupt_signature {
+            if let Some(b) = auth.signature.0.get_mut(10) {
+                *b ^= 0x55;
+            }
+        }
+        if self.bad.high_s {
+            auth.signature = Signature(auth.signature.malleated());
+        }
+        if self.bad.counter.is_none() {
+            self.next_counter += 1;
+        }
+        self.spent += c.fare;
+        self.taps += 1;
+        let out = ResponseApdu::ok(AuthorizeResponse::Authorized(auth).encode()).encode();
+        self.last_answer = Some(out.clone());
+        out
+    }
+
+    /// A 60-second QR pass for `counter` issued at `issued_at`.
     pub fn pass(&self, counter: u32, issued_at: i64, max_amount: i64) -> BoardingPass {
+        self.pass_for(counter, issued_at, 60, max_amount)
+    }
+
+    /// A QR pass with the lifetime chosen by the test (the signer picks it; verifiers cap it).
+    pub fn pass_for(
+        &self,
+        counter: u32,
+        issued_at: i64,
+        lifetime_secs: u16,
+        max_amount: i64,
+    ) -> BoardingPass {
+        let certificate = self.cert.clone().unwrap();
         PassBody {
-            certificate: self.cert.clone().unwrap(),
+            fare_class: certificate.body.fare_class,
+            prev: self.prev,
+            certificate,
             counter,
             issued_at,
-            lifetime_secs: 60,
+            lifetime_secs,
             max_amount,
         }
         .sign(&self.tap_key)
@@ -180,25 +279,56 @@ impl TestCard {
     }
 }
 
-/// A card with a fresh tap key and a certificate valid around `now`.
-pub fn card(issuer: &Issuer, now: i64) -> TestCard {
+/// A card of `class` with a fresh tap key and a certificate valid around `now` (counters
+/// 100..=199, an allowance of 10,000,000 rials: it signs the full fare of every tap, whatever
+/// the validator then charges), trusting `issuer` for validator certificates.
+pub fn card_of(issuer: &Issuer, now: i64, class: FareClass) -> TestCard {
     let (tap, _) = SigningKey::generate().unwrap();
     let cert = issuer.issue_for(
         &tap,
         CertSpec {
             valid_from: now - DAY,
             valid_until: now + 7 * DAY,
-            class: FareClass::Adult,
+            class,
             first: 100,
             last: 199,
-            max_amount: 500_000,
+            max_amount: 10_000_000,
         },
     );
-    TestCard::new(tap, cert)
+    let mut c = TestCard::new(tap, cert);
+    c.trust = vec![issuer.issuer_key()];
+    c
 }
 
-/// A validator with an in-memory journal, a fixed clock at `now`, and bundle v1 installed.
+/// An adult card (see [`card_of`]).
+pub fn card(issuer: &Issuer, now: i64) -> TestCard {
+    card_of(issuer, now, FareClass::Adult)
+}
+
+/// A certificate for validator `v` from `issuer`, any line, valid a year either side of `now`
+/// (clipped to the issuer key's window and to what a u32 holds).
+pub fn validator_cert_for(issuer: &Issuer, v: &Validator, now: i64) -> ValidatorCertificate {
+    let from = (now - 365 * DAY).max(issuer.valid_from).max(0);
+    let until = (now + 365 * DAY).min(i64::from(u32::MAX));
+    issuer.validator_cert_with(v.validator_id(), &v.public_key(), Vec::new(), from, until)
+}
+
+/// Installs [`validator_cert_for`] on `v`.
+pub fn certify(issuer: &Issuer, v: &mut Validator, now: i64) {
+    let cert = validator_cert_for(issuer, v, now);
+    v.install_certificate(&cert.encode()).unwrap();
+}
+
+/// A validator with an in-memory journal, a fixed clock at `now`, bundle v1 installed and a
+/// validator certificate from `issuer`.
 pub fn validator_in_memory(issuer: &Issuer, now: i64) -> Validator {
+    let mut v = uncertified_validator(issuer, now);
+    certify(issuer, &mut v, now);
+    v
+}
+
+/// [`validator_in_memory`] without a validator certificate.
+pub fn uncertified_validator(issuer: &Issuer, now: i64) -> Validator {
     let mut j = Journal::in_memory().unwrap();
     Validator::provision_journal(&mut j, &issuer.anchor(), VALIDATOR_ID, LINE).unwrap();
     let key = SigningKey::generate().unwrap().0;

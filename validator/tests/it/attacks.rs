@@ -101,11 +101,13 @@ fn replayed_authorization_is_refused() {
     let mut v = validator_in_memory(&issuer, T0);
     let mut c = card(&issuer, T0);
     assert!(v.tap_nfc(&mut c).decision.is_accepted());
-    // An attacker records the phone's answer and plays it back to the next challenge.
+    // An attacker records the phone's answer and plays it back to the next challenge: it signs
+    // another challenge (nonce, session), so its signature does not verify for this one.
     c.bad.replay_answer = c.last_answer.clone();
     let d = v.tap_nfc(&mut c).decision;
-    assert_eq!(refusal(&d), Refusal::ChallengeMismatch);
-    assert!(d.display_text().contains("not valid for this tap"));
+    assert_eq!(refusal(&d), Refusal::BadSignature);
+    assert!(d.display_text().contains("bad signature"));
+    assert_eq!(v.status().unwrap().journal.accepted_total, 1);
 }
 
 #[test]
@@ -150,17 +152,20 @@ fn tampered_signature_is_refused() {
 fn forged_certificates_are_refused() {
     let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
-    // Signed by a key the validator never heard of, under another key id.
+    // Signed by a key the validator never heard of, under another key id (the phone trusts
+    // the real issuer's validator certificates).
     let rogue = timeless_issuer(99);
     let mut c = card(&rogue, T0);
+    c.trust = vec![issuer.issuer_key()];
     let d = v.tap_nfc(&mut c).decision;
     assert_eq!(refusal(&d), Refusal::UnknownIssuer(99));
     assert!(d.display_text().contains("unknown issuer"));
     // Signed by a rogue key claiming the real issuer's key id.
     let impostor = timeless_issuer(ISSUER_KEY_ID);
     let mut c = card(&impostor, T0);
+    c.trust = vec![issuer.issuer_key()];
     assert_eq!(refusal(&v.tap_nfc(&mut c).decision), Refusal::BadSignature);
-    // A genuine certificate announced, another one (forged) sent.
+    // A genuine certificate signed for, another one (forged) sent.
     let mut c = card(&issuer, T0);
     c.bad.swap_certificate = Some(card(&impostor, T0).cert.unwrap().encode());
     assert!(matches!(
@@ -185,7 +190,16 @@ fn expired_and_not_yet_valid_certificates() {
             max_amount: 99_999,
         },
     );
+    // An honest phone refuses to sign outside its certificate's validity (6984)...
     let mut old = TestCard::new(tap, cert);
+    assert_eq!(
+        refusal(&v.tap_nfc(&mut old).decision),
+        Refusal::CredentialNotValidOnPhone
+    );
+    assert_eq!(old.taps, 0);
+    // ... and a phone that signs anyway is refused by the validator, which reads the
+    // certificate the authorization names.
+    old.bad.ignore_validity = true;
     let d = v.tap_nfc(&mut old).decision;
     assert_eq!(
         refusal(&d),
@@ -207,6 +221,7 @@ fn expired_and_not_yet_valid_certificates() {
         },
     );
     let mut early = TestCard::new(tap, cert);
+    early.bad.ignore_validity = true;
     let d = v.tap_nfc(&mut early).decision;
     assert_eq!(
         refusal(&d),
@@ -214,8 +229,8 @@ fn expired_and_not_yet_valid_certificates() {
             valid_from: T0 + 3600
         }
     );
-    // Neither card was asked to sign anything.
-    assert_eq!((old.taps, early.taps), (0, 0));
+    // Nothing was accepted.
+    assert_eq!(v.status().unwrap().journal.accepted_total, 0);
 }
 
 #[test]
@@ -289,7 +304,7 @@ fn phone_status_words_map_to_reasons() {
         }
     );
     assert!(d.display_text().contains("20,000 rials (2,000 toman)"));
-    // A fare above the whole certificate allowance is refused before any challenge.
+    // A full fare above the whole certificate allowance: the phone refuses to sign it.
     let (tap, _) = SigningKey::generate().unwrap();
     let cert = issuer.issue_for(
         &tap,
@@ -306,11 +321,20 @@ fn phone_status_words_map_to_reasons() {
     assert!(matches!(
         refusal(&v.tap_nfc(&mut tiny).decision),
         Refusal::InsufficientAllowance {
-            available: Some(1_000),
-            ..
+            fare: 20_000,
+            available: None,
         }
     ));
     assert_eq!(tiny.taps, 0);
+    // A phone that signs more than its certificate allows is refused by the validator.
+    tiny.bad.ignore_allowance = true;
+    assert_eq!(
+        refusal(&v.tap_nfc(&mut tiny).decision),
+        Refusal::InsufficientAllowance {
+            fare: 20_000,
+            available: Some(1_000),
+        }
+    );
     // Counters used up.
     let (tap, _) = SigningKey::generate().unwrap();
     let cert = issuer.issue_for(
@@ -345,12 +369,8 @@ impl CardChannel for Scripted {
 fn malformed_answers_give_typed_refusals() {
     let issuer = timeless_issuer(ISSUER_KEY_ID);
     let mut v = validator_in_memory(&issuer, T0);
-    let c = card(&issuer, T0);
     let sel = mancard_protocol::ResponseApdu::ok(
-        mancard_protocol::SelectResponse {
-            cert_hash: Some(c.cert.as_ref().unwrap().hash()),
-        }
-        .encode(),
+        mancard_protocol::SelectResponse { session: [5; 16] }.encode(),
     )
     .encode();
     let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
@@ -368,6 +388,10 @@ fn malformed_answers_give_typed_refusals() {
         ),
         (vec![sel.clone(), vec![0x90, 0x00]], "malformed"),
         (vec![sel.clone(), vec![0x62, 0x83]], "card_error"),
+        (
+            vec![sel.clone(), vec![0x69, 0xC4]],
+            "bad_challenge_signature",
+        ),
     ];
     for (script, code) in cases {
         let d = v.tap_nfc(&mut Scripted(script.clone(), 0)).decision;
@@ -537,6 +561,19 @@ fn phone_status_word_table() {
         (StatusWord::CountersExhausted, "counters_exhausted"),
         (StatusWord::AllowanceExhausted, "insufficient_allowance"),
         (StatusWord::StorageFailure, "phone_storage_failure"),
+        (
+            StatusWord::ReaderCertificateRequired,
+            "reader_certificate_required",
+        ),
+        (StatusWord::ReaderUnknown, "reader_unknown"),
+        (StatusWord::ReaderExpired, "reader_expired"),
+        (StatusWord::ReaderDenied, "reader_denied"),
+        (StatusWord::BadChallengeSignature, "bad_challenge_signature"),
+        (StatusWord::ReaderClockOff, "reader_clock_off"),
+        (StatusWord::FareTooHigh, "fare_too_high"),
+        (StatusWord::TooManyTaps, "too_many_taps"),
+        (StatusWord::ReaderLineNotAllowed, "reader_line_not_allowed"),
+        (StatusWord::StaleChallenge, "stale_challenge"),
         (StatusWord::Other(0x6283), "card_error"),
     ] {
         assert_eq!(Refusal::from_status(sw, Some(1)).code(), code);
@@ -554,5 +591,10 @@ fn validator_clock_behind_bundle_is_reported() {
     let st = v.status().unwrap();
     assert!(st.clock_behind_bundle);
     let mut c = card(&issuer, T0);
-    assert_eq!(refusal(&v.tap_nfc(&mut c).decision).code(), "not_yet_valid");
+    // Its own certificate is not valid at 1970: refused before the phone is asked anything.
+    assert_eq!(
+        refusal(&v.tap_nfc(&mut c).decision).code(),
+        "validator_certificate_not_valid"
+    );
+    assert_eq!(c.taps + c.requotes, 0);
 }

@@ -5,7 +5,7 @@
 use mancard_api::RegisterValidatorRequest;
 use mancard_protocol::ValidatorConfig;
 use mancard_testkit::online::Env;
-use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID, LINE};
+use mancard_testkit::validator::{card, certify, timeless_issuer, ISSUER_KEY_ID, LINE};
 use mancard_validator::http;
 use mancard_validator::{ConfigInstall, TrustAnchor, Validator};
 use std::time::Duration;
@@ -37,6 +37,22 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
         http::fetch_config(&url, Some(version), TIMEOUT).unwrap(),
         None
     );
+    // Registration answers the validator certificate, which installs: it names this
+    // validator's id and key and is signed by the issuer key the bundle lists.
+    let reg = env
+        .engine()
+        .register_validator(&RegisterValidatorRequest::new(
+            77,
+            hex::encode(v.public_key().as_bytes()),
+        ))
+        .unwrap();
+    v.install_certificate(&hex::decode(&reg.certificate).unwrap())
+        .unwrap();
+    let cert = v.certificate().unwrap();
+    assert_eq!(
+        (cert.body.validator_id, cert.body.public_key),
+        (77, v.public_key())
+    );
 
     // Taps need a certificate the validator accepts; provisioning a wallet through the backend
     // is out of scope here, so a second validator trusting a test issuer journals the taps and
@@ -48,6 +64,7 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     let mut v2 = Validator::init(&dir2, &issuer.anchor(), 78, LINE).unwrap();
     v2.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
         .unwrap();
+    certify(&issuer, &mut v2, now);
     let mut c = card(&issuer, now);
     assert!(v2.tap_nfc(&mut c).decision.is_accepted());
     assert!(v2
@@ -62,10 +79,10 @@ fn config_sync_and_exactly_once_upload_with_the_real_backend() {
     let sealed = v2.seal().unwrap().unwrap();
 
     env.engine()
-        .register_validator(&RegisterValidatorRequest {
-            validator_id: 78,
-            public_key: hex::encode(v2.public_key().as_bytes()),
-        })
+        .register_validator(&RegisterValidatorRequest::new(
+            78,
+            hex::encode(v2.public_key().as_bytes()),
+        ))
         .unwrap();
     // First delivery: processed (records are rejected at settlement: the certificates are not
     // the backend's), but the response is "lost": we do not mark it acknowledged.

@@ -7,7 +7,9 @@
 
 use mancard_testkit::tls::TestCa;
 use mancard_testkit::validator::acceptor::Acceptor;
-use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID, LINE, VALIDATOR_ID};
+use mancard_testkit::validator::{
+    card, certify, timeless_issuer, ISSUER_KEY_ID, LINE, VALIDATOR_ID,
+};
 use mancard_testkit::Issuer;
 use mancard_validator::http::{self, Client, HttpError};
 use mancard_validator::Validator;
@@ -34,6 +36,7 @@ fn validator_with_a_tap(dir: &std::path::Path, issuer: &Issuer) -> Validator {
     let mut v = Validator::init(dir, &issuer.anchor(), VALIDATOR_ID, LINE).unwrap();
     v.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
         .unwrap();
+    certify(issuer, &mut v, now);
     let mut c = card(issuer, now);
     assert!(v.tap_nfc(&mut c).decision.is_accepted());
     v

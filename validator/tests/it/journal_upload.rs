@@ -5,7 +5,8 @@
 use mancard_protocol::{CredentialCertificate, FareClass, FareKind, SigningKey, TapBatch};
 use mancard_testkit::validator::acceptor::{Acceptor, Mode};
 use mancard_testkit::validator::{
-    card, timeless_issuer, validator_in_memory, TestCard, ISSUER_KEY_ID, LINE, VALIDATOR_ID,
+    card, certify, timeless_issuer, validator_in_memory, TestCard, ISSUER_KEY_ID, LINE,
+    VALIDATOR_ID,
 };
 use mancard_testkit::{CertSpec, Issuer, T0};
 use mancard_validator::http;
@@ -23,6 +24,7 @@ fn setup_dir(dir: &Path, issuer: &Issuer) -> Validator {
     let mut v = Validator::init(dir, &issuer.anchor(), VALIDATOR_ID, LINE).unwrap();
     v.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
         .unwrap();
+    certify(issuer, &mut v, now);
     let (tap, pkcs8) = SigningKey::generate().unwrap();
     let cert = issuer.issue_for(
         &tap,

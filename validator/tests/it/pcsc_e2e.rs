@@ -5,7 +5,7 @@
 //! pass, unless `MANCARD_REQUIRE_PCSC=1`, where they fail loudly.
 
 use mancard_testkit::validator::{
-    card, timeless_issuer, validator_in_memory, vpcd_lock, TestCard, ISSUER_KEY_ID, LINE,
+    card, certify, timeless_issuer, validator_in_memory, vpcd_lock, TestCard, ISSUER_KEY_ID, LINE,
     VALIDATOR_ID,
 };
 use mancard_validator::pcsc_reader::{pcscd_available, PcscReader, VPCD_READER};
@@ -70,6 +70,7 @@ fn tap_through_pcscd_and_vpcd_is_accepted_and_journaled() {
     let mut v = Validator::init(tmp.path(), &issuer.anchor(), VALIDATOR_ID, LINE).unwrap();
     v.install_config(&issuer.bundle(1, now - 60, vec![]).encode())
         .unwrap();
+    certify(&issuer, &mut v, now);
     let card = Arc::new(Mutex::new(card(&issuer, now)));
     let deact = Arc::new(Mutex::new(0u32));
     let (stop, h) = present(card.clone(), deact.clone());

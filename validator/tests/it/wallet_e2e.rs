@@ -14,6 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn wallet_with_credential(dir: &Path, issuer: &Issuer, now: i64) -> Wallet {
+    wallet_of_class(dir, issuer, now, FareClass::Adult)
+}
+
+/// A wallet with a certificate of `class` and the issuer's config bundle (version 1).
+fn wallet_of_class(dir: &Path, issuer: &Issuer, now: i64, class: FareClass) -> Wallet {
     let cfg = WalletConfig {
         background_maintenance: false,
         ..WalletConfig::default()
@@ -23,7 +28,7 @@ fn wallet_with_credential(dir: &Path, issuer: &Issuer, now: i64) -> Wallet {
     let spec = CertSpec {
         valid_from: now - 3600,
         valid_until: now + 7 * 86_400,
-        class: FareClass::Adult,
+        class,
         first: 0,
         last: 99,
         max_amount: 200_000,
@@ -40,13 +45,18 @@ fn real_wallet_in_process_nfc_and_qr() {
     let w = wallet_with_credential(tmp.path(), &issuer, now);
     let mut v = validator_in_memory(&issuer, now);
     let mut ch = FnChannel::new(|apdu| w.process_apdu(apdu));
+    // First sight: SELECT, AUTHORIZE TAP (the validator's signed challenge and certificate),
+    // READ CERTIFICATE.
     let o = v.tap_nfc(&mut ch);
     assert!(o.decision.is_accepted(), "{:?}", o.decision);
     assert_eq!(o.decision.acceptance().unwrap().fare, 20_000);
+    assert_eq!((o.apdus, o.cert_cached), (3, false));
     w.deactivated();
+    // Cached on both sides: SELECT, AUTHORIZE TAP.
     let o = v.tap_nfc(&mut ch);
     assert!(o.decision.is_accepted(), "{:?}", o.decision);
-    assert!(o.cert_cached);
+    assert_eq!((o.apdus, o.cert_cached), (2, true));
+    w.deactivated();
     // QR pass from the wallet.
     let pass = w.boarding_pass(now).unwrap();
     let o = v.verify_qr(&pass.text);
@@ -57,6 +67,75 @@ fn real_wallet_in_process_nfc_and_qr() {
         "a QR screenshot shown twice"
     );
     assert_eq!(v.status().unwrap().journal.accepted_total, 3);
+}
+
+#[test]
+fn real_student_wallet_is_requoted_for_its_class() {
+    let now = chrono::Utc::now().timestamp();
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
+    let tmp = tempfile::tempdir().unwrap();
+    let w = wallet_of_class(tmp.path(), &issuer, now, FareClass::Student);
+    let mut v = validator_in_memory(&issuer, now);
+    let mut ch = FnChannel::new(|apdu| w.process_apdu(apdu));
+    // SELECT, AUTHORIZE TAP quoted for an adult (the phone answers with its certificate),
+    // AUTHORIZE TAP quoted for a student.
+    for cached in [false, true] {
+        let o = v.tap_nfc(&mut ch);
+        w.deactivated();
+        let a = o
+            .decision
+            .acceptance()
+            .cloned()
+            .unwrap_or_else(|| panic!("{:?}", o.decision));
+        assert_eq!(a.fare, 10_000);
+        assert_eq!((o.apdus, o.cert_cached), (3, cached));
+    }
+    // The phone signed 10,000 rials twice, never the adult fare.
+    let sealed = v.seal().unwrap().unwrap();
+    let batch = mancard_protocol::TapBatch::decode(&sealed.bytes).unwrap();
+    let amounts: Vec<i64> = batch
+        .body
+        .records
+        .iter()
+        .map(|r| r.proof.amount())
+        .collect();
+    assert_eq!(amounts, vec![10_000, 10_000]);
+}
+
+#[test]
+fn real_wallet_refuses_an_uncertified_or_blocked_reader() {
+    let now = chrono::Utc::now().timestamp();
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
+    let tmp = tempfile::tempdir().unwrap();
+    let w = wallet_with_credential(tmp.path(), &issuer, now);
+    let mut ch = FnChannel::new(|apdu| w.process_apdu(apdu));
+    // A validator certified by another issuer (under the same key id): the phone does not
+    // trust it (69C1).
+    let rogue = timeless_issuer(ISSUER_KEY_ID);
+    let mut r = validator_in_memory(&rogue, now);
+    let o = r.tap_nfc(&mut ch);
+    w.deactivated();
+    assert_eq!(o.decision.code(), "reader_unknown", "{:?}", o.decision);
+    assert_eq!(o.apdus, 2);
+    // A validator the phone's bundle denies: the phone answers 69C3.
+    let mut v = validator_in_memory(&issuer, now);
+    w.install_config(
+        issuer
+            .bundle_with(
+                2,
+                now,
+                vec![],
+                vec![mancard_testkit::validator::VALIDATOR_ID],
+                mancard_protocol::TimeRules::default(),
+            )
+            .encode(),
+    )
+    .unwrap();
+    let o = v.tap_nfc(&mut ch);
+    w.deactivated();
+    assert_eq!(o.decision.code(), "reader_denied", "{:?}", o.decision);
+    assert_eq!(o.apdus, 2);
+    assert_eq!(v.status().unwrap().journal.accepted_total, 0);
 }
 
 #[test]

@@ -1,6 +1,8 @@
-//! The boarding pass as the app gets it: `Wallet::boarding_pass` (sign, log, QR matrix) and
-//! the SVG and PNG the FFI's `BoardingPass` record carries (`src/ffi/types.rs` renders both
-//! on every call), a new pass each time (a new minute, no reuse).
+//! The boarding pass as the app gets it: `Wallet::boarding_pass` (sign on the tap chain, log,
+//! QR matrix of the `MC2:` text; lifetime bounded by the issuer's config bundle, which
+//! [`provisioned_wallet`] installs) and the SVG and PNG the FFI's `BoardingPass` record carries
+//! (`src/ffi/types.rs` renders both on every call), a new pass each time (a new minute, no
+//! reuse).
 
 use super::peers::RawSigner;
 use super::wallet::provisioned_wallet;

@@ -1,12 +1,15 @@
 //! The whole tap through pcscd + vpcd on loopback: the phone (a thread serving the real
-//! wallet core on vsmartcard's vpcd) in the field of a PC/SC reader, the validator (journal on
-//! disk, `synchronous=FULL`, 1,000-card deny list, the system clock) connecting, SELECT,
-//! AUTHORIZE TAP, journal, reset. The peer is the same tap in process (no PC/SC, no TCP).
+//! wallet core on vsmartcard's vpcd, with the config bundle installed) in the field of a PC/SC
+//! reader, the validator (journal on disk, `synchronous=FULL`, 1,000-card deny list, its
+//! validator certificate, the system clock) connecting, SELECT, AUTHORIZE TAP (the validator's
+//! signed challenge and certificate), journal, reset. The peer is the same tap in process (no
+//! PC/SC, no TCP).
 
 use super::validator::deny_list;
 use super::wallet::provisioned_wallet;
 use super::Res;
 use crate::issuer::Issuer;
+use crate::validator::certify;
 use mancard::Wallet;
 use mancard_validator::pcsc_reader::{pcscd_available, PcscReader};
 use mancard_validator::vpcd::{run_card, FnCard};
@@ -37,7 +40,10 @@ impl PcscTap {
         let now = chrono::Utc::now().timestamp();
         let wallet = provisioned_wallet(dir, issuer)?;
         let mut validator = Validator::init(&dir.join("validator"), &issuer.anchor(), 9, 1)?;
-        validator.install_config(&issuer.bundle(1, now, deny_list(1_000)).encode())?;
+        let bundle = issuer.bundle(2, now, deny_list(1_000)).encode();
+        validator.install_config(&bundle)?;
+        certify(issuer, &mut validator, now);
+        wallet.install_config(bundle)?;
         let reader = PcscReader::open(reader_name)
             .map_err(|e| format!("PC/SC reader {reader_name}: {e}"))?;
         let _ = reader.wait_for_removal(Some(Duration::from_secs(3)));

@@ -1,5 +1,5 @@
 //! The peers: the physical floor each scenario is compared with, measured in the same run
-//! (a raw ring P-256 sign or verify, a raw SQLite insert of the same rows).
+//! (a raw ring P-256 sign, verify, or both, a raw SQLite insert of the same rows).
 
 use super::Res;
 use mancard_protocol::crypto::tags;
@@ -73,6 +73,28 @@ impl RawVerifier {
             self.run_once()?;
         }
         Ok(t.elapsed())
+    }
+}
+
+/// One raw ring P-256 verify and one raw ring sign: the floor of either side of a v2 tap (the
+/// phone verifies the reader's challenge and signs; the validator signs its challenge and
+/// verifies the answer).
+pub struct RawSignVerify {
+    signer: RawSigner,
+    verifier: RawVerifier,
+}
+
+impl RawSignVerify {
+    pub fn new() -> Res<Self> {
+        Ok(Self {
+            signer: RawSigner::new()?,
+            verifier: RawVerifier::new()?,
+        })
+    }
+
+    pub fn run_once(&self) -> Res<()> {
+        self.verifier.run_once()?;
+        self.signer.run_once()
     }
 }
 

@@ -1,13 +1,12 @@
 //! Settlement ingest: the backend verifies and settles a signed validator batch of NFC taps
-//! (every tap signature verified), from riders set up through the engine
-//! ([`EngineRider`]: sandbox OTP, top-up, a software binding key, a certificate).
+//! (every challenge signature under the validator's registered key and every tap signature
+//! verified), from riders set up through the engine ([`EngineRider`]: sandbox OTP, top-up, a
+//! software binding key, a certificate) and a validator registered with its certificate.
 
 use super::Res;
-use crate::backend::{signed_batch, EngineRider};
-use mancard_api::RegisterValidatorRequest;
+use crate::backend::{signed_batch, EngineRider, Validator};
 use mancard_backend::{BackendConfig, Engine};
-use mancard_protocol::crypto::tags;
-use mancard_protocol::{SigningKey, TapProof, TapRecord, Tariff};
+use mancard_protocol::{TapProof, TapRecord, Tariff};
 use std::path::Path;
 
 /// The validator every batch comes from.
@@ -27,7 +26,7 @@ pub struct PreparedBatch {
 /// The settlement-ingest scenario.
 pub struct SettlementIngest {
     engine: Engine,
-    validator: SigningKey,
+    validator: Validator,
     riders: Vec<EngineRider>,
     /// 08:30 tomorrow (fare day of the backend's clock + 1): the first tap.
     base: i64,
@@ -40,7 +39,8 @@ fn api(what: &'static str) -> impl Fn(mancard_backend::Error) -> String {
 }
 
 impl SettlementIngest {
-    /// A backend in `dir` with validator 1 registered and `riders` riders, batches of
+    /// A backend in `dir` with validator 1 registered (and certified) and `riders` riders,
+    /// batches of
     /// `per_batch` taps (a multiple of `riders`).
     pub fn new(dir: &Path, riders: usize, per_batch: usize) -> Res<Self> {
         std::fs::create_dir_all(dir)?;
@@ -49,13 +49,7 @@ impl SettlementIngest {
         // The allowance is a running total per certificate: it must cover the whole run.
         cfg.policy.max_offline_amount = 100_000_000;
         let engine = Engine::open(cfg, "http://127.0.0.1:0".into())?;
-        let validator = SigningKey::generate()?.0;
-        engine
-            .register_validator(&RegisterValidatorRequest {
-                validator_id: VALIDATOR_ID,
-                public_key: hex::encode(validator.public_key().as_bytes()),
-            })
-            .map_err(api("register validator"))?;
+        let validator = Validator::register_on(&engine, VALIDATOR_ID);
         let riders = (0..riders)
             .map(|i| EngineRider::setup(&engine, &format!("+98914{i:07}"), TOP_UP))
             .collect();
@@ -84,7 +78,7 @@ impl SettlementIngest {
             let line = [1u32, 2, 10].get(k % 3).copied().unwrap_or(1);
             let time = self.base + i64::try_from(b * per + k)? * SPACING;
             for r in self.riders.iter_mut() {
-                records.push(r.nfc_record(VALIDATOR_ID, line, FARE, time));
+                records.push(r.nfc_record(&self.validator, line, FARE, time));
             }
         }
         let mut batch_id = [0u8; 16];
@@ -92,7 +86,7 @@ impl SettlementIngest {
             *d = s;
         }
         let bytes = signed_batch(
-            &self.validator,
+            &self.validator.key,
             VALIDATOR_ID,
             batch_id,
             self.base,
@@ -120,7 +114,8 @@ impl SettlementIngest {
         Ok(r.settled)
     }
 
-    /// The peer: a raw ring verify of one record's tap signature with its rider's key.
+    /// The peer: a raw ring verify of one record's tap signature with its rider's key (the
+    /// backend verifies the validator's challenge signature too: two verifies a tap).
     pub fn verify_record(&self, record: &TapRecord) -> Res<()> {
         let key = self
             .riders
@@ -130,13 +125,14 @@ impl SettlementIngest {
             .cert
             .body
             .tap_public_key;
-        if let TapProof::Nfc { authorization, .. } = &record.proof {
-            key.verify(
-                tags::TAP,
-                &authorization.signed_bytes(),
-                &authorization.signature,
-            )
-            .map_err(|_| "raw verify failed")?;
+        if let TapProof::Nfc {
+            challenge,
+            authorization,
+        } = &record.proof
+        {
+            authorization
+                .verify(&key, &challenge.body)
+                .map_err(|_| "raw verify failed")?;
         }
         Ok(())
     }

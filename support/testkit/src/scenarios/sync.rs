@@ -1,7 +1,8 @@
 //! The wallet's sync of N pending taps end to end on loopback: the real backend in process,
 //! a fresh wallet and account per round (signed in with the sandbox code, provisioned, topped
 //! up, replenished), N taps through `process_apdu` with validator-like challenges (the
-//! tariff's fares, 20 s apart, lines 1, 2 and 10). The step is one `OnlineWallet::sync()`:
+//! tariff's fares, 20 s apart, lines 1, 2 and 10, from a validator registered at the backend).
+//! The step is one `OnlineWallet::sync()`:
 //! upload in pages, verification and settlement, verdicts and ledger applied to the wallet.
 
 use super::wallet::open_wallet;
@@ -47,7 +48,8 @@ impl SyncBackend {
         online.block_on(online.provision())??;
         try_top_up(&self.env, &online, TOP_UP)?;
         online.block_on(online.replenish())??;
-        seed_taps(&wallet, 100 + u32::try_from(round)?, taps)?;
+        let mut validator = Validator::try_new(&self.env, 100 + u32::try_from(round)?)?;
+        try_taps(&wallet, &mut validator, taps, now_utc(), SPACING)?;
         Ok(SyncRound {
             wallet,
             online,
@@ -127,10 +129,4 @@ impl SyncRound {
     pub fn wallet(&self) -> &Arc<Wallet> {
         &self.wallet
     }
-}
-
-/// `n` taps from validator `id` from now on, `SPACING` s apart, on lines 1, 2 and 10, each
-/// charged what the tariff says from the validator's point of view.
-fn seed_taps(w: &Wallet, id: u32, n: usize) -> Res<()> {
-    try_taps(w, &mut Validator::new(id), n, now_utc(), SPACING)
 }

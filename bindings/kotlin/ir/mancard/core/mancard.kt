@@ -758,9 +758,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_complete_top_up(
     ): Int
+    external fun uniffi_mancard_checksum_method_wallet_config_version(
+    ): Int
     external fun uniffi_mancard_checksum_method_wallet_deactivated(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_history(
+    ): Int
+    external fun uniffi_mancard_checksum_method_wallet_install_config(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_is_locked(
     ): Int
@@ -844,10 +848,14 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_complete_top_up(`ptr`: Long,`intentId`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_mancard_fn_method_wallet_config_version(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_deactivated(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_mancard_fn_method_wallet_history(`ptr`: Long,`cursor`: RustBuffer.ByValue,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_mancard_fn_method_wallet_install_config(`ptr`: Long,`bundle`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_mancard_fn_method_wallet_is_locked(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_mancard_fn_method_wallet_ledger(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1048,10 +1056,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_mancard_checksum_method_wallet_complete_top_up() and 0xFFFF) != 39065) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_mancard_checksum_method_wallet_config_version() and 0xFFFF) != 1608) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_mancard_checksum_method_wallet_deactivated() and 0xFFFF) != 19028) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_history() and 0xFFFF) != 3518) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_mancard_checksum_method_wallet_install_config() and 0xFFFF) != 54870) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_is_locked() and 0xFFFF) != 64390) {
@@ -1099,7 +1113,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_mancard_checksum_method_wallet_verify() and 0xFFFF) != 2859) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_mancard_checksum_method_wallet_verify_tap_log() and 0xFFFF) != 54428) {
+    if ((lib.uniffi_mancard_checksum_method_wallet_verify_tap_log() and 0xFFFF) != 44705) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_platformkeystore_binding_public_key() and 0xFFFF) != 19172) {
@@ -1993,7 +2007,8 @@ public object FfiConverterTypeLogger: FfiConverter<Logger, Long> {
  *
  * Formats: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
  * ECDSA P-256 / SHA-256 over `message` as given, in fixed form (64 bytes, `r ‖ s`: convert
- * the platform's DER signature). `seal` must authenticate (AES-GCM) and `unseal` must throw
+ * the platform's DER signature; either S: the core sends the canonical low-S twin). `seal`
+ * must authenticate (AES-GCM) and `unseal` must throw
  * `SealedDataInvalid` for data it did not seal or that was altered.
  */
 public interface PlatformKeystore {
@@ -2029,7 +2044,8 @@ public interface PlatformKeystore {
  *
  * Formats: public keys are uncompressed SEC1 (65 bytes, `04 ‖ X ‖ Y`); signatures are
  * ECDSA P-256 / SHA-256 over `message` as given, in fixed form (64 bytes, `r ‖ s`: convert
- * the platform's DER signature). `seal` must authenticate (AES-GCM) and `unseal` must throw
+ * the platform's DER signature; either S: the core sends the canonical low-S twin). `seal`
+ * must authenticate (AES-GCM) and `unseal` must throw
  * `SealedDataInvalid` for data it did not seal or that was altered.
  */
 open class PlatformKeystoreImpl: Disposable, AutoCloseable, PlatformKeystore
@@ -2485,6 +2501,11 @@ public interface WalletInterface {
     suspend fun `completeTopUp`(`intentId`: kotlin.String): TopUpIntent
     
     /**
+     * The installed config bundle's version, or null before the first one.
+     */
+    fun `configVersion`(): kotlin.ULong?
+    
+    /**
      * The NFC field dropped or another application was selected
      * (`HostApduService.onDeactivated`). Never throws.
      */
@@ -2495,6 +2516,15 @@ public interface WalletInterface {
      * page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
      */
     fun `history`(`cursor`: kotlin.String?, `limit`: kotlin.UInt): HistoryPage
+    
+    /**
+     * Installs a config bundle (an encoded, issuer-signed `ValidatorConfig`: the issuer keys
+     * and validator deny list that decide which readers the phone answers, the time rules, the
+     * tariff). Provisioning and sync install the backend's bundle themselves. Throws
+     * `Validation` (nothing changed) when it is unreadable, signed by a key this wallet does
+     * not trust, or not newer than the installed one.
+     */
+    fun `installConfig`(`bundle`: kotlin.ByteArray)
     
     fun `isLocked`(): kotlin.Boolean
     
@@ -2574,7 +2604,7 @@ public interface WalletInterface {
     suspend fun `verify`(`phone`: kotlin.String, `code`: kotlin.String): SessionInfo
     
     /**
-     * Checks the tap log's hash chain and counters; returns the number of entries.
+     * Checks the tap log's signed chain and counters; returns the number of entries.
      */
     fun `verifyTapLog`(): kotlin.ULong
     
@@ -2805,6 +2835,22 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
 
     
     /**
+     * The installed config bundle's version, or null before the first one.
+     */override fun `configVersion`(): kotlin.ULong? {
+            return FfiConverterOptionalULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_mancard_fn_method_wallet_config_version(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * The NFC field dropped or another application was selected
      * (`HostApduService.onDeactivated`). Never throws.
      */override fun `deactivated`()
@@ -2837,6 +2883,27 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Installs a config bundle (an encoded, issuer-signed `ValidatorConfig`: the issuer keys
+     * and validator deny list that decide which readers the phone answers, the time rules, the
+     * tariff). Provisioning and sync install the backend's bundle themselves. Throws
+     * `Validation` (nothing changed) when it is unreadable, signed by a key this wallet does
+     * not trust, or not newer than the installed one.
+     */
+    @Throws(ManCardException::class)override fun `installConfig`(`bundle`: kotlin.ByteArray)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ManCardException) { _status ->
+    UniffiLib.uniffi_mancard_fn_method_wallet_install_config(
+        it,
+        
+        FfiConverterByteArray.lower(`bundle`),_status)
+}
+    }
+    
     
 
     override fun `isLocked`(): kotlin.Boolean {
@@ -3149,7 +3216,7 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
 
     
     /**
-     * Checks the tap log's hash chain and counters; returns the number of entries.
+     * Checks the tap log's signed chain and counters; returns the number of entries.
      */
     @Throws(ManCardException::class)override fun `verifyTapLog`(): kotlin.ULong {
             return FfiConverterULong.lift(
@@ -3269,7 +3336,7 @@ public object FfiConverterTypeAccountInfo: FfiConverterRustBuffer<AccountInfo> {
  */
 data class BoardingPass (
     /**
-     * What the QR code encodes ("MC1:...").
+     * What the QR code encodes ("MC2:...").
      */
     var `text`: kotlin.String
     , 

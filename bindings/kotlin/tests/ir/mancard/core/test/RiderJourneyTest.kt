@@ -17,7 +17,8 @@ import org.junit.Test
 /**
  * A whole rider journey through the Kotlin bindings against the real backend and the real
  * validator: register, provision with a JCA keystore, top up through the sandbox gateway, tap
- * through pcscd + vpcd, show a boarding pass, sync, read history.
+ * through pcscd + vpcd (the mutually authenticated v2 tap), show a boarding pass, sync, read
+ * history.
  */
 class RiderJourneyTest {
     private companion object {
@@ -66,9 +67,13 @@ class RiderJourneyTest {
         assertEquals(report.certificateHash, status.certHashHex)
         assertTrue(status.summary, status.summary.contains("available offline"))
         assertEquals(TOP_UP, wallet.ledger().offlineAllowanceRemaining)
+        // ... and the backend's config bundle: the readers the phone answers, the time rules
+        assertNotNull("config bundle installed at provisioning", wallet.configVersion())
 
         // Tap: the real validator (mancard validator run --reader pcsc --once) through pcscd,
-        // the card side answered by wallet.processApdu over vpcd.
+        // the card side answered by wallet.processApdu over vpcd. Protocol v2: the validator
+        // proves itself first (its backend-issued certificate and a challenge signed for this
+        // SELECT's session), then the phone signs.
         val outcome = VpcdCard(wallet).use { card ->
             val o = Validator.tapOnce()
             assertNull("card side failed: ${card.failure}", card.failure)
@@ -99,7 +104,7 @@ class RiderJourneyTest {
         // Boarding pass: text, module matrix, SVG, PNG and refresh time; the same pass until
         // its refresh time.
         val pass = wallet.boardingPass()
-        assertTrue(pass.text, pass.text.startsWith("MC1:"))
+        assertTrue(pass.text, pass.text.startsWith("MC2:"))
         val m = pass.matrix
         assertEquals((m.width * m.width).toInt(), m.modules.size)
         assertTrue(m.modules.any { it } && m.modules.any { !it })

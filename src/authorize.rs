@@ -1,0 +1,292 @@
+//! AUTHORIZE TAP, after the ISO checks: the reader proves itself (validator certificate,
+//! challenge signature, this session, its clock), then the phone answers with its certificate
+//! (another fare class was quoted) or signs the fare, within the tariff's highest fare for the
+//! rider's class and the rate limit, on the signed tap chain. Each refusal has its own status
+//! word and a sentence for the rider's history; a refusal signs nothing and uses no counter.
+
+use crate::hce::{LogWrite, Refusal};
+use crate::wallet::{Active, Wallet, WriterState};
+use mancard_protocol::{
+    check_validity, verify_challenge, verify_validator_certificate, AuthorizeCommand,
+    AuthorizeResponse, ChallengeBody, StatusWord, TapAuthorization, TapChallenge, TapProof,
+    ValidatorCertificate, ValidatorConfig, VerifyError,
+};
+use std::time::Instant;
+
+/// The status word and sentence of a refused validator certificate.
+fn certificate_refusal(id: u32, e: &VerifyError) -> Refusal {
+    match e {
+        VerifyError::ValidatorCertNotValid { .. } => Refusal::new(
+            StatusWord::ReaderExpired,
+            format!("reader {id}'s certificate is expired or not yet valid: {e}"),
+        ),
+        VerifyError::ValidatorDenied(_) => Refusal::new(
+            StatusWord::ReaderDenied,
+            format!("reader {id} is blocked by ManCard"),
+        ),
+        _ => Refusal::new(
+            StatusWord::ReaderUnknown,
+            format!("a reader ManCard does not trust asked for a payment (reader {id}: {e})"),
+        ),
+    }
+}
+
+/// The status word and sentence of a refused challenge.
+fn challenge_refusal(id: u32, e: &VerifyError) -> Refusal {
+    match e {
+        VerifyError::LineNotAllowed { line_id, .. } => Refusal::new(
+            StatusWord::ReaderLineNotAllowed,
+            format!("reader {id} is not allowed to charge on line {line_id}"),
+        ),
+        _ => Refusal::new(
+            StatusWord::BadChallengeSignature,
+            format!("reader {id}'s payment request is not signed correctly: {e}"),
+        ),
+    }
+}
+
+/// Verifies a validator certificate (or only its validity and the deny list when the same
+/// certificate was verified before) and remembers it.
+fn admit_certificate(
+    ws: &mut WriterState,
+    cert: &ValidatorCertificate,
+    now: i64,
+) -> Result<(), Refusal> {
+    let Some(bundle) = ws.bundle.as_ref() else {
+        return Err(no_bundle());
+    };
+    let id = cert.body.validator_id;
+    let cert_id = cert.id();
+    let r = if ws.readers.holds(id, &cert_id) {
+        check_cached(bundle, cert, now)
+    } else {
+        verify_validator_certificate(
+            cert,
+            &bundle.body.issuer_keys,
+            |v| bundle.is_validator_denied(v),
+            now,
+        )
+    };
+    r.map_err(|e| certificate_refusal(id, &e))?;
+    if !ws.readers.holds(id, &cert_id) {
+        ws.readers.insert(cert_id, cert.clone());
+    }
+    Ok(())
+}
+
+/// The checks a cached (already verified) validator certificate still needs at every tap.
+fn check_cached(
+    bundle: &ValidatorConfig,
+    cert: &ValidatorCertificate,
+    now: i64,
+) -> Result<(), VerifyError> {
+    let b = &cert.body;
+    if bundle.is_validator_denied(b.validator_id) {
+        return Err(VerifyError::ValidatorDenied(b.validator_id));
+    }
+    if !b.valid_at(now) {
+        return Err(VerifyError::ValidatorCertNotValid {
+            valid_from: b.valid_from,
+            valid_until: b.valid_until,
+            now,
+        });
+    }
+    Ok(())
+}
+
+fn no_bundle() -> Refusal {
+    Refusal::new(
+        StatusWord::ReaderUnknown,
+        "this phone does not have ManCard's reader list yet: sync first (connect to the internet once)",
+    )
+}
+
+impl Wallet {
+    /// The reader's side of the mutual authentication: a config bundle to judge readers by,
+    /// the validator certificate (inline or cached), the challenge's signature and line, this
+    /// session's value and the validator's clock. On success the session's reader is
+    /// authenticated (READ CERTIFICATE is answered from then on).
+    pub(crate) fn authenticate_reader(
+        &self,
+        ws: &mut WriterState,
+        cmd: &AuthorizeCommand,
+    ) -> Result<(), Refusal> {
+        let now = self.corrected(crate::util::now_utc());
+        if ws.bundle.is_none() {
+            return Err(no_bundle());
+        }
+        let ch = &cmd.challenge.body;
+        let cert = match &cmd.validator_cert {
+            Some(c) => {
+                admit_certificate(ws, c, now)?;
+                c.clone()
+            }
+            None => {
+                let cached = ws.readers.get(ch.validator_id).map(|c| c.cert.clone());
+                let Some(c) = cached else {
+                    return Err(Refusal::new(
+                        StatusWord::ReaderCertificateRequired,
+                        format!("reader {} did not show its certificate", ch.validator_id),
+                    ));
+                };
+                admit_certificate(ws, &c, now)?;
+                c
+            }
+        };
+        let id = cert.body.validator_id;
+        verify_challenge(&cmd.challenge, &cert).map_err(|e| challenge_refusal(id, &e))?;
+        let Some(session) = ws.session.as_mut() else {
+            return Err(Refusal::new(
+                StatusWord::ConditionsNotSatisfied,
+                "a reader asked for a payment out of order (without selecting ManCard first)",
+            ));
+        };
+        if ch.session != session.value {
+            return Err(Refusal::new(
+                StatusWord::StaleChallenge,
+                format!(
+                    "reader {id}'s payment request was made for another tap (replayed or relayed)"
+                ),
+            ));
+        }
+        let window = ws
+            .bundle
+            .as_ref()
+            .map_or(0, |b| i64::from(b.body.time_rules.tap_window_secs));
+        let off = ch.validator_time.saturating_sub(now);
+        if off.saturating_abs() > window {
+            return Err(Refusal::new(
+                StatusWord::ReaderClockOff,
+                format!("reader {id}'s clock is {off} seconds off this phone's (at most {window} allowed)"),
+            ));
+        }
+        session.reader_authenticated = true;
+        Ok(())
+    }
+
+    /// The phone's answer to an authenticated reader's challenge: its certificate when the
+    /// challenge quotes another fare class, else the signed authorization (committed to the tap
+    /// log before it is answered).
+    pub(crate) fn answer_challenge(
+        &self,
+        ws: &mut WriterState,
+        challenge: &TapChallenge,
+    ) -> Result<AuthorizeResponse, Refusal> {
+        let ch = &challenge.body;
+        let active = ws
+            .active
+            .as_ref()
+            .ok_or_else(|| Refusal::new(StatusWord::NoCredential, "no ticket on this phone"))?;
+        let class = active.cert.body.fare_class;
+        if ch.fare_class != class {
+            return Ok(AuthorizeResponse::Requote(active.cert.clone()));
+        }
+        let max = ws
+            .bundle
+            .as_ref()
+            .map_or(0, |b| b.body.tariff.max_fare(class));
+        if ch.fare > max {
+            return Err(Refusal::new(
+                StatusWord::FareTooHigh,
+                format!(
+                    "reader {} asked for {}, more than the highest {} fare of {}",
+                    ch.validator_id,
+                    crate::money::format_amount(ch.fare),
+                    class.name(),
+                    crate::money::format_amount(max)
+                ),
+            ));
+        }
+        let limit = self.config().max_authorizations_per_minute;
+        if ws.recent_taps.full(limit, Instant::now()) {
+            return Err(Refusal::new(
+                StatusWord::TooManyTaps,
+                format!(
+                    "reader {} was refused: more than {limit} payments in a minute",
+                    ch.validator_id
+                ),
+            ));
+        }
+        let auth = self.sign_tap(ws, challenge)?;
+        ws.recent_taps.record(Instant::now());
+        Ok(AuthorizeResponse::Authorized(auth))
+    }
+
+    /// The credential's own checks, then the signature on the tap chain and its commit.
+    fn sign_tap(
+        &self,
+        ws: &mut WriterState,
+        challenge: &TapChallenge,
+    ) -> Result<TapAuthorization, Refusal> {
+        let ch = &challenge.body;
+        let active = ws
+            .active
+            .as_ref()
+            .ok_or_else(|| Refusal::new(StatusWord::NoCredential, "no ticket on this phone"))?;
+        let key = usable_key(active, ch)?;
+        let counter = self.next_counter_for(ws.next_counter, active)?;
+        let remaining = active.remaining();
+        if ch.fare > remaining {
+            return Err(Refusal::new(
+                StatusWord::AllowanceExhausted,
+                format!(
+                    "fare {} is more than the {} left offline",
+                    crate::money::format_amount(ch.fare),
+                    crate::money::format_amount(remaining)
+                ),
+            ));
+        }
+        self.ensure_reserved(counter)?;
+        let prev = ws.log.expected_prev(&active.hash);
+        let auth = TapAuthorization::sign(key, ch, &active.hash, counter, ch.fare, &prev)
+            .map_err(|e| Refusal::new(StatusWord::Internal, format!("signing failed: {e}")))?;
+        let write = LogWrite {
+            credential_id: active.id,
+            proof: TapProof::Nfc {
+                challenge: challenge.clone(),
+                authorization: auth.clone(),
+            },
+            amount: ch.fare,
+            time: self.corrected(crate::util::now_utc()),
+            line_id: Some(ch.line_id),
+            validator_id: Some(ch.validator_id),
+        };
+        self.commit_log(ws, write, counter)
+            .map_err(|e| Refusal::new(StatusWord::StorageFailure, e.to_string()))?;
+        Ok(auth)
+    }
+}
+
+/// The credential's tap key, if it is unrevoked, unsealed and valid at the validator's time.
+fn usable_key<'a>(
+    active: &'a Active,
+    ch: &ChallengeBody,
+) -> Result<&'a mancard_protocol::SigningKey, Refusal> {
+    if active.revoked {
+        return Err(Refusal::new(
+            StatusWord::CredentialNotValid,
+            "the ticket has been revoked",
+        ));
+    }
+    let Some(key) = active.key.as_ref() else {
+        return Err(Refusal::new(
+            StatusWord::NoCredential,
+            format!(
+                "the ticket's key cannot be used: {}",
+                active.key_problem.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    };
+    if let Err(e) = check_validity(&active.cert, ch.validator_time) {
+        let why = match e {
+            VerifyError::Expired { .. } => "the ticket has expired",
+            VerifyError::NotYetValid { .. } => "the ticket is not valid yet",
+            _ => "the ticket is not valid now",
+        };
+        return Err(Refusal::new(
+            StatusWord::CredentialNotValid,
+            format!("{why} (validator time {})", ch.validator_time),
+        ));
+    }
+    Ok(key)
+}
