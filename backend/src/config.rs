@@ -13,6 +13,10 @@ pub struct Policy {
     pub cert_backdate_secs: i64,
     /// Counters per certificate.
     pub counters_per_cert: u32,
+    /// Each certificate's counter range starts a random 0..this many counters after the
+    /// previous one's end (the first one's after 0): consecutive ranges would link a phone's
+    /// certificates, whose pseudonyms are otherwise unrelated. 0 turns the gap off.
+    pub counter_gap_max: u32,
     /// Upper bound of a certificate's offline amount (the balance bounds it too).
     pub max_offline_amount: i64,
     /// Replenishment is due when less than this remains of a certificate's lifetime.
@@ -48,6 +52,7 @@ impl Default for Policy {
             cert_lifetime_secs: 72 * 3600,
             cert_backdate_secs: 300,
             counters_per_cert: 64,
+            counter_gap_max: 1 << 16,
             max_offline_amount: 500_000,
             replenish_before_expiry_secs: 24 * 3600,
             otp_ttl_secs: 300,

@@ -233,14 +233,20 @@ impl Engine {
         Ok((resp, info))
     }
 
-    /// The counters of the device's next certificate: after its last certificate's, and not
-    /// below what the wallet says it can still use.
+    /// The counters of the device's next certificate: after its last certificate's, not below
+    /// what the wallet says it can still use, and a random gap further (so two certificates'
+    /// ranges do not continue one another on the wire).
     fn counter_range(
         &self,
         tx: &Writer<'_>,
         device: &Device,
         next_counter: u32,
     ) -> Result<(u32, u32)> {
+        let policy = &self.config().policy;
+        let gap = match policy.counter_gap_max {
+            0 => 0,
+            max => u32::from_be_bytes(random()?) % max,
+        };
         let first = match tx.latest_certificate(device.id)? {
             Some(c) => c
                 .counter_last
@@ -248,9 +254,14 @@ impl Engine {
                 .ok_or(Error::CountersExhausted)?,
             None => 0,
         }
-        .max(next_counter);
-        let per_cert = self.config().policy.counters_per_cert.max(1);
-        Ok((first, first.saturating_add(per_cert.saturating_sub(1))))
+        .max(next_counter)
+        .checked_add(gap)
+        .ok_or(Error::CountersExhausted)?;
+        let per_cert = policy.counters_per_cert.max(1);
+        let last = first
+            .checked_add(per_cert.saturating_sub(1))
+            .ok_or(Error::CountersExhausted)?;
+        Ok((first, last))
     }
 
     /// Issued certificates by hash (cache, then database).

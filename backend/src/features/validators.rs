@@ -105,7 +105,9 @@ impl Engine {
                 validator_id: req.validator_id,
                 operator_id,
                 public_key: key,
-                valid_from: cert_time(now)?,
+                // Back-dated like credential certificates: a phone whose clock runs a little
+                // behind must not refuse a validator registered a moment ago.
+                valid_from: cert_time(now.saturating_sub(self.config().policy.cert_backdate_secs))?,
                 valid_until: cert_time(now.saturating_add(lifetime)).unwrap_or(u32::MAX),
                 lines,
             }

@@ -375,8 +375,9 @@ async fn provisioning_replenishment_and_lost_phone() {
     let token = h.login("+989120000001").await;
     h.topup(&token, 100_000, "first").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    assert_eq!(c.counter_first, 0);
-    assert_eq!(c.counter_last, 63);
+    // a random start below the gap (2^16), 64 counters
+    assert!(c.counter_first < 1 << 16);
+    assert_eq!(c.counter_last, c.counter_first + 63);
     assert_eq!(c.max_amount, 100_000);
     assert_eq!(c.fare_class, "adult");
     assert!(c.valid_until - c.server_time == 72 * 3600);
@@ -401,8 +402,10 @@ async fn provisioning_replenishment_and_lost_phone() {
     let first_pseudonym = w.pseudonym.clone();
     let r = w.replenish(&h).await;
     assert_ne!(r.pseudonym, first_pseudonym);
-    assert_eq!(r.counter_first, 64);
-    assert_eq!(r.counter_last, 127);
+    // after the previous range, by a random gap: the two ranges do not continue each other
+    // on the wire (with probability 1 − 2^-16 the gap is not 0)
+    assert!(r.counter_first > c.counter_last && r.counter_first <= c.counter_last + (1 << 16));
+    assert_eq!(r.counter_last, r.counter_first + 63);
 
     // a proof for the other purpose, a reused nonce, or a foreign binding key is refused
     let (tap, _) = mancard_protocol::SigningKey::generate().unwrap();
@@ -445,7 +448,9 @@ async fn provisioning_replenishment_and_lost_phone() {
     .await;
     req.next_counter = Some(300);
     let v: CredentialResponse = h.post_ok(REPLENISH.path, Some(&token), &req).await;
-    assert_eq!((v.counter_first, v.counter_last), (300, 363));
+    // (after every earlier range of the device, a random gap further)
+    assert!(v.counter_first >= 300 && v.counter_first > r.counter_last);
+    assert_eq!(v.counter_last, v.counter_first + 63);
     let other = h.login("+989120000002").await;
     let req = Wallet::credential_request(
         &h,
@@ -481,7 +486,7 @@ async fn provisioning_replenishment_and_lost_phone() {
     assert!(c2.revoked_pseudonyms.contains(&w.pseudonym));
     assert_eq!(c2.balance, 80_000, "balance carries over");
     assert_eq!(c2.max_amount, 80_000);
-    assert_eq!(c2.counter_first, 0);
+    assert!(c2.counter_first < 1 << 16);
     let cfg = h.config().await;
     for p in &c2.revoked_pseudonyms {
         assert!(cfg.is_denied(&Pseudonym::from_hex(p).unwrap()));
@@ -953,7 +958,7 @@ async fn clone_with_same_counter_is_fraud_and_denied() {
     let before = h.config().await.body.bundle_version;
     let (r0, e0) = w.nfc_tap(&v1, 1, 20_000, base);
     // the clone (same tap key, copied data directory) uses counter 0 again on another bus
-    let (c0, _) = w.nfc_tap_with_counter(&v2, 2, 20_000, base + 3600, 0);
+    let (c0, _) = w.nfc_tap_with_counter(&v2, 2, 20_000, base + 3600, r0.counter);
     let b = h.upload_ok(&v1.batch(vec![r0])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     let b = h.upload_ok(&v2.batch(vec![c0])).await;
@@ -1306,7 +1311,7 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     let cases = h.fraud_cases().await;
     assert_eq!(cases.len(), 1, "{cases:?}");
     assert_eq!(cases[0].kind, FraudKind::OverAllowance);
-    assert_eq!(cases[0].counter, Some(3));
+    assert_eq!(cases[0].counter, Some(r3.counter));
     assert_eq!(cases[0].pseudonym, w.pseudonym.as_str());
     assert_eq!(Some(&cases[0].detail), rec.detail.as_ref());
     // revoked: on the next bundle's deny list, and the wallet learns it

@@ -158,7 +158,9 @@ impl HttpRider {
         })
     }
 
-    /// What the app does with an issued credential: clock offset, tariff, certificate.
+    /// What the app does with an issued credential: clock offset, tariff, certificate, and the
+    /// signed config bundle (issuer keys of validator certificates, validator deny list, time
+    /// rules): without it the phone answers no reader.
     fn install(&self, c: &CredentialResponse) -> Res<()> {
         let keys = c
             .issuer_keys
@@ -180,6 +182,19 @@ impl HttpRider {
             keys,
             chrono::Utc::now().timestamp(),
         )?;
+        self.install_bundle(&c.config_bundle)
+    }
+
+    /// Installs the backend's config bundle when it is newer than the phone's.
+    fn install_bundle(&self, bundle_hex: &str) -> Res<()> {
+        let bundle = hex::decode(bundle_hex)?;
+        let offered = mancard_protocol::ValidatorConfig::decode(&bundle)?
+            .body
+            .bundle_version;
+        if self.wallet.config_version().is_some_and(|v| v >= offered) {
+            return Ok(());
+        }
+        self.wallet.install_config(bundle)?;
         Ok(())
     }
 
@@ -221,6 +236,7 @@ impl HttpRider {
         let v: SyncResponse = self
             .call(WALLET_SYNC, WALLET_SYNC.path, Some(&body))
             .await?;
+        self.install_bundle(&v.config_bundle)?;
         let mut corrections = 0u64;
         for (t, raw) in v.taps.iter().zip(entries.iter()) {
             let signed = WalletLogEntry::decode(raw).map(|e| e.amount).unwrap_or(0);

@@ -175,8 +175,8 @@ fn bench_quick_prints_every_row() {
         String::from_utf8_lossy(&out.stderr)
     );
     for figure in [
-        "wallet tap: SELECT+AUTHORIZE",
-        "validator decision, cached certificate",
+        "phone side of a tap: SELECT+AUTHORIZE",
+        "validator decision (sign challenge, verify answer), cached certificate",
         "boarding pass: sign + log + QR matrix",
         "whole tap via pcscd + vpcd",
         "wallet sync of 10,000 taps",
@@ -238,8 +238,8 @@ fn bench_quick_json_has_a_ratio_for_each_measured_row() {
     assert!(sync["samples"].as_u64().unwrap() >= 3, "{sync}");
     // The always-available rows are measured.
     for fig in [
-        "wallet tap: SELECT+AUTHORIZE (process_apdu)",
-        "validator decision, cached certificate",
+        "phone side of a tap: SELECT+AUTHORIZE (process_apdu)",
+        "validator decision (sign challenge, verify answer), cached certificate",
         "boarding pass: sign + log + QR matrix + SVG + PNG",
         "backend settlement ingest, per tap",
         "wallet sync of 10,000 taps (--quick: 1,000)",
