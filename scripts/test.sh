@@ -26,7 +26,9 @@ ensure_apt() {
 }
 
 step "system packages"
-ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config python3
+# zbar-tools and ZXing (Java, with a headless JRE): the QR readers the pass test decodes with.
+ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config python3 \
+  zbar-tools libzxing-javase-java libzxing-core-java libjcommander-java default-jre-headless
 
 if [ -x scripts/pcsc-up.sh ]; then
   step "pcscd + vsmartcard virtual reader"

@@ -186,3 +186,59 @@ fn a_wallet_without_a_bundle_makes_passes_of_the_default_lifetime_at_most() {
         i64::from(mancard_protocol::DEFAULT_PASS_LIFETIME_SECS)
     );
 }
+
+/// The scanners validators and riders' phones really use read the pass as the wallet renders
+/// it: zbar (`zbarimg`, Debian zbar-tools) and ZXing (the Java library Android apps embed,
+/// Debian libzxing-javase-java, through its command-line runner). The largest v2 pass (QR
+/// version 13, ECC M) at 3 and 6 pixels per module. Both tools are installed by
+/// `scripts/test.sh`; a missing tool fails the test.
+#[test]
+fn the_pass_is_read_by_zbar_and_zxing() {
+    let d = tempfile::tempdir().unwrap();
+    let w = open(d.path());
+    let issuer = Issuer::new(1);
+    provision(&w, &issuer, CertSpec::default());
+    let p = w.boarding_pass(T0).unwrap();
+    assert_eq!(p.matrix.version, 13, "the v2 pass is the largest that fits");
+    for px in [3, 6] {
+        let png = d.path().join(format!("pass-{px}.png"));
+        std::fs::write(&png, p.png(px).unwrap()).unwrap();
+
+        let zbar = std::process::Command::new("zbarimg")
+            .args(["--raw", "-q"])
+            .arg(&png)
+            .output()
+            .expect("zbarimg (Debian zbar-tools) must be installed: scripts/test.sh does it");
+        assert!(zbar.status.success(), "zbarimg failed at {px} px: {zbar:?}");
+        let text = String::from_utf8(zbar.stdout).unwrap();
+        assert_eq!(text.trim_end_matches('\n'), p.text, "zbar at {px} px");
+
+        let jars = ["javase.jar", "core.jar", "jcommander.jar"]
+            .map(|j| format!("/usr/share/java/{j}"))
+            .join(":");
+        let zxing = std::process::Command::new("java")
+            .args([
+                "-cp",
+                &jars,
+                "com.google.zxing.client.j2se.CommandLineRunner",
+            ])
+            .arg(&png)
+            .output()
+            .expect("java and ZXing (Debian libzxing-javase-java) must be installed");
+        let out = String::from_utf8_lossy(&zxing.stdout);
+        assert!(zxing.status.success(), "ZXing failed at {px} px: {zxing:?}");
+        assert!(out.contains("format: QR_CODE"), "ZXing at {px} px: {out}");
+        let raw = out
+            .split("Raw result:\n")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+            .unwrap_or_default();
+        assert_eq!(raw, p.text, "ZXing at {px} px");
+        // what the scanners read is the signed pass itself
+        let pass = BoardingPass::from_text(raw).unwrap();
+        assert_eq!(
+            pass.encode(),
+            BoardingPass::from_text(&p.text).unwrap().encode()
+        );
+    }
+}
