@@ -45,10 +45,11 @@ fn challenge_refusal(id: u32, e: &VerifyError) -> Refusal {
     }
 }
 
-/// Verifies a validator certificate (or only its validity and the deny list when the same
-/// certificate was verified before) and remembers it.
+/// Verifies a validator certificate (or only its validity and the deny list when exactly the
+/// same certificate authenticated before). Nothing is remembered here: the certificate enters
+/// the cache only once its reader has authenticated.
 fn admit_certificate(
-    ws: &mut WriterState,
+    ws: &WriterState,
     cert: &ValidatorCertificate,
     now: i64,
 ) -> Result<(), Refusal> {
@@ -56,8 +57,7 @@ fn admit_certificate(
         return Err(no_bundle());
     };
     let id = cert.body.validator_id;
-    let cert_id = cert.id();
-    let r = if ws.readers.holds(id, &cert_id) {
+    let r = if ws.readers.holds_exactly(cert) {
         check_cached(bundle, cert, now)
     } else {
         verify_validator_certificate(
@@ -67,11 +67,17 @@ fn admit_certificate(
             now,
         )
     };
-    r.map_err(|e| certificate_refusal(id, &e))?;
-    if !ws.readers.holds(id, &cert_id) {
-        ws.readers.insert(cert_id, cert.clone());
-    }
-    Ok(())
+    r.map_err(|e| certificate_refusal(id, &e))
+}
+
+/// What a reader that named its certificate by id only (P1 = 00) hears for any failure before
+/// it authenticated: the same "show your certificate" whether or not the phone has met that
+/// validator, so probing never tells where the phone has been.
+fn certificate_required(validator_id: u32) -> Refusal {
+    Refusal::new(
+        StatusWord::ReaderCertificateRequired,
+        format!("reader {validator_id} did not show its certificate"),
+    )
 }
 
 /// The checks a cached (already verified) validator certificate still needs at every tap.
@@ -119,22 +125,25 @@ impl Wallet {
         let cert = match &cmd.validator_cert {
             Some(c) => {
                 admit_certificate(ws, c, now)?;
+                verify_challenge(&cmd.challenge, c)
+                    .map_err(|e| challenge_refusal(c.body.validator_id, &e))?;
                 c.clone()
             }
             None => {
                 let cached = ws.readers.get(ch.validator_id).map(|c| c.cert.clone());
                 let Some(c) = cached else {
-                    return Err(Refusal::new(
-                        StatusWord::ReaderCertificateRequired,
-                        format!("reader {} did not show its certificate", ch.validator_id),
-                    ));
+                    return Err(certificate_required(ch.validator_id));
                 };
-                admit_certificate(ws, &c, now)?;
+                admit_certificate(ws, &c, now)
+                    .and_then(|()| {
+                        verify_challenge(&cmd.challenge, &c)
+                            .map_err(|e| challenge_refusal(c.body.validator_id, &e))
+                    })
+                    .map_err(|_| certificate_required(ch.validator_id))?;
                 c
             }
         };
         let id = cert.body.validator_id;
-        verify_challenge(&cmd.challenge, &cert).map_err(|e| challenge_refusal(id, &e))?;
         let Some(session) = ws.session.as_mut() else {
             return Err(Refusal::new(
                 StatusWord::ConditionsNotSatisfied,
@@ -161,6 +170,9 @@ impl Wallet {
             ));
         }
         session.reader_authenticated = true;
+        if !ws.readers.holds_exactly(&cert) {
+            ws.readers.insert(cert);
+        }
         Ok(())
     }
 
@@ -181,18 +193,32 @@ impl Wallet {
         if ch.fare_class != class {
             return Ok(AuthorizeResponse::Requote(active.cert.clone()));
         }
-        let max = ws
-            .bundle
-            .as_ref()
-            .map_or(0, |b| b.body.tariff.max_fare(class));
+        // The line's single fare for the rider's class bounds what a reader may ask (a line
+        // the tariff does not list has no fare, so nothing may be asked for it).
+        let line_fare = ws.bundle.as_ref().and_then(|b| {
+            b.body
+                .tariff
+                .line(ch.line_id)
+                .and_then(|l| l.fares.get(class.index()).copied())
+        });
+        let Some(max) = line_fare else {
+            return Err(Refusal::new(
+                StatusWord::FareTooHigh,
+                format!(
+                    "reader {} asked for a payment on line {}, which has no fare",
+                    ch.validator_id, ch.line_id
+                ),
+            ));
+        };
         if ch.fare > max {
             return Err(Refusal::new(
                 StatusWord::FareTooHigh,
                 format!(
-                    "reader {} asked for {}, more than the highest {} fare of {}",
+                    "reader {} asked for {}, more than the {} fare of line {}, {}",
                     ch.validator_id,
                     crate::money::format_amount(ch.fare),
                     class.name(),
+                    ch.line_id,
                     crate::money::format_amount(max)
                 ),
             ));

@@ -146,6 +146,8 @@ impl Wallet {
         });
         ws.next_counter = ws.next_counter.max(first_counter);
         ws.last_pass = None;
+        // The readers this phone met under its old pseudonym must not link it to the new one.
+        ws.readers.clear();
         self.counters()
             .next
             .store(ws.next_counter, Ordering::Release);

@@ -37,13 +37,15 @@ impl NfcSession {
 
 /// A verified validator certificate.
 pub(crate) struct CachedReader {
-    pub(crate) cert_id: [u8; 32],
     pub(crate) cert: ValidatorCertificate,
 }
 
-/// Validator certificates whose issuer signature was verified, by validator id (bounded; the
-/// oldest is dropped first). Validity and the deny list are checked again at every tap; the
-/// cache only saves the signature check. Cleared when another config bundle is installed.
+/// Validator certificates of readers that authenticated (certificate, challenge signature,
+/// session and clock all verified), by validator id (bounded; the oldest is dropped first).
+/// Validity and the deny list are checked again at every tap; the cache only saves the
+/// certificate's signature check. A reader that failed to authenticate never enters it (so no
+/// rogue reader can plant or probe entries), and it is cleared when another config bundle or
+/// another certificate is installed (it must not link the phone's certificates).
 #[derive(Default)]
 pub(crate) struct ReaderCache {
     by_validator: HashMap<u32, CachedReader>,
@@ -55,18 +57,20 @@ impl ReaderCache {
         self.by_validator.get(&validator_id)
     }
 
-    /// True if `cert_id` is the verified certificate of `validator_id`.
-    pub(crate) fn holds(&self, validator_id: u32, cert_id: &[u8; 32]) -> bool {
-        self.get(validator_id)
-            .is_some_and(|c| c.cert_id == *cert_id)
+    /// True if `cert` is, byte for byte (its signature included), the verified certificate
+    /// cached for its validator: only then may its signature check be skipped (a copy with a
+    /// garbled signature is verified, and refused, like an unknown one).
+    pub(crate) fn holds_exactly(&self, cert: &ValidatorCertificate) -> bool {
+        self.get(cert.body.validator_id)
+            .is_some_and(|c| c.cert == *cert)
     }
 
     /// Remembers a verified certificate (replacing the validator's previous one).
-    pub(crate) fn insert(&mut self, cert_id: [u8; 32], cert: ValidatorCertificate) {
+    pub(crate) fn insert(&mut self, cert: ValidatorCertificate) {
         let id = cert.body.validator_id;
         if self
             .by_validator
-            .insert(id, CachedReader { cert_id, cert })
+            .insert(id, CachedReader { cert })
             .is_none()
         {
             self.order.push_back(id);
@@ -142,16 +146,23 @@ mod tests {
     fn the_reader_cache_is_bounded_and_drops_the_oldest() {
         let key = SigningKey::generate().unwrap().0;
         let mut c = ReaderCache::default();
+        let mut last = None;
         for id in 0..(READER_CACHE_SIZE as u32 + 10) {
             let vc = cert(id, &key);
-            c.insert(vc.id(), vc);
+            c.insert(vc.clone());
+            last = Some(vc);
         }
         assert_eq!(c.len(), READER_CACHE_SIZE);
         assert!(c.get(0).is_none());
-        let last = READER_CACHE_SIZE as u32 + 9;
-        let vc = cert(last, &key);
-        assert!(c.holds(last, &vc.id()));
-        assert!(!c.holds(last, &[0; 32]));
+        let vc = last.unwrap();
+        assert!(c.holds_exactly(&vc));
+        // the same body under another signature (or a garbled one) is not the cached one
+        let mut other = vc.clone();
+        other.signature.0[5] ^= 1;
+        assert!(!c.holds_exactly(&other));
+        let resigned = cert(vc.body.validator_id, &key);
+        assert_eq!(resigned.id(), vc.id());
+        assert!(!c.holds_exactly(&resigned));
         c.clear();
         assert_eq!(c.len(), 0);
     }

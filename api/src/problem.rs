@@ -91,6 +91,9 @@ problem_codes! {
     InvalidEntry = "invalid_entry",
     TooManyEntries = "too_many_entries",
     ChainGap = "chain_gap",
+    /// The uploaded log entries do not continue the stored chain, and no two signed taps prove
+    /// a fork: refused, no fraud case.
+    ChainConflict = "chain_conflict",
     InvalidBatch = "invalid_batch",
     BadBatchSignature = "bad_batch_signature",
     /// A high-S (malleated) signature: a modified copy, never what an honest signer sends.

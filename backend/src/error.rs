@@ -119,6 +119,10 @@ pub enum Error {
     InvalidEntry(String),
     #[error("entry {seq} does not follow the stored chain; upload from entry {expected}")]
     ChainGap { seq: u64, expected: u64 },
+    /// The uploaded entries do not continue the stored chain and nothing signed proves a fork:
+    /// refused, never a fraud case (a power loss can cost a phone its newest entries).
+    #[error("the wallet log does not continue the stored chain: {0}")]
+    ChainConflict(String),
     /// A batch that does not decode.
     #[error("{0}")]
     InvalidBatch(String),

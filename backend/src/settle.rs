@@ -501,6 +501,11 @@ pub fn check_record(
             );
         }
     }
+    if let TapProof::Qr { pass } = &rec.proof {
+        if let Some(r) = qr_record_refusal(rec, pass, ev) {
+            return r;
+        }
+    }
     match check_proof(&rec.proof, cert, Some(&rec.pseudonym.0), ev) {
         Check::Ok(mut t) => {
             if t.line_id.is_none() {
@@ -518,6 +523,38 @@ pub fn check_record(
         }
         r => r,
     }
+}
+
+/// What the validator's own certificate and the pass's window say about a QR record: the
+/// validator may charge on the line it names (its certificate's lines) and was not denied when
+/// it scanned, and it scanned within the pass's window (the bundle's skew on either side), as
+/// its own check did.
+fn qr_record_refusal(rec: &TapRecord, pass: &BoardingPass, ev: &Evidence<'_>) -> Option<Check> {
+    let id = rec.validator_id;
+    if let Some(v) = ev.validators.get(&id) {
+        if v.cert
+            .as_ref()
+            .is_some_and(|vc| !vc.body.allows_line(rec.line_id))
+        {
+            return Some(reject(
+                Reject::LineNotAllowed,
+                format!("validator {id} may not charge on line {}", rec.line_id),
+            ));
+        }
+        if v.denied_at.is_some_and(|d| rec.time >= d) {
+            return Some(reject(
+                Reject::ValidatorDenied,
+                format!("validator {id} was on the deny list when it scanned the pass"),
+            ));
+        }
+    }
+    if !pass.in_window(rec.time, i64::from(ev.time_rules.clock_skew_secs)) {
+        return Some(reject(
+            Reject::RecordMismatch,
+            "the record's time is outside the pass's window",
+        ));
+    }
+    None
 }
 
 /// Verifies a wallet log entry's evidence (a self-reported NFC tap is charged only on a
@@ -539,8 +576,9 @@ pub fn check_entry(
     check_proof(&entry.proof, cert, None, ev)
 }
 
-/// The fare of one ride given the state so far. A ride whose line is unknown or not in the
-/// tariff costs its signed amount (bounded by the daily cap) and is not a transfer origin.
+/// The fare of one ride given the state so far, never more than its signed amount. A ride whose
+/// line is unknown or not in the tariff costs its signed amount (bounded by the daily cap) and
+/// is not a transfer origin.
 pub fn rate(
     tariff: &Tariff,
     class: FareClass,
@@ -551,7 +589,13 @@ pub fn rate(
 ) -> (i64, RideState) {
     if let Some(l) = line {
         if let Ok(q) = tariff.fare(class, l, time, state) {
-            return (q.amount, q.next);
+            // never more than the phone signed (NFC: the authorized fare; QR: the maximum)
+            let amount = q.amount.min(authorized.max(0));
+            let mut next = q.next;
+            next.spent_today = next
+                .spent_today
+                .saturating_sub(q.amount.saturating_sub(amount));
+            return (amount, next);
         }
     }
     let day = tariff.fare_day(time);

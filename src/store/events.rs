@@ -7,6 +7,9 @@ use crate::error::WalletError;
 use mancard_api::TapStatus;
 use rusqlite::params;
 
+/// Refusals the history keeps (the newest); older ones are deleted as new ones arrive.
+pub(crate) const MAX_REFUSALS_KEPT: i64 = 500;
+
 /// An event to record.
 pub(crate) struct EventRow<'a> {
     pub(crate) after_seq: i64,
@@ -130,6 +133,23 @@ impl Read<'_> {
 impl Write<'_> {
     /// Records an event (the tap path's refusals use one cached statement).
     pub(crate) fn insert_event(&self, e: &EventRow<'_>) -> Result<(), WalletError> {
+        self.insert_event_row(e)?;
+        if e.kind == "refusal" {
+            // A rogue reader held near the phone can be refused thousands of times a minute:
+            // the history keeps the newest refusals only, so it neither buries the rider's
+            // rides nor grows the database without bound (rides and top-ups are never pruned).
+            self.tx
+                .prepare_cached(
+                    "DELETE FROM events WHERE kind = 'refusal' AND id <= (
+                         SELECT id FROM events WHERE kind = 'refusal'
+                         ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+                )?
+                .execute(params![MAX_REFUSALS_KEPT])?;
+        }
+        Ok(())
+    }
+
+    fn insert_event_row(&self, e: &EventRow<'_>) -> Result<(), WalletError> {
         let mut st = self.tx.prepare_cached(
             "INSERT INTO events (after_seq, time, kind, amount, line_id, validator_id, status_word,
                                  detail)

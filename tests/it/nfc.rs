@@ -12,6 +12,10 @@ use mancard_testkit::{CertSpec, Issuer, T0};
 
 /// One tap of `fare` at validator time `time`, READ CERTIFICATE included: the certificate,
 /// the challenge and the authorization.
+/// The metro line, whose adult fare (30,000 rials) is the tariff's highest: the phone bounds
+/// a fare by the line's fare for its class.
+const METRO: u32 = 10;
+
 fn tap(
     w: &Wallet,
     r: &Reader,
@@ -20,6 +24,7 @@ fn tap(
 ) -> Result<(CredentialCertificate, TapChallenge, TapAuthorization), StatusWord> {
     let q = Quote {
         read_certificate: true,
+        line_id: METRO,
         ..Quote::fare_at(fare, time)
     };
     let t = r.tap_with(w, &q)?;
@@ -211,7 +216,7 @@ fn refusals_have_the_right_status_word_and_are_in_history() {
         StatusWord::CredentialNotValid
     );
     set_clock(&w, T0);
-    // above the tariff's highest adult fare, then above the remaining allowance
+    // above the metro's adult fare (the tariff's highest), then above the remaining allowance
     assert_eq!(refusal_sw(&w, &reader, 30_001, T0), StatusWord::FareTooHigh);
     tap(&w, &reader, 30_000, T0).unwrap();
     assert_eq!(
@@ -482,7 +487,8 @@ mod properties {
                 set_clock(&w, t);
                 let valid = (spec.valid_from..=spec.valid_until).contains(&t);
                 let fits = spent + fare <= spec.max_amount;
-                match reader.tap_with(&w, &Quote::fare_at(*fare, t)) {
+                let q = Quote { line_id: METRO, ..Quote::fare_at(*fare, t) };
+                match reader.tap_with(&w, &q) {
                     Ok(x) => {
                         prop_assert!(*fare <= 30_000 && valid && fits);
                         vc.verify_tap(&x.challenge, &x.authorization).unwrap();

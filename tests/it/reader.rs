@@ -181,11 +181,12 @@ fn an_unauthenticated_reader_learns_nothing() {
         StatusWord::StaleChallenge,
         attempt(&w, |_| (ch(&good, old_session), Some(good.cert.clone()))),
     );
-    // the good reader's certificate is cached by now (verified above): P1=00 still needs this
-    // session's value
+    // the good reader's certificate was verified above, but its reader never authenticated
+    // (no challenge for this session): it is not remembered, so by id alone it is still
+    // "show your certificate" (a failed attempt leaves nothing in the phone)
     run(
-        "stale session, certificate cached",
-        StatusWord::StaleChallenge,
+        "stale session, certificate by id",
+        StatusWord::ReaderCertificateRequired,
         attempt(&w, |_| (ch(&good, old_session), None)),
     );
     run(
@@ -286,14 +287,24 @@ fn a_rogue_reader_cannot_make_the_phone_sign_an_excessive_fare() {
     // a certified validator gone rogue (a stolen reader, not yet on the deny list)
     let rogue = Reader::new(&issuer, 66);
     let before = w.stats().next_counter;
-    // more than the highest adult fare of the tariff (30,000), the allowance would allow it
-    for fare in [30_001, 500_000, 9_999_999] {
+    // more than line 1's adult fare (20,000), or the tariff's highest (30,000, line 10's),
+    // though the allowance would allow it
+    for fare in [20_001, 30_000, 500_000, 9_999_999] {
         assert_eq!(
             rogue.tap_with(&w, &Quote::fare_at(fare, T0)).unwrap_err(),
             StatusWord::FareTooHigh,
             "fare {fare}"
         );
     }
+    // a line the tariff does not list has no fare: nothing may be asked for it
+    let unknown_line = Quote {
+        line_id: 99,
+        ..Quote::fare_at(1, T0)
+    };
+    assert_eq!(
+        rogue.tap_with(&w, &unknown_line).unwrap_err(),
+        StatusWord::FareTooHigh
+    );
     // a validator clock far from the phone's: 69C5 either way
     for dt in [3_600, -3_600, 330, -330] {
         assert_eq!(
@@ -309,7 +320,7 @@ fn a_rogue_reader_cannot_make_the_phone_sign_an_excessive_fare() {
     // within the window and the fare: six authorizations, then 69C7 for the rest of the minute
     for i in 0..6 {
         let t = rogue
-            .tap_with(&w, &Quote::fare_at(30_000, T0 + i * 10))
+            .tap_with(&w, &Quote::fare_at(20_000, T0 + i * 10))
             .unwrap();
         verify(&issuer, &cert, &t.challenge, &t.authorization);
     }
@@ -323,23 +334,30 @@ fn a_rogue_reader_cannot_make_the_phone_sign_an_excessive_fare() {
     assert_eq!(honest.tap(&w).unwrap_err(), StatusWord::TooManyTaps);
     assert_eq!(w.stats().next_counter, counter);
     assert_eq!(w.verify_tap_log().unwrap(), 6);
-    assert_eq!(w.ledger().unwrap().pending_amount, 180_000);
-    let mut expected = vec![0x69C6; 3];
+    assert_eq!(w.ledger().unwrap().pending_amount, 120_000);
+    let mut expected = vec![0x69C6; 5];
     expected.extend([0x69C5; 4]);
     expected.extend([0x69C7; 2]);
     assert_eq!(refusal_words(&w), expected);
     let h = w.history(None, 100).unwrap();
-    let fare = h
+    let fares: Vec<_> = h
         .items
         .iter()
-        .find(|i| i.status_word == Some(0x69C6))
-        .unwrap();
+        .filter(|i| i.status_word == Some(0x69C6))
+        .collect();
     assert!(
-        fare.detail.contains("highest adult fare"),
-        "{}",
-        fare.detail
+        fares
+            .iter()
+            .any(|i| i.detail.contains("more than the adult fare of line 1")),
+        "{fares:?}"
     );
-    assert_eq!(fare.validator_id, Some(66));
+    assert!(
+        fares
+            .iter()
+            .any(|i| i.detail.contains("line 99, which has no fare")),
+        "{fares:?}"
+    );
+    assert!(fares.iter().all(|i| i.validator_id == Some(66)));
 }
 
 #[test]
@@ -513,4 +531,118 @@ fn a_new_bundle_changes_which_readers_the_phone_answers() {
     let mut other = CommandApdu::select_mancard();
     other.data = MANCARD_AID[..5].to_vec();
     assert_eq!(send(&w, &other).sw, StatusWord::AppNotFound);
+}
+
+/// A challenge naming `validator_id`, signed by a key that is nobody's validator key.
+fn rogue_challenge(rogue: &SigningKey, validator_id: u32, session: [u8; 16]) -> TapChallenge {
+    mancard_protocol::ChallengeBody {
+        validator_id,
+        nonce: [7; 16],
+        session,
+        validator_time: T0,
+        line_id: 1,
+        fare: 0,
+        fare_class: FareClass::Adult,
+    }
+    .sign(rogue)
+    .unwrap()
+}
+
+/// The phone's cache of readers it met must tell a rogue reader nothing and take nothing
+/// from it: probing by validator id (P1 = 00) or with a captured certificate whose signature
+/// is garbled gets the same answer whether or not the phone rode there; replaying genuine
+/// certificates with a challenge the reader signed itself plants nothing; a new certificate
+/// (a new pseudonym) starts with an empty cache, so the readers met do not link the two.
+#[test]
+fn a_rogue_reader_can_neither_probe_nor_plant_the_phones_reader_cache() {
+    let d = tempfile::tempdir().unwrap();
+    let (w, issuer, _) = world(d.path(), WalletConfig::default());
+    // the rider taps at validators 7 and 12, never at 8 or 13
+    let (seen_7, seen_12) = (Reader::new(&issuer, 7), Reader::new(&issuer, 12));
+    seen_7.tap(&w).unwrap();
+    seen_12.tap(&w).unwrap();
+    let before = w.stats().next_counter;
+    let rogue = SigningKey::generate().unwrap().0;
+    let probe = |id: u32, cert: Option<ValidatorCertificate>| {
+        attempt(&w, |s| (rogue_challenge(&rogue, id, s), cert)).sw
+    };
+    // by id only: the same "show your certificate" everywhere
+    for id in [7, 8, 12, 13] {
+        assert_eq!(
+            probe(id, None),
+            StatusWord::ReaderCertificateRequired,
+            "{id}"
+        );
+    }
+    // a captured certificate with a garbled signature: "not trusted", met or not
+    let garbled = |c: &ValidatorCertificate| {
+        let mut c = c.clone();
+        c.signature = Signature([0x11; 64]);
+        c
+    };
+    let seen_8 = Reader::new(&issuer, 8);
+    assert_eq!(
+        probe(7, Some(garbled(&seen_7.cert))),
+        StatusWord::ReaderUnknown
+    );
+    assert_eq!(
+        probe(8, Some(garbled(&seen_8.cert))),
+        StatusWord::ReaderUnknown
+    );
+    // planting: genuine certificates replayed with a self-signed challenge are refused and
+    // leave nothing a later probe could read back
+    for id in [20, 23] {
+        let genuine = Reader::new(&issuer, id).cert;
+        assert_eq!(probe(id, Some(genuine)), StatusWord::BadChallengeSignature);
+    }
+    for id in [20, 21, 23] {
+        assert_eq!(
+            probe(id, None),
+            StatusWord::ReaderCertificateRequired,
+            "{id}"
+        );
+    }
+    assert_eq!(w.stats().next_counter, before, "nothing signed");
+
+    // a genuine reader that authenticated is cached: it may name itself by id next time
+    let cached = Quote {
+        cert_inline: false,
+        ..Quote::default()
+    };
+    seen_7.tap_with(&w, &cached).unwrap();
+    // a new certificate (a new pseudonym) forgets every reader met under the old one
+    provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    assert_eq!(
+        seen_7.tap_with(&w, &cached).unwrap_err(),
+        StatusWord::ReaderCertificateRequired
+    );
+    seen_7.tap(&w).unwrap();
+}
+
+/// A rogue reader held near the phone, refused thousands of times: the history keeps the
+/// newest 500 refusals, and the rider's rides stay in it.
+#[test]
+fn a_flood_of_refusals_cannot_grow_the_history_without_bound() {
+    let d = tempfile::tempdir().unwrap();
+    let (w, issuer, _) = world(d.path(), WalletConfig::default());
+    Reader::new(&issuer, READER_ID).tap(&w).unwrap();
+    let rogue = SigningKey::generate().unwrap().0;
+    for i in 0..1_200u32 {
+        let sw = attempt(&w, |s| (rogue_challenge(&rogue, 100_000 + i, s), None)).sw;
+        assert_eq!(sw, StatusWord::ReaderCertificateRequired);
+    }
+    let h = w.history(None, 5_000).unwrap();
+    let refusals: Vec<_> = h
+        .items
+        .iter()
+        .filter(|i| i.kind == HistoryKind::Refusal)
+        .collect();
+    assert_eq!(refusals.len(), 500);
+    assert!(
+        refusals.iter().any(|i| i.detail.contains("reader 101199")),
+        "the newest refusal is kept"
+    );
+    assert!(!refusals.iter().any(|i| i.detail.contains("reader 100000 ")));
+    assert_eq!(w.verify_tap_log().unwrap(), 1, "the ride is still there");
 }

@@ -350,6 +350,13 @@ impl Validator {
     fn qr_check(&mut self, text: &str, now: i64) -> Result<(TapRecord, FareQuote), Refusal> {
         self.engine.require_config()?;
         self.check_not_blocked()?;
+        // QR needs no certificate of this validator, but one that names its lines binds QR
+        // rides too: the backend charges no pass on a line the certificate does not cover.
+        if let Some(c) = &self.certificate {
+            if !c.body.allows_line(self.line_id) {
+                return Err(Refusal::ValidatorLineNotAllowed(self.line_id));
+            }
+        }
         let pass = BoardingPass::from_text(text).map_err(|e| Refusal::NotAPass(e.to_string()))?;
         let PassCheck { cert: vc, quote } = self.engine.check_pass(&pass, self.line_id, now)?;
         let record = TapRecord {

@@ -282,7 +282,9 @@ impl Engine {
         let batch = TapBatch::decode(bytes).map_err(|e| Error::InvalidBatch(e.to_string()))?;
         let vid = batch.body.validator_id;
         let batch_id = BatchId(batch.body.batch_id);
-        let body_hash = sha256(&[bytes]);
+        // The batch's identity for idempotency: what the validator signed, never its signature
+        // (a re-signed identical batch is the same batch).
+        let body_hash = sha256(&[&batch.signed_bytes()]);
         let (key, prior) = self
             .store
             .read(|tx| -> Result<_> { Ok((tx.validator_key(vid)?, tx.batch(&batch_id)?)) })?;
@@ -304,9 +306,9 @@ impl Engine {
             .map(|r| CertHash(r.proof.cert_id()))
             .collect();
         let certs = self.cert_infos(&hashes)?;
-        let validators = self.validator_infos(challenge_validators(
-            batch.body.records.iter().map(|r| &r.proof),
-        ))?;
+        let mut named = challenge_validators(batch.body.records.iter().map(|r| &r.proof));
+        named.insert(vid);
+        let validators = self.validator_infos(named)?;
         let time_rules = self.time_rules();
         let ev = Evidence {
             validators: &validators,

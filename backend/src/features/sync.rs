@@ -15,7 +15,7 @@ use mancard_api::{
     SyncResponse,
 };
 use mancard_protocol::{
-    verify_chain, ChainError, ChainHead, CredentialCertificate, WalletLogEntry,
+    prove_fork, verify_chain, ChainError, ChainHead, CredentialCertificate, Fork, WalletLogEntry,
 };
 use rayon::prelude::{IntoParallelRefIterator, ParallelIterator};
 use std::collections::BTreeSet;
@@ -93,7 +93,7 @@ impl Engine {
     ) -> Result<SyncResponse> {
         let account_id = account_id.into();
         let entries = decode_entries(req, self.config().policy.max_sync_entries)?;
-        let (device, named) = self.device_of_account(account_id, &req.pseudonym)?;
+        let (device, _named) = self.device_of_account(account_id, &req.pseudonym)?;
         let hashes: BTreeSet<CertHash> = entries
             .iter()
             .map(|(e, _)| CertHash(e.proof.cert_id()))
@@ -115,7 +115,7 @@ impl Engine {
             .collect();
         let now = self.now();
         self.store.write(|tx| {
-            let chain = self.append_log(tx, (&device, named), &entries, now)?;
+            let chain = self.append_log(tx, &device, &entries, now)?;
             let taps = self.apply_checks(tx, checks, TapSource::Wallet, now)?;
             let balance = tx.balance(account_id)?;
             let mut ledger = tx.ledger_since(account_id, req.cursor, SYNC_LEDGER_PAGE + 1)?;
@@ -142,14 +142,15 @@ impl Engine {
         })
     }
 
-    /// Appends the new entries to the device's stored chain (`named`: the pseudonym the sync
-    /// named the device by). Entries uploaded before must be identical (the same signed tap);
-    /// a chain that does not link opens a `broken_chain` case (the taps are still settled on
-    /// their own evidence); a gap is the wallet's to fill first.
+    /// Appends the new entries to the device's stored chain. Entries uploaded before must be
+    /// identical (the same signed tap); a gap is the wallet's to fill first; a chain that does
+    /// not link is refused (409 `chain_conflict`) and opens no case: the chain is checked
+    /// before the entries' signatures, so it is not evidence. A clone is proved by two signed
+    /// taps of one counter at settlement (`prove_fork`), never by an unsigned link.
     fn append_log(
         &self,
         tx: &Writer<'_>,
-        (device, named): (&Device, PseudonymBytes),
+        device: &Device,
         entries: &[Upload],
         now: i64,
     ) -> Result<ChainHead> {
@@ -162,6 +163,22 @@ impl Engine {
         let (known, fresh) = entries.split_at(split);
         for (e, _) in known {
             if tx.log_hash_at(device.id, e.seq)? != Some(e.hash()) {
+                if let Some(fork) = self.signed_fork(tx, device, e)? {
+                    // Signed proof of a rollback or a clone: a case, and the chain stays as
+                    // stored (the entries' taps are still settled on their own evidence).
+                    self.open_fraud(
+                        tx,
+                        &NewFraudCase {
+                            device_id: device.id,
+                            pseudonym: PseudonymBytes(fork.1),
+                            kind: FraudKind::BrokenChain,
+                            counter: Some(e.counter()),
+                            detail: &fork.0,
+                            opened_at: now,
+                        },
+                    )?;
+                    return Ok(head);
+                }
                 broken = Some(format!(
                     "entry {} differs from the entry uploaded before with that number",
                     e.seq
@@ -185,20 +202,48 @@ impl Engine {
                 Err(e) => broken = Some(e.to_string()),
             }
         }
-        if let Some(detail) = &broken {
-            self.open_fraud(
-                tx,
-                &NewFraudCase {
-                    device_id: device.id,
-                    pseudonym: named,
-                    kind: FraudKind::BrokenChain,
-                    counter: None,
-                    detail,
-                    opened_at: now,
-                },
-            )?;
+        if let Some(detail) = broken {
+            tracing::info!(device_id = device.id.0, %detail, "wallet log refused");
+            return Err(Error::ChainConflict(detail));
         }
         Ok(head)
+    }
+
+    /// Whether `e` and the entry stored at its sequence number prove a fork by signatures
+    /// alone ([`prove_fork`]: one certificate, both tap signatures canonical and valid, two
+    /// different signed bodies with one predecessor or one counter). Returns the case's detail
+    /// and the certificate's pseudonym.
+    fn signed_fork(
+        &self,
+        tx: &Writer<'_>,
+        device: &Device,
+        e: &WalletLogEntry,
+    ) -> Result<Option<(String, [u8; 16])>> {
+        let Some(row) = tx.log_from(device.id, e.seq, 1)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let Ok(stored) = WalletLogEntry::decode(&row.encoded) else {
+            return Ok(None);
+        };
+        let id = CertHash(stored.proof.cert_id());
+        let certs = self.cert_infos(&BTreeSet::from([id]))?;
+        let Some(ci) = certs.get(&id).filter(|c| c.device_id == device.id) else {
+            return Ok(None);
+        };
+        Ok(prove_fork(&ci.cert, &stored.proof, &e.proof).ok().map(|f| {
+            (
+                format!(
+                    "entry {}: two signed taps {} ({fork:?}): a restored backup or a clone",
+                    e.seq,
+                    match f {
+                        Fork::SamePredecessor => "continue the same previous tap",
+                        Fork::SameCounter => "use the same counter",
+                    },
+                    fork = f
+                ),
+                ci.cert.body.pseudonym.0,
+            )
+        }))
     }
 
     fn credential_status(

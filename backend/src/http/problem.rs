@@ -71,6 +71,7 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::InvalidCursor => (StatusCode::BAD_REQUEST, C::InvalidCursor),
         E::InvalidEntry(_) => (StatusCode::BAD_REQUEST, C::InvalidEntry),
         E::ChainGap { .. } => (StatusCode::CONFLICT, C::ChainGap),
+        E::ChainConflict(_) => (StatusCode::CONFLICT, C::ChainConflict),
         E::InvalidBatch(_) => (StatusCode::BAD_REQUEST, C::InvalidBatch),
         E::UnknownValidator(_) => (StatusCode::FORBIDDEN, C::UnknownValidator),
         E::BadBatchSignature => (StatusCode::FORBIDDEN, C::BadBatchSignature),

@@ -532,3 +532,135 @@ async fn a_tap_is_identified_by_what_the_phone_signed() {
     assert_eq!(h.balance(&token).await, 180_000);
     h.audit().await;
 }
+
+/// "A broken chain can be claimed with bytes nobody signed" (#12): an uploaded log that does
+/// not continue the stored chain is refused (409 `chain_conflict`) and opens no case unless
+/// two taps signed by the tap key prove the fork; the honest rider is never revoked on
+/// unsigned bytes.
+#[tokio::test]
+async fn unsigned_bytes_never_open_a_chain_case() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000131").await;
+    h.topup(&token, 100_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+    let base = ride_base(w.server_time);
+    let (seq0, prev0, ctr0) = (w.seq, w.prev, w.next_counter);
+
+    // a tap-shaped first entry nobody signed: garbage link, zero signature
+    let (_, mut forged) = w.nfc_tap(&v1, 1, 20_000, base);
+    if let TapProof::Nfc { authorization, .. } = &mut forged.proof {
+        authorization.prev = [0xAB; 32];
+        authorization.signature = Signature([0; 64]);
+    }
+    let (s, v) = w.sync(&h, &[forged]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["code"], "chain_conflict", "{v}");
+    assert!(h.fraud_cases().await.is_empty());
+
+    // the genuine entry 0 is stored; then a different, unsigned entry 0 is refused, no case
+    (w.seq, w.prev, w.next_counter) = (seq0, prev0, ctr0);
+    let (_, e0) = w.nfc_tap(&v1, 1, 20_000, base);
+    let ok = w.sync_ok(&h, std::slice::from_ref(&e0)).await;
+    assert_eq!(statuses(&ok.taps), [TapStatus::Settled]);
+    let mut flipped = e0.clone();
+    flipped.time += 1; // unsigned bookkeeping: the same signed tap, a different entry
+    if let TapProof::Nfc { authorization, .. } = &mut flipped.proof {
+        authorization.signature = Signature([7; 64]);
+        authorization.amount = 1;
+    }
+    flipped.amount = 1;
+    let (s, v) = w.sync(&h, &[flipped]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        h.fraud_cases().await.is_empty(),
+        "no case on unsigned bytes"
+    );
+    let ok = w.sync_ok(&h, &[]).await;
+    assert_eq!(ok.credential.status, CredentialState::Active);
+    assert_eq!(ok.balance, 80_000, "charged once, for the one signed tap");
+
+    // two taps the tap key signed after the same predecessor: signed proof, a case
+    (w.seq, w.prev) = (seq0, prev0);
+    let (_, fork) = w.nfc_tap(&v1, 2, 20_000, base + 600);
+    let ok = w.sync_ok(&h, &[fork]).await;
+    let cases = h.fraud_cases().await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0].kind, mancard_api::FraudKind::BrokenChain);
+    assert!(
+        cases[0].detail.contains("continue the same previous tap"),
+        "{cases:?}"
+    );
+    assert_eq!(ok.credential.status, CredentialState::Revoked);
+}
+
+/// A dishonest validator operator: the backend never charges more than the phone signed, and
+/// a QR record is charged only on a line the validator's certificate covers, from a validator
+/// not denied, within the pass's window (the bundle's skew either side).
+#[tokio::test]
+async fn a_validator_cannot_charge_more_than_signed_or_off_its_lines() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000132").await;
+    h.topup(&token, 200_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+    let base = ride_base(w.server_time);
+    // NFC: a challenge signed for 0 rials on the metro (30,000) is charged 0, not the tariff
+    let (mut rec, _) = w.nfc_tap(&v1, 10, 0, base);
+    rec.fare = 0;
+    let b = h.upload_ok(&v1.batch(vec![rec])).await;
+    assert_eq!(statuses(&b.records), [TapStatus::Settled]);
+    assert_eq!(b.records[0].fare, Some(0));
+
+    // QR: a validator certified for line 1 only
+    let mut v5 = Validator::unregistered(5);
+    let mut req = RegisterValidatorRequest::new(5, hex::encode(v5.key.public_key().as_bytes()));
+    req.lines = vec![1];
+    let r: RegisterValidatorResponse = h.post_ok(ADMIN_VALIDATORS.path, Some(ADMIN), &req).await;
+    v5.certificate = Some(certificate_from(&r));
+    let on_line = |line: u32, proof: TapProof, time: i64| {
+        let mut r = qr_record(5, proof, time, 20_000);
+        r.line_id = line;
+        r
+    };
+    let day = 86_400;
+    let recs = vec![
+        on_line(1, w.pass(base + 3600, 60, 30_000), base + 3605),
+        on_line(10, w.pass(base + 2 * 3600, 60, 30_000), base + 2 * 3600 + 5),
+        on_line(
+            4242,
+            w.pass(base + 3 * 3600, 60, 30_000),
+            base + 3 * 3600 + 5,
+        ),
+        // scanned two days after its 60 s window
+        on_line(
+            1,
+            w.pass(base + 4 * 3600, 60, 30_000),
+            base + 4 * 3600 + 2 * day,
+        ),
+        // scanned just inside the window's skew (60 s + 30 s)
+        on_line(1, w.pass(base + 5 * 3600, 60, 30_000), base + 5 * 3600 + 90),
+    ];
+    let b = h.upload_ok(&v5.batch(recs)).await;
+    assert_eq!(
+        statuses(&b.records),
+        [
+            TapStatus::Settled,
+            TapStatus::Rejected,
+            TapStatus::Rejected,
+            TapStatus::Rejected,
+            TapStatus::Settled
+        ]
+    );
+    assert_eq!(
+        reasons(&b.records),
+        [
+            "",
+            "line_not_allowed",
+            "line_not_allowed",
+            "record_mismatch",
+            ""
+        ]
+    );
+    assert!(h.fraud_cases().await.is_empty());
+}

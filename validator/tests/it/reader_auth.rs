@@ -436,8 +436,17 @@ fn the_validator_certificate_must_cover_the_line() {
     let o = v.tap_nfc(&mut c);
     assert_eq!(refusal(&o.decision), Refusal::ValidatorLineNotAllowed(LINE));
     assert_eq!(o.apdus, 0);
+    // A QR pass on a line the certificate does not cover is refused too: the backend would
+    // not charge it (a validator certified for some lines must not report others).
+    let pass = c.pass_for(190, T0, 60, 30_000);
+    let d = v.verify_qr(&pass.to_text()).decision;
+    assert_eq!(refusal(&d), Refusal::ValidatorLineNotAllowed(LINE));
     v.set_line(2).unwrap();
     assert!(v.tap_nfc(&mut c).decision.is_accepted());
+    let d = v
+        .verify_qr(&c.pass_for(191, T0, 60, 30_000).to_text())
+        .decision;
+    assert!(d.is_accepted(), "{d:?}");
     // Its validity: a day after it ended, refused before the phone is asked.
     v.set_clock(mancard_testkit::validator::fixed(T0 + 2 * 86_400));
     let o = v.tap_nfc(&mut c);
