@@ -1,7 +1,8 @@
 //! AUTHORIZE TAP, after the ISO checks: the reader proves itself (validator certificate,
-//! challenge signature, this session, its clock), then the phone answers with its certificate
-//! (another fare class was quoted) or signs the fare, within the tariff's highest fare for the
-//! rider's class and the rate limit, on the signed tap chain. Each refusal has its own status
+//! challenge signature, this session, its clock), then the phone signs the fare asked (its class
+//! quoted) or its own class's fare of the line (another class quoted, not above the fare asked),
+//! never above the line's fare for its class, within the rate limit, on the signed tap chain;
+//! for a quote below its own fare it answers with its certificate instead. Each refusal has its own status
 //! word and a sentence for the rider's history; a refusal signs nothing and uses no counter.
 
 use crate::hce::{LogWrite, Refusal};
@@ -177,8 +178,8 @@ impl Wallet {
     }
 
     /// The phone's answer to an authenticated reader's challenge: its certificate when the
-    /// challenge quotes another fare class, else the signed authorization (committed to the tap
-    /// log before it is answered).
+    /// challenge quotes another class below its own fare, else the signed authorization
+    /// (committed to the tap log before it is answered).
     pub(crate) fn answer_challenge(
         &self,
         ws: &mut WriterState,
@@ -190,39 +191,9 @@ impl Wallet {
             .as_ref()
             .ok_or_else(|| Refusal::new(StatusWord::NoCredential, "no ticket on this phone"))?;
         let class = active.cert.body.fare_class;
-        if ch.fare_class != class {
+        let Some(amount) = amount_to_sign(ws.bundle.as_ref(), ch, class)? else {
             return Ok(AuthorizeResponse::Requote(active.cert.clone()));
-        }
-        // The line's single fare for the rider's class bounds what a reader may ask (a line
-        // the tariff does not list has no fare, so nothing may be asked for it).
-        let line_fare = ws.bundle.as_ref().and_then(|b| {
-            b.body
-                .tariff
-                .line(ch.line_id)
-                .and_then(|l| l.fares.get(class.index()).copied())
-        });
-        let Some(max) = line_fare else {
-            return Err(Refusal::new(
-                StatusWord::FareTooHigh,
-                format!(
-                    "reader {} asked for a payment on line {}, which has no fare",
-                    ch.validator_id, ch.line_id
-                ),
-            ));
         };
-        if ch.fare > max {
-            return Err(Refusal::new(
-                StatusWord::FareTooHigh,
-                format!(
-                    "reader {} asked for {}, more than the {} fare of line {}, {}",
-                    ch.validator_id,
-                    crate::money::format_amount(ch.fare),
-                    class.name(),
-                    ch.line_id,
-                    crate::money::format_amount(max)
-                ),
-            ));
-        }
         let limit = self.config().max_authorizations_per_minute;
         if ws.recent_taps.full(limit, Instant::now()) {
             return Err(Refusal::new(
@@ -233,7 +204,7 @@ impl Wallet {
                 ),
             ));
         }
-        let auth = self.sign_tap(ws, challenge)?;
+        let auth = self.sign_tap(ws, challenge, amount)?;
         ws.recent_taps.record(Instant::now());
         Ok(AuthorizeResponse::Authorized(auth))
     }
@@ -243,6 +214,7 @@ impl Wallet {
         &self,
         ws: &mut WriterState,
         challenge: &TapChallenge,
+        amount: i64,
     ) -> Result<TapAuthorization, Refusal> {
         let ch = &challenge.body;
         let active = ws
@@ -252,19 +224,19 @@ impl Wallet {
         let key = usable_key(active, ch)?;
         let counter = self.next_counter_for(ws.next_counter, active)?;
         let remaining = active.remaining();
-        if ch.fare > remaining {
+        if amount > remaining {
             return Err(Refusal::new(
                 StatusWord::AllowanceExhausted,
                 format!(
                     "fare {} is more than the {} left offline",
-                    crate::money::format_amount(ch.fare),
+                    crate::money::format_amount(amount),
                     crate::money::format_amount(remaining)
                 ),
             ));
         }
         self.ensure_reserved(counter)?;
         let prev = ws.log.expected_prev(&active.hash);
-        let auth = TapAuthorization::sign(key, ch, &active.hash, counter, ch.fare, &prev)
+        let auth = TapAuthorization::sign(key, ch, &active.hash, counter, amount, &prev)
             .map_err(|e| Refusal::new(StatusWord::Internal, format!("signing failed: {e}")))?;
         let write = LogWrite {
             credential_id: active.id,
@@ -272,7 +244,7 @@ impl Wallet {
                 challenge: challenge.clone(),
                 authorization: auth.clone(),
             },
-            amount: ch.fare,
+            amount,
             time: self.corrected(crate::util::now_utc()),
             line_id: Some(ch.line_id),
             validator_id: Some(ch.validator_id),
@@ -281,6 +253,52 @@ impl Wallet {
             .map_err(|e| Refusal::new(StatusWord::StorageFailure, e.to_string()))?;
         Ok(auth)
     }
+}
+
+/// What the phone signs for a challenge (`None`: answer with the certificate, the reader must
+/// quote for the rider's class). The line's single fare for the rider's class bounds what a
+/// reader may ask, and a line the tariff does not list has no fare: both refused (69C6).
+/// Quoted for the rider's class: the fare asked. Quoted for another class (a reader cannot know
+/// the class before the answer, so it quotes the adult fare): the rider's own class's fare of
+/// the line when it is not above the fare asked (`authorized_amount`, which validators and the
+/// backend check), else a re-quote.
+fn amount_to_sign(
+    bundle: Option<&mancard_protocol::ValidatorConfig>,
+    ch: &ChallengeBody,
+    class: mancard_protocol::FareClass,
+) -> Result<Option<i64>, Refusal> {
+    let line_fare = bundle.and_then(|b| {
+        b.body
+            .tariff
+            .line(ch.line_id)
+            .and_then(|l| l.fares.get(class.index()).copied())
+    });
+    let Some(max) = line_fare else {
+        return Err(Refusal::new(
+            StatusWord::FareTooHigh,
+            format!(
+                "reader {} asked for a payment on line {}, which has no fare",
+                ch.validator_id, ch.line_id
+            ),
+        ));
+    };
+    if ch.fare_class != class {
+        return Ok((max <= ch.fare).then_some(max));
+    }
+    if ch.fare > max {
+        return Err(Refusal::new(
+            StatusWord::FareTooHigh,
+            format!(
+                "reader {} asked for {}, more than the {} fare of line {}, {}",
+                ch.validator_id,
+                crate::money::format_amount(ch.fare),
+                class.name(),
+                ch.line_id,
+                crate::money::format_amount(max)
+            ),
+        ));
+    }
+    Ok(Some(ch.fare))
 }
 
 /// The credential's tap key, if it is unrevoked, unsealed and valid at the validator's time.

@@ -8,9 +8,9 @@
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
 use mancard_api::FraudKind;
 use mancard_protocol::{
-    check_validity, prove_fork, BoardingPass, CredentialCertificate, FareClass, PublicKey,
-    RideState, SignatureError, TapAuthorization, TapChallenge, TapProof, TapRecord, Tariff,
-    TimeRules, ValidatorCertificate, VerifiedCertificate, VerifyError, WalletLogEntry,
+    authorized_amount, check_validity, prove_fork, BoardingPass, CredentialCertificate, FareClass,
+    PublicKey, RideState, SignatureError, TapAuthorization, TapChallenge, TapProof, TapRecord,
+    Tariff, TimeRules, ValidatorCertificate, VerifiedCertificate, VerifyError, WalletLogEntry,
 };
 use std::collections::HashMap;
 
@@ -54,6 +54,8 @@ pub struct Evidence<'a> {
     pub validators: &'a HashMap<u32, ValidatorInfo>,
     /// The current config bundle's time rules (the longest pass allowed).
     pub time_rules: &'a TimeRules,
+    /// The tariff: what a phone of another class than the challenge quoted must have signed.
+    pub tariff: &'a Tariff,
 }
 
 /// Tolerated difference between a validator record's time and the time in its signed challenge.
@@ -309,6 +311,17 @@ fn signed_terms(proof: &TapProof, ci: &CertInfo, ev: &Evidence<'_>) -> Result<Si
                 Ok(()) => None,
                 Err(e) => refusal(e, proof, ci)?,
             };
+            // Another class than quoted: the phone's own class's fare of the line, exactly.
+            let class = vc.cert.body.fare_class;
+            if authorized_amount(&challenge.body, class, ev.tariff) != Some(authorization.amount) {
+                return Err(reject(
+                    Reject::ChallengeMismatch,
+                    format!(
+                        "the {} fare signed is not the fare the challenge asks of that class",
+                        class.name()
+                    ),
+                ));
+            }
             let c = &challenge.body;
             Ok(SignedTerms {
                 time: c.validator_time,

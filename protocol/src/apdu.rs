@@ -11,8 +11,10 @@
 //! phone answers AUTHORIZE TAP only for a challenge signed by a validator whose certificate it
 //! has verified (sent inline, P1 = 01, or cached from an earlier tap, P1 = 00), and READ
 //! CERTIFICATE only after such a challenge in the same session. When the challenge quotes
-//! another fare class than the phone's, the phone answers with its certificate instead of a
-//! signature, and the reader sends a new challenge for that class ([`AuthorizeResponse`]).
+//! another fare class than the phone's, the phone signs its own class's fare of the line
+//! ([`crate::verify::authorized_amount`]) if it is not above the fare asked; otherwise it answers
+//! with its certificate instead of a signature, and the reader sends a new challenge for that
+//! class ([`AuthorizeResponse`]).
 //!
 //! Extended-length APDUs are refused with 6700: not every phone or reader supports them.
 

@@ -239,14 +239,20 @@ impl VerifiedCertificate {
     ) -> Result<(), VerifyError> {
         let c = &challenge.body;
         check_validity(&self.cert, c.validator_time)?;
-        if auth.cert_id != self.hash || auth.amount != c.fare {
+        if auth.cert_id != self.hash {
             return Err(VerifyError::ChallengeMismatch);
         }
-        if c.fare_class != self.cert.body.fare_class {
-            return Err(VerifyError::FareClassMismatch {
-                quoted: c.fare_class,
-                actual: self.cert.body.fare_class,
-            });
+        // Quoted for the certificate's class: exactly the fare asked. For another class: the
+        // phone signs its own class's fare of the line, never more than the fare asked (the
+        // exact amount is checked against the tariff with [`authorized_amount`]).
+        let class = self.cert.body.fare_class;
+        let amount_ok = if c.fare_class == class {
+            auth.amount == c.fare
+        } else {
+            auth.amount <= c.fare
+        };
+        if !amount_ok {
+            return Err(VerifyError::ChallengeMismatch);
         }
         self.check_counter_amount(auth.counter, auth.amount)?;
         auth.verify(self.tap_key(), c)?;
@@ -269,6 +275,28 @@ impl VerifiedCertificate {
         pass.verify(self.tap_key())?;
         Ok(())
     }
+}
+
+/// What a phone of `class` signs for `challenge` under `tariff`: the challenge's fare when it
+/// is quoted for that class; otherwise the line's single fare for `class`, when it is not above
+/// the fare quoted (so a reader that cannot know the rider's class before the answer quotes the
+/// adult fare, and a student's phone signs the student fare: two APDU pairs, not three). None:
+/// the phone signs nothing for it (the line has no fare for the class, or that fare is above
+/// the one quoted: the reader must quote again for the class).
+pub fn authorized_amount(
+    challenge: &crate::tap::ChallengeBody,
+    class: FareClass,
+    tariff: &crate::tariff::Tariff,
+) -> Option<i64> {
+    if challenge.fare_class == class {
+        return Some(challenge.fare);
+    }
+    let own = tariff
+        .line(challenge.line_id)?
+        .fares
+        .get(class.index())
+        .copied()?;
+    (own <= challenge.fare).then_some(own)
 }
 
 /// Verifies a config bundle's signature with keys the verifier already trusts, and that it is
@@ -308,6 +336,11 @@ pub fn verify_nfc_tap(
         return Err(VerifyError::DenyListed(cert.body.pseudonym));
     }
     vc.verify_tap(challenge, auth)?;
+    if authorized_amount(&challenge.body, cert.body.fare_class, &config.body.tariff)
+        != Some(auth.amount)
+    {
+        return Err(VerifyError::ChallengeMismatch);
+    }
     Ok(vc)
 }
 

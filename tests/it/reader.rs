@@ -418,7 +418,7 @@ fn every_refusal_writes_a_history_entry_the_rider_can_read() {
 }
 
 #[test]
-fn a_phone_of_another_class_answers_with_its_certificate_then_signs_its_own_fare() {
+fn a_phone_of_another_class_signs_its_own_fare_in_two_pairs() {
     let d = tempfile::tempdir().unwrap();
     let w = open(d.path());
     let issuer = Issuer::new(1);
@@ -429,12 +429,32 @@ fn a_phone_of_another_class_answers_with_its_certificate_then_signs_its_own_fare
     let cert = provision(&w, &issuer, spec);
     set_clock(&w, T0);
     let reader = Reader::new(&issuer, READER_ID);
+    // A reader cannot know the rider's class before the answer, so it quotes the adult fare
+    // (20,000 on line 1): the student's phone signs its own class's fare of the line, 10,000,
+    // never the adult one. SELECT + AUTHORIZE: two pairs, the validator's cache names the rest.
+    let t = reader.tap_with(&w, &Quote::default()).unwrap();
+    assert_eq!(t.pairs, 2);
+    assert_eq!(t.challenge.body.fare_class, FareClass::Adult);
+    assert_eq!(t.authorization.amount, 10_000, "the student fare of line 1");
+    verify(&issuer, &cert, &t.challenge, &t.authorization);
+    let tariff = mancard_protocol::Tariff::urmia_default();
+    assert_eq!(
+        mancard_protocol::authorized_amount(&t.challenge.body, FareClass::Student, &tariff),
+        Some(10_000)
+    );
+    // by id (the phone has the reader cached now): still two pairs
+    let cached = Quote {
+        cert_inline: false,
+        ..Quote::default()
+    };
+    assert_eq!(reader.tap_with(&w, &cached).unwrap().pairs, 2);
+    // a quote below the rider's own fare (a free ride quoted): the phone answers with its
+    // certificate and signs nothing; the reader re-quotes for the student class
     let before = w.stats().next_counter;
-    // by hand: an adult quote is answered with the certificate, nothing signed
     let s = select(&w);
     let r = authorize(
         &w,
-        &reader.challenge(s, T0, 1, 20_000, FareClass::Adult),
+        &reader.challenge(s, T0, 1, 0, FareClass::Free),
         Some(&reader.cert),
     );
     assert_eq!(r.sw, StatusWord::Ok);
@@ -449,22 +469,17 @@ fn a_phone_of_another_class_answers_with_its_certificate_then_signs_its_own_fare
         cert.encode()
     );
     w.deactivated();
-    // the whole flow at first sight: SELECT, AUTHORIZE → certificate, AUTHORIZE → signature
-    let t = reader.tap_with(&w, &Quote::default()).unwrap();
-    assert_eq!(t.pairs, 3);
-    assert_eq!(t.certificate.as_ref(), Some(&cert));
-    assert_eq!(t.challenge.body.fare_class, FareClass::Student);
-    assert_eq!(t.authorization.amount, 10_000, "the student fare of line 1");
-    verify(&issuer, &cert, &t.challenge, &t.authorization);
-    // both sides know each other now: two pairs
-    let q = Quote {
-        class: FareClass::Student,
-        cert_inline: false,
+    let free = Quote {
+        class: FareClass::Free,
+        fare: Some(0),
         ..Quote::default()
     };
-    let t2 = reader.tap_with(&w, &q).unwrap();
-    assert_eq!(t2.pairs, 2);
-    assert!(t2.authorization.counter > t.authorization.counter);
+    let t = reader.tap_with(&w, &free).unwrap();
+    assert_eq!(
+        t.pairs, 3,
+        "SELECT, AUTHORIZE → certificate, AUTHORIZE → signature"
+    );
+    assert_eq!(t.challenge.body.fare_class, FareClass::Student);
     // an adult phone at first sight: SELECT, AUTHORIZE, READ CERTIFICATE
     let d2 = tempfile::tempdir().unwrap();
     let adult = open(d2.path());

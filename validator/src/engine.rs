@@ -6,9 +6,9 @@ use crate::cache::{CertCache, ReplayCache};
 use crate::decision::Refusal;
 use crate::journal::JournaledRide;
 use mancard_protocol::{
-    check_validity, verify_config, BoardingPass, CredentialCertificate, FareClass, FareQuote,
-    IssuerKey, Pseudonym, PublicKey, RideState, TapAuthorization, TapChallenge, TimeRules,
-    ValidatorConfig, VerifiedCertificate, VerifyError,
+    authorized_amount, check_validity, verify_config, BoardingPass, CredentialCertificate,
+    FareClass, FareQuote, IssuerKey, Pseudonym, PublicKey, RideState, TapAuthorization,
+    TapChallenge, TimeRules, ValidatorConfig, VerifiedCertificate, VerifyError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -328,9 +328,14 @@ impl Engine {
         challenge: &TapChallenge,
         auth: &TapAuthorization,
     ) -> Result<(), Refusal> {
-        if auth.amount != challenge.body.fare {
+        // What the phone must have signed: the fare asked, or (a challenge quoted for another
+        // class) its own class's fare of the line, never more than asked.
+        let expected = self.config.as_ref().and_then(|c| {
+            authorized_amount(&challenge.body, vc.cert.body.fare_class, &c.body.tariff)
+        });
+        if expected != Some(auth.amount) {
             return Err(Refusal::AmountMismatch {
-                asked: challenge.body.fare,
+                asked: expected.unwrap_or(challenge.body.fare),
                 signed: auth.amount,
             });
         }
@@ -368,14 +373,14 @@ impl Engine {
         challenge: &TapChallenge,
         auth: &TapAuthorization,
     ) -> Result<FareQuote, Refusal> {
+        self.check_authorization(vc, challenge, auth)?;
         let quote = self.quote(vc, line_id, challenge.body.validator_time)?;
-        if quote.amount > challenge.body.fare {
+        if quote.amount > auth.amount {
             return Err(Refusal::AmountMismatch {
                 asked: quote.amount,
-                signed: challenge.body.fare,
+                signed: auth.amount,
             });
         }
-        self.check_authorization(vc, challenge, auth)?;
         Ok(quote)
     }
 

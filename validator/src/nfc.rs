@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! SELECT                         → session (18 B: nothing that names the phone)
-//! AUTHORIZE TAP (P1=01)          → authorization, or the phone's certificate (another class)
+//! AUTHORIZE TAP (P1=01)          → authorization (a student's phone signs its own class's fare
+//!                                  of the line), or the phone's certificate (a quote below it)
 //!   challenge signed by this validator's key, quoted for Adult at the line's full fare,
 //!   ‖ this validator's certificate
 //! [AUTHORIZE TAP, requoted]      → authorization (the certificate's class, a fresh nonce)

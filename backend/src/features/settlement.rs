@@ -313,6 +313,7 @@ impl Engine {
         let ev = Evidence {
             validators: &validators,
             time_rules: &time_rules,
+            tariff: &self.config().tariff,
         };
         let checks: Vec<(u64, Check)> = batch
             .body

@@ -6,10 +6,11 @@
 use crate::issuer::{CertSpec, Issuer};
 use crate::time::DAY;
 use mancard_protocol::{
-    chain_start, verify_challenge, verify_validator_certificate, AuthorizeCommand,
-    AuthorizeResponse, BoardingPass, CommandApdu, CredentialCertificate, FareClass, IssuerKey,
-    PassBody, Pseudonym, ResponseApdu, SelectResponse, Signature, SigningKey, StatusWord,
-    TapAuthorization, TapChallenge, TapProof, ValidatorCertificate, MANCARD_AID,
+    authorized_amount, chain_start, verify_challenge, verify_validator_certificate,
+    AuthorizeCommand, AuthorizeResponse, BoardingPass, CommandApdu, CredentialCertificate,
+    FareClass, IssuerKey, PassBody, Pseudonym, ResponseApdu, SelectResponse, Signature, SigningKey,
+    StatusWord, TapAuthorization, TapChallenge, TapProof, Tariff, ValidatorCertificate,
+    MANCARD_AID,
 };
 use mancard_validator::{CardChannel, ChannelError, Clock, Journal, Validator};
 use std::sync::Arc;
@@ -213,18 +214,21 @@ impl TestCard {
         {
             return Self::sw(StatusWord::CredentialNotValid);
         }
-        if self.bad.always_requote || c.fare_class != b.fare_class {
+        // As a real phone: quoted for its class, the fare asked; for another class, its own
+        // class's fare of the line when not above the fare asked, else a re-quote.
+        let own = authorized_amount(c, b.fare_class, &Tariff::urmia_default());
+        let Some(fare) = own.filter(|_| !self.bad.always_requote) else {
             self.requotes += 1;
             return ResponseApdu::ok(AuthorizeResponse::Requote(cert).encode()).encode();
-        }
+        };
         let counter = self.bad.counter.unwrap_or(self.next_counter);
         if self.bad.counter.is_none() && counter > b.allowance.counter_last {
             return Self::sw(StatusWord::CountersExhausted);
         }
-        if !self.bad.ignore_allowance && self.spent + c.fare > b.allowance.max_amount {
+        if !self.bad.ignore_allowance && self.spent + fare > b.allowance.max_amount {
             return Self::sw(StatusWord::AllowanceExhausted);
         }
-        let amount = self.bad.sign_amount.unwrap_or(c.fare);
+        let amount = self.bad.sign_amount.unwrap_or(fare);
         let mut auth =
             TapAuthorization::sign(&self.tap_key, c, &cert.id(), counter, amount, &self.prev)
                 .unwrap();
@@ -244,7 +248,7 @@ impl TestCard {
         if self.bad.counter.is_none() {
             self.next_counter += 1;
         }
-        self.spent += c.fare;
+        self.spent += fare;
         self.taps += 1;
         let out = ResponseApdu::ok(AuthorizeResponse::Authorized(auth).encode()).encode();
         self.last_answer = Some(out.clone());

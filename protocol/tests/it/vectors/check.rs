@@ -487,7 +487,6 @@ fn committed_vectors_hold() {
         "ValidatorCertNotValid",
         "WrongValidator",
         "LineNotAllowed",
-        "FareClassMismatch",
         "SamePredecessor",
         "SameCounter",
         "SameTap",

@@ -256,11 +256,48 @@ pub(super) fn authorization_file(k: &Keys) -> File {
     let student_ch = sign_challenge(sb, &k.validator);
     f.push(case(
         "fare-class-mismatch",
-        "an adult certificate's signature over a challenge quoted for a student",
+        "an adult certificate's signature of 15000 over a challenge quoted for a student at \
+         15000: the adult fare of line 1 (20000) is above the quote, so an honest adult phone \
+         re-quotes; such a signature is refused",
         &authorize(&k.tap, &student_ch.body, &id, 1000, 15_000, &start),
         &cert,
         &student_ch,
-        "FareClassMismatch",
+        "ChallengeMismatch",
+    ));
+    let mut student_body = cert_body(1, "student-rider", &k.tap);
+    student_body.fare_class = FareClass::Student;
+    let student = sign_cert(student_body, &k.issuer1);
+    f.push(case(
+        "another-class-signs-its-own-fare",
+        "a student certificate's signature of the student fare of line 1 (10000) over the \
+         reader's adult quote (20000): the reader cannot know the class before the answer; \
+         authorized_amount gives 10000",
+        &authorize(
+            &k.tap,
+            &ch.body,
+            &student.id(),
+            1000,
+            10_000,
+            &chain_start(&student.id()),
+        ),
+        &student,
+        &ch,
+        "ok",
+    ));
+    f.push(case(
+        "another-class-signs-the-quote",
+        "a student certificate's signature of the adult quote (20000) instead of its own fare",
+        &authorize(
+            &k.tap,
+            &ch.body,
+            &student.id(),
+            1000,
+            20_000,
+            &chain_start(&student.id()),
+        ),
+        &student,
+        &ch,
+        "ChallengeMismatch",
     ));
     f.push(case(
         "counter-out-of-range",
