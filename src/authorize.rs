@@ -8,9 +8,9 @@
 use crate::hce::{LogWrite, Refusal};
 use crate::wallet::{Active, Wallet, WriterState};
 use mancard_protocol::{
-    check_validity, verify_challenge, verify_validator_certificate, AuthorizeCommand,
-    AuthorizeResponse, ChallengeBody, StatusWord, TapAuthorization, TapChallenge, TapProof,
-    ValidatorCertificate, ValidatorConfig, VerifyError,
+    check_validator_standing, check_validity, verify_challenge, verify_validator_certificate,
+    AuthorizeCommand, AuthorizeResponse, ChallengeBody, StatusWord, TapAuthorization, TapChallenge,
+    TapProof, ValidatorCertificate, VerifyError,
 };
 use std::time::Instant;
 
@@ -59,7 +59,7 @@ fn admit_certificate(
     };
     let id = cert.body.validator_id;
     let r = if ws.readers.holds_exactly(cert) {
-        check_cached(bundle, cert, now)
+        check_validator_standing(cert, |v| bundle.is_validator_denied(v), now)
     } else {
         verify_validator_certificate(
             cert,
@@ -79,26 +79,6 @@ fn certificate_required(validator_id: u32) -> Refusal {
         StatusWord::ReaderCertificateRequired,
         format!("reader {validator_id} did not show its certificate"),
     )
-}
-
-/// The checks a cached (already verified) validator certificate still needs at every tap.
-fn check_cached(
-    bundle: &ValidatorConfig,
-    cert: &ValidatorCertificate,
-    now: i64,
-) -> Result<(), VerifyError> {
-    let b = &cert.body;
-    if bundle.is_validator_denied(b.validator_id) {
-        return Err(VerifyError::ValidatorDenied(b.validator_id));
-    }
-    if !b.valid_at(now) {
-        return Err(VerifyError::ValidatorCertNotValid {
-            valid_from: b.valid_from,
-            valid_until: b.valid_until,
-            now,
-        });
-    }
-    Ok(())
 }
 
 fn no_bundle() -> Refusal {

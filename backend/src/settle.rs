@@ -234,22 +234,31 @@ pub fn check_challenge(challenge: &TapChallenge, ev: &Evidence<'_>) -> Result<()
             ))
         }
     }
+    match validator_may_charge(id, v, c.line_id, c.validator_time) {
+        Some(r) => Err(r),
+        None => Ok(()),
+    }
+}
+
+/// Whether validator `id` could charge on `line_id` at `time`: its certificate covers the line,
+/// and it was not on the validator deny list yet. The rejection otherwise.
+fn validator_may_charge(id: u32, v: &ValidatorInfo, line_id: u32, time: i64) -> Option<Check> {
     if v.cert
         .as_ref()
-        .is_some_and(|vc| !vc.body.allows_line(c.line_id))
+        .is_some_and(|vc| !vc.body.allows_line(line_id))
     {
-        return Err(reject(
+        return Some(reject(
             Reject::LineNotAllowed,
-            format!("validator {id} may not charge on line {}", c.line_id),
+            format!("validator {id} may not charge on line {line_id}"),
         ));
     }
-    if v.denied_at.is_some_and(|d| c.validator_time >= d) {
-        return Err(reject(
+    if v.denied_at.is_some_and(|d| time >= d) {
+        return Some(reject(
             Reject::ValidatorDenied,
-            format!("validator {id} was on the deny list when it signed the challenge"),
+            format!("validator {id} was on the deny list at that time"),
         ));
     }
-    Ok(())
+    None
 }
 
 /// The rejection or fraud verdict of a protocol refusal of a tap or pass. The certificate's
@@ -544,22 +553,12 @@ pub fn check_record(
 /// its own check did.
 fn qr_record_refusal(rec: &TapRecord, pass: &BoardingPass, ev: &Evidence<'_>) -> Option<Check> {
     let id = rec.validator_id;
-    if let Some(v) = ev.validators.get(&id) {
-        if v.cert
-            .as_ref()
-            .is_some_and(|vc| !vc.body.allows_line(rec.line_id))
-        {
-            return Some(reject(
-                Reject::LineNotAllowed,
-                format!("validator {id} may not charge on line {}", rec.line_id),
-            ));
-        }
-        if v.denied_at.is_some_and(|d| rec.time >= d) {
-            return Some(reject(
-                Reject::ValidatorDenied,
-                format!("validator {id} was on the deny list when it scanned the pass"),
-            ));
-        }
+    if let Some(r) = ev
+        .validators
+        .get(&id)
+        .and_then(|v| validator_may_charge(id, v, rec.line_id, rec.time))
+    {
+        return Some(r);
     }
     if !pass.in_window(rec.time, i64::from(ev.time_rules.clock_skew_secs)) {
         return Some(reject(

@@ -56,9 +56,9 @@ pub use tap::{ChallengeBody, TapAuthorization, TapChallenge};
 pub use tariff::{FareClass, FareKind, FareQuote, LineFare, RideState, Tariff, TariffError};
 pub use validator_cert::{ValidatorCertBody, ValidatorCertificate};
 pub use verify::{
-    authorized_amount, check_pass_time, check_validity, verify_boarding_pass,
-    verify_certificate_signature, verify_challenge, verify_config, verify_nfc_tap,
-    verify_validator_certificate, VerifiedCertificate, VerifyError,
+    authorized_amount, check_pass_time, check_validator_standing, check_validity,
+    verify_boarding_pass, verify_certificate_signature, verify_challenge, verify_config,
+    verify_nfc_tap, verify_validator_certificate, VerifiedCertificate, VerifyError,
 };
 
 /// The protocol version this crate speaks: every message header carries it, and decoders

@@ -101,6 +101,17 @@ pub fn verify_validator_certificate(
     let b = &cert.body;
     let key = issuer_key(issuer_keys, b.issuer_key_id, i64::from(b.valid_from))?;
     cert.verify(&key.public_key)?;
+    check_validator_standing(cert, denied, now)
+}
+
+/// What a validator certificate whose signature was verified before still needs at every tap:
+/// not on the validator deny list, and valid at `now`.
+pub fn check_validator_standing(
+    cert: &ValidatorCertificate,
+    denied: impl Fn(u32) -> bool,
+    now: i64,
+) -> Result<(), VerifyError> {
+    let b = &cert.body;
     if denied(b.validator_id) {
         return Err(VerifyError::ValidatorDenied(b.validator_id));
     }
