@@ -8,9 +8,9 @@
 use crate::hce::{LogWrite, Refusal};
 use crate::wallet::{Active, Wallet, WriterState};
 use mancard_protocol::{
-    check_validator_standing, check_validity, verify_challenge, verify_validator_certificate,
-    AuthorizeCommand, AuthorizeResponse, ChallengeBody, StatusWord, TapAuthorization, TapChallenge,
-    TapProof, ValidatorCertificate, VerifyError,
+    authorized_amount, check_validator_standing, check_validity, verify_challenge,
+    verify_validator_certificate, AuthorizeCommand, AuthorizeResponse, ChallengeBody, StatusWord,
+    TapAuthorization, TapChallenge, TapProof, ValidatorCertificate, VerifyError,
 };
 use std::time::Instant;
 
@@ -247,13 +247,8 @@ fn amount_to_sign(
     ch: &ChallengeBody,
     class: mancard_protocol::FareClass,
 ) -> Result<Option<i64>, Refusal> {
-    let line_fare = bundle.and_then(|b| {
-        b.body
-            .tariff
-            .line(ch.line_id)
-            .and_then(|l| l.fares.get(class.index()).copied())
-    });
-    let Some(max) = line_fare else {
+    let tariff = bundle.map(|b| &b.body.tariff);
+    let Some(max) = tariff.and_then(|t| t.single_fare(class, ch.line_id)) else {
         return Err(Refusal::new(
             StatusWord::FareTooHigh,
             format!(
@@ -262,10 +257,7 @@ fn amount_to_sign(
             ),
         ));
     };
-    if ch.fare_class != class {
-        return Ok((max <= ch.fare).then_some(max));
-    }
-    if ch.fare > max {
+    if ch.fare_class == class && ch.fare > max {
         return Err(Refusal::new(
             StatusWord::FareTooHigh,
             format!(
@@ -278,7 +270,8 @@ fn amount_to_sign(
             ),
         ));
     }
-    Ok(Some(ch.fare))
+    // the one rule validators and the backend check the signed amount against
+    Ok(tariff.and_then(|t| authorized_amount(ch, class, t)))
 }
 
 /// The credential's tap key, if it is unrevoked, unsealed and valid at the validator's time.

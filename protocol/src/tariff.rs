@@ -156,6 +156,12 @@ impl Tariff {
             .and_then(|i| self.lines.get(i))
     }
 
+    /// The flat single fare of `class` on `line_id` (before transfer and cap); None for a line
+    /// the tariff does not list.
+    pub fn single_fare(&self, class: FareClass, line_id: u32) -> Option<i64> {
+        self.line(line_id)?.fares.get(class.index()).copied()
+    }
+
     /// The highest fare any ride of `class` can cost (used to bound QR passes).
     pub fn max_fare(&self, class: FareClass) -> i64 {
         self.lines

@@ -302,11 +302,7 @@ pub fn authorized_amount(
     if challenge.fare_class == class {
         return Some(challenge.fare);
     }
-    let own = tariff
-        .line(challenge.line_id)?
-        .fares
-        .get(class.index())
-        .copied()?;
+    let own = tariff.single_fare(class, challenge.line_id)?;
     (own <= challenge.fare).then_some(own)
 }
 

@@ -326,6 +326,18 @@ impl Validator {
         Ok(())
     }
 
+    /// Refused if this validator's certificate names lines and not the one it is on: the
+    /// backend charges no ride (NFC or QR) on a line the certificate does not cover. QR needs no
+    /// certificate of this validator; without one there is nothing to check.
+    pub(crate) fn check_own_line(&self) -> Result<(), Refusal> {
+        match &self.certificate {
+            Some(c) if !c.body.allows_line(self.line_id) => {
+                Err(Refusal::ValidatorLineNotAllowed(self.line_id))
+            }
+            _ => Ok(()),
+        }
+    }
+
     // ---------------------------------------------------------------- QR
 
     /// Verifies a QR pass text at the validator's time. Journaled before it is returned.
@@ -350,13 +362,7 @@ impl Validator {
     fn qr_check(&mut self, text: &str, now: i64) -> Result<(TapRecord, FareQuote), Refusal> {
         self.engine.require_config()?;
         self.check_not_blocked()?;
-        // QR needs no certificate of this validator, but one that names its lines binds QR
-        // rides too: the backend charges no pass on a line the certificate does not cover.
-        if let Some(c) = &self.certificate {
-            if !c.body.allows_line(self.line_id) {
-                return Err(Refusal::ValidatorLineNotAllowed(self.line_id));
-            }
-        }
+        self.check_own_line()?;
         let pass = BoardingPass::from_text(text).map_err(|e| Refusal::NotAPass(e.to_string()))?;
         let PassCheck { cert: vc, quote } = self.engine.check_pass(&pass, self.line_id, now)?;
         let record = TapRecord {

@@ -108,9 +108,7 @@ impl Validator {
                 valid_until: cert.body.valid_until,
             });
         }
-        if !cert.body.allows_line(self.line_id) {
-            return Err(Refusal::ValidatorLineNotAllowed(self.line_id));
-        }
+        self.check_own_line()?;
         Ok(cert)
     }
 

@@ -45,33 +45,35 @@ fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
     })
 }
 
-const CERT_COLS: &str = "c.hash, c.pseudonym, c.device_id, d.account_id, c.encoded,
-                         c.counter_first, c.counter_last, c.valid_until";
+/// A certificate row with its device's account, before the `WHERE`.
+const CERT_SELECT: &str = "SELECT c.hash, c.pseudonym, c.device_id, d.account_id, c.encoded,
+                                  c.counter_first, c.counter_last, c.valid_until
+                           FROM certificates c JOIN devices d ON d.id = c.device_id";
 
 impl Reader<'_> {
-    /// The newest certificate of a device.
-    pub fn latest_certificate(&self, device_id: DeviceId) -> Result<Option<CertRow>, StoreError> {
+    /// The one certificate `filter` (a `WHERE` clause, with its order and limit) selects.
+    fn one_certificate(
+        &self,
+        filter: &str,
+        params: &[(&str, &dyn rusqlite::ToSql)],
+    ) -> Result<Option<CertRow>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(&format!(
-                "SELECT {CERT_COLS}
-                 FROM certificates c JOIN devices d ON d.id = c.device_id
-                 WHERE c.device_id = :device ORDER BY c.counter_last DESC LIMIT 1"
-            ))?
-            .query_row(named_params! {":device": device_id}, cert_row)
+            .prepare_cached(&format!("{CERT_SELECT} WHERE {filter}"))?
+            .query_row(params, cert_row)
             .optional()?)
     }
 
+    /// The newest certificate of a device.
+    pub fn latest_certificate(&self, device_id: DeviceId) -> Result<Option<CertRow>, StoreError> {
+        self.one_certificate(
+            "c.device_id = :device ORDER BY c.counter_last DESC LIMIT 1",
+            named_params! {":device": device_id},
+        )
+    }
+
     pub fn certificate(&self, hash: &CertHash) -> Result<Option<CertRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {CERT_COLS}
-                 FROM certificates c JOIN devices d ON d.id = c.device_id
-                 WHERE c.hash = :hash"
-            ))?
-            .query_row(named_params! {":hash": hash}, cert_row)
-            .optional()?)
+        self.one_certificate("c.hash = :hash", named_params! {":hash": hash})
     }
 
     /// The certificate that carries a pseudonym (the newest, for the pseudonym a device kept
@@ -80,15 +82,10 @@ impl Reader<'_> {
         &self,
         p: &PseudonymBytes,
     ) -> Result<Option<CertRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {CERT_COLS}
-                 FROM certificates c JOIN devices d ON d.id = c.device_id
-                 WHERE c.pseudonym = :p ORDER BY c.counter_last DESC LIMIT 1"
-            ))?
-            .query_row(named_params! {":p": p}, cert_row)
-            .optional()?)
+        self.one_certificate(
+            "c.pseudonym = :p ORDER BY c.counter_last DESC LIMIT 1",
+            named_params! {":p": p},
+        )
     }
 
     /// The distinct pseudonyms of a device's certificates still valid at `now`, sorted.
