@@ -29,6 +29,7 @@ by_type = {
     "tap_challenge": ["tap_challenge"], "tap_authorization": ["tap_authorization"],
     "boarding_pass": ["boarding_pass"], "validator_config": ["validator_config"],
     "tariff": ["tariff"], "tap_record": ["tap_record"], "tap_batch": ["tap_batch"],
+    "torn_record": ["torn_record"],
     "wallet_log_entry": ["wallet_log_entry"], "select_response": ["select_response"],
     "command_apdu": ["apdu", "authorize_command"], "response_apdu": ["apdu", "authorize_response"],
     "authorize_response": ["authorize_response"],

@@ -5,6 +5,7 @@
 //! | SELECT by AID      | 00  | A4  | 04 | 00 | [`MANCARD_AID`]                       | [`SelectResponse`] (18 B)             |
 //! | AUTHORIZE TAP      | 80  | 20  | 01 | 00 | challenge (123 B) ‖ validator cert    | authorization (142 B) or certificate  |
 //! | AUTHORIZE TAP      | 80  | 20  | 00 | 00 | challenge (123 B), cert cached by id  | authorization (142 B) or certificate  |
+//! | AUTHORIZE TAP      | 80  | 20  | 02 | 00 | torn challenge ‖ validator cert       | the stored authorization, or 6A88     |
 //! | READ CERTIFICATE   | 80  | 10  | 00 | 00 | —  (Le)                               | certificate (184 B)                   |
 //!
 //! SELECT reveals only the protocol version (its header) and a fresh random session value. The
@@ -15,6 +16,11 @@
 //! ([`crate::verify::authorized_amount`]) if it is not above the fare asked; otherwise it answers
 //! with its certificate instead of a signature, and the reader sends a new challenge for that
 //! class ([`AuthorizeResponse`]).
+//!
+//! P1 = 02 (*recover*, [`AuthorizeP1::Recover`]) is a torn tap's retry: the reader repeats a
+//! challenge whose answer it lost. The phone answers only the authorization it already signed
+//! for exactly that challenge, or 6A88 (not signed here): it runs no other check, signs
+//! nothing, and writes nothing.
 //!
 //! Extended-length APDUs are refused with 6700: not every phone or reader supports them.
 
@@ -36,6 +42,47 @@ pub const INS_AUTHORIZE_TAP: u8 = 0x20;
 pub const P1_WITH_CERTIFICATE: u8 = 0x01;
 /// AUTHORIZE TAP P1: only the challenge; the phone has the validator's certificate cached.
 pub const P1_CACHED_CERTIFICATE: u8 = 0x00;
+/// AUTHORIZE TAP P1: recover a torn tap: the challenge (one the reader sent before and never
+/// heard the answer to) and the validator certificate, as P1 01; the phone answers only an
+/// authorization it already signed for exactly that challenge, else 6A88.
+pub const P1_RECOVER: u8 = 0x02;
+
+/// What an AUTHORIZE TAP asks, by its P1. Any other P1 is refused (6A86).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthorizeP1 {
+    /// P1 00: the challenge alone; the phone has the validator's certificate cached.
+    Cached,
+    /// P1 01: the challenge and the validator certificate.
+    WithCertificate,
+    /// P1 02: a torn tap's retry (the challenge and the validator certificate): answered only
+    /// with the authorization already signed for exactly that challenge.
+    Recover,
+}
+
+impl AuthorizeP1 {
+    /// The P1 byte's meaning; None for any P1 but 00, 01 and 02.
+    pub fn from_byte(p1: u8) -> Option<Self> {
+        match p1 {
+            P1_CACHED_CERTIFICATE => Some(Self::Cached),
+            P1_WITH_CERTIFICATE => Some(Self::WithCertificate),
+            P1_RECOVER => Some(Self::Recover),
+            _ => None,
+        }
+    }
+
+    pub fn byte(self) -> u8 {
+        match self {
+            Self::Cached => P1_CACHED_CERTIFICATE,
+            Self::WithCertificate => P1_WITH_CERTIFICATE,
+            Self::Recover => P1_RECOVER,
+        }
+    }
+
+    /// Whether the validator certificate follows the challenge in the command data.
+    pub fn carries_certificate(self) -> bool {
+        !matches!(self, Self::Cached)
+    }
+}
 
 /// Status words used by ManCard. Every response carries exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,7 +101,8 @@ pub enum StatusWord {
     WalletLocked,
     /// 6985: conditions of use not satisfied: command out of order (no SELECT first).
     ConditionsNotSatisfied,
-    /// 6A88: referenced data not found: no credential installed.
+    /// 6A88: referenced data not found: no credential installed; or, to AUTHORIZE TAP P1 02
+    /// (recover), this phone signed no authorization for that challenge.
     NoCredential,
     /// 6984: the credential is not valid at the validator's time (expired, not yet valid, revoked).
     CredentialNotValid,
@@ -171,7 +219,9 @@ impl StatusWord {
             Self::WrongP1P2 => "incorrect P1/P2",
             Self::WalletLocked => "wallet locked",
             Self::ConditionsNotSatisfied => "command out of order",
-            Self::NoCredential => "no credential on this phone",
+            Self::NoCredential => {
+                "not found: no credential on this phone (to a recover: not signed here)"
+            }
             Self::CredentialNotValid => "credential not valid at this time",
             Self::CountersExhausted => "offline rides used up",
             Self::AllowanceExhausted => "offline allowance too low for this fare",
@@ -326,6 +376,15 @@ impl CommandApdu {
             le: Some(256),
         }
     }
+
+    /// AUTHORIZE TAP P1 = 02 (recover): a torn tap's challenge, repeated byte for byte, and the
+    /// validator certificate (the data of P1 = 01).
+    pub fn recover_tap(challenge: &TapChallenge, validator_cert: &ValidatorCertificate) -> Self {
+        Self {
+            p1: P1_RECOVER,
+            ..Self::authorize_tap(challenge, Some(validator_cert))
+        }
+    }
 }
 
 /// A response APDU: data followed by a status word.
@@ -403,8 +462,8 @@ impl Message for SelectResponse {
     }
 }
 
-/// The data of an AUTHORIZE TAP command: the signed challenge, then (P1 = 01) the validator
-/// certificate.
+/// The data of an AUTHORIZE TAP command: the signed challenge, then (P1 = 01 and 02) the
+/// validator certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeCommand {
     pub challenge: TapChallenge,
@@ -412,18 +471,25 @@ pub struct AuthorizeCommand {
 }
 
 impl AuthorizeCommand {
-    /// Parses the command data for P1; trailing or missing bytes are refused.
+    /// Parses the command data for P1 (00, 01 or 02; any other P1 is `InvalidValue`); trailing
+    /// or missing bytes are refused.
     pub fn parse(p1: u8, data: &[u8]) -> Result<Self, DecodeError> {
+        let p1 = AuthorizeP1::from_byte(p1).ok_or(DecodeError::InvalidValue {
+            field: "AUTHORIZE TAP P1",
+            reason: "not 00, 01 or 02",
+        })?;
         // A short input is decoded as a challenge anyway, so that its header speaks first: a
         // v1 reader's 42-byte challenge is an unknown version, not a truncated v2 one.
         let (ch, rest) = data
             .split_at_checked(TapChallenge::LEN)
             .unwrap_or((data, &[]));
         let challenge = TapChallenge::decode(ch)?;
-        let validator_cert = match p1 {
-            P1_WITH_CERTIFICATE => Some(ValidatorCertificate::decode(rest)?),
-            _ if rest.is_empty() => None,
-            _ => return Err(DecodeError::TrailingBytes { count: rest.len() }),
+        let validator_cert = if p1.carries_certificate() {
+            Some(ValidatorCertificate::decode(rest)?)
+        } else if rest.is_empty() {
+            None
+        } else {
+            return Err(DecodeError::TrailingBytes { count: rest.len() });
         };
         Ok(Self {
             challenge,

@@ -209,6 +209,75 @@ impl ListElement for TapRecord {
     }
 }
 
+/// A torn tap: the validator sent this challenge in an AUTHORIZE TAP, got no valid answer
+/// (none, a transport error, garbage, a signature that does not verify) and the card did not
+/// come back within the validator's torn window to recover it. In a batch, signed by the
+/// validator: evidence that the gate did NOT open for this challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornRecord {
+    /// The validator's clock when it gave up on the answer, UTC seconds.
+    pub time: i64,
+    /// The challenge the validator sent (validator-signed).
+    pub challenge: TapChallenge,
+}
+
+impl TornRecord {
+    /// Encoded size: header, time, challenge.
+    pub const LEN: usize = 2 + 8 + TapChallenge::LEN;
+
+    /// The id of the challenge the gate did not open for ([`TapChallenge::id`]).
+    pub fn challenge_id(&self) -> [u8; 32] {
+        self.challenge.id()
+    }
+}
+
+impl Message for TornRecord {
+    const NAME: &'static str = "torn record";
+    /// `N`: the tariff has `T`.
+    const TAG: u8 = b'N';
+    const VERSION: u8 = 2;
+
+    fn size_hint(&self) -> usize {
+        Self::LEN
+    }
+
+    fn write_body(&self, w: &mut Writer) {
+        w.i64(self.time);
+        self.challenge.write(w);
+    }
+
+    fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            time: r.i64()?,
+            challenge: TapChallenge::read(r)?,
+        })
+    }
+}
+
+inherent_codec!(TornRecord);
+
+/// In a batch, each torn record is framed by its u16 length, as tap records are.
+impl ListElement for TornRecord {
+    const COUNT_WIDTH: CountWidth = CountWidth::U16;
+    const MAX: usize = BatchBody::MAX_TORN;
+    const COUNT_FIELD: &'static str = "batch torn record count";
+    const LIST_FIELD: &'static str = "batch torn record list";
+    /// Length and the whole record (its size is fixed).
+    const MIN_LEN: usize = 2 + Self::LEN;
+
+    fn write_element(&self, w: &mut Writer) {
+        let mut inner = Writer::with_capacity(Self::LEN);
+        self.write(&mut inner);
+        w.u16(u16::try_from(inner.len()).unwrap_or(u16::MAX))
+            .bytes(inner.as_slice());
+    }
+
+    fn read_element(r: &mut Reader<'_>, _prev: Option<&Self>) -> Result<Self, DecodeError> {
+        let len = usize::from(r.u16()?);
+        Self::decode(r.take(len)?)
+    }
+}
+
 /// The fields a validator signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchBody {
@@ -217,6 +286,8 @@ pub struct BatchBody {
     pub batch_id: [u8; 16],
     pub created_at: i64,
     pub records: Vec<TapRecord>,
+    /// Challenges this validator gave up on: the gate did not open for them.
+    pub torn: Vec<TornRecord>,
 }
 
 /// A validator-signed batch of tap records.
@@ -224,6 +295,7 @@ pub type TapBatch = Signed<BatchBody>;
 
 impl BatchBody {
     pub const MAX_RECORDS: usize = 10_000;
+    pub const MAX_TORN: usize = 1_000;
 
     /// Signs the batch (refused if it holds more records than a decoder accepts).
     pub fn sign(self, validator_key: &SigningKey) -> Result<TapBatch, KeyError> {
@@ -237,7 +309,11 @@ impl Message for BatchBody {
     const VERSION: u8 = 2;
 
     fn size_hint(&self) -> usize {
-        self.records.len().saturating_mul(330).saturating_add(32)
+        self.records
+            .len()
+            .saturating_mul(330)
+            .saturating_add(self.torn.len().saturating_mul(TornRecord::MIN_LEN))
+            .saturating_add(34)
     }
 
     fn write_body(&self, w: &mut Writer) {
@@ -245,6 +321,7 @@ impl Message for BatchBody {
             .bytes(&self.batch_id)
             .i64(self.created_at);
         write_list(w, &self.records);
+        write_list(w, &self.torn);
     }
 
     fn read_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -253,6 +330,7 @@ impl Message for BatchBody {
             batch_id: r.array()?,
             created_at: r.i64()?,
             records: read_list(r)?,
+            torn: read_list(r)?,
         })
     }
 }
@@ -262,6 +340,7 @@ impl SignedBody for BatchBody {
 
     fn prepare(self) -> Result<Self, KeyError> {
         check_count(&self.records)?;
+        check_count(&self.torn)?;
         Ok(self)
     }
 }

@@ -27,6 +27,9 @@ pub mod tags {
     pub const CHAIN_START: &[u8] = b"MANCARD-CHAIN-START-v2\0";
     /// A certificate's id: a hash of its body, never its signature.
     pub const CERT_ID: &[u8] = b"MANCARD-CERT-ID-v2\0";
+    /// A tap challenge's id: a hash of its signed body, never the validator's signature (the
+    /// torn record names the challenge a gate did not open for by it).
+    pub const CHALLENGE_ID: &[u8] = b"MANCARD-CHALLENGE-ID-v2\0";
     pub const PROVISION: &[u8] = b"MANCARD-PROVISION-v1\0";
 }
 

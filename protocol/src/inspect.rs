@@ -1,7 +1,7 @@
 //! Decode any ManCard message and list its fields, like `openssl x509 -text`.
 
 use crate::apdu::{AuthorizeCommand, CommandApdu, ResponseApdu, SelectResponse};
-use crate::batch::{TapBatch, TapProof, TapRecord};
+use crate::batch::{TapBatch, TapProof, TapRecord, TornRecord};
 use crate::cert::CredentialCertificate;
 use crate::codec::{DecodeError, Message};
 use crate::config::{IssuerKey, ValidatorConfig};
@@ -26,6 +26,7 @@ pub enum Decoded {
     Config(ValidatorConfig),
     Tariff(Tariff),
     Record(TapRecord),
+    Torn(TornRecord),
     Batch(TapBatch),
     LogEntry(WalletLogEntry),
     Select(SelectResponse),
@@ -75,6 +76,7 @@ pub fn decode_bytes(b: &[u8]) -> Result<Decoded, DecodeError> {
         Some(&ValidatorConfig::TAG) => ValidatorConfig::decode(b).map(Decoded::Config),
         Some(&Tariff::TAG) => Tariff::decode(b).map(Decoded::Tariff),
         Some(&TapRecord::TAG) => TapRecord::decode(b).map(Decoded::Record),
+        Some(&TornRecord::TAG) => TornRecord::decode(b).map(Decoded::Torn),
         Some(&TapBatch::TAG) => TapBatch::decode(b).map(Decoded::Batch),
         Some(&WalletLogEntry::TAG) => WalletLogEntry::decode(b).map(Decoded::LogEntry),
         Some(&SelectResponse::TAG) => SelectResponse::decode(b).map(Decoded::Select),
@@ -195,6 +197,15 @@ fn record_lines(r: &TapRecord, ind: &str, out: &mut Vec<String>) {
     proof_lines(&r.proof, ind, out);
 }
 
+fn torn_lines(t: &TornRecord, ind: &str, out: &mut Vec<String>) {
+    out.push(format!("{ind}gave up at: {} (validator clock)", t.time));
+    out.push(format!("{ind}challenge id: {}", h(&t.challenge_id())));
+    out.push(format!(
+        "{ind}meaning: the gate did not open for this challenge"
+    ));
+    challenge_lines(&t.challenge, &format!("{ind}challenge."), out);
+}
+
 fn proof_lines(p: &TapProof, ind: &str, out: &mut Vec<String>) {
     match p {
         TapProof::Nfc {
@@ -237,6 +248,7 @@ impl Decoded {
             Self::Config(_) => "validator config bundle",
             Self::Tariff(_) => "tariff",
             Self::Record(_) => "tap record",
+            Self::Torn(_) => "torn record",
             Self::Batch(_) => "tap batch",
             Self::LogEntry(_) => "wallet log entry",
             Self::Select(_) => "SELECT response",
@@ -258,6 +270,7 @@ impl Decoded {
             Self::Config(c) => config_lines(c, ind, &mut out),
             Self::Tariff(t) => tariff_lines(t, ind, &mut out),
             Self::Record(r) => record_lines(r, ind, &mut out),
+            Self::Torn(t) => torn_lines(t, ind, &mut out),
             Self::Batch(b) => batch_lines(b, ind, &mut out),
             Self::LogEntry(e) => log_entry_lines(e, ind, &mut out),
             Self::Select(s) => select_lines(s, ind, &mut out),
@@ -340,6 +353,11 @@ fn batch_lines(b: &TapBatch, ind: &str, out: &mut Vec<String>) {
     for (i, r) in b.body.records.iter().enumerate() {
         out.push(format!("{ind}record {i}:"));
         record_lines(r, &format!("{ind}  "), out);
+    }
+    out.push(format!("{ind}torn records: {}", b.body.torn.len()));
+    for (i, t) in b.body.torn.iter().enumerate() {
+        out.push(format!("{ind}torn record {i}:"));
+        torn_lines(t, &format!("{ind}  "), out);
     }
     out.push(format!(
         "{ind}validator signature: {}",

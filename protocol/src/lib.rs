@@ -41,7 +41,7 @@ pub use apdu::{
     AuthorizeCommand, AuthorizeResponse, CommandApdu, ResponseApdu, SelectResponse, StatusWord,
     MANCARD_AID,
 };
-pub use batch::{BatchBody, TapBatch, TapProof, TapRecord};
+pub use batch::{BatchBody, TapBatch, TapProof, TapRecord, TornRecord};
 pub use cert::{CertificateBody, CredentialCertificate, OfflineAllowance, Pseudonym};
 pub use codec::{DecodeError, Message};
 pub use config::{ConfigBody, DeniedValidator, IssuerKey, TimeRules, ValidatorConfig};

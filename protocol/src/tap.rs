@@ -84,6 +84,13 @@ impl ChallengeBody {
 
 impl Signed<ChallengeBody> {
     pub const LEN: usize = 2 + 4 + 16 + 16 + 8 + 4 + 8 + 1 + 64;
+
+    /// The challenge's identity: `SHA-256(CHALLENGE_ID ‖ body)` over its signed body (header
+    /// and fields, not the validator's signature), so a re-encoded signature names the same
+    /// challenge. A torn record and the tap that recovers it agree on it.
+    pub fn id(&self) -> [u8; 32] {
+        sha256(&[tags::CHALLENGE_ID, &self.signed_bytes()])
+    }
 }
 
 /// Phone → validator: the tap-key signature over (challenge digest ‖ certificate id ‖ counter ‖

@@ -300,21 +300,25 @@ fn tap_record() -> impl Strategy<Value = TapRecord> {
         })
 }
 
+fn torn_record() -> impl Strategy<Value = TornRecord> {
+    (any::<i64>(), tap_challenge()).prop_map(|(time, challenge)| TornRecord { time, challenge })
+}
+
 fn tap_batch() -> impl Strategy<Value = TapBatch> {
     (
-        any::<u32>(),
-        bytes16(),
-        any::<i64>(),
+        (any::<u32>(), bytes16(), any::<i64>()),
         vec(tap_record(), 0..4),
+        vec(torn_record(), 0..3),
         signature(),
     )
         .prop_map(
-            |(validator_id, batch_id, created_at, records, signature)| TapBatch {
+            |((validator_id, batch_id, created_at), records, torn, signature)| TapBatch {
                 body: BatchBody {
                     validator_id,
                     batch_id,
                     created_at,
                     records,
+                    torn,
                 },
                 signature,
             },
@@ -445,6 +449,7 @@ message_props!(pass_props, boarding_pass(), BoardingPass);
 message_props!(tariff_props, tariff(), Tariff);
 message_props!(config_props, validator_config(), ValidatorConfig);
 message_props!(record_props, tap_record(), TapRecord);
+message_props!(torn_props, torn_record(), TornRecord);
 message_props!(batch_props, tap_batch(), TapBatch);
 message_props!(log_entry_props, log_entry(), WalletLogEntry);
 message_props!(select_props, select_response(), SelectResponse);
@@ -469,6 +474,7 @@ proptest! {
         );
         prop_assert!(v.encode().len() <= ValidatorCertificate::MAX_LEN);
         prop_assert_eq!(ch.encode().len(), TapChallenge::LEN);
+        prop_assert_eq!(TornRecord { time: 0, challenge: ch.clone() }.encode().len(), TornRecord::LEN);
         prop_assert_eq!(a.encode().len(), TapAuthorization::LEN);
         prop_assert_eq!(p.encode().len(), BoardingPass::LEN);
         prop_assert_eq!(s.encode().len(), SelectResponse::LEN);
@@ -546,7 +552,7 @@ proptest! {
     }
 
     #[test]
-    fn inspect_never_panics(b in junk(), tag in prop::sample::select(b"CGHAPVTRBLS\x00\x80".to_vec()),
+    fn inspect_never_panics(b in junk(), tag in prop::sample::select(b"CGHAPVTNRBLS\x00\x80".to_vec()),
                             version in 1..=2u8) {
         for input in [b.clone(), [&[tag, version][..], &b].concat()] {
             if let Ok(m) = decode_bytes(&input) {

@@ -9,5 +9,6 @@ mod bit_flips;
 mod decoders_prop;
 mod messages;
 mod sizes;
+mod torn;
 mod vectors;
 mod wycheproof_ecdsa;

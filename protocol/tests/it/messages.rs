@@ -9,7 +9,7 @@
     clippy::indexing_slicing
 )]
 
-use mancard_protocol::apdu::{P1_CACHED_CERTIFICATE, P1_WITH_CERTIFICATE};
+use mancard_protocol::apdu::{AuthorizeP1, P1_CACHED_CERTIFICATE, P1_RECOVER, P1_WITH_CERTIFICATE};
 use mancard_protocol::inspect::decode_bytes;
 use mancard_protocol::*;
 use mancard_testkit::protocol::*;
@@ -253,6 +253,42 @@ fn authorize_command_parsing() {
         AuthorizeCommand::parse(P1_WITH_CERTIFICATE, &ch.encode()),
         Err(DecodeError::Truncated { .. })
     ));
+    // P1 02 (recover): the data of P1 01, the challenge and the validator certificate.
+    let recover = CommandApdu::recover_tap(&ch, &vc);
+    assert_eq!(
+        (recover.cla, recover.ins, recover.p1, recover.p2, recover.le),
+        (0x80, 0x20, P1_RECOVER, 0, Some(256))
+    );
+    assert_eq!(recover.data, inline.data);
+    assert_eq!(
+        AuthorizeCommand::parse(P1_RECOVER, &recover.data).unwrap(),
+        AuthorizeCommand::parse(P1_WITH_CERTIFICATE, &inline.data).unwrap()
+    );
+    assert!(matches!(
+        AuthorizeCommand::parse(P1_RECOVER, &ch.encode()),
+        Err(DecodeError::Truncated { .. })
+    ));
+    assert_eq!(
+        AuthorizeCommand::parse(P1_RECOVER, &longer),
+        Err(DecodeError::TrailingBytes { count: 1 })
+    );
+    // Any other P1 is refused, whatever the data.
+    for p1 in [0x03, 0x04, 0x80, 0xFF] {
+        assert_eq!(AuthorizeP1::from_byte(p1), None);
+        for data in [&ch.encode()[..], &inline.data[..]] {
+            assert!(matches!(
+                AuthorizeCommand::parse(p1, data),
+                Err(DecodeError::InvalidValue { .. })
+            ));
+        }
+    }
+    for p in [
+        AuthorizeP1::Cached,
+        AuthorizeP1::WithCertificate,
+        AuthorizeP1::Recover,
+    ] {
+        assert_eq!(AuthorizeP1::from_byte(p.byte()), Some(p));
+    }
     // A v1 reader's AUTHORIZE (a 42-byte unsigned challenge) is an unknown version.
     let mut v1 = ch.encode()[..42].to_vec();
     v1[1] = 1;

@@ -468,6 +468,15 @@ fn size_budget() {
         records[0].encode().len(),
         records[1].encode().len()
     );
+    let torn = TornRecord {
+        time: T0,
+        challenge: std_challenge(&k),
+    };
+    assert_eq!(torn.encode().len(), TornRecord::LEN);
+    println!(
+        "  torn record                      {} B",
+        torn.encode().len()
+    );
     let log = log_chain(&k, 2);
     println!(
         "  wallet log entry NFC / QR        {} B / {} B",
@@ -502,6 +511,7 @@ fn oversized_lists_are_refused_at_signing_not_emitted() {
         batch_id: [0; 16],
         created_at: 0,
         records: Vec::new(),
+        torn: Vec::new(),
     };
     assert!(body.sign(&key).is_ok());
     let mut tariff = Tariff::urmia_default();

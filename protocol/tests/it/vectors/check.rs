@@ -75,6 +75,7 @@ fn decode_vector(v: &Value) -> Result<Value, String> {
         "validator_config" => dec!(ValidatorConfig, config_json),
         "tariff" => dec!(Tariff, tariff_json),
         "tap_record" => dec!(TapRecord, record_json),
+        "torn_record" => dec!(TornRecord, torn_json),
         "tap_batch" => dec!(TapBatch, batch_json),
         "wallet_log_entry" => dec!(WalletLogEntry, log_json),
         "select_response" => dec!(SelectResponse, select_json),
@@ -82,7 +83,10 @@ fn decode_vector(v: &Value) -> Result<Value, String> {
         "authorize_command" => {
             let p1 = u8::try_from(num(&v["p1"])).unwrap();
             let c = AuthorizeCommand::parse(p1, &b).map_err(|e| decode_err(&e).to_string())?;
-            let again = CommandApdu::authorize_tap(&c.challenge, c.validator_cert.as_ref());
+            let again = match (p1, &c.validator_cert) {
+                (P1_RECOVER, Some(vc)) => CommandApdu::recover_tap(&c.challenge, vc),
+                (_, vc) => CommandApdu::authorize_tap(&c.challenge, vc.as_ref()),
+            };
             assert_eq!((again.p1, again.data), (p1, b), "re-encoding is canonical");
             Ok(authorize_command_json(&c))
         }
@@ -186,6 +190,7 @@ fn derived_mismatches(v: &Value) -> Vec<String> {
         ("tap_challenge", Some(h)) => {
             let ch = TapChallenge::decode(&unhex(h)).unwrap();
             got.push(("digest", hx(&ch.body.digest())));
+            got.push(("id", hx(&ch.id())));
         }
         ("tap_authorization", Some(h)) => {
             let a = TapAuthorization::decode(&unhex(h)).unwrap();
@@ -199,6 +204,10 @@ fn derived_mismatches(v: &Value) -> Vec<String> {
         ("tap_record", Some(h)) => {
             let r = TapRecord::decode(&unhex(h)).unwrap();
             got.push(("tap_id", hx(&r.proof.id())));
+        }
+        ("torn_record", Some(h)) => {
+            let t = TornRecord::decode(&unhex(h)).unwrap();
+            got.push(("challenge_id", hx(&t.challenge_id())));
         }
         ("wallet_log_entry", Some(h)) => got.push(("link", hx(&entry_of(h).hash()))),
         _ => {}
@@ -447,6 +456,7 @@ fn committed_vectors_hold() {
         "tariff",
         "tariff_fare",
         "tap_record",
+        "torn_record",
         "tap_batch",
         "wallet_log_entry",
         "wallet_log_chain",

@@ -9,10 +9,11 @@ pub(super) fn apdu_file(k: &Keys) -> File {
          (type 'S', version 2: only the protocol version and a random session value). \
          command_apdu: CommandApdu::parse. authorize_command: AuthorizeCommand::parse(p1, hex) \
          (hex = the AUTHORIZE TAP command data: the signed challenge, then the validator \
-         certificate when p1 = 01). authorize_response: AuthorizeResponse::decode (the \
-         authorization, or the phone's certificate to requote another fare class). \
-         response_apdu: ResponseApdu::parse. nfc_tap: whole command/response exchanges of a tap \
-         replayed as the validator does (see the checker), with its outcome and pair count.",
+         certificate when p1 = 01 or 02 (recover a torn tap); any other p1 is InvalidValue). \
+         authorize_response: AuthorizeResponse::decode (the authorization, or the phone's \
+         certificate to requote another fare class). response_apdu: ResponseApdu::parse. \
+         nfc_tap: whole command/response exchanges of a tap replayed as the validator does (see \
+         the checker), with its outcome and pair count.",
     );
     select_vectors(&mut f);
     command_vectors(&mut f, k);
@@ -70,6 +71,12 @@ fn command_vectors(f: &mut File, k: &Keys) {
             "authorize-tap-cached",
             "AUTHORIZE TAP, P1 00: the challenge only (the phone has the certificate cached)",
             CommandApdu::authorize_tap(&ch, None),
+        ),
+        (
+            "authorize-tap-recover",
+            "AUTHORIZE TAP, P1 02 (recover a torn tap): the challenge repeated and validator \
+             7001's certificate, Le 00; answered by the stored authorization or 6A88",
+            CommandApdu::recover_tap(&ch, &vc),
         ),
         (
             "case-1",
@@ -175,6 +182,39 @@ fn authorize_command_vectors(f: &mut File, k: &Keys) {
     ));
     f.push(ok("cached", "P1 00: the challenge alone (123 B)", None));
     let with = [ch.encode(), vc.encode()].concat();
+    let recover = CommandApdu::recover_tap(&ch, &vc);
+    f.push(
+        cmd(
+            "recover",
+            "P1 02 (recover a torn tap): the data of P1 01, challenge || validator certificate",
+            recover.p1,
+            &recover.data,
+        )
+        .ok(authorize_command_json(&AuthorizeCommand {
+            challenge: ch.clone(),
+            validator_cert: Some(vc.clone()),
+        })),
+    );
+    f.push(
+        cmd(
+            "recover-without-certificate",
+            "P1 02 but only the challenge",
+            2,
+            &ch.encode(),
+        )
+        .fails("Truncated"),
+    );
+    for p1 in [3u8, 0xFF] {
+        f.push(
+            cmd(
+                &format!("p1-{p1:02x}"),
+                "an AUTHORIZE TAP P1 other than 00, 01 or 02, with valid P1 01 data",
+                p1,
+                &with,
+            )
+            .fails("InvalidValue"),
+        );
+    }
     f.push(
         cmd(
             "p1-01-without-certificate",

@@ -1,4 +1,5 @@
-//! tap_record.json, tap_batch.json and wallet_log.json (entries, chains, fork proofs).
+//! tap_record.json, torn_record.json, tap_batch.json and wallet_log.json (entries, chains, fork
+//! proofs).
 
 use super::*;
 
@@ -92,12 +93,89 @@ pub(super) fn record_file(k: &Keys) -> File {
     f
 }
 
+/// A torn record of validator 7001: the challenge `name` sent at `time`, given up on 2 s later.
+fn torn(k: &Keys, name: &str, time: i64) -> TornRecord {
+    TornRecord {
+        time: time + 2,
+        challenge: challenge(k, name, time, 1, 20_000),
+    }
+}
+
+pub(super) fn torn_file(k: &Keys) -> File {
+    let mut f = File::new(
+        "Torn records (type 'N', version 2): a challenge validator 7001 sent in an AUTHORIZE TAP \
+         that got no valid answer and was not recovered within its torn window, and the \
+         validator's time when it gave up. Inside a signed batch: evidence that the gate did not \
+         open for that challenge. challenge_id: SHA-256(CHALLENGE-ID tag || the challenge's \
+         body), never its signature.",
+    );
+    let t = torn(k, "torn-1", T0);
+    let b = t.encode();
+    f.push(
+        Vector::new(
+            "valid",
+            "torn_record",
+            "the challenge of a tap on line 1 for 20000 rials at T0, given up on at T0 + 2",
+        )
+        .hex(&b)
+        .ok(torn_json(&t))
+        .set("challenge_id", json!(hx(&t.challenge_id()))),
+    );
+    let mut high = t.clone();
+    high.challenge.signature = flip_s(&high.challenge.signature);
+    f.push(
+        Vector::new(
+            "high-s-same-challenge-id",
+            "torn_record",
+            "the challenge's validator signature with s flipped: decodes, and names the same \
+             challenge (same challenge_id)",
+        )
+        .hex(&high.encode())
+        .ok(torn_json(&high))
+        .set("challenge_id", json!(hx(&t.challenge_id()))),
+    );
+    framing(&mut f, "torn_record", &b);
+    let bad = |name: &str, desc: &str, bytes: Vec<u8>, err: &str| {
+        Vector::new(name, "torn_record", desc)
+            .hex(&bytes)
+            .fails(err)
+    };
+    f.push(bad(
+        "challenge-wrong-type",
+        "the challenge's tag (offset 10) = 'R'",
+        patched(&b, 10, b"R"),
+        "WrongType",
+    ));
+    f.push(bad(
+        "challenge-v1",
+        "the challenge's version (offset 11) = 1",
+        patched(&b, 11, &[1]),
+        "UnknownVersion",
+    ));
+    f.push(bad(
+        "challenge-negative-fare",
+        "the challenge's fare (offset 58) = -1",
+        patched(&b, 58, &(-1i64).to_be_bytes()),
+        "InvalidValue",
+    ));
+    f.push(bad(
+        "challenge-truncated",
+        "the record without the challenge's signature",
+        b[..b.len() - 64].to_vec(),
+        "Truncated",
+    ));
+    f
+}
+
 pub(super) fn batch_file(k: &Keys) -> File {
     let mut f = File::new(
-        "Tap batches (type 'B', version 2) signed by the validator key. verify: the batch \
-         signature (low-S only) under validator_public_key.",
+        "Tap batches (type 'B', version 2) signed by the validator key: tap records, then torn \
+         records (challenges the gate did not open for). verify: the batch signature (low-S \
+         only) under validator_public_key.",
     );
-    let batch = batch_of(k, 2);
+    let mut batch = batch_of(k, 2);
+    batch.body.torn = vec![torn(k, "torn-1", T0), torn(k, "torn-2", T0 + 60)];
+    let batch = make_batch(batch.body, &k.validator);
     let b = batch.encode();
     let vk = |key: &TestKey| json!({"validator_public_key": hx(key.public.as_bytes())});
     let case = |name: &str, desc: &str, x: &TapBatch, key: &TestKey, expect: &str| {
@@ -108,7 +186,7 @@ pub(super) fn batch_file(k: &Keys) -> File {
     };
     f.push(case(
         "valid",
-        "validator 7001: one NFC and one QR record",
+        "validator 7001: one NFC and one QR record, two torn records",
         &batch,
         &k.validator,
         "ok",
@@ -136,18 +214,28 @@ pub(super) fn batch_file(k: &Keys) -> File {
         &k.validator,
         "BadSignature",
     ));
+    let mut untorn = batch.clone();
+    untorn.body.torn.pop();
+    f.push(case(
+        "bad-signature-torn-record-removed",
+        "the second torn record dropped after signing",
+        &untorn,
+        &k.validator,
+        "BadSignature",
+    ));
     let empty = make_batch(
         BatchBody {
             validator_id: VALIDATOR_ID,
             batch_id: nonce("empty-batch"),
             created_at: T0,
             records: vec![],
+            torn: vec![],
         },
         &k.validator,
     );
     f.push(case(
         "valid-empty",
-        "no records",
+        "no records, no torn records",
         &empty,
         &k.validator,
         "ok",
@@ -175,6 +263,44 @@ pub(super) fn batch_file(k: &Keys) -> File {
         "first record's length prefix (offset 32) one more than the record",
         patched(&b, 32, &(len0 + 1).to_be_bytes()),
         "TrailingBytes",
+    ));
+    // The torn list starts after the records: its count, then each record framed by its length.
+    let torn_at = 32
+        + batch
+            .body
+            .records
+            .iter()
+            .map(|r| 2 + r.encode().len())
+            .sum::<usize>();
+    f.push(bad(
+        "too-many-torn-records",
+        &format!("torn record count (offset {torn_at}) = 1001 > 1000"),
+        patched(&b, torn_at, &1_001u16.to_be_bytes()),
+        "LengthOutOfRange",
+    ));
+    f.push(bad(
+        "torn-record-length-short",
+        &format!(
+            "first torn record's length prefix (offset {}) one less than the record",
+            torn_at + 2
+        ),
+        patched(&b, torn_at + 2, &(TornRecord::LEN as u16 - 1).to_be_bytes()),
+        "Truncated",
+    ));
+    f.push(bad(
+        "torn-record-wrong-type",
+        &format!(
+            "first torn record's type tag (offset {}) = 'R'",
+            torn_at + 4
+        ),
+        patched(&b, torn_at + 4, b"R"),
+        "WrongType",
+    ));
+    f.push(bad(
+        "torn-list-missing",
+        "the batch body ends after its records (the torn count is missing)",
+        b[..torn_at].to_vec(),
+        "Truncated",
     ));
     f
 }

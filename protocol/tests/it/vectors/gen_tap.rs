@@ -6,7 +6,8 @@ pub(super) fn challenge_file(k: &Keys) -> File {
     let mut f = File::new(
         "Tap challenges (type 'H', version 2), validator -> phone, signed by the validator key over \
          CHALLENGE tag || body. digest: SHA-256(CHALLENGE-DIGEST tag || body), what the phone's \
-         authorization signs. verify: verify_challenge(challenge, validator_certificate): the \
+         authorization signs. id: SHA-256(CHALLENGE-ID tag || body), the challenge's identity \
+         (a torn record names it). verify: verify_challenge(challenge, validator_certificate): the \
          challenge names the certificate's validator, the certificate allows its line, and the \
          validator signature verifies (low-S only).",
     );
@@ -23,6 +24,7 @@ pub(super) fn challenge_file(k: &Keys) -> File {
         .hex(&b)
         .ok(challenge_json(&ch))
         .set("digest", json!(hx(&ch.body.digest())))
+        .set("id", json!(hx(&ch.id())))
         .verify(ctx(&vcert), "ok"),
     );
     let free = challenge(k, "free", T0, 10, 0);

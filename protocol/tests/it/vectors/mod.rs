@@ -26,7 +26,7 @@ mod gen_pass;
 mod gen_tap;
 mod v1;
 
-use mancard_protocol::apdu::ApduError;
+use mancard_protocol::apdu::{ApduError, P1_RECOVER};
 use mancard_protocol::crypto::tags;
 use mancard_protocol::*;
 use mancard_testkit::protocol::*;
@@ -185,12 +185,20 @@ fn record_json(r: &TapRecord) -> Value {
     })
 }
 
+fn torn_json(t: &TornRecord) -> Value {
+    json!({
+        "time": t.time,
+        "challenge": challenge_json(&t.challenge),
+    })
+}
+
 fn batch_json(b: &TapBatch) -> Value {
     json!({
         "validator_id": b.body.validator_id,
         "batch_id": hx(&b.body.batch_id),
         "created_at": b.body.created_at,
         "records": b.body.records.iter().map(record_json).collect::<Vec<_>>(),
+        "torn": b.body.torn.iter().map(torn_json).collect::<Vec<_>>(),
         "signature": hx(b.signature.as_bytes()),
     })
 }
@@ -490,6 +498,7 @@ fn keys_file(k: &Keys) -> Value {
             "validator_certificate": hx(tags::VALIDATOR_CERTIFICATE),
             "challenge": hx(tags::CHALLENGE),
             "challenge_digest": hx(tags::CHALLENGE_DIGEST),
+            "challenge_id": hx(tags::CHALLENGE_ID),
             "tap": hx(tags::TAP),
             "pass": hx(tags::PASS),
             "config": hx(tags::CONFIG),
@@ -529,6 +538,7 @@ fn generate() -> BTreeMap<&'static str, Value> {
     );
     out.insert("tariff.json", gen_config::tariff_file().into_json());
     out.insert("tap_record.json", gen_log::record_file(&k).into_json());
+    out.insert("torn_record.json", gen_log::torn_file(&k).into_json());
     out.insert("tap_batch.json", gen_log::batch_file(&k).into_json());
     out.insert("wallet_log.json", gen_log::log_file(&k).into_json());
     out.insert("apdu.json", gen_apdu::apdu_file(&k).into_json());
