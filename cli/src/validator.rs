@@ -1,11 +1,11 @@
 //! `mancard validator`: the validator on the bus or gate (reference software).
 //!
 //! ```text
-//! mancard validator --data-dir DIR init --trust-anchor FILE --validator-id N --line N [--certificate HEX]
+//! mancard validator --data-dir DIR init --trust-anchor FILE --validator-id N --line N [--certificate HEX] [--torn-window-secs S]
 //! mancard validator --data-dir DIR install-certificate --certificate HEX
 //! mancard validator --data-dir DIR sync-config --backend URL [--ca-pem FILE]
 //! mancard validator --data-dir DIR install-config FILE
-//! mancard validator --data-dir DIR run --reader pcsc|sim|qr [--once]
+//! mancard validator --data-dir DIR run --reader pcsc|sim|qr [--once] [--line N] [--torn-window-secs S]
 //! mancard validator --data-dir DIR verify-qr TEXT
 //! mancard validator --data-dir DIR upload --backend URL [--ca-pem FILE]
 //! mancard validator --data-dir DIR status
@@ -46,6 +46,10 @@ enum ValidatorCommand {
         /// The validator certificate (hex), if the backend already issued it for this key.
         #[arg(long, value_name = "HEX")]
         certificate: Option<String>,
+        /// How long a torn tap (an answer lost after the phone may have signed) waits for its
+        /// card to come back before it is uploaded as torn (default 120; persisted).
+        #[arg(long, value_name = "SECONDS")]
+        torn_window_secs: Option<u32>,
     },
     /// Install the validator certificate the backend issued for this validator's key
     /// (`mancard backend validators add` prints it). Without one every NFC tap is refused.
@@ -81,6 +85,9 @@ enum ValidatorCommand {
         /// Change the line first (persisted).
         #[arg(long)]
         line: Option<u32>,
+        /// Change the torn window first (seconds; persisted).
+        #[arg(long, value_name = "SECONDS")]
+        torn_window_secs: Option<u32>,
     },
     /// Verify a QR pass text (`-` reads it from standard input).
     VerifyQr { text: String },
@@ -121,13 +128,23 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             validator_id,
             line,
             certificate,
-        } => init(
-            &dir,
-            &trust_anchor,
-            validator_id,
-            line,
-            certificate.as_deref(),
-        ),
+            torn_window_secs,
+        } => {
+            let mut v = init(&dir, &trust_anchor, validator_id, line)?;
+            if let Some(secs) = torn_window_secs {
+                v.set_torn_window_secs(i64::from(secs))?;
+            }
+            match certificate {
+                Some(c) => install_certificate(&mut v, &c),
+                None => {
+                    println!(
+                        "no validator certificate yet: NFC taps are refused until `mancard validator install-certificate`"
+                    );
+                    print_status(&v.status()?);
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
         ValidatorCommand::InstallCertificate { certificate } => {
             let mut v = Validator::open(&dir)?;
             install_certificate(&mut v, &certificate)
@@ -146,10 +163,14 @@ pub fn run(args: ValidatorArgs) -> CliResult {
             wallet,
             once,
             line,
+            torn_window_secs,
         } => {
             let mut v = Validator::open(&dir)?;
             if let Some(l) = line {
                 v.set_line(l)?;
+            }
+            if let Some(secs) = torn_window_secs {
+                v.set_torn_window_secs(i64::from(secs))?;
             }
             warn_if_unconfigured(&v);
             match reader {
@@ -201,9 +222,10 @@ fn upload(dir: &Path, backend: &str, ca_pem: Option<&Path>) -> CliResult {
     let mut v = Validator::open(dir)?;
     let r = v.upload(|b| {
         println!(
-            "sending batch {} ({} taps, {} bytes)",
+            "sending batch {} ({} taps, {} torn, {} bytes)",
             hex::encode(b.batch_id),
             b.records,
+            b.torn,
             b.bytes.len()
         );
         client.send_batch(backend, b).map_err(|e| e.to_string())
@@ -211,9 +233,10 @@ fn upload(dir: &Path, backend: &str, ca_pem: Option<&Path>) -> CliResult {
     match r {
         Ok(rep) => {
             println!(
-                "uploaded {} batch(es), {} tap(s); {}",
+                "uploaded {} batch(es), {} tap(s), {} torn tap(s); {}",
                 rep.acked.len(),
                 rep.records,
+                rep.torn,
                 if rep.complete {
                     "nothing pending"
                 } else {
@@ -256,18 +279,18 @@ fn http_client(ca_pem: Option<&Path>) -> Result<http::Client, http::HttpError> {
     }
 }
 
+/// `init`: creates the data directory and prints the validator's public key; the validator.
 fn init(
     dir: &Path,
     anchor_file: &Path,
     validator_id: u32,
     line: u32,
-    certificate: Option<&str>,
-) -> CliResult {
+) -> Result<Validator, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(anchor_file)
         .map_err(|e| format!("cannot read {}: {e}", anchor_file.display()))?;
     let anchor =
         TrustAnchor::parse(&text).map_err(|e| format!("{}: {e}", anchor_file.display()))?;
-    let mut v = Validator::init(dir, &anchor, validator_id, line)?;
+    let v = Validator::init(dir, &anchor, validator_id, line)?;
     println!(
         "validator {validator_id} on line {line} initialised in {}",
         dir.display()
@@ -278,15 +301,7 @@ fn init(
             .display()
     );
     println!("{}", hex::encode(v.public_key().as_bytes()));
-    match certificate {
-        Some(c) => install_certificate(&mut v, c),
-        None => {
-            println!(
-                "no validator certificate yet: NFC taps are refused until `mancard validator install-certificate`"
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+    Ok(v)
 }
 
 /// `install-certificate`: checks and installs the validator certificate (hex).
@@ -525,6 +540,10 @@ fn print_status(s: &ValidatorStatus) {
         j.pending_batches
     );
     println!("uploaded:            {} tap(s)", j.uploaded);
+    println!(
+        "torn taps:           {} waiting, {} uploaded (torn window {} s)",
+        j.torn_waiting, j.torn_uploaded, s.torn_window_secs
+    );
 }
 
 /// The validator certificate, the validator deny list and the time rules of `status`.

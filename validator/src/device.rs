@@ -27,6 +27,7 @@ const META_LINE_ID: &str = "line_id";
 const META_ANCHOR: &str = "trust_anchor";
 const META_CONFIG: &str = "config_bundle";
 const META_CERTIFICATE: &str = "validator_certificate";
+const META_TORN_WINDOW: &str = "torn_window_secs";
 
 /// A source of UTC seconds (the real clock, or a fixed one in tests).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -88,6 +89,8 @@ pub struct ValidatorStatus {
     /// clock is wrong (certificates will look not yet valid, fare days will be off).
     pub clock_behind_bundle: bool,
     pub journal: JournalCounts,
+    /// How long a torn tap waits for its card (seconds) before it is uploaded as torn.
+    pub torn_window_secs: i64,
     pub cert_cache: usize,
     pub replay_cache: usize,
 }
@@ -98,6 +101,8 @@ pub struct UploadReport {
     /// Batch ids acknowledged in this run, in order.
     pub acked: Vec<[u8; 16]>,
     pub records: usize,
+    /// Torn records in the acknowledged batches.
+    pub torn: usize,
     /// True if nothing was left to send.
     pub complete: bool,
 }
@@ -205,6 +210,10 @@ impl Validator {
         for ride in journal.rides()? {
             engine.replay_ride(&ride);
         }
+        let mut journal = journal;
+        if let Some(secs) = journal.get_meta_i64(META_TORN_WINDOW)? {
+            journal.set_torn_window_secs(secs);
+        }
         // Stored only after it was checked; decoded again. A directory re-initialised with
         // another validator id keeps a certificate that no longer names it: not used.
         let certificate = journal
@@ -274,6 +283,21 @@ impl Validator {
         self.journal
             .set_meta_i64(META_LINE_ID, i64::from(line_id))?;
         self.line_id = line_id;
+        Ok(())
+    }
+
+    /// How long a torn tap waits for its card (seconds, default
+    /// [`crate::journal::DEFAULT_TORN_WINDOW_SECS`]): within it the reader repeats the torn
+    /// challenge to the next cards; after it the next batch uploads it as torn.
+    pub fn torn_window_secs(&self) -> i64 {
+        self.journal.torn_window_secs()
+    }
+
+    /// Sets the torn window (seconds, at least 0); persisted.
+    pub fn set_torn_window_secs(&mut self, secs: i64) -> Result<(), ValidatorError> {
+        let secs = secs.max(0);
+        self.journal.set_meta_i64(META_TORN_WINDOW, secs)?;
+        self.journal.set_torn_window_secs(secs);
         Ok(())
     }
 
@@ -386,7 +410,33 @@ impl Validator {
         record: TapRecord,
         quote: &FareQuote,
     ) -> Decision {
-        match self.journal.record_accepted(medium, &record) {
+        let journaled = self.journal.record_accepted(medium, &record);
+        self.after_commit(medium, record, quote, journaled)
+    }
+
+    /// A recovered torn tap: journaled as an accepted NFC tap, its torn entry deleted, in one
+    /// transaction.
+    pub(crate) fn commit_recovered(
+        &mut self,
+        record: TapRecord,
+        quote: &FareQuote,
+        torn_seq: i64,
+    ) -> Decision {
+        let journaled = self
+            .journal
+            .record_recovered(Medium::Nfc, &record, torn_seq);
+        self.after_commit(Medium::Nfc, record, quote, journaled)
+    }
+
+    /// The decision once the accepted tap was (or failed to be) journaled.
+    fn after_commit(
+        &mut self,
+        medium: Medium,
+        record: TapRecord,
+        quote: &FareQuote,
+        journaled: Result<i64, JournalError>,
+    ) -> Decision {
+        match journaled {
             Ok(seq) => {
                 self.engine
                     .record_ride(record.pseudonym, record.counter, record.time, quote.next);
@@ -420,8 +470,8 @@ impl Validator {
 
     // ---------------------------------------------------------------- upload
 
-    /// Uploads accepted taps in signed batches through `send` (which returns Ok once the backend
-    /// acknowledged the batch). A batch is sealed durably before it is sent and resent with the
+    /// Uploads accepted taps, and torn taps older than the torn window, in signed batches
+    /// through `send` (which returns Ok once the backend acknowledged the batch). A batch is sealed durably before it is sent and resent with the
     /// same id until acknowledged, across restarts. Stops at the first failure.
     pub fn upload<F>(&mut self, mut send: F) -> Result<UploadReport, ValidatorError>
     where
@@ -452,10 +502,12 @@ impl Validator {
             self.journal.ack_batch(&batch.batch_id, self.now())?;
             report.acked.push(batch.batch_id);
             report.records = report.records.saturating_add(batch.records);
+            report.torn = report.torn.saturating_add(batch.torn);
         }
     }
 
-    /// Seals the pending taps into a batch without sending it (or returns the pending one).
+    /// Seals the pending taps (and the torn taps past the torn window) into a batch without
+    /// sending it (or returns the pending one).
     pub fn seal(&mut self) -> Result<Option<SealedBatch>, ValidatorError> {
         if let Some(b) = self.journal.pending_batch()? {
             return Ok(Some(b));
@@ -481,6 +533,7 @@ impl Validator {
             time_rules: self.engine.time_rules(),
             clock_behind_bundle: cfg.is_some_and(|c| now < c.body.issued_at.saturating_sub(3600)),
             journal: self.journal.counts()?,
+            torn_window_secs: self.journal.torn_window_secs(),
             cert_cache: self.engine.cert_cache_len(),
             replay_cache: self.engine.replay_len(),
         })

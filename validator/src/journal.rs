@@ -6,6 +6,7 @@
 //! (precheck, pragmas, schema version in `PRAGMA user_version`, a newer schema refused).
 //! Schema version 1 is exactly the schema journals had before they carried a version, so
 //! such a journal (`user_version = 0` holding exactly those tables) is adopted as version 1.
+//! Version 2 adds the torn taps (`torn.rs`).
 
 use crate::decision::{Medium, Refusal};
 use mancard_protocol::{BatchBody, Pseudonym, SigningKey, TapBatch, TapRecord};
@@ -13,6 +14,7 @@ use mancard_sql::{holds_schema, ConnectionInitializer, OpenError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use thiserror::Error;
+pub use torn::{TornTap, DEFAULT_TORN_WINDOW_SECS, MAX_BATCH_TORN};
 
 /// Default number of refusal rows kept (older ones are deleted, their count kept).
 pub const DEFAULT_REFUSALS_KEPT: i64 = 10_000;
@@ -61,6 +63,10 @@ pub struct JournalCounts {
     pub uploaded: i64,
     /// Refusals ever journaled (kept rows plus pruned).
     pub refusals_total: i64,
+    /// Torn taps waiting for their card or for the next batch (not yet sealed).
+    pub torn_waiting: i64,
+    /// Torn taps acknowledged by the backend (the gate stayed closed for them).
+    pub torn_uploaded: i64,
 }
 
 /// One line of [`Journal::recent`]: a decision as the status screen shows it.
@@ -82,6 +88,8 @@ pub struct SealedBatch {
     pub batch_id: [u8; 16],
     pub bytes: Vec<u8>,
     pub records: usize,
+    /// Torn records in it.
+    pub torn: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +103,7 @@ pub struct Journal {
     sync: Sync,
     refusals_kept: i64,
     retention_secs: i64,
+    torn_window_secs: i64,
 }
 
 impl std::fmt::Debug for Journal {
@@ -145,7 +154,7 @@ pub struct JournalSchema;
 impl ConnectionInitializer for JournalSchema {
     type Error = JournalError;
     const NAME: &'static str = "validator journal";
-    const END_VERSION: u32 = 1;
+    const END_VERSION: u32 = 2;
 
     fn prepare(&self, conn: &Connection) -> Result<(), JournalError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -156,13 +165,17 @@ impl ConnectionInitializer for JournalSchema {
 
     fn init(&self, tx: &Transaction<'_>) -> Result<(), JournalError> {
         tx.execute_batch(SCHEMA_V1)?;
+        tx.execute_batch(torn::STEP_V2)?;
         Ok(())
     }
 
-    fn upgrade_from(&self, _tx: &Transaction<'_>, version: u32) -> Result<(), JournalError> {
-        Err(JournalError::Corrupt(format!(
-            "no upgrade from journal schema version {version}"
-        )))
+    fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), JournalError> {
+        match version {
+            1 => Ok(tx.execute_batch(torn::STEP_V2)?),
+            _ => Err(JournalError::Corrupt(format!(
+                "no upgrade from journal schema version {version}"
+            ))),
+        }
     }
 
     /// A journal written before the schema had a version is version 1 if it holds exactly
@@ -196,12 +209,22 @@ impl Journal {
             sync: Sync::Full,
             refusals_kept: DEFAULT_REFUSALS_KEPT,
             retention_secs: DEFAULT_RETENTION_SECS,
+            torn_window_secs: DEFAULT_TORN_WINDOW_SECS,
         }
     }
 
     pub fn set_limits(&mut self, refusals_kept: i64, retention_secs: i64) {
         self.refusals_kept = refusals_kept.max(0);
         self.retention_secs = retention_secs.max(0);
+    }
+
+    /// How long a torn tap waits for its card before the next batch carries it (seconds).
+    pub fn set_torn_window_secs(&mut self, secs: i64) {
+        self.torn_window_secs = secs.max(0);
+    }
+
+    pub fn torn_window_secs(&self) -> i64 {
+        self.torn_window_secs
     }
 
     fn set_sync(&mut self, s: Sync) -> Result<(), JournalError> {
@@ -260,20 +283,10 @@ impl Journal {
         rec: &TapRecord,
     ) -> Result<i64, JournalError> {
         self.set_sync(Sync::Full)?;
-        self.conn.execute(
-            "INSERT INTO taps(time, medium, line_id, pseudonym, counter, fare, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                rec.time,
-                medium.name(),
-                rec.line_id,
-                &rec.pseudonym.0[..],
-                rec.counter,
-                rec.fare,
-                rec.encode()
-            ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        let tx = self.conn.transaction()?;
+        let seq = insert_tap(&tx, medium, rec)?;
+        tx.commit()?;
+        Ok(seq)
     }
 
     /// Journals a refusal (`synchronous=NORMAL`: written to the WAL, not fsynced).
@@ -372,7 +385,7 @@ impl Journal {
         let row = self
             .conn
             .query_row(
-                "SELECT batch_id, bytes, records FROM batches WHERE acked_at IS NULL
+                "SELECT batch_id, bytes, records, torn FROM batches WHERE acked_at IS NULL
                  ORDER BY created_at, rowid LIMIT 1",
                 [],
                 |r| {
@@ -380,24 +393,27 @@ impl Journal {
                         r.get::<_, Vec<u8>>("batch_id")?,
                         r.get::<_, Vec<u8>>("bytes")?,
                         r.get::<_, i64>("records")?,
+                        r.get::<_, i64>("torn")?,
                     ))
                 },
             )
             .optional()?;
         match row {
             None => Ok(None),
-            Some((id, bytes, n)) => Ok(Some(SealedBatch {
+            Some((id, bytes, n, torn)) => Ok(Some(SealedBatch {
                 batch_id: id
                     .try_into()
                     .map_err(|_| JournalError::Corrupt("batch id is not 16 bytes".into()))?,
                 bytes,
                 records: usize::try_from(n).unwrap_or(0),
+                torn: usize::try_from(torn).unwrap_or(0),
             })),
         }
     }
 
-    /// Seals up to [`MAX_BATCH_RECORDS`] unbatched taps into a new signed batch with a random
-    /// id, durably, before anything is sent. None if there is nothing to seal.
+    /// Seals up to [`MAX_BATCH_RECORDS`] unbatched taps and up to [`MAX_BATCH_TORN`] torn taps
+    /// older than the torn window (at `now`) into a new signed batch with a random id, durably,
+    /// before anything is sent. None if there is nothing to seal.
     pub fn seal_batch(
         &mut self,
         validator_id: u32,
@@ -425,26 +441,30 @@ impl Journal {
                 records.push(rec);
             }
         }
-        if records.is_empty() {
+        let torn = torn::unsealed_torn(&tx, now.saturating_sub(self.torn_window_secs))?;
+        if records.is_empty() && torn.records.is_empty() {
             return Ok(None);
         }
         let mut batch_id = [0u8; 16];
         ring::rand::SystemRandom::new()
             .fill(&mut batch_id)
             .map_err(|_| JournalError::Rng)?;
-        let n = records.len();
+        let (n, n_torn) = (records.len(), torn.records.len());
         let batch: TapBatch = BatchBody {
             validator_id,
             batch_id,
             created_at: now,
             records,
+            torn: torn.records,
         }
         .sign(key)?;
         let bytes = batch.encode();
         tx.execute(
-            "INSERT INTO batches(batch_id, created_at, records, bytes) VALUES (?1, ?2, ?3, ?4)",
-            params![&batch_id[..], now, n as i64, &bytes],
+            "INSERT INTO batches(batch_id, created_at, records, bytes, torn)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![&batch_id[..], now, n as i64, &bytes, n_torn as i64],
         )?;
+        torn::mark_torn_sealed(&tx, &batch_id, &torn.seqs)?;
         {
             let mut up = tx.prepare("UPDATE taps SET batch_id = ?1 WHERE seq = ?2")?;
             for seq in seqs {
@@ -456,6 +476,7 @@ impl Journal {
             batch_id,
             bytes,
             records: n,
+            torn: n_torn,
         }))
     }
 
@@ -472,29 +493,14 @@ impl Journal {
             "UPDATE taps SET uploaded = 1, record = NULL WHERE batch_id = ?1",
             params![&batch_id[..]],
         )?;
+        let torn = torn::delete_acked_torn(&tx, batch_id)?;
+        add_to_meta(&tx, "torn_uploaded", torn)?;
         let cutoff = now.saturating_sub(self.retention_secs);
         let pruned = tx.execute(
             "DELETE FROM taps WHERE uploaded = 1 AND time < ?1",
             [cutoff],
         )?;
-        if pruned > 0 {
-            let prev: i64 = tx
-                .query_row(
-                    "SELECT value FROM meta WHERE key='uploaded_pruned'",
-                    [],
-                    |r| r.get::<_, Vec<u8>>(0),
-                )
-                .optional()?
-                .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                .map(i64::from_be_bytes)
-                .unwrap_or(0);
-            let total = prev.saturating_add(i64::try_from(pruned).unwrap_or(0));
-            tx.execute(
-                "INSERT INTO meta(key, value) VALUES ('uploaded_pruned', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [&total.to_be_bytes()[..]],
-            )?;
-        }
+        add_to_meta(&tx, "uploaded_pruned", pruned)?;
         tx.execute(
             "DELETE FROM batches WHERE acked_at IS NOT NULL AND acked_at < ?1",
             [cutoff],
@@ -519,6 +525,8 @@ impl Journal {
             pending_batches: q("SELECT COUNT(*) FROM batches WHERE acked_at IS NULL")?,
             uploaded: q("SELECT COUNT(*) FROM taps WHERE uploaded = 1")? + uploaded_pruned,
             refusals_total: q("SELECT COUNT(*) FROM refusals")? + refusals_pruned,
+            torn_waiting: self.torn_waiting()?,
+            torn_uploaded: self.get_meta_i64("torn_uploaded")?.unwrap_or(0),
         })
     }
 
@@ -547,6 +555,48 @@ impl Journal {
         Ok(out)
     }
 }
+
+/// Inserts an accepted tap in `tx`; its sequence number.
+fn insert_tap(tx: &Transaction<'_>, medium: Medium, rec: &TapRecord) -> Result<i64, JournalError> {
+    tx.execute(
+        "INSERT INTO taps(time, medium, line_id, pseudonym, counter, fare, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            rec.time,
+            medium.name(),
+            rec.line_id,
+            &rec.pseudonym.0[..],
+            rec.counter,
+            rec.fare,
+            rec.encode()
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Adds `n` to the i64 counter `key` in the meta table (nothing if `n` is 0).
+fn add_to_meta(tx: &Transaction<'_>, key: &str, n: usize) -> Result<(), JournalError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let prev: i64 = tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })
+        .optional()?
+        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0);
+    let total = prev.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, &total.to_be_bytes()[..]],
+    )?;
+    Ok(())
+}
+
+mod torn;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,10 @@
 //!   validator certificate ([`Validator::install_certificate`]) + clock; mutually
 //!   authenticated NFC taps over a [`CardChannel`] ([`Validator::tap_nfc`], in `nfc.rs`), QR
 //!   passes under the bundle's time rules ([`Validator::verify_qr`]), signed exactly-once
-//!   uploads ([`Validator::upload`]).
+//!   uploads ([`Validator::upload`]). A tap whose answer was lost is journaled as torn: the
+//!   reader repeats its challenge to the next cards within the torn window (the phone that
+//!   signed it answers the same authorization: one tap, one counter), and uploads it as a
+//!   `TornRecord` (the gate did not open) once the window has passed.
 //! - Readers: [`FnChannel`] (in-process), [`pcsc_reader::PcscReader`] (PC/SC via pcscd),
 //!   and the card side [`vpcd::VpcdCard`] (a card emulator over vsmartcard's vpcd).
 //! - [`http`]: a minimal HTTP/1.1 client (`http://` and `https://` with rustls) for
@@ -32,5 +35,7 @@ pub use decision::{money, Acceptance, Decision, Medium, Refusal, TapOutcome};
 pub use device::{system_clock, Clock, UploadReport, Validator, ValidatorError, ValidatorStatus};
 pub use engine::{CheckedConfig, ConfigError, ConfigInstall, Engine, PassCheck, TrustAnchor};
 pub use journal::{
-    Journal, JournalCounts, JournalError, JournaledRide, RecentDecision, SealedBatch,
+    Journal, JournalCounts, JournalError, JournaledRide, RecentDecision, SealedBatch, TornTap,
+    DEFAULT_TORN_WINDOW_SECS,
 };
+pub use nfc::MAX_TORN_REPEATS;

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! SELECT                         → session (18 B: nothing that names the phone)
+//! [AUTHORIZE TAP (P1=02), torn]  → the authorization already signed, or 6A88 (not this phone)
 //! AUTHORIZE TAP (P1=01)          → authorization (a student's phone signs its own class's fare
 //!                                  of the line), or the phone's certificate (a quote below it)
 //!   challenge signed by this validator's key, quoted for Adult at the line's full fare,
@@ -14,9 +15,20 @@
 //! The phone authorizes the full fare of its class; the validator charges its rider-aware quote
 //! (transfer, daily cap), which is never more than the signed amount ("authorize the full fare,
 //! charge the quote"); the backend re-rates anyway.
+//!
+//! **Torn taps.** An AUTHORIZE TAP the phone may have signed (sent, and answered neither by a
+//! refusal status word nor by a re-quote) that does not end with the gate open is journaled
+//! as torn with its challenge. At the next taps within the torn window the reader first
+//! repeats the pending torn challenges (newest first, at most [`MAX_TORN_REPEATS`]) after
+//! SELECT, each in its own quiet command, AUTHORIZE TAP P1 02 (recover): the phone that signed
+//! one answers the identical authorization, which is verified and journaled as a normal tap
+//! (the gate opens, at the fare of the torn challenge, on the same counter) while its torn
+//! entry is deleted, in one transaction; any other phone answers 6A88 (not signed here),
+//! writing nothing, and gets its own fresh challenge. Torn taps never recovered go into the
+//! next batch as `TornRecord`s: the gate did not open for them.
 
 use crate::channel::{CardChannel, ChannelError};
-use crate::decision::{Medium, Refusal, TapOutcome};
+use crate::decision::{Decision, Medium, Refusal, TapOutcome};
 use crate::device::Validator;
 use mancard_protocol::{
     AuthorizeResponse, ChallengeBody, CommandApdu, CredentialCertificate, FareClass, FareQuote,
@@ -27,16 +39,29 @@ use ring::rand::SecureRandom as _;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Most pending torn challenges repeated at one tap, before a fresh challenge.
+pub const MAX_TORN_REPEATS: usize = 2;
+
 /// The state of one tap: the channel, the pairs exchanged, whether the card was cached.
 struct Exchange<'a> {
     ch: &'a mut dyn CardChannel,
     apdus: u32,
     cert_cached: bool,
+    /// The challenge of the last AUTHORIZE TAP the phone may have signed: sent, and answered
+    /// neither by a refusal status word nor by a re-quote. Torn if the gate does not open.
+    exposed: Option<TapChallenge>,
+}
+
+/// A tap that went through: its record and quote, and the torn entry it recovers.
+struct Passed {
+    record: TapRecord,
+    quote: FareQuote,
+    recovers: Option<i64>,
 }
 
 impl Exchange<'_> {
-    /// Sends one command; the response data on 9000, a typed refusal otherwise.
-    fn send(&mut self, cmd: &CommandApdu, fare: Option<i64>) -> Result<Vec<u8>, Refusal> {
+    /// Sends one command; the response (any status word), or a transport or framing refusal.
+    fn transmit(&mut self, cmd: &CommandApdu) -> Result<ResponseApdu, Refusal> {
         let bytes = cmd
             .encode()
             .map_err(|e| Refusal::Internal(format!("cannot encode command: {e}")))?;
@@ -45,25 +70,60 @@ impl Exchange<'_> {
             ChannelError::CardRemoved => Refusal::Communication("card removed".into()),
             other => Refusal::Communication(other.to_string()),
         })?;
-        let resp = ResponseApdu::parse(&raw).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        ResponseApdu::parse(&raw).map_err(|e| Refusal::Malformed(e.to_string()))
+    }
+
+    /// Sends one command; the response data on 9000, a typed refusal otherwise.
+    fn send(&mut self, cmd: &CommandApdu, fare: Option<i64>) -> Result<Vec<u8>, Refusal> {
+        let resp = self.transmit(cmd)?;
         if resp.sw != StatusWord::Ok {
             return Err(Refusal::from_status(resp.sw, fare));
         }
         Ok(resp.data)
     }
 
-    /// AUTHORIZE TAP with this validator's certificate inline.
+    /// AUTHORIZE TAP with this validator's certificate inline. From the moment it is sent the
+    /// challenge is exposed (the phone may sign it), until the phone refuses it by a status
+    /// word or asks for a re-quote.
     fn authorize(
         &mut self,
         challenge: &TapChallenge,
         vcert: &ValidatorCertificate,
     ) -> Result<AuthorizeResponse, Refusal> {
-        let data = self.send(
-            &CommandApdu::authorize_tap(challenge, Some(vcert)),
-            Some(challenge.body.fare),
-        )?;
-        AuthorizeResponse::decode(&data)
-            .map_err(|e| Refusal::Malformed(format!("AUTHORIZE TAP answer: {e}")))
+        self.exposed = Some(challenge.clone());
+        let resp = self.transmit(&CommandApdu::authorize_tap(challenge, Some(vcert)))?;
+        if resp.sw != StatusWord::Ok {
+            self.exposed = None;
+            return Err(Refusal::from_status(resp.sw, Some(challenge.body.fare)));
+        }
+        let answer = AuthorizeResponse::decode(&resp.data)
+            .map_err(|e| Refusal::Malformed(format!("AUTHORIZE TAP answer: {e}")))?;
+        if matches!(answer, AuthorizeResponse::Requote(_)) {
+            self.exposed = None;
+        }
+        Ok(answer)
+    }
+
+    /// A pending torn challenge repeated (AUTHORIZE TAP P1 02, recover): the phone's
+    /// authorization if it signed that challenge, None if it answers any status word (6A88:
+    /// another phone, not signed there; or a refusal, e.g. locked, that the fresh challenge
+    /// meets again) or, against the protocol, a re-quote.
+    fn repeat(
+        &mut self,
+        challenge: &TapChallenge,
+        vcert: &ValidatorCertificate,
+    ) -> Result<Option<TapAuthorization>, Refusal> {
+        let resp = self.transmit(&CommandApdu::recover_tap(challenge, vcert))?;
+        if resp.sw != StatusWord::Ok {
+            return Ok(None);
+        }
+        match AuthorizeResponse::decode(&resp.data) {
+            Ok(AuthorizeResponse::Authorized(a)) => Ok(Some(a)),
+            Ok(AuthorizeResponse::Requote(_)) => Ok(None),
+            Err(e) => Err(Refusal::Malformed(format!(
+                "answer to a repeated challenge: {e}"
+            ))),
+        }
     }
 }
 
@@ -77,12 +137,25 @@ impl Validator {
             ch: channel,
             apdus: 0,
             cert_cached: false,
+            exposed: None,
         };
         let result = self.nfc_exchange(&mut x, now);
-        let decision = match result {
-            Ok((record, quote)) => self.commit_accept(Medium::Nfc, record, &quote),
+        let mut decision = match result {
+            Ok(Passed {
+                record,
+                quote,
+                recovers: Some(torn),
+            }) => self.commit_recovered(record, &quote, torn),
+            Ok(Passed { record, quote, .. }) => self.commit_accept(Medium::Nfc, record, &quote),
             Err(r) => self.commit_refusal(Medium::Nfc, now, r),
         };
+        if let (false, Some(challenge)) = (decision.is_accepted(), x.exposed.take()) {
+            if let Err(e) = self.journal.record_torn(&challenge, self.now()) {
+                decision = Decision::Refused(Refusal::JournalFailure(format!(
+                    "{e} (while journaling a torn tap after: {decision:?})"
+                )));
+            }
+        }
         TapOutcome {
             decision,
             medium: Medium::Nfc,
@@ -112,16 +185,15 @@ impl Validator {
         Ok(cert)
     }
 
-    fn nfc_exchange(
-        &mut self,
-        x: &mut Exchange<'_>,
-        now: i64,
-    ) -> Result<(TapRecord, FareQuote), Refusal> {
+    fn nfc_exchange(&mut self, x: &mut Exchange<'_>, now: i64) -> Result<Passed, Refusal> {
         let vcert = self.nfc_ready(now)?;
         let sel = x.send(&CommandApdu::select_mancard(), None)?;
         let session = SelectResponse::decode(&sel)
             .map_err(|e| Refusal::Malformed(format!("SELECT response: {e}")))?
             .session;
+        if let Some(passed) = self.recover_torn(x, &vcert, now)? {
+            return Ok(passed);
+        }
         let mut challenge = self.challenge(session, FareClass::Adult, now)?;
         let mut known = None;
         let mut answer = x.authorize(&challenge, &vcert)?;
@@ -144,20 +216,66 @@ impl Validator {
         let quote = self
             .engine
             .decide_with(&vc, self.line_id, &challenge, &auth)?;
-        let record = TapRecord {
+        Ok(Passed {
+            record: self.nfc_record(&vc, challenge, auth, &quote, now),
+            quote,
+            recovers: None,
+        })
+    }
+
+    /// The pending torn challenges repeated, newest first: the first one the phone answers
+    /// with an authorization is verified as a normal tap (at the torn challenge's line, time
+    /// and fare) and recovers that entry. None: no phone's torn tap, go on with a fresh
+    /// challenge.
+    fn recover_torn(
+        &mut self,
+        x: &mut Exchange<'_>,
+        vcert: &ValidatorCertificate,
+        now: i64,
+    ) -> Result<Option<Passed>, Refusal> {
+        let since = now.saturating_sub(self.journal.torn_window_secs());
+        let pending = self
+            .journal
+            .torn_within(since, MAX_TORN_REPEATS)
+            .map_err(|e| Refusal::JournalFailure(e.to_string()))?;
+        for torn in pending {
+            let Some(auth) = x.repeat(&torn.challenge, vcert)? else {
+                continue;
+            };
+            let vc = self.certificate_of(x, &auth, now)?;
+            let line = torn.challenge.body.line_id;
+            let quote = self.engine.decide_with(&vc, line, &torn.challenge, &auth)?;
+            return Ok(Some(Passed {
+                record: self.nfc_record(&vc, torn.challenge, auth, &quote, now),
+                quote,
+                recovers: Some(torn.seq),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The tap record of an authorization of `challenge` under `vc`, decided at `now`.
+    fn nfc_record(
+        &self,
+        vc: &VerifiedCertificate,
+        challenge: TapChallenge,
+        authorization: TapAuthorization,
+        quote: &FareQuote,
+        now: i64,
+    ) -> TapRecord {
+        TapRecord {
             validator_id: self.validator_id,
-            line_id: self.line_id,
+            line_id: challenge.body.line_id,
             time: now,
             pseudonym: vc.cert.body.pseudonym,
-            counter: auth.counter,
+            counter: authorization.counter,
             fare: quote.amount,
             fare_kind: quote.kind,
             proof: TapProof::Nfc {
                 challenge,
-                authorization: auth,
+                authorization,
             },
-        };
-        Ok((record, quote))
+        }
     }
 
     /// A challenge for `class` at the line's full fare, with a fresh nonce, signed by this

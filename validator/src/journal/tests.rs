@@ -1,7 +1,13 @@
 //! Migration tests of the journal's schema: the unversioned journals in the field are
-//! adopted as version 1; a newer or someone else's file is refused and left alone.
+//! adopted as version 1 and upgraded; a version 1 journal is upgraded to version 2 (torn
+//! taps); a newer or someone else's file is refused and left alone. And the torn taps' rows.
 
-use super::{Journal, JournalError};
+use super::{Journal, JournalError, DEFAULT_TORN_WINDOW_SECS};
+use crate::decision::Medium;
+use mancard_protocol::{
+    ChallengeBody, FareClass, FareKind, Pseudonym, SigningKey, TapAuthorization, TapBatch,
+    TapChallenge, TapProof, TapRecord,
+};
 use mancard_sql::{schema_of, OpenError};
 use rusqlite::Connection;
 use std::path::Path;
@@ -38,6 +44,41 @@ CREATE TABLE IF NOT EXISTS batches (
     bytes BLOB NOT NULL,
     acked_at INTEGER
 );
+";
+
+/// A frozen copy of the version 1 schema (`user_version = 1`), as validators wrote it before
+/// torn taps. Never edit: it is the past.
+const JOURNAL_V1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE taps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    medium TEXT NOT NULL,
+    line_id INTEGER NOT NULL,
+    pseudonym BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    fare INTEGER NOT NULL,
+    record BLOB,
+    batch_id BLOB,
+    uploaded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX taps_batch ON taps(batch_id);
+CREATE TABLE refusals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    medium TEXT NOT NULL,
+    code TEXT NOT NULL,
+    text TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE batches (
+    batch_id BLOB PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    acked_at INTEGER
+);
+PRAGMA user_version = 1;
 ";
 
 fn raw(path: &Path) -> Connection {
@@ -77,7 +118,7 @@ fn an_unversioned_journal_is_adopted_as_version_1() {
     );
     assert!(schema_of(&fresh.conn)
         .unwrap()
-        .starts_with("user_version 1\n"));
+        .starts_with("user_version 2\n"));
 
     let rides = adopted.rides().unwrap();
     assert_eq!(rides.len(), 1);
@@ -89,9 +130,188 @@ fn an_unversioned_journal_is_adopted_as_version_1() {
     let counts = adopted.counts().unwrap();
     assert_eq!((counts.accepted_total, counts.refusals_total), (1, 1));
     drop(adopted);
-    assert_eq!(user_version(&old), 1);
-    // And it opens again as an ordinary version 1 journal.
+    assert_eq!(user_version(&old), 2);
+    // And it opens again as an ordinary journal of the newest version.
     Journal::open(&old).unwrap();
+}
+
+#[test]
+fn a_version_1_journal_is_upgraded_to_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("v1.db");
+    {
+        let c = raw(&old);
+        c.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
+        c.execute_batch(JOURNAL_V1).unwrap();
+        c.execute_batch(
+            "INSERT INTO taps(time, medium, line_id, pseudonym, counter, fare, record, batch_id)
+               VALUES (1795840200, 'nfc', 7, X'000102030405060708090a0b0c0d0e0f', 3, 20000,
+                       NULL, X'11111111111111111111111111111111');
+             INSERT INTO batches(batch_id, created_at, records, bytes)
+               VALUES (X'11111111111111111111111111111111', 1795840300, 1, X'4202');",
+        )
+        .unwrap();
+    }
+    assert_eq!(user_version(&old), 1);
+    let mut upgraded = Journal::open(&old).unwrap();
+    let fresh = Journal::open(&dir.path().join("fresh.db")).unwrap();
+    assert_eq!(
+        schema_of(&upgraded.conn).unwrap(),
+        schema_of(&fresh.conn).unwrap()
+    );
+    // the batch sealed before the upgrade is still pending, with no torn record
+    let pending = upgraded.pending_batch().unwrap().unwrap();
+    assert_eq!((pending.records, pending.torn), (1, 0));
+    assert_eq!(pending.batch_id, [0x11; 16]);
+    let counts = upgraded.counts().unwrap();
+    assert_eq!((counts.accepted_total, counts.torn_waiting), (1, 0));
+    // and the new table takes torn taps
+    upgraded
+        .record_torn(&challenge(1, 1_795_840_400), 1_795_840_402)
+        .unwrap();
+    assert_eq!(upgraded.counts().unwrap().torn_waiting, 1);
+    drop(upgraded);
+    assert_eq!(user_version(&old), 2);
+}
+
+fn key() -> &'static SigningKey {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate().unwrap().0)
+}
+
+/// A challenge of validator 9 with nonce `n` at `time`.
+fn challenge(n: u8, time: i64) -> TapChallenge {
+    ChallengeBody {
+        validator_id: 9,
+        nonce: [n; 16],
+        session: [7; 16],
+        validator_time: time,
+        line_id: 1,
+        fare: 20_000,
+        fare_class: FareClass::Adult,
+    }
+    .sign(key())
+    .unwrap()
+}
+
+/// An accepted tap record answering `ch` (the signature is not checked here).
+fn record(ch: &TapChallenge, counter: u32, time: i64) -> TapRecord {
+    let authorization =
+        TapAuthorization::sign(key(), &ch.body, &[1; 32], counter, 20_000, &[2; 32]).unwrap();
+    TapRecord {
+        validator_id: 9,
+        line_id: 1,
+        time,
+        pseudonym: Pseudonym([5; 16]),
+        counter,
+        fare: 20_000,
+        fare_kind: FareKind::Full,
+        proof: TapProof::Nfc {
+            challenge: ch.clone(),
+            authorization,
+        },
+    }
+}
+
+#[test]
+fn torn_taps_wait_newest_first_and_are_recorded_once() {
+    const T: i64 = 1_795_840_200;
+    let mut j = Journal::in_memory().unwrap();
+    assert_eq!(j.torn_window_secs(), DEFAULT_TORN_WINDOW_SECS);
+    let (a, b, c) = (challenge(1, T), challenge(2, T + 10), challenge(3, T + 20));
+    j.record_torn(&a, T + 1).unwrap();
+    j.record_torn(&b, T + 11).unwrap();
+    j.record_torn(&c, T + 21).unwrap();
+    // the same challenge again is the same entry
+    j.record_torn(&c, T + 30).unwrap();
+    assert_eq!(j.counts().unwrap().torn_waiting, 3);
+    let newest: Vec<TapChallenge> = j
+        .torn_within(T, 2)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.challenge)
+        .collect();
+    assert_eq!(newest, vec![c.clone(), b.clone()]);
+    // only those at or after `since`
+    let since: Vec<i64> = j
+        .torn_within(T + 11, 5)
+        .unwrap()
+        .iter()
+        .map(|t| t.time)
+        .collect();
+    assert_eq!(since, vec![T + 21, T + 11]);
+}
+
+#[test]
+fn a_torn_tap_is_recovered_or_sealed_exactly_once() {
+    const T: i64 = 1_795_840_200;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let mut j = Journal::open(&path).unwrap();
+    let (old, young) = (challenge(1, T), challenge(2, T + 100));
+    j.record_torn(&old, T + 1).unwrap();
+    j.record_torn(&young, T + 101).unwrap();
+    // a crash: the journal reopens with both torn taps waiting
+    drop(j);
+    let mut j = Journal::open(&path).unwrap();
+    assert_eq!(j.torn_within(T, 5).unwrap().len(), 2);
+
+    // at T + 200 the old one (199 s) is past the 120 s window, the young one (99 s) is not:
+    // the batch carries the old one only
+    let now = T + 200;
+    let sealed = j.seal_batch(9, key(), now).unwrap().unwrap();
+    assert_eq!((sealed.records, sealed.torn), (0, 1));
+    let batch = TapBatch::decode(&sealed.bytes).unwrap();
+    assert_eq!(batch.body.torn.len(), 1);
+    assert_eq!(batch.body.torn[0].challenge, old);
+    assert_eq!(batch.body.torn[0].time, T + 1);
+    assert!(batch.verify(&key().public_key()).is_ok());
+    // a sealed torn tap waits no more: it cannot be recovered, and is sealed only once
+    let waiting = j.torn_within(T, 5).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].challenge, young);
+    let old_seq = j
+        .conn
+        .query_row("SELECT seq FROM torn WHERE time = ?1", [T + 1], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let err = j
+        .record_recovered(Medium::Nfc, &record(&old, 5, now), old_seq)
+        .unwrap_err();
+    assert!(matches!(err, JournalError::Corrupt(_)), "{err:?}");
+    assert_eq!(
+        j.counts().unwrap().accepted_total,
+        0,
+        "nothing half-written"
+    );
+    assert_eq!(
+        j.pending_batch().unwrap().unwrap().batch_id,
+        sealed.batch_id
+    );
+
+    // the young one is recovered: a tap record and no torn entry, in one transaction
+    let seq = j
+        .record_recovered(Medium::Nfc, &record(&young, 6, now), waiting[0].seq)
+        .unwrap();
+    assert!(seq > 0);
+    assert!(j.torn_within(T, 5).unwrap().is_empty());
+    let c = j.counts().unwrap();
+    assert_eq!((c.accepted_total, c.unsealed, c.torn_waiting), (1, 1, 0));
+    // acknowledging the batch drops its torn rows and counts them
+    j.ack_batch(&sealed.batch_id, now).unwrap();
+    let c = j.counts().unwrap();
+    assert_eq!((c.torn_uploaded, c.pending_batches), (1, 0));
+    assert_eq!(
+        j.conn
+            .query_row("SELECT COUNT(*) FROM torn", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        0
+    );
+    // the next batch: the recovered tap, no torn record
+    let next = j.seal_batch(9, key(), now + 1000).unwrap().unwrap();
+    assert_eq!((next.records, next.torn), (1, 0));
+    assert!(j.seal_batch(9, key(), now + 2000).unwrap().is_none());
 }
 
 #[test]
@@ -110,19 +330,19 @@ fn a_journal_too_new_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("j.db");
     drop(Journal::open(&p).unwrap());
-    raw(&p).pragma_update(None, "user_version", 2).unwrap();
+    raw(&p).pragma_update(None, "user_version", 3).unwrap();
     let err = Journal::open(&p).unwrap_err();
     assert!(
         matches!(
             err,
             JournalError::Open(OpenError::TooNew {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         ),
         "{err:?}"
     );
-    assert_eq!(user_version(&p), 2);
+    assert_eq!(user_version(&p), 3);
 }
 
 #[test]

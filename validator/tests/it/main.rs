@@ -17,5 +17,6 @@ mod passes;
 mod pcsc_e2e;
 mod reader_auth;
 mod scenarios;
+mod torn;
 mod vpcd_framing;
 mod wallet_e2e;
