@@ -4,15 +4,33 @@
 //! never above the line's fare for its class, within the rate limit, on the signed tap chain;
 //! for a quote below its own fare it answers with its certificate instead. Each refusal has its own status
 //! word and a sentence for the rider's history; a refusal signs nothing and uses no counter.
+//!
+//! A torn tap's recovery is its own command (AUTHORIZE TAP P1 02, `hce.rs`), answered by
+//! [`Wallet::torn_answer`]: a reader that repeats, byte for byte, a challenge this phone signed
+//! among its last [`TORN_LOOKBACK`] tap-log entries, within the bundle's tap window, gets the
+//! identical authorization back (no new counter, no new log entry, no rate-limit tick), so a
+//! retry after a lost answer is the same tap. A normal AUTHORIZE TAP never looks there: a
+//! challenge of another session is 69C9, whoever signed it.
 
 use crate::hce::{LogWrite, Refusal};
 use crate::wallet::{Active, Wallet, WriterState};
 use mancard_protocol::{
     authorized_amount, check_validator_standing, check_validity, verify_challenge,
     verify_validator_certificate, AuthorizeCommand, AuthorizeResponse, ChallengeBody, StatusWord,
-    TapAuthorization, TapChallenge, TapProof, ValidatorCertificate, VerifyError,
+    TapAuthorization, TapChallenge, TapProof, ValidatorCertificate, VerifyError, WalletLogEntry,
 };
 use std::time::Instant;
+
+/// How many of the newest tap-log entries a repeated challenge is looked up in.
+pub(crate) const TORN_LOOKBACK: u32 = 16;
+
+/// Whether `a` and `b` are the same bytes, in a time that depends only on their lengths (a
+/// repeated challenge is compared with what the phone signed without telling how much of it
+/// matched).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    a.len() == b.len() && std::hint::black_box(diff) == 0
+}
 
 /// The status word and sentence of a refused validator certificate.
 fn certificate_refusal(id: u32, e: &VerifyError) -> Refusal {
@@ -89,6 +107,57 @@ fn no_bundle() -> Refusal {
 }
 
 impl Wallet {
+    /// A torn tap's recovery (AUTHORIZE TAP P1 02): the authorization this phone already
+    /// signed for exactly this challenge (the same encoded bytes, its signature included), if
+    /// it is among the newest [`TORN_LOOKBACK`] tap-log entries and its `validator_time` is
+    /// within the bundle's tap window of the phone's corrected clock. The challenge was verified
+    /// when it was signed; answering it again spends nothing and reveals only what its reader
+    /// was sent before. None: not signed here (a storage error is None too).
+    ///
+    /// The work done does not depend on the challenge asked about, only on the phone's log:
+    /// the newest entries are read whatever the challenge names (not filtered by validator,
+    /// which would tell by its time where the phone tapped), each one is compared in constant
+    /// time, and the window is checked after the scan; only "signed here or not" comes out.
+    pub(crate) fn torn_answer(
+        &self,
+        ws: &WriterState,
+        challenge: &TapChallenge,
+    ) -> Option<TapAuthorization> {
+        let wanted = challenge.encode();
+        let from = ws
+            .log
+            .next_seq_db()
+            .saturating_sub(i64::from(TORN_LOOKBACK));
+        let entries = ws
+            .db
+            .read()
+            .entries_from(from, TORN_LOOKBACK)
+            .map_err(|e| tracing::warn!("could not look up a repeated challenge: {e}"))
+            .unwrap_or_default();
+        let mut found = None;
+        for bytes in &entries {
+            let proof = WalletLogEntry::decode(bytes).map(|e| e.proof);
+            if let Ok(TapProof::Nfc {
+                challenge,
+                authorization,
+            }) = proof
+            {
+                if same_bytes(&challenge.encode(), &wanted) {
+                    // the newest wins (entries come oldest first)
+                    found = Some(authorization);
+                }
+            }
+        }
+        let window = ws
+            .bundle
+            .as_ref()
+            .map(|b| i64::from(b.body.time_rules.tap_window_secs));
+        let now = self.corrected(crate::util::now_utc());
+        let off = challenge.body.validator_time.saturating_sub(now);
+        let in_window = window.is_some_and(|w| off.saturating_abs() <= w);
+        found.filter(|_| in_window)
+    }
+
     /// The reader's side of the mutual authentication: a config bundle to judge readers by,
     /// the validator certificate (inline or cached), the challenge's signature and line, this
     /// session's value and the validator's clock. On success the session's reader is
@@ -197,6 +266,17 @@ impl Wallet {
         amount: i64,
     ) -> Result<TapAuthorization, Refusal> {
         let ch = &challenge.body;
+        // The in-memory count only grows; passes over since it was made no longer hold their
+        // reservation, so recount before refusing a fare that does not seem to fit.
+        if ws.active.as_ref().is_some_and(|a| amount > a.remaining()) {
+            let t = self.corrected(crate::util::now_utc());
+            self.release_expired_passes(ws, t).map_err(|e| {
+                Refusal::new(
+                    StatusWord::Internal,
+                    format!("could not recount passes: {e}"),
+                )
+            })?;
+        }
         let active = ws
             .active
             .as_ref()

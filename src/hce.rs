@@ -2,23 +2,24 @@
 //!
 //! [`Wallet::process_apdu`] is total: every byte string gets a well-formed response APDU (data
 //! ‖ SW1 SW2) and nothing panics. SELECT answers only the protocol version and a fresh random
-//! session value; AUTHORIZE TAP is answered only for a challenge signed by a validator whose
-//! certificate the phone verified (`authorize.rs`); READ CERTIFICATE only after such a
-//! challenge in the same session. The tap path holds the writer mutex for one short section:
-//! checks, counter, signature, one WAL commit (no fsync), response.
+//! session value; AUTHORIZE TAP (P1 00/01) is answered only for a challenge signed by a
+//! validator whose certificate the phone verified (`authorize.rs`); AUTHORIZE TAP P1 02, a torn
+//! tap's retry, only with the very authorization the phone already signed for that challenge
+//! (else 6A88, quietly: nothing written); READ CERTIFICATE only after such a challenge in the
+//! same session. The tap path holds the writer mutex for one short section: checks, counter,
+//! signature, one WAL commit (no fsync), response.
 
 use crate::error::WalletError;
 use crate::readers::NfcSession;
 use crate::store::{EventRow, LogRow};
 use crate::wallet::{Wallet, WriterState};
 use mancard_protocol::apdu::{
-    CLA_ISO, CLA_PROPRIETARY, INS_AUTHORIZE_TAP, INS_READ_CERTIFICATE, INS_SELECT,
-    P1_CACHED_CERTIFICATE, P1_WITH_CERTIFICATE,
+    AuthorizeP1, CLA_ISO, CLA_PROPRIETARY, INS_AUTHORIZE_TAP, INS_READ_CERTIFICATE, INS_SELECT,
 };
 use mancard_protocol::{
-    AuthorizeCommand, ChallengeBody, CommandApdu, CredentialCertificate, ResponseApdu,
-    SelectResponse, StatusWord, TapAuthorization, TapChallenge, TapProof, ValidatorCertificate,
-    WalletLogEntry, MANCARD_AID,
+    AuthorizeCommand, AuthorizeResponse, ChallengeBody, CommandApdu, CredentialCertificate,
+    ResponseApdu, SelectResponse, StatusWord, TapAuthorization, TapChallenge, TapProof,
+    ValidatorCertificate, WalletLogEntry, MANCARD_AID,
 };
 use std::sync::atomic::Ordering;
 
@@ -48,13 +49,23 @@ pub(crate) struct LogWrite {
 }
 
 /// The data lengths an AUTHORIZE TAP may have for its P1.
-fn authorize_data_fits(p1: u8, len: usize) -> bool {
-    match p1 {
-        P1_CACHED_CERTIFICATE => len == TapChallenge::LEN,
-        _ => (TapChallenge::LEN + ValidatorCertificate::MIN_LEN
+fn authorize_data_fits(p1: AuthorizeP1, len: usize) -> bool {
+    if p1.carries_certificate() {
+        (TapChallenge::LEN + ValidatorCertificate::MIN_LEN
             ..=TapChallenge::LEN + ValidatorCertificate::MAX_LEN)
-            .contains(&len),
+            .contains(&len)
+    } else {
+        len == TapChallenge::LEN
     }
+}
+
+/// AUTHORIZE TAP's answer with `9000`, or `6700` if it does not fit the reader's Le.
+fn answered(cmd: &CommandApdu, resp: &AuthorizeResponse) -> ResponseApdu {
+    let data = resp.encode();
+    if cmd.le.is_some_and(|le| usize::from(le) < data.len()) {
+        return ResponseApdu::status(StatusWord::WrongLength);
+    }
+    ResponseApdu::ok(data)
 }
 
 impl Wallet {
@@ -143,19 +154,23 @@ impl Wallet {
         }
     }
 
-    /// AUTHORIZE TAP: the ISO checks, the session and lock, then the reader's authentication
-    /// and the tap itself (`authorize.rs`). Every refusal after the ISO checks writes a
-    /// history entry the rider can read.
+    /// AUTHORIZE TAP: the ISO checks (P1, P2, lengths), then P1 02 goes to
+    /// [`Wallet::recover_apdu`]; P1 00/01: the session and lock, then the reader's
+    /// authentication and the tap itself (`authorize.rs`). Every refusal after the ISO checks
+    /// writes a history entry the rider can read.
     fn authorize_apdu(&self, cmd: &CommandApdu) -> ResponseApdu {
-        if !matches!(cmd.p1, P1_CACHED_CERTIFICATE | P1_WITH_CERTIFICATE) || cmd.p2 != 0 {
+        let Some(p1) = AuthorizeP1::from_byte(cmd.p1).filter(|_| cmd.p2 == 0) else {
             return ResponseApdu::status(StatusWord::WrongP1P2);
-        }
-        if !authorize_data_fits(cmd.p1, cmd.data.len())
+        };
+        if !authorize_data_fits(p1, cmd.data.len())
             || cmd
                 .le
                 .is_some_and(|le| usize::from(le) < TapAuthorization::LEN)
         {
             return ResponseApdu::status(StatusWord::WrongLength);
+        }
+        if p1 == AuthorizeP1::Recover {
+            return self.recover_apdu(cmd);
         }
         let mut ws = self.writer();
         let refused = |ws: &mut WriterState, r: Refusal, ch: Option<&ChallengeBody>| {
@@ -191,15 +206,41 @@ impl Wallet {
         }
         let body = &command.challenge.body;
         match self.answer_challenge(&mut ws, &command.challenge) {
-            Ok(resp) => {
-                let data = resp.encode();
-                if cmd.le.is_some_and(|le| usize::from(le) < data.len()) {
-                    return ResponseApdu::status(StatusWord::WrongLength);
-                }
-                ResponseApdu::ok(data)
-            }
+            Ok(resp) => answered(cmd, &resp),
             Err(r) => refused(&mut ws, r, Some(body)),
         }
+    }
+
+    /// AUTHORIZE TAP P1 02 (recover), after the ISO checks: a torn tap's retry. Out of order
+    /// (no SELECT) 6985, locked 6982, unreadable data 6A80; then the authorization this phone
+    /// already signed for exactly this challenge ([`Wallet::torn_answer`]), or 6A88. Quiet:
+    /// it writes nothing (no history entry, no rate-limit tick, no counter), and on 6A88 the
+    /// session is unchanged; no other check runs, so a probe learns only "not signed here",
+    /// the same for every challenge this phone did not sign. A locked phone's refusal is
+    /// recorded by the normal AUTHORIZE TAP the reader sends next.
+    fn recover_apdu(&self, cmd: &CommandApdu) -> ResponseApdu {
+        let mut ws = self.writer();
+        if ws.session.is_none() {
+            return ResponseApdu::status(StatusWord::ConditionsNotSatisfied);
+        }
+        if self.is_locked() {
+            return ResponseApdu::status(StatusWord::WalletLocked);
+        }
+        let Ok(command) = AuthorizeCommand::parse(cmd.p1, &cmd.data) else {
+            return ResponseApdu::status(StatusWord::IncorrectData);
+        };
+        let Some(auth) = self.torn_answer(&ws, &command.challenge) else {
+            return ResponseApdu::status(StatusWord::NoCredential);
+        };
+        if let Some(session) = ws.session.as_mut() {
+            // the reader proved itself when the phone signed this challenge
+            session.reader_authenticated = true;
+        }
+        tracing::info!(
+            "reader {} repeated a challenge already signed: the same authorization again",
+            command.challenge.body.validator_id
+        );
+        answered(cmd, &AuthorizeResponse::Authorized(auth))
     }
 
     /// The counter to use next under `active`, or 6A83.

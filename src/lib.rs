@@ -49,7 +49,7 @@ pub use store::schema::SCHEMA_VERSION;
 pub use sync_store::TapSettlement;
 pub use types::{
     BoardingPassQr, CredentialRequest, CredentialState, HistoryItem, HistoryKind, HistoryPage,
-    IssuerKeyInfo, LedgerView, WalletConfig, WalletStats, WalletStatus,
+    HistoryStatus, IssuerKeyInfo, LedgerView, WalletConfig, WalletStats, WalletStatus,
 };
 pub use util::now_utc;
 pub use wallet::{format_local_time, Wallet, COUNTER_FILE, DB_FILE};

@@ -1,13 +1,125 @@
-//! QR boarding passes.
+//! QR boarding passes, and what they hold against the offline allowance.
+//!
+//! A pass reserves its maximum amount when it is made. A validator may accept it until its
+//! expiry plus the clock skew of the time rules; after that nobody can scan it any more, and
+//! unless the backend says it was charged its reservation is released: the wallet's offline
+//! spendable amount no longer counts it (the backend charges a pass only when a validator
+//! reports it, and its over-allowance check counts NFC authorizations only, so this never makes
+//! an honest phone look like fraud). A charged pass counts what it was charged. NFC
+//! authorizations always count in full.
 
 use crate::error::WalletError;
 use crate::hce::LogWrite;
 use crate::qr::{QrMatrix, MAX_QR_VERSION};
+use crate::store::{PassHold, Read};
 use crate::types::BoardingPassQr;
-use crate::wallet::{Active, LastPass, Wallet};
+use crate::wallet::{Active, LastPass, Wallet, WriterState};
+use mancard_api::{TapStatus, VerdictStatus};
 use mancard_protocol::{
-    check_validity, PassBody, SigningKey, TapProof, DEFAULT_PASS_LIFETIME_SECS,
+    check_validity, PassBody, SigningKey, TapProof, TimeRules, WalletLogEntry,
+    DEFAULT_PASS_LIFETIME_SECS,
 };
+
+/// Seconds after its expiry during which a validator may still accept a pass: the protocol's
+/// default clock skew (the same everywhere in the wallet, so that the status, the history and
+/// the pass path agree on when a pass is over).
+pub(crate) fn pass_grace_secs() -> i64 {
+    i64::from(TimeRules::default().clock_skew_secs)
+}
+
+/// The end of validity of the pass in a log entry (issue time + lifetime, server-corrected
+/// UTC seconds); None if the entry is not a pass or does not decode.
+pub(crate) fn pass_expiry(entry: &[u8]) -> Option<i64> {
+    match WalletLogEntry::decode(entry).ok()?.proof {
+        TapProof::Qr { pass } => Some(
+            pass.body
+                .issued_at
+                .saturating_add(i64::from(pass.body.lifetime_secs)),
+        ),
+        TapProof::Nfc { .. } => None,
+    }
+}
+
+/// Whether a pass that expired at `expiry` can no longer be scanned at wallet time `t`.
+pub(crate) fn pass_is_over(expiry: Option<i64>, t: i64) -> bool {
+    expiry.is_some_and(|e| t > e.saturating_add(pass_grace_secs()))
+}
+
+/// What the backend charges for a pass, if it says it was charged: the newest verdict of the
+/// feed, else (a backend without the feed) the answer to its upload.
+pub(crate) fn pass_charge(
+    verdict: Option<(VerdictStatus, i64)>,
+    settled: Option<(TapStatus, Option<i64>)>,
+) -> Option<i64> {
+    match (verdict, settled) {
+        (Some((VerdictStatus::Charged | VerdictStatus::Fraud, charged)), _) => Some(charged),
+        (Some(_), _) => None,
+        (None, Some((TapStatus::Settled | TapStatus::Duplicate, fare))) => fare,
+        (None, _) => None,
+    }
+}
+
+/// What one pass holds against the allowance at wallet time `t`.
+fn pass_hold(p: &PassHold, t: i64) -> i64 {
+    match pass_charge(p.verdict, p.settled) {
+        Some(charged) => charged,
+        None if pass_is_over(pass_expiry(&p.entry), t) => 0,
+        None => p.amount,
+    }
+}
+
+/// Rials counted against credential `id`'s offline allowance at wallet time `t`.
+pub(crate) fn counted_spent(r: Read<'_>, id: i64, t: i64) -> Result<i64, WalletError> {
+    let s = r.spending(id)?;
+    Ok(s.passes
+        .iter()
+        .fold(s.nfc, |sum, p| sum.saturating_add(pass_hold(p, t))))
+}
+
+impl Wallet {
+    /// Recounts what the installed credential has spent at wallet time `t`, releasing the
+    /// reservations of passes that are over (and counting what charged passes were charged).
+    /// The tap path keeps the count in memory and only adds to it; this brings it down again.
+    pub(crate) fn release_expired_passes(
+        &self,
+        ws: &mut WriterState,
+        t: i64,
+    ) -> Result<(), WalletError> {
+        let Some(id) = ws.active.as_ref().map(|a| a.id) else {
+            return Ok(());
+        };
+        let spent = counted_spent(ws.db.read(), id, t)?;
+        if let Some(a) = ws.active.as_mut() {
+            a.spent = spent;
+        }
+        Ok(())
+    }
+
+    /// Whether a pass of `max_amount` fits in what the installed credential has left at `t`:
+    /// if it does not seem to, passes that are over may still be counted, so recount first.
+    fn check_reserve(
+        &self,
+        ws: &mut WriterState,
+        max_amount: i64,
+        t: i64,
+    ) -> Result<(), WalletError> {
+        if ws
+            .active
+            .as_ref()
+            .is_some_and(|a| max_amount > a.remaining())
+        {
+            self.release_expired_passes(ws, t)?;
+        }
+        let remaining = ws.active.as_ref().map_or(0, Active::remaining);
+        if max_amount > remaining {
+            return Err(WalletError::AllowanceExhausted {
+                needed: max_amount,
+                remaining,
+            });
+        }
+        Ok(())
+    }
+}
 
 impl Wallet {
     /// A boarding pass to show as a QR code, at `now` (device clock, UTC seconds; corrected by
@@ -25,7 +137,7 @@ impl Wallet {
         let t = now.saturating_add(offset);
         let tariff = self.tariff();
         let mut ws = self.writer();
-        let (active, key) = usable(ws.active.as_ref())?;
+        let (active, _) = usable(ws.active.as_ref())?;
         check_validity(&active.cert, t).map_err(|e| WalletError::CredentialNotValid {
             message: e.to_string(),
             revoked: false,
@@ -41,13 +153,8 @@ impl Wallet {
             .config()
             .pass_max_amount
             .unwrap_or_else(|| tariff.max_fare(active.cert.body.fare_class));
-        let remaining = active.remaining();
-        if max_amount > remaining {
-            return Err(WalletError::AllowanceExhausted {
-                needed: max_amount,
-                remaining,
-            });
-        }
+        self.check_reserve(&mut ws, max_amount, t)?;
+        let (active, key) = usable(ws.active.as_ref())?;
         let counter = self
             .next_counter_for(ws.next_counter, active)
             .map_err(|_| WalletError::CountersExhausted)?;

@@ -1,5 +1,6 @@
-//! The online layer's state in the wallet (schema v2): the sealed session, idempotency keys,
-//! top-ups, the backend's verdict per tap, recovered tap-log entries, sync cursors and the
+//! The online layer's state in the wallet (schema v2, v3): the sealed session, idempotency
+//! keys, top-ups, the backend's answer per uploaded tap and its verdict feed (what it charges
+//! for every tap and why, newest per tap), recovered tap-log entries, sync cursors and the
 //! backend ledger. See `docs/adr/0005-wallet-online.md`.
 //!
 //! Every method here is one short transaction on the writer connection (or a read on the
@@ -8,9 +9,11 @@
 
 use crate::error::WalletError;
 use crate::store::settings::{self, StoredSession};
-use crate::store::{to_sql_i64, EventRow, LedgerRow, LogRow, SettlementRow, TopUpRow, Write};
+use crate::store::{
+    to_sql_i64, EventRow, LedgerRow, LogRow, SettlementRow, TopUpRow, VerdictRow, Write,
+};
 use crate::wallet::{Wallet, WriterState};
-use mancard_api::{LedgerKind, TapStatus};
+use mancard_api::{LedgerKind, TapStatus, VerdictStatus};
 use mancard_protocol::{CredentialCertificate, TapProof, WalletLogEntry};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -45,14 +48,33 @@ pub(crate) struct ServerLedgerRow {
     pub(crate) created_at: i64,
 }
 
+/// One verdict of the backend's feed: what it charges for one tap now, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Verdict {
+    /// The feed's id: the verdict cursor (a higher id is a newer verdict).
+    pub(crate) id: i64,
+    pub(crate) pseudonym: [u8; 16],
+    pub(crate) counter: u32,
+    pub(crate) status: VerdictStatus,
+    pub(crate) charged: i64,
+    pub(crate) reason: Option<String>,
+    pub(crate) time: i64,
+    pub(crate) line_id: Option<u32>,
+    pub(crate) created_at: i64,
+}
+
 /// One sync answer, as the wallet applies it.
 #[derive(Debug, Clone)]
 pub(crate) struct SyncPage {
     pub(crate) settlements: Vec<Settlement>,
     pub(crate) ledger: Vec<ServerLedgerRow>,
+    /// The verdict feed after the request's verdict cursor, oldest first.
+    pub(crate) verdicts: Vec<Verdict>,
     /// Where the next upload starts.
     pub(crate) upload_from: u64,
     pub(crate) ledger_cursor: i64,
+    /// The id of the last verdict the backend returned (or the request's cursor).
+    pub(crate) verdict_cursor: i64,
     pub(crate) balance: i64,
     /// The balance accounts for every entry up to this one.
     pub(crate) confirmed_through: Option<u64>,
@@ -68,6 +90,8 @@ pub(crate) struct PageOutcome {
     pub(crate) new_ledger: u64,
     /// Taps whose stored fare a `fare_adjustment` changed.
     pub(crate) rerated: u64,
+    /// Verdicts newer than the one stored for their tap.
+    pub(crate) verdicts: u64,
 }
 
 fn seq_i64(seq: u64) -> Result<i64, WalletError> {
@@ -199,7 +223,12 @@ fn apply_settlement(
         (Some(p), TapStatus::Duplicate) if p.status == TapStatus::Settled => TapStatus::Settled,
         (_, status) => status,
     };
-    let fare = if charged { s.fare } else { Some(0) };
+    // A fraud tap is charged (the real charge, never shown as 0); the others are not.
+    let fare = match s.status {
+        _ if charged => s.fare,
+        TapStatus::Fraud => Some(s.fare.unwrap_or(0)),
+        _ => Some(0),
+    };
     if prev.as_ref().is_some_and(|p| {
         p.status == status && p.fare == fare && p.reason.as_deref() == s.reason.as_deref()
     }) {
@@ -223,16 +252,44 @@ fn apply_settlement(
     };
     w.put_settlement(seq, &row, detail, t)?;
     if prev.is_none() {
-        if charged {
-            out.settled = out.settled.saturating_add(1);
-        } else {
-            out.rejected = out.rejected.saturating_add(1);
+        match s.status {
+            TapStatus::Settled | TapStatus::Duplicate => {
+                out.settled = out.settled.saturating_add(1);
+            }
+            TapStatus::Fraud | TapStatus::Rejected => {
+                out.rejected = out.rejected.saturating_add(1);
+            }
+            // Not charged (yet): neither settled nor refused.
+            TapStatus::Pending | TapStatus::NotCharged => {}
         }
     }
     if charged && fare.is_some_and(|f| f != amount) {
         out.corrections = out.corrections.saturating_add(1);
     }
     Ok(())
+}
+
+/// Stores the verdicts of one answer (each only if newer than the one stored for its tap, so
+/// a re-delivered or reordered verdict changes nothing); returns how many were stored.
+fn apply_verdicts(w: &Write<'_>, verdicts: &[Verdict], t: i64) -> Result<u64, WalletError> {
+    let mut n = 0u64;
+    for v in verdicts {
+        let row = VerdictRow {
+            pseudonym: &v.pseudonym,
+            counter: v.counter,
+            id: v.id,
+            status: v.status,
+            charged: v.charged,
+            reason: v.reason.as_deref(),
+            time: v.time,
+            line_id: v.line_id,
+            created_at: v.created_at,
+        };
+        if w.put_verdict(&row, t)? {
+            n = n.saturating_add(1);
+        }
+    }
+    Ok(n)
 }
 
 /// Appends one recovered entry if it continues the chain and belongs to one of this wallet's
@@ -409,6 +466,17 @@ impl Wallet {
 
     // ----- sync ------------------------------------------------------------------------------
 
+    /// The id of the newest verdict of the feed the wallet stored (0 for none): the
+    /// `verdict_cursor` of the next sync.
+    pub(crate) fn verdict_cursor(&self) -> Result<i64, WalletError> {
+        let cur: i64 = self
+            .reader()
+            .read()
+            .setting(settings::VERDICT_CURSOR)?
+            .unwrap_or(0);
+        Ok(cur.max(0))
+    }
+
     /// (next tap-log entry to upload, backend ledger cursor).
     pub(crate) fn sync_cursors(&self) -> Result<(u64, i64), WalletError> {
         let r = self.reader();
@@ -431,9 +499,12 @@ impl Wallet {
         self.writer().log.next_seq
     }
 
-    /// Applies one sync answer in one transaction: the verdict on each uploaded entry, new
-    /// ledger entries, the cursors and the confirmed balance (which accounts for every entry
-    /// up to `confirmed_through`). Re-applying the same answer changes nothing.
+    /// Applies one sync answer in one transaction: the answer on each uploaded entry, the
+    /// verdicts of the feed, new ledger entries, the cursors (the verdict cursor with the
+    /// verdicts it covers: a crash before the commit loses both, and the next sync asks for
+    /// them again) and the confirmed balance (which accounts for every entry up to
+    /// `confirmed_through`). Re-applying the same answer changes nothing. Then recounts what
+    /// the installed credential has spent (a charged pass counts its charge).
     pub(crate) fn apply_sync_page(
         &self,
         page: &SyncPage,
@@ -468,11 +539,14 @@ impl Wallet {
                     }
                 }
             }
+            out.verdicts = apply_verdicts(w, &page.verdicts, t)?;
             w.set_setting(settings::UPLOAD_FROM_SEQ, upload_from)?;
             w.set_setting(settings::LEDGER_CURSOR, page.ledger_cursor.max(0))?;
+            w.set_setting(settings::VERDICT_CURSOR, page.verdict_cursor.max(0))?;
             w.set_confirmed(page.balance, through, page.server_time)?;
             w.set_setting(settings::LAST_SYNC_AT, now)
         })?;
+        self.release_expired_passes(&mut ws, t)?;
         Ok(out)
     }
 
@@ -533,10 +607,14 @@ impl Wallet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapSettlement {
     pub log_seq: u64,
-    /// "settled", "duplicate" (settled by another report), "fraud" or "rejected".
+    /// "settled", "duplicate" (settled by another report), "fraud", "rejected", "pending" (a
+    /// pass only the wallet reported, not charged yet) or "not_charged" (a torn tap).
     pub status: String,
     /// The actual fare charged, rials (0 when not charged).
     pub fare: Option<i64>,
     /// Why it was refused or flagged.
     pub reason: Option<String>,
 }
+
+#[cfg(test)]
+mod tests;

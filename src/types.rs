@@ -146,6 +146,54 @@ impl HistoryKind {
     }
 }
 
+/// Where a history row stands: what the backend charged for a tap or pass and why, or what
+/// an event was. [`HistoryStatus::code`] is a stable machine code (the app and #17's
+/// translations key on it); the English sentence is [`HistoryItem::status_text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HistoryStatus {
+    /// An NFC tap the backend has not judged yet: the amount is what the phone authorized.
+    NotSettled,
+    /// A QR pass shown and not charged (yet), still scannable: the amount is what it holds
+    /// out of the offline allowance.
+    PassShown,
+    /// A QR pass that expired without being charged: never scanned, nothing charged, its
+    /// reservation released.
+    PassNotUsed,
+    /// Charged: what the phone authorized (NFC), or what the validator charged (a pass).
+    Charged,
+    /// Charged another amount than the phone authorized: re-rated by the backend (a transfer,
+    /// the daily cap). The amount is the corrected charge.
+    Corrected,
+    /// Not charged, on the evidence (a torn tap whose gate stayed closed).
+    NotCharged,
+    /// The report was refused (the reason says why): not charged.
+    Rejected,
+    /// Charged, and a fraud case was opened on signed evidence: the amount is the real charge.
+    Fraud,
+    /// The phone refused a reader.
+    Refused,
+    /// A top-up or a credit to the account.
+    Credited,
+}
+
+impl HistoryStatus {
+    /// The stable machine code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::NotSettled => "not_settled",
+            Self::PassShown => "pass_shown",
+            Self::PassNotUsed => "pass_not_used",
+            Self::Charged => "charged",
+            Self::Corrected => "corrected",
+            Self::NotCharged => "not_charged",
+            Self::Rejected => "rejected",
+            Self::Fraud => "fraud",
+            Self::Refused => "refused",
+            Self::Credited => "credited",
+        }
+    }
+}
+
 /// One line of the rider's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryItem {
@@ -154,8 +202,20 @@ pub struct HistoryItem {
     /// Wallet clock (server-corrected) when recorded, UTC seconds.
     pub time: i64,
     pub kind: HistoryKind,
-    /// Rials: fare authorized, pass maximum, or top-up amount; 0 for refusals.
+    /// Rials the row is about: what the backend charges for a tap or pass it judged (a fraud
+    /// tap's real charge, never 0 for it); for one not judged yet, the fare the phone
+    /// authorized (NFC) or what the pass holds; 0 for a pass not used and for refusals; a
+    /// top-up's amount.
     pub amount: i64,
+    /// What the phone signed for a tap or pass: the NFC fare, or the pass's maximum.
+    pub authorized: Option<i64>,
+    /// What the backend charges for the tap or pass now, once it judged it.
+    pub charged: Option<i64>,
+    pub status: HistoryStatus,
+    /// The backend's reason code (`transfer`, `torn_gate_closed`, `from_the_future`, ...).
+    pub reason: Option<String>,
+    /// The status as an English sentence ("charged 2,000 toman (20,000 rials)", "not used").
+    pub status_text: String,
     /// Position in the tap log (taps and passes).
     pub log_seq: Option<u64>,
     pub counter: Option<u32>,
@@ -163,7 +223,8 @@ pub struct HistoryItem {
     pub validator_id: Option<u32>,
     /// Status word answered (NFC taps and refusals).
     pub status_word: Option<u16>,
-    /// Human explanation (refusal reason, top-up reference).
+    /// Human explanation beyond the status (refusal reason, top-up reference, "recovered from
+    /// the backend").
     pub detail: String,
 }
 

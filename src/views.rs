@@ -1,13 +1,22 @@
 //! What the app shows, read on the reader connection (never blocks a tap): the credential's
 //! status line, the ledger and the history.
+//!
+//! The history shows for every tap and pass what the backend charges and why (its newest
+//! verdict; the answer to the upload when a backend sends no verdicts), what the phone
+//! authorized when the backend has not judged it yet, and a pass that expired unscanned as
+//! not used. What the offline allowance counts is `crate::pass`'s.
 
 use crate::error::WalletError;
 use crate::money;
-use crate::store::{settings, HistoryBounds};
+use crate::pass::{counted_spent, pass_expiry, pass_is_over};
+use crate::store::{settings, HistoryBounds, HistoryRow, SettledRow};
+use crate::sync_store::RERATED;
 use crate::types::{
-    CredentialState, HistoryItem, HistoryKind, HistoryPage, LedgerView, WalletStatus,
+    CredentialState, HistoryItem, HistoryKind, HistoryPage, HistoryStatus, LedgerView, WalletStatus,
 };
+use crate::util::now_utc;
 use crate::wallet::{format_local_time, Wallet};
+use mancard_api::{TapStatus, VerdictStatus};
 use mancard_protocol::{CertificateBody, CredentialCertificate, Tariff};
 use std::sync::atomic::Ordering;
 
@@ -75,6 +84,198 @@ fn no_credential(pending_request: bool, locked: bool) -> WalletStatus {
     }
 }
 
+/// The English words for a backend reason code (#17 translates by code).
+fn reason_text(code: &str) -> String {
+    match code {
+        "torn_gate_closed" => "the gate did not open".into(),
+        "pass_not_scanned" => "the pass was never scanned".into(),
+        "pass_expired_unscanned" => "the pass expired without being scanned".into(),
+        "shared_pass" => "the same pass was shown on more than one bus".into(),
+        "from_the_future" => "dated in the future".into(),
+        "over_allowance" => "more than the offline allowance".into(),
+        "duplicate_counter" => "a counter used twice".into(),
+        "transfer" => "a transfer".into(),
+        "daily_cap" => "the daily cap".into(),
+        RERATED => "re-rated".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// What the backend said about a tap or pass, as the history shows it.
+struct Judged {
+    status: HistoryStatus,
+    charged: Option<i64>,
+    reason: Option<String>,
+}
+
+/// A charge: "charged", or "corrected" when an NFC tap is charged another amount than the
+/// phone authorized (a pass's maximum is a reservation, not a fare: a pass is never corrected).
+fn charge(pass: bool, authorized: i64, charged: i64, reason: Option<String>) -> Judged {
+    let status = if !pass && charged != authorized {
+        HistoryStatus::Corrected
+    } else {
+        HistoryStatus::Charged
+    };
+    Judged {
+        status,
+        charged: Some(charged),
+        reason,
+    }
+}
+
+/// The status of a tap or pass from its newest verdict, else the answer to its upload, else
+/// (not judged yet) whether it is a pass and over at wallet time `t`.
+fn judge(row: &HistoryRow, pass: bool, t: i64) -> Judged {
+    let unjudged = |reason: Option<String>| {
+        let over = pass && pass_is_over(row.entry.as_deref().and_then(pass_expiry), t);
+        let status = match (pass, over) {
+            (false, _) => HistoryStatus::NotSettled,
+            (true, false) => HistoryStatus::PassShown,
+            (true, true) => HistoryStatus::PassNotUsed,
+        };
+        Judged {
+            status,
+            charged: None,
+            reason,
+        }
+    };
+    let judged = |status, charged, reason| Judged {
+        status,
+        charged: Some(charged),
+        reason,
+    };
+    match (&row.verdict, &row.settled) {
+        (Some((status, charged, reason)), settled) => {
+            let charged = *charged;
+            let reason = reason.clone().or_else(|| rerated(settled.as_ref()));
+            match status {
+                VerdictStatus::Charged => charge(pass, row.amount, charged, reason),
+                VerdictStatus::Fraud => judged(HistoryStatus::Fraud, charged, reason),
+                VerdictStatus::Rejected => judged(HistoryStatus::Rejected, charged, reason),
+                VerdictStatus::NotCharged if pass => {
+                    judged(HistoryStatus::PassNotUsed, charged, reason)
+                }
+                VerdictStatus::NotCharged => judged(HistoryStatus::NotCharged, charged, reason),
+                VerdictStatus::Pending => unjudged(reason),
+            }
+        }
+        (None, Some(s)) => {
+            let reason = s.reason.clone().or_else(|| rerated(Some(s)));
+            match s.status {
+                TapStatus::Settled | TapStatus::Duplicate => match s.fare {
+                    Some(fare) => charge(pass, row.amount, fare, reason),
+                    None => unjudged(reason),
+                },
+                TapStatus::Fraud => judged(HistoryStatus::Fraud, s.fare.unwrap_or(0), reason),
+                TapStatus::Rejected => judged(HistoryStatus::Rejected, 0, reason),
+                TapStatus::NotCharged if pass => judged(HistoryStatus::PassNotUsed, 0, reason),
+                TapStatus::NotCharged => judged(HistoryStatus::NotCharged, 0, reason),
+                TapStatus::Pending => unjudged(reason),
+            }
+        }
+        (None, None) => unjudged(None),
+    }
+}
+
+/// "re-rated" when a `fare_adjustment` changed the tap's stored fare.
+fn rerated(s: Option<&SettledRow>) -> Option<String> {
+    s.and_then(|s| s.detail.as_deref())
+        .filter(|d| *d == RERATED)
+        .map(str::to_string)
+}
+
+/// The English sentence of a status.
+fn status_text(
+    status: HistoryStatus,
+    authorized: i64,
+    charged: i64,
+    reason: Option<&str>,
+) -> String {
+    let why = reason.map_or_else(|| "no reason given".to_string(), reason_text);
+    let fmt = money::format_amount;
+    match status {
+        HistoryStatus::NotSettled => "not settled yet".into(),
+        HistoryStatus::PassShown => "pass shown".into(),
+        HistoryStatus::PassNotUsed => "not used".into(),
+        HistoryStatus::Charged => format!("charged {}", fmt(charged)),
+        HistoryStatus::Corrected => format!(
+            "charged {} instead of {}: {}",
+            fmt(charged),
+            fmt(authorized),
+            reason.map_or_else(|| reason_text(RERATED), reason_text)
+        ),
+        HistoryStatus::NotCharged => format!("not charged: {why}"),
+        HistoryStatus::Rejected => format!("not charged, the report was refused: {why}"),
+        HistoryStatus::Fraud => format!("charged {}, fraud case opened: {why}", fmt(charged)),
+        HistoryStatus::Refused => "refused".into(),
+        HistoryStatus::Credited => format!("credited {}", fmt(authorized)),
+    }
+}
+
+/// One history item from its row, at wallet time `t`.
+fn history_item(row: HistoryRow, t: i64) -> Result<HistoryItem, WalletError> {
+    let kind = HistoryKind::parse(&row.kind).ok_or_else(|| WalletError::DatabaseCorrupt {
+        message: format!("unknown history kind {:?}", row.kind),
+    })?;
+    let p = Position {
+        major: row.major,
+        minor: row.minor,
+        id: row.id,
+    };
+    let (amount, authorized, judged, text, detail) = match kind {
+        HistoryKind::Tap | HistoryKind::Pass => {
+            let j = judge(&row, kind == HistoryKind::Pass, t);
+            let amount = match j.status {
+                HistoryStatus::NotSettled | HistoryStatus::PassShown => row.amount,
+                HistoryStatus::PassNotUsed => 0,
+                _ => j.charged.unwrap_or(0),
+            };
+            let text = status_text(j.status, row.amount, amount, j.reason.as_deref());
+            let detail = if row.recovered {
+                "recovered from the backend".to_string()
+            } else {
+                String::new()
+            };
+            (amount, Some(row.amount), j, text, detail)
+        }
+        HistoryKind::Refusal | HistoryKind::TopUp => {
+            let status = if kind == HistoryKind::Refusal {
+                HistoryStatus::Refused
+            } else {
+                HistoryStatus::Credited
+            };
+            let j = Judged {
+                status,
+                charged: None,
+                reason: None,
+            };
+            let text = status_text(status, row.amount, 0, None);
+            (row.amount, None, j, text, row.detail.clone())
+        }
+    };
+    Ok(HistoryItem {
+        id: p.to_string(),
+        time: row.time,
+        kind,
+        amount,
+        authorized,
+        charged: judged.charged,
+        status: judged.status,
+        reason: judged.reason,
+        status_text: text,
+        log_seq: if p.minor == 0 {
+            u64::try_from(p.id).ok()
+        } else {
+            None
+        },
+        counter: to_u32(row.counter),
+        line_id: to_u32(row.line_id),
+        validator_id: to_u32(row.validator_id),
+        status_word: row.status_word.and_then(|s| u16::try_from(s).ok()),
+        detail,
+    })
+}
+
 impl Wallet {
     fn allowance(&self, b: &CertificateBody, spent: i64, t: i64, tariff: &Tariff) -> Allowance {
         let next = self.counters().next.load(Ordering::Acquire);
@@ -112,9 +313,13 @@ impl Wallet {
         let (pending_request, current) = {
             let r = self.reader();
             let r = r.read();
-            (r.has_pending_tap_key()?, r.current_credential()?)
+            let current = match r.current_credential()? {
+                Some(c) => Some((counted_spent(r, c.id, t)?, c)),
+                None => None,
+            };
+            (r.has_pending_tap_key()?, current)
         };
-        let Some(c) = current else {
+        let Some((spent, c)) = current else {
             return Ok(no_credential(pending_request, locked));
         };
         let cert = CredentialCertificate::decode(&c.certificate).map_err(|e| {
@@ -123,7 +328,7 @@ impl Wallet {
             }
         })?;
         let b = &cert.body;
-        let a = self.allowance(b, c.spent, t, &tariff);
+        let a = self.allowance(b, spent, t, &tariff);
         let revoked = c.is_revoked().then(|| c.revoked_reason.clone());
         let (state, problem) = state_of(revoked, key_problem, b, t, &a);
         let usable = matches!(
@@ -158,19 +363,25 @@ impl Wallet {
         })
     }
 
-    /// Confirmed, pending and available balances.
+    /// Confirmed, pending and available balances; the offline allowance left now (the
+    /// device clock corrected by the server offset: passes that are over no longer count).
     pub fn ledger(&self) -> Result<LedgerView, WalletError> {
+        let t = self.corrected(now_utc());
         let r = self.reader();
         let r = r.read();
         let confirmed_balance: i64 = r.setting(settings::CONFIRMED_BALANCE)?.unwrap_or(0);
         let confirmed_at: Option<i64> = r.setting(settings::CONFIRMED_AT)?;
         let through: i64 = r.setting(settings::CONFIRMED_THROUGH_SEQ)?.unwrap_or(-1);
         let (pending_taps, pending_amount) = r.pending_after(through)?;
-        let remaining = r.active_certificate()?.map(|(b, spent)| {
-            CredentialCertificate::decode(&b)
-                .map(|c| c.body.allowance.max_amount.saturating_sub(spent).max(0))
-                .unwrap_or(0)
-        });
+        let remaining = match r.active_certificate()? {
+            Some((id, b)) => {
+                let spent = counted_spent(r, id, t)?;
+                CredentialCertificate::decode(&b)
+                    .map(|c| c.body.allowance.max_amount.saturating_sub(spent).max(0))
+                    .ok()
+            }
+            None => None,
+        };
         Ok(LedgerView {
             confirmed_balance,
             confirmed_at,
@@ -181,7 +392,9 @@ impl Wallet {
         })
     }
 
-    /// History, newest first: taps, passes, refusals and top-ups. `cursor` is the
+    /// History, newest first: taps, passes, refusals and top-ups, each with its status (what
+    /// the backend charged and why; a pass past its expiry as of the corrected clock and never
+    /// charged is "not used"). `cursor` is the
     /// `next_cursor` of the previous page (or any item's `id`: the page then starts just after
     /// that item); None for the newest page. `limit` is clamped to 1–500.
     ///
@@ -208,6 +421,7 @@ impl Wallet {
             limit: limit + 1,
         };
         let rows = self.reader().read().history_rows(&bounds)?;
+        let t = self.corrected(now_utc());
         let mut items = Vec::new();
         let mut more = false;
         for row in rows {
@@ -215,31 +429,7 @@ impl Wallet {
                 more = true;
                 break;
             }
-            let p = Position {
-                major: row.major,
-                minor: row.minor,
-                id: row.id,
-            };
-            let kind =
-                HistoryKind::parse(&row.kind).ok_or_else(|| WalletError::DatabaseCorrupt {
-                    message: format!("unknown history kind {:?}", row.kind),
-                })?;
-            items.push(HistoryItem {
-                id: p.to_string(),
-                time: row.time,
-                kind,
-                amount: row.amount,
-                log_seq: if p.minor == 0 {
-                    u64::try_from(p.id).ok()
-                } else {
-                    None
-                },
-                counter: to_u32(row.counter),
-                line_id: to_u32(row.line_id),
-                validator_id: to_u32(row.validator_id),
-                status_word: row.status_word.and_then(|s| u16::try_from(s).ok()),
-                detail: row.detail.trim_end_matches("; ").to_string(),
-            });
+            items.push(history_item(row, t)?);
         }
         let next_cursor = if more {
             items.last().map(|i| i.id.clone())

@@ -1692,6 +1692,194 @@ class _UniffiFfiConverterTypeHistoryKind(_UniffiConverterRustBuffer):
 
 
 
+class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+
+
+
+
+class HistoryStatus(enum.Enum):
+    """
+    Where a history entry stands (what the backend charged for a tap or pass and why, or
+    what an event was). `HistoryEntry.status_code` is the same as a stable text code.
+"""
+    
+    NOT_SETTLED = 0
+    """
+    An NFC tap the backend has not judged yet (the amount is what the phone authorized).
+"""
+    
+    PASS_SHOWN = 1
+    """
+    A QR pass shown, not charged (yet), still scannable.
+"""
+    
+    PASS_NOT_USED = 2
+    """
+    A QR pass that expired unscanned: nothing charged, its reservation released.
+"""
+    
+    CHARGED = 3
+    """
+    Charged.
+"""
+    
+    CORRECTED = 4
+    """
+    Charged another amount than the phone authorized (a transfer, the daily cap).
+"""
+    
+    NOT_CHARGED = 5
+    """
+    Not charged, on the evidence (a torn tap whose gate stayed closed).
+"""
+    
+    REJECTED = 6
+    """
+    The report was refused: not charged.
+"""
+    
+    FRAUD = 7
+    """
+    Charged, and a fraud case was opened (the amount is the real charge).
+"""
+    
+    REFUSED = 8
+    """
+    The phone refused a reader.
+"""
+    
+    CREDITED = 9
+    """
+    A top-up or a credit.
+"""
+    
+
+
+class _UniffiFfiConverterTypeHistoryStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return HistoryStatus.NOT_SETTLED
+        if variant == 2:
+            return HistoryStatus.PASS_SHOWN
+        if variant == 3:
+            return HistoryStatus.PASS_NOT_USED
+        if variant == 4:
+            return HistoryStatus.CHARGED
+        if variant == 5:
+            return HistoryStatus.CORRECTED
+        if variant == 6:
+            return HistoryStatus.NOT_CHARGED
+        if variant == 7:
+            return HistoryStatus.REJECTED
+        if variant == 8:
+            return HistoryStatus.FRAUD
+        if variant == 9:
+            return HistoryStatus.REFUSED
+        if variant == 10:
+            return HistoryStatus.CREDITED
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == HistoryStatus.NOT_SETTLED:
+            return
+        if value == HistoryStatus.PASS_SHOWN:
+            return
+        if value == HistoryStatus.PASS_NOT_USED:
+            return
+        if value == HistoryStatus.CHARGED:
+            return
+        if value == HistoryStatus.CORRECTED:
+            return
+        if value == HistoryStatus.NOT_CHARGED:
+            return
+        if value == HistoryStatus.REJECTED:
+            return
+        if value == HistoryStatus.FRAUD:
+            return
+        if value == HistoryStatus.REFUSED:
+            return
+        if value == HistoryStatus.CREDITED:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == HistoryStatus.NOT_SETTLED:
+            buf.write_i32(1)
+        if value == HistoryStatus.PASS_SHOWN:
+            buf.write_i32(2)
+        if value == HistoryStatus.PASS_NOT_USED:
+            buf.write_i32(3)
+        if value == HistoryStatus.CHARGED:
+            buf.write_i32(4)
+        if value == HistoryStatus.CORRECTED:
+            buf.write_i32(5)
+        if value == HistoryStatus.NOT_CHARGED:
+            buf.write_i32(6)
+        if value == HistoryStatus.REJECTED:
+            buf.write_i32(7)
+        if value == HistoryStatus.FRAUD:
+            buf.write_i32(8)
+        if value == HistoryStatus.REFUSED:
+            buf.write_i32(9)
+        if value == HistoryStatus.CREDITED:
+            buf.write_i32(10)
+
+
+
+class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterString.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u64"
     VALUE_MIN = 0
@@ -1798,11 +1986,17 @@ class HistoryEntry:
     """
     One line of the rider's history.
 """
-    def __init__(self, *, id:str, time:int, kind:HistoryKind, amount:int, log_seq:typing.Optional[int], counter:typing.Optional[int], line_id:typing.Optional[int], validator_id:typing.Optional[int], status_word:typing.Optional[int], detail:str):
+    def __init__(self, *, id:str, time:int, kind:HistoryKind, amount:int, authorized:typing.Optional[int], charged:typing.Optional[int], status:HistoryStatus, status_code:str, reason:typing.Optional[str], status_text:str, log_seq:typing.Optional[int], counter:typing.Optional[int], line_id:typing.Optional[int], validator_id:typing.Optional[int], status_word:typing.Optional[int], detail:str):
         self.id = id
         self.time = time
         self.kind = kind
         self.amount = amount
+        self.authorized = authorized
+        self.charged = charged
+        self.status = status
+        self.status_code = status_code
+        self.reason = reason
+        self.status_text = status_text
         self.log_seq = log_seq
         self.counter = counter
         self.line_id = line_id
@@ -1814,7 +2008,7 @@ class HistoryEntry:
 
     
     def __str__(self):
-        return "HistoryEntry(id={}, time={}, kind={}, amount={}, log_seq={}, counter={}, line_id={}, validator_id={}, status_word={}, detail={})".format(self.id, self.time, self.kind, self.amount, self.log_seq, self.counter, self.line_id, self.validator_id, self.status_word, self.detail)
+        return "HistoryEntry(id={}, time={}, kind={}, amount={}, authorized={}, charged={}, status={}, status_code={}, reason={}, status_text={}, log_seq={}, counter={}, line_id={}, validator_id={}, status_word={}, detail={})".format(self.id, self.time, self.kind, self.amount, self.authorized, self.charged, self.status, self.status_code, self.reason, self.status_text, self.log_seq, self.counter, self.line_id, self.validator_id, self.status_word, self.detail)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -1823,6 +2017,18 @@ class HistoryEntry:
         if self.kind != other.kind:
             return False
         if self.amount != other.amount:
+            return False
+        if self.authorized != other.authorized:
+            return False
+        if self.charged != other.charged:
+            return False
+        if self.status != other.status:
+            return False
+        if self.status_code != other.status_code:
+            return False
+        if self.reason != other.reason:
+            return False
+        if self.status_text != other.status_text:
             return False
         if self.log_seq != other.log_seq:
             return False
@@ -1846,6 +2052,12 @@ class _UniffiFfiConverterTypeHistoryEntry(_UniffiConverterRustBuffer):
             time=_UniffiFfiConverterInt64.read(buf),
             kind=_UniffiFfiConverterTypeHistoryKind.read(buf),
             amount=_UniffiFfiConverterInt64.read(buf),
+            authorized=_UniffiFfiConverterOptionalInt64.read(buf),
+            charged=_UniffiFfiConverterOptionalInt64.read(buf),
+            status=_UniffiFfiConverterTypeHistoryStatus.read(buf),
+            status_code=_UniffiFfiConverterString.read(buf),
+            reason=_UniffiFfiConverterOptionalString.read(buf),
+            status_text=_UniffiFfiConverterString.read(buf),
             log_seq=_UniffiFfiConverterOptionalUInt64.read(buf),
             counter=_UniffiFfiConverterOptionalUInt32.read(buf),
             line_id=_UniffiFfiConverterOptionalUInt32.read(buf),
@@ -1860,6 +2072,12 @@ class _UniffiFfiConverterTypeHistoryEntry(_UniffiConverterRustBuffer):
         _UniffiFfiConverterInt64.check_lower(value.time)
         _UniffiFfiConverterTypeHistoryKind.check_lower(value.kind)
         _UniffiFfiConverterInt64.check_lower(value.amount)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.authorized)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.charged)
+        _UniffiFfiConverterTypeHistoryStatus.check_lower(value.status)
+        _UniffiFfiConverterString.check_lower(value.status_code)
+        _UniffiFfiConverterOptionalString.check_lower(value.reason)
+        _UniffiFfiConverterString.check_lower(value.status_text)
         _UniffiFfiConverterOptionalUInt64.check_lower(value.log_seq)
         _UniffiFfiConverterOptionalUInt32.check_lower(value.counter)
         _UniffiFfiConverterOptionalUInt32.check_lower(value.line_id)
@@ -1873,6 +2091,12 @@ class _UniffiFfiConverterTypeHistoryEntry(_UniffiConverterRustBuffer):
         _UniffiFfiConverterInt64.write(value.time, buf)
         _UniffiFfiConverterTypeHistoryKind.write(value.kind, buf)
         _UniffiFfiConverterInt64.write(value.amount, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.authorized, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.charged, buf)
+        _UniffiFfiConverterTypeHistoryStatus.write(value.status, buf)
+        _UniffiFfiConverterString.write(value.status_code, buf)
+        _UniffiFfiConverterOptionalString.write(value.reason, buf)
+        _UniffiFfiConverterString.write(value.status_text, buf)
         _UniffiFfiConverterOptionalUInt64.write(value.log_seq, buf)
         _UniffiFfiConverterOptionalUInt32.write(value.counter, buf)
         _UniffiFfiConverterOptionalUInt32.write(value.line_id, buf)
@@ -1902,31 +2126,6 @@ class _UniffiFfiConverterSequenceTypeHistoryEntry(_UniffiConverterRustBuffer):
         return [
             _UniffiFfiConverterTypeHistoryEntry.read(buf) for i in range(count)
         ]
-
-class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterString.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterString.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterString.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
 
 @dataclass
 class HistoryPage:
@@ -1966,31 +2165,6 @@ class _UniffiFfiConverterTypeHistoryPage(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterSequenceTypeHistoryEntry.write(value.entries, buf)
         _UniffiFfiConverterOptionalString.write(value.next_cursor, buf)
-
-class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterInt64.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterInt64.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterInt64.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
 
 @dataclass
 class LedgerView:
@@ -4468,6 +4642,7 @@ def set_logger(logger: typing.Optional[Logger],max_level: LogLevel) -> None:
 __all__ = [
     "InternalError",
     "HistoryKind",
+    "HistoryStatus",
     "LogLevel",
     "TopUpStatus",
     "CredentialState",

@@ -2117,9 +2117,33 @@ public struct HistoryEntry: Equatable, Hashable {
     public var time: Int64
     public var kind: HistoryKind
     /**
-     * Rials: fare authorized, pass maximum, or top-up amount; 0 for refusals.
+     * Rials the entry is about: what the backend charges for a tap or pass it judged (a
+     * fraud tap's real charge); for one not judged yet, the fare authorized (NFC) or what
+     * the pass holds; 0 for a pass not used and for refusals; a top-up's amount.
      */
     public var amount: Int64
+    /**
+     * What the phone signed for a tap or pass: the NFC fare, or the pass's maximum.
+     */
+    public var authorized: Int64?
+    /**
+     * What the backend charges for the tap or pass now, once it judged it.
+     */
+    public var charged: Int64?
+    public var status: HistoryStatus
+    /**
+     * Stable machine code of `status` ("not_settled", "pass_shown", "pass_not_used",
+     * "charged", "corrected", "not_charged", "rejected", "fraud", "refused", "credited").
+     */
+    public var statusCode: String
+    /**
+     * The backend's reason code ("transfer", "torn_gate_closed", "from_the_future", ...).
+     */
+    public var reason: String?
+    /**
+     * The status as an English sentence.
+     */
+    public var statusText: String
     public var logSeq: UInt64?
     public var counter: UInt32?
     public var lineId: UInt32?
@@ -2129,7 +2153,7 @@ public struct HistoryEntry: Equatable, Hashable {
      */
     public var statusWord: UInt16?
     /**
-     * Human explanation (refusal reason, top-up reference).
+     * Human explanation beyond the status (refusal reason, top-up reference).
      */
     public var detail: String
 
@@ -2143,18 +2167,42 @@ public struct HistoryEntry: Equatable, Hashable {
          * Wallet clock (server-corrected), UTC seconds.
          */time: Int64, kind: HistoryKind, 
         /**
-         * Rials: fare authorized, pass maximum, or top-up amount; 0 for refusals.
-         */amount: Int64, logSeq: UInt64?, counter: UInt32?, lineId: UInt32?, validatorId: UInt32?, 
+         * Rials the entry is about: what the backend charges for a tap or pass it judged (a
+         * fraud tap's real charge); for one not judged yet, the fare authorized (NFC) or what
+         * the pass holds; 0 for a pass not used and for refusals; a top-up's amount.
+         */amount: Int64, 
+        /**
+         * What the phone signed for a tap or pass: the NFC fare, or the pass's maximum.
+         */authorized: Int64?, 
+        /**
+         * What the backend charges for the tap or pass now, once it judged it.
+         */charged: Int64?, status: HistoryStatus, 
+        /**
+         * Stable machine code of `status` ("not_settled", "pass_shown", "pass_not_used",
+         * "charged", "corrected", "not_charged", "rejected", "fraud", "refused", "credited").
+         */statusCode: String, 
+        /**
+         * The backend's reason code ("transfer", "torn_gate_closed", "from_the_future", ...).
+         */reason: String?, 
+        /**
+         * The status as an English sentence.
+         */statusText: String, logSeq: UInt64?, counter: UInt32?, lineId: UInt32?, validatorId: UInt32?, 
         /**
          * Status word answered (NFC taps and refusals).
          */statusWord: UInt16?, 
         /**
-         * Human explanation (refusal reason, top-up reference).
+         * Human explanation beyond the status (refusal reason, top-up reference).
          */detail: String) {
         self.id = id
         self.time = time
         self.kind = kind
         self.amount = amount
+        self.authorized = authorized
+        self.charged = charged
+        self.status = status
+        self.statusCode = statusCode
+        self.reason = reason
+        self.statusText = statusText
         self.logSeq = logSeq
         self.counter = counter
         self.lineId = lineId
@@ -2183,6 +2231,12 @@ public struct FfiConverterTypeHistoryEntry: FfiConverterRustBuffer {
                 time: FfiConverterInt64.read(from: &buf), 
                 kind: FfiConverterTypeHistoryKind.read(from: &buf), 
                 amount: FfiConverterInt64.read(from: &buf), 
+                authorized: FfiConverterOptionInt64.read(from: &buf), 
+                charged: FfiConverterOptionInt64.read(from: &buf), 
+                status: FfiConverterTypeHistoryStatus.read(from: &buf), 
+                statusCode: FfiConverterString.read(from: &buf), 
+                reason: FfiConverterOptionString.read(from: &buf), 
+                statusText: FfiConverterString.read(from: &buf), 
                 logSeq: FfiConverterOptionUInt64.read(from: &buf), 
                 counter: FfiConverterOptionUInt32.read(from: &buf), 
                 lineId: FfiConverterOptionUInt32.read(from: &buf), 
@@ -2197,6 +2251,12 @@ public struct FfiConverterTypeHistoryEntry: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.time, into: &buf)
         FfiConverterTypeHistoryKind.write(value.kind, into: &buf)
         FfiConverterInt64.write(value.amount, into: &buf)
+        FfiConverterOptionInt64.write(value.authorized, into: &buf)
+        FfiConverterOptionInt64.write(value.charged, into: &buf)
+        FfiConverterTypeHistoryStatus.write(value.status, into: &buf)
+        FfiConverterString.write(value.statusCode, into: &buf)
+        FfiConverterOptionString.write(value.reason, into: &buf)
+        FfiConverterString.write(value.statusText, into: &buf)
         FfiConverterOptionUInt64.write(value.logSeq, into: &buf)
         FfiConverterOptionUInt32.write(value.counter, into: &buf)
         FfiConverterOptionUInt32.write(value.lineId, into: &buf)
@@ -3493,6 +3553,162 @@ public func FfiConverterTypeHistoryKind_lift(_ buf: RustBuffer) throws -> Histor
 #endif
 public func FfiConverterTypeHistoryKind_lower(_ value: HistoryKind) -> RustBuffer {
     return FfiConverterTypeHistoryKind.lower(value)
+}
+
+
+
+/**
+ * Where a history entry stands (what the backend charged for a tap or pass and why, or
+ * what an event was). `HistoryEntry.status_code` is the same as a stable text code.
+ */
+
+public enum HistoryStatus: Equatable, Hashable {
+    
+    /**
+     * An NFC tap the backend has not judged yet (the amount is what the phone authorized).
+     */
+    case notSettled
+    /**
+     * A QR pass shown, not charged (yet), still scannable.
+     */
+    case passShown
+    /**
+     * A QR pass that expired unscanned: nothing charged, its reservation released.
+     */
+    case passNotUsed
+    /**
+     * Charged.
+     */
+    case charged
+    /**
+     * Charged another amount than the phone authorized (a transfer, the daily cap).
+     */
+    case corrected
+    /**
+     * Not charged, on the evidence (a torn tap whose gate stayed closed).
+     */
+    case notCharged
+    /**
+     * The report was refused: not charged.
+     */
+    case rejected
+    /**
+     * Charged, and a fraud case was opened (the amount is the real charge).
+     */
+    case fraud
+    /**
+     * The phone refused a reader.
+     */
+    case refused
+    /**
+     * A top-up or a credit.
+     */
+    case credited
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension HistoryStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHistoryStatus: FfiConverterRustBuffer {
+    typealias SwiftType = HistoryStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HistoryStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .notSettled
+        
+        case 2: return .passShown
+        
+        case 3: return .passNotUsed
+        
+        case 4: return .charged
+        
+        case 5: return .corrected
+        
+        case 6: return .notCharged
+        
+        case 7: return .rejected
+        
+        case 8: return .fraud
+        
+        case 9: return .refused
+        
+        case 10: return .credited
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: HistoryStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .notSettled:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .passShown:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .passNotUsed:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .charged:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .corrected:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .notCharged:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .rejected:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .fraud:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .refused:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .credited:
+            writeInt(&buf, Int32(10))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHistoryStatus_lift(_ buf: RustBuffer) throws -> HistoryStatus {
+    return try FfiConverterTypeHistoryStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHistoryStatus_lower(_ value: HistoryStatus) -> RustBuffer {
+    return FfiConverterTypeHistoryStatus.lower(value)
 }
 
 

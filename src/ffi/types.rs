@@ -135,6 +135,49 @@ impl From<core::HistoryKind> for HistoryKind {
     }
 }
 
+/// Where a history entry stands (what the backend charged for a tap or pass and why, or
+/// what an event was). `HistoryEntry.status_code` is the same as a stable text code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum HistoryStatus {
+    /// An NFC tap the backend has not judged yet (the amount is what the phone authorized).
+    NotSettled,
+    /// A QR pass shown, not charged (yet), still scannable.
+    PassShown,
+    /// A QR pass that expired unscanned: nothing charged, its reservation released.
+    PassNotUsed,
+    /// Charged.
+    Charged,
+    /// Charged another amount than the phone authorized (a transfer, the daily cap).
+    Corrected,
+    /// Not charged, on the evidence (a torn tap whose gate stayed closed).
+    NotCharged,
+    /// The report was refused: not charged.
+    Rejected,
+    /// Charged, and a fraud case was opened (the amount is the real charge).
+    Fraud,
+    /// The phone refused a reader.
+    Refused,
+    /// A top-up or a credit.
+    Credited,
+}
+
+impl From<core::HistoryStatus> for HistoryStatus {
+    fn from(s: core::HistoryStatus) -> Self {
+        match s {
+            core::HistoryStatus::NotSettled => Self::NotSettled,
+            core::HistoryStatus::PassShown => Self::PassShown,
+            core::HistoryStatus::PassNotUsed => Self::PassNotUsed,
+            core::HistoryStatus::Charged => Self::Charged,
+            core::HistoryStatus::Corrected => Self::Corrected,
+            core::HistoryStatus::NotCharged => Self::NotCharged,
+            core::HistoryStatus::Rejected => Self::Rejected,
+            core::HistoryStatus::Fraud => Self::Fraud,
+            core::HistoryStatus::Refused => Self::Refused,
+            core::HistoryStatus::Credited => Self::Credited,
+        }
+    }
+}
+
 /// One line of the rider's history.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct HistoryEntry {
@@ -143,15 +186,29 @@ pub struct HistoryEntry {
     /// Wallet clock (server-corrected), UTC seconds.
     pub time: i64,
     pub kind: HistoryKind,
-    /// Rials: fare authorized, pass maximum, or top-up amount; 0 for refusals.
+    /// Rials the entry is about: what the backend charges for a tap or pass it judged (a
+    /// fraud tap's real charge); for one not judged yet, the fare authorized (NFC) or what
+    /// the pass holds; 0 for a pass not used and for refusals; a top-up's amount.
     pub amount: i64,
+    /// What the phone signed for a tap or pass: the NFC fare, or the pass's maximum.
+    pub authorized: Option<i64>,
+    /// What the backend charges for the tap or pass now, once it judged it.
+    pub charged: Option<i64>,
+    pub status: HistoryStatus,
+    /// Stable machine code of `status` ("not_settled", "pass_shown", "pass_not_used",
+    /// "charged", "corrected", "not_charged", "rejected", "fraud", "refused", "credited").
+    pub status_code: String,
+    /// The backend's reason code ("transfer", "torn_gate_closed", "from_the_future", ...).
+    pub reason: Option<String>,
+    /// The status as an English sentence.
+    pub status_text: String,
     pub log_seq: Option<u64>,
     pub counter: Option<u32>,
     pub line_id: Option<u32>,
     pub validator_id: Option<u32>,
     /// Status word answered (NFC taps and refusals).
     pub status_word: Option<u16>,
-    /// Human explanation (refusal reason, top-up reference).
+    /// Human explanation beyond the status (refusal reason, top-up reference).
     pub detail: String,
 }
 
@@ -162,6 +219,12 @@ impl From<core::HistoryItem> for HistoryEntry {
             time: i.time,
             kind: i.kind.into(),
             amount: i.amount,
+            authorized: i.authorized,
+            charged: i.charged,
+            status: i.status.into(),
+            status_code: i.status.code().to_string(),
+            reason: i.reason,
+            status_text: i.status_text,
             log_seq: i.log_seq,
             counter: i.counter,
             line_id: i.line_id,

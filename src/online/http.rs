@@ -439,8 +439,10 @@ mod tests {
             pseudonym: "ff".into(),
             cursor: 3,
             entries: vec!["01".into()],
+            verdict_cursor: 0,
         };
-        let old = json!({ "pseudonym": "ff", "cursor": 3i64, "entries": ["01"] });
+        let old =
+            json!({ "pseudonym": "ff", "cursor": 3i64, "entries": ["01"], "verdict_cursor": 0i64 });
         assert_eq!(sent(&sync), sent(&old));
     }
 }

@@ -6,14 +6,18 @@ use super::flows::{server_err, unhex, Inner};
 use super::http::{CallError, NO_BODY};
 use super::{OnlineError, SyncReport};
 use crate::error::WalletError;
-use crate::sync_store::{PageOutcome, ServerLedgerRow, Settlement, SyncPage};
+use crate::sync_store::{PageOutcome, ServerLedgerRow, Settlement, SyncPage, Verdict};
 use crate::util::now_utc;
 use mancard_api::endpoints;
-use mancard_api::{CredentialState, LogResponse, ProblemCode, SyncRequest, SyncResponse};
+use mancard_api::{
+    CredentialState, LogResponse, ProblemCode, SyncRequest, SyncResponse, TapVerdict,
+};
 use std::sync::Arc;
 
 /// Tap-log entries per sync request (the backend takes at most 1000).
 const SYNC_BATCH: u32 = 1000;
+/// Verdicts the backend returns at most per answer: a full page means there may be more.
+const VERDICT_PAGE: usize = 500;
 /// Upper bound of sync round trips in one `sync` call (a runaway guard).
 const MAX_SYNC_ROUNDS: u32 = 10_000;
 
@@ -43,6 +47,8 @@ struct SyncLoop {
     from: u64,
     /// Backend ledger cursor.
     cursor: i64,
+    /// The id of the last verdict received.
+    verdict_cursor: i64,
     /// The application of the last answer, running.
     pending: Option<PendingApply>,
 }
@@ -89,8 +95,40 @@ fn chain_gap_from(e: &CallError) -> Option<u64> {
     }
 }
 
+/// A verdict of the feed as the wallet stores it; None (and a warning) for one it cannot
+/// store (a pseudonym that is not 16 bytes of hex, a negative charge): a backend bug, and the
+/// cursor moves past it all the same.
+fn verdict_of(v: &TapVerdict) -> Option<Verdict> {
+    let pseudonym = hex::decode(&v.pseudonym)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok());
+    let (Some(pseudonym), true) = (pseudonym, v.charged >= 0) else {
+        tracing::warn!("verdict {} not stored: {v:?}", v.id);
+        return None;
+    };
+    Some(Verdict {
+        id: v.id,
+        pseudonym,
+        counter: v.counter,
+        status: v.status,
+        charged: v.charged,
+        reason: v.reason.clone(),
+        time: v.time,
+        line_id: v.line_id,
+        created_at: v.created_at,
+    })
+}
+
+/// The cursors an answer moves to: (next entry to upload, ledger cursor, verdict cursor).
+struct Cursors {
+    next_from: u64,
+    ledger: i64,
+    verdicts: i64,
+}
+
 /// One sync answer as the wallet stores it.
-fn page_of(resp: &SyncResponse, next_from: u64, cursor: i64) -> SyncPage {
+fn page_of(resp: &SyncResponse, c: &Cursors) -> SyncPage {
+    let next_from = c.next_from;
     let settlements = resp
         .taps
         .iter()
@@ -120,8 +158,10 @@ fn page_of(resp: &SyncResponse, next_from: u64, cursor: i64) -> SyncPage {
     SyncPage {
         settlements,
         ledger,
+        verdicts: resp.verdicts.iter().filter_map(verdict_of).collect(),
         upload_from: next_from,
-        ledger_cursor: cursor,
+        ledger_cursor: c.ledger,
+        verdict_cursor: c.verdicts,
         balance: resp.balance,
         confirmed_through: next_from.checked_sub(1),
         server_time: resp.server_time,
@@ -169,6 +209,7 @@ impl Inner {
             recover_tried_at: None,
             from: 0,
             cursor: 0,
+            verdict_cursor: self.wallet.verdict_cursor()?,
             pending: None,
         };
         (st.from, st.cursor) = self.wallet.sync_cursors()?;
@@ -195,7 +236,7 @@ impl Inner {
                 return Err(server_err("sync did not converge"));
             }
             let from = st.from;
-            let (body, n) = self.sync_body(pseudonym, from, st.cursor)?;
+            let (body, n) = self.sync_body(pseudonym, from, st)?;
             let sent = now_utc();
             let t_req = std::time::Instant::now();
             let ep = endpoints::WALLET_SYNC;
@@ -289,12 +330,12 @@ impl Inner {
         Ok(())
     }
 
-    /// One sync request: up to `SYNC_BATCH` log entries from `from`.
+    /// One sync request: up to `SYNC_BATCH` log entries from `from`, and the cursors.
     fn sync_body(
         &self,
         pseudonym: &str,
         from: u64,
-        cursor: i64,
+        st: &SyncLoop,
     ) -> Result<(SyncRequest, u64), OnlineError> {
         let entries = self.wallet.tap_log(from, SYNC_BATCH)?;
         let n = entries.len() as u64;
@@ -302,8 +343,9 @@ impl Inner {
         Ok((
             SyncRequest {
                 pseudonym: pseudonym.to_string(),
-                cursor,
+                cursor: st.cursor,
                 entries,
+                verdict_cursor: st.verdict_cursor,
             },
             n,
         ))
@@ -322,8 +364,12 @@ impl Inner {
     ) -> Result<(bool, SyncResponse), OnlineError> {
         report.uploaded = report.uploaded.saturating_add(n);
         let next_from = st.from.saturating_add(n);
-        let new_cursor = resp.cursor.max(st.cursor);
-        let page = page_of(&resp, next_from, new_cursor);
+        let cursors = Cursors {
+            next_from,
+            ledger: resp.cursor.max(st.cursor),
+            verdicts: resp.verdict_cursor.max(st.verdict_cursor),
+        };
+        let page = page_of(&resp, &cursors);
         // The answer of page k is applied on a blocking thread while page k + 1 is in flight
         // (the backend is the bottleneck). Applications stay in order and each one is
         // idempotent, so a crash between them only means a re-upload.
@@ -333,7 +379,8 @@ impl Inner {
             wallet.apply_sync_page(&page, now_utc())
         }));
         st.from = next_from;
-        st.cursor = new_cursor;
+        st.cursor = cursors.ledger;
+        st.verdict_cursor = cursors.verdicts;
 
         // Entries the backend has and this wallet lost (power loss): learn them back, then
         // upload them again (byte-identical, so idempotent) to get their verdicts.
@@ -345,7 +392,11 @@ impl Inner {
             recovered_now = self.recover(pseudonym, log_len).await?;
             report.recovered = report.recovered.saturating_add(recovered_now);
         }
-        let more = resp.more || n == u64::from(SYNC_BATCH) || recovered_now > 0;
+        // A full page of verdicts: there may be more (paged on like the ledger).
+        let more = resp.more
+            || n == u64::from(SYNC_BATCH)
+            || recovered_now > 0
+            || resp.verdicts.len() >= VERDICT_PAGE;
         Ok((more, resp))
     }
 
@@ -365,6 +416,9 @@ impl Inner {
         report.rejected = report.rejected.saturating_add(out.rejected);
         report.ledger_entries = report.ledger_entries.saturating_add(out.new_ledger);
         report.fare_adjustments = report.fare_adjustments.saturating_add(out.rerated);
+        if out.verdicts > 0 {
+            tracing::debug!("{} new tap verdicts stored", out.verdicts);
+        }
         Ok(())
     }
 

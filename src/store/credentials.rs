@@ -1,8 +1,10 @@
 //! `credentials`: installed certificates; at most one `active`, older ones `superseded`, a
 //! revoked one `revoked` with its reason. `spent` is summed from the tap log.
 
+use super::sync::{StoredTapStatus, StoredVerdictStatus};
 use super::{Read, Write};
 use crate::error::WalletError;
+use mancard_api::{TapStatus, VerdictStatus};
 use rusqlite::{params, OptionalExtension};
 
 /// The newest active or revoked credential.
@@ -21,6 +23,26 @@ impl CurrentCredential {
     pub(crate) fn is_revoked(&self) -> bool {
         self.status == "revoked"
     }
+}
+
+/// What a credential's tap-log entries hold against its offline allowance, before the
+/// reservations of expired passes are released (`crate::pass`).
+pub(crate) struct Spending {
+    /// Rials the phone authorized on NFC taps: they always count.
+    pub(crate) nfc: i64,
+    pub(crate) passes: Vec<PassHold>,
+}
+
+/// One QR pass under the credential, with what the backend said about it.
+pub(crate) struct PassHold {
+    /// The amount it reserved (its maximum).
+    pub(crate) amount: i64,
+    /// The encoded log entry (its pass says when it expires).
+    pub(crate) entry: Vec<u8>,
+    /// The newest verdict of the feed: (status, rials charged).
+    pub(crate) verdict: Option<(VerdictStatus, i64)>,
+    /// The answer to its upload (a backend without the verdict feed): (status, fare).
+    pub(crate) settled: Option<(TapStatus, Option<i64>)>,
 }
 
 /// A certificate to install over the pending tap key `tap_key_id`.
@@ -58,19 +80,58 @@ impl Read<'_> {
             .optional()?)
     }
 
-    /// The active certificate and what was spent under it.
-    pub(crate) fn active_certificate(&self) -> Result<Option<(Vec<u8>, i64)>, WalletError> {
+    /// The active credential: its id and certificate (what it spent is
+    /// `crate::pass::counted_spent`).
+    pub(crate) fn active_certificate(&self) -> Result<Option<(i64, Vec<u8>)>, WalletError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT c.certificate,
-                        (SELECT COALESCE(SUM(amount), 0) FROM tap_log WHERE seq >= c.first_seq
-                            AND credential_id = c.id) AS spent
-                 FROM credentials c WHERE c.status = 'active' ORDER BY c.id DESC LIMIT 1",
+                "SELECT c.id, c.certificate FROM credentials c WHERE c.status = 'active'
+                 ORDER BY c.id DESC LIMIT 1",
                 [],
-                |r| Ok((r.get("certificate")?, r.get("spent")?)),
+                |r| Ok((r.get("id")?, r.get("certificate")?)),
             )
             .optional()?)
+    }
+
+    /// What credential `id`'s entries hold against its allowance (its entries from its first
+    /// one, as `spent` of [`Read::current_credential`]).
+    pub(crate) fn spending(&self, id: i64) -> Result<Spending, WalletError> {
+        let nfc = self.conn.query_row(
+            "SELECT COALESCE(SUM(t.amount), 0) AS nfc FROM tap_log t
+             JOIN credentials c ON c.id = t.credential_id
+             WHERE c.id = ?1 AND t.seq >= c.first_seq AND t.kind = 1",
+            params![id],
+            |r| r.get("nfc"),
+        )?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT t.amount, t.entry, v.status AS v_status, v.charged AS v_charged,
+                    s.status AS s_status, s.fare AS s_fare
+             FROM tap_log t JOIN credentials c ON c.id = t.credential_id
+                  LEFT JOIN tap_verdicts v ON v.pseudonym = c.pseudonym AND v.counter = t.counter
+                  LEFT JOIN tap_settlements s ON s.seq = t.seq
+             WHERE c.id = ?1 AND t.seq >= c.first_seq AND t.kind = 2 ORDER BY t.seq",
+        )?;
+        let rows = st.query_map(params![id], |r| {
+            let verdict = match r.get::<_, Option<StoredVerdictStatus>>("v_status")? {
+                Some(s) => Some((s.0, r.get::<_, i64>("v_charged")?)),
+                None => None,
+            };
+            let settled = match r.get::<_, Option<StoredTapStatus>>("s_status")? {
+                Some(s) => Some((s.0, r.get::<_, Option<i64>>("s_fare")?)),
+                None => None,
+            };
+            Ok(PassHold {
+                amount: r.get("amount")?,
+                entry: r.get("entry")?,
+                verdict,
+                settled,
+            })
+        })?;
+        Ok(Spending {
+            nfc,
+            passes: rows.collect::<Result<Vec<_>, _>>()?,
+        })
     }
 
     /// Whether the certificate with this hash is the active one.
@@ -112,16 +173,22 @@ impl Write<'_> {
             "UPDATE tap_keys SET state = 'installed' WHERE id = ?1",
             params![c.tap_key_id],
         )?;
+        // The pseudonym the backend's verdicts name this certificate's taps by.
+        let pseudonym = mancard_protocol::CredentialCertificate::decode(c.certificate)
+            .map_err(|e| WalletError::invalid(format!("the certificate to install: {e}")))?
+            .body
+            .pseudonym;
         self.tx.execute(
             "INSERT INTO credentials (tap_key_id, certificate, cert_hash, status, installed_at,
-                                      first_seq)
-             VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
+                                      first_seq, pseudonym)
+             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6)",
             params![
                 c.tap_key_id,
                 c.certificate,
                 c.cert_hash.to_vec(),
                 c.installed_at,
-                c.first_seq
+                c.first_seq,
+                pseudonym.0.to_vec()
             ],
         )?;
         Ok(self.tx.last_insert_rowid())

@@ -20,10 +20,10 @@ mod sync;
 mod tap_keys;
 mod tap_log;
 
-pub(crate) use credentials::NewCredential;
-pub(crate) use events::{EventRow, HistoryBounds};
+pub(crate) use credentials::{NewCredential, PassHold};
+pub(crate) use events::{EventRow, HistoryBounds, HistoryRow, SettledRow};
 pub(crate) use outbox::TopUpRow;
-pub(crate) use sync::{LedgerRow, SettlementRow};
+pub(crate) use sync::{LedgerRow, SettlementRow, VerdictRow};
 pub(crate) use tap_log::LogRow;
 
 use crate::error::WalletError;

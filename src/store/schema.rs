@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction};
 pub(crate) struct WalletSchema;
 
 /// Current wallet schema version.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Schema v1 (the first released one). A fresh database is created as v1 followed by every
 /// upgrade step, so a fresh and an upgraded database cannot drift apart.
@@ -123,6 +123,73 @@ CREATE TABLE server_ledger (
 );
 ";
 
+/// v2 → v3: settlement v2's verdict feed (issue #13).
+/// - `credentials.pseudonym`: the certificate's pseudonym (16 bytes), the key verdicts name a
+///   tap by; filled from the stored certificates by the upgrade, and at install.
+/// - `tap_settlements` takes the upload answers `pending` (a pass only the wallet reported)
+///   and `not_charged` (a torn tap): rebuilt with the wider check, rows kept.
+/// - `tap_verdicts`: the newest verdict of the backend per tap (pseudonym, counter): what it
+///   charges and why. Kept by (pseudonym, counter), not by log position, so a verdict on an
+///   entry the wallet lost and learns back later still finds it.
+pub(crate) const SCHEMA_V3_SQL: &str = "
+ALTER TABLE credentials ADD COLUMN pseudonym BLOB
+    CHECK (pseudonym IS NULL OR length(pseudonym) = 16);
+
+CREATE TABLE tap_settlements_v3 (
+    seq        INTEGER PRIMARY KEY CHECK (seq >= 0),
+    status     TEXT NOT NULL CHECK (status IN ('settled', 'duplicate', 'fraud', 'rejected',
+                                               'pending', 'not_charged')),
+    fare       INTEGER,
+    reason     TEXT,
+    detail     TEXT,
+    updated_at INTEGER NOT NULL
+);
+INSERT INTO tap_settlements_v3 (seq, status, fare, reason, detail, updated_at)
+    SELECT seq, status, fare, reason, detail, updated_at FROM tap_settlements;
+DROP TABLE tap_settlements;
+ALTER TABLE tap_settlements_v3 RENAME TO tap_settlements;
+
+CREATE TABLE tap_verdicts (
+    pseudonym   BLOB NOT NULL CHECK (length(pseudonym) = 16),
+    counter     INTEGER NOT NULL CHECK (counter >= 0),
+    id          INTEGER NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('charged', 'pending', 'not_charged', 'fraud',
+                                                'rejected')),
+    charged     INTEGER NOT NULL CHECK (charged >= 0),
+    reason      TEXT,
+    time        INTEGER NOT NULL,
+    line_id     INTEGER,
+    created_at  INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (pseudonym, counter)
+) WITHOUT ROWID;
+";
+
+/// Fills `credentials.pseudonym` from each stored certificate (the v2 → v3 step). A
+/// certificate that does not decode keeps no pseudonym (its taps get no verdicts); opening
+/// the wallet reports a damaged current certificate on its own.
+fn fill_pseudonyms(tx: &Transaction<'_>) -> Result<(), WalletError> {
+    let rows = {
+        let mut st = tx.prepare("SELECT id, certificate FROM credentials")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, i64>("id")?, r.get::<_, Vec<u8>>("certificate")?))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    for (id, cert) in rows {
+        match mancard_protocol::CredentialCertificate::decode(&cert) {
+            Ok(c) => {
+                tx.execute(
+                    "UPDATE credentials SET pseudonym = ?2 WHERE id = ?1",
+                    rusqlite::params![id, c.body.pseudonym.0.to_vec()],
+                )?;
+            }
+            Err(e) => tracing::warn!("credential {id}: stored certificate: {e}"),
+        }
+    }
+    Ok(())
+}
+
 impl ConnectionInitializer for WalletSchema {
     type Error = WalletError;
     const NAME: &'static str = "wallet";
@@ -161,6 +228,10 @@ impl ConnectionInitializer for WalletSchema {
             1 => {
                 tx.execute_batch(SCHEMA_V2_SQL)?;
                 Ok(())
+            }
+            2 => {
+                tx.execute_batch(SCHEMA_V3_SQL)?;
+                fill_pseudonyms(tx)
             }
             _ => Err(WalletError::internal(format!(
                 "no upgrade path from wallet schema version {version}"

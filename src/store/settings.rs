@@ -22,6 +22,8 @@ pub(crate) const SESSION_PHONE: &str = "session_phone";
 pub(crate) const SESSION_EXPIRES: &str = "session_expires_at";
 pub(crate) const UPLOAD_FROM_SEQ: &str = "sync_upload_from_seq";
 pub(crate) const LEDGER_CURSOR: &str = "sync_ledger_cursor";
+/// The id of the newest tap verdict received (the verdict feed's cursor).
+pub(crate) const VERDICT_CURSOR: &str = "sync_verdict_cursor";
 pub(crate) const LAST_SYNC_AT: &str = "last_sync_at";
 
 /// The stored (sealed) session.

@@ -1,10 +1,11 @@
-//! What the backend told the wallet at sync: `tap_settlements` (its verdict per tap-log
-//! entry) and `server_ledger` (its ledger entries: top-ups, fares, adjustments).
+//! What the backend told the wallet at sync: `tap_settlements` (its answer per uploaded
+//! tap-log entry), `tap_verdicts` (the newest verdict of the verdict feed per tap, whoever
+//! reported it) and `server_ledger` (its ledger entries: top-ups, fares, adjustments).
 
 use super::{Read, Write};
 use crate::error::WalletError;
 use crate::TapSettlement;
-use mancard_api::{LedgerKind, TapStatus};
+use mancard_api::{LedgerKind, TapStatus, VerdictStatus};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, OptionalExtension, ToSql};
 
@@ -25,6 +26,38 @@ pub(crate) struct LedgerRow<'a> {
     pub(crate) intent_id: Option<&'a str>,
     pub(crate) note: Option<&'a str>,
     pub(crate) created_at: i64,
+}
+
+/// A verdict of the feed as stored: the newest per (pseudonym, counter).
+pub(crate) struct VerdictRow<'a> {
+    pub(crate) pseudonym: &'a [u8; 16],
+    pub(crate) counter: u32,
+    /// The feed's id (the verdict cursor): a higher id is a newer verdict.
+    pub(crate) id: i64,
+    pub(crate) status: VerdictStatus,
+    pub(crate) charged: i64,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) time: i64,
+    pub(crate) line_id: Option<u32>,
+    pub(crate) created_at: i64,
+}
+
+/// A feed verdict's status as stored: its wire text.
+pub(super) struct StoredVerdictStatus(pub(super) VerdictStatus);
+
+impl FromSql for StoredVerdictStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        VerdictStatus::parse(text)
+            .map(Self)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown verdict status {text:?}").into()))
+    }
+}
+
+impl ToSql for StoredVerdictStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
 }
 
 /// A verdict's status as stored: its wire text.
@@ -159,6 +192,39 @@ impl Write<'_> {
                 StoredTapStatus(TapStatus::Duplicate)
             ],
         )?;
+        Ok(n > 0)
+    }
+
+    /// Stores `v` as the tap's verdict unless the stored one is as new or newer (an id at
+    /// least as high): re-delivered or out-of-order verdicts change nothing. Returns whether
+    /// it was stored.
+    pub(crate) fn put_verdict(
+        &self,
+        v: &VerdictRow<'_>,
+        received_at: i64,
+    ) -> Result<bool, WalletError> {
+        let mut upsert = self.tx.prepare_cached(
+            "INSERT INTO tap_verdicts (pseudonym, counter, id, status, charged, reason, time,
+                                       line_id, created_at, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(pseudonym, counter) DO UPDATE SET id = excluded.id,
+                 status = excluded.status, charged = excluded.charged, reason = excluded.reason,
+                 time = excluded.time, line_id = excluded.line_id,
+                 created_at = excluded.created_at, received_at = excluded.received_at
+             WHERE excluded.id > tap_verdicts.id",
+        )?;
+        let n = upsert.execute(params![
+            v.pseudonym.to_vec(),
+            v.counter,
+            v.id,
+            StoredVerdictStatus(v.status),
+            v.charged,
+            v.reason,
+            v.time,
+            v.line_id,
+            v.created_at,
+            received_at
+        ])?;
         Ok(n > 0)
     }
 

@@ -88,8 +88,11 @@ fn header_and_length_errors() {
     ins[1] = 0xB0;
     assert_eq!(sw(&w, &ins), 0x6D00);
     let mut p = auth.clone();
+    p[2] = 3;
+    assert_eq!(sw(&w, &p), 0x6A86, "P1 other than 00, 01, 02");
+    // P1 02 (recover) with a challenge this phone never signed: 6A88, and nothing written
     p[2] = 2;
-    assert_eq!(sw(&w, &p), 0x6A86);
+    assert_eq!(sw(&w, &p), 0x6A88);
     let mut p2 = auth.clone();
     p2[3] = 1;
     assert_eq!(sw(&w, &p2), 0x6A86);

@@ -16,6 +16,7 @@
 mod apdu;
 mod config;
 mod crash;
+mod history;
 mod keys;
 mod nfc;
 mod online_adjustments;

@@ -154,13 +154,16 @@ fn read_certificate_only_after_a_verified_challenge() {
     vc.verify_tap(&ch, &a).unwrap();
     let rc = send(&w, &CommandApdu::read_certificate());
     assert_eq!((rc.sw, rc.data), (StatusWord::Ok, cert.encode()));
-    // the same challenge again in this session: signed again under a new counter (the reader
-    // sent it twice), never the same answer
+    // the same challenge again in a normal AUTHORIZE TAP in this session: signed again under
+    // a new counter (the reader sent it twice); only AUTHORIZE TAP P1 02 (recover) answers the
+    // authorization already signed
     let r2 = reader.authorize(&w, &ch, false);
     let AuthorizeResponse::Authorized(a2) = AuthorizeResponse::decode(&r2.data).unwrap() else {
         panic!("expected an authorization");
     };
     assert!(a2.counter > a.counter);
+    let r3 = send(&w, &CommandApdu::recover_tap(&ch, &reader.cert));
+    assert_eq!((r3.sw, &r3.data), (StatusWord::Ok, &r2.data), "the newest");
     w.deactivated();
     // a replayed answer does not verify for a new challenge
     let ch2 = reader.challenge(select(&w), T0, 1, 10_000, FareClass::Adult);

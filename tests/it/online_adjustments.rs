@@ -3,7 +3,7 @@
 //! arrives after the wallet's sync, the wallet's ride becomes a transfer, and the wallet's
 //! stored fare and history follow the adjustment exactly once.
 
-use mancard::{now_utc, HistoryKind, Wallet};
+use mancard::{now_utc, HistoryKind, HistoryStatus, Wallet};
 use mancard_protocol::{StatusWord, TapRecord};
 // `ride_base`: six hours into the next fare day, so every ride of a test is on one fare day.
 use crate::support::tap_at;
@@ -74,7 +74,8 @@ fn a_late_validator_batch_rerates_a_synced_tap_once() {
     assert_eq!(r.settled, 1);
     assert_eq!(r.fare_adjustments, 0);
     assert_eq!(new.tap_settlements().unwrap()[0].fare, Some(authorized));
-    assert_eq!(tap_item(&new, 0).detail, "settled");
+    assert_eq!(tap_item(&new, 0).status, HistoryStatus::Charged);
+    assert_eq!(tap_item(&new, 0).amount, authorized);
     assert_eq!(env.balance_of(account), 100_000 - authorized);
 
     // validator 11's batch arrives now: the earlier ride is charged and the new phone's ride
@@ -95,10 +96,12 @@ fn a_late_validator_batch_rerates_a_synced_tap_once() {
     assert_eq!(s[0].fare, Some(rerated_fare));
     let item = tap_item(&new, 0);
     assert_eq!(item.amount, rerated_fare);
+    assert_eq!(item.status, HistoryStatus::Corrected, "{item:?}");
     assert_eq!(
-        item.detail,
-        format!("settled at {rerated_fare} rials (authorized {authorized}), re-rated")
+        (item.authorized, item.charged),
+        (Some(authorized), Some(rerated_fare))
     );
+    assert_eq!(item.reason.as_deref(), Some("transfer"));
     let l = new.ledger().unwrap();
     assert_eq!(
         l.confirmed_balance, backend,
@@ -169,10 +172,12 @@ fn an_adjustment_already_in_the_first_verdict_is_not_applied_twice() {
     assert_eq!(s[0].fare, Some(fare), "{s:?}");
     let item = tap_item(&new, 0);
     assert_eq!(item.amount, fare);
+    assert_eq!(item.status, HistoryStatus::Corrected, "{item:?}");
     assert_eq!(
-        item.detail,
-        format!("settled at {fare} rials (authorized {authorized}), re-rated")
+        (item.authorized, item.charged),
+        (Some(authorized), Some(fare))
     );
+    assert_eq!(item.reason.as_deref(), Some("transfer"));
     let r = o_new.block_on(o_new.sync()).unwrap().unwrap();
     assert_eq!(r.fare_adjustments, 0);
     assert_eq!(new.tap_settlements().unwrap()[0].fare, Some(fare));

@@ -9,7 +9,7 @@ use mancard::now_utc;
 use mancard_api::RegisterValidatorRequest;
 use mancard_protocol::{SigningKey, StatusWord, ValidatorCertificate};
 use mancard_testkit::online::*;
-use mancard_testkit::wallet::{Quote, Reader};
+use mancard_testkit::wallet::{phone_time, set_clock, Quote, Reader};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,17 +36,21 @@ fn taps_during_sync_are_neither_blocked_nor_lost() {
     o.block_on(o.provision()).unwrap().unwrap();
     top_up(&env, &o, 5_000_000);
     let mut v = Validator::new(&env, 11);
+    // registered before the backlog's rides move the backend's clock on
+    let v12 = Validator::new(&env, 12);
     clocked_taps(&w, &mut v, 1_500, now_utc() + 600, 30);
 
-    // the taps during the syncs are at the phone's own clock (each sync sets it)
+    // the taps during the syncs are at the phone's own clock, which each sync sets to the
+    // backend's (the backlog's last ride): set it there from the start
+    set_clock(&w, env.engine().now());
     let done = Arc::new(AtomicBool::new(false));
     let tapper = {
         let w = Arc::clone(&w);
         let done = Arc::clone(&done);
-        let mut v = Validator::new(&env, 12);
+        let mut v = v12;
         std::thread::spawn(move || {
             for i in 0..400 {
-                let sw = tap(&w, &mut v, [1, 2, 10][i % 3], now_utc());
+                let sw = tap(&w, &mut v, [1, 2, 10][i % 3], phone_time(&w));
                 assert_eq!(sw, StatusWord::Ok, "tap {i} during a sync");
             }
             done.store(true, Ordering::SeqCst);

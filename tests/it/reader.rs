@@ -661,3 +661,155 @@ fn a_flood_of_refusals_cannot_grow_the_history_without_bound() {
     assert!(!refusals.iter().any(|i| i.detail.contains("reader 100000 ")));
     assert_eq!(w.verify_tap_log().unwrap(), 1, "the ride is still there");
 }
+
+/// What a P1 02 probe could change: the counter, the tap log, the history.
+fn footprint(w: &Wallet) -> (u64, Vec<Vec<u8>>, mancard::HistoryPage) {
+    (
+        w.stats().next_counter,
+        w.tap_log(0, 1_000).unwrap(),
+        w.history(None, 1_000).unwrap(),
+    )
+}
+
+fn recover(w: &Wallet, ch: &TapChallenge, cert: &ValidatorCertificate) -> ResponseApdu {
+    send(w, &CommandApdu::recover_tap(ch, cert))
+}
+
+/// AUTHORIZE TAP P1 02 (recover) with a challenge this phone never signed: 6A88 and nothing
+/// else, the same for every such challenge (a fresh one of a reader met or not, one bit off a
+/// signed one, a forged one, a signed one outside the tap window): no history entry, no
+/// counter, no rate-limit tick, the session unchanged.
+#[test]
+fn a_recover_probe_for_a_challenge_never_signed_is_6a88_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (w, issuer, _) = world(
+        d.path(),
+        WalletConfig {
+            max_authorizations_per_minute: 2,
+            ..test_config()
+        },
+    );
+    let met = Reader::new(&issuer, READER_ID);
+    let stranger = Reader::new(&issuer, 8);
+    let signed = met.tap(&w).unwrap(); // the first of the two authorizations this minute
+    let before = footprint(&w);
+    let rogue = SigningKey::generate().unwrap().0;
+
+    let session = select(&w);
+    let mut one_bit_off = signed.challenge.clone();
+    one_bit_off.body.nonce[15] ^= 1;
+    let probes = [
+        (
+            met.challenge(session, T0, 1, 20_000, FareClass::Adult),
+            &met.cert,
+        ),
+        (
+            met.challenge(
+                signed.challenge.body.session,
+                T0,
+                1,
+                20_000,
+                FareClass::Adult,
+            ),
+            &met.cert,
+        ),
+        (
+            stranger.challenge(session, T0, 1, 20_000, FareClass::Adult),
+            &stranger.cert,
+        ),
+        (one_bit_off, &met.cert),
+        (rogue_challenge(&rogue, READER_ID, session), &met.cert),
+    ];
+    for (i, (ch, cert)) in probes.iter().enumerate() {
+        let r = recover(&w, ch, cert);
+        assert_eq!(r.encode(), vec![0x6A, 0x88], "probe {i}");
+    }
+    // the session is unchanged: its reader is still not authenticated...
+    assert_eq!(
+        send(&w, &CommandApdu::read_certificate()).sw,
+        StatusWord::ConditionsNotSatisfied
+    );
+    assert_eq!(footprint(&w), before, "a probe writes nothing");
+    // ...and the same session still takes a normal tap: the second authorization this minute
+    let ch = met.challenge(session, T0, 1, 20_000, FareClass::Adult);
+    assert_eq!(authorize(&w, &ch, Some(&met.cert)).sw, StatusWord::Ok);
+    assert_eq!(
+        send(&w, &CommandApdu::read_certificate()).sw,
+        StatusWord::Ok
+    );
+    w.deactivated();
+    // the probes ticked nothing: the limit of 2 is reached only now
+    assert_eq!(met.tap(&w).unwrap_err(), StatusWord::TooManyTaps);
+
+    // a challenge it did sign, once outside the tap window of the phone's clock: 6A88 too
+    set_clock(&w, T0 + 3_600);
+    select(&w);
+    let r = recover(&w, &signed.challenge, &met.cert);
+    assert_eq!(r.encode(), vec![0x6A, 0x88]);
+    w.deactivated();
+    set_clock(&w, T0);
+    // and within it: the very authorization, nothing new
+    let before = footprint(&w);
+    select(&w);
+    let r = recover(&w, &signed.challenge, &met.cert);
+    assert_eq!(
+        (r.sw, r.data),
+        (
+            StatusWord::Ok,
+            AuthorizeResponse::Authorized(signed.authorization.clone()).encode()
+        )
+    );
+    w.deactivated();
+    assert_eq!(footprint(&w), before);
+}
+
+/// P1 02 runs only the lock, the session and the command's form before the lookup: a locked
+/// phone answers 6982 (even for a challenge it signed), out of order 6985, bad data 6A80, an
+/// unknown P1 6A86; none of them writes a history entry (the reader's normal AUTHORIZE TAP
+/// that follows records a locked tap once). A phone with no credential answers 6A88.
+#[test]
+fn a_recover_probe_to_a_locked_phone_is_6982_and_quiet() {
+    let d = tempfile::tempdir().unwrap();
+    let (w, issuer, _) = world(d.path(), test_config());
+    let reader = Reader::new(&issuer, READER_ID);
+    let signed = reader.tap(&w).unwrap();
+    let before = footprint(&w);
+    // out of order: no SELECT
+    let r = recover(&w, &signed.challenge, &reader.cert);
+    assert_eq!(r.sw, StatusWord::ConditionsNotSatisfied);
+    w.set_locked(true).unwrap();
+    let session = select(&w);
+    for ch in [
+        signed.challenge.clone(),
+        reader.challenge(session, T0, 1, 20_000, FareClass::Adult),
+    ] {
+        let r = recover(&w, &ch, &reader.cert);
+        assert_eq!((r.sw, r.data.len()), (StatusWord::WalletLocked, 0));
+    }
+    w.deactivated();
+    w.set_locked(false).unwrap();
+    select(&w);
+    let mut bad = CommandApdu::recover_tap(&signed.challenge, &reader.cert);
+    bad.data[0] ^= 0xFF;
+    assert_eq!(send(&w, &bad).sw, StatusWord::IncorrectData);
+    let mut short = CommandApdu::recover_tap(&signed.challenge, &reader.cert);
+    short.data.truncate(TapChallenge::LEN);
+    assert_eq!(send(&w, &short).sw, StatusWord::WrongLength);
+    let mut p1 = CommandApdu::recover_tap(&signed.challenge, &reader.cert);
+    p1.p1 = 0x03;
+    assert_eq!(send(&w, &p1).sw, StatusWord::WrongP1P2);
+    w.deactivated();
+    assert_eq!(footprint(&w), before, "nothing written");
+    assert!(refusal_words(&w).is_empty());
+
+    // a phone without a credential has signed nothing: 6A88, quietly
+    let d2 = tempfile::tempdir().unwrap();
+    let bare = open(d2.path());
+    install_bundle(&bare, &issuer.bundle(1, T0, Vec::new()));
+    set_clock(&bare, T0);
+    select(&bare);
+    let r = recover(&bare, &signed.challenge, &reader.cert);
+    assert_eq!(r.sw, StatusWord::NoCredential);
+    bare.deactivated();
+    assert!(bare.history(None, 10).unwrap().items.is_empty());
+}

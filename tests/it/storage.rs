@@ -2,7 +2,8 @@
 //! restarts, history pagination, and readers running beside taps.
 
 use mancard::{
-    HistoryKind, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE, SCHEMA_VERSION,
+    HistoryKind, HistoryStatus, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE,
+    SCHEMA_VERSION,
 };
 use mancard_protocol::{StatusWord, TapAuthorization};
 use mancard_sql::schema_of;
@@ -11,10 +12,14 @@ use mancard_testkit::{CertSpec, Issuer, T0};
 use rusqlite::Connection;
 use std::sync::Arc;
 
-/// Frozen snapshots of every released schema older than `SCHEMA_VERSION`: (version, SQL).
-/// Each is built, upgraded by `Wallet::open`, and compared with a fresh database. When the
-/// schema moves to v2, the v1 SQL is frozen here (the check below fails until it is).
-const OLD_SCHEMAS: &[(u32, &str)] = &[(1, SCHEMA_V1)];
+/// Frozen snapshots of every released schema older than `SCHEMA_VERSION`: (version, the SQL
+/// that builds it). Each is built, upgraded by `Wallet::open`, and compared with a fresh
+/// database. When the schema moves on, the older one is frozen here (the check below fails
+/// until it is).
+const OLD_SCHEMAS: &[(u32, &[&str])] = &[
+    (1, &[SCHEMA_V1]),
+    (2, &[SCHEMA_V1, SCHEMA_V2_STEP, SCHEMA_V2_TAP_SETTLEMENTS]),
+];
 
 /// Schema v1, frozen (released with the wallet core, before the online layer).
 const SCHEMA_V1: &str = "
@@ -71,6 +76,58 @@ CREATE TABLE events (
 CREATE INDEX events_by_position ON events(after_seq, id);
 ";
 
+/// v2's `tap_settlements`, frozen (v3 rebuilt it with a wider status check).
+const SCHEMA_V2_TAP_SETTLEMENTS: &str = "
+CREATE TABLE tap_settlements (
+    seq        INTEGER PRIMARY KEY CHECK (seq >= 0),
+    status     TEXT NOT NULL CHECK (status IN ('settled', 'duplicate', 'fraud', 'rejected')),
+    fare       INTEGER,
+    reason     TEXT,
+    detail     TEXT,
+    updated_at INTEGER NOT NULL
+);
+";
+
+/// What schema v2 added to v1 (the online layer), frozen, but for `tap_settlements` above.
+const SCHEMA_V2_STEP: &str = "
+CREATE TABLE idempotency_keys (
+    scope      TEXT PRIMARY KEY NOT NULL,
+    key        TEXT NOT NULL,
+    request    BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE topups (
+    idempotency_key TEXT PRIMARY KEY NOT NULL,
+    amount          INTEGER NOT NULL CHECK (amount > 0),
+    intent_id       TEXT UNIQUE,
+    status          TEXT NOT NULL CHECK (status IN ('starting', 'pending', 'credited',
+                                                    'cancelled', 'expired', 'abandoned')),
+    payment_url     TEXT,
+    expires_at      INTEGER,
+    ledger_entry_id INTEGER,
+    gateway_ref     TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE recovered_taps (
+    seq          INTEGER PRIMARY KEY CHECK (seq >= 0),
+    recovered_at INTEGER NOT NULL
+);
+
+CREATE TABLE server_ledger (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    amount          INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    counter         INTEGER,
+    intent_id       TEXT,
+    note            TEXT,
+    created_at      INTEGER NOT NULL
+);
+";
+
 #[test]
 fn every_older_schema_upgrades_to_the_fresh_schema() {
     let versions: Vec<u32> = OLD_SCHEMAS.iter().map(|(v, _)| *v).collect();
@@ -86,11 +143,13 @@ fn every_older_schema_upgrades_to_the_fresh_schema() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION);
-    for (version, sql) in OLD_SCHEMAS {
+    for (version, steps) in OLD_SCHEMAS {
         let dir = d.path().join(format!("v{version}"));
         std::fs::create_dir_all(dir.join("wallet")).unwrap();
         let c = Connection::open(dir.join("wallet").join(DB_FILE)).unwrap();
-        c.execute_batch(sql).unwrap();
+        for sql in *steps {
+            c.execute_batch(sql).unwrap();
+        }
         c.pragma_update(None, "user_version", version).unwrap();
         drop(c);
         drop(open(&dir));
@@ -134,17 +193,18 @@ fn used_wallet(d: &std::path::Path) -> (Vec<u32>, Reader) {
 }
 
 #[test]
-fn a_used_v1_wallet_upgrades_to_v2_with_its_data() {
+fn a_used_v1_wallet_upgrades_with_its_data() {
     let d = tempfile::tempdir().unwrap();
     let (counters, reader) = used_wallet(d.path());
     let db = d.path().join("wallet").join(DB_FILE);
     let before_history = open(d.path()).history(None, 100).unwrap();
-    // turn it back into what the v1 code wrote: same v1 tables and rows, no v2 tables
+    // turn it back into what the v1 code wrote: same v1 tables and rows, no later tables
     {
         let c = Connection::open(&db).unwrap();
         c.execute_batch(
             "DROP TABLE idempotency_keys; DROP TABLE topups; DROP TABLE tap_settlements;
-             DROP TABLE recovered_taps; DROP TABLE server_ledger;",
+             DROP TABLE recovered_taps; DROP TABLE server_ledger; DROP TABLE tap_verdicts;
+             ALTER TABLE credentials DROP COLUMN pseudonym;",
         )
         .unwrap();
         c.pragma_update(None, "user_version", 1).unwrap();
@@ -162,10 +222,77 @@ fn a_used_v1_wallet_upgrades_to_v2_with_its_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     // it still taps, after every counter it used
     let a = tap_fare(&w, &reader, 10).unwrap();
     assert!(a.counter > *counters.iter().max().unwrap());
+}
+
+/// A v2 wallet (synced: answers to its uploads) upgrades to v3: its answers kept, its
+/// credentials given the pseudonym the verdict feed names their taps by.
+#[test]
+fn a_used_v2_wallet_upgrades_with_its_answers_and_pseudonyms() {
+    let d = tempfile::tempdir().unwrap();
+    let (counters, _reader) = used_wallet(d.path());
+    let db = d.path().join("wallet").join(DB_FILE);
+    let pseudonym: Vec<u8> = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT pseudonym FROM credentials", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pseudonym.len(), 16, "filled at install");
+    // turn it back into what the v2 code wrote, with the answer to the first tap's upload
+    {
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(
+            "DROP TABLE tap_verdicts; DROP TABLE tap_settlements;
+             ALTER TABLE credentials DROP COLUMN pseudonym;",
+        )
+        .unwrap();
+        c.execute_batch(SCHEMA_V2_TAP_SETTLEMENTS).unwrap();
+        c.execute(
+            "INSERT INTO tap_settlements (seq, status, fare, reason, detail, updated_at)
+             VALUES (0, 'settled', 8, NULL, 're-rated', 1)",
+            [],
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        let v2 = Connection::open_in_memory().unwrap();
+        for sql in [SCHEMA_V1, SCHEMA_V2_STEP, SCHEMA_V2_TAP_SETTLEMENTS] {
+            v2.execute_batch(sql).unwrap();
+        }
+        v2.pragma_update(None, "user_version", 2).unwrap();
+        assert_eq!(schema_of(&c).unwrap(), schema_of(&v2).unwrap());
+    }
+    let w = open(d.path());
+    assert_eq!(w.verify_tap_log().unwrap(), counters.len() as u64);
+    let c = Connection::open(&db).unwrap();
+    let filled: Vec<u8> = c
+        .query_row("SELECT pseudonym FROM credentials", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(filled, pseudonym, "the certificate's pseudonym");
+    // the answer is kept: the first tap was charged 8 rials, re-rated
+    let h = w.history(None, 100).unwrap().items;
+    let first = h.iter().find(|i| i.log_seq == Some(0)).unwrap();
+    assert_eq!(first.status, HistoryStatus::Corrected, "{first:?}");
+    assert_eq!((first.amount, first.authorized), (8, Some(10)));
+    assert_eq!(first.reason.as_deref(), Some("re-rated"));
+    // and a verdict of the feed finds its tap through the filled pseudonym
+    c.execute(
+        "INSERT INTO tap_verdicts (pseudonym, counter, id, status, charged, reason, time,
+                                   line_id, created_at, received_at)
+         VALUES (?1, ?2, 1, 'fraud', 10, 'duplicate_counter', 0, NULL, 0, 0)",
+        rusqlite::params![pseudonym, counters[1]],
+    )
+    .unwrap();
+    let second = w
+        .history(None, 100)
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|i| i.log_seq == Some(1))
+        .unwrap();
+    assert_eq!(second.status, HistoryStatus::Fraud, "{second:?}");
+    assert_eq!((second.amount, second.charged), (10, Some(10)));
 }
 
 #[test]

@@ -44,6 +44,10 @@ def test_journey(tmp_path, backend_url, phone):
         assert tap.kind == mancard.HistoryKind.TAP
         assert tap.status_word == 0x9000
         assert tap.line_id == 1 and tap.validator_id == 17
+        # not judged by the backend yet: shown with what the phone authorized
+        assert tap.status == mancard.HistoryStatus.NOT_SETTLED
+        assert tap.status_code == "not_settled"
+        assert tap.amount == tap.authorized and tap.charged is None
 
         p = w.boarding_pass()
         assert p.text.startswith("MC2:")
@@ -61,8 +65,12 @@ def test_journey(tmp_path, backend_url, phone):
         assert w.ledger().confirmed_balance == sync.balance == (await w.account()).balance
         assert sync.balance < 400_000
 
-        kinds = [e.kind for e in w.history(None, 50).entries if e.kind != mancard.HistoryKind.REFUSAL]
+        main = [e for e in w.history(None, 50).entries if e.kind != mancard.HistoryKind.REFUSAL]
+        kinds = [e.kind for e in main]
         assert kinds == [mancard.HistoryKind.PASS, mancard.HistoryKind.TAP, mancard.HistoryKind.TOP_UP]
+        # what the backend charged for the tap; the pass, never scanned, is not charged
+        assert main[1].charged == main[1].amount == 400_000 - sync.balance
+        assert main[0].status_code == "pass_shown" and main[0].charged is None
 
     asyncio.run(journey())
 

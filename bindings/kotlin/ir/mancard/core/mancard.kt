@@ -3489,9 +3489,39 @@ data class HistoryEntry (
     var `kind`: HistoryKind
     , 
     /**
-     * Rials: fare authorized, pass maximum, or top-up amount; 0 for refusals.
+     * Rials the entry is about: what the backend charges for a tap or pass it judged (a
+     * fraud tap's real charge); for one not judged yet, the fare authorized (NFC) or what
+     * the pass holds; 0 for a pass not used and for refusals; a top-up's amount.
      */
     var `amount`: kotlin.Long
+    , 
+    /**
+     * What the phone signed for a tap or pass: the NFC fare, or the pass's maximum.
+     */
+    var `authorized`: kotlin.Long?
+    , 
+    /**
+     * What the backend charges for the tap or pass now, once it judged it.
+     */
+    var `charged`: kotlin.Long?
+    , 
+    var `status`: HistoryStatus
+    , 
+    /**
+     * Stable machine code of `status` ("not_settled", "pass_shown", "pass_not_used",
+     * "charged", "corrected", "not_charged", "rejected", "fraud", "refused", "credited").
+     */
+    var `statusCode`: kotlin.String
+    , 
+    /**
+     * The backend's reason code ("transfer", "torn_gate_closed", "from_the_future", ...).
+     */
+    var `reason`: kotlin.String?
+    , 
+    /**
+     * The status as an English sentence.
+     */
+    var `statusText`: kotlin.String
     , 
     var `logSeq`: kotlin.ULong?
     , 
@@ -3507,7 +3537,7 @@ data class HistoryEntry (
     var `statusWord`: kotlin.UShort?
     , 
     /**
-     * Human explanation (refusal reason, top-up reference).
+     * Human explanation beyond the status (refusal reason, top-up reference).
      */
     var `detail`: kotlin.String
     
@@ -3530,6 +3560,12 @@ public object FfiConverterTypeHistoryEntry: FfiConverterRustBuffer<HistoryEntry>
             FfiConverterLong.read(buf),
             FfiConverterTypeHistoryKind.read(buf),
             FfiConverterLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterTypeHistoryStatus.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
@@ -3544,6 +3580,12 @@ public object FfiConverterTypeHistoryEntry: FfiConverterRustBuffer<HistoryEntry>
             FfiConverterLong.allocationSize(value.`time`) +
             FfiConverterTypeHistoryKind.allocationSize(value.`kind`) +
             FfiConverterLong.allocationSize(value.`amount`) +
+            FfiConverterOptionalLong.allocationSize(value.`authorized`) +
+            FfiConverterOptionalLong.allocationSize(value.`charged`) +
+            FfiConverterTypeHistoryStatus.allocationSize(value.`status`) +
+            FfiConverterString.allocationSize(value.`statusCode`) +
+            FfiConverterOptionalString.allocationSize(value.`reason`) +
+            FfiConverterString.allocationSize(value.`statusText`) +
             FfiConverterOptionalULong.allocationSize(value.`logSeq`) +
             FfiConverterOptionalUInt.allocationSize(value.`counter`) +
             FfiConverterOptionalUInt.allocationSize(value.`lineId`) +
@@ -3557,6 +3599,12 @@ public object FfiConverterTypeHistoryEntry: FfiConverterRustBuffer<HistoryEntry>
             FfiConverterLong.write(value.`time`, buf)
             FfiConverterTypeHistoryKind.write(value.`kind`, buf)
             FfiConverterLong.write(value.`amount`, buf)
+            FfiConverterOptionalLong.write(value.`authorized`, buf)
+            FfiConverterOptionalLong.write(value.`charged`, buf)
+            FfiConverterTypeHistoryStatus.write(value.`status`, buf)
+            FfiConverterString.write(value.`statusCode`, buf)
+            FfiConverterOptionalString.write(value.`reason`, buf)
+            FfiConverterString.write(value.`statusText`, buf)
             FfiConverterOptionalULong.write(value.`logSeq`, buf)
             FfiConverterOptionalUInt.write(value.`counter`, buf)
             FfiConverterOptionalUInt.write(value.`lineId`, buf)
@@ -4473,6 +4521,82 @@ public object FfiConverterTypeHistoryKind: FfiConverterRustBuffer<HistoryKind> {
     override fun allocationSize(value: HistoryKind) = 4UL
 
     override fun write(value: HistoryKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Where a history entry stands (what the backend charged for a tap or pass and why, or
+ * what an event was). `HistoryEntry.status_code` is the same as a stable text code.
+ */
+
+enum class HistoryStatus {
+    
+    /**
+     * An NFC tap the backend has not judged yet (the amount is what the phone authorized).
+     */
+    NOT_SETTLED,
+    /**
+     * A QR pass shown, not charged (yet), still scannable.
+     */
+    PASS_SHOWN,
+    /**
+     * A QR pass that expired unscanned: nothing charged, its reservation released.
+     */
+    PASS_NOT_USED,
+    /**
+     * Charged.
+     */
+    CHARGED,
+    /**
+     * Charged another amount than the phone authorized (a transfer, the daily cap).
+     */
+    CORRECTED,
+    /**
+     * Not charged, on the evidence (a torn tap whose gate stayed closed).
+     */
+    NOT_CHARGED,
+    /**
+     * The report was refused: not charged.
+     */
+    REJECTED,
+    /**
+     * Charged, and a fraud case was opened (the amount is the real charge).
+     */
+    FRAUD,
+    /**
+     * The phone refused a reader.
+     */
+    REFUSED,
+    /**
+     * A top-up or a credit.
+     */
+    CREDITED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHistoryStatus: FfiConverterRustBuffer<HistoryStatus> {
+    override fun read(buf: ByteBuffer) = try {
+        HistoryStatus.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: HistoryStatus) = 4UL
+
+    override fun write(value: HistoryStatus, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }

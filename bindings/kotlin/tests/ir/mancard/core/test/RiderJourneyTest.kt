@@ -2,6 +2,7 @@ package ir.mancard.core.test
 
 import ir.mancard.core.CredentialState
 import ir.mancard.core.HistoryKind
+import ir.mancard.core.HistoryStatus
 import ir.mancard.core.ManCardException
 import ir.mancard.core.TopUpStatus
 import ir.mancard.core.Wallet
@@ -89,6 +90,11 @@ class RiderJourneyTest {
         assertEquals(0x9000.toUShort(), tap.statusWord)
         assertNotNull(tap.validatorId)
         assertEquals(1u, tap.lineId)
+        // Not judged by the backend yet: shown with what the phone authorized.
+        assertEquals(HistoryStatus.NOT_SETTLED, tap.status)
+        assertEquals("not_settled", tap.statusCode)
+        assertEquals(tap.authorized, tap.amount)
+        assertNull(tap.charged)
 
         // Sync: the tap log goes up, the backend settles the fare, the balance comes back.
         val sync = wallet.sync()
@@ -133,6 +139,11 @@ class RiderJourneyTest {
         assertEquals(listOf(HistoryKind.PASS, HistoryKind.TAP, HistoryKind.TOP_UP), main.map { it.kind })
         assertEquals(TOP_UP, main.last().amount)
         assertEquals(pass.counter, main.first().counter)
+        // What the backend charged for the tap; the pass, not scanned, is not charged.
+        assertEquals(tap.amount, main[1].charged)
+        assertEquals(main[1].charged, main[1].amount)
+        assertEquals(HistoryStatus.PASS_SHOWN, main.first().status)
+        assertEquals("pass shown", main.first().statusText)
         assertEquals(2UL, wallet.verifyTapLog())
 
         // Lock: no pass, and the reason reaches Kotlin as a sentence.
