@@ -140,11 +140,63 @@ impl FraudKind {
     }
 }
 
-/// An open fraud case.
+/// Where a fraud case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FraudCaseStatus {
+    /// Not resolved yet: the account is frozen (no new certificates).
+    Open,
+    /// An operator resolved it.
+    Resolved,
+}
+
+impl FraudCaseStatus {
+    /// The status's wire text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// How an operator resolved a fraud case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FraudResolution {
+    /// The fraud is real: the device stays revoked (the rider provisions a new device).
+    Confirmed,
+    /// A false alarm: the revocation the case caused is lifted (the device's pseudonyms leave
+    /// the deny list).
+    Dismissed,
+}
+
+impl FraudResolution {
+    /// The resolution's wire (and database) text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Dismissed => "dismissed",
+        }
+    }
+
+    /// The resolution for its text, if known.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Confirmed, Self::Dismissed]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+/// A fraud case. While one is open the account is frozen: no certificate is issued
+/// (provisioning and replenishing answer 403 `account_frozen`); top-ups are still credited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FraudCase {
     pub id: i64,
+    pub account_id: i64,
     pub device_id: i64,
     /// Hex pseudonym.
     pub pseudonym: String,
@@ -152,6 +204,81 @@ pub struct FraudCase {
     pub counter: Option<u32>,
     pub detail: String,
     pub opened_at: i64,
+    pub status: FraudCaseStatus,
+    /// Set once resolved.
+    pub resolution: Option<FraudResolution>,
+    pub resolved_at: Option<i64>,
+    /// The operator who resolved it.
+    pub resolved_by: Option<String>,
+    /// The operator's note.
+    pub note: Option<String>,
+}
+
+/// Which cases `GET /v1/admin/fraud` lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FraudStatusFilter {
+    #[default]
+    Open,
+    Resolved,
+    All,
+}
+
+impl FraudStatusFilter {
+    /// The filter's wire text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Resolved => "resolved",
+            Self::All => "all",
+        }
+    }
+}
+
+/// The query string of `GET /v1/admin/fraud`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct FraudCasesQuery {
+    /// `open` (default), `resolved` or `all`.
+    #[serde(default)]
+    pub status: FraudStatusFilter,
+}
+
+/// One case with its evidence: the signed messages that prove it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FraudCaseDetail {
+    pub case: FraudCase,
+    /// The evidence bytes, hex (decode with `mancard inspect`); empty for a case opened before
+    /// the backend kept evidence.
+    pub evidence: String,
+    /// The evidence decoded, one line per field (what `mancard inspect` prints).
+    pub evidence_summary: Vec<String>,
+}
+
+/// `POST /v1/admin/fraud/{id}/resolve`. Resolving is idempotent: the same resolution again
+/// changes nothing; another resolution of a resolved case is a 409 `fraud_case_resolved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolveFraudRequest {
+    pub resolution: FraudResolution,
+    /// Why (1 to 500 bytes).
+    pub note: String,
+    /// Who resolves it (1 to 100 bytes).
+    pub operator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolveFraudResponse {
+    pub case: FraudCase,
+    /// False if the case had been resolved this way already (nothing changed).
+    pub changed: bool,
+    /// Whether the account is still frozen (another case of it is open).
+    pub account_frozen: bool,
+    /// Whether the case's device is still revoked.
+    pub device_revoked: bool,
 }
 
 /// Results of the ledger invariant checks.
@@ -164,7 +291,8 @@ pub struct AuditReport {
     pub ledger_total: i64,
     /// Sum over accounts of their balances (must equal `ledger_total`).
     pub balances_total: i64,
-    /// Taps with no fare entry (must be 0).
+    /// Charged taps with no fare entry, and taps not charged (pending, torn) whose ledger
+    /// entries do not sum to 0 (must be 0).
     pub taps_without_charge: i64,
     /// Taps whose charge is negative (must be 0).
     pub taps_negative_charge: i64,

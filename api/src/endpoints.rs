@@ -94,7 +94,13 @@ pub const ADMIN_VALIDATORS: Endpoint = Endpoint::new(Post, "/v1/admin/validators
 pub const ADMIN_DENY_VALIDATOR: Endpoint = Endpoint::new(Post, "/v1/admin/validators/deny", Admin);
 pub const ADMIN_ISSUER_KEYS: Endpoint = Endpoint::new(Get, "/v1/admin/issuer-keys", Admin);
 pub const ADMIN_ROTATE_KEYS: Endpoint = Endpoint::new(Post, "/v1/admin/issuer-keys/rotate", Admin);
-pub const ADMIN_FRAUD_CASES: Endpoint = Endpoint::new(Get, "/v1/admin/fraud-cases", Admin);
+/// Query [`FraudCasesQuery`](crate::admin::FraudCasesQuery): fraud cases (open by default).
+pub const ADMIN_FRAUD_CASES: Endpoint = Endpoint::new(Get, "/v1/admin/fraud", Admin);
+/// One fraud case with its evidence.
+pub const ADMIN_FRAUD_CASE: Endpoint = Endpoint::new(Get, "/v1/admin/fraud/{id}", Admin);
+/// Resolve a fraud case (body [`ResolveFraudRequest`](crate::admin::ResolveFraudRequest)).
+pub const ADMIN_RESOLVE_FRAUD: Endpoint =
+    Endpoint::new(Post, "/v1/admin/fraud/{id}/resolve", Admin);
 pub const ADMIN_AUDIT: Endpoint = Endpoint::new(Get, "/v1/admin/audit", Admin);
 pub const ADMIN_ADJUSTMENTS: Endpoint = Endpoint::new(Post, "/v1/admin/adjustments", Admin);
 
@@ -128,6 +134,8 @@ pub const ALL: &[Endpoint] = &[
     ADMIN_ISSUER_KEYS,
     ADMIN_ROTATE_KEYS,
     ADMIN_FRAUD_CASES,
+    ADMIN_FRAUD_CASE,
+    ADMIN_RESOLVE_FRAUD,
     ADMIN_AUDIT,
     ADMIN_ADJUSTMENTS,
     SANDBOX_OTP,

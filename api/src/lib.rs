@@ -48,8 +48,9 @@ pub use account::{
 };
 pub use admin::{
     AdjustmentRequest, AdjustmentResponse, AuditReport, DenyValidatorRequest,
-    DenyValidatorResponse, FraudCase, FraudKind, KeyInfo, KeysResponse, RegisterValidatorRequest,
-    RegisterValidatorResponse,
+    DenyValidatorResponse, FraudCase, FraudCaseDetail, FraudCaseStatus, FraudCasesQuery, FraudKind,
+    FraudResolution, FraudStatusFilter, KeyInfo, KeysResponse, RegisterValidatorRequest,
+    RegisterValidatorResponse, ResolveFraudRequest, ResolveFraudResponse,
 };
 pub use endpoints::{Auth, Endpoint, Method};
 pub use problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};
@@ -58,7 +59,7 @@ pub use validator::{BatchResponse, TapResult, TapStatus};
 pub use wallet::{
     ChainState, CredentialRequest, CredentialResponse, CredentialState, CredentialStatus, Health,
     IssuerKeyView, LedgerEntry, LedgerKind, LogItem, LogQuery, LogResponse, NonceResponse,
-    SyncRequest, SyncResponse,
+    SyncRequest, SyncResponse, TapVerdict, VerdictStatus,
 };
 
 wire_text!(
@@ -66,7 +67,8 @@ wire_text!(
     TapStatus,
     CredentialState,
     LedgerKind,
-    FraudKind
+    FraudKind,
+    VerdictStatus
 );
 
 #[cfg(test)]

@@ -76,6 +76,10 @@ problem_codes! {
     UnknownDevice = "unknown_device",
     CredentialRevoked = "credential_revoked",
     CountersExhausted = "counters_exhausted",
+    AccountFrozen = "account_frozen",
+    UnknownFraudCase = "unknown_fraud_case",
+    FraudCaseResolved = "fraud_case_resolved",
+    InvalidResolution = "invalid_resolution",
     // top-up
     InvalidAmount = "invalid_amount",
     InvalidIdempotencyKey = "invalid_idempotency_key",

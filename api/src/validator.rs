@@ -16,6 +16,12 @@ pub enum TapStatus {
     Fraud,
     /// The evidence does not verify; not charged.
     Rejected,
+    /// Stored, not charged yet: a pass only the wallet reported (charged when a validator
+    /// reports it).
+    Pending,
+    /// Stored, not charged: a validator reported the tap's challenge torn (the gate stayed
+    /// closed).
+    NotCharged,
 }
 
 impl TapStatus {
@@ -26,6 +32,8 @@ impl TapStatus {
             Self::Duplicate => "duplicate",
             Self::Fraud => "fraud",
             Self::Rejected => "rejected",
+            Self::Pending => "pending",
+            Self::NotCharged => "not_charged",
         }
     }
 }
@@ -57,4 +65,7 @@ pub struct BatchResponse {
     pub fraud: usize,
     pub rejected: usize,
     pub records: Vec<TapResult>,
+    /// Torn challenges of the batch recorded (the gate stayed closed for each).
+    #[serde(default)]
+    pub torn: usize,
 }

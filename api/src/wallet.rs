@@ -83,6 +83,9 @@ pub struct SyncRequest {
     /// Entries already uploaded may be sent again (they must be identical).
     #[serde(default)]
     pub entries: Vec<String>,
+    /// Id of the last tap verdict the wallet has (0 for none).
+    #[serde(default)]
+    pub verdict_cursor: i64,
 }
 
 /// Where the device's credential stands.
@@ -213,6 +216,79 @@ pub struct SyncResponse {
     /// The current signed config bundle (`ValidatorConfig` encoding), hex, as in
     /// [`CredentialResponse::config_bundle`].
     pub config_bundle: String,
+    /// What the backend decided about the device's taps since the request's
+    /// `verdict_cursor`, oldest first (at most 500): every change of a tap's status or charge,
+    /// whoever reported the tap.
+    #[serde(default)]
+    pub verdicts: Vec<TapVerdict>,
+    /// Pass back as `verdict_cursor` next time.
+    #[serde(default)]
+    pub verdict_cursor: i64,
+}
+
+/// Where a tap stands at the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictStatus {
+    /// Charged (`charged` rials, after re-rating).
+    Charged,
+    /// Known only from the wallet and not charged yet: a pass no validator reported (yet).
+    Pending,
+    /// Not charged, and never will be on this evidence (`reason` says why: a torn tap whose
+    /// gate stayed closed, a pass that expired unscanned).
+    NotCharged,
+    /// Charged, and a fraud case was opened on signed evidence (`reason` is its kind).
+    Fraud,
+    /// The report was refused (`reason` says why): not charged, no case.
+    Rejected,
+}
+
+impl VerdictStatus {
+    /// The status's wire text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Charged => "charged",
+            Self::Pending => "pending",
+            Self::NotCharged => "not_charged",
+            Self::Fraud => "fraud",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// The status for its text, if known.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Charged,
+            Self::Pending,
+            Self::NotCharged,
+            Self::Fraud,
+            Self::Rejected,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// The backend's verdict on one tap of the device, as the rider's history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TapVerdict {
+    /// Monotonic id: the verdict cursor.
+    pub id: i64,
+    /// The certificate's pseudonym, hex.
+    pub pseudonym: String,
+    pub counter: u32,
+    pub status: VerdictStatus,
+    /// Rials the backend charges for this tap now (0 or more).
+    pub charged: i64,
+    /// Stable code: why (`torn_gate_closed`, `pass_not_scanned`, `pass_expired_unscanned`,
+    /// `shared_pass`, `from_the_future`, a fraud kind, a rejection reason, `transfer`, ...).
+    pub reason: Option<String>,
+    /// The tap's signed time, UTC seconds.
+    pub time: i64,
+    pub line_id: Option<u32>,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

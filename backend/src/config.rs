@@ -44,6 +44,15 @@ pub struct Policy {
     /// The time rules signed into the config bundle (longest pass, clock skew, tap window);
     /// settlement refuses passes longer than this bundle allows.
     pub time_rules: TimeRules,
+    /// How far after the backend's clock a reported tap may be dated (validator and phone
+    /// clocks run a little fast); later ones are refused as `from_the_future`.
+    pub future_tolerance_secs: i64,
+    /// Abuse events (one pass shown at several validators) allowed per account and fare day;
+    /// one more revokes the device (`shared_pass`).
+    pub shared_pass_limit: i64,
+    /// Certificates the devices of one account may be issued in 24 hours (a retry that gets
+    /// the same certificate back does not count).
+    pub max_certificates_per_day: u32,
 }
 
 impl Default for Policy {
@@ -69,6 +78,9 @@ impl Default for Policy {
             reconcile_every_secs: 60,
             validator_cert_lifetime_secs: 365 * 86_400,
             time_rules: TimeRules::default(),
+            future_tolerance_secs: 300,
+            shared_pass_limit: 1,
+            max_certificates_per_day: 8,
         }
     }
 }

@@ -90,6 +90,19 @@ pub enum Error {
     UnknownDevice,
     #[error("this device has used every counter; provision a new device")]
     CountersExhausted,
+    #[error(
+        "this account is frozen while a fraud case is open; no new ticket can be issued until \
+         an operator resolves it (top-ups are still credited)"
+    )]
+    AccountFrozen,
+    #[error("no fraud case {0}")]
+    UnknownFraudCase(i64),
+    #[error("fraud case {id} is already resolved ({resolution}); a case is resolved once")]
+    FraudCaseResolved { id: i64, resolution: String },
+    #[error("{0}")]
+    InvalidResolution(&'static str),
+    #[error("this account was issued {max} certificates in the last 24 hours; try again later")]
+    IssuanceRateLimited { max: u32 },
 
     // ---- top-up --------------------------------------------------------------------------
     #[error("no payment gateway is configured; run with --sandbox")]

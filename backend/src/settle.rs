@@ -9,8 +9,9 @@ use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
 use mancard_api::FraudKind;
 use mancard_protocol::{
     authorized_amount, check_validity, prove_fork, BoardingPass, CredentialCertificate, FareClass,
-    PublicKey, RideState, SignatureError, TapAuthorization, TapChallenge, TapProof, TapRecord,
-    Tariff, TimeRules, ValidatorCertificate, VerifiedCertificate, VerifyError, WalletLogEntry,
+    FareKind, PublicKey, RideState, SignatureError, TapAuthorization, TapChallenge, TapProof,
+    TapRecord, Tariff, TimeRules, ValidatorCertificate, VerifiedCertificate, VerifyError,
+    WalletLogEntry,
 };
 use std::collections::HashMap;
 
@@ -56,6 +57,9 @@ pub struct Evidence<'a> {
     pub time_rules: &'a TimeRules,
     /// The tariff: what a phone of another class than the challenge quoted must have signed.
     pub tariff: &'a Tariff,
+    /// The latest tap time accepted: the backend's clock plus the policy's tolerance. A tap
+    /// dated later is refused (`from_the_future`).
+    pub not_after: i64,
 }
 
 /// Tolerated difference between a validator record's time and the time in its signed challenge.
@@ -85,6 +89,9 @@ pub struct CheckedTap {
     pub allowance: i64,
     /// Encoding of the signed evidence as reported first ([`proof_bytes`]).
     pub proof: Vec<u8>,
+    /// NFC: the id of the validator-signed challenge (torn challenges are matched on it).
+    /// QR: none.
+    pub challenge_id: Option<[u8; 32]>,
     /// Set when the evidence is genuine but breaks the certificate's limits.
     pub fraud: Option<(FraudKind, String)>,
 }
@@ -124,6 +131,8 @@ pub enum Reject {
     ForeignCertificate,
     /// Another tap with the same counter is stored, but the two do not prove a fork.
     UnprovenConflict,
+    /// The tap is dated later than the backend's clock allows.
+    FromTheFuture,
 }
 
 impl Reject {
@@ -145,6 +154,7 @@ impl Reject {
             Self::RecordMismatch => "record_mismatch",
             Self::ForeignCertificate => "foreign_certificate",
             Self::UnprovenConflict => "unproven_conflict",
+            Self::FromTheFuture => "from_the_future",
         }
     }
 }
@@ -435,6 +445,15 @@ pub fn check_proof(
         Ok(t) => t,
         Err(rejected) => return rejected,
     };
+    if time > ev.not_after {
+        return reject(
+            Reject::FromTheFuture,
+            format!(
+                "the tap is dated {} s after the backend's clock allows",
+                time.saturating_sub(ev.not_after)
+            ),
+        );
+    }
     if let Err(e) = check_validity(&ci.cert, time) {
         return reject(Reject::OutsideValidity, e.to_string());
     }
@@ -451,6 +470,10 @@ pub fn check_proof(
         authorized,
         allowance: body.allowance.max_amount,
         proof: proof_bytes(proof),
+        challenge_id: match proof {
+            TapProof::Nfc { challenge, .. } => Some(challenge.id()),
+            TapProof::Qr { .. } => None,
+        },
         fraud,
     }))
 }
@@ -503,6 +526,15 @@ pub fn check_record(
         return reject(
             Reject::RecordMismatch,
             "the record names another validator than its batch",
+        );
+    }
+    if rec.time > ev.not_after {
+        return reject(
+            Reject::FromTheFuture,
+            format!(
+                "the record is dated {} s after the backend's clock allows",
+                rec.time.saturating_sub(ev.not_after)
+            ),
         );
     }
     if let TapProof::Nfc { challenge, .. } = &rec.proof {
@@ -588,9 +620,9 @@ pub fn check_entry(
     check_proof(&entry.proof, cert, None, ev)
 }
 
-/// The fare of one ride given the state so far, never more than its signed amount. A ride whose
-/// line is unknown or not in the tariff costs its signed amount (bounded by the daily cap) and
-/// is not a transfer origin.
+/// The fare of one ride given the state so far, never more than its signed amount, and why it
+/// is what it is. A ride whose line is unknown or not in the tariff costs its signed amount
+/// (bounded by the daily cap) and is not a transfer origin.
 pub fn rate(
     tariff: &Tariff,
     class: FareClass,
@@ -598,7 +630,7 @@ pub fn rate(
     time: i64,
     authorized: i64,
     state: &RideState,
-) -> (i64, RideState) {
+) -> (i64, FareKind, RideState) {
     if let Some(l) = line {
         if let Ok(q) = tariff.fare(class, l, time, state) {
             // never more than the phone signed (NFC: the authorized fare; QR: the maximum)
@@ -607,7 +639,7 @@ pub fn rate(
             next.spent_today = next
                 .spent_today
                 .saturating_sub(q.amount.saturating_sub(amount));
-            return (amount, next);
+            return (amount, q.kind, next);
         }
     }
     let day = tariff.fare_day(time);
@@ -622,8 +654,14 @@ pub fn rate(
         .copied()
         .unwrap_or(i64::MAX);
     let amount = authorized.min(cap.saturating_sub(spent).max(0)).max(0);
+    let kind = if amount < authorized {
+        FareKind::Capped
+    } else {
+        FareKind::Full
+    };
     (
         amount,
+        kind,
         RideState {
             fare_day: day,
             spent_today: spent.saturating_add(amount),

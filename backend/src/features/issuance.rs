@@ -80,11 +80,23 @@ impl Engine {
         let now = self.now();
         let new_pseudonym = PseudonymBytes(random()?);
         let (resp, info) = self.store.write(|tx| {
+            let account = tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
+            // A retry of a request whose answer was lost (the same tap key, with the same or a
+            // fresh nonce) gets the same certificate back: nothing new is issued.
+            if let Some(again) = self.issued_before(tx, &account, &proven, now)? {
+                return Ok(again);
+            }
             if !tx.take_nonce(&proven.nonce, account_id, now)? {
                 return Err(Error::InvalidNonce);
             }
-            let account = tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
+            if self.account_frozen(tx, account_id)? {
+                return Err(Error::AccountFrozen);
+            }
             let (device, revoked) = self.device_for(tx, &account, &proven, new_pseudonym, now)?;
+            let max = self.config().policy.max_certificates_per_day;
+            if tx.certificates_issued_since(account_id, now.saturating_sub(24 * 3600))? >= max {
+                return Err(Error::IssuanceRateLimited { max });
+            }
             let (mut resp, info) = self.certify(
                 tx,
                 &account,
@@ -109,6 +121,74 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .insert(info.hash, Arc::new(info));
         Ok(resp)
+    }
+
+    /// The answer to a request for a tap key that was certified before for this account's
+    /// device with the same binding key, if that certificate is still the device's newest and
+    /// the device is not revoked (a lost answer, retried).
+    fn issued_before(
+        &self,
+        tx: &Writer<'_>,
+        account: &Account,
+        proven: &Proven,
+        now: i64,
+    ) -> Result<Option<(CredentialResponse, CertInfo)>> {
+        let Some(row) = tx.certificate_by_tap_key(proven.tap.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(device) = tx.device_by_binding_key(proven.binding.as_bytes())? else {
+            return Ok(None);
+        };
+        if device.id != row.device_id || device.account_id != account.id {
+            return Err(Error::BindingKeyInUse);
+        }
+        if let Some(reason) = tx.revocation(device.id)? {
+            return Err(Error::CredentialRevoked { reason });
+        }
+        let newest = tx.latest_certificate(device.id)?;
+        if newest.as_ref().map(|c| c.hash) != Some(row.hash) || row.superseded_at.is_some() {
+            return Ok(None);
+        }
+        let cert = CredentialCertificate::decode(&row.encoded)
+            .map_err(|_| StoreError::Corrupt("stored certificate"))?;
+        let keys = self.keyring();
+        let issuer_keys = keys
+            .listed(now, self.config().policy.cert_lifetime_secs)
+            .into_iter()
+            .map(key_view)
+            .collect();
+        drop(keys);
+        let a = cert.body.allowance;
+        let mut resp = CredentialResponse {
+            certificate: hex::encode(&row.encoded),
+            certificate_hash: row.hash.to_hex(),
+            pseudonym: row.pseudonym.to_hex(),
+            issuer_key_id: cert.body.issuer_key_id,
+            valid_from: cert.body.valid_from,
+            valid_until: cert.body.valid_until,
+            counter_first: a.counter_first,
+            counter_last: a.counter_last,
+            max_amount: a.max_amount,
+            fare_class: cert.body.fare_class.name().to_string(),
+            balance: tx.balance(account.id)?,
+            server_time: now,
+            revoked_pseudonyms: Vec::new(),
+            issuer_keys,
+            tariff: self.tariff_hex(),
+            config_bundle: String::new(),
+        };
+        resp.config_bundle = self.bundle_hex_in(tx, now)?;
+        tracing::info!(
+            account_id = account.id.0,
+            "credential request retried: same certificate"
+        );
+        let info = CertInfo {
+            cert,
+            hash: row.hash,
+            device_id: device.id,
+            account_id: account.id,
+        };
+        Ok(Some((resp, info)))
     }
 
     /// The device a request is for: the existing one of its binding key, or (provisioning) a
@@ -205,7 +285,19 @@ impl Engine {
             counter_last,
             valid_until: cert.body.valid_until,
             issued_at: now,
+            tap_key: proven.tap.as_bytes(),
         })?;
+        // The device's older certificates are superseded: their pseudonyms go on the deny
+        // list until they expire, so the unspent allowance of the account's live certificates
+        // is this one's, which the confirmed balance bounds.
+        let superseded = tx.supersede_others(device.id, &hash, now)?;
+        if superseded > 0 {
+            tracing::info!(
+                device_id = device.id.0,
+                superseded,
+                "older certificates superseded"
+            );
+        }
         let resp = CredentialResponse {
             certificate: hex::encode(&encoded),
             certificate_hash: hash.to_hex(),

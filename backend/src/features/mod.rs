@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod fraud;
 pub mod gateway;
 pub mod issuance;
 pub mod keys;
@@ -10,3 +11,4 @@ pub mod settlement;
 pub mod sync;
 pub mod topup;
 pub mod validators;
+pub mod verdicts;

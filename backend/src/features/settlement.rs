@@ -1,22 +1,28 @@
-//! Settlement: verified taps are stored once (a tap's identity is the hash of what the phone
-//! signed), two different signed taps with one counter are proof of a fork that opens a fraud
-//! case and revokes the device, and each affected fare day is re-rated so the ledger charges
-//! every ride its tariff fare. Validator batches are ingested here; wallet uploads arrive
-//! through `sync`.
+//! Settlement by the evidence rules of docs/settlement.md: verified taps are stored once (a
+//! tap's identity is the hash of what the phone signed), whoever reports them first; an NFC
+//! tap is charged at the fare the validator signed, a pass only once a validator reports it, a
+//! tap whose challenge its validator reported torn not at all; two different signed taps with
+//! one counter are proof of a fork that opens a fraud case and revokes the device; one pass
+//! at two validators is an abuse event; each affected fare day is re-rated. Validator batches
+//! are ingested here; wallet uploads arrive through `sync`.
 
 use crate::engine::Engine;
-use crate::error::{Error, Result, StoreError};
-use crate::ids::{AccountId, BatchId, CertHash, DeviceId, TapRef};
+use crate::error::{Error, Result};
+use crate::features::fraud::evidence_bytes;
+use crate::features::verdicts::{Settling, PASS_NOT_SCANNED, SHARED_PASS, TORN_REASON};
+use crate::ids::{BatchId, CertHash, DeviceId, TapRef};
 use crate::settle::{
-    check_record, fork_between, over_allowance_total, rate, Check, CheckedTap, Evidence, Reject,
+    check_record, fork_between, over_allowance_total, Check, CheckedTap, Evidence, Reject,
 };
-use crate::store::{NewEntry, NewFraudCase, NewTap, Revocation, StoredBatch, TapSource, Writer};
-use mancard_api::{BatchResponse, FraudKind, LedgerKind, TapResult, TapStatus};
+use crate::store::{
+    NewFraudCase, NewTap, Revocation, StoredBatch, TapRow, TapSource, TapState, Writer,
+};
+use mancard_api::{BatchResponse, FraudKind, TapResult, TapStatus};
 use mancard_protocol::{
-    sha256, CredentialCertificate, RideState, SignatureError, TapBatch, TapProof,
+    sha256, CredentialCertificate, SignatureError, TapBatch, TapProof, TornRecord,
 };
 use rayon::prelude::{IndexedParallelIterator, IntoParallelRefIterator, ParallelIterator};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 fn tap_result(seq: u64, status: TapStatus) -> TapResult {
     TapResult {
@@ -30,26 +36,41 @@ fn tap_result(seq: u64, status: TapStatus) -> TapResult {
     }
 }
 
-/// What one settlement run has to finish after its taps are stored.
-#[derive(Default)]
-struct Settling {
-    results: Vec<TapResult>,
-    /// (account, fare day) → earliest changed ride time.
-    groups: BTreeMap<(AccountId, i64), i64>,
-    /// Results whose fare is filled after rating: result index and tap.
-    pending: Vec<(usize, TapRef)>,
+/// Who reported a tap: the wallet, or a validator (by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reporter {
+    Wallet,
+    Validator(u32),
 }
 
-impl Settling {
-    fn touch(&mut self, account: AccountId, fare_day: i64, time: i64) {
-        let e = self.groups.entry((account, fare_day)).or_insert(time);
-        *e = (*e).min(time);
+impl Reporter {
+    const fn source(self) -> TapSource {
+        match self {
+            Self::Wallet => TapSource::Wallet,
+            Self::Validator(_) => TapSource::Validator,
+        }
     }
+
+    const fn validator(self) -> Option<u32> {
+        match self {
+            Self::Wallet => None,
+            Self::Validator(v) => Some(v),
+        }
+    }
+}
+
+/// One report of a tap, as the settlement steps pass it on.
+struct Report<'a> {
+    t: &'a CheckedTap,
+    tap: TapRef,
+    reporter: Reporter,
+    now: i64,
 }
 
 impl Engine {
     /// Opens a fraud case against a device and revokes it (every pseudonym of its live
-    /// certificates goes on the deny list).
+    /// certificates goes on the deny list). The account is frozen until an operator resolves
+    /// the case.
     pub(crate) fn open_fraud(&self, tx: &Writer<'_>, case: &NewFraudCase<'_>) -> Result<()> {
         let id = tx.insert_fraud_case(case)?;
         tx.revoke(case.device_id, Revocation::Fraud(case.kind), case.opened_at)?;
@@ -57,87 +78,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Recomputes the fares of an account's fare day in time order and appends the ledger
-    /// entries that bring each ride's charge to its fare. Rides before `from_time` (the earliest
-    /// ride that changed) only advance the rider's state: their fares cannot change. Returns
-    /// the fares of the rides from `from_time` on.
-    fn rerate(
-        &self,
-        tx: &Writer<'_>,
-        (account_id, fare_day): (AccountId, i64),
-        from_time: i64,
-        now: i64,
-    ) -> Result<HashMap<TapRef, i64>> {
-        let tariff = &self.config().tariff;
-        let rides = tx.day_rides(account_id, fare_day, from_time)?;
-        let mut state = RideState {
-            fare_day,
-            spent_today: 0,
-            last_ride: tx
-                .last_ride_before_day(account_id, fare_day)?
-                .map(|r| (r.time, r.line_id)),
-        };
-        let mut fares = HashMap::with_capacity(rides.len());
-        for r in rides {
-            let (amount, next) = rate(
-                tariff,
-                r.fare_class,
-                r.line_id,
-                r.time,
-                r.authorized,
-                &state,
-            );
-            state = next;
-            if r.time < from_time {
-                continue;
-            }
-            let tap = TapRef {
-                pseudonym: r.pseudonym,
-                counter: r.counter,
-            };
-            fares.insert(tap, amount);
-            if amount == r.charged && r.entries > 0 {
-                continue;
-            }
-            let p = r.pseudonym.to_hex();
-            let (kind, key) = if r.entries == 0 {
-                (LedgerKind::Fare, format!("fare:{p}:{}", r.counter))
-            } else {
-                (
-                    LedgerKind::FareAdjustment,
-                    format!("fare-adj:{p}:{}:{}", r.counter, r.entries),
-                )
-            };
-            let inserted = tx.insert_ledger(&NewEntry {
-                account_id,
-                kind,
-                amount: r.charged.saturating_sub(amount),
-                idempotency_key: &key,
-                tap: Some(tap),
-                intent_id: None,
-                note: None,
-                created_at: now,
-            })?;
-            if inserted.is_none() {
-                return Err(StoreError::Corrupt("fare entry key reused").into());
-            }
-        }
-        Ok(fares)
-    }
-
-    /// Applies verified reports in one transaction: each (pseudonym, counter) is charged once;
-    /// conflicting evidence opens a fraud case. `seqs` name the results.
+    /// Applies verified reports in one transaction: each (pseudonym, counter) is stored once
+    /// and charged by the evidence rules (docs/settlement.md); conflicting signed evidence
+    /// opens a fraud case. `seqs` name the results.
     pub(crate) fn apply_checks(
         &self,
         tx: &Writer<'_>,
         checks: Vec<(u64, Check)>,
-        source: TapSource,
+        reporter: Reporter,
         now: i64,
     ) -> Result<Vec<TapResult>> {
         let mut s = Settling {
             results: Vec::with_capacity(checks.len()),
             ..Settling::default()
         };
+        self.apply_into(tx, &mut s, checks, reporter, now)?;
+        s.finish(self, tx, now)
+    }
+
+    /// [`Self::apply_checks`] without finishing (the caller adds more to `s` first).
+    pub(crate) fn apply_into(
+        &self,
+        tx: &Writer<'_>,
+        s: &mut Settling,
+        checks: Vec<(u64, Check)>,
+        reporter: Reporter,
+        now: i64,
+    ) -> Result<()> {
         for (seq, check) in checks {
             match check {
                 Check::Rejected { reason, detail } => {
@@ -146,33 +113,38 @@ impl Engine {
                     r.detail = Some(detail);
                     s.results.push(r);
                 }
-                Check::Ok(t) => self.settle_tap(tx, &mut s, seq, *t, source, now)?,
+                Check::Ok(t) => self.settle_tap(tx, s, seq, *t, reporter, now)?,
             }
         }
-        let mut fares: HashMap<TapRef, i64> = HashMap::new();
-        for (group, from_time) in std::mem::take(&mut s.groups) {
-            fares.extend(self.rerate(tx, group, from_time, now)?);
-        }
-        for (i, tap) in s.pending {
-            let fare = match fares.get(&tap) {
-                Some(f) => *f,
-                None => tx.tap_charge(&tap)?,
-            };
-            if let Some(r) = s.results.get_mut(i) {
-                r.fare = Some(fare);
-            }
-        }
-        Ok(s.results)
+        Ok(())
     }
 
-    /// Settles one verified tap: a duplicate, a conflicting report (fraud) or a new tap.
+    /// How a newly reported tap starts: a pass only the wallet reported is pending (charged
+    /// only when a validator reports it); a tap only the wallet reported whose challenge a
+    /// validator reported torn is not charged; anything else is charged.
+    fn initial_state(
+        tx: &Writer<'_>,
+        t: &CheckedTap,
+        reporter: Reporter,
+    ) -> Result<(TapState, Option<&'static str>)> {
+        if reporter != Reporter::Wallet {
+            return Ok((TapState::Charged, None));
+        }
+        match &t.challenge_id {
+            None => Ok((TapState::Pending, Some(PASS_NOT_SCANNED))),
+            Some(c) if tx.is_torn(c)? => Ok((TapState::NotCharged, Some(TORN_REASON))),
+            Some(_) => Ok((TapState::Charged, None)),
+        }
+    }
+
+    /// Settles one verified tap: the same tap again, a conflicting report (fraud) or a new tap.
     fn settle_tap(
         &self,
         tx: &Writer<'_>,
         s: &mut Settling,
         seq: u64,
         mut t: CheckedTap,
-        source: TapSource,
+        reporter: Reporter,
         now: i64,
     ) -> Result<()> {
         let mut r = tap_result(seq, TapStatus::Settled);
@@ -185,38 +157,29 @@ impl Engine {
         if let Some(existing) = tx.tap(&t.pseudonym, t.counter)? {
             if existing.tap_id == Some(t.id) {
                 r.status = TapStatus::Duplicate;
-                if let (None, Some(line)) = (existing.line_id, t.line_id) {
-                    tx.set_tap_line(&t.pseudonym, t.counter, line)?;
-                    s.touch(existing.account_id, existing.fare_day, existing.time);
-                }
+                let rep = Report {
+                    t: &t,
+                    tap,
+                    reporter,
+                    now,
+                };
+                self.same_tap_again(tx, s, &existing, &rep, &mut r)?;
                 s.pending.push((s.results.len(), tap));
                 s.results.push(r);
                 return Ok(());
             }
-            // Read in this transaction (the store's one connection is held by it).
-            let cert = tx
-                .certificate(&t.cert_hash)?
-                .and_then(|row| CredentialCertificate::decode(&row.encoded).ok());
-            let fork = match &cert {
-                Some(c) => fork_between(c, &existing.proof, &t.proof),
-                None => Err("the certificate is not issued here".to_string()),
+            let rep = Report {
+                t: &t,
+                tap,
+                reporter,
+                now,
             };
-            match fork {
-                Ok(proven) => {
-                    let detail = format!("{proven} (reported by {})", source.as_str());
-                    let why = (FraudKind::DuplicateCounter, detail.as_str());
-                    self.fraud_result(tx, &mut r, existing.device_id, &t, why, now)?;
-                }
-                Err(detail) => {
-                    r.status = TapStatus::Rejected;
-                    r.reason = Some(Reject::UnprovenConflict.as_str().to_string());
-                    r.detail = Some(detail);
-                }
-            }
+            self.conflicting_tap(tx, s, &existing, &rep, &mut r)?;
             s.results.push(r);
             return Ok(());
         }
         let fare_day = self.config().tariff.fare_day(t.time);
+        let (state, state_reason) = Self::initial_state(tx, &t, reporter)?;
         tx.insert_tap(&NewTap {
             tap_id: t.id,
             pseudonym: t.pseudonym,
@@ -230,23 +193,128 @@ impl Engine {
             line_id: t.line_id,
             authorized: t.authorized,
             proof: &t.proof,
-            source,
+            source: reporter.source(),
+            validator_id: reporter.validator(),
+            challenge_id: t.challenge_id,
+            state,
+            state_reason,
             reported_at: now,
         })?;
-        // The certificate's running total, bumped in this transaction with the insert: a
-        // replayed report never gets here (it is a duplicate above), and concurrent
-        // uploads are serialized by the write transaction.
-        let total = tx.add_cert_usage(&t.cert_hash, t.authorized)?;
-        let fraud = t
-            .fraud
-            .take()
-            .or_else(|| over_allowance_total(total, t.allowance));
+        // The certificate's running total of NFC authorizations, bumped in this transaction
+        // with the insert: a replayed report never gets here (it is the same tap above), and
+        // concurrent uploads are serialized by the write transaction. A pass is not counted:
+        // the phone cannot know whether an expired pass was scanned, so it releases the
+        // pass's reservation at expiry, and an honest phone must never look like a clone.
+        let fraud = match t.challenge_id {
+            Some(_) => {
+                let total = tx.add_cert_usage(&t.cert_hash, t.authorized)?;
+                t.fraud
+                    .take()
+                    .or_else(|| over_allowance_total(total, t.allowance))
+            }
+            None => t.fraud.take(),
+        };
         if let Some((kind, detail)) = &fraud {
-            self.fraud_result(tx, &mut r, t.device_id, &t, (*kind, detail), now)?;
+            let evidence = evidence_bytes(&[&t.proof]);
+            self.fraud_result(tx, &mut r, t.device_id, &t, (*kind, detail, evidence), now)?;
+            tx.set_tap_state(&t.pseudonym, t.counter, state, Some(kind.as_str()))?;
+        }
+        if state == TapState::Pending {
+            r.status = TapStatus::Pending;
+            r.reason = state_reason.map(str::to_string);
+        } else if state == TapState::NotCharged {
+            r.status = TapStatus::NotCharged;
+            r.reason = state_reason.map(str::to_string);
         }
         s.touch(t.account_id, fare_day, t.time);
+        s.changed.insert(tap, None);
         s.pending.push((s.results.len(), tap));
         s.results.push(r);
+        Ok(())
+    }
+
+    /// A tap stored before is reported again (by the wallet, the same or another validator):
+    /// the first validator report of a tap only the wallet had reported makes it charged
+    /// (the pass was scanned; the gate opened), and names its line; a second validator's
+    /// report of one pass is abuse.
+    fn same_tap_again(
+        &self,
+        tx: &Writer<'_>,
+        s: &mut Settling,
+        existing: &TapRow,
+        rep: &Report<'_>,
+        r: &mut TapResult,
+    ) -> Result<()> {
+        let (t, tap, now) = (rep.t, rep.tap, rep.now);
+        let Some(v) = rep.reporter.validator() else {
+            return Ok(());
+        };
+        match existing.validator_id {
+            None => {
+                tx.set_tap_validator(&t.pseudonym, t.counter, v)?;
+                if let (None, Some(line)) = (existing.line_id, t.line_id) {
+                    tx.set_tap_line(&t.pseudonym, t.counter, line)?;
+                }
+                if existing.state != TapState::Charged {
+                    tx.set_tap_state(&t.pseudonym, t.counter, TapState::Charged, None)?;
+                }
+                s.touch(existing.account_id, existing.fare_day, existing.time);
+                s.changed.insert(tap, None);
+            }
+            Some(first) if first != v => {
+                r.reason = Some(SHARED_PASS.to_string());
+                r.detail = Some(format!(
+                    "validator {first} reported this pass first: one pass shown on two buses"
+                ));
+                self.shared_pass(tx, existing, tap, (v, first), now)?;
+                s.changed.insert(tap, Some(SHARED_PASS));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Another tap with the same counter is stored: a fraud case if the two prove a fork by
+    /// the phone's signatures, else a rejection (nobody is blamed for bytes they did not sign).
+    fn conflicting_tap(
+        &self,
+        tx: &Writer<'_>,
+        s: &mut Settling,
+        existing: &TapRow,
+        rep: &Report<'_>,
+        r: &mut TapResult,
+    ) -> Result<()> {
+        let (t, reporter, now) = (rep.t, rep.reporter, rep.now);
+        // Read in this transaction (the store's one connection is held by it).
+        let cert = tx
+            .certificate(&t.cert_hash)?
+            .and_then(|row| CredentialCertificate::decode(&row.encoded).ok());
+        let fork = match &cert {
+            Some(c) => fork_between(c, &existing.proof, &t.proof),
+            None => Err("the certificate is not issued here".to_string()),
+        };
+        match fork {
+            Ok(proven) => {
+                let detail = format!("{proven} (reported by {})", reporter.source().as_str());
+                let evidence = evidence_bytes(&[&existing.proof, &t.proof]);
+                let why = (FraudKind::DuplicateCounter, detail.as_str(), evidence);
+                self.fraud_result(tx, r, existing.device_id, t, why, now)?;
+                let kind = FraudKind::DuplicateCounter.as_str();
+                tx.set_tap_state(&t.pseudonym, t.counter, existing.state, Some(kind))?;
+                s.changed.insert(
+                    TapRef {
+                        pseudonym: t.pseudonym,
+                        counter: t.counter,
+                    },
+                    None,
+                );
+            }
+            Err(detail) => {
+                r.status = TapStatus::Rejected;
+                r.reason = Some(Reject::UnprovenConflict.as_str().to_string());
+                r.detail = Some(detail);
+            }
+        }
         Ok(())
     }
 
@@ -257,7 +325,7 @@ impl Engine {
         r: &mut TapResult,
         device_id: DeviceId,
         t: &CheckedTap,
-        (kind, detail): (FraudKind, &str),
+        (kind, detail, evidence): (FraudKind, &str, Vec<u8>),
         now: i64,
     ) -> Result<()> {
         self.open_fraud(
@@ -268,6 +336,7 @@ impl Engine {
                 kind,
                 counter: Some(t.counter),
                 detail,
+                evidence,
                 opened_at: now,
             },
         )?;
@@ -310,11 +379,9 @@ impl Engine {
         named.insert(vid);
         let validators = self.validator_infos(named)?;
         let time_rules = self.time_rules();
-        let ev = Evidence {
-            validators: &validators,
-            time_rules: &time_rules,
-            tariff: &self.config().tariff,
-        };
+        let now = self.now();
+        let ev = self.evidence(&validators, &time_rules, now);
+        let torn = own_torn(&batch.body.torn, vid, &key);
         let checks: Vec<(u64, Check)> = batch
             .body
             .records
@@ -325,12 +392,17 @@ impl Engine {
                 (i as u64, check_record(rec, vid, ci, &ev))
             })
             .collect();
-        let now = self.now();
         let resp = self.store.write(|tx| -> Result<BatchResponse> {
             if let Some(stored) = tx.batch(&batch_id)? {
                 return stored_batch(stored, vid, &body_hash);
             }
-            let records = self.apply_checks(tx, checks, TapSource::Validator, now)?;
+            let mut s = Settling {
+                results: Vec::with_capacity(checks.len()),
+                ..Settling::default()
+            };
+            self.apply_into(tx, &mut s, checks, Reporter::Validator(vid), now)?;
+            let torn = self.record_torn(tx, &mut s, vid, &torn, now)?;
+            let records = s.finish(self, tx, now)?;
             let count = |s: TapStatus| records.iter().filter(|r| r.status == s).count();
             let resp = BatchResponse {
                 batch_id: batch_id.to_hex(),
@@ -341,6 +413,7 @@ impl Engine {
                 fraud: count(TapStatus::Fraud),
                 rejected: count(TapStatus::Rejected),
                 records,
+                torn,
             };
             let response = serde_json::to_string(&resp).map_err(Error::internal)?;
             let stored = StoredBatch {
@@ -356,6 +429,24 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// What reports are checked against now: the validators they name, the bundle's time
+    /// rules, the tariff, and the latest tap time accepted.
+    pub(crate) fn evidence<'a>(
+        &'a self,
+        validators: &'a std::collections::HashMap<u32, crate::settle::ValidatorInfo>,
+        time_rules: &'a mancard_protocol::TimeRules,
+        now: i64,
+    ) -> Evidence<'a> {
+        Evidence {
+            validators,
+            time_rules,
+            tariff: &self.config().tariff,
+            not_after: now.saturating_add(self.config().policy.future_tolerance_secs),
+        }
+    }
+}
+
 /// The validators whose challenges `proofs` carry.
 pub(crate) fn challenge_validators<'a>(
     proofs: impl Iterator<Item = &'a TapProof>,
@@ -365,6 +456,15 @@ pub(crate) fn challenge_validators<'a>(
             TapProof::Nfc { challenge, .. } => Some(challenge.body.validator_id),
             TapProof::Qr { .. } => None,
         })
+        .collect()
+}
+
+/// The batch's torn records that are its validator's own: challenges naming it, signed by its
+/// key (anything else is ignored: it is no evidence of the gate's state).
+fn own_torn(torn: &[TornRecord], vid: u32, key: &mancard_protocol::PublicKey) -> Vec<TornRecord> {
+    torn.iter()
+        .filter(|t| t.challenge.body.validator_id == vid && t.challenge.verify(key).is_ok())
+        .cloned()
         .collect()
 }
 

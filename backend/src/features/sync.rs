@@ -6,16 +6,18 @@
 
 use crate::engine::{hex_array, Engine};
 use crate::error::{Error, Result};
-use crate::features::settlement::challenge_validators;
+use crate::features::fraud::evidence_bytes;
+use crate::features::settlement::{challenge_validators, Reporter};
 use crate::ids::{AccountId, CertHash, PseudonymBytes};
-use crate::settle::{check_entry, Check, Evidence};
-use crate::store::{Device, NewFraudCase, TapSource, Writer};
+use crate::settle::{check_entry, Check};
+use crate::store::{Device, NewFraudCase, NewVerdict, Writer};
 use mancard_api::{
     ChainState, CredentialState, CredentialStatus, FraudKind, LogItem, LogResponse, SyncRequest,
-    SyncResponse,
+    SyncResponse, VerdictStatus,
 };
 use mancard_protocol::{
-    prove_fork, verify_chain, ChainError, ChainHead, CredentialCertificate, Fork, WalletLogEntry,
+    prove_fork, verify_chain, ChainError, ChainHead, CredentialCertificate, Fork, TapProof,
+    WalletLogEntry,
 };
 use rayon::prelude::{IntoParallelRefIterator, ParallelIterator};
 use std::collections::BTreeSet;
@@ -46,6 +48,10 @@ impl ReplenishReason {
         }
     }
 }
+
+/// A fork proved by signatures: the case's detail, the certificate's pseudonym and the
+/// evidence (both entries).
+type SignedFork = (String, [u8; 16], Vec<u8>);
 
 /// An uploaded entry with its encoding.
 type Upload = (WalletLogEntry, Vec<u8>);
@@ -102,11 +108,8 @@ impl Engine {
         let validators =
             self.validator_infos(challenge_validators(entries.iter().map(|(e, _)| &e.proof)))?;
         let time_rules = self.time_rules();
-        let ev = Evidence {
-            validators: &validators,
-            time_rules: &time_rules,
-            tariff: &self.config().tariff,
-        };
+        let now = self.now();
+        let ev = self.evidence(&validators, &time_rules, now);
         let checks: Vec<(u64, Check)> = entries
             .par_iter()
             .map(|(e, _)| {
@@ -114,10 +117,29 @@ impl Engine {
                 (e.seq, check_entry(e, device.id, ci, &ev))
             })
             .collect();
-        let now = self.now();
+        // Only entries whose tap signature verifies under one of this device's certificates
+        // enter the stored chain: the chain is evidence, so it holds only what the phone signed.
+        let signed: Vec<bool> = entries
+            .iter()
+            .map(|(e, _)| {
+                certs
+                    .get(&CertHash(e.proof.cert_id()))
+                    .filter(|ci| ci.device_id == device.id)
+                    .is_some_and(|ci| {
+                        e.proof
+                            .verify_phone_signature(&ci.cert.body.tap_public_key)
+                            .is_ok()
+                    })
+            })
+            .collect();
         self.store.write(|tx| {
-            let chain = self.append_log(tx, &device, &entries, now)?;
-            let taps = self.apply_checks(tx, checks, TapSource::Wallet, now)?;
+            let chain = self.append_log(tx, &device, (&entries, &signed), now)?;
+            let taps = self.apply_checks(tx, checks, Reporter::Wallet, now)?;
+            self.rejected_verdicts(tx, &device, &entries, &taps, now)?;
+            let mut verdicts =
+                tx.verdicts_since(device.id, req.verdict_cursor, SYNC_LEDGER_PAGE)?;
+            verdicts.truncate(SYNC_LEDGER_PAGE as usize);
+            let verdict_cursor = verdicts.last().map_or(req.verdict_cursor, |v| v.id);
             let balance = tx.balance(account_id)?;
             let mut ledger = tx.ledger_since(account_id, req.cursor, SYNC_LEDGER_PAGE + 1)?;
             let more = ledger.len() > SYNC_LEDGER_PAGE as usize;
@@ -139,6 +161,8 @@ impl Engine {
                 tariff: self.tariff_hex(),
                 // In this transaction: the bundle names a device this sync revoked.
                 config_bundle: self.bundle_hex_in(tx, now)?,
+                verdicts,
+                verdict_cursor,
             })
         })
     }
@@ -152,7 +176,7 @@ impl Engine {
         &self,
         tx: &Writer<'_>,
         device: &Device,
-        entries: &[Upload],
+        (entries, signed): (&[Upload], &[bool]),
         now: i64,
     ) -> Result<ChainHead> {
         let mut head = tx.chain_head(device.id)?;
@@ -162,9 +186,20 @@ impl Engine {
             .position(|(e, _)| e.seq >= head.next_seq)
             .unwrap_or(entries.len());
         let (known, fresh) = entries.split_at(split);
-        for (e, _) in known {
+        if let Some(i) = signed.iter().skip(split).position(|ok| !ok) {
+            let seq = fresh.get(i).map_or(0, |(e, _)| e.seq);
+            tracing::info!(
+                device_id = device.id.0,
+                seq,
+                "wallet log refused: unsigned entry"
+            );
+            return Err(Error::ChainConflict(format!(
+                "entry {seq} is not signed by a tap key of this device's certificates"
+            )));
+        }
+        for (e, bytes) in known {
             if tx.log_hash_at(device.id, e.seq)? != Some(e.hash()) {
-                if let Some(fork) = self.signed_fork(tx, device, e)? {
+                if let Some(fork) = self.signed_fork(tx, device, e, bytes)? {
                     // Signed proof of a rollback or a clone: a case, and the chain stays as
                     // stored (the entries' taps are still settled on their own evidence).
                     self.open_fraud(
@@ -175,6 +210,7 @@ impl Engine {
                             kind: FraudKind::BrokenChain,
                             counter: Some(e.counter()),
                             detail: &fork.0,
+                            evidence: fork.2,
                             opened_at: now,
                         },
                     )?;
@@ -213,13 +249,14 @@ impl Engine {
     /// Whether `e` and the entry stored at its sequence number prove a fork by signatures
     /// alone ([`prove_fork`]: one certificate, both tap signatures canonical and valid, two
     /// different signed bodies with one predecessor or one counter). Returns the case's detail
-    /// and the certificate's pseudonym.
+    /// the certificate's pseudonym and the evidence (both entries).
     fn signed_fork(
         &self,
         tx: &Writer<'_>,
         device: &Device,
         e: &WalletLogEntry,
-    ) -> Result<Option<(String, [u8; 16])>> {
+        bytes: &[u8],
+    ) -> Result<Option<SignedFork>> {
         let Some(row) = tx.log_from(device.id, e.seq, 1)?.into_iter().next() else {
             return Ok(None);
         };
@@ -243,8 +280,61 @@ impl Engine {
                     fork = f
                 ),
                 ci.cert.body.pseudonym.0,
+                evidence_bytes(&[&row.encoded, bytes]),
             )
         }))
+    }
+
+    /// The device's own entries that were refused get a verdict too (not charged, and why),
+    /// so the rider's history shows every tap the phone signed.
+    fn rejected_verdicts(
+        &self,
+        tx: &Writer<'_>,
+        device: &Device,
+        entries: &[Upload],
+        results: &[mancard_api::TapResult],
+        now: i64,
+    ) -> Result<()> {
+        for ((e, _), r) in entries.iter().zip(results) {
+            if r.status != mancard_api::TapStatus::Rejected {
+                continue;
+            }
+            let Some(cert) = tx.certificate(&CertHash(e.proof.cert_id()))? else {
+                continue;
+            };
+            if cert.device_id != device.id {
+                continue;
+            }
+            let counter = e.proof.counter();
+            let reason = r.reason.as_deref();
+            let same = tx
+                .last_verdict(&cert.pseudonym, counter)?
+                .is_some_and(|(s, c, why)| {
+                    s == VerdictStatus::Rejected.as_str() && c == 0 && why.as_deref() == reason
+                });
+            if same || tx.tap(&cert.pseudonym, counter)?.is_some() {
+                continue;
+            }
+            let (time, line_id) = match &e.proof {
+                TapProof::Nfc { challenge, .. } => {
+                    (challenge.body.validator_time, Some(challenge.body.line_id))
+                }
+                TapProof::Qr { pass } => (pass.body.issued_at, None),
+            };
+            tx.insert_verdict(&NewVerdict {
+                account_id: device.account_id,
+                device_id: device.id,
+                pseudonym: cert.pseudonym,
+                counter,
+                status: VerdictStatus::Rejected,
+                charged: 0,
+                reason,
+                time,
+                line_id,
+                created_at: now,
+            })?;
+        }
+        Ok(())
     }
 
     fn credential_status(

@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use mancard_api::admin::FraudStatusFilter;
 use mancard_api::endpoints::{HEALTHZ, OPENAPI};
 use mancard_api::{Health, KeyInfo, LedgerEntry, Problem, TapResult};
 use utoipa::OpenApi;
@@ -59,10 +60,11 @@ impl utoipa::Modify for SecurityAddon {
           topup::topup_callback, wallet::sync, wallet::wallet_log, validator::validator_config,
           validator::upload_batch, admin::register_validator, admin::deny_validator,
           admin::list_keys,
-          admin::rotate_keys, admin::fraud_cases, admin::audit, admin::adjust,
+          admin::rotate_keys, admin::fraud_cases, admin::fraud_case, admin::resolve_fraud,
+          admin::audit, admin::adjust,
           sandbox::sandbox_otp, sandbox::gateway_page, sandbox::gateway_pay,
           sandbox::gateway_cancel),
-    components(schemas(Problem, LedgerEntry, KeyInfo, TapResult)),
+    components(schemas(Problem, LedgerEntry, KeyInfo, TapResult, FraudStatusFilter)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;
@@ -102,12 +104,13 @@ mod tests {
     /// The query strings, typed in the api crate, keep listing their parameters.
     #[test]
     fn query_strings_list_their_parameters() {
-        use mancard_api::endpoints::{SANDBOX_OTP, TOPUP_CALLBACK, WALLET_LOG};
+        use mancard_api::endpoints::{ADMIN_FRAUD_CASES, SANDBOX_OTP, TOPUP_CALLBACK, WALLET_LOG};
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
         for (path, names) in [
             (WALLET_LOG.path, vec!["pseudonym", "from_seq"]),
             (TOPUP_CALLBACK.path, vec!["token", "status"]),
             (SANDBOX_OTP.path, vec!["phone"]),
+            (ADMIN_FRAUD_CASES.path, vec!["status"]),
         ] {
             let listed: Vec<&str> = doc["paths"][path]["get"]["parameters"]
                 .as_array()

@@ -21,9 +21,11 @@ impl Reader<'_> {
                          WHERE l.account_id = a.id) AS b FROM accounts a)",
         )?;
         let taps_without_charge = self.count(
-            "SELECT COUNT(*) AS n FROM taps t WHERE NOT EXISTS
+            "SELECT COUNT(*) AS n FROM taps t WHERE (t.state = 'charged' AND NOT EXISTS
                 (SELECT 1 FROM ledger l WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter
-                   AND l.kind = 'fare')",
+                   AND l.kind = 'fare'))
+                OR (t.state <> 'charged' AND (SELECT COALESCE(SUM(l.amount), 0) FROM ledger l
+                   WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter) <> 0)",
         )?;
         let taps_negative_charge = self.count(
             "SELECT COUNT(*) AS n FROM (SELECT SUM(amount) AS s FROM ledger
@@ -41,7 +43,7 @@ impl Reader<'_> {
         let cert_totals_mismatched = self.count(
             "SELECT COUNT(*) AS n FROM
                 (SELECT cert_hash, CAST(TOTAL(MAX(authorized, 0)) AS INTEGER) AS s FROM taps
-                 GROUP BY cert_hash) t
+                 WHERE substr(proof, 1, 1) = x'01' GROUP BY cert_hash) t
                 FULL OUTER JOIN cert_usage u ON u.cert_hash = t.cert_hash
                 WHERE t.s IS NOT u.authorized",
         )?;

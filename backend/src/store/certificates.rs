@@ -17,6 +17,9 @@ pub struct CertRow {
     pub counter_first: u32,
     pub counter_last: u32,
     pub valid_until: i64,
+    /// When a newer certificate of its device superseded it (its pseudonym is deny-listed
+    /// until it expires).
+    pub superseded_at: Option<i64>,
 }
 
 /// A certificate to store.
@@ -30,6 +33,8 @@ pub struct NewCertificate<'a> {
     pub counter_last: u32,
     pub valid_until: i64,
     pub issued_at: i64,
+    /// The certificate's tap public key (a provisioning retry with it gets this certificate).
+    pub tap_key: &'a [u8],
 }
 
 fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
@@ -42,12 +47,14 @@ fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
         counter_first: r.get("counter_first")?,
         counter_last: r.get("counter_last")?,
         valid_until: r.get("valid_until")?,
+        superseded_at: r.get("superseded_at")?,
     })
 }
 
 /// A certificate row with its device's account, before the `WHERE`.
 const CERT_SELECT: &str = "SELECT c.hash, c.pseudonym, c.device_id, d.account_id, c.encoded,
-                                  c.counter_first, c.counter_last, c.valid_until
+                                  c.counter_first, c.counter_last, c.valid_until,
+                                  c.superseded_at
                            FROM certificates c JOIN devices d ON d.id = c.device_id";
 
 impl Reader<'_> {
@@ -88,6 +95,32 @@ impl Reader<'_> {
         )
     }
 
+    /// The certificate issued for a tap key, if any.
+    pub fn certificate_by_tap_key(&self, tap_key: &[u8]) -> Result<Option<CertRow>, StoreError> {
+        self.one_certificate(
+            "c.tap_key = :k ORDER BY c.counter_last DESC LIMIT 1",
+            named_params! {":k": tap_key},
+        )
+    }
+
+    /// How many certificates the devices of an account were issued since `since`.
+    pub fn certificates_issued_since(
+        &self,
+        account_id: AccountId,
+        since: i64,
+    ) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) AS n FROM certificates c JOIN devices d ON d.id = c.device_id
+                 WHERE d.account_id = :account AND c.issued_at >= :since",
+            )?
+            .query_row(
+                named_params! {":account": account_id, ":since": since},
+                |r| r.get("n"),
+            )?)
+    }
+
     /// The distinct pseudonyms of a device's certificates still valid at `now`, sorted.
     pub fn live_pseudonyms(
         &self,
@@ -119,8 +152,9 @@ impl Writer<'_> {
     pub fn insert_certificate(&self, c: &NewCertificate<'_>) -> Result<(), StoreError> {
         self.tx.execute(
             "INSERT INTO certificates (hash, pseudonym, device_id, encoded, counter_first,
-                                       counter_last, valid_until, issued_at)
-             VALUES (:hash, :p, :device, :encoded, :first, :last, :valid_until, :issued_at)",
+                                       counter_last, valid_until, issued_at, tap_key)
+             VALUES (:hash, :p, :device, :encoded, :first, :last, :valid_until, :issued_at,
+                     :tap_key)",
             named_params! {
                 ":hash": c.hash,
                 ":p": c.pseudonym,
@@ -130,9 +164,26 @@ impl Writer<'_> {
                 ":last": c.counter_last,
                 ":valid_until": c.valid_until,
                 ":issued_at": c.issued_at,
+                ":tap_key": c.tap_key,
             },
         )?;
         Ok(())
+    }
+
+    /// Marks every other live certificate of the device superseded by `newest`; returns how
+    /// many.
+    pub fn supersede_others(
+        &self,
+        device_id: DeviceId,
+        newest: &CertHash,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        Ok(self.tx.execute(
+            "UPDATE certificates SET superseded_at = :now
+             WHERE device_id = :device AND hash <> :hash AND superseded_at IS NULL
+               AND valid_until >= :now",
+            named_params! {":device": device_id, ":hash": newest, ":now": now},
+        )?)
     }
 
     /// Adds a newly settled tap's signed amount to its certificate's running total and returns

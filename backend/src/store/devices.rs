@@ -14,6 +14,8 @@ pub enum Revocation {
     ReplacedByNewDevice,
     /// A fraud case was opened against the device.
     Fraud(FraudKind),
+    /// Its rider showed one pass at several validators more often than allowed in a day.
+    SharedPass,
 }
 
 impl Revocation {
@@ -22,6 +24,7 @@ impl Revocation {
         match self {
             Self::ReplacedByNewDevice => "replaced_by_new_device",
             Self::Fraud(kind) => kind.as_str(),
+            Self::SharedPass => "shared_pass",
         }
     }
 }
@@ -97,13 +100,14 @@ impl Reader<'_> {
             .optional()?)
     }
 
-    /// The deny list at `now`: every pseudonym of a revoked device's certificates that have
-    /// not expired, sorted.
+    /// The deny list at `now`: every pseudonym of a revoked device's certificates, and of
+    /// certificates superseded by a newer one of their device, that have not expired, sorted.
     pub fn deny_list(&self, now: i64) -> Result<Vec<PseudonymBytes>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT DISTINCT c.pseudonym FROM certificates c
              WHERE c.valid_until >= :now
-               AND EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = c.device_id)
+               AND (c.superseded_at IS NOT NULL
+                    OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = c.device_id))
              ORDER BY c.pseudonym",
         )?;
         let rows = st.query_map(named_params! {":now": now}, |r| r.get("pseudonym"))?;

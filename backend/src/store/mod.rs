@@ -25,6 +25,7 @@ mod sessions;
 mod taps;
 mod topups;
 mod validators;
+mod verdicts;
 
 pub use accounts::{Account, OtpRow, SandboxCode};
 pub use batches::StoredBatch;
@@ -35,9 +36,10 @@ pub use fraud::NewFraudCase;
 pub use ledger::NewEntry;
 pub use log::LogRow;
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
-pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource};
+pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent};
 pub use validators::{NewValidator, ValidatorRow};
+pub use verdicts::{NewAbuse, NewVerdict};
 
 use crate::error::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};

@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -208,6 +208,76 @@ CREATE UNIQUE INDEX taps_tap_id ON taps(tap_id) WHERE tap_id IS NOT NULL;
 CREATE INDEX taps_device ON taps(device_id, counter);
 "#;
 
+/// Version 4, settlement v2:
+/// - a tap has a verdict state (`charged`; `pending`: a pass only the wallet reported;
+///   `not_charged`: a torn tap whose gate stayed closed) with its reason, the first validator
+///   that reported it (none: only the wallet did) and, for NFC, its challenge's id (torn
+///   challenges are matched on it);
+/// - `torn_challenges`: challenges a validator signed, sent, and got no valid answer to;
+/// - `abuse_events`: one pass reported by several validators;
+/// - `tap_verdicts`: the feed of every change of a tap's status or charge, read by the wallet;
+/// - a certificate keeps its tap key (a provisioning retry gets the same certificate back) and
+///   when a newer certificate of its device superseded it (its pseudonym is then deny-listed);
+/// - a fraud case keeps its evidence bytes and how an operator resolved it;
+/// - a certificate's running total counts its NFC authorizations only (recomputed): a phone
+///   releases an expired pass's reservation, since it cannot know whether it was scanned.
+const MIGRATION_4: &str = r#"
+ALTER TABLE taps ADD COLUMN state TEXT NOT NULL DEFAULT 'charged';
+ALTER TABLE taps ADD COLUMN state_reason TEXT;
+ALTER TABLE taps ADD COLUMN validator_id INTEGER;
+ALTER TABLE taps ADD COLUMN challenge_id BLOB;
+CREATE INDEX taps_challenge ON taps(challenge_id) WHERE challenge_id IS NOT NULL;
+CREATE TABLE torn_challenges (
+    challenge_id BLOB PRIMARY KEY,
+    validator_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE abuse_events (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    pseudonym BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    validator_id INTEGER NOT NULL,
+    first_validator_id INTEGER NOT NULL,
+    fare_day INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (pseudonym, counter, validator_id)
+);
+CREATE INDEX abuse_events_account_day ON abuse_events(account_id, fare_day);
+CREATE TABLE tap_verdicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    pseudonym BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    charged INTEGER NOT NULL,
+    reason TEXT,
+    time INTEGER NOT NULL,
+    line_id INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX tap_verdicts_device ON tap_verdicts(device_id, id);
+CREATE INDEX tap_verdicts_tap ON tap_verdicts(pseudonym, counter, id);
+ALTER TABLE certificates ADD COLUMN tap_key BLOB;
+ALTER TABLE certificates ADD COLUMN superseded_at INTEGER;
+CREATE INDEX certificates_tap_key ON certificates(tap_key) WHERE tap_key IS NOT NULL;
+ALTER TABLE fraud_cases ADD COLUMN evidence BLOB;
+ALTER TABLE fraud_cases ADD COLUMN resolved_at INTEGER;
+ALTER TABLE fraud_cases ADD COLUMN resolved_by TEXT;
+ALTER TABLE fraud_cases ADD COLUMN resolution TEXT;
+ALTER TABLE fraud_cases ADD COLUMN resolution_note TEXT;
+CREATE INDEX fraud_cases_device ON fraud_cases(device_id);
+DELETE FROM cert_usage;
+INSERT INTO cert_usage (cert_hash, authorized)
+    SELECT cert_hash, CAST(TOTAL(MAX(authorized, 0)) AS INTEGER) FROM taps
+    WHERE substr(proof, 1, 1) = x'01' GROUP BY cert_hash;
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -241,6 +311,7 @@ impl ConnectionInitializer for BackendSchema {
         match version {
             1 => tx.execute_batch(MIGRATION_2)?,
             2 => tx.execute_batch(MIGRATION_3)?,
+            3 => tx.execute_batch(MIGRATION_4)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

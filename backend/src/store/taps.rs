@@ -20,6 +20,63 @@ pub struct TapRow {
     pub fare_day: i64,
     pub line_id: Option<u32>,
     pub proof: Vec<u8>,
+    pub state: TapState,
+    /// Why it is in that state (`pass_not_scanned`, `torn_gate_closed`, `shared_pass`, the
+    /// fraud kind of a fraud tap).
+    pub state_reason: Option<String>,
+    /// The first validator that reported it (none: only the wallet has, or a validator before
+    /// settlement v2).
+    pub validator_id: Option<u32>,
+    pub source: TapSource,
+    pub authorized: i64,
+}
+
+/// Whether a stored tap is charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapState {
+    /// Charged (rated with the account's other rides of its fare day).
+    Charged,
+    /// A pass only the wallet reported: not charged unless a validator reports it.
+    Pending,
+    /// A tap whose validator reported its challenge torn (the gate stayed closed).
+    NotCharged,
+}
+
+impl TapState {
+    /// The stored text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Charged => "charged",
+            Self::Pending => "pending",
+            Self::NotCharged => "not_charged",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Charged, Self::Pending, Self::NotCharged]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+fn tap_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<TapState> {
+    let text: String = r.get("state")?;
+    TapState::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            "unknown tap state".into(),
+        )
+    })
+}
+
+fn tap_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<TapSource> {
+    let text: String = r.get("source")?;
+    Ok(if text == TapSource::Validator.as_str() {
+        TapSource::Validator
+    } else {
+        TapSource::Wallet
+    })
 }
 
 /// A new tap to store.
@@ -40,6 +97,12 @@ pub struct NewTap<'a> {
     pub proof: &'a [u8],
     /// Who reported it first.
     pub source: TapSource,
+    /// The validator that reported it (a validator report).
+    pub validator_id: Option<u32>,
+    /// The id of its challenge (NFC).
+    pub challenge_id: Option<[u8; 32]>,
+    pub state: TapState,
+    pub state_reason: Option<&'a str>,
     pub reported_at: i64,
 }
 
@@ -71,6 +134,8 @@ pub struct Ride {
     pub line_id: Option<u32>,
     pub fare_class: FareClass,
     pub authorized: i64,
+    /// Only a charged ride is rated; the others cost 0 and are no transfer origin.
+    pub state: TapState,
     /// Sum of the (negative) ledger amounts of this ride, negated.
     pub charged: i64,
     /// Number of ledger entries of this ride.
@@ -89,7 +154,8 @@ impl Reader<'_> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT tap_id, account_id, device_id, time, fare_day, line_id, proof FROM taps
+                "SELECT tap_id, account_id, device_id, time, fare_day, line_id, proof, state,
+                    state_reason, validator_id, source, authorized FROM taps
                  WHERE pseudonym = :p AND counter = :counter",
             )?
             .query_row(named_params! {":p": p, ":counter": counter}, |r| {
@@ -101,6 +167,11 @@ impl Reader<'_> {
                     fare_day: r.get("fare_day")?,
                     line_id: r.get("line_id")?,
                     proof: r.get("proof")?,
+                    state: tap_state(r)?,
+                    state_reason: r.get("state_reason")?,
+                    validator_id: r.get("validator_id")?,
+                    source: tap_source(r)?,
+                    authorized: r.get("authorized")?,
                 })
             })
             .optional()?)
@@ -123,7 +194,7 @@ impl Reader<'_> {
         from_time: i64,
     ) -> Result<Vec<Ride>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT t.pseudonym, t.counter, t.time, t.line_id, t.fare_class, t.authorized,
+            "SELECT t.pseudonym, t.counter, t.time, t.line_id, t.fare_class, t.authorized, t.state,
                     CASE WHEN t.time >= :from THEN
                         COALESCE((SELECT -SUM(l.amount) FROM ledger l
                                   WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
@@ -145,6 +216,7 @@ impl Reader<'_> {
                     line_id: r.get("line_id")?,
                     fare_class: fare_class(r, "fare_class")?,
                     authorized: r.get("authorized")?,
+                    state: tap_state(r)?,
                     charged: r.get("charged")?,
                     entries: r.get("entries")?,
                 })
@@ -164,6 +236,7 @@ impl Reader<'_> {
             .prepare_cached(
                 "SELECT time, line_id FROM taps
                  WHERE account_id = :account AND fare_day < :day AND line_id IS NOT NULL
+                   AND state = 'charged'
                  ORDER BY fare_day DESC, time DESC LIMIT 1",
             )?
             .query_row(
@@ -179,15 +252,63 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// The tap (pseudonym, counter) answering a challenge, if one is stored.
+    pub fn tap_by_challenge(
+        &self,
+        challenge_id: &[u8; 32],
+    ) -> Result<Option<(PseudonymBytes, u32)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT pseudonym, counter FROM taps WHERE challenge_id = :c")?
+            .query_row(named_params! {":c": &challenge_id[..]}, |r| {
+                Ok((r.get("pseudonym")?, r.get("counter")?))
+            })
+            .optional()?)
+    }
+}
+
 impl Writer<'_> {
+    /// Sets a tap's state and its reason.
+    pub fn set_tap_state(
+        &self,
+        p: &PseudonymBytes,
+        counter: u32,
+        state: TapState,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE taps SET state = :state, state_reason = :reason
+             WHERE pseudonym = :p AND counter = :counter",
+            named_params! {":p": p, ":counter": counter, ":state": state.as_str(), ":reason": reason},
+        )?;
+        Ok(())
+    }
+
+    /// Records the first validator that reported a tap only the wallet had reported.
+    pub fn set_tap_validator(
+        &self,
+        p: &PseudonymBytes,
+        counter: u32,
+        validator_id: u32,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE taps SET validator_id = :v
+             WHERE pseudonym = :p AND counter = :counter AND validator_id IS NULL",
+            named_params! {":p": p, ":counter": counter, ":v": validator_id},
+        )?;
+        Ok(())
+    }
+
     pub fn insert_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
                     fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
-                    tap_id)
+                    tap_id, validator_id, challenge_id, state, state_reason)
                  VALUES (:p, :counter, :account, :device, :cert, :class, :time, :day, :line,
-                    :authorized, :proof, :source, :reported_at, :tap_id)",
+                    :authorized, :proof, :source, :reported_at, :tap_id, :validator,
+                    :challenge, :state, :reason)",
             )?
             .execute(named_params! {
                 ":tap_id": &t.tap_id[..],
@@ -204,6 +325,10 @@ impl Writer<'_> {
                 ":proof": t.proof,
                 ":source": t.source.as_str(),
                 ":reported_at": t.reported_at,
+                ":validator": t.validator_id,
+                ":challenge": t.challenge_id.as_ref().map(|c| &c[..]),
+                ":state": t.state.as_str(),
+                ":reason": t.state_reason,
             })?;
         Ok(())
     }

@@ -61,14 +61,20 @@ fn version_1_database_is_migrated_with_backfilled_totals() {
                  VALUES (1, 1, x'01', x'00000000000000000000000000000001', 1);",
         )
         .unwrap();
-        for (counter, cert, authorized) in [(0, c1, 20_000), (1, c1, 30_000), (2, c2, 7)] {
+        // (proofs start with their kind: 1 NFC, 2 QR; since schema 4 only NFC counts)
+        for (counter, cert, authorized, proof) in [
+            (0, c1, 20_000, [1u8]),
+            (1, c1, 30_000, [1]),
+            (2, c2, 7, [1]),
+            (3, c2, 30_000, [2]),
+        ] {
             conn.execute(
                 "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
                     fare_class, time, fare_day, line_id, authorized, proof, source,
                     reported_at)
                  VALUES (x'00000000000000000000000000000001', ?1, 1, 1, ?2, 0, 0, 0, 1, ?3,
-                         x'00', 'wallet', 0)",
-                rusqlite::params![counter, cert, authorized],
+                         ?4, 'wallet', 0)",
+                rusqlite::params![counter, cert, authorized, &proof[..]],
             )
             .unwrap();
         }

@@ -171,6 +171,7 @@ async fn health_openapi_and_problem_errors() {
                 pseudonym: "00".repeat(16),
                 cursor: 0,
                 entries: vec!["4c01ff".into()],
+                verdict_cursor: 0,
             },
         )
         .await;
@@ -198,6 +199,7 @@ async fn health_openapi_and_problem_errors() {
                 pseudonym: "00".into(),
                 cursor: -1,
                 entries: vec![],
+                verdict_cursor: 0,
             },
         )
         .await;
@@ -430,12 +432,18 @@ async fn provisioning_replenishment_and_lost_phone() {
         mancard_protocol::provision::ProvisionPurpose::Replenish,
     )
     .await;
-    let (s, _) = h.post(REPLENISH.path, Some(&token), &req).await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, v) = h.post(REPLENISH.path, Some(&token), &req).await;
+    let first: CredentialResponse = h.post_ok(REPLENISH.path, Some(&token), &req).await;
+    // the same request again (its answer lost): the same certificate, nothing new issued
+    let again: CredentialResponse = h.post_ok(REPLENISH.path, Some(&token), &req).await;
+    assert_eq!(again.certificate, first.certificate);
+    // a reused nonce with another tap key is refused
+    let (tap, _) = mancard_protocol::SigningKey::generate().unwrap();
+    let mut other_key = req.clone();
+    other_key.tap_public_key = hex::encode(tap.public_key().as_bytes());
+    let (s, v) = h.post(REPLENISH.path, Some(&token), &other_key).await;
     assert_eq!(
         (s, problem_code(&v)),
-        (StatusCode::BAD_REQUEST, ProblemCode::InvalidNonce)
+        (StatusCode::BAD_REQUEST, ProblemCode::BadProof)
     );
     // the wallet may ask the range to start further on (counters it reserved)
     let mut req = Wallet::credential_request(
@@ -910,6 +918,8 @@ async fn late_reports_are_rerated_with_adjustments() {
     let token2 = h.login("+989120000007").await;
     h.topup(&token2, 200_000, "t").await;
     let (mut w2, _) = Wallet::provision(&h, &token2).await;
+    // (a day after the first rider's: the backend's clock moved past those rides)
+    let base = ride_base(w2.server_time);
     let (a0, _) = w2.nfc_tap(&v1, 1, 20_000, base);
     let (a1, _) = w2.nfc_tap(&v1, 2, 20_000, base + 600);
     let b = h.upload_ok(&v1.batch(vec![a1])).await;
@@ -928,16 +938,17 @@ async fn late_reports_are_rerated_with_adjustments() {
     assert_eq!(adj.len(), 1);
     assert_eq!(adj[0].amount, 15_000);
 
-    // QR known only from the wallet: charged its signed maximum, corrected when the reader's
-    // record names the line
+    // QR known only from the wallet: pending, not charged, until the reader's record names
+    // the line and charges its fare
     let token3 = h.login("+989120000008").await;
     h.topup(&token3, 200_000, "t").await;
     let (mut q, _) = Wallet::provision(&h, &token3).await;
+    let base = ride_base(q.server_time);
     let (rec, entry) = q.qr_tap(1, 1, 20_000, base, 30_000);
     let v = q.sync_ok(&h, &[entry]).await;
-    assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
-    assert_eq!(fares(&v.taps), [30_000]);
-    assert_eq!(v.balance, 170_000);
+    assert_eq!(statuses(&v.taps), [TapStatus::Pending]);
+    assert_eq!(fares(&v.taps), [0]);
+    assert_eq!(v.balance, 200_000);
     let b = h.upload_ok(&v1.batch(vec![rec])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Duplicate]);
     assert_eq!(fares(&b.records), [20_000]);
@@ -1088,8 +1099,10 @@ async fn key_rotation_restart_and_log_recovery() {
         assert_eq!(mode, 0o600, "the database holds personal data");
     }
 
-    // restart on the same files: sessions, balances, keys and the chain survive
+    // restart on the same files: sessions, balances, keys and the chain survive (the bundle
+    // changed when the replenishment superseded the first certificate: its pseudonym is denied)
     let before = h.balance(&token).await;
+    let cfg = h.config().await;
     let h = h.restart().await;
     assert_eq!(h.balance(&token).await, before);
     assert_eq!(before, 50_000);
@@ -1260,12 +1273,13 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     let v1 = Validator::register(&h, 1).await;
     let base = ride_base(w.server_time);
     let p = Pseudonym::from_hex(&w.pseudonym).unwrap();
-    // every amount is within the allowance; together 30 000 + 30 000 + 30 000 (the QR pass's
-    // signed maximum, not its 20 000 fare) + 20 000 = 110 000 are not
+    // every amount is within the allowance; the NFC authorizations together, 30 000 + 30 000
+    // + 50 000 = 110 000, are not (a pass is not counted: the phone releases an unscanned
+    // pass's reservation when it expires)
     let (r0, e0) = w.nfc_tap(&v1, 1, 30_000, base);
     let (r1, e1) = w.nfc_tap(&v1, 2, 30_000, base + 3600);
     let (r2, e2) = w.qr_tap(1, 1, 20_000, base + 2 * 3600, 30_000);
-    let (r3, e3) = w.nfc_tap(&v1, 10, 20_000, base + 3 * 3600);
+    let (r3, e3) = w.nfc_tap(&v1, 10, 50_000, base + 3 * 3600);
 
     // 60 000 settled by the validator, then replayed: the same batch and a new batch
     let batch = v1.batch(vec![r0.clone(), r1.clone()]);
@@ -1275,14 +1289,15 @@ async fn authorized_total_over_the_allowance_is_fraud_and_denied() {
     assert!(b.duplicate_batch);
     let b = h.upload_ok(&v1.batch(vec![r0.clone(), r1.clone()])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Duplicate; 2]);
-    // the wallet reports the same two and the QR pass (90 000), twice
+    // the wallet reports the same two and the QR pass (pending: no validator reported it
+    // yet), twice
     let v = w.sync_ok(&h, &[e0.clone(), e1.clone(), e2.clone()]).await;
     assert_eq!(
         statuses(&v.taps),
         [
             TapStatus::Duplicate,
             TapStatus::Duplicate,
-            TapStatus::Settled
+            TapStatus::Pending
         ]
     );
     let v = w.sync_ok(&h, &[e0, e1, e2]).await;
@@ -1388,6 +1403,8 @@ fn an_engine_rider_settles_in_process() {
         r.nfc_record(&v, 2, 20_000, base + 3 * 3600),
     ];
     let batch = signed_batch(&v.key, 3, [7; 16], base, records);
+    // uploaded after the rides
+    e.advance_clock(base + 3 * 3600 - e.now()).unwrap();
     let b = e.ingest_batch(&batch).unwrap();
     assert_eq!(statuses(&b.records), [TapStatus::Settled; 2]);
     assert!(e.ingest_batch(&batch).unwrap().duplicate_batch);

@@ -11,4 +11,6 @@
 
 mod concurrency;
 mod flows;
+mod fraud;
 mod protocol_v2;
+mod settlement_v2;

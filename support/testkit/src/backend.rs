@@ -256,7 +256,32 @@ impl Harness {
         self.get_ok(ADMIN_FRAUD_CASES.path, Some(ADMIN)).await
     }
 
+    /// Moves the sandbox backend's clock forward (never back) so that `time` is in its past:
+    /// reports are uploaded after the rides they report (the backend refuses taps dated
+    /// later than its clock allows).
+    pub fn clock_past(&self, time: i64) {
+        if let Some(h) = &self.handle {
+            let e = h.engine();
+            let now = e.now();
+            if time >= now {
+                e.advance_clock(time - now + 1).unwrap();
+            }
+        }
+    }
+
+    /// Uploads a batch after its rides: the backend's clock is first moved past the latest
+    /// tap it reports (see [`Self::upload_now`] for a batch sent at the current clock).
     pub async fn upload(&self, batch: &[u8]) -> (StatusCode, Value) {
+        if let Ok(b) = mancard_protocol::TapBatch::decode(batch) {
+            if let Some(t) = b.body.records.iter().map(record_time).max() {
+                self.clock_past(t);
+            }
+        }
+        self.upload_now(batch).await
+    }
+
+    /// Uploads a batch without touching the backend's clock.
+    pub async fn upload_now(&self, batch: &[u8]) -> (StatusCode, Value) {
         let resp = self
             .http
             .post(self.u(VALIDATOR_BATCHES.path))
@@ -294,6 +319,19 @@ impl Harness {
             &DenyValidatorRequest { validator_id },
         )
         .await
+    }
+}
+
+/// The latest time a record claims: its own and its proof's signed time.
+fn record_time(r: &TapRecord) -> i64 {
+    r.time.max(proof_time(&r.proof))
+}
+
+/// The signed time of a proof (NFC: the challenge's; QR: the pass's issue time).
+pub fn proof_time(p: &TapProof) -> i64 {
+    match p {
+        TapProof::Nfc { challenge, .. } => challenge.body.validator_time,
+        TapProof::Qr { pass } => pass.body.issued_at,
     }
 }
 
@@ -521,12 +559,26 @@ impl Wallet {
         (rec, entry)
     }
 
-    /// Uploads log entries; the raw answer (an error is a problem document).
+    /// Uploads log entries after their rides (the backend's clock is moved past the latest,
+    /// see [`Harness::clock_past`]); the raw answer (an error is a problem document).
     pub async fn sync(&mut self, h: &Harness, entries: &[WalletLogEntry]) -> (StatusCode, Value) {
+        if let Some(t) = entries.iter().map(|e| proof_time(&e.proof)).max() {
+            h.clock_past(t);
+        }
+        self.sync_now(h, entries).await
+    }
+
+    /// Uploads log entries at the backend's current clock.
+    pub async fn sync_now(
+        &mut self,
+        h: &Harness,
+        entries: &[WalletLogEntry],
+    ) -> (StatusCode, Value) {
         let body = SyncRequest {
             pseudonym: self.pseudonym.clone(),
             cursor: self.cursor,
             entries: entries.iter().map(|e| hex::encode(e.encode())).collect(),
+            verdict_cursor: 0,
         };
         let (s, v) = h.post(WALLET_SYNC.path, Some(&self.token), &body).await;
         if s == StatusCode::OK {
@@ -772,6 +824,7 @@ pub fn signed_batch(
         batch_id,
         created_at,
         records,
+        torn: Vec::new(),
     }
     .sign(key)
     .unwrap()

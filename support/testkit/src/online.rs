@@ -213,6 +213,10 @@ pub struct Validator {
     pub records: Vec<TapRecord>,
     /// The phone certificates it has seen, by id.
     pub cache: HashMap<[u8; 32], CredentialCertificate>,
+    /// The backend it is registered at: time passes for it as the validator taps (a tap at
+    /// `t` moves the sandbox backend's clock forward to `t`, never back), so reports of the
+    /// tap are never dated after the backend's clock.
+    engine: Arc<mancard_backend::Engine>,
 }
 
 /// The key of validator `id` in these fixtures.
@@ -248,6 +252,7 @@ impl Validator {
             last: None,
             records: Vec::new(),
             cache: HashMap::new(),
+            engine: Arc::clone(env.engine()),
         })
     }
 
@@ -265,6 +270,12 @@ impl Validator {
             .tariff
             .fare(class, line, time, &self.state)
             .map_err(|e| format!("tariff: {e}"))?;
+        let now = self.engine.now();
+        if time > now {
+            self.engine
+                .advance_clock(time - now)
+                .map_err(|e| format!("backend clock: {e}"))?;
+        }
         self.n += 1;
         let seed = sha256(&[
             &self.id.to_be_bytes(),
@@ -291,6 +302,7 @@ impl Validator {
             batch_id,
             created_at: 0,
             records: std::mem::take(&mut self.records),
+            torn: Vec::new(),
         }
         .sign(&self.key)
         .unwrap()

@@ -492,6 +492,7 @@ pub fn batch_of(k: &Keys, n: usize) -> TapBatch {
             batch_id: nonce("batch-id"),
             created_at: T0 + 3600,
             records: chained_records(k, n),
+            torn: Vec::new(),
         },
         &k.validator,
     )

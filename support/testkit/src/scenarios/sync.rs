@@ -49,7 +49,10 @@ impl SyncBackend {
         try_top_up(&self.env, &online, TOP_UP)?;
         online.block_on(online.replenish())??;
         let mut validator = Validator::try_new(&self.env, 100 + u32::try_from(round)?)?;
-        try_taps(&wallet, &mut validator, taps, now_utc(), SPACING)?;
+        // The rides start at the backend's clock (earlier rounds moved it forward: the
+        // validator's taps do, as time passes for it).
+        let start = self.env.engine().now().max(now_utc());
+        try_taps(&wallet, &mut validator, taps, start, SPACING)?;
         Ok(SyncRound {
             wallet,
             online,

@@ -1,0 +1,310 @@
+//! What a settlement run finishes after its taps are stored: each affected fare day is re-rated
+//! (only charged rides cost anything: a pass no validator scanned and a torn tap whose gate
+//! stayed closed cost 0 and are no transfer origin), and every tap whose status or charge
+//! changed gets a verdict in the feed the rider's wallet reads. Also the two kinds of
+//! validator evidence that change a tap already stored: a torn challenge (the gate did not
+//! open) and a second validator's report of one pass (an abuse event).
+
+use crate::engine::Engine;
+use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, TapRef};
+use crate::settle::rate;
+use crate::store::{NewAbuse, NewEntry, NewVerdict, Revocation, TapRow, TapState, Writer};
+use mancard_api::{FraudKind, LedgerKind, TapResult, VerdictStatus};
+use mancard_protocol::{FareKind, RideState, TornRecord};
+use std::collections::{BTreeMap, HashMap};
+
+/// What one settlement run has to finish after its taps are stored.
+#[derive(Default)]
+pub(crate) struct Settling {
+    pub(crate) results: Vec<TapResult>,
+    /// (account, fare day) → earliest changed ride time.
+    pub(crate) groups: BTreeMap<(AccountId, i64), i64>,
+    /// Results whose fare is filled after rating: result index and tap.
+    pub(crate) pending: Vec<(usize, TapRef)>,
+    /// Taps whose verdict may have changed, with the reason to show if it is not the tap's
+    /// own.
+    pub(crate) changed: BTreeMap<TapRef, Option<&'static str>>,
+    /// Why each re-rated ride costs what it does.
+    pub(crate) kinds: HashMap<TapRef, FareKind>,
+}
+
+impl Settling {
+    pub(crate) fn touch(&mut self, account: AccountId, fare_day: i64, time: i64) {
+        let e = self.groups.entry((account, fare_day)).or_insert(time);
+        *e = (*e).min(time);
+    }
+
+    /// Re-rates every touched fare day, emits the verdicts and fills in the results' fares.
+    pub(crate) fn finish(
+        mut self,
+        engine: &Engine,
+        tx: &Writer<'_>,
+        now: i64,
+    ) -> Result<Vec<TapResult>> {
+        let mut fares: HashMap<TapRef, i64> = HashMap::new();
+        for (group, from_time) in std::mem::take(&mut self.groups) {
+            fares.extend(engine.rerate(tx, &mut self, group, from_time, now)?);
+        }
+        for (i, tap) in std::mem::take(&mut self.pending) {
+            let fare = match fares.get(&tap) {
+                Some(f) => *f,
+                None => tx.tap_charge(&tap)?,
+            };
+            if let Some(r) = self.results.get_mut(i) {
+                r.fare = Some(fare);
+            }
+        }
+        for (tap, why) in std::mem::take(&mut self.changed) {
+            emit_verdict(tx, &tap, why, self.kinds.get(&tap).copied(), now)?;
+        }
+        Ok(self.results)
+    }
+}
+
+/// The verdict status of a stored tap.
+fn verdict_status(row: &TapRow) -> VerdictStatus {
+    match row.state {
+        TapState::Pending => VerdictStatus::Pending,
+        TapState::NotCharged => VerdictStatus::NotCharged,
+        TapState::Charged => {
+            if row
+                .state_reason
+                .as_deref()
+                .and_then(FraudKind::parse)
+                .is_some()
+            {
+                VerdictStatus::Fraud
+            } else {
+                VerdictStatus::Charged
+            }
+        }
+    }
+}
+
+/// Appends the tap's verdict to the feed unless it says what the newest one says.
+fn emit_verdict(
+    tx: &Writer<'_>,
+    tap: &TapRef,
+    why: Option<&'static str>,
+    kind: Option<FareKind>,
+    now: i64,
+) -> Result<()> {
+    let Some(row) = tx.tap(&tap.pseudonym, tap.counter)? else {
+        return Ok(());
+    };
+    let status = verdict_status(&row);
+    let charged = tx.tap_charge(tap)?;
+    let rating = match kind {
+        Some(FareKind::Transfer) => Some("transfer"),
+        Some(FareKind::Capped) => Some("daily_cap"),
+        _ => None,
+    };
+    let reason = why
+        .map(str::to_string)
+        .or(row.state_reason.clone())
+        .or(rating.map(str::to_string));
+    let same = tx
+        .last_verdict(&tap.pseudonym, tap.counter)?
+        .is_some_and(|(s, c, r)| s == status.as_str() && c == charged && r == reason);
+    if same {
+        return Ok(());
+    }
+    tx.insert_verdict(&NewVerdict {
+        account_id: row.account_id,
+        device_id: row.device_id,
+        pseudonym: tap.pseudonym,
+        counter: tap.counter,
+        status,
+        charged,
+        reason: reason.as_deref(),
+        time: row.time,
+        line_id: row.line_id,
+        created_at: now,
+    })?;
+    Ok(())
+}
+
+impl Engine {
+    /// Recomputes the fares of an account's fare day in time order and appends the ledger
+    /// entries that bring each ride's charge to its fare (a ride that is not charged is brought
+    /// to 0). Rides before `from_time` (the earliest ride that changed) only advance the
+    /// rider's state: their fares cannot change. Returns the fares of the rides from
+    /// `from_time` on.
+    pub(crate) fn rerate(
+        &self,
+        tx: &Writer<'_>,
+        s: &mut Settling,
+        (account_id, fare_day): (AccountId, i64),
+        from_time: i64,
+        now: i64,
+    ) -> Result<HashMap<TapRef, i64>> {
+        let tariff = &self.config().tariff;
+        let rides = tx.day_rides(account_id, fare_day, from_time)?;
+        let mut state = RideState {
+            fare_day,
+            spent_today: 0,
+            last_ride: tx
+                .last_ride_before_day(account_id, fare_day)?
+                .map(|r| (r.time, r.line_id)),
+        };
+        let mut fares = HashMap::with_capacity(rides.len());
+        for r in rides {
+            let (amount, kind) = if r.state == TapState::Charged {
+                let (amount, kind, next) = rate(
+                    tariff,
+                    r.fare_class,
+                    r.line_id,
+                    r.time,
+                    r.authorized,
+                    &state,
+                );
+                state = next;
+                (amount, Some(kind))
+            } else {
+                (0, None)
+            };
+            if r.time < from_time {
+                continue;
+            }
+            let tap = TapRef {
+                pseudonym: r.pseudonym,
+                counter: r.counter,
+            };
+            fares.insert(tap, amount);
+            if let Some(k) = kind {
+                s.kinds.insert(tap, k);
+            }
+            if amount == r.charged && (r.entries > 0 || kind.is_none()) {
+                continue;
+            }
+            s.changed.entry(tap).or_insert(None);
+            let p = r.pseudonym.to_hex();
+            let (kind, key) = if r.entries == 0 {
+                (LedgerKind::Fare, format!("fare:{p}:{}", r.counter))
+            } else {
+                (
+                    LedgerKind::FareAdjustment,
+                    format!("fare-adj:{p}:{}:{}", r.counter, r.entries),
+                )
+            };
+            let inserted = tx.insert_ledger(&NewEntry {
+                account_id,
+                kind,
+                amount: r.charged.saturating_sub(amount),
+                idempotency_key: &key,
+                tap: Some(tap),
+                intent_id: None,
+                note: None,
+                created_at: now,
+            })?;
+            if inserted.is_none() {
+                return Err(StoreError::Corrupt("fare entry key reused").into());
+            }
+        }
+        Ok(fares)
+    }
+
+    /// Records a validator's torn challenges (each already checked to be its own, signed by
+    /// its key): evidence that the gate did not open. A tap only the wallet reported for such a
+    /// challenge is no longer charged; a validator's record of the same challenge (the phone's
+    /// answer reached the gate) always wins. Returns how many were new.
+    pub(crate) fn record_torn(
+        &self,
+        tx: &Writer<'_>,
+        s: &mut Settling,
+        vid: u32,
+        torn: &[TornRecord],
+        now: i64,
+    ) -> Result<usize> {
+        let mut recorded = 0;
+        for t in torn {
+            let id = t.challenge.id();
+            if !tx.insert_torn(&id, vid, t.time, now)? {
+                continue;
+            }
+            recorded += 1;
+            let Some((p, counter)) = tx.tap_by_challenge(&id)? else {
+                continue;
+            };
+            let Some(row) = tx.tap(&p, counter)? else {
+                continue;
+            };
+            if row.validator_id.is_none()
+                && row.source == crate::store::TapSource::Wallet
+                && row.state == TapState::Charged
+            {
+                tx.set_tap_state(&p, counter, TapState::NotCharged, Some(TORN_REASON))?;
+                s.touch(row.account_id, row.fare_day, row.time);
+                s.changed
+                    .entry(TapRef {
+                        pseudonym: p,
+                        counter,
+                    })
+                    .or_insert(None);
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// A second validator reported a pass another one reported first: an abuse event; more
+    /// than the policy's number in one fare day revokes the rider's device.
+    pub(crate) fn shared_pass(
+        &self,
+        tx: &Writer<'_>,
+        existing: &TapRow,
+        tap: TapRef,
+        (validator_id, first_validator_id): (u32, u32),
+        now: i64,
+    ) -> Result<()> {
+        let new = tx.insert_abuse(&NewAbuse {
+            account_id: existing.account_id,
+            device_id: existing.device_id,
+            pseudonym: tap.pseudonym,
+            counter: tap.counter,
+            kind: SHARED_PASS,
+            validator_id,
+            first_validator_id,
+            fare_day: existing.fare_day,
+            time: existing.time,
+            created_at: now,
+        })?;
+        if !new {
+            return Ok(());
+        }
+        if existing.state_reason.is_none() {
+            tx.set_tap_state(
+                &tap.pseudonym,
+                tap.counter,
+                existing.state,
+                Some(SHARED_PASS),
+            )?;
+        }
+        let events = tx.abuse_count(existing.account_id, existing.fare_day)?;
+        tracing::warn!(
+            account_id = existing.account_id.0,
+            validator_id,
+            first_validator_id,
+            events,
+            "one pass reported by two validators"
+        );
+        if events > self.config().policy.shared_pass_limit
+            && tx.revocation(existing.device_id)?.is_none()
+        {
+            tx.revoke(existing.device_id, Revocation::SharedPass, now)?;
+            tracing::warn!(
+                account_id = existing.account_id.0,
+                device_id = existing.device_id.0,
+                "shared passes over the daily limit: device deny-listed"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The reason of a tap whose validator reported its challenge torn.
+pub(crate) const TORN_REASON: &str = "torn_gate_closed";
+/// The reason of a pass only the wallet reported.
+pub(crate) const PASS_NOT_SCANNED: &str = "pass_not_scanned";
+/// The abuse event of one pass at several validators.
+pub(crate) const SHARED_PASS: &str = "shared_pass";

@@ -1,0 +1,194 @@
+//! What settlement v2 decides beyond a tap's charge: the verdict feed a wallet reads (every
+//! change of a tap's status or charge), the challenges validators report as torn (sent, no
+//! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
+
+use super::{Reader, Writer};
+use crate::error::StoreError;
+use crate::ids::{AccountId, DeviceId, PseudonymBytes};
+use mancard_api::{TapVerdict, VerdictStatus};
+use rusqlite::{named_params, OptionalExtension};
+
+/// A verdict to append to the feed.
+#[derive(Debug, Clone)]
+pub struct NewVerdict<'a> {
+    pub account_id: AccountId,
+    pub device_id: DeviceId,
+    pub pseudonym: PseudonymBytes,
+    pub counter: u32,
+    pub status: VerdictStatus,
+    pub charged: i64,
+    pub reason: Option<&'a str>,
+    pub time: i64,
+    pub line_id: Option<u32>,
+    pub created_at: i64,
+}
+
+/// An abuse event to record.
+#[derive(Debug, Clone)]
+pub struct NewAbuse<'a> {
+    pub account_id: AccountId,
+    pub device_id: DeviceId,
+    pub pseudonym: PseudonymBytes,
+    pub counter: u32,
+    pub kind: &'a str,
+    /// The validator whose report made it abuse.
+    pub validator_id: u32,
+    /// The validator that reported the tap first.
+    pub first_validator_id: u32,
+    pub fare_day: i64,
+    pub time: i64,
+    pub created_at: i64,
+}
+
+impl Reader<'_> {
+    /// The device's verdicts after `cursor`, oldest first, at most `limit`.
+    pub fn verdicts_since(
+        &self,
+        device_id: DeviceId,
+        cursor: i64,
+        limit: i64,
+    ) -> Result<Vec<TapVerdict>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, pseudonym, counter, status, charged, reason, time, line_id, created_at
+             FROM tap_verdicts WHERE device_id = :device AND id > :cursor ORDER BY id LIMIT :n",
+        )?;
+        let rows = st.query_map(
+            named_params! {":device": device_id, ":cursor": cursor, ":n": limit},
+            |r| {
+                let p: PseudonymBytes = r.get("pseudonym")?;
+                let status: String = r.get("status")?;
+                Ok((
+                    TapVerdict {
+                        id: r.get("id")?,
+                        pseudonym: p.to_hex(),
+                        counter: r.get("counter")?,
+                        status: VerdictStatus::Rejected,
+                        charged: r.get("charged")?,
+                        reason: r.get("reason")?,
+                        time: r.get("time")?,
+                        line_id: r.get("line_id")?,
+                        created_at: r.get("created_at")?,
+                    },
+                    status,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut v, status) = row?;
+            v.status =
+                VerdictStatus::parse(&status).ok_or(StoreError::Corrupt("verdict status"))?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// The newest verdict of a tap: its status, charge and reason.
+    pub fn last_verdict(
+        &self,
+        p: &PseudonymBytes,
+        counter: u32,
+    ) -> Result<Option<(String, i64, Option<String>)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT status, charged, reason FROM tap_verdicts
+                 WHERE pseudonym = :p AND counter = :counter ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(named_params! {":p": p, ":counter": counter}, |r| {
+                Ok((r.get("status")?, r.get("charged")?, r.get("reason")?))
+            })
+            .optional()?)
+    }
+
+    /// Whether a validator reported `challenge_id` as torn.
+    pub fn is_torn(&self, challenge_id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM torn_challenges WHERE challenge_id = :c")?
+            .query_row(named_params! {":c": &challenge_id[..]}, |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Abuse events of an account on one fare day.
+    pub fn abuse_count(&self, account_id: AccountId, fare_day: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) AS n FROM abuse_events WHERE account_id = :a AND fare_day = :d",
+            )?
+            .query_row(named_params! {":a": account_id, ":d": fare_day}, |r| {
+                r.get("n")
+            })?)
+    }
+}
+
+impl Writer<'_> {
+    pub fn insert_verdict(&self, v: &NewVerdict<'_>) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
+                    charged, reason, time, line_id, created_at)
+                 VALUES (:a, :d, :p, :counter, :status, :charged, :reason, :time, :line, :at)",
+            )?
+            .execute(named_params! {
+                ":a": v.account_id,
+                ":d": v.device_id,
+                ":p": v.pseudonym,
+                ":counter": v.counter,
+                ":status": v.status.as_str(),
+                ":charged": v.charged,
+                ":reason": v.reason,
+                ":time": v.time,
+                ":line": v.line_id,
+                ":at": v.created_at,
+            })?;
+        Ok(())
+    }
+
+    /// Records a torn challenge; `false` if it was recorded before.
+    pub fn insert_torn(
+        &self,
+        challenge_id: &[u8; 32],
+        validator_id: u32,
+        time: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO torn_challenges (challenge_id, validator_id, time,
+                    received_at) VALUES (:c, :v, :t, :now)",
+            )?
+            .execute(named_params! {
+                ":c": &challenge_id[..], ":v": validator_id, ":t": time, ":now": now,
+            })?;
+        Ok(n > 0)
+    }
+
+    /// Records an abuse event; `false` if this validator's report of the tap was recorded
+    /// before.
+    pub fn insert_abuse(&self, e: &NewAbuse<'_>) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO abuse_events (account_id, device_id, pseudonym, counter,
+                    kind, validator_id, first_validator_id, fare_day, time, created_at)
+                 VALUES (:a, :d, :p, :counter, :kind, :v, :first, :day, :time, :at)",
+            )?
+            .execute(named_params! {
+                ":a": e.account_id,
+                ":d": e.device_id,
+                ":p": e.pseudonym,
+                ":counter": e.counter,
+                ":kind": e.kind,
+                ":v": e.validator_id,
+                ":first": e.first_validator_id,
+                ":day": e.fare_day,
+                ":time": e.time,
+                ":at": e.created_at,
+            })?;
+        Ok(n > 0)
+    }
+}
