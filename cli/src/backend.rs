@@ -8,13 +8,21 @@
 //! mancard backend validators add --db FILE --id N --public-key HEX [--operator N] [--line L]...
 //! mancard backend validators deny --db FILE --id N
 //! mancard backend audit --db FILE
+//! mancard backend fraud list --db FILE [--status open|resolved|all]
+//! mancard backend fraud show --db FILE ID
+//! mancard backend fraud resolve --db FILE ID --dismiss|--confirm --note TEXT --operator NAME
 //! ```
+//!
+//! (The fraud commands are also the admin API: `GET /v1/admin/fraud`, `GET
+//! /v1/admin/fraud/{id}`, `POST /v1/admin/fraud/{id}/resolve`.)
 //!
 //! The admin token of `/v1/admin/*` is read from the environment variable named by
 //! `--admin-token-env` (default `MANCARD_ADMIN_TOKEN`), never from the command line.
 
 use crate::CliResult;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use mancard_api::admin::{FraudResolution, FraudStatusFilter, ResolveFraudRequest};
+use mancard_api::FraudCase;
 use mancard_backend::{Backend, BackendConfig, Engine};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +77,55 @@ enum BackendCommand {
     Audit {
         #[arg(long)]
         db: PathBuf,
+    },
+    /// Fraud cases: list, show (with the evidence), resolve.
+    Fraud {
+        #[command(subcommand)]
+        command: FraudCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Open,
+    Resolved,
+    All,
+}
+
+#[derive(Subcommand)]
+enum FraudCommand {
+    /// List fraud cases (open ones by default), oldest first.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, value_enum, default_value = "open")]
+        status: StatusArg,
+    },
+    /// Show a case with its evidence (hex; `mancard inspect HEX` decodes it) decoded.
+    Show {
+        #[arg(long)]
+        db: PathBuf,
+        id: i64,
+    },
+    /// Resolve a case: --confirm keeps the device revoked (the rider provisions a new
+    /// device), --dismiss lifts the revocation; the account is unfrozen once none of its cases
+    /// is open. Resolving again the same way changes nothing.
+    Resolve {
+        #[arg(long)]
+        db: PathBuf,
+        id: i64,
+        /// A false alarm: lift the device's revocation.
+        #[arg(long, conflicts_with = "confirm", required_unless_present = "confirm")]
+        dismiss: bool,
+        /// The fraud is real: the device stays revoked.
+        #[arg(long)]
+        confirm: bool,
+        /// Why (1 to 500 bytes).
+        #[arg(long)]
+        note: String,
+        /// Who resolves it.
+        #[arg(long)]
+        operator: String,
     },
 }
 
@@ -196,6 +253,92 @@ fn run_validators(command: ValidatorsCommand) -> CliResult {
     }
 }
 
+fn case_line(c: &FraudCase) -> String {
+    let counter = c.counter.map_or("-".to_string(), |n| n.to_string());
+    let state = match c.resolution {
+        Some(r) => r.as_str(),
+        None => c.status.as_str(),
+    };
+    format!(
+        "case {:>4}  {state:<9} {:<20} account {} device {} counter {counter}  opened {}  {}",
+        c.id,
+        c.kind.as_str(),
+        c.account_id,
+        c.device_id,
+        c.opened_at,
+        c.detail
+    )
+}
+
+fn run_fraud(command: FraudCommand) -> CliResult {
+    match command {
+        FraudCommand::List { db, status } => {
+            let filter = match status {
+                StatusArg::Open => FraudStatusFilter::Open,
+                StatusArg::Resolved => FraudStatusFilter::Resolved,
+                StatusArg::All => FraudStatusFilter::All,
+            };
+            let cases = offline_engine(db)?.list_fraud_cases(filter)?;
+            if cases.is_empty() {
+                println!("no {} fraud cases", filter.as_str());
+            }
+            for c in &cases {
+                println!("{}", case_line(c));
+            }
+        }
+        FraudCommand::Show { db, id } => {
+            let d = offline_engine(db)?.fraud_case(id)?;
+            println!("{}", case_line(&d.case));
+            if let (Some(by), Some(at)) = (&d.case.resolved_by, d.case.resolved_at) {
+                let note = d.case.note.as_deref().unwrap_or("");
+                println!("resolved by {by} at {at}: {note}");
+            }
+            println!(
+                "evidence (hex, decode with `mancard inspect`): {}",
+                d.evidence
+            );
+            for line in &d.evidence_summary {
+                println!("{line}");
+            }
+        }
+        FraudCommand::Resolve {
+            db,
+            id,
+            dismiss,
+            confirm: _,
+            note,
+            operator,
+        } => {
+            let resolution = if dismiss {
+                FraudResolution::Dismissed
+            } else {
+                FraudResolution::Confirmed
+            };
+            let req = ResolveFraudRequest {
+                resolution,
+                note,
+                operator,
+            };
+            let r = offline_engine(db)?.resolve_fraud(id, &req)?;
+            let what = if r.changed { "" } else { " already" };
+            println!("case {id} is{what} {}", resolution.as_str());
+            let frozen = if r.account_frozen {
+                "still frozen (another case is open)"
+            } else {
+                "not frozen"
+            };
+            println!("account {}: {frozen}", r.case.account_id);
+            let revoked = if r.device_revoked {
+                "revoked"
+            } else {
+                "not revoked"
+            };
+            println!("device {}: {revoked}", r.case.device_id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: BackendArgs) -> CliResult {
     match args.command {
         BackendCommand::Serve {
@@ -252,6 +395,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             }
         },
         BackendCommand::Validators { command } => run_validators(command),
+        BackendCommand::Fraud { command } => run_fraud(command),
         BackendCommand::Audit { db } => {
             let e = offline_engine(db)?;
             let a = e.audit()?;

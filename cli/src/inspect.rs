@@ -2,10 +2,13 @@
 //! then verify every signature the keys given allow: issuer signatures (`--issuer-key`), a
 //! reader's challenges and batches (`--validator-certificate`), a phone's NFC authorizations
 //! (`--certificate`), and what a message carries itself (a pass's tap signature, an AUTHORIZE
-//! TAP command's challenge under its inline validator certificate).
+//! TAP command's challenge under its inline validator certificate). A fraud case's evidence
+//! (`mancard backend fraud show`) is decoded part by part, each signed tap checked like a
+//! record's.
 
 use crate::CliResult;
 use clap::Args;
+use mancard_backend::features::fraud::{decode_evidence, describe_evidence, EVIDENCE_TAG};
 use mancard_protocol::apdu::INS_AUTHORIZE_TAP;
 use mancard_protocol::inspect::{decode_any, Decoded};
 use mancard_protocol::{
@@ -61,8 +64,11 @@ pub fn run(args: InspectArgs) -> CliResult {
     let input = if args.input == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
-        args.input
+        args.input.clone()
     };
+    if let Some(evidence) = evidence_bytes(&input) {
+        return run_evidence(&evidence, &args);
+    }
     let msg = decode_any(&input).map_err(|e| format!("cannot decode input: {e}"))?;
     for line in msg.describe() {
         println!("{line}");
@@ -75,7 +81,26 @@ pub fn run(args: InspectArgs) -> CliResult {
         }
         None => None,
     };
-    let given = Given {
+    let given = given(&args, issuer)?;
+    let checks = checks(&msg, &given);
+    if checks.is_empty() && asked(&args) {
+        println!(
+            "verification: not applicable ({} has no signature these keys check)",
+            msg.kind()
+        );
+    }
+    report(checks)
+}
+
+fn asked(args: &InspectArgs) -> bool {
+    args.issuer_key.is_some() || args.validator_certificate.is_some() || args.certificate.is_some()
+}
+
+fn given(
+    args: &InspectArgs,
+    issuer: Option<IssuerKey>,
+) -> Result<Given, Box<dyn std::error::Error>> {
+    Ok(Given {
         issuer,
         validator: args
             .validator_certificate
@@ -87,17 +112,39 @@ pub fn run(args: InspectArgs) -> CliResult {
             .as_deref()
             .map(|h| parse_hex(h, "certificate", CredentialCertificate::decode))
             .transpose()?,
-    };
-    let checks = checks(&msg, &given);
-    let asked = args.issuer_key.is_some()
-        || args.validator_certificate.is_some()
-        || args.certificate.is_some();
-    if checks.is_empty() && asked {
-        println!(
-            "verification: not applicable ({} has no signature these keys check)",
-            msg.kind()
-        );
+    })
+}
+
+/// The bytes of a fraud case's evidence, if the input is hex that starts with its tag.
+fn evidence_bytes(input: &str) -> Option<Vec<u8>> {
+    let cleaned: String = input
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    let bytes = hex::decode(cleaned).ok()?;
+    (bytes.first() == Some(&EVIDENCE_TAG)).then_some(bytes)
+}
+
+/// A fraud case's evidence: every part decoded, and the signatures of its taps checked with
+/// the keys given (a pass's own signature always).
+fn run_evidence(bytes: &[u8], args: &InspectArgs) -> CliResult {
+    let lines = describe_evidence(bytes).map_err(|e| format!("cannot decode input: {e}"))?;
+    for line in lines {
+        println!("{line}");
     }
+    let given = given(args, None)?;
+    let mut checks = Vec::new();
+    for (i, part) in decode_evidence(bytes)?.iter().enumerate() {
+        if let Some(p) = part.proof() {
+            proof_checks(p, &given, &format!("part {}: ", i + 1), &mut checks);
+        }
+    }
+    report(checks)
+}
+
+/// Prints each check; exit 1 if any failed.
+fn report(checks: Vec<Check>) -> CliResult {
     let mut failed = false;
     for c in checks {
         match c.result {

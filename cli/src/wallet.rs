@@ -493,12 +493,19 @@ fn history(dir: &Path, limit: u32, cursor: Option<String>) -> Done {
             }
             mancard::HistoryKind::TopUp => format!("top-up    {}", i.detail),
         };
+        let why = i
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         println!(
-            "{:<14} {}  {:<60} {}",
+            "{:<14} {}  {:<60} {}  {}{}",
             i.id,
             time(i.time),
             what,
-            money::format_amount(i.amount)
+            money::format_amount(i.amount),
+            i.status_text,
+            why
         );
     }
     if let Some(c) = page.next_cursor {

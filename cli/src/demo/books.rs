@@ -1,14 +1,16 @@
-//! The reconciliation: the validator journal, the wallet's signed tap log and the backend
-//! ledger side by side, ride by ride; the backend's verdict on every record (each ride
-//! settled exactly once, the other reports of it duplicates); totals, balances and the
-//! backend's audit. Any disagreement is a named problem and the demo exits 1.
+//! The reconciliation: the validators' journals, the wallet's signed tap log, the backend
+//! ledger and what the rider's wallet says was charged, side by side, ride by ride; the
+//! backend's verdict on every record (each ride settled exactly once, the other reports of it
+//! duplicates); what each gate charged from the rides it knew, and what the backend charges
+//! rating the rider's whole day by the tariff (computed here again, independently); totals,
+//! balances and the backend's audit. Any disagreement is a named problem and the demo exits 1.
 
 use super::output::{hhmm, money, rials, Out};
-use super::world::World;
+use super::world::{Ride, World};
 use super::{Res, TOP_UP};
 use mancard::LedgerView;
 use mancard_api::{LedgerKind, TapStatus};
-use mancard_protocol::{TapProof, Tariff, WalletLogEntry};
+use mancard_protocol::{FareClass, FareKind, RideState, TapProof, Tariff, WalletLogEntry};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,13 +18,17 @@ use std::time::Instant;
 
 /// The three books, read at the end of the day.
 struct Books {
-    /// Validator journal: counter → fare.
+    /// Validator journals: counter → fare the gate charged.
     journal: BTreeMap<u32, i64>,
     journal_rides: usize,
-    /// Taps the validator never got to the backend.
+    /// Taps the validators never got to the backend.
     unsent: u64,
-    /// Backend ledger: counter → fare charged.
+    /// Backend ledger: counter → fare charged (fare and fare-adjustment entries).
     backend: BTreeMap<u32, i64>,
+    /// Backend ledger: counter → the sum of its corrections (`fare_adjustment`, + is back).
+    adjusted: BTreeMap<u32, i64>,
+    /// The tariff's fare of each ride over the rider's whole day: (fare, why).
+    rated: BTreeMap<u32, (i64, FareKind)>,
     topups: i64,
     balance: i64,
     /// The backend's audit: ok, ledger entries, the whole report for a failure.
@@ -44,18 +50,22 @@ pub(super) fn check(out: &mut Out, w: &mut World, account_id: i64) -> Res<Result
     let mut problems = Vec::new();
     let (mut lines, rows) = statement(w, &b, &mut problems);
     settlement(w, &b, &mut problems);
-    let spent: i64 = w.rides.iter().map(|r| r.fare).sum();
+    corrections(w, &b, &mut problems);
+    let spent: i64 = b.rated.values().map(|(f, _)| f).sum();
     totals(w, &b, spent, &mut problems);
     lines.push(String::new());
-    lines.extend(summary(&b, spent));
+    lines.extend(summary(&b, spent, w.rides.iter().map(|r| r.fare).sum()));
     let jsum: i64 = b.journal.values().sum();
     let bsum: i64 = b.backend.values().sum();
+    let back: i64 = b.adjusted.values().sum();
     out.step(
         "statement",
-        "Reconciled statement: validator journal, wallet, backend ledger",
+        "Reconciled statement: validator journals, wallet, backend ledger",
         t.elapsed(),
         &lines,
         json!({"rides": rows, "top_up": TOP_UP, "fares": spent, "balance": b.balance,
+               "gates_total": w.rides.iter().map(|r| r.fare).sum::<i64>(),
+               "corrections_total": back,
                "wallet_confirmed_balance": b.wallet_ledger.confirmed_balance,
                "wallet_pending_taps": b.wallet_ledger.pending_taps, "journal_total": jsum,
                "backend_total": bsum, "audit_ok": b.audit_ok,
@@ -70,9 +80,14 @@ pub(super) fn check(out: &mut Out, w: &mut World, account_id: i64) -> Res<Result
 
 fn read(w: &mut World, account_id: i64) -> Res<Books> {
     let engine = Arc::clone(w.engine()?);
-    let rides = w.validator()?.journal().rides()?;
-    let journal: BTreeMap<u32, i64> = rides.iter().map(|r| (r.counter, r.fare)).collect();
-    let js = w.validator()?.status()?.journal;
+    let (mut journal, mut journal_rides, mut unsent) = (BTreeMap::new(), 0, 0u64);
+    for v in w.validators() {
+        let rides = v.journal().rides()?;
+        journal_rides += rides.len();
+        journal.extend(rides.iter().map(|r| (r.counter, r.fare)));
+        let js = v.status()?.journal;
+        unsent += u64::try_from(js.unsealed + js.in_pending_batches).unwrap_or(0);
+    }
     let ledger = engine
         .ledger(account_id)
         .map_err(|e| format!("backend ledger: {e}"))?;
@@ -82,11 +97,14 @@ fn read(w: &mut World, account_id: i64) -> Res<Books> {
         .balance;
     let audit = engine.audit().map_err(|e| format!("backend audit: {e}"))?;
     let mut backend: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut adjusted: BTreeMap<u32, i64> = BTreeMap::new();
     let mut topups = 0i64;
     for e in &ledger {
         match (e.kind, e.counter) {
-            (LedgerKind::Fare | LedgerKind::FareAdjustment, Some(c)) => {
+            (LedgerKind::Fare, Some(c)) => *backend.entry(c).or_insert(0) -= e.amount,
+            (LedgerKind::FareAdjustment, Some(c)) => {
                 *backend.entry(c).or_insert(0) -= e.amount;
+                *adjusted.entry(c).or_insert(0) += e.amount;
             }
             (LedgerKind::Topup, _) => topups += e.amount,
             _ => {}
@@ -103,11 +121,14 @@ fn read(w: &mut World, account_id: i64) -> Res<Books> {
         wallet.insert(e.counter(), (e.amount, m));
         wallet_seq.insert(e.seq, e.counter());
     }
+    let rated = rate_day(&w.rides, &wallet);
     Ok(Books {
         journal,
-        journal_rides: rides.len(),
-        unsent: u64::try_from(js.unsealed + js.in_pending_batches).unwrap_or(0),
+        journal_rides,
+        unsent,
         backend,
+        adjusted,
+        rated,
         topups,
         balance,
         audit_ok: audit.ok,
@@ -120,46 +141,140 @@ fn read(w: &mut World, account_id: i64) -> Res<Books> {
     })
 }
 
-/// The statement, ride by ride, each ride checked in the three books.
+/// The tariff over the rider's whole day, ride by ride in time order, never above what the
+/// phone signed: what the backend must charge (independently of how it computes it).
+fn rate_day(
+    rides: &[Ride],
+    signed: &BTreeMap<u32, (i64, &'static str)>,
+) -> BTreeMap<u32, (i64, FareKind)> {
+    let tariff = Tariff::urmia_default();
+    let mut order: Vec<&Ride> = rides.iter().collect();
+    order.sort_by_key(|r| r.time);
+    let mut state = RideState::default();
+    let mut rated = BTreeMap::new();
+    for r in order {
+        let Ok(q) = tariff.fare(FareClass::Adult, r.line, r.time, &state) else {
+            continue;
+        };
+        let cap = signed.get(&r.counter).map_or(q.amount, |(a, _)| *a);
+        let amount = q.amount.min(cap);
+        let mut next = q.next;
+        next.spent_today -= q.amount - amount;
+        state = next;
+        rated.insert(r.counter, (amount, q.kind));
+    }
+    rated
+}
+
+/// The statement, ride by ride, each ride checked in the books: the gate's journal holds what
+/// the gate charged, the backend charges the tariff's fare of the ride over the whole day.
 fn statement(w: &World, b: &Books, problems: &mut Vec<String>) -> (Vec<String>, Vec<Value>) {
     let mut rows = Vec::new();
     let mut lines = vec![format!(
-        "{:<6} {:>4}  {:<3}  {:>8}  {:>20}  {:>20}  {:>20}",
-        "time", "line", "via", "kind", "validator journal", "phone signed (cap)", "backend ledger"
+        "{:<6} {:>4} {:>3}  {:<3}  {:>15}  {:>15}  {:>15}  {:<9}",
+        "time", "line", "val", "via", "gate (journal)", "phone signed", "backend", "why"
     )];
     for r in &w.rides {
         let j = b.journal.get(&r.counter).copied();
         let wv = b.wallet.get(&r.counter).copied();
         let bk = b.backend.get(&r.counter).copied();
+        let rated = b.rated.get(&r.counter).copied();
+        let why = rated.map(|(_, k)| kind_name(k)).unwrap_or("—");
         lines.push(format!(
-            "{:<6} {:>4}  {:<3}  {:>8}  {:>20}  {:>20}  {:>20}",
+            "{:<6} {:>4} {:>3}  {:<3}  {:>15}  {:>15}  {:>15}  {:<9}",
             hhmm(r.time),
             r.line,
+            r.validator_id,
             r.medium,
-            r.kind,
             j.map(rials).unwrap_or_else(|| "—".into()),
             wv.map(|(a, _)| rials(a)).unwrap_or_else(|| "—".into()),
-            bk.map(|a| rials(-a)).unwrap_or_else(|| "—".into()),
+            bk.map(rials).unwrap_or_else(|| "—".into()),
+            why
         ));
         rows.push(json!({"counter": r.counter, "time": r.time, "line": r.line,
-                         "medium": r.medium, "kind": r.kind, "gate_fare": r.fare,
-                         "journal_fare": j, "wallet_amount": wv.map(|x| x.0),
-                         "backend_charge": bk}));
+                         "validator_id": r.validator_id, "medium": r.medium, "kind": r.kind,
+                         "gate_fare": r.fare, "journal_fare": j,
+                         "wallet_amount": wv.map(|x| x.0), "backend_charge": bk,
+                         "rated_fare": rated.map(|x| x.0), "rated_kind": why,
+                         "corrected": b.adjusted.get(&r.counter)}));
         if j != Some(r.fare) {
             problems.push(format!(
                 "validator journal: counter {} should be {} but is {:?}",
                 r.counter, r.fare, j
             ));
         }
-        if bk != Some(r.fare) {
+        if bk.is_none() || bk != rated.map(|x| x.0) {
             problems.push(format!(
-                "backend ledger: counter {} charged {:?}, the gate charged {}",
-                r.counter, bk, r.fare
+                "backend ledger: counter {} charged {:?}, the tariff over the day says {:?}",
+                r.counter,
+                bk,
+                rated.map(|x| x.0)
             ));
         }
-        wallet_ride(r.counter, r.medium, r.fare, wv, problems);
+        wallet_ride(
+            r.counter,
+            r.medium,
+            r.fare.max(bk.unwrap_or(0)),
+            wv,
+            problems,
+        );
     }
     (lines, rows)
+}
+
+/// The verdict reason of a rating (what the rider's history says).
+fn kind_name(k: FareKind) -> &'static str {
+    match k {
+        FareKind::Transfer => "transfer",
+        FareKind::Capped => "daily_cap",
+        _ => "full",
+    }
+}
+
+/// The rider's wallet says what the backend charges for each ride, and why; a ride the backend
+/// charged first at more than its fare over the day (a gate that did not know the earlier
+/// ride) was corrected by exactly the difference.
+fn corrections(w: &World, b: &Books, problems: &mut Vec<String>) {
+    let first: BTreeMap<u32, i64> = w
+        .batch_answers
+        .iter()
+        .flat_map(|a| a.records.iter())
+        .filter(|r| r.status == TapStatus::Settled)
+        .filter_map(|r| Some((r.counter?, r.fare?)))
+        .collect();
+    for r in &w.rides {
+        let Some((fare, kind)) = b.rated.get(&r.counter).copied() else {
+            continue;
+        };
+        match w.charged.iter().find(|v| v.counter == r.counter) {
+            None => problems.push(format!(
+                "wallet history: counter {} shows no charge from the backend",
+                r.counter
+            )),
+            Some(v) => {
+                let expect = match kind {
+                    FareKind::Transfer | FareKind::Capped => Some(kind_name(kind)),
+                    _ => None,
+                };
+                if v.charged != fare || v.reason.as_deref() != expect {
+                    problems.push(format!(
+                        "wallet history: counter {} shows {} ({:?}), the backend charges {} \
+                         ({expect:?})",
+                        r.counter, v.charged, v.reason, fare
+                    ));
+                }
+            }
+        }
+        let back = b.adjusted.get(&r.counter).copied().unwrap_or(0);
+        let charged_first = first.get(&r.counter).copied().unwrap_or(fare);
+        if charged_first - fare != back {
+            problems.push(format!(
+                "backend ledger: counter {} was charged {charged_first} first and {fare} now, \
+                 but its corrections total {back}",
+                r.counter
+            ));
+        }
+    }
 }
 
 /// The wallet's signed entry for one ride: present, same medium, the amount the gate took
@@ -284,9 +399,11 @@ fn totals(w: &World, b: &Books, spent: i64, problems: &mut Vec<String>) {
             ));
         }
     }
-    if jsum != spent || bsum != spent {
+    let gates: i64 = w.rides.iter().map(|r| r.fare).sum();
+    if jsum != gates || bsum != spent {
         problems.push(format!(
-            "totals differ: gates {spent}, validator journal {jsum}, backend {bsum}"
+            "totals differ: gates {gates}, validator journals {jsum}; the tariff over the day \
+             {spent}, backend {bsum}"
         ));
     }
     if b.topups != TOP_UP {
@@ -332,10 +449,18 @@ fn totals(w: &World, b: &Books, spent: i64, problems: &mut Vec<String>) {
     }
 }
 
-/// The statement's last two lines.
-fn summary(b: &Books, spent: i64) -> [String; 2] {
+/// The statement's last lines.
+fn summary(b: &Books, spent: i64, gates: i64) -> [String; 3] {
     let wl = &b.wallet_ledger;
+    let back: i64 = b.adjusted.values().sum();
     [
+        format!(
+            "the gates charged {} from the rides each knew; the backend, rating the whole day, \
+             charges {} (after giving {} back as corrections)",
+            money(gates),
+            money(spent),
+            money(back)
+        ),
         format!(
             "top-up {}  −  fares {}  =  {}{}",
             money(TOP_UP),
@@ -349,7 +474,7 @@ fn summary(b: &Books, spent: i64) -> [String; 2] {
         ),
         format!(
             "backend: balance {}, audit {} ({} ledger entries); wallet: confirmed {}, pending {}, \
-             tap-log chain of {} entries verified; validator: {} ride(s) journaled, {}",
+             tap-log chain of {} entries verified; validators: {} ride(s) journaled, {}",
             money(b.balance),
             if b.audit_ok { "ok" } else { "FAILED" },
             b.audit_entries,

@@ -4,9 +4,10 @@
 //! backend's verdict on every tap-log entry.
 
 use super::http_rider::HttpRider;
+use super::world::Verdict;
 use super::Res;
 use mancard::online::OnlineWallet;
-use mancard::Wallet;
+use mancard::{HistoryKind, HistoryStatus, Wallet};
 use mancard_api::TapStatus;
 
 /// A certificate the backend issued, as the demo tells it.
@@ -28,6 +29,9 @@ pub(super) struct Synced {
     pub(super) credential_status: String,
     /// The backend's verdict on each uploaded tap-log entry: (log seq, status).
     pub(super) verdicts: Vec<(u64, TapStatus)>,
+    /// What the backend charges for each tap and why, as the rider's wallet shows it (its
+    /// history), or as the sync answer's verdict feed says (newest per tap) over raw HTTP.
+    pub(super) charged: Vec<Verdict>,
 }
 
 impl Synced {
@@ -44,6 +48,8 @@ pub(super) fn tap_status(text: &str) -> Option<TapStatus> {
         TapStatus::Duplicate,
         TapStatus::Fraud,
         TapStatus::Rejected,
+        TapStatus::Pending,
+        TapStatus::NotCharged,
     ]
     .into_iter()
     .find(|s| s.as_str() == text)
@@ -159,9 +165,43 @@ impl Client {
                     ledger_entries: s.ledger_entries,
                     credential_status: s.credential_status,
                     verdicts,
+                    charged: history_verdicts(wallet)?,
                 })
             }
             Self::Http(h) => rt.block_on(h.sync()),
         }
     }
+}
+
+/// What the rider's history says the backend charged for each tap or pass it judged, and why.
+pub(super) fn history_verdicts(wallet: &Wallet) -> Res<Vec<Verdict>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = wallet.history(cursor, 500)?;
+        for item in &page.items {
+            if !matches!(item.kind, HistoryKind::Tap | HistoryKind::Pass) {
+                continue;
+            }
+            // A pass that expired unscanned shows 0: nothing charged, its reservation released.
+            let charged = match item.status {
+                HistoryStatus::PassNotUsed => Some(item.charged.unwrap_or(0)),
+                _ => item.charged,
+            };
+            if let (Some(counter), Some(charged)) = (item.counter, charged) {
+                out.push(Verdict {
+                    counter,
+                    status: item.status.code().to_string(),
+                    charged,
+                    reason: item.reason.clone(),
+                });
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out.sort_by_key(|v| v.counter);
+    Ok(out)
 }

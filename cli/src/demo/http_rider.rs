@@ -3,6 +3,7 @@
 //! binding-key proof, certificate install, tap-log upload, confirmed balance.
 
 use super::client::{Issued, Synced};
+use super::world::Verdict;
 use super::{Res, HTTP_TIMEOUT};
 use mancard::{SoftwareKeystore, Wallet};
 use mancard_api::endpoints::{
@@ -11,8 +12,8 @@ use mancard_api::endpoints::{
 };
 use mancard_api::{
     CredentialRequest, CredentialResponse, NonceResponse, OtpRequest, OtpResponse, Problem,
-    SessionRequest, SessionResponse, SyncRequest, SyncResponse, TopupIntentResponse, TopupRequest,
-    TopupStatus,
+    SessionRequest, SessionResponse, SyncRequest, SyncResponse, TapVerdict, TopupIntentResponse,
+    TopupRequest, TopupStatus,
 };
 use mancard_protocol::{PublicKey, WalletLogEntry};
 use serde::de::DeserializeOwned;
@@ -146,7 +147,7 @@ impl HttpRider {
             next_counter: Some(req.next_counter),
         };
         let c: CredentialResponse = self.call(endpoint, endpoint.path, Some(&body)).await?;
-        self.install(&c)?;
+        install(&self.wallet, &c)?;
         self.pseudonym = Some(c.pseudonym.clone());
         Ok(Issued {
             pseudonym: c.pseudonym,
@@ -156,46 +157,6 @@ impl HttpRider {
             max_amount: c.max_amount,
             balance: c.balance,
         })
-    }
-
-    /// What the app does with an issued credential: clock offset, tariff, certificate, and the
-    /// signed config bundle (issuer keys of validator certificates, validator deny list, time
-    /// rules): without it the phone answers no reader.
-    fn install(&self, c: &CredentialResponse) -> Res<()> {
-        let keys = c
-            .issuer_keys
-            .iter()
-            .map(|k| {
-                Ok(mancard::IssuerKeyInfo {
-                    key_id: k.key_id,
-                    public_key: hex::decode(&k.public_key)?,
-                    valid_from: k.valid_from,
-                    valid_until: k.valid_until,
-                })
-            })
-            .collect::<Res<Vec<_>>>()?;
-        self.wallet
-            .set_server_time_offset(c.server_time - chrono::Utc::now().timestamp())?;
-        self.wallet.set_tariff(hex::decode(&c.tariff)?)?;
-        self.wallet.install_certificate(
-            hex::decode(&c.certificate)?,
-            keys,
-            chrono::Utc::now().timestamp(),
-        )?;
-        self.install_bundle(&c.config_bundle)
-    }
-
-    /// Installs the backend's config bundle when it is newer than the phone's.
-    fn install_bundle(&self, bundle_hex: &str) -> Res<()> {
-        let bundle = hex::decode(bundle_hex)?;
-        let offered = mancard_protocol::ValidatorConfig::decode(&bundle)?
-            .body
-            .bundle_version;
-        if self.wallet.config_version().is_some_and(|v| v >= offered) {
-            return Ok(());
-        }
-        self.wallet.install_config(bundle)?;
-        Ok(())
     }
 
     pub(super) async fn start_top_up(&self, amount: i64) -> Res<(String, String)> {
@@ -232,11 +193,12 @@ impl HttpRider {
             pseudonym,
             cursor: self.cursor,
             entries: entries.iter().map(hex::encode).collect(),
+            verdict_cursor: 0,
         };
         let v: SyncResponse = self
             .call(WALLET_SYNC, WALLET_SYNC.path, Some(&body))
             .await?;
-        self.install_bundle(&v.config_bundle)?;
+        install_bundle(&self.wallet, &v.config_bundle)?;
         let mut corrections = 0u64;
         for (t, raw) in v.taps.iter().zip(entries.iter()) {
             let signed = WalletLogEntry::decode(raw).map(|e| e.amount).unwrap_or(0);
@@ -259,6 +221,64 @@ impl HttpRider {
             ledger_entries: u64::try_from(v.ledger.len())?,
             credential_status: v.credential.status.as_str().to_string(),
             verdicts: v.taps.iter().map(|t| (t.seq, t.status)).collect(),
+            charged: newest_verdicts(&v.verdicts),
         })
     }
+}
+
+/// The newest verdict per tap of a sync answer's feed (oldest first), by counter.
+pub(super) fn newest_verdicts(feed: &[TapVerdict]) -> Vec<Verdict> {
+    let mut newest: std::collections::BTreeMap<(String, u32), &TapVerdict> =
+        std::collections::BTreeMap::new();
+    for v in feed {
+        newest.insert((v.pseudonym.clone(), v.counter), v);
+    }
+    newest
+        .into_values()
+        .map(|v| Verdict {
+            counter: v.counter,
+            status: v.status.as_str().to_string(),
+            charged: v.charged,
+            reason: v.reason.clone(),
+        })
+        .collect()
+}
+
+/// What the app does with an issued credential: clock offset, tariff, certificate, and the
+/// signed config bundle (issuer keys of validator certificates, validator deny list, time
+/// rules): without it the phone answers no reader.
+pub(super) fn install(wallet: &Wallet, c: &CredentialResponse) -> Res<()> {
+    let keys = c
+        .issuer_keys
+        .iter()
+        .map(|k| {
+            Ok(mancard::IssuerKeyInfo {
+                key_id: k.key_id,
+                public_key: hex::decode(&k.public_key)?,
+                valid_from: k.valid_from,
+                valid_until: k.valid_until,
+            })
+        })
+        .collect::<Res<Vec<_>>>()?;
+    wallet.set_server_time_offset(c.server_time - chrono::Utc::now().timestamp())?;
+    wallet.set_tariff(hex::decode(&c.tariff)?)?;
+    wallet.install_certificate(
+        hex::decode(&c.certificate)?,
+        keys,
+        chrono::Utc::now().timestamp(),
+    )?;
+    install_bundle(wallet, &c.config_bundle)
+}
+
+/// Installs the backend's config bundle when it is newer than the phone's.
+fn install_bundle(wallet: &Wallet, bundle_hex: &str) -> Res<()> {
+    let bundle = hex::decode(bundle_hex)?;
+    let offered = mancard_protocol::ValidatorConfig::decode(&bundle)?
+        .body
+        .bundle_version;
+    if wallet.config_version().is_some_and(|v| v >= offered) {
+        return Ok(());
+    }
+    wallet.install_config(bundle)?;
+    Ok(())
 }

@@ -6,18 +6,30 @@
 //! SQLite file, the wallet talks to it through `mancard::online`, the validator fetches its
 //! signed config bundle and uploads signed batches over HTTP, taps go through
 //! `Wallet::process_apdu` (in process, or through pcscd + vpcd with `--reader pcsc`), and the
-//! QR pass is the wallet's real pass text verified by the validator. Only the validator's clock
-//! is driven by the demo (a day of rides in a few seconds).
+//! QR pass is the wallet's real pass text verified by the validator. One clock drives the
+//! story: the sandbox backend's, moved forward only (a day of rides in a few seconds); the
+//! validators and the phone read it, and every report reaches the backend after its ride.
+//!
+//! Two buses, two validators: the transfer onto the second bus is charged in full at its gate
+//! (validator 8 never saw the first ride), then re-rated by the backend over the rider's fare
+//! day once the first bus uploads, and the rider's wallet shows the correction.
+//!
+//! `--attacks` plays the attack reel instead ([`attacks`]): every attack of issue #13 and of
+//! protocol v2 tried against the real parties, each checked to be caught.
 //!
 //! The modules: [`output`] writes the story (text or JSON lines), [`world`] starts the parties
-//! and lets the phone meet the validator, [`story`] tells the day's steps, each sentence made
+//! and lets the phone meet a validator, [`parties`] is what the day and the reel share (the
+//! clock, validators, uploads), [`story`] and [`legs`] tell the day's steps, each sentence made
 //! from the answers the parties gave, [`books`] reconciles the three books, and [`client`] /
 //! [`http_rider`] are the wallet's online side (`mancard::online`, or the raw HTTP API).
 
+mod attacks;
 mod books;
 mod client;
 mod http_rider;
+mod legs;
 mod output;
+mod parties;
 mod story;
 mod world;
 
@@ -64,6 +76,10 @@ pub struct DemoArgs {
     /// validator never comes back online) or `backend-adjustment` (an unexplained debit).
     #[arg(long, value_enum)]
     fault: Option<Fault>,
+    /// Play the attack reel: every attack of issue #13 and of protocol v2 tried against the
+    /// real parties, each checked to be caught (exit 1 if one succeeds).
+    #[arg(long, conflicts_with_all = ["fault", "reader", "client"])]
+    attacks: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,10 +101,13 @@ enum ReaderChoice {
 }
 
 const TOP_UP: i64 = 500_000;
-const VALIDATOR_ID: u32 = 17;
 const LINE_A: u32 = 1;
 const LINE_B: u32 = 2;
 const LINE_EXPRESS: u32 = 10;
+/// The validator of bus 1 and the line it starts on.
+const BUS_1: (u32, u32) = (7, LINE_A);
+/// The validator of bus 2 and the line it starts on.
+const BUS_2: (u32, u32) = (8, LINE_B);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn run(args: DemoArgs) -> CliResult {
@@ -99,6 +118,9 @@ pub fn run(args: DemoArgs) -> CliResult {
         .with_writer(std::io::stderr)
         .try_init();
     let mut out = Out::new(args.json);
+    if args.attacks {
+        return attacks::run(&mut out, &dir);
+    }
     let mut reader = args.reader;
     if reader == ReaderChoice::Pcsc && !pcscd_available() {
         out.note("pcscd is not running (scripts/pcsc-up.sh): taps go in process instead");
@@ -119,6 +141,18 @@ pub fn run(args: DemoArgs) -> CliResult {
 
     let mut world = world::start(&mut out, &dir, &args, reader)?;
     let result = story::day(&mut out, &mut world, &dir, &args);
+    if result.is_ok() && args.data_dir.is_some() {
+        // The kept backend will be served at this machine's time: the phone's clock follows,
+        // as its next sync with it would set it (the validators run on the system clock).
+        world
+            .wallet
+            .set_server_time_offset(0)
+            .map_err(|e| format!("phone clock: {e}"))?;
+        out.note(
+            "the story's clock stops: the kept phone's clock is this machine's again (the kept \
+             backend and validators run at real time)",
+        );
+    }
     // Always stop the backend cleanly (WAL checkpointed), even after a failure.
     let stopped = world.stop_backend();
     let verdict = result?;
@@ -177,7 +211,7 @@ fn finish(out: &Out, verdict: Result<(), Vec<String>>, dir: &Path, args: &DemoAr
                          `mancard validator --data-dir {} status`, `mancard backend audit --db {}`.",
                         dir.display(),
                         dir.display(),
-                        dir.join("validator").display(),
+                        dir.join(format!("validator-{}", BUS_1.0)).display(),
                         dir.join("backend.sqlite").display()
                     );
                 }

@@ -1,20 +1,25 @@
 //! The day, step by step. Every sentence is made from what the parties answered (the
-//! backend's JSON, the validator's reports, the wallet's ledger), so a day that goes wrong
+//! backend's JSON, the validators' reports, the wallet's ledger), so a day that goes wrong
 //! reads wrong: a fault changes the words, not only the books.
 
 use super::client::Synced;
-use super::output::{fmt_ms, hhmm, ies, local, money, plural, round3, Out};
-use super::world::{start_validator, Ride, World};
+use super::legs::{offline, qr, tap, upload, validator_config, Leg};
+use super::output::{hhmm, ies, local, money, plural, Out};
+use super::parties::proof_time;
+use super::world::World;
 use super::{
-    books, DemoArgs, Fault, ReaderChoice, Res, HTTP_TIMEOUT, LINE_A, LINE_B, LINE_EXPRESS, TOP_UP,
-    VALIDATOR_ID,
+    books, DemoArgs, Fault, ReaderChoice, Res, BUS_1, BUS_2, HTTP_TIMEOUT, LINE_A, LINE_B,
+    LINE_EXPRESS, TOP_UP,
 };
-use mancard_api::endpoints::VALIDATOR_BATCHES;
-use mancard_api::{AdjustmentRequest, BatchResponse, TapStatus};
-use mancard_validator::{http, Decision, TapOutcome, UploadReport};
+use mancard_api::{AdjustmentRequest, TapStatus};
+use mancard_protocol::WalletLogEntry;
+use mancard_validator::http;
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+const MINUTE: i64 = 60;
+const HOUR: i64 = 3600;
 
 /// The day. Returns Ok(Err(problems)) when the books do not agree.
 pub(super) fn day(
@@ -27,23 +32,40 @@ pub(super) fn day(
     provision(out, w)?;
     top_up(out, w)?;
     validator_config(out, w, dir)?;
+    let (v1, v2) = (BUS_1.0, BUS_2.0);
     let via = if w.reader == ReaderChoice::Pcsc {
         "through PC/SC: pcscd + vpcd"
     } else {
         "in process"
     };
-    let title = format!("NFC tap on line {LINE_A} ({via})");
-    tap(out, w, "tap_line_a", &title, LINE_A, 0)?;
-    let title =
-        format!("Transfer onto line {LINE_B} 12 minutes later, within the 45-minute window");
-    tap(out, w, "transfer_line_b", &title, LINE_B, 12 * 60)?;
-    offline(out, w)?;
-    qr(out, w, dir, 2 * 3600)?;
-    let title = format!("Evening: NFC tap on line {LINE_A}, the daily cap is reached");
-    tap(out, w, "tap_cap", &title, LINE_A, 9 * 3600)?;
-    let title = format!("Late ride on line {LINE_B}: free, capped");
-    tap(out, w, "tap_capped", &title, LINE_B, 13 * 3600)?;
-    upload(out, w, args.fault == Some(Fault::SkipUpload))?;
+    let title = format!("Bus 1: NFC tap on line {LINE_A} ({via})");
+    tap(out, w, &leg("tap_line_a", &title, v1, LINE_A, 0))?;
+    offline(out, w, v1, 5 * MINUTE)?;
+    let title = format!(
+        "Transfer onto bus 2, line {LINE_B}, 12 minutes later (within the 45-minute window)"
+    );
+    tap(
+        out,
+        w,
+        &leg("transfer_line_b", &title, v2, LINE_B, 12 * MINUTE),
+    )?;
+    upload(out, w, ("upload_bus_2", v2, 15 * MINUTE), account_id, false)?;
+    let title = format!(
+        "Bus 1, still offline, on line {LINE_EXPRESS}: QR boarding (an iPhone rider's way)"
+    );
+    qr(out, w, dir, &leg("qr", &title, v1, LINE_EXPRESS, 2 * HOUR))?;
+    let title = format!("Evening: bus 1 on line {LINE_A}, the daily cap as bus 1 knows it");
+    tap(out, w, &leg("tap_cap", &title, v1, LINE_A, 9 * HOUR))?;
+    let title = format!("Late ride: bus 1 on line {LINE_B}, free at the gate (capped)");
+    tap(out, w, &leg("tap_capped", &title, v1, LINE_B, 13 * HOUR))?;
+    let skip = args.fault == Some(Fault::SkipUpload);
+    upload(
+        out,
+        w,
+        ("upload", v1, 13 * HOUR + 30 * MINUTE),
+        account_id,
+        skip,
+    )?;
     if args.fault == Some(Fault::BackendAdjustment) {
         w.engine()?
             .adjust(&AdjustmentRequest {
@@ -55,8 +77,18 @@ pub(super) fn day(
             .map_err(|e| format!("adjustment: {e}"))?;
         out.note("fault injected: the backend debits 1,000 rials that no ride explains");
     }
-    sync(out, w)?;
+    sync(out, w, 14 * HOUR)?;
     books::check(out, w, account_id)
+}
+
+fn leg<'a>(name: &'a str, title: &'a str, validator: u32, line: u32, at: i64) -> Leg<'a> {
+    Leg {
+        name,
+        title,
+        validator,
+        line,
+        at,
+    }
 }
 
 /// Register and verify the phone number; the account id.
@@ -176,343 +208,85 @@ fn top_up(out: &mut Out, w: &mut World) -> Res<()> {
     Ok(())
 }
 
-fn validator_config(out: &mut Out, w: &mut World, dir: &Path) -> Res<()> {
-    let t = Instant::now();
-    let setup = start_validator(w, dir)?;
-    let st = w.validator()?.status()?;
-    let day = w.day;
-    out.step(
-        "validator_config",
-        "A validator fetches its signed config bundle",
-        t.elapsed(),
-        &[
-            format!(
-                "validator {VALIDATOR_ID} (Imam Square interchange, lines {LINE_A} and {LINE_B}) \
-                 trusts issuer key {}; its own key is registered with the backend",
-                setup.issuer_key_id
-            ),
-            format!(
-                "GET {}: bundle version {} ({} bytes): issuer keys, deny list \
-                 ({} card(s)), Urmia tariff",
-                mancard_api::endpoints::VALIDATOR_CONFIG.path,
-                st.config_version.unwrap_or(0),
-                setup.bundle_bytes,
-                st.deny_list_len
-            ),
-            format!(
-                "from here on the validator's clock is driven by the demo: the day starts {}{}",
-                local(day),
-                if day - w.engine()?.now() > 6 * 3600 {
-                    " (tomorrow morning: today's has passed; the certificate lives 72 h)"
-                } else {
-                    ""
-                }
-            ),
-        ],
-        json!({"validator_id": VALIDATOR_ID, "bundle_version": st.config_version,
-               "bundle_bytes": setup.bundle_bytes, "deny_list": st.deny_list_len,
-               "day_start": day}),
-    );
-    Ok(())
-}
-
-fn tap(out: &mut Out, w: &mut World, name: &str, title: &str, line: u32, at: i64) -> Res<()> {
+/// The wallet syncs at `at`: its log uploaded (after the rides, on the backend's clock), the
+/// backend's verdicts and ledger learned; the rider's view of each ride the backend charged
+/// differently than the gate did.
+fn sync(out: &mut Out, w: &mut World, at: i64) -> Res<()> {
     w.set_time(at)?;
-    w.validator()?.set_line(line)?;
-    let t = Instant::now();
-    let o = w.tap_nfc()?;
-    let took = t.elapsed();
-    let seen = Seen {
-        name,
-        title,
-        line,
-        medium: "nfc",
-        took,
-    };
-    describe(out, w, &seen, &o)
-}
-
-fn offline(out: &mut Out, w: &mut World) -> Res<()> {
-    let t = Instant::now();
-    let failed = w
-        .validator()?
-        .upload(|_b| Err("no network: the bus left coverage".to_string()));
-    let st = w.validator()?.status()?;
-    out.step(
-        "offline",
-        "The validator goes offline",
-        t.elapsed(),
-        &[
-            format!(
-                "upload attempt: {}",
-                match &failed {
-                    Ok(_) => "sent (unexpected)".to_string(),
-                    Err(e) => e.to_string(),
-                }
-            ),
-            format!(
-                "{} tap(s) sealed in {} signed batch(es), kept until acknowledged; decisions go on \
-                 with public keys only",
-                st.journal.in_pending_batches, st.journal.pending_batches
-            ),
-        ],
-        json!({"upload_failed": failed.is_err(), "pending_batches": st.journal.pending_batches,
-               "pending_taps": st.journal.in_pending_batches + st.journal.unsealed}),
-    );
-    Ok(())
-}
-
-/// A gate's view of one ride, for [`describe`].
-struct Seen<'a> {
-    name: &'a str,
-    title: &'a str,
-    line: u32,
-    medium: &'static str,
-    took: Duration,
-}
-
-/// Tells one ride from the validator's decision, and remembers it for the books.
-fn describe(out: &mut Out, w: &mut World, seen: &Seen<'_>, o: &TapOutcome) -> Res<()> {
-    let (title, line, medium) = (seen.title, seen.line, seen.medium);
-    let a = match &o.decision {
-        Decision::Accepted(a) => a.clone(),
-        Decision::Refused(r) => {
-            return Err(format!(
-                "{title}: the validator refused: {} ({})",
-                r.display_text(),
-                r.code()
-            )
-            .into())
-        }
-    };
-    let kind = format!("{:?}", a.fare_kind).to_lowercase();
-    w.rides.push(Ride {
-        time: o.time,
-        line,
-        medium,
-        counter: a.counter,
-        fare: a.fare,
-        kind: kind.clone(),
-    });
-    let spent: i64 = w.rides.iter().map(|r| r.fare).sum();
-    let ledger = w.wallet.ledger()?;
-    let mut lines = vec![
-        format!(
-            "{}  line {line}  →  {}",
-            hhmm(o.time),
-            o.decision.display_text()
-        ),
-        format!(
-            "fare {} ({kind}; line fare {}), counter {}, journal #{}",
-            money(a.fare),
-            money(a.base_fare),
-            a.counter,
-            a.journal_seq
-        ),
-    ];
-    if medium == "nfc" {
-        lines.extend(nfc_lines(w, o));
-    }
-    lines.push(format!(
-        "today so far {}; wallet: {} pending, offline allowance left {}",
-        money(spent),
-        money(ledger.pending_amount),
-        money(ledger.offline_allowance_remaining)
-    ));
-    out.step(
-        seen.name,
-        title,
-        seen.took,
-        &lines,
-        json!({"line": line, "medium": medium, "accepted": true, "fare": a.fare,
-               "fare_kind": kind, "base_fare": a.base_fare, "counter": a.counter,
-               "time": o.time, "apdus": o.apdus, "cert_cached": o.cert_cached,
-               "decision_ms": round3(o.elapsed.as_secs_f64() * 1000.0),
-               "spent_today": spent}),
-    );
-    Ok(())
-}
-
-/// What an NFC exchange took: APDUs, certificate cache, decision time.
-fn nfc_lines(w: &World, o: &TapOutcome) -> Vec<String> {
-    let mut lines = vec![format!(
-        "{} APDU pair(s){}, validator decision + journal {}",
-        o.apdus,
-        if o.cert_cached {
-            " (certificate cached: no READ CERTIFICATE)"
-        } else {
-            " (first sight: READ CERTIFICATE, issuer signature verified, cached)"
-        },
-        fmt_ms(o.elapsed.as_secs_f64() * 1000.0)
-    )];
-    if w.reader == ReaderChoice::Pcsc {
-        lines.push(
-            "(the step's time is mostly the phone being presented and lifted: pcscd polls \
-             the virtual reader for a card)"
-                .into(),
-        );
-    }
-    lines
-}
-
-fn qr(out: &mut Out, w: &mut World, dir: &Path, at: i64) -> Res<()> {
-    w.set_time(at)?;
-    w.validator()?.set_line(LINE_EXPRESS)?;
-    let t = Instant::now();
-    // The phone's clock reads the same time as the validator's (the wallet corrects the
-    // device clock by its offset, which `set_time` moved with the validator's clock).
-    let pass = w.wallet.boarding_pass(chrono::Utc::now().timestamp())?;
-    let made = t.elapsed();
-    let png = dir.join("pass.png");
-    std::fs::write(&png, pass.png(6)?).map_err(|e| format!("{}: {e}", png.display()))?;
-    out.raw(&pass.terminal());
-    let t2 = Instant::now();
-    let o = w.validator()?.verify_qr(&pass.text);
-    let verified = t2.elapsed();
-    out.note(&format!(
-        "QR pass: {} characters (Base45), QR version {} ({}×{} modules), valid until {}, \
-         reserves up to {}; made in {}, written to {}",
-        pass.text.len(),
-        pass.matrix.version,
-        pass.matrix.width,
-        pass.matrix.width,
-        hhmm(pass.expires_at),
-        money(pass.max_amount),
-        fmt_ms(made.as_secs_f64() * 1000.0),
-        png.display()
-    ));
-    let title =
-        format!("Offline validator, QR boarding on line {LINE_EXPRESS} (an iPhone rider's way)");
-    let seen = Seen {
-        name: "qr",
-        title: &title,
-        line: LINE_EXPRESS,
-        medium: "qr",
-        took: made + verified,
-    };
-    describe(out, w, &seen, &o)
-}
-
-/// Back in coverage (unless the fault keeps it out): the validator uploads its journal and
-/// the backend answers each batch record by record.
-fn upload(out: &mut Out, w: &mut World, skip: bool) -> Res<()> {
-    let t = Instant::now();
-    // Batches sealed while offline wait in the journal; they go first, with their ids.
-    let waiting = u64::try_from(w.validator()?.status()?.journal.pending_batches).unwrap_or(0);
-    if skip {
-        out.note("fault injected: the validator never comes back online");
-    }
-    let url = http::join(&w.url()?, VALIDATOR_BATCHES.path);
-    let mut answers: Vec<BatchResponse> = Vec::new();
-    let rep = w.validator()?.upload(|b| {
-        if skip {
-            return Err("no network (fault injected)".to_string());
-        }
-        let r = http::post(&url, "application/octet-stream", &b.bytes, HTTP_TIMEOUT)
-            .map_err(|e| e.to_string())?;
-        let body = r.ok().map_err(|e| e.to_string())?;
-        let answer =
-            serde_json::from_slice(&body).map_err(|e| format!("unreadable batch answer: {e}"))?;
-        answers.push(answer);
-        Ok(())
-    });
-    let rep = match rep {
-        Ok(r) => r,
-        Err(e) if skip => {
-            out.note(&format!("upload: {e}"));
-            UploadReport::default()
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let st = w.validator()?.status()?;
-    let left = u64::try_from(st.journal.unsealed + st.journal.in_pending_batches).unwrap_or(0);
-    let (title, line) = upload_sentence(&rep, &answers, waiting, left);
-    let count = |f: fn(&BatchResponse) -> usize| answers.iter().map(f).sum::<usize>();
-    out.step(
-        "upload",
-        title,
-        t.elapsed(),
-        &[line],
-        json!({"batches": rep.acked.len(), "records": rep.records,
-               "settled": count(|a| a.settled), "duplicates": count(|a| a.duplicates),
-               "resent": waiting.min(rep.acked.len() as u64),
-               "not_uploaded": left, "answers": answers}),
-    );
-    w.batch_answers = answers;
-    Ok(())
-}
-
-/// The upload step's title and sentence, from the report and the backend's answers.
-fn upload_sentence(
-    rep: &UploadReport,
-    answers: &[BatchResponse],
-    waiting: u64,
-    left: u64,
-) -> (&'static str, String) {
-    if rep.acked.is_empty() {
-        return (
-            "The validator stays out of coverage: nothing uploaded",
-            format!(
-                "no batch acknowledged; {left} tap{} still only in the validator's journal",
-                plural(left)
-            ),
-        );
-    }
-    let resent = waiting.min(rep.acked.len() as u64);
-    let resent = match resent {
-        0 => String::new(),
-        1 => " (the batch sealed while offline resent with the same id)".to_string(),
-        n => format!(" (the {n} batches sealed while offline resent with their ids)"),
-    };
-    let sum = |f: fn(&BatchResponse) -> usize| answers.iter().map(f).sum::<usize>();
-    let (settled, dup, fraud, rejected) = (
-        sum(|a| a.settled),
-        sum(|a| a.duplicates),
-        sum(|a| a.fraud),
-        sum(|a| a.rejected),
-    );
-    let others = if dup + fraud + rejected == 0 {
-        String::new()
-    } else {
-        format!(", {dup} duplicate(s), {fraud} fraud, {rejected} rejected")
-    };
-    (
-        "Back in coverage: the validator uploads its journal",
-        format!(
-            "{} signed batch(es), {} tap(s){resent}; backend settled {settled}{others}",
-            rep.acked.len(),
-            rep.records
-        ),
-    )
-}
-
-fn sync(out: &mut Out, w: &mut World) -> Res<()> {
+    let latest = latest_logged(w)?;
+    let backend_time = w.engine()?.now();
     let t = Instant::now();
     let s = w
         .client
         .sync(&w.rt, &w.wallet)
         .map_err(|e| format!("sync: {e}"))?;
+    let took = t.elapsed();
+    let mut lines = vec![
+        sync_sentence(&s),
+        format!(
+            "confirmed balance {}; credential {}",
+            money(s.balance),
+            s.credential_status
+        ),
+    ];
+    let mut corrections = Vec::new();
+    for r in &w.rides {
+        let Some(v) = s.charged.iter().find(|v| v.counter == r.counter) else {
+            continue;
+        };
+        if v.charged == r.fare {
+            continue;
+        }
+        let reason = v.reason.as_deref().unwrap_or("no reason given");
+        let diff = if v.charged < r.fare {
+            format!("{} back", money(r.fare - v.charged))
+        } else {
+            format!("{} more", money(v.charged - r.fare))
+        };
+        lines.push(format!(
+            "the rider's history: {} line {} (validator {}): the gate took {}, the backend \
+             charges {} ({reason}): {diff}",
+            hhmm(r.time),
+            r.line,
+            r.validator_id,
+            money(r.fare),
+            money(v.charged),
+        ));
+        corrections.push(json!({"counter": r.counter, "time": r.time, "line": r.line,
+                                "validator_id": r.validator_id, "gate_fare": r.fare,
+                                "charged": v.charged, "reason": v.reason,
+                                "status": v.status, "back": r.fare - v.charged}));
+    }
     out.step(
         "sync",
-        "The wallet syncs",
-        t.elapsed(),
-        &[
-            sync_sentence(&s),
-            format!(
-                "confirmed balance {}; fare corrections {}; credential {}",
-                money(s.balance),
-                s.fare_corrections,
-                s.credential_status
-            ),
-        ],
+        "The wallet syncs: the backend's verdicts reach the rider",
+        took,
+        &lines,
         json!({"uploaded": s.uploaded, "balance": s.balance,
                "fare_corrections": s.fare_corrections, "ledger_entries": s.ledger_entries,
                "credential_status": s.credential_status,
                "settled": s.count(TapStatus::Settled),
-               "duplicates": s.count(TapStatus::Duplicate)}),
+               "duplicates": s.count(TapStatus::Duplicate),
+               "pending": s.count(TapStatus::Pending),
+               "latest_tap_time": latest, "backend_time": backend_time,
+               "corrections": corrections,
+               "verdicts": s.charged.iter().map(|v| json!({"counter": v.counter,
+                   "status": v.status, "charged": v.charged, "reason": v.reason}))
+                   .collect::<Vec<_>>()}),
     );
     w.wallet_verdicts = s.verdicts;
+    w.charged = s.charged;
     Ok(())
+}
+
+/// The latest signed time in the wallet's tap log (what its sync reports).
+fn latest_logged(w: &World) -> Res<Option<i64>> {
+    let mut latest = None;
+    for raw in w.wallet.tap_log(0, 10_000)? {
+        let e = WalletLogEntry::decode(&raw).map_err(|e| format!("wallet log: {e}"))?;
+        latest = latest.max(Some(proof_time(&e.proof).max(e.time)));
+    }
+    Ok(latest)
 }
 
 /// What the sync's upload came to: duplicates of the validator's batches, or taps the
@@ -524,28 +298,35 @@ fn sync_sentence(s: &Synced) -> String {
         ies(s.ledger_entries)
     );
     let (settled, dup) = (s.count(TapStatus::Settled), s.count(TapStatus::Duplicate));
-    let refused = (s.verdicts.len() as u64).saturating_sub(settled + dup);
+    let pending = s.count(TapStatus::Pending);
+    let refused = (s.verdicts.len() as u64).saturating_sub(settled + dup + pending);
     if s.uploaded == 0 {
         return format!("no tap-log entry to upload; {learned}");
     }
     let head = format!("{} tap-log entr{} uploaded", s.uploaded, ies(s.uploaded));
-    if dup == s.uploaded && settled == 0 && refused == 0 {
+    if dup == s.uploaded && settled == 0 && refused == 0 && pending == 0 {
         return format!(
-            "{head} (already settled from the validator's batches: duplicates, charged once); \
+            "{head} (already settled from the validators' batches: duplicates, charged once); \
              {learned}"
         );
     }
     let mut parts = Vec::new();
     if settled > 0 {
         parts.push(format!(
-            "{settled} first settled from the wallet's own log (the validator's batches never \
-             brought them)"
+            "{settled} first settled from the wallet's own log (no validator's batch brought \
+             them)"
         ));
     }
     if dup > 0 {
         parts.push(format!(
-            "{dup} duplicate{} of the validator's batches, charged once",
+            "{dup} duplicate{} of the validators' batches, charged once",
             plural(dup)
+        ));
+    }
+    if pending > 0 {
+        parts.push(format!(
+            "{pending} pass{} no validator reported (pending: not charged)",
+            if pending == 1 { "" } else { "es" }
         ));
     }
     if refused > 0 {

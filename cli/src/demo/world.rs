@@ -1,19 +1,23 @@
 //! The demo's world: the backend (in process, loopback HTTP), the wallet with its online
-//! client, the validator on the bus, the validator's clock the demo drives, and how the
-//! phone meets the validator (in process or through pcscd + vpcd).
+//! client, the validators of two buses, the story's clock, and how the phone meets a
+//! validator (in process or through pcscd + vpcd).
+//!
+//! One clock: the sandbox backend's, moved forward only. The validators' clocks and the
+//! phone's (through its server-time offset, as a sync sets it) read the story's time, and the
+//! backend's clock is moved past each ride before anyone reports it.
 
 use super::client::Client;
 use super::http_rider::HttpRider;
-use super::output::Out;
-use super::{ClientChoice, DemoArgs, ReaderChoice, Res, LINE_A, VALIDATOR_ID};
+use super::output::{local, Out};
+use super::parties::{add_validator, clock_to, next_morning, NewValidator};
+use super::{ClientChoice, DemoArgs, ReaderChoice, Res, BUS_1, BUS_2};
 use mancard::online::{OnlineOptions, OnlineWallet};
 use mancard::{SoftwareKeystore, Wallet, WalletConfig};
-use mancard_api::{BatchResponse, RegisterValidatorRequest};
+use mancard_api::BatchResponse;
 use mancard_backend::{Backend, BackendConfig, BackendHandle, Engine};
-use mancard_protocol::{PublicKey, Tariff};
 use mancard_validator::pcsc_reader::PcscReader;
 use mancard_validator::vpcd::{FnCard, VpcdCard};
-use mancard_validator::{http, FnChannel, TapOutcome, TrustAnchor, Validator};
+use mancard_validator::{FnChannel, TapOutcome, Validator};
 use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -24,10 +28,21 @@ use std::time::{Duration, Instant};
 pub(super) struct Ride {
     pub(super) time: i64,
     pub(super) line: u32,
+    pub(super) validator_id: u32,
     pub(super) medium: &'static str,
     pub(super) counter: u32,
+    /// What the gate charged (its quote, from the rides it knows).
     pub(super) fare: i64,
     pub(super) kind: String,
+}
+
+/// The backend's final word on one tap, as the rider's wallet learned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Verdict {
+    pub(super) counter: u32,
+    pub(super) status: String,
+    pub(super) charged: i64,
+    pub(super) reason: Option<String>,
 }
 
 /// The in-process parties of the demo, and what they answered.
@@ -36,18 +51,20 @@ pub(super) struct World {
     backend: Option<BackendHandle>,
     pub(super) wallet: Arc<Wallet>,
     pub(super) client: Client,
-    validator: Option<Validator>,
+    validators: Vec<Validator>,
     clock: Arc<AtomicI64>,
-    /// 07:30 of the demo's fare day (validator clock); every ride is an offset from it.
+    /// 07:30 of the demo's fare day; every ride is an offset from it.
     pub(super) day: i64,
     pub(super) reader: ReaderChoice,
     reader_name: String,
     vpcd: String,
     pub(super) rides: Vec<Ride>,
-    /// The backend's answers to the validator's batches, in upload order.
+    /// The backend's answers to the validators' batches, in upload order.
     pub(super) batch_answers: Vec<BatchResponse>,
     /// The backend's verdicts on the wallet's tap-log entries, from the sync: (log seq, status).
     pub(super) wallet_verdicts: Vec<(u64, mancard_api::TapStatus)>,
+    /// What the wallet says the backend charged for each tap, after the sync.
+    pub(super) charged: Vec<Verdict>,
 }
 
 impl World {
@@ -67,11 +84,18 @@ impl World {
             .url())
     }
 
-    pub(super) fn validator(&mut self) -> Res<&mut Validator> {
+    /// The validator with this id.
+    pub(super) fn validator(&mut self, id: u32) -> Res<&mut Validator> {
         Ok(self
-            .validator
-            .as_mut()
-            .ok_or("the validator is not set up")?)
+            .validators
+            .iter_mut()
+            .find(|v| v.validator_id() == id)
+            .ok_or_else(|| format!("validator {id} is not set up"))?)
+    }
+
+    /// Every validator, in the order they were set up.
+    pub(super) fn validators(&mut self) -> &mut [Validator] {
+        &mut self.validators
     }
 
     /// Stops the backend cleanly (WAL checkpointed); a second call does nothing.
@@ -82,11 +106,12 @@ impl World {
         }
     }
 
-    /// Sets the validator's clock to `at` seconds into the demo's day, and moves the phone's
-    /// clock with it (through the wallet's clock offset, as a sync would): the day runs fast,
-    /// and a phone refuses a reader whose clock is minutes away from its own.
+    /// The story's clock to `at` seconds into the demo's day: the backend's clock is moved
+    /// forward to it (never back), the validators' clocks read it, and the phone's clock moves
+    /// with it (through the wallet's clock offset, as a sync would): the day runs fast.
     pub(super) fn set_time(&self, at: i64) -> Res<i64> {
         let t = self.day + at;
+        clock_to(self.engine()?, t)?;
         self.clock.store(t, Ordering::SeqCst);
         self.wallet
             .set_server_time_offset(t - chrono::Utc::now().timestamp())
@@ -94,23 +119,23 @@ impl World {
         Ok(t)
     }
 
-    /// One NFC tap of the wallet on the validator (in process or through PC/SC).
-    pub(super) fn tap_nfc(&mut self) -> Res<TapOutcome> {
+    /// One NFC tap of the wallet on validator `id` (in process or through PC/SC).
+    pub(super) fn tap_nfc(&mut self, id: u32) -> Res<TapOutcome> {
         match self.reader {
             ReaderChoice::Sim => {
                 let wallet = Arc::clone(&self.wallet);
                 let mut ch = FnChannel::new(move |apdu| wallet.process_apdu(apdu));
-                let o = self.validator()?.tap_nfc(&mut ch);
+                let o = self.validator(id)?.tap_nfc(&mut ch);
                 self.wallet.deactivated();
                 Ok(o)
             }
-            ReaderChoice::Pcsc => self.tap_pcsc(),
+            ReaderChoice::Pcsc => self.tap_pcsc(id),
         }
     }
 
     /// One tap through pcscd: the phone (a thread) presents the wallet on vpcd, the validator
     /// waits for it on the PC/SC reader, taps, resets the field, and the phone is lifted.
-    fn tap_pcsc(&mut self) -> Res<TapOutcome> {
+    fn tap_pcsc(&mut self, id: u32) -> Res<TapOutcome> {
         let reader = PcscReader::open(&self.reader_name)
             .map_err(|e| format!("PC/SC reader {}: {e}", self.reader_name))?;
         // A phone still in the field from an earlier run would be tapped instead.
@@ -136,7 +161,7 @@ impl World {
         let result = match reader.wait_for_card(Some(Duration::from_secs(10))) {
             Ok(true) => match reader.connect(Duration::from_secs(2)) {
                 Ok(mut card) => {
-                    let o = self.validator()?.tap_nfc(&mut card);
+                    let o = self.validator(id)?.tap_nfc(&mut card);
                     card.finish();
                     Ok(o)
                 }
@@ -156,7 +181,8 @@ impl World {
     }
 }
 
-/// Steps 1 and 2: the backend, the wallet and its online client.
+/// Steps 1 and 2: the backend (its sandbox clock moved to the story's morning), the wallet
+/// and its online client.
 pub(super) fn start(
     out: &mut Out,
     dir: &Path,
@@ -175,6 +201,7 @@ pub(super) fn start(
         .map_err(|e| format!("cannot start the backend: {e}"))?;
     let url = handle.url();
     let keys = handle.engine().key_info();
+    let day = next_morning(handle.engine().now()) + 1800;
     out.step(
         "backend",
         "The issuer's backend starts (in process, loopback only)",
@@ -190,8 +217,13 @@ pub(super) fn start(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            format!(
+                "the rides start {}: the sandbox clock is moved forward with the story, never \
+                 back, so every report reaches the backend after its ride",
+                local(day)
+            ),
         ],
-        json!({"url": url, "db": db.display().to_string()}),
+        json!({"url": url, "db": db.display().to_string(), "day_start": day}),
     );
 
     let t = Instant::now();
@@ -211,16 +243,53 @@ pub(super) fn start(
         backend: Some(handle),
         wallet,
         client,
-        validator: None,
-        clock: Arc::new(AtomicI64::new(0)),
-        day: 0,
+        validators: Vec::new(),
+        clock: Arc::new(AtomicI64::new(day)),
+        day,
         reader,
         reader_name: args.reader_name.clone(),
         vpcd: args.vpcd.clone(),
         rides: Vec::new(),
         batch_answers: Vec::new(),
         wallet_verdicts: Vec::new(),
+        charged: Vec::new(),
     })
+}
+
+/// A validator as set up, for the story to tell.
+pub(super) struct SetUp {
+    pub(super) id: u32,
+    pub(super) line: u32,
+    pub(super) issuer_key_id: u32,
+    pub(super) bundle_bytes: usize,
+}
+
+/// The validators of the two buses: each registers its key with the backend, fetches its
+/// signed config bundle over HTTP and runs on the story's clock.
+pub(super) fn start_validators(w: &mut World, dir: &Path) -> Res<Vec<SetUp>> {
+    let mut set_up = Vec::new();
+    for (id, line) in [BUS_1, BUS_2] {
+        let c = Arc::clone(&w.clock);
+        let NewValidator {
+            validator,
+            issuer_key_id,
+            bundle_bytes,
+        } = add_validator(
+            w.engine()?,
+            &w.url()?,
+            &dir.join(format!("validator-{id}")),
+            (id, line),
+            Arc::new(move || c.load(Ordering::SeqCst)),
+        )?;
+        w.validators.push(validator);
+        set_up.push(SetUp {
+            id,
+            line,
+            issuer_key_id,
+            bundle_bytes,
+        });
+    }
+    Ok(set_up)
 }
 
 /// The empty wallet and the client `--client` chose.
@@ -235,8 +304,11 @@ fn open_wallet(dir: &Path, args: &DemoArgs, url: &str) -> Res<(Arc<Wallet>, Clie
     );
     let client = match args.client {
         ClientChoice::Online => {
+            // No replenishment behind the story's back: the certificate the story tells (and
+            // a kept `--data-dir` uses at real time) stays the one issued at the top-up.
             let opts = OnlineOptions {
                 max_attempts: 2,
+                replenish_on_sync: false,
                 ..OnlineOptions::default()
             };
             Client::Online(
@@ -249,66 +321,4 @@ fn open_wallet(dir: &Path, args: &DemoArgs, url: &str) -> Res<(Arc<Wallet>, Clie
         }
     };
     Ok((wallet, client))
-}
-
-/// What the validator knows once set up, for the story to tell.
-pub(super) struct ValidatorSetup {
-    pub(super) issuer_key_id: u32,
-    pub(super) bundle_bytes: usize,
-}
-
-/// The validator: trusts the backend's current issuer key, registers its own key, fetches
-/// its signed config bundle over HTTP, and gets the demo's clock set to the day's start.
-pub(super) fn start_validator(w: &mut World, dir: &Path) -> Res<ValidatorSetup> {
-    let keys = w.engine()?.key_info();
-    let current = keys
-        .iter()
-        .find(|k| k.current)
-        .or_else(|| keys.first())
-        .ok_or("the backend has no issuer key")?;
-    let anchor = TrustAnchor {
-        key_id: Some(current.key_id),
-        public_key: PublicKey::from_bytes(
-            &hex::decode(&current.public_key).map_err(|e| format!("issuer key: {e}"))?,
-            "issuer key",
-        )?,
-    };
-    let mut v = Validator::init(&dir.join("validator"), &anchor, VALIDATOR_ID, LINE_A)?;
-    let registered = w
-        .engine()?
-        .register_validator(&RegisterValidatorRequest::new(
-            VALIDATOR_ID,
-            hex::encode(v.public_key().as_bytes()),
-        ))
-        .map_err(|e| format!("register validator: {e}"))?;
-    let bundle = http::fetch_config(&w.url()?, None, super::HTTP_TIMEOUT)
-        .map_err(|e| format!("fetch config: {e}"))?
-        .ok_or("the backend answered 304 to a validator without a bundle")?;
-    v.install_config(&bundle)?;
-    let certificate =
-        hex::decode(&registered.certificate).map_err(|e| format!("validator certificate: {e}"))?;
-    v.install_certificate(&certificate)?;
-    let day = pick_day(w.engine()?.now());
-    w.clock.store(day, Ordering::SeqCst);
-    w.day = day;
-    let c = Arc::clone(&w.clock);
-    v.set_clock(Arc::new(move || c.load(Ordering::SeqCst)));
-    w.validator = Some(v);
-    Ok(ValidatorSetup {
-        issuer_key_id: current.key_id,
-        bundle_bytes: bundle.len(),
-    })
-}
-
-/// The validator's day: 07:30 Iran time on the current fare day, or the next one if that is
-/// already past (all rides fit in one fare day and inside the certificate's 72 h).
-fn pick_day(now: i64) -> i64 {
-    let t = Tariff::urmia_default();
-    let start = |d: i64| d * 86_400 - i64::from(t.utc_offset_secs) + i64::from(t.day_start_secs);
-    let today = start(t.fare_day(now)) + 3 * 3600 + 1800;
-    if today > now + 60 {
-        today
-    } else {
-        start(t.fare_day(now) + 1) + 3 * 3600 + 1800
-    }
 }

@@ -55,8 +55,9 @@ fn demo_json_tells_the_day_and_the_books_agree() {
             "top_up",
             "validator_config",
             "tap_line_a",
-            "transfer_line_b",
             "offline",
+            "transfer_line_b",
+            "upload_bus_2",
             "qr",
             "tap_cap",
             "tap_capped",
@@ -69,37 +70,149 @@ fn demo_json_tells_the_day_and_the_books_agree() {
         assert!(e["ms"].as_f64().unwrap() >= 0.0, "{e}");
     }
 
-    // The ride: full fare, transfer, QR while offline, up to the daily cap.
+    // Two buses: validator 7 on line 1, validator 8 on line 2.
+    let validators = step(&evs, "validator_config")["validators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["validator_id"].as_u64().unwrap(),
+                v["line"].as_u64().unwrap(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(validators, [(7, 1), (8, 2)]);
+
+    // The ride: full fare on bus 1; the transfer onto bus 2 charged in full at its gate
+    // (validator 8 never saw the first ride), a QR pass on bus 1 while offline, up to the cap
+    // as bus 1 knows it.
     assert_eq!(step(&evs, "top_up")["status"], "credited");
     assert_eq!(step(&evs, "top_up")["balance"], 500_000);
-    assert_eq!(step(&evs, "tap_line_a")["fare"], 20_000);
-    assert_eq!(step(&evs, "tap_line_a")["fare_kind"], "full");
-    assert_eq!(step(&evs, "transfer_line_b")["fare"], 5_000);
-    assert_eq!(step(&evs, "transfer_line_b")["fare_kind"], "transfer");
-    assert_eq!(step(&evs, "transfer_line_b")["cert_cached"], true);
+    let first = step(&evs, "tap_line_a");
+    assert_eq!(
+        (&first["validator_id"], &first["fare"], &first["fare_kind"]),
+        (&Value::from(7), &Value::from(20_000), &Value::from("full"))
+    );
+    let transfer = step(&evs, "transfer_line_b");
+    assert_eq!(transfer["validator_id"], 8);
+    assert_eq!(transfer["line"], 2);
+    assert_eq!(transfer["fare"], 20_000, "full at the second bus's gate");
+    assert_eq!(transfer["fare_kind"], "full");
+    assert_eq!(transfer["first_ride_here"], true);
+    let counter = transfer["counter"].as_u64().unwrap();
+    assert_eq!(step(&evs, "offline")["validator_id"], 7);
     assert_eq!(step(&evs, "offline")["upload_failed"], true);
     assert_eq!(step(&evs, "qr")["medium"], "qr");
+    assert_eq!(step(&evs, "qr")["validator_id"], 7);
+    assert_eq!(
+        step(&evs, "tap_cap")["fare"],
+        10_000,
+        "the cap as bus 1 knows it"
+    );
     assert_eq!(step(&evs, "tap_capped")["fare"], 0);
-    assert_eq!(step(&evs, "upload")["records"], 5);
-    // Said from the answers: the batch sealed offline was resent, the backend settled every
-    // record from the validator's batches, and the wallet's reports were duplicates.
-    assert_eq!(step(&evs, "upload")["batches"], 2);
-    assert_eq!(step(&evs, "upload")["resent"], 1);
-    assert_eq!(step(&evs, "upload")["settled"], 5);
-    assert_eq!(step(&evs, "sync")["duplicates"], 5);
-    assert_eq!(step(&evs, "sync")["settled"], 0);
+
+    // Bus 2 uploads at once: the backend, knowing no earlier ride yet, charges it in full.
+    let bus2 = step(&evs, "upload_bus_2");
+    assert_eq!(bus2["validator_id"], 8);
+    assert_eq!(bus2["settled"], 1);
+    let rec = &bus2["answers"][0]["records"][0];
+    assert_eq!(
+        (rec["counter"].as_u64(), &rec["fare"]),
+        (Some(counter), &Value::from(20_000))
+    );
+    assert_eq!(bus2["rerated"].as_array().unwrap().len(), 0);
+    // Bus 1 comes back: its batch sealed offline is resent, the backend settles its rides and
+    // re-rates the day: the transfer is corrected to the transfer fare (a fare adjustment).
+    let up = step(&evs, "upload");
+    assert_eq!(up["validator_id"], 7);
+    assert_eq!(up["records"], 4);
+    assert_eq!(up["batches"], 2);
+    assert_eq!(up["resent"], 1);
+    assert_eq!(up["settled"], 4);
+    assert_eq!(
+        up["rerated"],
+        serde_json::json!([{"counter": counter, "refund": 15_000, "charged": 5_000}])
+    );
+    // The wallet's reports were duplicates; the rider sees the correction with its reason.
+    let sync = step(&evs, "sync");
+    assert_eq!(sync["duplicates"], 5);
+    assert_eq!(sync["settled"], 0);
+    let corrections = sync["corrections"].as_array().unwrap();
+    let c = corrections
+        .iter()
+        .find(|c| c["counter"].as_u64() == Some(counter))
+        .unwrap_or_else(|| panic!("no correction of the transfer: {sync:#}"));
+    assert_eq!(c["gate_fare"], 20_000);
+    assert_eq!(c["charged"], 5_000);
+    assert_eq!(c["reason"], "transfer");
+    assert_eq!(c["back"], 15_000);
+    // The evening ride bus 1 capped at 10,000 costs 5,000 over the whole day.
+    let cap = step(&evs, "tap_cap")["counter"].as_u64();
+    let c = corrections
+        .iter()
+        .find(|c| c["counter"].as_u64() == cap)
+        .unwrap();
+    assert_eq!(
+        (&c["charged"], &c["reason"]),
+        (&Value::from(5_000), &Value::from("daily_cap"))
+    );
+
+    // No report is dated after the backend's clock when it arrives: every upload and the
+    // sync came after the rides they reported.
+    for name in ["upload_bus_2", "upload", "sync"] {
+        let e = step(&evs, name);
+        let (latest, now) = (
+            e["latest_tap_time"].as_i64().unwrap(),
+            e["backend_time"].as_i64().unwrap(),
+        );
+        assert!(latest <= now, "{name}: a tap at {latest} reported at {now}");
+    }
+    for r in step(&evs, "statement")["rides"].as_array().unwrap() {
+        let t = r["time"].as_i64().unwrap();
+        let uploaded_by = if r["validator_id"] == 8 {
+            "upload_bus_2"
+        } else {
+            "upload"
+        };
+        assert!(
+            t <= step(&evs, uploaded_by)["backend_time"].as_i64().unwrap(),
+            "{r}"
+        );
+    }
 
     // The books.
     let st = step(&evs, "statement");
     assert_eq!(st["books_agree"], true, "{st:#}");
     assert_eq!(st["problems"].as_array().unwrap().len(), 0);
     assert_eq!(st["fares"], 60_000);
+    assert_eq!(st["gates_total"], 80_000);
+    assert_eq!(st["corrections_total"], 15_000);
     assert_eq!(st["balance"], 440_000);
     assert_eq!(st["wallet_confirmed_balance"], 440_000);
-    assert_eq!(st["journal_total"], 60_000);
+    assert_eq!(st["journal_total"], 80_000);
     assert_eq!(st["backend_total"], 60_000);
     assert_eq!(st["audit_ok"], true);
-    assert_eq!(st["rides"].as_array().unwrap().len(), 5);
+    let rides = st["rides"].as_array().unwrap();
+    assert_eq!(rides.len(), 5);
+    let t = rides
+        .iter()
+        .find(|r| r["counter"].as_u64() == Some(counter))
+        .unwrap();
+    assert_eq!(
+        (
+            &t["gate_fare"],
+            &t["backend_charge"],
+            &t["rated_kind"],
+            &t["corrected"]
+        ),
+        (
+            &Value::from(20_000),
+            &Value::from(5_000),
+            &Value::from("transfer"),
+            &Value::from(15_000)
+        )
+    );
     let done = evs.last().unwrap();
     assert_eq!(done["event"], "done");
     assert_eq!(done["ok"], true);
@@ -108,17 +221,21 @@ fn demo_json_tells_the_day_and_the_books_agree() {
     let png = std::fs::read(data.join("pass.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(data.join("backend.sqlite").exists());
-    assert!(data.join("validator").join("journal.db").exists());
+    assert!(data.join("validator-7").join("journal.db").exists());
+    assert!(data.join("validator-8").join("journal.db").exists());
 
-    // The kept wallet opens with the other subcommands.
-    let status = mancard()
-        .args(["validator", "--data-dir"])
-        .arg(data.join("validator"))
-        .arg("status")
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    assert!(String::from_utf8_lossy(&status.stdout).contains("5 accepted"));
+    // The kept validators open with the other subcommands.
+    for (dir, accepted) in [("validator-7", "4 accepted"), ("validator-8", "1 accepted")] {
+        let status = mancard()
+            .args(["validator", "--data-dir"])
+            .arg(data.join(dir))
+            .arg("status")
+            .output()
+            .unwrap();
+        assert!(status.status.success());
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(text.contains(accepted), "{dir}: {text}");
+    }
 
     // A used data directory is refused, with a message and a non-zero status.
     let again = mancard()
@@ -141,15 +258,22 @@ fn demo_text_story_names_rials_and_toman() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("500,000 rials (50,000 toman)"), "{text}");
     assert!(text.contains("The books agree."), "{text}");
-    assert!(text.contains("transfer"), "{text}");
     assert!(
         text.contains(
-            "(the batch sealed while offline resent with the same id); backend settled 5"
+            "(the batch sealed while offline resent with the same id); backend settled 4"
         ),
         "{text}"
     );
     assert!(
-        text.contains("(already settled from the validator's batches: duplicates, charged once)"),
+        text.contains("(already settled from the validators' batches: duplicates, charged once)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a correction of 15,000 rials (1,500 toman) back (ledger `fare_adjustment`)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(transfer): 15,000 rials (1,500 toman) back"),
         "{text}"
     );
 }
@@ -321,15 +445,18 @@ fn books_that_disagree_exit_1_and_say_where() {
             "{fault}: {problems:?}"
         );
         if fault == "skip-upload" {
-            // The story says what happened: nothing uploaded, the wallet's reports settled.
+            // The story says what happened: bus 1 uploaded nothing; the wallet's reports of
+            // its NFC taps settled, its QR pass (no validator reported it) stays pending, not
+            // charged; bus 2's tap was a duplicate.
             let up = step(&evs, "upload");
             assert_eq!(up["batches"], 0, "{up}");
             assert!(
                 up["title"].as_str().unwrap().contains("nothing uploaded"),
                 "{up}"
             );
-            assert_eq!(step(&evs, "sync")["settled"], 5);
-            assert_eq!(step(&evs, "sync")["duplicates"], 0);
+            assert_eq!(step(&evs, "sync")["settled"], 3);
+            assert_eq!(step(&evs, "sync")["duplicates"], 1);
+            assert_eq!(step(&evs, "sync")["pending"], 1);
         }
         let done = evs.last().unwrap();
         assert_eq!(done["ok"], false);

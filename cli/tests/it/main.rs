@@ -9,4 +9,7 @@
 )]
 
 mod demo;
+mod demo_attacks;
+mod fraud;
 mod inspect;
+mod validator;
