@@ -27,8 +27,10 @@ ensure_apt() {
 
 step "system packages"
 # zbar-tools and ZXing (Java, with a headless JRE): the QR readers the pass test decodes with.
+# spin: the model checker of the settlement model (scripts/model-check.sh).
 ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config python3 \
-  zbar-tools libzxing-javase-java libzxing-core-java libjcommander-java default-jre-headless
+  zbar-tools libzxing-javase-java libzxing-core-java libjcommander-java default-jre-headless \
+  spin
 
 if [ -x scripts/pcsc-up.sh ]; then
   step "pcscd + vsmartcard virtual reader"
@@ -56,6 +58,9 @@ if [ -x protocol/fuzz/smoke.sh ]; then
   step "fuzz smoke run (every decoder)"
   protocol/fuzz/smoke.sh
 fi
+
+step "model check (spin)"
+scripts/model-check.sh
 
 if [ -x bindings/test-bindings.sh ]; then
   step "Kotlin (JVM + JNA) and Python binding tests"
