@@ -428,6 +428,20 @@ impl Validator {
         self.after_commit(Medium::Nfc, record, quote, journaled)
     }
 
+    /// A fresh NFC tap: journaled as an accepted tap, the pending entry of its challenge
+    /// (journaled before it was sent) deleted, in one transaction.
+    pub(crate) fn commit_answered(
+        &mut self,
+        record: TapRecord,
+        quote: &FareQuote,
+        pending_seq: i64,
+    ) -> Decision {
+        let journaled = self
+            .journal
+            .record_answered(Medium::Nfc, &record, pending_seq);
+        self.after_commit(Medium::Nfc, record, quote, journaled)
+    }
+
     /// The decision once the accepted tap was (or failed to be) journaled.
     fn after_commit(
         &mut self,

@@ -6,7 +6,8 @@
 //! (precheck, pragmas, schema version in `PRAGMA user_version`, a newer schema refused).
 //! Schema version 1 is exactly the schema journals had before they carried a version, so
 //! such a journal (`user_version = 0` holding exactly those tables) is adopted as version 1.
-//! Version 2 adds the torn taps (`torn.rs`).
+//! Version 2 adds the torn taps (`torn.rs`); version 3 the write-ahead flag on them (a challenge
+//! journaled before it is sent, `pending` until its tap ends).
 
 use crate::decision::{Medium, Refusal};
 use mancard_protocol::{BatchBody, Pseudonym, SigningKey, TapBatch, TapRecord};
@@ -154,7 +155,7 @@ pub struct JournalSchema;
 impl ConnectionInitializer for JournalSchema {
     type Error = JournalError;
     const NAME: &'static str = "validator journal";
-    const END_VERSION: u32 = 2;
+    const END_VERSION: u32 = 3;
 
     fn prepare(&self, conn: &Connection) -> Result<(), JournalError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -166,12 +167,14 @@ impl ConnectionInitializer for JournalSchema {
     fn init(&self, tx: &Transaction<'_>) -> Result<(), JournalError> {
         tx.execute_batch(SCHEMA_V1)?;
         tx.execute_batch(torn::STEP_V2)?;
+        tx.execute_batch(torn::STEP_V3)?;
         Ok(())
     }
 
     fn upgrade_from(&self, tx: &Transaction<'_>, version: u32) -> Result<(), JournalError> {
         match version {
             1 => Ok(tx.execute_batch(torn::STEP_V2)?),
+            2 => Ok(tx.execute_batch(torn::STEP_V3)?),
             _ => Err(JournalError::Corrupt(format!(
                 "no upgrade from journal schema version {version}"
             ))),
@@ -187,12 +190,13 @@ impl ConnectionInitializer for JournalSchema {
 
 impl Journal {
     /// Opens (creating if needed) the journal at `path`. A file that is not a journal, is
-    /// damaged, or has a newer schema is refused and left as it is.
+    /// damaged, or has a newer schema is refused and left as it is. A challenge still pending
+    /// (the validator stopped mid-tap, after journaling it and maybe sending it) becomes an
+    /// ordinary torn tap, its window counted from when it was journaled.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        Ok(Self::with_connection(mancard_sql::open_database(
-            path,
-            &JournalSchema,
-        )?))
+        let mut journal = Self::with_connection(mancard_sql::open_database(path, &JournalSchema)?);
+        journal.tear_left_pending()?;
+        Ok(journal)
     }
 
     /// An in-memory journal (benchmarks and unit tests).

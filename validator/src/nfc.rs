@@ -19,13 +19,20 @@
 //! **Torn taps.** An AUTHORIZE TAP the phone may have signed (sent, and answered neither by a
 //! refusal status word nor by a re-quote) that does not end with the gate open is journaled
 //! as torn with its challenge. At the next taps within the torn window the reader first
-//! repeats the pending torn challenges (newest first, at most [`MAX_TORN_REPEATS`]) after
+//! repeats the waiting torn challenges (newest first, at most [`MAX_TORN_REPEATS`]) after
 //! SELECT, each in its own quiet command, AUTHORIZE TAP P1 02 (recover): the phone that signed
 //! one answers the identical authorization, which is verified and journaled as a normal tap
 //! (the gate opens, at the fare of the torn challenge, on the same counter) while its torn
 //! entry is deleted, in one transaction; any other phone answers 6A88 (not signed here),
 //! writing nothing, and gets its own fresh challenge. Torn taps never recovered go into the
 //! next batch as `TornRecord`s: the gate did not open for them.
+//!
+//! **Write-ahead.** Every fresh challenge (P1 00/01, the re-quoted one included) is journaled
+//! durably as *pending* before it is sent. The tap resolves it: journaled with the tap record
+//! in one transaction (the gate opens), deleted on a refusal status word or a re-quote, torn
+//! otherwise; one the validator never resolved (it lost power mid-tap) is torn at the next
+//! start. So even a crash between the challenge and the journal leaves the tap recoverable, or
+//! evidence that the gate did not open.
 
 use crate::channel::{CardChannel, ChannelError};
 use crate::decision::{Decision, Medium, Refusal, TapOutcome};
@@ -39,7 +46,7 @@ use ring::rand::SecureRandom as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Most pending torn challenges repeated at one tap, before a fresh challenge.
+/// Most waiting torn challenges repeated at one tap, before a fresh challenge.
 pub const MAX_TORN_REPEATS: usize = 2;
 
 /// The state of one tap: the channel, the pairs exchanged, whether the card was cached.
@@ -47,16 +54,26 @@ struct Exchange<'a> {
     ch: &'a mut dyn CardChannel,
     apdus: u32,
     cert_cached: bool,
-    /// The challenge of the last AUTHORIZE TAP the phone may have signed: sent, and answered
-    /// neither by a refusal status word nor by a re-quote. Torn if the gate does not open.
-    exposed: Option<TapChallenge>,
+    /// The journal row (pending) of the last fresh challenge the phone may have signed:
+    /// journaled, sent, and answered neither by a refusal status word nor by a re-quote. Torn
+    /// if the gate does not open.
+    exposed: Option<i64>,
 }
 
-/// A tap that went through: its record and quote, and the torn entry it recovers.
+/// The journal entry a tap that went through resolves with its record.
+#[derive(Debug, Clone, Copy)]
+enum Resolves {
+    /// A torn tap recovered by a repeated challenge.
+    Torn(i64),
+    /// The fresh challenge this tap journaled before sending it.
+    Pending(i64),
+}
+
+/// A tap that went through: its record and quote, and the journal entry it resolves.
 struct Passed {
     record: TapRecord,
     quote: FareQuote,
-    recovers: Option<i64>,
+    resolves: Resolves,
 }
 
 impl Exchange<'_> {
@@ -82,29 +99,7 @@ impl Exchange<'_> {
         Ok(resp.data)
     }
 
-    /// AUTHORIZE TAP with this validator's certificate inline. From the moment it is sent the
-    /// challenge is exposed (the phone may sign it), until the phone refuses it by a status
-    /// word or asks for a re-quote.
-    fn authorize(
-        &mut self,
-        challenge: &TapChallenge,
-        vcert: &ValidatorCertificate,
-    ) -> Result<AuthorizeResponse, Refusal> {
-        self.exposed = Some(challenge.clone());
-        let resp = self.transmit(&CommandApdu::authorize_tap(challenge, Some(vcert)))?;
-        if resp.sw != StatusWord::Ok {
-            self.exposed = None;
-            return Err(Refusal::from_status(resp.sw, Some(challenge.body.fare)));
-        }
-        let answer = AuthorizeResponse::decode(&resp.data)
-            .map_err(|e| Refusal::Malformed(format!("AUTHORIZE TAP answer: {e}")))?;
-        if matches!(answer, AuthorizeResponse::Requote(_)) {
-            self.exposed = None;
-        }
-        Ok(answer)
-    }
-
-    /// A pending torn challenge repeated (AUTHORIZE TAP P1 02, recover): the phone's
+    /// A waiting torn challenge repeated (AUTHORIZE TAP P1 02, recover): the phone's
     /// authorization if it signed that challenge, None if it answers any status word (6A88:
     /// another phone, not signed there; or a refusal, e.g. locked, that the fresh challenge
     /// meets again) or, against the protocol, a re-quote.
@@ -144,13 +139,17 @@ impl Validator {
             Ok(Passed {
                 record,
                 quote,
-                recovers: Some(torn),
-            }) => self.commit_recovered(record, &quote, torn),
-            Ok(Passed { record, quote, .. }) => self.commit_accept(Medium::Nfc, record, &quote),
+                resolves: Resolves::Torn(seq),
+            }) => self.commit_recovered(record, &quote, seq),
+            Ok(Passed {
+                record,
+                quote,
+                resolves: Resolves::Pending(seq),
+            }) => self.commit_answered(record, &quote, seq),
             Err(r) => self.commit_refusal(Medium::Nfc, now, r),
         };
-        if let (false, Some(challenge)) = (decision.is_accepted(), x.exposed.take()) {
-            if let Err(e) = self.journal.record_torn(&challenge, self.now()) {
+        if let (false, Some(seq)) = (decision.is_accepted(), x.exposed.take()) {
+            if let Err(e) = self.journal.tear_pending(seq, self.now()) {
                 decision = Decision::Refused(Refusal::JournalFailure(format!(
                     "{e} (while journaling a torn tap after: {decision:?})"
                 )));
@@ -196,12 +195,12 @@ impl Validator {
         }
         let mut challenge = self.challenge(session, FareClass::Adult, now)?;
         let mut known = None;
-        let mut answer = x.authorize(&challenge, &vcert)?;
+        let mut answer = self.authorize(x, &challenge, &vcert, now)?;
         if let AuthorizeResponse::Requote(cert) = answer {
             let vc = self.admit_presented(x, cert, challenge.body.fare_class, now)?;
             challenge = self.challenge(session, vc.cert.body.fare_class, now)?;
             known = Some(vc);
-            answer = x.authorize(&challenge, &vcert)?;
+            answer = self.authorize(x, &challenge, &vcert, now)?;
         }
         let auth = match answer {
             AuthorizeResponse::Authorized(a) => a,
@@ -216,14 +215,58 @@ impl Validator {
         let quote = self
             .engine
             .decide_with(&vc, self.line_id, &challenge, &auth)?;
+        let pending = x
+            .exposed
+            .ok_or_else(|| Refusal::Internal("the answered challenge is not journaled".into()))?;
         Ok(Passed {
             record: self.nfc_record(&vc, challenge, auth, &quote, now),
             quote,
-            recovers: None,
+            resolves: Resolves::Pending(pending),
         })
     }
 
-    /// The pending torn challenges repeated, newest first: the first one the phone answers
+    /// AUTHORIZE TAP with this validator's certificate inline, the challenge journaled as
+    /// pending first (write-ahead, durable): from the moment it is sent the challenge is
+    /// exposed (the phone may sign it), until the phone refuses it by a status word or asks
+    /// for a re-quote, which deletes the pending entry.
+    fn authorize(
+        &mut self,
+        x: &mut Exchange<'_>,
+        challenge: &TapChallenge,
+        vcert: &ValidatorCertificate,
+        now: i64,
+    ) -> Result<AuthorizeResponse, Refusal> {
+        let seq = self
+            .journal
+            .record_pending(challenge, now)
+            .map_err(|e| Refusal::JournalFailure(format!("{e} (before sending a challenge)")))?;
+        x.exposed = Some(seq);
+        let resp = x.transmit(&CommandApdu::authorize_tap(challenge, Some(vcert)))?;
+        if resp.sw != StatusWord::Ok {
+            self.discard_exposed(x)?;
+            return Err(Refusal::from_status(resp.sw, Some(challenge.body.fare)));
+        }
+        let answer = AuthorizeResponse::decode(&resp.data)
+            .map_err(|e| Refusal::Malformed(format!("AUTHORIZE TAP answer: {e}")))?;
+        if matches!(answer, AuthorizeResponse::Requote(_)) {
+            self.discard_exposed(x)?;
+        }
+        Ok(answer)
+    }
+
+    /// The exposed challenge was not signed (a refusal status word, a re-quote): its pending
+    /// entry is deleted.
+    fn discard_exposed(&mut self, x: &mut Exchange<'_>) -> Result<(), Refusal> {
+        if let Some(seq) = x.exposed {
+            self.journal
+                .discard_pending(seq)
+                .map_err(|e| Refusal::JournalFailure(e.to_string()))?;
+            x.exposed = None;
+        }
+        Ok(())
+    }
+
+    /// The waiting torn challenges repeated, newest first: the first one the phone answers
     /// with an authorization is verified as a normal tap (at the torn challenge's line, time
     /// and fare) and recovers that entry. None: no phone's torn tap, go on with a fresh
     /// challenge.
@@ -248,7 +291,7 @@ impl Validator {
             return Ok(Some(Passed {
                 record: self.nfc_record(&vc, torn.challenge, auth, &quote, now),
                 quote,
-                recovers: Some(torn.seq),
+                resolves: Resolves::Torn(torn.seq),
             }));
         }
         Ok(None)

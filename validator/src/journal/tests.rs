@@ -1,6 +1,7 @@
 //! Migration tests of the journal's schema: the unversioned journals in the field are
 //! adopted as version 1 and upgraded; a version 1 journal is upgraded to version 2 (torn
-//! taps); a newer or someone else's file is refused and left alone. And the torn taps' rows.
+//! taps) and a version 2 one to version 3 (pending challenges); a newer or someone else's file
+//! is refused and left alone. And the torn taps' rows, pending ones included.
 
 use super::{Journal, JournalError, DEFAULT_TORN_WINDOW_SECS};
 use crate::decision::Medium;
@@ -81,6 +82,50 @@ CREATE TABLE batches (
 PRAGMA user_version = 1;
 ";
 
+/// A frozen copy of the version 2 schema (`user_version = 2`), as validators wrote it before
+/// the write-ahead of challenges. Never edit: it is the past.
+const JOURNAL_V2: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE taps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    medium TEXT NOT NULL,
+    line_id INTEGER NOT NULL,
+    pseudonym BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    fare INTEGER NOT NULL,
+    record BLOB,
+    batch_id BLOB,
+    uploaded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX taps_batch ON taps(batch_id);
+CREATE TABLE refusals (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    medium TEXT NOT NULL,
+    code TEXT NOT NULL,
+    text TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE batches (
+    batch_id BLOB PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    acked_at INTEGER
+);
+CREATE TABLE torn (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    challenge_id BLOB NOT NULL UNIQUE,
+    challenge BLOB NOT NULL,
+    batch_id BLOB
+);
+CREATE INDEX torn_batch ON torn(batch_id);
+ALTER TABLE batches ADD COLUMN torn INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 2;
+";
+
 fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()
 }
@@ -118,7 +163,7 @@ fn an_unversioned_journal_is_adopted_as_version_1() {
     );
     assert!(schema_of(&fresh.conn)
         .unwrap()
-        .starts_with("user_version 2\n"));
+        .starts_with("user_version 3\n"));
 
     let rides = adopted.rides().unwrap();
     assert_eq!(rides.len(), 1);
@@ -130,13 +175,13 @@ fn an_unversioned_journal_is_adopted_as_version_1() {
     let counts = adopted.counts().unwrap();
     assert_eq!((counts.accepted_total, counts.refusals_total), (1, 1));
     drop(adopted);
-    assert_eq!(user_version(&old), 2);
+    assert_eq!(user_version(&old), 3);
     // And it opens again as an ordinary journal of the newest version.
     Journal::open(&old).unwrap();
 }
 
 #[test]
-fn a_version_1_journal_is_upgraded_to_version_2() {
+fn a_version_1_journal_is_upgraded_to_the_newest() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("v1.db");
     {
@@ -171,7 +216,143 @@ fn a_version_1_journal_is_upgraded_to_version_2() {
         .unwrap();
     assert_eq!(upgraded.counts().unwrap().torn_waiting, 1);
     drop(upgraded);
+    assert_eq!(user_version(&old), 3);
+}
+
+#[test]
+fn a_version_2_journal_is_upgraded_to_version_3() {
+    const T: i64 = 1_795_840_200;
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("v2.db");
+    let waiting = challenge(1, T);
+    {
+        let c = raw(&old);
+        c.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
+        c.execute_batch(JOURNAL_V2).unwrap();
+        c.execute(
+            "INSERT INTO torn(time, challenge_id, challenge) VALUES (?1, ?2, ?3)",
+            rusqlite::params![T + 1, &waiting.id()[..], waiting.encode()],
+        )
+        .unwrap();
+    }
     assert_eq!(user_version(&old), 2);
+    let mut upgraded = Journal::open(&old).unwrap();
+    let fresh = Journal::open(&dir.path().join("fresh.db")).unwrap();
+    assert_eq!(
+        schema_of(&upgraded.conn).unwrap(),
+        schema_of(&fresh.conn).unwrap()
+    );
+    // the torn tap journaled before the upgrade is an ordinary one: it waits for its card
+    let torn = upgraded.torn_within(T, 5).unwrap();
+    assert_eq!(torn.len(), 1);
+    assert_eq!((torn[0].challenge.clone(), torn[0].time), (waiting, T + 1));
+    // and the table takes pending challenges
+    let seq = upgraded
+        .record_pending(&challenge(2, T + 5), T + 5)
+        .unwrap();
+    assert_eq!(pending_rows(&upgraded), 1);
+    upgraded.discard_pending(seq).unwrap();
+    assert_eq!(pending_rows(&upgraded), 0);
+    drop(upgraded);
+    assert_eq!(user_version(&old), 3);
+}
+
+/// The rows still pending.
+fn pending_rows(j: &Journal) -> i64 {
+    j.conn
+        .query_row("SELECT COUNT(*) FROM torn WHERE pending = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
+/// Every row of the torn table, pending or not.
+fn torn_rows(j: &Journal) -> i64 {
+    j.conn
+        .query_row("SELECT COUNT(*) FROM torn", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_pending_challenge_is_resolved_by_its_tap() {
+    const T: i64 = 1_795_840_200;
+    let mut j = Journal::in_memory().unwrap();
+    // answered: the tap record and the pending entry's deletion, one transaction
+    let answered = challenge(1, T);
+    let seq = j.record_pending(&answered, T).unwrap();
+    // a pending challenge is neither repeated, nor sealed, nor counted as waiting
+    assert!(j.torn_within(T - 1000, 5).unwrap().is_empty());
+    assert_eq!(j.counts().unwrap().torn_waiting, 0);
+    assert!(j.seal_batch(9, key(), T + 1000).unwrap().is_none());
+    j.record_answered(Medium::Nfc, &record(&answered, 0, T), seq)
+        .unwrap();
+    assert_eq!((torn_rows(&j), j.counts().unwrap().accepted_total), (0, 1));
+    // once resolved, the same row answers nothing twice (nothing half-written)
+    let err = j
+        .record_answered(Medium::Nfc, &record(&answered, 1, T), seq)
+        .unwrap_err();
+    assert!(matches!(err, JournalError::Corrupt(_)), "{err:?}");
+    assert_eq!(j.counts().unwrap().accepted_total, 1);
+    // refused by the phone (or re-quoted): deleted
+    let seq = j.record_pending(&challenge(2, T + 1), T + 1).unwrap();
+    j.discard_pending(seq).unwrap();
+    assert_eq!(torn_rows(&j), 0);
+    // no valid answer: an ordinary torn tap, timed when the validator gave up
+    let torn = challenge(3, T + 2);
+    let seq = j.record_pending(&torn, T + 2).unwrap();
+    j.tear_pending(seq, T + 3).unwrap();
+    let waiting = j.torn_within(T, 5).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        (waiting[0].challenge.clone(), waiting[0].time),
+        (torn, T + 3)
+    );
+    // a torn tap is not a pending one: neither answered nor discarded as such
+    assert!(j
+        .record_answered(Medium::Nfc, &record(&challenge(3, T + 2), 2, T), seq)
+        .is_err());
+    j.discard_pending(seq).unwrap();
+    assert_eq!(j.counts().unwrap().torn_waiting, 1);
+}
+
+#[test]
+fn a_challenge_left_pending_by_a_crash_is_torn_at_open() {
+    const T: i64 = 1_795_840_200;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let mut j = Journal::open(&path).unwrap();
+    let (old, young) = (challenge(1, T), challenge(2, T + 100));
+    j.record_pending(&old, T).unwrap();
+    // the validator stops before it resolves the challenge
+    drop(j);
+    let mut j = Journal::open(&path).unwrap();
+    assert_eq!(pending_rows(&j), 0);
+    let waiting = j.torn_within(T, 5).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        (waiting[0].challenge.clone(), waiting[0].time),
+        (old.clone(), T)
+    );
+    // again, a younger one: torn at open, its window counted from when it was journaled
+    j.record_pending(&young, T + 100).unwrap();
+    drop(j);
+    let mut j = Journal::open(&path).unwrap();
+    let sealed = j.seal_batch(9, key(), T + 150).unwrap().unwrap();
+    let batch = TapBatch::decode(&sealed.bytes).unwrap();
+    assert_eq!(batch.body.torn.len(), 1, "only the one past its window");
+    assert_eq!(
+        (
+            batch.body.torn[0].challenge.clone(),
+            batch.body.torn[0].time
+        ),
+        (old, T)
+    );
+    let waiting = j.torn_within(T, 5).unwrap();
+    assert_eq!(waiting.len(), 1);
+    // and it is recovered as any torn tap
+    j.record_recovered(Medium::Nfc, &record(&young, 0, T + 150), waiting[0].seq)
+        .unwrap();
+    assert_eq!(j.counts().unwrap().torn_waiting, 0);
 }
 
 fn key() -> &'static SigningKey {
@@ -330,19 +511,19 @@ fn a_journal_too_new_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("j.db");
     drop(Journal::open(&p).unwrap());
-    raw(&p).pragma_update(None, "user_version", 3).unwrap();
+    raw(&p).pragma_update(None, "user_version", 4).unwrap();
     let err = Journal::open(&p).unwrap_err();
     assert!(
         matches!(
             err,
             JournalError::Open(OpenError::TooNew {
-                found: 3,
-                supported: 2
+                found: 4,
+                supported: 3
             })
         ),
         "{err:?}"
     );
-    assert_eq!(user_version(&p), 3);
+    assert_eq!(user_version(&p), 4);
 }
 
 #[test]

@@ -6,6 +6,15 @@
 //! ([`Journal::record_recovered`]). Older entries go, exactly once, into the next sealed batch
 //! as `TornRecord`s (the sealing and the recovery both see only entries not yet in a batch, and
 //! split them by age at the same instant), and are deleted when the batch is acknowledged.
+//!
+//! **Write-ahead.** Before a fresh challenge is sent it is journaled durably as a *pending*
+//! entry ([`Journal::record_pending`]). The tap's outcome resolves it: a tap record journaled
+//! (the gate opens) deletes it in the same transaction ([`Journal::record_answered`]); a
+//! refusal status word or a re-quote (the phone signed nothing) deletes it
+//! ([`Journal::discard_pending`]); anything else makes it an ordinary torn entry
+//! ([`Journal::tear_pending`]). A pending entry found at open (the validator stopped mid-tap)
+//! becomes an ordinary torn entry too: so the validator keeps a trace of every challenge a
+//! phone may have signed. Pending entries are never repeated nor sealed.
 
 use super::{Journal, JournalError, Sync};
 use crate::decision::Medium;
@@ -24,6 +33,12 @@ CREATE TABLE torn (
 );
 CREATE INDEX torn_batch ON torn(batch_id);
 ALTER TABLE batches ADD COLUMN torn INTEGER NOT NULL DEFAULT 0;
+";
+
+/// The schema step from version 2 to 3: a torn entry may be a challenge journaled before it
+/// was sent, whose tap has not ended yet (`pending = 1`). A fresh journal runs it too.
+pub(super) const STEP_V3: &str = "
+ALTER TABLE torn ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// How long (seconds) a torn tap waits for its card to come back, by default.
@@ -61,12 +76,71 @@ impl Journal {
         Ok(())
     }
 
+    /// Journals `challenge` durably (`synchronous=FULL`) as pending, before it is sent, at the
+    /// validator time `time`; its row, for [`Journal::record_answered`],
+    /// [`Journal::discard_pending`] or [`Journal::tear_pending`].
+    pub fn record_pending(
+        &mut self,
+        challenge: &TapChallenge,
+        time: i64,
+    ) -> Result<i64, JournalError> {
+        self.set_sync(Sync::Full)?;
+        self.conn.execute(
+            "INSERT INTO torn(time, challenge_id, challenge, pending) VALUES (?1, ?2, ?3, 1)",
+            params![time, &challenge.id()[..], challenge.encode()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Deletes the pending challenge `seq`: the phone refused it by a status word or asked
+    /// for a re-quote, so it signed nothing. Not fsynced: were the deletion lost, the entry
+    /// would only become a torn tap nobody recovers (the gate did not open, which is true).
+    pub fn discard_pending(&mut self, seq: i64) -> Result<(), JournalError> {
+        self.set_sync(Sync::Normal)?;
+        self.conn
+            .execute("DELETE FROM torn WHERE seq = ?1 AND pending = 1", [seq])?;
+        Ok(())
+    }
+
+    /// Makes the pending challenge `seq` an ordinary torn tap (durably): no valid answer came
+    /// back, or the gate stayed closed after it; `time` is when the validator gave up.
+    pub fn tear_pending(&mut self, seq: i64, time: i64) -> Result<(), JournalError> {
+        self.set_sync(Sync::Full)?;
+        self.conn.execute(
+            "UPDATE torn SET pending = 0, time = ?2 WHERE seq = ?1 AND pending = 1",
+            params![seq, time],
+        )?;
+        Ok(())
+    }
+
+    /// At open: every challenge left pending (the validator stopped mid-tap) becomes an
+    /// ordinary torn tap, keeping the time it was journaled at; how many.
+    pub(super) fn tear_left_pending(&mut self) -> Result<usize, JournalError> {
+        self.set_sync(Sync::Full)?;
+        Ok(self
+            .conn
+            .execute("UPDATE torn SET pending = 0 WHERE pending = 1", [])?)
+    }
+
+    /// Journals the tap a fresh challenge was answered with (the gate opens) and deletes that
+    /// challenge's pending entry `pending_seq`, in one durable transaction; its sequence
+    /// number. Refused (nothing written) if the entry is no longer pending.
+    pub fn record_answered(
+        &mut self,
+        medium: Medium,
+        rec: &TapRecord,
+        pending_seq: i64,
+    ) -> Result<i64, JournalError> {
+        self.record_resolving(medium, rec, pending_seq, true)
+    }
+
     /// The torn taps not yet sealed whose time is at or after `since`, newest first, at most
     /// `limit` (what the reader repeats before a fresh challenge).
     pub fn torn_within(&self, since: i64, limit: usize) -> Result<Vec<TornTap>, JournalError> {
         let mut st = self.conn.prepare_cached(
             "SELECT seq, time, challenge FROM torn
-             WHERE batch_id IS NULL AND time >= ?1 ORDER BY time DESC, seq DESC LIMIT ?2",
+             WHERE batch_id IS NULL AND pending = 0 AND time >= ?1
+             ORDER BY time DESC, seq DESC LIMIT ?2",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = st.query_map(params![since, limit], |r| {
@@ -99,15 +173,32 @@ impl Journal {
         rec: &TapRecord,
         torn_seq: i64,
     ) -> Result<i64, JournalError> {
+        self.record_resolving(medium, rec, torn_seq, false)
+    }
+
+    /// Inserts the tap `rec` and deletes the torn entry `seq` (pending or not, as `pending`
+    /// says, never sealed) in one durable transaction.
+    fn record_resolving(
+        &mut self,
+        medium: Medium,
+        rec: &TapRecord,
+        seq: i64,
+        pending: bool,
+    ) -> Result<i64, JournalError> {
         self.set_sync(Sync::Full)?;
         let tx = self.conn.transaction()?;
         let deleted = tx.execute(
-            "DELETE FROM torn WHERE seq = ?1 AND batch_id IS NULL",
-            [torn_seq],
+            "DELETE FROM torn WHERE seq = ?1 AND batch_id IS NULL AND pending = ?2",
+            params![seq, i64::from(pending)],
         )?;
         if deleted != 1 {
+            let what = if pending {
+                "pending challenge"
+            } else {
+                "torn tap"
+            };
             return Err(JournalError::Corrupt(format!(
-                "torn tap {torn_seq} is no longer waiting for its card"
+                "{what} {seq} is no longer waiting for its answer"
             )));
         }
         let seq = super::insert_tap(&tx, medium, rec)?;
@@ -118,7 +209,7 @@ impl Journal {
     /// Torn taps waiting for their card (not yet sealed).
     pub(super) fn torn_waiting(&self) -> Result<i64, JournalError> {
         Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM torn WHERE batch_id IS NULL",
+            "SELECT COUNT(*) FROM torn WHERE batch_id IS NULL AND pending = 0",
             [],
             |r| r.get(0),
         )?)
@@ -129,7 +220,7 @@ impl Journal {
 /// [`MAX_BATCH_TORN`].
 pub(super) fn unsealed_torn(tx: &Transaction<'_>, before: i64) -> Result<SealedTorn, JournalError> {
     let mut st = tx.prepare(
-        "SELECT seq, time, challenge FROM torn WHERE batch_id IS NULL AND time < ?1
+        "SELECT seq, time, challenge FROM torn WHERE batch_id IS NULL AND pending = 0 AND time < ?1
          ORDER BY seq LIMIT ?2",
     )?;
     let limit = i64::try_from(MAX_BATCH_TORN).unwrap_or(i64::MAX);

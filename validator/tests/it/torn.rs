@@ -4,7 +4,9 @@
 //! recover), and the phone answers the identical authorization: one tap, one counter, one log
 //! entry. A torn tap never recovered is uploaded as a `TornRecord`; another phone answers 6A88,
 //! writes nothing and taps as usual; a rogue reader replaying a challenge gets only the
-//! authorization it was already sent. End to end with the backend:
+//! authorization it was already sent. Write-ahead: every fresh challenge is journaled (pending)
+//! before it is sent, so a validator that loses power right after sending it still finds it at
+//! restart, as a torn tap. End to end with the backend:
 //! `a_torn_tap_and_its_retry_are_charged_once`.
 
 use mancard::{HistoryKind, Wallet, WalletConfig};
@@ -16,7 +18,7 @@ use mancard_protocol::{
     TapAuthorization, TapBatch, TapChallenge, TapProof, WalletLogEntry,
 };
 use mancard_testkit::validator::{
-    certify, fixed, timeless_issuer, validator_in_memory, ISSUER_KEY_ID, LINE,
+    card, card_of, certify, fixed, timeless_issuer, validator_in_memory, ISSUER_KEY_ID, LINE,
 };
 use mancard_testkit::{wallet, CertSpec, Issuer};
 use mancard_validator::{
@@ -33,6 +35,8 @@ enum Fault {
     Garbage,
     /// The authorization arrives with one bit of its signature flipped.
     FlipSignature,
+    /// The validator loses power once the phone has answered (a panic in the test).
+    PowerLoss,
 }
 
 /// The wallet in the field. Every command reaches the phone (so it signs as it would); the
@@ -123,6 +127,7 @@ impl CardChannel for Field<'_> {
                 a[sig] ^= 1;
                 Ok(a)
             }
+            Fault::PowerLoss => panic!("power loss (simulated): the validator stops here"),
         }
     }
 }
@@ -651,6 +656,142 @@ fn a_torn_tap_survives_a_validator_restart() {
     drop(v);
     let mut v = Validator::open(&dir).unwrap();
     v.set_clock(fixed(now + 500));
+    let st = v.status().unwrap();
+    assert_eq!((st.journal.accepted_total, st.journal.torn_waiting), (1, 0));
+    let batch = sealed(&mut v);
+    assert_eq!((batch.body.records.len(), batch.body.torn.len()), (1, 0));
+}
+
+// ──────────────────────── write-ahead: a validator crash mid-tap ────────────────────────
+
+/// A validator with an on-disk journal in `dir`, its clock at `now`.
+fn validator_on_disk(dir: &Path, issuer: &Issuer, now: i64) -> Validator {
+    let mut v = Validator::init(dir, &issuer.anchor(), 4242, LINE).unwrap();
+    v.set_clock(fixed(now));
+    v.install_config(&issuer.bundle(1, now - 3600, vec![]).encode())
+        .unwrap();
+    certify(issuer, &mut v, now);
+    v
+}
+
+/// The validator in `dir` taps `w` and loses power right after the phone answered its fresh
+/// challenge (the phone signed it; the validator journaled nothing after sending it). Returns
+/// that challenge and the phone's true answer; the validator is gone (dropped).
+fn crash_mid_tap(dir: &Path, issuer: &Issuer, w: &Wallet, now: i64) -> (TapChallenge, Vec<u8>) {
+    let mut v = validator_on_disk(dir, issuer, now);
+    let mut f = Field::tearing(w, Fault::PowerLoss);
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.tap_nfc(&mut f)));
+    assert!(crashed.is_err(), "the validator went on: {crashed:?}");
+    w.deactivated();
+    drop(v);
+    let entries = log(w);
+    assert_eq!(entries.len(), 1, "the phone signed");
+    let (challenge, _) = nfc(&entries[0]);
+    assert_eq!(f.challenges(), vec![challenge.clone()]);
+    (challenge, f.answers[1].clone())
+}
+
+/// The validator reopened after a crash, its clock at `now`.
+fn reopened(dir: &Path, now: i64) -> Validator {
+    let mut v = Validator::open(dir).unwrap();
+    v.set_clock(fixed(now));
+    v
+}
+
+#[test]
+fn a_crash_after_the_challenge_is_sent_leaves_a_torn_tap_the_phone_recovers() {
+    let now = now();
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
+    let tmp = tempfile::tempdir().unwrap();
+    let w = a_wallet(&tmp.path().join("phone"), &issuer, now);
+    let dir = tmp.path().join("validator");
+    let (challenge, answer) = crash_mid_tap(&dir, &issuer, &w, now);
+
+    // at restart the challenge, journaled before it was sent, is a torn tap
+    let mut v = reopened(&dir, now + 20);
+    let st = v.status().unwrap();
+    assert_eq!((st.journal.torn_waiting, st.journal.accepted_total), (1, 0));
+    // the phone taps again: the challenge repeated (P1 02), the identical authorization
+    let mut f = Field::clean(&w);
+    let o = tap(&mut v, &mut f);
+    let a = o
+        .decision
+        .acceptance()
+        .unwrap_or_else(|| panic!("{:?}", o.decision));
+    assert_eq!(a.counter, 0);
+    assert_eq!(f.authorize_p1s(), vec![P1_RECOVER]);
+    assert_eq!(f.challenges(), vec![challenge.clone()]);
+    assert_eq!(f.answers[1], answer, "the same answer, byte for byte");
+    assert_eq!(log(&w).len(), 1);
+    assert_eq!(w.stats().next_counter, 1);
+    // one record, the torn challenge's own; no torn record, nothing pending
+    let st = v.status().unwrap();
+    assert_eq!((st.journal.accepted_total, st.journal.torn_waiting), (1, 0));
+    let batch = sealed(&mut v);
+    assert_eq!((batch.body.records.len(), batch.body.torn.len()), (1, 0));
+    assert_eq!(batch.body.records[0].proof, log(&w)[0].proof);
+    drop(v);
+    assert_eq!(
+        reopened(&dir, now + 30)
+            .status()
+            .unwrap()
+            .journal
+            .torn_waiting,
+        0
+    );
+}
+
+#[test]
+fn a_crash_after_the_challenge_is_sent_is_uploaded_as_torn_after_the_window() {
+    let now = now();
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
+    let tmp = tempfile::tempdir().unwrap();
+    let w = a_wallet(&tmp.path().join("phone"), &issuer, now);
+    let dir = tmp.path().join("validator");
+    let (challenge, _) = crash_mid_tap(&dir, &issuer, &w, now);
+
+    // the validator comes back after its torn window: the next batch carries the challenge as
+    // a TornRecord, timed when it was journaled (evidence that the gate did not open)
+    let mut v = reopened(&dir, now + DEFAULT_TORN_WINDOW_SECS + 1);
+    let batch = sealed(&mut v);
+    assert!(batch.body.records.is_empty());
+    assert_eq!(batch.body.torn.len(), 1);
+    assert_eq!(batch.body.torn[0].challenge, challenge);
+    assert_eq!(batch.body.torn[0].time, now);
+    // and the phone's next tap there is a fresh one
+    let mut f = Field::clean(&w);
+    let o = tap(&mut v, &mut f);
+    assert_eq!(o.decision.acceptance().map(|a| a.counter), Some(1));
+    assert!(!f.challenges().contains(&challenge));
+}
+
+#[test]
+fn an_ordinary_tap_or_a_refusal_leaves_no_pending_challenge() {
+    let now = now();
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
+    let tmp = tempfile::tempdir().unwrap();
+    let w = a_wallet(&tmp.path().join("phone"), &issuer, now);
+    let dir = tmp.path().join("validator");
+    let mut v = validator_on_disk(&dir, &issuer, now);
+    // an ordinary tap; a locked phone (6982: nothing signed); an adult phone asking for a
+    // re-quote; a student phone asking for a re-quote twice (two challenges, both unsigned)
+    assert!(tap(&mut v, &mut Field::clean(&w)).decision.is_accepted());
+    w.set_locked(true).unwrap();
+    assert_eq!(
+        tap(&mut v, &mut Field::clean(&w)).decision.code(),
+        "wallet_locked"
+    );
+    let mut adult = card(&issuer, now);
+    adult.bad.always_requote = true;
+    assert!(!v.tap_nfc(&mut adult).decision.is_accepted());
+    let mut student = card_of(&issuer, now, FareClass::Student);
+    student.bad.always_requote = true;
+    assert!(!v.tap_nfc(&mut student).decision.is_accepted());
+    assert_eq!(student.requotes, 2);
+    assert_eq!(v.status().unwrap().journal.torn_waiting, 0);
+    // a restart would turn any challenge left pending into a torn tap: there is none
+    drop(v);
+    let mut v = reopened(&dir, now + 1);
     let st = v.status().unwrap();
     assert_eq!((st.journal.accepted_total, st.journal.torn_waiting), (1, 0));
     let batch = sealed(&mut v);
