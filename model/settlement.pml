@@ -5,7 +5,8 @@
  * What is modelled, what is abstracted, the figures: model/README.md.
  *
  * Run: scripts/model-check.sh (the model must pass; each broken variant must fail). By hand:
- *   spin -a settlement.pml && gcc -O2 -DSAFETY -o pan pan.c && ./pan -m10000
+ *   spin -DWRITE_AHEAD -DSTRICT_GATE -a settlement.pml && gcc -O2 -DSAFETY -o pan pan.c &&
+ *   ./pan -m10000
  *
  * Switches:
  *   -DNT=n                 n tap attempts in all, by either rider at either validator (default 3)
@@ -13,9 +14,11 @@
  *                          linked taps at a time: the same verdicts (README), far fewer states;
  *                          used for NT=4
  *   -DSTRICT_GATE          at quiescence every charged tap opened its gate, with no exception for
- *                          a validator that crashed mid-tap: fails on the rules as specified
+ *                          a validator that crashed mid-tap: fails without -DWRITE_AHEAD
  *   -DWRITE_AHEAD          the validator journals each challenge before sending it, so a crash
  *                          mid-tap leaves a torn entry: with -DSTRICT_GATE this passes
+ *                          (the validator as built; scripts/model-check.sh runs every search,
+ *                          the broken variants included, with both)
  *
  * Broken variants (each must make spin find a counterexample):
  *   -DFIRST_REPORT_WINS    the backend charges the first report of a counter at the fare the

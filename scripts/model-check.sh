@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Model-checks settlement v2 with spin (model/settlement.pml; what it covers: model/README.md).
 #
-# The model must pass an exhaustive search (errors: 0, the whole state space, no memory or depth
-# limit hit) for 3 tap attempts (every interleaving) and for 4 (reduced), and every deliberately broken variant must make spin
-# find a counterexample against the property it breaks. One line per run. Build artifacts
-# (pan.c, pan, trails) go to a temporary directory, removed at exit unless MODEL_CHECK_KEEP=1.
+# The model (with -DWRITE_AHEAD -DSTRICT_GATE: the validator's write-ahead journal, and no charge
+# without an opened gate) must pass an exhaustive search (errors: 0, the whole state space, no
+# memory or depth limit hit) for 3 tap attempts (every interleaving) and for 4 (reduced), and
+# every deliberately broken variant must make spin find a counterexample against the property
+# it breaks. One line per run. Build artifacts (pan.c, pan, trails) go to a temporary
+# directory, removed at exit unless MODEL_CHECK_KEEP=1.
 #
 # Environment: MODEL_CHECK_MEM_MB (pan's memory limit, default 4096),
 # MODEL_CHECK_TIMEOUT (seconds per search, default 600), MODEL_CHECK_KEEP=1 (keep artifacts).
@@ -103,18 +105,25 @@ run() {
   fi
 }
 
-# The model: 2 riders x 2 validators x 3 tap attempts in all, every interleaving; then 4 tap
-# attempts, the backend's deliveries reduced to one order per group of linked taps (README).
-run settlement-3-taps pass -O2 -DNT=3
-run settlement-4-taps-reduced pass -O2 -DNT=4 -DREDUCED
+# The model as built: the validator journals each challenge before it sends it (write-ahead),
+# and no tap is charged unless its gate opened (the strict property, no exception for a
+# validator crash mid-tap). Every run below uses these two switches (README).
+BASE=(-DWRITE_AHEAD -DSTRICT_GATE)
+# 2 riders x 2 validators x 3 tap attempts in all, every interleaving; then 4 tap attempts, the
+# backend's deliveries reduced to one order per group of linked taps (README).
+run settlement-3-taps pass -O2 "${BASE[@]}" -DNT=3
+run settlement-4-taps-reduced pass -O2 "${BASE[@]}" -DNT=4 -DREDUCED
 # Broken variants, 3 tap attempts, every interleaving (the search stops at the first
 # counterexample: -O0 compiles faster).
-run FIRST_REPORT_WINS charge_has_evidence -O0 -DFIRST_REPORT_WINS
-run NO_TORN_RECOVERY ride_charged_once -O0 -DNO_TORN_RECOVERY
-run NO_TORN_JOURNAL no_charge_without_gate -O0 -DNO_TORN_JOURNAL
-run QR_WALLET_CHARGED charge_has_evidence -O0 -DQR_WALLET_CHARGED
-run FRAUD_ON_UNSIGNED fraud_on_signed_evidence -O0 -DFRAUD_ON_UNSIGNED
-run LOG_DERIVED_COUNTER counter_never_reused -O0 -DLOG_DERIVED_COUNTER
+run FIRST_REPORT_WINS charge_has_evidence -O0 "${BASE[@]}" -DFIRST_REPORT_WINS
+run NO_TORN_RECOVERY ride_charged_once -O0 "${BASE[@]}" -DNO_TORN_RECOVERY
+run NO_TORN_JOURNAL no_charge_without_gate -O0 "${BASE[@]}" -DNO_TORN_JOURNAL
+run QR_WALLET_CHARGED charge_has_evidence -O0 "${BASE[@]}" -DQR_WALLET_CHARGED
+run FRAUD_ON_UNSIGNED fraud_on_signed_evidence -O0 "${BASE[@]}" -DFRAUD_ON_UNSIGNED
+run LOG_DERIVED_COUNTER counter_never_reused -O0 "${BASE[@]}" -DLOG_DERIVED_COUNTER
+# Without the write-ahead, a validator that crashes after sending its challenge keeps no trace
+# of it, and the wallet's report of the tap is charged although the gate never opened.
+run NO_WRITE_AHEAD no_charge_without_gate -O0 -DSTRICT_GATE
 
 if [ "$FAILED" -ne 0 ]; then
   die "FAILED ($((SECONDS - START)) s)"
