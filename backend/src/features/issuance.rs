@@ -149,6 +149,11 @@ impl Engine {
         if newest.as_ref().map(|c| c.hash) != Some(row.hash) || row.superseded_at.is_some() {
             return Ok(None);
         }
+        // A retry long after (the certificate expired or is about to): a new certificate.
+        let policy = &self.config().policy;
+        if row.valid_until.saturating_sub(now) < policy.replenish_before_expiry_secs {
+            return Ok(None);
+        }
         let cert = CredentialCertificate::decode(&row.encoded)
             .map_err(|_| StoreError::Corrupt("stored certificate"))?;
         let keys = self.keyring();

@@ -9,7 +9,7 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::features::fraud::evidence_bytes;
-use crate::features::verdicts::{Settling, PASS_NOT_SCANNED, SHARED_PASS, TORN_REASON};
+use crate::features::verdicts::{Settling, OTHER_CARD, PASS_NOT_SCANNED, SHARED_PASS, TORN_REASON};
 use crate::ids::{BatchId, CertHash, DeviceId, TapRef};
 use crate::settle::{
     check_record, fork_between, over_allowance_total, Check, CheckedTap, Evidence, Reject,
@@ -56,6 +56,36 @@ impl Reporter {
             Self::Wallet => None,
             Self::Validator(v) => Some(v),
         }
+    }
+}
+
+/// The row of a verified tap as its reporter reported it.
+fn new_tap<'a>(
+    t: &'a CheckedTap,
+    reporter: Reporter,
+    fare_day: i64,
+    (state, state_reason): (TapState, Option<&'a str>),
+    now: i64,
+) -> NewTap<'a> {
+    NewTap {
+        tap_id: t.id,
+        pseudonym: t.pseudonym,
+        counter: t.counter,
+        account_id: t.account_id,
+        device_id: t.device_id,
+        cert_hash: t.cert_hash,
+        fare_class: t.fare_class,
+        time: t.time,
+        fare_day,
+        line_id: t.line_id,
+        authorized: t.authorized,
+        proof: &t.proof,
+        source: reporter.source(),
+        validator_id: reporter.validator(),
+        challenge_id: t.challenge_id,
+        state,
+        state_reason,
+        reported_at: now,
     }
 }
 
@@ -133,6 +163,9 @@ impl Engine {
         match &t.challenge_id {
             None => Ok((TapState::Pending, Some(PASS_NOT_SCANNED))),
             Some(c) if tx.is_torn(c)? => Ok((TapState::NotCharged, Some(TORN_REASON))),
+            Some(c) if Self::gate_opened_for_another(tx, c, &t.pseudonym)? => {
+                Ok((TapState::NotCharged, Some(OTHER_CARD)))
+            }
             Some(_) => Ok((TapState::Charged, None)),
         }
     }
@@ -180,26 +213,12 @@ impl Engine {
         }
         let fare_day = self.config().tariff.fare_day(t.time);
         let (state, state_reason) = Self::initial_state(tx, &t, reporter)?;
-        tx.insert_tap(&NewTap {
-            tap_id: t.id,
-            pseudonym: t.pseudonym,
-            counter: t.counter,
-            account_id: t.account_id,
-            device_id: t.device_id,
-            cert_hash: t.cert_hash,
-            fare_class: t.fare_class,
-            time: t.time,
-            fare_day,
-            line_id: t.line_id,
-            authorized: t.authorized,
-            proof: &t.proof,
-            source: reporter.source(),
-            validator_id: reporter.validator(),
-            challenge_id: t.challenge_id,
-            state,
-            state_reason,
-            reported_at: now,
-        })?;
+        tx.insert_tap(&new_tap(&t, reporter, fare_day, (state, state_reason), now))?;
+        if reporter.validator().is_some() {
+            if let Some(c) = &t.challenge_id {
+                self.gate_opened_for(tx, s, c, tap)?;
+            }
+        }
         // The certificate's running total of NFC authorizations, bumped in this transaction
         // with the insert: a replayed report never gets here (it is the same tap above), and
         // concurrent uploads are serialized by the write transaction. A pass is not counted:
@@ -230,6 +249,57 @@ impl Engine {
         s.changed.insert(tap, None);
         s.pending.push((s.results.len(), tap));
         s.results.push(r);
+        Ok(())
+    }
+
+    /// Whether a validator recorded another card's answer to challenge `c` (the gate opened
+    /// for that card, not for `pseudonym`).
+    fn gate_opened_for_another(
+        tx: &Writer<'_>,
+        c: &[u8; 32],
+        pseudonym: &crate::ids::PseudonymBytes,
+    ) -> Result<bool> {
+        for (p, counter) in tx.taps_by_challenge(c)? {
+            if p != *pseudonym
+                && tx
+                    .tap(&p, counter)?
+                    .is_some_and(|row| row.validator_id.is_some())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A validator recorded `tap` as the answer to challenge `c`: the gate opened for that card.
+    /// Another card's tap on the same challenge known only from its wallet (a torn challenge
+    /// answered at the gate by someone else) is not charged.
+    fn gate_opened_for(
+        &self,
+        tx: &Writer<'_>,
+        s: &mut Settling,
+        c: &[u8; 32],
+        tap: TapRef,
+    ) -> Result<()> {
+        for (p, counter) in tx.taps_by_challenge(c)? {
+            if p == tap.pseudonym {
+                continue;
+            }
+            let Some(row) = tx.tap(&p, counter)? else {
+                continue;
+            };
+            if row.validator_id.is_none() && row.state != TapState::NotCharged {
+                tx.set_tap_state(&p, counter, TapState::NotCharged, Some(OTHER_CARD))?;
+                s.touch(row.account_id, row.fare_day, row.time);
+                s.changed.insert(
+                    TapRef {
+                        pseudonym: p,
+                        counter,
+                    },
+                    None,
+                );
+            }
+        }
         Ok(())
     }
 
@@ -300,14 +370,33 @@ impl Engine {
                 let why = (FraudKind::DuplicateCounter, detail.as_str(), evidence);
                 self.fraud_result(tx, r, existing.device_id, t, why, now)?;
                 let kind = FraudKind::DuplicateCounter.as_str();
-                tx.set_tap_state(&t.pseudonym, t.counter, existing.state, Some(kind))?;
-                s.changed.insert(
-                    TapRef {
-                        pseudonym: t.pseudonym,
-                        counter: t.counter,
-                    },
-                    None,
-                );
+                let mut state = existing.state;
+                // A ride a validator attests beats what only the wallet reported for the same
+                // counter (a pass never scanned, a tap whose gate stayed closed): the counter
+                // pays for the ride the gate let through, whichever body came first.
+                if let (Some(v), None) = (reporter.validator(), existing.validator_id) {
+                    let fare_day = self.config().tariff.fare_day(t.time);
+                    tx.replace_tap(&new_tap(
+                        t,
+                        reporter,
+                        fare_day,
+                        (TapState::Charged, Some(kind)),
+                        now,
+                    ))?;
+                    if t.challenge_id.is_some() {
+                        tx.add_cert_usage(&t.cert_hash, t.authorized)?;
+                    }
+                    tracing::info!(
+                        validator = v,
+                        counter = t.counter,
+                        "a validator's record replaces a wallet-only tap of the same counter"
+                    );
+                    s.touch(existing.account_id, existing.fare_day, existing.time);
+                    s.touch(t.account_id, fare_day, t.time);
+                    state = TapState::Charged;
+                }
+                tx.set_tap_state(&t.pseudonym, t.counter, state, Some(kind))?;
+                s.changed.insert(rep.tap, None);
             }
             Err(detail) => {
                 r.status = TapStatus::Rejected;

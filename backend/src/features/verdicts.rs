@@ -224,24 +224,28 @@ impl Engine {
                 continue;
             }
             recorded += 1;
-            let Some((p, counter)) = tx.tap_by_challenge(&id)? else {
-                continue;
-            };
-            let Some(row) = tx.tap(&p, counter)? else {
-                continue;
-            };
-            if row.validator_id.is_none()
-                && row.source == crate::store::TapSource::Wallet
-                && row.state == TapState::Charged
-            {
-                tx.set_tap_state(&p, counter, TapState::NotCharged, Some(TORN_REASON))?;
-                s.touch(row.account_id, row.fare_day, row.time);
-                s.changed
-                    .entry(TapRef {
-                        pseudonym: p,
-                        counter,
-                    })
-                    .or_insert(None);
+            for (p, counter) in tx.taps_by_challenge(&id)? {
+                let Some(row) = tx.tap(&p, counter)? else {
+                    continue;
+                };
+                if row.validator_id.is_none()
+                    && row.source == crate::store::TapSource::Wallet
+                    && row.state == TapState::Charged
+                {
+                    // (a fraud tap keeps its fraud reason: only the charge goes)
+                    let why = row
+                        .state_reason
+                        .clone()
+                        .unwrap_or_else(|| TORN_REASON.to_string());
+                    tx.set_tap_state(&p, counter, TapState::NotCharged, Some(&why))?;
+                    s.touch(row.account_id, row.fare_day, row.time);
+                    s.changed
+                        .entry(TapRef {
+                            pseudonym: p,
+                            counter,
+                        })
+                        .or_insert(None);
+                }
             }
         }
         Ok(recorded)
@@ -306,5 +310,8 @@ impl Engine {
 pub(crate) const TORN_REASON: &str = "torn_gate_closed";
 /// The reason of a pass only the wallet reported.
 pub(crate) const PASS_NOT_SCANNED: &str = "pass_not_scanned";
+/// The reason of a tap only the wallet reported whose challenge the validator recorded as
+/// answered by another card (the gate opened for that one).
+pub(crate) const OTHER_CARD: &str = "gate_opened_for_another_card";
 /// The abuse event of one pass at several validators.
 pub(crate) const SHARED_PASS: &str = "shared_pass";

@@ -253,18 +253,19 @@ impl Reader<'_> {
 }
 
 impl Reader<'_> {
-    /// The tap (pseudonym, counter) answering a challenge, if one is stored.
-    pub fn tap_by_challenge(
+    /// The taps (pseudonym, counter) answering a challenge (one, unless several cards signed
+    /// it: a torn challenge answered at the gate by another card).
+    pub fn taps_by_challenge(
         &self,
         challenge_id: &[u8; 32],
-    ) -> Result<Option<(PseudonymBytes, u32)>, StoreError> {
-        Ok(self
+    ) -> Result<Vec<(PseudonymBytes, u32)>, StoreError> {
+        let mut st = self
             .conn
-            .prepare_cached("SELECT pseudonym, counter FROM taps WHERE challenge_id = :c")?
-            .query_row(named_params! {":c": &challenge_id[..]}, |r| {
-                Ok((r.get("pseudonym")?, r.get("counter")?))
-            })
-            .optional()?)
+            .prepare_cached("SELECT pseudonym, counter FROM taps WHERE challenge_id = :c")?;
+        let rows = st.query_map(named_params! {":c": &challenge_id[..]}, |r| {
+            Ok((r.get("pseudonym")?, r.get("counter")?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -297,6 +298,41 @@ impl Writer<'_> {
              WHERE pseudonym = :p AND counter = :counter AND validator_id IS NULL",
             named_params! {":p": p, ":counter": counter, ":v": validator_id},
         )?;
+        Ok(())
+    }
+
+    /// Replaces a stored tap's evidence with another report of the same (pseudonym, counter)
+    /// (a validator's record beats a body only the wallet reported).
+    pub fn replace_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE taps SET tap_id = :tap_id, account_id = :account, device_id = :device,
+                    cert_hash = :cert, fare_class = :class, time = :time, fare_day = :day,
+                    line_id = :line, authorized = :authorized, proof = :proof,
+                    source = :source, reported_at = :reported_at, validator_id = :validator,
+                    challenge_id = :challenge, state = :state, state_reason = :reason
+                 WHERE pseudonym = :p AND counter = :counter",
+            )?
+            .execute(named_params! {
+                ":tap_id": &t.tap_id[..],
+                ":p": t.pseudonym,
+                ":counter": t.counter,
+                ":account": t.account_id,
+                ":device": t.device_id,
+                ":cert": t.cert_hash,
+                ":class": t.fare_class as u8,
+                ":time": t.time,
+                ":day": t.fare_day,
+                ":line": t.line_id,
+                ":authorized": t.authorized,
+                ":proof": t.proof,
+                ":source": t.source.as_str(),
+                ":reported_at": t.reported_at,
+                ":validator": t.validator_id,
+                ":challenge": t.challenge_id.as_ref().map(|c| &c[..]),
+                ":state": t.state.as_str(),
+                ":reason": t.state_reason,
+            })?;
         Ok(())
     }
 

@@ -111,12 +111,14 @@ impl Reader<'_> {
             .is_some())
     }
 
-    /// Abuse events of an account on one fare day.
+    /// How many different validators reported an abuse event of an account on one fare day
+    /// (one validator key alone cannot deny-list a rider by replaying photographed passes).
     pub fn abuse_count(&self, account_id: AccountId, fare_day: i64) -> Result<i64, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT COUNT(*) AS n FROM abuse_events WHERE account_id = :a AND fare_day = :d",
+                "SELECT COUNT(DISTINCT validator_id) AS n FROM abuse_events
+                 WHERE account_id = :a AND fare_day = :d",
             )?
             .query_row(named_params! {":a": account_id, ":d": fare_day}, |r| {
                 r.get("n")

@@ -294,12 +294,26 @@ async fn one_pass_at_two_validators_is_recorded_as_abuse() {
         .config()
         .await
         .is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
-    // a second shared pass the same day: over the limit (1), the device is denied
+    // a second shared pass the same day, again at validator 12: one validator key alone
+    // (which could replay photographed passes) never deny-lists a rider
     let (rec, _) = w.qr_tap(11, 1, 20_000, base + 3600, 30_000);
     let mut copy = rec.clone();
     copy.validator_id = 12;
     h.upload_ok(&v1.batch(vec![rec])).await;
     let b = h.upload_ok(&v2.batch(vec![copy])).await;
+    assert_eq!(reasons(&b.records), ["shared_pass"]);
+    assert!(!h
+        .config()
+        .await
+        .is_denied(&Pseudonym::from_hex(&w.pseudonym).unwrap()));
+    // a third, at yet another validator: two different validators saw shared passes today,
+    // over the limit (1): the device is denied
+    let v3 = Validator::register(&h, 13).await;
+    let (rec, _) = w.qr_tap(11, 1, 20_000, base + 7200, 30_000);
+    let mut copy = rec.clone();
+    copy.validator_id = 13;
+    h.upload_ok(&v1.batch(vec![rec])).await;
+    let b = h.upload_ok(&v3.batch(vec![copy])).await;
     assert_eq!(reasons(&b.records), ["shared_pass"]);
     assert!(h
         .config()
@@ -433,5 +447,92 @@ async fn a_torn_challenge_is_never_charged() {
     let b = h.upload_ok(&v1.batch(vec![r1])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Duplicate]);
     assert_eq!(h.balance(&token).await, 60_000);
+    h.audit().await;
+}
+
+/// A modified app takes a counter first with a pass it never shows (stored pending, free),
+/// then rides on NFC with the same counter: the validator's record of the ride replaces the
+/// wallet-only pass, is charged, and the two signed bodies open a case.
+#[tokio::test]
+async fn a_counter_taken_first_by_an_unscanned_pass_still_pays_for_the_ride() {
+    let h = Harness::start().await;
+    let (token, mut w, v1, _) = rider(&h, "+989121300011", 100_000).await;
+    let base = ride_base(w.server_time);
+    let prev = w.prev;
+    let pass = w.pass(base, 60, 30_000);
+    let counter = pass.counter();
+    let entry = w.log(base, 30_000, pass);
+    let v = w.sync_ok(&h, &[entry]).await;
+    assert_eq!(statuses(&v.taps), [TapStatus::Pending]);
+    // the ride, signed with the same counter after the same link
+    w.prev = prev;
+    let (ride, _) = w.nfc_tap_with_counter(&v1, 1, 20_000, base + 600, counter);
+    let b = h.upload_ok(&v1.batch(vec![ride])).await;
+    assert_eq!(statuses(&b.records), [TapStatus::Fraud]);
+    assert_eq!(reasons(&b.records), ["duplicate_counter"]);
+    assert_eq!(h.balance(&token).await, 80_000, "the ride is charged");
+    let v = w.sync_ok(&h, &[]).await;
+    let x = verdict(&v, counter);
+    assert_eq!((x.status, x.charged), (VerdictStatus::Fraud, 20_000));
+    h.audit().await;
+}
+
+/// A torn challenge the validator re-sends to the next card: a modified phone answers it with
+/// its own key and the gate opens for it. The torn card's owner, whose wallet reports its own
+/// signature of that challenge, is not charged for a ride it did not take.
+#[tokio::test]
+async fn a_torn_challenge_answered_by_another_card_is_not_charged_to_its_owner() {
+    let h = Harness::start().await;
+    let (token_x, mut x, v1, _) = rider(&h, "+989121300012", 100_000).await;
+    let token_y = h.login("+989121300013").await;
+    h.topup(&token_y, 100_000, "t").await;
+    let (mut y, _) = Wallet::provision(&h, &token_y).await;
+    let base = ride_base(x.server_time);
+    let answered_by_y = |y: &mut Wallet, r: &mancard_protocol::TapRecord| {
+        let TapProof::Nfc { challenge, .. } = &r.proof else {
+            panic!("NFC");
+        };
+        let counter = y.next_counter;
+        y.next_counter += 1;
+        let a = TapAuthorization::sign(
+            &y.tap,
+            &challenge.body,
+            &y.cert_hash,
+            counter,
+            r.fare,
+            &y.prev,
+        )
+        .unwrap();
+        mancard_protocol::TapRecord {
+            pseudonym: y.cert.body.pseudonym,
+            counter,
+            proof: TapProof::Nfc {
+                challenge: challenge.clone(),
+                authorization: a,
+            },
+            ..r.clone()
+        }
+    };
+    // the validator's record first, then X's wallet: X is not charged
+    let (rx, ex) = x.nfc_tap(&v1, 1, 20_000, base);
+    let ry = answered_by_y(&mut y, &rx);
+    let b = h.upload_ok(&v1.batch(vec![ry])).await;
+    assert_eq!(statuses(&b.records), [TapStatus::Settled]);
+    let v = x.sync_ok(&h, &[ex]).await;
+    assert_eq!(statuses(&v.taps), [TapStatus::NotCharged]);
+    assert_eq!(reasons(&v.taps), ["gate_opened_for_another_card"]);
+    // X's wallet first, then the validator's record of Y's answer: X is refunded
+    let (rx, ex) = x.nfc_tap(&v1, 2, 20_000, base + 3600);
+    let v = x.sync_ok(&h, &[ex]).await;
+    assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
+    assert_eq!(h.balance(&token_x).await, 80_000);
+    let ry = answered_by_y(&mut y, &rx);
+    h.upload_ok(&v1.batch(vec![ry])).await;
+    assert_eq!(h.balance(&token_x).await, 100_000, "refunded");
+    assert_eq!(
+        h.balance(&token_y).await,
+        60_000,
+        "the card the gate opened for pays"
+    );
     h.audit().await;
 }
