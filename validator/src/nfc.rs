@@ -285,9 +285,16 @@ impl Validator {
             let Some(auth) = x.repeat(&torn.challenge, vcert)? else {
                 continue;
             };
-            let vc = self.certificate_of(x, &auth, now)?;
+            // A recovered answer this validator cannot accept (its certificate was superseded
+            // or denied since, say) leaves the torn entry torn — the gate stays closed for it —
+            // and the card goes on with a fresh challenge instead of being refused.
+            let Ok(vc) = self.certificate_of(x, &auth, now) else {
+                continue;
+            };
             let line = torn.challenge.body.line_id;
-            let quote = self.engine.decide_with(&vc, line, &torn.challenge, &auth)?;
+            let Ok(quote) = self.engine.decide_with(&vc, line, &torn.challenge, &auth) else {
+                continue;
+            };
             return Ok(Some(Passed {
                 record: self.nfc_record(&vc, torn.challenge, auth, &quote, now),
                 quote,
