@@ -228,26 +228,31 @@ pub(super) const SHARED_PASS: (&str, &str, &str, Play) = (
 );
 
 fn shared_pass(reel: &mut Reel, a: &mut Attack) -> Res<()> {
+    reel.add_validator(V10, 0)?;
     let l = reel.rider("Leila", 200_000, false)?;
     let mut fares = 0;
-    for round in 0..2 {
+    for (round, other) in [V8, V10].into_iter().enumerate() {
         l.follow(&reel.engine)?;
         let (text, pass) = l.pass()?;
         let on7 = reel.scan(&text, V7)?;
-        let on8 = reel.scan(&text, V8)?;
+        let on_other = reel.scan(&text, other)?;
         if round == 0 {
             a.did("Leila shows her pass on bus 1; a friend shows a photo of it on bus 2");
             a.said("validator 7", decision(&on7));
-            a.said("validator 8 (the photo)", decision(&on8));
+            a.said("validator 8 (the photo)", decision(&on_other));
         } else {
-            a.did("an hour later, again with a new pass");
+            a.did("an hour later, again with a new pass; its photo on bus 3");
         }
         fares += accepted(&on7).map(|x| x.1).unwrap_or(0);
         let up7 = reel.upload(V7.0)?;
-        let up8 = reel.upload(V8.0)?;
+        let up8 = reel.upload(other.0)?;
         let r8 = record(&up8, pass.body.counter);
         a.said(
-            format!("backend (round {}: validator 7, then 8)", round + 1),
+            format!(
+                "backend (round {}: validator 7, then {})",
+                round + 1,
+                other.0
+            ),
             format!("{}; {}", upload_said(&up7), upload_said(&up8)),
         );
         a.expect(
@@ -285,7 +290,8 @@ fn shared_pass(reel: &mut Reel, a: &mut Attack) -> Res<()> {
         first.is_some_and(|v| v.charged > 0),
     );
     a.expect(
-        "two shared passes in one day (limit 1): her card is revoked (shared_pass)",
+        "shared passes seen by two different buses in one day (limit 1): her card is revoked \
+         (shared_pass)",
         rep.credential_status == "revoked"
             && rep.credential_reason.as_deref() == Some("shared_pass"),
     );
@@ -297,6 +303,9 @@ fn shared_pass(reel: &mut Reel, a: &mut Attack) -> Res<()> {
     a.charged(charged, "each pass once, at bus 1's fare");
     Ok(())
 }
+
+/// Validator 10: bus 3, on line 2.
+const V10: (u32, u32) = (10, 2);
 
 /// Validator 9: a validator whose clock runs two hours fast.
 const V9: (u32, u32) = (9, 1);
