@@ -304,68 +304,51 @@ impl Writer<'_> {
     /// Replaces a stored tap's evidence with another report of the same (pseudonym, counter)
     /// (a validator's record beats a body only the wallet reported).
     pub fn replace_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "UPDATE taps SET tap_id = :tap_id, account_id = :account, device_id = :device,
-                    cert_hash = :cert, fare_class = :class, time = :time, fare_day = :day,
-                    line_id = :line, authorized = :authorized, proof = :proof,
-                    source = :source, reported_at = :reported_at, validator_id = :validator,
-                    challenge_id = :challenge, state = :state, state_reason = :reason
-                 WHERE pseudonym = :p AND counter = :counter",
-            )?
-            .execute(named_params! {
-                ":tap_id": &t.tap_id[..],
-                ":p": t.pseudonym,
-                ":counter": t.counter,
-                ":account": t.account_id,
-                ":device": t.device_id,
-                ":cert": t.cert_hash,
-                ":class": t.fare_class as u8,
-                ":time": t.time,
-                ":day": t.fare_day,
-                ":line": t.line_id,
-                ":authorized": t.authorized,
-                ":proof": t.proof,
-                ":source": t.source.as_str(),
-                ":reported_at": t.reported_at,
-                ":validator": t.validator_id,
-                ":challenge": t.challenge_id.as_ref().map(|c| &c[..]),
-                ":state": t.state.as_str(),
-                ":reason": t.state_reason,
-            })?;
-        Ok(())
+        self.write_tap(
+            "UPDATE taps SET tap_id = :tap_id, account_id = :account, device_id = :device,
+                cert_hash = :cert, fare_class = :class, time = :time, fare_day = :day,
+                line_id = :line, authorized = :authorized, proof = :proof,
+                source = :source, reported_at = :reported_at, validator_id = :validator,
+                challenge_id = :challenge, state = :state, state_reason = :reason
+             WHERE pseudonym = :p AND counter = :counter",
+            t,
+        )
     }
 
     pub fn insert_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
-                    fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
-                    tap_id, validator_id, challenge_id, state, state_reason)
-                 VALUES (:p, :counter, :account, :device, :cert, :class, :time, :day, :line,
-                    :authorized, :proof, :source, :reported_at, :tap_id, :validator,
-                    :challenge, :state, :reason)",
-            )?
-            .execute(named_params! {
-                ":tap_id": &t.tap_id[..],
-                ":p": t.pseudonym,
-                ":counter": t.counter,
-                ":account": t.account_id,
-                ":device": t.device_id,
-                ":cert": t.cert_hash,
-                ":class": t.fare_class as u8,
-                ":time": t.time,
-                ":day": t.fare_day,
-                ":line": t.line_id,
-                ":authorized": t.authorized,
-                ":proof": t.proof,
-                ":source": t.source.as_str(),
-                ":reported_at": t.reported_at,
-                ":validator": t.validator_id,
-                ":challenge": t.challenge_id.as_ref().map(|c| &c[..]),
-                ":state": t.state.as_str(),
-                ":reason": t.state_reason,
-            })?;
+        self.write_tap(
+            "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
+                fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
+                tap_id, validator_id, challenge_id, state, state_reason)
+             VALUES (:p, :counter, :account, :device, :cert, :class, :time, :day, :line,
+                :authorized, :proof, :source, :reported_at, :tap_id, :validator,
+                :challenge, :state, :reason)",
+            t,
+        )
+    }
+
+    /// Runs `sql` (an insert or an update of one tap row) with every column of `t` bound.
+    fn write_tap(&self, sql: &str, t: &NewTap<'_>) -> Result<(), StoreError> {
+        self.tx.prepare_cached(sql)?.execute(named_params! {
+            ":tap_id": &t.tap_id[..],
+            ":p": t.pseudonym,
+            ":counter": t.counter,
+            ":account": t.account_id,
+            ":device": t.device_id,
+            ":cert": t.cert_hash,
+            ":class": t.fare_class as u8,
+            ":time": t.time,
+            ":day": t.fare_day,
+            ":line": t.line_id,
+            ":authorized": t.authorized,
+            ":proof": t.proof,
+            ":source": t.source.as_str(),
+            ":reported_at": t.reported_at,
+            ":validator": t.validator_id,
+            ":challenge": t.challenge_id.as_ref().map(|c| &c[..]),
+            ":state": t.state.as_str(),
+            ":reason": t.state_reason,
+        })?;
         Ok(())
     }
 
