@@ -156,32 +156,8 @@ impl Engine {
         }
         let cert = CredentialCertificate::decode(&row.encoded)
             .map_err(|_| StoreError::Corrupt("stored certificate"))?;
-        let keys = self.keyring();
-        let issuer_keys = keys
-            .listed(now, self.config().policy.cert_lifetime_secs)
-            .into_iter()
-            .map(key_view)
-            .collect();
-        drop(keys);
-        let a = cert.body.allowance;
-        let mut resp = CredentialResponse {
-            certificate: hex::encode(&row.encoded),
-            certificate_hash: row.hash.to_hex(),
-            pseudonym: row.pseudonym.to_hex(),
-            issuer_key_id: cert.body.issuer_key_id,
-            valid_from: cert.body.valid_from,
-            valid_until: cert.body.valid_until,
-            counter_first: a.counter_first,
-            counter_last: a.counter_last,
-            max_amount: a.max_amount,
-            fare_class: cert.body.fare_class.name().to_string(),
-            balance: tx.balance(account.id)?,
-            server_time: now,
-            revoked_pseudonyms: Vec::new(),
-            issuer_keys,
-            tariff: self.tariff_hex(),
-            config_bundle: String::new(),
-        };
+        let balance = tx.balance(account.id)?;
+        let mut resp = self.credential_response(&cert, &row.encoded, (balance, now), Vec::new());
         resp.config_bundle = self.bundle_hex_in(tx, now)?;
         tracing::info!(
             account_id = account.id.0,
@@ -259,11 +235,6 @@ impl Engine {
         let max_amount = balance.clamp(0, policy.max_offline_amount.max(0));
         let keys = self.keyring();
         let signer = keys.current()?;
-        let issuer_keys = keys
-            .listed(now, policy.cert_lifetime_secs)
-            .into_iter()
-            .map(key_view)
-            .collect();
         let body = CertificateBody {
             issuer_key_id: signer.key_id,
             pseudonym: Pseudonym(pseudonym.0),
@@ -303,24 +274,7 @@ impl Engine {
                 "older certificates superseded"
             );
         }
-        let resp = CredentialResponse {
-            certificate: hex::encode(&encoded),
-            certificate_hash: hash.to_hex(),
-            pseudonym: pseudonym.to_hex(),
-            issuer_key_id: cert.body.issuer_key_id,
-            valid_from: cert.body.valid_from,
-            valid_until: cert.body.valid_until,
-            counter_first,
-            counter_last,
-            max_amount,
-            fare_class: account.fare_class.name().to_string(),
-            balance,
-            server_time: now,
-            revoked_pseudonyms: revoked,
-            issuer_keys,
-            tariff: self.tariff_hex(),
-            config_bundle: String::new(),
-        };
+        let resp = self.credential_response(&cert, &encoded, (balance, now), revoked);
         let info = CertInfo {
             cert,
             hash,
@@ -328,6 +282,43 @@ impl Engine {
             account_id: account.id,
         };
         Ok((resp, info))
+    }
+
+    /// The answer carrying certificate `cert` (`encoded`) at `now` with the account's
+    /// `balance`; `revoked` are the pseudonyms the request revoked. The config bundle is filled
+    /// in by the caller, in its transaction.
+    fn credential_response(
+        &self,
+        cert: &CredentialCertificate,
+        encoded: &[u8],
+        (balance, now): (i64, i64),
+        revoked: Vec<String>,
+    ) -> CredentialResponse {
+        let issuer_keys = self
+            .keyring()
+            .listed(now, self.config().policy.cert_lifetime_secs)
+            .into_iter()
+            .map(key_view)
+            .collect();
+        let b = &cert.body;
+        CredentialResponse {
+            certificate: hex::encode(encoded),
+            certificate_hash: hex::encode(cert.id()),
+            pseudonym: hex::encode(b.pseudonym.0),
+            issuer_key_id: b.issuer_key_id,
+            valid_from: b.valid_from,
+            valid_until: b.valid_until,
+            counter_first: b.allowance.counter_first,
+            counter_last: b.allowance.counter_last,
+            max_amount: b.allowance.max_amount,
+            fare_class: b.fare_class.name().to_string(),
+            balance,
+            server_time: now,
+            revoked_pseudonyms: revoked,
+            issuer_keys,
+            tariff: self.tariff_hex(),
+            config_bundle: String::new(),
+        }
     }
 
     /// The counters of the device's next certificate: after its last certificate's, not below
