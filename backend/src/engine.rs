@@ -100,6 +100,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Sandbox only: moves the server clock forward so that it reads at least `t`, never back
+    /// (reports reach the backend after the rides they report, in tests and demos).
+    pub fn advance_clock_to(&self, t: i64) -> Result<()> {
+        let now = self.now();
+        if t > now {
+            self.advance_clock(t - now)?;
+        }
+        Ok(())
+    }
+
     /// Checkpoints the database (at shutdown).
     pub fn close(&self) -> Result<(), StoreError> {
         self.store.checkpoint()

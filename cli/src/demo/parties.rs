@@ -13,12 +13,9 @@ use std::path::Path;
 /// Moves the sandbox backend's clock forward so that it reads at least `t` (never back):
 /// reports reach the backend after the rides they report, never before.
 pub(super) fn clock_to(engine: &Engine, t: i64) -> Res<()> {
-    let now = engine.now();
-    if t > now {
-        engine
-            .advance_clock(t - now)
-            .map_err(|e| format!("sandbox clock: {e}"))?;
-    }
+    engine
+        .advance_clock_to(t)
+        .map_err(|e| format!("sandbox clock: {e}"))?;
     Ok(())
 }
 

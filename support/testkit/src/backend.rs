@@ -261,11 +261,7 @@ impl Harness {
     /// later than its clock allows).
     pub fn clock_past(&self, time: i64) {
         if let Some(h) = &self.handle {
-            let e = h.engine();
-            let now = e.now();
-            if time >= now {
-                e.advance_clock(time - now + 1).unwrap();
-            }
+            h.engine().advance_clock_to(time.saturating_add(1)).unwrap();
         }
     }
 

@@ -270,12 +270,9 @@ impl Validator {
             .tariff
             .fare(class, line, time, &self.state)
             .map_err(|e| format!("tariff: {e}"))?;
-        let now = self.engine.now();
-        if time > now {
-            self.engine
-                .advance_clock(time - now)
-                .map_err(|e| format!("backend clock: {e}"))?;
-        }
+        self.engine
+            .advance_clock_to(time)
+            .map_err(|e| format!("backend clock: {e}"))?;
         self.n += 1;
         let seed = sha256(&[
             &self.id.to_be_bytes(),

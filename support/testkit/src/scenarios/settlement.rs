@@ -84,12 +84,9 @@ impl SettlementIngest {
         // The batch is uploaded after its rides: the sandbox backend's clock moves past them
         // (it refuses taps dated later than its clock allows).
         if let Some(last) = records.iter().map(|r| r.time).max() {
-            let now = self.engine.now();
-            if last >= now {
-                self.engine
-                    .advance_clock(last - now + 1)
-                    .map_err(api("clock"))?;
-            }
+            self.engine
+                .advance_clock_to(last.saturating_add(1))
+                .map_err(api("clock"))?;
         }
         let mut batch_id = [0u8; 16];
         for (d, s) in batch_id.iter_mut().zip(u64::try_from(b)?.to_be_bytes()) {
