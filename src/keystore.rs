@@ -1,7 +1,7 @@
 //! The platform keystore: where the wallet's long-lived secrets live.
 //!
 //! On a phone this is implemented by the app (Android Keystore / StrongBox, iOS Secure
-//! Enclave) as a uniffi foreign trait; [`SoftwareKeystore`] is the file-based implementation
+//! Enclave) as a uniffi foreign trait; [`FileKeystore`] is the file-based implementation
 //! for the CLI, desktop and tests. The keystore holds two things:
 //! - the *binding key* (P-256): proves "this installation" at provisioning and replenishment;
 //! - a *sealing key*: encrypts the per-certificate tap keys at rest.
@@ -63,16 +63,16 @@ const SEAL_AAD: &[u8] = b"MANCARD-SEAL-v1\0";
 /// A file-based keystore: a P-256 binding key (PKCS#8) and an AES-256-GCM sealing key, each in
 /// its own file with mode 0600 inside `dir`. For the CLI, desktop and tests; a phone uses its
 /// hardware-backed keystore instead.
-pub struct SoftwareKeystore {
+pub struct FileKeystore {
     dir: PathBuf,
     binding: SigningKey,
     sealing: LessSafeKey,
     rng: SystemRandom,
 }
 
-impl fmt::Debug for SoftwareKeystore {
+impl fmt::Debug for FileKeystore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SoftwareKeystore")
+        f.debug_struct("FileKeystore")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
@@ -84,7 +84,7 @@ fn unavailable(message: impl Into<String>) -> KeystoreError {
     }
 }
 
-impl SoftwareKeystore {
+impl FileKeystore {
     /// Opens the keystore in `dir`, creating both keys if neither exists. If only one of the two
     /// files exists the keystore refuses to guess: creating a new sealing key would make every
     /// sealed tap key unreadable.
@@ -163,7 +163,7 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
         .map_err(|e| unavailable(format!("cannot write {}: {e}", path.display())))
 }
 
-impl PlatformKeystore for SoftwareKeystore {
+impl PlatformKeystore for FileKeystore {
     fn binding_public_key(&self) -> Result<Vec<u8>, KeystoreError> {
         Ok(self.binding.public_key().as_bytes().to_vec())
     }
@@ -236,8 +236,8 @@ mod tests {
     fn seal_roundtrip_tamper_and_other_keystore() {
         let d1 = tempfile::tempdir().unwrap();
         let d2 = tempfile::tempdir().unwrap();
-        let k1 = SoftwareKeystore::open_or_create(d1.path()).unwrap();
-        let k2 = SoftwareKeystore::open_or_create(d2.path()).unwrap();
+        let k1 = FileKeystore::open_or_create(d1.path()).unwrap();
+        let k2 = FileKeystore::open_or_create(d2.path()).unwrap();
         let sealed = k1.seal(b"secret".to_vec()).unwrap();
         assert_eq!(k1.unseal(sealed.clone()).unwrap(), b"secret");
         assert_eq!(
@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(k1.unseal(t), Err(KeystoreError::SealedDataInvalid));
         assert_eq!(k1.unseal(vec![]), Err(KeystoreError::SealedDataInvalid));
         // reopening reads the same keys
-        let k1b = SoftwareKeystore::open(d1.path()).unwrap();
+        let k1b = FileKeystore::open(d1.path()).unwrap();
         assert_eq!(k1b.unseal(sealed).unwrap(), b"secret");
         assert_eq!(
             k1b.binding_public_key().unwrap(),
@@ -264,7 +264,7 @@ mod tests {
     fn key_files_are_private_and_half_keystore_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
-        let k = SoftwareKeystore::open_or_create(d.path()).unwrap();
+        let k = FileKeystore::open_or_create(d.path()).unwrap();
         for f in [BINDING_FILE, SEALING_FILE] {
             let mode = fs::metadata(d.path().join(f)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
@@ -276,7 +276,7 @@ mod tests {
         pk.verify(&[], b"m", &sig).unwrap();
         fs::remove_file(d.path().join(SEALING_FILE)).unwrap();
         assert!(matches!(
-            SoftwareKeystore::open_or_create(d.path()),
+            FileKeystore::open_or_create(d.path()),
             Err(KeystoreError::Unavailable { .. })
         ));
     }

@@ -13,7 +13,7 @@
 //! - [`Wallet::install_config`]: the issuer-signed config bundle (issuer keys, validator deny
 //!   list, time rules, tariff) the tap path judges readers by.
 //! - [`Wallet::boarding_pass`]: a signed QR pass with its renderings.
-//! - [`PlatformKeystore`]: the phone's key storage; [`SoftwareKeystore`] for desktop and tests.
+//! - [`PlatformKeystore`]: the phone's key storage; [`FileKeystore`] for desktop and tests.
 //!
 //! Storage and counter durability are explained in `docs/adr/0002-wallet-storage-and-counters.md`.
 //! Secrets (tap key, sealing key) are never logged, printed or returned.
@@ -39,7 +39,7 @@ mod views;
 mod wallet;
 
 pub use error::WalletError;
-pub use keystore::{KeystoreError, PlatformKeystore, SoftwareKeystore};
+pub use keystore::{FileKeystore, KeystoreError, PlatformKeystore};
 pub use online::{
     AccountInfo, CodeSent, OnlineError, OnlineOptions, OnlineState, OnlineWallet, ProvisionReport,
     SessionInfo, SyncReport, TopUpIntent, TopUpStatus,

@@ -6,7 +6,7 @@
 
 use crate::CliResult;
 use clap::Args;
-use mancard::{SoftwareKeystore, Wallet, WalletConfig};
+use mancard::{FileKeystore, Wallet, WalletConfig};
 use mancard_validator::vpcd::{run_card, FnCard, ServeEnd, VpcdCard, DEFAULT_VPCD_ADDR};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,7 +57,7 @@ pub fn open_wallet(dir: &Path) -> Result<Wallet, Box<dyn std::error::Error>> {
             dir.display()
         )
     })?;
-    let ks = SoftwareKeystore::open(&ks_dir)
+    let ks = FileKeystore::open(&ks_dir)
         .map_err(|e| format!("cannot open the keystore in {}: {e}", ks_dir.display()))?;
     let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())
         .map_err(|e| format!("cannot open the wallet in {}: {e}", wallet_dir.display()))?;

@@ -11,7 +11,7 @@ mod dev;
 
 use crate::CliResult;
 use clap::{Args, Subcommand};
-use mancard::{money, CredentialRequest, IssuerKeyInfo, SoftwareKeystore, Wallet, WalletConfig};
+use mancard::{money, CredentialRequest, FileKeystore, IssuerKeyInfo, Wallet, WalletConfig};
 use mancard_protocol::{CredentialCertificate, PublicKey, ResponseApdu};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -133,7 +133,7 @@ fn open(dir: &Path) -> Result<Wallet, Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let ks = SoftwareKeystore::open(&ks_dir)
+    let ks = FileKeystore::open(&ks_dir)
         .map_err(|e| format!("cannot open the keystore in {}: {e}", ks_dir.display()))?;
     Ok(Wallet::open(
         &wallet_dir,
@@ -161,7 +161,7 @@ fn online(
     let url = backend.ok_or("this subcommand needs --backend URL")?;
     let w = if create && !dir.join("wallet").join(mancard::DB_FILE).exists() {
         let (wallet_dir, ks_dir) = paths(dir);
-        let ks = SoftwareKeystore::open_or_create(&ks_dir)
+        let ks = FileKeystore::open_or_create(&ks_dir)
             .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
         println!("created a wallet in {}", dir.display());
         Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?
@@ -411,7 +411,7 @@ fn init(dir: &Path) -> Done {
     if wallet_dir.join(mancard::DB_FILE).exists() {
         return Err(format!("a wallet already exists in {}", dir.display()).into());
     }
-    let ks = SoftwareKeystore::open_or_create(&ks_dir)
+    let ks = FileKeystore::open_or_create(&ks_dir)
         .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
     let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?;
     println!("created a wallet in {}", dir.display());

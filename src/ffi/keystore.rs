@@ -1,7 +1,7 @@
 //! The platform keystore as a foreign trait: the app implements [`PlatformKeystore`] with the
 //! Android Keystore (StrongBox when present) or the iOS Secure Enclave / Keychain;
 //! [`KeystoreAdapter`] makes it the core's `crate::PlatformKeystore`.
-//! [`open_software_keystore`] hands out the core's file-based keystore (desktop, tests).
+//! [`open_file_keystore`] hands out the core's file-based keystore (desktop, tests).
 
 use std::sync::Arc;
 
@@ -103,9 +103,9 @@ impl crate::PlatformKeystore for KeystoreAdapter {
 }
 
 /// The core's file-based keystore behind the foreign trait.
-struct SoftwareKeystoreHandle(crate::SoftwareKeystore);
+struct FileKeystoreHandle(crate::FileKeystore);
 
-impl PlatformKeystore for SoftwareKeystoreHandle {
+impl PlatformKeystore for FileKeystoreHandle {
     fn binding_public_key(&self) -> Result<Vec<u8>, KeystoreError> {
         Ok(crate::PlatformKeystore::binding_public_key(&self.0)?)
     }
@@ -126,7 +126,7 @@ impl PlatformKeystore for SoftwareKeystoreHandle {
 /// file exists. For desktop builds and tests only: a phone passes its hardware-backed
 /// keystore instead.
 #[uniffi::export]
-pub fn open_software_keystore(dir: String) -> Result<Arc<dyn PlatformKeystore>, KeystoreError> {
-    let ks = crate::SoftwareKeystore::open_or_create(dir)?;
-    Ok(Arc::new(SoftwareKeystoreHandle(ks)))
+pub fn open_file_keystore(dir: String) -> Result<Arc<dyn PlatformKeystore>, KeystoreError> {
+    let ks = crate::FileKeystore::open_or_create(dir)?;
+    Ok(Arc::new(FileKeystoreHandle(ks)))
 }

@@ -305,7 +305,7 @@ mod tests {
         clippy::panic,
         clippy::indexing_slicing
     )]
-    use super::keystore::{open_software_keystore, KeystoreError};
+    use super::keystore::{open_file_keystore, KeystoreError};
     use super::types::CredentialState;
     use super::*;
 
@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn wallet_over_the_software_keystore_works_offline() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = open_software_keystore(dir.path().join("keys").display().to_string()).unwrap();
+        let ks = open_file_keystore(dir.path().join("keys").display().to_string()).unwrap();
         let w = Wallet::new(
             dir.path().join("wallet").display().to_string(),
             "http://127.0.0.1:9".into(),

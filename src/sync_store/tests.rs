@@ -4,7 +4,7 @@
 use super::*;
 use crate::types::{HistoryItem, HistoryKind, HistoryStatus, IssuerKeyInfo, WalletConfig};
 use crate::util::now_utc;
-use crate::SoftwareKeystore;
+use crate::FileKeystore;
 use mancard_protocol::{
     CertificateBody, FareClass, OfflineAllowance, Pseudonym, PublicKey, SigningKey,
 };
@@ -17,7 +17,7 @@ const DAY: i64 = 86_400;
 /// `max_amount`; its pseudonym. The wallet's offset stays 0: device time = wallet time,
 /// and the history, which reads the clock, sees about `t0` now.
 fn wallet(dir: &Path, t0: i64, max_amount: i64) -> (Wallet, [u8; 16]) {
-    let ks = Arc::new(SoftwareKeystore::open_or_create(dir.join("keystore")).unwrap());
+    let ks = Arc::new(FileKeystore::open_or_create(dir.join("keystore")).unwrap());
     let config = WalletConfig {
         background_maintenance: false,
         ..WalletConfig::default()
@@ -167,7 +167,7 @@ fn verdicts_and_their_cursor_commit_together_and_apply_once() {
     let (w, _) = (
         Wallet::open(
             d.path().join("wallet"),
-            Arc::new(SoftwareKeystore::open_or_create(d.path().join("keystore")).unwrap()),
+            Arc::new(FileKeystore::open_or_create(d.path().join("keystore")).unwrap()),
             WalletConfig::default(),
         )
         .unwrap(),

@@ -1,7 +1,7 @@
 //! Sealed tap keys: a tampered sealed key, a damaged keystore or another phone's keystore give
 //! a clear error and no tap.
 
-use mancard::{CredentialState, SoftwareKeystore, Wallet, WalletConfig, WalletError};
+use mancard::{CredentialState, FileKeystore, Wallet, WalletConfig, WalletError};
 use mancard_protocol::StatusWord;
 use mancard_testkit::wallet::*;
 use mancard_testkit::{CertSpec, Issuer, T0};
@@ -80,7 +80,7 @@ fn another_phones_keystore() {
     let d = tempfile::tempdir().unwrap();
     let issuer = provisioned(d.path());
     let other = tempfile::tempdir().unwrap();
-    let ks = Arc::new(SoftwareKeystore::open_or_create(other.path()).unwrap());
+    let ks = Arc::new(FileKeystore::open_or_create(other.path()).unwrap());
     let w = Wallet::open(d.path().join("wallet"), ks, WalletConfig::default()).unwrap();
     assert_no_tap(&w, &issuer, "wrong keystore");
     // a new credential for this keystore restores service
@@ -104,7 +104,7 @@ fn damaged_keystore_files() {
     drop(w);
     std::fs::write(&seal_file, &k[..31]).unwrap();
     assert!(matches!(
-        SoftwareKeystore::open(d.path().join("keystore")),
+        FileKeystore::open(d.path().join("keystore")),
         Err(mancard::KeystoreError::Unavailable { .. })
     ));
 }

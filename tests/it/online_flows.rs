@@ -347,7 +347,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 /// A platform keystore that signs with the high-S twin of every signature (Android's and JCA's
 /// ECDSA pick either S): the core sends the canonical one, so provisioning works.
-struct HighSKeystore(std::sync::Arc<mancard::SoftwareKeystore>);
+struct HighSKeystore(std::sync::Arc<mancard::FileKeystore>);
 
 impl mancard::PlatformKeystore for HighSKeystore {
     fn binding_public_key(&self) -> Result<Vec<u8>, mancard::KeystoreError> {

@@ -15,7 +15,7 @@
     clippy::indexing_slicing
 )]
 
-use mancard::{SoftwareKeystore, Wallet, WalletConfig};
+use mancard::{FileKeystore, Wallet, WalletConfig};
 use mancard_protocol::{FareClass, Pseudonym, PublicKey, SigningKey};
 use mancard_testkit::{CertSpec, Issuer};
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ fn load_or_create_issuer(out: &Path, now: i64) -> Issuer {
 /// Opens (creating) the wallet in `dir` and installs a certificate from `issuer`; returns the
 /// wallet and its pseudonym.
 fn provision_wallet(dir: &Path, issuer: &Issuer, now: i64) -> (Wallet, Pseudonym) {
-    let ks = Arc::new(SoftwareKeystore::open_or_create(dir.join("keystore")).unwrap());
+    let ks = Arc::new(FileKeystore::open_or_create(dir.join("keystore")).unwrap());
     let w = Wallet::open(dir.join("wallet"), ks, WalletConfig::default()).unwrap();
     let req = w.prepare_credential_request().unwrap();
     let cert = issuer.issue(

@@ -13,7 +13,7 @@ from conftest import VpcdCard, otp, pay, validator
 
 
 def open_wallet(tmp_path, url, name="wallet"):
-    keystore = mancard.open_software_keystore(str(tmp_path / f"{name}-keys"))
+    keystore = mancard.open_file_keystore(str(tmp_path / f"{name}-keys"))
     return mancard.Wallet(str(tmp_path / name), url, keystore)
 
 

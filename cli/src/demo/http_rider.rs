@@ -5,7 +5,7 @@
 use super::client::{Issued, Synced};
 use super::world::Verdict;
 use super::{Res, HTTP_TIMEOUT};
-use mancard::{SoftwareKeystore, Wallet};
+use mancard::{FileKeystore, Wallet};
 use mancard_api::endpoints::{
     self, Endpoint, CREATE_SESSION, CREATE_TOPUP, CREDENTIAL_NONCE, PROVISION, REPLENISH,
     REQUEST_OTP, TOPUP_STATUS, WALLET_SYNC,
@@ -25,7 +25,7 @@ pub(super) struct HttpRider {
     http: reqwest::Client,
     base: String,
     wallet: Arc<Wallet>,
-    keystore: Arc<SoftwareKeystore>,
+    keystore: Arc<FileKeystore>,
     token: Option<String>,
     pseudonym: Option<String>,
     cursor: i64,
@@ -36,11 +36,7 @@ pub(super) struct HttpRider {
 const NO_BODY: Option<&()> = None;
 
 impl HttpRider {
-    pub(super) fn new(
-        base: String,
-        wallet: Arc<Wallet>,
-        keystore: Arc<SoftwareKeystore>,
-    ) -> Res<Self> {
+    pub(super) fn new(base: String, wallet: Arc<Wallet>, keystore: Arc<FileKeystore>) -> Res<Self> {
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(HTTP_TIMEOUT)

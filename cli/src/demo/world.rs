@@ -12,7 +12,7 @@ use super::output::{local, Out};
 use super::parties::{add_validator, clock_to, next_morning, NewValidator};
 use super::{ClientChoice, DemoArgs, ReaderChoice, Res, BUS_1, BUS_2};
 use mancard::online::{OnlineOptions, OnlineWallet};
-use mancard::{SoftwareKeystore, Wallet, WalletConfig};
+use mancard::{FileKeystore, Wallet, WalletConfig};
 use mancard_api::BatchResponse;
 use mancard_backend::{Backend, BackendConfig, BackendHandle, Engine};
 use mancard_validator::pcsc_reader::PcscReader;
@@ -295,8 +295,7 @@ pub(super) fn start_validators(w: &mut World, dir: &Path) -> Res<Vec<SetUp>> {
 /// The empty wallet and the client `--client` chose.
 fn open_wallet(dir: &Path, args: &DemoArgs, url: &str) -> Res<(Arc<Wallet>, Client)> {
     let ks = Arc::new(
-        SoftwareKeystore::open_or_create(dir.join("keystore"))
-            .map_err(|e| format!("keystore: {e}"))?,
+        FileKeystore::open_or_create(dir.join("keystore")).map_err(|e| format!("keystore: {e}"))?,
     );
     let wallet = Arc::new(
         Wallet::open(dir.join("wallet"), ks.clone(), WalletConfig::default())

@@ -8,7 +8,7 @@
 use crate::issuer::{CertSpec, Issuer};
 use crate::scenarios::Res;
 use crate::time::T0;
-use mancard::{SoftwareKeystore, Wallet, WalletConfig};
+use mancard::{FileKeystore, Wallet, WalletConfig};
 use mancard_protocol::{
     AuthorizeResponse, ChallengeBody, CommandApdu, CredentialCertificate, FareClass, ResponseApdu,
     RideState, SelectResponse, SigningKey, StatusWord, TapAuthorization, TapChallenge, Tariff,
@@ -22,13 +22,13 @@ use std::sync::Arc;
 pub const READER_ID: u32 = 7;
 
 /// The software keystore in `dir/keystore` (created on first use).
-pub fn keystore(dir: &Path) -> Arc<SoftwareKeystore> {
+pub fn keystore(dir: &Path) -> Arc<FileKeystore> {
     try_keystore(dir).unwrap()
 }
 
 /// [`keystore`], an error if it cannot be opened or created.
-pub fn try_keystore(dir: &Path) -> Res<Arc<SoftwareKeystore>> {
-    Ok(Arc::new(SoftwareKeystore::open_or_create(
+pub fn try_keystore(dir: &Path) -> Res<Arc<FileKeystore>> {
+    Ok(Arc::new(FileKeystore::open_or_create(
         dir.join("keystore"),
     )?))
 }

@@ -7,7 +7,7 @@ use super::super::parties::proof_time;
 use super::super::{Res, HTTP_TIMEOUT};
 use super::api::Api;
 use mancard::online::{OnlineOptions, OnlineWallet, ProvisionReport, SyncReport};
-use mancard::{KeystoreError, PlatformKeystore, SoftwareKeystore, Wallet, WalletConfig};
+use mancard::{FileKeystore, KeystoreError, PlatformKeystore, Wallet, WalletConfig};
 use mancard_api::endpoints::{CREATE_SESSION, CREDENTIAL_NONCE, REQUEST_OTP, WALLET_SYNC};
 use mancard_api::{
     CredentialRequest, NonceResponse, OtpRequest, SessionRequest, SessionResponse, SyncRequest,
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 /// A rooted phone's keystore: a software keystore that remembers what it sealed.
 pub(super) struct RootedKeystore {
-    inner: SoftwareKeystore,
+    inner: FileKeystore,
     sealed: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -93,7 +93,7 @@ impl Rider {
         top_up: i64,
         rooted: bool,
     ) -> Res<Self> {
-        let soft = SoftwareKeystore::open_or_create(dir.join("keystore"))
+        let soft = FileKeystore::open_or_create(dir.join("keystore"))
             .map_err(|e| format!("keystore: {e}"))?;
         let (ks, rooted): (Arc<dyn PlatformKeystore>, _) = if rooted {
             let r = Arc::new(RootedKeystore {
@@ -171,7 +171,7 @@ impl Rider {
         copy_dir(&dir, to)?;
         let open = |d: &Path| -> Res<Self> {
             let ks: Arc<dyn PlatformKeystore> = Arc::new(
-                SoftwareKeystore::open_or_create(d.join("keystore"))
+                FileKeystore::open_or_create(d.join("keystore"))
                     .map_err(|e| format!("keystore: {e}"))?,
             );
             let wallet = Arc::new(Wallet::open(

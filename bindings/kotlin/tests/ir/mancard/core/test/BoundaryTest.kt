@@ -8,7 +8,7 @@ import ir.mancard.core.Logger
 import ir.mancard.core.ManCardException
 import ir.mancard.core.Wallet
 import ir.mancard.core.debugPanicForTests
-import ir.mancard.core.openSoftwareKeystore
+import ir.mancard.core.openFileKeystore
 import ir.mancard.core.setLogger
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
@@ -129,15 +129,15 @@ class BoundaryTest {
     }
 
     @Test
-    fun softwareKeystoreFromRustIsUsableFromKotlin() {
+    fun fileKeystoreFromRustIsUsableFromKotlin() {
         val dir = Env.newDir("softks")
-        val ks = openSoftwareKeystore(dir)
+        val ks = openFileKeystore(dir)
         val pk = ks.bindingPublicKey()
         assertEquals(65, pk.size)
         assertEquals(0x04.toByte(), pk[0])
         assertEquals(64, ks.signWithBindingKey("m".toByteArray()).size)
         assertArrayEquals("x".toByteArray(), ks.unseal(ks.seal("x".toByteArray())))
-        assertArrayEquals(pk, openSoftwareKeystore(dir).bindingPublicKey())
+        assertArrayEquals(pk, openFileKeystore(dir).bindingPublicKey())
         val w = Wallet(Env.newDir("softwallet"), Env.backendUrl, ks)
         assertArrayEquals(pk, w.bindingPublicKey())
         w.close()
