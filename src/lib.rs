@@ -23,6 +23,7 @@ mod bundle;
 mod counters;
 mod error;
 mod ffi;
+mod files;
 mod hce;
 mod keystore;
 mod lifecycle;

@@ -24,6 +24,12 @@ pub struct WalletConfig {
     /// Run counter reservations and WAL checkpoints on a background thread (the default). When
     /// false they run inline, on the caller's thread (for tests that want determinism).
     pub background_maintenance: bool,
+    /// After the NFC field drops (`deactivated()`) and no reader selects ManCard again for this
+    /// long, the wallet durably records the next counter (one fsync off the tap path), so a
+    /// process killed while idle loses no counters. 0: at once.
+    pub park_after_quiet_ms: u32,
+    /// Most refusal rows the history keeps; older refusals are dropped beyond it.
+    pub refusal_log_limit: u32,
 }
 
 impl Default for WalletConfig {
@@ -36,6 +42,8 @@ impl Default for WalletConfig {
             pass_max_amount: None,
             max_authorizations_per_minute: mancard_protocol::MAX_AUTHORIZATIONS_PER_MINUTE,
             background_maintenance: true,
+            park_after_quiet_ms: 1_000,
+            refusal_log_limit: 1_000,
         }
     }
 }

@@ -311,7 +311,7 @@ impl Wallet {
         config: WalletConfig,
     ) -> Result<Self, WalletError> {
         let data_dir = data_dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&data_dir)?;
+        crate::files::prepare_data_dir(&data_dir)?;
         let db_path = data_dir.join(DB_FILE);
         let db = Writer::open(&db_path)?;
         let (offset, locked, tariff) = load_settings(&db)?;
