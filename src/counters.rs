@@ -1,11 +1,22 @@
-//! Counter reservation: counters are handed out only below a high-water mark that has been
-//! written to its own small file with a full fsync. The mark is raised a block at a time, ahead
-//! of need and off the tap path, by a background thread (see docs/adr/0002).
+//! Counter reservation: counters are handed out only below a mark that has been written to its
+//! own small file with a full fsync. The invariant: **every counter ever handed out is below the
+//! mark of the newest valid slot.** So after a crash the wallet resumes at the mark and never
+//! reuses a counter; what lies between the last counter used and the mark is skipped.
+//!
+//! The mark moves both ways (see docs/adr/0002):
+//! - *raise* (reserve): a block ahead of need, off the tap path: when a reader selects ManCard
+//!   and when half a block is used, by the maintenance thread. Nothing is reserved at open.
+//! - *park*: under the tap path's lock (no tap in flight), the mark is lowered to the next
+//!   counter and the in-memory limit with it. A clean close and a quiet period after the NFC
+//!   field drops park, so a restart resumes inside the block instead of skipping it; only a
+//!   crash between a tap and the next park skips the rest of a block.
 //!
 //! File layout (64 bytes): two 32-byte slots written alternately; each slot is
-//! `"MCCR" ‖ version (1) ‖ 3 zero bytes ‖ generation (u64 BE) ‖ reserved_end (u64 BE) ‖
+//! `"MCCR" ‖ version (1) ‖ 3 zero bytes ‖ generation (u64 BE) ‖ mark (u64 BE) ‖
 //! first 8 bytes of SHA-256(previous 24 bytes)`. The valid slot with the highest generation
-//! wins, so a torn write can only lose the newest mark, never one whose fsync completed.
+//! wins, so a torn write can only lose the newest mark, never one whose fsync completed — and
+//! either mark keeps the invariant (a park is written only once no counter at or above the new
+//! mark has been handed out, and the old, higher mark covers at least as much).
 
 use crate::error::WalletError;
 use crate::util::lock;
@@ -13,7 +24,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 4] = b"MCCR";
 const VERSION: u8 = 1;
@@ -72,10 +85,14 @@ impl ReservationFile {
                     path.display()
                 )));
             }
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
+            let mut opts = OpenOptions::new();
+            opts.read(true).write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts
                 .open(path)
                 .map_err(|e| counter_err(format!("cannot create {}: {e}", path.display())))?;
             let mut both = Vec::with_capacity(2 * SLOT);
@@ -127,6 +144,19 @@ impl ReservationFile {
         if end <= self.reserved_end {
             return Ok(false);
         }
+        self.write_mark(end).map(|()| true)
+    }
+
+    /// Durably lowers the mark to `next` (no-op if it is not lower). The caller guarantees that
+    /// no counter at or above `next` has been handed out. Returns true if it wrote.
+    pub(crate) fn lower_to(&mut self, next: u64) -> Result<bool, WalletError> {
+        if next >= self.reserved_end {
+            return Ok(false);
+        }
+        self.write_mark(next).map(|()| true)
+    }
+
+    fn write_mark(&mut self, end: u64) -> Result<(), WalletError> {
         let generation = self.generation.wrapping_add(1);
         let offset = if generation % 2 == 0 { 0 } else { SLOT as u64 };
         let slot = encode_slot(generation, end);
@@ -137,7 +167,7 @@ impl ReservationFile {
             .map_err(|e| counter_err(format!("cannot write {}: {e}", self.path.display())))?;
         self.generation = generation;
         self.reserved_end = end;
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -157,6 +187,13 @@ pub(crate) struct Counters {
     max_block: u64,
     /// Taps that had to wait for a reservation.
     pub(crate) stalls: AtomicU64,
+    /// Parks written (each one fsync).
+    pub(crate) parks: AtomicU64,
+    /// A reservation was asked of the background thread and has not run yet.
+    requested: AtomicBool,
+    /// Guards `requested` for [`Counters::wait_for_requested`] (no lost wake-up).
+    waiting: Mutex<()>,
+    done: Condvar,
 }
 
 impl Counters {
@@ -170,26 +207,87 @@ impl Counters {
             block: AtomicU64::new(u64::from(block.max(2))),
             max_block: u64::from(block.max(2)).saturating_mul(16),
             stalls: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
+            requested: AtomicBool::new(false),
+            waiting: Mutex::new(()),
+            done: Condvar::new(),
+        }
+    }
+
+    /// A reservation has been asked of the background thread.
+    pub(crate) fn mark_requested(&self) {
+        let _g = lock(&self.waiting);
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// The background reservation asked for has run (or will not run).
+    pub(crate) fn request_done(&self) {
+        let _g = lock(&self.waiting);
+        self.requested.store(false, Ordering::Release);
+        self.done.notify_all();
+    }
+
+    /// While a requested background reservation is in flight and `counter` is not yet covered,
+    /// waits for it (at most `limit`): the tap then uses that fsync instead of writing its own.
+    pub(crate) fn wait_for_requested(&self, counter: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut g = lock(&self.waiting);
+        while self.requested.load(Ordering::Acquire)
+            && counter >= self.durable_end.load(Ordering::Acquire)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            g = match self.done.wait_timeout(g, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
         }
     }
 
     /// Raises the durable mark so that at least `[next, next + block)` is covered, extending by
     /// a whole block past the current mark. Blocking (one fsync); called by the reserver thread,
     /// at open, at certificate installation, and by the tap path only if the reserver fell behind.
-    pub(crate) fn reserve_ahead(&self) -> Result<(), WalletError> {
+    /// Returns true if this call wrote (and waited for) the fsync.
+    pub(crate) fn reserve_ahead(&self) -> Result<bool, WalletError> {
         let mut f = lock(&self.file);
         let next = self.next.load(Ordering::Acquire);
         let current = f.reserved_end();
         let block = self.block.load(Ordering::Relaxed);
         if current > next && current - next > block / 2 {
-            return Ok(()); // someone else already did it
+            // someone else already did it
+            self.durable_end.store(current, Ordering::Release);
+            return Ok(false);
         }
         let end = current.max(next).saturating_add(block);
-        if f.raise_to(end)? {
+        let wrote = f.raise_to(end)?;
+        if wrote {
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.durable_end.store(f.reserved_end(), Ordering::Release);
-        Ok(())
+        Ok(wrote)
+    }
+
+    /// Parks the mark at `next`, the next counter the tap path would hand out. The caller holds
+    /// the tap path's lock, so no counter at or above `next` is in flight. The in-memory limit
+    /// drops first: even if the write fails or tears, no counter at or above `next` is handed
+    /// out before a new reservation's fsync. Returns true if it wrote.
+    pub(crate) fn park(&self, next: u64) -> Result<bool, WalletError> {
+        let mut f = lock(&self.file);
+        self.next.fetch_max(next, Ordering::AcqRel);
+        self.durable_end.fetch_min(next, Ordering::AcqRel);
+        let wrote = f.lower_to(next)?;
+        if wrote {
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            self.parks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(wrote)
+    }
+
+    /// The durable mark (what a restart would resume at, at the latest).
+    pub(crate) fn mark(&self) -> u64 {
+        lock(&self.file).reserved_end()
     }
 
     /// True when the reserver should run: half a block or less remains.
@@ -220,16 +318,29 @@ mod tests {
         assert!(ReservationFile::open(&p, false).is_err());
         let mut f = ReservationFile::open(&p, true).unwrap();
         assert_eq!(f.reserved_end(), 0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(f.raise_to(16).unwrap());
         assert!(f.raise_to(32).unwrap());
         assert!(!f.raise_to(20).unwrap());
+        // a park lowers the mark (and only lowers it); the reopened file resumes there
+        assert!(f.lower_to(20).unwrap());
+        assert!(!f.lower_to(25).unwrap());
+        drop(f);
+        assert_eq!(ReservationFile::open(&p, false).unwrap().reserved_end(), 20);
+        let mut f = ReservationFile::open(&p, false).unwrap();
+        assert!(f.raise_to(32).unwrap());
         drop(f);
         assert_eq!(ReservationFile::open(&p, false).unwrap().reserved_end(), 32);
-        // tear the newest slot (generation 2 lives in slot 0): the older one (16) is used
+        // tear the newest slot (generation 4 lives in slot 0): the older one (20) is used
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[20] ^= 0xFF;
         std::fs::write(&p, &bytes).unwrap();
-        assert_eq!(ReservationFile::open(&p, false).unwrap().reserved_end(), 16);
+        assert_eq!(ReservationFile::open(&p, false).unwrap().reserved_end(), 20);
         // both slots damaged: error, not zero
         bytes[SLOT + 20] ^= 0xFF;
         std::fs::write(&p, &bytes).unwrap();

@@ -78,9 +78,14 @@ impl Wallet {
     }
 
     /// The NFC field dropped or another application was selected: ends the session. Nothing is
-    /// half-written: each command commits or changes nothing.
+    /// half-written: each command commits or changes nothing. If no reader selects ManCard
+    /// again within `WalletConfig::park_after_quiet_ms`, the next counter is recorded durably
+    /// (off the tap path), so a process killed while idle skips no counter.
     pub fn deactivated(&self) {
-        self.writer().session = None;
+        let had_session = self.writer().session.take().is_some();
+        if had_session {
+            self.request(crate::wallet::Job::Quiet);
+        }
     }
 
     fn dispatch(&self, bytes: &[u8]) -> ResponseApdu {
@@ -123,6 +128,11 @@ impl Wallet {
         }
         .encode();
         ws.session = Some(session);
+        // A tap is starting: reserve its counters now, in the background, while the reader
+        // prepares its challenge (and cancel a pending park).
+        if ws.active.as_ref().is_some_and(|a| a.key.is_some()) {
+            self.request(crate::wallet::Job::Reserve);
+        }
         ResponseApdu::ok(resp)
     }
 
@@ -262,17 +272,28 @@ impl Wallet {
     }
 
     /// Makes sure `counter` is below the durable reservation mark. Normally true already (the
-    /// background thread keeps half a block ahead); otherwise reserves inline (one fsync).
+    /// reservation started when the reader selected ManCard, and the background thread keeps
+    /// half a block ahead); otherwise waits for the one in flight or reserves inline (one
+    /// fsync). Only a reservation this tap had to write itself counts as a stall.
     pub(crate) fn ensure_reserved(&self, counter: u32) -> Result<(), Refusal> {
         let c = u64::from(counter);
         if c < self.counters().durable_end.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.counters().next.fetch_max(c, Ordering::AcqRel);
-        self.counters().stalled();
+        // the reservation this tap's SELECT asked for is usually in flight: wait for its fsync
         self.counters()
+            .wait_for_requested(c, std::time::Duration::from_millis(200));
+        if c < self.counters().durable_end.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.counters().next.fetch_max(c, Ordering::AcqRel);
+        let wrote = self
+            .counters()
             .reserve_ahead()
             .map_err(|e| Refusal::new(StatusWord::StorageFailure, e.to_string()))?;
+        if wrote {
+            self.counters().stalled();
+        }
         if c < self.counters().durable_end.load(Ordering::Acquire) {
             Ok(())
         } else {

@@ -152,8 +152,7 @@ impl Wallet {
             .next
             .store(ws.next_counter, Ordering::Release);
         self.set_key_problem(None);
-        drop(ws);
-        self.counters().reserve_ahead()?;
+        // nothing reserved here: the first reader that selects ManCard starts the reservation
         Ok(())
     }
 

@@ -6,7 +6,8 @@ use crate::qr::QrMatrix;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletConfig {
     /// Counters reserved per fsync (the reservation block; doubles up to 16× if bursts of taps
-    /// outrun the fsync).
+    /// outrun the fsync). A process killed between a tap and the next park skips at most what
+    /// is left of its block.
     pub counter_block: u32,
     /// Replenishment is due this long before the certificate expires, seconds.
     pub replenish_before_expiry_secs: i64,
@@ -35,7 +36,7 @@ pub struct WalletConfig {
 impl Default for WalletConfig {
     fn default() -> Self {
         Self {
-            counter_block: 16,
+            counter_block: 4,
             replenish_before_expiry_secs: 2 * 86_400,
             replenish_below_rides: 4,
             pass_lifetime_secs: mancard_protocol::DEFAULT_PASS_LIFETIME_SECS,
@@ -290,4 +291,9 @@ pub struct WalletStats {
     pub reservation_stalls: u64,
     /// Current reservation block size (grows after stalls).
     pub reservation_block: u64,
+    /// Parks written since the wallet opened (each one fsync: the next counter recorded after
+    /// a quiet period, so that a kill skips nothing).
+    pub counter_parks: u64,
+    /// The durable mark in the counter file: a restart resumes here (at the latest).
+    pub counter_mark: u64,
 }

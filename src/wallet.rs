@@ -16,9 +16,10 @@ use mancard_protocol::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// File name of the wallet database inside the data directory.
@@ -106,8 +107,13 @@ pub(crate) struct WriterState {
 }
 
 pub(crate) enum Job {
+    /// Reserve counters ahead of need (a reader selected ManCard, or half a block is used);
+    /// also cancels a pending park.
     Reserve,
     Checkpoint,
+    /// The NFC field dropped: park the counter after the quiet period unless a reader selects
+    /// ManCard again first.
+    Quiet,
 }
 
 /// The rider's wallet. `Send + Sync`: the HCE thread taps while the UI reads and a sync runs.
@@ -115,7 +121,7 @@ pub struct Wallet {
     data_dir: PathBuf,
     keystore: Arc<dyn PlatformKeystore>,
     config: WalletConfig,
-    writer: Mutex<WriterState>,
+    writer: Arc<Mutex<WriterState>>,
     reader: Mutex<Reader>,
     counters: Arc<Counters>,
     locked: AtomicBool,
@@ -131,6 +137,8 @@ pub struct Wallet {
     maintenance: Option<JoinHandle<()>>,
     /// Used instead of the thread when background maintenance is off.
     inline_maintenance: Option<Mutex<Spare>>,
+    /// Set by [`Wallet::close`]: the drop has nothing left to do.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -142,12 +150,33 @@ impl std::fmt::Debug for Wallet {
 }
 
 impl Drop for Wallet {
+    /// A clean close: the maintenance thread finishes its queue, then the next counter is
+    /// parked so that the next open resumes inside the reserved block.
     fn drop(&mut self) {
         self.kick.take();
         if let Some(h) = self.maintenance.take() {
             let _ = h.join();
         }
+        if !self.closed.load(Ordering::Acquire) {
+            if let Err(e) = park_counter(&self.writer, &self.counters, false) {
+                tracing::warn!("could not record the next counter at close: {e}");
+            }
+        }
     }
+}
+
+/// Parks the counter at the writer's next counter, under the writer lock (no tap in flight).
+/// With `quiet_only`, nothing is done while a reader has ManCard selected.
+fn park_counter(
+    writer: &Mutex<WriterState>,
+    counters: &Counters,
+    quiet_only: bool,
+) -> Result<bool, WalletError> {
+    let ws = lock(writer);
+    if quiet_only && ws.session.is_some() {
+        return Ok(false);
+    }
+    counters.park(ws.next_counter)
 }
 
 /// Loads and unseals a tap key, checking it matches `expected`.
@@ -166,10 +195,23 @@ pub(crate) fn unseal_tap_key(
     Ok(key)
 }
 
-fn run_job(job: Job, counters: &Counters, spare: &Spare, background: bool) {
+fn run_job(
+    job: Job,
+    writer: &Mutex<WriterState>,
+    counters: &Counters,
+    spare: &Spare,
+    background: bool,
+) {
     match job {
+        Job::Quiet => {
+            if let Err(e) = park_counter(writer, counters, true) {
+                tracing::warn!("could not record the next counter: {e}");
+            }
+        }
         Job::Reserve => {
-            if let Err(e) = counters.reserve_ahead() {
+            let r = counters.reserve_ahead();
+            counters.request_done();
+            if let Err(e) = r {
                 if background {
                     tracing::warn!("background counter reservation failed: {e}");
                 } else {
@@ -187,9 +229,35 @@ fn run_job(job: Job, counters: &Counters, spare: &Spare, background: bool) {
     }
 }
 
-fn maintenance_loop(rx: Receiver<Job>, counters: Arc<Counters>, spare: Spare) {
-    while let Ok(job) = rx.recv() {
-        run_job(job, &counters, &spare, true);
+/// The maintenance thread: runs jobs as they come; a `Quiet` arms a timer that parks the
+/// counter when it runs out, and any `Reserve` (a reader selected ManCard) disarms it.
+fn maintenance_loop(
+    rx: Receiver<Job>,
+    writer: Arc<Mutex<WriterState>>,
+    counters: Arc<Counters>,
+    spare: Spare,
+    quiet: Duration,
+) {
+    let mut park_at: Option<Instant> = None;
+    loop {
+        let job = match park_at {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        match job {
+            Ok(Job::Quiet) => park_at = Some(Instant::now() + quiet),
+            Ok(job) => {
+                if matches!(job, Job::Reserve) {
+                    park_at = None;
+                }
+                run_job(job, &writer, &counters, &spare, true);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                park_at = None;
+                run_job(Job::Quiet, &writer, &counters, &spare, true);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
     }
 }
 
@@ -288,17 +356,20 @@ type Maintenance = (
 
 fn start_maintenance(
     config: &WalletConfig,
+    writer: &Arc<Mutex<WriterState>>,
     counters: &Arc<Counters>,
     spare: Spare,
 ) -> Result<Maintenance, WalletError> {
     if !config.background_maintenance {
         return Ok((None, None, Some(Mutex::new(spare))));
     }
-    let (tx, rx) = sync_channel::<Job>(8);
+    let (tx, rx) = sync_channel::<Job>(32);
     let c = Arc::clone(counters);
+    let w = Arc::clone(writer);
+    let quiet = Duration::from_millis(u64::from(config.park_after_quiet_ms));
     let h = std::thread::Builder::new()
         .name("mancard-maintenance".into())
-        .spawn(move || maintenance_loop(rx, c, spare))?;
+        .spawn(move || maintenance_loop(rx, w, c, spare, quiet))?;
     Ok((Some(tx), Some(h), None))
 }
 
@@ -328,24 +399,15 @@ impl Wallet {
         if let Some(a) = &active {
             next = next.max(u64::from(a.cert.body.allowance.counter_first));
         }
+        // Nothing is reserved here: the first reader that selects ManCard starts a reservation
+        // in the background (an open that never taps writes nothing, and loses nothing).
         let counters = Arc::new(Counters::new(file, next, config.counter_block));
-        // Reserve the first block now (one fsync, before any tap can arrive) only if there is a
-        // credential to tap with: every open skips what is left of the previous block.
-        if active.as_ref().is_some_and(|a| a.key.is_some()) {
-            counters.reserve_ahead()?;
-        }
 
         let reader = Reader::open(&db_path)?;
         let spare = Spare::open(&db_path)?;
         let log_entries = log.next_seq;
         let key_problem = active.as_ref().and_then(|a| a.key_problem.clone());
-        let (kick, maintenance, inline_maintenance) = start_maintenance(&config, &counters, spare)?;
-
-        Ok(Self {
-            data_dir,
-            keystore,
-            config,
-            writer: Mutex::new(WriterState {
+        let writer = Arc::new(Mutex::new(WriterState {
                 db,
                 session: None,
                 log,
@@ -357,7 +419,15 @@ impl Wallet {
                 issuer_keys,
                 readers: ReaderCache::default(),
                 recent_taps: RateWindow::default(),
-            }),
+        }));
+        let (kick, maintenance, inline_maintenance) =
+            start_maintenance(&config, &writer, &counters, spare)?;
+
+        Ok(Self {
+            data_dir,
+            keystore,
+            config,
+            writer,
             reader: Mutex::new(reader),
             counters,
             locked: AtomicBool::new(locked),
@@ -369,7 +439,28 @@ impl Wallet {
             kick,
             maintenance,
             inline_maintenance,
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Closes the wallet cleanly and says whether that worked: the background work finishes
+    /// and the next counter is recorded durably, so the next open resumes where this one
+    /// stopped (dropping the wallet does the same, logging a failure instead).
+    pub fn close(mut self) -> Result<(), WalletError> {
+        self.kick.take();
+        if let Some(h) = self.maintenance.take() {
+            let _ = h.join();
+        }
+        self.closed.store(true, Ordering::Release);
+        park_counter(&self.writer, &self.counters, false).map(|_| ())
+    }
+
+    /// Records the next counter durably now (what a clean close and a quiet period after the
+    /// field drops do): an app about to be stopped calls it so that a kill loses no counter.
+    /// The next tap's reservation runs when a reader selects ManCard. Returns whether it wrote
+    /// (false: nothing was reserved beyond the next counter).
+    pub fn park_counter(&self) -> Result<bool, WalletError> {
+        park_counter(&self.writer, &self.counters, false)
     }
 
     /// The data directory.
@@ -421,17 +512,31 @@ impl Wallet {
     }
 
     /// Asks for background work without ever blocking (a full queue means work is pending).
+    /// Without the maintenance thread the job runs here, except a quiet park, which has no
+    /// timer to wait on: it runs only with `park_after_quiet_ms` 0 (else the close parks).
     pub(crate) fn request(&self, job: Job) {
         match &self.kick {
-            Some(tx) => match tx.try_send(job) {
-                Ok(()) | Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => {
-                    tracing::warn!("maintenance thread is gone");
+            Some(tx) => {
+                let reserve = matches!(job, Job::Reserve);
+                if reserve {
+                    self.counters.mark_requested();
                 }
-            },
+                match tx.try_send(job) {
+                    Ok(()) | Err(TrySendError::Full(_)) => {}
+                    Err(TrySendError::Disconnected(_)) => {
+                        if reserve {
+                            self.counters.request_done();
+                        }
+                        tracing::warn!("maintenance thread is gone");
+                    }
+                }
+            }
             None => {
+                if matches!(job, Job::Quiet) && self.config.park_after_quiet_ms > 0 {
+                    return;
+                }
                 if let Some(spare) = &self.inline_maintenance {
-                    run_job(job, &self.counters, &lock(spare), false);
+                    run_job(job, &self.writer, &self.counters, &lock(spare), false);
                 }
             }
         }
@@ -602,6 +707,8 @@ impl Wallet {
             log_entries: self.log_entries.load(Ordering::Relaxed),
             reservation_stalls: self.counters.stalls.load(Ordering::Relaxed),
             reservation_block: self.counters.block.load(Ordering::Relaxed),
+            counter_parks: self.counters.parks.load(Ordering::Relaxed),
+            counter_mark: self.counters.mark(),
         }
     }
 }

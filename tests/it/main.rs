@@ -15,6 +15,7 @@
 
 mod apdu;
 mod config;
+mod counters;
 mod crash;
 mod history;
 mod keys;

@@ -2,7 +2,7 @@
 //! restarts, history pagination, and readers running beside taps.
 
 use mancard::{
-    HistoryKind, HistoryStatus, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE,
+    HistoryKind, HistoryStatus, Wallet, WalletConfig, WalletError, DB_FILE,
     SCHEMA_VERSION,
 };
 use mancard_protocol::{StatusWord, TapAuthorization};
@@ -360,52 +360,6 @@ fn truncated_or_garbage_database_is_refused_and_kept() {
     )
     .unwrap_err();
     assert!(matches!(err, WalletError::DatabaseCorrupt { .. }), "{err}");
-}
-
-#[test]
-fn counters_increase_across_restarts_and_a_missing_counter_file_is_an_error() {
-    let d = tempfile::tempdir().unwrap();
-    let (first, reader) = used_wallet(d.path());
-    assert!(first.windows(2).all(|p| p[0] < p[1]));
-    let mut last = *first.last().unwrap();
-    for round in 0..3 {
-        let w = open(d.path());
-        let a = tap_fare(&w, &reader, 10).unwrap();
-        assert!(a.counter > last, "{} after {last}", a.counter);
-        last = a.counter;
-        assert_eq!(w.verify_tap_log().unwrap(), 21 + round);
-        // one reservation at open, taps themselves did not fsync
-        assert_eq!(w.stats().counter_fsyncs, 1);
-    }
-    std::fs::remove_file(d.path().join("wallet").join(COUNTER_FILE)).unwrap();
-    let err = Wallet::open(
-        d.path().join("wallet"),
-        keystore(d.path()),
-        WalletConfig::default(),
-    )
-    .unwrap_err();
-    assert!(matches!(err, WalletError::CounterFile { .. }), "{err}");
-    assert!(!d.path().join("wallet").join(COUNTER_FILE).exists());
-}
-
-#[test]
-fn fsyncs_stay_at_one_per_block() {
-    let d = tempfile::tempdir().unwrap();
-    let w = open_with(
-        d.path(),
-        WalletConfig {
-            background_maintenance: false,
-            ..test_config()
-        },
-    );
-    let (_, reader) = ready(&w, CertSpec::default());
-    let before = w.stats().counter_fsyncs;
-    for _ in 0..160 {
-        tap_fare(&w, &reader, 1).unwrap();
-    }
-    let s = w.stats();
-    assert_eq!(s.counter_fsyncs - before, 10, "{s:?}");
-    assert!(s.reserved_until > s.next_counter);
 }
 
 #[test]
