@@ -8,6 +8,7 @@
 //! `balance`) talk to the backend given by `--backend URL` through `mancard::OnlineWallet`.
 
 mod dev;
+mod session;
 
 use crate::CliResult;
 use clap::{Args, Subcommand};
@@ -89,11 +90,16 @@ enum WalletCommand {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
-    /// Feed one command APDU (hex) to the wallet, print the response and its status word.
+    /// Feed one command APDU (hex) to the wallet, print the response and its status word (one
+    /// field per process: a whole tap needs `apdu-session`).
     Apdu {
         /// The command APDU, hex (spaces allowed).
         hex: String,
     },
+    /// A scripted NFC field: command APDUs in hex on stdin, one a line, each answered on
+    /// stdout, the session kept between lines (a whole tap can be scripted).
+    #[command(after_long_help = session::PROTOCOL)]
+    ApduSession,
     /// Online: ask the backend to send a one-time code to PHONE (creates the wallet if needed).
     Register { phone: String },
     /// Online: log in with the one-time code (the session is stored sealed).
@@ -400,6 +406,7 @@ pub fn run(args: WalletArgs) -> CliResult {
         WalletCommand::History { limit, cursor } => history(dir, limit, cursor)?,
         WalletCommand::Qr { png, svg } => qr(dir, png, svg, now)?,
         WalletCommand::Apdu { hex: h } => apdu(dir, &h)?,
+        WalletCommand::ApduSession => return session::run(dir),
         _ => return Err("an online subcommand needs --backend URL".into()),
     }
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod apdu_session;
 mod demo;
 mod demo_attacks;
 mod fraud;
