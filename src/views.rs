@@ -16,7 +16,7 @@ use crate::types::{
 };
 use crate::util::now_utc;
 use crate::wallet::{format_local_time, Wallet};
-use mancard_api::{TapStatus, VerdictStatus};
+use mancard_api::{RevocationReason, TapStatus, VerdictStatus};
 use mancard_protocol::{CertificateBody, CredentialCertificate, Tariff};
 use std::sync::atomic::Ordering;
 
@@ -28,9 +28,60 @@ fn to_u32(v: Option<i64>) -> Option<u32> {
 struct Allowance {
     amount_left: i64,
     counters_left: u64,
+    /// Rides available offline: the fewer of what the amount left pays (at the highest fare
+    /// of the rider's class) and the counters left.
     rides: u64,
+    /// Few counters left: under a quarter of the certificate's range, or no more than the
+    /// configured ride margin. Online, this alone asks for a new certificate, whatever the
+    /// balance: counters, unlike money, cannot be topped up.
+    counters_low: bool,
     replenish_due: bool,
 }
+
+/// Whether `left` of a certificate's `range` counters is low: under a quarter of the range,
+/// or at most `margin`.
+fn counters_low(left: u64, range: u64, margin: u64) -> bool {
+    left <= margin || left.saturating_mul(4) < range
+}
+
+/// Why a ticket was revoked, in the rider's words, by the backend's revocation code (stored as
+/// the credential's reason); a code this build does not know, or a reason written by hand, is
+/// shown in words.
+fn revocation_why(reason: Option<&str>) -> String {
+    let Some(reason) = reason else {
+        return "no reason given".into();
+    };
+    match RevocationReason::parse(reason) {
+        Some(RevocationReason::ReplacedByNewDevice) => MOVED_TO_ANOTHER_PHONE.into(),
+        Some(RevocationReason::SharedPass) => {
+            format!("{}, more often than allowed in a day", reason_text(reason))
+        }
+        Some(RevocationReason::Fraud(_)) => format!(
+            "a fraud case was opened ({}); the account is frozen until it is resolved",
+            reason_text(reason)
+        ),
+        None => reason_text(reason),
+    }
+}
+
+/// The status problem of a revoked ticket: "this card was moved to another phone" when the
+/// account moved it (the lost-phone path: nothing is wrong with this phone, the card is on the
+/// other one), else "revoked: why".
+fn revoked_problem(reason: Option<&str>) -> String {
+    match reason.and_then(RevocationReason::parse) {
+        Some(RevocationReason::ReplacedByNewDevice) => MOVED_TO_ANOTHER_PHONE.into(),
+        _ => format!("revoked: {}", revocation_why(reason)),
+    }
+}
+
+/// Why a revoked ticket refuses a tap or a pass, for the refusal's record and the error:
+/// "the ticket has been revoked: this card was moved to another phone".
+pub(crate) fn revoked_refusal(reason: Option<&str>) -> String {
+    format!("the ticket has been revoked: {}", revocation_why(reason))
+}
+
+/// The rider's sentence for a ticket revoked because the account provisioned another phone.
+pub(crate) const MOVED_TO_ANOTHER_PHONE: &str = "this card was moved to another phone";
 
 /// The state and the problem sentence, in order of precedence.
 fn state_of(
@@ -43,10 +94,7 @@ fn state_of(
     if let Some(reason) = revoked_reason {
         (
             CredentialState::Revoked,
-            Some(format!(
-                "revoked: {}",
-                reason.unwrap_or_else(|| "no reason given".into())
-            )),
+            Some(revoked_problem(reason.as_deref())),
         )
     } else if let Some(p) = key_problem {
         (CredentialState::KeyUnavailable, Some(p))
@@ -293,19 +341,35 @@ impl Wallet {
             u64::MAX
         };
         let rides = counters_left.min(rides_by_amount);
-        let replenish_due = rides <= self.config().replenish_below_rides
+        let range = b.allowance.counters();
+        let margin = self.config().replenish_below_rides;
+        let counters_low = counters_low(counters_left, range, margin);
+        let replenish_due = rides <= margin
+            || counters_low
             || b.valid_until.saturating_sub(t) <= self.config().replenish_before_expiry_secs;
         Allowance {
             amount_left,
             counters_left,
             rides,
+            counters_low,
             replenish_due,
         }
     }
 
     /// The credential's state and the "N rides / X available offline until T" line, at `now`
-    /// (device clock; corrected by the server offset).
+    /// (device clock; corrected by the server offset). N is the fewer of the rides the offline
+    /// allowance pays for and the counters left.
     pub fn status(&self, now: i64) -> Result<WalletStatus, WalletError> {
+        self.status_and_counters(now).map(|(s, _)| s)
+    }
+
+    /// [`Wallet::status`], and whether the certificate's counters are low (under a quarter of
+    /// its range left, or no more than the ride margin): what the online layer replenishes for
+    /// whatever the balance.
+    pub(crate) fn status_and_counters(
+        &self,
+        now: i64,
+    ) -> Result<(WalletStatus, bool), WalletError> {
         let t = self.corrected(now);
         let tariff = self.tariff();
         let locked = self.is_locked();
@@ -320,7 +384,7 @@ impl Wallet {
             (r.has_pending_tap_key()?, current)
         };
         let Some((spent, c)) = current else {
-            return Ok(no_credential(pending_request, locked));
+            return Ok((no_credential(pending_request, locked), false));
         };
         let cert = CredentialCertificate::decode(&c.certificate).map_err(|e| {
             WalletError::DatabaseCorrupt {
@@ -346,7 +410,7 @@ impl Wallet {
         } else {
             format!("Ticket not usable: {}", problem.clone().unwrap_or_default())
         };
-        Ok(WalletStatus {
+        let status = WalletStatus {
             state,
             fare_class: Some(b.fare_class.name().to_string()),
             valid_from: Some(b.valid_from),
@@ -360,7 +424,8 @@ impl Wallet {
             cert_hash_hex: Some(hex::encode(cert.id())),
             summary,
             problem,
-        })
+        };
+        Ok((status, a.counters_low))
     }
 
     /// Confirmed, pending and available balances; the offline allowance left now (the
@@ -469,5 +534,39 @@ impl Position {
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}.{}", self.major, self.minor, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{counters_low, revoked_problem, revoked_refusal};
+
+    #[test]
+    fn counters_are_low_under_a_quarter_of_the_range_or_within_the_margin() {
+        assert!(!counters_low(256, 1_024, 4));
+        assert!(counters_low(255, 1_024, 4));
+        assert!(!counters_low(6, 24, 4));
+        assert!(counters_low(5, 24, 4));
+        assert!(counters_low(4, 8, 4));
+        assert!(!counters_low(5, 8, 4));
+    }
+
+    #[test]
+    fn a_moved_card_is_said_in_the_riders_words() {
+        let moved = Some("replaced_by_new_device");
+        assert_eq!(
+            revoked_problem(moved),
+            "this card was moved to another phone"
+        );
+        assert_eq!(
+            revoked_refusal(moved),
+            "the ticket has been revoked: this card was moved to another phone"
+        );
+        assert_eq!(revoked_problem(None), "revoked: no reason given");
+        assert_eq!(
+            revoked_problem(Some("reported_stolen")),
+            "revoked: reported stolen"
+        );
+        assert!(revoked_problem(Some("duplicate_counter")).contains("fraud case"));
     }
 }

@@ -59,7 +59,7 @@ pub use validator::{BatchResponse, TapResult, TapStatus};
 pub use wallet::{
     ChainState, CredentialRequest, CredentialResponse, CredentialState, CredentialStatus, Health,
     IssuerKeyView, LedgerEntry, LedgerKind, LogItem, LogQuery, LogResponse, NonceResponse,
-    SyncRequest, SyncResponse, TapVerdict, VerdictStatus,
+    RevocationReason, SyncRequest, SyncResponse, TapVerdict, VerdictStatus,
 };
 
 wire_text!(
@@ -68,7 +68,8 @@ wire_text!(
     CredentialState,
     LedgerKind,
     FraudKind,
-    VerdictStatus
+    VerdictStatus,
+    RevocationReason
 );
 
 #[cfg(test)]
@@ -96,6 +97,19 @@ mod tests {
             assert_eq!(json.unwrap_or_default(), format!("\"{text}\""));
         }
         assert_eq!(TapStatus::Settled, "settled");
+        for r in [
+            RevocationReason::ReplacedByNewDevice,
+            RevocationReason::SharedPass,
+            RevocationReason::Fraud(FraudKind::DuplicateCounter),
+            RevocationReason::Fraud(FraudKind::BrokenChain),
+        ] {
+            assert_eq!(RevocationReason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(
+            RevocationReason::ReplacedByNewDevice,
+            "replaced_by_new_device"
+        );
+        assert_eq!(RevocationReason::parse("a_newer_reason"), None);
         assert_eq!(LedgerKind::Topup.to_string(), "topup");
     }
 

@@ -115,7 +115,8 @@ impl CredentialState {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialStatus {
     pub status: CredentialState,
-    /// Why revoked or why replenishment is due.
+    /// Why revoked (a [`RevocationReason`] code) or why replenishment is due (`expiry_near`,
+    /// `counters_low`, `allowance_can_grow`, `no_certificate`).
     pub reason: Option<String>,
     /// The pseudonym of the device's newest certificate, hex.
     pub pseudonym: String,
@@ -125,6 +126,41 @@ pub struct CredentialStatus {
     pub counter_first: Option<u32>,
     pub counter_last: Option<u32>,
     pub max_amount: Option<i64>,
+}
+
+/// Why a device's credential was revoked: the `reason` of a `revoked` [`CredentialStatus`]
+/// (the device syncs on and learns it) and the code named in the detail of a 409
+/// `credential_revoked` problem. Its text is the stable contract; a code this build does not
+/// know (a newer server) parses as `None` and is shown as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationReason {
+    /// The account provisioned another phone: the card moved there (the lost-phone path).
+    /// This device's certificates are on the deny list; the balance stays with the account.
+    ReplacedByNewDevice,
+    /// A fraud case was opened against the device on its own signatures.
+    Fraud(crate::FraudKind),
+    /// Its rider showed one pass at several validators more often than allowed in a day.
+    SharedPass,
+}
+
+impl RevocationReason {
+    /// The reason's wire (and database) text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ReplacedByNewDevice => "replaced_by_new_device",
+            Self::Fraud(kind) => kind.as_str(),
+            Self::SharedPass => "shared_pass",
+        }
+    }
+
+    /// The reason for its text, if known.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "replaced_by_new_device" => Some(Self::ReplacedByNewDevice),
+            "shared_pass" => Some(Self::SharedPass),
+            other => crate::FraudKind::parse(other).map(Self::Fraud),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,14 @@ use mancard_protocol::{Tariff, TimeRules};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Counters in a certificate by default: far more than the rides its allowance pays for
+/// (500,000 rials is 25 full fares), so the money, not the counters, is what runs out, and
+/// restarts of the phone's app (each may skip the rest of a reserved block after a crash)
+/// cannot strand a rider whose balance covers the ride.
+pub const DEFAULT_COUNTERS_PER_CERT: u32 = 1_024;
+// At least 1,024 (issue #14: 64 stranded riders whose app restarted a few times).
+const _: () = assert!(DEFAULT_COUNTERS_PER_CERT >= 1_024);
+
 /// Policy knobs of issuance, sessions and top-up. Defaults suit a pilot.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -11,7 +19,9 @@ pub struct Policy {
     pub cert_lifetime_secs: i64,
     /// How far back a certificate's `valid_from` is set, to tolerate validator clocks running slow.
     pub cert_backdate_secs: i64,
-    /// Counters per certificate.
+    /// Counters per certificate (default [`DEFAULT_COUNTERS_PER_CERT`]): a ride costs one, so
+    /// this bounds the rides one certificate can sign offline whatever its allowance; the
+    /// wallet asks for the next certificate when under a quarter is left.
     pub counters_per_cert: u32,
     /// Each certificate's counter range starts a random 0..this many counters after the
     /// previous one's end (the first one's after 0): consecutive ranges would link a phone's
@@ -60,7 +70,7 @@ impl Default for Policy {
         Self {
             cert_lifetime_secs: 72 * 3600,
             cert_backdate_secs: 300,
-            counters_per_cert: 64,
+            counters_per_cert: DEFAULT_COUNTERS_PER_CERT,
             counter_gap_max: 1 << 16,
             max_offline_amount: 500_000,
             replenish_before_expiry_secs: 24 * 3600,

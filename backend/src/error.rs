@@ -7,7 +7,18 @@
 //! only as "internal error" and its cause goes to the log. No error message ever contains a
 //! secret (issuer key, session token, one-time code).
 
+use mancard_api::RevocationReason;
 use thiserror::Error;
+
+/// What a revoked device's owner can do, by the revocation's code.
+fn revoked_hint(reason: &str) -> &'static str {
+    match RevocationReason::parse(reason) {
+        Some(RevocationReason::ReplacedByNewDevice) => {
+            ": this card was moved to another phone of the account; ride with that phone"
+        }
+        _ => "; provision with a new binding key",
+    }
+}
 
 /// A failure of the storage layer (SQLite or the key file).
 #[derive(Debug, Error)]
@@ -82,7 +93,8 @@ pub enum Error {
     BadProof,
     #[error("this binding key belongs to another account")]
     BindingKeyInUse,
-    #[error("this device's credential is revoked ({reason}); provision with a new binding key")]
+    /// `reason` is a [`mancard_api::RevocationReason`] code.
+    #[error("this device's credential is revoked ({reason}){}", revoked_hint(.reason))]
     CredentialRevoked { reason: String },
     #[error("no device with this binding key; provision first")]
     UnknownBindingKey,

@@ -40,7 +40,7 @@ pub mod server;
 pub mod settle;
 pub mod store;
 
-pub use config::{BackendConfig, Policy};
+pub use config::{BackendConfig, Policy, DEFAULT_COUNTERS_PER_CERT};
 pub use engine::Engine;
 pub use error::{Error, Result, StoreError};
 pub use features::accounts::normalize_phone;

@@ -60,7 +60,7 @@ enum BackendCommand {
         #[arg(long, default_value_t = 500_000)]
         max_offline_amount: i64,
         /// Counters per certificate.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = mancard_backend::DEFAULT_COUNTERS_PER_CERT)]
         counters_per_cert: u32,
     },
     /// Issuer keys.

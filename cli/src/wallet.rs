@@ -335,7 +335,11 @@ fn online_sync(o: &mancard::OnlineWallet) -> Done {
         }
     );
     if r.revoked {
-        println!("this phone's ticket was revoked: provision again");
+        if r.credential_reason.as_deref() == Some("replaced_by_new_device") {
+            println!("this card was moved to another phone: ride with that phone");
+        } else {
+            println!("this phone's ticket was revoked: see `status` for why");
+        }
     }
     if r.replenished {
         println!("a new certificate was installed");

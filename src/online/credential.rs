@@ -96,8 +96,13 @@ impl Inner {
                 code: "no_credential".into(),
                 message: "this phone has no ticket yet; provision it first".into(),
             }),
+            // the rider's words for why ("this card was moved to another phone", ...)
             Some((_, true)) => Err(OnlineError::CredentialRevoked {
-                reason: "the ticket on this phone was revoked".into(),
+                reason: self
+                    .wallet
+                    .status(now_utc())?
+                    .problem
+                    .unwrap_or_else(|| "the ticket was revoked".into()),
             }),
             Some(_) => Ok(()),
         }
@@ -236,12 +241,15 @@ impl Inner {
         Ok(a)
     }
 
-    /// Whether a new certificate would help: expired, key unusable, expiry near, counters low,
-    /// or rides low *and* the balance allows more allowance than is left (a certificate cannot
-    /// grant more than the balance, so replenishing a poor wallet at every sync is pointless).
+    /// Whether a new certificate would help: expired, key unusable, expiry near, counters low
+    /// (under a quarter of the range, or no more than the ride margin: counters cannot be
+    /// topped up, so this asks whatever the balance), or rides low *and* the balance allows
+    /// more allowance than is left (a certificate cannot grant more than the balance, so
+    /// replenishing a poor wallet at every sync is pointless). A rider whose balance covers
+    /// the ride is therefore never left without one after a sync.
     pub(super) fn replenish_wanted(&self) -> Result<bool, OnlineError> {
         let now = now_utc();
-        let st = self.wallet.status(now)?;
+        let (st, counters_low) = self.wallet.status_and_counters(now)?;
         let cfg = self.wallet.config();
         Ok(match st.state {
             CredentialState::NoCredential | CredentialState::Revoked => false,
@@ -253,7 +261,6 @@ impl Inner {
                 let expiry_near = st.valid_until.is_some_and(|u| {
                     u.saturating_sub(self.wallet.corrected(now)) <= cfg.replenish_before_expiry_secs
                 });
-                let counters_low = st.counters_left <= cfg.replenish_below_rides;
                 let l = self.wallet.ledger()?;
                 let can_grow =
                     st.replenish_due && l.available_balance > l.offline_allowance_remaining.max(0);

@@ -47,9 +47,10 @@ pub enum OnlineError {
     /// No session, or the session expired or was refused: log in again (register + verify).
     #[error("you are not logged in or your session expired; verify your phone number again")]
     SessionExpired,
-    /// The credential on this phone was revoked (e.g. the account was moved to a new phone):
-    /// provision again.
-    #[error("the ticket on this phone was revoked ({reason}); set it up again")]
+    /// The credential on this phone was revoked: `reason` says why in the rider's words (the
+    /// wallet's status problem, e.g. "this card was moved to another phone", or the backend's
+    /// detail).
+    #[error("the ticket on this phone was revoked: {reason}")]
     CredentialRevoked { reason: String },
     /// The account or this device is blocked (binding key of another account, fraud case).
     #[error("this account or phone is blocked: {message}")]

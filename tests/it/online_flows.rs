@@ -391,3 +391,140 @@ fn a_platform_keystore_that_signs_with_high_s_still_provisions() {
     o.block_on(o.replenish()).unwrap().unwrap();
     assert!(w.config_version().is_some());
 }
+
+#[test]
+fn rides_available_offline_is_the_fewer_of_allowance_and_counters() {
+    // fewer counters than the allowance pays rides for: the counters say
+    let env = Env::start_with(|p| p.counters_per_cert = 3);
+    let w = open_wallet(&data_dir(env.path(), "few_counters"));
+    let o = online(&w, &env.url);
+    login(&env, &o, PHONE);
+    o.block_on(o.provision()).unwrap().unwrap();
+    top_up(&env, &o, 1_000_000);
+    let s = w.status(now_utc()).unwrap();
+    // 500,000 rials pay 16 rides at line 10's 30,000 (the highest adult fare)
+    assert_eq!((s.amount_available, s.counters_left), (500_000, 3), "{s:?}");
+    assert_eq!(s.rides_available, 3);
+    assert!(s.summary.starts_with("3 rides / "), "{}", s.summary);
+    assert!(s.summary.contains("(500,000 rials)"), "{}", s.summary);
+    taps(&w, &mut Validator::new(&env, 31), 1, now_utc(), 60);
+    let s = w.status(now_utc()).unwrap();
+    assert_eq!((s.counters_left, s.rides_available), (2, 2), "{s:?}");
+    assert!(s.summary.starts_with("2 rides / "), "{}", s.summary);
+    assert!(s.summary.contains("(480,000 rials)"), "{}", s.summary);
+
+    // an allowance that pays fewer rides than the counters allow: the allowance says
+    let env = Env::start_with(|p| p.max_offline_amount = 60_000);
+    let w = open_wallet(&data_dir(env.path(), "small_allowance"));
+    let o = online(&w, &env.url);
+    login(&env, &o, PHONE);
+    o.block_on(o.provision()).unwrap().unwrap();
+    top_up(&env, &o, 1_000_000);
+    let s = w.status(now_utc()).unwrap();
+    assert_eq!(
+        (s.amount_available, s.counters_left),
+        (
+            60_000,
+            u64::from(mancard_backend::DEFAULT_COUNTERS_PER_CERT)
+        ),
+        "{s:?}"
+    );
+    assert_eq!(s.rides_available, 2);
+    assert!(s.summary.starts_with("2 rides / "), "{}", s.summary);
+    assert!(s.summary.contains("(60,000 rials)"), "{}", s.summary);
+    taps(&w, &mut Validator::new(&env, 32), 1, now_utc(), 60);
+    let s = w.status(now_utc()).unwrap();
+    assert_eq!(
+        (s.counters_left, s.rides_available),
+        (u64::from(mancard_backend::DEFAULT_COUNTERS_PER_CERT) - 1, 1),
+        "{s:?}"
+    );
+    assert!(s.summary.starts_with("1 ride / "), "{}", s.summary);
+    assert!(s.summary.contains("(40,000 rials)"), "{}", s.summary);
+}
+
+#[test]
+fn a_wallet_low_on_counters_gets_a_new_certificate_at_sync_and_keeps_tapping() {
+    // 24 counters; an allowance (1,000,000) that pays for more rides than that
+    let env = Env::start_with(|p| {
+        p.counters_per_cert = 24;
+        p.max_offline_amount = 1_000_000;
+    });
+    let w = open_wallet(&data_dir(env.path(), "phone"));
+    let o = online(&w, &env.url);
+    let account = login(&env, &o, PHONE);
+    o.block_on(o.provision()).unwrap().unwrap();
+    top_up(&env, &o, 2_000_000);
+    let mut v = Validator::new(&env, 33);
+    let mut t = now_utc();
+    // 18 rides: a quarter (6) left is not low yet, and the sync leaves the certificate be
+    taps(&w, &mut v, 18, t, 60);
+    t += 18 * 60;
+    let s = w.status(now_utc()).unwrap();
+    assert_eq!(s.counters_left, 6);
+    assert!(!s.replenish_due, "{s:?}");
+    assert_eq!(s.state, CredentialState::Active);
+    let r = o.block_on(o.sync()).unwrap().unwrap();
+    assert!(!r.replenished, "{r:?}");
+    assert_eq!(w.status(now_utc()).unwrap().cert_hash_hex, s.cert_hash_hex);
+    // one more: under a quarter left, the wallet says a new certificate is due...
+    taps(&w, &mut v, 1, t, 60);
+    t += 60;
+    let s = w.status(now_utc()).unwrap();
+    assert_eq!(s.counters_left, 5);
+    assert!(s.replenish_due, "{s:?}");
+    assert_eq!(s.state, CredentialState::ReplenishDue);
+    // ...and the next sync gets it: a full range again
+    let r = o.block_on(o.sync()).unwrap().unwrap();
+    assert!(r.replenished, "{r:?}");
+    let after = w.status(now_utc()).unwrap();
+    assert_ne!(after.cert_hash_hex, s.cert_hash_hex);
+    assert_eq!(after.counters_left, 24);
+    // a rider who syncs now and then rides on, past any one certificate's counters
+    for _ in 0..6 {
+        taps(&w, &mut v, 6, t, 60);
+        t += 6 * 60;
+        let r = o.block_on(o.sync()).unwrap().unwrap();
+        assert_eq!(r.replenish_error, None, "{r:?}");
+        assert!(w.status(now_utc()).unwrap().counters_left >= 6);
+    }
+    assert_converged(&env, &w, account);
+}
+
+#[test]
+fn a_rider_whose_balance_covers_the_ride_is_never_stranded_while_online() {
+    // the allowance is capped at 60,000 (two full fares); the balance is far more
+    let env = Env::start_with(|p| p.max_offline_amount = 60_000);
+    let w = open_wallet(&data_dir(env.path(), "phone"));
+    let o = online(&w, &env.url);
+    let account = login(&env, &o, PHONE);
+    o.block_on(o.provision()).unwrap().unwrap();
+    top_up(&env, &o, 1_000_000);
+    let mut v = Validator::new(&env, 34);
+    let start = now_utc() + 60;
+    // (two rounds: the test's clock moves a day per round, and a wallet applies a server
+    // clock offset of up to two days)
+    for round in 0..2 {
+        // two full fares two hours apart (no transfer; a day apart from the other rounds, so
+        // the daily cap never lowers them) use the allowance up offline...
+        let t = start + round * 86_400;
+        for ride in [t, t + 2 * 3_600] {
+            assert_eq!(
+                tap_at(&w, &mut v, 1, ride),
+                mancard_protocol::StatusWord::Ok,
+                "round {round}"
+            );
+        }
+        let s = w.status(now_utc()).unwrap();
+        assert_eq!(s.state, CredentialState::Exhausted, "round {round}: {s:?}");
+        assert_eq!(s.rides_available, 0);
+        // ...and the next sync, online, restores it from the balance
+        let r = o.block_on(o.sync()).unwrap().unwrap();
+        assert!(r.replenished, "round {round}: {r:?}");
+        let s = w.status(now_utc()).unwrap();
+        assert_eq!(s.amount_available, 60_000, "round {round}: {s:?}");
+        assert_eq!(s.rides_available, 2);
+    }
+    assert_converged(&env, &w, account);
+    assert_eq!(env.balance_of(account), 1_000_000 - 4 * 20_000);
+}

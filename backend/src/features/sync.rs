@@ -30,7 +30,8 @@ const SYNC_LEDGER_PAGE: i64 = 500;
 enum ReplenishReason {
     /// Less than the policy's margin remains of its lifetime.
     ExpiryNear,
-    /// Three quarters of its counters are used.
+    /// More than three quarters of its counters are used: under a quarter is left (the
+    /// wallet's own rule, so both ask at the same tap).
     CountersLow,
     /// The balance now allows a larger offline allowance.
     AllowanceCanGrow,
@@ -362,7 +363,7 @@ impl Engine {
             let grantable = balance.clamp(0, policy.max_offline_amount.max(0));
             if c.body.valid_until.saturating_sub(now) < policy.replenish_before_expiry_secs {
                 due(ReplenishReason::ExpiryNear)
-            } else if used.saturating_mul(4) >= a.counters().saturating_mul(3) {
+            } else if used.saturating_mul(4) > a.counters().saturating_mul(3) {
                 due(ReplenishReason::CountersLow)
             } else if grantable > a.max_amount {
                 due(ReplenishReason::AllowanceCanGrow)

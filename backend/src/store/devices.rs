@@ -3,31 +3,11 @@
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId, PseudonymBytes};
-use mancard_api::FraudKind;
 use rusqlite::{named_params, OptionalExtension, Row};
 
-/// Why a device was revoked (stored as its text; the wallet reads it as the credential's
-/// `reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Revocation {
-    /// The account provisioned another device (a lost phone).
-    ReplacedByNewDevice,
-    /// A fraud case was opened against the device.
-    Fraud(FraudKind),
-    /// Its rider showed one pass at several validators more often than allowed in a day.
-    SharedPass,
-}
-
-impl Revocation {
-    /// The stored text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::ReplacedByNewDevice => "replaced_by_new_device",
-            Self::Fraud(kind) => kind.as_str(),
-            Self::SharedPass => "shared_pass",
-        }
-    }
-}
+/// Why a device was revoked: the contract's [`mancard_api::RevocationReason`], stored as its
+/// text; the wallet reads it as the credential's `reason`.
+pub use mancard_api::RevocationReason as Revocation;
 
 /// A wallet installation.
 #[derive(Debug, Clone)]

@@ -377,9 +377,10 @@ async fn provisioning_replenishment_and_lost_phone() {
     let token = h.login("+989120000001").await;
     h.topup(&token, 100_000, "first").await;
     let (mut w, c) = Wallet::provision(&h, &token).await;
-    // a random start below the gap (2^16), 64 counters
+    // a random start below the gap (2^16), 1,024 counters (a certificate's counters outlast
+    // the rides its allowance pays for)
     assert!(c.counter_first < 1 << 16);
-    assert_eq!(c.counter_last, c.counter_first + 63);
+    assert_eq!(c.counter_last, c.counter_first + 1_023);
     assert_eq!(c.max_amount, 100_000);
     assert_eq!(c.fare_class, "adult");
     assert!(c.valid_until - c.server_time == 72 * 3600);
@@ -407,7 +408,7 @@ async fn provisioning_replenishment_and_lost_phone() {
     // after the previous range, by a random gap: the two ranges do not continue each other
     // on the wire (with probability 1 − 2^-16 the gap is not 0)
     assert!(r.counter_first > c.counter_last && r.counter_first <= c.counter_last + (1 << 16));
-    assert_eq!(r.counter_last, r.counter_first + 63);
+    assert_eq!(r.counter_last, r.counter_first + 1_023);
 
     // a proof for the other purpose, a reused nonce, or a foreign binding key is refused
     let (tap, _) = mancard_protocol::SigningKey::generate().unwrap();
@@ -458,7 +459,7 @@ async fn provisioning_replenishment_and_lost_phone() {
     let v: CredentialResponse = h.post_ok(REPLENISH.path, Some(&token), &req).await;
     // (after every earlier range of the device, a random gap further)
     assert!(v.counter_first >= 300 && v.counter_first > r.counter_last);
-    assert_eq!(v.counter_last, v.counter_first + 63);
+    assert_eq!(v.counter_last, v.counter_first + 1_023);
     let other = h.login("+989120000002").await;
     let req = Wallet::credential_request(
         &h,
@@ -1243,14 +1244,20 @@ async fn credential_status_tells_when_to_replenish() {
         v.credential.pseudonym, c.pseudonym,
         "the newest certificate's"
     );
-    // most counters used
+    // under a quarter of the counters left (the wallet's own rule too): a quarter left is
+    // not low yet, one counter fewer is
     let base = ride_base(w.server_time);
+    let range = i64::from(mancard_backend::DEFAULT_COUNTERS_PER_CERT);
     let mut entries = Vec::new();
-    for k in 0..48 {
+    for k in 0..range * 3 / 4 {
         let (_, e) = w.nfc_tap(&v1, 1 + (k % 2) as u32, 0, base + k * 60);
         entries.push(e);
     }
     let v = w.sync_ok(&h, &entries).await;
+    assert_eq!(v.credential.status, CredentialState::Active, "{v:?}");
+    let (_, e) = w.nfc_tap(&v1, 1, 0, base + range * 60);
+    let v = w.sync_ok(&h, &[e]).await;
+    assert_eq!(v.credential.status, CredentialState::ReplenishDue);
     assert_eq!(v.credential.reason.as_deref(), Some("counters_low"));
     // expiry near
     w.replenish(&h).await;

@@ -16,6 +16,7 @@ use mancard_protocol::{
     FareClass, FareKind, ResponseApdu, RideState, SelectResponse, SigningKey, StatusWord,
     TapAuthorization, TapChallenge, TapProof, TapRecord, Tariff, ValidatorCertificate,
 };
+pub use mancard_validator::{Decision, Refusal, TapOutcome};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -451,4 +452,118 @@ pub fn data_dir(root: &Path, name: &str) -> PathBuf {
     let d = root.join(name);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A real validator (`mancard-validator`: its own key, its journal on disk) set up as an
+/// operator does against `env`'s backend: it trusts the backend's current issuer key, registers
+/// its key (keeping the certificate the backend issues), and fetches the signed config bundle
+/// over HTTP, only when told to (a bus that is offline keeps the bundle it has). Its clock is
+/// the test's: [`Gate::tap`] sets it.
+pub struct Gate {
+    pub validator: mancard_validator::Validator,
+    url: String,
+    clock: Arc<std::sync::atomic::AtomicI64>,
+    engine: Arc<mancard_backend::Engine>,
+}
+
+/// The phone in the reader's field: its APDUs go to the wallet's `process_apdu`.
+struct Phone<'a>(&'a Wallet);
+
+impl mancard_validator::CardChannel for Phone<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, mancard_validator::ChannelError> {
+        Ok(self.0.process_apdu(apdu.to_vec()))
+    }
+}
+
+impl Gate {
+    /// Validator `id` on `line`, its files in `dir`, its clock at `now`, the backend's current
+    /// bundle installed.
+    pub fn new(env: &Env, dir: &Path, (id, line): (u32, u32), now: i64) -> Res<Self> {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        let keys = env.engine().key_info();
+        let current = keys
+            .iter()
+            .find(|k| k.current)
+            .ok_or("the backend has no current issuer key")?;
+        let anchor = mancard_validator::TrustAnchor {
+            key_id: Some(current.key_id),
+            public_key: mancard_protocol::PublicKey::from_bytes(
+                &hex::decode(&current.public_key)?,
+                "issuer key",
+            )?,
+        };
+        let mut validator = mancard_validator::Validator::init(dir, &anchor, id, line)?;
+        let registered = env
+            .engine()
+            .register_validator(&RegisterValidatorRequest::new(
+                id,
+                hex::encode(validator.public_key().as_bytes()),
+            ))
+            .map_err(|e| format!("register validator {id}: {e}"))?;
+        validator.install_certificate(&hex::decode(&registered.certificate)?)?;
+        let clock = Arc::new(AtomicI64::new(now));
+        let c = Arc::clone(&clock);
+        validator.set_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+        let mut gate = Self {
+            validator,
+            url: env.url.clone(),
+            clock,
+            engine: Arc::clone(env.engine()),
+        };
+        gate.fetch_bundle()?;
+        Ok(gate)
+    }
+
+    /// Fetches the backend's current signed bundle over HTTP (`GET /v1/validator/config`) and
+    /// installs it; the installed bundle's version.
+    pub fn fetch_bundle(&mut self) -> Res<u64> {
+        let timeout = std::time::Duration::from_secs(5);
+        let bytes = mancard_validator::http::fetch_config(&self.url, None, timeout)
+            .map_err(|e| format!("fetch config: {e}"))?
+            .ok_or("the backend answered 304 to a request without a bundle version")?;
+        Ok(match self.validator.install_config(&bytes)? {
+            mancard_validator::ConfigInstall::Installed { version }
+            | mancard_validator::ConfigInstall::Unchanged { version } => version,
+        })
+    }
+
+    /// Whether the installed bundle's deny list names `pseudonym` (hex).
+    pub fn denies(&self, pseudonym: &str) -> Res<bool> {
+        let p: [u8; 16] = hex::decode(pseudonym)?
+            .try_into()
+            .map_err(|_| "a pseudonym is 16 bytes")?;
+        let cfg = self.validator.config().ok_or("no bundle installed")?;
+        Ok(cfg.is_denied(&mancard_protocol::Pseudonym(p)))
+    }
+
+    /// Moves the validator's clock (and the sandbox backend's, never back) to `t`.
+    pub fn set_time(&self, t: i64) -> Res<()> {
+        self.clock.store(t, std::sync::atomic::Ordering::SeqCst);
+        self.engine
+            .advance_clock_to(t)
+            .map_err(|e| format!("backend clock: {e}"))?;
+        Ok(())
+    }
+
+    /// One NFC tap of `w` at `t` (the validator's clock, the backend's moved on to it, and the
+    /// phone's for the tap, put back after); the field goes off after it.
+    pub fn tap(&mut self, w: &Wallet, t: i64) -> Res<mancard_validator::TapOutcome> {
+        self.set_time(t)?;
+        let offset = w.server_time_offset();
+        w.set_server_time_offset(t.saturating_sub(mancard::now_utc()))?;
+        let outcome = self.validator.tap_nfc(&mut Phone(w));
+        w.deactivated();
+        w.set_server_time_offset(offset)?;
+        Ok(outcome)
+    }
+
+    /// Uploads the journal (accepted taps, and torn ones past the torn window) to the
+    /// backend over HTTP.
+    pub fn upload(&mut self) -> Res<mancard_validator::UploadReport> {
+        let url = self.url.clone();
+        let timeout = std::time::Duration::from_secs(5);
+        Ok(self
+            .validator
+            .upload(|b| mancard_validator::http::send_batch(&url, b, timeout))?)
+    }
 }
