@@ -72,11 +72,14 @@ if [ ! -f "$ANDROID_ALL" ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# The committed bindings are the app's API (no test hooks): the freshness check below fails the
-# run if they are not what the library generates, and the Android sample compiles against them
-# in the background while cargo builds (the bindings once into a jar, cached by content). The
-# tests need `debug_panic_for_tests`, so they run on a second build of the library with the
-# `test-hooks` feature and on bindings generated from that build.
+# The committed bindings are the app's API (no test hooks, no file keystore): the freshness
+# check below fails the run if they are not what the phone's library (`cargo build -p mancard
+# --lib`, default features) generates, a second check fails it if that library or those bindings
+# export the file keystore or a test hook, and the Android sample compiles against them in the
+# background while cargo builds (the bindings once into a jar, cached by content). The tests need
+# `debug_panic_for_tests` (and Python the file keystore: it has no platform keystore of its
+# own), so they run on a second build of the library with the `test-hooks` and `file-keystore`
+# features and on bindings generated from that build; the Kotlin tests use their JCA keystore.
 TMP=$(mktemp -d /tmp/mancard-bindings.XXXXXX)
 backend_pid=""
 compile_pid=""
@@ -108,12 +111,19 @@ set -m # job control: the background job gets its own process group (killed as a
 compile_pid=$!
 set +m
 
-step "build (cargo build -p mancard -p mancard-cli -p uniffi-bindgen)"
-cargo build --quiet -p mancard -p mancard-cli -p uniffi-bindgen
+step "build the CLI and uniffi-bindgen (cargo build -p mancard-cli -p uniffi-bindgen)"
+cargo build --quiet -p mancard-cli -p uniffi-bindgen
+
+# Each library is built on its own (cargo unifies features within one build: with the CLI, which
+# needs the file keystore, the wallet library would get it too) and copied aside at once.
+step "the phone's library (cargo build -p mancard --lib: default features, what cargo-ndk builds)"
+cargo build --quiet -p mancard --lib
+mkdir -p "$TMP/phone-lib" "$TMP/test-lib"
+cp target/debug/libmancard.so "$TMP/phone-lib/libmancard.so"
 
 step "committed bindings are up to date"
 fresh=$(mktemp -d)
-SKIP_BUILD=1 bindings/generate.sh "$fresh" >/dev/null
+SKIP_BUILD=1 LIB="$TMP/phone-lib/libmancard.so" bindings/generate.sh "$fresh" >/dev/null
 stale=0
 for f in kotlin/ir/mancard/core/mancard.kt swift/ManCardCore.swift swift/ManCardCoreFFI.h \
          swift/ManCardCoreFFI.modulemap python/mancard.py; do
@@ -127,11 +137,36 @@ rm -rf "$fresh"
 [ "$stale" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
 echo "bindings match the library"
 
-step "test build: the library with its test hooks, and bindings generated from it"
-cargo build --quiet -p mancard --features test-hooks
+step "test build: the library with its test hooks and the file keystore, and bindings generated from it"
+cargo build --quiet -p mancard --lib --features test-hooks,file-keystore
+cp target/debug/libmancard.so "$TMP/test-lib/libmancard.so"
 TB="$TMP/test-bindings"
-SKIP_BUILD=1 bindings/generate.sh "$TB" >/dev/null
-cp target/debug/libmancard.so "$TB/python/libmancard.so"
+SKIP_BUILD=1 ALLOW_FILE_KEYSTORE=1 LIB="$TMP/test-lib/libmancard.so" bindings/generate.sh "$TB" >/dev/null
+cp "$TMP/test-lib/libmancard.so" "$TB/python/libmancard.so"
+
+step "the phone's library and the committed bindings have no file keystore and no test hooks"
+# The file keystore keeps its keys in plain files (docs/keys.md): an app must pass its
+# hardware-backed keystore. The same check against the test build shows that it can fail.
+exports() { # the library's exported symbols (nm), or its bytes when nm is missing
+  if command -v nm >/dev/null; then nm -D --defined-only "$1"; else cat "$1"; fi
+}
+leaks=0
+for sym in uniffi_mancard_fn_func_open_file_keystore uniffi_mancard_fn_func_debug_panic_for_tests; do
+  if exports "$TMP/phone-lib/libmancard.so" | grep -qa "$sym"; then
+    echo "LEAK: the phone's library exports $sym"; leaks=1
+  fi
+  exports "$TMP/test-lib/libmancard.so" | grep -qa "$sym" \
+    || { echo "the check is blind: the test library lacks $sym"; leaks=1; }
+done
+for name in open_file_keystore openFileKeystore FileKeystore debug_panic_for_tests debugPanicForTests; do
+  for f in kotlin/ir/mancard/core/mancard.kt swift/ManCardCore.swift swift/ManCardCoreFFI.h python/mancard.py; do
+    if grep -q "$name" "bindings/$f"; then echo "LEAK: bindings/$f mentions $name"; leaks=1; fi
+  done
+done
+grep -q openFileKeystore "$TB/kotlin/ir/mancard/core/mancard.kt" \
+  || { echo "the check is blind: the test bindings lack openFileKeystore"; leaks=1; }
+[ "$leaks" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
+echo "no file keystore and no test hooks in the phone's library or the committed bindings"
 tkt="$TB/kotlin/ir/mancard/core/mancard.kt"
 TBJAR="$BUILD/mancard-test-bindings-$(sha256sum <"$tkt" | cut -c1-16).jar"
 
@@ -199,10 +234,10 @@ if ! wait "$compile_pid" || [ ! -f "$BJAR" ] || ! compile_tests >>"$TMP/kotlinc.
   total_failed=$((total_failed + 1))
 else
   compile_pid=""
-  step "Kotlin: run (JUnit 4 on the JVM, JNA loads target/debug/libmancard.so)"
+  step "Kotlin: run (JUnit 4 on the JVM, JNA loads the test build of libmancard.so)"
   set +e
   # RUST_BACKTRACE=0: the panics the tests provoke on purpose print one line, not a backtrace.
-  RUST_BACKTRACE=0 java -Djna.library.path="$ROOT/target/debug" \
+  RUST_BACKTRACE=0 java -Djna.library.path="$TMP/test-lib" \
     -cp "$TJAR:$TBJAR:$JNA:$COROUTINES:$STDLIB:$JUNIT:$HAMCREST" \
     ir.mancard.core.test.RunTestsKt 2>&1 | tee "$TMP/kotlin.log"
   set -e

@@ -294,7 +294,7 @@ impl Wallet {
                 ),
             ));
         }
-        self.ensure_reserved(counter)?;
+        self.ensure_reserved(counter, true)?;
         let prev = ws.log.expected_prev(&active.hash);
         let auth = TapAuthorization::sign(key, ch, &active.hash, counter, amount, &prev)
             .map_err(|e| Refusal::new(StatusWord::Internal, format!("signing failed: {e}")))?;
@@ -362,7 +362,7 @@ fn usable_key<'a>(
     if active.revoked {
         return Err(Refusal::new(
             StatusWord::CredentialNotValid,
-            "the ticket has been revoked",
+            crate::views::revoked_refusal(active.revoked_reason.as_deref()),
         ));
     }
     let Some(key) = active.key.as_ref() else {

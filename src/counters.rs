@@ -160,11 +160,21 @@ impl ReservationFile {
         let generation = self.generation.wrapping_add(1);
         let offset = if generation % 2 == 0 { 0 } else { SLOT as u64 };
         let slot = encode_slot(generation, end);
-        self.file
+        let written = self
+            .file
             .seek(SeekFrom::Start(offset))
             .and_then(|_| self.file.write_all(&slot))
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| counter_err(format!("cannot write {}: {e}", self.path.display())))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // The slot may have reached the disk anyway: remember the lower of the two marks
+            // (so a failed park is never mistaken for a standing reservation) and keep the
+            // generation, so that the next write overwrites that very slot.
+            self.reserved_end = self.reserved_end.min(end);
+            return Err(counter_err(format!(
+                "cannot write {}: {e}",
+                self.path.display()
+            )));
+        }
         self.generation = generation;
         self.reserved_end = end;
         Ok(())
@@ -194,11 +204,18 @@ pub(crate) struct Counters {
     /// Guards `requested` for [`Counters::wait_for_requested`] (no lost wake-up).
     waiting: Mutex<()>,
     done: Condvar,
+    /// The mark last written (read without the file lock, for statistics).
+    disk_mark: AtomicU64,
+    /// Parks so far: a reservation asked for before the latest park is not run.
+    epoch: AtomicU64,
+    /// The configured block, restored at each park (bursts are over by then).
+    base_block: u64,
 }
 
 impl Counters {
     pub(crate) fn new(file: ReservationFile, next: u64, block: u32) -> Self {
         let end = file.reserved_end();
+        let base_block = u64::from(block.max(2));
         Self {
             file: Mutex::new(file),
             durable_end: AtomicU64::new(end),
@@ -211,7 +228,24 @@ impl Counters {
             requested: AtomicBool::new(false),
             waiting: Mutex::new(()),
             done: Condvar::new(),
+            disk_mark: AtomicU64::new(end),
+            epoch: AtomicU64::new(0),
+            base_block,
         }
+    }
+
+    /// The park epoch a reservation request carries (see [`Counters::reserve_if_current`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A queued reservation: skipped if a park happened since it was asked for (an app that
+    /// parked before being stopped must not see a stale request raise the mark again).
+    pub(crate) fn reserve_if_current(&self, epoch: u64) -> Result<bool, WalletError> {
+        if epoch != self.epoch() {
+            return Ok(false);
+        }
+        self.reserve_ahead()
     }
 
     /// A reservation has been asked of the background thread.
@@ -265,6 +299,7 @@ impl Counters {
         if wrote {
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
+        self.disk_mark.store(f.reserved_end(), Ordering::Release);
         self.durable_end.store(f.reserved_end(), Ordering::Release);
         Ok(wrote)
     }
@@ -277,17 +312,22 @@ impl Counters {
         let mut f = lock(&self.file);
         self.next.fetch_max(next, Ordering::AcqRel);
         self.durable_end.fetch_min(next, Ordering::AcqRel);
-        let wrote = f.lower_to(next)?;
-        if wrote {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.block.store(self.base_block, Ordering::Relaxed);
+        let wrote = f.lower_to(next);
+        self.disk_mark.store(f.reserved_end(), Ordering::Release);
+        if wrote? {
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
             self.parks.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
         }
-        Ok(wrote)
+        Ok(false)
     }
 
-    /// The durable mark (what a restart would resume at, at the latest).
+    /// The durable mark (what a restart would resume at, at the latest), without waiting for
+    /// a write in progress.
     pub(crate) fn mark(&self) -> u64 {
-        lock(&self.file).reserved_end()
+        self.disk_mark.load(Ordering::Acquire)
     }
 
     /// True when the reserver should run: half a block or less remains.
@@ -300,6 +340,7 @@ impl Counters {
 
     /// A tap had to wait for a reservation: reserve bigger blocks from now on.
     pub(crate) fn stalled(&self) {
+        // (restored to the configured block at the next park)
         self.stalls.fetch_add(1, Ordering::Relaxed);
         let b = self.block.load(Ordering::Relaxed);
         self.block
@@ -348,5 +389,23 @@ mod tests {
             ReservationFile::open(&p, true),
             Err(WalletError::CounterFile { .. })
         ));
+    }
+
+    #[test]
+    fn a_failed_park_is_never_taken_for_a_standing_reservation() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.bin");
+        let mut f = ReservationFile::open(&p, true).unwrap();
+        assert!(f.raise_to(12).unwrap());
+        // the park's write fails (a read-only handle stands in for EIO after the page cache)
+        let writable = std::mem::replace(&mut f.file, File::open(&p).unwrap());
+        assert!(f.lower_to(1).is_err());
+        // whatever reached the disk, the mark in memory is the lower one: the next reservation
+        // writes instead of trusting 12
+        assert_eq!(f.reserved_end(), 1);
+        f.file = writable;
+        assert!(f.raise_to(5).unwrap());
+        drop(f);
+        assert_eq!(ReservationFile::open(&p, false).unwrap().reserved_end(), 5);
     }
 }

@@ -28,6 +28,16 @@ pub enum WalletError {
     /// reusing a counter.
     #[error("the counter reservation file is unusable: {message}")]
     CounterFile { message: String },
+    /// The database is missing or empty (0 bytes) while the data directory or the keystore
+    /// shows that a wallet lived there (its counter file, its write-ahead log, keys that
+    /// existed before this open). Nothing was created or changed: the message says to restore
+    /// the files, or to start again and sign in and sync. Never a new, empty wallet.
+    #[error("the wallet's files are incomplete: {message}")]
+    DataMissing { message: String },
+    /// Another wallet instance (another process, or an object not yet closed) has this data
+    /// directory open; nothing was changed. Close it and retry.
+    #[error("the wallet is in use: {message}")]
+    InUse { message: String },
     /// The platform keystore failed.
     #[error("platform keystore error: {0}")]
     Keystore(#[from] KeystoreError),

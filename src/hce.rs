@@ -82,10 +82,10 @@ impl Wallet {
     /// again within `WalletConfig::park_after_quiet_ms`, the next counter is recorded durably
     /// (off the tap path), so a process killed while idle skips no counter.
     pub fn deactivated(&self) {
-        let had_session = self.writer().session.take().is_some();
-        if had_session {
-            self.request(crate::wallet::Job::Quiet);
-        }
+        self.writer().session = None;
+        // whether or not a ManCard session was open (a reader may have selected another
+        // application since): a park with nothing reserved ahead writes nothing
+        self.request(crate::maintenance::Job::Quiet);
     }
 
     fn dispatch(&self, bytes: &[u8]) -> ResponseApdu {
@@ -131,7 +131,7 @@ impl Wallet {
         // A tap is starting: reserve its counters now, in the background, while the reader
         // prepares its challenge (and cancel a pending park).
         if ws.active.as_ref().is_some_and(|a| a.key.is_some()) {
-            self.request(crate::wallet::Job::Reserve);
+            self.request_reservation();
         }
         ResponseApdu::ok(resp)
     }
@@ -274,8 +274,9 @@ impl Wallet {
     /// Makes sure `counter` is below the durable reservation mark. Normally true already (the
     /// reservation started when the reader selected ManCard, and the background thread keeps
     /// half a block ahead); otherwise waits for the one in flight or reserves inline (one
-    /// fsync). Only a reservation this tap had to write itself counts as a stall.
-    pub(crate) fn ensure_reserved(&self, counter: u32) -> Result<(), Refusal> {
+    /// fsync). Only a reservation a tap had to write itself counts as a stall (`on_tap_path`;
+    /// a QR pass has no SELECT to start one early, and its inline write is no burst).
+    pub(crate) fn ensure_reserved(&self, counter: u32, on_tap_path: bool) -> Result<(), Refusal> {
         let c = u64::from(counter);
         if c < self.counters().durable_end.load(Ordering::Acquire) {
             return Ok(());
@@ -291,7 +292,7 @@ impl Wallet {
             .counters()
             .reserve_ahead()
             .map_err(|e| Refusal::new(StatusWord::StorageFailure, e.to_string()))?;
-        if wrote {
+        if wrote && on_tap_path {
             self.counters().stalled();
         }
         if c < self.counters().durable_end.load(Ordering::Acquire) {

@@ -13,7 +13,9 @@
 //! - [`Wallet::install_config`]: the issuer-signed config bundle (issuer keys, validator deny
 //!   list, time rules, tariff) the tap path judges readers by.
 //! - [`Wallet::boarding_pass`]: a signed QR pass with its renderings.
-//! - [`PlatformKeystore`]: the phone's key storage; [`FileKeystore`] for desktop and tests.
+//! - [`PlatformKeystore`]: the phone's key storage. `FileKeystore`, keys in plain files for the
+//!   desktop and tests (integrity only, docs/keys.md), exists only with the `file-keystore`
+//!   cargo feature, which no phone build enables.
 //!
 //! Storage and counter durability are explained in `docs/adr/0002-wallet-storage-and-counters.md`.
 //! Secrets (tap key, sealing key) are never logged, printed or returned.
@@ -23,10 +25,13 @@ mod bundle;
 mod counters;
 mod error;
 mod ffi;
+#[cfg(feature = "file-keystore")]
+mod file_keystore;
 mod files;
 mod hce;
 mod keystore;
 mod lifecycle;
+mod maintenance;
 pub mod money;
 pub mod online;
 mod pass;
@@ -40,7 +45,9 @@ mod views;
 mod wallet;
 
 pub use error::WalletError;
-pub use keystore::{FileKeystore, KeystoreError, PlatformKeystore};
+#[cfg(feature = "file-keystore")]
+pub use file_keystore::FileKeystore;
+pub use keystore::{KeystoreError, PlatformKeystore};
 pub use online::{
     AccountInfo, CodeSent, OnlineError, OnlineOptions, OnlineState, OnlineWallet, ProvisionReport,
     SessionInfo, SyncReport, TopUpIntent, TopUpStatus,
@@ -53,6 +60,7 @@ pub use types::{
     HistoryStatus, IssuerKeyInfo, LedgerView, WalletConfig, WalletStats, WalletStatus,
 };
 pub use util::now_utc;
+pub use files::LOCK_FILE;
 pub use wallet::{format_local_time, Wallet, COUNTER_FILE, DB_FILE};
 
 /// Compile-time check that the wallet can be shared between the HCE, UI and sync threads.

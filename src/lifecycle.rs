@@ -142,6 +142,7 @@ impl Wallet {
             key_problem: None,
             spent: 0,
             revoked: false,
+            revoked_reason: None,
             cert,
         });
         ws.next_counter = ws.next_counter.max(first_counter);
@@ -169,6 +170,7 @@ impl Wallet {
         ws.db.write_now(|w| w.revoke_credential(id, t, &reason))?;
         if let Some(a) = ws.active.as_mut() {
             a.revoked = true;
+            a.revoked_reason = Some(reason);
             a.key = None;
         }
         ws.last_pass = None;

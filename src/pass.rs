@@ -158,7 +158,7 @@ impl Wallet {
         let counter = self
             .next_counter_for(ws.next_counter, active)
             .map_err(|_| WalletError::CountersExhausted)?;
-        self.ensure_reserved(counter)
+        self.ensure_reserved(counter, false)
             .map_err(|r| WalletError::storage(r.reason))?;
         let max_lifetime = ws.bundle.as_ref().map_or(DEFAULT_PASS_LIFETIME_SECS, |b| {
             b.body.time_rules.max_pass_lifetime_secs
@@ -193,6 +193,8 @@ impl Wallet {
             counter,
         )?;
         drop(ws);
+        // no field will drop after a pass: park the counter after the quiet period all the same
+        self.request(crate::maintenance::Job::Quiet);
         let (qr, refresh_corrected) = render(text, counter, t, lifetime, offset, max_amount)?;
         let mut ws = self.writer();
         if ws.next_counter == u64::from(counter).saturating_add(1) {
@@ -211,7 +213,7 @@ fn usable(active: Option<&Active>) -> Result<(&Active, &SigningKey), WalletError
     let active = active.ok_or(WalletError::NoCredential)?;
     if active.revoked {
         return Err(WalletError::CredentialNotValid {
-            message: "the ticket has been revoked".into(),
+            message: crate::views::revoked_refusal(active.revoked_reason.as_deref()),
             revoked: true,
         });
     }

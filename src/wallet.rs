@@ -4,6 +4,7 @@
 //! `sync_store.rs`; all of them reach the database only through `crate::store`.
 
 use crate::counters::{Counters, ReservationFile};
+use crate::maintenance::{park_counter, run_job, start_maintenance, Job};
 use crate::error::WalletError;
 use crate::keystore::PlatformKeystore;
 use crate::readers::{NfcSession, RateWindow, ReaderCache};
@@ -16,10 +17,10 @@ use mancard_protocol::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+
 use zeroize::Zeroizing;
 
 /// File name of the wallet database inside the data directory.
@@ -42,6 +43,8 @@ pub(crate) struct Active {
     pub(crate) key_problem: Option<String>,
     pub(crate) spent: i64,
     pub(crate) revoked: bool,
+    /// Why it was revoked (the backend's code as stored, e.g. `replaced_by_new_device`).
+    pub(crate) revoked_reason: Option<String>,
 }
 
 impl Active {
@@ -106,16 +109,6 @@ pub(crate) struct WriterState {
     pub(crate) recent_taps: RateWindow,
 }
 
-pub(crate) enum Job {
-    /// Reserve counters ahead of need (a reader selected ManCard, or half a block is used);
-    /// also cancels a pending park.
-    Reserve,
-    Checkpoint,
-    /// The NFC field dropped: park the counter after the quiet period unless a reader selects
-    /// ManCard again first.
-    Quiet,
-}
-
 /// The rider's wallet. `Send + Sync`: the HCE thread taps while the UI reads and a sync runs.
 pub struct Wallet {
     data_dir: PathBuf,
@@ -139,6 +132,8 @@ pub struct Wallet {
     inline_maintenance: Option<Mutex<Spare>>,
     /// Set by [`Wallet::close`]: the drop has nothing left to do.
     closed: AtomicBool,
+    /// The data directory's lock (one instance per directory), released after the close.
+    _dir_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -165,20 +160,6 @@ impl Drop for Wallet {
     }
 }
 
-/// Parks the counter at the writer's next counter, under the writer lock (no tap in flight).
-/// With `quiet_only`, nothing is done while a reader has ManCard selected.
-fn park_counter(
-    writer: &Mutex<WriterState>,
-    counters: &Counters,
-    quiet_only: bool,
-) -> Result<bool, WalletError> {
-    let ws = lock(writer);
-    if quiet_only && ws.session.is_some() {
-        return Ok(false);
-    }
-    counters.park(ws.next_counter)
-}
-
 /// Loads and unseals a tap key, checking it matches `expected`.
 pub(crate) fn unseal_tap_key(
     keystore: &dyn PlatformKeystore,
@@ -193,72 +174,6 @@ pub(crate) fn unseal_tap_key(
         return Err("the unsealed tap key does not match the certificate".into());
     }
     Ok(key)
-}
-
-fn run_job(
-    job: Job,
-    writer: &Mutex<WriterState>,
-    counters: &Counters,
-    spare: &Spare,
-    background: bool,
-) {
-    match job {
-        Job::Quiet => {
-            if let Err(e) = park_counter(writer, counters, true) {
-                tracing::warn!("could not record the next counter: {e}");
-            }
-        }
-        Job::Reserve => {
-            let r = counters.reserve_ahead();
-            counters.request_done();
-            if let Err(e) = r {
-                if background {
-                    tracing::warn!("background counter reservation failed: {e}");
-                } else {
-                    tracing::warn!("counter reservation failed: {e}");
-                }
-            }
-        }
-        Job::Checkpoint => {
-            if let Err(e) = spare.checkpoint() {
-                if background {
-                    tracing::warn!("background WAL checkpoint failed: {e}");
-                }
-            }
-        }
-    }
-}
-
-/// The maintenance thread: runs jobs as they come; a `Quiet` arms a timer that parks the
-/// counter when it runs out, and any `Reserve` (a reader selected ManCard) disarms it.
-fn maintenance_loop(
-    rx: Receiver<Job>,
-    writer: Arc<Mutex<WriterState>>,
-    counters: Arc<Counters>,
-    spare: Spare,
-    quiet: Duration,
-) {
-    let mut park_at: Option<Instant> = None;
-    loop {
-        let job = match park_at {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-        };
-        match job {
-            Ok(Job::Quiet) => park_at = Some(Instant::now() + quiet),
-            Ok(job) => {
-                if matches!(job, Job::Reserve) {
-                    park_at = None;
-                }
-                run_job(job, &writer, &counters, &spare, true);
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                park_at = None;
-                run_job(Job::Quiet, &writer, &counters, &spare, true);
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-    }
 }
 
 /// The tap log's head as stored: the next position, the last entry's certificate id and
@@ -331,6 +246,7 @@ fn load_active(
         key_problem,
         spent: c.spent,
         revoked,
+        revoked_reason: if revoked { c.revoked_reason } else { None },
     }))
 }
 
@@ -348,31 +264,6 @@ fn load_settings(db: &Writer) -> Result<(i64, bool, Tariff), WalletError> {
     Ok((offset, locked, tariff))
 }
 
-type Maintenance = (
-    Option<SyncSender<Job>>,
-    Option<JoinHandle<()>>,
-    Option<Mutex<Spare>>,
-);
-
-fn start_maintenance(
-    config: &WalletConfig,
-    writer: &Arc<Mutex<WriterState>>,
-    counters: &Arc<Counters>,
-    spare: Spare,
-) -> Result<Maintenance, WalletError> {
-    if !config.background_maintenance {
-        return Ok((None, None, Some(Mutex::new(spare))));
-    }
-    let (tx, rx) = sync_channel::<Job>(32);
-    let c = Arc::clone(counters);
-    let w = Arc::clone(writer);
-    let quiet = Duration::from_millis(u64::from(config.park_after_quiet_ms));
-    let h = std::thread::Builder::new()
-        .name("mancard-maintenance".into())
-        .spawn(move || maintenance_loop(rx, w, c, spare, quiet))?;
-    Ok((Some(tx), Some(h), None))
-}
-
 impl Wallet {
     /// Opens (creating if needed) the wallet in `data_dir`: `wallet.sqlite3` and `counters.bin`.
     /// Unseals the tap key once. A damaged or too-new database is an error and is left as is.
@@ -382,7 +273,7 @@ impl Wallet {
         config: WalletConfig,
     ) -> Result<Self, WalletError> {
         let data_dir = data_dir.as_ref().to_path_buf();
-        crate::files::prepare_data_dir(&data_dir)?;
+        let dir_lock = crate::files::prepare_data_dir_for(&data_dir, keystore.as_ref())?;
         let db_path = data_dir.join(DB_FILE);
         let db = Writer::open(&db_path)?;
         let (offset, locked, tariff) = load_settings(&db)?;
@@ -440,6 +331,7 @@ impl Wallet {
             maintenance,
             inline_maintenance,
             closed: AtomicBool::new(false),
+            _dir_lock: dir_lock,
         })
     }
 
@@ -517,7 +409,7 @@ impl Wallet {
     pub(crate) fn request(&self, job: Job) {
         match &self.kick {
             Some(tx) => {
-                let reserve = matches!(job, Job::Reserve);
+                let reserve = matches!(job, Job::Reserve(_));
                 if reserve {
                     self.counters.mark_requested();
                 }
@@ -542,13 +434,18 @@ impl Wallet {
         }
     }
 
+    /// Asks for counters to be reserved ahead (in the background), unless a park comes first.
+    pub(crate) fn request_reservation(&self) {
+        self.request(Job::Reserve(self.counters.epoch()));
+    }
+
     /// After a commit on the tap path: publish the counter, ask for a reservation when half
     /// the block is used, and for a checkpoint now and then.
     pub(crate) fn after_commit(&self, ws: &mut WriterState) {
         self.counters.next.store(ws.next_counter, Ordering::Release);
         self.publish_log_len(ws.log.next_seq);
         if self.counters.wants_reservation(ws.next_counter) {
-            self.request(Job::Reserve);
+            self.request_reservation();
         }
         ws.commits_since_checkpoint = ws.commits_since_checkpoint.saturating_add(1);
         if ws.commits_since_checkpoint >= CHECKPOINT_EVERY {

@@ -525,8 +525,6 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
-    if lib.uniffi_mancard_checksum_func_open_software_keystore() != 38829:
-        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_func_set_logger() != 53381:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_logger_log() != 33502:
@@ -567,6 +565,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_open_top_ups() != 24532:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_method_wallet_park_counter() != 6378:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_process_apdu() != 18509:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_provision() != 51493:
@@ -589,7 +589,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_verify_tap_log() != 44705:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_mancard_checksum_constructor_wallet_new() != 46808:
+    if lib.uniffi_mancard_checksum_constructor_wallet_new() != 18655:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
@@ -620,9 +620,6 @@ _UniffiLib.ffi_mancard_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_mancard_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_mancard_uniffi_contract_version.restype = ctypes.c_uint32
-_UniffiLib.uniffi_mancard_checksum_func_open_software_keystore.argtypes = (
-)
-_UniffiLib.uniffi_mancard_checksum_func_open_software_keystore.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_func_set_logger.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_func_set_logger.restype = ctypes.c_uint16
@@ -683,6 +680,9 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_online_state.restype = ctypes.c
 _UniffiLib.uniffi_mancard_checksum_method_wallet_open_top_ups.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_open_top_ups.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_method_wallet_park_counter.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_method_wallet_park_counter.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_process_apdu.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_process_apdu.restype = ctypes.c_uint16
@@ -719,11 +719,6 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_verify_tap_log.restype = ctypes
 _UniffiLib.uniffi_mancard_checksum_constructor_wallet_new.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_constructor_wallet_new.restype = ctypes.c_uint16
-_UniffiLib.uniffi_mancard_fn_func_open_software_keystore.argtypes = (
-    _UniffiRustBuffer,
-    ctypes.POINTER(_UniffiRustCallStatus),
-)
-_UniffiLib.uniffi_mancard_fn_func_open_software_keystore.restype = ctypes.c_uint64
 _UniffiLib.uniffi_mancard_fn_func_set_logger.argtypes = (
     _UniffiRustBuffer,
     _UniffiRustBuffer,
@@ -831,6 +826,11 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_open_top_ups.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_mancard_fn_method_wallet_open_top_ups.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_mancard_fn_method_wallet_park_counter.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_method_wallet_park_counter.restype = None
 _UniffiLib.uniffi_mancard_fn_method_wallet_process_apdu.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -3290,6 +3290,16 @@ class ManCardError:  # type: ignore
         def __repr__(self):
             return "ManCardError.Storage({})".format(repr(str(self)))
     _UniffiTempManCardError.Storage = Storage # type: ignore
+    class DataMissing(_UniffiTempManCardError):
+        """
+        The wallet's database is missing or empty but its other files (or keys) are still there:
+        its data was lost or only partly restored, and no new wallet was made. Offer the rider to
+        restore the app's data, or to start again (clear the app's data, sign in, sync: the
+        backend restores the confirmed balance).
+"""
+        def __repr__(self):
+            return "ManCardError.DataMissing({})".format(repr(str(self)))
+    _UniffiTempManCardError.DataMissing = DataMissing # type: ignore
     class AuthenticationRequired(_UniffiTempManCardError):
         """
         The platform keystore needs the rider to authenticate (biometric prompt) first.
@@ -3365,14 +3375,18 @@ class _UniffiFfiConverterTypeManCardError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 12:
-            return ManCardError.AuthenticationRequired(
+            return ManCardError.DataMissing(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 13:
-            return ManCardError.Keystore(
+            return ManCardError.AuthenticationRequired(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 14:
+            return ManCardError.Keystore(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 15:
             return ManCardError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -3401,6 +3415,8 @@ class _UniffiFfiConverterTypeManCardError(_UniffiConverterRustBuffer):
         if isinstance(value, ManCardError.Server):
             return
         if isinstance(value, ManCardError.Storage):
+            return
+        if isinstance(value, ManCardError.DataMissing):
             return
         if isinstance(value, ManCardError.AuthenticationRequired):
             return
@@ -3433,12 +3449,14 @@ class _UniffiFfiConverterTypeManCardError(_UniffiConverterRustBuffer):
             buf.write_i32(10)
         if isinstance(value, ManCardError.Storage):
             buf.write_i32(11)
-        if isinstance(value, ManCardError.AuthenticationRequired):
+        if isinstance(value, ManCardError.DataMissing):
             buf.write_i32(12)
-        if isinstance(value, ManCardError.Keystore):
+        if isinstance(value, ManCardError.AuthenticationRequired):
             buf.write_i32(13)
-        if isinstance(value, ManCardError.Internal):
+        if isinstance(value, ManCardError.Keystore):
             buf.write_i32(14)
+        if isinstance(value, ManCardError.Internal):
+            buf.write_i32(15)
 
 
 class Logger():
@@ -4000,6 +4018,15 @@ class WalletProtocol(typing.Protocol):
         Top-ups started on this phone that are not final yet (resume them after a restart).
 """
         raise NotImplementedError
+    def park_counter(self, ) -> None:
+        """
+        Records the next tap counter durably now, so that the process being killed afterwards
+        skips no counter (the wallet also does it by itself a second after the field drops or
+        a pass is shown, and when the object is destroyed). Call it from `onTrimMemory`/`onStop`
+        or the HCE service's `onDestroy`; the next tap re-reserves when a reader selects
+        ManCard.
+"""
+        raise NotImplementedError
     def process_apdu(self, command: bytes) -> bytes:
         """
         NFC host card emulation: one command APDU in, the response APDU out. Never throws: a
@@ -4072,7 +4099,8 @@ class Wallet(WalletProtocol):
         Opens (creating if needed) the wallet stored in `data_dir` (the app's private files
         directory), talking to the backend at `backend_url` (e.g. "https://api.example"), with
         the app's `keystore`. Unseals the tap key once; a damaged or too-new database is a
-        `Storage` error and is left untouched.
+        `Storage` error and is left untouched; a missing or empty database next to the wallet's
+        other files is `DataMissing` (nothing is created: restore, or start again and sync).
 """
         
         _UniffiFfiConverterString.check_lower(data_dir)
@@ -4342,6 +4370,25 @@ class Wallet(WalletProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def park_counter(self, ) -> None:
+        """
+        Records the next tap counter durably now, so that the process being killed afterwards
+        skips no counter (the wallet also does it by itself a second after the field drops or
+        a pass is shown, and when the object is destroyed). Call it from `onTrimMemory`/`onStop`
+        or the HCE service's `onDestroy`; the next tap re-reserves when a reader selects
+        ManCard.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeManCardError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_mancard_fn_method_wallet_park_counter,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def process_apdu(self, command: bytes) -> bytes:
         """
         NFC host card emulation: one command APDU in, the response APDU out. Never throws: a
@@ -4598,25 +4645,6 @@ class _UniffiFfiConverterOptionalTypeLogger(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterTypeLogger.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
-def open_software_keystore(dir: str) -> PlatformKeystore:
-    """
-    The core's software keystore in `dir` (key files with mode 0600), created if neither key
-    file exists. For desktop builds and tests only: a phone passes its hardware-backed
-    keystore instead.
-"""
-    
-    _UniffiFfiConverterString.check_lower(dir)
-    _uniffi_lowered_args = (
-        _UniffiFfiConverterString.lower(dir),
-    )
-    _uniffi_lift_return = _UniffiFfiConverterTypePlatformKeystore.lift
-    _uniffi_error_converter = _UniffiFfiConverterTypeKeystoreError
-    _uniffi_ffi_result = _uniffi_rust_call_with_error(
-        _uniffi_error_converter,
-        _UniffiLib.uniffi_mancard_fn_func_open_software_keystore,
-        *_uniffi_lowered_args,
-    )
-    return _uniffi_lift_return(_uniffi_ffi_result)
 def set_logger(logger: typing.Optional[Logger],max_level: LogLevel) -> None:
     """
     Sends ManCard's events at `max_level` and more severe to `logger` (other crates' events:
@@ -4662,7 +4690,6 @@ __all__ = [
     "SyncReport",
     "TopUpIntent",
     "WalletStatus",
-    "open_software_keystore",
     "set_logger",
     "LoggerImpl",
     "Logger",

@@ -1282,6 +1282,15 @@ public protocol WalletProtocol: AnyObject, Sendable {
     func openTopUps() throws  -> [TopUpIntent]
     
     /**
+     * Records the next tap counter durably now, so that the process being killed afterwards
+     * skips no counter (the wallet also does it by itself a second after the field drops or
+     * a pass is shown, and when the object is destroyed). Call it from `onTrimMemory`/`onStop`
+     * or the HCE service's `onDestroy`; the next tap re-reserves when a reader selects
+     * ManCard.
+     */
+    func parkCounter() throws 
+    
+    /**
      * NFC host card emulation: one command APDU in, the response APDU out. Never throws: a
      * malformed command gets an error status word; an internal failure answers `6F00`.
      * Call it from `HostApduService.processCommandApdu`.
@@ -1388,7 +1397,8 @@ open class Wallet: WalletProtocol, @unchecked Sendable {
      * Opens (creating if needed) the wallet stored in `data_dir` (the app's private files
      * directory), talking to the backend at `backend_url` (e.g. "https://api.example"), with
      * the app's `keystore`. Unseals the tap key once; a damaged or too-new database is a
-     * `Storage` error and is left untouched.
+     * `Storage` error and is left untouched; a missing or empty database next to the wallet's
+     * other files is `DataMissing` (nothing is created: restore, or start again and sync).
      */
 public convenience init(dataDir: String, backendUrl: String, keystore: PlatformKeystore)throws  {
     let handle =
@@ -1600,6 +1610,21 @@ open func openTopUps()throws  -> [TopUpIntent]  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Records the next tap counter durably now, so that the process being killed afterwards
+     * skips no counter (the wallet also does it by itself a second after the field drops or
+     * a pass is shown, and when the object is destroyed). Call it from `onTrimMemory`/`onStop`
+     * or the HCE service's `onDestroy`; the next tap re-reserves when a reader selects
+     * ManCard.
+     */
+open func parkCounter()throws   {try rustCallWithError(FfiConverterTypeManCardError_lift) {
+        uniffiCallStatus in
+    uniffi_mancard_fn_method_wallet_park_counter(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -4003,6 +4028,14 @@ enum ManCardError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Storage(message: String)
     
     /**
+     * The wallet's database is missing or empty but its other files (or keys) are still there:
+     * its data was lost or only partly restored, and no new wallet was made. Offer the rider to
+     * restore the app's data, or to start again (clear the app's data, sign in, sync: the
+     * backend restores the confirmed balance).
+     */
+    case DataMissing(message: String)
+    
+    /**
      * The platform keystore needs the rider to authenticate (biometric prompt) first.
      */
     case AuthenticationRequired(message: String)
@@ -4090,15 +4123,19 @@ public struct FfiConverterTypeManCardError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .AuthenticationRequired(
+        case 12: return .DataMissing(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .Keystore(
+        case 13: return .AuthenticationRequired(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 14: return .Internal(
+        case 14: return .Keystore(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 15: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -4135,12 +4172,14 @@ public struct FfiConverterTypeManCardError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(10))
         case .Storage(_ /* message is ignored*/):
             writeInt(&buf, Int32(11))
-        case .AuthenticationRequired(_ /* message is ignored*/):
+        case .DataMissing(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
-        case .Keystore(_ /* message is ignored*/):
+        case .AuthenticationRequired(_ /* message is ignored*/):
             writeInt(&buf, Int32(13))
-        case .Internal(_ /* message is ignored*/):
+        case .Keystore(_ /* message is ignored*/):
             writeInt(&buf, Int32(14))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(15))
 
         
         }
@@ -4567,19 +4606,6 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
     }
 }
 /**
- * The core's software keystore in `dir` (key files with mode 0600), created if neither key
- * file exists. For desktop builds and tests only: a phone passes its hardware-backed
- * keystore instead.
- */
-public func openSoftwareKeystore(dir: String)throws  -> PlatformKeystore  {
-    return try  FfiConverterTypePlatformKeystore_lift(try rustCallWithError(FfiConverterTypeKeystoreError_lift) {
-        uniffiCallStatus in
-    uniffi_mancard_fn_func_open_software_keystore(
-        FfiConverterString.lower(dir),uniffiCallStatus
-    )
-})
-}
-/**
  * Sends ManCard's events at `max_level` and more severe to `logger` (other crates' events:
  * warnings and errors only); `None` stops forwarding.
  */
@@ -4606,9 +4632,6 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_mancard_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
-    }
-    if (uniffi_mancard_checksum_func_open_software_keystore() != 38829) {
-        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_func_set_logger() != 53381) {
         return InitializationResult.apiChecksumMismatch
@@ -4653,6 +4676,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_open_top_ups() != 24532) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_mancard_checksum_method_wallet_park_counter() != 6378) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_process_apdu() != 18509) {
@@ -4703,7 +4729,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_mancard_checksum_method_logger_log() != 33502) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_mancard_checksum_constructor_wallet_new() != 46808) {
+    if (uniffi_mancard_checksum_constructor_wallet_new() != 18655) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -384,6 +384,11 @@ RustBuffer uniffi_mancard_fn_method_wallet_online_state(uint64_t ptr, RustCallSt
 RustBuffer uniffi_mancard_fn_method_wallet_open_top_ups(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_PARK_COUNTER
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_PARK_COUNTER
+void uniffi_mancard_fn_method_wallet_park_counter(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_PROCESS_APDU
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_PROCESS_APDU
 RustBuffer uniffi_mancard_fn_method_wallet_process_apdu(uint64_t ptr, RustBuffer command, RustCallStatus *_Nonnull out_status
@@ -497,11 +502,6 @@ void uniffi_mancard_fn_method_logger_log(uint64_t ptr, RustBuffer record, RustCa
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_KEYSTOREERROR_UNIFFI_TRAIT_DISPLAY
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_KEYSTOREERROR_UNIFFI_TRAIT_DISPLAY
 RustBuffer uniffi_mancard_fn_method_keystoreerror_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_OPEN_SOFTWARE_KEYSTORE
-#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_OPEN_SOFTWARE_KEYSTORE
-uint64_t uniffi_mancard_fn_func_open_software_keystore(RustBuffer dir, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_SET_LOGGER
@@ -769,12 +769,6 @@ void ffi_mancard_rust_future_free_void(uint64_t handle
 void ffi_mancard_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_OPEN_SOFTWARE_KEYSTORE
-#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_OPEN_SOFTWARE_KEYSTORE
-uint16_t uniffi_mancard_checksum_func_open_software_keystore(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_SET_LOGGER
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_SET_LOGGER
 uint16_t uniffi_mancard_checksum_func_set_logger(void
@@ -862,6 +856,12 @@ uint16_t uniffi_mancard_checksum_method_wallet_online_state(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_OPEN_TOP_UPS
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_OPEN_TOP_UPS
 uint16_t uniffi_mancard_checksum_method_wallet_open_top_ups(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_PARK_COUNTER
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_PARK_COUNTER
+uint16_t uniffi_mancard_checksum_method_wallet_park_counter(void
     
 );
 #endif

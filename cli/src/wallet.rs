@@ -1,7 +1,7 @@
 //! `mancard wallet`: the rider's wallet core on the command line, for debugging and demos.
 //!
 //! Layout of `--data-dir DIR`: the wallet (`wallet.sqlite3`, `counters.bin`) in `DIR/wallet`,
-//! the software keystore in `DIR/keystore`. Only `init` (and `register`, on an empty
+//! the file keystore in `DIR/keystore`. Only `init` (and `register`, on an empty
 //! directory) creates anything.
 //!
 //! Online subcommands (`register`, `verify`, `provision`, `replenish`, `topup`, `sync`,
@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 #[derive(Args)]
 pub struct WalletArgs {
-    /// Directory holding the wallet (`DIR/wallet`) and its software keystore (`DIR/keystore`).
+    /// Directory holding the wallet (`DIR/wallet`) and its file keystore (`DIR/keystore`).
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
     /// Backend base URL for the online subcommands (e.g. http://127.0.0.1:8080).
@@ -131,7 +131,9 @@ fn paths(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn open(dir: &Path) -> Result<Wallet, Box<dyn std::error::Error>> {
     let (wallet_dir, ks_dir) = paths(dir);
-    if !wallet_dir.join(mancard::DB_FILE).exists() {
+    // Only a directory with nothing of a wallet is "no wallet": a lost database next to the
+    // wallet's other files is the library's `DataMissing` error, with what to do.
+    if !wallet_dir.exists() && !ks_dir.exists() {
         return Err(format!(
             "no wallet in {} (create one with `mancard wallet --data-dir {} init`)",
             dir.display(),
@@ -169,8 +171,9 @@ fn online(
         let (wallet_dir, ks_dir) = paths(dir);
         let ks = FileKeystore::open_or_create(&ks_dir)
             .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
+        let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?;
         println!("created a wallet in {}", dir.display());
-        Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?
+        w
     } else {
         open(dir)?
     };

@@ -50,6 +50,12 @@ pub enum ManCardError {
     /// Wallet storage failed, or the database is damaged or too new: nothing was changed.
     #[error("{detail}")]
     Storage { detail: String },
+    /// The wallet's database is missing or empty but its other files (or keys) are still there:
+    /// its data was lost or only partly restored, and no new wallet was made. Offer the rider to
+    /// restore the app's data, or to start again (clear the app's data, sign in, sync: the
+    /// backend restores the confirmed balance).
+    #[error("{detail}")]
+    DataMissing { detail: String },
     /// The platform keystore needs the rider to authenticate (biometric prompt) first.
     #[error("{detail}")]
     AuthenticationRequired { detail: String },
@@ -89,6 +95,7 @@ impl ManCardError {
             | Self::AccountBlocked { .. }
             | Self::Server { .. }
             | Self::Storage { .. }
+            | Self::DataMissing { .. }
             | Self::Keystore { .. } => Severity::Notable,
             Self::Internal { .. } => Severity::Bug,
         }
@@ -116,7 +123,9 @@ impl From<WalletError> for ManCardError {
             | WalletError::Io(_)
             | WalletError::DatabaseTooNew { .. }
             | WalletError::DatabaseCorrupt { .. }
-            | WalletError::CounterFile { .. } => Self::Storage { detail },
+            | WalletError::CounterFile { .. }
+            | WalletError::InUse { .. } => Self::Storage { detail },
+            WalletError::DataMissing { .. } => Self::DataMissing { detail },
             WalletError::Keystore(crate::KeystoreError::AuthenticationRequired { .. }) => {
                 Self::AuthenticationRequired { detail }
             }

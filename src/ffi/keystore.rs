@@ -1,7 +1,9 @@
 //! The platform keystore as a foreign trait: the app implements [`PlatformKeystore`] with the
 //! Android Keystore (StrongBox when present) or the iOS Secure Enclave / Keychain;
 //! [`KeystoreAdapter`] makes it the core's `crate::PlatformKeystore`.
-//! [`open_file_keystore`] hands out the core's file-based keystore (desktop, tests).
+//! With the `file-keystore` feature only (desktop builds and the binding tests, never a phone's
+//! library nor the committed bindings), `open_file_keystore` hands out the core's file-based
+//! keystore.
 
 use std::sync::Arc;
 
@@ -103,8 +105,10 @@ impl crate::PlatformKeystore for KeystoreAdapter {
 }
 
 /// The core's file-based keystore behind the foreign trait.
+#[cfg(feature = "file-keystore")]
 struct FileKeystoreHandle(crate::FileKeystore);
 
+#[cfg(feature = "file-keystore")]
 impl PlatformKeystore for FileKeystoreHandle {
     fn binding_public_key(&self) -> Result<Vec<u8>, KeystoreError> {
         Ok(crate::PlatformKeystore::binding_public_key(&self.0)?)
@@ -122,9 +126,11 @@ impl PlatformKeystore for FileKeystoreHandle {
     }
 }
 
-/// The core's software keystore in `dir` (key files with mode 0600), created if neither key
-/// file exists. For desktop builds and tests only: a phone passes its hardware-backed
-/// keystore instead.
+/// The core's file keystore in `dir` (a 0700 directory with two 0600 key files), created if
+/// neither key file exists. Integrity only: anyone who can read `dir` has the keys. For desktop
+/// builds and tests; it does not exist in a phone's library (the `file-keystore` cargo
+/// feature), where the app passes its hardware-backed keystore.
+#[cfg(feature = "file-keystore")]
 #[uniffi::export]
 pub fn open_file_keystore(dir: String) -> Result<Arc<dyn PlatformKeystore>, KeystoreError> {
     let ks = crate::FileKeystore::open_or_create(dir)?;

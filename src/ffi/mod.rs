@@ -63,7 +63,8 @@ impl Wallet {
     /// Opens (creating if needed) the wallet stored in `data_dir` (the app's private files
     /// directory), talking to the backend at `backend_url` (e.g. "https://api.example"), with
     /// the app's `keystore`. Unseals the tap key once; a damaged or too-new database is a
-    /// `Storage` error and is left untouched.
+    /// `Storage` error and is left untouched; a missing or empty database next to the wallet's
+    /// other files is `DataMissing` (nothing is created: restore, or start again and sync).
     #[uniffi::constructor]
     pub fn new(
         data_dir: String,
@@ -92,6 +93,18 @@ impl Wallet {
     /// (`HostApduService.onDeactivated`). Never throws.
     pub fn deactivated(&self) {
         let _ = catch_unwind(AssertUnwindSafe(|| self.core.deactivated()));
+    }
+
+    /// Records the next tap counter durably now, so that the process being killed afterwards
+    /// skips no counter (the wallet also does it by itself a second after the field drops or
+    /// a pass is shown, and when the object is destroyed). Call it from `onTrimMemory`/`onStop`
+    /// or the HCE service's `onDestroy`; the next tap re-reserves when a reader selects
+    /// ManCard.
+    pub fn park_counter(&self) -> Result<(), ManCardError> {
+        self.core
+            .park_counter()
+            .map(|_| ())
+            .map_err(|e| fail("park counter", e))
     }
 
     /// The credential's state and the "N rides / X available offline until T" line, now.
@@ -305,7 +318,7 @@ mod tests {
         clippy::panic,
         clippy::indexing_slicing
     )]
-    use super::keystore::{open_file_keystore, KeystoreError};
+    use super::keystore::KeystoreError;
     use super::types::CredentialState;
     use super::*;
 
@@ -321,6 +334,15 @@ mod tests {
             .into();
         assert!(matches!(e, ManCardError::AuthenticationRequired { .. }));
         assert!(e.to_string().ends_with("fingerprint"));
+        let e: ManCardError = crate::WalletError::DataMissing {
+            message: "wallet.sqlite3 is missing".into(),
+        }
+        .into();
+        assert!(matches!(e, ManCardError::DataMissing { .. }));
+        assert_eq!(
+            e.to_string(),
+            "the wallet's files are incomplete: wallet.sqlite3 is missing"
+        );
         let e: ManCardError = crate::online::OnlineError::SessionExpired.into();
         assert!(matches!(e, ManCardError::SessionExpired { .. }));
         let e: ManCardError =
@@ -352,10 +374,12 @@ mod tests {
         assert!(core.to_string().contains("boom"));
     }
 
+    #[cfg(feature = "file-keystore")]
     #[test]
-    fn wallet_over_the_software_keystore_works_offline() {
+    fn wallet_over_the_file_keystore_works_offline() {
         let dir = tempfile::tempdir().unwrap();
-        let ks = open_file_keystore(dir.path().join("keys").display().to_string()).unwrap();
+        let ks = super::keystore::open_file_keystore(dir.path().join("keys").display().to_string())
+            .unwrap();
         let w = Wallet::new(
             dir.path().join("wallet").display().to_string(),
             "http://127.0.0.1:9".into(),

@@ -2,8 +2,7 @@
 //! restarts, history pagination, and readers running beside taps.
 
 use mancard::{
-    HistoryKind, HistoryStatus, Wallet, WalletConfig, WalletError, DB_FILE,
-    SCHEMA_VERSION,
+    HistoryKind, HistoryStatus, Wallet, WalletConfig, WalletError, DB_FILE, SCHEMA_VERSION,
 };
 use mancard_protocol::{StatusWord, TapAuthorization};
 use mancard_sql::schema_of;

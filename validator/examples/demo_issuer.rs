@@ -1,6 +1,6 @@
 //! A stand-in issuer for trying the validator CLI without the backend:
 //! writes `issuer.pub` (trust anchor `KEYID:HEX`), `bundle.bin` (signed config bundle) and,
-//! with `--wallet DIR`, provisions a wallet (software keystore in DIR/keystore, wallet in
+//! with `--wallet DIR`, provisions a wallet (file keystore in DIR/keystore, wallet in
 //! DIR/wallet) with a certificate from this issuer.
 //!
 //! With `--validator-key HEX --validator-id N` it also writes `validator.cert`, the validator

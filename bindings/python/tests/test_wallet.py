@@ -115,3 +115,15 @@ def test_process_apdu_never_raises(tmp_path, backend_url):
         r = w.process_apdu(apdu)
         assert len(r) >= 2 and r[-2:] != b"\x90\x00"
     w.deactivated()
+
+
+def test_a_lost_database_is_data_missing_not_a_new_wallet(tmp_path, backend_url):
+    w = open_wallet(tmp_path, backend_url)
+    assert w.status().state == mancard.CredentialState.NO_CREDENTIAL
+    del w  # closes the wallet (CPython frees it here)
+    db = tmp_path / "wallet" / "wallet.sqlite3"
+    db.unlink()
+    with pytest.raises(mancard.ManCardError.DataMissing) as e:
+        open_wallet(tmp_path, backend_url)
+    assert "counters.bin" in str(e.value) and "Restore" in str(e.value)
+    assert not db.exists()

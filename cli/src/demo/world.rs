@@ -233,7 +233,7 @@ pub(super) fn start(
         "The rider installs the app: an empty wallet",
         t.elapsed(),
         &[format!(
-            "wallet in {} (binding key in the software keystore; a phone uses StrongBox / Secure Enclave)",
+            "wallet in {} (binding key in the file keystore, integrity only; a phone uses StrongBox / Secure Enclave)",
             dir.join("wallet").display()
         )],
         json!({"wallet_dir": dir.join("wallet").display().to_string()}),

@@ -19,7 +19,7 @@ use mancard_validator::http;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// A rooted phone's keystore: a software keystore that remembers what it sealed.
+/// A rooted phone's keystore: a file keystore that remembers what it sealed.
 pub(super) struct RootedKeystore {
     inner: FileKeystore,
     sealed: Mutex<Vec<Vec<u8>>>,

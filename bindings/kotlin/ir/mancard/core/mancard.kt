@@ -744,8 +744,6 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
-    external fun uniffi_mancard_checksum_func_open_software_keystore(
-    ): Int
     external fun uniffi_mancard_checksum_func_set_logger(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_account(
@@ -775,6 +773,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_mancard_checksum_method_wallet_online_state(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_open_top_ups(
+    ): Int
+    external fun uniffi_mancard_checksum_method_wallet_park_counter(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_process_apdu(
     ): Int
@@ -866,6 +866,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_open_top_ups(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_mancard_fn_method_wallet_park_counter(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_mancard_fn_method_wallet_process_apdu(`ptr`: Long,`command`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_provision(`ptr`: Long,
@@ -912,8 +914,6 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_mancard_fn_method_keystoreerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_mancard_fn_func_open_software_keystore(`dir`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
     external fun uniffi_mancard_fn_func_set_logger(`logger`: RustBuffer.ByValue,`maxLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun ffi_mancard_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1035,9 +1035,6 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_mancard_checksum_func_open_software_keystore() and 0xFFFF) != 38829) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
     if ((lib.uniffi_mancard_checksum_func_set_logger() and 0xFFFF) != 53381) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1081,6 +1078,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_open_top_ups() and 0xFFFF) != 24532) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_mancard_checksum_method_wallet_park_counter() and 0xFFFF) != 6378) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_process_apdu() and 0xFFFF) != 18509) {
@@ -1131,7 +1131,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_mancard_checksum_method_logger_log() and 0xFFFF) != 33502) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_mancard_checksum_constructor_wallet_new() and 0xFFFF) != 46808) {
+    if ((lib.uniffi_mancard_checksum_constructor_wallet_new() and 0xFFFF) != 18655) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -2549,6 +2549,15 @@ public interface WalletInterface {
     fun `openTopUps`(): List<TopUpIntent>
     
     /**
+     * Records the next tap counter durably now, so that the process being killed afterwards
+     * skips no counter (the wallet also does it by itself a second after the field drops or
+     * a pass is shown, and when the object is destroyed). Call it from `onTrimMemory`/`onStop`
+     * or the HCE service's `onDestroy`; the next tap re-reserves when a reader selects
+     * ManCard.
+     */
+    fun `parkCounter`()
+    
+    /**
      * NFC host card emulation: one command APDU in, the response APDU out. Never throws: a
      * malformed command gets an error status word; an internal failure answers `6F00`.
      * Call it from `HostApduService.processCommandApdu`.
@@ -2642,7 +2651,8 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
      * Opens (creating if needed) the wallet stored in `data_dir` (the app's private files
      * directory), talking to the backend at `backend_url` (e.g. "https://api.example"), with
      * the app's `keystore`. Unseals the tap key once; a damaged or too-new database is a
-     * `Storage` error and is left untouched.
+     * `Storage` error and is left untouched; a missing or empty database next to the wallet's
+     * other files is `DataMissing` (nothing is created: restore, or start again and sync).
      */
     constructor(`dataDir`: kotlin.String, `backendUrl`: kotlin.String, `keystore`: PlatformKeystore) :
         this(UniffiWithHandle, 
@@ -2984,6 +2994,26 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Records the next tap counter durably now, so that the process being killed afterwards
+     * skips no counter (the wallet also does it by itself a second after the field drops or
+     * a pass is shown, and when the object is destroyed). Call it from `onTrimMemory`/`onStop`
+     * or the HCE service's `onDestroy`; the next tap re-reserves when a reader selects
+     * ManCard.
+     */
+    @Throws(ManCardException::class)override fun `parkCounter`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ManCardException) { _status ->
+    UniffiLib.uniffi_mancard_fn_method_wallet_park_counter(
+        it,
+        _status)
+}
+    }
+    
     
 
     
@@ -4860,6 +4890,14 @@ sealed class ManCardException(message: String): kotlin.Exception(message) {
         class Storage(message: String) : ManCardException(message)
         
     /**
+     * The wallet's database is missing or empty but its other files (or keys) are still there:
+     * its data was lost or only partly restored, and no new wallet was made. Offer the rider to
+     * restore the app's data, or to start again (clear the app's data, sign in, sync: the
+     * backend restores the confirmed balance).
+     */
+        class DataMissing(message: String) : ManCardException(message)
+        
+    /**
      * The platform keystore needs the rider to authenticate (biometric prompt) first.
      */
         class AuthenticationRequired(message: String) : ManCardException(message)
@@ -4898,9 +4936,10 @@ public object FfiConverterTypeManCardError : FfiConverterRustBuffer<ManCardExcep
             9 -> ManCardException.Validation(FfiConverterString.read(buf))
             10 -> ManCardException.Server(FfiConverterString.read(buf))
             11 -> ManCardException.Storage(FfiConverterString.read(buf))
-            12 -> ManCardException.AuthenticationRequired(FfiConverterString.read(buf))
-            13 -> ManCardException.Keystore(FfiConverterString.read(buf))
-            14 -> ManCardException.Internal(FfiConverterString.read(buf))
+            12 -> ManCardException.DataMissing(FfiConverterString.read(buf))
+            13 -> ManCardException.AuthenticationRequired(FfiConverterString.read(buf))
+            14 -> ManCardException.Keystore(FfiConverterString.read(buf))
+            15 -> ManCardException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -4956,16 +4995,20 @@ public object FfiConverterTypeManCardError : FfiConverterRustBuffer<ManCardExcep
                 buf.putInt(11)
                 Unit
             }
-            is ManCardException.AuthenticationRequired -> {
+            is ManCardException.DataMissing -> {
                 buf.putInt(12)
                 Unit
             }
-            is ManCardException.Keystore -> {
+            is ManCardException.AuthenticationRequired -> {
                 buf.putInt(13)
                 Unit
             }
-            is ManCardException.Internal -> {
+            is ManCardException.Keystore -> {
                 buf.putInt(14)
+                Unit
+            }
+            is ManCardException.Internal -> {
+                buf.putInt(15)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5360,23 +5403,6 @@ public object FfiConverterSequenceTypeTopUpIntent: FfiConverterRustBuffer<List<T
 
 
 
-
-        /**
-         * The core's software keystore in `dir` (key files with mode 0600), created if neither key
-         * file exists. For desktop builds and tests only: a phone passes its hardware-backed
-         * keystore instead.
-         */
-    @Throws(KeystoreException::class) fun `openSoftwareKeystore`(`dir`: kotlin.String): PlatformKeystore {
-            return FfiConverterTypePlatformKeystore.lift(
-    uniffiRustCallWithError(KeystoreException) { _status ->
-    UniffiLib.uniffi_mancard_fn_func_open_software_keystore(
-    
-        
-        FfiConverterString.lower(`dir`),_status)
-}
-    )
-    }
-    
 
         /**
          * Sends ManCard's events at `max_level` and more severe to `logger` (other crates' events:

@@ -8,7 +8,6 @@ import ir.mancard.core.Logger
 import ir.mancard.core.ManCardException
 import ir.mancard.core.Wallet
 import ir.mancard.core.debugPanicForTests
-import ir.mancard.core.openFileKeystore
 import ir.mancard.core.setLogger
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
@@ -128,18 +127,26 @@ class BoundaryTest {
         }
     }
 
+    /**
+     * The app's keystore (the JCA model of the Android one) serves the wallet across reopenings;
+     * a wallet whose database is lost while its counter file remains is `DataMissing`, never a
+     * new, empty wallet. (The core's file keystore is not in the phone's bindings.)
+     */
     @Test
-    fun fileKeystoreFromRustIsUsableFromKotlin() {
-        val dir = Env.newDir("softks")
-        val ks = openFileKeystore(dir)
-        val pk = ks.bindingPublicKey()
-        assertEquals(65, pk.size)
-        assertEquals(0x04.toByte(), pk[0])
-        assertEquals(64, ks.signWithBindingKey("m".toByteArray()).size)
-        assertArrayEquals("x".toByteArray(), ks.unseal(ks.seal("x".toByteArray())))
-        assertArrayEquals(pk, openFileKeystore(dir).bindingPublicKey())
-        val w = Wallet(Env.newDir("softwallet"), Env.backendUrl, ks)
-        assertArrayEquals(pk, w.bindingPublicKey())
-        w.close()
+    fun theAppsKeystoreServesTheWalletAndALostDatabaseIsDataMissing() {
+        val ks = JcaKeystore()
+        val dir = Env.newDir("jcawallet")
+        Wallet(dir, Env.backendUrl, ks).use { assertArrayEquals(ks.bindingPublicKey(), it.bindingPublicKey()) }
+        Wallet(dir, Env.backendUrl, ks).use { assertEquals(CredentialState.NO_CREDENTIAL, it.status().state) }
+        val db = java.io.File(dir, "wallet.sqlite3")
+        assertTrue(db.delete())
+        try {
+            Wallet(dir, Env.backendUrl, ks).close()
+            fail("a wallet without its database opened")
+        } catch (e: ManCardException.DataMissing) {
+            assertTrue(e.message, e.message!!.contains("counters.bin"))
+            assertTrue(e.message, e.message!!.contains("Restore"))
+        }
+        assertTrue("nothing created", !db.exists())
     }
 }

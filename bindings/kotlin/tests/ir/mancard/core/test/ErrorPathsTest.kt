@@ -129,7 +129,7 @@ class ErrorPathsTest {
         assertEquals("validator said: ${tap.output}", 1, tap.exitCode)
         val refusal = old.history(null, 1u).entries.first()
         assertEquals(HistoryKind.REFUSAL, refusal.kind)
-        assertEquals("the ticket has been revoked", refusal.detail)
+        assertEquals("the ticket has been revoked: this card was moved to another phone", refusal.detail)
         old.close()
         new.close()
     }
