@@ -12,13 +12,23 @@ import ir.mancard.core.setLogger
 
 /** One wallet per process, shared by the NFC service, the UI and sync (it is thread-safe). */
 class ManCardApplication : Application() {
+    @Volatile private var opened = false
+
     val wallet: Wallet by lazy {
         Wallet(filesDir.resolve("wallet").path, BACKEND_URL, AndroidPlatformKeystore())
+            .also { opened = true }
     }
 
     override fun onCreate() {
         super.onCreate()
         setLogger(LogcatLogger(), LogLevel.INFO)
+    }
+
+    /** Going to the background, or trimmed before a kill: record the next tap counter now so
+     *  the kill skips none (the core also does it a second after each tap or pass). */
+    override fun onTrimMemory(level: Int) {
+        super.onTrimMemory(level)
+        if (opened) runCatching { wallet.parkCounter() }
     }
 
     companion object {
@@ -39,6 +49,11 @@ class ManCardApduService : HostApduService() {
 
     override fun onDeactivated(reason: Int) {
         wallet.deactivated() // field lost (DEACTIVATION_LINK_LOSS) or another AID selected
+    }
+
+    override fun onDestroy() {
+        runCatching { wallet.parkCounter() } // the process may be killed next
+        super.onDestroy()
     }
 }
 
