@@ -9,6 +9,12 @@
 //!
 //! After criterion, a manual loop of 5,000 taps per wallet prints median, p99 and fsyncs/tap.
 //! Quick run: `cargo bench -p mancard --bench tap -- --warm-up-time 0.5 --measurement-time 2`.
+//!
+//! Profiling modes instead of criterion (`tap/breakdown.rs`, docs/perf.md §7):
+//! `TAP_BENCH=breakdown` times the tap's parts interleaved with the whole tap and the raw sign
+//! and verify; `TAP_BENCH=loop` taps for `TAP_SECS` seconds (for `perf record`);
+//! `TAP_BENCH=sql` times the tap's SQLite commit in variants; `TAP_BENCH=refusals` times a
+//! recorded refusal before and after the refusal log is full.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,7 +22,7 @@
     clippy::indexing_slicing
 )]
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use mancard_testkit::scenarios::peers::RawSigner;
 use mancard_testkit::scenarios::{PassScenario, WalletTap, PASS_PNG_MODULE_PX};
 use mancard_testkit::{Issuer, T0};
@@ -132,4 +138,21 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2));
     targets = bench
 }
-criterion_main!(benches);
+
+#[path = "tap/breakdown.rs"]
+mod breakdown;
+
+/// `TAP_BENCH=breakdown | loop | sql` picks one of the profiling modes of [`breakdown`];
+/// otherwise criterion, then the manual loops.
+fn main() {
+    match std::env::var("TAP_BENCH").as_deref() {
+        Ok("breakdown") => breakdown::parts(),
+        Ok("loop") => breakdown::profile_loop(),
+        Ok("sql") => breakdown::sql_variants(),
+        Ok("refusals") => breakdown::refusals(),
+        _ => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

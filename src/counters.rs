@@ -23,8 +23,8 @@ use crate::util::lock;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -158,7 +158,11 @@ impl ReservationFile {
 
     fn write_mark(&mut self, end: u64) -> Result<(), WalletError> {
         let generation = self.generation.wrapping_add(1);
-        let offset = if generation % 2 == 0 { 0 } else { SLOT as u64 };
+        let offset = if generation.is_multiple_of(2) {
+            0
+        } else {
+            SLOT as u64
+        };
         let slot = encode_slot(generation, end);
         let written = self
             .file

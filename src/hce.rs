@@ -201,7 +201,8 @@ impl Wallet {
             );
             return refused(&mut ws, r, None);
         }
-        let command = match AuthorizeCommand::parse(cmd.p1, &cmd.data) {
+        // a byte-identical certificate of a reader met before is not decoded again
+        let command = match ws.readers.parse_authorize(cmd.p1, &cmd.data) {
             Ok(c) => c,
             Err(e) => {
                 let r = Refusal::new(
@@ -274,12 +275,17 @@ impl Wallet {
     /// Makes sure `counter` is below the durable reservation mark. Normally true already (the
     /// reservation started when the reader selected ManCard, and the background thread keeps
     /// half a block ahead); otherwise waits for the one in flight or reserves inline (one
-    /// fsync). Only a reservation a tap had to write itself counts as a stall (`on_tap_path`;
-    /// a QR pass has no SELECT to start one early, and its inline write is no burst).
+    /// fsync). A tap that had to wait at all is a stall and grows the block until the next park
+    /// (`on_tap_path`; a QR pass has no SELECT to start a reservation early, and its inline
+    /// write is no burst).
     pub(crate) fn ensure_reserved(&self, counter: u32, on_tap_path: bool) -> Result<(), Refusal> {
         let c = u64::from(counter);
         if c < self.counters().durable_end.load(Ordering::Acquire) {
             return Ok(());
+        }
+        if on_tap_path {
+            // taps outran the reservations (a burst, or an AUTHORIZE right behind its SELECT)
+            self.counters().stalled();
         }
         // the reservation this tap's SELECT asked for is usually in flight: wait for its fsync
         self.counters()
@@ -288,13 +294,9 @@ impl Wallet {
             return Ok(());
         }
         self.counters().next.fetch_max(c, Ordering::AcqRel);
-        let wrote = self
-            .counters()
+        self.counters()
             .reserve_ahead()
             .map_err(|e| Refusal::new(StatusWord::StorageFailure, e.to_string()))?;
-        if wrote && on_tap_path {
-            self.counters().stalled();
-        }
         if c < self.counters().durable_end.load(Ordering::Acquire) {
             Ok(())
         } else {
@@ -338,7 +340,8 @@ impl Wallet {
             entry: &bytes,
             hash: &hash,
         };
-        let result = ws.db.write(|tx| tx.append_tap(&row));
+        // one INSERT in autocommit mode: one statement is one transaction
+        let result = ws.db.append_tap(&row);
         if let Err(e) = result {
             self.counters()
                 .next
@@ -368,7 +371,8 @@ impl Wallet {
             status_word: Some(r.sw.code()),
             detail: &r.reason,
         };
-        if let Err(e) = ws.db.write(|tx| tx.insert_event(&event)) {
+        let keep = self.config().refusal_log_limit;
+        if let Err(e) = ws.db.write(|tx| tx.insert_refusal(&event, keep)) {
             tracing::warn!("could not record a refusal: {e}");
         }
     }

@@ -47,6 +47,7 @@ mod wallet;
 pub use error::WalletError;
 #[cfg(feature = "file-keystore")]
 pub use file_keystore::FileKeystore;
+pub use files::LOCK_FILE;
 pub use keystore::{KeystoreError, PlatformKeystore};
 pub use online::{
     AccountInfo, CodeSent, OnlineError, OnlineOptions, OnlineState, OnlineWallet, ProvisionReport,
@@ -60,7 +61,6 @@ pub use types::{
     HistoryStatus, IssuerKeyInfo, LedgerView, WalletConfig, WalletStats, WalletStatus,
 };
 pub use util::now_utc;
-pub use files::LOCK_FILE;
 pub use wallet::{format_local_time, Wallet, COUNTER_FILE, DB_FILE};
 
 /// Compile-time check that the wallet can be shared between the HCE, UI and sync threads.

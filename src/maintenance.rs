@@ -128,4 +128,3 @@ pub(crate) fn start_maintenance(
         .spawn(move || maintenance_loop(rx, w, c, spare, quiet))?;
     Ok((Some(tx), Some(h), None))
 }
-

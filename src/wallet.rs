@@ -4,9 +4,9 @@
 //! `sync_store.rs`; all of them reach the database only through `crate::store`.
 
 use crate::counters::{Counters, ReservationFile};
-use crate::maintenance::{park_counter, run_job, start_maintenance, Job};
 use crate::error::WalletError;
 use crate::keystore::PlatformKeystore;
+use crate::maintenance::{park_counter, run_job, start_maintenance, Job};
 use crate::readers::{NfcSession, RateWindow, ReaderCache};
 use crate::store::{self, settings, Reader, Spare, Writer};
 use crate::types::{BoardingPassQr, WalletConfig, WalletStats};
@@ -299,17 +299,17 @@ impl Wallet {
         let log_entries = log.next_seq;
         let key_problem = active.as_ref().and_then(|a| a.key_problem.clone());
         let writer = Arc::new(Mutex::new(WriterState {
-                db,
-                session: None,
-                log,
-                next_counter: next,
-                active,
-                last_pass: None,
-                commits_since_checkpoint: 0,
-                bundle,
-                issuer_keys,
-                readers: ReaderCache::default(),
-                recent_taps: RateWindow::default(),
+            db,
+            session: None,
+            log,
+            next_counter: next,
+            active,
+            last_pass: None,
+            commits_since_checkpoint: 0,
+            bundle,
+            issuer_keys,
+            readers: ReaderCache::default(),
+            recent_taps: RateWindow::default(),
         }));
         let (kick, maintenance, inline_maintenance) =
             start_maintenance(&config, &writer, &counters, spare)?;

@@ -474,6 +474,21 @@ impl AuthorizeCommand {
     /// Parses the command data for P1 (00, 01 or 02; any other P1 is `InvalidValue`); trailing
     /// or missing bytes are refused.
     pub fn parse(p1: u8, data: &[u8]) -> Result<Self, DecodeError> {
+        Self::parse_with_known(p1, data, |_| None)
+    }
+
+    /// [`Self::parse`] for a phone that may hold the inline certificate already: `known` is
+    /// asked for the certificate it holds for the challenge's validator id, and when that
+    /// certificate encodes to exactly the inline bytes it is taken as their decoding (a clone)
+    /// instead of decoding them again, which would decompress the validator key (about a
+    /// third of a P-256 signature's time). Otherwise the bytes are decoded as by `parse`: the
+    /// answer, and every error, is the same. `known` must hold only certificates that were
+    /// decoded (so that one decodes back to itself from its encoding).
+    pub fn parse_with_known<'k>(
+        p1: u8,
+        data: &[u8],
+        known: impl FnOnce(u32) -> Option<&'k ValidatorCertificate>,
+    ) -> Result<Self, DecodeError> {
         let p1 = AuthorizeP1::from_byte(p1).ok_or(DecodeError::InvalidValue {
             field: "AUTHORIZE TAP P1",
             reason: "not 00, 01 or 02",
@@ -485,7 +500,10 @@ impl AuthorizeCommand {
             .unwrap_or((data, &[]));
         let challenge = TapChallenge::decode(ch)?;
         let validator_cert = if p1.carries_certificate() {
-            Some(ValidatorCertificate::decode(rest)?)
+            match known(challenge.body.validator_id) {
+                Some(c) if c.encode() == rest => Some(c.clone()),
+                _ => Some(ValidatorCertificate::decode(rest)?),
+            }
         } else if rest.is_empty() {
             None
         } else {

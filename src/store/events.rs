@@ -7,9 +7,6 @@ use crate::error::WalletError;
 use mancard_api::{TapStatus, VerdictStatus};
 use rusqlite::params;
 
-/// Refusals the history keeps (the newest); older ones are deleted as new ones arrive.
-pub(crate) const MAX_REFUSALS_KEPT: i64 = 500;
-
 /// An event to record.
 pub(crate) struct EventRow<'a> {
     pub(crate) after_seq: i64,
@@ -149,21 +146,36 @@ impl Read<'_> {
 }
 
 impl Write<'_> {
-    /// Records an event (the tap path's refusals use one cached statement).
+    /// Records a top-up. A refusal is refused here: it goes through
+    /// [`Self::insert_refusal`], with the wallet's limit, so that no path keeps another count.
     pub(crate) fn insert_event(&self, e: &EventRow<'_>) -> Result<(), WalletError> {
-        self.insert_event_row(e)?;
         if e.kind == "refusal" {
-            // A rogue reader held near the phone can be refused thousands of times a minute:
-            // the history keeps the newest refusals only, so it neither buries the rider's
-            // rides nor grows the database without bound (rides and top-ups are never pruned).
-            self.tx
-                .prepare_cached(
-                    "DELETE FROM events WHERE kind = 'refusal' AND id <= (
-                         SELECT id FROM events WHERE kind = 'refusal'
-                         ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-                )?
-                .execute(params![MAX_REFUSALS_KEPT])?;
+            return Err(WalletError::internal(
+                "a refusal is recorded with the refusal log's limit (insert_refusal)",
+            ));
         }
+        self.insert_event_row(e)
+    }
+
+    /// Records a refusal and drops the oldest refusals beyond the newest `keep` (this one
+    /// included; `keep` 0 keeps none). A rogue reader held near the phone can be refused
+    /// thousands of times a minute: the history keeps the newest refusals only, so it neither
+    /// buries the rider's rides nor grows the database without bound (rides and top-ups are
+    /// never dropped). Both statements walk `events_refusals` (the refusals' own index):
+    /// `keep` + 1 index entries to find the newest refusal to drop, then the dropped ones.
+    pub(crate) fn insert_refusal(&self, e: &EventRow<'_>, keep: u32) -> Result<(), WalletError> {
+        self.insert_event_row(&EventRow {
+            kind: "refusal",
+            ..*e
+        })?;
+        self.tx
+            .prepare_cached(
+                "DELETE FROM events INDEXED BY events_refusals
+                 WHERE kind = 'refusal' AND id <= (
+                     SELECT id FROM events INDEXED BY events_refusals
+                     WHERE kind = 'refusal' ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            )?
+            .execute(params![i64::from(keep)])?;
         Ok(())
     }
 
@@ -184,5 +196,72 @@ impl Write<'_> {
             e.detail
         ])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Writer;
+
+    fn event<'a>(kind: &'static str, after_seq: i64, detail: &'a str) -> EventRow<'a> {
+        EventRow {
+            after_seq,
+            time: 1_700_000_000,
+            kind,
+            amount: 0,
+            line_id: None,
+            validator_id: None,
+            status_word: Some(0x6986),
+            detail,
+        }
+    }
+
+    fn details(w: &Writer, kind: &str) -> Vec<String> {
+        let r = w.read();
+        let mut st = r
+            .conn
+            .prepare("SELECT detail FROM events WHERE kind = ?1 ORDER BY id")
+            .unwrap();
+        let rows = st.query_map([kind], |r| r.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// 1,500 refusals kept to 1,000 leave the newest 1,000 and every top-up among them; a
+    /// smaller `keep` trims at the next refusal, and both statements use the refusals' index.
+    #[test]
+    fn insert_refusal_keeps_the_newest_refusals_and_every_top_up() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(&d.path().join("w.sqlite3")).unwrap();
+        for i in 0..1_500i64 {
+            if i % 100 == 0 {
+                let t = format!("top-up {i}");
+                w.write(|tx| tx.insert_event(&event("top_up", i, &t)))
+                    .unwrap();
+            }
+            let r = format!("refusal {i}");
+            w.write(|tx| tx.insert_refusal(&event("refusal", i, &r), 1_000))
+                .unwrap();
+        }
+        let refusals = details(&w, "refusal");
+        let newest: Vec<String> = (500..1_500).map(|i| format!("refusal {i}")).collect();
+        assert_eq!(refusals, newest);
+        assert_eq!(details(&w, "top_up").len(), 15);
+
+        w.write(|tx| tx.insert_refusal(&event("refusal", 1_500, "last"), 3))
+            .unwrap();
+        assert_eq!(
+            details(&w, "refusal"),
+            ["refusal 1498", "refusal 1499", "last"]
+        );
+        w.write(|tx| tx.insert_refusal(&event("refusal", 1_501, "none"), 0))
+            .unwrap();
+        assert!(details(&w, "refusal").is_empty());
+        // no other path records a refusal (it would keep another count)
+        assert!(w
+            .write(|tx| tx.insert_event(&event("refusal", 1_502, "elsewhere")))
+            .is_err());
+        assert!(details(&w, "refusal").is_empty());
+        assert_eq!(details(&w, "top_up").len(), 15);
     }
 }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction};
 pub(crate) struct WalletSchema;
 
 /// Current wallet schema version.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Schema v1 (the first released one). A fresh database is created as v1 followed by every
 /// upgrade step, so a fresh and an upgraded database cannot drift apart.
@@ -165,6 +165,23 @@ CREATE TABLE tap_verdicts (
 ) WITHOUT ROWID;
 ";
 
+/// v3 → v4: a lean tap path and a bounded refusal log (issue #14). Only additions: the tap
+/// path's table is unchanged.
+/// - `events_refusals`: the refusals in order, so that dropping those beyond the newest
+///   `keep` walks `keep` index entries rather than the events table
+///   (`Write::insert_refusal`).
+/// - `wal_restarts`: one row the maintenance connection rewrites after a checkpoint that
+///   copied the whole WAL (`Spare::checkpoint`): that write starts the WAL over and pays the
+///   fsync of its new header, which would otherwise fall on the next tap.
+pub(crate) const SCHEMA_V4_SQL: &str = "
+CREATE INDEX events_refusals ON events(id) WHERE kind = 'refusal';
+
+CREATE TABLE wal_restarts (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    restarts INTEGER NOT NULL CHECK (restarts > 0)
+);
+";
+
 /// Fills `credentials.pseudonym` from each stored certificate (the v2 → v3 step). A
 /// certificate that does not decode keeps no pseudonym (its taps get no verdicts); opening
 /// the wallet reports a damaged current certificate on its own.
@@ -232,6 +249,10 @@ impl ConnectionInitializer for WalletSchema {
             2 => {
                 tx.execute_batch(SCHEMA_V3_SQL)?;
                 fill_pseudonyms(tx)
+            }
+            3 => {
+                tx.execute_batch(SCHEMA_V4_SQL)?;
+                Ok(())
             }
             _ => Err(WalletError::internal(format!(
                 "no upgrade path from wallet schema version {version}"
@@ -312,6 +333,43 @@ mod tests {
             let x: i64 = up.query_row("SELECT x FROM a", [], |r| r.get(0)).unwrap();
             assert_eq!(x, 7);
         }
+    }
+
+    /// A v3 database with events upgrades to v4 equal to a fresh one, its rows kept (the
+    /// frozen older snapshots are in `tests/it/storage.rs`; v3 is v1 and the v2 and v3 steps
+    /// as they shipped).
+    #[test]
+    fn v3_upgrades_to_v4_equal_to_fresh_with_its_rows() {
+        let d = tempfile::tempdir().unwrap();
+        let fresh = open_database(&d.path().join("fresh.db"), &WalletSchema).unwrap();
+        let p = d.path().join("v3.db");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(SCHEMA_V1_SQL).unwrap();
+            c.execute_batch(SCHEMA_V2_SQL).unwrap();
+            c.execute_batch(SCHEMA_V3_SQL).unwrap();
+            c.pragma_update(None, "user_version", 3).unwrap();
+            c.execute_batch(
+                "INSERT INTO events (after_seq, time, kind, detail) VALUES
+                     (0, 1, 'refusal', 'a'), (0, 2, 'top_up', 'b'), (1, 3, 'refusal', 'c');",
+            )
+            .unwrap();
+        }
+        let up = open_database(&p, &WalletSchema).unwrap();
+        assert_eq!(user_version(&up), SCHEMA_VERSION);
+        assert_eq!(schema_of(&up).unwrap(), schema_of(&fresh).unwrap());
+        let refusals: i64 = up
+            .query_row(
+                "SELECT count(*) FROM events INDEXED BY events_refusals WHERE kind = 'refusal'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(refusals, 2);
+        let all: i64 = up
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(all, 3);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! tap path; `hash` is the proof id, the next proof's `prev` under the same certificate), and
 //! `recovered_taps`: entries learned back from the backend.
 
-use super::{Read, Write};
+use super::{Read, Write, Writer};
 use crate::error::WalletError;
 use rusqlite::{params, OptionalExtension, ToSql};
 
@@ -153,16 +153,20 @@ macro_rules! into_tap_log {
     };
 }
 
-impl Write<'_> {
-    /// Appends an entry (the tap path: one cached statement).
-    pub(crate) fn append_tap(&self, e: &LogRow<'_>) -> Result<(), WalletError> {
+impl Writer {
+    /// Appends an entry as a transaction of its own: the one cached INSERT, in autocommit
+    /// mode (no BEGIN or COMMIT statement around it, no statement journal). The tap path's
+    /// write: the entry, or nothing, is in the WAL when it returns.
+    pub(crate) fn append_tap(&mut self, e: &LogRow<'_>) -> Result<(), WalletError> {
         let mut ins = self
-            .tx
+            .conn
             .prepare_cached(concat!("INSERT ", into_tap_log!()))?;
         ins.execute(e.values().as_slice())?;
         Ok(())
     }
+}
 
+impl Write<'_> {
     /// Appends an entry learned back from the backend and marks it recovered at `at`.
     /// False (and nothing written) when its counter is already in the log.
     pub(crate) fn append_recovered(&self, e: &LogRow<'_>, at: i64) -> Result<bool, WalletError> {

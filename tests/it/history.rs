@@ -326,3 +326,105 @@ fn an_nfc_tap_after_passes_expired_uses_the_released_allowance() {
     assert_eq!(tap_at(&w, &mut bus(4), 1, now + 400), StatusWord::Ok);
     assert_eq!(w.status(now + 400).unwrap().amount_available, 40_000);
 }
+
+/// Every history item, newest first, through every page.
+fn whole_history(w: &Wallet) -> Vec<HistoryItem> {
+    let (mut items, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = w.history(cursor, 500).unwrap();
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return items,
+        }
+    }
+}
+
+/// One refusal: SELECT, then a challenge of validator `validator_id` (unknown to the phone)
+/// by id only; the phone asks for its certificate (6986) and records the refusal.
+fn refused_once(w: &Wallet, rogue: &mancard_protocol::SigningKey, validator_id: u32) {
+    use mancard_protocol::{ChallengeBody, CommandApdu, FareClass};
+    use mancard_testkit::wallet::{select, send};
+    let session = select(w);
+    let ch = ChallengeBody {
+        validator_id,
+        nonce: [7; 16],
+        session,
+        validator_time: mancard_testkit::T0,
+        line_id: 1,
+        fare: 0,
+        fare_class: FareClass::Adult,
+    }
+    .sign(rogue)
+    .unwrap();
+    let r = send(w, &CommandApdu::authorize_tap(&ch, None));
+    w.deactivated();
+    assert_eq!(r.sw, StatusWord::ReaderCertificateRequired);
+}
+
+/// The refusal log is bounded by `WalletConfig::refusal_log_limit`: a rogue reader refused
+/// 1,500 times with a limit of 1,000 leaves the newest 1,000 refusals, and every ride and
+/// top-up recorded among them; reopened with a limit of 10, the next refusal leaves 10.
+#[test]
+fn the_refusal_log_keeps_the_newest_refusals_and_every_ride_and_top_up() {
+    use mancard_testkit::wallet::{open_with, provision, set_clock, test_config, Reader};
+    use mancard_testkit::{CertSpec, Issuer, T0};
+    let d = tempfile::tempdir().unwrap();
+    let config = mancard::WalletConfig {
+        refusal_log_limit: 1_000,
+        ..test_config()
+    };
+    let w = open_with(d.path(), config.clone());
+    let issuer = Issuer::new(1);
+    provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    let reader = Reader::new(&issuer, 7);
+    let rogue = mancard_protocol::SigningKey::generate().unwrap().0;
+    let mut rides = 0;
+    for i in 0..1_500u32 {
+        if i % 250 == 0 {
+            reader.tap(&w).unwrap();
+            rides += 1;
+            w.record_top_up(1_000 + i64::from(i), T0, format!("top-up {i}"))
+                .unwrap();
+        }
+        refused_once(&w, &rogue, 100_000 + i);
+    }
+    let h = whole_history(&w);
+    let count = |k: HistoryKind| h.iter().filter(|i| i.kind == k).count();
+    assert_eq!(count(HistoryKind::Refusal), 1_000);
+    assert_eq!(count(HistoryKind::Tap), rides);
+    assert_eq!(count(HistoryKind::TopUp), 6);
+    let refused: Vec<&str> = h
+        .iter()
+        .filter(|i| i.kind == HistoryKind::Refusal)
+        .map(|i| i.detail.as_str())
+        .collect();
+    // newest first: validators 101499 down to 100500; 100499 and older were dropped
+    assert!(refused[0].contains("reader 101499 "), "{}", refused[0]);
+    assert!(refused[999].contains("reader 100500 "), "{}", refused[999]);
+    assert!(!refused.iter().any(|r| r.contains("reader 100499 ")));
+    assert_eq!(w.verify_tap_log().unwrap(), rides as u64);
+    drop(w);
+
+    let w = open_with(
+        d.path(),
+        mancard::WalletConfig {
+            refusal_log_limit: 10,
+            ..config
+        },
+    );
+    refused_once(&w, &rogue, 200_000);
+    let h = whole_history(&w);
+    let refused: Vec<&HistoryItem> = h
+        .iter()
+        .filter(|i| i.kind == HistoryKind::Refusal)
+        .collect();
+    assert_eq!(refused.len(), 10);
+    assert!(refused[0].detail.contains("reader 200000 "));
+    assert!(refused[9].detail.contains("reader 101491 "));
+    assert_eq!(
+        h.iter().filter(|i| i.kind != HistoryKind::Refusal).count(),
+        2 * rides
+    );
+}

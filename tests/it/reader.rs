@@ -636,7 +636,7 @@ fn a_rogue_reader_can_neither_probe_nor_plant_the_phones_reader_cache() {
 }
 
 /// A rogue reader held near the phone, refused thousands of times: the history keeps the
-/// newest 500 refusals, and the rider's rides stay in it.
+/// newest 1,000 refusals (`refusal_log_limit`), and the rider's rides stay in it.
 #[test]
 fn a_flood_of_refusals_cannot_grow_the_history_without_bound() {
     let d = tempfile::tempdir().unwrap();
@@ -647,13 +647,20 @@ fn a_flood_of_refusals_cannot_grow_the_history_without_bound() {
         let sw = attempt(&w, |s| (rogue_challenge(&rogue, 100_000 + i, s), None)).sw;
         assert_eq!(sw, StatusWord::ReaderCertificateRequired);
     }
-    let h = w.history(None, 5_000).unwrap();
-    let refusals: Vec<_> = h
-        .items
+    let (mut items, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = w.history(cursor, 500).unwrap();
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let refusals: Vec<_> = items
         .iter()
         .filter(|i| i.kind == HistoryKind::Refusal)
         .collect();
-    assert_eq!(refusals.len(), 500);
+    assert_eq!(refusals.len(), 1_000);
     assert!(
         refusals.iter().any(|i| i.detail.contains("reader 101199")),
         "the newest refusal is kept"

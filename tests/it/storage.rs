@@ -18,6 +18,15 @@ use std::sync::Arc;
 const OLD_SCHEMAS: &[(u32, &[&str])] = &[
     (1, &[SCHEMA_V1]),
     (2, &[SCHEMA_V1, SCHEMA_V2_STEP, SCHEMA_V2_TAP_SETTLEMENTS]),
+    (
+        3,
+        &[
+            SCHEMA_V1,
+            SCHEMA_V2_STEP,
+            SCHEMA_V2_TAP_SETTLEMENTS,
+            SCHEMA_V3_STEP,
+        ],
+    ),
 ];
 
 /// Schema v1, frozen (released with the wallet core, before the online layer).
@@ -127,6 +136,41 @@ CREATE TABLE server_ledger (
 );
 ";
 
+/// What schema v3 changed (settlement v2's verdict feed, issue #13), frozen.
+const SCHEMA_V3_STEP: &str = "
+ALTER TABLE credentials ADD COLUMN pseudonym BLOB
+    CHECK (pseudonym IS NULL OR length(pseudonym) = 16);
+
+CREATE TABLE tap_settlements_v3 (
+    seq        INTEGER PRIMARY KEY CHECK (seq >= 0),
+    status     TEXT NOT NULL CHECK (status IN ('settled', 'duplicate', 'fraud', 'rejected',
+                                               'pending', 'not_charged')),
+    fare       INTEGER,
+    reason     TEXT,
+    detail     TEXT,
+    updated_at INTEGER NOT NULL
+);
+INSERT INTO tap_settlements_v3 (seq, status, fare, reason, detail, updated_at)
+    SELECT seq, status, fare, reason, detail, updated_at FROM tap_settlements;
+DROP TABLE tap_settlements;
+ALTER TABLE tap_settlements_v3 RENAME TO tap_settlements;
+
+CREATE TABLE tap_verdicts (
+    pseudonym   BLOB NOT NULL CHECK (length(pseudonym) = 16),
+    counter     INTEGER NOT NULL CHECK (counter >= 0),
+    id          INTEGER NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('charged', 'pending', 'not_charged', 'fraud',
+                                                'rejected')),
+    charged     INTEGER NOT NULL CHECK (charged >= 0),
+    reason      TEXT,
+    time        INTEGER NOT NULL,
+    line_id     INTEGER,
+    created_at  INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (pseudonym, counter)
+) WITHOUT ROWID;
+";
+
 #[test]
 fn every_older_schema_upgrades_to_the_fresh_schema() {
     let versions: Vec<u32> = OLD_SCHEMAS.iter().map(|(v, _)| *v).collect();
@@ -203,7 +247,8 @@ fn a_used_v1_wallet_upgrades_with_its_data() {
         c.execute_batch(
             "DROP TABLE idempotency_keys; DROP TABLE topups; DROP TABLE tap_settlements;
              DROP TABLE recovered_taps; DROP TABLE server_ledger; DROP TABLE tap_verdicts;
-             ALTER TABLE credentials DROP COLUMN pseudonym;",
+             ALTER TABLE credentials DROP COLUMN pseudonym;
+             DROP INDEX events_refusals; DROP TABLE wal_restarts;",
         )
         .unwrap();
         c.pragma_update(None, "user_version", 1).unwrap();
@@ -221,7 +266,7 @@ fn a_used_v1_wallet_upgrades_with_its_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     // it still taps, after every counter it used
     let a = tap_fare(&w, &reader, 10).unwrap();
     assert!(a.counter > *counters.iter().max().unwrap());
@@ -244,7 +289,8 @@ fn a_used_v2_wallet_upgrades_with_its_answers_and_pseudonyms() {
         let c = Connection::open(&db).unwrap();
         c.execute_batch(
             "DROP TABLE tap_verdicts; DROP TABLE tap_settlements;
-             ALTER TABLE credentials DROP COLUMN pseudonym;",
+             ALTER TABLE credentials DROP COLUMN pseudonym;
+             DROP INDEX events_refusals; DROP TABLE wal_restarts;",
         )
         .unwrap();
         c.execute_batch(SCHEMA_V2_TAP_SETTLEMENTS).unwrap();

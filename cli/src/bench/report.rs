@@ -14,6 +14,13 @@ pub(super) enum Status {
     Failed,
 }
 
+/// Which of the figure's values its ratio compares with the peer's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stat {
+    Median,
+    P99,
+}
+
 /// One row of the table.
 pub(super) struct Row {
     pub(super) figure: &'static str,
@@ -22,6 +29,8 @@ pub(super) struct Row {
     pub(super) p99_us: Option<f64>,
     pub(super) peer: String,
     pub(super) peer_us: Option<f64>,
+    /// What `peer_us` is compared with (the peer is the same statistic of its samples).
+    pub(super) ratio_of: Stat,
     pub(super) goal: &'static str,
     /// None when there is no pass/fail goal.
     pub(super) ok: Option<bool>,
@@ -45,6 +54,7 @@ impl Row {
             p99_us: (subject.len() >= 10).then(|| pct(&subject, 0.99)),
             peer: peer.0,
             peer_us: Some(pct(&peer_samples, 0.5)),
+            ratio_of: Stat::Median,
             goal,
             ok: None,
             samples: subject.len(),
@@ -53,9 +63,53 @@ impl Row {
         }
     }
 
-    /// figure / peer.
+    /// A row whose figure is one value derived from samples of the same run (a difference
+    /// of medians) against the peer's median, `samples` of each.
+    pub(super) fn derived(
+        figure: &'static str,
+        value_us: f64,
+        peer: (String, f64),
+        goal: &'static str,
+        samples: usize,
+    ) -> Self {
+        Self {
+            figure,
+            median_us: Some(value_us),
+            p99_us: None,
+            peer: peer.0,
+            peer_us: Some(peer.1),
+            ratio_of: Stat::Median,
+            goal,
+            ok: None,
+            samples,
+            note: String::new(),
+            status: Status::Measured,
+        }
+    }
+
+    /// [`Row::measured`] whose ratio is of the p99s: the figure's p99 against the peer
+    /// samples' p99.
+    pub(super) fn measured_p99(
+        figure: &'static str,
+        subject: Vec<f64>,
+        peer: (String, Vec<f64>),
+        goal: &'static str,
+    ) -> Self {
+        let peer_p99 = quantile(&peer.1, 0.99);
+        Self {
+            peer_us: Some(peer_p99),
+            ratio_of: Stat::P99,
+            ..Self::measured(figure, subject, (peer.0, peer.1), goal)
+        }
+    }
+
+    /// figure / peer (of the medians, or of the p99s: `ratio_of`).
     pub(super) fn ratio(&self) -> Option<f64> {
-        match (self.median_us, self.peer_us) {
+        let figure = match self.ratio_of {
+            Stat::Median => self.median_us,
+            Stat::P99 => self.p99_us,
+        };
+        match (figure, self.peer_us) {
             (Some(m), Some(p)) if p > 0.0 => Some(m / p),
             _ => None,
         }
@@ -74,6 +128,7 @@ impl Row {
             p99_us: None,
             peer: peer.into(),
             peer_us: None,
+            ratio_of: Stat::Median,
             goal,
             ok: None,
             samples: 0,
@@ -107,6 +162,11 @@ pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i.min(sorted.len() - 1)).copied().unwrap_or(0.0)
 }
 
+/// The `p` quantile of unsorted samples.
+pub(super) fn quantile(v: &[f64], p: f64) -> f64 {
+    pct(&sorted(v.to_vec()), p)
+}
+
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     v
@@ -132,6 +192,7 @@ pub(super) fn print_rows(rows: &[Row], as_json: bool) {
                 "{}",
                 json!({"figure": r.figure, "median_us": r.median_us, "p99_us": r.p99_us,
                        "peer": r.peer, "peer_median_us": r.peer_us, "ratio": r.ratio(),
+                       "ratio_of": match r.ratio_of { Stat::Median => "median", Stat::P99 => "p99" },
                        "goal": r.goal, "ok": r.ok, "samples": r.samples, "note": r.note,
                        "skipped": r.status == Status::Skipped,
                        "failed": r.status == Status::Failed})

@@ -300,12 +300,14 @@ fn bench_quick_prints_every_row() {
     );
     for figure in [
         "phone side of a tap: SELECT+AUTHORIZE",
+        "tap beyond its raw crypto",
         "validator decision (sign challenge, verify answer), cached certificate",
         "boarding pass: sign + log + QR matrix",
         "whole tap via pcscd + vpcd",
         "wallet sync of 10,000 taps",
         "backend settlement ingest",
         "wallet tap with long history",
+        "p99 of a tap with long history",
     ] {
         assert!(text.contains(figure), "row `{figure}` missing:\n{text}");
     }
@@ -329,7 +331,7 @@ fn bench_quick_json_has_a_ratio_for_each_measured_row() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = events(&out.stdout);
-    assert_eq!(rows.len(), 7, "{rows:#?}");
+    assert_eq!(rows.len(), 9, "{rows:#?}");
     for r in &rows {
         // A failed row fails the run; none may be `n/a`.
         assert_eq!(r["failed"], false, "{r}");

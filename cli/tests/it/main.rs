@@ -12,6 +12,6 @@ mod apdu_session;
 mod demo;
 mod demo_attacks;
 mod fraud;
-mod wallet_files;
 mod inspect;
 mod validator;
+mod wallet_files;

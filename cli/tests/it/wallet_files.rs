@@ -22,7 +22,11 @@ fn a_wallet_whose_database_is_lost_fails_with_what_to_do() {
         let out = run(args);
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        for part in ["the wallet's files are incomplete", "counters.bin", "Restore"] {
+        for part in [
+            "the wallet's files are incomplete",
+            "counters.bin",
+            "Restore",
+        ] {
             assert!(err.contains(part), "{args:?}: {part:?} not in {err}");
         }
     }

@@ -305,6 +305,49 @@ fn authorize_command_parsing() {
     ));
 }
 
+/// `AuthorizeCommand::parse_with_known` is `parse` whatever the phone holds: the certificate
+/// the bytes encode (taken as is), another one of the same validator (one line more, or
+/// re-signed), or none; for every valid, cut, lengthened or mistyped command and every P1.
+#[test]
+fn parsing_with_a_known_certificate_answers_as_parsing() {
+    let k = Keys::new();
+    let ch = std_challenge(&k);
+    let vc = std_validator_cert(&k);
+    let inline = CommandApdu::authorize_tap(&ch, Some(&vc)).data;
+    let mut inputs = vec![inline.clone(), ch.encode()];
+    inputs.extend((0..inline.len()).map(|cut| inline[..cut].to_vec()));
+    let mut longer = inline.clone();
+    longer.push(0);
+    inputs.push(longer);
+    let mut wrong = ch.encode();
+    wrong.extend_from_slice(&std_cert(&k).encode());
+    inputs.push(wrong);
+    let mut resigned = vc.clone();
+    resigned.signature.0[10] ^= 1;
+    let holdings = [
+        None,
+        Some(vc.clone()),
+        Some(lined(&k, vec![1, 2])),
+        Some(resigned),
+    ];
+    for p1 in [0x00, 0x01, 0x02, 0x03, 0xFF] {
+        for data in &inputs {
+            let plain = AuthorizeCommand::parse(p1, data);
+            for held in &holdings {
+                let asked = std::cell::Cell::new(None);
+                let got = AuthorizeCommand::parse_with_known(p1, data, |id| {
+                    asked.set(Some(id));
+                    held.as_ref()
+                });
+                assert_eq!(got, plain, "P1 {p1:02X}, {} bytes", data.len());
+                if plain.is_ok() && p1 != 0x00 {
+                    assert_eq!(asked.get(), Some(ch.body.validator_id));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn authorize_response_parsing() {
     let k = Keys::new();

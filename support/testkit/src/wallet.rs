@@ -1,4 +1,4 @@
-//! Wallet fixtures: a wallet in a directory over the software keystore, a provisioned
+//! Wallet fixtures: a wallet in a directory over the file keystore, a provisioned
 //! certificate with the issuer's config bundle, the phone's clock, and a test [`Reader`]: the
 //! validator's side of the v2 NFC exchange (SELECT, AUTHORIZE TAP with a validator-signed
 //! challenge and the validator certificate, the re-quote for another fare class, READ
@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// The validator id of [`Reader::new`]'s default reader in most tests.
 pub const READER_ID: u32 = 7;
 
-/// The software keystore in `dir/keystore` (created on first use).
+/// The file keystore in `dir/keystore` (created on first use).
 pub fn keystore(dir: &Path) -> Arc<FileKeystore> {
     try_keystore(dir).unwrap()
 }
