@@ -246,10 +246,7 @@ impl Counters {
     /// A queued reservation: skipped if a park happened since it was asked for (an app that
     /// parked before being stopped must not see a stale request raise the mark again).
     pub(crate) fn reserve_if_current(&self, epoch: u64) -> Result<bool, WalletError> {
-        if epoch != self.epoch() {
-            return Ok(false);
-        }
-        self.reserve_ahead()
+        self.reserve(Some(epoch))
     }
 
     /// A reservation has been asked of the background thread.
@@ -289,7 +286,16 @@ impl Counters {
     /// at open, at certificate installation, and by the tap path only if the reserver fell behind.
     /// Returns true if this call wrote (and waited for) the fsync.
     pub(crate) fn reserve_ahead(&self) -> Result<bool, WalletError> {
+        self.reserve(None)
+    }
+
+    /// [`Counters::reserve_ahead`]; with `epoch`, only if no park happened since (checked
+    /// under the file lock, which every park holds while it bumps the epoch).
+    fn reserve(&self, epoch: Option<u64>) -> Result<bool, WalletError> {
         let mut f = lock(&self.file);
+        if epoch.is_some_and(|e| e != self.epoch()) {
+            return Ok(false);
+        }
         let next = self.next.load(Ordering::Acquire);
         let current = f.reserved_end();
         let block = self.block.load(Ordering::Relaxed);

@@ -37,6 +37,7 @@ pub(crate) fn prepare_data_dir_for(
     dir: &Path,
     keystore: &dyn PlatformKeystore,
 ) -> Result<fs::File, WalletError> {
+    refuse_symlinks(dir)?;
     let early = if dir.try_exists()? {
         Some(lock_data_dir(dir)?)
     } else {
@@ -49,23 +50,21 @@ pub(crate) fn prepare_data_dir_for(
     }
 }
 
-/// File name of the lock every open wallet holds on its directory.
-pub const LOCK_FILE: &str = "wallet.lock";
 /// How long an open waits for another instance to let the directory go (an app's previous
 /// wallet object still closing) before it reports [`WalletError::InUse`].
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// One wallet instance per directory: an exclusive lock on `wallet.lock` (released by the OS
-/// when the process dies). Two instances would each keep their own counter mark in memory, and
-/// one's park could lower the durable mark below counters the other has handed out.
+/// One wallet instance per directory: an exclusive lock on the directory itself (released by
+/// the OS when the process dies). Two instances would each keep their own counter mark in
+/// memory, and one's park could lower the durable mark below counters the other has handed
+/// out. The directory, not a lock file in it: a file can be unlinked and made again under a
+/// lock, a directory holding the wallet's files cannot.
 fn lock_data_dir(dir: &Path) -> Result<fs::File, WalletError> {
-    let path = dir.join(LOCK_FILE);
-    create_private_file(&path)?;
-    let file = fs::OpenOptions::new().read(true).write(true).open(&path)?;
+    let handle = fs::File::open(dir)?;
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
+        match handle.try_lock() {
+            Ok(()) => return Ok(handle),
             Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -80,6 +79,31 @@ fn lock_data_dir(dir: &Path) -> Result<fs::File, WalletError> {
             Err(fs::TryLockError::Error(e)) => return Err(e.into()),
         }
     }
+}
+
+/// The wallet never follows a link planted in its directory: it would chmod, lock, read and
+/// write the file the link points to, outside the directory.
+fn refuse_symlinks(dir: &Path) -> Result<(), WalletError> {
+    let db = dir.join(DB_FILE);
+    for path in [
+        db.clone(),
+        wal_path(&db),
+        shm_path(&db),
+        dir.join(COUNTER_FILE),
+    ] {
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(WalletError::storage(format!(
+                    "{} is a symbolic link; the wallet only uses its own files (remove the link)",
+                    path.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn prepare(dir: &Path, keys_existed: bool) -> Result<(), WalletError> {

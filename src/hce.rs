@@ -130,7 +130,8 @@ impl Wallet {
         ws.session = Some(session);
         // A tap is starting: reserve its counters now, in the background, while the reader
         // prepares its challenge (and cancel a pending park).
-        if ws.active.as_ref().is_some_and(|a| a.key.is_some()) {
+        // (not for a locked phone: a thief's reader would only make it skip counters)
+        if !self.is_locked() && ws.active.as_ref().is_some_and(|a| a.key.is_some()) {
             self.request_reservation();
         }
         ResponseApdu::ok(resp)
@@ -375,5 +376,6 @@ impl Wallet {
         if let Err(e) = ws.db.write(|tx| tx.insert_refusal(&event, keep)) {
             tracing::warn!("could not record a refusal: {e}");
         }
+        self.count_write(ws);
     }
 }

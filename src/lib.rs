@@ -47,7 +47,6 @@ mod wallet;
 pub use error::WalletError;
 #[cfg(feature = "file-keystore")]
 pub use file_keystore::FileKeystore;
-pub use files::LOCK_FILE;
 pub use keystore::{KeystoreError, PlatformKeystore};
 pub use online::{
     AccountInfo, CodeSent, OnlineError, OnlineOptions, OnlineState, OnlineWallet, ProvisionReport,

@@ -447,6 +447,13 @@ impl Wallet {
         if self.counters.wants_reservation(ws.next_counter) {
             self.request_reservation();
         }
+        self.count_write(ws);
+    }
+
+    /// Every write on the writer connection counts toward the next background checkpoint: a
+    /// flood of refusals (a rogue reader needs no authentication to be refused) must not grow
+    /// the write-ahead log without bound.
+    pub(crate) fn count_write(&self, ws: &mut WriterState) {
         ws.commits_since_checkpoint = ws.commits_since_checkpoint.saturating_add(1);
         if ws.commits_since_checkpoint >= CHECKPOINT_EVERY {
             ws.commits_since_checkpoint = 0;

@@ -221,7 +221,8 @@ impl ConnectionInitializer for WalletSchema {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
-             PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA wal_autocheckpoint = 0;
+             PRAGMA journal_size_limit = 4194304;",
         )
         .map_err(|e| WalletError::DatabaseCorrupt {
             message: e.to_string(),

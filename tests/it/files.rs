@@ -271,3 +271,74 @@ fn files_an_older_version_left_readable_are_tightened_with_a_log_line() {
     assert!(line.contains("WARN") && line.contains("644"), "{line}");
     assert!(text.contains(COUNTER_FILE), "{text}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_in_the_directory_is_refused_and_its_target_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    drop(open(d.path()));
+    let outside = d.path().join("outside.txt");
+    std::fs::write(&outside, b"not the wallet's").unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for name in [mancard::COUNTER_FILE, mancard::DB_FILE] {
+        let path = d.path().join("wallet").join(name);
+        let kept = d.path().join("kept");
+        std::fs::rename(&path, &kept).unwrap();
+        std::os::unix::fs::symlink(&outside, &path).unwrap();
+        let err = try_open_with(d.path(), test_config()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{name}: {err}");
+        let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{name}: the link's target was changed");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::rename(&kept, &path).unwrap();
+    }
+    drop(open(d.path()));
+}
+
+#[test]
+fn the_lock_is_on_the_directory_so_no_file_in_it_can_be_swapped_to_get_a_second_instance_in() {
+    let d = tempfile::tempdir().unwrap();
+    let first = open(d.path());
+    // whatever is removed or made in the directory, it is still the locked directory
+    let _ = std::fs::remove_file(d.path().join("wallet").join("wallet.lock"));
+    std::fs::write(d.path().join("wallet").join("wallet.lock"), b"").unwrap();
+    let err = try_open_with(d.path(), test_config()).unwrap_err();
+    let err = err.downcast::<mancard::WalletError>().unwrap();
+    assert!(matches!(*err, mancard::WalletError::InUse { .. }), "{err}");
+    drop(first);
+    drop(open(d.path()));
+}
+
+#[test]
+fn a_flood_of_refusals_does_not_grow_the_write_ahead_log_without_bound() {
+    // a rogue reader needs no authentication to be refused: AUTHORIZE TAP without SELECT
+    let d = tempfile::tempdir().unwrap();
+    let w = open(d.path());
+    let issuer = Issuer::new(1);
+    provision(&w, &issuer, CertSpec::default());
+    set_clock(&w, T0);
+    let mut apdu = vec![0x80, 0x20, 0x00, 0x00, 123];
+    apdu.extend([0u8; 123]);
+    let wal = d
+        .path()
+        .join("wallet")
+        .join(format!("{}-wal", mancard::DB_FILE));
+    let mut largest = 0u64;
+    // a thousand a second, ten times what NFC can carry
+    for i in 0..4_000 {
+        if i % 10 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let r = w.process_apdu(apdu.clone());
+        assert_eq!(r.len(), 2, "refusal {i}: {r:02X?}");
+        if i % 500 == 0 {
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    // each refusal writes ~25 KiB of pages: without checkpoints this is ~100 MB
+    assert!(
+        largest < 24 << 20,
+        "the write-ahead log reached {largest} bytes"
+    );
+}

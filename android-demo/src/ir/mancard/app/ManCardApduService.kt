@@ -15,7 +15,9 @@ class ManCardApplication : Application() {
     @Volatile private var opened = false
 
     val wallet: Wallet by lazy {
-        Wallet(filesDir.resolve("wallet").path, BACKEND_URL, AndroidPlatformKeystore())
+        // noBackupFilesDir: never in cloud backups or device transfer (a restored copy would
+        // read as a rollback, and the database holds the rider's history in clear)
+        Wallet(noBackupFilesDir.resolve("wallet").path, BACKEND_URL, AndroidPlatformKeystore())
             .also { opened = true }
     }
 
