@@ -214,6 +214,12 @@ pub(crate) struct Counters {
     epoch: AtomicU64,
     /// The configured block, restored at each park (bursts are over by then).
     base_block: u64,
+    /// When a reader last selected ManCard or the field last dropped, ms since `born` (read by
+    /// the quiet timer, so that the tap path never has to wake the maintenance thread).
+    activity_ms: AtomicU64,
+    born: Instant,
+    /// A quiet timer is running on the maintenance thread.
+    pub(crate) quiet_armed: AtomicBool,
 }
 
 impl Counters {
@@ -235,7 +241,21 @@ impl Counters {
             disk_mark: AtomicU64::new(end),
             epoch: AtomicU64::new(0),
             base_block,
+            activity_ms: AtomicU64::new(0),
+            born: Instant::now(),
+            quiet_armed: AtomicBool::new(false),
         }
+    }
+
+    /// A reader selected ManCard or the field dropped: the quiet period starts again.
+    pub(crate) fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity_ms.store(ms, Ordering::Release);
+    }
+
+    /// When the wallet was last touched.
+    pub(crate) fn last_activity(&self) -> Instant {
+        self.born + Duration::from_millis(self.activity_ms.load(Ordering::Acquire))
     }
 
     /// The park epoch a reservation request carries (see [`Counters::reserve_if_current`]).

@@ -85,7 +85,8 @@ impl Wallet {
         self.writer().session = None;
         // whether or not a ManCard session was open (a reader may have selected another
         // application since): a park with nothing reserved ahead writes nothing
-        self.request(crate::maintenance::Job::Quiet);
+        self.counters().touch();
+        self.request_quiet();
     }
 
     fn dispatch(&self, bytes: &[u8]) -> ResponseApdu {
@@ -130,8 +131,13 @@ impl Wallet {
         ws.session = Some(session);
         // A tap is starting: reserve its counters now, in the background, while the reader
         // prepares its challenge (and cancel a pending park).
-        // (not for a locked phone: a thief's reader would only make it skip counters)
-        if !self.is_locked() && ws.active.as_ref().is_some_and(|a| a.key.is_some()) {
+        // (not for a locked phone: a thief's reader would only make it skip counters; and only
+        // when needed, so a tap in a run of taps wakes no thread)
+        self.counters().touch();
+        if !self.is_locked()
+            && ws.active.as_ref().is_some_and(|a| a.key.is_some())
+            && self.counters().wants_reservation(ws.next_counter)
+        {
             self.request_reservation();
         }
         ResponseApdu::ok(resp)

@@ -8,6 +8,7 @@ use crate::store::Spare;
 use crate::types::WalletConfig;
 use crate::util::lock;
 use crate::wallet::WriterState;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -73,7 +74,8 @@ pub(crate) fn run_job(
 }
 
 /// The maintenance thread: runs jobs as they come; a `Quiet` arms a timer that parks the
-/// counter when it runs out, and any `Reserve` (a reader selected ManCard) disarms it.
+/// counter once the wallet has been quiet for `quiet` (activity since — a SELECT, a field
+/// drop, a pass — moves the deadline on; a park is never made during a session).
 fn maintenance_loop(
     rx: Receiver<Job>,
     writer: Arc<Mutex<WriterState>>,
@@ -88,15 +90,17 @@ fn maintenance_loop(
             Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
         };
         match job {
-            Ok(Job::Quiet) => park_at = Some(Instant::now() + quiet),
-            Ok(job) => {
-                if matches!(job, Job::Reserve(_)) {
-                    park_at = None;
-                }
-                run_job(job, &writer, &counters, &spare, true);
-            }
+            Ok(Job::Quiet) => park_at = Some(counters.last_activity().max(Instant::now()) + quiet),
+            Ok(job) => run_job(job, &writer, &counters, &spare, true),
             Err(RecvTimeoutError::Timeout) => {
+                let due = counters.last_activity() + quiet;
+                if due > Instant::now() {
+                    park_at = Some(due);
+                    continue;
+                }
                 park_at = None;
+                // disarmed first: a field drop during the park arms a new timer
+                counters.quiet_armed.store(false, Ordering::Release);
                 run_job(Job::Quiet, &writer, &counters, &spare, true);
             }
             Err(RecvTimeoutError::Disconnected) => break,

@@ -194,7 +194,8 @@ impl Wallet {
         )?;
         drop(ws);
         // no field will drop after a pass: park the counter after the quiet period all the same
-        self.request(crate::maintenance::Job::Quiet);
+        self.counters().touch();
+        self.request_quiet();
         let (qr, refresh_corrected) = render(text, counter, t, lifetime, offset, max_amount)?;
         let mut ws = self.writer();
         if ws.next_counter == u64::from(counter).saturating_add(1) {

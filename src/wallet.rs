@@ -414,7 +414,13 @@ impl Wallet {
                     self.counters.mark_requested();
                 }
                 match tx.try_send(job) {
-                    Ok(()) | Err(TrySendError::Full(_)) => {}
+                    Ok(()) => {}
+                    Err(TrySendError::Full(job)) => {
+                        // a quiet timer that never started must not stay "armed"
+                        if matches!(job, Job::Quiet) {
+                            self.counters.quiet_armed.store(false, Ordering::Release);
+                        }
+                    }
                     Err(TrySendError::Disconnected(_)) => {
                         if reserve {
                             self.counters.request_done();
@@ -432,6 +438,15 @@ impl Wallet {
                 }
             }
         }
+    }
+
+    /// Asks for the counter to be parked after the quiet period: one request starts the timer,
+    /// later activity only moves the time it looks at (no thread is woken per tap).
+    pub(crate) fn request_quiet(&self) {
+        if self.kick.is_some() && self.counters.quiet_armed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.request(Job::Quiet);
     }
 
     /// Asks for counters to be reserved ahead (in the background), unless a park comes first.
