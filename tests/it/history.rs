@@ -4,6 +4,7 @@
 //! taps with their real charge, refused reports with their reason.
 
 use crate::support::tap_at;
+use crate::support::whole_history;
 use mancard::{
     now_utc, HistoryItem, HistoryKind, HistoryStatus, OnlineOptions, OnlineWallet, Wallet,
 };
@@ -325,19 +326,6 @@ fn an_nfc_tap_after_passes_expired_uses_the_released_allowance() {
     // both passes are over (their minute and the skew): the fare is signed, no sync between
     assert_eq!(tap_at(&w, &mut bus(4), 1, now + 400), StatusWord::Ok);
     assert_eq!(w.status(now + 400).unwrap().amount_available, 40_000);
-}
-
-/// Every history item, newest first, through every page.
-fn whole_history(w: &Wallet) -> Vec<HistoryItem> {
-    let (mut items, mut cursor) = (Vec::new(), None);
-    loop {
-        let page = w.history(cursor, 500).unwrap();
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return items,
-        }
-    }
 }
 
 /// One refusal: SELECT, then a challenge of validator `validator_id` (unknown to the phone)

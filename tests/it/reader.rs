@@ -647,15 +647,7 @@ fn a_flood_of_refusals_cannot_grow_the_history_without_bound() {
         let sw = attempt(&w, |s| (rogue_challenge(&rogue, 100_000 + i, s), None)).sw;
         assert_eq!(sw, StatusWord::ReaderCertificateRequired);
     }
-    let (mut items, mut cursor) = (Vec::new(), None);
-    loop {
-        let page = w.history(cursor, 500).unwrap();
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let items = crate::support::whole_history(&w);
     let refusals: Vec<_> = items
         .iter()
         .filter(|i| i.kind == HistoryKind::Refusal)

@@ -26,3 +26,16 @@ pub fn clocked_taps(w: &Wallet, v: &mut Validator, n: usize, start: i64, spacing
         assert_eq!(sw, StatusWord::Ok, "tap {i} refused");
     }
 }
+
+/// Every history item, newest first, through every page.
+pub fn whole_history(w: &Wallet) -> Vec<mancard::HistoryItem> {
+    let (mut items, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = w.history(cursor, 500).unwrap();
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return items,
+        }
+    }
+}
