@@ -1,7 +1,8 @@
 //! `/v1/admin/*`: operators (admin token): validators (and their deny list), issuer keys,
 //! fraud cases, the audit, adjustments.
 
-use super::extract::{Admin, ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery};
+use super::operator::Admin;
 use super::problem::{ApiProblem, HttpResult};
 use super::{blocking, AppState, Problem};
 use axum::extract::{Path, State};

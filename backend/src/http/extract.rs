@@ -1,5 +1,5 @@
 //! Extractors that turn every malformed input into a problem response, and the two ways a
-//! caller proves who it is (a rider's session, the operator's admin token).
+//! caller proves who it is (a rider's session; operators in `operator.rs`).
 
 use super::problem::{ApiProblem, HttpResult};
 use super::{blocking, AppState};
@@ -74,7 +74,7 @@ fn unauthorized(detail: &str) -> ApiProblem {
     ApiProblem::new(StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized, detail)
 }
 
-fn bearer(parts: &Parts) -> HttpResult<String> {
+pub(super) fn bearer(parts: &Parts) -> HttpResult<String> {
     let h = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -98,36 +98,5 @@ impl FromRequestParts<AppState> for Session {
         let token = bearer(parts)?;
         let id = blocking(state, move |e| e.authenticate(&token)).await?;
         Ok(Self(id))
-    }
-}
-
-/// The operator (admin token from the configuration).
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiProblem;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = state.config().admin_token.as_deref() else {
-            return Err(ApiProblem::new(
-                StatusCode::FORBIDDEN,
-                ProblemCode::AdminDisabled,
-                "no admin token is configured",
-            ));
-        };
-        let token = bearer(parts)?;
-        // compare digests: equal-length inputs, no early exit on the secret itself
-        let a = mancard_protocol::sha256(&[token.as_bytes()]);
-        let b = mancard_protocol::sha256(&[expected.as_bytes()]);
-        if a != b {
-            return Err(ApiProblem::new(
-                StatusCode::FORBIDDEN,
-                ProblemCode::BadAdminToken,
-                "wrong admin token",
-            ));
-        }
-        Ok(Self)
     }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod credential;
 pub mod extract;
 pub mod openapi;
+mod operator;
 pub mod problem;
 mod sandbox;
 mod topup;

@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -278,6 +278,15 @@ INSERT INTO cert_usage (cert_hash, authorized)
     WHERE substr(proof, 1, 1) = x'01' GROUP BY cert_hash;
 "#;
 
+/// Version 5 (issue #15, sessions): filled in by the sessions work.
+const MIGRATION_5: &str = "";
+
+/// Version 6 (issue #15, payment and SMS providers): filled in by the providers work.
+const MIGRATION_6: &str = "";
+
+/// Version 7 (issue #15, operators and their audit log): filled in by the operators work.
+const MIGRATION_7: &str = "";
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -312,6 +321,9 @@ impl ConnectionInitializer for BackendSchema {
             1 => tx.execute_batch(MIGRATION_2)?,
             2 => tx.execute_batch(MIGRATION_3)?,
             3 => tx.execute_batch(MIGRATION_4)?,
+            4 => tx.execute_batch(MIGRATION_5)?,
+            5 => tx.execute_batch(MIGRATION_6)?,
+            6 => tx.execute_batch(MIGRATION_7)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"
