@@ -265,7 +265,9 @@ pub struct ResolveFraudRequest {
     pub resolution: FraudResolution,
     /// Why (1 to 500 bytes).
     pub note: String,
-    /// Who resolves it (1 to 100 bytes).
+    /// Who resolves it. Over HTTP the backend records the authenticated operator's name
+    /// and ignores this field (it may be left out); offline tools set it.
+    #[serde(default)]
     pub operator: String,
 }
 
@@ -304,4 +306,165 @@ pub struct AuditReport {
     /// stored taps (must be 0).
     pub cert_totals_mismatched: i64,
     pub ok: bool,
+}
+
+/// What an operator credential allows. Each `/v1/admin/*` endpoint names the scopes that
+/// may call it (any one of them suffices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Read the books: the ledger audit, fraud cases, issuer keys, pending adjustments, the
+    /// operator log.
+    Read,
+    /// Request, approve and reject manual ledger adjustments.
+    Adjust,
+    /// Read and resolve fraud cases.
+    Fraud,
+    /// Rotate issuer keys, register and deny validators (each registration is an
+    /// issuer-signed certificate).
+    Keys,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 4] = [Self::Read, Self::Adjust, Self::Fraud, Self::Keys];
+
+    /// The scope's wire (and configuration) text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Adjust => "adjust",
+            Self::Fraud => "fraud",
+            Self::Keys => "keys",
+        }
+    }
+
+    /// The scope for its text, if known.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Where a manual adjustment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentStatus {
+    /// At or under the single-approval limit: appended to the ledger when requested.
+    Applied,
+    /// Above the limit: waits for a second operator (nothing is in the ledger yet).
+    Pending,
+    /// A second operator approved it: appended to the ledger.
+    Approved,
+    /// Rejected (or withdrawn by its requester): never appended.
+    Rejected,
+}
+
+impl AdjustmentStatus {
+    /// The status's wire (and database) text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// The status for its text, if known.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Applied, Self::Pending, Self::Approved, Self::Rejected]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A manual adjustment as the operators see it: who asked, who decided.
+/// `POST /v1/admin/adjustments` answers 202 with one when a second approval is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Adjustment {
+    pub id: i64,
+    pub account_id: i64,
+    /// Rials, positive or negative.
+    pub amount: i64,
+    pub idempotency_key: String,
+    pub note: String,
+    pub status: AdjustmentStatus,
+    /// The operator who asked for it.
+    pub requested_by: String,
+    pub requested_at: i64,
+    /// The second operator who approved or rejected it (the requester, if withdrawn).
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_note: Option<String>,
+    /// The ledger entry, once applied or approved.
+    pub ledger_entry_id: Option<i64>,
+}
+
+/// `POST /v1/admin/adjustments/{id}/approve` and `/reject`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecideAdjustmentRequest {
+    /// Why (at most 500 bytes; a rejection needs one).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// The answer to an approval or a rejection. Deciding again the same way changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecideAdjustmentResponse {
+    pub adjustment: Adjustment,
+    /// False if it had been decided this way already.
+    pub changed: bool,
+    /// The account's balance after the decision.
+    pub balance: i64,
+}
+
+/// One row of the append-only operator log: every admin request (refused ones too) and
+/// every effect an operator had on the books, chained by hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorLogRow {
+    pub id: i64,
+    pub at: i64,
+    /// The operator, when the credential named one.
+    pub operator: Option<String>,
+    /// `request` (an HTTP call) or the effect (`adjustment.applied`, …).
+    pub action: String,
+    /// What it acted on (`POST /v1/admin/adjustments`, `adjustment 7`, …).
+    pub target: String,
+    /// `200`, `403`, … for requests; `ok` for effects.
+    pub outcome: String,
+    /// Facts of the action (never a secret).
+    pub detail: String,
+    /// SHA-256 over the previous row's hash and this row's fields, hex.
+    pub hash: String,
+}
+
+/// The query string of `GET /v1/admin/audit-log`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct OperatorLogQuery {
+    /// Rows after this id (default 0: from the start).
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many rows (default and maximum 500).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A page of the operator log with the result of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorLogResponse {
+    pub rows: Vec<OperatorLogRow>,
+    /// Rows in the whole log.
+    pub total: i64,
+    /// The newest row's hash, hex (anchor it elsewhere to detect a truncated log).
+    pub head: String,
+    /// Whether every row's hash chains to its predecessor.
+    pub chain_ok: bool,
 }

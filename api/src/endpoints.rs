@@ -25,7 +25,7 @@ pub enum Auth {
     Public,
     /// `Authorization: Bearer <session token>` from `POST /v1/auth/session`.
     Session,
-    /// `Authorization: Bearer <admin token>` (operators).
+    /// `Authorization: Bearer <operator token>`: a named operator whose scopes allow the call.
     Admin,
     /// No header: the body is signed by a registered validator key.
     ValidatorSigned,
@@ -103,6 +103,17 @@ pub const ADMIN_RESOLVE_FRAUD: Endpoint =
     Endpoint::new(Post, "/v1/admin/fraud/{id}/resolve", Admin);
 pub const ADMIN_AUDIT: Endpoint = Endpoint::new(Get, "/v1/admin/audit", Admin);
 pub const ADMIN_ADJUSTMENTS: Endpoint = Endpoint::new(Post, "/v1/admin/adjustments", Admin);
+/// Adjustments waiting for a second operator, oldest first.
+pub const ADMIN_PENDING_ADJUSTMENTS: Endpoint =
+    Endpoint::new(Get, "/v1/admin/adjustments/pending", Admin);
+/// A second operator approves (body [`DecideAdjustmentRequest`](crate::admin::DecideAdjustmentRequest)).
+pub const ADMIN_APPROVE_ADJUSTMENT: Endpoint =
+    Endpoint::new(Post, "/v1/admin/adjustments/{id}/approve", Admin);
+/// Reject (or, by its requester, withdraw) a pending adjustment.
+pub const ADMIN_REJECT_ADJUSTMENT: Endpoint =
+    Endpoint::new(Post, "/v1/admin/adjustments/{id}/reject", Admin);
+/// Query [`OperatorLogQuery`](crate::admin::OperatorLogQuery): the operator log.
+pub const ADMIN_AUDIT_LOG: Endpoint = Endpoint::new(Get, "/v1/admin/audit-log", Admin);
 
 /// Query [`PhoneQuery`](crate::PhoneQuery): the live one-time code (sandbox only).
 pub const SANDBOX_OTP: Endpoint = Endpoint::new(Get, "/sandbox/otp", Sandbox);
@@ -142,6 +153,10 @@ pub const ALL: &[Endpoint] = &[
     SANDBOX_PAY,
     SANDBOX_PAY_SUBMIT,
     SANDBOX_PAY_CANCEL,
+    ADMIN_PENDING_ADJUSTMENTS,
+    ADMIN_APPROVE_ADJUSTMENT,
+    ADMIN_REJECT_ADJUSTMENT,
+    ADMIN_AUDIT_LOG,
 ];
 
 #[cfg(test)]

@@ -52,6 +52,10 @@ pub use admin::{
     FraudResolution, FraudStatusFilter, KeyInfo, KeysResponse, RegisterValidatorRequest,
     RegisterValidatorResponse, ResolveFraudRequest, ResolveFraudResponse,
 };
+pub use admin::{
+    Adjustment, AdjustmentStatus, DecideAdjustmentRequest, DecideAdjustmentResponse,
+    OperatorLogQuery, OperatorLogResponse, OperatorLogRow, Scope,
+};
 pub use endpoints::{Auth, Endpoint, Method};
 pub use problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};
 pub use topup::{CallbackQuery, TopupIntentResponse, TopupRequest, TopupStatus};
@@ -69,7 +73,9 @@ wire_text!(
     LedgerKind,
     FraudKind,
     VerdictStatus,
-    RevocationReason
+    RevocationReason,
+    Scope,
+    AdjustmentStatus
 );
 
 #[cfg(test)]

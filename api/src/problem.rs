@@ -110,6 +110,14 @@ problem_codes! {
     // server
     Busy = "busy",
     Internal = "internal",
+    // operators (issue #15)
+    /// A valid operator credential whose scopes do not allow this endpoint.
+    MissingScope = "missing_scope",
+    UnknownAdjustment = "unknown_adjustment",
+    /// The operator who requested an adjustment cannot approve it.
+    SelfApproval = "self_approval",
+    /// The adjustment was decided the other way already.
+    AdjustmentDecided = "adjustment_decided",
 }
 
 /// The schema lists the wire texts (a derived schema would list the variant names: the

@@ -106,8 +106,9 @@ pub struct BackendConfig {
     /// Sandbox mode: one-time codes are logged and readable at `/sandbox/otp`, and the sandbox
     /// payment gateway under `/sandbox/` is enabled.
     pub sandbox: bool,
-    /// Bearer token of the admin endpoints; `None` disables them.
-    pub admin_token: Option<String>,
+    /// The named operators of `/v1/admin/*` (scopes, token digests) and the two-person
+    /// rule's limits; none configured disables the admin endpoints.
+    pub operators: crate::operators::Operators,
     /// Base URL put in payment and callback links; default `http://<bound address>`.
     pub public_url: Option<String>,
     pub policy: Policy,
@@ -122,7 +123,7 @@ impl BackendConfig {
             db_path: db_path.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             sandbox: true,
-            admin_token: None,
+            operators: crate::operators::Operators::none(),
             public_url: None,
             policy: Policy::default(),
             tariff: Tariff::urmia_default(),

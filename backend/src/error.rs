@@ -174,6 +174,16 @@ pub enum Error {
     /// A failure that is no one's input: the random generator, signing, serialization.
     #[error("{0}")]
     Internal(String),
+
+    // ---- operators (issue #15) -----------------------------------------------------------
+    #[error("no adjustment {0}")]
+    UnknownAdjustment(i64),
+    #[error("the operator who requested an adjustment cannot approve it; another operator must")]
+    SelfApproval,
+    #[error("adjustment {id} is {status} already; it cannot be decided the other way")]
+    AdjustmentDecided { id: i64, status: &'static str },
+    #[error("{0}")]
+    InvalidDecision(&'static str),
 }
 
 impl Error {

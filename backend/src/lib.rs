@@ -39,6 +39,7 @@ pub mod keys;
 pub mod server;
 pub mod settle;
 pub mod store;
+pub mod operators;
 
 pub use config::{BackendConfig, Policy, DEFAULT_COUNTERS_PER_CERT};
 pub use engine::Engine;

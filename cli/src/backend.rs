@@ -11,13 +11,16 @@
 //! mancard backend fraud list --db FILE [--status open|resolved|all]
 //! mancard backend fraud show --db FILE ID
 //! mancard backend fraud resolve --db FILE ID --dismiss|--confirm --note TEXT --operator NAME
+//! mancard backend audit-log --db FILE [--expect-head HEX] [--json]
+//! mancard backend operator-token --name NAME --scope SCOPE... [--add-to FILE]
 //! ```
 //!
 //! (The fraud commands are also the admin API: `GET /v1/admin/fraud`, `GET
 //! /v1/admin/fraud/{id}`, `POST /v1/admin/fraud/{id}/resolve`.)
 //!
-//! The admin token of `/v1/admin/*` is read from the environment variable named by
-//! `--admin-token-env` (default `MANCARD_ADMIN_TOKEN`), never from the command line.
+//! The operators of `/v1/admin/*` (names, scopes, token digests, the two-person rule's
+//! limits) come from the file given with `--operators` (format in
+//! `mancard_backend::operators`); tokens never appear on a command line or in the file.
 
 use crate::CliResult;
 use clap::{Args, Subcommand, ValueEnum};
@@ -27,6 +30,9 @@ use mancard_backend::{Backend, BackendConfig, Engine};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+#[path = "backend_operators.rs"]
+mod operators;
 
 #[derive(Args)]
 pub struct BackendArgs {
@@ -50,9 +56,10 @@ enum BackendCommand {
         /// Base URL put in payment and callback links (default http://<listen address>).
         #[arg(long)]
         public_url: Option<String>,
-        /// Environment variable holding the admin token (admin endpoints are off without it).
-        #[arg(long, default_value = "MANCARD_ADMIN_TOKEN")]
-        admin_token_env: String,
+        /// Operators file (JSON: names, scopes, token digests, approval limits); the admin
+        /// endpoints are off without it. Make entries with `mancard backend operator-token`.
+        #[arg(long)]
+        operators: Option<PathBuf>,
         /// Certificate lifetime, hours.
         #[arg(long, default_value_t = 72)]
         cert_lifetime_hours: i64,
@@ -83,6 +90,10 @@ enum BackendCommand {
         #[command(subcommand)]
         command: FraudCommand,
     },
+    /// Print the operator log and check its hash chain (exit 1 if broken).
+    AuditLog(operators::AuditLogArgs),
+    /// Make a new operator token (printed once) and its operators-file entry.
+    OperatorToken(operators::OperatorTokenArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -346,7 +357,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             listen,
             sandbox,
             public_url,
-            admin_token_env,
+            operators,
             cert_lifetime_hours,
             max_offline_amount,
             counters_per_cert,
@@ -359,11 +370,8 @@ pub fn run(args: BackendArgs) -> CliResult {
             cfg.listen = listen;
             cfg.sandbox = sandbox;
             cfg.public_url = public_url;
-            cfg.admin_token = std::env::var(&admin_token_env)
-                .ok()
-                .filter(|t| !t.is_empty());
-            if cfg.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
-                return Err(format!("{admin_token_env} must hold at least 16 characters").into());
+            if let Some(path) = operators {
+                cfg.operators = mancard_backend::operators::Operators::load(&path)?;
             }
             cfg.policy.cert_lifetime_secs = cert_lifetime_hours.saturating_mul(3600);
             cfg.policy.max_offline_amount = max_offline_amount;
@@ -396,6 +404,8 @@ pub fn run(args: BackendArgs) -> CliResult {
         },
         BackendCommand::Validators { command } => run_validators(command),
         BackendCommand::Fraud { command } => run_fraud(command),
+        BackendCommand::AuditLog(a) => operators::audit_log(a),
+        BackendCommand::OperatorToken(a) => operators::operator_token(a),
         BackendCommand::Audit { db } => {
             let e = offline_engine(db)?;
             let a = e.audit()?;

@@ -4,9 +4,9 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result, StoreError};
 use crate::ids::AccountId;
-use crate::store::NewEntry;
+use crate::features::operators::{check_adjustment, ledger_key};
 use mancard_api::{
-    AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, LedgerEntry, LedgerKind,
+    AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, LedgerEntry,
 };
 use std::collections::BTreeMap;
 
@@ -41,34 +41,30 @@ impl Engine {
             .read(|tx| tx.ledger_since(account_id, 0, i64::MAX))?)
     }
 
-    /// Admin: a manual ledger adjustment.
+    /// A manual ledger adjustment by a local tool holding the database (the demo, tests):
+    /// applied at once, with no second approval (whoever holds the file holds the books),
+    /// and recorded in the operator log as by `local`. Operators over HTTP go through
+    /// [`Engine::request_adjustment`]. Idempotent by key.
     pub fn adjust(&self, req: &AdjustmentRequest) -> Result<AdjustmentResponse> {
-        if req.idempotency_key.is_empty() || req.idempotency_key.len() > 128 {
-            return Err(Error::InvalidIdempotencyKey(
-                "the idempotency key is 1 to 128 characters",
-            ));
-        }
-        if req.amount == 0 || req.amount.unsigned_abs() > 1_000_000_000_000 || req.note.len() > 500
-        {
-            return Err(Error::InvalidAdjustment);
-        }
+        check_adjustment(req)?;
         let now = self.now();
-        let key = format!("adj:{}", req.idempotency_key);
         let account_id = req.account_id.into();
         self.store.write(|tx| {
             tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
-            let created = tx
-                .insert_ledger(&NewEntry {
-                    account_id,
-                    kind: LedgerKind::Adjustment,
-                    amount: req.amount,
-                    idempotency_key: &key,
-                    tap: None,
-                    intent_id: None,
-                    note: Some(&req.note),
-                    created_at: now,
-                })?
-                .is_some();
+            let key = ledger_key(&req.idempotency_key);
+            let created = match tx.ledger_by_key(&key)? {
+                Some(_) => false,
+                None => {
+                    let id = self.append_adjustment(tx, req, now)?;
+                    let detail = format!(
+                        "account {} amount {} key {:?} note {:?}",
+                        req.account_id, req.amount, req.idempotency_key, req.note
+                    );
+                    let target = format!("ledger entry {id}");
+                    self.log_effect(tx, "local", "adjustment.applied", &target, &detail)?;
+                    true
+                }
+            };
             let e = tx
                 .ledger_by_key(&key)?
                 .ok_or(StoreError::Corrupt("adjustment vanished"))?;

@@ -12,3 +12,4 @@ pub mod sync;
 pub mod topup;
 pub mod validators;
 pub mod verdicts;
+pub mod operators;

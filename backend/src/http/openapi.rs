@@ -62,6 +62,8 @@ impl utoipa::Modify for SecurityAddon {
           admin::list_keys,
           admin::rotate_keys, admin::fraud_cases, admin::fraud_case, admin::resolve_fraud,
           admin::audit, admin::adjust,
+          admin::pending_adjustments, admin::approve_adjustment, admin::reject_adjustment,
+          admin::audit_log,
           sandbox::sandbox_otp, sandbox::gateway_page, sandbox::gateway_pay,
           sandbox::gateway_cancel),
     components(schemas(Problem, LedgerEntry, KeyInfo, TapResult, FraudStatusFilter)),

@@ -85,6 +85,10 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::InvalidAdjustment => (StatusCode::BAD_REQUEST, C::InvalidAdjustment),
         E::InvalidLines { .. } => (StatusCode::BAD_REQUEST, C::InvalidLines),
         E::NoSuchValidator(_) => (StatusCode::NOT_FOUND, C::UnknownValidator),
+        E::UnknownAdjustment(_) => (StatusCode::NOT_FOUND, C::UnknownAdjustment),
+        E::SelfApproval => (StatusCode::FORBIDDEN, C::SelfApproval),
+        E::AdjustmentDecided { .. } => (StatusCode::CONFLICT, C::AdjustmentDecided),
+        E::InvalidDecision(_) => (StatusCode::BAD_REQUEST, C::InvalidAdjustment),
         E::Store(s) if s.is_busy() => (StatusCode::SERVICE_UNAVAILABLE, C::Busy),
         E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
     }

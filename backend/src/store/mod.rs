@@ -26,6 +26,7 @@ mod taps;
 mod topups;
 mod validators;
 mod verdicts;
+mod operators;
 
 pub use accounts::{Account, OtpRow, SandboxCode};
 pub use batches::StoredBatch;
@@ -40,6 +41,7 @@ pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent};
 pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict};
+pub use operators::{row_hash, Decision, NewAdjustment, NewLogRow, StoredLogRow, GENESIS};
 
 use crate::error::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};

@@ -284,8 +284,57 @@ const MIGRATION_5: &str = "";
 /// Version 6 (issue #15, payment and SMS providers): filled in by the providers work.
 const MIGRATION_6: &str = "";
 
-/// Version 7 (issue #15, operators and their audit log): filled in by the operators work.
-const MIGRATION_7: &str = "";
+/// Version 7 (issue #15, operators and their audit log):
+/// - `operator_log`: every admin request (refused ones too) and every operator's effect on
+///   the books; append-only (triggers refuse UPDATE and DELETE) and chained by hash (each
+///   row's `hash` is SHA-256 over the previous row's hash and its own fields), so an edit of
+///   the file is detected by `mancard backend audit-log`;
+/// - `adjustments`: every manual adjustment an operator asked for, and the two-person rule's
+///   state (a pending one is not in the ledger; a second operator approves or rejects it;
+///   only `pending` rows may change, and an approval never by the requester).
+const MIGRATION_7: &str = r#"
+CREATE TABLE operator_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    operator TEXT,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL UNIQUE
+);
+CREATE TRIGGER operator_log_no_update BEFORE UPDATE ON operator_log
+    BEGIN SELECT RAISE(ABORT, 'the operator log is append-only'); END;
+CREATE TRIGGER operator_log_no_delete BEFORE DELETE ON operator_log
+    BEGIN SELECT RAISE(ABORT, 'the operator log is append-only'); END;
+CREATE TABLE adjustments (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    amount INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    note TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('applied', 'pending', 'approved', 'rejected')),
+    requested_by TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    decided_by TEXT,
+    decided_at INTEGER,
+    decision_note TEXT,
+    ledger_entry_id INTEGER REFERENCES ledger(id),
+    CHECK (status <> 'approved' OR (decided_by IS NOT NULL AND decided_by <> requested_by)),
+    CHECK ((status IN ('applied', 'approved')) = (ledger_entry_id IS NOT NULL))
+);
+CREATE INDEX adjustments_requester ON adjustments(requested_by, requested_at);
+CREATE INDEX adjustments_pending ON adjustments(status) WHERE status = 'pending';
+CREATE TRIGGER adjustments_decided_once BEFORE UPDATE ON adjustments
+    WHEN OLD.status <> 'pending' OR NEW.status NOT IN ('approved', 'rejected')
+      OR NEW.account_id IS NOT OLD.account_id OR NEW.amount IS NOT OLD.amount
+      OR NEW.requested_by IS NOT OLD.requested_by
+      OR NEW.idempotency_key IS NOT OLD.idempotency_key
+    BEGIN SELECT RAISE(ABORT, 'an adjustment is decided once'); END;
+CREATE TRIGGER adjustments_no_delete BEFORE DELETE ON adjustments
+    BEGIN SELECT RAISE(ABORT, 'adjustments are never deleted'); END;
+"#;
 
 /// The backend's [`ConnectionInitializer`].
 ///

@@ -111,7 +111,7 @@ async fn health_openapi_and_problem_errors() {
     let (s, v) = h.get(ADMIN_AUDIT.path, Some("wrong")).await;
     assert_eq!(
         (s, problem_code(&v)),
-        (StatusCode::FORBIDDEN, ProblemCode::BadAdminToken)
+        (StatusCode::UNAUTHORIZED, ProblemCode::BadAdminToken)
     );
     let r = h.http.delete(h.u(HEALTHZ.path)).send().await.unwrap();
     let (s, v) = decode(r).await;

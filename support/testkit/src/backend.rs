@@ -1,5 +1,5 @@
 //! The backend harness: a real backend on a loopback ephemeral port with a real SQLite file
-//! (sandbox mode, an admin token, no background reconciliation), an HTTP client, and a
+//! (sandbox mode, the test operators of [`test_operators`], no background reconciliation), an HTTP client, and a
 //! protocol-level wallet and validator that make genuine taps, logs and signed batches.
 //!
 //! Bodies the tests read are `mancard_api` types; [`Harness::get`] and [`Harness::post`] stay
@@ -32,7 +32,39 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::PathBuf;
 
-pub const ADMIN: &str = "test-admin-token-0123456789";
+/// The token of operator [`ADMIN_NAME`], who has every scope (the tests' operator).
+pub const ADMIN: &str = "mco_test-admin-0123456789abcdef0123456789abcdef";
+pub const ADMIN_NAME: &str = "test-admin";
+/// Operator `ops-reader`: scope `read` only.
+pub const READER: &str = "mco_ops-reader-0123456789abcdef0123456789abcdef";
+/// Operator `ops-adjuster`: scope `adjust` only.
+pub const ADJUSTER: &str = "mco_ops-adjuster-0123456789abcdef0123456789abcd";
+/// Operator `ops-approver`: scopes `read` and `adjust` (a second operator for approvals).
+pub const APPROVER: &str = "mco_ops-approver-0123456789abcdef0123456789abcd";
+/// Operator `ops-fraud`: scope `fraud` only.
+pub const FRAUD_OPS: &str = "mco_ops-fraud-0123456789abcdef0123456789abcdef0";
+/// Operator `ops-keys`: scope `keys` only.
+pub const KEYS_OPS: &str = "mco_ops-keys-0123456789abcdef0123456789abcdef01";
+
+/// The operators every harness configures (names, tokens, scopes), with the default
+/// two-person limits.
+pub fn test_operators() -> mancard_backend::operators::Operators {
+    use mancard_api::Scope::{Adjust, Fraud, Keys, Read};
+    use mancard_backend::operators::{Operator, Operators};
+    let all: [(&str, &str, &[mancard_api::Scope]); 6] = [
+        (ADMIN_NAME, ADMIN, &[Read, Adjust, Fraud, Keys]),
+        ("ops-reader", READER, &[Read]),
+        ("ops-adjuster", ADJUSTER, &[Adjust]),
+        ("ops-approver", APPROVER, &[Read, Adjust]),
+        ("ops-fraud", FRAUD_OPS, &[Fraud]),
+        ("ops-keys", KEYS_OPS, &[Keys]),
+    ];
+    let ops = all
+        .iter()
+        .map(|(name, token, scopes)| Operator::with_token(name, scopes, token).unwrap())
+        .collect();
+    Operators::new(ops).unwrap()
+}
 
 pub struct Harness {
     pub handle: Option<BackendHandle>,
@@ -67,7 +99,7 @@ impl Harness {
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
         init_logs();
         let mut cfg = BackendConfig::sandbox(db_path(&dir));
-        cfg.admin_token = Some(ADMIN.into());
+        cfg.operators = test_operators();
         cfg.policy.reconcile_every_secs = 0; // tests call Engine::reconcile_topups themselves
         let handle = Backend::start(cfg).await.unwrap();
         assert!(handle.addr().ip().is_loopback());

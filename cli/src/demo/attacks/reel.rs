@@ -1,4 +1,4 @@
-//! The reel's world: the backend (in process, loopback HTTP, sandbox, an operator token), the
+//! The reel's world: the backend (in process, loopback HTTP, sandbox, one operator `reel` with every scope), the
 //! validators of two buses (7 on line 1, 8 on line 2) on the backend's clock, and the riders.
 //! The clock is the sandbox backend's, moved forward only: every report reaches the backend
 //! after its ride.
@@ -7,7 +7,8 @@ use super::super::parties::{self, add_validator, clock_to, next_morning, Uploade
 use super::super::Res;
 use super::api::Api;
 use super::rider::{Backend, Rider};
-use mancard_api::LedgerKind;
+use mancard_api::{LedgerKind, Scope};
+use mancard_backend::operators::{Operator, Operators};
 use mancard_backend::{Backend as Server, BackendConfig, BackendHandle, Engine};
 use mancard_validator::{FnChannel, TapOutcome, Validator};
 use std::path::{Path, PathBuf};
@@ -41,9 +42,11 @@ impl Reel {
             .enable_all()
             .build()
             .map_err(|e| format!("tokio runtime: {e}"))?;
-        let admin = hex::encode(ring_random::<24>()?);
+        let admin = format!("mco_{}", hex::encode(ring_random::<32>()?));
         let mut cfg = BackendConfig::sandbox(dir.join("backend.sqlite"));
-        cfg.admin_token = Some(admin.clone());
+        let reel = Operator::with_token("reel", &Scope::ALL, &admin)
+            .map_err(|e| format!("operator: {e}"))?;
+        cfg.operators = Operators::new(vec![reel]).map_err(|e| format!("operators: {e}"))?;
         cfg.policy.reconcile_every_secs = 0;
         let handle = rt
             .block_on(Server::start(cfg))
