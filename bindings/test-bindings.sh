@@ -173,9 +173,12 @@ TBJAR="$BUILD/mancard-test-bindings-$(sha256sum <"$tkt" | cut -c1-16).jar"
 # ---------------------------------------------------------------------------------------------
 step "backend (sandbox) and validator"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export MANCARD_ADMIN_TOKEN="bindings-test-admin-$RANDOM$RANDOM"
+# one operator (scope keys: it registers the validator); the file keeps only the token's digest
+MANCARD_ADMIN_TOKEN=$(target/debug/mancard backend operator-token --name bindings-test --scope keys \
+  --add-to "$TMP/operators.json" 2>/dev/null)
+export MANCARD_ADMIN_TOKEN
 target/debug/mancard backend serve --db "$TMP/backend.sqlite" --listen "127.0.0.1:$PORT" --sandbox \
-  >"$TMP/backend.log" 2>&1 &
+  --operators "$TMP/operators.json" >"$TMP/backend.log" 2>&1 &
 backend_pid=$!
 URL="http://127.0.0.1:$PORT"
 for _ in $(seq 1 100); do

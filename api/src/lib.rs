@@ -47,14 +47,14 @@ pub use account::{
     SessionResponse,
 };
 pub use admin::{
+    Adjustment, AdjustmentStatus, DecideAdjustmentRequest, DecideAdjustmentResponse,
+    OperatorLogQuery, OperatorLogResponse, OperatorLogRow, Scope,
+};
+pub use admin::{
     AdjustmentRequest, AdjustmentResponse, AuditReport, DenyValidatorRequest,
     DenyValidatorResponse, FraudCase, FraudCaseDetail, FraudCaseStatus, FraudCasesQuery, FraudKind,
     FraudResolution, FraudStatusFilter, KeyInfo, KeysResponse, RegisterValidatorRequest,
     RegisterValidatorResponse, ResolveFraudRequest, ResolveFraudResponse,
-};
-pub use admin::{
-    Adjustment, AdjustmentStatus, DecideAdjustmentRequest, DecideAdjustmentResponse,
-    OperatorLogQuery, OperatorLogResponse, OperatorLogRow, Scope,
 };
 pub use endpoints::{Auth, Endpoint, Method};
 pub use problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};

@@ -36,10 +36,10 @@ pub mod features;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod operators;
 pub mod server;
 pub mod settle;
 pub mod store;
-pub mod operators;
 
 pub use config::{BackendConfig, Policy, DEFAULT_COUNTERS_PER_CERT};
 pub use engine::Engine;

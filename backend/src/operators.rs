@@ -232,12 +232,30 @@ impl Operators {
         )
     }
 
-    /// Reads and parses the configuration file.
+    /// Reads and parses the configuration file. A file that others than its owner may write
+    /// is refused: whoever can write it can make themselves an operator.
     pub fn load(path: &Path) -> Result<Self, OperatorsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| OperatorsError::Read {
+        let read_err = |e: std::io::Error| OperatorsError::Read {
             path: path.display().to_string(),
             cause: e.to_string(),
-        })?;
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(read_err)?
+                .permissions()
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(OperatorsError::Invalid(format!(
+                    "the operators file {} is writable by others than its owner (mode {:o}); \
+                     chmod go-w it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
         Self::from_json(&text)
     }
 
@@ -291,15 +309,19 @@ mod tests {
         for bad in [
             "{".to_string(),
             r#"{"operators": [], "admin_token": "x"}"#.into(),
-            format!(r#"{{"operators": [{{"name": "a", "scopes": ["root"], "token_sha256": "{d}"}}]}}"#),
+            format!(
+                r#"{{"operators": [{{"name": "a", "scopes": ["root"], "token_sha256": "{d}"}}]}}"#
+            ),
             format!(r#"{{"operators": [{{"name": "a", "scopes": [], "token_sha256": "{d}"}}]}}"#),
-            format!(r#"{{"operators": [{{"name": "a b", "scopes": ["read"], "token_sha256": "{d}"}}]}}"#),
+            format!(
+                r#"{{"operators": [{{"name": "a b", "scopes": ["read"], "token_sha256": "{d}"}}]}}"#
+            ),
             r#"{"operators": [{"name": "a", "scopes": ["read"], "token_sha256": "abcd"}]}"#.into(),
             format!(
                 r#"{{"operators": [{{"name": "a", "scopes": ["read"], "token_sha256": "{d}"}},
                                   {{"name": "b", "scopes": ["read"], "token_sha256": "{d}"}}]}}"#
             ),
-            format!(r#"{{"second_approval_above": -1, "operators": []}}"#),
+            r#"{"second_approval_above": -1, "operators": []}"#.to_string(),
         ] {
             assert!(Operators::from_json(&bad).is_err(), "{bad}");
         }

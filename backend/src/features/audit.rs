@@ -3,11 +3,9 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result, StoreError};
-use crate::ids::AccountId;
 use crate::features::operators::{check_adjustment, ledger_key};
-use mancard_api::{
-    AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, LedgerEntry,
-};
+use crate::ids::AccountId;
+use mancard_api::{AdjustmentRequest, AdjustmentResponse, AuditReport, FraudCase, LedgerEntry};
 use std::collections::BTreeMap;
 
 impl Engine {

@@ -134,7 +134,13 @@ impl Engine {
             if needs_second {
                 let id = tx.insert_adjustment(&new)?;
                 let target = format!("adjustment {id}");
-                self.log_effect(tx, op.name(), "adjustment.requested", &target, &describe(req))?;
+                self.log_effect(
+                    tx,
+                    op.name(),
+                    "adjustment.requested",
+                    &target,
+                    &describe(req),
+                )?;
                 let a = tx
                     .adjustment(id)?
                     .ok_or(StoreError::Corrupt("adjustment vanished"))?;

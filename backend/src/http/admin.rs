@@ -4,8 +4,8 @@
 
 use super::extract::{ApiJson, ApiQuery};
 use super::operator::{
-    audited, noted, Admin, ForAdjust, ForAdjustRead, ForFraud, ForFraudRead, ForKeys,
-    ForKeysRead, ForRead,
+    audited, noted, Admin, ForAdjust, ForAdjustRead, ForFraud, ForFraudRead, ForKeys, ForKeysRead,
+    ForRead,
 };
 use super::problem::{ApiProblem, HttpResult};
 use super::{blocking, AppState, Problem};
@@ -26,8 +26,8 @@ use mancard_api::endpoints::{
 };
 use mancard_api::{
     Adjustment, AdjustmentRequest, AdjustmentResponse, AuditReport, DecideAdjustmentRequest,
-    DecideAdjustmentResponse, DenyValidatorRequest, DenyValidatorResponse, FraudCase,
-    KeysResponse, OperatorLogQuery, OperatorLogResponse, ProblemCode, RegisterValidatorRequest,
+    DecideAdjustmentResponse, DenyValidatorRequest, DenyValidatorResponse, FraudCase, KeysResponse,
+    OperatorLogQuery, OperatorLogResponse, ProblemCode, RegisterValidatorRequest,
     RegisterValidatorResponse,
 };
 

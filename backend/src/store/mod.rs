@@ -20,13 +20,13 @@ mod fraud;
 mod ids;
 mod ledger;
 mod log;
+mod operators;
 mod schema;
 mod sessions;
 mod taps;
 mod topups;
 mod validators;
 mod verdicts;
-mod operators;
 
 pub use accounts::{Account, OtpRow, SandboxCode};
 pub use batches::StoredBatch;
@@ -36,12 +36,12 @@ pub use devices::{Device, Revocation};
 pub use fraud::NewFraudCase;
 pub use ledger::NewEntry;
 pub use log::LogRow;
+pub use operators::{row_hash, Decision, NewAdjustment, NewLogRow, StoredLogRow, GENESIS};
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
 pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent};
 pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict};
-pub use operators::{row_hash, Decision, NewAdjustment, NewLogRow, StoredLogRow, GENESIS};
 
 use crate::error::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};

@@ -171,7 +171,9 @@ impl Reader<'_> {
     pub fn adjustment(&self, id: i64) -> Result<Option<Adjustment>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(&format!("SELECT {ADJ_COLS} FROM adjustments WHERE id = :id"))?
+            .prepare_cached(&format!(
+                "SELECT {ADJ_COLS} FROM adjustments WHERE id = :id"
+            ))?
             .query_row(named_params! {":id": id}, adjustment_row)
             .optional()?)
     }

@@ -12,6 +12,6 @@
 mod concurrency;
 mod flows;
 mod fraud;
+mod operators;
 mod protocol_v2;
 mod settlement_v2;
-mod operators;

@@ -115,9 +115,18 @@ async fn a_large_adjustment_needs_a_second_operator() {
     assert_problem(&got, StatusCode::FORBIDDEN, ProblemCode::SelfApproval);
     let got = approve(&h, READER, pending.id).await;
     assert_problem(&got, StatusCode::FORBIDDEN, ProblemCode::MissingScope);
-    let got = approve(&h, "mco_not-an-operator-0123456789abcdef0123456789", pending.id).await;
+    let got = approve(
+        &h,
+        "mco_not-an-operator-0123456789abcdef0123456789",
+        pending.id,
+    )
+    .await;
     assert_problem(&got, StatusCode::UNAUTHORIZED, ProblemCode::BadAdminToken);
-    assert_eq!(h.balance(&token).await, 0, "nothing credited before approval");
+    assert_eq!(
+        h.balance(&token).await,
+        0,
+        "nothing credited before approval"
+    );
 
     // a second operator approves: credited once
     let got = approve(&h, APPROVER, pending.id).await;
@@ -150,9 +159,7 @@ async fn a_large_adjustment_needs_a_second_operator() {
     assert_problem(&got, StatusCode::CONFLICT, ProblemCode::AdjustmentDecided);
     assert_eq!(adjustment_entries(&h, account), vec![large]);
     assert_eq!(h.balance(&token).await, large);
-    let listed: Vec<Adjustment> = h
-        .get_ok(ADMIN_PENDING_ADJUSTMENTS.path, Some(READER))
-        .await;
+    let listed: Vec<Adjustment> = h.get_ok(ADMIN_PENDING_ADJUSTMENTS.path, Some(READER)).await;
     assert!(listed.is_empty());
 
     // a small one is applied at once by one operator
@@ -183,7 +190,11 @@ async fn a_pending_adjustment_can_be_rejected_and_is_never_credited() {
         .await;
     // a rejection needs a reason; a bad one changes nothing
     let got = reject(&h, APPROVER, a.id, " ").await;
-    assert_problem(&got, StatusCode::BAD_REQUEST, ProblemCode::InvalidAdjustment);
+    assert_problem(
+        &got,
+        StatusCode::BAD_REQUEST,
+        ProblemCode::InvalidAdjustment,
+    );
     for bad in ["999", "x"] {
         let path = ADMIN_REJECT_ADJUSTMENT.path_with(bad);
         let got = h.post(&path, Some(APPROVER), &json!({"note": "n"})).await;
@@ -292,17 +303,45 @@ async fn scopes_are_enforced_per_endpoint() {
     // (GET or POST body, path, the operators refused for lack of a scope)
     let table: Vec<(Option<&Value>, &str, Vec<&str>)> = vec![
         (None, ADMIN_AUDIT.path, vec![ADJUSTER, FRAUD_OPS, KEYS_OPS]),
-        (None, ADMIN_AUDIT_LOG.path, vec![ADJUSTER, FRAUD_OPS, KEYS_OPS]),
+        (
+            None,
+            ADMIN_AUDIT_LOG.path,
+            vec![ADJUSTER, FRAUD_OPS, KEYS_OPS],
+        ),
         (None, ADMIN_ISSUER_KEYS.path, vec![ADJUSTER, FRAUD_OPS]),
         (None, ADMIN_FRAUD_CASES.path, vec![ADJUSTER, KEYS_OPS]),
         (None, &case, vec![ADJUSTER, KEYS_OPS]),
-        (None, ADMIN_PENDING_ADJUSTMENTS.path, vec![FRAUD_OPS, KEYS_OPS]),
-        (Some(&adj), ADMIN_ADJUSTMENTS.path, vec![READER, FRAUD_OPS, KEYS_OPS]),
+        (
+            None,
+            ADMIN_PENDING_ADJUSTMENTS.path,
+            vec![FRAUD_OPS, KEYS_OPS],
+        ),
+        (
+            Some(&adj),
+            ADMIN_ADJUSTMENTS.path,
+            vec![READER, FRAUD_OPS, KEYS_OPS],
+        ),
         (Some(&adj), &approve_path, vec![READER, FRAUD_OPS, KEYS_OPS]),
-        (Some(&resolve), &resolve_path, vec![READER, ADJUSTER, APPROVER, KEYS_OPS]),
-        (Some(&validator), ADMIN_VALIDATORS.path, vec![READER, APPROVER, FRAUD_OPS]),
-        (Some(&deny), ADMIN_DENY_VALIDATOR.path, vec![READER, FRAUD_OPS]),
-        (Some(&empty), ADMIN_ROTATE_KEYS.path, vec![READER, ADJUSTER, FRAUD_OPS]),
+        (
+            Some(&resolve),
+            &resolve_path,
+            vec![READER, ADJUSTER, APPROVER, KEYS_OPS],
+        ),
+        (
+            Some(&validator),
+            ADMIN_VALIDATORS.path,
+            vec![READER, APPROVER, FRAUD_OPS],
+        ),
+        (
+            Some(&deny),
+            ADMIN_DENY_VALIDATOR.path,
+            vec![READER, FRAUD_OPS],
+        ),
+        (
+            Some(&empty),
+            ADMIN_ROTATE_KEYS.path,
+            vec![READER, ADJUSTER, FRAUD_OPS],
+        ),
     ];
     let keys_before: KeysResponse = h.get_ok(ADMIN_ISSUER_KEYS.path, Some(READER)).await;
     for (body, path, refused) in &table {
@@ -331,7 +370,10 @@ async fn scopes_are_enforced_per_endpoint() {
         // an operator with every scope gets past the check (the answer is the endpoint's own)
         let got = call(Some(ADMIN)).await;
         assert_ne!(got.1["code"], "missing_scope", "{path}: {}", got.1);
-        assert!(got.0 != StatusCode::UNAUTHORIZED && got.0 != StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            got.0 != StatusCode::UNAUTHORIZED && got.0 != StatusCode::FORBIDDEN,
+            "{path}"
+        );
     }
     // the ones allowed by a narrow scope
     let _: KeysResponse = h.get_ok(ADMIN_ISSUER_KEYS.path, Some(KEYS_OPS)).await;
@@ -361,7 +403,11 @@ async fn every_admin_request_lands_in_the_operator_log() {
     let _ = approve(&h, ADJUSTER, p.id).await; // 403 self approval
     let _ = approve(&h, APPROVER, p.id).await; // 200
     let bad = h
-        .post(ADMIN_ADJUSTMENTS.path, Some(ADJUSTER), &json!({"amount": 1}))
+        .post(
+            ADMIN_ADJUSTMENTS.path,
+            Some(ADJUSTER),
+            &json!({"amount": 1}),
+        )
         .await; // 422: an operator's malformed body is logged too
     assert!(bad.0.is_client_error());
 
@@ -380,7 +426,10 @@ async fn every_admin_request_lands_in_the_operator_log() {
             )
         })
         .collect();
-    let approve_target = format!("POST {}", ADMIN_APPROVE_ADJUSTMENT.path_with(&p.id.to_string()));
+    let approve_target = format!(
+        "POST {}",
+        ADMIN_APPROVE_ADJUSTMENT.path_with(&p.id.to_string())
+    );
     let adjust_target = format!("POST {}", ADMIN_ADJUSTMENTS.path);
     let audit_target = format!("GET {}", ADMIN_AUDIT.path);
     let adj = format!("adjustment {}", p.id);
@@ -395,20 +444,37 @@ async fn every_admin_request_lands_in_the_operator_log() {
         (Some("ops-adjuster"), "request", &adjust_target, "422"),
     ];
     assert_eq!(rows, expected, "{:#?}", l.rows);
-    assert!(l.rows[5].detail.contains(&format!("amount {large}")), "{}", l.rows[5].detail);
-    assert!(l.rows[4].detail.contains("self_approval"), "{}", l.rows[4].detail);
+    assert!(
+        l.rows[5].detail.contains(&format!("amount {large}")),
+        "{}",
+        l.rows[5].detail
+    );
+    assert!(
+        l.rows[4].detail.contains("self_approval"),
+        "{}",
+        l.rows[4].detail
+    );
     // reading the log is logged too (after this page was made)
     let l2 = log(&h).await;
     let last = l2.rows.last().unwrap();
     assert_eq!(
         (last.operator.as_deref(), last.target.as_str()),
-        (Some("ops-reader"), format!("GET {}", ADMIN_AUDIT_LOG.path).as_str())
+        (
+            Some("ops-reader"),
+            format!("GET {}", ADMIN_AUDIT_LOG.path).as_str()
+        )
     );
     // paging
     let page: OperatorLogResponse = h
-        .get_ok(&format!("{}?after=2&limit=3", ADMIN_AUDIT_LOG.path), Some(READER))
+        .get_ok(
+            &format!("{}?after=2&limit=3", ADMIN_AUDIT_LOG.path),
+            Some(READER),
+        )
         .await;
-    assert_eq!(page.rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(
+        page.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
     let got = h
         .get(&format!("{}?after=x", ADMIN_AUDIT_LOG.path), Some(READER))
         .await;
@@ -422,9 +488,11 @@ async fn no_token_appears_in_any_log_or_answer() {
     let (_, account) = rider(&h, "+989121500006").await;
     let wrong = "mco_guessed-token-0123456789abcdef0123456789ab";
     let mut answers = Vec::new();
-    for (i, t) in [ADMIN, READER, ADJUSTER, APPROVER, FRAUD_OPS, KEYS_OPS, wrong]
-        .into_iter()
-        .enumerate()
+    for (i, t) in [
+        ADMIN, READER, ADJUSTER, APPROVER, FRAUD_OPS, KEYS_OPS, wrong,
+    ]
+    .into_iter()
+    .enumerate()
     {
         answers.push(h.get(ADMIN_AUDIT.path, Some(t)).await.1);
         answers.push(h.get(ADMIN_AUDIT_LOG.path, Some(t)).await.1);
@@ -447,7 +515,9 @@ async fn no_token_appears_in_any_log_or_answer() {
             files.push(String::from_utf8_lossy(&b).into_owned());
         }
     }
-    for t in [ADMIN, READER, ADJUSTER, APPROVER, FRAUD_OPS, KEYS_OPS, wrong] {
+    for t in [
+        ADMIN, READER, ADJUSTER, APPROVER, FRAUD_OPS, KEYS_OPS, wrong,
+    ] {
         let secret = t.trim_start_matches("mco_");
         let digest = hex::encode(mancard_backend::operators::token_digest(t));
         for a in &answers {
@@ -456,7 +526,10 @@ async fn no_token_appears_in_any_log_or_answer() {
         }
         assert!(!log_text.contains(secret) && !log_text.contains(&digest));
         for f in &files {
-            assert!(!f.contains(secret) && !f.contains(&digest), "a token in the database");
+            assert!(
+                !f.contains(secret) && !f.contains(&digest),
+                "a token in the database"
+            );
         }
     }
 }
@@ -484,7 +557,8 @@ async fn a_tampered_operator_log_is_detected() {
     assert!(check.ok());
     // through SQL, the log and decided adjustments cannot change
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
     for sql in [
         "UPDATE operator_log SET detail = 'nothing happened' WHERE id = 3",
         "DELETE FROM operator_log WHERE id = 3",
@@ -511,4 +585,25 @@ async fn a_tampered_operator_log_is_detected() {
     assert_eq!(check.broken.map(|b| b.0), Some(edited));
     let after = log(&h).await;
     assert!(!after.chain_ok);
+}
+
+/// Without operators the admin API is off for everyone (and says so); the refusal is logged.
+#[tokio::test]
+async fn without_operators_the_admin_api_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mancard_backend::BackendConfig::sandbox(db_path(&dir));
+    let handle = mancard_backend::Backend::start(cfg).await.unwrap();
+    let http = client();
+    for token in [None, Some(ADMIN)] {
+        let mut r = http.get(format!("{}{}", handle.url(), ADMIN_AUDIT.path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let got = decode(r.send().await.unwrap()).await;
+        assert_problem(&got, StatusCode::FORBIDDEN, ProblemCode::AdminDisabled);
+    }
+    let check = handle.engine().verify_operator_log().unwrap();
+    assert!(check.ok());
+    assert_eq!(check.rows, 2);
+    handle.shutdown().await.unwrap();
 }
