@@ -296,6 +296,18 @@ impl Engine {
                 // In this transaction: the next bundle no longer names the device.
                 self.bundle_in(tx, now)?;
             }
+            if changed {
+                // the operator log, in the transaction that resolves the case
+                let detail = format!(
+                    "{} (device {}, account {}); note {:?}",
+                    req.resolution.as_str(),
+                    case.device_id,
+                    case.account_id,
+                    req.note.trim()
+                );
+                let target = format!("fraud case {id}");
+                self.log_effect(tx, req.operator.trim(), "fraud.resolved", &target, &detail)?;
+            }
             let case = tx.fraud_case(id)?.ok_or(Error::UnknownFraudCase(id))?;
             Ok::<_, Error>(ResolveFraudResponse {
                 account_frozen: self.account_frozen(tx, AccountId(case.account_id))?,

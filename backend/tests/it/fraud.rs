@@ -183,6 +183,12 @@ async fn a_fraud_case_freezes_issuance_until_resolved() {
         Some("checked the two taps with the rider")
     );
     assert!(!is_denied(&h, &w.pseudonym).await);
+    // the operator log names the resolver (written with the resolution)
+    let log = h.handle().engine().operator_log_rows().unwrap();
+    let row = log.iter().find(|r| r.action == "fraud.resolved").unwrap();
+    assert_eq!(row.operator.as_deref(), Some(ADMIN_NAME));
+    assert_eq!(row.target, format!("fraud case {}", case.id));
+    assert!(row.detail.starts_with("dismissed"), "{}", row.detail);
     assert!(cases(&h, "open").await.is_empty());
     assert_eq!(cases(&h, "resolved").await, std::slice::from_ref(&r.case));
     assert_eq!(cases(&h, "all").await, std::slice::from_ref(&r.case));

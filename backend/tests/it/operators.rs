@@ -607,3 +607,49 @@ async fn without_operators_the_admin_api_is_off() {
     assert_eq!(check.rows, 2);
     handle.shutdown().await.unwrap();
 }
+
+/// Two operators approving the same adjustment at once (and a repeated approver) credit it
+/// exactly once.
+#[tokio::test]
+async fn concurrent_approvals_credit_once() {
+    let h = Harness::start().await;
+    let (token, account) = rider(&h, "+989121500008").await;
+    let large = DEFAULT_SECOND_APPROVAL_ABOVE + 7;
+    let p: Adjustment = h
+        .post_as(
+            StatusCode::ACCEPTED,
+            ADMIN_ADJUSTMENTS.path,
+            Some(ADJUSTER),
+            &adjustment(account, large, "race"),
+        )
+        .await;
+    let path = ADMIN_APPROVE_ADJUSTMENT.path_with(&p.id.to_string());
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (http, url) = (h.http.clone(), h.u(&path));
+        let t = if i % 2 == 0 { APPROVER } else { ADMIN };
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(t)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            decode(r).await
+        }));
+    }
+    let mut changed = 0;
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let r: DecideAdjustmentResponse = serde_json::from_value(v).unwrap();
+        changed += usize::from(r.changed);
+        assert_eq!(r.balance, large);
+    }
+    assert_eq!(changed, 1);
+    assert_eq!(adjustment_entries(&h, account), vec![large]);
+    assert_eq!(h.balance(&token).await, large);
+    assert!(h.audit().await.ok);
+    assert!(log(&h).await.chain_ok);
+}
