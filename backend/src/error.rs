@@ -34,6 +34,9 @@ pub enum StoreError {
     File(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// The SMS sender or the payment gateway could not be set up.
+    #[error("providers: {0}")]
+    Providers(String),
 }
 
 impl StoreError {
@@ -174,6 +177,12 @@ pub enum Error {
     /// A failure that is no one's input: the random generator, signing, serialization.
     #[error("{0}")]
     Internal(String),
+    /// The payment gateway did not answer (or answered nothing usable); retry later.
+    #[error("the payment gateway is not answering; try again in a minute")]
+    GatewayDown,
+    /// The SMS service did not take the message.
+    #[error("the SMS service did not take the message; try again in a minute")]
+    SmsFailed,
 }
 
 impl Error {

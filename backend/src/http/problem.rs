@@ -87,6 +87,8 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::NoSuchValidator(_) => (StatusCode::NOT_FOUND, C::UnknownValidator),
         E::Store(s) if s.is_busy() => (StatusCode::SERVICE_UNAVAILABLE, C::Busy),
         E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
+        E::GatewayDown => (StatusCode::SERVICE_UNAVAILABLE, C::GatewayUnavailable),
+        E::SmsFailed => (StatusCode::SERVICE_UNAVAILABLE, C::SmsUnavailable),
     }
 }
 

@@ -37,7 +37,7 @@ pub use ledger::NewEntry;
 pub use log::LogRow;
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
 pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
-pub use topups::{GatewayPayment, GatewayStatus, Intent};
+pub use topups::{GatewayPayment, GatewayStatus, Intent, VerifiedRecord};
 pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict};
 
