@@ -56,6 +56,7 @@ pub struct SandboxGatewayHandle {
     addr: SocketAddr,
     url: String,
     gateway: Arc<SandboxGateway>,
+    stop: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -74,14 +75,16 @@ impl SandboxGatewayHandle {
         &self.gateway
     }
 
-    /// Stops the server (hanging calls are dropped with it).
+    /// Stops the server: no new connection is accepted and idle ones are closed (a hanging
+    /// call ends when its hang does).
     pub fn stop(&self) {
-        self.task.abort();
+        let _ = self.stop.send(true);
     }
 }
 
 impl Drop for SandboxGatewayHandle {
     fn drop(&mut self) {
+        let _ = self.stop.send(true);
         self.task.abort();
     }
 }
@@ -99,8 +102,15 @@ pub async fn start(cfg: SandboxGatewayConfig) -> std::io::Result<SandboxGatewayH
         gateway: Arc::clone(&gateway),
         hang: cfg.hang,
     }));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let signal = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+        {
             tracing::warn!(error = %e, "sandbox gateway stopped");
         }
     });
@@ -109,6 +119,7 @@ pub async fn start(cfg: SandboxGatewayConfig) -> std::io::Result<SandboxGatewayH
         addr,
         url,
         gateway,
+        stop,
         task,
     })
 }

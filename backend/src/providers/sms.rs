@@ -135,3 +135,17 @@ impl SmsSender for HttpSms {
         }
     }
 }
+
+impl crate::Engine {
+    /// Sends a one-time code through the configured sender (the sandbox inbox in sandbox
+    /// mode). The code is never logged outside sandbox mode.
+    pub(crate) fn send_code(&self, phone: &str, code: &str) -> crate::Result<()> {
+        if self.config().sandbox {
+            tracing::info!(%phone, %code, "sandbox one-time code");
+        }
+        self.providers().sms.send_code(phone, code).map_err(|e| {
+            tracing::warn!(%phone, error = %e, "the one-time code was not sent");
+            crate::Error::SmsFailed
+        })
+    }
+}

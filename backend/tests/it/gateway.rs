@@ -322,3 +322,163 @@ async fn a_forged_callback_credits_nothing() {
     );
     assert_once_or_none(&h, &honest, true).await;
 }
+
+/// A Kavenegar-style SMS web service on loopback: records what it was asked to send; refuses
+/// (status 411, "invalid receptor") numbers ending in 9.
+async fn sms_service() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>,
+) {
+    use axum::extract::{Path, Query, State};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    type Sent = Arc<Mutex<Vec<(String, String, String, String)>>>;
+    let sent: Sent = Arc::default();
+    async fn lookup(
+        State(sent): State<Sent>,
+        Path(key): Path<String>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> axum::Json<serde_json::Value> {
+        let receptor = q.get("receptor").cloned().unwrap_or_default();
+        let status = if receptor.ends_with('9') { 411 } else { 200 };
+        sent.lock().unwrap().push((
+            key,
+            receptor,
+            q.get("token").cloned().unwrap_or_default(),
+            q.get("template").cloned().unwrap_or_default(),
+        ));
+        axum::Json(serde_json::json!({"return": {"status": status, "message": "-"}, "entries": []}))
+    }
+    let app = axum::Router::new()
+        .route("/v1/{key}/verify/lookup.json", axum::routing::get(lookup))
+        .with_state(Arc::clone(&sent));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, sent)
+}
+
+#[tokio::test]
+async fn production_mode_needs_real_providers_and_uses_them() {
+    use mancard_api::endpoints::{CREATE_SESSION, REQUEST_OTP, SANDBOX_OTP};
+    use mancard_api::{OtpRequest, SessionRequest, SessionResponse};
+    use mancard_backend::gateway_sandbox::{start, SandboxGatewayConfig};
+    use mancard_backend::providers::{GatewayConfig, SmsConfig};
+    use mancard_backend::{Backend, BackendConfig, ServerError};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("prod.sqlite");
+
+    // no providers: refused with a message that says what is missing
+    let mut cfg = BackendConfig::sandbox(&db);
+    cfg.sandbox = false;
+    match Backend::start(cfg.clone()).await {
+        Err(ServerError::Config(m)) => assert!(m.contains("SMS"), "{m}"),
+        other => panic!("a production backend started without providers: {other:?}"),
+    }
+    let (sms_url, sent) = sms_service().await;
+    cfg.providers.sms = SmsConfig::Http {
+        url: sms_url,
+        api_key: "k-0123456789".into(),
+        template: "mancard-otp".into(),
+    };
+    match Backend::start(cfg.clone()).await {
+        Err(ServerError::Config(m)) => assert!(m.contains("payment gateway"), "{m}"),
+        other => panic!("a production backend started without a gateway: {other:?}"),
+    }
+    // the "bank": the sandbox gateway's HTTP protocol, as a Shaparak gateway
+    let bank = start(SandboxGatewayConfig::loopback()).await.unwrap();
+    cfg.providers.gateway = GatewayConfig::Shaparak {
+        url: bank.url().to_string(),
+        terminal_id: "T-1001".into(),
+        api_key: "gateway-key-0123".into(),
+    };
+    let handle = Backend::start(cfg).await.unwrap();
+    let http = mancard_testkit::backend::client();
+    let u = |p: &str| format!("{}{p}", handle.url());
+
+    let r = http
+        .post(u(REQUEST_OTP.path))
+        .json(&OtpRequest {
+            phone: "09121234567".into(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let (key, receptor, code, template) = sent.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (key.as_str(), receptor.as_str(), template.as_str()),
+        ("k-0123456789", "+989121234567", "mancard-otp")
+    );
+    assert_eq!(code.len(), 6);
+    // no sandbox endpoint reads the code in production
+    let r = http
+        .get(u(&format!("{}?phone=09121234567", SANDBOX_OTP.path)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let s: SessionResponse = http
+        .post(u(CREATE_SESSION.path))
+        .json(&SessionRequest {
+            phone: "09121234567".into(),
+            code,
+        })
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // the SMS service refuses a number: 503 with a problem document, not a 500
+    let r = http
+        .post(u(REQUEST_OTP.path))
+        .json(&OtpRequest {
+            phone: "09121234569".into(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // a top-up through the gateway under the merchant's terminal id, credited once
+    let intent: TopupIntentResponse = http
+        .post(u(CREATE_TOPUP.path))
+        .bearer_auth(&s.token)
+        .json(&TopupRequest {
+            amount: AMOUNT,
+            idempotency_key: "prod-1".into(),
+        })
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(intent.payment_url.starts_with(bank.url()));
+    let token = intent.payment_url.rsplit('/').next().unwrap();
+    assert_eq!(bank.gateway().payment(token).unwrap().terminal_id, "T-1001");
+    let page = http.post(&intent.payment_url).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("credited"));
+    assert_eq!(
+        bank.gateway().payment(token).unwrap().state,
+        GatewayState::Settled
+    );
+    assert!(handle.engine().audit().unwrap().ok);
+
+    // the gateway stops answering: a new top-up is refused with 503, nothing stored
+    bank.stop();
+    let r = http
+        .post(u(CREATE_TOPUP.path))
+        .bearer_auth(&s.token)
+        .json(&TopupRequest {
+            amount: AMOUNT,
+            idempotency_key: "prod-2".into(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    handle.shutdown().await.unwrap();
+}
