@@ -69,7 +69,7 @@ enum BackendCommand {
         counters_per_cert: u32,
         /// The SMS and payment providers (production mode needs real ones).
         #[command(flatten)]
-        providers: crate::providers::ProviderArgs,
+        providers: Box<crate::providers::ProviderArgs>,
     },
     /// Issuer keys.
     Keys {

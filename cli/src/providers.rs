@@ -32,7 +32,7 @@ pub struct ProviderArgs {
     #[arg(long)]
     sandbox_gateway_url: Option<String>,
     /// Seconds after which a gateway or SMS call counts as unanswered (retried later).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     provider_timeout_secs: u64,
 }
 

@@ -87,7 +87,7 @@ impl Default for ProvidersConfig {
         Self {
             sms: SmsConfig::Sandbox,
             gateway: GatewayConfig::Sandbox,
-            call_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -13,5 +13,6 @@ mod demo;
 mod demo_attacks;
 mod fraud;
 mod inspect;
+mod providers;
 mod validator;
 mod wallet_files;

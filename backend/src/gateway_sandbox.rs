@@ -7,9 +7,7 @@
 //! idempotent, as a bank's are: verifying twice answers the same record, settling a settled
 //! payment succeeds, reversing a reversed one succeeds.
 
-mod http;
-
-pub use http::{router, start, SandboxGatewayConfig, SandboxGatewayHandle};
+pub use crate::http::gateway_sandbox::{router, start, SandboxGatewayConfig, SandboxGatewayHandle};
 
 use crate::providers::payment::{
     valid_token, verify_outcome, GatewayAnswer, GatewayError, GatewayState, PaymentGateway,
@@ -528,5 +526,120 @@ impl PaymentGateway for InProcessGateway {
 
     fn reverse(&self, token: &str) -> Result<(), GatewayError> {
         simple(self.sandbox.reverse_call(&self.terminal_id, token))
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    fn new_payment(g: &SandboxGateway, amount: i64) -> String {
+        g.token(&TokenRequest {
+            terminal_id: "T1".into(),
+            amount,
+            order_id: "order-1".into(),
+            callback_url: "http://127.0.0.1:1/v1/topups/callback".into(),
+        })
+        .token
+        .unwrap()
+    }
+
+    #[test]
+    fn switches_parse_by_name_and_refuse_unknown_ones() {
+        let f = Faults::parse_list("verify-timeout, settle_fails").unwrap();
+        assert!(f.verify_timeout && f.settle_fails && !f.reversed);
+        assert_eq!(Faults::parse_list("").unwrap(), Faults::default());
+        assert!(Faults::parse_list("verify-never").is_err());
+    }
+
+    #[test]
+    fn invalid_token_requests_are_refused() {
+        let g = SandboxGateway::default();
+        for (amount, url) in [(0, "http://x/cb"), (1_000, "javascript:alert(1)")] {
+            let a = g.token(&TokenRequest {
+                terminal_id: "T1".into(),
+                amount,
+                order_id: "o".into(),
+                callback_url: url.into(),
+            });
+            assert_ne!(a.result, RESULT_OK);
+            assert!(a.token.is_none());
+        }
+    }
+
+    #[test]
+    fn the_callback_carries_the_reference_and_a_masked_card_only() {
+        let g = SandboxGateway::default();
+        let t = new_payment(&g, 10_000);
+        let PageOutcome::Redirect(url) = g.submit(&t, true, "6037-9912-3456-1234").unwrap() else {
+            panic!("no redirect");
+        };
+        let p = g.payment(&t).unwrap();
+        assert!(url.contains(&format!("ref_num={}", p.ref_num.unwrap())));
+        assert!(url.contains("masked_pan=603799******1234"));
+        assert!(!url.contains("3456"));
+        assert!(url.contains("state=OK"));
+    }
+
+    #[test]
+    fn verify_settle_and_reverse_are_idempotent_and_checked_by_terminal() {
+        let g = SandboxGateway::default();
+        let t = new_payment(&g, 10_000);
+        g.submit(&t, true, "").unwrap();
+        let VerifyCall::Answer(a) = g.verify_call("T2", &t) else {
+            panic!("hung")
+        };
+        assert_eq!(a.result, RESULT_UNKNOWN, "another terminal sees nothing");
+        for _ in 0..2 {
+            let VerifyCall::Answer(a) = g.verify_call("T1", &t) else {
+                panic!("hung")
+            };
+            assert_eq!(
+                (a.state, a.amount),
+                (Some(GatewayState::Verified), Some(10_000))
+            );
+        }
+        assert_eq!(g.settle_call("T1", &t).result, RESULT_OK);
+        assert_eq!(g.settle_call("T1", &t).result, RESULT_OK);
+        assert_eq!(g.reverse_call("T1", &t).result, RESULT_NOT_REVERSIBLE);
+        assert_eq!(g.payment(&t).unwrap().state, GatewayState::Settled);
+    }
+
+    #[test]
+    fn an_unsettled_payment_is_reversed_at_its_deadline_and_a_token_expires() {
+        let g = SandboxGateway::default();
+        let paid = new_payment(&g, 10_000);
+        let unpaid = new_payment(&g, 10_000);
+        g.submit(&paid, true, "").unwrap();
+        g.advance_clock(g.settle_window_secs + 1);
+        assert_eq!(g.payment(&paid).unwrap().state, GatewayState::Reversed);
+        assert_eq!(g.payment(&unpaid).unwrap().state, GatewayState::Expired);
+        assert_eq!(g.submit(&unpaid, true, "").unwrap_err(), PageError::Expired);
+        assert_ne!(g.settle_call("T1", &paid).result, RESULT_OK);
+    }
+
+    #[test]
+    fn in_process_verify_that_hangs_is_unavailable() {
+        let g = std::sync::Arc::new(SandboxGateway::new(Faults {
+            verify_timeout: true,
+            ..Faults::default()
+        }));
+        let ip = InProcessGateway {
+            sandbox: std::sync::Arc::clone(&g),
+            terminal_id: "T1".into(),
+        };
+        let t = ip.request_token(10_000, "o", "http://x/cb").unwrap();
+        g.submit(&t.token, true, "").unwrap();
+        assert!(matches!(
+            ip.verify(&t.token),
+            Err(GatewayError::Unavailable(_))
+        ));
+        assert_eq!(g.payment(&t.token).unwrap().state, GatewayState::Paid);
     }
 }

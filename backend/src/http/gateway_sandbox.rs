@@ -1,7 +1,8 @@
-//! The sandbox gateway's HTTP face: the merchant API (`/ipg/v1/*`), the rider's payment page
+//! The sandbox payment gateway's HTTP face (a server of its own, not the backend's API; its
+//! logic is in [`crate::gateway_sandbox`]): the merchant API (`/ipg/v1/*`), the rider's payment page
 //! (`/pay/{token}`) and the admin endpoints that flip failure switches (`/admin/*`).
 
-use super::{Faults, PageError, PageOutcome, SandboxGateway, VerifyCall};
+use crate::gateway_sandbox::{Faults, PageError, PageOutcome, SandboxGateway, VerifyCall};
 use crate::providers::payment::{GatewayState, PaymentRequest, TokenRequest};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
