@@ -71,5 +71,11 @@ if [ -x bindings/test-bindings.sh ]; then
   rm -f "$BINDINGS_LOG"
 fi
 
+step "browser test: a top-up paid, cancelled and abandoned in headless Chromium"
+# Debian's chromium and its driver; Selenium (pinned) comes from PyPI into a venv.
+ensure_apt chromium chromium-driver python3-venv
+scripts/browser-test.sh
+PASSED=$((PASSED + 1))
+
 step "all tests passed"
 echo "total: $PASSED passed, 0 failed"

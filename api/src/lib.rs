@@ -134,6 +134,11 @@ mod tests {
         let absent = CallbackQuery {
             token: "ab".into(),
             status: None,
+            state: None,
+            order_id: None,
+            ref_num: None,
+            trace_no: None,
+            masked_pan: None,
         };
         assert_eq!(
             serde_json::to_string(&absent).unwrap_or_default(),

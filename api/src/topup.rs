@@ -55,8 +55,11 @@ pub struct TopupIntentResponse {
     pub expires_at: i64,
     /// Ledger entry of the credit, once credited.
     pub ledger_entry_id: Option<i64>,
-    /// Gateway reference number, once paid.
+    /// Gateway reference number, once settled.
     pub gateway_ref: Option<String>,
+    /// Why a paid payment was not credited (it was reversed: the bank returns the money).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The query string of the gateway's redirect back, `GET /v1/topups/callback`.
@@ -68,4 +71,19 @@ pub struct CallbackQuery {
     /// `OK` or `NOK` as the gateway reports it (not trusted: the payment is verified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The gateway's `OK`/`NOK` under its Shaparak name (not trusted either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The merchant's order id (the intent id) as the gateway sends it back (not trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// Reference number (RefNum) the gateway claims (compared with the verified one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_num: Option<String>,
+    /// Trace number (TraceNo) the gateway claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_no: Option<String>,
+    /// The masked card number the gateway claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_pan: Option<String>,
 }

@@ -1,5 +1,6 @@
 //! Server configuration and issuance policy.
 
+use crate::providers::ProvidersConfig;
 use mancard_protocol::{Tariff, TimeRules};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -114,6 +115,9 @@ pub struct BackendConfig {
     pub policy: Policy,
     /// The tariff served to validators and used at settlement.
     pub tariff: Tariff,
+    /// The SMS sender and the payment gateway (sandbox ones by default; production mode
+    /// refuses to start without real ones).
+    pub providers: ProvidersConfig,
 }
 
 impl BackendConfig {
@@ -127,6 +131,7 @@ impl BackendConfig {
             public_url: None,
             policy: Policy::default(),
             tariff: Tariff::urmia_default(),
+            providers: ProvidersConfig::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::config::BackendConfig;
 use crate::error::{Error, Result, StoreError};
 use crate::ids::CertHash;
 use crate::keys::Keyring;
+use crate::providers::Providers;
 use crate::settle::CertInfo;
 use crate::store::Store;
 use mancard_protocol::PublicKey;
@@ -27,6 +28,7 @@ pub struct Engine {
     config: BackendConfig,
     base_url: String,
     clock_offset: AtomicI64,
+    providers: Providers,
 }
 
 impl std::fmt::Debug for Engine {
@@ -66,6 +68,7 @@ impl Engine {
         let store = Store::open(&config.db_path)?;
         let now = chrono::Utc::now().timestamp();
         let keys = Keyring::load_or_create(&crate::keys::key_file_path(&config.db_path), now)?;
+        let providers = Providers::build(&config.providers).map_err(StoreError::Providers)?;
         Ok(Self {
             store,
             keys: RwLock::new(keys),
@@ -73,7 +76,13 @@ impl Engine {
             config,
             base_url,
             clock_offset: AtomicI64::new(0),
+            providers,
         })
+    }
+
+    /// The SMS sender and the payment gateway.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
     }
 
     pub fn config(&self) -> &BackendConfig {

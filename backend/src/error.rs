@@ -34,6 +34,9 @@ pub enum StoreError {
     File(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// The SMS sender or the payment gateway could not be set up.
+    #[error("providers: {0}")]
+    Providers(String),
 }
 
 impl StoreError {
@@ -184,6 +187,12 @@ pub enum Error {
     AdjustmentDecided { id: i64, status: &'static str },
     #[error("{0}")]
     InvalidDecision(&'static str),
+    /// The payment gateway did not answer (or answered nothing usable); retry later.
+    #[error("the payment gateway is not answering; try again in a minute")]
+    GatewayDown,
+    /// The SMS service did not take the message.
+    #[error("the SMS service did not take the message; try again in a minute")]
+    SmsFailed,
 }
 
 impl Error {

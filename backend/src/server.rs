@@ -19,6 +19,9 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("server task failed: {0}")]
     Task(String),
+    /// The configuration cannot run (production mode without real providers).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The reference backend.
@@ -28,7 +31,10 @@ pub struct Backend;
 impl Backend {
     /// Opens the database and key file, binds `config.listen` and serves until
     /// [`BackendHandle::shutdown`]. Must be called inside a tokio runtime.
-    pub async fn start(config: BackendConfig) -> Result<BackendHandle, ServerError> {
+    pub async fn start(mut config: BackendConfig) -> Result<BackendHandle, ServerError> {
+        let sandbox_gateway = crate::providers::prepare(&mut config)
+            .await
+            .map_err(ServerError::Config)?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let base = config
@@ -74,6 +80,7 @@ impl Backend {
             shutdown: Some(tx),
             task,
             reconciler,
+            sandbox_gateway,
         })
     }
 }
@@ -86,6 +93,8 @@ pub struct BackendHandle {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
+    /// The sandbox gateway started in-process (sandbox mode without a gateway URL).
+    sandbox_gateway: Option<crate::gateway_sandbox::SandboxGatewayHandle>,
 }
 
 impl BackendHandle {
@@ -97,6 +106,11 @@ impl BackendHandle {
     /// `http://<addr>` (or the configured public URL).
     pub fn url(&self) -> String {
         self.engine.base_url().to_string()
+    }
+
+    /// The sandbox gateway this backend started in-process, if it did.
+    pub fn sandbox_gateway(&self) -> Option<&crate::gateway_sandbox::SandboxGatewayHandle> {
+        self.sandbox_gateway.as_ref()
     }
 
     /// The engine, for in-process calls (demo, tools, benchmarks).

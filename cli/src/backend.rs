@@ -2,6 +2,10 @@
 //!
 //! ```text
 //! mancard backend serve --db FILE [--listen 127.0.0.1:8080] [--sandbox] [--public-url URL]
+//!     [--sandbox-gateway-url URL]                   (sandbox: the gateway-sandbox process)
+//!     [--sms-url URL --sms-template NAME] [--sms-api-key-env VAR]      (production: SMS)
+//!     [--gateway-url URL --gateway-terminal ID] [--gateway-api-key-env VAR]  (production: IPG)
+//!     [--provider-timeout-secs N]
 //! mancard backend keys list --db FILE
 //! mancard backend keys rotate --db FILE          (while the server is stopped; or use
 //!                                                 POST /v1/admin/issuer-keys/rotate)
@@ -49,8 +53,9 @@ enum BackendCommand {
         db: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Sandbox mode: one-time codes are logged and readable at /sandbox/otp; the sandbox
-        /// payment gateway is served under /sandbox/.
+        /// Sandbox mode: one-time codes are logged and readable at /sandbox/otp; top-ups go to
+        /// the sandbox payment gateway (started on a loopback port unless
+        /// --sandbox-gateway-url names one). Without it, real providers must be configured.
         #[arg(long)]
         sandbox: bool,
         /// Base URL put in payment and callback links (default http://<listen address>).
@@ -69,6 +74,9 @@ enum BackendCommand {
         /// Counters per certificate.
         #[arg(long, default_value_t = mancard_backend::DEFAULT_COUNTERS_PER_CERT)]
         counters_per_cert: u32,
+        /// The SMS and payment providers (production mode needs real ones).
+        #[command(flatten)]
+        providers: Box<crate::providers::ProviderArgs>,
     },
     /// Issuer keys.
     Keys {
@@ -361,6 +369,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             cert_lifetime_hours,
             max_offline_amount,
             counters_per_cert,
+            providers,
         } => {
             init_logs();
             if cert_lifetime_hours < 1 || max_offline_amount < 0 || counters_per_cert == 0 {
@@ -376,6 +385,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             cfg.policy.cert_lifetime_secs = cert_lifetime_hours.saturating_mul(3600);
             cfg.policy.max_offline_amount = max_offline_amount;
             cfg.policy.counters_per_cert = counters_per_cert;
+            cfg.providers = providers.config()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -5,8 +5,10 @@
 mod backend;
 mod bench;
 mod demo;
+mod gateway_sandbox;
 mod inspect;
 mod phone;
+mod providers;
 mod validator;
 mod wallet;
 
@@ -40,6 +42,8 @@ enum Command {
     Backend(backend::BackendArgs),
     /// Present a wallet as a contactless card on a vsmartcard virtual reader (PC/SC).
     Phone(phone::PhoneArgs),
+    /// The sandbox payment gateway (Shaparak-style, with failure switches) as its own process.
+    GatewaySandbox(gateway_sandbox::GatewaySandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Validator(a) => validator::run(a),
         Command::Backend(a) => backend::run(a),
         Command::Phone(a) => phone::run(a),
+        Command::GatewaySandbox(a) => gateway_sandbox::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,69 +1,198 @@
-//! The sandbox payment gateway (a Shaparak IPG simulation): its payment page's data and the
-//! rider's pay or cancel. Served only in sandbox mode.
+//! Driving a top-up's payment at the gateway to its end: server-to-server VERIFY, the checks
+//! of the gateway's record against the order (merchant, order, amount, reference number not
+//! seen before), SETTLE and the one credit, or REVERSE on any mismatch or refused settlement.
+//!
+//! No database transaction is held across a gateway call. Every gateway call is idempotent,
+//! so a call whose answer is lost (timeout) is simply made again later (the next poll, the
+//! callback, or reconciliation); the ledger's idempotency key credits a payment once.
 
-use crate::engine::{random, Engine};
-use crate::error::{Error, Result};
-use crate::store::GatewayStatus;
-use mancard_api::endpoints;
+use crate::engine::Engine;
+use crate::error::{Error, Result, StoreError};
+use crate::providers::payment::{GatewayError, GatewayState, Verification, Verify};
+use crate::store::{GatewayPayment, GatewayStatus, Intent, NewEntry, VerifiedRecord};
+use mancard_api::LedgerKind;
 
-/// What the gateway's payment page shows.
-#[derive(Debug, Clone)]
-pub struct GatewayPage {
-    pub amount: i64,
-    pub status: GatewayStatus,
-    pub expires_at: i64,
-}
+use GatewayStatus as S;
 
 impl Engine {
-    /// Sandbox gateway: the payment a page shows.
-    pub fn gateway_payment(&self, token: &str) -> Result<GatewayPage> {
-        if !self.config().sandbox {
-            return Err(Error::NoSuchEndpoint);
-        }
-        let gp = self
+    /// Asks the gateway where an open payment stands and acts on the answer. An unanswered
+    /// call leaves the payment open (retried later): never an error for the caller.
+    pub(crate) fn drive_payment(&self, intent: &Intent) -> Result<()> {
+        let token = intent.gateway_token.as_str();
+        let rec = self
             .store
             .read(|tx| tx.gateway_payment(token))?
-            .ok_or(Error::UnknownPayment)?;
-        Ok(GatewayPage {
-            amount: gp.amount,
-            status: gp.status,
-            expires_at: gp.expires_at,
+            .ok_or(StoreError::Corrupt("intent without gateway payment"))?;
+        match rec.status {
+            S::Reversing => self.reverse_payment(intent, None),
+            S::Pending | S::Verified => self.verify_payment(intent, &rec),
+            _ => Ok(()),
+        }
+    }
+
+    fn verify_payment(&self, intent: &Intent, rec: &GatewayPayment) -> Result<()> {
+        let token = intent.gateway_token.as_str();
+        let verified = match self.providers().gateway.verify(token) {
+            Ok(v) => v,
+            Err(GatewayError::Unavailable(e)) => {
+                tracing::warn!(intent = %intent.id, error = %e, "verify unanswered; will retry");
+                return Ok(());
+            }
+            // the gateway knows no paid transaction for this token
+            Err(GatewayError::Refused { code, message }) => {
+                tracing::info!(intent = %intent.id, code, %message, "verify refused");
+                Verify::NotPaid(GatewayState::Pending)
+            }
+        };
+        match verified {
+            Verify::NotPaid(state) => self.payment_not_paid(intent, rec, state),
+            Verify::Paid(v) => self.payment_paid(intent, &v),
+        }
+    }
+
+    fn payment_not_paid(
+        &self,
+        intent: &Intent,
+        rec: &GatewayPayment,
+        state: GatewayState,
+    ) -> Result<()> {
+        let now = self.now();
+        let to = match state {
+            GatewayState::Cancelled => S::Cancelled,
+            GatewayState::Reversed => S::Reversed,
+            GatewayState::Expired => S::Expired,
+            _ if rec.status == S::Pending && now > intent.expires_at => S::Expired,
+            _ => return Ok(()),
+        };
+        let reason = (to == S::Reversed).then_some("reversed by the gateway");
+        self.store.write(|tx| {
+            tx.set_payment_status(
+                &intent.gateway_token,
+                &[S::Pending, S::Verified],
+                to,
+                reason,
+                now,
+            )
+        })?;
+        tracing::info!(intent = %intent.id, status = to.as_str(), "top-up not paid");
+        Ok(())
+    }
+
+    /// Why the gateway's record does not fit the order, if it does not.
+    fn mismatch(&self, intent: &Intent, v: &Verification) -> Result<Option<&'static str>> {
+        if v.terminal_id != self.providers().gateway.terminal_id() {
+            return Ok(Some("the gateway reports another merchant"));
+        }
+        if v.order_id != intent.id {
+            return Ok(Some("the gateway reports another order"));
+        }
+        if v.amount != intent.amount {
+            return Ok(Some("the paid amount differs from the order"));
+        }
+        let owner = self.store.read(|tx| tx.payment_by_ref(&v.ref_num))?;
+        if owner.is_some_and(|t| t != intent.gateway_token) {
+            return Ok(Some(
+                "the reference number was already used by another payment",
+            ));
+        }
+        Ok(None)
+    }
+
+    fn payment_paid(&self, intent: &Intent, v: &Verification) -> Result<()> {
+        let token = intent.gateway_token.as_str();
+        let now = self.now();
+        if let Some(why) = self.mismatch(intent, v)? {
+            return self.reverse_payment(intent, Some(why));
+        }
+        let rec = VerifiedRecord {
+            ref_id: &v.ref_num,
+            trace_no: &v.trace_no,
+            masked_pan: &v.masked_pan,
+        };
+        let recorded = self
+            .store
+            .write(|tx| match tx.record_verified(token, rec, now) {
+                Ok(b) => Ok(Some(b)),
+                // the unique reference index: another payment took this reference meanwhile
+                Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(Error::from(e)),
+            })?;
+        match recorded {
+            None => return self.reverse_payment(intent, Some("duplicate reference number")),
+            Some(false) => return Ok(()), // settled, reversed or expired meanwhile
+            Some(true) => {}
+        }
+        if v.state != GatewayState::Settled {
+            match self.providers().gateway.settle(token) {
+                Ok(()) => {}
+                Err(GatewayError::Unavailable(e)) => {
+                    tracing::warn!(intent = %intent.id, error = %e, "settle unanswered; will retry");
+                    return Ok(());
+                }
+                Err(GatewayError::Refused { code, message }) => {
+                    tracing::warn!(intent = %intent.id, code, %message, "settle refused");
+                    return self.reverse_payment(intent, Some("the gateway refused settlement"));
+                }
+            }
+        }
+        self.credit(intent, &v.ref_num)
+    }
+
+    /// The one credit of a settled payment.
+    fn credit(&self, intent: &Intent, ref_num: &str) -> Result<()> {
+        let now = self.now();
+        let key = format!("topup:{}", intent.id);
+        self.store.write(|tx| {
+            tx.set_payment_status(&intent.gateway_token, &[S::Verified], S::Settled, None, now)?;
+            if tx.ledger_by_key(&key)?.is_some() {
+                return Ok(());
+            }
+            tx.insert_ledger(&NewEntry {
+                account_id: intent.account_id,
+                kind: LedgerKind::Topup,
+                amount: intent.amount,
+                idempotency_key: &key,
+                tap: None,
+                intent_id: Some(&intent.id),
+                note: Some(ref_num),
+                created_at: now,
+            })?;
+            tracing::info!(account_id = intent.account_id.0, intent = %intent.id, amount = intent.amount, "top-up credited");
+            Ok(())
         })
     }
 
-    /// Sandbox gateway: the rider pays (or cancels). Returns the callback URL to redirect to.
-    /// Submitting twice is harmless: the payment keeps its first outcome.
-    pub fn gateway_pay(&self, token: &str, pay: bool) -> Result<String> {
-        if !self.config().sandbox {
-            return Err(Error::NoSuchEndpoint);
-        }
+    /// Reverses a payment that must not be credited (`why`: a new reason; `None`: a retry).
+    fn reverse_payment(&self, intent: &Intent, why: Option<&str>) -> Result<()> {
+        let token = intent.gateway_token.as_str();
         let now = self.now();
-        let ref_id = hex::encode(random::<8>()?);
-        let status = self.store.write(|tx| {
-            let gp = tx.gateway_payment(token)?.ok_or(Error::UnknownPayment)?;
-            if gp.status == GatewayStatus::Pending {
-                if now > gp.expires_at {
-                    return Err(Error::PaymentExpired);
-                }
-                let to = if pay {
-                    GatewayStatus::Paid
-                } else {
-                    GatewayStatus::Cancelled
-                };
-                tx.gateway_settle(token, to, pay.then_some(ref_id.as_str()), now)?;
-                return Ok(to);
+        if let Some(why) = why {
+            tracing::warn!(intent = %intent.id, reason = why, "reversing the payment");
+            let open = [S::Pending, S::Verified, S::Reversing];
+            if !self
+                .store
+                .write(|tx| tx.set_payment_status(token, &open, S::Reversing, Some(why), now))?
+            {
+                return Ok(());
             }
-            Ok(gp.status)
-        })?;
-        let ok = if status == GatewayStatus::Paid {
-            "OK"
-        } else {
-            "NOK"
+        }
+        let to = match self.providers().gateway.reverse(token) {
+            Ok(()) => S::Reversed,
+            Err(GatewayError::Unavailable(e)) => {
+                tracing::warn!(intent = %intent.id, error = %e, "reverse unanswered; will retry");
+                return Ok(());
+            }
+            Err(GatewayError::Refused { code, message }) => {
+                tracing::error!(intent = %intent.id, code, %message, "the gateway refused a reversal: an operator must look at this payment");
+                S::ReverseFailed
+            }
         };
-        Ok(format!(
-            "{}{}?token={token}&status={ok}",
-            self.base_url(),
-            endpoints::TOPUP_CALLBACK.path
-        ))
+        self.store
+            .write(|tx| tx.set_payment_status(token, &[S::Reversing], to, None, now))?;
+        Ok(())
     }
 }

@@ -1,28 +1,29 @@
-//! Top-up: intents (idempotent by key), verification of the gateway's record server to
-//! server, the ledger credited exactly once, and reconciliation of payments whose redirect
-//! never came back.
+//! Top-up: intents (idempotent by key), each with a payment at the gateway (a token asked
+//! for when the intent is created), its status as the wallet and the callback see it, and
+//! reconciliation of payments whose callback never came. Verification, settlement and
+//! reversal at the gateway: [`super::gateway`].
 
 use crate::engine::{random, Engine};
 use crate::error::{Error, Result, StoreError};
 use crate::ids::AccountId;
-use crate::store::{GatewayStatus, Intent, NewEntry, Writer};
+use crate::providers::payment::valid_token;
+use crate::store::{GatewayStatus, Intent, Reader};
 use mancard_api::endpoints;
-use mancard_api::{LedgerKind, TopupIntentResponse, TopupRequest, TopupStatus};
+use mancard_api::{TopupIntentResponse, TopupRequest, TopupStatus};
+
+/// What the gateway's redirect back claims (never trusted: only the token picks the intent,
+/// the rest is compared with what the gateway says server to server).
+#[derive(Debug, Clone, Default)]
+pub struct CallbackClaims {
+    pub token: String,
+    pub ref_num: Option<String>,
+}
+
+/// Payments one reconciliation run asks the gateway about, at most.
+const RECONCILE_BATCH: i64 = 500;
 
 impl Engine {
-    /// The sandbox gateway's payment page of a token.
-    pub(crate) fn payment_url(&self, token: &str) -> String {
-        format!(
-            "{}{}",
-            self.base_url(),
-            endpoints::SANDBOX_PAY.path_with(token)
-        )
-    }
-
     fn check_topup_request(&self, req: &TopupRequest) -> Result<()> {
-        if !self.config().sandbox {
-            return Err(Error::GatewayUnavailable);
-        }
         let p = &self.config().policy;
         if !(p.topup_min..=p.topup_max).contains(&req.amount) {
             return Err(Error::InvalidAmount {
@@ -39,7 +40,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates (or, for a repeated idempotency key, returns) a top-up intent.
+    fn existing_intent(&self, account_id: AccountId, req: &TopupRequest) -> Result<Option<Intent>> {
+        let found = self
+            .store
+            .read(|tx| tx.intent_by_key(account_id, &req.idempotency_key))?;
+        match found {
+            Some(i) if i.amount != req.amount => Err(Error::IdempotencyConflict),
+            other => Ok(other),
+        }
+    }
+
+    /// Creates (or, for a repeated idempotency key, returns) a top-up intent: asks the
+    /// gateway for a payment token first (503 if it does not answer; nothing is stored then).
     pub fn create_topup(
         &self,
         account_id: impl Into<AccountId>,
@@ -47,128 +59,160 @@ impl Engine {
     ) -> Result<TopupIntentResponse> {
         let account_id = account_id.into();
         self.check_topup_request(req)?;
-        let key = req.idempotency_key.as_str();
-        let now = self.now();
+        if let Some(existing) = self.existing_intent(account_id, req)? {
+            return self.advance(&existing);
+        }
         let id = hex::encode(random::<16>()?);
-        let token = hex::encode(random::<16>()?);
-        self.store.write(|tx| {
-            if let Some(existing) = tx.intent_by_key(account_id, key)? {
-                if existing.amount != req.amount {
-                    return Err(Error::IdempotencyConflict);
-                }
-                return self.intent_status(tx, &existing, now);
+        let callback = format!("{}{}", self.base_url(), endpoints::TOPUP_CALLBACK.path);
+        let pt = match self
+            .providers()
+            .gateway
+            .request_token(req.amount, &id, &callback)
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "the gateway gave no payment token");
+                return Err(Error::GatewayDown);
             }
-            let expires_at = now.saturating_add(self.config().policy.topup_ttl_secs);
-            tx.insert_gateway_payment(&token, req.amount, now, expires_at)?;
-            let intent = Intent {
-                id: id.clone(),
-                account_id,
-                amount: req.amount,
-                idempotency_key: key.to_string(),
-                gateway_token: token.clone(),
-                created_at: now,
-                expires_at,
-            };
+        };
+        let now = self.now();
+        let intent = Intent {
+            id: id.clone(),
+            account_id,
+            amount: req.amount,
+            idempotency_key: req.idempotency_key.clone(),
+            gateway_token: pt.token.clone(),
+            created_at: now,
+            expires_at: now.saturating_add(self.config().policy.topup_ttl_secs),
+        };
+        let stored = self.store.write(|tx| {
+            // a concurrent request with the same key won: its intent is the one
+            // (this token expires unpaid at the gateway)
+            if let Some(existing) = tx.intent_by_key(account_id, &req.idempotency_key)? {
+                return Ok::<_, Error>(existing);
+            }
+            tx.insert_gateway_payment(&pt.token, req.amount, &pt.payment_url, now, intent.expires_at)?;
             tx.insert_intent(&intent)?;
             tracing::info!(account_id = account_id.0, intent = %id, amount = req.amount, "top-up intent created");
-            self.intent_status(tx, &intent, now)
-        })
+            Ok(intent.clone())
+        })?;
+        if stored.amount != req.amount {
+            return Err(Error::IdempotencyConflict);
+        }
+        self.store.read(|tx| self.intent_view(tx, &stored))
     }
 
-    /// The status of an intent; verifies the payment with the gateway if it says paid, and
-    /// credits the ledger exactly once.
-    fn intent_status(
-        &self,
-        tx: &Writer<'_>,
-        intent: &Intent,
-        now: i64,
-    ) -> Result<TopupIntentResponse> {
+    /// Drives an open payment at the gateway, then shows the intent.
+    fn advance(&self, intent: &Intent) -> Result<TopupIntentResponse> {
+        self.drive_payment(intent)?;
+        self.store.read(|tx| self.intent_view(tx, intent))
+    }
+
+    /// The intent as the wallet sees it.
+    fn intent_view(&self, tx: &Reader<'_>, intent: &Intent) -> Result<TopupIntentResponse> {
         let key = format!("topup:{}", intent.id);
         let gp = tx
             .gateway_payment(&intent.gateway_token)?
             .ok_or(StoreError::Corrupt("intent without gateway payment"))?;
-        let mut entry = tx.ledger_by_key(&key)?;
-        if entry.is_none() && gp.status == GatewayStatus::Paid {
-            // Server-to-server verification against the gateway's own record.
-            if gp.amount != intent.amount || gp.ref_id.is_none() {
-                return Err(Error::VerificationFailed);
-            }
-            tx.gateway_mark_verified(&gp.token, now)?;
-            tx.insert_ledger(&NewEntry {
-                account_id: intent.account_id,
-                kind: LedgerKind::Topup,
-                amount: intent.amount,
-                idempotency_key: &key,
-                tap: None,
-                intent_id: Some(&intent.id),
-                note: gp.ref_id.as_deref(),
-                created_at: now,
-            })?;
-            tracing::info!(account_id = intent.account_id.0, intent = %intent.id, amount = intent.amount, "top-up credited");
-            entry = tx.ledger_by_key(&key)?;
-        }
+        let entry = tx.ledger_by_key(&key)?;
         let status = match (&entry, gp.status) {
             (Some(_), _) => TopupStatus::Credited,
-            (None, GatewayStatus::Cancelled) => TopupStatus::Cancelled,
-            (None, _) if now > intent.expires_at => TopupStatus::Expired,
-            _ => TopupStatus::Pending,
+            (None, GatewayStatus::Expired) => TopupStatus::Expired,
+            (None, GatewayStatus::Pending | GatewayStatus::Verified | GatewayStatus::Settled) => {
+                TopupStatus::Pending
+            }
+            (None, _) => TopupStatus::Cancelled,
+        };
+        let reason = match gp.status {
+            GatewayStatus::Reversing | GatewayStatus::Reversed | GatewayStatus::ReverseFailed => {
+                Some(format!(
+                    "the payment was reversed (your money is returned by the bank): {}",
+                    gp.reason.as_deref().unwrap_or("reversed")
+                ))
+            }
+            _ => None,
         };
         Ok(TopupIntentResponse {
             intent_id: intent.id.clone(),
             amount: intent.amount,
             status,
-            payment_url: self.payment_url(&intent.gateway_token),
+            payment_url: gp.payment_url.unwrap_or_default(),
             expires_at: intent.expires_at,
             ledger_entry_id: entry.map(|e| e.id),
-            gateway_ref: gp.ref_id,
+            gateway_ref: gp.ref_id.filter(|_| gp.status == GatewayStatus::Settled),
+            reason,
         })
     }
 
-    /// The status of one of the account's intents (verifies and credits if paid).
+    /// The status of one of the account's intents (verifies, settles and credits if paid).
     pub fn topup_status(
         &self,
         account_id: impl Into<AccountId>,
         intent_id: &str,
     ) -> Result<TopupIntentResponse> {
         let account_id = account_id.into();
-        let now = self.now();
-        self.store.write(|tx| {
-            let intent = tx
-                .intent(intent_id)?
-                .filter(|i| i.account_id == account_id)
-                .ok_or(Error::UnknownIntent)?;
-            self.intent_status(tx, &intent, now)
-        })
+        let intent = self
+            .store
+            .read(|tx| tx.intent(intent_id))?
+            .filter(|i| i.account_id == account_id)
+            .ok_or(Error::UnknownIntent)?;
+        self.advance(&intent)
     }
 
-    /// The gateway's redirect back to the merchant. The status parameter is not trusted: the
-    /// payment is verified against the gateway's record.
-    pub fn topup_callback(&self, token: &str) -> Result<TopupIntentResponse> {
-        let now = self.now();
-        self.store.write(|tx| {
-            let intent = tx.intent_by_token(token)?.ok_or(Error::UnknownPayment)?;
-            self.intent_status(tx, &intent, now)
-        })
+    /// The gateway's redirect back to the merchant. Nothing in it is trusted but the token,
+    /// which picks the intent: the payment is verified with the gateway server to server.
+    pub fn topup_callback(&self, claims: &CallbackClaims) -> Result<TopupIntentResponse> {
+        if !valid_token(&claims.token) {
+            return Err(Error::UnknownPayment);
+        }
+        let intent = self
+            .store
+            .read(|tx| tx.intent_by_token(&claims.token))?
+            .ok_or(Error::UnknownPayment)?;
+        let view = self.advance(&intent)?;
+        let recorded = self
+            .store
+            .read(|tx| tx.gateway_payment(&intent.gateway_token))?;
+        let recorded_ref = recorded.and_then(|r| r.ref_id);
+        if let (Some(claimed), Some(real)) = (&claims.ref_num, &recorded_ref) {
+            if claimed != real {
+                tracing::warn!(intent = %intent.id, "a callback claimed another reference number than the gateway's");
+            }
+        }
+        Ok(view)
     }
 
-    /// Reconciliation: verifies and credits every payment the gateway reports paid whose
-    /// redirect never came back and whose wallet never polled. Returns how many were credited.
-    /// The server runs it every minute.
+    /// Reconciliation: asks the gateway about every open payment (the callback never came and
+    /// the wallet never polled; a verify or settle went unanswered; a reversal is due).
+    /// Returns how many were credited. The server runs it every minute.
     pub fn reconcile_topups(&self) -> Result<usize> {
-        let now = self.now();
-        self.store.write(|tx| {
-            let mut credited = 0;
-            for token in tx.paid_unverified()? {
-                if let Some(intent) = tx.intent_by_token(&token)? {
-                    if self.intent_status(tx, &intent, now)?.status == TopupStatus::Credited {
-                        credited += 1;
-                    }
-                }
+        let tokens = self.store.read(|tx| tx.open_payments(RECONCILE_BATCH))?;
+        let mut credited = 0;
+        for token in tokens {
+            let Some(intent) = self.store.read(|tx| tx.intent_by_token(&token))? else {
+                continue;
+            };
+            if self.advance(&intent)?.status == TopupStatus::Credited {
+                credited += 1;
             }
-            if credited > 0 {
-                tracing::info!(credited, "reconciliation credited paid top-ups");
-            }
-            Ok(credited)
-        })
+        }
+        if credited > 0 {
+            tracing::info!(credited, "reconciliation credited paid top-ups");
+        }
+        Ok(credited)
+    }
+}
+
+impl Engine {
+    /// Sandbox only: the gateway page of a payment this backend knows (old links redirect).
+    pub fn sandbox_payment_url(&self, token: &str) -> Result<String> {
+        if !self.config().sandbox {
+            return Err(Error::NoSuchEndpoint);
+        }
+        self.store
+            .read(|tx| tx.gateway_payment(token))?
+            .and_then(|p| p.payment_url)
+            .filter(|u| u.starts_with("http"))
+            .ok_or(Error::UnknownPayment)
     }
 }

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod credential;
 pub mod extract;
+pub mod gateway_sandbox;
 pub mod openapi;
 mod operator;
 pub mod problem;

@@ -110,7 +110,18 @@ mod tests {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
         for (path, names) in [
             (WALLET_LOG.path, vec!["pseudonym", "from_seq"]),
-            (TOPUP_CALLBACK.path, vec!["token", "status"]),
+            (
+                TOPUP_CALLBACK.path,
+                vec![
+                    "token",
+                    "status",
+                    "state",
+                    "order_id",
+                    "ref_num",
+                    "trace_no",
+                    "masked_pan",
+                ],
+            ),
             (SANDBOX_OTP.path, vec!["phone"]),
             (ADMIN_FRAUD_CASES.path, vec!["status"]),
         ] {

@@ -91,6 +91,8 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::InvalidDecision(_) => (StatusCode::BAD_REQUEST, C::InvalidAdjustment),
         E::Store(s) if s.is_busy() => (StatusCode::SERVICE_UNAVAILABLE, C::Busy),
         E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
+        E::GatewayDown => (StatusCode::SERVICE_UNAVAILABLE, C::GatewayUnavailable),
+        E::SmsFailed => (StatusCode::SERVICE_UNAVAILABLE, C::SmsUnavailable),
     }
 }
 

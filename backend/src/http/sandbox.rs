@@ -1,12 +1,12 @@
-//! `/sandbox/*` (sandbox mode only): the live one-time code, and the simulated payment
-//! gateway's page with its pay and cancel buttons.
+//! `/sandbox/*` (sandbox mode only): the live one-time code, and redirects from the old
+//! in-backend payment page to the sandbox gateway's (a process of its own since issue #15).
 
 use super::extract::ApiQuery;
 use super::problem::{ApiProblem, HttpResult};
 use super::{blocking, AppState, Problem};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{Html, Redirect};
+use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mancard_api::endpoints::{SANDBOX_OTP, SANDBOX_PAY, SANDBOX_PAY_CANCEL, SANDBOX_PAY_SUBMIT};
@@ -41,55 +41,46 @@ fn valid_token(t: &str) -> HttpResult<()> {
     }
 }
 
-/// Sandbox gateway: the payment page (HTML with pay and cancel).
+/// The gateway page of a payment this backend knows.
+async fn page_url(s: &AppState, token: String) -> HttpResult<String> {
+    valid_token(&token)?;
+    blocking(s, move |e| e.sandbox_payment_url(&token)).await
+}
+
+/// The payment page, now served by the sandbox gateway (its own process): a link of the old
+/// in-backend page (stored by a wallet before the upgrade) redirects (303) to it.
 #[utoipa::path(get, path = SANDBOX_PAY.path,
     params(("token" = String, Path, description = "payment token")),
-    responses((status = 200, description = "HTML payment page", content_type = "text/html"),
+    responses((status = 303, description = "redirect to the sandbox gateway's payment page"),
               (status = 404, body = Problem)))]
 pub(crate) async fn gateway_page(
     State(s): State<AppState>,
     Path(token): Path<String>,
-) -> HttpResult<Html<String>> {
-    valid_token(&token)?;
-    let t = token.clone();
-    let page = blocking(&s, move |e| e.gateway_payment(&t)).await?;
-    let (amount, status, expires_at) = (page.amount, page.status.as_str(), page.expires_at);
-    Ok(Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sandbox payment gateway</title>\
-         </head><body><h1>Sandbox payment gateway (Shaparak IPG simulation)</h1>\
-         <p>Merchant: ManCard. Amount: <b>{amount}</b> rials ({} toman).</p>\
-         <p>Status: <span id=\"status\">{status}</span>; page expires at {expires_at} (UTC seconds).</p>\
-         <form method=\"post\" action=\"/sandbox/pay/{token}\"><button type=\"submit\">Pay</button></form>\
-         <form method=\"post\" action=\"/sandbox/pay/{token}/cancel\"><button type=\"submit\">Cancel</button></form>\
-         </body></html>",
-        amount / 10
-    )))
+) -> HttpResult<Redirect> {
+    Ok(Redirect::to(&page_url(&s, token).await?))
 }
 
-/// Sandbox gateway: pay; redirects (303) to the backend's callback.
+/// The old page's "pay" button: redirects (307, the method kept) to the sandbox gateway's.
 #[utoipa::path(post, path = SANDBOX_PAY_SUBMIT.path,
     params(("token" = String, Path, description = "payment token")),
-    responses((status = 303, description = "redirect to /v1/topups/callback"),
-              (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 307, description = "redirect to the sandbox gateway's pay button"),
+              (status = 404, body = Problem)))]
 pub(crate) async fn gateway_pay(
     State(s): State<AppState>,
     Path(token): Path<String>,
 ) -> HttpResult<Redirect> {
-    valid_token(&token)?;
-    let url = blocking(&s, move |e| e.gateway_pay(&token, true)).await?;
-    Ok(Redirect::to(&url))
+    Ok(Redirect::temporary(&page_url(&s, token).await?))
 }
 
-/// Sandbox gateway: cancel; redirects (303) to the backend's callback.
+/// The old page's "cancel" button: redirects (307) to the sandbox gateway's.
 #[utoipa::path(post, path = SANDBOX_PAY_CANCEL.path,
     params(("token" = String, Path, description = "payment token")),
-    responses((status = 303, description = "redirect to /v1/topups/callback"),
+    responses((status = 307, description = "redirect to the sandbox gateway's cancel button"),
               (status = 404, body = Problem)))]
 pub(crate) async fn gateway_cancel(
     State(s): State<AppState>,
     Path(token): Path<String>,
 ) -> HttpResult<Redirect> {
-    valid_token(&token)?;
-    let url = blocking(&s, move |e| e.gateway_pay(&token, false)).await?;
-    Ok(Redirect::to(&url))
+    let url = page_url(&s, token).await?;
+    Ok(Redirect::temporary(&format!("{url}/cancel")))
 }

@@ -282,7 +282,27 @@ INSERT INTO cert_usage (cert_hash, authorized)
 const MIGRATION_5: &str = "";
 
 /// Version 6 (issue #15, payment and SMS providers): filled in by the providers work.
-const MIGRATION_6: &str = "";
+///
+/// The backend no longer keeps the gateway's records: `gateway_payments` becomes the
+/// merchant's record of each payment at an outside gateway (its page, the verified reference,
+/// trace number and masked card, settlement or reversal). A reference number is recorded on
+/// one payment only. Old sandbox rows: a verified payment was credited (settled); an unverified
+/// one was paid at the old in-backend sandbox gateway, which is gone: it becomes pending and
+/// expires (sandbox data only).
+const MIGRATION_6: &str = r#"
+ALTER TABLE gateway_payments ADD COLUMN trace_no TEXT;
+ALTER TABLE gateway_payments ADD COLUMN masked_pan TEXT;
+ALTER TABLE gateway_payments ADD COLUMN payment_url TEXT;
+ALTER TABLE gateway_payments ADD COLUMN reason TEXT;
+ALTER TABLE gateway_payments ADD COLUMN settled_at INTEGER;
+ALTER TABLE gateway_payments ADD COLUMN reversed_at INTEGER;
+UPDATE gateway_payments SET status = 'settled', settled_at = verified_at
+    WHERE status = 'paid' AND verified_at IS NOT NULL;
+UPDATE gateway_payments SET status = 'pending', ref_id = NULL WHERE status = 'paid';
+CREATE UNIQUE INDEX gateway_payments_ref ON gateway_payments(ref_id) WHERE ref_id IS NOT NULL;
+CREATE INDEX gateway_payments_open ON gateway_payments(created_at)
+    WHERE status IN ('pending', 'verified', 'reversing');
+"#;
 
 /// Version 7 (issue #15, operators and their audit log):
 /// - `operator_log`: every admin request (refused ones too) and every operator's effect on

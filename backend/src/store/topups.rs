@@ -18,40 +18,84 @@ pub struct Intent {
     pub expires_at: i64,
 }
 
-/// Where the gateway says a payment stands.
+/// Where the merchant's record of a gateway payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayStatus {
+    /// Not known to be paid: waiting for the rider, or for the gateway to answer.
     Pending,
-    Paid,
+    /// Verified at the gateway; not settled yet.
+    Verified,
+    /// Settled and credited.
+    Settled,
+    /// A mismatch or a refused settlement: the payment must be reversed (being retried).
+    Reversing,
+    /// Reversed: the rider got the money back; nothing credited.
+    Reversed,
+    /// The rider cancelled on the gateway's page.
     Cancelled,
+    /// Not paid before its deadline.
+    Expired,
+    /// The gateway refused to reverse a payment that must be reversed: an operator's case.
+    ReverseFailed,
 }
 
 impl GatewayStatus {
+    const ALL: [Self; 8] = [
+        Self::Pending,
+        Self::Verified,
+        Self::Settled,
+        Self::Reversing,
+        Self::Reversed,
+        Self::Cancelled,
+        Self::Expired,
+        Self::ReverseFailed,
+    ];
+
     /// The stored (and shown) text.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
-            Self::Paid => "paid",
+            Self::Verified => "verified",
+            Self::Settled => "settled",
+            Self::Reversing => "reversing",
+            Self::Reversed => "reversed",
             Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+            Self::ReverseFailed => "reverse_failed",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::Pending, Self::Paid, Self::Cancelled]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// True while the gateway still has to be asked (verify, settle or reverse).
+    pub const fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Verified | Self::Reversing)
     }
 }
 
-/// The sandbox gateway's record of a payment.
+/// The merchant's record of a gateway payment.
 #[derive(Debug, Clone)]
 pub struct GatewayPayment {
     pub token: String,
     pub amount: i64,
     pub status: GatewayStatus,
     pub ref_id: Option<String>,
+    pub trace_no: Option<String>,
+    pub masked_pan: Option<String>,
+    pub payment_url: Option<String>,
+    pub reason: Option<String>,
     pub expires_at: i64,
     pub verified_at: Option<i64>,
+}
+
+/// What verification found, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedRecord<'a> {
+    pub ref_id: &'a str,
+    pub trace_no: &'a str,
+    pub masked_pan: &'a str,
 }
 
 fn intent_row(r: &Row<'_>) -> rusqlite::Result<Intent> {
@@ -114,7 +158,8 @@ impl Reader<'_> {
         Ok(self
             .conn
             .query_row(
-                "SELECT token, amount, status, ref_id, expires_at, verified_at
+                "SELECT token, amount, status, ref_id, trace_no, masked_pan, payment_url, reason,
+                        expires_at, verified_at
                  FROM gateway_payments WHERE token = :token",
                 named_params! {":token": token},
                 |r| {
@@ -123,6 +168,10 @@ impl Reader<'_> {
                         amount: r.get("amount")?,
                         status: parsed(r, "status", GatewayStatus::parse)?,
                         ref_id: r.get("ref_id")?,
+                        trace_no: r.get("trace_no")?,
+                        masked_pan: r.get("masked_pan")?,
+                        payment_url: r.get("payment_url")?,
+                        reason: r.get("reason")?,
                         expires_at: r.get("expires_at")?,
                         verified_at: r.get("verified_at")?,
                     })
@@ -131,13 +180,26 @@ impl Reader<'_> {
             .optional()?)
     }
 
-    /// Payments the gateway reports paid that the merchant has not verified yet.
-    pub fn paid_unverified(&self) -> Result<Vec<String>, StoreError> {
+    /// The token of the payment recorded with this reference number, if any.
+    pub fn payment_by_ref(&self, ref_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT token FROM gateway_payments WHERE ref_id = :ref",
+                named_params! {":ref": ref_id},
+                |r| r.get("token"),
+            )
+            .optional()?)
+    }
+
+    /// Payments whose outcome the gateway still has to give (oldest first, at most `limit`).
+    pub fn open_payments(&self, limit: i64) -> Result<Vec<String>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT token FROM gateway_payments WHERE status = 'paid' AND verified_at IS NULL
-             ORDER BY paid_at",
+            "SELECT token FROM gateway_payments
+             WHERE status IN ('pending', 'verified', 'reversing')
+             ORDER BY created_at LIMIT :limit",
         )?;
-        let rows = st.query_map([], |r| r.get("token"))?;
+        let rows = st.query_map(named_params! {":limit": limit}, |r| r.get("token"))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -165,15 +227,18 @@ impl Writer<'_> {
         &self,
         token: &str,
         amount: i64,
+        payment_url: &str,
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.tx.execute(
-            "INSERT INTO gateway_payments (token, amount, status, created_at, expires_at)
-             VALUES (:token, :amount, 'pending', :now, :expires_at)",
+            "INSERT INTO gateway_payments
+                (token, amount, status, payment_url, created_at, expires_at)
+             VALUES (:token, :amount, 'pending', :url, :now, :expires_at)",
             named_params! {
                 ":token": token,
                 ":amount": amount,
+                ":url": payment_url,
                 ":now": now,
                 ":expires_at": expires_at,
             },
@@ -181,34 +246,58 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Moves a pending payment to `paid` (with a reference id) or `cancelled`; false if it was
-    /// not pending.
-    pub fn gateway_settle(
+    /// Moves a payment from one of `from` to `to` (with a reason); false if it was in none.
+    pub fn set_payment_status(
         &self,
         token: &str,
-        status: GatewayStatus,
-        ref_id: Option<&str>,
+        from: &[GatewayStatus],
+        to: GatewayStatus,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(current) = self.gateway_payment(token)? else {
+            return Ok(false);
+        };
+        if !from.contains(&current.status) {
+            return Ok(false);
+        }
+        self.tx.execute(
+            "UPDATE gateway_payments
+             SET status = :to, reason = COALESCE(:reason, reason),
+                 settled_at = CASE WHEN :to = 'settled' THEN :now ELSE settled_at END,
+                 reversed_at = CASE WHEN :to = 'reversed' THEN :now ELSE reversed_at END
+             WHERE token = :token",
+            named_params! {
+                ":token": token,
+                ":to": to.as_str(),
+                ":reason": reason,
+                ":now": now,
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// Records a verified payment's reference, trace number and masked card (a pending one
+    /// becomes verified); false if it was not pending or verified.
+    pub fn record_verified(
+        &self,
+        token: &str,
+        v: VerifiedRecord<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
         let n = self.tx.execute(
-            "UPDATE gateway_payments SET status = :status, ref_id = :ref_id, paid_at = :now
-             WHERE token = :token AND status = 'pending'",
+            "UPDATE gateway_payments
+             SET status = 'verified', ref_id = :ref, trace_no = :trace, masked_pan = :pan,
+                 paid_at = COALESCE(paid_at, :now), verified_at = COALESCE(verified_at, :now)
+             WHERE token = :token AND status IN ('pending', 'verified')",
             named_params! {
                 ":token": token,
-                ":status": status.as_str(),
-                ":ref_id": ref_id,
+                ":ref": v.ref_id,
+                ":trace": v.trace_no,
+                ":pan": v.masked_pan,
                 ":now": now,
             },
         )?;
         Ok(n == 1)
-    }
-
-    pub fn gateway_mark_verified(&self, token: &str, now: i64) -> Result<(), StoreError> {
-        self.tx.execute(
-            "UPDATE gateway_payments SET verified_at = :now
-             WHERE token = :token AND verified_at IS NULL",
-            named_params! {":token": token, ":now": now},
-        )?;
-        Ok(())
     }
 }

@@ -13,5 +13,6 @@ mod concurrency;
 mod flows;
 mod fraud;
 mod operators;
+mod gateway;
 mod protocol_v2;
 mod settlement_v2;

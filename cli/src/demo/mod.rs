@@ -26,6 +26,7 @@
 mod attacks;
 mod books;
 mod client;
+mod gateway;
 mod http_rider;
 mod legs;
 mod output;

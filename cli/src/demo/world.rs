@@ -14,6 +14,7 @@ use super::{ClientChoice, DemoArgs, ReaderChoice, Res, BUS_1, BUS_2};
 use mancard::online::{OnlineOptions, OnlineWallet};
 use mancard::{FileKeystore, Wallet, WalletConfig};
 use mancard_api::BatchResponse;
+use mancard_backend::providers::GatewayConfig;
 use mancard_backend::{Backend, BackendConfig, BackendHandle, Engine};
 use mancard_validator::pcsc_reader::PcscReader;
 use mancard_validator::vpcd::{FnCard, VpcdCard};
@@ -65,6 +66,8 @@ pub(super) struct World {
     pub(super) wallet_verdicts: Vec<(u64, mancard_api::TapStatus)>,
     /// What the wallet says the backend charged for each tap, after the sync.
     pub(super) charged: Vec<Verdict>,
+    /// The sandbox payment gateway, a child process (killed when the world is dropped).
+    _gateway: super::gateway::GatewayChild,
 }
 
 impl World {
@@ -196,8 +199,11 @@ pub(super) fn start(
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let db = dir.join("backend.sqlite");
+    let gateway = super::gateway::GatewayChild::spawn()?;
+    let mut cfg = BackendConfig::sandbox(&db);
+    cfg.providers.gateway = GatewayConfig::SandboxAt(gateway.url.clone());
     let handle = rt
-        .block_on(Backend::start(BackendConfig::sandbox(&db)))
+        .block_on(Backend::start(cfg))
         .map_err(|e| format!("cannot start the backend: {e}"))?;
     let url = handle.url();
     let keys = handle.engine().key_info();
@@ -207,7 +213,11 @@ pub(super) fn start(
         "The issuer's backend starts (in process, loopback only)",
         t.elapsed(),
         &[
-            format!("listening on {url} (sandbox SMS and payment gateway)"),
+            format!("listening on {url} (sandbox SMS inbox)"),
+            format!(
+                "sandbox payment gateway: a process of its own (mancard gateway-sandbox serve) on {}",
+                gateway.url
+            ),
             format!("fresh SQLite database {}", db.display()),
             format!(
                 "issuer key{} {} (P-256)",
@@ -223,7 +233,7 @@ pub(super) fn start(
                 local(day)
             ),
         ],
-        json!({"url": url, "db": db.display().to_string(), "day_start": day}),
+        json!({"url": url, "gateway_url": gateway.url, "db": db.display().to_string(), "day_start": day}),
     );
 
     let t = Instant::now();
@@ -253,6 +263,7 @@ pub(super) fn start(
         batch_answers: Vec::new(),
         wallet_verdicts: Vec::new(),
         charged: Vec::new(),
+        _gateway: gateway,
     })
 }
 

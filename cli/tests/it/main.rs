@@ -14,5 +14,6 @@ mod demo_attacks;
 mod fraud;
 mod inspect;
 mod operators;
+mod providers;
 mod validator;
 mod wallet_files;

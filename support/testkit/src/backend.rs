@@ -19,6 +19,10 @@ use mancard_api::{
     RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp, SessionRequest,
     SessionResponse, SyncRequest, SyncResponse, TopupIntentResponse, TopupRequest,
 };
+use mancard_backend::gateway_sandbox::{
+    start as start_gateway, SandboxGateway, SandboxGatewayConfig, SandboxGatewayHandle,
+};
+use mancard_backend::providers::GatewayConfig;
 use mancard_backend::{Backend, BackendConfig, BackendHandle};
 use mancard_protocol::provision::{sign_provision, ProvisionPurpose};
 use mancard_protocol::{
@@ -71,6 +75,8 @@ pub struct Harness {
     pub url: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The sandbox payment gateway the backend talks to over HTTP (kept across restarts).
+    pub gateway: std::sync::Arc<SandboxGatewayHandle>,
 }
 
 pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {
@@ -97,9 +103,22 @@ impl Harness {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        let gw = start_gateway(SandboxGatewayConfig::loopback())
+            .await
+            .unwrap();
+        Self::start_with_gateway(dir, std::sync::Arc::new(gw)).await
+    }
+
+    /// A backend talking to this sandbox gateway.
+    pub async fn start_with_gateway(
+        dir: tempfile::TempDir,
+        gateway: std::sync::Arc<SandboxGatewayHandle>,
+    ) -> Self {
         init_logs();
         let mut cfg = BackendConfig::sandbox(db_path(&dir));
         cfg.operators = test_operators();
+        cfg.providers.gateway = GatewayConfig::SandboxAt(gateway.url().to_string());
+        cfg.providers.call_timeout = std::time::Duration::from_secs(3);
         cfg.policy.reconcile_every_secs = 0; // tests call Engine::reconcile_topups themselves
         let handle = Backend::start(cfg).await.unwrap();
         assert!(handle.addr().ip().is_loopback());
@@ -109,6 +128,7 @@ impl Harness {
             url,
             http: client(),
             dir,
+            gateway,
         }
     }
 
@@ -142,7 +162,21 @@ impl Harness {
     /// Stops gracefully and starts again on the same database.
     pub async fn restart(mut self) -> Self {
         self.handle.take().unwrap().shutdown().await.unwrap();
-        Self::start_in(self.dir).await
+        Self::start_with_gateway(self.dir, self.gateway).await
+    }
+
+    /// The sandbox gateway's state (switches, records, clock).
+    pub fn sandbox_gateway(&self) -> &SandboxGateway {
+        self.gateway.gateway()
+    }
+
+    /// Runs reconciliation (the server's periodic task, which tests switch off).
+    pub async fn reconcile(&self) -> usize {
+        let e = std::sync::Arc::clone(self.handle().engine());
+        tokio::task::spawn_blocking(move || e.reconcile_topups())
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     pub fn handle(&self) -> &BackendHandle {
@@ -727,8 +761,10 @@ impl EngineRider {
                 )
                 .unwrap();
             let token = intent.payment_url.rsplit('/').next().unwrap().to_string();
-            e.gateway_pay(&token, true).unwrap();
-            e.topup_status(s.account_id, &intent.intent_id).unwrap();
+            let gateway = e.providers().in_process_gateway.as_ref().unwrap();
+            gateway.submit(&token, true, "6037991234561234").unwrap();
+            let done = e.topup_status(s.account_id, &intent.intent_id).unwrap();
+            assert_eq!(done.status, mancard_api::TopupStatus::Credited);
         }
         let (binding, _) = SigningKey::generate().unwrap();
         let (tap, _) = SigningKey::generate().unwrap();
