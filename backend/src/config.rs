@@ -113,6 +113,8 @@ pub struct BackendConfig {
     pub policy: Policy,
     /// The tariff served to validators and used at settlement.
     pub tariff: Tariff,
+    /// Rate limits, timeouts and load shedding at the HTTP edge.
+    pub edge: crate::edge::EdgeLimits,
 }
 
 impl BackendConfig {
@@ -126,6 +128,7 @@ impl BackendConfig {
             public_url: None,
             policy: Policy::default(),
             tariff: Tariff::urmia_default(),
+            edge: crate::edge::EdgeLimits::default(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub struct Engine {
     config: BackendConfig,
     base_url: String,
     clock_offset: AtomicI64,
+    pub(crate) sync_stats: crate::features::sync::SyncStats,
 }
 
 impl std::fmt::Debug for Engine {
@@ -73,6 +74,7 @@ impl Engine {
             config,
             base_url,
             clock_offset: AtomicI64::new(0),
+            sync_stats: crate::features::sync::SyncStats::default(),
         })
     }
 

@@ -39,6 +39,7 @@ pub mod keys;
 pub mod server;
 pub mod settle;
 pub mod store;
+pub mod edge;
 
 pub use config::{BackendConfig, Policy, DEFAULT_COUNTERS_PER_CERT};
 pub use engine::Engine;
@@ -48,3 +49,4 @@ pub use features::gateway::GatewayPage;
 pub use features::validators::SignedBundle;
 pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes, TapRef};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};
+pub use edge::{EdgeLimits, Rate};

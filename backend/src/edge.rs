@@ -1,0 +1,79 @@
+//! The edge's configuration in one place: rate limits by client address, globally and by
+//! account, the timeouts of a connection and a request, and the concurrency bounds that shed
+//! load. The layers that enforce them are in `http/limits.rs` (requests) and `server.rs`
+//! (connections). Defaults suit a pilot; tests tighten them here, never by sleeping.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A token bucket: up to `burst` requests at once, then one more every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests allowed back to back (at least 1).
+    pub burst: u32,
+    /// Time to earn one more request (more than zero).
+    pub every: Duration,
+}
+
+impl Rate {
+    /// `burst` at once, then one every `every_secs` seconds.
+    pub const fn new(burst: u32, every_secs: u64) -> Self {
+        Self {
+            burst,
+            every: Duration::from_secs(every_secs),
+        }
+    }
+}
+
+/// Rate limits, timeouts and load shedding of the HTTP edge. A `None` rate turns that limit
+/// off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// One-time code requests (`POST /v1/auth/otp`) per client address (IPv6: per /64).
+    /// Riders behind one carrier NAT share an address, so this is generous; the global cap
+    /// is what bounds the SMS bill.
+    pub otp_per_address: Option<Rate>,
+    /// One-time code requests from everyone together: the SMS budget.
+    pub otp_global: Option<Rate>,
+    /// Code checks (`POST /v1/auth/session`) per client address.
+    pub session_per_address: Option<Rate>,
+    /// Wallet syncs (`POST /v1/wallet/sync`) per account (from the bearer token).
+    pub sync_per_account: Option<Rate>,
+    /// Issuance calls (`/v1/credential/*`) per account.
+    pub credential_per_account: Option<Rate>,
+    /// Peers whose `X-Forwarded-For` is believed (a reverse proxy in front of the backend).
+    /// From any other peer the header is ignored: the client address is the TCP peer.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// A connection must send a request's whole header within this (also the idle time a
+    /// kept-alive connection may wait for its next request).
+    pub header_read_timeout: Duration,
+    /// Longest pause between two pieces of a request body.
+    pub body_read_timeout: Duration,
+    /// Longest time from a request's header to its answer, body upload included.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are refused at once with 503 and `Retry-After`.
+    pub max_in_flight: usize,
+    /// Open connections at once; a connection over it is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// The `Retry-After` of a shed request, seconds.
+    pub shed_retry_after_secs: u64,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            otp_per_address: Some(Rate::new(10, 30)),
+            otp_global: Some(Rate::new(200, 1)),
+            session_per_address: Some(Rate::new(20, 6)),
+            sync_per_account: Some(Rate::new(30, 2)),
+            credential_per_account: Some(Rate::new(20, 6)),
+            trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(60),
+            max_in_flight: 512,
+            max_connections: 4_096,
+            shed_retry_after_secs: 2,
+        }
+    }
+}
