@@ -30,6 +30,7 @@
 //! ```
 
 pub mod config;
+pub mod edge;
 pub mod engine;
 pub mod error;
 pub mod features;
@@ -39,9 +40,9 @@ pub mod keys;
 pub mod server;
 pub mod settle;
 pub mod store;
-pub mod edge;
 
 pub use config::{BackendConfig, Policy, DEFAULT_COUNTERS_PER_CERT};
+pub use edge::{EdgeLimits, Rate};
 pub use engine::Engine;
 pub use error::{Error, Result, StoreError};
 pub use features::accounts::normalize_phone;
@@ -49,4 +50,3 @@ pub use features::gateway::GatewayPage;
 pub use features::validators::SignedBundle;
 pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes, TapRef};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};
-pub use edge::{EdgeLimits, Rate};
