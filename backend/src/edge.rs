@@ -65,8 +65,8 @@ impl Default for EdgeLimits {
             otp_per_address: Some(Rate::new(10, 30)),
             otp_global: Some(Rate::new(200, 1)),
             session_per_address: Some(Rate::new(20, 6)),
-            sync_per_account: Some(Rate::new(30, 2)),
-            credential_per_account: Some(Rate::new(20, 6)),
+            sync_per_account: Some(Rate::new(60, 1)),
+            credential_per_account: Some(Rate::new(60, 2)),
             trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),
@@ -75,5 +75,71 @@ impl Default for EdgeLimits {
             max_connections: 4_096,
             shed_retry_after_secs: 2,
         }
+    }
+}
+
+impl EdgeLimits {
+    /// Refuses a configuration that would turn a limit off by accident (a zero burst or
+    /// period; say `None` to turn a rate limit off) or stop the server from serving (zero
+    /// timeouts or capacities).
+    pub fn check(&self) -> Result<(), String> {
+        let rates = [
+            ("otp_per_address", self.otp_per_address),
+            ("otp_global", self.otp_global),
+            ("session_per_address", self.session_per_address),
+            ("sync_per_account", self.sync_per_account),
+            ("credential_per_account", self.credential_per_account),
+        ];
+        for (name, rate) in rates {
+            if let Some(r) = rate {
+                if r.burst == 0 || r.every.is_zero() {
+                    return Err(format!(
+                        "edge limit {name}: burst and period must be more than zero"
+                    ));
+                }
+            }
+        }
+        let timeouts = [
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+            ("request_timeout", self.request_timeout),
+        ];
+        if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.is_zero()) {
+            return Err(format!("edge {name} must be more than zero"));
+        }
+        if self.max_in_flight == 0 || self.max_connections == 0 {
+            return Err("edge max_in_flight and max_connections must be more than zero".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_pass_and_a_zero_is_refused() {
+        assert_eq!(EdgeLimits::default().check(), Ok(()));
+        let zero_burst = EdgeLimits {
+            otp_global: Some(Rate::new(0, 1)),
+            ..EdgeLimits::default()
+        };
+        assert!(zero_burst.check().is_err());
+        let zero_period = EdgeLimits {
+            sync_per_account: Some(Rate::new(5, 0)),
+            ..EdgeLimits::default()
+        };
+        assert!(zero_period.check().is_err());
+        let no_time = EdgeLimits {
+            header_read_timeout: Duration::ZERO,
+            ..EdgeLimits::default()
+        };
+        assert!(no_time.check().is_err());
+        let off = EdgeLimits {
+            otp_per_address: None,
+            ..EdgeLimits::default()
+        };
+        assert_eq!(off.check(), Ok(()));
     }
 }

@@ -25,6 +25,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("server task failed: {0}")]
     Task(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// The reference backend.
@@ -35,6 +37,7 @@ impl Backend {
     /// Opens the database and key file, binds `config.listen` and serves until
     /// [`BackendHandle::shutdown`]. Must be called inside a tokio runtime.
     pub async fn start(config: BackendConfig) -> Result<BackendHandle, ServerError> {
+        config.edge.check().map_err(ServerError::Config)?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let base = config

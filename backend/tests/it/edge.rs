@@ -236,6 +236,47 @@ async fn a_stalled_client_cannot_hold_shutdown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_closed() {
+    let h = start(|e| {
+        e.max_connections = 2;
+        e.header_read_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    let (held, third) = tokio::task::spawn_blocking(move || {
+        let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        // accepted after the two (one accept loop, in order), and closed at once
+        let third = raw_exchange(addr, b"");
+        (held, third)
+    })
+    .await
+    .unwrap();
+    assert!(third.1, "a connection over the cap stayed open");
+    assert!(third.0.is_empty());
+    drop(held);
+    // Once they are gone the server takes new connections again.
+    let start = Instant::now();
+    loop {
+        match h.http.get(h.u(HEALTHZ.path)).send().await {
+            Ok(r) if r.status() == StatusCode::OK => break,
+            _ => {
+                assert!(start.elapsed() < PATIENCE, "no connection accepted again");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_edge_configuration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = BackendConfig::sandbox(db_path(&dir));
+    cfg.edge.otp_global = Some(Rate::new(0, 1));
+    let err = Backend::start(cfg).await.unwrap_err();
+    assert!(err.to_string().contains("otp_global"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_is_shed_with_503_and_retry_after() {
     let h = start(|e| {
         e.max_in_flight = 1;
