@@ -79,6 +79,45 @@ impl Default for EdgeLimits {
 }
 
 impl EdgeLimits {
+    /// Sets one rate limit from `NAME=BURST/SECONDS` (or `NAME=off`), the form the CLI takes:
+    /// e.g. `otp_global=200/1` allows 200 at once, then one a second.
+    pub fn set_rate(&mut self, spec: &str) -> Result<(), String> {
+        let (name, value) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?}: expected NAME=BURST/SECONDS or NAME=off"))?;
+        let rate = if value.trim() == "off" {
+            None
+        } else {
+            let (burst, secs) = value
+                .split_once('/')
+                .ok_or_else(|| format!("{spec:?}: expected BURST/SECONDS after '='"))?;
+            let burst: u32 = burst
+                .trim()
+                .parse()
+                .map_err(|_| format!("{spec:?}: the burst is not a whole number"))?;
+            let secs: u64 = secs
+                .trim()
+                .parse()
+                .map_err(|_| format!("{spec:?}: the period is not a whole number of seconds"))?;
+            Some(Rate::new(burst, secs))
+        };
+        let slot = match name.trim() {
+            "otp_per_address" => &mut self.otp_per_address,
+            "otp_global" => &mut self.otp_global,
+            "session_per_address" => &mut self.session_per_address,
+            "sync_per_account" => &mut self.sync_per_account,
+            "credential_per_account" => &mut self.credential_per_account,
+            other => {
+                return Err(format!(
+                    "unknown rate limit {other:?} (otp_per_address, otp_global, \
+                     session_per_address, sync_per_account, credential_per_account)"
+                ))
+            }
+        };
+        *slot = rate;
+        Ok(())
+    }
+
     /// Refuses a configuration that would turn a limit off by accident (a zero burst or
     /// period; say `None` to turn a rate limit off) or stop the server from serving (zero
     /// timeouts or capacities).
@@ -141,5 +180,17 @@ mod tests {
             ..EdgeLimits::default()
         };
         assert_eq!(off.check(), Ok(()));
+    }
+
+    #[test]
+    fn rates_are_set_by_name() {
+        let mut e = EdgeLimits::default();
+        assert_eq!(e.set_rate("otp_global=50/2"), Ok(()));
+        assert_eq!(e.otp_global, Some(Rate::new(50, 2)));
+        assert_eq!(e.set_rate("sync_per_account=off"), Ok(()));
+        assert_eq!(e.sync_per_account, None);
+        assert!(e.set_rate("otp_everything=1/1").is_err());
+        assert!(e.set_rate("otp_global=many/1").is_err());
+        assert!(e.set_rate("otp_global").is_err());
     }
 }

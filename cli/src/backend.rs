@@ -62,6 +62,8 @@ enum BackendCommand {
         /// Counters per certificate.
         #[arg(long, default_value_t = mancard_backend::DEFAULT_COUNTERS_PER_CERT)]
         counters_per_cert: u32,
+        #[command(flatten)]
+        edge: EdgeArgs,
     },
     /// Issuer keys.
     Keys {
@@ -350,6 +352,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             cert_lifetime_hours,
             max_offline_amount,
             counters_per_cert,
+            edge,
         } => {
             init_logs();
             if cert_lifetime_hours < 1 || max_offline_amount < 0 || counters_per_cert == 0 {
@@ -368,6 +371,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             cfg.policy.cert_lifetime_secs = cert_lifetime_hours.saturating_mul(3600);
             cfg.policy.max_offline_amount = max_offline_amount;
             cfg.policy.counters_per_cert = counters_per_cert;
+            edge.apply(&mut cfg.edge)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -406,5 +410,55 @@ pub fn run(args: BackendArgs) -> CliResult {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// The edge's flags of `backend serve` (rate limits, timeouts, load shedding); defaults are
+/// `mancard_backend::EdgeLimits::default()`.
+#[derive(Args)]
+struct EdgeArgs {
+    /// A reverse proxy whose X-Forwarded-For is believed (repeat for several); from any other
+    /// peer the header is ignored.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// A rate limit, NAME=BURST/SECONDS or NAME=off (repeat): otp_per_address, otp_global,
+    /// session_per_address, sync_per_account, credential_per_account.
+    #[arg(long = "rate-limit", value_name = "NAME=BURST/SECONDS")]
+    rate_limits: Vec<String>,
+    /// Seconds a client has to send a request's header (and may idle between requests).
+    #[arg(long)]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a request body may pause.
+    #[arg(long)]
+    body_read_timeout_secs: Option<u64>,
+    /// Seconds from a request's header to its answer.
+    #[arg(long)]
+    request_timeout_secs: Option<u64>,
+    /// Requests handled at once (more are answered 503 with Retry-After).
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Open connections at once.
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+impl EdgeArgs {
+    fn apply(self, e: &mut mancard_backend::EdgeLimits) -> Result<(), String> {
+        use std::time::Duration;
+        e.trusted_proxies.extend(self.trusted_proxies);
+        for spec in &self.rate_limits {
+            e.set_rate(spec)?;
+        }
+        let secs = Duration::from_secs;
+        e.header_read_timeout = self
+            .header_read_timeout_secs
+            .map_or(e.header_read_timeout, secs);
+        e.body_read_timeout = self
+            .body_read_timeout_secs
+            .map_or(e.body_read_timeout, secs);
+        e.request_timeout = self.request_timeout_secs.map_or(e.request_timeout, secs);
+        e.max_in_flight = self.max_in_flight.unwrap_or(e.max_in_flight);
+        e.max_connections = self.max_connections.unwrap_or(e.max_connections);
+        e.check()
     }
 }
