@@ -66,6 +66,10 @@ type SignedFork = (String, [u8; 16], Vec<u8>);
 /// An uploaded entry with its encoding.
 type Upload = (WalletLogEntry, Vec<u8>);
 
+/// The checks of the entries not settled yet (by sequence number), and for every uploaded
+/// entry whether the phone signed it.
+type FreshChecks = (Vec<(u64, Check)>, Vec<bool>);
+
 fn decode_entries(req: &SyncRequest, max: usize) -> Result<Vec<Upload>> {
     if req.entries.len() > max {
         return Err(Error::TooManyEntries { max });
@@ -158,7 +162,7 @@ impl Engine {
         entries: &[Upload],
         settled: &[Option<TapRef>],
         certs: &HashMap<CertHash, Arc<CertInfo>>,
-    ) -> Result<(Vec<(u64, Check)>, Vec<bool>)> {
+    ) -> Result<FreshChecks> {
         let validators = self.validator_infos(challenge_validators(
             entries
                 .iter()

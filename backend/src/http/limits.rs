@@ -179,7 +179,11 @@ impl EdgeLimiters {
 
     /// Drops the entries of keys whose bucket is full again, now and then.
     fn sweep(&self) {
-        if self.requests.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY != 0 {
+        if !self
+            .requests
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             return;
         }
         for l in [&self.otp_per_address, &self.session_per_address]
