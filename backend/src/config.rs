@@ -118,7 +118,8 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
-    /// A sandbox configuration on an ephemeral loopback port (tests, demo).
+    /// A sandbox configuration on an ephemeral loopback port (tests, demo); its edge limits
+    /// are [`crate::EdgeLimits::loopback`] (no per-address limits: every client is 127.0.0.1).
     pub fn sandbox(db_path: impl Into<PathBuf>) -> Self {
         Self {
             db_path: db_path.into(),
@@ -128,7 +129,7 @@ impl BackendConfig {
             public_url: None,
             policy: Policy::default(),
             tariff: Tariff::urmia_default(),
-            edge: crate::edge::EdgeLimits::default(),
+            edge: crate::edge::EdgeLimits::loopback(),
         }
     }
 }

@@ -79,6 +79,18 @@ impl Default for EdgeLimits {
 }
 
 impl EdgeLimits {
+    /// The limits of a backend whose clients all connect over loopback (tests, the demo,
+    /// [`crate::BackendConfig::sandbox`]): every client is 127.0.0.1 there, so the
+    /// per-address limits would make all of them one client and are off; everything else is
+    /// the default. `mancard backend serve` always starts from [`EdgeLimits::default`].
+    pub fn loopback() -> Self {
+        Self {
+            otp_per_address: None,
+            session_per_address: None,
+            ..Self::default()
+        }
+    }
+
     /// Sets one rate limit from `NAME=BURST/SECONDS` (or `NAME=off`), the form the CLI takes:
     /// e.g. `otp_global=200/1` allows 200 at once, then one a second.
     pub fn set_rate(&mut self, spec: &str) -> Result<(), String> {

@@ -371,7 +371,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             cfg.policy.cert_lifetime_secs = cert_lifetime_hours.saturating_mul(3600);
             cfg.policy.max_offline_amount = max_offline_amount;
             cfg.policy.counters_per_cert = counters_per_cert;
-            edge.apply(&mut cfg.edge)?;
+            cfg.edge = edge.limits()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -443,8 +443,12 @@ struct EdgeArgs {
 }
 
 impl EdgeArgs {
-    fn apply(self, e: &mut mancard_backend::EdgeLimits) -> Result<(), String> {
+    /// The production defaults (per-address limits on, also with `--sandbox`) with the flags
+    /// applied.
+    fn limits(self) -> Result<mancard_backend::EdgeLimits, String> {
         use std::time::Duration;
+        let mut limits = mancard_backend::EdgeLimits::default();
+        let e = &mut limits;
         e.trusted_proxies.extend(self.trusted_proxies);
         for spec in &self.rate_limits {
             e.set_rate(spec)?;
@@ -459,6 +463,7 @@ impl EdgeArgs {
         e.request_timeout = self.request_timeout_secs.map_or(e.request_timeout, secs);
         e.max_in_flight = self.max_in_flight.unwrap_or(e.max_in_flight);
         e.max_connections = self.max_connections.unwrap_or(e.max_connections);
-        e.check()
+        limits.check()?;
+        Ok(limits)
     }
 }

@@ -291,7 +291,7 @@ pub(crate) async fn enforce(
     match verdict {
         Ok(()) => next.run(req).await,
         Err(refusal) => {
-            tracing::info!(path = %req.uri().path(), wait_ms = refusal.wait.as_millis(), "rate limited");
+            tracing::debug!(path = %req.uri().path(), wait_ms = refusal.wait.as_millis(), "rate limited");
             too_many(&refusal)
         }
     }

@@ -113,6 +113,28 @@ async fn a_flood_of_code_requests_is_throttled() {
     assert!((6..=20).contains(&accepted), "{accepted} codes sent");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_guesses_are_throttled_per_address() {
+    let h = start(|e| e.session_per_address = Some(Rate::new(3, 3_600))).await;
+    let guess = |code: &str| {
+        h.http
+            .post(h.u(mancard_api::endpoints::CREATE_SESSION.path))
+            .json(&mancard_api::SessionRequest {
+                phone: phone(3),
+                code: code.into(),
+            })
+            .send()
+    };
+    for i in 0..3 {
+        let r = guess(&format!("{i:06}")).await.unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+        assert_ne!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    for i in 3..20 {
+        assert_rate_limited(guess(&format!("{i:06}")).await.unwrap()).await;
+    }
+}
+
 /// A raw client: connects, writes `first`, and reads until the server closes (or `PATIENCE`
 /// passes). Returns what it read and whether the server closed the connection.
 fn raw_exchange(addr: SocketAddr, first: &[u8]) -> (Vec<u8>, bool) {
