@@ -8,7 +8,7 @@ mod admin;
 mod auth;
 mod credential;
 pub mod extract;
-pub mod limits;
+mod limits;
 pub mod openapi;
 mod operator;
 pub mod problem;
@@ -78,18 +78,14 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
-/// The router of the whole API, with fresh rate-limit buckets.
-pub fn router(state: AppState) -> Router {
-    let limiters = Arc::new(limits::EdgeLimiters::new(&state.config().edge));
-    router_with(state, limiters)
-}
-
 /// The router of the whole API with the edge's layers (outermost first): the access log;
 /// the whole-request timeout (408) and load shedding (503 + `Retry-After` once
 /// `max_in_flight` requests are running); the body-read timeout; the body limit; the rate
-/// limits (429 + `Retry-After`); then the routes.
-pub fn router_with(state: AppState, limiters: Arc<limits::EdgeLimiters>) -> Router {
+/// limits (429 + `Retry-After`, fresh buckets); then the routes. All configured by
+/// `BackendConfig::edge`.
+pub fn router(state: AppState) -> Router {
     let edge = state.config().edge.clone();
+    let limiters = Arc::new(limits::EdgeLimiters::new(&edge));
     let shed_after = edge.shed_retry_after_secs;
     let in_flight = Arc::new(tokio::sync::Semaphore::new(edge.max_in_flight.max(1)));
     let gate = tower::ServiceBuilder::new()
