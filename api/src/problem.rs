@@ -118,6 +118,11 @@ problem_codes! {
     SelfApproval = "self_approval",
     /// The adjustment was decided the other way already.
     AdjustmentDecided = "adjustment_decided",
+    /// The request was refused at once because the server is handling as many as it can
+    /// (503 with `Retry-After`).
+    Overloaded = "overloaded",
+    /// The request's body came too slowly or its answer took too long (408).
+    RequestTimeout = "request_timeout",
 }
 
 /// The schema lists the wire texts (a derived schema would list the variant names: the

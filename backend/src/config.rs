@@ -118,10 +118,13 @@ pub struct BackendConfig {
     /// The SMS sender and the payment gateway (sandbox ones by default; production mode
     /// refuses to start without real ones).
     pub providers: ProvidersConfig,
+    /// Rate limits, timeouts and load shedding at the HTTP edge.
+    pub edge: crate::edge::EdgeLimits,
 }
 
 impl BackendConfig {
-    /// A sandbox configuration on an ephemeral loopback port (tests, demo).
+    /// A sandbox configuration on an ephemeral loopback port (tests, demo); its edge limits
+    /// are [`crate::EdgeLimits::loopback`] (no per-address limits: every client is 127.0.0.1).
     pub fn sandbox(db_path: impl Into<PathBuf>) -> Self {
         Self {
             db_path: db_path.into(),
@@ -132,6 +135,7 @@ impl BackendConfig {
             policy: Policy::default(),
             tariff: Tariff::urmia_default(),
             providers: ProvidersConfig::default(),
+            edge: crate::edge::EdgeLimits::loopback(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub struct Engine {
     base_url: String,
     clock_offset: AtomicI64,
     providers: Providers,
+    pub(crate) sync_stats: crate::features::sync::SyncStats,
 }
 
 impl std::fmt::Debug for Engine {
@@ -77,6 +78,7 @@ impl Engine {
             base_url,
             clock_offset: AtomicI64::new(0),
             providers,
+            sync_stats: crate::features::sync::SyncStats::default(),
         })
     }
 

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod config;
+pub mod edge;
 pub mod engine;
 pub mod error;
 pub mod features;
@@ -44,6 +45,7 @@ pub mod settle;
 pub mod store;
 
 pub use config::{BackendConfig, Policy, DEFAULT_COUNTERS_PER_CERT};
+pub use edge::{EdgeLimits, Rate};
 pub use engine::Engine;
 pub use error::{Error, Result, StoreError};
 pub use features::accounts::normalize_phone;

@@ -1,14 +1,20 @@
 //! Starting and stopping the server in-process.
 
 use crate::config::BackendConfig;
+use crate::edge::EdgeLimits;
 use crate::engine::Engine;
 use crate::error::StoreError;
 use crate::http;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
+use tower::{Service, ServiceExt};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, Error)]
@@ -19,7 +25,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("server task failed: {0}")]
     Task(String),
-    /// The configuration cannot run (production mode without real providers).
+    /// The configuration cannot run (production mode without real providers, a limit that
+    /// would be off by accident).
     #[error("{0}")]
     Config(String),
 }
@@ -32,6 +39,10 @@ impl Backend {
     /// Opens the database and key file, binds `config.listen` and serves until
     /// [`BackendHandle::shutdown`]. Must be called inside a tokio runtime.
     pub async fn start(mut config: BackendConfig) -> Result<BackendHandle, ServerError> {
+        config
+            .edge
+            .check()
+            .map_err(|e| ServerError::Config(format!("configuration: {e}")))?;
         let sandbox_gateway = crate::providers::prepare(&mut config)
             .await
             .map_err(ServerError::Config)?;
@@ -49,13 +60,7 @@ impl Backend {
         let engine = Arc::new(engine);
         let app = http::router(Arc::clone(&engine));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(serve(listener, app, engine.config().edge.clone(), rx));
         let every = engine.config().policy.reconcile_every_secs;
         let reconciler = {
             let engine = Arc::clone(&engine);
@@ -146,6 +151,60 @@ impl Drop for BackendHandle {
             let _ = tx.send(());
         }
     }
+}
+
+/// The accept loop: HTTP/1.1 connections (hyper) with a header-read timeout (a client that
+/// does not send a whole request header in time, or idles that long between requests, is
+/// disconnected) and at most `max_connections` open at once (one more is closed as soon as it
+/// is accepted). Each request sees its peer address as `ConnectInfo<SocketAddr>`. On
+/// `shutdown` it stops accepting and waits for the open connections to finish their
+/// in-flight requests (the timeouts bound how long).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    edge: EdgeLimits,
+    mut shutdown: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(edge.header_read_timeout);
+    let open = Arc::new(Semaphore::new(edge.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: too many open connections");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(svc) = make.call(peer).await;
+        let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            svc.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = graceful.watch(h1.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on ctrl-c or (unix) SIGTERM.

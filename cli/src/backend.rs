@@ -77,6 +77,8 @@ enum BackendCommand {
         /// The SMS and payment providers (production mode needs real ones).
         #[command(flatten)]
         providers: Box<crate::providers::ProviderArgs>,
+        #[command(flatten)]
+        edge: EdgeArgs,
     },
     /// Issuer keys.
     Keys {
@@ -370,6 +372,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             max_offline_amount,
             counters_per_cert,
             providers,
+            edge,
         } => {
             init_logs();
             if cert_lifetime_hours < 1 || max_offline_amount < 0 || counters_per_cert == 0 {
@@ -386,6 +389,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             cfg.policy.max_offline_amount = max_offline_amount;
             cfg.policy.counters_per_cert = counters_per_cert;
             cfg.providers = providers.config()?;
+            cfg.edge = edge.limits()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -426,5 +430,60 @@ pub fn run(args: BackendArgs) -> CliResult {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// The edge's flags of `backend serve` (rate limits, timeouts, load shedding); defaults are
+/// `mancard_backend::EdgeLimits::default()`.
+#[derive(Args)]
+struct EdgeArgs {
+    /// A reverse proxy whose X-Forwarded-For is believed (repeat for several); from any other
+    /// peer the header is ignored.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// A rate limit, NAME=BURST/SECONDS or NAME=off (repeat): otp_per_address, otp_global,
+    /// session_per_address, sync_per_account, credential_per_account.
+    #[arg(long = "rate-limit", value_name = "NAME=BURST/SECONDS")]
+    rate_limits: Vec<String>,
+    /// Seconds a client has to send a request's header (and may idle between requests).
+    #[arg(long)]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a request body may pause.
+    #[arg(long)]
+    body_read_timeout_secs: Option<u64>,
+    /// Seconds from a request's header to its answer.
+    #[arg(long)]
+    request_timeout_secs: Option<u64>,
+    /// Requests handled at once (more are answered 503 with Retry-After).
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Open connections at once.
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+impl EdgeArgs {
+    /// The production defaults (per-address limits on, also with `--sandbox`) with the flags
+    /// applied.
+    fn limits(self) -> Result<mancard_backend::EdgeLimits, String> {
+        use std::time::Duration;
+        let mut limits = mancard_backend::EdgeLimits::default();
+        let e = &mut limits;
+        e.trusted_proxies.extend(self.trusted_proxies);
+        for spec in &self.rate_limits {
+            e.set_rate(spec)?;
+        }
+        let secs = Duration::from_secs;
+        e.header_read_timeout = self
+            .header_read_timeout_secs
+            .map_or(e.header_read_timeout, secs);
+        e.body_read_timeout = self
+            .body_read_timeout_secs
+            .map_or(e.body_read_timeout, secs);
+        e.request_timeout = self.request_timeout_secs.map_or(e.request_timeout, secs);
+        e.max_in_flight = self.max_in_flight.unwrap_or(e.max_in_flight);
+        e.max_connections = self.max_connections.unwrap_or(e.max_connections);
+        limits.check()?;
+        Ok(limits)
     }
 }

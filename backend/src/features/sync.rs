@@ -8,19 +8,28 @@ use crate::engine::{hex_array, Engine};
 use crate::error::{Error, Result};
 use crate::features::fraud::evidence_bytes;
 use crate::features::settlement::{challenge_validators, Reporter};
-use crate::ids::{AccountId, CertHash, PseudonymBytes};
-use crate::settle::{check_entry, Check};
+use crate::ids::{AccountId, CertHash, PseudonymBytes, TapRef};
+use crate::settle::{check_entry, CertInfo, Check};
 use crate::store::{Device, NewFraudCase, NewVerdict, Writer};
 use mancard_api::{
     ChainState, CredentialState, CredentialStatus, FraudKind, LogItem, LogResponse, SyncRequest,
-    SyncResponse, VerdictStatus,
+    SyncResponse, TapResult, TapStatus, VerdictStatus,
 };
 use mancard_protocol::{
     prove_fork, verify_chain, ChainError, ChainHead, CredentialCertificate, Fork, TapProof,
     WalletLogEntry,
 };
 use rayon::prelude::{IntoParallelRefIterator, ParallelIterator};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Counters of the work wallet syncs made the engine do.
+#[derive(Debug, Default)]
+pub(crate) struct SyncStats {
+    /// Entries whose tap evidence was checked (see [`Engine::signature_checks`]).
+    signature_checks: AtomicU64,
+}
 
 /// Ledger entries returned by one sync at most.
 const SYNC_LEDGER_PAGE: i64 = 500;
@@ -57,6 +66,10 @@ type SignedFork = (String, [u8; 16], Vec<u8>);
 /// An uploaded entry with its encoding.
 type Upload = (WalletLogEntry, Vec<u8>);
 
+/// The checks of the entries not settled yet (by sequence number), and for every uploaded
+/// entry whether the phone signed it.
+type FreshChecks = (Vec<(u64, Check)>, Vec<bool>);
+
 fn decode_entries(req: &SyncRequest, max: usize) -> Result<Vec<Upload>> {
     if req.entries.len() > max {
         return Err(Error::TooManyEntries { max });
@@ -92,7 +105,138 @@ impl Engine {
         Ok((device, p))
     }
 
+    /// Tap-evidence checks wallet syncs have run since the engine opened (each verifies one
+    /// or more signatures). An entry uploaded again that is already settled costs none.
+    pub fn signature_checks(&self) -> u64 {
+        self.sync_stats.signature_checks.load(Ordering::Relaxed)
+    }
+
+    /// The taps of the uploaded entries that are settled already: the stored log holds the
+    /// very same bytes at that sequence number, under a certificate of this device, and the
+    /// tap is stored under that proof's id. Reads and hashes only, no signature work: a
+    /// wallet resending its whole log costs a lookup per entry. `None` for every other entry.
+    fn settled_entries(
+        &self,
+        device: &Device,
+        entries: &[Upload],
+        certs: &HashMap<CertHash, Arc<CertInfo>>,
+    ) -> Result<Vec<Option<TapRef>>> {
+        let Some(first) = entries.iter().map(|(e, _)| e.seq).min() else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+        self.store.read(|tx| {
+            let stored: HashMap<u64, Vec<u8>> = tx
+                .log_from(device.id, first, limit)?
+                .into_iter()
+                .map(|r| (r.seq, r.encoded))
+                .collect();
+            let mut out = Vec::with_capacity(entries.len());
+            for (e, bytes) in entries {
+                let ci = certs
+                    .get(&CertHash(e.proof.cert_id()))
+                    .filter(|ci| ci.device_id == device.id);
+                let tap = match ci {
+                    Some(ci) if stored.get(&e.seq) == Some(bytes) => {
+                        let pseudonym = PseudonymBytes(ci.cert.body.pseudonym.0);
+                        let counter = e.proof.counter();
+                        tx.tap(&pseudonym, counter)?
+                            .filter(|row| row.tap_id == Some(e.proof.id()))
+                            .map(|_| TapRef { pseudonym, counter })
+                    }
+                    _ => None,
+                };
+                out.push(tap);
+            }
+            Ok::<_, Error>(out)
+        })
+    }
+
+    /// Checks the evidence of the entries not settled yet (in parallel), and whether each
+    /// entry is signed by a tap key of this device's certificates (only those may enter the
+    /// stored chain: the chain is evidence, so it holds only what the phone signed). A
+    /// settled entry was verified when it was stored.
+    fn check_fresh(
+        &self,
+        device: &Device,
+        entries: &[Upload],
+        settled: &[Option<TapRef>],
+        certs: &HashMap<CertHash, Arc<CertInfo>>,
+    ) -> Result<FreshChecks> {
+        let validators = self.validator_infos(challenge_validators(
+            entries
+                .iter()
+                .zip(settled)
+                .filter(|(_, s)| s.is_none())
+                .map(|((e, _), _)| &e.proof),
+        ))?;
+        let time_rules = self.time_rules();
+        let ev = self.evidence(&validators, &time_rules, self.now());
+        let fresh: Vec<&WalletLogEntry> = entries
+            .iter()
+            .zip(settled)
+            .filter(|(_, s)| s.is_none())
+            .map(|((e, _), _)| e)
+            .collect();
+        self.sync_stats
+            .signature_checks
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        let checked: Vec<(u64, Check, bool)> = fresh
+            .par_iter()
+            .map(|e| {
+                let ci = certs
+                    .get(&CertHash(e.proof.cert_id()))
+                    .map(|a| &**a)
+                    .filter(|ci| ci.device_id == device.id);
+                let check = check_entry(e, device.id, ci, &ev);
+                // A check that passed verified the phone's signature under `ci` already.
+                let signed = matches!(check, Check::Ok(_))
+                    || ci.is_some_and(|ci| {
+                        e.proof
+                            .verify_phone_signature(&ci.cert.body.tap_public_key)
+                            .is_ok()
+                    });
+                (e.seq, check, signed)
+            })
+            .collect();
+        let mut flags = checked.iter().map(|(_, _, ok)| *ok);
+        let signed = settled
+            .iter()
+            .map(|s| s.is_some() || flags.next().unwrap_or(false))
+            .collect();
+        let checks = checked.into_iter().map(|(seq, c, _)| (seq, c)).collect();
+        Ok((checks, signed))
+    }
+
+    /// The results in upload order: a settled entry's is a duplicate at its current fare.
+    fn merge_results(
+        tx: &Writer<'_>,
+        entries: &[Upload],
+        settled: &[Option<TapRef>],
+        fresh: Vec<TapResult>,
+    ) -> Result<Vec<TapResult>> {
+        let mut fresh = fresh.into_iter();
+        let mut out = Vec::with_capacity(entries.len());
+        for ((e, _), s) in entries.iter().zip(settled) {
+            match s {
+                Some(tap) => out.push(TapResult {
+                    seq: e.seq,
+                    pseudonym: Some(tap.pseudonym.to_hex()),
+                    counter: Some(tap.counter),
+                    status: TapStatus::Duplicate,
+                    fare: Some(tx.tap_charge(tap)?),
+                    reason: None,
+                    detail: None,
+                }),
+                None => out.extend(fresh.next()),
+            }
+        }
+        Ok(out)
+    }
+
     /// Uploads tap-log entries, settles them, and answers with balance, ledger and status.
+    /// Entries settled before are recognized by their stored bytes and skip every signature
+    /// check ([`Self::signature_checks`]).
     pub fn sync(
         &self,
         account_id: impl Into<AccountId>,
@@ -106,36 +250,13 @@ impl Engine {
             .map(|(e, _)| CertHash(e.proof.cert_id()))
             .collect();
         let certs = self.cert_infos(&hashes)?;
-        let validators =
-            self.validator_infos(challenge_validators(entries.iter().map(|(e, _)| &e.proof)))?;
-        let time_rules = self.time_rules();
+        let settled = self.settled_entries(&device, &entries, &certs)?;
+        let (checks, signed) = self.check_fresh(&device, &entries, &settled, &certs)?;
         let now = self.now();
-        let ev = self.evidence(&validators, &time_rules, now);
-        let checks: Vec<(u64, Check)> = entries
-            .par_iter()
-            .map(|(e, _)| {
-                let ci = certs.get(&CertHash(e.proof.cert_id())).map(|a| &**a);
-                (e.seq, check_entry(e, device.id, ci, &ev))
-            })
-            .collect();
-        // Only entries whose tap signature verifies under one of this device's certificates
-        // enter the stored chain: the chain is evidence, so it holds only what the phone signed.
-        let signed: Vec<bool> = entries
-            .iter()
-            .map(|(e, _)| {
-                certs
-                    .get(&CertHash(e.proof.cert_id()))
-                    .filter(|ci| ci.device_id == device.id)
-                    .is_some_and(|ci| {
-                        e.proof
-                            .verify_phone_signature(&ci.cert.body.tap_public_key)
-                            .is_ok()
-                    })
-            })
-            .collect();
         self.store.write(|tx| {
             let chain = self.append_log(tx, &device, (&entries, &signed), now)?;
-            let taps = self.apply_checks(tx, checks, Reporter::Wallet, now)?;
+            let fresh = self.apply_checks(tx, checks, Reporter::Wallet, now)?;
+            let taps = Self::merge_results(tx, &entries, &settled, fresh)?;
             self.rejected_verdicts(tx, &device, &entries, &taps, now)?;
             let mut verdicts =
                 tx.verdicts_since(device.id, req.verdict_cursor, SYNC_LEDGER_PAGE)?;

@@ -9,6 +9,7 @@ mod auth;
 mod credential;
 pub mod extract;
 pub mod gateway_sandbox;
+mod limits;
 pub mod openapi;
 mod operator;
 pub mod problem;
@@ -23,6 +24,7 @@ pub use openapi::ApiDoc;
 pub use problem::{ApiProblem, HttpResult};
 
 use crate::engine::Engine;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -77,8 +79,25 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
-/// The router of the whole API.
+/// The router of the whole API with the edge's layers (outermost first): the access log;
+/// the whole-request timeout (408) and load shedding (503 + `Retry-After` once
+/// `max_in_flight` requests are running); the body-read timeout; the body limit; the rate
+/// limits (429 + `Retry-After`, fresh buckets); then the routes. All configured by
+/// `BackendConfig::edge`.
 pub fn router(state: AppState) -> Router {
+    let edge = state.config().edge.clone();
+    let limiters = Arc::new(limits::EdgeLimiters::new(&edge));
+    let shed_after = edge.shed_retry_after_secs;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(edge.max_in_flight.max(1)));
+    let gate = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e: tower::BoxError| async move {
+            limits::overloaded_or_timed_out(&e, shed_after)
+        }))
+        .timeout(edge.request_timeout)
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+            in_flight,
+        ));
     let policy = &state.config().policy;
     let (json_limit, batch_limit) = (policy.json_body_limit, policy.batch_body_limit);
     let mut r = Router::new()
@@ -95,7 +114,15 @@ pub fn router(state: AppState) -> Router {
     }
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            (limiters, Arc::clone(&state)),
+            limits::enforce,
+        ))
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            edge.body_read_timeout,
+        ))
+        .layer(gate)
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }

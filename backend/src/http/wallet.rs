@@ -16,10 +16,13 @@ pub(super) fn routes() -> Router<AppState> {
         .route(WALLET_LOG.path, get(wallet_log))
 }
 
-/// Upload tap-log entries, settle them; get balance, ledger, credential status.
+/// Upload tap-log entries, settle them; get balance, ledger, credential status. Entries
+/// settled before come back as duplicates without any signature work. Rate limited per
+/// account (429 with `Retry-After`).
 #[utoipa::path(post, path = WALLET_SYNC.path, security(("bearer" = [])), request_body = SyncRequest,
     responses((status = 200, body = SyncResponse), (status = 400, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem)))]
+              (status = 401, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 429, body = Problem)))]
 pub(crate) async fn sync(
     State(s): State<AppState>,
     Session(a): Session,
@@ -30,7 +33,8 @@ pub(crate) async fn sync(
 
 /// Stored tap-log entries of a device (recovery after a power loss).
 #[utoipa::path(get, path = WALLET_LOG.path, security(("bearer" = [])), params(LogQuery),
-    responses((status = 200, body = LogResponse), (status = 404, body = Problem)))]
+    responses((status = 200, body = LogResponse), (status = 401, body = Problem),
+              (status = 404, body = Problem)))]
 pub(crate) async fn wallet_log(
     State(s): State<AppState>,
     Session(a): Session,

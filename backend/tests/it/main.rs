@@ -10,6 +10,7 @@
 )]
 
 mod concurrency;
+mod edge;
 mod flows;
 mod fraud;
 mod operators;

@@ -114,12 +114,31 @@ impl Harness {
         dir: tempfile::TempDir,
         gateway: std::sync::Arc<SandboxGatewayHandle>,
     ) -> Self {
+        Self::start_configured(dir, gateway, |_| {}).await
+    }
+
+    /// A backend on a fresh directory and sandbox gateway, with the harness's configuration
+    /// changed by `configure` before it starts (tighter edge limits, say).
+    pub async fn start_with_config(configure: impl FnOnce(&mut BackendConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = start_gateway(SandboxGatewayConfig::loopback())
+            .await
+            .unwrap();
+        Self::start_configured(dir, std::sync::Arc::new(gw), configure).await
+    }
+
+    async fn start_configured(
+        dir: tempfile::TempDir,
+        gateway: std::sync::Arc<SandboxGatewayHandle>,
+        configure: impl FnOnce(&mut BackendConfig),
+    ) -> Self {
         init_logs();
         let mut cfg = BackendConfig::sandbox(db_path(&dir));
         cfg.operators = test_operators();
         cfg.providers.gateway = GatewayConfig::SandboxAt(gateway.url().to_string());
         cfg.providers.call_timeout = std::time::Duration::from_secs(3);
         cfg.policy.reconcile_every_secs = 0; // tests call Engine::reconcile_topups themselves
+        configure(&mut cfg);
         let handle = Backend::start(cfg).await.unwrap();
         assert!(handle.addr().ip().is_loopback());
         let url = handle.url();

@@ -1,0 +1,458 @@
+//! The HTTP edge under abuse, over real HTTP on loopback: code-request floods from one
+//! address and from many (behind a trusted proxy), per-account sync and issuance floods,
+//! clients that stall mid-headers, mid-body or drip their body, load shedding, and a resent
+//! log that must cost no signature work. Limits are tightened through `EdgeLimits`, never by
+//! sleeping; time only ever bounds how long a test waits for the server to act (generous
+//! margins: CI is a loaded 2-core machine).
+
+use mancard_api::endpoints::{CREDENTIAL_NONCE, HEALTHZ, REQUEST_OTP, WALLET_SYNC};
+use mancard_api::{OtpRequest, SyncRequest, SyncResponse, TapStatus};
+use mancard_backend::{Backend, BackendConfig, EdgeLimits, Rate};
+use mancard_testkit::backend::{db_path, Harness, Wallet};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long a test waits at most for the server to do what it must (not a speed target).
+const PATIENCE: Duration = Duration::from_secs(90);
+
+async fn start(edge: impl FnOnce(&mut EdgeLimits)) -> Harness {
+    Harness::start_with_config(|cfg| edge(&mut cfg.edge)).await
+}
+
+fn phone(i: usize) -> String {
+    format!("+98912{i:07}")
+}
+
+/// Sends one code request, with `X-Forwarded-For: forwarded` if given; status and headers.
+async fn request_code(h: &Harness, i: usize, forwarded: Option<&str>) -> reqwest::Response {
+    let mut r = h
+        .http
+        .post(h.u(REQUEST_OTP.path))
+        .json(&OtpRequest { phone: phone(i) });
+    if let Some(f) = forwarded {
+        r = r.header("x-forwarded-for", f);
+    }
+    r.send().await.unwrap()
+}
+
+/// Asserts a refusal is a 429 problem document with a whole-seconds `Retry-After`.
+async fn assert_rate_limited(resp: reqwest::Response) {
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(after >= 1, "Retry-After {after}");
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], "rate_limited", "{v}");
+}
+
+/// Counts accepted (202) code requests for numbers `0..n`; every other answer must be a
+/// proper 429.
+async fn flood(h: &Harness, n: usize, forwarded: impl Fn(usize) -> String) -> usize {
+    let mut accepted = 0;
+    for i in 0..n {
+        let resp = request_code(h, i, Some(&forwarded(i))).await;
+        if resp.status() == StatusCode::ACCEPTED {
+            accepted += 1;
+        } else {
+            assert_rate_limited(resp).await;
+        }
+    }
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_code_requests_is_throttled() {
+    let tight = |e: &mut EdgeLimits| {
+        e.otp_per_address = Some(Rate::new(5, 3_600));
+        e.otp_global = Some(Rate::new(20, 3_600));
+    };
+    // One address, 1,000 numbers, each request claiming another address in X-Forwarded-For:
+    // the header is not believed from a peer that is not a configured proxy.
+    let h = start(tight).await;
+    let accepted = flood(&h, 1_000, |i| format!("10.9.{}.{}", i / 250, i % 250)).await;
+    assert!((1..=5).contains(&accepted), "{accepted} codes sent");
+    // Numbers past the fifth never got a code.
+    let (s, _) = h
+        .get(&format!("/sandbox/otp?phone=%2B98912{:07}", 999), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Behind a trusted proxy every request comes from another client address: the
+    // per-address limit does not bind, the global cap does.
+    let h = start(|e| {
+        tight(e);
+        e.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let accepted = flood(&h, 1_000, |i| {
+        format!("198.51.{}.{}, 10.0.0.{}", i / 250, i % 250, i % 7)
+    })
+    .await;
+    assert!((6..=20).contains(&accepted), "{accepted} codes sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_guesses_are_throttled_per_address() {
+    let h = start(|e| e.session_per_address = Some(Rate::new(3, 3_600))).await;
+    let guess = |code: &str| {
+        h.http
+            .post(h.u(mancard_api::endpoints::CREATE_SESSION.path))
+            .json(&mancard_api::SessionRequest {
+                phone: phone(3),
+                code: code.into(),
+            })
+            .send()
+    };
+    for i in 0..3 {
+        let r = guess(&format!("{i:06}")).await.unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+        assert_ne!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    for i in 3..20 {
+        assert_rate_limited(guess(&format!("{i:06}")).await.unwrap()).await;
+    }
+}
+
+/// A raw client: connects, writes `first`, and reads until the server closes (or `PATIENCE`
+/// passes). Returns what it read and whether the server closed the connection.
+fn raw_exchange(addr: SocketAddr, first: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(first).unwrap();
+    read_until_closed(&mut s)
+}
+
+fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return (got, true)
+            }
+            Err(_) => return (got, false), // read timeout: still open
+        }
+    }
+}
+
+fn status_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_is_disconnected() {
+    let h = start(|e| {
+        e.header_read_timeout = Duration::from_secs(1);
+        e.body_read_timeout = Duration::from_secs(1);
+        e.request_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let addr = h.handle().addr();
+    let head = "POST /v1/auth/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+    let (mid_headers, idle, mid_body, drip) = tokio::task::spawn_blocking(move || {
+        // Stalled in the middle of its headers.
+        let mid_headers = raw_exchange(addr, head.as_bytes());
+        // Connected and silent.
+        let idle = raw_exchange(addr, b"");
+        // Whole header, a tenth of the body, then nothing.
+        let partial = format!("{head}Content-Length: 100\r\n\r\n{{\"phone\":");
+        let mid_body = raw_exchange(addr, partial.as_bytes());
+        // A byte of body now and then, each gap under the body-read timeout: the whole
+        // request's timeout ends it.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(format!("{head}Content-Length: 400\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut sent = 0;
+        while sent < 400 && s.write_all(b" ").is_ok() {
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(300));
+            let mut probe = [0u8; 1];
+            s.set_nonblocking(true).unwrap();
+            let answered = matches!(s.peek(&mut probe), Ok(n) if n > 0);
+            s.set_nonblocking(false).unwrap();
+            if answered {
+                break;
+            }
+        }
+        let drip = read_until_closed(&mut s);
+        (mid_headers, idle, mid_body, (drip, sent))
+    })
+    .await
+    .unwrap();
+    assert!(
+        mid_headers.1,
+        "a client stalled mid-headers stays connected"
+    );
+    assert!(idle.1, "a silent client stays connected");
+    assert!(mid_body.1, "a client stalled mid-body stays connected");
+    let line = status_line(&mid_body.0);
+    assert!(
+        line.is_empty() || line.contains(" 400 ") || line.contains(" 408 "),
+        "{line}"
+    );
+    let ((drip_bytes, drip_closed), sent) = drip;
+    assert!(drip_closed, "a dripping client stays connected");
+    assert!(sent < 400, "the whole body was accepted at a drip");
+    assert!(
+        status_line(&drip_bytes).contains(" 408 "),
+        "{}",
+        status_line(&drip_bytes)
+    );
+    // The server still serves everyone else.
+    let (s, _) = h.get(HEALTHZ.path, None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_cannot_hold_shutdown() {
+    let mut h = start(|e| e.header_read_timeout = Duration::from_secs(1)).await;
+    let addr = h.handle().addr();
+    let stalled = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        s
+    })
+    .await
+    .unwrap();
+    let handle = h.handle.take().unwrap();
+    tokio::time::timeout(PATIENCE, handle.shutdown())
+        .await
+        .expect("shutdown waited for a stalled client")
+        .unwrap();
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_closed() {
+    let h = start(|e| {
+        e.max_connections = 2;
+        e.header_read_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    let (held, third) = tokio::task::spawn_blocking(move || {
+        let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        // accepted after the two (one accept loop, in order), and closed at once
+        let third = raw_exchange(addr, b"");
+        (held, third)
+    })
+    .await
+    .unwrap();
+    assert!(third.1, "a connection over the cap stayed open");
+    assert!(third.0.is_empty());
+    drop(held);
+    // Once they are gone the server takes new connections again.
+    let start = Instant::now();
+    loop {
+        match h.http.get(h.u(HEALTHZ.path)).send().await {
+            Ok(r) if r.status() == StatusCode::OK => break,
+            _ => {
+                assert!(start.elapsed() < PATIENCE, "no connection accepted again");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_edge_configuration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = BackendConfig::sandbox(db_path(&dir));
+    cfg.edge.otp_global = Some(Rate::new(0, 1));
+    let err = Backend::start(cfg).await.unwrap_err();
+    assert!(err.to_string().contains("otp_global"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_is_shed_with_503_and_retry_after() {
+    let h = start(|e| {
+        e.max_in_flight = 1;
+        e.shed_retry_after_secs = 3;
+        e.body_read_timeout = PATIENCE;
+        e.request_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    // Holds the only slot: its handler waits for a body that does not come.
+    let holder = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(
+            b"POST /v1/auth/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        )
+        .unwrap();
+        s
+    })
+    .await
+    .unwrap();
+    let start = Instant::now();
+    loop {
+        let resp = h.http.get(h.u(HEALTHZ.path)).send().await.unwrap();
+        match resp.status() {
+            StatusCode::OK => {
+                assert!(start.elapsed() < PATIENCE, "the held slot never filled");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(resp.headers()["retry-after"], "3");
+                assert_eq!(
+                    resp.headers()["content-type"].to_str().unwrap(),
+                    "application/problem+json"
+                );
+                let v: Value = resp.json().await.unwrap();
+                assert_eq!(v["code"], "overloaded", "{v}");
+                break;
+            }
+            other => panic!("load answered {other}"),
+        }
+    }
+    // The slot frees when its client goes: the server serves again.
+    drop(holder);
+    let start = Instant::now();
+    loop {
+        let resp = h.http.get(h.u(HEALTHZ.path)).send().await.unwrap();
+        match resp.status() {
+            StatusCode::OK => break,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(start.elapsed() < PATIENCE, "the slot was never freed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("load answered {other}"),
+        }
+    }
+}
+
+async fn sync_empty(h: &Harness, token: &str, pseudonym: &str) -> reqwest::Response {
+    let body = SyncRequest {
+        pseudonym: pseudonym.into(),
+        cursor: 0,
+        entries: Vec::new(),
+        verdict_cursor: 0,
+    };
+    h.http
+        .post(h.u(WALLET_SYNC.path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_flood_is_throttled_per_account() {
+    let h = start(|e| {
+        e.sync_per_account = Some(Rate::new(3, 3_600));
+        e.credential_per_account = Some(Rate::new(4, 3_600));
+    })
+    .await;
+    let a = h.login(&phone(1)).await;
+    let b = h.login(&phone(2)).await;
+    let (wa, _) = Wallet::provision(&h, &a).await; // 2 of a's 4 issuance calls
+    let (wb, _) = Wallet::provision(&h, &b).await;
+    // Strangers with made-up tokens are refused as strangers and burn nobody's budget.
+    for _ in 0..10 {
+        let r = sync_empty(&h, "not-a-session-token", &wa.pseudonym).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..3 {
+        let r = sync_empty(&h, &a, &wa.pseudonym).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    for _ in 0..20 {
+        assert_rate_limited(sync_empty(&h, &a, &wa.pseudonym).await).await;
+    }
+    // Another account is not affected.
+    let r = sync_empty(&h, &b, &wb.pseudonym).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Issuance: two more nonces, then refused.
+    for _ in 0..2 {
+        let r = h
+            .http
+            .post(h.u(CREDENTIAL_NONCE.path))
+            .bearer_auth(&a)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = h
+        .http
+        .post(h.u(CREDENTIAL_NONCE.path))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_rate_limited(r).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn already_settled_entries_cost_no_signature_work() {
+    let h = start(|_| {}).await;
+    let token = h.login(&phone(7)).await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let t0 = w.server_time;
+    let entries: Vec<_> = (0..1_000i64)
+        .map(|i| {
+            let t = t0 + 60 * i;
+            let pass = w.pass(t, 60, 0);
+            w.log(t, 0, pass)
+        })
+        .collect();
+    let engine = std::sync::Arc::clone(h.handle().engine());
+    let before = engine.signature_checks();
+    let first = w.sync_ok(&h, &entries).await;
+    assert_eq!(first.taps.len(), 1_000);
+    assert!(first.taps.iter().all(|t| t.status != TapStatus::Rejected));
+    let checked = engine.signature_checks();
+    assert_eq!(checked - before, 1_000, "each new entry is checked once");
+
+    // The whole log again: answered in full, every entry a duplicate, no signature work.
+    let (s, v) = w.sync_now(&h, &entries).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let again: SyncResponse = serde_json::from_value(v).unwrap();
+    assert_eq!(again.taps.len(), 1_000);
+    assert!(again.taps.iter().all(|t| t.status == TapStatus::Duplicate));
+    assert_eq!(engine.signature_checks(), checked);
+
+    // The log plus one new entry: exactly one check.
+    let t = t0 + 60 * 1_000;
+    let pass = w.pass(t, 60, 0);
+    let mut more = entries.clone();
+    more.push(w.log(t, 0, pass));
+    let third = w.sync_ok(&h, &more[1..]).await;
+    assert_eq!(third.taps.len(), 1_000);
+    assert_eq!(engine.signature_checks(), checked + 1);
+
+    // An old entry resent with other bytes (its unsigned time changed) is not taken for the
+    // stored one on sight: its evidence is checked again (it is the same signed tap, so it
+    // stays a duplicate).
+    let mut altered = entries[0].clone();
+    altered.time += 1;
+    let (s, v) = w.sync_now(&h, &[altered]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r: SyncResponse = serde_json::from_value(v).unwrap();
+    assert_eq!(r.taps[0].status, TapStatus::Duplicate);
+    assert_eq!(engine.signature_checks(), checked + 2);
+}
