@@ -140,7 +140,8 @@ if [ -n "${MANCARD_API_CHECK_REPORT:-}" ]; then
   REPORT=(--report junit --report-dir "$MANCARD_API_CHECK_REPORT")
 fi
 log "schemathesis: seed $SEED, $EXAMPLES examples per operation"
-"$VENV/bin/schemathesis" --config-file "$ROOT/scripts/api-check.toml" run "$WORK/openapi.json" \
+# from the scratch directory: schemathesis keeps its crash cache in the working directory
+(cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/api-check.toml" run "$WORK/openapi.json" \
   --url "$BASE" \
   --checks "$CHECKS" \
   --phases examples,coverage,fuzzing,stateful \
@@ -150,7 +151,7 @@ log "schemathesis: seed $SEED, $EXAMPLES examples per operation"
   --request-timeout 30 \
   --generation-database none \
   --no-color \
-  "${REPORT[@]}" || fail_with_log "schemathesis found failures"
+  "${REPORT[@]}") || fail_with_log "schemathesis found failures"
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   fail_with_log "the backend died during the run"

@@ -12,5 +12,6 @@
 mod concurrency;
 mod flows;
 mod fraud;
+mod openapi;
 mod protocol_v2;
 mod settlement_v2;

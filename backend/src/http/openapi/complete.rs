@@ -318,3 +318,67 @@ fn add_links(doc: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing)]
+    use super::complete;
+    use serde_json::{json, Value};
+
+    fn statuses(doc: &Value, path: &str, method: &str) -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// An operation nobody here knows of is completed from what it declares.
+    #[test]
+    fn an_unknown_operation_is_completed_from_its_declarations() {
+        let mut doc = json!({ "paths": {
+            "/v1/new/{id}": {
+                "parameters": [{ "name": "id", "in": "path", "required": true }],
+                "post": {
+                    "security": [{ "admin": [] }],
+                    "requestBody": { "content": { "application/json": { "schema": {} } } },
+                    "responses": {
+                        "200": { "content": { "application/json": { "schema": {} } } },
+                        "409": { "content": { "application/json": {
+                            "schema": { "$ref": "#/components/schemas/Problem" } } } }
+                    }
+                }
+            },
+            "/v1/blob": { "put": {
+                "requestBody": { "content": { "application/octet-stream": {
+                    "schema": { "type": "array", "items": { "type": "integer" } } } } },
+                "responses": { "204": {} }
+            } }
+        } });
+        complete(&mut doc);
+        assert_eq!(
+            statuses(&doc, "/v1/new/{id}", "post"),
+            ["200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "500", "503"]
+        );
+        assert_eq!(
+            statuses(&doc, "/v1/blob", "put"),
+            ["204", "400", "413", "429", "500", "503"]
+        );
+        let op = &doc["paths"]["/v1/new/{id}"]["post"];
+        let conflict = &op["responses"]["409"];
+        assert_eq!(conflict["description"], "conflicts with the current state");
+        assert!(conflict["content"]["application/json"].is_null());
+        assert_eq!(
+            conflict["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+        let blob = &doc["paths"]["/v1/blob"]["put"]["requestBody"]["content"];
+        assert_eq!(
+            blob["application/octet-stream"]["schema"],
+            json!({ "type": "string", "format": "binary" })
+        );
+        assert!(
+            doc["paths"]["/v1/blob"]["put"]["responses"]["503"]["headers"]["Retry-After"]
+                .is_object()
+        );
+    }
+}
