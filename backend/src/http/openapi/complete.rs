@@ -6,7 +6,7 @@
 //! - every response gets a `description` (required by OpenAPI);
 //! - error answers are `application/problem+json` documents ([`PROBLEM_CONTENT_TYPE`]);
 //! - the statuses the shared layers give are added where they apply: 401 (and 403 for
-//!   operators) on secured operations, 400/413/415/422 on JSON bodies, 400/413 on binary
+//!   operators) on secured operations, 400/413/415/422 on JSON bodies, 400/413/415 on binary
 //!   bodies, 400 on query strings, 404 on path parameters, and 429/500/503 everywhere (rate
 //!   limits, load shedding and a busy database reach every route);
 //! - binary bodies are `type: string, format: binary`; HTML pages are strings;
@@ -117,12 +117,9 @@ fn layer_statuses(s: &Shape) -> Vec<(&'static str, &'static str)> {
     }
     if s.json_body || s.binary_body {
         out.push(("413", "the body is over the size limit"));
+        out.push(("415", "the body is not in the media type declared for it"));
     }
     if s.json_body {
-        out.push((
-            "415",
-            "the body must be sent as Content-Type: application/json",
-        ));
         out.push((
             "422",
             "the JSON does not have the shape this operation takes",
@@ -361,7 +358,7 @@ mod tests {
         );
         assert_eq!(
             statuses(&doc, "/v1/blob", "put"),
-            ["204", "400", "413", "429", "500", "503"]
+            ["204", "400", "413", "415", "429", "500", "503"]
         );
         let op = &doc["paths"]["/v1/new/{id}"]["post"];
         let conflict = &op["responses"]["409"];
