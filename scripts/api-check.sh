@@ -86,8 +86,9 @@ SERVER_PID=$!
 log "backend pid $SERVER_PID on $BASE"
 
 fail_with_log() {
-  log "$1; backend log:"
-  tail -n 50 "$WORK/backend.log" >&2 || true
+  log "$1; the backend's errors, then the end of its log:"
+  grep -w -m 20 ERROR "$WORK/backend.log" >&2 || true
+  tail -n 30 "$WORK/backend.log" >&2 || true
   exit 1
 }
 
