@@ -157,6 +157,38 @@ log "schemathesis: seed $SEED, $EXAMPLES examples per operation"
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   fail_with_log "the backend died during the run"
 fi
+# The run cannot pass vacuously: every security scheme must have let some request through (a
+# wrong token would make every secured answer a declared 401), and most operations must have
+# been called.
+"$PY" - "$WORK/openapi.json" "$WORK/backend.log" <<'EOF' || fail_with_log "the run did not reach the API"
+import json, re, sys
+doc = json.load(open(sys.argv[1]))
+seen = {}
+for line in open(sys.argv[2], errors="replace"):
+    m = re.search(r"method=(\w+) path=(\S+) status=(\d+)", line)
+    if m:
+        seen.setdefault((m[1].lower(), m[2]), set()).add(int(m[3]))
+ops, fixed = 0, {}
+for path, item in doc["paths"].items():
+    for method, op in item.items():
+        if not isinstance(op, dict) or "responses" not in op:
+            continue
+        ops += 1
+        if "{" in path:
+            continue
+        for req in op.get("security", []):
+            for scheme in req:
+                fixed.setdefault(scheme, []).append((method, path))
+called = {k for k in seen}
+print(f"[api-check] {len(called)} distinct (method, concrete path) pairs called; {ops} operations")
+if ops < 5 or len(called) < ops:
+    sys.exit(f"too few calls: {len(called)} for {ops} operations")
+for scheme, routes in sorted(fixed.items()):
+    ok = [r for r in routes if any(200 <= s < 300 for s in seen.get(r, ()))]
+    if not ok:
+        sys.exit(f"no request with the {scheme!r} credential was let through: {routes}")
+    print(f"[api-check] scheme {scheme}: 2xx on {len(ok)} of {len(routes)} fixed-path operations")
+EOF
 if grep -qw ERROR "$WORK/backend.log"; then
   fail_with_log "the backend logged errors during the run"
 fi
