@@ -59,6 +59,9 @@ if [ -x protocol/fuzz/smoke.sh ]; then
   protocol/fuzz/smoke.sh
 fi
 
+step "API contract: OpenAPI 3.1 validation + schemathesis on a live sandbox backend"
+scripts/api-check.sh
+
 step "model check (spin)"
 scripts/model-check.sh
 

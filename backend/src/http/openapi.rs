@@ -1,7 +1,12 @@
-//! The OpenAPI 3 document of the API, served at `/openapi.json`, and `/healthz`.
+//! The OpenAPI 3.1 document of the API, served at `/openapi.json`, and `/healthz`. The
+//! document is generated from the handlers' annotations, then completed by [`complete`]
+//! (descriptions, problem media type, the statuses of the shared layers, binary bodies).
+
+mod complete;
 
 use super::problem::ApiProblem;
 use super::{account, admin, auth, credential, sandbox, topup, validator, wallet, AppState};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +15,7 @@ use axum::{Json, Router};
 use mancard_api::admin::FraudStatusFilter;
 use mancard_api::endpoints::{HEALTHZ, OPENAPI};
 use mancard_api::{Health, KeyInfo, LedgerEntry, Problem, TapResult};
+use std::sync::OnceLock;
 use utoipa::OpenApi;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -27,10 +33,24 @@ pub(crate) async fn healthz(State(s): State<AppState>) -> Json<Health> {
     })
 }
 
+/// The served document: generated, then completed.
+pub fn document() -> serde_json::Result<serde_json::Value> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    complete::complete(&mut doc);
+    Ok(doc)
+}
+
 async fn openapi_json() -> Response {
-    match ApiDoc::openapi().to_json() {
-        Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
-        Err(e) => ApiProblem::internal(&e).into_response(),
+    static DOC: OnceLock<Result<Bytes, String>> = OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        document()
+            .and_then(|d| serde_json::to_vec(&d))
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    });
+    match doc {
+        Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s.clone()).into_response(),
+        Err(e) => ApiProblem::internal(e).into_response(),
     }
 }
 
@@ -41,12 +61,24 @@ impl utoipa::Modify for SecurityAddon {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            complete::SESSION_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A rider's session token, from POST /v1/auth/session (opaque).",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
-            "admin",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            complete::ADMIN_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An operator's token (admin endpoints)."))
+                    .build(),
+            ),
         );
     }
 }

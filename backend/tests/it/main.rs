@@ -15,5 +15,6 @@ mod flows;
 mod fraud;
 mod operators;
 mod gateway;
+mod openapi;
 mod protocol_v2;
 mod settlement_v2;
