@@ -46,5 +46,7 @@ pub use error::{Error, Result, StoreError};
 pub use features::accounts::normalize_phone;
 pub use features::gateway::GatewayPage;
 pub use features::validators::SignedBundle;
+pub use features::sessions::{ProvenRequest, SessionCtx};
+pub use store::{Purged, SessionRow};
 pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes, TapRef};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};

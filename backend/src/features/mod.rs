@@ -12,3 +12,5 @@ pub mod sync;
 pub mod topup;
 pub mod validators;
 pub mod verdicts;
+pub mod phone;
+pub mod sessions;

@@ -63,7 +63,8 @@ impl utoipa::Modify for SecurityAddon {
           admin::rotate_keys, admin::fraud_cases, admin::fraud_case, admin::resolve_fraud,
           admin::audit, admin::adjust,
           sandbox::sandbox_otp, sandbox::gateway_page, sandbox::gateway_pay,
-          sandbox::gateway_cancel),
+          sandbox::gateway_cancel,
+          auth::logout, auth::sessions, auth::end_session),
     components(schemas(Problem, LedgerEntry, KeyInfo, TapResult, FraudStatusFilter)),
     modifiers(&SecurityAddon)
 )]

@@ -40,6 +40,7 @@ pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent};
 pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict};
+pub use sessions::{Purged, SessionRow};
 
 use crate::error::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
