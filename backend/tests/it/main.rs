@@ -14,3 +14,4 @@ mod flows;
 mod fraud;
 mod protocol_v2;
 mod settlement_v2;
+mod sessions;

@@ -22,6 +22,7 @@ pub mod time;
 pub mod tls;
 pub mod validator;
 pub mod wallet;
+pub mod proof;
 
 pub use issuer::{CertSpec, Issuer};
 pub use time::T0;
