@@ -118,7 +118,12 @@ pub fn verify_provision(
 /// `body` the request body's exact bytes (empty when there is none). The nonce makes the proof
 /// single-use; the request hash ties it to one request (a proof for one top-up cannot be
 /// replayed for another amount or another endpoint).
-pub fn request_transcript(nonce: &[u8; NONCE_LEN], method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+pub fn request_transcript(
+    nonce: &[u8; NONCE_LEN],
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(tags::REQUEST.len() + NONCE_LEN + 32);
     v.extend_from_slice(tags::REQUEST);
     v.extend_from_slice(&request_body(nonce, method, path, body));
@@ -152,7 +157,11 @@ pub fn verify_request(
     (method, path, body): (&str, &str, &[u8]),
     signature: &Signature,
 ) -> Result<(), BadSignature> {
-    binding_key.verify(tags::REQUEST, &request_body(nonce, method, path, body), signature)
+    binding_key.verify(
+        tags::REQUEST,
+        &request_body(nonce, method, path, body),
+        signature,
+    )
 }
 
 /// The `ManCard-Proof` header's value: `<nonce hex>.<signature hex>`.

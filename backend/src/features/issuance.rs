@@ -162,14 +162,8 @@ impl Engine {
         if tx.certificates_issued_since(account_id, now.saturating_sub(24 * 3600))? >= max {
             return Err(Error::IssuanceRateLimited { max });
         }
-        let (mut resp, info) = self.certify(
-            tx,
-            &account,
-            &device,
-            proven,
-            (new_pseudonym, revoked),
-            now,
-        )?;
+        let (mut resp, info) =
+            self.certify(tx, &account, &device, proven, (new_pseudonym, revoked), now)?;
         // In this transaction: the bundle names the pseudonyms it revoked.
         resp.config_bundle = self.bundle_hex_in(tx, now)?;
         Ok((resp, info))

@@ -22,7 +22,9 @@ fn is_invisible_mark(c: char) -> bool {
 /// The input with its digits in ASCII and its separators dropped.
 fn ascii_digits(raw: &str) -> Result<String> {
     if raw.chars().count() > MAX_INPUT_CHARS {
-        return Err(Error::InvalidPhone("a phone number is at most 40 characters"));
+        return Err(Error::InvalidPhone(
+            "a phone number is at most 40 characters",
+        ));
     }
     let mut s = String::with_capacity(raw.len());
     for c in raw.trim().chars() {

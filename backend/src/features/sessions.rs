@@ -163,7 +163,10 @@ impl Engine {
         if !ended {
             return Err(Error::UnknownSession);
         }
-        tracing::info!(account_id = session.account_id.0, "session ended by the rider");
+        tracing::info!(
+            account_id = session.account_id.0,
+            "session ended by the rider"
+        );
         Ok(())
     }
 

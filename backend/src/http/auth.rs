@@ -64,7 +64,9 @@ pub(crate) async fn sessions(
     State(s): State<AppState>,
     RiderSession(session): RiderSession,
 ) -> HttpResult<Json<SessionList>> {
-    Ok(Json(blocking(&s, move |e| e.list_sessions(&session)).await?))
+    Ok(Json(
+        blocking(&s, move |e| e.list_sessions(&session)).await?,
+    ))
 }
 
 /// End one session of the account (e.g. a lost phone's). From a bound session this needs a

@@ -148,10 +148,12 @@ impl<T: ProvenBody + Send> FromRequest<AppState> for Proven<T> {
             .map(|v| v.to_str().map(str::to_string))
             .transpose()
             .map_err(|_| {
-                ApiProblem::from(Error::BadRequestProof("the ManCard-Proof header is not text"))
+                ApiProblem::from(Error::BadRequestProof(
+                    "the ManCard-Proof header is not text",
+                ))
             })?;
-        let RawBody(bytes) = RawBody::from_request(Request::from_parts(parts.clone(), body), state)
-            .await?;
+        let RawBody(bytes) =
+            RawBody::from_request(Request::from_parts(parts.clone(), body), state).await?;
         let parsed = T::parse(&parts, &bytes).await?;
         let method = parts.method.as_str().to_string();
         let path = parts.uri.path().to_string();

@@ -36,11 +36,11 @@ pub use fraud::NewFraudCase;
 pub use ledger::NewEntry;
 pub use log::LogRow;
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
+pub use sessions::{Purged, SessionRow};
 pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent};
 pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict};
-pub use sessions::{Purged, SessionRow};
 
 use crate::error::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};

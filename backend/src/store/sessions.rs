@@ -76,7 +76,9 @@ impl Reader<'_> {
         now: i64,
         idle_secs: i64,
     ) -> Result<Option<AccountId>, StoreError> {
-        Ok(self.session(token_hash, now, idle_secs)?.map(|s| s.account_id))
+        Ok(self
+            .session(token_hash, now, idle_secs)?
+            .map(|s| s.account_id))
     }
 
     /// The account's live sessions, oldest first.

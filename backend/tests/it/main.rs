@@ -13,5 +13,5 @@ mod concurrency;
 mod flows;
 mod fraud;
 mod protocol_v2;
-mod settlement_v2;
 mod sessions;
+mod settlement_v2;

@@ -33,7 +33,10 @@ async fn request_code(h: &Harness, phone: &str) -> reqwest::Response {
 
 async fn live_code(h: &Harness, phone: &str) -> String {
     let otp: SandboxOtp = h
-        .get_ok(&format!("{}?phone={}", SANDBOX_OTP.path, urlenc(phone)), None)
+        .get_ok(
+            &format!("{}?phone={}", SANDBOX_OTP.path, urlenc(phone)),
+            None,
+        )
         .await;
     otp.code
 }
@@ -78,7 +81,11 @@ async fn a_lost_phones_session_cannot_provision() {
     // The phone is lost; the rider logs in on a new phone and provisions it.
     let new_token = h.login(phone).await;
     let (mut new_phone, c) = Wallet::provision(&h, &new_token).await;
-    assert_eq!(c.revoked_pseudonyms.len(), 1, "the old phone's card is revoked");
+    assert_eq!(
+        c.revoked_pseudonyms.len(),
+        1,
+        "the old phone's card is revoked"
+    );
 
     // Whoever holds the old phone: its token is dead, whatever key it signs with.
     let (thief_binding, _) = SigningKey::generate().unwrap();
@@ -101,7 +108,10 @@ async fn a_lost_phones_session_cannot_provision() {
     )
     .await; // a nonce of the account, even: the old token still cannot use it
     let (s, v) = h.post(PROVISION.path, Some(&old_token), &req).await;
-    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized)
+    );
     let (s, _) = h.get(ACCOUNT.path, Some(&old_token)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _) = h
@@ -121,7 +131,11 @@ async fn a_lost_phones_session_cannot_provision() {
     let again = new_phone.replenish(&h).await;
     assert!(again.revoked_pseudonyms.is_empty());
     let list: SessionList = h.get_ok(SESSIONS.path, Some(&new_token)).await;
-    assert_eq!(list.sessions.len(), 1, "only the new phone's session is live");
+    assert_eq!(
+        list.sessions.len(),
+        1,
+        "only the new phone's session is live"
+    );
     assert!(list.sessions[0].current && list.sessions[0].bound);
     assert!(h.audit().await.ok);
 }
@@ -136,7 +150,10 @@ async fn logout_ends_the_session() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(account_id(&h, &a).await.0, StatusCode::UNAUTHORIZED);
     let (s, v) = h.post_with_proof(LOGOUT.path, &a, None, b"").await;
-    assert_eq!((s, code_of(&v)), (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized)
+    );
     // the account's other session is untouched
     assert_eq!(account_id(&h, &b).await.0, StatusCode::OK);
     // a bound session logs out the same way (ending one's own session moves nothing)
@@ -207,7 +224,11 @@ async fn a_stranger_cannot_lock_a_rider_out() {
         match r.status() {
             StatusCode::ACCEPTED => sent += 1,
             StatusCode::TOO_MANY_REQUESTS => {
-                let secs: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                let secs: u64 = r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 let v: Value = r.json().await.unwrap();
                 assert_eq!(code_of(&v), ProblemCode::RateLimited);
                 retry_after.push(secs);
@@ -217,7 +238,10 @@ async fn a_stranger_cannot_lock_a_rider_out() {
     }
     assert_eq!(sent, 3, "a small burst, then paced");
     // refusals do not push the next send further away: never more than a minute
-    assert!(retry_after.iter().all(|s| (1..=60).contains(s)), "{retry_after:?}");
+    assert!(
+        retry_after.iter().all(|s| (1..=60).contains(s)),
+        "{retry_after:?}"
+    );
     // ... and guesses every code to death.
     let code = live_code(&h, phone).await;
     for i in 0..10 {
@@ -225,12 +249,20 @@ async fn a_stranger_cannot_lock_a_rider_out() {
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
     let (s, v) = try_login(&h, phone, &code).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "the guessed-on codes are dead: {v}");
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the guessed-on codes are dead: {v}"
+    );
 
     // The rider: refused for at most the cooldown, then a fresh code gets them in.
     let r = request_code(&h, phone).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: i64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&wait));
     advance(&h, wait);
     assert_eq!(request_code(&h, phone).await.status(), StatusCode::ACCEPTED);
@@ -270,14 +302,31 @@ async fn a_stolen_bound_token_without_the_binding_key_moves_nothing() {
     .unwrap();
 
     // top-up: no proof, a proof by another key, a replayed proof, a proof for another body
-    let (s, v) = h.post_with_proof(CREATE_TOPUP.path, &token, None, &body).await;
-    assert_eq!((s, code_of(&v)), (StatusCode::FORBIDDEN, ProblemCode::ProofRequired));
+    let (s, v) = h
+        .post_with_proof(CREATE_TOPUP.path, &token, None, &body)
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::ProofRequired)
+    );
     let forged = h.proof(&token, &thief_key, CREATE_TOPUP.path, &body).await;
-    let (s, v) = h.post_with_proof(CREATE_TOPUP.path, &token, Some(&forged), &body).await;
-    assert_eq!((s, code_of(&v)), (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof));
-    let (s, v) = h.post_with_proof(CREATE_TOPUP.path, &token, Some("00.11"), &body).await;
-    assert_eq!((s, code_of(&v)), (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof));
-    let genuine = h.proof(&token, &rider.binding, CREATE_TOPUP.path, &body).await;
+    let (s, v) = h
+        .post_with_proof(CREATE_TOPUP.path, &token, Some(&forged), &body)
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof)
+    );
+    let (s, v) = h
+        .post_with_proof(CREATE_TOPUP.path, &token, Some("00.11"), &body)
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof)
+    );
+    let genuine = h
+        .proof(&token, &rider.binding, CREATE_TOPUP.path, &body)
+        .await;
     let other_body = serde_json::to_vec(&TopupRequest {
         amount: 90_000,
         idempotency_key: "stolen-2".into(),
@@ -286,11 +335,21 @@ async fn a_stolen_bound_token_without_the_binding_key_moves_nothing() {
     let (s, v) = h
         .post_with_proof(CREATE_TOPUP.path, &token, Some(&genuine), &other_body)
         .await;
-    assert_eq!((s, code_of(&v)), (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof));
-    let (s, v) = h.post_with_proof(CREATE_TOPUP.path, &token, Some(&genuine), &body).await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof)
+    );
+    let (s, v) = h
+        .post_with_proof(CREATE_TOPUP.path, &token, Some(&genuine), &body)
+        .await;
     assert_eq!(s, StatusCode::OK, "the rider's own proof: {v}");
-    let (s, v) = h.post_with_proof(CREATE_TOPUP.path, &token, Some(&genuine), &body).await;
-    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, ProblemCode::InvalidNonce));
+    let (s, v) = h
+        .post_with_proof(CREATE_TOPUP.path, &token, Some(&genuine), &body)
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, ProblemCode::InvalidNonce)
+    );
 
     // replenish or provision with the thief's binding key: refused, the rider's device stays
     let (tap, _) = SigningKey::generate().unwrap();
@@ -301,15 +360,27 @@ async fn a_stolen_bound_token_without_the_binding_key_moves_nothing() {
             ProvisionPurpose::Provision => PROVISION.path,
         };
         let (s, v) = h.post(path, Some(&token), &req).await;
-        assert_eq!((s, code_of(&v)), (StatusCode::FORBIDDEN, ProblemCode::WrongDevice));
+        assert_eq!(
+            (s, code_of(&v)),
+            (StatusCode::FORBIDDEN, ProblemCode::WrongDevice)
+        );
     }
 
     // ending the rider's other session: needs the proof
     let list: SessionList = h.get_ok(SESSIONS.path, Some(&token)).await;
-    let other = list.sessions.iter().find(|s| !s.current).unwrap().id.clone();
+    let other = list
+        .sessions
+        .iter()
+        .find(|s| !s.current)
+        .unwrap()
+        .id
+        .clone();
     let path = END_SESSION.path_with(&other);
     let (s, v) = h.post_with_proof(&path, &token, None, b"").await;
-    assert_eq!((s, code_of(&v)), (StatusCode::FORBIDDEN, ProblemCode::ProofRequired));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::ProofRequired)
+    );
     let forged = h.proof(&token, &thief_key, &path, b"").await;
     let (s, _) = h.post_with_proof(&path, &token, Some(&forged), b"").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
@@ -326,7 +397,10 @@ async fn a_stolen_bound_token_without_the_binding_key_moves_nothing() {
     // an id of another account, or none: 404
     let proof = h.proof(&token, &rider.binding, &path, b"").await;
     let (s, v) = h.post_with_proof(&path, &token, Some(&proof), b"").await;
-    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, ProblemCode::UnknownSession));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::NOT_FOUND, ProblemCode::UnknownSession)
+    );
     assert!(h.audit().await.ok);
 }
 
@@ -362,7 +436,10 @@ async fn the_session_list_never_shows_tokens() {
     let (s, v) = h
         .post_with_proof(&END_SESSION.path_with(&them.id), &stranger, None, b"")
         .await;
-    assert_eq!((s, code_of(&v)), (StatusCode::NOT_FOUND, ProblemCode::UnknownSession));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::NOT_FOUND, ProblemCode::UnknownSession)
+    );
     assert_eq!(account_id(&h, &other).await.0, StatusCode::OK);
 }
 
@@ -373,7 +450,10 @@ async fn idle_and_expired_sessions_codes_and_nonces_are_purged() {
     let kept = h.login("09121110008").await;
     let idle = h.login("09121110009").await;
     let _nonce: NonceResponse = h.post_empty_ok(CREDENTIAL_NONCE.path, Some(&kept)).await;
-    assert_eq!(request_code(&h, "09121110010").await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        request_code(&h, "09121110010").await.status(),
+        StatusCode::ACCEPTED
+    );
     // nothing is expired yet
     let p = e.purge_expired().unwrap();
     assert_eq!((p.sessions, p.nonces, p.codes), (0, 0, 0));
@@ -389,7 +469,11 @@ async fn idle_and_expired_sessions_codes_and_nonces_are_purged() {
     assert!(p.nonces >= 1 && p.codes >= 1, "{p:?}");
     assert!(p.senders >= 1, "{p:?}");
     let p = e.purge_expired().unwrap();
-    assert_eq!(p, mancard_backend::Purged::default(), "nothing left to purge");
+    assert_eq!(
+        p,
+        mancard_backend::Purged::default(),
+        "nothing left to purge"
+    );
     // the absolute limit (30 days) holds even for a session in use
     for days in [6, 6, 5] {
         advance(&h, days * 86_400); // 18, 24, 29 days old
@@ -411,17 +495,34 @@ async fn a_proof_is_bound_to_its_path_and_single_use_nonce() {
     .unwrap();
     // a nonce of another account does not prove anything here
     let other = bound_rider(&h, "09121110012").await;
-    let n: NonceResponse = h.post_empty_ok(CREDENTIAL_NONCE.path, Some(&other.token)).await;
+    let n: NonceResponse = h
+        .post_empty_ok(CREDENTIAL_NONCE.path, Some(&other.token))
+        .await;
     let nonce: [u8; 32] = hex::decode(&n.nonce).unwrap().try_into().unwrap();
     let sig = sign_request(&rider.binding, &nonce, "POST", CREATE_TOPUP.path, &body).unwrap();
     let (s, v) = h
-        .post_with_proof(CREATE_TOPUP.path, &rider.token, Some(&proof_header(&nonce, &sig)), &body)
+        .post_with_proof(
+            CREATE_TOPUP.path,
+            &rider.token,
+            Some(&proof_header(&nonce, &sig)),
+            &body,
+        )
         .await;
-    assert_eq!((s, code_of(&v)), (StatusCode::BAD_REQUEST, ProblemCode::InvalidNonce));
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::BAD_REQUEST, ProblemCode::InvalidNonce)
+    );
     // a proof for another path
-    let p = h.proof(&rider.token, &rider.binding, "/v1/elsewhere", &body).await;
-    let (s, v) = h.post_with_proof(CREATE_TOPUP.path, &rider.token, Some(&p), &body).await;
-    assert_eq!((s, code_of(&v)), (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof));
+    let p = h
+        .proof(&rider.token, &rider.binding, "/v1/elsewhere", &body)
+        .await;
+    let (s, v) = h
+        .post_with_proof(CREATE_TOPUP.path, &rider.token, Some(&p), &body)
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::BadRequestProof)
+    );
     // the wallet helper gets through
     let intent = rider.create_topup(&h, 50_000, "p-2").await;
     assert_eq!(intent.amount, 50_000);

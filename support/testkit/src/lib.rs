@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod issuer;
 pub mod online;
+pub mod proof;
 pub mod protocol;
 pub mod proxy;
 pub mod scenarios;
@@ -22,7 +23,6 @@ pub mod time;
 pub mod tls;
 pub mod validator;
 pub mod wallet;
-pub mod proof;
 
 pub use issuer::{CertSpec, Issuer};
 pub use time::T0;

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::backend::{decode, Harness, Wallet};
-use mancard_api::endpoints::{CREATE_TOPUP, CREDENTIAL_NONCE, PROOF_HEADER};
+use mancard_api::endpoints::{CREATE_TOPUP, CREDENTIAL_NONCE, PROOF_HEADER, TOPUP_STATUS};
 use mancard_api::{NonceResponse, TopupIntentResponse, TopupRequest};
 use mancard_protocol::provision::{proof_header, sign_request};
 use mancard_protocol::SigningKey;
@@ -13,7 +13,13 @@ use serde_json::Value;
 
 impl Harness {
     /// A `ManCard-Proof` header value for `POST path` with `body`, signed by `binding`.
-    pub async fn proof(&self, token: &str, binding: &SigningKey, path: &str, body: &[u8]) -> String {
+    pub async fn proof(
+        &self,
+        token: &str,
+        binding: &SigningKey,
+        path: &str,
+        body: &[u8],
+    ) -> String {
         let n: NonceResponse = self.post_empty_ok(CREDENTIAL_NONCE.path, Some(token)).await;
         let nonce: [u8; 32] = hex::decode(&n.nonce).unwrap().try_into().unwrap();
         let sig = sign_request(binding, &nonce, "POST", path, body).unwrap();
@@ -50,7 +56,8 @@ impl Harness {
     ) -> (StatusCode, Value) {
         let bytes = serde_json::to_vec(body).unwrap();
         let proof = self.proof(token, binding, path, &bytes).await;
-        self.post_with_proof(path, token, Some(&proof), &bytes).await
+        self.post_with_proof(path, token, Some(&proof), &bytes)
+            .await
     }
 }
 
@@ -66,5 +73,19 @@ impl Wallet {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         serde_json::from_value(v).unwrap()
+    }
+}
+
+impl Harness {
+    /// [`Harness::topup`] from a device's bound session: creates the intent with the device's
+    /// proof and pays it on the sandbox gateway.
+    pub async fn topup_from(&self, w: &Wallet, amount: i64, key: &str) -> TopupIntentResponse {
+        let intent = w.create_topup(self, amount, key).await;
+        let resp = self.http.post(&intent.payment_url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("credited"), "{html}");
+        self.get_ok(&TOPUP_STATUS.path_with(&intent.intent_id), Some(&w.token))
+            .await
     }
 }
