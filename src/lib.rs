@@ -48,6 +48,7 @@ pub use error::WalletError;
 #[cfg(feature = "file-keystore")]
 pub use file_keystore::FileKeystore;
 pub use keystore::{KeystoreError, PlatformKeystore};
+pub use online::SessionEntry;
 pub use online::{
     AccountInfo, CodeSent, OnlineError, OnlineOptions, OnlineState, OnlineWallet, ProvisionReport,
     SessionInfo, SyncReport, TopUpIntent, TopUpStatus,

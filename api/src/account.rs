@@ -61,3 +61,32 @@ pub struct AccountResponse {
     pub balance: i64,
     pub server_time: i64,
 }
+
+/// One session of the rider's account, as `GET /v1/auth/sessions` lists it (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionView {
+    /// Public id (32 hex characters): what `POST /v1/auth/sessions/{id}/end` names.
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    /// When it ends at the latest, UTC seconds (earlier if left unused: `idle_expires_at`).
+    pub expires_at: i64,
+    /// When it ends if it is not used again, UTC seconds.
+    pub idle_expires_at: i64,
+    /// Bound to the device it provisioned: its money and credential calls carry a
+    /// `ManCard-Proof` signed by that device's binding key.
+    pub bound: bool,
+    /// The device it is bound to.
+    pub device_id: Option<i64>,
+    /// The session making this request.
+    pub current: bool,
+}
+
+/// The answer of `GET /v1/auth/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionList {
+    /// Live sessions, oldest first.
+    pub sessions: Vec<SessionView>,
+}

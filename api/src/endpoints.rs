@@ -123,6 +123,16 @@ pub const SANDBOX_PAY_SUBMIT: Endpoint = Endpoint::new(Post, "/sandbox/pay/{toke
 pub const SANDBOX_PAY_CANCEL: Endpoint =
     Endpoint::new(Post, "/sandbox/pay/{token}/cancel", Sandbox);
 
+/// Ends the caller's session (204).
+pub const LOGOUT: Endpoint = Endpoint::new(Post, "/v1/auth/logout", Session);
+/// The account's live sessions ([`SessionList`](crate::SessionList)); never their tokens.
+pub const SESSIONS: Endpoint = Endpoint::new(Get, "/v1/auth/sessions", Session);
+/// Ends one session of the account (204); from a bound session it needs a `ManCard-Proof`.
+pub const END_SESSION: Endpoint = Endpoint::new(Post, "/v1/auth/sessions/{id}/end", Session);
+/// The header a bound session's money and credential calls carry:
+/// `<nonce hex>.<signature hex>`, see `mancard_protocol::provision::request_transcript`.
+pub const PROOF_HEADER: &str = "ManCard-Proof";
+
 /// Every endpoint, for tests that walk the whole API.
 pub const ALL: &[Endpoint] = &[
     HEALTHZ,
@@ -157,6 +167,9 @@ pub const ALL: &[Endpoint] = &[
     ADMIN_APPROVE_ADJUSTMENT,
     ADMIN_REJECT_ADJUSTMENT,
     ADMIN_AUDIT_LOG,
+    LOGOUT,
+    SESSIONS,
+    END_SESSION,
 ];
 
 #[cfg(test)]

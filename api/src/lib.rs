@@ -46,6 +46,7 @@ pub use account::{
     AccountResponse, OtpRequest, OtpResponse, PhoneQuery, SandboxOtp, SessionRequest,
     SessionResponse,
 };
+pub use account::{SessionList, SessionView};
 pub use admin::{
     Adjustment, AdjustmentStatus, DecideAdjustmentRequest, DecideAdjustmentResponse,
     OperatorLogQuery, OperatorLogResponse, OperatorLogRow, Scope,

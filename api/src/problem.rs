@@ -123,6 +123,14 @@ problem_codes! {
     Overloaded = "overloaded",
     /// The request's body came too slowly or its answer took too long (408).
     RequestTimeout = "request_timeout",
+    // sessions (issue #15)
+    /// A bound session called an endpoint that needs a `ManCard-Proof` header without one.
+    ProofRequired = "proof_required",
+    /// The `ManCard-Proof` header is malformed or its signature does not verify.
+    BadRequestProof = "bad_request_proof",
+    /// A session bound to one device asked for a credential for another binding key.
+    WrongDevice = "wrong_device",
+    UnknownSession = "unknown_session",
 }
 
 /// The schema lists the wire texts (a derived schema would list the variant names: the

@@ -33,8 +33,11 @@ pub struct Policy {
     /// Replenishment is due when less than this remains of a certificate's lifetime.
     pub replenish_before_expiry_secs: i64,
     pub otp_ttl_secs: i64,
+    /// Wrong guesses a code survives: the one that reaches this many dies (default 3). A wrong
+    /// guess counts against every live code of the number.
     pub otp_max_attempts: i64,
-    /// Codes one phone number may request per hour.
+    /// Unused since issue #15 (code sends are paced by `otp_send_interval_secs` and
+    /// `otp_send_burst` instead of an hourly cap that let a stranger lock a rider out).
     pub otp_max_per_hour: i64,
     pub session_ttl_secs: i64,
     pub nonce_ttl_secs: i64,
@@ -64,6 +67,14 @@ pub struct Policy {
     /// Certificates the devices of one account may be issued in 24 hours (a retry that gets
     /// the same certificate back does not count).
     pub max_certificates_per_day: u32,
+    /// A session ends this long after its last use (default 7 days; `session_ttl_secs` is the
+    /// absolute limit).
+    pub session_idle_secs: i64,
+    /// Code sends to one phone number are paced: one per this many seconds on average
+    /// (default 60), after a burst of `otp_send_burst` (default 3). The rightful rider is never
+    /// kept waiting longer than this for a fresh code, whoever asked for codes before.
+    pub otp_send_interval_secs: i64,
+    pub otp_send_burst: i64,
 }
 
 impl Default for Policy {
@@ -76,7 +87,7 @@ impl Default for Policy {
             max_offline_amount: 500_000,
             replenish_before_expiry_secs: 24 * 3600,
             otp_ttl_secs: 300,
-            otp_max_attempts: 5,
+            otp_max_attempts: 3,
             otp_max_per_hour: 5,
             session_ttl_secs: 30 * 24 * 3600,
             nonce_ttl_secs: 300,
@@ -92,6 +103,9 @@ impl Default for Policy {
             future_tolerance_secs: 300,
             shared_pass_limit: 1,
             max_certificates_per_day: 8,
+            session_idle_secs: 7 * 24 * 3600,
+            otp_send_interval_secs: 60,
+            otp_send_burst: 3,
         }
     }
 }

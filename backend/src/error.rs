@@ -193,6 +193,31 @@ pub enum Error {
     /// The SMS service did not take the message.
     #[error("the SMS service did not take the message; try again in a minute")]
     SmsFailed,
+    // ---- sessions (issue #15) ------------------------------------------------------------
+    /// Refused for now; the same request succeeds after `retry_after` seconds (429 +
+    /// `Retry-After`).
+    #[error("{detail}; try again in {retry_after} s")]
+    RetryLater {
+        detail: &'static str,
+        retry_after: u64,
+    },
+    /// A phone number that is not an Iranian mobile number in any spelling we read.
+    #[error("{0}")]
+    InvalidPhoneNumber(String),
+    #[error(
+        "this session is bound to its device: this call needs a ManCard-Proof header signed \
+         by that device's binding key"
+    )]
+    ProofRequired,
+    #[error("{0}")]
+    BadRequestProof(&'static str),
+    #[error(
+        "this session belongs to another device of the account; log in again on this phone \
+         to provision it"
+    )]
+    WrongDevice,
+    #[error("no such session on this account")]
+    UnknownSession,
 }
 
 impl Error {

@@ -49,6 +49,8 @@ pub use edge::{EdgeLimits, Rate};
 pub use engine::Engine;
 pub use error::{Error, Result, StoreError};
 pub use features::accounts::normalize_phone;
+pub use features::sessions::{ProvenRequest, SessionCtx};
 pub use features::validators::SignedBundle;
 pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes, TapRef};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};
+pub use store::{Purged, SessionRow};

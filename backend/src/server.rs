@@ -75,6 +75,9 @@ impl Backend {
                     if let Err(e) = http::blocking(&engine, |e| e.reconcile_topups()).await {
                         tracing::warn!(error = %e, "top-up reconciliation failed");
                     }
+                    if let Err(e) = http::blocking(&engine, |e| e.purge_expired()).await {
+                        tracing::warn!(error = %e, "purge of expired sessions and codes failed");
+                    }
                 }
             })
         };

@@ -551,6 +551,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_deactivated() != 19028:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_method_wallet_end_session() != 26920:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_history() != 3518:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_install_config() != 54870:
@@ -559,7 +561,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_ledger() != 64208:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_mancard_checksum_method_wallet_logout() != 63557:
+    if lib.uniffi_mancard_checksum_method_wallet_logout() != 62029:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_online_state() != 19270:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -576,6 +578,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_mancard_checksum_method_wallet_replenish() != 13037:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_replenish_if_due() != 30672:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_method_wallet_sessions() != 41587:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_set_locked() != 22485:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -659,6 +663,9 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_config_version.restype = ctypes
 _UniffiLib.uniffi_mancard_checksum_method_wallet_deactivated.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_deactivated.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_method_wallet_end_session.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_method_wallet_end_session.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_history.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_history.restype = ctypes.c_uint16
@@ -698,6 +705,9 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_replenish.restype = ctypes.c_ui
 _UniffiLib.uniffi_mancard_checksum_method_wallet_replenish_if_due.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_replenish_if_due.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_method_wallet_sessions.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_method_wallet_sessions.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_set_locked.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_set_locked.restype = ctypes.c_uint16
@@ -788,6 +798,11 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_deactivated.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_mancard_fn_method_wallet_deactivated.restype = None
+_UniffiLib.uniffi_mancard_fn_method_wallet_end_session.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_mancard_fn_method_wallet_end_session.restype = ctypes.c_uint64
 _UniffiLib.uniffi_mancard_fn_method_wallet_history.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -813,9 +828,8 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_ledger.argtypes = (
 _UniffiLib.uniffi_mancard_fn_method_wallet_ledger.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_mancard_fn_method_wallet_logout.argtypes = (
     ctypes.c_uint64,
-    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_mancard_fn_method_wallet_logout.restype = None
+_UniffiLib.uniffi_mancard_fn_method_wallet_logout.restype = ctypes.c_uint64
 _UniffiLib.uniffi_mancard_fn_method_wallet_online_state.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -854,6 +868,10 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_replenish_if_due.argtypes = (
     ctypes.c_uint64,
 )
 _UniffiLib.uniffi_mancard_fn_method_wallet_replenish_if_due.restype = ctypes.c_uint64
+_UniffiLib.uniffi_mancard_fn_method_wallet_sessions.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_mancard_fn_method_wallet_sessions.restype = ctypes.c_uint64
 _UniffiLib.uniffi_mancard_fn_method_wallet_set_locked.argtypes = (
     ctypes.c_uint64,
     ctypes.c_int8,
@@ -2521,6 +2539,75 @@ class _UniffiFfiConverterTypeProvisionReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterSequenceString.write(value.revoked_pseudonyms, buf)
 
 @dataclass
+class SessionEntry:
+    """
+    One live session of the account (never its token).
+"""
+    def __init__(self, *, id:str, created_at:int, last_used_at:int, expires_at:int, idle_expires_at:int, bound:bool, current:bool):
+        self.id = id
+        self.created_at = created_at
+        self.last_used_at = last_used_at
+        self.expires_at = expires_at
+        self.idle_expires_at = idle_expires_at
+        self.bound = bound
+        self.current = current
+        
+        
+
+    
+    def __str__(self):
+        return "SessionEntry(id={}, created_at={}, last_used_at={}, expires_at={}, idle_expires_at={}, bound={}, current={})".format(self.id, self.created_at, self.last_used_at, self.expires_at, self.idle_expires_at, self.bound, self.current)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.created_at != other.created_at:
+            return False
+        if self.last_used_at != other.last_used_at:
+            return False
+        if self.expires_at != other.expires_at:
+            return False
+        if self.idle_expires_at != other.idle_expires_at:
+            return False
+        if self.bound != other.bound:
+            return False
+        if self.current != other.current:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSessionEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SessionEntry(
+            id=_UniffiFfiConverterString.read(buf),
+            created_at=_UniffiFfiConverterInt64.read(buf),
+            last_used_at=_UniffiFfiConverterInt64.read(buf),
+            expires_at=_UniffiFfiConverterInt64.read(buf),
+            idle_expires_at=_UniffiFfiConverterInt64.read(buf),
+            bound=_UniffiFfiConverterBoolean.read(buf),
+            current=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterInt64.check_lower(value.created_at)
+        _UniffiFfiConverterInt64.check_lower(value.last_used_at)
+        _UniffiFfiConverterInt64.check_lower(value.expires_at)
+        _UniffiFfiConverterInt64.check_lower(value.idle_expires_at)
+        _UniffiFfiConverterBoolean.check_lower(value.bound)
+        _UniffiFfiConverterBoolean.check_lower(value.current)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterInt64.write(value.created_at, buf)
+        _UniffiFfiConverterInt64.write(value.last_used_at, buf)
+        _UniffiFfiConverterInt64.write(value.expires_at, buf)
+        _UniffiFfiConverterInt64.write(value.idle_expires_at, buf)
+        _UniffiFfiConverterBoolean.write(value.bound, buf)
+        _UniffiFfiConverterBoolean.write(value.current, buf)
+
+@dataclass
 class SessionInfo:
     """
     The logged-in session (the token itself never leaves the core).
@@ -3937,6 +4024,29 @@ class _UniffiFfiConverterOptionalTypeProvisionReport(_UniffiConverterRustBuffer)
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterSequenceTypeSessionEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSessionEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSessionEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSessionEntry.read(buf) for i in range(count)
+        ]
+
 
 class WalletProtocol(typing.Protocol):
     """
@@ -3981,6 +4091,12 @@ class WalletProtocol(typing.Protocol):
         (`HostApduService.onDeactivated`). Never throws.
 """
         raise NotImplementedError
+    async def end_session(self, id: str) -> None:
+        """
+        Ends one session of the account by its id (e.g. a lost phone's); signed by this
+        phone's binding key.
+"""
+        raise NotImplementedError
     def history(self, cursor: typing.Optional[str],limit: int) -> HistoryPage:
         """
         History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
@@ -4003,9 +4119,10 @@ class WalletProtocol(typing.Protocol):
         Confirmed, pending and available balances (rials).
 """
         raise NotImplementedError
-    def logout(self, ) -> None:
+    async def logout(self, ) -> None:
         """
-        Forgets the stored session (local only).
+        Ends this session at the backend and forgets it on this phone (forgotten here even
+        when the backend cannot be reached; the error then says so).
 """
         raise NotImplementedError
     def online_state(self, ) -> OnlineState:
@@ -4053,6 +4170,11 @@ class WalletProtocol(typing.Protocol):
     async def replenish_if_due(self, ) -> typing.Optional[ProvisionReport]:
         """
         Replenishes only when due; null when not due.
+"""
+        raise NotImplementedError
+    async def sessions(self, ) -> typing.List[SessionEntry]:
+        """
+        The account's live sessions (ids and times, never tokens; this phone's is `current`).
 """
         raise NotImplementedError
     def set_locked(self, locked: bool) -> None:
@@ -4254,6 +4376,27 @@ class Wallet(WalletProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    async def end_session(self, id: str) -> None:
+        """
+        Ends one session of the account by its id (e.g. a lost phone's); signed by this
+        phone's binding key.
+"""
+        
+        _UniffiFfiConverterString.check_lower(id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeManCardError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_mancard_fn_method_wallet_end_session(*_uniffi_lowered_args),
+            _UniffiLib.ffi_mancard_rust_future_poll_void,
+            _UniffiLib.ffi_mancard_rust_future_complete_void,
+            _UniffiLib.ffi_mancard_rust_future_free_void,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
     def history(self, cursor: typing.Optional[str],limit: int) -> HistoryPage:
         """
         History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
@@ -4325,21 +4468,24 @@ class Wallet(WalletProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
-    def logout(self, ) -> None:
+    async def logout(self, ) -> None:
         """
-        Forgets the stored session (local only).
+        Ends this session at the backend and forgets it on this phone (forgotten here even
+        when the backend cannot be reached; the error then says so).
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
         )
         _uniffi_lift_return = lambda val: None
         _uniffi_error_converter = _UniffiFfiConverterTypeManCardError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_mancard_fn_method_wallet_logout(*_uniffi_lowered_args),
+            _UniffiLib.ffi_mancard_rust_future_poll_void,
+            _UniffiLib.ffi_mancard_rust_future_complete_void,
+            _UniffiLib.ffi_mancard_rust_future_free_void,
+            _uniffi_lift_return,
             _uniffi_error_converter,
-            _UniffiLib.uniffi_mancard_fn_method_wallet_logout,
-            *_uniffi_lowered_args,
         )
-        return _uniffi_lift_return(_uniffi_ffi_result)
     def online_state(self, ) -> OnlineState:
         """
         Local online state: logged in, sync cursors, open top-ups. No network.
@@ -4475,6 +4621,23 @@ class Wallet(WalletProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypeManCardError
         return await _uniffi_rust_call_async(
             _UniffiLib.uniffi_mancard_fn_method_wallet_replenish_if_due(*_uniffi_lowered_args),
+            _UniffiLib.ffi_mancard_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_mancard_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_mancard_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def sessions(self, ) -> typing.List[SessionEntry]:
+        """
+        The account's live sessions (ids and times, never tokens; this phone's is `current`).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeSessionEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeManCardError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_mancard_fn_method_wallet_sessions(*_uniffi_lowered_args),
             _UniffiLib.ffi_mancard_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_mancard_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_mancard_rust_future_free_rust_buffer,
@@ -4686,6 +4849,7 @@ __all__ = [
     "LogRecord",
     "OnlineState",
     "ProvisionReport",
+    "SessionEntry",
     "SessionInfo",
     "SyncReport",
     "TopUpIntent",

@@ -1245,6 +1245,12 @@ public protocol WalletProtocol: AnyObject, Sendable {
     func deactivated() 
     
     /**
+     * Ends one session of the account by its id (e.g. a lost phone's); signed by this
+     * phone's binding key.
+     */
+    func endSession(id: String) async throws 
+    
+    /**
      * History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
      * page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
      */
@@ -1267,9 +1273,10 @@ public protocol WalletProtocol: AnyObject, Sendable {
     func ledger() throws  -> LedgerView
     
     /**
-     * Forgets the stored session (local only).
+     * Ends this session at the backend and forgets it on this phone (forgotten here even
+     * when the backend cannot be reached; the error then says so).
      */
-    func logout() throws 
+    func logout() async throws 
     
     /**
      * Local online state: logged in, sync cursors, open top-ups. No network.
@@ -1317,6 +1324,11 @@ public protocol WalletProtocol: AnyObject, Sendable {
      * Replenishes only when due; null when not due.
      */
     func replenishIfDue() async throws  -> ProvisionReport?
+    
+    /**
+     * The account's live sessions (ids and times, never tokens; this phone's is `current`).
+     */
+    func sessions() async throws  -> [SessionEntry]
     
     /**
      * Locks or unlocks the wallet: a locked wallet refuses taps (status word 6982) and passes.
@@ -1526,6 +1538,26 @@ open func deactivated()  {try! rustCall() {
 }
     
     /**
+     * Ends one session of the account by its id (e.g. a lost phone's); signed by this
+     * phone's binding key.
+     */
+open func endSession(id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_mancard_fn_method_wallet_end_session(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_mancard_rust_future_poll_void,
+            completeFunc: ffi_mancard_rust_future_complete_void,
+            freeFunc: ffi_mancard_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeManCardError_lift
+        )
+}
+    
+    /**
      * History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
      * page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
      */
@@ -1578,14 +1610,23 @@ open func ledger()throws  -> LedgerView  {
 }
     
     /**
-     * Forgets the stored session (local only).
+     * Ends this session at the backend and forgets it on this phone (forgotten here even
+     * when the backend cannot be reached; the error then says so).
      */
-open func logout()throws   {try rustCallWithError(FfiConverterTypeManCardError_lift) {
-        uniffiCallStatus in
-    uniffi_mancard_fn_method_wallet_logout(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
+open func logout()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_mancard_fn_method_wallet_logout(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_mancard_rust_future_poll_void,
+            completeFunc: ffi_mancard_rust_future_complete_void,
+            freeFunc: ffi_mancard_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeManCardError_lift
+        )
 }
     
     /**
@@ -1715,6 +1756,25 @@ open func replenishIfDue()async throws  -> ProvisionReport?  {
             completeFunc: ffi_mancard_rust_future_complete_rust_buffer,
             freeFunc: ffi_mancard_rust_future_free_rust_buffer,
             liftFunc: FfiConverterOptionTypeProvisionReport.lift,
+            errorHandler: FfiConverterTypeManCardError_lift
+        )
+}
+    
+    /**
+     * The account's live sessions (ids and times, never tokens; this phone's is `current`).
+     */
+open func sessions()async throws  -> [SessionEntry]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_mancard_fn_method_wallet_sessions(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_mancard_rust_future_poll_rust_buffer,
+            completeFunc: ffi_mancard_rust_future_complete_rust_buffer,
+            freeFunc: ffi_mancard_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeSessionEntry.lift,
             errorHandler: FfiConverterTypeManCardError_lift
         )
 }
@@ -2819,6 +2879,119 @@ public func FfiConverterTypeQrModules_lift(_ buf: RustBuffer) throws -> QrModule
 #endif
 public func FfiConverterTypeQrModules_lower(_ value: QrModules) -> RustBuffer {
     return FfiConverterTypeQrModules.lower(value)
+}
+
+
+/**
+ * One live session of the account (never its token).
+ */
+public struct SessionEntry: Equatable, Hashable {
+    /**
+     * What `end_session` takes.
+     */
+    public var id: String
+    /**
+     * UTC seconds.
+     */
+    public var createdAt: Int64
+    public var lastUsedAt: Int64
+    /**
+     * The latest it ends.
+     */
+    public var expiresAt: Int64
+    /**
+     * When it ends if left unused.
+     */
+    public var idleExpiresAt: Int64
+    /**
+     * Bound to a phone that provisioned with it.
+     */
+    public var bound: Bool
+    /**
+     * The session of this phone.
+     */
+    public var current: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * What `end_session` takes.
+         */id: String, 
+        /**
+         * UTC seconds.
+         */createdAt: Int64, lastUsedAt: Int64, 
+        /**
+         * The latest it ends.
+         */expiresAt: Int64, 
+        /**
+         * When it ends if left unused.
+         */idleExpiresAt: Int64, 
+        /**
+         * Bound to a phone that provisioned with it.
+         */bound: Bool, 
+        /**
+         * The session of this phone.
+         */current: Bool) {
+        self.id = id
+        self.createdAt = createdAt
+        self.lastUsedAt = lastUsedAt
+        self.expiresAt = expiresAt
+        self.idleExpiresAt = idleExpiresAt
+        self.bound = bound
+        self.current = current
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SessionEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSessionEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SessionEntry {
+        return
+            try SessionEntry(
+                id: FfiConverterString.read(from: &buf), 
+                createdAt: FfiConverterInt64.read(from: &buf), 
+                lastUsedAt: FfiConverterInt64.read(from: &buf), 
+                expiresAt: FfiConverterInt64.read(from: &buf), 
+                idleExpiresAt: FfiConverterInt64.read(from: &buf), 
+                bound: FfiConverterBool.read(from: &buf), 
+                current: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SessionEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterInt64.write(value.createdAt, into: &buf)
+        FfiConverterInt64.write(value.lastUsedAt, into: &buf)
+        FfiConverterInt64.write(value.expiresAt, into: &buf)
+        FfiConverterInt64.write(value.idleExpiresAt, into: &buf)
+        FfiConverterBool.write(value.bound, into: &buf)
+        FfiConverterBool.write(value.current, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionEntry_lift(_ buf: RustBuffer) throws -> SessionEntry {
+    return try FfiConverterTypeSessionEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionEntry_lower(_ value: SessionEntry) -> RustBuffer {
+    return FfiConverterTypeSessionEntry.lower(value)
 }
 
 
@@ -4536,6 +4709,31 @@ fileprivate struct FfiConverterSequenceTypeHistoryEntry: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeSessionEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [SessionEntry]
+
+    public static func write(_ value: [SessionEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSessionEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SessionEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SessionEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSessionEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeTopUpIntent: FfiConverterRustBuffer {
     typealias SwiftType = [TopUpIntent]
 
@@ -4657,6 +4855,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_mancard_checksum_method_wallet_deactivated() != 19028) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_mancard_checksum_method_wallet_end_session() != 26920) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_mancard_checksum_method_wallet_history() != 3518) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4669,7 +4870,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_mancard_checksum_method_wallet_ledger() != 64208) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_mancard_checksum_method_wallet_logout() != 63557) {
+    if (uniffi_mancard_checksum_method_wallet_logout() != 62029) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_online_state() != 19270) {
@@ -4694,6 +4895,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_replenish_if_due() != 30672) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_mancard_checksum_method_wallet_sessions() != 41587) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_set_locked() != 22485) {

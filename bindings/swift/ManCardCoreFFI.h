@@ -349,6 +349,11 @@ RustBuffer uniffi_mancard_fn_method_wallet_config_version(uint64_t ptr, RustCall
 void uniffi_mancard_fn_method_wallet_deactivated(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_END_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_END_SESSION
+uint64_t uniffi_mancard_fn_method_wallet_end_session(uint64_t ptr, RustBuffer id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_HISTORY
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_HISTORY
 RustBuffer uniffi_mancard_fn_method_wallet_history(uint64_t ptr, RustBuffer cursor, uint32_t limit, RustCallStatus *_Nonnull out_status
@@ -371,7 +376,7 @@ RustBuffer uniffi_mancard_fn_method_wallet_ledger(uint64_t ptr, RustCallStatus *
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_LOGOUT
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_LOGOUT
-void uniffi_mancard_fn_method_wallet_logout(uint64_t ptr, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_mancard_fn_method_wallet_logout(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_ONLINE_STATE
@@ -412,6 +417,11 @@ uint64_t uniffi_mancard_fn_method_wallet_replenish(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_REPLENISH_IF_DUE
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_REPLENISH_IF_DUE
 uint64_t uniffi_mancard_fn_method_wallet_replenish_if_due(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SESSIONS
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SESSIONS
+uint64_t uniffi_mancard_fn_method_wallet_sessions(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SET_LOCKED
@@ -817,6 +827,12 @@ uint16_t uniffi_mancard_checksum_method_wallet_deactivated(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_END_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_END_SESSION
+uint16_t uniffi_mancard_checksum_method_wallet_end_session(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_HISTORY
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_HISTORY
 uint16_t uniffi_mancard_checksum_method_wallet_history(void
@@ -892,6 +908,12 @@ uint16_t uniffi_mancard_checksum_method_wallet_replenish(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_REPLENISH_IF_DUE
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_REPLENISH_IF_DUE
 uint16_t uniffi_mancard_checksum_method_wallet_replenish_if_due(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_SESSIONS
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_SESSIONS
+uint16_t uniffi_mancard_checksum_method_wallet_sessions(void
     
 );
 #endif

@@ -31,6 +31,8 @@ pub mod tags {
     /// torn record names the challenge a gate did not open for by it).
     pub const CHALLENGE_ID: &[u8] = b"MANCARD-CHALLENGE-ID-v2\0";
     pub const PROVISION: &[u8] = b"MANCARD-PROVISION-v1\0";
+    /// A bound session's request proof (`provision::request_transcript`).
+    pub const REQUEST: &[u8] = b"MANCARD-REQUEST-v1\0";
 }
 
 /// SHA-256 over the concatenation of `parts`.

@@ -19,7 +19,7 @@
 //! The nonce makes every proof single-use; the purpose byte keeps a provisioning proof from being
 //! replayed as a replenishment and vice versa.
 
-use crate::crypto::{tags, BadSignature, KeyError, PublicKey, Signature, SigningKey};
+use crate::crypto::{sha256, tags, BadSignature, KeyError, PublicKey, Signature, SigningKey};
 
 /// Version byte of the transcript layout.
 pub const PROVISION_VERSION: u8 = 1;
@@ -105,6 +105,96 @@ pub fn verify_provision(
     )
 }
 
+/// The request proof of a bound session (the `ManCard-Proof: <nonce hex>.<signature hex>`
+/// header): the binding key signs
+///
+/// ```text
+/// "MANCARD-REQUEST-v1\0"    domain tag (tags::REQUEST, 19 bytes)
+/// nonce          [u8; 32]    single-use server nonce (POST /v1/credential/nonce)
+/// request hash   [u8; 32]    SHA-256(method ‖ ' ' ‖ path ‖ '\0' ‖ body)
+/// ```
+///
+/// `method` is the HTTP method in capitals, `path` the request path without the query string,
+/// `body` the request body's exact bytes (empty when there is none). The nonce makes the proof
+/// single-use; the request hash ties it to one request (a proof for one top-up cannot be
+/// replayed for another amount or another endpoint).
+pub fn request_transcript(
+    nonce: &[u8; NONCE_LEN],
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::with_capacity(tags::REQUEST.len() + NONCE_LEN + 32);
+    v.extend_from_slice(tags::REQUEST);
+    v.extend_from_slice(&request_body(nonce, method, path, body));
+    v
+}
+
+/// The transcript after the domain tag.
+fn request_body(nonce: &[u8; NONCE_LEN], method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let h = sha256(&[method.as_bytes(), b" ", path.as_bytes(), b"\0", body]);
+    let mut v = Vec::with_capacity(NONCE_LEN + 32);
+    v.extend_from_slice(nonce);
+    v.extend_from_slice(&h);
+    v
+}
+
+/// Signs a request proof with a software binding key (tests, CLI, demo).
+pub fn sign_request(
+    binding: &SigningKey,
+    nonce: &[u8; NONCE_LEN],
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<Signature, KeyError> {
+    binding.sign(tags::REQUEST, &request_body(nonce, method, path, body))
+}
+
+/// Checks a request proof.
+pub fn verify_request(
+    binding_key: &PublicKey,
+    nonce: &[u8; NONCE_LEN],
+    (method, path, body): (&str, &str, &[u8]),
+    signature: &Signature,
+) -> Result<(), BadSignature> {
+    binding_key.verify(
+        tags::REQUEST,
+        &request_body(nonce, method, path, body),
+        signature,
+    )
+}
+
+/// The `ManCard-Proof` header's value: `<nonce hex>.<signature hex>`.
+pub fn proof_header(nonce: &[u8; NONCE_LEN], signature: &Signature) -> String {
+    format!("{}.{}", hex_lower(nonce), hex_lower(signature.as_bytes()))
+}
+
+/// The nonce and signature of a `ManCard-Proof` header, if it is well formed.
+pub fn parse_proof_header(value: &str) -> Option<([u8; NONCE_LEN], Signature)> {
+    let (n, s) = value.trim().split_once('.')?;
+    let nonce: [u8; NONCE_LEN] = unhex(n)?.try_into().ok()?;
+    let sig: [u8; Signature::LEN] = unhex(s)?.try_into().ok()?;
+    Some((nonce, Signature(sig)))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|c| {
+            let hi = char::from(*c.first()?).to_digit(16)?;
+            let lo = char::from(*c.get(1)?).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +233,29 @@ mod tests {
         assert!(verify_provision(ProvisionPurpose::Provision, &[8; 32], &bk, &tk, &sig).is_err());
         assert!(verify_provision(ProvisionPurpose::Provision, &nonce, &bk, &bk, &sig).is_err());
         assert!(verify_provision(ProvisionPurpose::Provision, &nonce, &tk, &tk, &sig).is_err());
+    }
+
+    #[test]
+    fn a_request_proof_binds_nonce_method_path_and_body() {
+        let (binding, _) = SigningKey::generate().unwrap();
+        let nonce = [9u8; NONCE_LEN];
+        let body = br#"{"amount":50000}"#;
+        let sig = sign_request(&binding, &nonce, "POST", "/v1/topups", body).unwrap();
+        let bk = binding.public_key();
+        verify_request(&bk, &nonce, ("POST", "/v1/topups", body), &sig).unwrap();
+        // the transcript a keystore signs is the same message
+        let t = request_transcript(&nonce, "POST", "/v1/topups", body);
+        assert!(t.starts_with(tags::REQUEST));
+        assert_eq!(t.len(), tags::REQUEST.len() + 64);
+        assert!(verify_request(&bk, &[8; 32], ("POST", "/v1/topups", body), &sig).is_err());
+        assert!(verify_request(&bk, &nonce, ("GET", "/v1/topups", body), &sig).is_err());
+        assert!(verify_request(&bk, &nonce, ("POST", "/v1/topupz", body), &sig).is_err());
+        assert!(verify_request(&bk, &nonce, ("POST", "/v1/topups", b"{}"), &sig).is_err());
+        let h = proof_header(&nonce, &sig);
+        let (n, s) = parse_proof_header(&h).unwrap();
+        assert_eq!((n, s.as_bytes()), (nonce, sig.as_bytes()));
+        assert!(parse_proof_header("zz.zz").is_none());
+        assert!(parse_proof_header(&h.replace('.', "")).is_none());
+        assert!(parse_proof_header(&format!("{h}00")).is_none());
     }
 }

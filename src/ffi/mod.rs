@@ -25,7 +25,8 @@ mod online;
 mod types;
 
 use self::online::{
-    AccountInfo, CodeSent, OnlineState, ProvisionReport, SessionInfo, SyncReport, TopUpIntent,
+    AccountInfo, CodeSent, OnlineState, ProvisionReport, SessionEntry, SessionInfo, SyncReport,
+    TopUpIntent,
 };
 use crate::online::{OnlineOptions, OnlineWallet};
 use error::ManCardError;
@@ -209,9 +210,28 @@ impl Wallet {
             .map_err(|e| fail("verify", e))
     }
 
-    /// Forgets the stored session (local only).
-    pub fn logout(&self) -> Result<(), ManCardError> {
-        self.online.logout().map_err(|e| fail("logout", e))
+    /// Ends this session at the backend and forgets it on this phone (forgotten here even
+    /// when the backend cannot be reached; the error then says so).
+    pub async fn logout(&self) -> Result<(), ManCardError> {
+        self.online.logout().await.map_err(|e| fail("logout", e))
+    }
+
+    /// The account's live sessions (ids and times, never tokens; this phone's is `current`).
+    pub async fn sessions(&self) -> Result<Vec<SessionEntry>, ManCardError> {
+        self.online
+            .sessions()
+            .await
+            .map(|v| v.into_iter().map(Into::into).collect())
+            .map_err(|e| fail("sessions", e))
+    }
+
+    /// Ends one session of the account by its id (e.g. a lost phone's); signed by this
+    /// phone's binding key.
+    pub async fn end_session(&self, id: String) -> Result<(), ManCardError> {
+        self.online
+            .end_session(id)
+            .await
+            .map_err(|e| fail("end session", e))
     }
 
     /// Local online state: logged in, sync cursors, open top-ups. No network.

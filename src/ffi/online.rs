@@ -242,3 +242,35 @@ impl From<core::OnlineState> for OnlineState {
         }
     }
 }
+
+/// One live session of the account (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SessionEntry {
+    /// What `end_session` takes.
+    pub id: String,
+    /// UTC seconds.
+    pub created_at: i64,
+    pub last_used_at: i64,
+    /// The latest it ends.
+    pub expires_at: i64,
+    /// When it ends if left unused.
+    pub idle_expires_at: i64,
+    /// Bound to a phone that provisioned with it.
+    pub bound: bool,
+    /// The session of this phone.
+    pub current: bool,
+}
+
+impl From<core::SessionEntry> for SessionEntry {
+    fn from(s: core::SessionEntry) -> Self {
+        Self {
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            idle_expires_at: s.idle_expires_at,
+            bound: s.bound,
+            current: s.current,
+        }
+    }
+}

@@ -28,7 +28,7 @@ pub(super) fn unhex(s: &str, what: &str) -> Result<Vec<u8>, OnlineError> {
 
 pub(crate) struct Inner {
     pub(super) wallet: Arc<Wallet>,
-    http: Http,
+    pub(super) http: Http,
     pub(super) opts: OnlineOptions,
     /// One sync at a time per client (a second one waits, then finds little to do).
     pub(super) sync_lock: tokio::sync::Mutex<()>,
@@ -75,7 +75,7 @@ impl Inner {
     // ----- session ---------------------------------------------------------------------------
 
     /// The unsealed session token (zeroized on drop). Never logged.
-    fn token(&self) -> Result<Zeroizing<String>, OnlineError> {
+    pub(super) fn token(&self) -> Result<Zeroizing<String>, OnlineError> {
         let s = self
             .wallet
             .stored_session()?
@@ -166,10 +166,6 @@ impl Inner {
             phone,
             expires_at: r.expires_at,
         })
-    }
-
-    pub(crate) fn logout(&self) -> Result<(), OnlineError> {
-        Ok(self.wallet.clear_session()?)
     }
 
     pub(crate) fn state(&self) -> Result<OnlineState, OnlineError> {

@@ -5,7 +5,7 @@
 
 use super::{OnlineError, OnlineOptions};
 use crate::error::WalletError;
-use mancard_api::endpoints::{Endpoint, Method};
+use mancard_api::endpoints::{Endpoint, Method, PROOF_HEADER};
 use mancard_api::{Problem, ProblemCode};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -100,6 +100,14 @@ impl From<CallError> for OnlineError {
                 // a server that sends them is understood all the same.
                 let blocked = matches!(problem.code.as_str(), "account_blocked" | "device_blocked");
                 match (status, problem.doc.code) {
+                    // This session is bound to a binding key the keystore no longer proves
+                    // (keys reset, data restored elsewhere): a new login gets a fresh session.
+                    (
+                        _,
+                        ProblemCode::WrongDevice
+                        | ProblemCode::ProofRequired
+                        | ProblemCode::BadRequestProof,
+                    ) => OnlineError::SessionExpired,
                     (_, ProblemCode::CredentialRevoked) => {
                         OnlineError::CredentialRevoked { reason: message }
                     }
@@ -200,18 +208,22 @@ impl Http {
         bearer: Option<&str>,
         body: Option<&B>,
     ) -> Result<T, CallError> {
-        let method = match endpoint.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-        };
-        // Sent as a JSON value: its keys go out sorted, byte for byte what the backend has
-        // always received from this client.
-        let body = body.map(serde_json::to_value).transpose().map_err(|e| {
-            CallError::Local(Box::new(
-                WalletError::internal(format!("request body: {e}")).into(),
-            ))
-        })?;
-        let body = body.as_ref();
+        let body = body_bytes(body)?;
+        self.call_bytes(endpoint, path, bearer, body.as_deref(), None)
+            .await
+    }
+
+    /// [`Http::call`] with the body already encoded (its exact bytes are what a request proof
+    /// signs) and an optional `ManCard-Proof` header, sent on every attempt.
+    pub(crate) async fn call_bytes<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&[u8]>,
+        proof: Option<&str>,
+    ) -> Result<T, CallError> {
+        let method = method_of(endpoint);
         let attempts = self.opts.max_attempts.max(1);
         let mut last = CallError::Transport {
             message: "no attempt made".into(),
@@ -221,7 +233,7 @@ impl Http {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt - 1)).await;
             }
-            match self.once(method.clone(), path, bearer, body).await {
+            match self.once(method.clone(), path, (bearer, proof), body).await {
                 Ok(v) => return Ok(v),
                 Err(e @ CallError::Problem { .. }) => return Err(e),
                 Err(e) => {
@@ -240,16 +252,21 @@ impl Http {
         &self,
         method: reqwest::Method,
         path: &str,
-        bearer: Option<&str>,
-        body: Option<&serde_json::Value>,
+        (bearer, proof): (Option<&str>, Option<&str>),
+        body: Option<&[u8]>,
     ) -> Result<T, CallError> {
         let url = format!("{}{path}", self.base);
         let mut rb = self.client.request(method, &url);
         if let Some(t) = bearer {
             rb = rb.bearer_auth(t);
         }
+        if let Some(p) = proof {
+            rb = rb.header(PROOF_HEADER, p);
+        }
         if let Some(b) = body {
-            rb = rb.json(b);
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_vec());
         }
         let resp = rb.send().await.map_err(|e| CallError::Transport {
             message: describe(&e),
@@ -261,7 +278,13 @@ impl Http {
             source: Some(e),
         })?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
+            // 204 No Content (logout, ending a session): read as JSON `null`, i.e. `()`.
+            let bytes: &[u8] = if status == StatusCode::NO_CONTENT {
+                b"null"
+            } else {
+                &bytes
+            };
+            return serde_json::from_slice(bytes).map_err(|e| {
                 CallError::Server(format!("unreadable answer from {path} ({status}): {e}"))
             });
         }
@@ -285,6 +308,28 @@ impl Http {
         }
         Err(CallError::Server(format!("unexpected answer {status}")))
     }
+}
+
+/// The HTTP method of an endpoint.
+pub(crate) fn method_of(endpoint: Endpoint) -> reqwest::Method {
+    match endpoint.method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+    }
+}
+
+/// A request body's bytes. Encoded through a JSON value: its keys go out sorted, byte for byte
+/// what the backend has always received from this client.
+pub(crate) fn body_bytes<B: Serialize + ?Sized>(
+    body: Option<&B>,
+) -> Result<Option<Vec<u8>>, CallError> {
+    body.map(|b| serde_json::to_value(b).and_then(|v| serde_json::to_vec(&v)))
+        .transpose()
+        .map_err(|e| {
+            CallError::Local(Box::new(
+                WalletError::internal(format!("request body: {e}")).into(),
+            ))
+        })
 }
 
 /// A transport error without the URL's query (never carries the token: it is a header).

@@ -6,7 +6,10 @@
 //! test's), and [`OnlineWallet::block_on`] runs one from plain synchronous code (CLI).
 //!
 //! - Accounts: [`OnlineWallet::register`] (SMS code), [`OnlineWallet::verify`] (session token,
-//!   stored only sealed by the [`crate::PlatformKeystore`], never logged or returned).
+//!   stored only sealed by the [`crate::PlatformKeystore`], never logged or returned),
+//!   [`OnlineWallet::logout`], [`OnlineWallet::sessions`] and [`OnlineWallet::end_session`].
+//!   Once provisioned, the session is bound to this phone's binding key, and the calls that
+//!   move money or end sessions carry its proof, signed automatically (`sessions.rs`).
 //! - Credential: [`OnlineWallet::provision`] (new device; revokes the account's other devices),
 //!   [`OnlineWallet::replenish`], [`OnlineWallet::replenish_if_due`].
 //! - Money: [`OnlineWallet::start_top_up`] → payment URL; [`OnlineWallet::complete_top_up`]
@@ -23,6 +26,7 @@
 mod credential;
 mod flows;
 mod http;
+mod sessions;
 mod sync;
 mod topup;
 
@@ -139,6 +143,24 @@ pub struct SessionInfo {
     pub phone: String,
     /// UTC seconds.
     pub expires_at: i64,
+}
+
+/// One live session of the account (never its token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEntry {
+    /// What [`OnlineWallet::end_session`] takes.
+    pub id: String,
+    /// UTC seconds.
+    pub created_at: i64,
+    pub last_used_at: i64,
+    /// The latest it ends.
+    pub expires_at: i64,
+    /// When it ends if left unused.
+    pub idle_expires_at: i64,
+    /// Bound to a phone that provisioned with it.
+    pub bound: bool,
+    /// The session of this phone.
+    pub current: bool,
 }
 
 /// The rider's account as the backend knows it.
@@ -401,9 +423,23 @@ impl OnlineWallet {
             .await
     }
 
-    /// Forgets the stored session (local only).
-    pub fn logout(&self) -> Result<(), OnlineError> {
-        self.inner.logout()
+    /// Ends this session at the backend and forgets it here (forgotten here even when the
+    /// backend cannot be reached: the error then says so, and the session ends by itself after
+    /// its idle time).
+    pub async fn logout(&self) -> Result<(), OnlineError> {
+        self.run(|i| async move { i.logout().await }).await
+    }
+
+    /// The account's live sessions (ids and times, never tokens; this one is `current`).
+    pub async fn sessions(&self) -> Result<Vec<SessionEntry>, OnlineError> {
+        self.run(|i| async move { i.sessions().await }).await
+    }
+
+    /// Ends one session of the account by its id (e.g. a lost phone's), proven by this phone's
+    /// binding key.
+    pub async fn end_session(&self, id: String) -> Result<(), OnlineError> {
+        self.run(move |i| async move { i.end_session(id).await })
+            .await
     }
 
     /// Local view: logged in, sync cursors, open top-ups. No network.

@@ -50,7 +50,7 @@ impl Inner {
             idempotency_key: key.clone(),
         };
         let ep = endpoints::CREATE_TOPUP;
-        let r: TopupIntentResponse = match self.authed(ep, ep.path, Some(&body)).await {
+        let r: TopupIntentResponse = match self.proven(ep, ep.path, Some(&body)).await {
             Ok(r) => r,
             Err(e) => {
                 if let CallError::Problem { .. } = e {

@@ -97,8 +97,14 @@ fn a_lost_phone_moves_to_a_new_one_and_the_old_one_says_so() {
     // the backend is authoritative: the stale validator's ride is charged
     assert_eq!(env.balance_of(account), 200_000 - 3 * FARE);
 
-    // phone A is found again and syncs (its old session still works): the backend says its
-    // card moved; the wallet says so in the rider's words instead of failing obscurely
+    // phone A is found again: its session ended when phone B provisioned, so it logs in
+    // again and syncs: the backend says its card moved; the wallet says so in the rider's
+    // words instead of failing obscurely
+    assert!(matches!(
+        oa.block_on(oa.sync()).unwrap(),
+        Err(OnlineError::SessionExpired)
+    ));
+    assert_eq!(login(&env, &oa, PHONE), account);
     let r = oa.block_on(oa.sync()).unwrap().unwrap();
     assert!(r.revoked, "{r:?}");
     assert_eq!(r.credential_status, "revoked");

@@ -152,8 +152,8 @@ fn register_provision_top_up_tap_and_sync() {
     o.block_on(o.sync()).unwrap().unwrap();
     assert_converged(&env, &w, account);
 
-    // logging out forgets the session only
-    o.logout().unwrap();
+    // logging out ends the session (here and at the backend); the card stays
+    o.block_on(o.logout()).unwrap().unwrap();
     assert!(matches!(
         o.block_on(o.sync()).unwrap(),
         Err(OnlineError::SessionExpired)
@@ -192,7 +192,21 @@ fn lost_phone_new_device_revokes_the_old_one_and_keeps_the_balance() {
     assert_eq!(r.balance, balance);
     assert_eq!(new.status(now_utc()).unwrap().amount_available, balance);
 
-    // the old phone learns it at its next sync and stops tapping
+    // the new phone's provisioning ended the old phone's session: whoever holds it can
+    // neither sync nor top up nor provision with it
+    assert!(matches!(
+        o_old.block_on(o_old.sync()).unwrap(),
+        Err(OnlineError::SessionExpired)
+    ));
+    assert!(matches!(
+        o_old.block_on(o_old.start_top_up(50_000)).unwrap(),
+        Err(OnlineError::SessionExpired)
+    ));
+    let sessions = o_new.block_on(o_new.sessions()).unwrap().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].current && sessions[0].bound);
+    // found again and logged in, the old phone learns it at its next sync and stops tapping
+    assert_eq!(login(&env, &o_old, PHONE), account);
     let r = o_old.block_on(o_old.sync()).unwrap().unwrap();
     assert!(r.revoked);
     assert_eq!(r.credential_status, "revoked");
@@ -527,4 +541,52 @@ fn a_rider_whose_balance_covers_the_ride_is_never_stranded_while_online() {
     }
     assert_converged(&env, &w, account);
     assert_eq!(env.balance_of(account), 1_000_000 - 4 * 20_000);
+}
+
+#[test]
+fn sessions_are_listed_ended_with_the_phones_proof_and_logged_out() {
+    let env = Env::start();
+    let w = open_wallet(&data_dir(env.path(), "phone"));
+    let o = online(&w, &env.url);
+    let account = login(&env, &o, PHONE);
+    o.block_on(o.provision()).unwrap().unwrap();
+    // a bound session's top-up carries the binding proof, automatically
+    top_up(&env, &o, 50_000);
+    assert_eq!(env.balance_of(account), 50_000);
+    // a second session of the account (another device that never provisioned)
+    let w2 = open_wallet(&data_dir(env.path(), "tablet"));
+    let o2 = online(&w2, &env.url);
+    assert_eq!(login(&env, &o2, PHONE), account);
+    let list = o.block_on(o.sessions()).unwrap().unwrap();
+    assert_eq!(list.len(), 2);
+    let me = list.iter().find(|s| s.current).unwrap();
+    assert!(me.bound);
+    let other = list.iter().find(|s| !s.current).unwrap();
+    assert!(!other.bound);
+    assert!(other.idle_expires_at <= other.expires_at);
+    // the phone ends the other session (signed by its binding key)
+    o.block_on(o.end_session(other.id.clone()))
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        o2.block_on(o2.account()).unwrap(),
+        Err(OnlineError::SessionExpired)
+    ));
+    assert!(matches!(
+        o.block_on(o.end_session(other.id.clone())).unwrap(),
+        Err(OnlineError::Validation { code, .. }) if code == "unknown_session"
+    ));
+    assert!(matches!(
+        o.block_on(o.end_session("not hex".into())).unwrap(),
+        Err(OnlineError::Validation { code, .. }) if code == "invalid_session_id"
+    ));
+    // logout ends this one at the backend too
+    o.block_on(o.logout()).unwrap().unwrap();
+    assert!(!o.state().unwrap().logged_in);
+    assert!(matches!(
+        o.block_on(o.account()).unwrap(),
+        Err(OnlineError::SessionExpired)
+    ));
+    // and logging out again (no session) is fine
+    o.block_on(o.logout()).unwrap().unwrap();
 }

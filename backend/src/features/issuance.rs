@@ -3,6 +3,7 @@
 //! (nothing on the wire links two certificates of one phone; the backend links them through
 //! its certificates table), and the cache of issued certificates settlement verifies against.
 
+use super::sessions::SessionCtx;
 use crate::engine::{hex_array, public_key, random, Engine};
 use crate::error::{Error, Result, StoreError};
 use crate::ids::{AccountId, CertHash, PseudonymBytes};
@@ -68,46 +69,57 @@ impl Engine {
         })
     }
 
-    /// Provisions a device or replenishes its certificate.
+    /// Provisions a device or replenishes its certificate (in-process callers: tools, tests;
+    /// the HTTP edge uses [`Engine::issue_for_session`]).
     pub fn issue(
         &self,
         account_id: impl Into<AccountId>,
         req: &CredentialRequest,
         purpose: ProvisionPurpose,
     ) -> Result<CredentialResponse> {
-        let account_id = account_id.into();
+        self.issue_with(account_id.into(), req, purpose, None)
+    }
+
+    /// Provisions or replenishes for a session: a bound session only for its own device's
+    /// binding key. On success the session is bound to the device, and provisioning ends every
+    /// other session of the account (a lost phone's token stops working), in the same
+    /// transaction as the certificate.
+    pub fn issue_for_session(
+        &self,
+        session: &SessionCtx,
+        req: &CredentialRequest,
+        purpose: ProvisionPurpose,
+    ) -> Result<CredentialResponse> {
+        Self::check_session_device(session, &req.binding_public_key)?;
+        self.issue_with(session.account_id, req, purpose, Some(session))
+    }
+
+    fn issue_with(
+        &self,
+        account_id: AccountId,
+        req: &CredentialRequest,
+        purpose: ProvisionPurpose,
+        session: Option<&SessionCtx>,
+    ) -> Result<CredentialResponse> {
         let proven = prove(req, purpose)?;
         let now = self.now();
         let new_pseudonym = PseudonymBytes(random()?);
-        let (resp, info) = self.store.write(|tx| {
-            let account = tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
-            // A retry of a request whose answer was lost (the same tap key, with the same or a
-            // fresh nonce) gets the same certificate back: nothing new is issued.
-            if let Some(again) = self.issued_before(tx, &account, &proven, now)? {
-                return Ok(again);
+        let (resp, info) = self.store.write(|tx| -> Result<_> {
+            let out = self.issue_in(tx, account_id, &proven, new_pseudonym, now)?;
+            if let Some(s) = session {
+                tx.bind_session(&s.token_hash, out.1.device_id, proven.binding.as_bytes())?;
+                if purpose == ProvisionPurpose::Provision {
+                    let ended = tx.end_other_sessions(account_id, &s.token_hash)?;
+                    if ended > 0 {
+                        tracing::info!(
+                            account_id = account_id.0,
+                            ended,
+                            "provisioning ended the account's other sessions"
+                        );
+                    }
+                }
             }
-            if !tx.take_nonce(&proven.nonce, account_id, now)? {
-                return Err(Error::InvalidNonce);
-            }
-            if self.account_frozen(tx, account_id)? {
-                return Err(Error::AccountFrozen);
-            }
-            let (device, revoked) = self.device_for(tx, &account, &proven, new_pseudonym, now)?;
-            let max = self.config().policy.max_certificates_per_day;
-            if tx.certificates_issued_since(account_id, now.saturating_sub(24 * 3600))? >= max {
-                return Err(Error::IssuanceRateLimited { max });
-            }
-            let (mut resp, info) = self.certify(
-                tx,
-                &account,
-                &device,
-                &proven,
-                (new_pseudonym, revoked),
-                now,
-            )?;
-            // In this transaction: the bundle names the pseudonyms it revoked.
-            resp.config_bundle = self.bundle_hex_in(tx, now)?;
-            Ok((resp, info))
+            Ok(out)
         })?;
         tracing::info!(
             account_id = account_id.0,
@@ -121,6 +133,40 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .insert(info.hash, Arc::new(info));
         Ok(resp)
+    }
+
+    /// Issuance in the caller's transaction: a retried request's certificate again, or a new
+    /// one.
+    fn issue_in(
+        &self,
+        tx: &Writer<'_>,
+        account_id: AccountId,
+        proven: &Proven,
+        new_pseudonym: PseudonymBytes,
+        now: i64,
+    ) -> Result<(CredentialResponse, CertInfo)> {
+        let account = tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
+        // A retry of a request whose answer was lost (the same tap key, with the same or a
+        // fresh nonce) gets the same certificate back: nothing new is issued.
+        if let Some(again) = self.issued_before(tx, &account, proven, now)? {
+            return Ok(again);
+        }
+        if !tx.take_nonce(&proven.nonce, account_id, now)? {
+            return Err(Error::InvalidNonce);
+        }
+        if self.account_frozen(tx, account_id)? {
+            return Err(Error::AccountFrozen);
+        }
+        let (device, revoked) = self.device_for(tx, &account, proven, new_pseudonym, now)?;
+        let max = self.config().policy.max_certificates_per_day;
+        if tx.certificates_issued_since(account_id, now.saturating_sub(24 * 3600))? >= max {
+            return Err(Error::IssuanceRateLimited { max });
+        }
+        let (mut resp, info) =
+            self.certify(tx, &account, &device, proven, (new_pseudonym, revoked), now)?;
+        // In this transaction: the bundle names the pseudonyms it revoked.
+        resp.config_bundle = self.bundle_hex_in(tx, now)?;
+        Ok((resp, info))
     }
 
     /// The answer to a request for a tap key that was certified before for this account's

@@ -8,6 +8,8 @@ pub mod gateway;
 pub mod issuance;
 pub mod keys;
 pub mod operators;
+pub mod phone;
+pub mod sessions;
 pub mod settlement;
 pub mod sync;
 pub mod topup;

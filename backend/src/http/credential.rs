@@ -1,6 +1,6 @@
 //! `/v1/credential/*`: provisioning nonces, provisioning and replenishment.
 
-use super::extract::{ApiJson, Session};
+use super::extract::{ApiJson, RiderSession, Session};
 use super::problem::HttpResult;
 use super::{blocking, AppState, Problem};
 use axum::extract::State;
@@ -27,33 +27,43 @@ pub(crate) async fn nonce(
     Ok(Json(blocking(&s, move |e| e.new_nonce(a)).await?))
 }
 
-/// Provision this device: revokes the account's other device, issues a certificate.
+/// Provision this device: revokes the account's other device, issues a certificate, binds this
+/// session to the device and ends the account's other sessions. A session bound to another
+/// device is refused (403 `wrong_device`): a new phone logs in first.
 #[utoipa::path(post, path = PROVISION.path, security(("bearer" = [])),
     request_body = CredentialRequest,
     responses((status = 200, body = CredentialResponse), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 409, body = Problem)))]
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 409, body = Problem)))]
 pub(crate) async fn provision(
     State(s): State<AppState>,
-    Session(a): Session,
+    RiderSession(session): RiderSession,
     ApiJson(req): ApiJson<CredentialRequest>,
 ) -> HttpResult<Json<CredentialResponse>> {
     Ok(Json(
-        blocking(&s, move |e| e.issue(a, &req, ProvisionPurpose::Provision)).await?,
+        blocking(&s, move |e| {
+            e.issue_for_session(&session, &req, ProvisionPurpose::Provision)
+        })
+        .await?,
     ))
 }
 
-/// A fresh certificate for the same device (same pseudonym, next counter range).
+/// A fresh certificate for the same device (next counter range); a bound session only for its
+/// own device's binding key.
 #[utoipa::path(post, path = REPLENISH.path, security(("bearer" = [])),
     request_body = CredentialRequest,
     responses((status = 200, body = CredentialResponse), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 404, body = Problem),
-              (status = 409, body = Problem)))]
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub(crate) async fn replenish(
     State(s): State<AppState>,
-    Session(a): Session,
+    RiderSession(session): RiderSession,
     ApiJson(req): ApiJson<CredentialRequest>,
 ) -> HttpResult<Json<CredentialResponse>> {
     Ok(Json(
-        blocking(&s, move |e| e.issue(a, &req, ProvisionPurpose::Replenish)).await?,
+        blocking(&s, move |e| {
+            e.issue_for_session(&session, &req, ProvisionPurpose::Replenish)
+        })
+        .await?,
     ))
 }

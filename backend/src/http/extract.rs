@@ -3,11 +3,14 @@
 
 use super::problem::{ApiProblem, HttpResult};
 use super::{blocking, AppState};
+use crate::error::Error;
+use crate::features::sessions::{ProvenRequest, SessionCtx};
 use crate::ids::AccountId;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::Json;
+use mancard_api::endpoints::PROOF_HEADER;
 use mancard_api::ProblemCode;
 use serde::de::DeserializeOwned;
 
@@ -88,6 +91,85 @@ pub(super) fn bearer(parts: &Parts) -> HttpResult<String> {
 
 /// A rider's session: the account.
 pub struct Session(pub AccountId);
+
+/// A rider's session with its id and device binding (for the calls that bind or end sessions).
+pub struct RiderSession(pub SessionCtx);
+
+impl FromRequestParts<AppState> for RiderSession {
+    type Rejection = ApiProblem;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        Ok(Self(blocking(state, move |e| e.session(&token)).await?))
+    }
+}
+
+/// A request of a session whose `ManCard-Proof` (if the session is bound) verified over this
+/// very request (method, path, body), with its JSON body. Order: the session (401), the body
+/// (400/413/415), then the proof (403; its nonce is consumed).
+pub struct Proven<T>(pub SessionCtx, pub T);
+
+/// An empty body (the proven calls that send none).
+pub struct NoBody;
+
+/// How a proven request's body is read.
+pub trait ProvenBody: Sized {
+    fn parse(
+        parts: &Parts,
+        bytes: &Bytes,
+    ) -> impl std::future::Future<Output = HttpResult<Self>> + Send;
+}
+
+impl<T: DeserializeOwned + Send> ProvenBody for ApiJson<T> {
+    async fn parse(parts: &Parts, bytes: &Bytes) -> HttpResult<Self> {
+        let mut req = Request::new(Body::from(bytes.clone()));
+        *req.headers_mut() = parts.headers.clone();
+        ApiJson::<T>::from_request(req, &()).await
+    }
+}
+
+impl ProvenBody for NoBody {
+    async fn parse(_: &Parts, _: &Bytes) -> HttpResult<Self> {
+        Ok(Self)
+    }
+}
+
+impl<T: ProvenBody + Send> FromRequest<AppState> for Proven<T> {
+    type Rejection = ApiProblem;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let token = bearer(&parts)?;
+        let session = blocking(state, move |e| e.session(&token)).await?;
+        let proof = parts
+            .headers
+            .get(PROOF_HEADER)
+            .map(|v| v.to_str().map(str::to_string))
+            .transpose()
+            .map_err(|_| {
+                ApiProblem::from(Error::BadRequestProof(
+                    "the ManCard-Proof header is not text",
+                ))
+            })?;
+        let RawBody(bytes) =
+            RawBody::from_request(Request::from_parts(parts.clone(), body), state).await?;
+        let parsed = T::parse(&parts, &bytes).await?;
+        let method = parts.method.as_str().to_string();
+        let path = parts.uri.path().to_string();
+        let s = session.clone();
+        blocking(state, move |e| {
+            let req = ProvenRequest {
+                method: &method,
+                path: &path,
+                body: &bytes,
+            };
+            e.check_proof(&s, proof.as_deref(), req)
+        })
+        .await?;
+        Ok(Self(session, parsed))
+    }
+}
 
 impl FromRequestParts<AppState> for Session {
     type Rejection = ApiProblem;

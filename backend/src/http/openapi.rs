@@ -97,7 +97,8 @@ impl utoipa::Modify for SecurityAddon {
           admin::pending_adjustments, admin::approve_adjustment, admin::reject_adjustment,
           admin::audit_log,
           sandbox::sandbox_otp, sandbox::gateway_page, sandbox::gateway_pay,
-          sandbox::gateway_cancel),
+          sandbox::gateway_cancel,
+          auth::logout, auth::sessions, auth::end_session),
     components(schemas(Problem, LedgerEntry, KeyInfo, TapResult, FraudStatusFilter)),
     modifiers(&SecurityAddon)
 )]

@@ -14,6 +14,8 @@ pub struct ApiProblem {
     pub status: StatusCode,
     pub code: ProblemCode,
     pub detail: String,
+    /// Seconds for a `Retry-After` header (429 and 503 answers that know when to come back).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiProblem {
@@ -22,7 +24,14 @@ impl ApiProblem {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same answer with a `Retry-After: <secs>` header.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// A server-side failure: the cause is logged, the client sees a generic message.
@@ -93,11 +102,21 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
         E::GatewayDown => (StatusCode::SERVICE_UNAVAILABLE, C::GatewayUnavailable),
         E::SmsFailed => (StatusCode::SERVICE_UNAVAILABLE, C::SmsUnavailable),
+        E::RetryLater { .. } => (StatusCode::TOO_MANY_REQUESTS, C::RateLimited),
+        E::InvalidPhoneNumber(_) => (StatusCode::BAD_REQUEST, C::InvalidPhone),
+        E::ProofRequired => (StatusCode::FORBIDDEN, C::ProofRequired),
+        E::BadRequestProof(_) => (StatusCode::FORBIDDEN, C::BadRequestProof),
+        E::WrongDevice => (StatusCode::FORBIDDEN, C::WrongDevice),
+        E::UnknownSession => (StatusCode::NOT_FOUND, C::UnknownSession),
     }
 }
 
 impl From<Error> for ApiProblem {
     fn from(e: Error) -> Self {
+        if let Error::RetryLater { retry_after, .. } = e {
+            let (status, code) = classify(&e);
+            return Self::new(status, code, e.to_string()).with_retry_after(retry_after.max(1));
+        }
         match classify(&e) {
             (_, ProblemCode::Internal) => Self::internal(&e),
             (status, ProblemCode::Busy) => {
@@ -122,12 +141,17 @@ impl IntoResponse for ApiProblem {
             code: self.code,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
             bytes,
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/v1/topups*`: top-up intents, their status, and the gateway's redirect back.
 
-use super::extract::{ApiJson, ApiQuery, Session};
+use super::extract::{ApiJson, ApiQuery, Proven, Session};
 use super::problem::{ApiProblem, HttpResult};
 use super::{blocking, AppState, Problem};
 use crate::features::topup::CallbackClaims;
@@ -26,13 +26,16 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// Create a top-up intent (idempotent by key): open `payment_url` to pay.
 #[utoipa::path(post, path = CREATE_TOPUP.path, security(("bearer" = [])), request_body = TopupRequest,
+    params(("ManCard-Proof" = Option<String>, Header,
+            description = "<nonce hex>.<signature hex>: required from a bound session")),
     responses((status = 200, body = TopupIntentResponse), (status = 400, body = Problem),
+              (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn create_topup(
     State(s): State<AppState>,
-    Session(a): Session,
-    ApiJson(req): ApiJson<TopupRequest>,
+    Proven(session, ApiJson(req)): Proven<ApiJson<TopupRequest>>,
 ) -> HttpResult<Json<TopupIntentResponse>> {
+    let a = session.account_id;
     Ok(Json(blocking(&s, move |e| e.create_topup(a, &req)).await?))
 }
 

@@ -72,24 +72,32 @@ impl Reader<'_> {
         )?)
     }
 
-    /// The newest unused, unexpired code of a phone number.
-    pub fn live_otp(&self, phone: &str, now: i64) -> Result<Option<OtpRow>, StoreError> {
+    /// The unused, unexpired codes of a phone number, newest first (a new code does not end
+    /// the older ones: a stranger's request must not kill the code the rider is typing).
+    pub fn live_otps(&self, phone: &str, now: i64) -> Result<Vec<OtpRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, code_hash, attempts, expires_at FROM otp_codes
+             WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now
+             ORDER BY id DESC",
+        )?;
+        let rows = st.query_map(named_params! {":phone": phone, ":now": now}, |r| {
+            Ok(OtpRow {
+                id: r.get("id")?,
+                code_hash: r.get("code_hash")?,
+                attempts: r.get("attempts")?,
+                expires_at: r.get("expires_at")?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the next code may be sent to a phone number at the earliest, plus the burst
+    /// allowance (GCRA's theoretical arrival time); `None`: no recent send.
+    pub fn otp_sender_next(&self, phone: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT id, code_hash, attempts, expires_at FROM otp_codes
-                 WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now
-                 ORDER BY id DESC LIMIT 1",
-                named_params! {":phone": phone, ":now": now},
-                |r| {
-                    Ok(OtpRow {
-                        id: r.get("id")?,
-                        code_hash: r.get("code_hash")?,
-                        attempts: r.get("attempts")?,
-                        expires_at: r.get("expires_at")?,
-                    })
-                },
-            )
+            .prepare_cached("SELECT next_at FROM otp_senders WHERE phone = :phone")?
+            .query_row(named_params! {":phone": phone}, |r| r.get("next_at"))
             .optional()?)
     }
 
@@ -123,7 +131,7 @@ impl Writer<'_> {
         Ok(AccountId(self.tx.last_insert_rowid()))
     }
 
-    /// Stores a new code; it supersedes the older ones of the number.
+    /// Stores a new code (the older live ones of the number stay live).
     pub fn insert_otp(
         &self,
         phone: &str,
@@ -132,10 +140,6 @@ impl Writer<'_> {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "UPDATE otp_codes SET used_at = :now WHERE phone = :phone AND used_at IS NULL",
-            named_params! {":phone": phone, ":now": now},
-        )?;
         self.tx.execute(
             "INSERT INTO otp_codes (phone, code_hash, sandbox_code, created_at, expires_at)
              VALUES (:phone, :code_hash, :sandbox_code, :now, :expires_at)",
@@ -150,10 +154,38 @@ impl Writer<'_> {
         Ok(())
     }
 
-    pub fn otp_failed_attempt(&self, id: i64) -> Result<(), StoreError> {
+    /// Counts a wrong guess against every live code of the phone number; a code that reaches
+    /// `max_attempts` wrong guesses dies (marked used).
+    pub fn otp_failed_attempt(
+        &self,
+        phone: &str,
+        now: i64,
+        max_attempts: i64,
+    ) -> Result<(), StoreError> {
         self.tx.execute(
-            "UPDATE otp_codes SET attempts = attempts + 1 WHERE id = :id",
-            named_params! {":id": id},
+            "UPDATE otp_codes SET attempts = attempts + 1,
+                 used_at = CASE WHEN attempts + 1 >= :max THEN :now ELSE used_at END
+             WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now",
+            named_params! {":phone": phone, ":now": now, ":max": max_attempts},
+        )?;
+        Ok(())
+    }
+
+    /// Sets when the next code may be sent (see [`Reader::otp_sender_next`]).
+    pub fn set_otp_sender_next(&self, phone: &str, next_at: i64) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO otp_senders (phone, next_at) VALUES (:phone, :next)
+             ON CONFLICT(phone) DO UPDATE SET next_at = excluded.next_at",
+            named_params! {":phone": phone, ":next": next_at},
+        )?;
+        Ok(())
+    }
+
+    /// Ends every live code of a phone number (after a successful login).
+    pub fn otp_end_all(&self, phone: &str, now: i64) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE otp_codes SET used_at = :now WHERE phone = :phone AND used_at IS NULL",
+            named_params! {":phone": phone, ":now": now},
         )?;
         Ok(())
     }

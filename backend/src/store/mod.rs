@@ -38,6 +38,7 @@ pub use ledger::NewEntry;
 pub use log::LogRow;
 pub use operators::{row_hash, Decision, NewAdjustment, NewLogRow, StoredLogRow, GENESIS};
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
+pub use sessions::{Purged, SessionRow};
 pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent, VerifiedRecord};
 pub use validators::{NewValidator, ValidatorRow};

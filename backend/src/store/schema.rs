@@ -278,8 +278,30 @@ INSERT INTO cert_usage (cert_hash, authorized)
     WHERE substr(proof, 1, 1) = x'01' GROUP BY cert_hash;
 "#;
 
-/// Version 5 (issue #15, sessions): filled in by the sessions work.
-const MIGRATION_5: &str = "";
+/// Version 5 (issue #15, sessions): a session gets a public id (what the rider's session list
+/// shows; never the token), a last-use time (idle expiry) and, once its device provisioned, the
+/// device and binding key it is bound to. Per-phone code sends are paced by `otp_senders` (the
+/// earliest time of the next send, GCRA). Phone numbers stored as `+0098…` (the old normalizer
+/// kept the international prefix) become `+98…` unless that spelling already has an account.
+const MIGRATION_5: &str = r#"
+ALTER TABLE sessions ADD COLUMN public_id TEXT;
+ALTER TABLE sessions ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN device_id INTEGER REFERENCES devices(id);
+ALTER TABLE sessions ADD COLUMN binding_key BLOB;
+UPDATE sessions SET public_id = lower(hex(randomblob(16))), last_used_at = created_at;
+CREATE UNIQUE INDEX sessions_public_id ON sessions(public_id);
+CREATE INDEX sessions_account ON sessions(account_id);
+CREATE INDEX sessions_expiry ON sessions(expires_at);
+CREATE INDEX nonces_expiry ON nonces(expires_at);
+CREATE INDEX otp_codes_expiry ON otp_codes(expires_at);
+CREATE TABLE otp_senders (
+    phone TEXT PRIMARY KEY,
+    next_at INTEGER NOT NULL
+);
+UPDATE accounts SET phone = '+' || substr(phone, 4)
+    WHERE phone LIKE '+0098%'
+      AND NOT EXISTS (SELECT 1 FROM accounts b WHERE b.phone = '+' || substr(accounts.phone, 4));
+"#;
 
 /// Version 6 (issue #15, payment and SMS providers): filled in by the providers work.
 ///

@@ -1,26 +1,102 @@
-//! Sessions (bearer token digests) and provisioning nonces.
+//! Sessions (bearer token digests, their public ids, last use and device binding), provisioning
+//! and request-proof nonces, and the purge of everything expired.
 
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use crate::ids::AccountId;
-use rusqlite::{named_params, OptionalExtension};
+use crate::ids::{AccountId, DeviceId};
+use rusqlite::{named_params, OptionalExtension, Row};
+
+/// A live session as stored (the token itself is never stored: only its digest).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// Public id: what the rider's session list shows and `…/sessions/{id}/end` names.
+    pub public_id: String,
+    pub account_id: AccountId,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    /// The device this session provisioned (or replenished) and is bound to.
+    pub device_id: Option<DeviceId>,
+    /// That device's binding key (uncompressed SEC1).
+    pub binding_key: Option<Vec<u8>>,
+}
+
+/// What one purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: usize,
+    pub nonces: usize,
+    pub codes: usize,
+    pub senders: usize,
+}
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        public_id: r.get("public_id")?,
+        account_id: r.get("account_id")?,
+        created_at: r.get("created_at")?,
+        last_used_at: r.get("last_used_at")?,
+        expires_at: r.get("expires_at")?,
+        device_id: r.get("device_id")?,
+        binding_key: r.get("binding_key")?,
+    })
+}
+
+const SESSION_COLS: &str =
+    "public_id, account_id, created_at, last_used_at, expires_at, device_id, binding_key";
+
+/// A session is live until its absolute expiry and while it was used in the last
+/// `idle_secs` seconds.
+const LIVE: &str = "expires_at >= :now AND last_used_at >= :now - :idle";
 
 impl Reader<'_> {
+    /// The live session of a token digest.
+    pub fn session(
+        &self,
+        token_hash: &[u8; 32],
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = :hash AND {LIVE}"
+            ))?
+            .query_row(
+                named_params! {":hash": &token_hash[..], ":now": now, ":idle": idle_secs},
+                session_row,
+            )
+            .optional()?)
+    }
+
     /// The account of a live session.
     pub fn session_account(
         &self,
         token_hash: &[u8; 32],
         now: i64,
+        idle_secs: i64,
     ) -> Result<Option<AccountId>, StoreError> {
         Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT account_id FROM sessions WHERE token_hash = :hash AND expires_at >= :now",
-            )?
-            .query_row(named_params! {":hash": &token_hash[..], ":now": now}, |r| {
-                r.get("account_id")
-            })
-            .optional()?)
+            .session(token_hash, now, idle_secs)?
+            .map(|s| s.account_id))
+    }
+
+    /// The account's live sessions, oldest first.
+    pub fn account_sessions(
+        &self,
+        account_id: AccountId,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE account_id = :account AND {LIVE}
+             ORDER BY created_at, public_id"
+        ))?;
+        let rows = st.query_map(
+            named_params! {":account": account_id, ":now": now, ":idle": idle_secs},
+            session_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -28,21 +104,78 @@ impl Writer<'_> {
     pub fn insert_session(
         &self,
         token_hash: &[u8; 32],
+        public_id: &str,
         account_id: AccountId,
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.tx.execute(
-            "INSERT INTO sessions (token_hash, account_id, created_at, expires_at)
-             VALUES (:hash, :account, :now, :expires_at)",
+            "INSERT INTO sessions
+                 (token_hash, public_id, account_id, created_at, last_used_at, expires_at)
+             VALUES (:hash, :public_id, :account, :now, :now, :expires_at)",
             named_params! {
                 ":hash": &token_hash[..],
+                ":public_id": public_id,
                 ":account": account_id,
                 ":now": now,
                 ":expires_at": expires_at,
             },
         )?;
         Ok(())
+    }
+
+    /// Records a use of the session (idle expiry counts from the last one).
+    pub fn touch_session(&self, token_hash: &[u8; 32], now: i64) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE sessions SET last_used_at = :now
+             WHERE token_hash = :hash AND last_used_at < :now",
+            named_params! {":hash": &token_hash[..], ":now": now},
+        )?;
+        Ok(())
+    }
+
+    /// Binds the session to the device it provisioned (or replenished).
+    pub fn bind_session(
+        &self,
+        token_hash: &[u8; 32],
+        device_id: DeviceId,
+        binding_key: &[u8],
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE sessions SET device_id = :device, binding_key = :key WHERE token_hash = :hash",
+            named_params! {":hash": &token_hash[..], ":device": device_id, ":key": binding_key},
+        )?;
+        Ok(())
+    }
+
+    /// Ends the session of a token digest; true if there was one.
+    pub fn end_session_by_token(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let n = self.tx.execute(
+            "DELETE FROM sessions WHERE token_hash = :hash",
+            named_params! {":hash": &token_hash[..]},
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Ends the account's session with this public id; true if there was one.
+    pub fn end_session(&self, account_id: AccountId, public_id: &str) -> Result<bool, StoreError> {
+        let n = self.tx.execute(
+            "DELETE FROM sessions WHERE account_id = :account AND public_id = :id",
+            named_params! {":account": account_id, ":id": public_id},
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Ends every session of the account but the one of `keep`; how many were ended.
+    pub fn end_other_sessions(
+        &self,
+        account_id: AccountId,
+        keep: &[u8; 32],
+    ) -> Result<usize, StoreError> {
+        Ok(self.tx.execute(
+            "DELETE FROM sessions WHERE account_id = :account AND token_hash <> :keep",
+            named_params! {":account": account_id, ":keep": &keep[..]},
+        )?)
     }
 
     pub fn insert_nonce(
@@ -72,5 +205,33 @@ impl Writer<'_> {
             named_params! {":nonce": &nonce[..], ":account": account_id, ":now": now},
         )?;
         Ok(n == 1)
+    }
+
+    /// Deletes what can no longer be used at `now`: sessions past their absolute or idle
+    /// expiry, expired nonces and one-time codes, and code-send pacing rows whose next
+    /// allowed send is in the past (an absent row means the same).
+    pub fn purge_expired(&self, now: i64, idle_secs: i64) -> Result<Purged, StoreError> {
+        let sessions = self.tx.execute(
+            "DELETE FROM sessions WHERE expires_at < :now OR last_used_at < :now - :idle",
+            named_params! {":now": now, ":idle": idle_secs},
+        )?;
+        let nonces = self.tx.execute(
+            "DELETE FROM nonces WHERE expires_at < :now",
+            named_params! {":now": now},
+        )?;
+        let codes = self.tx.execute(
+            "DELETE FROM otp_codes WHERE expires_at < :now",
+            named_params! {":now": now},
+        )?;
+        let senders = self.tx.execute(
+            "DELETE FROM otp_senders WHERE next_at < :now",
+            named_params! {":now": now},
+        )?;
+        Ok(Purged {
+            sessions,
+            nonces,
+            codes,
+            senders,
+        })
     }
 }

@@ -206,3 +206,42 @@ fn pre_v2_data_gets_certificate_pseudonyms_and_chain_heads() {
         })
         .unwrap();
 }
+
+/// Version 5: sessions stored before it get a public id and a last use (their creation), and
+/// a `+0098…` phone becomes `+98…` unless that spelling already has an account.
+#[test]
+fn sessions_and_phone_spellings_before_v5_are_carried_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.sqlite");
+    {
+        let conn = Connection::open(&old).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (id, phone, created_at) VALUES
+                 (1, '+00989121110001', 10), (2, '+00989121110002', 10), (3, '+989121110002', 10);
+             INSERT INTO sessions (token_hash, account_id, created_at, expires_at)
+                 VALUES (x'01', 1, 100, 9999999999);",
+        )
+        .unwrap();
+    }
+    let conn = mancard_sql::open_database(&old, &BackendSchema).unwrap();
+    let phones: Vec<String> = conn
+        .prepare("SELECT phone FROM accounts ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        phones,
+        ["+989121110001", "+00989121110002", "+989121110002"],
+        "normalized unless the +98 spelling is taken"
+    );
+    let (id, last): (String, i64) = conn
+        .query_row("SELECT public_id, last_used_at FROM sessions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((id.len(), last), (32, 100));
+}

@@ -6,7 +6,7 @@ use mancard_api::admin::{
     FraudCaseDetail, FraudCaseStatus, FraudResolution, ResolveFraudRequest, ResolveFraudResponse,
 };
 use mancard_api::endpoints::{
-    ADMIN_FRAUD_CASE, ADMIN_FRAUD_CASES, ADMIN_RESOLVE_FRAUD, PROVISION, REPLENISH,
+    ACCOUNT, ADMIN_FRAUD_CASE, ADMIN_FRAUD_CASES, ADMIN_RESOLVE_FRAUD, PROVISION, REPLENISH,
 };
 use mancard_api::{FraudCase, FraudKind, ProblemCode, TapStatus, TopupStatus};
 use mancard_backend::features::fraud::{decode_evidence, describe_evidence};
@@ -79,8 +79,16 @@ async fn issue(h: &Harness, w: &Wallet, purpose: ProvisionPurpose) -> (StatusCod
         ProvisionPurpose::Provision => (&fresh, PROVISION.path),
         ProvisionPurpose::Replenish => (&w.binding, REPLENISH.path),
     };
-    let req = Wallet::credential_request(h, &w.token, binding, &tap, purpose).await;
-    h.post(path, Some(&w.token), &req).await
+    // a new device logs in first (a bound session provisions only its own device)
+    let token = match purpose {
+        ProvisionPurpose::Provision => {
+            let a: mancard_api::AccountResponse = h.get_ok(ACCOUNT.path, Some(&w.token)).await;
+            h.login(&a.phone).await
+        }
+        ProvisionPurpose::Replenish => w.token.clone(),
+    };
+    let req = Wallet::credential_request(h, &token, binding, &tap, purpose).await;
+    h.post(path, Some(&token), &req).await
 }
 
 fn assert_problem(got: &(StatusCode, Value), status: StatusCode, code: ProblemCode) {
@@ -165,7 +173,7 @@ async fn a_fraud_case_freezes_issuance_until_resolved() {
     assert_problem(&frozen, StatusCode::FORBIDDEN, ProblemCode::AccountFrozen);
     // ... while a top-up is still credited
     assert_eq!(h.balance(&token).await, 180_000, "the genuine tap only");
-    let t = h.topup(&token, 50_000, "t2").await;
+    let t = h.topup_from(&w, 50_000, "t2").await;
     assert_eq!(t.status, TopupStatus::Credited);
     assert_eq!(h.balance(&token).await, 230_000);
 
@@ -196,7 +204,8 @@ async fn a_fraud_case_freezes_issuance_until_resolved() {
     // issuance works again: the same device replenishes, a new device provisions
     let c = w.replenish(&h).await;
     assert_eq!(c.balance, 230_000);
-    let (w2, _) = Wallet::provision(&h, &token).await;
+    let new_phone = h.login("+989120000201").await;
+    let (w2, _) = Wallet::provision(&h, &new_phone).await;
     assert_ne!(w2.pseudonym, w.pseudonym);
     h.audit().await;
 }
@@ -232,7 +241,8 @@ async fn a_confirmed_case_keeps_the_device_revoked_and_every_case_must_be_resolv
         StatusCode::CONFLICT,
         ProblemCode::CredentialRevoked,
     );
-    let (w2, c) = Wallet::provision(&h, &token).await;
+    let new_phone = h.login("+989120000202").await;
+    let (w2, c) = Wallet::provision(&h, &new_phone).await;
     assert_eq!(c.balance, 160_000, "both genuine taps charged, no clone");
     assert!(!is_denied(&h, &w2.pseudonym).await);
     assert_eq!(cases(&h, "resolved").await.len(), 2);

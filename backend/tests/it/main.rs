@@ -17,4 +17,5 @@ mod operators;
 mod gateway;
 mod openapi;
 mod protocol_v2;
+mod sessions;
 mod settlement_v2;

@@ -210,7 +210,8 @@ async fn two_certificates_share_no_identifier() {
     assert_eq!(statuses(&b.records), [TapStatus::Duplicate; 2]);
 
     // the phone is lost: every pseudonym of its live certificates goes on the deny list
-    let (w3, c3) = Wallet::provision(&h, &token).await;
+    let token3 = h.login("+989120000102").await; // the new phone logs in
+    let (w3, c3) = Wallet::provision(&h, &token3).await;
     let mut revoked = c3.revoked_pseudonyms.clone();
     revoked.sort();
     let mut expected = vec![c1.pseudonym.clone(), c2.pseudonym.clone()];
@@ -222,6 +223,8 @@ async fn two_certificates_share_no_identifier() {
         }
         assert!(!bundle.is_denied(&Pseudonym::from_hex(&w3.pseudonym).unwrap()));
     }
+    // the old phone's session ended with the new phone's provisioning; found again, it logs in
+    w.token = h.login("+989120000102").await;
     for p in [&c1.pseudonym, &c2.pseudonym] {
         w.pseudonym = p.clone();
         let v = w.sync_ok(&h, &[]).await;

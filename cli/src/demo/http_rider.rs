@@ -156,14 +156,56 @@ impl HttpRider {
     }
 
     pub(super) async fn start_top_up(&self, amount: i64) -> Res<(String, String)> {
-        let body = TopupRequest {
+        let body = serde_json::to_vec(&TopupRequest {
             amount,
             idempotency_key: "demo-topup-1".into(),
-        };
-        let v: TopupIntentResponse = self
-            .call(CREATE_TOPUP, CREATE_TOPUP.path, Some(&body))
-            .await?;
+        })?;
+        // A provisioned phone's session is bound to its binding key: the top-up carries the
+        // key's signature over a fresh nonce and this very request (`ManCard-Proof`).
+        let proof = self.request_proof(CREATE_TOPUP.path, &body).await?;
+        let mut rb = self
+            .http
+            .post(format!("{}{}", self.base, CREATE_TOPUP.path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(endpoints::PROOF_HEADER, proof)
+            .body(body);
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await.map_err(|e| format!("top-up: {e}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| format!("top-up: {e}"))?;
+        if !status.is_success() {
+            let detail = serde_json::from_slice::<Problem>(&bytes)
+                .map(|p| format!("{} ({})", p.code, p.detail))
+                .unwrap_or_default();
+            return Err(format!("{}: {status} {detail}", CREATE_TOPUP.path).into());
+        }
+        let v: TopupIntentResponse = serde_json::from_slice(&bytes)?;
         Ok((v.intent_id, v.payment_url))
+    }
+
+    /// A `ManCard-Proof` header value for `POST path` with `body`, signed by the keystore's
+    /// binding key over a fresh server nonce.
+    async fn request_proof(&self, path: &str, body: &[u8]) -> Res<String> {
+        use mancard::PlatformKeystore as _;
+        use mancard_protocol::provision::{proof_header, request_transcript};
+        let n: NonceResponse = self
+            .call(CREDENTIAL_NONCE, CREDENTIAL_NONCE.path, NO_BODY)
+            .await?;
+        let nonce: [u8; 32] = hex::decode(&n.nonce)?
+            .try_into()
+            .map_err(|_| "nonce is not 32 bytes")?;
+        let sig = self
+            .keystore
+            .sign_with_binding_key(request_transcript(&nonce, "POST", path, body))
+            .map_err(|e| format!("binding key: {e}"))?;
+        let raw: [u8; 64] = sig
+            .as_slice()
+            .try_into()
+            .map_err(|_| "the keystore's signature is not 64 bytes")?;
+        let sig = mancard_protocol::Signature(raw).to_low_s();
+        Ok(proof_header(&nonce, &sig))
     }
 
     pub(super) async fn complete_top_up(&self, id: &str) -> Res<(String, String)> {

@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod issuer;
 pub mod online;
+pub mod proof;
 pub mod protocol;
 pub mod proxy;
 pub mod scenarios;

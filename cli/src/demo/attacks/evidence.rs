@@ -140,6 +140,9 @@ fn allowance_across_certificates(reel: &mut Reel, a: &mut Attack) -> Res<()> {
         "Reza's app asks for a new certificate five times on a {} balance, keeping the old ones",
         money(reel.balance(r.account_id)?)
     ));
+    // codes to one number are paced (a burst of three, then one a minute): the second phone
+    // registers a few minutes later
+    reel.wait(300)?;
     let second = reel.phone_of("Reza's 2nd phone", &r.phone.clone(), 0, false)?;
     issued.push((second.cert.pseudonym.clone(), second.cert.max_amount));
     a.did("then provisions a second phone on the same account");

@@ -760,6 +760,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_deactivated(
     ): Int
+    external fun uniffi_mancard_checksum_method_wallet_end_session(
+    ): Int
     external fun uniffi_mancard_checksum_method_wallet_history(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_install_config(
@@ -785,6 +787,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_mancard_checksum_method_wallet_replenish(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_replenish_if_due(
+    ): Int
+    external fun uniffi_mancard_checksum_method_wallet_sessions(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_set_locked(
     ): Int
@@ -852,6 +856,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_deactivated(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_mancard_fn_method_wallet_end_session(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_mancard_fn_method_wallet_history(`ptr`: Long,`cursor`: RustBuffer.ByValue,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_install_config(`ptr`: Long,`bundle`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -860,8 +866,8 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_mancard_fn_method_wallet_ledger(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_mancard_fn_method_wallet_logout(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
+    external fun uniffi_mancard_fn_method_wallet_logout(`ptr`: Long,
+    ): Long
     external fun uniffi_mancard_fn_method_wallet_online_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_open_top_ups(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -877,6 +883,8 @@ internal object UniffiLib {
     external fun uniffi_mancard_fn_method_wallet_replenish(`ptr`: Long,
     ): Long
     external fun uniffi_mancard_fn_method_wallet_replenish_if_due(`ptr`: Long,
+    ): Long
+    external fun uniffi_mancard_fn_method_wallet_sessions(`ptr`: Long,
     ): Long
     external fun uniffi_mancard_fn_method_wallet_set_locked(`ptr`: Long,`locked`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1059,6 +1067,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_mancard_checksum_method_wallet_deactivated() and 0xFFFF) != 19028) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_mancard_checksum_method_wallet_end_session() and 0xFFFF) != 26920) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_mancard_checksum_method_wallet_history() and 0xFFFF) != 3518) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1071,7 +1082,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_mancard_checksum_method_wallet_ledger() and 0xFFFF) != 64208) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_mancard_checksum_method_wallet_logout() and 0xFFFF) != 63557) {
+    if ((lib.uniffi_mancard_checksum_method_wallet_logout() and 0xFFFF) != 62029) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_online_state() and 0xFFFF) != 19270) {
@@ -1096,6 +1107,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_replenish_if_due() and 0xFFFF) != 30672) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_mancard_checksum_method_wallet_sessions() and 0xFFFF) != 41587) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_set_locked() and 0xFFFF) != 22485) {
@@ -2512,6 +2526,12 @@ public interface WalletInterface {
     fun `deactivated`()
     
     /**
+     * Ends one session of the account by its id (e.g. a lost phone's); signed by this
+     * phone's binding key.
+     */
+    suspend fun `endSession`(`id`: kotlin.String)
+    
+    /**
      * History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
      * page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
      */
@@ -2534,9 +2554,10 @@ public interface WalletInterface {
     fun `ledger`(): LedgerView
     
     /**
-     * Forgets the stored session (local only).
+     * Ends this session at the backend and forgets it on this phone (forgotten here even
+     * when the backend cannot be reached; the error then says so).
      */
-    fun `logout`()
+    suspend fun `logout`()
     
     /**
      * Local online state: logged in, sync cursors, open top-ups. No network.
@@ -2584,6 +2605,11 @@ public interface WalletInterface {
      * Replenishes only when due; null when not due.
      */
     suspend fun `replenishIfDue`(): ProvisionReport?
+    
+    /**
+     * The account's live sessions (ids and times, never tokens; this phone's is `current`).
+     */
+    suspend fun `sessions`(): List<SessionEntry>
     
     /**
      * Locks or unlocks the wallet: a locked wallet refuses taps (status word 6982) and passes.
@@ -2877,6 +2903,33 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
 
     
     /**
+     * Ends one session of the account by its id (e.g. a lost phone's); signed by this
+     * phone's binding key.
+     */
+    @Throws(ManCardException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `endSession`(`id`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_mancard_fn_method_wallet_end_session(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_mancard_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_mancard_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_mancard_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        ManCardException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * History, newest first: taps, passes, refusals, top-ups. `cursor`: null for the newest
      * page, else the previous page's `nextCursor`. `limit` is clamped to 1–500.
      */
@@ -2948,19 +3001,29 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
 
     
     /**
-     * Forgets the stored session (local only).
+     * Ends this session at the backend and forgets it on this phone (forgotten here even
+     * when the backend cannot be reached; the error then says so).
      */
-    @Throws(ManCardException::class)override fun `logout`()
-        = 
-    callWithHandle {
-    uniffiRustCallWithError(ManCardException) { _status ->
-    UniffiLib.uniffi_mancard_fn_method_wallet_logout(
-        it,
-        _status)
-}
+    @Throws(ManCardException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `logout`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_mancard_fn_method_wallet_logout(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_mancard_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_mancard_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_mancard_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        ManCardException.ErrorHandler,
+    )
     }
-    
-    
 
     
     /**
@@ -3128,6 +3191,30 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
         { future -> UniffiLib.ffi_mancard_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterOptionalTypeProvisionReport.lift(it) },
+        // Error FFI converter
+        ManCardException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The account's live sessions (ids and times, never tokens; this phone's is `current`).
+     */
+    @Throws(ManCardException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `sessions`() : List<SessionEntry> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_mancard_fn_method_wallet_sessions(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_mancard_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_mancard_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_mancard_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeSessionEntry.lift(it) },
         // Error FFI converter
         ManCardException.ErrorHandler,
     )
@@ -4031,6 +4118,90 @@ public object FfiConverterTypeQrModules: FfiConverterRustBuffer<QrModules> {
             FfiConverterUInt.write(value.`width`, buf)
             FfiConverterUByte.write(value.`version`, buf)
             FfiConverterSequenceBoolean.write(value.`modules`, buf)
+    }
+}
+
+
+
+/**
+ * One live session of the account (never its token).
+ */
+data class SessionEntry (
+    /**
+     * What `end_session` takes.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * UTC seconds.
+     */
+    var `createdAt`: kotlin.Long
+    , 
+    var `lastUsedAt`: kotlin.Long
+    , 
+    /**
+     * The latest it ends.
+     */
+    var `expiresAt`: kotlin.Long
+    , 
+    /**
+     * When it ends if left unused.
+     */
+    var `idleExpiresAt`: kotlin.Long
+    , 
+    /**
+     * Bound to a phone that provisioned with it.
+     */
+    var `bound`: kotlin.Boolean
+    , 
+    /**
+     * The session of this phone.
+     */
+    var `current`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSessionEntry: FfiConverterRustBuffer<SessionEntry> {
+    override fun read(buf: ByteBuffer): SessionEntry {
+        return SessionEntry(
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SessionEntry) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterLong.allocationSize(value.`createdAt`) +
+            FfiConverterLong.allocationSize(value.`lastUsedAt`) +
+            FfiConverterLong.allocationSize(value.`expiresAt`) +
+            FfiConverterLong.allocationSize(value.`idleExpiresAt`) +
+            FfiConverterBoolean.allocationSize(value.`bound`) +
+            FfiConverterBoolean.allocationSize(value.`current`)
+    )
+
+    override fun write(value: SessionEntry, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterLong.write(value.`createdAt`, buf)
+            FfiConverterLong.write(value.`lastUsedAt`, buf)
+            FfiConverterLong.write(value.`expiresAt`, buf)
+            FfiConverterLong.write(value.`idleExpiresAt`, buf)
+            FfiConverterBoolean.write(value.`bound`, buf)
+            FfiConverterBoolean.write(value.`current`, buf)
     }
 }
 
@@ -5365,6 +5536,34 @@ public object FfiConverterSequenceTypeHistoryEntry: FfiConverterRustBuffer<List<
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeHistoryEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSessionEntry: FfiConverterRustBuffer<List<SessionEntry>> {
+    override fun read(buf: ByteBuffer): List<SessionEntry> {
+        val len = buf.getInt()
+        return List<SessionEntry>(len) {
+            FfiConverterTypeSessionEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SessionEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSessionEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SessionEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSessionEntry.write(it, buf)
         }
     }
 }

@@ -113,6 +113,10 @@ class ErrorPathsTest {
         assertTrue("${report.revokedPseudonyms}", report.revokedPseudonyms.isNotEmpty())
         assertTrue(report.pseudonym !in report.revokedPseudonyms)
 
+        // The new phone's provisioning ended the old phone's session: found again, it logs in.
+        expect<ManCardException.SessionExpired> { runBlocking { old.sync() } }
+        old.register(phone)
+        old.verify(phone, Http.otp(phone))
         val sync = old.sync()
         assertTrue("sync report: $sync", sync.revoked)
         assertEquals(CredentialState.REVOKED, old.status().state)
