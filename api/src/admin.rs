@@ -451,8 +451,9 @@ pub struct OperatorLogQuery {
     /// Rows after this id (default 0: from the start).
     #[serde(default)]
     pub after: i64,
-    /// At most this many rows (default and maximum 500).
+    /// At most this many rows (1 to 500; default 500).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
 }
 

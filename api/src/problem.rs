@@ -131,6 +131,8 @@ problem_codes! {
     /// A session bound to one device asked for a credential for another binding key.
     WrongDevice = "wrong_device",
     UnknownSession = "unknown_session",
+    /// Rotating the issuer key would list more keys than a config bundle may carry (409).
+    TooManyIssuerKeys = "too_many_issuer_keys",
 }
 
 /// The schema lists the wire texts (a derived schema would list the variant names: the

@@ -62,9 +62,14 @@ pub struct TopupIntentResponse {
     pub reason: Option<String>,
 }
 
-/// The query string of the gateway's redirect back, `GET /v1/topups/callback`.
+/// The query string of the gateway's redirect back, `GET /v1/topups/callback`, or the form a
+/// gateway posts to `POST /v1/topups/callback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams, utoipa::ToSchema),
+    into_params(parameter_in = Query)
+)]
 pub struct CallbackQuery {
     /// Gateway payment token.
     pub token: String,

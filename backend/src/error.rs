@@ -218,6 +218,15 @@ pub enum Error {
     WrongDevice,
     #[error("no such session on this account")]
     UnknownSession,
+    /// A query parameter out of its documented range.
+    #[error("{0}")]
+    InvalidQueryValue(&'static str),
+    /// Rotating the issuer key would list more keys than a config bundle may carry.
+    #[error(
+        "too many issuer keys are still listed ({listed} of at most {max}); retire old ones \
+         before rotating again"
+    )]
+    TooManyIssuerKeys { listed: usize, max: usize },
 }
 
 impl Error {

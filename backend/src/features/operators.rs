@@ -339,7 +339,10 @@ impl Engine {
 
     /// A page of the operator log, and the whole chain's check.
     pub fn operator_log(&self, q: &OperatorLogQuery) -> Result<OperatorLogResponse> {
-        let limit = q.limit.unwrap_or(MAX_LOG_PAGE).clamp(1, MAX_LOG_PAGE);
+        let limit = q.limit.unwrap_or(MAX_LOG_PAGE);
+        if !(1..=MAX_LOG_PAGE).contains(&limit) {
+            return Err(Error::InvalidQueryValue("limit is 1 to 500 rows"));
+        }
         let check = self.verify_operator_log()?;
         let rows = self
             .store

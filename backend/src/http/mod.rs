@@ -79,6 +79,46 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Every client error is a problem document: an answer axum itself made in plain text (a path
+/// parameter that is not UTF-8, say) is rewritten as one, with a code chosen by its status.
+async fn plain_errors_as_problems(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| t.starts_with("text/plain"));
+    if !status.is_client_error() || !plain {
+        return resp;
+    }
+    let retry_after = resp.headers().get(axum::http::header::RETRY_AFTER).cloned();
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => ProblemCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ProblemCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ProblemCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemCode::UnsupportedMediaType,
+        StatusCode::REQUEST_TIMEOUT => ProblemCode::RequestTimeout,
+        StatusCode::TOO_MANY_REQUESTS => ProblemCode::RateLimited,
+        _ => ProblemCode::InvalidQuery,
+    };
+    let detail = if text.trim().is_empty() {
+        "the request could not be read".to_string()
+    } else {
+        text
+    };
+    let mut out =
+        axum::response::IntoResponse::into_response(ApiProblem::new(status, code, detail));
+    if let Some(v) = retry_after {
+        out.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    out
+}
+
 /// The router of the whole API with the edge's layers (outermost first): the access log;
 /// the whole-request timeout (408) and load shedding (503 + `Retry-After` once
 /// `max_in_flight` requests are running); the body-read timeout; the body limit; the rate
@@ -123,6 +163,7 @@ pub fn router(state: AppState) -> Router {
             edge.body_read_timeout,
         ))
         .layer(gate)
+        .layer(middleware::from_fn(plain_errors_as_problems))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }

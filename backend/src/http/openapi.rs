@@ -89,7 +89,7 @@ impl utoipa::Modify for SecurityAddon {
     info(title = "ManCard backend", description = "Issuance, top-up, settlement and reconciliation. Errors are RFC 9457 problem documents (application/problem+json) with a stable `code`."),
     paths(healthz, auth::request_otp, auth::create_session, account::account, credential::nonce,
           credential::provision, credential::replenish, topup::create_topup, topup::topup_status,
-          topup::topup_callback, wallet::sync, wallet::wallet_log, validator::validator_config,
+          topup::topup_callback, topup::topup_callback_form, wallet::sync, wallet::wallet_log, validator::validator_config,
           validator::upload_batch, admin::register_validator, admin::deny_validator,
           admin::list_keys,
           admin::rotate_keys, admin::fraud_cases, admin::fraud_case, admin::resolve_fraud,

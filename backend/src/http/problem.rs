@@ -108,6 +108,8 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::BadRequestProof(_) => (StatusCode::FORBIDDEN, C::BadRequestProof),
         E::WrongDevice => (StatusCode::FORBIDDEN, C::WrongDevice),
         E::UnknownSession => (StatusCode::NOT_FOUND, C::UnknownSession),
+        E::InvalidQueryValue(_) => (StatusCode::BAD_REQUEST, C::InvalidQuery),
+        E::TooManyIssuerKeys { .. } => (StatusCode::CONFLICT, C::TooManyIssuerKeys),
     }
 }
 

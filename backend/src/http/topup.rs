@@ -95,7 +95,12 @@ pub(crate) async fn topup_callback(
     Ok(return_page(&r))
 }
 
-/// The gateway's POST back (a Shaparak gateway posts a form): as the GET.
+/// The gateway's POST back (a Shaparak gateway posts a form): as the GET. The fields are not
+/// trusted: only the token is used, and the payment is verified with the gateway.
+#[utoipa::path(post, path = TOPUP_CALLBACK.path,
+    request_body(content = CallbackQuery, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "HTML result page", content_type = "text/html"),
+              (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub(crate) async fn topup_callback_form(
     State(s): State<AppState>,
     form: Result<Form<CallbackQuery>, FormRejection>,

@@ -1,9 +1,10 @@
 //! End-to-end flows over real HTTP on a loopback port with a real SQLite file.
 
 use mancard_api::endpoints::{
-    ACCOUNT, ADMIN_ADJUSTMENTS, ADMIN_AUDIT, ADMIN_ROTATE_KEYS, ADMIN_VALIDATORS, CREATE_SESSION,
-    CREATE_TOPUP, HEALTHZ, OPENAPI, PROVISION, REPLENISH, REQUEST_OTP, SANDBOX_OTP, TOPUP_CALLBACK,
-    TOPUP_STATUS, VALIDATOR_BATCHES, VALIDATOR_CONFIG, WALLET_LOG, WALLET_SYNC,
+    ACCOUNT, ADMIN_ADJUSTMENTS, ADMIN_AUDIT, ADMIN_ISSUER_KEYS, ADMIN_ROTATE_KEYS,
+    ADMIN_VALIDATORS, CREATE_SESSION, CREATE_TOPUP, HEALTHZ, OPENAPI, PROVISION, REPLENISH,
+    REQUEST_OTP, SANDBOX_OTP, TOPUP_CALLBACK, TOPUP_STATUS, VALIDATOR_BATCHES, VALIDATOR_CONFIG,
+    WALLET_LOG, WALLET_SYNC,
 };
 use mancard_api::{
     AccountResponse, CredentialResponse, Health, LedgerEntry, LedgerKind, LogResponse, OtpResponse,
@@ -1463,4 +1464,26 @@ async fn every_endpoint_constant_is_routed_with_its_auth() {
             }
         }
     }
+}
+
+/// A careless or hostile operator rotating the issuer key again and again: once the keys still
+/// listed for verification would overflow a config bundle (16), rotation is refused with 409
+/// and the bundle (which provisioning, sync and every validator need) keeps being served.
+#[tokio::test]
+async fn rotating_past_what_a_bundle_carries_is_refused_and_the_bundle_still_served() {
+    let h = Harness::start().await;
+    for i in 0..15 {
+        let (s, k) = h.admin_post(ADMIN_ROTATE_KEYS.path, &json!({})).await;
+        assert_eq!(s, StatusCode::OK, "rotation {i}: {k}");
+    }
+    let (s, k) = h.admin_post(ADMIN_ROTATE_KEYS.path, &json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{k}");
+    assert_eq!(k["code"], "too_many_issuer_keys", "{k}");
+    let (s, k) = h.get(ADMIN_ISSUER_KEYS.path, Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    let keys: KeysResponse = serde_json::from_value(k).unwrap();
+    assert_eq!(keys.current_key_id, 16);
+    let cfg = h.config().await;
+    assert_eq!(cfg.body.issuer_keys.len(), 16);
+    assert_eq!(cfg.body.signer_key_id, 16);
 }

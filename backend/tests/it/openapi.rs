@@ -103,6 +103,10 @@ async fn the_served_document_is_complete_openapi_3_1() {
                         "{at}: JSON body, no {status}"
                     );
                 }
+            } else if media == "application/x-www-form-urlencoded" {
+                // a gateway's form post back: a form of named strings
+                assert!(m["schema"]["$ref"].as_str().is_some(), "{at}: form schema");
+                assert!(responses.contains_key("400"), "{at}: form body, no 400");
             } else {
                 assert_eq!(media, "application/octet-stream", "{at}");
                 assert_eq!(m["schema"]["type"], "string", "{at}: binary body");
@@ -293,4 +297,44 @@ async fn an_undeclared_method_is_a_405_problem() {
         checked += 1;
     }
     assert!(checked > 10);
+}
+
+/// A path parameter that is not UTF-8 (`%FF`) is refused by the router before any handler;
+/// the answer is still a problem document, on every operation with a path parameter.
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_gets_a_problem_document() {
+    let h = Harness::start().await;
+    let doc = document(&h).await;
+    let token = h.login("+989120000077").await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(open) = path.find('{') else {
+            continue;
+        };
+        let close = path.find('}').unwrap();
+        let bad = format!("{}%FF{}", &path[..open], &path[close + 1..]);
+        for m in METHODS.iter().copied().filter(|m| item.get(*m).is_some()) {
+            let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+            let bearer = if path.contains("/admin/") {
+                ADMIN
+            } else {
+                token.as_str()
+            };
+            let r = h
+                .http
+                .request(method, h.u(&bad))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error(), "{m} {bad}: {}", r.status());
+            let ct = r.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap();
+            assert_eq!(ct, PROBLEM_CONTENT_TYPE, "{m} {bad}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "only {checked} operations with a path parameter"
+    );
 }
