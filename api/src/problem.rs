@@ -133,6 +133,8 @@ problem_codes! {
     UnknownSession = "unknown_session",
     /// Rotating the issuer key would list more keys than a config bundle may carry (409).
     TooManyIssuerKeys = "too_many_issuer_keys",
+    /// A session asked to end a session made after it (403).
+    NewerSession = "newer_session",
 }
 
 /// The schema lists the wire texts (a derived schema would list the variant names: the

@@ -227,6 +227,9 @@ pub enum Error {
          before rotating again"
     )]
     TooManyIssuerKeys { listed: usize, max: usize },
+    /// A session asked to end one made after it (only a newer session ends an older one).
+    #[error("a session can end only sessions older than itself; this one was made after yours")]
+    NewerSession,
 }
 
 impl Error {

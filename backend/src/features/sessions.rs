@@ -159,9 +159,11 @@ impl Engine {
     pub fn end_session(&self, session: &SessionCtx, id: &str) -> Result<()> {
         let ended = self
             .store
-            .write(|tx| tx.end_session(session.account_id, id.trim()))?;
-        if !ended {
-            return Err(Error::UnknownSession);
+            .write(|tx| tx.end_session(session.account_id, id.trim(), &session.token_hash))?;
+        match ended {
+            Some(true) => {}
+            Some(false) => return Err(Error::NewerSession),
+            None => return Err(Error::UnknownSession),
         }
         tracing::info!(
             account_id = session.account_id.0,

@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
-use mancard_api::endpoints::{CREATE_SESSION, REQUEST_OTP, WALLET_SYNC};
+use mancard_api::endpoints::{CREATE_SESSION, CREATE_TOPUP, REQUEST_OTP, WALLET_SYNC};
 use mancard_api::ProblemCode;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -38,7 +38,7 @@ enum Class {
     Session,
     /// A wallet sync: per account.
     Sync,
-    /// Issuance: per account.
+    /// Issuance and top-up intents: per account.
     Credential,
     Other,
 }
@@ -53,7 +53,8 @@ fn classify(method: &Method, path: &str) -> Class {
         Class::Session
     } else if path == WALLET_SYNC.path {
         Class::Sync
-    } else if path.starts_with(CREDENTIAL_PREFIX) {
+    } else if path.starts_with(CREDENTIAL_PREFIX) || path == CREATE_TOPUP.path {
+        // a top-up intent asks the bank's gateway for a token: per account, like issuance
         Class::Credential
     } else {
         Class::Other
@@ -377,6 +378,7 @@ mod tests {
             Class::Credential
         );
         assert_eq!(classify(&Method::POST, WALLET_SYNC.path), Class::Sync);
-        assert_eq!(classify(&Method::POST, "/v1/topups"), Class::Other);
+        assert_eq!(classify(&Method::POST, "/v1/topups"), Class::Credential);
+        assert_eq!(classify(&Method::GET, "/v1/topups/abc"), Class::Other);
     }
 }

@@ -110,6 +110,7 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::UnknownSession => (StatusCode::NOT_FOUND, C::UnknownSession),
         E::InvalidQueryValue(_) => (StatusCode::BAD_REQUEST, C::InvalidQuery),
         E::TooManyIssuerKeys { .. } => (StatusCode::CONFLICT, C::TooManyIssuerKeys),
+        E::NewerSession => (StatusCode::FORBIDDEN, C::NewerSession),
     }
 }
 

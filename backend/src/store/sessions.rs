@@ -157,23 +157,47 @@ impl Writer<'_> {
         Ok(n == 1)
     }
 
-    /// Ends the account's session with this public id; true if there was one.
-    pub fn end_session(&self, account_id: AccountId, public_id: &str) -> Result<bool, StoreError> {
+    /// Ends the account's session with this public id if it is older than the caller's
+    /// session (`by`): a session never ends one made after it (a lost phone's session must
+    /// not log out the rider's new phone). `Some(true)` ended, `Some(false)` the session is
+    /// newer than the caller's, `None` no such session.
+    pub fn end_session(
+        &self,
+        account_id: AccountId,
+        public_id: &str,
+        by: &[u8; 32],
+    ) -> Result<Option<bool>, StoreError> {
         let n = self.tx.execute(
-            "DELETE FROM sessions WHERE account_id = :account AND public_id = :id",
-            named_params! {":account": account_id, ":id": public_id},
+            "DELETE FROM sessions WHERE account_id = :account AND public_id = :id
+               AND rowid < (SELECT rowid FROM sessions WHERE token_hash = :by)",
+            named_params! {":account": account_id, ":id": public_id, ":by": &by[..]},
         )?;
-        Ok(n == 1)
+        if n == 1 {
+            return Ok(Some(true));
+        }
+        let exists: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM sessions WHERE account_id = :account AND public_id = :id",
+            )?
+            .query_row(
+                named_params! {":account": account_id, ":id": public_id},
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(exists.map(|_| false))
     }
 
-    /// Ends every session of the account but the one of `keep`; how many were ended.
+    /// Ends every session of the account older than the one of `keep` (sessions made after it,
+    /// e.g. the rider's login on a new phone, are left alone); how many were ended.
     pub fn end_other_sessions(
         &self,
         account_id: AccountId,
         keep: &[u8; 32],
     ) -> Result<usize, StoreError> {
         Ok(self.tx.execute(
-            "DELETE FROM sessions WHERE account_id = :account AND token_hash <> :keep",
+            "DELETE FROM sessions WHERE account_id = :account AND token_hash <> :keep
+               AND rowid < (SELECT rowid FROM sessions WHERE token_hash = :keep)",
             named_params! {":account": account_id, ":keep": &keep[..]},
         )?)
     }

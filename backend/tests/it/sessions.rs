@@ -390,13 +390,23 @@ async fn a_stolen_bound_token_without_the_binding_key_moves_nothing() {
     let mut rider = rider;
     let c: CredentialResponse = rider.replenish(&h).await;
     assert!(c.revoked_pseudonyms.is_empty());
-    let proof = h.proof(&token, &rider.binding, &path, b"").await;
-    let (s, _) = h.post_with_proof(&path, &token, Some(&proof), b"").await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(account_id(&h, &second).await.0, StatusCode::UNAUTHORIZED);
-    // an id of another account, or none: 404
+    // ...but a session never ends one made after it (the newer login holds the SIM's code:
+    // a lost phone must not log out the rider's new phone), even with a good proof
     let proof = h.proof(&token, &rider.binding, &path, b"").await;
     let (s, v) = h.post_with_proof(&path, &token, Some(&proof), b"").await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::NewerSession)
+    );
+    assert_eq!(account_id(&h, &second).await.0, StatusCode::OK);
+    // the newer one ends the older one (unbound: no proof needed), once; then 404
+    let list: SessionList = h.get_ok(SESSIONS.path, Some(&second)).await;
+    let mine = &list.sessions.iter().find(|s| !s.current).unwrap().id;
+    let path = END_SESSION.path_with(mine);
+    let (s, _) = h.post_with_proof(&path, &second, None, b"").await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(account_id(&h, &token).await.0, StatusCode::UNAUTHORIZED);
+    let (s, v) = h.post_with_proof(&path, &second, None, b"").await;
     assert_eq!(
         (s, code_of(&v)),
         (StatusCode::NOT_FOUND, ProblemCode::UnknownSession)
@@ -526,4 +536,48 @@ async fn a_proof_is_bound_to_its_path_and_single_use_nonce() {
     // the wallet helper gets through
     let intent = rider.create_topup(&h, 50_000, "p-2").await;
     assert_eq!(intent.amount, 50_000);
+}
+
+/// The thief's race (attack review of #15): a lost phone's bound session watches the session
+/// list and, the moment the rider logs in on a new phone, tries to end that session or to
+/// re-provision itself to evict it. Neither touches the newer session; the new phone then
+/// provisions and ends the lost phone's session.
+#[tokio::test]
+async fn a_lost_phone_cannot_log_out_the_riders_new_phone() {
+    let h = Harness::start().await;
+    let phone = "09121110009";
+    let old = bound_rider(&h, phone).await;
+    let new_token = h.login(phone).await;
+    let list: SessionList = h.get_ok(SESSIONS.path, Some(&old.token)).await;
+    let newer = &list.sessions.iter().find(|s| !s.current).unwrap().id;
+    let path = END_SESSION.path_with(newer);
+    let proof = h.proof(&old.token, &old.binding, &path, b"").await;
+    let (s, v) = h
+        .post_with_proof(&path, &old.token, Some(&proof), b"")
+        .await;
+    assert_eq!(
+        (s, code_of(&v)),
+        (StatusCode::FORBIDDEN, ProblemCode::NewerSession)
+    );
+    // re-provisioning the old device with its own key ends only sessions older than its own
+    let mut old = old;
+    old.replenish(&h).await;
+    let req = Wallet::credential_request(
+        &h,
+        &old.token,
+        &old.binding,
+        &SigningKey::generate().unwrap().0,
+        ProvisionPurpose::Provision,
+    )
+    .await;
+    let (s, v) = h.post(PROVISION.path, Some(&old.token), &req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(account_id(&h, &new_token).await.0, StatusCode::OK);
+    // the new phone provisions: the lost phone's session is over
+    let (_new_phone, c) = Wallet::provision(&h, &new_token).await;
+    assert!(
+        !c.revoked_pseudonyms.is_empty(),
+        "the lost phone's card is revoked"
+    );
+    assert_eq!(account_id(&h, &old.token).await.0, StatusCode::UNAUTHORIZED);
 }
