@@ -105,8 +105,11 @@ impl Engine {
         let now = self.now();
         let new_pseudonym = PseudonymBytes(random()?);
         let (resp, info) = self.store.write(|tx| -> Result<_> {
-            let out = self.issue_in(tx, account_id, &proven, new_pseudonym, now)?;
-            if let Some(s) = session {
+            let (out, fresh) = self.issue_in(tx, account_id, &proven, new_pseudonym, now)?;
+            // A retry (its nonce possibly spent, the body possibly replayed by someone else
+            // from another session of the account) changes no session: the first, fresh
+            // issuance bound its session and ended the older ones in its own transaction.
+            if let Some(s) = session.filter(|_| fresh) {
                 tx.bind_session(&s.token_hash, out.1.device_id, proven.binding.as_bytes())?;
                 if purpose == ProvisionPurpose::Provision {
                     let ended = tx.end_other_sessions(account_id, &s.token_hash)?;
@@ -135,8 +138,8 @@ impl Engine {
         Ok(resp)
     }
 
-    /// Issuance in the caller's transaction: a retried request's certificate again, or a new
-    /// one.
+    /// Issuance in the caller's transaction: a retried request's certificate again (`false`:
+    /// nothing new), or a new one (`true`).
     fn issue_in(
         &self,
         tx: &Writer<'_>,
@@ -144,12 +147,12 @@ impl Engine {
         proven: &Proven,
         new_pseudonym: PseudonymBytes,
         now: i64,
-    ) -> Result<(CredentialResponse, CertInfo)> {
+    ) -> Result<((CredentialResponse, CertInfo), bool)> {
         let account = tx.account(account_id)?.ok_or(Error::UnknownAccount)?;
         // A retry of a request whose answer was lost (the same tap key, with the same or a
         // fresh nonce) gets the same certificate back: nothing new is issued.
         if let Some(again) = self.issued_before(tx, &account, proven, now)? {
-            return Ok(again);
+            return Ok((again, false));
         }
         if !tx.take_nonce(&proven.nonce, account_id, now)? {
             return Err(Error::InvalidNonce);
@@ -166,7 +169,7 @@ impl Engine {
             self.certify(tx, &account, &device, proven, (new_pseudonym, revoked), now)?;
         // In this transaction: the bundle names the pseudonyms it revoked.
         resp.config_bundle = self.bundle_hex_in(tx, now)?;
-        Ok((resp, info))
+        Ok(((resp, info), true))
     }
 
     /// The answer to a request for a tap key that was certified before for this account's

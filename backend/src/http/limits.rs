@@ -96,6 +96,10 @@ fn keyed<K: Clone + Eq + std::hash::Hash>(
 pub struct EdgeLimiters {
     otp_per_address: Option<DefaultKeyedRateLimiter<AddressKey>>,
     otp_global: Option<DefaultDirectRateLimiter>,
+    /// Until when the global code budget is spent: it is charged only for a code actually
+    /// sent (after the handler answered 202), so requests refused for a bad number or by a
+    /// number's pacing cannot drain it and lock every rider out (attack review of #15).
+    otp_global_closed_until: std::sync::Mutex<Option<std::time::Instant>>,
     session_per_address: Option<DefaultKeyedRateLimiter<AddressKey>>,
     sync_per_account: Option<DefaultKeyedRateLimiter<AccountId>>,
     credential_per_account: Option<DefaultKeyedRateLimiter<AccountId>>,
@@ -118,6 +122,7 @@ impl EdgeLimiters {
             otp_global: limits
                 .otp_global
                 .map(|r| DefaultDirectRateLimiter::direct(quota(r))),
+            otp_global_closed_until: std::sync::Mutex::new(None),
             session_per_address: keyed(limits.session_per_address),
             sync_per_account: keyed(limits.sync_per_account),
             credential_per_account: keyed(limits.credential_per_account),
@@ -169,12 +174,29 @@ impl EdgeLimiters {
             &address,
             "too many code requests from this address",
         )?;
-        match self.otp_global.as_ref().map(|l| l.check()) {
-            Some(Err(not_until)) => Err(Refusal {
+        let closed = *self
+            .otp_global_closed_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match closed.map(|until| until.saturating_duration_since(std::time::Instant::now())) {
+            Some(wait) if !wait.is_zero() => Err(Refusal {
                 what: "too many code requests right now",
-                wait: not_until.wait_time_from(self.clock.now()),
+                wait,
             }),
             _ => Ok(()),
+        }
+    }
+
+    /// Charges the global code budget for a code that was sent; when it is spent, closes
+    /// code requests until it has room again (so one code more than the budget may go out
+    /// before the gate closes).
+    fn charge_sent_code(&self) {
+        if let Some(Err(not_until)) = self.otp_global.as_ref().map(|l| l.check()) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            *self
+                .otp_global_closed_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now() + wait);
         }
     }
 
@@ -290,7 +312,13 @@ pub(crate) async fn enforce(
         }
     };
     match verdict {
-        Ok(()) => next.run(req).await,
+        Ok(()) => {
+            let resp = next.run(req).await;
+            if class == Class::Otp && resp.status() == StatusCode::ACCEPTED {
+                limiters.charge_sent_code();
+            }
+            resp
+        }
         Err(refusal) => {
             tracing::debug!(path = %req.uri().path(), wait_ms = refusal.wait.as_millis(), "rate limited");
             too_many(&refusal)

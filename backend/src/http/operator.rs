@@ -63,14 +63,21 @@ impl<S> Admin<S> {
     }
 }
 
-/// Logs a refused admin request and answers the refusal.
+/// Logs a refused admin request and answers the refusal. Only an identified operator's
+/// refusal is a row of the chained operator log: anyone can send requests with no token or a
+/// made-up one, and each would be a write to the one SQLite writer and a row burying the
+/// operators' real actions (attack review of #15); those go to the process log as a warning.
 async fn refuse(
     state: &AppState,
     operator: Option<&str>,
     target: String,
     problem: ApiProblem,
 ) -> ApiProblem {
-    let operator = operator.map(str::to_string);
+    let Some(operator) = operator.map(str::to_string) else {
+        tracing::warn!(%target, code = %problem.code, "admin request refused: no operator");
+        return problem;
+    };
+    let operator = Some(operator);
     let outcome = problem.status.as_u16().to_string();
     let detail = format!("refused: {}: {}", problem.code, problem.detail);
     let logged = blocking(state, move |e| {

@@ -581,3 +581,37 @@ async fn a_lost_phone_cannot_log_out_the_riders_new_phone() {
     );
     assert_eq!(account_id(&h, &old.token).await.0, StatusCode::UNAUTHORIZED);
 }
+
+/// A provisioning body captured (a proxy, a log) and replayed from another session of the
+/// account: the retry path hands back the same certificate, but must not bind the replaying
+/// session to the rider's device nor end the rider's sessions.
+#[tokio::test]
+async fn a_replayed_provisioning_body_changes_no_session() {
+    let h = Harness::start().await;
+    let phone = "09121110010";
+    let token = h.login(phone).await;
+    let (binding, _) = SigningKey::generate().unwrap();
+    let (tap, _) = SigningKey::generate().unwrap();
+    let req =
+        Wallet::credential_request(&h, &token, &binding, &tap, ProvisionPurpose::Provision).await;
+    let (s, first) = h.post(PROVISION.path, Some(&token), &req).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let other = h.login(phone).await; // newer than the rider's, unbound
+    let (s, again) = h.post(PROVISION.path, Some(&other), &req).await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(
+        again["certificate"], first["certificate"],
+        "the same certificate"
+    );
+    assert_eq!(
+        account_id(&h, &token).await.0,
+        StatusCode::OK,
+        "the rider's session lives"
+    );
+    let list: SessionList = h.get_ok(SESSIONS.path, Some(&other)).await;
+    let me = list.sessions.iter().find(|s| s.current).unwrap();
+    assert!(
+        !me.bound,
+        "the replaying session is not bound to the rider's device"
+    );
+}
