@@ -423,7 +423,8 @@ pub struct DecideAdjustmentResponse {
     pub balance: i64,
 }
 
-/// One row of the append-only operator log: every admin request (refused ones too) and
+/// One row of the append-only operator log: every request of an identified operator (refused
+/// ones too; a request naming no operator is not a row) and
 /// every effect an operator had on the books, chained by hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -82,8 +82,8 @@ impl Engine {
 
     /// Provisions or replenishes for a session: a bound session only for its own device's
     /// binding key. On success the session is bound to the device, and provisioning ends every
-    /// other session of the account (a lost phone's token stops working), in the same
-    /// transaction as the certificate.
+    /// older session of the account (a lost phone's token stops working; sessions made after
+    /// this one are left alone), in the same transaction as the certificate.
     pub fn issue_for_session(
         &self,
         session: &SessionCtx,

@@ -3,8 +3,9 @@
 //! list, logout and ending one session, idle expiry and the purge of everything expired.
 //!
 //! A session starts unbound (a login with an SMS code). Provisioning binds it to the new
-//! device's binding key and ends every other session of the account (the lost phone's token
-//! stops working); replenishing binds an unbound session to its device. From then on:
+//! device's binding key and ends every older session of the account (the lost phone's token
+//! stops working; no session ever ends one made after it); replenishing binds an unbound
+//! session to its device. From then on:
 //! - provision and replenish are accepted only with that binding key ([`Error::WrongDevice`]);
 //! - creating a top-up and ending another session need a `ManCard-Proof` header: the binding
 //!   key's signature over a single-use server nonce and the request's method, path and body
