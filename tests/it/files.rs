@@ -325,10 +325,11 @@ fn a_flood_of_refusals_does_not_grow_the_write_ahead_log_without_bound() {
         .join("wallet")
         .join(format!("{}-wal", mancard::DB_FILE));
     let mut largest = 0u64;
-    // 250 a second, more than NFC carries (a busy CI machine must still keep up)
+    // 125 a second, more than NFC carries (a loaded CI machine's checkpoint thread must still
+    // keep up)
     for i in 0..2_400 {
         if i % 10 == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(40));
+            std::thread::sleep(std::time::Duration::from_millis(80));
         }
         let r = w.process_apdu(apdu.clone());
         assert_eq!(r.len(), 2, "refusal {i}: {r:02X?}");
@@ -336,9 +337,11 @@ fn a_flood_of_refusals_does_not_grow_the_write_ahead_log_without_bound() {
             largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
         }
     }
-    // each refusal writes ~25 KiB of pages: without checkpoints this is ~60 MB
+    // Each refusal writes ~25 KiB of pages: without checkpoints the log only grows, to ~60 MB
+    // here whatever the pace; with them it stays far below (its peak depends on the
+    // machine's load: ~20 MB seen on a loaded 2-core machine at twice this pace).
     assert!(
-        largest < 24 << 20,
+        largest < 32 << 20,
         "the write-ahead log reached {largest} bytes"
     );
 }

@@ -564,7 +564,21 @@ fn sessions_are_listed_ended_with_the_phones_proof_and_logged_out() {
     let other = list.iter().find(|s| !s.current).unwrap();
     assert!(!other.bound);
     assert!(other.idle_expires_at <= other.expires_at);
-    // the phone ends the other session (signed by its binding key)
+    // the phone cannot end the tablet's session, made after its own (the newest login wins:
+    // a lost phone must not log out the rider's new one), even with its binding proof
+    assert!(matches!(
+        o.block_on(o.end_session(other.id.clone())).unwrap(),
+        Err(OnlineError::AccountBlocked { .. })
+    ));
+    assert!(o2.block_on(o2.account()).unwrap().is_ok());
+    // the tablet (unbound: no proof needed) ends the phone's; the phone logs in again, and
+    // its new, newer session ends the tablet's with the phone's binding proof
+    o2.block_on(o2.end_session(me.id.clone())).unwrap().unwrap();
+    assert!(matches!(
+        o.block_on(o.account()).unwrap(),
+        Err(OnlineError::SessionExpired)
+    ));
+    login(&env, &o, PHONE);
     o.block_on(o.end_session(other.id.clone()))
         .unwrap()
         .unwrap();
