@@ -132,9 +132,11 @@ def call(method, path, body=None):
     except urllib.error.HTTPError as e:
         sys.exit(f"{method} {path}: {e.code} {e.read()[:300]!r}")
 
-call("POST", "/v1/auth/otp", {"phone": phone})
-code = call("GET", "/sandbox/otp?" + urllib.parse.urlencode({"phone": phone}))["code"]
-print(call("POST", "/v1/auth/session", {"phone": phone, "code": code})["token"])
+request_id = call("POST", "/v1/auth/otp", {"phone": phone})["request_id"]
+query = urllib.parse.urlencode({"phone": phone, "request_id": request_id})
+code = call("GET", "/sandbox/otp?" + query)["code"]
+print(call("POST", "/v1/auth/session",
+           {"phone": phone, "code": code, "request_id": request_id})["token"])
 EOF
 }
 MANCARD_API_CHECK_SESSION=$(login) || fail_with_log "could not log a rider in"

@@ -16,6 +16,10 @@ pub struct OtpResponse {
     pub phone: String,
     /// When the code stops working, UTC seconds.
     pub expires_at: i64,
+    /// Names this request's code (32 hex characters). `POST /v1/auth/session` must carry it:
+    /// a guess counts only against the code of the request it names, so a stranger guessing
+    /// at a number burns only the stranger's own codes, never the one the rider is typing.
+    pub request_id: String,
 }
 
 /// The query string of the sandbox's `GET /sandbox/otp`.
@@ -23,6 +27,9 @@ pub struct OtpResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PhoneQuery {
     pub phone: String,
+    /// The code of this request (from `POST /v1/auth/otp`); without it, the newest live code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +44,10 @@ pub struct SandboxOtp {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionRequest {
     pub phone: String,
-    /// The 6-digit one-time code.
+    /// The 8-digit one-time code.
     pub code: String,
+    /// The `request_id` the code request was answered with.
+    pub request_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

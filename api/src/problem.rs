@@ -66,6 +66,7 @@ problem_codes! {
     // accounts
     InvalidPhone = "invalid_phone",
     InvalidCode = "invalid_code",
+    InvalidRequestId = "invalid_request_id",
     NoCode = "no_code",
     SmsUnavailable = "sms_unavailable",
     UnknownAccount = "unknown_account",

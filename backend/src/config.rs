@@ -33,8 +33,8 @@ pub struct Policy {
     /// Replenishment is due when less than this remains of a certificate's lifetime.
     pub replenish_before_expiry_secs: i64,
     pub otp_ttl_secs: i64,
-    /// Wrong guesses a code survives: the one that reaches this many dies (default 3). A wrong
-    /// guess counts against every live code of the number.
+    /// Wrong guesses a code survives: the one that reaches this many dies (default 3). A guess
+    /// names its code request (`request_id`) and counts against that request's code only.
     pub otp_max_attempts: i64,
     /// Unused since issue #15 (code sends are paced by `otp_send_interval_secs` and
     /// `otp_send_burst` instead of an hourly cap that let a stranger lock a rider out).
@@ -70,11 +70,17 @@ pub struct Policy {
     /// A session ends this long after its last use (default 7 days; `session_ttl_secs` is the
     /// absolute limit).
     pub session_idle_secs: i64,
-    /// Code sends to one phone number are paced: one per this many seconds on average
-    /// (default 60), after a burst of `otp_send_burst` (default 3). The rightful rider is never
-    /// kept waiting longer than this for a fresh code, whoever asked for codes before.
+    /// Code sends to one phone number from everyone together are paced: one per this many
+    /// seconds on average (default 30), after a burst of `otp_send_burst` (default 6). This
+    /// bounds the SMS a number can be bombed with and the guesses a distributed attacker gets.
     pub otp_send_interval_secs: i64,
     pub otp_send_burst: i64,
+    /// Code sends to one phone number from one client address (IPv6: one /64) are paced
+    /// more tightly: one per this many seconds (default 120) after a burst of
+    /// `otp_pair_send_burst` (default 3). One address can use at most a quarter of the
+    /// number's pace, so a stranger at one address never keeps the rider from a fresh code.
+    pub otp_pair_send_interval_secs: i64,
+    pub otp_pair_send_burst: i64,
 }
 
 impl Default for Policy {
@@ -104,8 +110,10 @@ impl Default for Policy {
             shared_pass_limit: 1,
             max_certificates_per_day: 8,
             session_idle_secs: 7 * 24 * 3600,
-            otp_send_interval_secs: 60,
-            otp_send_burst: 3,
+            otp_send_interval_secs: 30,
+            otp_send_burst: 6,
+            otp_pair_send_interval_secs: 120,
+            otp_pair_send_burst: 3,
         }
     }
 }

@@ -53,8 +53,19 @@ pub struct EdgeLimits {
     pub request_timeout: Duration,
     /// Requests handled at once; more are refused at once with 503 and `Retry-After`.
     pub max_in_flight: usize,
+    /// Requests handled at once from one client address (IPv6: one /64); one more is
+    /// refused at once with 429 and `Retry-After`. Riders behind one carrier NAT share an
+    /// address, but their requests take milliseconds.
+    pub max_in_flight_per_address: Option<usize>,
+    /// A body whose `Content-Length` is at most this many bytes (every JSON request) is
+    /// read whole before its request takes an in-flight slot, so a client that dribbles its
+    /// body holds only its own connection.
+    pub prebuffer_limit: usize,
     /// Open connections at once; a connection over it is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// Open connections at once from one client address (IPv6: one /64; a trusted proxy is
+    /// not limited); one more is closed as soon as it is accepted.
+    pub max_connections_per_address: Option<usize>,
     /// The `Retry-After` of a shed request, seconds.
     pub shed_retry_after_secs: u64,
 }
@@ -72,7 +83,10 @@ impl Default for EdgeLimits {
             body_read_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(60),
             max_in_flight: 512,
+            max_in_flight_per_address: Some(64),
+            prebuffer_limit: 64 * 1024,
             max_connections: 4_096,
+            max_connections_per_address: Some(256),
             shed_retry_after_secs: 2,
         }
     }
@@ -81,12 +95,14 @@ impl Default for EdgeLimits {
 impl EdgeLimits {
     /// The limits of a backend whose clients all connect over loopback (tests, the demo,
     /// [`crate::BackendConfig::sandbox`]): every client is 127.0.0.1 there, so the
-    /// per-address limits would make all of them one client and are off; everything else is
-    /// the default. `mancard backend serve` always starts from [`EdgeLimits::default`].
+    /// per-address limits (rates, requests and connections at once) would make all of them
+    /// one client and are off; everything else is the default. `mancard backend serve` always starts from [`EdgeLimits::default`].
     pub fn loopback() -> Self {
         Self {
             otp_per_address: None,
             session_per_address: None,
+            max_in_flight_per_address: None,
+            max_connections_per_address: None,
             ..Self::default()
         }
     }
@@ -158,8 +174,16 @@ impl EdgeLimits {
         if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.is_zero()) {
             return Err(format!("edge {name} must be more than zero"));
         }
-        if self.max_in_flight == 0 || self.max_connections == 0 {
-            return Err("edge max_in_flight and max_connections must be more than zero".into());
+        if self.max_in_flight == 0
+            || self.max_connections == 0
+            || self.max_in_flight_per_address == Some(0)
+            || self.max_connections_per_address == Some(0)
+        {
+            return Err(
+                "edge max_in_flight and max_connections (also per address) must be \
+                        more than zero"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -64,8 +64,10 @@ pub enum Error {
     InvalidKey(String),
     #[error("{0}")]
     InvalidPhone(&'static str),
-    #[error("the code is 6 digits")]
+    #[error("the code is 8 digits")]
     InvalidCode,
+    #[error("the request id is the 32 hex characters the code request was answered with")]
+    InvalidRequestId,
 
     // ---- who is calling ------------------------------------------------------------------
     /// No, a malformed or an unknown credential (session token, one-time code).

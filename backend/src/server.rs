@@ -5,10 +5,11 @@ use crate::edge::EdgeLimits;
 use crate::engine::Engine;
 use crate::error::StoreError;
 use crate::http;
+use crate::http::{AddressKey, Held, PerAddress};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -173,6 +174,7 @@ async fn serve(
     h1.timer(TokioTimer::new())
         .header_read_timeout(edge.header_read_timeout);
     let open = Arc::new(Semaphore::new(edge.max_connections.max(1)));
+    let per_peer = PeerConnections::new(&edge);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -192,6 +194,11 @@ async fn serve(
             drop(stream);
             continue;
         };
+        let Some(from_peer) = per_peer.enter(peer.ip()) else {
+            tracing::warn!(%peer, "connection refused: too many open connections from one address");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let Ok(svc) = make.call(peer).await;
         let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -203,11 +210,40 @@ async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
+            drop(from_peer);
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Open connections per client address (IPv6: per /64), capped by
+/// `EdgeLimits::max_connections_per_address`; a trusted proxy's are not counted.
+struct PeerConnections {
+    open: PerAddress,
+    trusted: Vec<IpAddr>,
+}
+
+impl PeerConnections {
+    fn new(edge: &EdgeLimits) -> Self {
+        Self {
+            open: PerAddress::new(edge.max_connections_per_address),
+            trusted: edge
+                .trusted_proxies
+                .iter()
+                .map(|ip| ip.to_canonical())
+                .collect(),
+        }
+    }
+
+    fn enter(&self, peer: IpAddr) -> Option<Option<Held>> {
+        let peer = peer.to_canonical();
+        if self.trusted.contains(&peer) {
+            return Some(None);
+        }
+        self.open.enter(AddressKey::of(peer)).map(Some)
+    }
 }
 
 /// Resolves on ctrl-c or (unix) SIGTERM.

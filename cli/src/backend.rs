@@ -78,7 +78,7 @@ enum BackendCommand {
         #[command(flatten)]
         providers: Box<crate::providers::ProviderArgs>,
         #[command(flatten)]
-        edge: EdgeArgs,
+        edge: Box<EdgeArgs>,
     },
     /// Issuer keys.
     Keys {
@@ -460,6 +460,25 @@ struct EdgeArgs {
     /// Open connections at once.
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Requests handled at once from one client address (more are answered 429), or `off`.
+    #[arg(long, value_name = "N|off")]
+    max_in_flight_per_address: Option<String>,
+    /// Open connections at once from one client address (a trusted proxy is not limited),
+    /// or `off`.
+    #[arg(long, value_name = "N|off")]
+    max_connections_per_address: Option<String>,
+}
+
+/// A per-address cap from the command line: a whole number, or `off`.
+fn cap_or_off(flag: &str, value: &str) -> Result<Option<usize>, String> {
+    if value.trim() == "off" {
+        return Ok(None);
+    }
+    value
+        .trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("--{flag}: expected a whole number or `off`, got {value:?}"))
 }
 
 impl EdgeArgs {
@@ -483,6 +502,12 @@ impl EdgeArgs {
         e.request_timeout = self.request_timeout_secs.map_or(e.request_timeout, secs);
         e.max_in_flight = self.max_in_flight.unwrap_or(e.max_in_flight);
         e.max_connections = self.max_connections.unwrap_or(e.max_connections);
+        if let Some(v) = &self.max_in_flight_per_address {
+            e.max_in_flight_per_address = cap_or_off("max-in-flight-per-address", v)?;
+        }
+        if let Some(v) = &self.max_connections_per_address {
+            e.max_connections_per_address = cap_or_off("max-connections-per-address", v)?;
+        }
         limits.check()?;
         Ok(limits)
     }

@@ -36,6 +36,12 @@ pub(crate) struct Inner {
     pub(super) credential_lock: tokio::sync::Mutex<()>,
 }
 
+/// The wallet's record of the last code request: its `request_id` (the login names it, and a
+/// wrong guess counts only against that request's code, so a stranger guessing at the rider's
+/// number cannot burn the code the rider is typing). Stored, so that the app may be killed
+/// while the rider reads the SMS.
+const CODE_REQUEST: &str = "code_request";
+
 impl Inner {
     pub(crate) fn new(
         wallet: Arc<Wallet>,
@@ -110,6 +116,8 @@ impl Inner {
             .http
             .call(ep, ep.path, None, Some(&OtpRequest { phone }))
             .await?;
+        self.wallet
+            .idempotency_put(CODE_REQUEST, &r.request_id, r.phone.as_bytes(), now_utc())?;
         Ok(CodeSent {
             phone: r.phone,
             expires_at: r.expires_at,
@@ -122,9 +130,19 @@ impl Inner {
         code: String,
     ) -> Result<SessionInfo, OnlineError> {
         let ep = endpoints::CREATE_SESSION;
+        let (request_id, _) =
+            self.wallet
+                .idempotency_get(CODE_REQUEST)?
+                .ok_or_else(|| OnlineError::Validation {
+                    code: "no_code_requested".into(),
+                    message: "ask for a code first (a code works only in the app that asked \
+                              for it)"
+                        .into(),
+                })?;
         let body = SessionRequest {
             phone: phone.clone(),
             code,
+            request_id,
         };
         let r: SessionResponse = self
             .http
@@ -152,6 +170,7 @@ impl Inner {
         // The backend normalises the number; ask it back for the account record.
         self.wallet
             .store_session(sealed, r.account_id, &phone, r.expires_at)?;
+        self.wallet.idempotency_clear(CODE_REQUEST)?;
         let phone = match self.account().await {
             Ok(a) => {
                 self.wallet

@@ -455,9 +455,14 @@ mod tests {
         assert_eq!(sent(&otp), sent(&json!({ "phone": "+989121234567" })));
         let session = mancard_api::SessionRequest {
             phone: "+989121234567".into(),
-            code: "123456".into(),
+            code: "12345678".into(),
+            request_id: "00112233445566778899aabbccddeeff".into(),
         };
-        let old = json!({ "phone": "+989121234567", "code": "123456" });
+        let old = json!({
+            "phone": "+989121234567",
+            "code": "12345678",
+            "request_id": "00112233445566778899aabbccddeeff",
+        });
         assert_eq!(sent(&session), sent(&old));
         let cred = mancard_api::CredentialRequest {
             nonce: "aa".into(),

@@ -21,9 +21,11 @@ fn register_provision_top_up_tap_and_sync() {
     assert!(!o.state().unwrap().logged_in);
     // a wrong code is a message for the rider, not a session problem
     o.block_on(o.register(PHONE.into())).unwrap().unwrap();
-    let wrong = o.block_on(o.verify(PHONE.into(), "000000".into())).unwrap();
+    let wrong = o
+        .block_on(o.verify(PHONE.into(), "00000000".into()))
+        .unwrap();
     let right = env.otp(PHONE);
-    if right != "000000" {
+    if right != "00000000" {
         assert!(
             matches!(wrong, Err(OnlineError::Validation { .. })),
             "{wrong:?}"
@@ -603,4 +605,41 @@ fn sessions_are_listed_ended_with_the_phones_proof_and_logged_out() {
     ));
     // and logging out again (no session) is fine
     o.block_on(o.logout()).unwrap().unwrap();
+}
+
+/// The rider asks for a code, the app is killed while they read the SMS, and the restarted
+/// app still logs in with it: the code request's id is stored with the wallet, not only in
+/// memory (a login must name it). A code typed into another wallet, which never asked for
+/// it, is refused without costing the rider's code a guess.
+#[test]
+fn a_code_request_survives_an_app_restart() {
+    let env = Env::start();
+    let root = data_dir(env.path(), "phone");
+    let phone = "+989121230077";
+    {
+        let w = open_wallet(&root);
+        let o = online(&w, &env.url);
+        o.block_on(o.register(phone.into())).unwrap().unwrap();
+    }
+    let code = env.otp(phone);
+    // another wallet, which never asked for a code, cannot use it
+    let other_root = data_dir(env.path(), "other");
+    let other_w = open_wallet(&other_root);
+    let other = online(&other_w, &env.url);
+    let refused = other
+        .block_on(other.verify(phone.into(), code.clone()))
+        .unwrap();
+    assert!(
+        matches!(&refused, Err(OnlineError::Validation { code, .. }) if code == "no_code_requested"),
+        "{refused:?}"
+    );
+    // the restarted app logs in
+    let w = open_wallet(&root);
+    let o = online(&w, &env.url);
+    let session = o.block_on(o.verify(phone.into(), code)).unwrap().unwrap();
+    assert!(o.state().unwrap().logged_in);
+    assert_eq!(
+        env.engine().account(session.account_id).unwrap().phone,
+        phone
+    );
 }

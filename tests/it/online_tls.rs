@@ -18,7 +18,7 @@ fn the_wallet_trusts_a_given_root_ca_and_only_that() {
     let plain = OnlineWallet::new(Arc::clone(&w), url.clone(), fast_options()).unwrap();
     let r = plain.block_on(plain.register(PHONE.into())).unwrap();
     assert!(matches!(r, Err(OnlineError::Offline { .. })), "{r:?}");
-    assert!(env.engine().sandbox_otp(PHONE).is_err());
+    assert!(env.engine().sandbox_otp(PHONE, None).is_err());
 
     // a malformed extra CA is refused up front
     let bad = OnlineWallet::new(

@@ -1,12 +1,18 @@
 //! Accounts: one-time codes by SMS (sandbox: logged and readable), logging in, the account
 //! view. Sessions themselves (binding, proofs, listing, ending, purging) are in `sessions`.
 //!
-//! A stranger must not be able to lock a rider out: a new code never ends the older live ones
-//! (a stranger's request cannot kill the code the rider is typing), code sends to one number are
-//! paced (one a minute after a burst of three, [`Engine::pace_code_send`]) instead of capped per
-//! hour, and a wrong guess only kills codes (each survives `otp_max_attempts` wrong guesses), so
-//! the rightful rider can always get a fresh code within a minute. The guessing bound this
-//! leaves is worked out in the ADR notes of issue #15.
+//! A stranger must not be able to lock a rider out:
+//! - every code request gets its own code and a `request_id` only its requester sees; a
+//!   login names its request, and a wrong guess counts only against that request's code. A
+//!   stranger guessing at a number burns the stranger's own codes, never the rider's;
+//! - a new code never ends the older live ones;
+//! - code sends are paced per number and client address (a burst of 3, then one per two
+//!   minutes) inside a looser pace per number (a burst of 6, then one per 30 s; the SMS a
+//!   number can be bombed with). One address gets at most a quarter of the number's pace, so
+//!   a stranger at one address leaves the rider a fresh code within the number's interval.
+//!
+//! Codes are 8 digits: what bounds guessing is the number's pace (at most 3 guesses per code
+//! sent), worked out in ADR 0010.
 
 use super::phone;
 use super::sessions::token_hash;
@@ -33,19 +39,42 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
     phone::normalize_phone(raw)
 }
 
+/// Digits of a one-time code.
+pub const CODE_DIGITS: usize = 8;
+
+fn request_hash(request_id: &str) -> [u8; 32] {
+    sha256(&[b"MANCARD-OTP-REQUEST-v1\0", request_id.as_bytes()])
+}
+
+/// A request id as the client sent it: 32 lowercase hex characters, else `InvalidRequestId`.
+fn parse_request_id(raw: &str) -> Result<[u8; 32]> {
+    let id = raw.trim();
+    if id.len() != 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(Error::InvalidRequestId);
+    }
+    Ok(request_hash(id))
+}
+
 impl Engine {
-    /// Sends (sandbox: logs) a one-time code to a phone number.
-    pub fn request_otp(&self, req: &OtpRequest) -> Result<OtpResponse> {
+    /// Sends (sandbox: logs) a one-time code to a phone number, asked for from client
+    /// address `from` (the edge's key of the address: IPv4, or an IPv6 /64).
+    pub fn request_otp(&self, req: &OtpRequest, from: &str) -> Result<OtpResponse> {
         let phone = normalize_phone(&req.phone)?;
         let p = &self.config().policy;
         let now = self.now();
-        let n: [u8; 4] = random()?;
-        let code = format!("{:06}", u32::from_be_bytes(n) % 1_000_000);
+        let n: [u8; 8] = random()?;
+        let code = format!("{:08}", u64::from_be_bytes(n) % 100_000_000);
+        let request_id = hex::encode(random::<16>()?);
         let expires_at = now.saturating_add(p.otp_ttl_secs);
         self.store.write(|tx| -> Result<()> {
-            self.pace_code_send(tx, &phone, now)?;
+            self.pace_code_send(tx, &phone, from, now)?;
             tx.insert_otp(
                 &phone,
+                &request_hash(&request_id),
                 &otp_hash(&phone, &code),
                 // the code itself is kept only in sandbox mode (for /sandbox/otp)
                 self.config().sandbox.then_some(code.as_str()),
@@ -55,39 +84,68 @@ impl Engine {
             Ok(())
         })?;
         self.send_code(&phone, &code)?;
-        Ok(OtpResponse { phone, expires_at })
+        Ok(OtpResponse {
+            phone,
+            expires_at,
+            request_id,
+        })
     }
 
-    /// Paces code sends to one number (GCRA: one per `otp_send_interval_secs` on average,
-    /// bursts of `otp_send_burst`). A refused request changes nothing, so hammering it does not
-    /// push the next allowed send further away: whoever asked before, the rider waits at most
-    /// one interval for a fresh code.
-    pub(crate) fn pace_code_send(&self, tx: &Writer<'_>, phone: &str, now: i64) -> Result<()> {
+    /// Paces code sends (GCRA) to one number from one address, and to one number from
+    /// everyone. A refused request changes neither, so hammering does not push the next
+    /// allowed send further away.
+    pub(crate) fn pace_code_send(
+        &self,
+        tx: &Writer<'_>,
+        phone: &str,
+        from: &str,
+        now: i64,
+    ) -> Result<()> {
         let p = &self.config().policy;
-        let interval = p.otp_send_interval_secs.max(1);
-        let burst = p.otp_send_burst.max(1);
-        let tat = tx.otp_sender_next(phone)?.unwrap_or(now).max(now);
-        let allowed_at = tat.saturating_sub(interval.saturating_mul(burst - 1));
-        if allowed_at > now {
-            return Err(Error::RetryLater {
-                detail: "a code was just sent to this number; wait for it or ask again",
-                retry_after: u64::try_from(allowed_at - now).unwrap_or(1),
-            });
-        }
-        tx.set_otp_sender_next(phone, tat.saturating_add(interval))?;
+        let pair = gcra(
+            tx.otp_pair_sender_next(phone, from)?,
+            now,
+            p.otp_pair_send_interval_secs,
+            p.otp_pair_send_burst,
+        );
+        let number = gcra(
+            tx.otp_sender_next(phone)?,
+            now,
+            p.otp_send_interval_secs,
+            p.otp_send_burst,
+        );
+        let (pair_next, number_next) = match (pair, number) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(wait), _) => {
+                return Err(Error::RetryLater {
+                    detail: "codes were just sent to this number from here; wait for them or \
+                             ask again later",
+                    retry_after: wait,
+                })
+            }
+            (_, Err(wait)) => {
+                return Err(Error::RetryLater {
+                    detail: "a code was just sent to this number; wait for it or ask again",
+                    retry_after: wait,
+                })
+            }
+        };
+        tx.set_otp_pair_sender_next(phone, from, pair_next)?;
+        tx.set_otp_sender_next(phone, number_next)?;
         Ok(())
     }
 
-    /// Sandbox only: the live code of a phone number.
-    pub fn sandbox_otp(&self, phone: &str) -> Result<SandboxOtp> {
+    /// Sandbox only: the live code of a phone number (of one request if named).
+    pub fn sandbox_otp(&self, phone: &str, request_id: Option<&str>) -> Result<SandboxOtp> {
         if !self.config().sandbox {
             return Err(Error::NoSuchEndpoint);
         }
         let phone = normalize_phone(phone)?;
+        let request = request_id.map(parse_request_id).transpose()?;
         let now = self.now();
         let live = self
             .store
-            .read(|tx| tx.sandbox_otp(&phone, now))?
+            .read(|tx| tx.sandbox_otp(&phone, request.as_ref(), now))?
             .ok_or(Error::NoCode)?;
         Ok(SandboxOtp {
             phone,
@@ -100,9 +158,10 @@ impl Engine {
     pub fn create_session(&self, req: &SessionRequest) -> Result<SessionResponse> {
         let phone = normalize_phone(&req.phone)?;
         let code = req.code.trim();
-        if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
+        if code.len() != CODE_DIGITS || !code.chars().all(|c| c.is_ascii_digit()) {
             return Err(Error::InvalidCode);
         }
+        let request = parse_request_id(&req.request_id)?;
         let p = &self.config().policy;
         let now = self.now();
         let token = hex::encode(random::<32>()?);
@@ -111,16 +170,15 @@ impl Engine {
         let expires_at = now.saturating_add(p.session_ttl_secs);
         // Wrong-code attempts are committed even though the request fails.
         let outcome = self.store.write(|tx| -> Result<Result<AccountId>> {
-            let live = tx.live_otps(&phone, now)?;
-            if live.is_empty() {
+            let Some(live) = tx.live_otp(&phone, &request, now)? else {
                 return Ok(Err(Error::Unauthorized(
-                    "no live code for this number (expired, used, or killed by wrong guesses); \
-                     request a new code",
+                    "no live code for this request (expired, used, or killed by wrong \
+                     guesses); request a new code",
                 )));
-            }
+            };
             let h = otp_hash(&phone, code);
-            if !live.iter().any(|o| o.code_hash == h) {
-                tx.otp_failed_attempt(&phone, now, p.otp_max_attempts.max(1))?;
+            if live.code_hash.as_slice() != h.as_slice() {
+                tx.otp_failed_attempt(live.id, now, p.otp_max_attempts.max(1))?;
                 return Ok(Err(Error::Unauthorized("wrong code")));
             }
             tx.otp_end_all(&phone, now)?;
@@ -154,4 +212,18 @@ impl Engine {
             })
         })
     }
+}
+
+/// One GCRA step: the stored theoretical arrival time `stored` (`None`: nothing recent), one
+/// send per `interval` seconds after a burst of `burst`. `Ok`: allowed, with the time to
+/// store; `Err`: seconds to wait.
+fn gcra(stored: Option<i64>, now: i64, interval: i64, burst: i64) -> std::result::Result<i64, u64> {
+    let interval = interval.max(1);
+    let burst = burst.max(1);
+    let tat = stored.unwrap_or(now).max(now);
+    let allowed_at = tat.saturating_sub(interval.saturating_mul(burst - 1));
+    if allowed_at > now {
+        return Err(u64::try_from(allowed_at - now).unwrap_or(1));
+    }
+    Ok(tat.saturating_add(interval))
 }

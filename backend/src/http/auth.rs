@@ -1,13 +1,14 @@
 //! `/v1/auth/*`: one-time codes, sessions, logout and the rider's session list.
 
 use super::extract::{ApiJson, NoBody, Proven, RiderSession};
+use super::limits::ClientAddress;
 use super::problem::HttpResult;
 use super::Problem;
 use super::{blocking, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use mancard_api::endpoints::{CREATE_SESSION, END_SESSION, LOGOUT, REQUEST_OTP, SESSIONS};
 use mancard_api::{OtpRequest, OtpResponse, SessionList, SessionRequest, SessionResponse};
 
@@ -28,9 +29,13 @@ pub(super) fn routes() -> Router<AppState> {
               (status = 503, body = Problem)))]
 pub(crate) async fn request_otp(
     State(s): State<AppState>,
+    from: Option<Extension<ClientAddress>>,
     ApiJson(req): ApiJson<OtpRequest>,
 ) -> HttpResult<(StatusCode, Json<OtpResponse>)> {
-    let r = blocking(&s, move |e| e.request_otp(&req)).await?;
+    // The edge's rate-limit layer names the client address; without it (never in `router`)
+    // all requests pace as one address.
+    let from = from.map_or_else(|| "unknown".to_string(), |Extension(a)| a.0);
+    let r = blocking(&s, move |e| e.request_otp(&req, &from)).await?;
     Ok((StatusCode::ACCEPTED, Json(r)))
 }
 

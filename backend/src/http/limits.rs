@@ -64,10 +64,22 @@ fn classify(method: &Method, path: &str) -> Class {
 /// A client address as limits key it: IPv4 as is, IPv6 by its /64 (one subscriber's
 /// prefix: an attacker holds 2^64 addresses of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct AddressKey(IpAddr);
+pub(crate) struct AddressKey(IpAddr);
+
+/// The client address of a code request, as the limits key it (IPv4, or an IPv6 /64), for
+/// the handler: code sends are paced per number and address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientAddress(pub(crate) String);
 
 impl AddressKey {
-    fn of(ip: IpAddr) -> Self {
+    fn label(self) -> String {
+        match self.0 {
+            IpAddr::V6(v6) => format!("{v6}/64"),
+            v4 => v4.to_string(),
+        }
+    }
+
+    pub(crate) fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V6(v6) => {
                 let prefix = u128::from(v6) & (u128::MAX << 64);
@@ -134,23 +146,32 @@ impl EdgeLimiters {
 
     /// The client's address: the TCP peer, or — only when the peer is a trusted proxy — the
     /// nearest address in `X-Forwarded-For` that is not one of the trusted proxies.
-    fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    ///
+    /// The header is read from the right (the hops the trusted proxies appended) and the
+    /// walk stops at the first hop that is not an address: everything left of it came from
+    /// the client, so the last trusted hop's client is the answer. A client cannot make
+    /// itself count as the proxy by sending garbage.
+    pub(crate) fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.trusted_proxies.contains(&peer) {
             return peer;
         }
-        let hops: Vec<IpAddr> = headers
+        let values: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|h| h.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()))
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        hops.into_iter()
-            .rev()
-            .find(|ip| !self.trusted_proxies.contains(ip))
-            .unwrap_or(peer)
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
+        let mut client = peer;
+        for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = ip.to_canonical();
+            if !self.trusted_proxies.contains(&client) {
+                break;
+            }
+        }
+        client
     }
 
     fn check_keyed<K: Clone + Eq + std::hash::Hash>(
@@ -267,7 +288,7 @@ async fn account_of(engine: &AppState, headers: &HeaderMap) -> Option<AccountId>
 /// The rate-limit middleware: refuses with 429 before the handler runs.
 pub(crate) async fn enforce(
     State((limiters, engine)): State<(Arc<EdgeLimiters>, AppState)>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     limiters.sweep();
@@ -281,6 +302,7 @@ pub(crate) async fn enforce(
                 .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
             let address = AddressKey::of(limiters.client_address(peer, req.headers()));
             if class == Class::Otp {
+                req.extensions_mut().insert(ClientAddress(address.label()));
                 limiters.check_otp(address)
             } else {
                 limiters.check_keyed(
@@ -384,6 +406,17 @@ mod tests {
         );
         // garbage from a trusted proxy: the peer
         assert_eq!(l.client_address(proxy, &xff("not an address")), proxy);
+        // garbage the client prepended does not hide the address the proxy appended
+        assert_eq!(
+            l.client_address(proxy, &xff("junk, 198.51.100.7")),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        // through two trusted proxies
+        let l = limiters(&["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(
+            l.client_address(proxy, &xff("junk, 198.51.100.7, 10.0.0.2")),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

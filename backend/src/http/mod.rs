@@ -5,11 +5,14 @@
 
 mod account;
 mod admin;
+mod admission;
 mod auth;
 mod credential;
 pub mod extract;
 pub mod gateway_sandbox;
 mod limits;
+pub(crate) use admission::{Held, PerAddress};
+pub(crate) use limits::AddressKey;
 pub mod openapi;
 mod operator;
 pub mod problem;
@@ -120,13 +123,15 @@ async fn plain_errors_as_problems(req: Request, next: Next) -> Response {
 }
 
 /// The router of the whole API with the edge's layers (outermost first): the access log;
-/// the whole-request timeout (408) and load shedding (503 + `Retry-After` once
-/// `max_in_flight` requests are running); the body-read timeout; the body limit; the rate
-/// limits (429 + `Retry-After`, fresh buckets); then the routes. All configured by
+/// admission (small bodies read whole first, requests at once per address; see
+/// `admission`); the whole-request timeout (408) and load shedding (503 + `Retry-After`
+/// once `max_in_flight` requests are running); the body-read timeout; the body limit; the
+/// rate limits (429 + `Retry-After`, fresh buckets); then the routes. All configured by
 /// `BackendConfig::edge`.
 pub fn router(state: AppState) -> Router {
     let edge = state.config().edge.clone();
     let limiters = Arc::new(limits::EdgeLimiters::new(&edge));
+    let admission = Arc::new(admission::Admission::new(&edge, Arc::clone(&limiters)));
     let shed_after = edge.shed_retry_after_secs;
     let in_flight = Arc::new(tokio::sync::Semaphore::new(edge.max_in_flight.max(1)));
     let gate = tower::ServiceBuilder::new()
@@ -163,6 +168,7 @@ pub fn router(state: AppState) -> Router {
             edge.body_read_timeout,
         ))
         .layer(gate)
+        .layer(middleware::from_fn_with_state(admission, admission::admit))
         .layer(middleware::from_fn(plain_errors_as_problems))
         .layer(middleware::from_fn(access_log))
         .with_state(state)

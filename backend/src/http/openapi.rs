@@ -155,7 +155,7 @@ mod tests {
                     "masked_pan",
                 ],
             ),
-            (SANDBOX_OTP.path, vec!["phone"]),
+            (SANDBOX_OTP.path, vec!["phone", "request_id"]),
             (ADMIN_FRAUD_CASES.path, vec!["status"]),
         ] {
             let listed: Vec<&str> = doc["paths"][path]["get"]["parameters"]

@@ -55,6 +55,7 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::InvalidKey(_) => (StatusCode::BAD_REQUEST, C::InvalidKey),
         E::InvalidPhone(_) => (StatusCode::BAD_REQUEST, C::InvalidPhone),
         E::InvalidCode => (StatusCode::BAD_REQUEST, C::InvalidCode),
+        E::InvalidRequestId => (StatusCode::BAD_REQUEST, C::InvalidRequestId),
         E::Unauthorized(_) => (StatusCode::UNAUTHORIZED, C::Unauthorized),
         E::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, C::RateLimited),
         E::SandboxOnly => (StatusCode::FORBIDDEN, C::SandboxOnly),

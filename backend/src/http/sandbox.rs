@@ -21,12 +21,18 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// Sandbox only: the live one-time code of a phone number.
 #[utoipa::path(get, path = SANDBOX_OTP.path, params(PhoneQuery),
-    responses((status = 200, body = SandboxOtp), (status = 404, body = Problem)))]
+    responses((status = 200, body = SandboxOtp), (status = 400, body = Problem),
+              (status = 404, body = Problem)))]
 pub(crate) async fn sandbox_otp(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<PhoneQuery>,
 ) -> HttpResult<Json<SandboxOtp>> {
-    Ok(Json(blocking(&s, move |e| e.sandbox_otp(&q.phone)).await?))
+    Ok(Json(
+        blocking(&s, move |e| {
+            e.sandbox_otp(&q.phone, q.request_id.as_deref())
+        })
+        .await?,
+    ))
 }
 
 fn valid_token(t: &str) -> HttpResult<()> {

@@ -63,32 +63,32 @@ impl Reader<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Codes sent to a phone number since `since`.
-    pub fn otp_count_since(&self, phone: &str, since: i64) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) AS n FROM otp_codes WHERE phone = :phone AND created_at >= :since",
-            named_params! {":phone": phone, ":since": since},
-            |r| r.get("n"),
-        )?)
-    }
-
-    /// The unused, unexpired codes of a phone number, newest first (a new code does not end
-    /// the older ones: a stranger's request must not kill the code the rider is typing).
-    pub fn live_otps(&self, phone: &str, now: i64) -> Result<Vec<OtpRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, code_hash, attempts, expires_at FROM otp_codes
-             WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now
-             ORDER BY id DESC",
-        )?;
-        let rows = st.query_map(named_params! {":phone": phone, ":now": now}, |r| {
-            Ok(OtpRow {
-                id: r.get("id")?,
-                code_hash: r.get("code_hash")?,
-                attempts: r.get("attempts")?,
-                expires_at: r.get("expires_at")?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    /// The live (unused, unexpired) code of one code request of a phone number.
+    pub fn live_otp(
+        &self,
+        phone: &str,
+        request_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<OtpRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, code_hash, attempts, expires_at FROM otp_codes
+                 WHERE request_hash = :request AND phone = :phone
+                   AND used_at IS NULL AND expires_at >= :now",
+            )?
+            .query_row(
+                named_params! {":phone": phone, ":request": &request_hash[..], ":now": now},
+                |r| {
+                    Ok(OtpRow {
+                        id: r.get("id")?,
+                        code_hash: r.get("code_hash")?,
+                        attempts: r.get("attempts")?,
+                        expires_at: r.get("expires_at")?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// When the next code may be sent to a phone number at the earliest, plus the burst
@@ -101,16 +101,45 @@ impl Reader<'_> {
             .optional()?)
     }
 
-    /// Sandbox only: the live code of a phone number in clear.
-    pub fn sandbox_otp(&self, phone: &str, now: i64) -> Result<Option<SandboxCode>, StoreError> {
+    /// The earliest next send to a phone number from one client address plus its burst
+    /// allowance (GCRA); `None`: no recent send from there.
+    pub fn otp_pair_sender_next(
+        &self,
+        phone: &str,
+        address: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT next_at FROM otp_pair_senders WHERE phone = :phone AND address = :address",
+            )?
+            .query_row(named_params! {":phone": phone, ":address": address}, |r| {
+                r.get("next_at")
+            })
+            .optional()?)
+    }
+
+    /// Sandbox only: the live code of a phone number in clear (of one request if given,
+    /// else the newest).
+    pub fn sandbox_otp(
+        &self,
+        phone: &str,
+        request_hash: Option<&[u8; 32]>,
+        now: i64,
+    ) -> Result<Option<SandboxCode>, StoreError> {
         Ok(self
             .conn
             .query_row(
                 "SELECT sandbox_code, expires_at FROM otp_codes
                  WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now
                    AND sandbox_code IS NOT NULL
+                   AND (:request IS NULL OR request_hash = :request)
                  ORDER BY id DESC LIMIT 1",
-                named_params! {":phone": phone, ":now": now},
+                named_params! {
+                    ":phone": phone,
+                    ":now": now,
+                    ":request": request_hash.map(|h| &h[..]),
+                },
                 |r| {
                     Ok(SandboxCode {
                         code: r.get("sandbox_code")?,
@@ -131,20 +160,23 @@ impl Writer<'_> {
         Ok(AccountId(self.tx.last_insert_rowid()))
     }
 
-    /// Stores a new code (the older live ones of the number stay live).
+    /// Stores a new code of one request (the older live ones of the number stay live).
     pub fn insert_otp(
         &self,
         phone: &str,
+        request_hash: &[u8; 32],
         code_hash: &[u8; 32],
         sandbox_code: Option<&str>,
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.tx.execute(
-            "INSERT INTO otp_codes (phone, code_hash, sandbox_code, created_at, expires_at)
-             VALUES (:phone, :code_hash, :sandbox_code, :now, :expires_at)",
+            "INSERT INTO otp_codes
+                 (phone, request_hash, code_hash, sandbox_code, created_at, expires_at)
+             VALUES (:phone, :request, :code_hash, :sandbox_code, :now, :expires_at)",
             named_params! {
                 ":phone": phone,
+                ":request": &request_hash[..],
                 ":code_hash": &code_hash[..],
                 ":sandbox_code": sandbox_code,
                 ":now": now,
@@ -154,19 +186,35 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Counts a wrong guess against every live code of the phone number; a code that reaches
-    /// `max_attempts` wrong guesses dies (marked used).
+    /// Counts a wrong guess against one code; the code dies (marked used) at its
+    /// `max_attempts`th wrong guess.
     pub fn otp_failed_attempt(
         &self,
-        phone: &str,
+        id: i64,
         now: i64,
         max_attempts: i64,
     ) -> Result<(), StoreError> {
         self.tx.execute(
             "UPDATE otp_codes SET attempts = attempts + 1,
                  used_at = CASE WHEN attempts + 1 >= :max THEN :now ELSE used_at END
-             WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now",
-            named_params! {":phone": phone, ":now": now, ":max": max_attempts},
+             WHERE id = :id AND used_at IS NULL",
+            named_params! {":id": id, ":now": now, ":max": max_attempts},
+        )?;
+        Ok(())
+    }
+
+    /// Sets when the next code may be sent to a phone number from one client address.
+    pub fn set_otp_pair_sender_next(
+        &self,
+        phone: &str,
+        address: &str,
+        next_at: i64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO otp_pair_senders (phone, address, next_at)
+             VALUES (:phone, :address, :next)
+             ON CONFLICT(phone, address) DO UPDATE SET next_at = excluded.next_at",
+            named_params! {":phone": phone, ":address": address, ":next": next_at},
         )?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -378,6 +378,23 @@ CREATE TRIGGER adjustments_no_delete BEFORE DELETE ON adjustments
     BEGIN SELECT RAISE(ABORT, 'adjustments are never deleted'); END;
 "#;
 
+/// Version 8 (issue #15, a stranger cannot lock a rider out): a code belongs to the request
+/// that asked for it (`request_hash`, the SHA-256 of the request id its requester got back),
+/// and a guess counts only against the code of the request it names. Code sends are paced per
+/// number (`otp_senders`) and per number and client address (`otp_pair_senders`). Codes
+/// stored before this version have no request and can no longer be used (they expire within
+/// minutes).
+const MIGRATION_8: &str = r#"
+ALTER TABLE otp_codes ADD COLUMN request_hash BLOB;
+CREATE INDEX otp_codes_request ON otp_codes(request_hash);
+CREATE TABLE otp_pair_senders (
+    phone TEXT NOT NULL,
+    address TEXT NOT NULL,
+    next_at INTEGER NOT NULL,
+    PRIMARY KEY (phone, address)
+);
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -415,6 +432,7 @@ impl ConnectionInitializer for BackendSchema {
             4 => tx.execute_batch(MIGRATION_5)?,
             5 => tx.execute_batch(MIGRATION_6)?,
             6 => tx.execute_batch(MIGRATION_7)?,
+            7 => tx.execute_batch(MIGRATION_8)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

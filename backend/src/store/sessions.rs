@@ -250,6 +250,9 @@ impl Writer<'_> {
         let senders = self.tx.execute(
             "DELETE FROM otp_senders WHERE next_at < :now",
             named_params! {":now": now},
+        )? + self.tx.execute(
+            "DELETE FROM otp_pair_senders WHERE next_at < :now",
+            named_params! {":now": now},
         )?;
         Ok(Purged {
             sessions,

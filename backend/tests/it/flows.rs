@@ -266,67 +266,70 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
         )
         .await;
     assert_eq!(v.phone, "+989121234567");
+    assert_eq!(v.request_id.len(), 32);
+    let login = |code: &str, request_id: &str| SessionRequest {
+        phone: phone.into(),
+        code: code.into(),
+        request_id: request_id.into(),
+    };
     let otp: SandboxOtp = h
         .get_ok(&format!("{}?phone=%2B989121234567", SANDBOX_OTP.path), None)
         .await;
     let code = otp.code;
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(code.len(), 8);
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
     for _ in 0..3 {
         let (s, _) = h
-            .post(
-                CREATE_SESSION.path,
-                None,
-                &SessionRequest {
-                    phone: phone.into(),
-                    code: wrong.to_string(),
-                },
-            )
+            .post(CREATE_SESSION.path, None, &login(wrong, &v.request_id))
             .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
     // three wrong guesses kill the code: even the right one is refused
-    let (s, v) = h
-        .post(
-            CREATE_SESSION.path,
-            None,
-            &SessionRequest {
-                phone: phone.into(),
-                code: code.to_string(),
-            },
-        )
+    let (s, body) = h
+        .post(CREATE_SESSION.path, None, &login(&code, &v.request_id))
         .await;
     assert_eq!(
-        (s, problem_code(&v)),
+        (s, problem_code(&body)),
         (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized)
     );
+    // a code of the wrong length, a malformed request id: 400, and nothing counted
+    for (c, r, want) in [
+        ("123456", v.request_id.as_str(), ProblemCode::InvalidCode),
+        ("12345678", "not-a-request", ProblemCode::InvalidRequestId),
+        ("12345678", "", ProblemCode::InvalidRequestId),
+    ] {
+        let (s, body) = h.post(CREATE_SESSION.path, None, &login(c, r)).await;
+        assert_eq!((s, problem_code(&body)), (StatusCode::BAD_REQUEST, want));
+    }
 
-    // a fresh code works once
-    h.post(REQUEST_OTP.path, None, &otp_request(phone)).await;
+    // a fresh code works once, and only with its own request id
+    let v2: OtpResponse = h
+        .post_as(
+            StatusCode::ACCEPTED,
+            REQUEST_OTP.path,
+            None,
+            &otp_request(phone),
+        )
+        .await;
     let otp: SandboxOtp = h
         .get_ok(&format!("{}?phone=09121234567", SANDBOX_OTP.path), None)
         .await;
     let code = otp.code;
+    let (s, _) = h
+        .post(CREATE_SESSION.path, None, &login(&code, &v.request_id))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "another request's code");
     let sess: SessionResponse = h
-        .post_ok(
-            CREATE_SESSION.path,
-            None,
-            &SessionRequest {
-                phone: phone.into(),
-                code: code.to_string(),
-            },
-        )
+        .post_ok(CREATE_SESSION.path, None, &login(&code, &v2.request_id))
         .await;
     let token = sess.token.as_str();
     assert_eq!(token.len(), 64);
     let (s, _) = h
-        .post(
-            CREATE_SESSION.path,
-            None,
-            &SessionRequest {
-                phone: phone.into(),
-                code: code.to_string(),
-            },
-        )
+        .post(CREATE_SESSION.path, None, &login(&code, &v2.request_id))
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let acct: AccountResponse = h.get_ok(ACCOUNT.path, Some(token)).await;
@@ -337,19 +340,27 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
     let acct2: AccountResponse = h.get_ok(ACCOUNT.path, Some(&t2)).await;
     assert_eq!(acct2.account_id, acct.account_id);
 
-    // sends are paced: a burst of 3 (used), then one a minute, with Retry-After
-    let (s, v) = h.post(REQUEST_OTP.path, None, &otp_request(phone)).await;
+    // sends from one address are paced: a burst of 3 (used), then one per two minutes,
+    // with Retry-After
+    let (s, body) = h.post(REQUEST_OTP.path, None, &otp_request(phone)).await;
     assert_eq!(
-        (s, problem_code(&v)),
+        (s, problem_code(&body)),
         (StatusCode::TOO_MANY_REQUESTS, ProblemCode::RateLimited)
     );
-    h.handle().engine().advance_clock(60).unwrap();
+    h.handle().engine().advance_clock(120).unwrap();
     let (s, _) = h.post(REQUEST_OTP.path, None, &otp_request(phone)).await;
     assert_eq!(s, StatusCode::ACCEPTED);
 
     // expiry
     let other = "+989121234500";
-    h.post(REQUEST_OTP.path, None, &otp_request(other)).await;
+    let v3: OtpResponse = h
+        .post_as(
+            StatusCode::ACCEPTED,
+            REQUEST_OTP.path,
+            None,
+            &otp_request(other),
+        )
+        .await;
     let otp: SandboxOtp = h
         .get_ok(&format!("{}?phone=%2B989121234500", SANDBOX_OTP.path), None)
         .await;
@@ -361,6 +372,7 @@ async fn one_time_codes_are_single_use_rate_limited_and_expire() {
             &SessionRequest {
                 phone: other.into(),
                 code: otp.code,
+                request_id: v3.request_id,
             },
         )
         .await;

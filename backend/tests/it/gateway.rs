@@ -405,12 +405,13 @@ async fn production_mode_needs_real_providers_and_uses_them() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let sent_otp: mancard_api::OtpResponse = r.json().await.unwrap();
     let (key, receptor, code, template) = sent.lock().unwrap().last().cloned().unwrap();
     assert_eq!(
         (key.as_str(), receptor.as_str(), template.as_str()),
         ("k-0123456789", "+989121234567", "mancard-otp")
     );
-    assert_eq!(code.len(), 6);
+    assert_eq!(code.len(), 8);
     // no sandbox endpoint reads the code in production
     let r = http
         .get(u(&format!("{}?phone=09121234567", SANDBOX_OTP.path)))
@@ -423,6 +424,7 @@ async fn production_mode_needs_real_providers_and_uses_them() {
         .json(&SessionRequest {
             phone: "09121234567".into(),
             code,
+            request_id: sent_otp.request_id,
         })
         .send()
         .await

@@ -7,8 +7,8 @@ use mancard_api::endpoints::{
     REPLENISH, REQUEST_OTP, SANDBOX_OTP, SESSIONS,
 };
 use mancard_api::{
-    AccountResponse, CredentialResponse, NonceResponse, OtpRequest, Problem, ProblemCode,
-    SandboxOtp, SessionList, SessionRequest, SessionResponse, TopupRequest,
+    AccountResponse, CredentialResponse, NonceResponse, OtpRequest, OtpResponse, Problem,
+    ProblemCode, SandboxOtp, SessionList, SessionRequest, SessionResponse, TopupRequest,
 };
 use mancard_protocol::provision::{proof_header, sign_request, ProvisionPurpose};
 use mancard_protocol::SigningKey;
@@ -21,33 +21,51 @@ fn code_of(v: &Value) -> ProblemCode {
 }
 
 async fn request_code(h: &Harness, phone: &str) -> reqwest::Response {
-    h.http
-        .post(h.u(REQUEST_OTP.path))
-        .json(&OtpRequest {
-            phone: phone.into(),
-        })
-        .send()
-        .await
-        .unwrap()
+    request_code_from(h, phone, None).await
 }
 
-async fn live_code(h: &Harness, phone: &str) -> String {
+/// A code request from client address `from` (sent as `X-Forwarded-For`: the harness must
+/// trust loopback as a proxy for it to count).
+async fn request_code_from(h: &Harness, phone: &str, from: Option<&str>) -> reqwest::Response {
+    let mut r = h.http.post(h.u(REQUEST_OTP.path)).json(&OtpRequest {
+        phone: phone.into(),
+    });
+    if let Some(f) = from {
+        r = r.header("x-forwarded-for", f);
+    }
+    r.send().await.unwrap()
+}
+
+/// A code request that must be accepted: its request id.
+async fn sent_code(h: &Harness, phone: &str, from: Option<&str>) -> String {
+    let r = request_code_from(h, phone, from).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "{phone} from {from:?}");
+    r.json::<OtpResponse>().await.unwrap().request_id
+}
+
+/// The live code of one request (the sandbox reads it back).
+async fn live_code(h: &Harness, phone: &str, request_id: &str) -> String {
     let otp: SandboxOtp = h
         .get_ok(
-            &format!("{}?phone={}", SANDBOX_OTP.path, urlenc(phone)),
+            &format!(
+                "{}?phone={}&request_id={request_id}",
+                SANDBOX_OTP.path,
+                urlenc(phone)
+            ),
             None,
         )
         .await;
     otp.code
 }
 
-async fn try_login(h: &Harness, phone: &str, code: &str) -> (StatusCode, Value) {
+async fn try_login(h: &Harness, phone: &str, code: &str, request_id: &str) -> (StatusCode, Value) {
     h.post(
         CREATE_SESSION.path,
         None,
         &SessionRequest {
             phone: phone.into(),
             code: code.into(),
+            request_id: request_id.into(),
         },
     )
     .await
@@ -56,7 +74,7 @@ async fn try_login(h: &Harness, phone: &str, code: &str) -> (StatusCode, Value) 
 /// A code that is not `code`.
 fn wrong(code: &str, i: u32) -> String {
     let c: u32 = code.parse().unwrap();
-    format!("{:06}", (c + 1 + i) % 1_000_000)
+    format!("{:08}", (c + 1 + i) % 100_000_000)
 }
 
 fn advance(h: &Harness, secs: i64) {
@@ -174,10 +192,9 @@ async fn one_number_in_three_spellings_is_one_account() {
         "۰۹۱۲۱۱۱۰۰۰۳",
         "989121110003",
     ] {
-        advance(&h, 61); // one code a minute to one number (after a burst)
-        let r = request_code(&h, spelling).await;
-        assert_eq!(r.status(), StatusCode::ACCEPTED, "{spelling}");
-        let code = live_code(&h, spelling).await;
+        advance(&h, 121); // one code per two minutes to one number from one address
+        let request_id = sent_code(&h, spelling, None).await;
+        let code = live_code(&h, spelling, &request_id).await;
         let sess: SessionResponse = h
             .post_ok(
                 CREATE_SESSION.path,
@@ -185,6 +202,7 @@ async fn one_number_in_three_spellings_is_one_account() {
                 &SessionRequest {
                     phone: spelling.into(),
                     code,
+                    request_id,
                 },
             )
             .await;
@@ -212,74 +230,131 @@ async fn one_number_in_three_spellings_is_one_account() {
     }
 }
 
-#[tokio::test]
-async fn a_stranger_cannot_lock_a_rider_out() {
-    let h = Harness::start().await;
-    let phone = "+989121110004";
-    // The stranger asks for codes until refused, then keeps hammering.
-    let mut sent = 0;
-    let mut retry_after = Vec::new();
-    for _ in 0..20 {
-        let r = request_code(&h, phone).await;
-        match r.status() {
-            StatusCode::ACCEPTED => sent += 1,
-            StatusCode::TOO_MANY_REQUESTS => {
-                let secs: u64 = r.headers()["retry-after"]
-                    .to_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                let v: Value = r.json().await.unwrap();
-                assert_eq!(code_of(&v), ProblemCode::RateLimited);
-                retry_after.push(secs);
-            }
-            s => panic!("{s}"),
-        }
-    }
-    assert_eq!(sent, 3, "a small burst, then paced");
-    // refusals do not push the next send further away: never more than a minute
-    assert!(
-        retry_after.iter().all(|s| (1..=60).contains(s)),
-        "{retry_after:?}"
-    );
-    // ... and guesses every code to death.
-    let code = live_code(&h, phone).await;
-    for i in 0..10 {
-        let (s, _) = try_login(&h, phone, &wrong(&code, i)).await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
-    }
-    let (s, v) = try_login(&h, phone, &code).await;
-    assert_eq!(
-        s,
-        StatusCode::UNAUTHORIZED,
-        "the guessed-on codes are dead: {v}"
-    );
-
-    // The rider: refused for at most the cooldown, then a fresh code gets them in.
-    let r = request_code(&h, phone).await;
+/// Seconds in a 429's `Retry-After`.
+fn retry_after(r: &reqwest::Response) -> i64 {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: i64 = r.headers()["retry-after"]
+    r.headers()["retry-after"]
         .to_str()
         .unwrap()
         .parse()
-        .unwrap();
-    assert!((1..=60).contains(&wait));
-    advance(&h, wait);
-    assert_eq!(request_code(&h, phone).await.status(), StatusCode::ACCEPTED);
-    let rider_code = live_code(&h, phone).await;
+        .unwrap()
+}
 
-    // The stranger's next request and a couple of guesses do not kill the rider's code.
-    advance(&h, 60);
-    assert_eq!(request_code(&h, phone).await.status(), StatusCode::ACCEPTED);
-    for i in 0..2 {
-        let guess = wrong(&rider_code, 100 + i);
-        let (s, _) = try_login(&h, phone, &guess).await;
+#[tokio::test]
+async fn a_stranger_cannot_lock_a_rider_out() {
+    // Loopback is trusted as a proxy, so `X-Forwarded-For` names each client's address.
+    let h = Harness::start_with_config(|cfg| {
+        cfg.edge.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let phone = "+989121110004";
+    let (stranger, rider) = (Some("203.0.113.9"), Some("198.51.100.7"));
+
+    // The stranger asks for codes until refused, then keeps hammering: a burst of 3 from one
+    // address, then one per two minutes; refusals do not push the next send further away.
+    let mut theirs = Vec::new();
+    let mut waits = Vec::new();
+    for _ in 0..20 {
+        let r = request_code_from(&h, phone, stranger).await;
+        if r.status() == StatusCode::ACCEPTED {
+            theirs.push(r.json::<OtpResponse>().await.unwrap().request_id);
+        } else {
+            waits.push(retry_after(&r));
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(code_of(&v), ProblemCode::RateLimited);
+        }
+    }
+    assert_eq!(theirs.len(), 3, "a small burst, then paced");
+    assert!(waits.iter().all(|s| (1..=120).contains(s)), "{waits:?}");
+    // ... and guesses every one of their codes to death, and guesses with made-up request ids.
+    for request_id in &theirs {
+        for i in 0..3 {
+            let (s, _) = try_login(&h, phone, &wrong("0", i), request_id).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+        }
+    }
+    for i in 0..20u32 {
+        let made_up = format!("{i:032x}");
+        let (s, _) = try_login(&h, phone, &wrong("0", i), &made_up).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
-    let (s, v) = try_login(&h, phone, &rider_code).await;
+
+    // The rider, at another address, is not kept waiting at all, and the stranger's next
+    // requests and guesses do not touch the rider's code.
+    let mine = sent_code(&h, phone, rider).await;
+    let my_code = live_code(&h, phone, &mine).await;
+    for round in 0..2 {
+        // within the code's 5 minutes
+        advance(&h, 120);
+        let request_id = sent_code(&h, phone, stranger).await;
+        for i in 0..3 {
+            let (s, _) = try_login(&h, phone, &wrong(&my_code, round * 3 + i), &request_id).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let (s, v) = try_login(&h, phone, &my_code, &mine).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let sess: SessionResponse = serde_json::from_value(v).unwrap();
     assert_eq!(account_id(&h, &sess.token).await.0, StatusCode::OK);
+
+    // A persistent stranger, flat out at one address for two hours: at every moment the
+    // rider still gets a fresh code at once and logs in with it.
+    for _ in 0..60 {
+        advance(&h, 120);
+        let request_id = sent_code(&h, phone, stranger).await;
+        let (s, _) = try_login(&h, phone, &wrong("0", 7), &request_id).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let mine = sent_code(&h, phone, rider).await;
+    let my_code = live_code(&h, phone, &mine).await;
+    let (s, v) = try_login(&h, phone, &my_code, &mine).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // The rider's own mistyped code costs only the rider's request, and a fresh one works.
+    advance(&h, 120);
+    let mine = sent_code(&h, phone, rider).await;
+    let my_code = live_code(&h, phone, &mine).await;
+    for i in 0..3 {
+        let (s, _) = try_login(&h, phone, &wrong(&my_code, i), &mine).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let again = sent_code(&h, phone, rider).await;
+    let code = live_code(&h, phone, &again).await;
+    assert_eq!(try_login(&h, phone, &code, &again).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn many_addresses_cannot_bomb_one_number_with_codes() {
+    let h = Harness::start_with_config(|cfg| {
+        cfg.edge.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let phone = "+989121110014";
+    // Forty addresses at once: the number's own pace (a burst of 6, then one per 30 s)
+    // bounds the texts it gets, and so the guesses anyone gets (3 per code).
+    let mut sent = 0;
+    for i in 0..40 {
+        let from = format!("192.0.2.{i}");
+        let r = request_code_from(&h, phone, Some(&from)).await;
+        if r.status() == StatusCode::ACCEPTED {
+            sent += 1;
+        } else {
+            assert!((1..=30).contains(&retry_after(&r)));
+        }
+    }
+    assert_eq!(sent, 6);
+    // Over an hour of such a flood, one text per 30 s at most.
+    for _ in 0..120 {
+        advance(&h, 30);
+        for i in 0..5 {
+            let from = format!("192.0.2.{}", 100 + i);
+            let r = request_code_from(&h, phone, Some(&from)).await;
+            if r.status() == StatusCode::ACCEPTED {
+                sent += 1;
+            }
+        }
+    }
+    assert_eq!(sent, 6 + 120);
 }
 
 /// Provisions a rider's phone and returns the harness wallet (bound session and binding key).
@@ -460,10 +535,7 @@ async fn idle_and_expired_sessions_codes_and_nonces_are_purged() {
     let kept = h.login("09121110008").await;
     let idle = h.login("09121110009").await;
     let _nonce: NonceResponse = h.post_empty_ok(CREDENTIAL_NONCE.path, Some(&kept)).await;
-    assert_eq!(
-        request_code(&h, "09121110010").await.status(),
-        StatusCode::ACCEPTED
-    );
+    sent_code(&h, "09121110010", None).await;
     // nothing is expired yet
     let p = e.purge_expired().unwrap();
     assert_eq!((p.sessions, p.nonces, p.codes), (0, 0, 0));

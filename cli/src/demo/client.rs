@@ -62,7 +62,7 @@ pub(super) enum Client {
 }
 
 impl Client {
-    pub(super) fn register(&self, rt: &tokio::runtime::Runtime, phone: &str) -> Res<String> {
+    pub(super) fn register(&mut self, rt: &tokio::runtime::Runtime, phone: &str) -> Res<String> {
         match self {
             Self::Online(o) => Ok(o.block_on(o.register(phone.to_string()))??.phone),
             Self::Http(h) => rt.block_on(h.register(phone)),

@@ -27,6 +27,8 @@ pub(super) struct HttpRider {
     wallet: Arc<Wallet>,
     keystore: Arc<FileKeystore>,
     token: Option<String>,
+    /// The `request_id` of the last code request (a login must name it).
+    code_request: Option<String>,
     pseudonym: Option<String>,
     cursor: i64,
     uploaded_through: u64,
@@ -46,6 +48,7 @@ impl HttpRider {
             wallet,
             keystore,
             token: None,
+            code_request: None,
             pseudonym: None,
             cursor: 0,
             uploaded_through: 0,
@@ -88,13 +91,14 @@ impl HttpRider {
             .map_err(|e| format!("{path}: unreadable answer ({status}): {e}"))?)
     }
 
-    pub(super) async fn register(&self, phone: &str) -> Res<String> {
+    pub(super) async fn register(&mut self, phone: &str) -> Res<String> {
         let body = OtpRequest {
             phone: phone.to_string(),
         };
         let v: OtpResponse = self
             .call(REQUEST_OTP, REQUEST_OTP.path, Some(&body))
             .await?;
+        self.code_request = Some(v.request_id);
         Ok(v.phone)
     }
 
@@ -102,6 +106,7 @@ impl HttpRider {
         let body = SessionRequest {
             phone: phone.to_string(),
             code: code.to_string(),
+            request_id: self.code_request.clone().ok_or("no code was requested")?,
         };
         let v: SessionResponse = self
             .call(CREATE_SESSION, CREATE_SESSION.path, Some(&body))

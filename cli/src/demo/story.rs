@@ -100,7 +100,7 @@ fn register(out: &mut Out, w: &mut World, phone: &str) -> Res<i64> {
         .map_err(|e| format!("register {phone}: {e}"))?;
     let sms = w
         .engine()?
-        .sandbox_otp(&phone)
+        .sandbox_otp(&phone, None)
         .map_err(|e| format!("sandbox SMS: {e}"))?;
     let account_id = w
         .client

@@ -15,7 +15,7 @@ use mancard_api::endpoints::{
 };
 use mancard_api::{
     AccountResponse, AuditReport, BatchResponse, CredentialRequest, CredentialResponse,
-    DenyValidatorRequest, DenyValidatorResponse, FraudCase, NonceResponse, OtpRequest,
+    DenyValidatorRequest, DenyValidatorResponse, FraudCase, NonceResponse, OtpRequest, OtpResponse,
     RegisterValidatorRequest, RegisterValidatorResponse, SandboxOtp, SessionRequest,
     SessionResponse, SyncRequest, SyncResponse, TopupIntentResponse, TopupRequest,
 };
@@ -276,7 +276,7 @@ impl Harness {
     }
 
     pub async fn login(&self, phone: &str) -> String {
-        let (s, _) = self
+        let (s, v) = self
             .post(
                 REQUEST_OTP.path,
                 None,
@@ -285,10 +285,16 @@ impl Harness {
                 },
             )
             .await;
-        assert_eq!(s, StatusCode::ACCEPTED);
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let sent: OtpResponse = serde_json::from_value(v).unwrap();
         let otp: SandboxOtp = self
             .get_ok(
-                &format!("{}?phone={}", SANDBOX_OTP.path, urlenc(phone)),
+                &format!(
+                    "{}?phone={}&request_id={}",
+                    SANDBOX_OTP.path,
+                    urlenc(phone),
+                    sent.request_id
+                ),
                 None,
             )
             .await;
@@ -299,6 +305,7 @@ impl Harness {
                 &SessionRequest {
                     phone: phone.into(),
                     code: otp.code,
+                    request_id: sent.request_id,
                 },
             )
             .await;
@@ -758,15 +765,20 @@ pub struct EngineRider {
 impl EngineRider {
     /// Logs `phone` in, tops up `topup` rials (none if 0) and provisions a device.
     pub fn setup(e: &mancard_backend::Engine, phone: &str, topup: i64) -> Self {
-        e.request_otp(&OtpRequest {
-            phone: phone.into(),
-        })
-        .unwrap();
-        let code = e.sandbox_otp(phone).unwrap().code;
+        let sent = e
+            .request_otp(
+                &OtpRequest {
+                    phone: phone.into(),
+                },
+                "engine",
+            )
+            .unwrap();
+        let code = e.sandbox_otp(phone, Some(&sent.request_id)).unwrap().code;
         let s = e
             .create_session(&SessionRequest {
                 phone: phone.into(),
                 code,
+                request_id: sent.request_id,
             })
             .unwrap();
         if topup > 0 {

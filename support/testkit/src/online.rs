@@ -90,7 +90,7 @@ impl Env {
     }
 
     pub fn otp(&self, phone: &str) -> String {
-        self.engine().sandbox_otp(phone).unwrap().code
+        self.engine().sandbox_otp(phone, None).unwrap().code
     }
 
     /// Account balances by account id (authoritative).
@@ -171,7 +171,7 @@ pub fn try_login(env: &Env, o: &OnlineWallet, phone: &str) -> Res<i64> {
     }
     let code = env
         .engine()
-        .sandbox_otp(phone)
+        .sandbox_otp(phone, None)
         .map_err(|e| format!("sandbox otp: {e}"))?
         .code;
     let s = o.block_on(o.verify(phone.to_string(), code))??;

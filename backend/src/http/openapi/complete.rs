@@ -267,7 +267,10 @@ const LINKS: [Link; 3] = [
         status: "202",
         name: "SandboxInbox",
         to: ("/sandbox/otp", "get"),
-        link: || json!({ "parameters": { "phone": "$request.body#/phone" } }),
+        link: || {
+            json!({ "parameters": {
+                "phone": "$request.body#/phone", "request_id": "$response.body#/request_id" } })
+        },
     },
     Link {
         from: ("/sandbox/otp", "get"),
@@ -276,7 +279,8 @@ const LINKS: [Link; 3] = [
         to: ("/v1/auth/session", "post"),
         link: || {
             json!({ "requestBody": {
-                "phone": "$response.body#/phone", "code": "$response.body#/code" } })
+                "phone": "$response.body#/phone", "code": "$response.body#/code",
+                "request_id": "$request.query.request_id" } })
         },
     },
 ];

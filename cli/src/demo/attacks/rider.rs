@@ -10,7 +10,8 @@ use mancard::online::{OnlineOptions, OnlineWallet, ProvisionReport, SyncReport};
 use mancard::{FileKeystore, KeystoreError, PlatformKeystore, Wallet, WalletConfig};
 use mancard_api::endpoints::{CREATE_SESSION, CREDENTIAL_NONCE, REQUEST_OTP, WALLET_SYNC};
 use mancard_api::{
-    CredentialRequest, NonceResponse, OtpRequest, SessionRequest, SessionResponse, SyncRequest,
+    CredentialRequest, NonceResponse, OtpRequest, OtpResponse, SessionRequest, SessionResponse,
+    SyncRequest,
 };
 use mancard_backend::Engine;
 use mancard_protocol::provision::{provision_transcript, ProvisionPurpose};
@@ -113,7 +114,7 @@ impl Rider {
         app.block_on(app.register(phone.to_string()))??;
         let code = b
             .engine
-            .sandbox_otp(phone)
+            .sandbox_otp(phone, None)
             .map_err(|e| format!("OTP: {e}"))?;
         let account_id = app
             .block_on(app.verify(phone.to_string(), code.code))??
@@ -334,12 +335,13 @@ fn login(b: &Backend<'_>, phone: &str) -> Res<String> {
     let otp = OtpRequest {
         phone: phone.to_string(),
     };
-    b.api
+    let sent: OtpResponse = b
+        .api
         .post(b.rt, REQUEST_OTP.path, None, Some(&otp))?
-        .parse::<serde_json::Value>()?;
+        .parse()?;
     let code = b
         .engine
-        .sandbox_otp(phone)
+        .sandbox_otp(phone, Some(&sent.request_id))
         .map_err(|e| format!("OTP: {e}"))?;
     let s: SessionResponse = b
         .api
@@ -350,6 +352,7 @@ fn login(b: &Backend<'_>, phone: &str) -> Res<String> {
             Some(&SessionRequest {
                 phone: phone.to_string(),
                 code: code.code,
+                request_id: sent.request_id,
             }),
         )?
         .parse()?;

@@ -82,7 +82,7 @@ class ErrorPathsTest {
         val phone = Env.newPhone()
         wallet.register(phone)
         val right = Http.otp(phone)
-        val wrong = if (right == "000000") "111111" else "000000"
+        val wrong = if (right == "00000000") "11111111" else "00000000"
         val e = expect<ManCardException> { runBlocking { wallet.verify(phone, wrong) } }
         assertTrue("$e", e is ManCardException.SessionExpired || e is ManCardException.Validation)
         assertTrue(e.message!!.isNotBlank() && !e.message!!.contains("detail="))
