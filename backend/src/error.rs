@@ -34,20 +34,25 @@ pub enum StoreError {
     File(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// A concurrent writer changed the same rows first; the request may simply be retried.
+    #[error("a concurrent change: {0}; retry")]
+    Conflict(&'static str),
     /// The SMS sender or the payment gateway could not be set up.
     #[error("providers: {0}")]
     Providers(String),
 }
 
 impl StoreError {
-    /// True when SQLite gave up waiting for a lock (the request may simply be retried).
+    /// True when SQLite gave up waiting for a lock, or a concurrent writer got there first
+    /// (the request may simply be retried: 503 + `Retry-After`).
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            Self::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::DatabaseBusy
-                    || f.code == rusqlite::ErrorCode::DatabaseLocked
-        )
+        matches!(self, Self::Conflict(_))
+            || matches!(
+                self,
+                Self::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy
+                        || f.code == rusqlite::ErrorCode::DatabaseLocked
+            )
     }
 }
 

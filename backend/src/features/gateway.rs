@@ -142,12 +142,21 @@ impl Engine {
         self.credit(intent, &v.ref_num)
     }
 
-    /// The one credit of a settled payment.
+    /// The one credit of a settled payment. Only a payment this call moves from verified to
+    /// settled, or one already settled, is credited: a payment reversed meanwhile (by the
+    /// gateway, or another driver that found a mismatch) never is.
     fn credit(&self, intent: &Intent, ref_num: &str) -> Result<()> {
         let now = self.now();
         let key = format!("topup:{}", intent.id);
         self.store.write(|tx| {
-            tx.set_payment_status(&intent.gateway_token, &[S::Verified], S::Settled, None, now)?;
+            let token = intent.gateway_token.as_str();
+            if !tx.set_payment_status(token, &[S::Verified], S::Settled, None, now)? {
+                let status = tx.gateway_payment(token)?.map(|p| p.status);
+                if status != Some(S::Settled) {
+                    tracing::warn!(intent = %intent.id, status = ?status, "not credited: the payment left verification another way");
+                    return Ok(());
+                }
+            }
             if tx.ledger_by_key(&key)?.is_some() {
                 return Ok(());
             }
@@ -194,5 +203,78 @@ impl Engine {
         self.store
             .write(|tx| tx.set_payment_status(token, &[S::Reversing], to, None, now))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BackendConfig;
+    use mancard_api::TopupRequest;
+
+    /// A payment reversed while its settlement was under way (another driver of the same
+    /// intent saw the bank reverse it) is not credited when the first driver finishes.
+    #[test]
+    fn a_payment_reversed_meanwhile_is_not_credited() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(
+            BackendConfig::sandbox(dir.path().join("b.sqlite")),
+            "http://127.0.0.1:1".into(),
+        )
+        .unwrap();
+        let account = e
+            .store
+            .write(|tx| tx.create_account("+989121110099", 0))
+            .unwrap();
+        let created = e
+            .create_topup(
+                account,
+                &TopupRequest {
+                    amount: 50_000,
+                    idempotency_key: "reversed-meanwhile".into(),
+                },
+            )
+            .unwrap();
+        let intent = e
+            .store
+            .read(|tx| tx.intent(&created.intent_id))
+            .unwrap()
+            .unwrap();
+        let token = intent.gateway_token.clone();
+        for (from, to) in [(S::Pending, S::Verified), (S::Verified, S::Reversed)] {
+            assert!(e
+                .store
+                .write(|tx| tx.set_payment_status(&token, &[from], to, None, 1))
+                .unwrap());
+        }
+        // a status the payment is not in moves nothing
+        assert!(!e
+            .store
+            .write(|tx| tx.set_payment_status(&token, &[S::Verified], S::Settled, None, 2))
+            .unwrap());
+        e.credit(&intent, "ref-1").unwrap();
+        assert_eq!(e.store.read(|tx| tx.balance(account)).unwrap(), 0);
+        let status = e.store.read(|tx| tx.gateway_payment(&token)).unwrap().unwrap().status;
+        assert_eq!(status, S::Reversed);
+
+        // the same call on a payment still verified credits it once
+        let again = e
+            .create_topup(
+                account,
+                &TopupRequest {
+                    amount: 70_000,
+                    idempotency_key: "verified".into(),
+                },
+            )
+            .unwrap();
+        let intent = e.store.read(|tx| tx.intent(&again.intent_id)).unwrap().unwrap();
+        let t = intent.gateway_token.clone();
+        assert!(e
+            .store
+            .write(|tx| tx.set_payment_status(&t, &[S::Pending], S::Verified, None, 3))
+            .unwrap());
+        e.credit(&intent, "ref-2").unwrap();
+        e.credit(&intent, "ref-2").unwrap();
+        assert_eq!(e.store.read(|tx| tx.balance(account)).unwrap(), 70_000);
     }
 }

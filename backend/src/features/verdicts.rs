@@ -175,17 +175,17 @@ impl Engine {
             if let Some(k) = kind {
                 s.kinds.insert(tap, k);
             }
-            if amount == r.charged && (r.entries > 0 || kind.is_none()) {
+            if amount == r.charged && (r.last_entry > 0 || kind.is_none()) {
                 continue;
             }
             s.changed.entry(tap).or_insert(None);
             let p = r.pseudonym.to_hex();
-            let (kind, key) = if r.entries == 0 {
+            let (kind, key) = if r.last_entry == 0 {
                 (LedgerKind::Fare, format!("fare:{p}:{}", r.counter))
             } else {
                 (
                     LedgerKind::FareAdjustment,
-                    format!("fare-adj:{p}:{}:{}", r.counter, r.entries),
+                    format!("fare-adj:{p}:{}:after:{}", r.counter, r.last_entry),
                 )
             };
             let inserted = tx.insert_ledger(&NewEntry {
@@ -199,7 +199,9 @@ impl Engine {
                 created_at: now,
             })?;
             if inserted.is_none() {
-                return Err(StoreError::Corrupt("fare entry key reused").into());
+                // Another writer re-rated this ride from the same state first: a retry sees
+                // its entry (503 + Retry-After, never a 500).
+                return Err(StoreError::Conflict("a ride was re-rated by another writer").into());
             }
         }
         Ok(fares)

@@ -138,8 +138,10 @@ pub struct Ride {
     pub state: TapState,
     /// Sum of the (negative) ledger amounts of this ride, negated.
     pub charged: i64,
-    /// Number of ledger entries of this ride.
-    pub entries: i64,
+    /// The id of this ride's newest ledger entry (0: none). A fare adjustment's key names
+    /// the entry it follows, never a count of entries: two writers that both read the same
+    /// newest entry make the same key, and the second one's insert finds it taken.
+    pub last_entry: i64,
 }
 
 /// The last ride with a known line before a fare day (the transfer origin).
@@ -200,9 +202,9 @@ impl Reader<'_> {
                                   WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
                     ELSE 0 END AS charged,
                     CASE WHEN t.time >= :from THEN
-                        (SELECT COUNT(*) FROM ledger l
-                         WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter)
-                    ELSE 0 END AS entries
+                        COALESCE((SELECT MAX(l.id) FROM ledger l
+                                  WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
+                    ELSE 0 END AS last_entry
              FROM taps t WHERE t.account_id = :account AND t.fare_day = :day
              ORDER BY t.time, t.pseudonym, t.counter",
         )?;
@@ -218,7 +220,7 @@ impl Reader<'_> {
                     authorized: r.get("authorized")?,
                     state: tap_state(r)?,
                     charged: r.get("charged")?,
-                    entries: r.get("entries")?,
+                    last_entry: r.get("last_entry")?,
                 })
             },
         )?;

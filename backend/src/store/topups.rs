@@ -247,6 +247,8 @@ impl Writer<'_> {
     }
 
     /// Moves a payment from one of `from` to `to` (with a reason); false if it was in none.
+    /// A compare-and-set in one statement: the status is checked by the `UPDATE` itself, so
+    /// two writers that both read the old status cannot both move it.
     pub fn set_payment_status(
         &self,
         token: &str,
@@ -255,18 +257,23 @@ impl Writer<'_> {
         reason: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let Some(current) = self.gateway_payment(token)? else {
-            return Ok(false);
-        };
-        if !from.contains(&current.status) {
+        if from.is_empty() {
             return Ok(false);
         }
-        self.tx.execute(
-            "UPDATE gateway_payments
-             SET status = :to, reason = COALESCE(:reason, reason),
-                 settled_at = CASE WHEN :to = 'settled' THEN :now ELSE settled_at END,
-                 reversed_at = CASE WHEN :to = 'reversed' THEN :now ELSE reversed_at END
-             WHERE token = :token",
+        // The statuses are the enum's own fixed words, never client input.
+        let from_list = from
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let n = self.tx.execute(
+            &format!(
+                "UPDATE gateway_payments
+                 SET status = :to, reason = COALESCE(:reason, reason),
+                     settled_at = CASE WHEN :to = 'settled' THEN :now ELSE settled_at END,
+                     reversed_at = CASE WHEN :to = 'reversed' THEN :now ELSE reversed_at END
+                 WHERE token = :token AND status IN ({from_list})"
+            ),
             named_params! {
                 ":token": token,
                 ":to": to.as_str(),
@@ -274,7 +281,7 @@ impl Writer<'_> {
                 ":now": now,
             },
         )?;
-        Ok(true)
+        Ok(n == 1)
     }
 
     /// Records a verified payment's reference, trace number and masked card (a pending one
