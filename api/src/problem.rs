@@ -67,6 +67,7 @@ problem_codes! {
     InvalidPhone = "invalid_phone",
     InvalidCode = "invalid_code",
     InvalidRequestId = "invalid_request_id",
+    CodeOfAnotherRequest = "code_of_another_request",
     NoCode = "no_code",
     SmsUnavailable = "sms_unavailable",
     UnknownAccount = "unknown_account",

@@ -57,10 +57,12 @@ pub struct EdgeLimits {
     /// refused at once with 429 and `Retry-After`. Riders behind one carrier NAT share an
     /// address, but their requests take milliseconds.
     pub max_in_flight_per_address: Option<usize>,
-    /// A body whose `Content-Length` is at most this many bytes (every JSON request) is
-    /// read whole before its request takes an in-flight slot, so a client that dribbles its
-    /// body holds only its own connection.
-    pub prebuffer_limit: usize,
+    /// Every body but a batch upload is read whole before its request takes an in-flight
+    /// slot (so a client that dribbles its body holds only its own connection); this many
+    /// bytes may be being read ahead server-wide at once (more: 503 + `Retry-After`).
+    pub prebuffer_budget: usize,
+    /// Batch uploads (streamed to their handler) running at once; more: 503 + `Retry-After`.
+    pub max_uploads_in_flight: usize,
     /// Open connections at once; a connection over it is closed as soon as it is accepted.
     pub max_connections: usize,
     /// Open connections at once from one client address (IPv6: one /64; a trusted proxy is
@@ -84,9 +86,10 @@ impl Default for EdgeLimits {
             request_timeout: Duration::from_secs(60),
             max_in_flight: 512,
             max_in_flight_per_address: Some(64),
-            prebuffer_limit: 64 * 1024,
+            prebuffer_budget: 64 * 1024 * 1024,
+            max_uploads_in_flight: 32,
             max_connections: 4_096,
-            max_connections_per_address: Some(256),
+            max_connections_per_address: Some(128),
             shed_retry_after_secs: 2,
         }
     }
@@ -174,6 +177,16 @@ impl EdgeLimits {
         if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.is_zero()) {
             return Err(format!("edge {name} must be more than zero"));
         }
+        if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.as_secs() > 86_400) {
+            return Err(format!("edge {name} must be at most a day"));
+        }
+        if self.max_uploads_in_flight == 0 || self.prebuffer_budget < 1024 {
+            return Err(
+                "edge max_uploads_in_flight must be more than zero and prebuffer_budget at \
+                 least 1 KiB"
+                    .into(),
+            );
+        }
         if self.max_in_flight == 0
             || self.max_connections == 0
             || self.max_in_flight_per_address == Some(0)
@@ -211,6 +224,11 @@ mod tests {
             ..EdgeLimits::default()
         };
         assert!(no_time.check().is_err());
+        let forever = EdgeLimits {
+            request_timeout: Duration::from_secs(u64::MAX),
+            ..EdgeLimits::default()
+        };
+        assert!(forever.check().is_err());
         let off = EdgeLimits {
             otp_per_address: None,
             ..EdgeLimits::default()

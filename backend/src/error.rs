@@ -78,6 +78,13 @@ pub enum Error {
     /// No, a malformed or an unknown credential (session token, one-time code).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A login typed the live code of another code request of the number (not counted as a
+    /// guess).
+    #[error(
+        "this code was sent for another request of this number: type the code of the \
+             last request this app made, or ask for a new one"
+    )]
+    CodeOfAnotherRequest,
     /// Too many attempts or requests.
     #[error("{0}")]
     RateLimited(&'static str),

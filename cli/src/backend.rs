@@ -460,6 +460,9 @@ struct EdgeArgs {
     /// Open connections at once.
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Batch uploads handled at once (more are answered 503 with Retry-After).
+    #[arg(long)]
+    max_uploads_in_flight: Option<usize>,
     /// Requests handled at once from one client address (more are answered 429), or `off`.
     #[arg(long, value_name = "N|off")]
     max_in_flight_per_address: Option<String>,
@@ -502,6 +505,9 @@ impl EdgeArgs {
         e.request_timeout = self.request_timeout_secs.map_or(e.request_timeout, secs);
         e.max_in_flight = self.max_in_flight.unwrap_or(e.max_in_flight);
         e.max_connections = self.max_connections.unwrap_or(e.max_connections);
+        e.max_uploads_in_flight = self
+            .max_uploads_in_flight
+            .unwrap_or(e.max_uploads_in_flight);
         if let Some(v) = &self.max_in_flight_per_address {
             e.max_in_flight_per_address = cap_or_off("max-in-flight-per-address", v)?;
         }

@@ -153,6 +153,15 @@ impl Inner {
                 CallError::Problem {
                     status: 401,
                     problem,
+                } if problem.code == "code_of_another_request" => OnlineError::Validation {
+                    code: problem.code,
+                    message: "this code was sent for another request: type the code from the \
+                              last SMS you asked for, or ask for a new one"
+                        .into(),
+                },
+                CallError::Problem {
+                    status: 401,
+                    problem,
                 } => OnlineError::Validation {
                     code: problem.code,
                     message: "the code is wrong, expired or already used; ask for a new one".into(),

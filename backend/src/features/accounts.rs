@@ -170,13 +170,24 @@ impl Engine {
         let expires_at = now.saturating_add(p.session_ttl_secs);
         // Wrong-code attempts are committed even though the request fails.
         let outcome = self.store.write(|tx| -> Result<Result<AccountId>> {
-            let Some(live) = tx.live_otp(&phone, &request, now)? else {
+            let h = otp_hash(&phone, code);
+            let live = tx.live_otp(&phone, &request, now)?;
+            if live
+                .as_ref()
+                .is_none_or(|l| l.code_hash.as_slice() != h.as_slice())
+                && tx.is_live_code(&phone, &h, now)?
+            {
+                // The code of another live request of this number: whoever typed it read an
+                // SMS sent to the number (a stranger's request, or the rider's own earlier
+                // one), so it is not a guess and costs the named request nothing.
+                return Ok(Err(Error::CodeOfAnotherRequest));
+            }
+            let Some(live) = live else {
                 return Ok(Err(Error::Unauthorized(
                     "no live code for this request (expired, used, or killed by wrong \
                      guesses); request a new code",
                 )));
             };
-            let h = otp_hash(&phone, code);
             if live.code_hash.as_slice() != h.as_slice() {
                 tx.otp_failed_attempt(live.id, now, p.otp_max_attempts.max(1))?;
                 return Ok(Err(Error::Unauthorized("wrong code")));

@@ -254,7 +254,12 @@ mod tests {
             .unwrap());
         e.credit(&intent, "ref-1").unwrap();
         assert_eq!(e.store.read(|tx| tx.balance(account)).unwrap(), 0);
-        let status = e.store.read(|tx| tx.gateway_payment(&token)).unwrap().unwrap().status;
+        let status = e
+            .store
+            .read(|tx| tx.gateway_payment(&token))
+            .unwrap()
+            .unwrap()
+            .status;
         assert_eq!(status, S::Reversed);
 
         // the same call on a payment still verified credits it once
@@ -267,7 +272,11 @@ mod tests {
                 },
             )
             .unwrap();
-        let intent = e.store.read(|tx| tx.intent(&again.intent_id)).unwrap().unwrap();
+        let intent = e
+            .store
+            .read(|tx| tx.intent(&again.intent_id))
+            .unwrap()
+            .unwrap();
         let t = intent.gateway_token.clone();
         assert!(e
             .store

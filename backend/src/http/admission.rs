@@ -1,28 +1,34 @@
 //! Admission: what a request must pass before it may take one of the server's in-flight
 //! slots (`EdgeLimits::max_in_flight`).
 //!
-//! - A small body (a `Content-Length` of at most `prebuffer_limit`: every JSON request of the
-//!   API) is read whole first, under the body-read timeout between pieces and the request
-//!   timeout in all. A client that dribbles or stalls its body holds its own connection
-//!   (capped per address in `server.rs`), never an in-flight slot, and gets 408.
+//! - Every body except a validator's batch upload is read whole first (announced with a
+//!   `Content-Length` or chunked, up to the JSON body limit: 413 above it), under the
+//!   body-read timeout between pieces and the request timeout in all (408 when too slow), and
+//!   within a server-wide budget of bytes being read ahead (`prebuffer_budget`; 503 when it is
+//!   spent). A client that dribbles or stalls its body holds its own connection (capped per
+//!   address in `server.rs`), never an in-flight slot.
+//! - Batch uploads (up to 8 MiB) stream into their handler, so they run in their own lane:
+//!   at most `max_uploads_in_flight` at once (503 + `Retry-After` beyond), whatever their
+//!   speed, so slow uploads cannot take every slot.
 //! - Requests running at once from one client address (IPv6: one /64) are capped
-//!   (`max_in_flight_per_address`): one address streaming large bodies slowly cannot take
-//!   every slot. One more is refused at once with 429 and `Retry-After`.
+//!   (`max_in_flight_per_address`): one more is refused at once with 429 and `Retry-After`.
 
 use super::limits::{with_retry_after, AddressKey, EdgeLimiters};
 use super::problem::ApiProblem;
 use crate::edge::EdgeLimits;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use mancard_api::endpoints::VALIDATOR_BATCHES;
 use mancard_api::ProblemCode;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// How many of something (requests running, connections open) each client address has,
@@ -77,65 +83,132 @@ impl Drop for Held {
 #[derive(Debug)]
 pub(crate) struct Admission {
     limiters: Arc<EdgeLimiters>,
-    prebuffer_limit: u64,
+    /// The largest body read ahead (the JSON body limit).
+    body_limit: usize,
     body_read_timeout: Duration,
     request_timeout: Duration,
+    /// Bytes being read ahead server-wide, in KiB permits.
+    budget: Arc<Semaphore>,
+    /// Batch uploads at once.
+    uploads: Arc<Semaphore>,
+    shed_retry_after_secs: u64,
     running: PerAddress,
 }
 
 impl Admission {
-    pub(crate) fn new(edge: &EdgeLimits, limiters: Arc<EdgeLimiters>) -> Self {
+    pub(crate) fn new(edge: &EdgeLimits, body_limit: usize, limiters: Arc<EdgeLimiters>) -> Self {
         Self {
             limiters,
-            prebuffer_limit: u64::try_from(edge.prebuffer_limit).unwrap_or(u64::MAX),
+            body_limit,
             body_read_timeout: edge.body_read_timeout,
             request_timeout: edge.request_timeout,
+            budget: Arc::new(Semaphore::new(
+                (edge.prebuffer_budget / 1024).clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            uploads: Arc::new(Semaphore::new(edge.max_uploads_in_flight.max(1))),
+            shed_retry_after_secs: edge.shed_retry_after_secs,
             running: PerAddress::new(edge.max_in_flight_per_address),
         }
     }
 }
 
-/// A body declared no larger than `limit` (and not empty).
-fn small_body(headers: &HeaderMap, limit: u64) -> bool {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 0 && n <= limit)
-}
-
-/// Why a small body could not be read.
+/// Why a body could not be read ahead.
 enum BodyFailure {
     /// Too slow: a piece did not come within the body-read timeout, or the whole not
     /// within the request timeout.
     Slow,
+    /// Larger than any JSON body may be.
+    TooLarge,
+    /// The server-wide read-ahead budget is spent.
+    Busy,
     /// The connection failed or sent something else than announced.
     Broken,
 }
 
-/// Reads a whole small body, bounding each wait and the total.
-async fn read_whole(
-    mut body: Body,
-    piece: Duration,
-    total: Duration,
-    limit: u64,
-) -> Result<Bytes, BodyFailure> {
-    let deadline = Instant::now() + total;
-    let mut out = Vec::new();
-    loop {
-        let wait = piece.min(deadline.saturating_duration_since(Instant::now()));
-        let frame = match tokio::time::timeout(wait, body.frame()).await {
-            Err(_) => return Err(BodyFailure::Slow),
-            Ok(None) => return Ok(Bytes::from(out)),
-            Ok(Some(Err(_))) => return Err(BodyFailure::Broken),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        if let Ok(data) = frame.into_data() {
-            out.extend_from_slice(&data);
-            if u64::try_from(out.len()).unwrap_or(u64::MAX) > limit {
-                return Err(BodyFailure::Broken);
+/// A body read ahead, and its share of the read-ahead budget (held until the answer).
+struct ReadAhead {
+    bytes: Bytes,
+    _budget: Vec<OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    /// Reads a whole body, bounding each wait, the total time, the size and the memory.
+    async fn read_whole(
+        &self,
+        mut body: Body,
+        headers: &HeaderMap,
+    ) -> Result<ReadAhead, BodyFailure> {
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > u64::try_from(self.body_limit).unwrap_or(u64::MAX)) {
+            return Err(BodyFailure::TooLarge);
+        }
+        let deadline = Instant::now().checked_add(self.request_timeout);
+        let mut out = Vec::new();
+        let mut held = Vec::new();
+        loop {
+            let left = deadline.map_or(self.body_read_timeout, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            let wait = self.body_read_timeout.min(left);
+            let frame = match tokio::time::timeout(wait, body.frame()).await {
+                Err(_) => return Err(BodyFailure::Slow),
+                Ok(None) => {
+                    return Ok(ReadAhead {
+                        bytes: Bytes::from(out),
+                        _budget: held,
+                    })
+                }
+                Ok(Some(Err(_))) => return Err(BodyFailure::Broken),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data() {
+                if out.len().saturating_add(data.len()) > self.body_limit {
+                    return Err(BodyFailure::TooLarge);
+                }
+                let kib = u32::try_from(data.len().div_ceil(1024)).unwrap_or(u32::MAX);
+                if kib > 0 {
+                    let permit = Arc::clone(&self.budget)
+                        .try_acquire_many_owned(kib)
+                        .map_err(|_| BodyFailure::Busy)?;
+                    held.push(permit);
+                }
+                out.extend_from_slice(&data);
             }
         }
+    }
+
+    fn refusal(&self, failure: BodyFailure) -> Response {
+        let (status, code, detail) = match failure {
+            BodyFailure::Slow => (
+                StatusCode::REQUEST_TIMEOUT,
+                ProblemCode::RequestTimeout,
+                "the request body came too slowly",
+            ),
+            BodyFailure::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ProblemCode::PayloadTooLarge,
+                "the request body is larger than this endpoint takes",
+            ),
+            BodyFailure::Busy => {
+                return with_retry_after(
+                    ApiProblem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ProblemCode::Overloaded,
+                        "the server is reading too many request bodies; retry shortly",
+                    ),
+                    self.shed_retry_after_secs,
+                )
+            }
+            BodyFailure::Broken => (
+                StatusCode::BAD_REQUEST,
+                ProblemCode::InvalidBody,
+                "the request body could not be read as announced",
+            ),
+        };
+        closing(ApiProblem::new(status, code, detail).into_response())
     }
 }
 
@@ -145,49 +218,56 @@ fn closing(mut resp: Response) -> Response {
     resp
 }
 
+/// A request that carries a body: chunked, or a `Content-Length` other than 0 (an HTTP/1.1
+/// request with neither has none).
+fn has_body(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.to_str().ok().map(str::trim) != Some("0"))
+}
+
 /// The admission middleware (outside the in-flight limit; see the module docs).
 pub(crate) async fn admit(State(a): State<Arc<Admission>>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = if small_body(&parts.headers, a.prebuffer_limit) {
-        match read_whole(
-            body,
-            a.body_read_timeout,
-            a.request_timeout,
-            a.prebuffer_limit,
-        )
-        .await
-        {
-            Ok(bytes) => Body::from(bytes),
-            Err(BodyFailure::Slow) => {
-                return closing(
-                    ApiProblem::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        ProblemCode::RequestTimeout,
-                        "the request body came too slowly",
-                    )
-                    .into_response(),
-                )
-            }
-            Err(BodyFailure::Broken) => {
-                return closing(
-                    ApiProblem::new(
-                        StatusCode::BAD_REQUEST,
-                        ProblemCode::InvalidBody,
-                        "the request body could not be read as announced",
-                    )
-                    .into_response(),
-                )
-            }
-        }
-    } else {
-        body
-    };
-    let req = Request::from_parts(parts, body);
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
     let address = AddressKey::of(a.limiters.client_address(peer, req.headers()));
+    let upload = req.method() == Method::POST && req.uri().path() == VALIDATOR_BATCHES.path;
+    let (parts, body) = req.into_parts();
+    let mut _lane = None;
+    let mut _read_ahead = None;
+    let body = if upload {
+        match Arc::clone(&a.uploads).try_acquire_owned() {
+            Ok(permit) => _lane = Some(permit),
+            Err(_) => {
+                return with_retry_after(
+                    ApiProblem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ProblemCode::Overloaded,
+                        "too many batch uploads at once; retry shortly",
+                    ),
+                    a.shed_retry_after_secs,
+                )
+            }
+        }
+        body
+    } else if has_body(&parts.headers) {
+        match a.read_whole(body, &parts.headers).await {
+            Ok(r) => {
+                let bytes = r.bytes.clone();
+                _read_ahead = Some(r);
+                Body::from(bytes)
+            }
+            Err(failure) => return a.refusal(failure),
+        }
+    } else {
+        body
+    };
+    let req = Request::from_parts(parts, body);
     let Some(_running) = a.running.enter(address) else {
         tracing::debug!(path = %req.uri().path(), "too many requests at once from one address");
         return with_retry_after(

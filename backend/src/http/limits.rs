@@ -61,6 +61,18 @@ fn classify(method: &Method, path: &str) -> Class {
     }
 }
 
+/// The key of every client behind a trusted proxy whose `X-Forwarded-For` hop cannot be read
+/// (the unspecified IPv6 address: no real client has it).
+pub(crate) const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// One `X-Forwarded-For` hop: an address, optionally with a port.
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|s| s.ip()))
+}
+
 /// A client address as limits key it: IPv4 as is, IPv6 by its /64 (one subscriber's
 /// prefix: an attacker holds 2^64 addresses of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,24 +159,27 @@ impl EdgeLimiters {
     /// The client's address: the TCP peer, or — only when the peer is a trusted proxy — the
     /// nearest address in `X-Forwarded-For` that is not one of the trusted proxies.
     ///
-    /// The header is read from the right (the hops the trusted proxies appended) and the
-    /// walk stops at the first hop that is not an address: everything left of it came from
-    /// the client, so the last trusted hop's client is the answer. A client cannot make
-    /// itself count as the proxy by sending garbage.
+    /// The header is read as bytes from the right (the hops the trusted proxies appended;
+    /// proxies append to the client's own header line). A hop may carry a port
+    /// (`198.51.100.7:4711`, `[2001:db8::1]:443`). The walk stops at the first hop that is
+    /// not an address: what lies left of it came from the client and is not believed, and the
+    /// client is then [`UNKNOWN_CLIENT`] — one shared key for every client whose proxy hop
+    /// cannot be read, never the proxy's own key, which a client must not be able to share
+    /// (and drain) by sending garbage.
     pub(crate) fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.trusted_proxies.contains(&peer) {
             return peer;
         }
-        let values: Vec<&str> = headers
+        let values: Vec<&[u8]> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .map(|v| v.to_str().unwrap_or(""))
+            .map(HeaderValue::as_bytes)
             .collect();
         let mut client = peer;
-        for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
-                break;
+        for hop in values.iter().rev().flat_map(|v| v.rsplit(|b| *b == b',')) {
+            let Some(ip) = parse_hop(hop) else {
+                return UNKNOWN_CLIENT;
             };
             client = ip.to_canonical();
             if !self.trusted_proxies.contains(&client) {
@@ -404,8 +419,30 @@ mod tests {
             l.client_address(proxy, &xff("1.2.3.4, 198.51.100.7")),
             "198.51.100.7".parse::<IpAddr>().unwrap()
         );
-        // garbage from a trusted proxy: the peer
-        assert_eq!(l.client_address(proxy, &xff("not an address")), proxy);
+        // garbage from a trusted proxy: the shared unknown key, never the proxy's own
+        assert_eq!(
+            l.client_address(proxy, &xff("not an address")),
+            UNKNOWN_CLIENT
+        );
+        assert_eq!(l.client_address(proxy, &xff("")), UNKNOWN_CLIENT);
+        let mut obs = HeaderMap::new();
+        obs.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff, 198.51.100.79").unwrap(),
+        );
+        assert_eq!(
+            l.client_address(proxy, &obs),
+            "198.51.100.79".parse::<IpAddr>().unwrap()
+        );
+        // hops with ports
+        assert_eq!(
+            l.client_address(proxy, &xff("198.51.100.78:4711")),
+            "198.51.100.78".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            l.client_address(proxy, &xff("[2001:db8::1]:443")),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
         // garbage the client prepended does not hide the address the proxy appended
         assert_eq!(
             l.client_address(proxy, &xff("junk, 198.51.100.7")),

@@ -123,15 +123,19 @@ async fn plain_errors_as_problems(req: Request, next: Next) -> Response {
 }
 
 /// The router of the whole API with the edge's layers (outermost first): the access log;
-/// admission (small bodies read whole first, requests at once per address; see
-/// `admission`); the whole-request timeout (408) and load shedding (503 + `Retry-After`
+/// admission (bodies read whole first, batch uploads in their own lane, requests at once
+/// per address; see `admission`); the whole-request timeout (408) and load shedding (503 + `Retry-After`
 /// once `max_in_flight` requests are running); the body-read timeout; the body limit; the
 /// rate limits (429 + `Retry-After`, fresh buckets); then the routes. All configured by
 /// `BackendConfig::edge`.
 pub fn router(state: AppState) -> Router {
     let edge = state.config().edge.clone();
     let limiters = Arc::new(limits::EdgeLimiters::new(&edge));
-    let admission = Arc::new(admission::Admission::new(&edge, Arc::clone(&limiters)));
+    let admission = Arc::new(admission::Admission::new(
+        &edge,
+        state.config().policy.json_body_limit,
+        Arc::clone(&limiters),
+    ));
     let shed_after = edge.shed_retry_after_secs;
     let in_flight = Arc::new(tokio::sync::Semaphore::new(edge.max_in_flight.max(1)));
     let gate = tower::ServiceBuilder::new()

@@ -57,6 +57,7 @@ fn classify(e: &Error) -> (StatusCode, ProblemCode) {
         E::InvalidCode => (StatusCode::BAD_REQUEST, C::InvalidCode),
         E::InvalidRequestId => (StatusCode::BAD_REQUEST, C::InvalidRequestId),
         E::Unauthorized(_) => (StatusCode::UNAUTHORIZED, C::Unauthorized),
+        E::CodeOfAnotherRequest => (StatusCode::UNAUTHORIZED, C::CodeOfAnotherRequest),
         E::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, C::RateLimited),
         E::SandboxOnly => (StatusCode::FORBIDDEN, C::SandboxOnly),
         E::NoSuchEndpoint => (StatusCode::NOT_FOUND, C::NotFound),

@@ -91,6 +91,29 @@ impl Reader<'_> {
             .optional()?)
     }
 
+    /// Whether `code_hash` is the code of any live request of the number.
+    pub fn is_live_code(
+        &self,
+        phone: &str,
+        code_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 AS hit FROM otp_codes
+                 WHERE phone = :phone AND code_hash = :code
+                   AND used_at IS NULL AND expires_at >= :now
+                 LIMIT 1",
+            )?
+            .query_row(
+                named_params! {":phone": phone, ":code": &code_hash[..], ":now": now},
+                |r| r.get::<_, i64>("hit"),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// When the next code may be sent to a phone number at the earliest, plus the burst
     /// allowance (GCRA's theoretical arrival time); `None`: no recent send.
     pub fn otp_sender_next(&self, phone: &str) -> Result<Option<i64>, StoreError> {

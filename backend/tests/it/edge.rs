@@ -277,24 +277,32 @@ async fn connections_over_the_cap_are_closed() {
     }
 }
 
-/// A request whose body is streamed (chunked: not read before admission) and never ends:
-/// its handler waits for it and holds a slot.
+/// A batch upload (streamed to its handler, not read before admission) whose body never
+/// ends: its handler waits for it and holds a slot.
 fn streaming_holder(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(
-        b"POST /v1/auth/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          Transfer-Encoding: chunked\r\n\r\n9\r\n{\"phone\":\r\n",
+        b"POST /v1/validator/batches HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nMCB",
     )
     .unwrap();
     s
 }
 
-/// A request with a small announced body of which only a tenth comes.
-fn dribbling_holder(addr: SocketAddr) -> TcpStream {
+/// A JSON request whose body starts and then stops: announced small, announced large
+/// (70,000 bytes), or chunked.
+fn dribbling_holder(addr: SocketAddr, kind: usize) -> TcpStream {
+    let framing = match kind % 3 {
+        0 => "Content-Length: 100\r\n\r\n{\"phone\":".to_string(),
+        1 => "Content-Length: 70000\r\n\r\n{\"phone\":".to_string(),
+        _ => "Transfer-Encoding: chunked\r\n\r\n9\r\n{\"phone\":\r\n".to_string(),
+    };
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(
-        b"POST /v1/auth/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          Content-Length: 100\r\n\r\n{\"phone\":",
+        format!(
+            "POST /v1/auth/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}"
+        )
+        .as_bytes(),
     )
     .unwrap();
     s
@@ -309,10 +317,12 @@ async fn slow_bodies_do_not_hold_in_flight_slots() {
     })
     .await;
     let addr = h.handle().addr();
-    // Eight clients announce small bodies and send a tenth of them: each holds only its own
-    // connection, since a small body is read whole before its request takes a slot.
+    // Nine clients start JSON bodies (small, large, chunked) and stop: each holds only its
+    // own connection, since a body is read whole before its request takes a slot.
     let held = tokio::task::spawn_blocking(move || {
-        (0..8).map(|_| dribbling_holder(addr)).collect::<Vec<_>>()
+        (0..9)
+            .map(|i| dribbling_holder(addr, i))
+            .collect::<Vec<_>>()
     })
     .await
     .unwrap();
@@ -325,6 +335,92 @@ async fn slow_bodies_do_not_hold_in_flight_slots() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_run_in_their_own_lane() {
+    let h = start(|e| {
+        e.max_uploads_in_flight = 2;
+        e.max_in_flight = 8;
+        e.body_read_timeout = PATIENCE;
+        e.request_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    let held = tokio::task::spawn_blocking(move || {
+        (0..2).map(|_| streaming_holder(addr)).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    // a third upload waits for nobody: 503 + Retry-After at once
+    let t0 = Instant::now();
+    let refused = loop {
+        let r = h
+            .http
+            .post(h.u("/v1/validator/batches"))
+            .header("content-type", "application/octet-stream")
+            .body(vec![0u8; 64])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break r;
+        }
+        assert!(
+            t0.elapsed() < PATIENCE,
+            "the two uploads never filled the lane"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(refused.headers().contains_key("retry-after"));
+    let v: Value = refused.json().await.unwrap();
+    assert_eq!(v["code"], "overloaded", "{v}");
+    // everything else is served
+    let (s, _) = h.get(HEALTHZ.path, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        request_code(&h, 77, None).await.status(),
+        StatusCode::ACCEPTED
+    );
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_read_ahead_are_bounded_server_wide() {
+    let h = start(|e| e.prebuffer_budget = 8 * 1024).await;
+    // a 12 KiB body (valid JSON, padded) does not fit the read-ahead budget: 503, not a crash
+    // and not a buffer without bound
+    let padded = format!("{{\"phone\": \"{}\"{}}}", phone(78), " ".repeat(12 * 1024));
+    let r = h
+        .http
+        .post(h.u(REQUEST_OTP.path))
+        .header("content-type", "application/json")
+        .body(padded)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    // a body over the JSON limit is refused as too large before it is read
+    let h2 = Harness::start_with_config(|cfg| cfg.policy.json_body_limit = 1024).await;
+    let r = h2
+        .http
+        .post(h2.u(REQUEST_OTP.path))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"phone\": \"{}\"{}}}",
+            phone(79),
+            " ".repeat(4096)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // and small bodies still go through
+    assert_eq!(
+        request_code(&h, 79, None).await.status(),
+        StatusCode::ACCEPTED
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

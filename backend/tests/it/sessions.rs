@@ -323,6 +323,29 @@ async fn a_stranger_cannot_lock_a_rider_out() {
     assert_eq!(try_login(&h, phone, &code, &again).await.0, StatusCode::OK);
 }
 
+/// The SMS does not say which request a code belongs to. A stranger's codes arriving on the
+/// rider's phone, typed by the rider into their own login, are not guesses (whoever typed
+/// them read an SMS sent to the number): the rider's own code survives them.
+#[tokio::test]
+async fn the_code_of_another_request_is_not_a_guess() {
+    let h = Harness::start_with_config(|cfg| {
+        cfg.edge.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let phone = "+989121110024";
+    let mine = sent_code(&h, phone, Some("198.51.100.7")).await;
+    for _ in 0..3 {
+        let theirs = sent_code(&h, phone, Some("203.0.113.9")).await;
+        let newest_sms = live_code(&h, phone, &theirs).await;
+        let (s, v) = try_login(&h, phone, &newest_sms, &mine).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(code_of(&v), ProblemCode::CodeOfAnotherRequest, "{v}");
+    }
+    let my_code = live_code(&h, phone, &mine).await;
+    let (s, v) = try_login(&h, phone, &my_code, &mine).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
 #[tokio::test]
 async fn many_addresses_cannot_bomb_one_number_with_codes() {
     let h = Harness::start_with_config(|cfg| {
