@@ -30,6 +30,8 @@ pub struct Engine {
     clock_offset: AtomicI64,
     providers: Providers,
     pub(crate) sync_stats: crate::features::sync::SyncStats,
+    /// This instance's name as a lease holder (random per open).
+    instance_id: String,
 }
 
 impl std::fmt::Debug for Engine {
@@ -79,6 +81,7 @@ impl Engine {
             clock_offset: AtomicI64::new(0),
             providers,
             sync_stats: crate::features::sync::SyncStats::default(),
+            instance_id: crate::features::jobs::instance_id(),
         })
     }
 
@@ -119,6 +122,11 @@ impl Engine {
             self.advance_clock(t - now)?;
         }
         Ok(())
+    }
+
+    /// This instance's name as a lease holder.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     /// Checkpoints the database (at shutdown).

@@ -73,11 +73,11 @@ impl Backend {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    if let Err(e) = http::blocking(&engine, |e| e.reconcile_topups()).await {
-                        tracing::warn!(error = %e, "top-up reconciliation failed");
-                    }
-                    if let Err(e) = http::blocking(&engine, |e| e.purge_expired()).await {
-                        tracing::warn!(error = %e, "purge of expired sessions and codes failed");
+                    // exactly one instance runs the jobs: the holder of the jobs lease
+                    match http::blocking(&engine, |e| e.run_background_jobs()).await {
+                        Ok(Some(run)) => tracing::debug!(?run, "background jobs ran"),
+                        Ok(None) => tracing::debug!("background jobs run by another instance"),
+                        Err(e) => tracing::warn!(error = %e, "background jobs failed"),
                     }
                 }
             })
@@ -138,9 +138,14 @@ impl BackendHandle {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??;
         let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || engine.close())
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))??;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = engine.release_jobs_lease() {
+                tracing::warn!(error = %e, "could not give the jobs lease up");
+            }
+            engine.close()
+        })
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??;
         tracing::info!(addr = %self.addr, "backend stopped");
         Ok(())
     }

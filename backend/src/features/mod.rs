@@ -6,6 +6,7 @@ pub mod audit;
 pub mod fraud;
 pub mod gateway;
 pub mod issuance;
+pub mod jobs;
 pub mod keys;
 pub mod operators;
 pub mod phone;

@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -395,6 +395,16 @@ CREATE TABLE otp_pair_senders (
 );
 "#;
 
+/// Version 9 (issue #16, several backend instances on one database): leases over the
+/// background jobs, so that exactly one instance runs each (`features::jobs`).
+const MIGRATION_9: &str = r#"
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -433,6 +443,7 @@ impl ConnectionInitializer for BackendSchema {
             5 => tx.execute_batch(MIGRATION_6)?,
             6 => tx.execute_batch(MIGRATION_7)?,
             7 => tx.execute_batch(MIGRATION_8)?,
+            8 => tx.execute_batch(MIGRATION_9)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

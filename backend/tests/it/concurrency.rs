@@ -264,3 +264,46 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
     assert_eq!(audit.taps, 12);
     assert_eq!(audit.cert_totals_mismatched, 0);
 }
+
+/// Two backend instances on one database: exactly one runs the background jobs at a time.
+/// The holder renews its lease each run; the other skips; a clean shutdown hands the jobs over
+/// at once, and a holder that stops without one is replaced once its lease lapses.
+#[test]
+fn one_instance_at_a_time_runs_the_background_jobs() {
+    use mancard_backend::{BackendConfig, Engine};
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let cfg = BackendConfig::sandbox(db_path(&dir));
+        Engine::open(cfg, "http://127.0.0.1:1".into()).unwrap()
+    };
+    let (a, b) = (open(), open());
+    assert_ne!(a.instance_id(), b.instance_id());
+    assert!(
+        a.run_background_jobs().unwrap().is_some(),
+        "the first takes the lease"
+    );
+    for _ in 0..3 {
+        assert!(
+            b.run_background_jobs().unwrap().is_none(),
+            "the other skips"
+        );
+        assert!(
+            a.run_background_jobs().unwrap().is_some(),
+            "the holder renews"
+        );
+    }
+    // a clean shutdown gives the lease up: the other takes over on its next run
+    a.release_jobs_lease().unwrap();
+    assert!(b.run_background_jobs().unwrap().is_some());
+    assert!(a.run_background_jobs().unwrap().is_none());
+    // a holder that vanishes: its lease lapses after three intervals (180 s by default)
+    b.advance_clock(0).unwrap();
+    a.advance_clock(179).unwrap();
+    assert!(a.run_background_jobs().unwrap().is_none(), "not lapsed yet");
+    a.advance_clock(2).unwrap();
+    assert!(
+        a.run_background_jobs().unwrap().is_some(),
+        "lapsed: taken over"
+    );
+    assert!(b.run_background_jobs().unwrap().is_none());
+}
