@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod gateway_sandbox;
 mod inspect;
+mod load;
 mod phone;
 mod providers;
 mod validator;
@@ -32,6 +33,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure every headline figure beside its physical limit, in one run.
     Bench(bench::BenchArgs),
+    /// Drive a sandbox backend with signed batch uploads, syncs and top-ups (goose), report
+    /// throughput and latency per request kind, and check the books (exit 1 if lost or doubled).
+    Load(load::LoadArgs),
     /// Decode any ManCard message (hex or pass text) and print its fields.
     Inspect(inspect::InspectArgs),
     /// The rider's wallet: status, history, QR pass, APDU debugging.
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Load(a) => load::run(a),
         Command::Wallet(a) => wallet::run(a),
         Command::Validator(a) => validator::run(a),
         Command::Backend(a) => backend::run(a),

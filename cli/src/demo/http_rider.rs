@@ -290,7 +290,7 @@ pub(super) fn newest_verdicts(feed: &[TapVerdict]) -> Vec<Verdict> {
 /// What the app does with an issued credential: clock offset, tariff, certificate, and the
 /// signed config bundle (issuer keys of validator certificates, validator deny list, time
 /// rules): without it the phone answers no reader.
-pub(super) fn install(wallet: &Wallet, c: &CredentialResponse) -> Res<()> {
+pub(crate) fn install(wallet: &Wallet, c: &CredentialResponse) -> Res<()> {
     let keys = c
         .issuer_keys
         .iter()

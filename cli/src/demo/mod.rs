@@ -46,6 +46,9 @@ use std::time::Duration;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// What an issued credential installs in a wallet (`mancard load` provisions its riders so).
+pub(crate) use http_rider::install as install_credential;
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// Keep every file here (backend database and issuer keys, wallet, keystore, validator,

@@ -13,6 +13,7 @@ mod demo;
 mod demo_attacks;
 mod fraud;
 mod inspect;
+mod load;
 mod operators;
 mod providers;
 mod validator;

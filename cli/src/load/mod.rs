@@ -1,0 +1,378 @@
+//! `mancard load`: a load generator against a running sandbox backend, built on goose
+//! (ADR 0011).
+//!
+//! ```text
+//! MANCARD_OPERATOR_TOKEN=… mancard load --backend URL [--validators N] [--wallets M]
+//!     [--duration 60s] [--rate R] [--taps-per-batch K] [--resend-every E] [--users U] [--json]
+//! ```
+//!
+//! Setup (not timed, [`setup`]): N validators registered over the admin API (the token needs
+//! the `keys` and `read` scopes), M riders each with a real wallet core, its own phone number,
+//! a paid top-up and a certificate. Timed ([`scenarios`]): goose users run `upload` (signed
+//! batches of K taps the wallets signed, some sent twice on purpose), `sync` and `topup` for
+//! the duration, at most R requests a second overall with `--rate`. Then the books
+//! ([`books`]): every tap charged exactly once, every paid top-up credited exactly once, the
+//! backend's audit clean; exit 1 naming what was lost or doubled. The figures per request
+//! kind ([`report`]) go to stdout as a table, or one JSON document with `--json`; a progress
+//! line goes to stderr (not with `--json`).
+
+mod books;
+mod report;
+mod scenarios;
+mod setup;
+
+use crate::CliResult;
+use clap::Args;
+use goose::config::GooseConfiguration;
+use goose::prelude::{GooseAttack, Scenario, Transaction};
+use scenarios::State;
+use serde_json::json;
+use setup::Api;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Errors of a load run, each with what went wrong in words.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("{0}")]
+    Args(String),
+    #[error("setup: {0}")]
+    Setup(String),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("goose: {0}")]
+    Goose(String),
+    #[error("books: {0}")]
+    Books(String),
+}
+
+type Res<T> = Result<T, LoadError>;
+
+/// The environment variable that holds the operator token (never on the command line).
+const TOKEN_ENV: &str = "MANCARD_OPERATOR_TOKEN";
+/// What the setup pays in for each rider, and each timed top-up, rials. The certificate's
+/// offline allowance is the balance capped by the backend's `--max-offline-amount`: serve
+/// with `--max-offline-amount 50000000` or the riders' taps are refused (counted in the
+/// report) once 25 rides of 20,000 have used the default 500,000.
+const SETUP_TOPUP: i64 = 50_000_000;
+const TIMED_TOPUP: i64 = 50_000;
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The sandbox backend's base URL (`mancard backend serve --sandbox --operators FILE`).
+    #[arg(long)]
+    backend: String,
+    /// Validators registered and uploading.
+    #[arg(long, default_value_t = 2)]
+    validators: u32,
+    /// Riders (wallets) tapping, syncing and topping up.
+    #[arg(long, default_value_t = 4)]
+    wallets: u32,
+    /// How long the timed phase runs: `90`, `60s`, `2m`.
+    #[arg(long, default_value = "60s")]
+    duration: String,
+    /// At most this many requests a second overall (goose's throttle); none: as fast as the
+    /// users go.
+    #[arg(long)]
+    rate: Option<usize>,
+    /// Taps in each uploaded batch.
+    #[arg(long, default_value_t = 4)]
+    taps_per_batch: usize,
+    /// Send every E-th batch a second time (exactly-once must hold).
+    #[arg(long, default_value_t = 5)]
+    resend_every: u64,
+    /// Goose users (default: one per validator uploading, two syncing, one topping up).
+    #[arg(long)]
+    users: Option<usize>,
+    /// One JSON document on stdout instead of the table; no progress line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `60`, `60s`, `2m`, `1h` as seconds.
+fn parse_duration(text: &str) -> Res<u64> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| LoadError::Args(format!("--duration {text:?}: expected e.g. 60s, 2m")))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(LoadError::Args(format!(
+                "--duration {text:?}: unit s, m or h"
+            )))
+        }
+    };
+    match n.checked_mul(mult) {
+        Some(secs) if secs > 0 => Ok(secs),
+        _ => Err(LoadError::Args(format!(
+            "--duration {text:?}: must be more than zero"
+        ))),
+    }
+}
+
+pub fn run(args: LoadArgs) -> CliResult {
+    let secs = parse_duration(&args.duration)?;
+    if args.validators == 0 || args.wallets == 0 || args.taps_per_batch == 0 {
+        return Err(LoadError::Args(
+            "--validators, --wallets and --taps-per-batch must be more than zero".into(),
+        )
+        .into());
+    }
+    let token = std::env::var(TOKEN_ENV).map_err(|_| {
+        LoadError::Args(format!(
+            "set {TOKEN_ENV} to an operator token with the keys and read scopes (`mancard \
+             backend operator-token --name load --scope keys --scope read --add-to FILE`, and \
+             serve with --operators FILE)"
+        ))
+    })?;
+    // goose logs through `log`: this subscriber takes it (to stderr), so goose's own logger
+    // (stdout) stays off and stdout holds only the figures.
+    let filter = if args.json { "error" } else { "warn" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LoadError::Setup(format!("tokio runtime: {e}")))?;
+    let code = rt.block_on(run_async(&args, secs, &token))?;
+    Ok(code)
+}
+
+async fn run_async(args: &LoadArgs, secs: u64, token: &str) -> Res<ExitCode> {
+    let api = Api::new(&args.backend)?;
+    let dir = tempfile::Builder::new()
+        .prefix("mancard-load-")
+        .tempdir()
+        .map_err(|e| LoadError::Setup(format!("temporary directory: {e}")))?;
+    let started = Instant::now();
+    let state = Arc::new(set_up(&api, args, token, dir.path()).await?);
+    let setup_secs = started.elapsed().as_secs_f64();
+    if !args.json {
+        eprintln!(
+            "load: set up {} validator(s) and {} rider(s) in {setup_secs:.1} s; running {secs} s",
+            args.validators, args.wallets
+        );
+    }
+    let progress = (!args.json).then(|| tokio::spawn(progress(Arc::clone(&state), secs)));
+    let metrics = attack(args, secs, &state).await;
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+    let figures = report::figures(&metrics?);
+    let (problems, summary) = keep_books(&api, &state, token).await?;
+    print(args, &figures, &summary, &problems, &state);
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The untimed setup: validators, then riders (each topped up and provisioned).
+async fn set_up(api: &Api, args: &LoadArgs, token: &str, dir: &std::path::Path) -> Res<State> {
+    let mut validators = Vec::new();
+    for i in 0..args.validators {
+        let id = 9_000u32.saturating_add(i);
+        let line = if i % 2 == 0 { 1 } else { 2 };
+        validators.push(
+            setup::validator(api, token, &dir.join(format!("validator-{id}")), (id, line)).await?,
+        );
+    }
+    // Every rider has a number of its own (one-time codes are paced per number); a run's
+    // numbers start somewhere new so a reused backend gives it fresh accounts.
+    let now = chrono::Utc::now().timestamp().unsigned_abs();
+    let seed = now.wrapping_mul(7_919) % 10_000_000;
+    let mut riders = Vec::new();
+    for i in 0..u64::from(args.wallets) {
+        let phone = format!("0912{:07}", (seed + i) % 10_000_000);
+        let r = setup::rider(api, &dir.join(format!("rider-{i}")), &phone, SETUP_TOPUP).await?;
+        riders.push(Arc::new(r));
+    }
+    Ok(State::new(
+        validators,
+        riders,
+        (args.taps_per_batch, args.resend_every, TIMED_TOPUP),
+        format!("{now}"),
+    ))
+}
+
+/// The timed phase: goose's users on the three scenarios.
+async fn attack(
+    args: &LoadArgs,
+    secs: u64,
+    state: &Arc<State>,
+) -> Res<goose::metrics::GooseMetrics> {
+    let n = usize::try_from(args.validators).unwrap_or(1);
+    let users = args.users.unwrap_or(n.saturating_add(3)).max(3);
+    let mut cfg = GooseConfiguration::default();
+    cfg.host = args.backend.clone();
+    cfg.users = Some(users);
+    cfg.hatch_rate = Some(users.to_string());
+    cfg.run_time = secs.to_string();
+    cfg.no_print_metrics = true;
+    // goose's figures start once every user runs (as Locust's do); it prints nothing then
+    cfg.no_reset_metrics = false;
+    cfg.no_error_summary = true;
+    cfg.no_telnet = true;
+    cfg.no_websocket = true;
+    cfg.no_autostart = false;
+    cfg.quiet = 1;
+    cfg.throttle_requests = args.rate.unwrap_or(0);
+    let goose = |e: goose::GooseError| LoadError::Goose(e.to_string());
+    let scenario = |name: &str, weight: usize, f: Transaction| -> Res<Scenario> {
+        Ok(Scenario::new(name)
+            .set_weight(weight)
+            .map_err(goose)?
+            .register_transaction(f.set_name(name)))
+    };
+    let (s1, s2, s3) = (Arc::clone(state), Arc::clone(state), Arc::clone(state));
+    let upload = Transaction::new(Arc::new(move |u| {
+        Box::pin(scenarios::upload(Arc::clone(&s1), u))
+    }));
+    let sync = Transaction::new(Arc::new(move |u| {
+        Box::pin(scenarios::sync(Arc::clone(&s2), u))
+    }));
+    let topup = Transaction::new(Arc::new(move |u| {
+        Box::pin(scenarios::topup(Arc::clone(&s3), u))
+    }));
+    GooseAttack::initialize_with_config(cfg)
+        .map_err(goose)?
+        .register_scenario(scenario("upload", n.max(1), upload)?)
+        .register_scenario(scenario("sync", 2, sync)?)
+        .register_scenario(scenario("topup", 1, topup)?)
+        .execute()
+        .await
+        .map_err(goose)
+}
+
+/// The progress line on stderr, every two seconds.
+async fn progress(state: Arc<State>, secs: u64) {
+    let t = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        eprint!(
+            "\rload: {:>4} s / {secs} s  {} requests, {} failed, {} taps",
+            t.elapsed().as_secs(),
+            state.requests.load(Ordering::Relaxed),
+            state.failed.load(Ordering::Relaxed),
+            state.tally.lock().map(|t| t.taps.len()).unwrap_or(0),
+        );
+    }
+}
+
+/// What the books counted.
+#[derive(serde::Serialize)]
+struct Summary {
+    taps: usize,
+    taps_refused_at_gate: u64,
+    batches_resent: u64,
+    batches_flushed_after: u64,
+    topups_paid: usize,
+    topups_credited: usize,
+    local_failures: u64,
+    audit: Option<mancard_api::AuditReport>,
+    ok: bool,
+}
+
+/// The books' outcome: the problems, and the counts that were checked.
+async fn keep_books(api: &Api, state: &State, token: &str) -> Res<(Vec<String>, Summary)> {
+    let flushed = books::flush_validators(api, state).await?;
+    let (taps, refused, resends, reprocessed, mut paid) = {
+        let t = state
+            .tally
+            .lock()
+            .map_err(|_| LoadError::Books("the tally was poisoned".into()))?;
+        (
+            t.taps.clone(),
+            t.refused_taps,
+            t.resends,
+            t.resends_reprocessed,
+            t.topups.clone(),
+        )
+    };
+    let timed_topups = paid.len();
+    for (i, r) in state.riders.iter().enumerate() {
+        paid.push((i, r.setup_topup.clone()));
+    }
+    let topups = books::topups_now(api, state, &paid).await?;
+    let mut riders = Vec::new();
+    for i in 0..state.riders.len() {
+        riders.push(books::rider_books(api, state, i).await?);
+    }
+    let audit = books::audit(api, token).await;
+    let expected = books::Expected {
+        taps,
+        topups,
+        resends_reprocessed: reprocessed,
+    };
+    let problems = books::check(&expected, &riders, audit.as_ref());
+    let summary = Summary {
+        taps: expected.taps.len(),
+        taps_refused_at_gate: refused,
+        batches_resent: resends,
+        batches_flushed_after: flushed,
+        topups_paid: timed_topups,
+        topups_credited: expected.topups.iter().filter(|t| t.2).count(),
+        local_failures: state.local_failures.load(Ordering::Relaxed),
+        audit,
+        ok: problems.is_empty(),
+    };
+    Ok((problems, summary))
+}
+
+fn print(
+    args: &LoadArgs,
+    f: &report::Figures,
+    books: &Summary,
+    problems: &[String],
+    state: &State,
+) {
+    if args.json {
+        let doc = json!({
+            "backend": args.backend, "validators": args.validators, "wallets": args.wallets,
+            "seconds": f.seconds, "rate": args.rate, "taps_per_batch": args.taps_per_batch,
+            "kinds": f.kinds, "total": f.total, "books": books, "problems": problems,
+        });
+        println!("{doc}");
+    } else {
+        println!(
+            "mancard load: {} validator(s), {} wallet(s), {} s{}",
+            args.validators,
+            args.wallets,
+            f.seconds,
+            args.rate
+                .map(|r| format!(", at most {r} req/s"))
+                .unwrap_or_default()
+        );
+        print!("{}", report::table(f));
+        println!(
+            "books: {} taps charged once each ({} refused at the gate), {} top-ups credited once, {} batches resent on purpose, audit {}; {} local failure(s)",
+            books.taps, books.taps_refused_at_gate, books.topups_credited, books.batches_resent,
+            if books.audit.as_ref().is_some_and(|a| a.ok) { "clean" } else { "NOT clean" },
+            state.local_failures.load(Ordering::Relaxed)
+        );
+        if !problems.is_empty() {
+            println!("THE BOOKS DO NOT AGREE:");
+            for p in problems.iter().take(50) {
+                println!("  - {p}");
+            }
+        }
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "error: the books do not agree ({} problem(s))",
+            problems.len()
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! The timed phase: goose scenarios over the riders and validators the setup made.
+//!
+//! - `upload`: a validator taps K riders (each tap signed by the rider's wallet core, as at a
+//!   gate), seals the signed batch and uploads it; every `resend_every`-th batch is sent a
+//!   second time on purpose, and the backend must answer it as already processed.
+//! - `sync`: a rider's wallet uploads its new tap-log entries and reads its ledger.
+//! - `topup`: a rider creates a top-up intent (binding-key proof), pays it on the sandbox
+//!   gateway (the redirect back to the backend followed) and asks for its status.
+//!
+//! Taps made at a gate are counted in [`Tally`] whether or not their upload got through: the
+//! books at the end ([`super::books`]) flush what is left and want every one charged once.
+
+use super::setup::{parse_nonce, Rider};
+use goose::prelude::{GooseMethod, GooseRequest, GooseUser, TransactionError, TransactionResult};
+use mancard_api::endpoints::{
+    CREATE_TOPUP, CREDENTIAL_NONCE, PROOF_HEADER, TOPUP_STATUS, WALLET_SYNC,
+};
+use mancard_api::{BatchResponse, NonceResponse, SyncRequest, SyncResponse, TopupIntentResponse};
+use mancard_api::{TopupRequest, TopupStatus};
+use mancard_validator::{Decision, FnChannel, Validator};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Where a rider's wallet stands with the backend between syncs.
+#[derive(Default)]
+pub(super) struct SyncState {
+    pub(super) uploaded_through: u64,
+    pub(super) cursor: i64,
+    pub(super) verdict_cursor: i64,
+}
+
+/// What the timed phase did that the books must find.
+#[derive(Default)]
+pub(super) struct Tally {
+    /// (rider, counter) of every tap a validator accepted.
+    pub(super) taps: BTreeSet<(usize, u32)>,
+    /// Taps a wallet or validator refused (the allowance ran out, …): never charged.
+    pub(super) refused_taps: u64,
+    /// Batches sent twice on purpose, and those the backend processed again (must be 0).
+    pub(super) resends: u64,
+    pub(super) resends_reprocessed: u64,
+    /// Top-up intents whose payment was submitted: (rider, intent id).
+    pub(super) topups: Vec<(usize, String)>,
+}
+
+/// Everything the scenarios share.
+pub(super) struct State {
+    pub(super) validators: Vec<tokio::sync::Mutex<Validator>>,
+    pub(super) riders: Vec<Arc<Rider>>,
+    /// One NFC field per phone: a wallet answers one reader at a time.
+    fields: Vec<Mutex<()>>,
+    pub(super) sync: Vec<tokio::sync::Mutex<SyncState>>,
+    pub(super) taps_per_batch: usize,
+    pub(super) resend_every: u64,
+    pub(super) topup_amount: i64,
+    pub(super) run_id: String,
+    pub(super) tally: Mutex<Tally>,
+    next_validator: AtomicUsize,
+    next_rider: AtomicUsize,
+    uploads: AtomicU64,
+    topups: AtomicU64,
+    /// For the progress line: requests sent, and those that failed.
+    pub(super) requests: AtomicU64,
+    pub(super) failed: AtomicU64,
+    /// Local steps that failed (a wallet, journal or keystore error), ending their transaction.
+    pub(super) local_failures: AtomicU64,
+}
+
+impl State {
+    pub(super) fn new(
+        validators: Vec<Validator>,
+        riders: Vec<Arc<Rider>>,
+        (taps_per_batch, resend_every, topup_amount): (usize, u64, i64),
+        run_id: String,
+    ) -> Self {
+        Self {
+            fields: riders.iter().map(|_| Mutex::new(())).collect(),
+            sync: riders.iter().map(|_| Default::default()).collect(),
+            validators: validators
+                .into_iter()
+                .map(tokio::sync::Mutex::new)
+                .collect(),
+            riders,
+            taps_per_batch,
+            resend_every,
+            topup_amount,
+            run_id,
+            tally: Mutex::new(Tally::default()),
+            next_validator: AtomicUsize::new(0),
+            next_rider: AtomicUsize::new(0),
+            uploads: AtomicU64::new(0),
+            topups: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            local_failures: AtomicU64::new(0),
+        }
+    }
+
+    fn rider(&self, n: usize) -> Option<(usize, &Arc<Rider>)> {
+        let i = n.checked_rem(self.riders.len())?;
+        self.riders.get(i).map(|r| (i, r))
+    }
+
+    fn tally(&self, f: impl FnOnce(&mut Tally)) {
+        if let Ok(mut t) = self.tally.lock() {
+            f(&mut t);
+        }
+    }
+
+    /// One tap of rider `i` at validator `v`: its counter if accepted.
+    fn tap(&self, v: &mut Validator, i: usize, rider: &Rider) -> Option<u32> {
+        let _field = self.fields.get(i)?.lock().ok()?;
+        let wallet = Arc::clone(&rider.wallet);
+        let mut ch = FnChannel::new(move |apdu| wallet.process_apdu(apdu));
+        let outcome = v.tap_nfc(&mut ch);
+        rider.wallet.deactivated();
+        match outcome.decision {
+            Decision::Accepted(a) => Some(a.counter),
+            Decision::Refused(_) => None,
+        }
+    }
+}
+
+/// Unwraps a local step (wallet, journal, keystore) of a transaction, or counts its failure
+/// (shown in the report) and ends the transaction: goose has no error of its own for it.
+macro_rules! local {
+    ($s:expr, $what:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => {
+                $s.local_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("load: {}: {e}", $what);
+                return Ok(());
+            }
+        }
+    };
+}
+
+/// Sends one request through goose (timed and counted under `name`): the status and body,
+/// or `None` when no answer came.
+async fn send(
+    s: &State,
+    user: &mut GooseUser,
+    (method, path, name): (GooseMethod, &str, &str),
+    shape: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> Result<Option<(u16, Vec<u8>)>, Box<TransactionError>> {
+    let rb = shape(user.get_request_builder(&method, path)?);
+    let req = GooseRequest::builder()
+        .method(method)
+        .path(path)
+        .name(name)
+        .set_request_builder(rb)
+        .build();
+    let answer = user.request(req).await?;
+    s.requests.fetch_add(1, Ordering::Relaxed);
+    let got = match answer.response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            Some((status, body))
+        }
+        Err(_) => None,
+    };
+    if !matches!(got, Some((200..=299, _))) {
+        s.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(got)
+}
+
+/// The JSON of a 2xx answer, or `None`.
+fn ok_json<T: serde::de::DeserializeOwned>(got: Option<(u16, Vec<u8>)>) -> Option<T> {
+    match got {
+        Some((200..=299, body)) => serde_json::from_slice(&body).ok(),
+        _ => None,
+    }
+}
+
+/// `upload`: K taps at one validator, the sealed batch uploaded (some twice on purpose).
+pub(super) async fn upload(s: Arc<State>, user: &mut GooseUser) -> TransactionResult {
+    let n = s.next_validator.fetch_add(1, Ordering::Relaxed);
+    let Some(slot) = n
+        .checked_rem(s.validators.len())
+        .and_then(|i| s.validators.get(i))
+    else {
+        return Ok(());
+    };
+    let mut v = slot.lock().await;
+    let (mut accepted, mut refused) = (Vec::new(), 0u64);
+    for _ in 0..s.taps_per_batch {
+        let Some((i, rider)) = s.rider(s.next_rider.fetch_add(1, Ordering::Relaxed)) else {
+            return Ok(());
+        };
+        match s.tap(&mut v, i, rider) {
+            Some(counter) => accepted.push((i, counter)),
+            None => refused = refused.saturating_add(1),
+        }
+    }
+    s.tally(|t| {
+        t.taps.extend(accepted.iter().copied());
+        t.refused_taps = t.refused_taps.saturating_add(refused);
+    });
+    let Some(batch) = local!(s, "seal a batch", v.seal()) else {
+        return Ok(());
+    };
+    let path = mancard_api::endpoints::VALIDATOR_BATCHES.path;
+    let post = |rb: reqwest::RequestBuilder| {
+        rb.header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(batch.bytes.clone())
+    };
+    let got = send(&s, user, (GooseMethod::Post, path, "upload"), post).await?;
+    let Some(first) = ok_json::<BatchResponse>(got) else {
+        return Ok(()); // still pending in the journal: sent again next time, or at the end
+    };
+    let now = v.now();
+    local!(
+        s,
+        "acknowledge a batch",
+        v.journal().ack_batch(&batch.batch_id, now)
+    );
+    drop(v);
+    let every = s.resend_every.max(1);
+    if s.uploads.fetch_add(1, Ordering::Relaxed) % every == every.saturating_sub(1) {
+        let got = send(&s, user, (GooseMethod::Post, path, "upload (resend)"), post).await?;
+        if let Some(again) = ok_json::<BatchResponse>(got) {
+            let reprocessed = !again.duplicate_batch || again.batch_id != first.batch_id;
+            s.tally(|t| {
+                t.resends = t.resends.saturating_add(1);
+                t.resends_reprocessed =
+                    t.resends_reprocessed.saturating_add(u64::from(reprocessed));
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `sync`: one rider's wallet uploads its new tap-log entries and reads its ledger.
+pub(super) async fn sync(s: Arc<State>, user: &mut GooseUser) -> TransactionResult {
+    let Some((i, rider)) = s.rider(s.next_rider.fetch_add(1, Ordering::Relaxed)) else {
+        return Ok(());
+    };
+    let Some(slot) = s.sync.get(i) else {
+        return Ok(());
+    };
+    let mut st = slot.lock().await;
+    let entries = local!(
+        s,
+        "read the tap log",
+        rider.wallet.tap_log(st.uploaded_through, 500)
+    );
+    let body = SyncRequest {
+        pseudonym: rider.pseudonym.clone(),
+        cursor: st.cursor,
+        entries: entries.iter().map(hex::encode).collect(),
+        verdict_cursor: st.verdict_cursor,
+    };
+    let token = rider.token.clone();
+    let got = send(
+        &s,
+        user,
+        (GooseMethod::Post, WALLET_SYNC.path, "sync"),
+        |rb| rb.bearer_auth(token).json(&body),
+    )
+    .await?;
+    if let Some(v) = ok_json::<SyncResponse>(got) {
+        st.uploaded_through = st
+            .uploaded_through
+            .saturating_add(u64::try_from(entries.len()).unwrap_or(0));
+        st.cursor = v.cursor;
+        st.verdict_cursor = v.verdict_cursor;
+    }
+    Ok(())
+}
+
+/// `topup`: nonce, intent (with the binding key's proof), payment, status.
+pub(super) async fn topup(s: Arc<State>, user: &mut GooseUser) -> TransactionResult {
+    use mancard::PlatformKeystore as _;
+    let Some((i, rider)) = s.rider(s.next_rider.fetch_add(1, Ordering::Relaxed)) else {
+        return Ok(());
+    };
+    let n = s.topups.fetch_add(1, Ordering::Relaxed);
+    let token = rider.token.clone();
+    let got = send(
+        &s,
+        user,
+        (GooseMethod::Post, CREDENTIAL_NONCE.path, "topup: nonce"),
+        |rb| rb.bearer_auth(token),
+    )
+    .await?;
+    let Some(nonce) = ok_json::<NonceResponse>(got).and_then(|n| parse_nonce(&n.nonce).ok()) else {
+        return Ok(());
+    };
+    let body = serde_json::to_vec(&TopupRequest {
+        amount: s.topup_amount,
+        idempotency_key: format!("load-{}-{i}-{n}", s.run_id),
+    });
+    let body = local!(s, "top-up body", body);
+    let transcript =
+        mancard_protocol::provision::request_transcript(&nonce, "POST", CREATE_TOPUP.path, &body);
+    let sig = local!(
+        s,
+        "binding key",
+        rider.keystore.sign_with_binding_key(transcript)
+    );
+    let raw: [u8; 64] = local!(s, "binding key", <[u8; 64]>::try_from(sig.as_slice()));
+    let proof = mancard_protocol::provision::proof_header(
+        &nonce,
+        &mancard_protocol::Signature(raw).to_low_s(),
+    );
+    let token = rider.token.clone();
+    let got = send(
+        &s,
+        user,
+        (GooseMethod::Post, CREATE_TOPUP.path, "topup: create"),
+        |rb| {
+            rb.bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(PROOF_HEADER, proof)
+                .body(body)
+        },
+    )
+    .await?;
+    let Some(intent) = ok_json::<TopupIntentResponse>(got) else {
+        return Ok(());
+    };
+    s.tally(|t| t.topups.push((i, intent.intent_id.clone())));
+    // The rider presses "Pay"; the gateway's redirect back to the backend is followed.
+    send(
+        &s,
+        user,
+        (GooseMethod::Post, &intent.payment_url, "topup: pay"),
+        |rb| {
+            rb.header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+        },
+    )
+    .await?;
+    let path = TOPUP_STATUS.path_with(&intent.intent_id);
+    let token = rider.token.clone();
+    let got = send(&s, user, (GooseMethod::Get, &path, "topup: status"), |rb| {
+        rb.bearer_auth(token)
+    })
+    .await?;
+    if let Some(v) = ok_json::<TopupIntentResponse>(got) {
+        if v.status != TopupStatus::Credited {
+            tracing::debug!(intent = %v.intent_id, status = v.status.as_str(), "not credited yet");
+        }
+    }
+    Ok(())
+}
