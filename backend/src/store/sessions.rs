@@ -196,13 +196,13 @@ impl Writer<'_> {
         keep: &[u8; 32],
     ) -> Result<usize, StoreError> {
         let o = made_order(self.tx.dialect());
-        Ok(self.tx.execute(
+        self.tx.execute(
             &format!(
                 "DELETE FROM sessions WHERE account_id = :account AND token_hash <> :keep
                    AND {o} < (SELECT {o} FROM sessions WHERE token_hash = :keep)"
             ),
             named_params! {":account": account_id, ":keep": &keep[..]},
-        )?)
+        )
     }
 
     pub fn insert_nonce(

@@ -26,11 +26,11 @@ fn ledger_is_append_only_and_idempotent() {
         })
         .unwrap();
     let upd = store.write(|tx| -> Result<usize, StoreError> {
-        Ok(tx.tx.execute("UPDATE ledger SET amount = 6", &[])?)
+        tx.tx.execute("UPDATE ledger SET amount = 6", &[])
     });
     assert!(upd.is_err());
-    let del = store
-        .write(|tx| -> Result<usize, StoreError> { Ok(tx.tx.execute("DELETE FROM ledger", &[])?) });
+    let del =
+        store.write(|tx| -> Result<usize, StoreError> { tx.tx.execute("DELETE FROM ledger", &[]) });
     assert!(del.is_err());
     // reopening keeps the schema and data
     drop(store);
