@@ -338,3 +338,6 @@ impl<'a> Conn<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
