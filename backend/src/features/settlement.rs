@@ -489,7 +489,8 @@ impl Engine {
                 results: Vec::with_capacity(checks.len()),
                 ..Settling::default()
             };
-            self.apply_into(tx, &mut s, checks, Reporter::Validator(vid), now)?;
+            // cloned: a write may run again (a retried transaction)
+            self.apply_into(tx, &mut s, checks.clone(), Reporter::Validator(vid), now)?;
             let torn = self.record_torn(tx, &mut s, vid, &torn, now)?;
             let records = s.finish(self, tx, now)?;
             let count = |s: TapStatus| records.iter().filter(|r| r.status == s).count();

@@ -255,7 +255,8 @@ impl Engine {
         let now = self.now();
         self.store.write(|tx| {
             let chain = self.append_log(tx, &device, (&entries, &signed), now)?;
-            let fresh = self.apply_checks(tx, checks, Reporter::Wallet, now)?;
+            // cloned: a write may run again (a retried transaction)
+            let fresh = self.apply_checks(tx, checks.clone(), Reporter::Wallet, now)?;
             let taps = Self::merge_results(tx, &entries, &settled, fresh)?;
             self.rejected_verdicts(tx, &device, &entries, &taps, now)?;
             let mut verdicts =

@@ -1,11 +1,11 @@
 //! Accounts and their one-time codes.
 
+use super::db::{named_params, Row};
 use super::ids::fare_class;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::AccountId;
 use mancard_protocol::FareClass;
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// An account.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub struct SandboxCode {
     pub expires_at: i64,
 }
 
-fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+fn account_row(r: &Row<'_>) -> Result<Account, StoreError> {
     Ok(Account {
         id: r.get("id")?,
         phone: r.get("phone")?,
@@ -41,26 +41,28 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
 
 impl Reader<'_> {
     pub fn account_by_phone(&self, phone: &str) -> Result<Option<Account>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT id, phone, fare_class FROM accounts WHERE phone = :phone")?
-            .query_row(named_params! {":phone": phone}, account_row)
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT id, phone, fare_class FROM accounts WHERE phone = :phone",
+            named_params! {":phone": phone},
+            account_row,
+        )
     }
 
     pub fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT id, phone, fare_class FROM accounts WHERE id = :id")?
-            .query_row(named_params! {":id": id}, account_row)
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT id, phone, fare_class FROM accounts WHERE id = :id",
+            named_params! {":id": id},
+            account_row,
+        )
     }
 
     /// Every account id, ascending.
     pub fn account_ids(&self) -> Result<Vec<AccountId>, StoreError> {
-        let mut st = self.conn.prepare("SELECT id FROM accounts ORDER BY id")?;
-        let rows = st.query_map([], |r| r.get("id"))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query_vec(
+            "SELECT id FROM accounts ORDER BY id",
+            named_params! {},
+            |r| r.get("id"),
+        )
     }
 
     /// The live (unused, unexpired) code of one code request of a phone number.
@@ -70,25 +72,20 @@ impl Reader<'_> {
         request_hash: &[u8; 32],
         now: i64,
     ) -> Result<Option<OtpRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id, code_hash, attempts, expires_at FROM otp_codes
-                 WHERE request_hash = :request AND phone = :phone
-                   AND used_at IS NULL AND expires_at >= :now",
-            )?
-            .query_row(
-                named_params! {":phone": phone, ":request": &request_hash[..], ":now": now},
-                |r| {
-                    Ok(OtpRow {
-                        id: r.get("id")?,
-                        code_hash: r.get("code_hash")?,
-                        attempts: r.get("attempts")?,
-                        expires_at: r.get("expires_at")?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT id, code_hash, attempts, expires_at FROM otp_codes
+             WHERE request_hash = :request AND phone = :phone
+               AND used_at IS NULL AND expires_at >= :now",
+            named_params! {":phone": phone, ":request": &request_hash[..], ":now": now},
+            |r| {
+                Ok(OtpRow {
+                    id: r.get("id")?,
+                    code_hash: r.get("code_hash")?,
+                    attempts: r.get("attempts")?,
+                    expires_at: r.get("expires_at")?,
+                })
+            },
+        )
     }
 
     /// Whether `code_hash` is the code of any live request of the number.
@@ -117,11 +114,11 @@ impl Reader<'_> {
     /// When the next code may be sent to a phone number at the earliest, plus the burst
     /// allowance (GCRA's theoretical arrival time); `None`: no recent send.
     pub fn otp_sender_next(&self, phone: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT next_at FROM otp_senders WHERE phone = :phone")?
-            .query_row(named_params! {":phone": phone}, |r| r.get("next_at"))
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT next_at FROM otp_senders WHERE phone = :phone",
+            named_params! {":phone": phone},
+            |r| r.get("next_at"),
+        )
     }
 
     /// The earliest next send to a phone number from one client address plus its burst
@@ -131,15 +128,11 @@ impl Reader<'_> {
         phone: &str,
         address: &str,
     ) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT next_at FROM otp_pair_senders WHERE phone = :phone AND address = :address",
-            )?
-            .query_row(named_params! {":phone": phone, ":address": address}, |r| {
-                r.get("next_at")
-            })
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT next_at FROM otp_pair_senders WHERE phone = :phone AND address = :address",
+            named_params! {":phone": phone, ":address": address},
+            |r| r.get("next_at"),
+        )
     }
 
     /// Sandbox only: the live code of a phone number in clear (of one request if given,
@@ -150,37 +143,34 @@ impl Reader<'_> {
         request_hash: Option<&[u8; 32]>,
         now: i64,
     ) -> Result<Option<SandboxCode>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT sandbox_code, expires_at FROM otp_codes
+        self.conn.query_opt(
+            "SELECT sandbox_code, expires_at FROM otp_codes
                  WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now
                    AND sandbox_code IS NOT NULL
                    AND (:request IS NULL OR request_hash = :request)
                  ORDER BY id DESC LIMIT 1",
-                named_params! {
-                    ":phone": phone,
-                    ":now": now,
-                    ":request": request_hash.map(|h| &h[..]),
-                },
-                |r| {
-                    Ok(SandboxCode {
-                        code: r.get("sandbox_code")?,
-                        expires_at: r.get("expires_at")?,
-                    })
-                },
-            )
-            .optional()?)
+            named_params! {
+                ":phone": phone,
+                ":now": now,
+                ":request": request_hash.map(|h| &h[..]),
+            },
+            |r| {
+                Ok(SandboxCode {
+                    code: r.get("sandbox_code")?,
+                    expires_at: r.get("expires_at")?,
+                })
+            },
+        )
     }
 }
 
 impl Writer<'_> {
     pub fn create_account(&self, phone: &str, now: i64) -> Result<AccountId, StoreError> {
-        self.tx.execute(
-            "INSERT INTO accounts (phone, created_at) VALUES (:phone, :now)",
+        self.tx.query_one(
+            "INSERT INTO accounts (phone, created_at) VALUES (:phone, :now) RETURNING id",
             named_params! {":phone": phone, ":now": now},
-        )?;
-        Ok(AccountId(self.tx.last_insert_rowid()))
+            |r| r.get("id"),
+        )
     }
 
     /// Stores a new code of one request (the older live ones of the number stay live).

@@ -1,9 +1,9 @@
 //! Processed validator batches, with the answer given (a resent batch gets it again).
 
+use super::db::named_params;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::BatchId;
-use rusqlite::{named_params, OptionalExtension};
 
 /// A processed batch.
 #[derive(Debug, Clone)]
@@ -16,20 +16,17 @@ pub struct StoredBatch {
 
 impl Reader<'_> {
     pub fn batch(&self, id: &BatchId) -> Result<Option<StoredBatch>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT validator_id, body_hash, response FROM batches WHERE batch_id = :id",
-                named_params! {":id": id},
-                |r| {
-                    Ok(StoredBatch {
-                        validator_id: r.get("validator_id")?,
-                        body_hash: r.get("body_hash")?,
-                        response: r.get("response")?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT validator_id, body_hash, response FROM batches WHERE batch_id = :id",
+            named_params! {":id": id},
+            |r| {
+                Ok(StoredBatch {
+                    validator_id: r.get("validator_id")?,
+                    body_hash: r.get("body_hash")?,
+                    response: r.get("response")?,
+                })
+            },
+        )
     }
 }
 

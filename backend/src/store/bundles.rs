@@ -1,8 +1,8 @@
 //! Signed validator config bundles, one row per version.
 
+use super::db::named_params;
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use rusqlite::{named_params, OptionalExtension};
 
 /// A stored config bundle.
 #[derive(Debug, Clone)]
@@ -14,21 +14,18 @@ pub struct Bundle {
 
 impl Reader<'_> {
     pub fn latest_bundle(&self) -> Result<Option<Bundle>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT version, content_hash, encoded FROM config_bundles
+        self.conn.query_opt(
+            "SELECT version, content_hash, encoded FROM config_bundles
                  ORDER BY version DESC LIMIT 1",
-                [],
-                |r| {
-                    Ok(Bundle {
-                        version: r.get("version")?,
-                        content_hash: r.get("content_hash")?,
-                        encoded: r.get("encoded")?,
-                    })
-                },
-            )
-            .optional()?)
+            named_params! {},
+            |r| {
+                Ok(Bundle {
+                    version: r.get("version")?,
+                    content_hash: r.get("content_hash")?,
+                    encoded: r.get("encoded")?,
+                })
+            },
+        )
     }
 }
 

@@ -1,10 +1,10 @@
 //! Issued certificates (each with its own pseudonym: a pseudonym names a certificate, the
 //! certificate a device) and the running total of the amounts signed under each.
 
+use super::db::{named_params, Params, Row};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// An issued certificate as stored.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct NewCertificate<'a> {
     pub tap_key: &'a [u8],
 }
 
-fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
+fn cert_row(r: &Row<'_>) -> Result<CertRow, StoreError> {
     Ok(CertRow {
         hash: r.get("hash")?,
         pseudonym: r.get("pseudonym")?,
@@ -62,13 +62,10 @@ impl Reader<'_> {
     fn one_certificate(
         &self,
         filter: &str,
-        params: &[(&str, &dyn rusqlite::ToSql)],
+        params: Params<'_, '_>,
     ) -> Result<Option<CertRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!("{CERT_SELECT} WHERE {filter}"))?
-            .query_row(params, cert_row)
-            .optional()?)
+        self.conn
+            .query_opt(&format!("{CERT_SELECT} WHERE {filter}"), params, cert_row)
     }
 
     /// The newest certificate of a device.
@@ -109,16 +106,12 @@ impl Reader<'_> {
         account_id: AccountId,
         since: i64,
     ) -> Result<u32, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT COUNT(*) AS n FROM certificates c JOIN devices d ON d.id = c.device_id
-                 WHERE d.account_id = :account AND c.issued_at >= :since",
-            )?
-            .query_row(
-                named_params! {":account": account_id, ":since": since},
-                |r| r.get("n"),
-            )?)
+        self.conn.query_one(
+            "SELECT COUNT(*) AS n FROM certificates c JOIN devices d ON d.id = c.device_id
+             WHERE d.account_id = :account AND c.issued_at >= :since",
+            named_params! {":account": account_id, ":since": since},
+            |r| r.get("n"),
+        )
     }
 
     /// The distinct pseudonyms of a device's certificates still valid at `now`, sorted.
@@ -127,23 +120,23 @@ impl Reader<'_> {
         device_id: DeviceId,
         now: i64,
     ) -> Result<Vec<PseudonymBytes>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query_vec(
             "SELECT DISTINCT pseudonym FROM certificates
              WHERE device_id = :device AND valid_until >= :now ORDER BY pseudonym",
-        )?;
-        let rows = st.query_map(named_params! {":device": device_id, ":now": now}, |r| {
-            r.get("pseudonym")
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            named_params! {":device": device_id, ":now": now},
+            |r| r.get("pseudonym"),
+        )
     }
 
     /// The running total of the signed amounts settled under a certificate.
     pub fn cert_usage(&self, cert_hash: &CertHash) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT authorized FROM cert_usage WHERE cert_hash = :hash")?
-            .query_row(named_params! {":hash": cert_hash}, |r| r.get("authorized"))
-            .optional()?
+            .query_opt(
+                "SELECT authorized FROM cert_usage WHERE cert_hash = :hash",
+                named_params! {":hash": cert_hash},
+                |r| r.get("authorized"),
+            )?
             .unwrap_or(0))
     }
 }
@@ -178,31 +171,27 @@ impl Writer<'_> {
         newest: &CertHash,
         now: i64,
     ) -> Result<usize, StoreError> {
-        Ok(self.tx.execute(
+        self.tx.execute(
             "UPDATE certificates SET superseded_at = :now
              WHERE device_id = :device AND hash <> :hash AND superseded_at IS NULL
                AND valid_until >= :now",
             named_params! {":device": device_id, ":hash": newest, ":now": now},
-        )?)
+        )
     }
 
     /// Adds a newly settled tap's signed amount to its certificate's running total and returns
     /// the new total (one primary-key upsert; saturates at `i64::MAX`). Call it once per
     /// inserted tap, in the transaction that inserts it.
     pub fn add_cert_usage(&self, cert_hash: &CertHash, amount: i64) -> Result<i64, StoreError> {
-        Ok(self
-            .tx
-            .prepare_cached(
-                "INSERT INTO cert_usage (cert_hash, authorized) VALUES (:hash, :amount)
-                 ON CONFLICT (cert_hash) DO UPDATE SET authorized =
-                     CASE WHEN authorized > 9223372036854775807 - excluded.authorized
-                          THEN 9223372036854775807
-                          ELSE authorized + excluded.authorized END
-                 RETURNING authorized",
-            )?
-            .query_row(
-                named_params! {":hash": cert_hash, ":amount": amount.max(0)},
-                |r| r.get("authorized"),
-            )?)
+        self.tx.query_one(
+            "INSERT INTO cert_usage (cert_hash, authorized) VALUES (:hash, :amount)
+             ON CONFLICT (cert_hash) DO UPDATE SET authorized =
+                 CASE WHEN cert_usage.authorized > 9223372036854775807 - excluded.authorized
+                      THEN 9223372036854775807
+                      ELSE cert_usage.authorized + excluded.authorized END
+             RETURNING authorized",
+            named_params! {":hash": cert_hash, ":amount": amount.max(0)},
+            |r| r.get("authorized"),
+        )
     }
 }

@@ -1,9 +1,9 @@
 //! Devices (wallet installations) and their revocations.
 
+use super::db::{named_params, Row};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId, PseudonymBytes};
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// Why a device was revoked: the contract's [`mancard_api::RevocationReason`], stored as its
 /// text; the wallet reads it as the credential's `reason`.
@@ -20,7 +20,7 @@ pub struct Device {
     pub created_at: i64,
 }
 
-fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
+fn device_row(r: &Row<'_>) -> Result<Device, StoreError> {
     Ok(Device {
         id: r.get("id")?,
         account_id: r.get("account_id")?,
@@ -34,64 +34,62 @@ const DEVICE_COLS: &str = "d.id, d.account_id, d.binding_key, d.pseudonym, d.cre
 
 impl Reader<'_> {
     pub fn device_by_binding_key(&self, key: &[u8]) -> Result<Option<Device>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {DEVICE_COLS} FROM devices d WHERE d.binding_key = :key"
-            ))?
-            .query_row(named_params! {":key": key}, device_row)
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {DEVICE_COLS} FROM devices d WHERE d.binding_key = :key"),
+            named_params! {":key": key},
+            device_row,
+        )
     }
 
     /// The device of the certificate that carries pseudonym `p` (pseudonym → certificate →
     /// device: every certificate has its own pseudonym).
     pub fn device_by_pseudonym(&self, p: &PseudonymBytes) -> Result<Option<Device>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
+        self.conn.query_opt(
+            &format!(
                 "SELECT {DEVICE_COLS} FROM certificates c JOIN devices d ON d.id = c.device_id
                  WHERE c.pseudonym = :p LIMIT 1"
-            ))?
-            .query_row(named_params! {":p": p}, device_row)
-            .optional()?)
+            ),
+            named_params! {":p": p},
+            device_row,
+        )
     }
 
     /// The account's devices that are not revoked.
     pub fn active_devices(&self, account_id: AccountId) -> Result<Vec<Device>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {DEVICE_COLS} FROM devices d
-             WHERE d.account_id = :account
-               AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = d.id)
-             ORDER BY d.id"
-        ))?;
-        let rows = st.query_map(named_params! {":account": account_id}, device_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query_vec(
+            &format!(
+                "SELECT {DEVICE_COLS} FROM devices d
+                 WHERE d.account_id = :account
+                   AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = d.id)
+                 ORDER BY d.id"
+            ),
+            named_params! {":account": account_id},
+            device_row,
+        )
     }
 
     /// Why a device was revoked, if it was.
     pub fn revocation(&self, device_id: DeviceId) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT reason FROM revocations WHERE device_id = :device
-                 ORDER BY revoked_at LIMIT 1",
-            )?
-            .query_row(named_params! {":device": device_id}, |r| r.get("reason"))
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT reason FROM revocations WHERE device_id = :device
+             ORDER BY revoked_at LIMIT 1",
+            named_params! {":device": device_id},
+            |r| r.get("reason"),
+        )
     }
 
     /// The deny list at `now`: every pseudonym of a revoked device's certificates, and of
     /// certificates superseded by a newer one of their device, that have not expired, sorted.
     pub fn deny_list(&self, now: i64) -> Result<Vec<PseudonymBytes>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query_vec(
             "SELECT DISTINCT c.pseudonym FROM certificates c
              WHERE c.valid_until >= :now
                AND (c.superseded_at IS NOT NULL
                     OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = c.device_id))
              ORDER BY c.pseudonym",
-        )?;
-        let rows = st.query_map(named_params! {":now": now}, |r| r.get("pseudonym"))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            named_params! {":now": now},
+            |r| r.get("pseudonym"),
+        )
     }
 }
 
@@ -104,17 +102,17 @@ impl Writer<'_> {
         pseudonym: &PseudonymBytes,
         now: i64,
     ) -> Result<DeviceId, StoreError> {
-        self.tx.execute(
+        self.tx.query_one(
             "INSERT INTO devices (account_id, binding_key, pseudonym, created_at)
-             VALUES (:account, :key, :p, :now)",
+             VALUES (:account, :key, :p, :now) RETURNING id",
             named_params! {
                 ":account": account_id,
                 ":key": binding_key,
                 ":p": pseudonym,
                 ":now": now,
             },
-        )?;
-        Ok(DeviceId(self.tx.last_insert_rowid()))
+            |r| r.get("id"),
+        )
     }
 
     /// Revokes a device, and with it every certificate (and so every pseudonym) it holds
@@ -126,8 +124,9 @@ impl Writer<'_> {
         now: i64,
     ) -> Result<(), StoreError> {
         self.tx.execute(
-            "INSERT OR IGNORE INTO revocations (pseudonym, device_id, reason, revoked_at)
-             SELECT d.pseudonym, d.id, :reason, :now FROM devices d WHERE d.id = :device",
+            "INSERT INTO revocations (pseudonym, device_id, reason, revoked_at)
+             SELECT d.pseudonym, d.id, :reason, :now FROM devices d WHERE d.id = :device
+             ON CONFLICT DO NOTHING",
             named_params! {
                 ":device": device_id,
                 ":reason": reason.as_str(),

@@ -1,6 +1,7 @@
 //! Fraud cases: opened on signed evidence (kept as bytes), resolved by an operator. While a
 //! case of any of its devices is open, the account is frozen.
 
+use super::db::{named_params, Row};
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
@@ -9,7 +10,6 @@ use mancard_api::admin::{
     FraudCaseStatus, FraudResolution, FraudStatusFilter, ResolveFraudRequest,
 };
 use mancard_api::{FraudCase, FraudKind};
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// A fraud case to open.
 #[derive(Debug, Clone)]
@@ -27,9 +27,9 @@ pub struct NewFraudCase<'a> {
 const CASE_COLS: &str = "f.id, d.account_id, f.device_id, f.pseudonym, f.kind, f.counter,
     f.detail, f.opened_at, f.resolved_at, f.resolved_by, f.resolution, f.resolution_note";
 
-fn case_row(r: &Row<'_>) -> rusqlite::Result<FraudCase> {
+fn case_row(r: &Row<'_>) -> Result<FraudCase, StoreError> {
     let p: PseudonymBytes = r.get("pseudonym")?;
-    let resolution = match r.get::<_, Option<String>>("resolution")? {
+    let resolution = match r.get::<Option<String>>("resolution")? {
         Some(_) => Some(parsed(r, "resolution", FraudResolution::parse)?),
         None => None,
     };
@@ -70,46 +70,47 @@ impl Reader<'_> {
             FraudStatusFilter::Resolved => "WHERE f.resolved_at IS NOT NULL",
             FraudStatusFilter::All => "",
         };
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {CASE_COLS} FROM fraud_cases f JOIN devices d ON d.id = f.device_id
-             {cond} ORDER BY f.id"
-        ))?;
-        let rows = st.query_map([], case_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query_vec(
+            &format!(
+                "SELECT {CASE_COLS} FROM fraud_cases f JOIN devices d ON d.id = f.device_id
+                 {cond} ORDER BY f.id"
+            ),
+            named_params! {},
+            case_row,
+        )
     }
 
     /// One case.
     pub fn fraud_case(&self, id: i64) -> Result<Option<FraudCase>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
+        self.conn.query_opt(
+            &format!(
                 "SELECT {CASE_COLS} FROM fraud_cases f JOIN devices d ON d.id = f.device_id
                  WHERE f.id = :id"
-            ))?
-            .query_row(named_params! {":id": id}, case_row)
-            .optional()?)
+            ),
+            named_params! {":id": id},
+            case_row,
+        )
     }
 
     /// A case's evidence bytes (empty for a case opened before evidence was kept); `None`:
     /// no such case.
     pub fn fraud_evidence(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let found: Option<Option<Vec<u8>>> = self
-            .conn
-            .prepare_cached("SELECT evidence FROM fraud_cases WHERE id = :id")?
-            .query_row(named_params! {":id": id}, |r| r.get("evidence"))
-            .optional()?;
+        let found: Option<Option<Vec<u8>>> = self.conn.query_opt(
+            "SELECT evidence FROM fraud_cases WHERE id = :id",
+            named_params! {":id": id},
+            |r| r.get("evidence"),
+        )?;
         Ok(found.map(Option::unwrap_or_default))
     }
 
     /// Whether a case of any device of the account is open.
     pub fn account_has_open_case(&self, account_id: AccountId) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM fraud_cases f JOIN devices d ON d.id = f.device_id
-                 WHERE d.account_id = :account AND f.resolved_at IS NULL)",
-            )?
-            .query_row(named_params! {":account": account_id}, |r| r.get(0))?)
+        self.conn.query_one(
+            "SELECT EXISTS (SELECT 1 FROM fraud_cases f JOIN devices d ON d.id = f.device_id
+             WHERE d.account_id = :account AND f.resolved_at IS NULL) AS e",
+            named_params! {":account": account_id},
+            |r| r.get("e"),
+        )
     }
 
     /// Whether a case of the device other than `except` keeps it revoked: open, or confirmed.
@@ -118,27 +119,23 @@ impl Reader<'_> {
         device_id: DeviceId,
         except: i64,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM fraud_cases
-                 WHERE device_id = :device AND id <> :except
-                   AND (resolved_at IS NULL OR resolution = 'confirmed'))",
-            )?
-            .query_row(
-                named_params! {":device": device_id, ":except": except},
-                |r| r.get(0),
-            )?)
+        self.conn.query_one(
+            "SELECT EXISTS (SELECT 1 FROM fraud_cases
+             WHERE device_id = :device AND id <> :except
+               AND (resolved_at IS NULL OR resolution = 'confirmed')) AS e",
+            named_params! {":device": device_id, ":except": except},
+            |r| r.get("e"),
+        )
     }
 }
 
 impl Writer<'_> {
     /// Opens a case; returns its id.
     pub fn insert_fraud_case(&self, c: &NewFraudCase<'_>) -> Result<i64, StoreError> {
-        self.tx.execute(
+        self.tx.query_one(
             "INSERT INTO fraud_cases
                  (device_id, pseudonym, kind, counter, detail, opened_at, evidence)
-             VALUES (:device, :p, :kind, :counter, :detail, :now, :evidence)",
+             VALUES (:device, :p, :kind, :counter, :detail, :now, :evidence) RETURNING id",
             named_params! {
                 ":device": c.device_id,
                 ":p": c.pseudonym,
@@ -148,8 +145,8 @@ impl Writer<'_> {
                 ":now": c.opened_at,
                 ":evidence": (!c.evidence.is_empty()).then_some(&c.evidence),
             },
-        )?;
-        Ok(self.tx.last_insert_rowid())
+            |r| r.get("id"),
+        )
     }
 
     /// Resolves an open case at `at`; false if it was resolved already (nothing changed).
@@ -178,11 +175,11 @@ impl Writer<'_> {
     /// text: its pseudonyms leave the deny list); a revocation for another reason stays. True
     /// if one was lifted.
     pub fn lift_fraud_revocation(&self, device_id: DeviceId) -> Result<bool, StoreError> {
-        let reasons: Vec<String> = self
-            .tx
-            .prepare_cached("SELECT reason FROM revocations WHERE device_id = :device")?
-            .query_map(named_params! {":device": device_id}, |r| r.get("reason"))?
-            .collect::<Result<_, _>>()?;
+        let reasons: Vec<String> = self.tx.query_vec(
+            "SELECT reason FROM revocations WHERE device_id = :device",
+            named_params! {":device": device_id},
+            |r| r.get("reason"),
+        )?;
         let mut lifted = 0;
         for reason in reasons.iter().filter(|r| FraudKind::parse(r).is_some()) {
             lifted += self.tx.execute(

@@ -1,20 +1,21 @@
-//! How the id and digest types are stored: ids as INTEGER, hashes and pseudonyms as BLOBs of
+//! How the id and digest types are stored: ids as integers, hashes and pseudonyms as blobs of
 //! their exact length (a stored value of another length reads as an error, never truncated).
 
+use super::db::{bad_value, FromValue, Row, ToValue, Value, ValueError};
+use crate::error::StoreError;
 use crate::ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes};
-use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 macro_rules! column {
     ($ty:ident, $inner:ty) => {
-        impl ToSql for $ty {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                self.0.to_sql()
+        impl ToValue for $ty {
+            fn to_value(&self) -> Value<'_> {
+                self.0.to_value()
             }
         }
 
-        impl FromSql for $ty {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                <$inner>::column_result(value).map($ty)
+        impl FromValue for $ty {
+            fn from_value(v: Value<'_>) -> Result<Self, ValueError> {
+                <$inner>::from_value(v).map($ty)
             }
         }
     };
@@ -28,27 +29,19 @@ column!(PseudonymBytes, [u8; 16]);
 
 /// Reads a fare class column (its `u8` code); an unknown code is a conversion error.
 pub(super) fn fare_class(
-    r: &rusqlite::Row<'_>,
+    r: &Row<'_>,
     column: &str,
-) -> rusqlite::Result<mancard_protocol::FareClass> {
+) -> Result<mancard_protocol::FareClass, StoreError> {
     let v: u8 = r.get(column)?;
-    mancard_protocol::FareClass::from_u8(v).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
-    })
+    mancard_protocol::FareClass::from_u8(v).map_err(|e| bad_value(column, e))
 }
 
 /// Reads a text column naming an enum value; an unknown text is a conversion error.
 pub(super) fn parsed<T>(
-    r: &rusqlite::Row<'_>,
+    r: &Row<'_>,
     column: &str,
     parse: fn(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
+) -> Result<T, StoreError> {
     let text: String = r.get(column)?;
-    parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("unknown {column} {text:?}").into(),
-        )
-    })
+    parse(&text).ok_or_else(|| bad_value(column, format!("unknown {column} {text:?}")))
 }

@@ -1,11 +1,11 @@
 //! The append-only ledger: balances are sums over it.
 
+use super::db::{named_params, Row};
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes, TapRef};
 use mancard_api::{LedgerEntry, LedgerKind};
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// A ledger entry to append.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct NewEntry<'a> {
 const LEDGER_COLS: &str =
     "id, account_id, kind, amount, idempotency_key, pseudonym, counter, intent_id, note, created_at";
 
-fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
+fn ledger_row(r: &Row<'_>) -> Result<LedgerEntry, StoreError> {
     let pseudonym: Option<PseudonymBytes> = r.get("pseudonym")?;
     Ok(LedgerEntry {
         id: r.get("id")?,
@@ -41,23 +41,21 @@ fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
 
 impl Reader<'_> {
     pub fn ledger_by_key(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {LEDGER_COLS} FROM ledger WHERE idempotency_key = :key"
-            ))?
-            .query_row(named_params! {":key": key}, ledger_row)
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {LEDGER_COLS} FROM ledger WHERE idempotency_key = :key"),
+            named_params! {":key": key},
+            ledger_row,
+        )
     }
 
     /// Confirmed balance: the sum of the account's entries.
     pub fn balance(&self, account_id: AccountId) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT COALESCE(SUM(amount), 0) AS balance FROM ledger WHERE account_id = :account",
-            )?
-            .query_row(named_params! {":account": account_id}, |r| r.get("balance"))?)
+        self.conn.query_one(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS balance FROM ledger
+             WHERE account_id = :account",
+            named_params! {":account": account_id},
+            |r| r.get("balance"),
+        )
     }
 
     /// Entries after `cursor`, oldest first, at most `limit`.
@@ -67,29 +65,24 @@ impl Reader<'_> {
         cursor: i64,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {LEDGER_COLS} FROM ledger WHERE account_id = :account AND id > :cursor
-             ORDER BY id LIMIT :limit"
-        ))?;
-        let rows = st.query_map(
+        self.conn.query_vec(
+            &format!(
+                "SELECT {LEDGER_COLS} FROM ledger WHERE account_id = :account AND id > :cursor
+                 ORDER BY id LIMIT :limit"
+            ),
             named_params! {":account": account_id.into(), ":cursor": cursor, ":limit": limit},
             ledger_row,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        )
     }
 
     /// What has been charged for one tap (positive rials).
     pub fn tap_charge(&self, tap: &TapRef) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT COALESCE(-SUM(amount), 0) AS charged FROM ledger
-                 WHERE pseudonym = :p AND counter = :counter",
-            )?
-            .query_row(
-                named_params! {":p": tap.pseudonym, ":counter": tap.counter},
-                |r| r.get("charged"),
-            )?)
+        self.conn.query_one(
+            "SELECT CAST(COALESCE(-SUM(amount), 0) AS BIGINT) AS charged FROM ledger
+             WHERE pseudonym = :p AND counter = :counter",
+            named_params! {":p": tap.pseudonym, ":counter": tap.counter},
+            |r| r.get("charged"),
+        )
     }
 }
 
@@ -100,15 +93,12 @@ impl Writer<'_> {
             Some(t) => (Some(t.pseudonym), Some(t.counter)),
             None => (None, None),
         };
-        let n = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym, counter,
-                                     intent_id, note, created_at)
-                 VALUES (:account, :kind, :amount, :key, :p, :counter, :intent, :note, :at)
-                 ON CONFLICT (idempotency_key) DO NOTHING",
-            )?
-            .execute(named_params! {
+        self.tx.query_opt(
+            "INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym, counter,
+                                 intent_id, note, created_at)
+             VALUES (:account, :kind, :amount, :key, :p, :counter, :intent, :note, :at)
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            named_params! {
                 ":account": e.account_id,
                 ":kind": e.kind.as_str(),
                 ":amount": e.amount,
@@ -118,7 +108,8 @@ impl Writer<'_> {
                 ":intent": e.intent_id,
                 ":note": e.note,
                 ":at": e.created_at,
-            })?;
-        Ok((n == 1).then(|| self.tx.last_insert_rowid()))
+            },
+            |r| r.get("id"),
+        )
     }
 }

@@ -1,11 +1,11 @@
 //! Each device's uploaded tap log (the signed tap chain the wallet keeps) and where its chain
 //! stands (the protocol's `ChainHead`, one row per device).
 
+use super::db::named_params;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::DeviceId;
 use mancard_protocol::ChainHead;
-use rusqlite::{named_params, OptionalExtension};
 
 /// A stored log entry.
 #[derive(Debug, Clone)]
@@ -24,20 +24,20 @@ impl Reader<'_> {
     pub fn chain_head(&self, device_id: DeviceId) -> Result<ChainHead, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(
+            .query_opt(
                 "SELECT next_seq, last_cert, last_link, last_counter FROM chain_heads
                  WHERE device_id = :device",
+                named_params! {":device": device_id},
+                |r| {
+                    let cert: Option<[u8; 32]> = r.get("last_cert")?;
+                    let link: Option<[u8; 32]> = r.get("last_link")?;
+                    Ok(ChainHead {
+                        next_seq: r.get("next_seq")?,
+                        last: cert.zip(link),
+                        last_counter: r.get("last_counter")?,
+                    })
+                },
             )?
-            .query_row(named_params! {":device": device_id}, |r| {
-                let cert: Option<[u8; 32]> = r.get("last_cert")?;
-                let link: Option<[u8; 32]> = r.get("last_link")?;
-                Ok(ChainHead {
-                    next_seq: r.get("next_seq")?,
-                    last: cert.zip(link),
-                    last_counter: r.get("last_counter")?,
-                })
-            })
-            .optional()?
             .unwrap_or_default())
     }
 
@@ -46,14 +46,11 @@ impl Reader<'_> {
         device_id: DeviceId,
         seq: u64,
     ) -> Result<Option<[u8; 32]>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT hash FROM wallet_log WHERE device_id = :device AND seq = :seq")?
-            .query_row(
-                named_params! {":device": device_id, ":seq": seq_key(seq)},
-                |r| r.get("hash"),
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT hash FROM wallet_log WHERE device_id = :device AND seq = :seq",
+            named_params! {":device": device_id, ":seq": seq_key(seq)},
+            |r| r.get("hash"),
+        )
     }
 
     /// Stored log entries from `from_seq` on, at most `limit`.
@@ -63,11 +60,9 @@ impl Reader<'_> {
         from_seq: u64,
         limit: i64,
     ) -> Result<Vec<LogRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query_vec(
             "SELECT seq, encoded FROM wallet_log WHERE device_id = :device AND seq >= :from
              ORDER BY seq LIMIT :limit",
-        )?;
-        let rows = st.query_map(
             named_params! {":device": device_id, ":from": seq_key(from_seq), ":limit": limit},
             |r| {
                 Ok(LogRow {
@@ -75,8 +70,7 @@ impl Reader<'_> {
                     encoded: r.get("encoded")?,
                 })
             },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        )
     }
 }
 
@@ -89,21 +83,20 @@ impl Writer<'_> {
             Some((c, l)) => (Some(c), Some(l)),
             None => (None, None),
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO chain_heads (device_id, next_seq, last_cert, last_link, last_counter)
-                 VALUES (:device, :next_seq, :cert, :link, :counter)
-                 ON CONFLICT (device_id) DO UPDATE SET next_seq = excluded.next_seq,
-                     last_cert = excluded.last_cert, last_link = excluded.last_link,
-                     last_counter = excluded.last_counter",
-            )?
-            .execute(named_params! {
+        self.tx.execute(
+            "INSERT INTO chain_heads (device_id, next_seq, last_cert, last_link, last_counter)
+             VALUES (:device, :next_seq, :cert, :link, :counter)
+             ON CONFLICT (device_id) DO UPDATE SET next_seq = excluded.next_seq,
+                 last_cert = excluded.last_cert, last_link = excluded.last_link,
+                 last_counter = excluded.last_counter",
+            named_params! {
                 ":device": device_id,
                 ":next_seq": next_seq,
                 ":cert": cert,
                 ":link": link,
                 ":counter": head.last_counter,
-            })?;
+            },
+        )?;
         Ok(())
     }
 
@@ -116,18 +109,17 @@ impl Writer<'_> {
         encoded: &[u8],
     ) -> Result<(), StoreError> {
         let seq = i64::try_from(seq).map_err(|_| StoreError::Corrupt("seq"))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO wallet_log (device_id, seq, hash, counter, encoded)
-                 VALUES (:device, :seq, :hash, :counter, :encoded)",
-            )?
-            .execute(named_params! {
+        self.tx.execute(
+            "INSERT INTO wallet_log (device_id, seq, hash, counter, encoded)
+             VALUES (:device, :seq, :hash, :counter, :encoded)",
+            named_params! {
                 ":device": device_id,
                 ":seq": seq,
                 ":hash": &hash[..],
                 ":counter": counter,
                 ":encoded": encoded,
-            })?;
+            },
+        )?;
         Ok(())
     }
 }

@@ -5,6 +5,8 @@
 //! offers only reads; a write gets a [`Writer`] over the transaction, which adds the writes and
 //! derefs to a `Reader`. The operations are split by aggregate, one file each, every one an
 //! `impl` over `Reader` and/or `Writer`; rows are read by column name into named structs.
+//! Every statement goes through the SQL adapter in `db/` (named parameters, rows by column
+//! name, driver errors mapped to [`StoreError`]), never through the driver directly.
 //!
 //! One connection, behind a mutex, serializes every transaction (SQLite has one writer
 //! anyway); callers run on blocking threads, never on the async runtime. The ledger is
@@ -15,6 +17,7 @@ mod audit;
 mod batches;
 mod bundles;
 mod certificates;
+pub(crate) mod db;
 mod devices;
 mod fraud;
 mod ids;
@@ -47,7 +50,8 @@ pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict};
 
 use crate::error::StoreError;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use db::Conn;
+use rusqlite::{Connection, TransactionBehavior};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Mutex;
@@ -60,13 +64,13 @@ pub struct Store {
 
 /// Read access, inside a transaction (a consistent snapshot).
 pub struct Reader<'a> {
-    conn: &'a Connection,
+    conn: Conn<'a>,
 }
 
 /// Write access, inside an immediate transaction; derefs to the [`Reader`] of the same
 /// transaction.
 pub struct Writer<'a> {
-    tx: &'a Transaction<'a>,
+    tx: Conn<'a>,
     reader: Reader<'a>,
 }
 
@@ -94,15 +98,21 @@ impl Store {
                 .map_err(|e| StoreError::File(format!("create {}: {e}", path.display())))?;
         }
         let conn = mancard_sql::open_database(path, &BackendSchema)?;
+        // every statement goes through the cache (`db::sqlite`): room for all of them
+        conn.set_prepared_statement_cache_capacity(256);
         Ok(Self {
             conn: Mutex::new(conn),
         })
     }
 
     /// Runs `f` in an immediate (write) transaction; commits if it returns `Ok`.
+    ///
+    /// `f` is `FnMut`: a database that detects conflicts at commit (PostgreSQL at
+    /// SERIALIZABLE, issue #16) runs it again on a fresh transaction, so it must not consume
+    /// what it captures. SQLite runs it once (this mutex serializes every transaction).
     pub fn write<R, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Writer<'_>) -> Result<R, E>,
+        mut f: impl FnMut(&Writer<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
         let mut guard = self.lock();
         let tx = guard
@@ -110,8 +120,10 @@ impl Store {
             .map_err(StoreError::from)?;
         let out = {
             let w = Writer {
-                tx: &tx,
-                reader: Reader { conn: &tx },
+                tx: Conn::Sqlite(&tx),
+                reader: Reader {
+                    conn: Conn::Sqlite(&tx),
+                },
             };
             f(&w)?
         };
@@ -128,12 +140,14 @@ impl Store {
         let tx = guard
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
-        let out = f(&Reader { conn: &tx })?;
+        let out = f(&Reader {
+            conn: Conn::Sqlite(&tx),
+        })?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
 
-    /// Checkpoints the WAL into the main file (at shutdown).
+    /// Checkpoints the WAL into the main file (at shutdown). dialect: SQLite only.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.lock()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

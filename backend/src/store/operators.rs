@@ -1,12 +1,12 @@
 //! The operators' tables: the hash-chained, append-only operator log and the manual
 //! adjustments with their two-person state.
 
+use super::db::{named_params, Row};
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::AccountId;
 use mancard_api::{Adjustment, AdjustmentStatus, OperatorLogRow};
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// The hash a log row chains from when it is the first.
 pub const GENESIS: [u8; 32] = [0u8; 32];
@@ -80,7 +80,7 @@ pub fn row_hash(prev: &[u8], id: i64, r: &NewLogRow<'_>) -> [u8; 32] {
     mancard_protocol::sha256(&[&b])
 }
 
-fn log_row(r: &Row<'_>) -> rusqlite::Result<StoredLogRow> {
+fn log_row(r: &Row<'_>) -> Result<StoredLogRow, StoreError> {
     Ok(StoredLogRow {
         id: r.get("id")?,
         at: r.get("at")?,
@@ -99,7 +99,7 @@ const LOG_COLS: &str = "id, at, operator, action, target, outcome, detail, prev_
 const ADJ_COLS: &str = "id, account_id, amount, idempotency_key, note, status, requested_by,
     requested_at, decided_by, decided_at, decision_note, ledger_entry_id";
 
-fn adjustment_row(r: &Row<'_>) -> rusqlite::Result<Adjustment> {
+fn adjustment_row(r: &Row<'_>) -> Result<Adjustment, StoreError> {
     Ok(Adjustment {
         id: r.get("id")?,
         account_id: r.get("account_id")?,
@@ -143,71 +143,66 @@ pub struct Decision<'a> {
 impl Reader<'_> {
     /// Log rows after `after`, oldest first, at most `limit`.
     pub fn operator_log(&self, after: i64, limit: i64) -> Result<Vec<StoredLogRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {LOG_COLS} FROM operator_log WHERE id > :after ORDER BY id LIMIT :limit"
-        ))?;
-        let rows = st.query_map(named_params! {":after": after, ":limit": limit}, log_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query_vec(
+            &format!(
+                "SELECT {LOG_COLS} FROM operator_log WHERE id > :after ORDER BY id LIMIT :limit"
+            ),
+            named_params! {":after": after, ":limit": limit},
+            log_row,
+        )
     }
 
     /// The newest log row.
     pub fn operator_log_head(&self) -> Result<Option<StoredLogRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {LOG_COLS} FROM operator_log ORDER BY id DESC LIMIT 1"
-            ))?
-            .query_row([], log_row)
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {LOG_COLS} FROM operator_log ORDER BY id DESC LIMIT 1"),
+            named_params! {},
+            log_row,
+        )
     }
 
     /// Rows in the log.
     pub fn operator_log_len(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) AS n FROM operator_log", [], |r| r.get("n"))?)
+        self.conn.query_one(
+            "SELECT COUNT(*) AS n FROM operator_log",
+            named_params! {},
+            |r| r.get("n"),
+        )
     }
 
     pub fn adjustment(&self, id: i64) -> Result<Option<Adjustment>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {ADJ_COLS} FROM adjustments WHERE id = :id"
-            ))?
-            .query_row(named_params! {":id": id}, adjustment_row)
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {ADJ_COLS} FROM adjustments WHERE id = :id"),
+            named_params! {":id": id},
+            adjustment_row,
+        )
     }
 
     pub fn adjustment_by_key(&self, key: &str) -> Result<Option<Adjustment>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {ADJ_COLS} FROM adjustments WHERE idempotency_key = :key"
-            ))?
-            .query_row(named_params! {":key": key}, adjustment_row)
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {ADJ_COLS} FROM adjustments WHERE idempotency_key = :key"),
+            named_params! {":key": key},
+            adjustment_row,
+        )
     }
 
     /// Adjustments waiting for a second operator, oldest first.
     pub fn pending_adjustments(&self) -> Result<Vec<Adjustment>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {ADJ_COLS} FROM adjustments WHERE status = 'pending' ORDER BY id"
-        ))?;
-        let rows = st.query_map([], adjustment_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query_vec(
+            &format!("SELECT {ADJ_COLS} FROM adjustments WHERE status = 'pending' ORDER BY id"),
+            named_params! {},
+            adjustment_row,
+        )
     }
 
     /// Absolute rials `operator` adjusted alone (no second approval) since `since`.
     pub fn single_approval_total(&self, operator: &str, since: i64) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT CAST(TOTAL(ABS(amount)) AS INTEGER) AS n FROM adjustments
-                 WHERE requested_by = :op AND requested_at >= :since AND status = 'applied'",
-            )?
-            .query_row(named_params! {":op": operator, ":since": since}, |r| {
-                r.get("n")
-            })?)
+        self.conn.query_one(
+            "SELECT CAST(COALESCE(SUM(ABS(amount)), 0) AS BIGINT) AS n FROM adjustments
+             WHERE requested_by = :op AND requested_at >= :since AND status = 'applied'",
+            named_params! {":op": operator, ":since": since},
+            |r| r.get("n"),
+        )
     }
 }
 
@@ -220,13 +215,11 @@ impl Writer<'_> {
             None => (1, GENESIS.to_vec()),
         };
         let hash = row_hash(&prev, id, r);
-        self.tx
-            .prepare_cached(
-                "INSERT INTO operator_log (id, at, operator, action, target, outcome, detail,
-                                           prev_hash, hash)
-                 VALUES (:id, :at, :op, :action, :target, :outcome, :detail, :prev, :hash)",
-            )?
-            .execute(named_params! {
+        self.tx.execute(
+            "INSERT INTO operator_log (id, at, operator, action, target, outcome, detail,
+                                       prev_hash, hash)
+             VALUES (:id, :at, :op, :action, :target, :outcome, :detail, :prev, :hash)",
+            named_params! {
                 ":id": id,
                 ":at": r.at,
                 ":op": r.operator,
@@ -236,19 +229,18 @@ impl Writer<'_> {
                 ":detail": r.detail,
                 ":prev": prev,
                 ":hash": hash,
-            })?;
+            },
+        )?;
         Ok(id)
     }
 
     /// Records an adjustment; returns its id.
     pub fn insert_adjustment(&self, a: &NewAdjustment<'_>) -> Result<i64, StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO adjustments (account_id, amount, idempotency_key, note, status,
-                     requested_by, requested_at, ledger_entry_id)
-                 VALUES (:account, :amount, :key, :note, :status, :by, :at, :entry)",
-            )?
-            .execute(named_params! {
+        self.tx.query_one(
+            "INSERT INTO adjustments (account_id, amount, idempotency_key, note, status,
+                 requested_by, requested_at, ledger_entry_id)
+             VALUES (:account, :amount, :key, :note, :status, :by, :at, :entry) RETURNING id",
+            named_params! {
                 ":account": a.account_id,
                 ":amount": a.amount,
                 ":key": a.idempotency_key,
@@ -257,26 +249,26 @@ impl Writer<'_> {
                 ":by": a.requested_by,
                 ":at": a.requested_at,
                 ":entry": a.ledger_entry_id,
-            })?;
-        Ok(self.tx.last_insert_rowid())
+            },
+            |r| r.get("id"),
+        )
     }
 
     /// Decides a pending adjustment (the schema refuses any other change).
     pub fn decide_adjustment(&self, d: &Decision<'_>) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "UPDATE adjustments SET status = :status, decided_by = :by, decided_at = :at,
-                     decision_note = :note, ledger_entry_id = :entry
-                 WHERE id = :id AND status = 'pending'",
-            )?
-            .execute(named_params! {
+        self.tx.execute(
+            "UPDATE adjustments SET status = :status, decided_by = :by, decided_at = :at,
+                 decision_note = :note, ledger_entry_id = :entry
+             WHERE id = :id AND status = 'pending'",
+            named_params! {
                 ":id": d.id,
                 ":status": d.status.as_str(),
                 ":by": d.by,
                 ":at": d.at,
                 ":note": d.note,
                 ":entry": d.ledger_entry_id,
-            })?;
+            },
+        )?;
         Ok(())
     }
 }

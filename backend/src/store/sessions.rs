@@ -1,10 +1,10 @@
 //! Sessions (bearer token digests, their public ids, last use and device binding), provisioning
 //! and request-proof nonces, and the purge of everything expired.
 
+use super::db::{named_params, Dialect, Row};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId};
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// A live session as stored (the token itself is never stored: only its digest).
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct Purged {
     pub senders: usize,
 }
 
-fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+fn session_row(r: &Row<'_>) -> Result<SessionRow, StoreError> {
     Ok(SessionRow {
         public_id: r.get("public_id")?,
         account_id: r.get("account_id")?,
@@ -45,6 +45,14 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
 const SESSION_COLS: &str =
     "public_id, account_id, created_at, last_used_at, expires_at, device_id, binding_key";
 
+/// The column that orders sessions by when they were made ("older" is smaller).
+fn made_order(d: Dialect) -> &'static str {
+    match d {
+        // dialect: SQLite's implicit rowid; PostgreSQL needs a column (`sessions.seq`).
+        Dialect::Sqlite => "rowid",
+    }
+}
+
 /// A session is live until its absolute expiry and while it was used in the last
 /// `idle_secs` seconds.
 const LIVE: &str = "expires_at >= :now AND last_used_at >= :now - :idle";
@@ -57,16 +65,11 @@ impl Reader<'_> {
         now: i64,
         idle_secs: i64,
     ) -> Result<Option<SessionRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = :hash AND {LIVE}"
-            ))?
-            .query_row(
-                named_params! {":hash": &token_hash[..], ":now": now, ":idle": idle_secs},
-                session_row,
-            )
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {SESSION_COLS} FROM sessions WHERE token_hash = :hash AND {LIVE}"),
+            named_params! {":hash": &token_hash[..], ":now": now, ":idle": idle_secs},
+            session_row,
+        )
     }
 
     /// The account of a live session.
@@ -88,15 +91,14 @@ impl Reader<'_> {
         now: i64,
         idle_secs: i64,
     ) -> Result<Vec<SessionRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE account_id = :account AND {LIVE}
-             ORDER BY created_at, public_id"
-        ))?;
-        let rows = st.query_map(
+        self.conn.query_vec(
+            &format!(
+                "SELECT {SESSION_COLS} FROM sessions WHERE account_id = :account AND {LIVE}
+                 ORDER BY created_at, public_id"
+            ),
             named_params! {":account": account_id, ":now": now, ":idle": idle_secs},
             session_row,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        )
     }
 }
 
@@ -167,24 +169,22 @@ impl Writer<'_> {
         public_id: &str,
         by: &[u8; 32],
     ) -> Result<Option<bool>, StoreError> {
+        let o = made_order(self.tx.dialect());
         let n = self.tx.execute(
-            "DELETE FROM sessions WHERE account_id = :account AND public_id = :id
-               AND rowid < (SELECT rowid FROM sessions WHERE token_hash = :by)",
+            &format!(
+                "DELETE FROM sessions WHERE account_id = :account AND public_id = :id
+                   AND {o} < (SELECT {o} FROM sessions WHERE token_hash = :by)"
+            ),
             named_params! {":account": account_id, ":id": public_id, ":by": &by[..]},
         )?;
         if n == 1 {
             return Ok(Some(true));
         }
-        let exists: Option<i64> = self
-            .tx
-            .prepare_cached(
-                "SELECT 1 FROM sessions WHERE account_id = :account AND public_id = :id",
-            )?
-            .query_row(
-                named_params! {":account": account_id, ":id": public_id},
-                |r| r.get(0),
-            )
-            .optional()?;
+        let exists = self.tx.query_opt(
+            "SELECT 1 AS one FROM sessions WHERE account_id = :account AND public_id = :id",
+            named_params! {":account": account_id, ":id": public_id},
+            |_| Ok(()),
+        )?;
         Ok(exists.map(|_| false))
     }
 
@@ -195,11 +195,14 @@ impl Writer<'_> {
         account_id: AccountId,
         keep: &[u8; 32],
     ) -> Result<usize, StoreError> {
-        Ok(self.tx.execute(
-            "DELETE FROM sessions WHERE account_id = :account AND token_hash <> :keep
-               AND rowid < (SELECT rowid FROM sessions WHERE token_hash = :keep)",
+        let o = made_order(self.tx.dialect());
+        self.tx.execute(
+            &format!(
+                "DELETE FROM sessions WHERE account_id = :account AND token_hash <> :keep
+                   AND {o} < (SELECT {o} FROM sessions WHERE token_hash = :keep)"
+            ),
             named_params! {":account": account_id, ":keep": &keep[..]},
-        )?)
+        )
     }
 
     pub fn insert_nonce(

@@ -2,12 +2,12 @@
 //! with its identity (the hash of what the phone signed), and the rides of a fare day for
 //! rating.
 
+use super::db::{bad_value, named_params, Row};
 use super::ids::fare_class;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
 use mancard_protocol::FareClass;
-use rusqlite::{named_params, OptionalExtension};
 
 /// A settled tap.
 #[derive(Debug, Clone)]
@@ -59,18 +59,12 @@ impl TapState {
     }
 }
 
-fn tap_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<TapState> {
+fn tap_state(r: &Row<'_>) -> Result<TapState, StoreError> {
     let text: String = r.get("state")?;
-    TapState::parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            "unknown tap state".into(),
-        )
-    })
+    TapState::parse(&text).ok_or_else(|| bad_value("state", "unknown tap state"))
 }
 
-fn tap_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<TapSource> {
+fn tap_source(r: &Row<'_>) -> Result<TapSource, StoreError> {
     let text: String = r.get("source")?;
     Ok(if text == TapSource::Validator.as_str() {
         TapSource::Validator
@@ -153,14 +147,12 @@ pub struct LastRide {
 
 impl Reader<'_> {
     pub fn tap(&self, p: &PseudonymBytes, counter: u32) -> Result<Option<TapRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT tap_id, account_id, device_id, time, fare_day, line_id, proof, state,
-                    state_reason, validator_id, source, authorized FROM taps
-                 WHERE pseudonym = :p AND counter = :counter",
-            )?
-            .query_row(named_params! {":p": p, ":counter": counter}, |r| {
+        self.conn.query_opt(
+            "SELECT tap_id, account_id, device_id, time, fare_day, line_id, proof, state,
+                state_reason, validator_id, source, authorized FROM taps
+             WHERE pseudonym = :p AND counter = :counter",
+            named_params! {":p": p, ":counter": counter},
+            |r| {
                 Ok(TapRow {
                     tap_id: r.get("tap_id")?,
                     account_id: r.get("account_id")?,
@@ -175,16 +167,17 @@ impl Reader<'_> {
                     source: tap_source(r)?,
                     authorized: r.get("authorized")?,
                 })
-            })
-            .optional()?)
+            },
+        )
     }
 
     /// The highest counter settled for a device (under any of its certificates).
     pub fn max_counter(&self, device_id: DeviceId) -> Result<Option<u32>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT MAX(counter) AS m FROM taps WHERE device_id = :device")?
-            .query_row(named_params! {":device": device_id}, |r| r.get("m"))?)
+        self.conn.query_one(
+            "SELECT MAX(counter) AS m FROM taps WHERE device_id = :device",
+            named_params! {":device": device_id},
+            |r| r.get("m"),
+        )
     }
 
     /// An account's rides on one fare day in time order, with what each has been charged; the
@@ -195,7 +188,7 @@ impl Reader<'_> {
         fare_day: i64,
         from_time: i64,
     ) -> Result<Vec<Ride>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query_vec(
             "SELECT t.pseudonym, t.counter, t.time, t.line_id, t.fare_class, t.authorized, t.state,
                     CASE WHEN t.time >= :from THEN
                         COALESCE((SELECT -SUM(l.amount) FROM ledger l
@@ -207,8 +200,6 @@ impl Reader<'_> {
                     ELSE 0 END AS last_entry
              FROM taps t WHERE t.account_id = :account AND t.fare_day = :day
              ORDER BY t.time, t.pseudonym, t.counter",
-        )?;
-        let rows = st.query_map(
             named_params! {":account": account_id, ":day": fare_day, ":from": from_time},
             |r| {
                 Ok(Ride {
@@ -223,8 +214,7 @@ impl Reader<'_> {
                     last_entry: r.get("last_entry")?,
                 })
             },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        )
     }
 
     /// Time and line of the account's last ride with a known line before fare day `fare_day`.
@@ -233,24 +223,19 @@ impl Reader<'_> {
         account_id: AccountId,
         fare_day: i64,
     ) -> Result<Option<LastRide>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT time, line_id FROM taps
-                 WHERE account_id = :account AND fare_day < :day AND line_id IS NOT NULL
-                   AND state = 'charged'
-                 ORDER BY fare_day DESC, time DESC LIMIT 1",
-            )?
-            .query_row(
-                named_params! {":account": account_id, ":day": fare_day},
-                |r| {
-                    Ok(LastRide {
-                        time: r.get("time")?,
-                        line_id: r.get("line_id")?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT time, line_id FROM taps
+             WHERE account_id = :account AND fare_day < :day AND line_id IS NOT NULL
+               AND state = 'charged'
+             ORDER BY fare_day DESC, time DESC LIMIT 1",
+            named_params! {":account": account_id, ":day": fare_day},
+            |r| {
+                Ok(LastRide {
+                    time: r.get("time")?,
+                    line_id: r.get("line_id")?,
+                })
+            },
+        )
     }
 }
 
@@ -261,13 +246,11 @@ impl Reader<'_> {
         &self,
         challenge_id: &[u8; 32],
     ) -> Result<Vec<(PseudonymBytes, u32)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT pseudonym, counter FROM taps WHERE challenge_id = :c")?;
-        let rows = st.query_map(named_params! {":c": &challenge_id[..]}, |r| {
-            Ok((r.get("pseudonym")?, r.get("counter")?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query_vec(
+            "SELECT pseudonym, counter FROM taps WHERE challenge_id = :c",
+            named_params! {":c": &challenge_id[..]},
+            |r| Ok((r.get("pseudonym")?, r.get("counter")?)),
+        )
     }
 }
 
@@ -331,7 +314,9 @@ impl Writer<'_> {
 
     /// Runs `sql` (an insert or an update of one tap row) with every column of `t` bound.
     fn write_tap(&self, sql: &str, t: &NewTap<'_>) -> Result<(), StoreError> {
-        self.tx.prepare_cached(sql)?.execute(named_params! {
+        self.tx.execute(
+            sql,
+            named_params! {
             ":tap_id": &t.tap_id[..],
             ":p": t.pseudonym,
             ":counter": t.counter,
@@ -350,7 +335,8 @@ impl Writer<'_> {
             ":challenge": t.challenge_id.as_ref().map(|c| &c[..]),
             ":state": t.state.as_str(),
             ":reason": t.state_reason,
-        })?;
+            },
+        )?;
         Ok(())
     }
 

@@ -26,11 +26,11 @@ fn ledger_is_append_only_and_idempotent() {
         })
         .unwrap();
     let upd = store.write(|tx| -> Result<usize, StoreError> {
-        Ok(tx.tx.execute("UPDATE ledger SET amount = 6", [])?)
+        tx.tx.execute("UPDATE ledger SET amount = 6", &[])
     });
     assert!(upd.is_err());
-    let del = store
-        .write(|tx| -> Result<usize, StoreError> { Ok(tx.tx.execute("DELETE FROM ledger", [])?) });
+    let del =
+        store.write(|tx| -> Result<usize, StoreError> { tx.tx.execute("DELETE FROM ledger", &[]) });
     assert!(del.is_err());
     // reopening keeps the schema and data
     drop(store);
@@ -74,7 +74,7 @@ fn version_1_database_is_migrated_with_backfilled_totals() {
                     reported_at)
                  VALUES (x'00000000000000000000000000000001', ?1, 1, 1, ?2, 0, 0, 0, 1, ?3,
                          ?4, 'wallet', 0)",
-                rusqlite::params![counter, cert, authorized, &proof[..]],
+                rusqlite::params![counter, &cert.0[..], authorized, &proof[..]],
             )
             .unwrap();
         }

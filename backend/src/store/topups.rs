@@ -1,10 +1,10 @@
 //! Top-up intents and the sandbox gateway's record of each payment.
 
+use super::db::{named_params, Row};
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::AccountId;
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// A top-up intent.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ pub struct VerifiedRecord<'a> {
     pub masked_pan: &'a str,
 }
 
-fn intent_row(r: &Row<'_>) -> rusqlite::Result<Intent> {
+fn intent_row(r: &Row<'_>) -> Result<Intent, StoreError> {
     Ok(Intent {
         id: r.get("id")?,
         account_id: r.get("account_id")?,
@@ -119,88 +119,73 @@ impl Reader<'_> {
         account_id: AccountId,
         key: &str,
     ) -> Result<Option<Intent>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT {INTENT_COLS} FROM topup_intents
-                     WHERE account_id = :account AND idempotency_key = :key"
-                ),
-                named_params! {":account": account_id, ":key": key},
-                intent_row,
-            )
-            .optional()?)
+        self.conn.query_opt(
+            &format!(
+                "SELECT {INTENT_COLS} FROM topup_intents
+                 WHERE account_id = :account AND idempotency_key = :key"
+            ),
+            named_params! {":account": account_id, ":key": key},
+            intent_row,
+        )
     }
 
     pub fn intent(&self, id: &str) -> Result<Option<Intent>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {INTENT_COLS} FROM topup_intents WHERE id = :id"),
-                named_params! {":id": id},
-                intent_row,
-            )
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {INTENT_COLS} FROM topup_intents WHERE id = :id"),
+            named_params! {":id": id},
+            intent_row,
+        )
     }
 
     pub fn intent_by_token(&self, token: &str) -> Result<Option<Intent>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {INTENT_COLS} FROM topup_intents WHERE gateway_token = :token"),
-                named_params! {":token": token},
-                intent_row,
-            )
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {INTENT_COLS} FROM topup_intents WHERE gateway_token = :token"),
+            named_params! {":token": token},
+            intent_row,
+        )
     }
 
     pub fn gateway_payment(&self, token: &str) -> Result<Option<GatewayPayment>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT token, amount, status, ref_id, trace_no, masked_pan, payment_url, reason,
+        self.conn.query_opt(
+            "SELECT token, amount, status, ref_id, trace_no, masked_pan, payment_url, reason,
                         expires_at, verified_at
                  FROM gateway_payments WHERE token = :token",
-                named_params! {":token": token},
-                |r| {
-                    Ok(GatewayPayment {
-                        token: r.get("token")?,
-                        amount: r.get("amount")?,
-                        status: parsed(r, "status", GatewayStatus::parse)?,
-                        ref_id: r.get("ref_id")?,
-                        trace_no: r.get("trace_no")?,
-                        masked_pan: r.get("masked_pan")?,
-                        payment_url: r.get("payment_url")?,
-                        reason: r.get("reason")?,
-                        expires_at: r.get("expires_at")?,
-                        verified_at: r.get("verified_at")?,
-                    })
-                },
-            )
-            .optional()?)
+            named_params! {":token": token},
+            |r| {
+                Ok(GatewayPayment {
+                    token: r.get("token")?,
+                    amount: r.get("amount")?,
+                    status: parsed(r, "status", GatewayStatus::parse)?,
+                    ref_id: r.get("ref_id")?,
+                    trace_no: r.get("trace_no")?,
+                    masked_pan: r.get("masked_pan")?,
+                    payment_url: r.get("payment_url")?,
+                    reason: r.get("reason")?,
+                    expires_at: r.get("expires_at")?,
+                    verified_at: r.get("verified_at")?,
+                })
+            },
+        )
     }
 
     /// The token of the payment recorded with this reference number, if any.
     pub fn payment_by_ref(&self, ref_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT token FROM gateway_payments WHERE ref_id = :ref",
-                named_params! {":ref": ref_id},
-                |r| r.get("token"),
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT token FROM gateway_payments WHERE ref_id = :ref",
+            named_params! {":ref": ref_id},
+            |r| r.get("token"),
+        )
     }
 
     /// Payments whose outcome the gateway still has to give (oldest first, at most `limit`).
     pub fn open_payments(&self, limit: i64) -> Result<Vec<String>, StoreError> {
-        let mut st = self.conn.prepare(
+        self.conn.query_vec(
             "SELECT token FROM gateway_payments
              WHERE status IN ('pending', 'verified', 'reversing')
              ORDER BY created_at LIMIT :limit",
-        )?;
-        let rows = st.query_map(named_params! {":limit": limit}, |r| r.get("token"))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            named_params! {":limit": limit},
+            |r| r.get("token"),
+        )
     }
 }
 

@@ -1,9 +1,9 @@
 //! Registered validators: their keys (which sign batches and challenges), their
 //! issuer-signed certificates and the validator deny list.
 
+use super::db::{named_params, Row};
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use rusqlite::{named_params, OptionalExtension, Row};
 
 /// A registered validator as stored.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct NewValidator<'a> {
     pub registered_at: i64,
 }
 
-fn validator_row(r: &Row<'_>) -> rusqlite::Result<ValidatorRow> {
+fn validator_row(r: &Row<'_>) -> Result<ValidatorRow, StoreError> {
     Ok(ValidatorRow {
         id: r.get("id")?,
         public_key: r.get("public_key")?,
@@ -43,14 +43,12 @@ fn validator_row(r: &Row<'_>) -> rusqlite::Result<ValidatorRow> {
 impl Reader<'_> {
     /// A registered validator.
     pub fn validator(&self, id: u32) -> Result<Option<ValidatorRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id, public_key, operator_id, certificate, registered_at, denied_at
-                 FROM validators WHERE id = :id",
-            )?
-            .query_row(named_params! {":id": id}, validator_row)
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT id, public_key, operator_id, certificate, registered_at, denied_at
+             FROM validators WHERE id = :id",
+            named_params! {":id": id},
+            validator_row,
+        )
     }
 
     /// The registered public key of a validator (SEC1 bytes).
@@ -60,11 +58,11 @@ impl Reader<'_> {
 
     /// The ids of the validators on the validator deny list, sorted.
     pub fn denied_validators(&self) -> Result<Vec<u32>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id FROM validators WHERE denied_at IS NOT NULL ORDER BY id")?;
-        let rows = st.query_map([], |r| r.get("id"))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query_vec(
+            "SELECT id FROM validators WHERE denied_at IS NOT NULL ORDER BY id",
+            named_params! {},
+            |r| r.get("id"),
+        )
     }
 }
 
@@ -92,14 +90,11 @@ impl Writer<'_> {
     /// Puts a registered validator on the deny list (idempotent: the first time is kept);
     /// returns when it was denied, or `None` if no such validator is registered.
     pub fn deny_validator(&self, id: u32, now: i64) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .tx
-            .query_row(
-                "UPDATE validators SET denied_at = COALESCE(denied_at, :now) WHERE id = :id
-                 RETURNING denied_at",
-                named_params! {":id": id, ":now": now},
-                |r| r.get("denied_at"),
-            )
-            .optional()?)
+        self.tx.query_opt(
+            "UPDATE validators SET denied_at = COALESCE(denied_at, :now) WHERE id = :id
+             RETURNING denied_at",
+            named_params! {":id": id, ":now": now},
+            |r| r.get("denied_at"),
+        )
     }
 }

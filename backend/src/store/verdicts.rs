@@ -2,11 +2,11 @@
 //! change of a tap's status or charge), the challenges validators report as torn (sent, no
 //! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
 
+use super::db::named_params;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId, PseudonymBytes};
 use mancard_api::{TapVerdict, VerdictStatus};
-use rusqlite::{named_params, OptionalExtension};
 
 /// A verdict to append to the feed.
 #[derive(Debug, Clone)]
@@ -48,39 +48,27 @@ impl Reader<'_> {
         cursor: i64,
         limit: i64,
     ) -> Result<Vec<TapVerdict>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query_vec(
             "SELECT id, pseudonym, counter, status, charged, reason, time, line_id, created_at
              FROM tap_verdicts WHERE device_id = :device AND id > :cursor ORDER BY id LIMIT :n",
-        )?;
-        let rows = st.query_map(
             named_params! {":device": device_id, ":cursor": cursor, ":n": limit},
             |r| {
                 let p: PseudonymBytes = r.get("pseudonym")?;
                 let status: String = r.get("status")?;
-                Ok((
-                    TapVerdict {
-                        id: r.get("id")?,
-                        pseudonym: p.to_hex(),
-                        counter: r.get("counter")?,
-                        status: VerdictStatus::Rejected,
-                        charged: r.get("charged")?,
-                        reason: r.get("reason")?,
-                        time: r.get("time")?,
-                        line_id: r.get("line_id")?,
-                        created_at: r.get("created_at")?,
-                    },
-                    status,
-                ))
+                Ok(TapVerdict {
+                    id: r.get("id")?,
+                    pseudonym: p.to_hex(),
+                    counter: r.get("counter")?,
+                    status: VerdictStatus::parse(&status)
+                        .ok_or(StoreError::Corrupt("verdict status"))?,
+                    charged: r.get("charged")?,
+                    reason: r.get("reason")?,
+                    time: r.get("time")?,
+                    line_id: r.get("line_id")?,
+                    created_at: r.get("created_at")?,
+                })
             },
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (mut v, status) = row?;
-            v.status =
-                VerdictStatus::parse(&status).ok_or(StoreError::Corrupt("verdict status"))?;
-            out.push(v);
-        }
-        Ok(out)
+        )
     }
 
     /// The newest verdict of a tap: its status, charge and reason.
@@ -89,52 +77,45 @@ impl Reader<'_> {
         p: &PseudonymBytes,
         counter: u32,
     ) -> Result<Option<(String, i64, Option<String>)>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT status, charged, reason FROM tap_verdicts
-                 WHERE pseudonym = :p AND counter = :counter ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row(named_params! {":p": p, ":counter": counter}, |r| {
-                Ok((r.get("status")?, r.get("charged")?, r.get("reason")?))
-            })
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT status, charged, reason FROM tap_verdicts
+             WHERE pseudonym = :p AND counter = :counter ORDER BY id DESC LIMIT 1",
+            named_params! {":p": p, ":counter": counter},
+            |r| Ok((r.get("status")?, r.get("charged")?, r.get("reason")?)),
+        )
     }
 
     /// Whether a validator reported `challenge_id` as torn.
     pub fn is_torn(&self, challenge_id: &[u8; 32]) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT 1 FROM torn_challenges WHERE challenge_id = :c")?
-            .query_row(named_params! {":c": &challenge_id[..]}, |_| Ok(()))
-            .optional()?
+            .query_opt(
+                "SELECT 1 AS one FROM torn_challenges WHERE challenge_id = :c",
+                named_params! {":c": &challenge_id[..]},
+                |_| Ok(()),
+            )?
             .is_some())
     }
 
     /// How many different validators reported an abuse event of an account on one fare day
     /// (one validator key alone cannot deny-list a rider by replaying photographed passes).
     pub fn abuse_count(&self, account_id: AccountId, fare_day: i64) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT COUNT(DISTINCT validator_id) AS n FROM abuse_events
-                 WHERE account_id = :a AND fare_day = :d",
-            )?
-            .query_row(named_params! {":a": account_id, ":d": fare_day}, |r| {
-                r.get("n")
-            })?)
+        self.conn.query_one(
+            "SELECT COUNT(DISTINCT validator_id) AS n FROM abuse_events
+             WHERE account_id = :a AND fare_day = :d",
+            named_params! {":a": account_id, ":d": fare_day},
+            |r| r.get("n"),
+        )
     }
 }
 
 impl Writer<'_> {
     pub fn insert_verdict(&self, v: &NewVerdict<'_>) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
-                    charged, reason, time, line_id, created_at)
-                 VALUES (:a, :d, :p, :counter, :status, :charged, :reason, :time, :line, :at)",
-            )?
-            .execute(named_params! {
+        self.tx.execute(
+            "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
+                charged, reason, time, line_id, created_at)
+             VALUES (:a, :d, :p, :counter, :status, :charged, :reason, :time, :line, :at)",
+            named_params! {
                 ":a": v.account_id,
                 ":d": v.device_id,
                 ":p": v.pseudonym,
@@ -145,7 +126,8 @@ impl Writer<'_> {
                 ":time": v.time,
                 ":line": v.line_id,
                 ":at": v.created_at,
-            })?;
+            },
+        )?;
         Ok(())
     }
 
@@ -157,29 +139,25 @@ impl Writer<'_> {
         time: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO torn_challenges (challenge_id, validator_id, time,
-                    received_at) VALUES (:c, :v, :t, :now)",
-            )?
-            .execute(named_params! {
+        let n = self.tx.execute(
+            "INSERT INTO torn_challenges (challenge_id, validator_id, time, received_at)
+             VALUES (:c, :v, :t, :now) ON CONFLICT DO NOTHING",
+            named_params! {
                 ":c": &challenge_id[..], ":v": validator_id, ":t": time, ":now": now,
-            })?;
+            },
+        )?;
         Ok(n > 0)
     }
 
     /// Records an abuse event; `false` if this validator's report of the tap was recorded
     /// before.
     pub fn insert_abuse(&self, e: &NewAbuse<'_>) -> Result<bool, StoreError> {
-        let n = self
-            .tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO abuse_events (account_id, device_id, pseudonym, counter,
-                    kind, validator_id, first_validator_id, fare_day, time, created_at)
-                 VALUES (:a, :d, :p, :counter, :kind, :v, :first, :day, :time, :at)",
-            )?
-            .execute(named_params! {
+        let n = self.tx.execute(
+            "INSERT INTO abuse_events (account_id, device_id, pseudonym, counter,
+                kind, validator_id, first_validator_id, fare_day, time, created_at)
+             VALUES (:a, :d, :p, :counter, :kind, :v, :first, :day, :time, :at)
+             ON CONFLICT DO NOTHING",
+            named_params! {
                 ":a": e.account_id,
                 ":d": e.device_id,
                 ":p": e.pseudonym,
@@ -190,7 +168,8 @@ impl Writer<'_> {
                 ":day": e.fare_day,
                 ":time": e.time,
                 ":at": e.created_at,
-            })?;
+            },
+        )?;
         Ok(n > 0)
     }
 }
