@@ -97,17 +97,14 @@ impl Reader<'_> {
     ) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(
+            .query_opt(
                 "SELECT 1 AS hit FROM otp_codes
                  WHERE phone = :phone AND code_hash = :code
                    AND used_at IS NULL AND expires_at >= :now
                  LIMIT 1",
-            )?
-            .query_row(
                 named_params! {":phone": phone, ":code": &code_hash[..], ":now": now},
-                |r| r.get::<_, i64>("hit"),
-            )
-            .optional()?
+                |r| r.get::<i64>("hit"),
+            )?
             .is_some())
     }
 

@@ -2,9 +2,9 @@
 //! several share one database. A lease is a row naming its holder and when it lapses; taking
 //! it is one statement, so two instances racing for it cannot both win.
 
+use super::db::named_params;
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use rusqlite::{named_params, OptionalExtension};
 
 /// Who holds a lease, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,16 +15,16 @@ pub struct Lease {
 
 impl Reader<'_> {
     pub fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT holder, expires_at FROM leases WHERE name = :name")?
-            .query_row(named_params! {":name": name}, |r| {
+        self.conn.query_opt(
+            "SELECT holder, expires_at FROM leases WHERE name = :name",
+            named_params! {":name": name},
+            |r| {
                 Ok(Lease {
                     holder: r.get("holder")?,
                     expires_at: r.get("expires_at")?,
                 })
-            })
-            .optional()?)
+            },
+        )
     }
 }
 

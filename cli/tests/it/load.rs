@@ -57,6 +57,8 @@ fn serve(dir: &Path, ops: &Path) -> Backend {
             "50000000",
             "--max-in-flight-per-address",
             "off",
+            "--max-connections-per-address",
+            "off",
         ])
         .args([
             "--rate-limit",
