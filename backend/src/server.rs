@@ -63,6 +63,7 @@ impl Backend {
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, app, engine.config().edge.clone(), rx));
         let every = engine.config().policy.reconcile_every_secs;
+        let (jobs_stop, mut stop) = tokio::sync::watch::channel(false);
         let reconciler = {
             let engine = Arc::clone(&engine);
             tokio::spawn(async move {
@@ -72,7 +73,10 @@ impl Backend {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    tick.tick().await;
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => break,
+                    }
                     // exactly one instance runs the jobs: the holder of the jobs lease
                     match http::blocking(&engine, |e| e.run_background_jobs()).await {
                         Ok(Some(run)) => tracing::debug!(?run, "background jobs ran"),
@@ -89,6 +93,7 @@ impl Backend {
             shutdown: Some(tx),
             task,
             reconciler,
+            jobs_stop,
             sandbox_gateway,
         })
     }
@@ -102,6 +107,8 @@ pub struct BackendHandle {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
+    /// Tells the background-jobs loop to stop after the run in progress.
+    jobs_stop: tokio::sync::watch::Sender<bool>,
     /// The sandbox gateway started in-process (sandbox mode without a gateway URL).
     sandbox_gateway: Option<crate::gateway_sandbox::SandboxGatewayHandle>,
 }
@@ -130,7 +137,15 @@ impl BackendHandle {
     /// Graceful shutdown: stops accepting, lets in-flight requests finish (every acknowledged
     /// write is already committed), then checkpoints the database.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
-        self.reconciler.abort();
+        // Let a background-jobs run in progress finish (for a while) before giving its lease
+        // up; one that does not finish in time is left to its lease's lapse.
+        let _ = self.jobs_stop.send(true);
+        let finished = tokio::time::timeout(Duration::from_secs(10), &mut self.reconciler)
+            .await
+            .is_ok();
+        if !finished {
+            self.reconciler.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -139,8 +154,10 @@ impl BackendHandle {
             .map_err(|e| ServerError::Task(e.to_string()))??;
         let engine = Arc::clone(&self.engine);
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = engine.release_jobs_lease() {
-                tracing::warn!(error = %e, "could not give the jobs lease up");
+            if finished {
+                if let Err(e) = engine.release_jobs_lease() {
+                    tracing::warn!(error = %e, "could not give the jobs lease up");
+                }
             }
             engine.close()
         })

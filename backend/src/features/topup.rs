@@ -186,9 +186,18 @@ impl Engine {
     /// the wallet never polled; a verify or settle went unanswered; a reversal is due).
     /// Returns how many were credited. The server runs it every minute.
     pub fn reconcile_topups(&self) -> Result<usize> {
+        self.reconcile_topups_while(|| true)
+    }
+
+    /// [`Engine::reconcile_topups`], asking `keep_going` before each payment (the background
+    /// jobs renew their lease there, and stop when they lost it).
+    pub fn reconcile_topups_while(&self, mut keep_going: impl FnMut() -> bool) -> Result<usize> {
         let tokens = self.store.read(|tx| tx.open_payments(RECONCILE_BATCH))?;
         let mut credited = 0;
         for token in tokens {
+            if !keep_going() {
+                break;
+            }
             let Some(intent) = self.store.read(|tx| tx.intent_by_token(&token))? else {
                 continue;
             };
