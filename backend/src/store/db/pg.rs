@@ -192,9 +192,28 @@ impl PgPool {
         Ok(me)
     }
 
-    /// Runs `fut` on the pool's runtime. Not from inside an async task (see the module).
-    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.handle.block_on(fut)
+    /// Runs `fut` on the pool's runtime, blocking the calling thread.
+    ///
+    /// Meant for blocking threads (`spawn_blocking`, plain threads). Called on an async
+    /// worker anyway (a test body calling the engine directly), it still works: on a
+    /// multi-thread runtime through `block_in_place`, on a current-thread one from a scoped
+    /// helper thread, both of which stall that runtime for the call.
+    pub fn block_on<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => self.handle.block_on(fut),
+            Ok(RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.handle.block_on(fut))
+            }
+            Ok(_) => std::thread::scope(|s| match s.spawn(|| self.handle.block_on(fut)).join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }),
+        }
     }
 
     /// A connection of the pool.
