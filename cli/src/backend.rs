@@ -207,6 +207,23 @@ fn init_logs() {
         .try_init();
 }
 
+/// The configuration of `--db` (a SQLite file, or a PostgreSQL URL, which needs `--keys`).
+fn database_config(db: String, keys: Option<PathBuf>) -> Result<BackendConfig, String> {
+    if mancard_backend::store::is_postgres_url(&db) {
+        let Some(keys) = keys else {
+            return Err("a PostgreSQL --db needs --keys FILE (the issuer key file)".into());
+        };
+        let mut cfg = BackendConfig::sandbox(keys.clone());
+        cfg.database_url = Some(db);
+        cfg.keys_path = Some(keys);
+        Ok(cfg)
+    } else {
+        let mut cfg = BackendConfig::sandbox(PathBuf::from(db));
+        cfg.keys_path = keys;
+        Ok(cfg)
+    }
+}
+
 fn offline_engine(db: PathBuf) -> Result<Engine, Box<dyn std::error::Error>> {
     let cfg = BackendConfig {
         sandbox: false,
@@ -385,19 +402,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             if cert_lifetime_hours < 1 || max_offline_amount < 0 || counters_per_cert == 0 {
                 return Err("lifetime, allowance and counters must be positive".into());
             }
-            let mut cfg = if mancard_backend::store::is_postgres_url(&db) {
-                let Some(keys) = keys else {
-                    return Err("a PostgreSQL --db needs --keys FILE (the issuer key file)".into());
-                };
-                let mut cfg = BackendConfig::sandbox(keys.clone());
-                cfg.database_url = Some(db);
-                cfg.keys_path = Some(keys);
-                cfg
-            } else {
-                let mut cfg = BackendConfig::sandbox(PathBuf::from(db));
-                cfg.keys_path = keys;
-                cfg
-            };
+            let mut cfg = database_config(db, keys)?;
             cfg.listen = listen;
             cfg.sandbox = sandbox;
             cfg.public_url = public_url;
