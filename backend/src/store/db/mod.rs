@@ -346,4 +346,6 @@ impl<'a> Conn<'a> {
 }
 
 #[cfg(test)]
+pub(crate) mod pg_tests;
+#[cfg(test)]
 mod tests;
