@@ -71,6 +71,10 @@ use std::time::Duration;
 /// How many times a PostgreSQL write runs before it fails busy.
 pub const PG_WRITE_ATTEMPTS: u32 = 8;
 
+/// After this many lost attempts a PostgreSQL write queues behind the other writes that
+/// keep losing (a session advisory lock) so that hot rows still make progress.
+pub const PG_SERIALIZE_AFTER: u32 = 3;
+
 /// The database.
 #[derive(Debug)]
 pub struct Store {
@@ -226,7 +230,13 @@ fn pg_write<R, E: From<StoreError>>(
         if attempt > 0 {
             std::thread::sleep(backoff(attempt));
         }
-        let tx = PgTx::begin(pool, "BEGIN ISOLATION LEVEL SERIALIZABLE")?;
+        let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+        // after losing PG_SERIALIZE_AFTER times, wait for the other losers (one at a time)
+        let tx = if attempt >= PG_SERIALIZE_AFTER {
+            PgTx::begin_serialized(pool, begin)?
+        } else {
+            PgTx::begin(pool, begin)?
+        };
         let out = f(&Writer {
             tx: Conn::Pg(&tx),
             reader: Reader {
@@ -258,14 +268,20 @@ fn pg_write<R, E: From<StoreError>>(
     .into())
 }
 
-/// 2 ms doubling up to 200 ms, each jittered to between half and all of it.
+/// 5 ms doubling up to 1 s, full jitter (anywhere from 0 to the cap): transactions that
+/// collided spread out instead of colliding again.
 fn backoff(attempt: u32) -> Duration {
-    let cap = 2u64.saturating_mul(1u64 << attempt.min(16)).min(200);
+    let cap_us = 5_000u64
+        .saturating_mul(1u64 << attempt.min(16))
+        .min(1_000_000);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::from(d.subsec_nanos()));
-    let half = cap * 500; // µs
-    Duration::from_micros(half + nanos % half.max(1))
+    // mix the thread in, so threads woken together do not draw the same delay
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&std::thread::current().id(), &mut h);
+    let seed = std::hash::Hasher::finish(&h) ^ nanos.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Duration::from_micros(seed % cap_us.max(1))
 }
 
 /// A PostgreSQL read: a REPEATABLE READ READ ONLY snapshot.

@@ -234,6 +234,20 @@ impl Harness {
         (Self::start_in(dir).await, issuer)
     }
 
+    /// Another backend instance on the same PostgreSQL database, issuer key file and sandbox
+    /// gateway as this one (several instances behind a load balancer). PostgreSQL only.
+    pub async fn start_sibling(&self) -> Self {
+        assert!(on_postgres(), "instances share a PostgreSQL database only");
+        let url = pg_database(self.dir.path()).await;
+        let keys = mancard_backend::keys::key_file_path(&db_path(&self.dir));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("postgres-url"), url).unwrap();
+        Self::start_configured(dir, std::sync::Arc::clone(&self.gateway), |cfg| {
+            cfg.keys_path = Some(keys);
+        })
+        .await
+    }
+
     /// Stops gracefully and starts again on the same database.
     pub async fn restart(mut self) -> Self {
         self.handle.take().unwrap().shutdown().await.unwrap();

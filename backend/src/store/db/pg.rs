@@ -168,8 +168,11 @@ impl PgPool {
             config,
             NoTls,
             ManagerConfig {
-                // a connection returned inside a transaction (a panic) is rolled back
-                recycling_method: RecyclingMethod::Custom("ROLLBACK".into()),
+                // a connection returned inside a transaction (a panic) is rolled back and
+                // lets go of any advisory lock
+                recycling_method: RecyclingMethod::Custom(
+                    "ROLLBACK; SELECT pg_advisory_unlock_all()".into(),
+                ),
             },
         );
         let timeout = Some(Duration::from_secs(10));
@@ -244,7 +247,12 @@ pub struct PgTx<'p> {
     client: Object,
     /// A statement of this transaction failed with a retryable error (40001/40P01).
     retryable: Cell<bool>,
+    /// This connection holds the writers' advisory lock ([`PgTx::begin_serialized`]).
+    locked: Cell<bool>,
 }
+
+/// The session advisory lock a write takes after losing conflicts several times.
+const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
 
 impl<'p> PgTx<'p> {
     /// Takes a connection and runs `begin` (e.g. `BEGIN ISOLATION LEVEL SERIALIZABLE`).
@@ -254,6 +262,7 @@ impl<'p> PgTx<'p> {
             pool,
             client,
             retryable: Cell::new(false),
+            locked: Cell::new(false),
         };
         tx.batch(begin)?;
         Ok(tx)
@@ -264,12 +273,47 @@ impl<'p> PgTx<'p> {
         self.retryable.get()
     }
 
+    /// Takes a connection, waits for the writers' session advisory lock, then runs `begin`:
+    /// a write that keeps losing conflicts runs with the other such writes one at a time
+    /// (its snapshot is taken after the wait). [`Self::commit`] / [`Self::rollback`] let
+    /// go of the lock; a connection returned otherwise is unlocked when it is recycled.
+    pub fn begin_serialized(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
+        let client = pool.get()?;
+        let tx = Self {
+            pool,
+            client,
+            retryable: Cell::new(false),
+            locked: Cell::new(false),
+        };
+        tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
+        tx.locked.set(true);
+        if let Err(e) = tx.batch(begin) {
+            let _ = tx.unlock();
+            return Err(e);
+        }
+        Ok(tx)
+    }
+
+    fn unlock(&self) -> Result<(), StoreError> {
+        if self.locked.replace(false) {
+            self.batch(&format!("SELECT pg_advisory_unlock({WRITERS_LOCK})"))?;
+        }
+        Ok(())
+    }
+
     pub fn commit(self) -> Result<(), StoreError> {
-        self.batch("COMMIT")
+        let out = self.batch("COMMIT");
+        if out.is_err() {
+            let _ = self.batch("ROLLBACK");
+        }
+        self.unlock()?;
+        out
     }
 
     pub fn rollback(self) -> Result<(), StoreError> {
-        self.batch("ROLLBACK")
+        let out = self.batch("ROLLBACK");
+        self.unlock()?;
+        out
     }
 
     fn note(&self, e: &tokio_postgres::Error) -> StoreError {
