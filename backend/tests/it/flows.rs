@@ -1422,11 +1422,7 @@ async fn allowance_total_is_per_certificate_and_survives_restart() {
 #[test]
 fn an_engine_rider_settles_in_process() {
     let dir = tempfile::tempdir().unwrap();
-    let e = mancard_backend::Engine::open(
-        mancard_backend::BackendConfig::sandbox(dir.path().join("db.sqlite")),
-        "http://127.0.0.1".into(),
-    )
-    .unwrap();
+    let e = mancard_backend::Engine::open(backend_config(&dir), "http://127.0.0.1".into()).unwrap();
     let mut r = EngineRider::setup(&e, "+989127770000", 100_000);
     let v = Validator::register_on(&e, 3);
     let base = ride_base(e.now());

@@ -594,7 +594,7 @@ async fn a_tampered_operator_log_is_detected() {
 #[tokio::test]
 async fn without_operators_the_admin_api_is_off() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = mancard_backend::BackendConfig::sandbox(db_path(&dir));
+    let cfg = backend_config(&dir);
     let handle = mancard_backend::Backend::start(cfg).await.unwrap();
     let http = client();
     for token in [None, Some(ADMIN)] {

@@ -97,6 +97,29 @@ pub fn skip_on_postgres(why: &str) -> bool {
     on_postgres()
 }
 
+/// [`BackendConfig::sandbox`] on the database of `dir`: its SQLite file, or with
+/// `MANCARD_TEST_DB=postgres` its PostgreSQL database (created on first use; callable from
+/// sync and async code alike).
+pub fn backend_config(dir: &tempfile::TempDir) -> BackendConfig {
+    let mut cfg = BackendConfig::sandbox(db_path(dir));
+    if on_postgres() {
+        let path = dir.path();
+        let url = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(pg_database(path))
+            })
+            .join()
+            .unwrap()
+        });
+        cfg.database_url = Some(url);
+    }
+    cfg
+}
+
 /// The PostgreSQL database of the harness in `dir` (one per directory, so a restart finds
 /// it): created on first use, with C collation (SQLite's text order).
 pub async fn pg_database(dir: &std::path::Path) -> String {
