@@ -122,8 +122,17 @@ impl Default for Policy {
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
     /// SQLite database file (created if missing). The issuer key file lives next to it, see
-    /// [`crate::keys::key_file_path`].
+    /// [`crate::keys::key_file_path`], unless `keys_path` names it. With `database_url` set,
+    /// no SQLite file is opened: `db_path` only anchors the default key file.
     pub db_path: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) instead of the SQLite file (issue #16). Several
+    /// instances may share it. Never logged (it may hold a password).
+    pub database_url: Option<String>,
+    /// The issuer key file; default [`crate::keys::key_file_path`] of `db_path`. Instances
+    /// sharing one PostgreSQL database must share the key file too.
+    pub keys_path: Option<PathBuf>,
+    /// Connections in the PostgreSQL pool.
+    pub db_pool_max: usize,
     /// Listen address; port 0 picks an ephemeral port.
     pub listen: SocketAddr,
     /// Sandbox mode: one-time codes are logged and readable at `/sandbox/otp`, and the sandbox
@@ -150,6 +159,9 @@ impl BackendConfig {
     pub fn sandbox(db_path: impl Into<PathBuf>) -> Self {
         Self {
             db_path: db_path.into(),
+            database_url: None,
+            keys_path: None,
+            db_pool_max: 16,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             sandbox: true,
             operators: crate::operators::Operators::none(),

@@ -68,9 +68,16 @@ pub(crate) fn public_key(s: &str, field: &'static str) -> Result<PublicKey> {
 impl Engine {
     /// Opens the database and key file. `base_url` prefixes payment and callback links.
     pub fn open(config: BackendConfig, base_url: String) -> Result<Self, StoreError> {
-        let store = Store::open(&config.db_path)?;
+        let store = match &config.database_url {
+            Some(url) => Store::open_url(url, config.db_pool_max)?,
+            None => Store::open(&config.db_path)?,
+        };
         let now = chrono::Utc::now().timestamp();
-        let keys = Keyring::load_or_create(&crate::keys::key_file_path(&config.db_path), now)?;
+        let key_file = match &config.keys_path {
+            Some(p) => p.clone(),
+            None => crate::keys::key_file_path(&config.db_path),
+        };
+        let keys = Keyring::load_or_create(&key_file, now)?;
         let providers = Providers::build(&config.providers).map_err(StoreError::Providers)?;
         Ok(Self {
             store,

@@ -40,13 +40,38 @@ pub enum StoreError {
     /// The SMS sender or the payment gateway could not be set up.
     #[error("providers: {0}")]
     Providers(String),
+    /// A PostgreSQL error that is no one of the kinds below.
+    #[error("database error: {0}")]
+    Postgres(String),
+    /// PostgreSQL aborted the transaction (serialization failure or deadlock, 40001/40P01);
+    /// `Store::write` runs it again.
+    #[error("a concurrent transaction conflicted: {0}; retry")]
+    Retryable(String),
+    /// A unique constraint refused a row (PostgreSQL 23505).
+    #[error("duplicate key ({constraint}): {msg}")]
+    Unique { constraint: String, msg: String },
+    /// The database is overloaded or unreachable for now (no pooled connection in time,
+    /// conflicts past the retry budget): 503 + `Retry-After`.
+    #[error("the database is busy: {0}; retry")]
+    Busy(String),
 }
 
 impl StoreError {
+    /// True when a unique constraint refused a row (on PostgreSQL the transaction is then
+    /// aborted: nothing after it is written).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Unique { .. })
+            || matches!(
+                self,
+                Self::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation
+            )
+    }
+
     /// True when SQLite gave up waiting for a lock, or a concurrent writer got there first
     /// (the request may simply be retried: 503 + `Retry-After`).
     pub fn is_busy(&self) -> bool {
-        matches!(self, Self::Conflict(_))
+        matches!(self, Self::Conflict(_) | Self::Busy(_) | Self::Retryable(_))
             || matches!(
                 self,
                 Self::Sqlite(rusqlite::Error::SqliteFailure(f, _))

@@ -48,9 +48,15 @@ pub struct BackendArgs {
 enum BackendCommand {
     /// Serve the HTTP API until SIGTERM or ctrl-c (graceful shutdown).
     Serve {
-        /// SQLite database (created if missing); the issuer key file is `<db>.issuer-keys.json`.
+        /// SQLite database file (created if missing; the issuer key file is then
+        /// `<db>.issuer-keys.json`), or a PostgreSQL URL `postgres://…` (several instances may
+        /// share it; `--keys` is then required). Also read from MANCARD_DB.
+        #[arg(long, env = "MANCARD_DB", hide_env_values = true)]
+        db: String,
+        /// The issuer key file (required with a PostgreSQL --db; every instance sharing the
+        /// database needs the same file).
         #[arg(long)]
-        db: PathBuf,
+        keys: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Sandbox mode: one-time codes are logged and readable at /sandbox/otp; top-ups go to
@@ -199,6 +205,23 @@ fn init_logs() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .try_init();
+}
+
+/// The configuration of `--db` (a SQLite file, or a PostgreSQL URL, which needs `--keys`).
+fn database_config(db: String, keys: Option<PathBuf>) -> Result<BackendConfig, String> {
+    if mancard_backend::store::is_postgres_url(&db) {
+        let Some(keys) = keys else {
+            return Err("a PostgreSQL --db needs --keys FILE (the issuer key file)".into());
+        };
+        let mut cfg = BackendConfig::sandbox(keys.clone());
+        cfg.database_url = Some(db);
+        cfg.keys_path = Some(keys);
+        Ok(cfg)
+    } else {
+        let mut cfg = BackendConfig::sandbox(PathBuf::from(db));
+        cfg.keys_path = keys;
+        Ok(cfg)
+    }
 }
 
 fn offline_engine(db: PathBuf) -> Result<Engine, Box<dyn std::error::Error>> {
@@ -364,6 +387,7 @@ pub fn run(args: BackendArgs) -> CliResult {
     match args.command {
         BackendCommand::Serve {
             db,
+            keys,
             listen,
             sandbox,
             public_url,
@@ -378,7 +402,7 @@ pub fn run(args: BackendArgs) -> CliResult {
             if cert_lifetime_hours < 1 || max_offline_amount < 0 || counters_per_cert == 0 {
                 return Err("lifetime, allowance and counters must be positive".into());
             }
-            let mut cfg = BackendConfig::sandbox(db);
+            let mut cfg = database_config(db, keys)?;
             cfg.listen = listen;
             cfg.sandbox = sandbox;
             cfg.public_url = public_url;

@@ -114,11 +114,7 @@ impl Engine {
             .write(|tx| match tx.record_verified(token, rec, now) {
                 Ok(b) => Ok(Some(b)),
                 // the unique reference index: another payment took this reference meanwhile
-                Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Ok(None)
-                }
+                Err(e) if e.is_unique_violation() => Ok(None),
                 Err(e) => Err(Error::from(e)),
             })?;
         match recorded {

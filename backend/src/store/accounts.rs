@@ -144,7 +144,7 @@ impl Reader<'_> {
             "SELECT sandbox_code, expires_at FROM otp_codes
                  WHERE phone = :phone AND used_at IS NULL AND expires_at >= :now
                    AND sandbox_code IS NOT NULL
-                   AND (:request IS NULL OR request_hash = :request)
+                   AND (request_hash = :request OR :request IS NULL)
                  ORDER BY id DESC LIMIT 1",
             named_params! {
                 ":phone": phone,

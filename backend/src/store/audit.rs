@@ -54,6 +54,10 @@ impl Reader<'_> {
             Dialect::Sqlite => {
                 "CAST(TOTAL(CASE WHEN authorized > 0 THEN authorized ELSE 0 END) AS INTEGER)"
             }
+            Dialect::Postgres => {
+                "CAST(LEAST(SUM(CASE WHEN authorized > 0 THEN authorized ELSE 0 END), \
+                 9223372036854775807) AS BIGINT)"
+            }
         };
         let cert_totals_mismatched = self.count_with(
             &format!(

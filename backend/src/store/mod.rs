@@ -8,9 +8,18 @@
 //! Every statement goes through the SQL adapter in `db/` (named parameters, rows by column
 //! name, driver errors mapped to [`StoreError`]), never through the driver directly.
 //!
-//! One connection, behind a mutex, serializes every transaction (SQLite has one writer
-//! anyway); callers run on blocking threads, never on the async runtime. The ledger is
-//! append-only, enforced by triggers.
+//! Two databases (issue #16):
+//! * SQLite (a file): one connection, behind a mutex, serializes every transaction (SQLite
+//!   has one writer anyway); a write runs once.
+//! * PostgreSQL (`postgres://…`, [`Store::open_url`]): a pool; a write runs at SERIALIZABLE
+//!   and is retried (up to [`PG_WRITE_ATTEMPTS`] times, jittered backoff) when PostgreSQL
+//!   aborts it for a conflict, then fails busy (503, never 500); a read runs at REPEATABLE
+//!   READ READ ONLY (a snapshot that never conflicts). Several backend instances may share
+//!   the database: no process lock is needed.
+//!
+//! Callers run on blocking threads, never on the async runtime (the PostgreSQL facade
+//! `block_on`s, which panics inside an async task). The ledger is append-only, enforced by
+//! triggers.
 
 mod accounts;
 mod audit;
@@ -26,6 +35,7 @@ mod ledger;
 mod log;
 mod operators;
 mod schema;
+pub mod schema_pg;
 mod sessions;
 mod taps;
 mod topups;
@@ -50,16 +60,36 @@ pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict};
 
 use crate::error::StoreError;
+use db::pg::{PgPool, PgTx};
 use db::Conn;
 use rusqlite::{Connection, TransactionBehavior};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// How many times a PostgreSQL write runs before it fails busy.
+pub const PG_WRITE_ATTEMPTS: u32 = 8;
+
+/// After this many lost attempts a PostgreSQL write queues behind the other writes that
+/// keep losing (a session advisory lock) so that hot rows still make progress.
+pub const PG_SERIALIZE_AFTER: u32 = 3;
 
 /// The database.
 #[derive(Debug)]
 pub struct Store {
-    conn: Mutex<Connection>,
+    db: Db,
+}
+
+#[derive(Debug)]
+enum Db {
+    Sqlite(Mutex<Connection>),
+    Postgres(PgPool),
+}
+
+/// True when `target` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_url(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
 /// Read access, inside a transaction (a consistent snapshot).
@@ -101,8 +131,27 @@ impl Store {
         // every statement goes through the cache (`db::sqlite`): room for all of them
         conn.set_prepared_statement_cache_capacity(256);
         Ok(Self {
-            conn: Mutex::new(conn),
+            db: Db::Sqlite(Mutex::new(conn)),
         })
+    }
+
+    /// Opens the PostgreSQL database at `url` (a pool of `pool_max` connections) and brings
+    /// its schema up to date; a schema newer than this build is refused. Not from inside an
+    /// async task (see the module).
+    pub fn open_url(url: &str, pool_max: usize) -> Result<Self, StoreError> {
+        let pool = PgPool::connect(url, pool_max)?;
+        schema_pg::migrate(&pool)?;
+        Ok(Self {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    /// Which dialect the database speaks.
+    pub fn dialect(&self) -> db::Dialect {
+        match self.db {
+            Db::Sqlite(_) => db::Dialect::Sqlite,
+            Db::Postgres(_) => db::Dialect::Postgres,
+        }
     }
 
     /// Runs `f` in an immediate (write) transaction; commits if it returns `Ok`.
@@ -114,7 +163,11 @@ impl Store {
         &self,
         mut f: impl FnMut(&Writer<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let mut guard = self.lock();
+        let conn = match &self.db {
+            Db::Sqlite(c) => c,
+            Db::Postgres(pool) => return pg_write(pool, f),
+        };
+        let mut guard = lock(conn);
         let tx = guard
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
@@ -136,7 +189,11 @@ impl Store {
         &self,
         f: impl FnOnce(&Reader<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let mut guard = self.lock();
+        let conn = match &self.db {
+            Db::Sqlite(c) => c,
+            Db::Postgres(pool) => return pg_read(pool, f),
+        };
+        let mut guard = lock(conn);
         let tx = guard
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
@@ -147,17 +204,104 @@ impl Store {
         Ok(out)
     }
 
-    /// Checkpoints the WAL into the main file (at shutdown). dialect: SQLite only.
+    /// Checkpoints the WAL into the main file (at shutdown). dialect: SQLite only; nothing
+    /// to do on PostgreSQL.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.lock()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        if let Db::Sqlite(c) = &self.db {
+            lock(c).query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves the transaction rolled back (dropped), so the
-        // connection is still consistent: recover it.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    // A panic while holding the lock leaves the transaction rolled back (dropped), so the
+    // connection is still consistent: recover it.
+    conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A PostgreSQL write: SERIALIZABLE, run again on a serialization failure or deadlock (in a
+/// statement or at COMMIT) after a jittered backoff; busy after [`PG_WRITE_ATTEMPTS`].
+fn pg_write<R, E: From<StoreError>>(
+    pool: &PgPool,
+    mut f: impl FnMut(&Writer<'_>) -> Result<R, E>,
+) -> Result<R, E> {
+    for attempt in 0..PG_WRITE_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(backoff(attempt));
+        }
+        let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+        // after losing PG_SERIALIZE_AFTER times, wait for the other losers (one at a time)
+        let tx = if attempt >= PG_SERIALIZE_AFTER {
+            PgTx::begin_serialized(pool, begin)?
+        } else {
+            PgTx::begin(pool, begin)?
+        };
+        let out = f(&Writer {
+            tx: Conn::Pg(&tx),
+            reader: Reader {
+                conn: Conn::Pg(&tx),
+            },
+        });
+        match out {
+            Ok(r) => match tx.commit() {
+                Ok(()) => return Ok(r),
+                Err(StoreError::Retryable(why)) => {
+                    tracing::debug!(attempt, %why, "write conflicted at commit; retrying");
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => {
+                let retry = tx.hit_retryable();
+                // the transaction is over either way; its error is the one to report
+                let _ = tx.rollback();
+                if !retry {
+                    return Err(e);
+                }
+                tracing::debug!(attempt, "write conflicted; retrying");
+            }
+        }
+    }
+    Err(StoreError::Busy(format!(
+        "the write conflicted with concurrent ones {PG_WRITE_ATTEMPTS} times"
+    ))
+    .into())
+}
+
+/// 5 ms doubling up to 1 s, full jitter (anywhere from 0 to the cap): transactions that
+/// collided spread out instead of colliding again.
+fn backoff(attempt: u32) -> Duration {
+    let cap_us = 5_000u64
+        .saturating_mul(1u64 << attempt.min(16))
+        .min(1_000_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    // mix the thread in, so threads woken together do not draw the same delay
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&std::thread::current().id(), &mut h);
+    let seed = std::hash::Hasher::finish(&h) ^ nanos.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Duration::from_micros(seed % cap_us.max(1))
+}
+
+/// A PostgreSQL read: a REPEATABLE READ READ ONLY snapshot.
+fn pg_read<R, E: From<StoreError>>(
+    pool: &PgPool,
+    f: impl FnOnce(&Reader<'_>) -> Result<R, E>,
+) -> Result<R, E> {
+    let tx = PgTx::begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    let out = f(&Reader {
+        conn: Conn::Pg(&tx),
+    });
+    match out {
+        Ok(r) => {
+            tx.commit()?;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = tx.rollback();
+            Err(e)
+        }
     }
 }
 

@@ -48,8 +48,9 @@ const SESSION_COLS: &str =
 /// The column that orders sessions by when they were made ("older" is smaller).
 fn made_order(d: Dialect) -> &'static str {
     match d {
-        // dialect: SQLite's implicit rowid; PostgreSQL needs a column (`sessions.seq`).
+        // dialect: SQLite's implicit rowid; PostgreSQL has a column (`sessions.seq`).
         Dialect::Sqlite => "rowid",
+        Dialect::Postgres => "seq",
     }
 }
 

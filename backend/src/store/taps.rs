@@ -191,8 +191,9 @@ impl Reader<'_> {
         self.conn.query_vec(
             "SELECT t.pseudonym, t.counter, t.time, t.line_id, t.fare_class, t.authorized, t.state,
                     CASE WHEN t.time >= :from THEN
-                        COALESCE((SELECT -SUM(l.amount) FROM ledger l
+                        CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
                                   WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
+                             AS BIGINT)
                     ELSE 0 END AS charged,
                     CASE WHEN t.time >= :from THEN
                         COALESCE((SELECT MAX(l.id) FROM ledger l

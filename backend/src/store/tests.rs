@@ -80,8 +80,8 @@ fn version_1_database_is_migrated_with_backfilled_totals() {
         }
     }
     let store = Store::open(&path).unwrap();
-    let version: u32 = store
-        .lock()
+    let version: u32 = Connection::open(&path)
+        .unwrap()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);

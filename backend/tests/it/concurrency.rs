@@ -270,10 +270,10 @@ async fn concurrent_reports_count_each_tap_once_toward_the_allowance() {
 /// at once, and a holder that stops without one is replaced once its lease lapses.
 #[test]
 fn one_instance_at_a_time_runs_the_background_jobs() {
-    use mancard_backend::{BackendConfig, Engine};
+    use mancard_backend::Engine;
     let dir = tempfile::tempdir().unwrap();
     let open = || {
-        let cfg = BackendConfig::sandbox(db_path(&dir));
+        let cfg = backend_config(&dir);
         Engine::open(cfg, "http://127.0.0.1:1".into()).unwrap()
     };
     let (a, b) = (open(), open());

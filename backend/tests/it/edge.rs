@@ -7,8 +7,8 @@
 
 use mancard_api::endpoints::{CREDENTIAL_NONCE, HEALTHZ, REQUEST_OTP, WALLET_SYNC};
 use mancard_api::{OtpRequest, SyncRequest, SyncResponse, TapStatus};
-use mancard_backend::{Backend, BackendConfig, EdgeLimits, Rate};
-use mancard_testkit::backend::{db_path, Harness, Wallet};
+use mancard_backend::{Backend, EdgeLimits, Rate};
+use mancard_testkit::backend::{backend_config, Harness, Wallet};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -506,7 +506,7 @@ async fn one_address_cannot_take_every_slot_or_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_edge_configuration_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = BackendConfig::sandbox(db_path(&dir));
+    let mut cfg = backend_config(&dir);
     cfg.edge.otp_global = Some(Rate::new(0, 1));
     let err = Backend::start(cfg).await.unwrap_err();
     assert!(err.to_string().contains("otp_global"), "{err}");

@@ -364,12 +364,12 @@ async fn production_mode_needs_real_providers_and_uses_them() {
     use mancard_api::{OtpRequest, SessionRequest, SessionResponse};
     use mancard_backend::gateway_sandbox::{start, SandboxGatewayConfig};
     use mancard_backend::providers::{GatewayConfig, SmsConfig};
-    use mancard_backend::{Backend, BackendConfig, ServerError};
+    use mancard_backend::{Backend, ServerError};
+    use mancard_testkit::backend::backend_config;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("prod.sqlite");
 
     // no providers: refused with a message that says what is missing
-    let mut cfg = BackendConfig::sandbox(&db);
+    let mut cfg = backend_config(&dir);
     cfg.sandbox = false;
     match Backend::start(cfg.clone()).await {
         Err(ServerError::Config(m)) => assert!(m.contains("SMS"), "{m}"),

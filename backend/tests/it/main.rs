@@ -14,6 +14,7 @@ mod edge;
 mod flows;
 mod fraud;
 mod gateway;
+mod instances;
 mod openapi;
 mod operators;
 mod protocol_v2;

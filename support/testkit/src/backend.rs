@@ -83,6 +83,81 @@ pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("backend.sqlite")
 }
 
+/// True when the tests run against PostgreSQL: `MANCARD_TEST_DB=postgres` and
+/// `MANCARD_TEST_PG_URL` (a server's maintenance database, e.g. from `scripts/postgres.sh`).
+pub fn on_postgres() -> bool {
+    std::env::var("MANCARD_TEST_DB").is_ok_and(|v| v == "postgres")
+}
+
+/// Prints why a test is skipped on PostgreSQL and says whether it is.
+pub fn skip_on_postgres(why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("skipped on PostgreSQL: {why}");
+    }
+    on_postgres()
+}
+
+/// [`BackendConfig::sandbox`] on the database of `dir`: its SQLite file, or with
+/// `MANCARD_TEST_DB=postgres` its PostgreSQL database (created on first use; callable from
+/// sync and async code alike).
+pub fn backend_config(dir: &tempfile::TempDir) -> BackendConfig {
+    let mut cfg = BackendConfig::sandbox(db_path(dir));
+    if on_postgres() {
+        let path = dir.path();
+        let url = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(pg_database(path))
+            })
+            .join()
+            .unwrap()
+        });
+        cfg.database_url = Some(url);
+    }
+    cfg
+}
+
+/// The PostgreSQL database of the harness in `dir` (one per directory, so a restart finds
+/// it): created on first use, with C collation (SQLite's text order).
+pub async fn pg_database(dir: &std::path::Path) -> String {
+    let file = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let base = std::env::var("MANCARD_TEST_PG_URL")
+        .expect("MANCARD_TEST_DB=postgres needs MANCARD_TEST_PG_URL");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!(
+        "t_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+             LC_COLLATE 'C' LC_CTYPE 'C'"
+        ))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    let (head, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{head}/{name}");
+    std::fs::write(&file, &url).unwrap();
+    url
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
@@ -134,6 +209,10 @@ impl Harness {
     ) -> Self {
         init_logs();
         let mut cfg = BackendConfig::sandbox(db_path(&dir));
+        if on_postgres() {
+            cfg.database_url = Some(pg_database(dir.path()).await);
+            cfg.db_pool_max = 8;
+        }
         cfg.operators = test_operators();
         cfg.providers.gateway = GatewayConfig::SandboxAt(gateway.url().to_string());
         cfg.providers.call_timeout = std::time::Duration::from_secs(3);
@@ -176,6 +255,20 @@ impl Harness {
             valid_until: created_at + 10 * 365 * 86_400,
         };
         (Self::start_in(dir).await, issuer)
+    }
+
+    /// Another backend instance on the same PostgreSQL database, issuer key file and sandbox
+    /// gateway as this one (several instances behind a load balancer). PostgreSQL only.
+    pub async fn start_sibling(&self) -> Self {
+        assert!(on_postgres(), "instances share a PostgreSQL database only");
+        let url = pg_database(self.dir.path()).await;
+        let keys = mancard_backend::keys::key_file_path(&db_path(&self.dir));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("postgres-url"), url).unwrap();
+        Self::start_configured(dir, std::sync::Arc::clone(&self.gateway), |cfg| {
+            cfg.keys_path = Some(keys);
+        })
+        .await
     }
 
     /// Stops gracefully and starts again on the same database.

@@ -12,6 +12,7 @@
 //!
 //! SQL that cannot be written once for every dialect is marked `// dialect:` where it is used.
 
+pub mod pg;
 mod sqlite;
 
 use crate::error::StoreError;
@@ -21,7 +22,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
-    // PostgreSQL goes here (issue #16): `Conn::Postgres` rewrites `:name` to `$n`.
+    /// PostgreSQL: `Conn::Pg` rewrites `:name` to `$n`.
+    Postgres,
 }
 
 /// A value bound to a parameter or read from a column.
@@ -258,6 +260,7 @@ pub struct Row<'a> {
 
 enum RowInner<'a> {
     Sqlite(&'a rusqlite::Row<'a>),
+    Pg(&'a tokio_postgres::Row),
 }
 
 impl Row<'_> {
@@ -266,6 +269,7 @@ impl Row<'_> {
     pub fn get<T: FromValue>(&self, name: &str) -> Result<T, StoreError> {
         match &self.inner {
             RowInner::Sqlite(r) => sqlite::get(r, name),
+            RowInner::Pg(r) => pg::get(r, name),
         }
     }
 }
@@ -274,13 +278,14 @@ impl Row<'_> {
 #[derive(Clone, Copy)]
 pub enum Conn<'a> {
     Sqlite(&'a rusqlite::Connection),
-    // Postgres(&'a PgTx) goes here (issue #16).
+    Pg(&'a pg::PgTx<'a>),
 }
 
 impl<'a> Conn<'a> {
     pub fn dialect(&self) -> Dialect {
         match self {
             Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Pg(_) => Dialect::Postgres,
         }
     }
 
@@ -293,6 +298,7 @@ impl<'a> Conn<'a> {
     ) -> Result<Option<T>, StoreError> {
         match self {
             Self::Sqlite(c) => sqlite::query_opt(c, sql, params, f),
+            Self::Pg(c) => pg::query_opt(c, sql, params, f),
         }
     }
 
@@ -305,6 +311,7 @@ impl<'a> Conn<'a> {
     ) -> Result<T, StoreError> {
         match self {
             Self::Sqlite(c) => sqlite::query_one(c, sql, params, f),
+            Self::Pg(c) => pg::query_one(c, sql, params, f),
         }
     }
 
@@ -317,6 +324,7 @@ impl<'a> Conn<'a> {
     ) -> Result<Vec<T>, StoreError> {
         match self {
             Self::Sqlite(c) => sqlite::query_vec(c, sql, params, f),
+            Self::Pg(c) => pg::query_vec(c, sql, params, f),
         }
     }
 
@@ -324,20 +332,20 @@ impl<'a> Conn<'a> {
     pub fn execute(&self, sql: &str, params: Params<'_, '_>) -> Result<usize, StoreError> {
         match self {
             Self::Sqlite(c) => sqlite::execute(c, sql, params),
+            Self::Pg(c) => pg::execute(c, sql, params),
         }
     }
 
     /// Runs several statements with no parameters (migrations).
-    #[allow(
-        dead_code,
-        reason = "SQLite migrations run through mancard-sql; the PostgreSQL runner (#16) uses it"
-    )]
     pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Self::Pg(c) => c.batch(sql),
         }
     }
 }
 
+#[cfg(test)]
+pub(crate) mod pg_tests;
 #[cfg(test)]
 mod tests;

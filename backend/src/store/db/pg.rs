@@ -1,0 +1,511 @@
+//! [`Conn::Pg`](super::Conn): PostgreSQL under the adapter, through tokio-postgres and a
+//! deadpool-postgres pool behind a synchronous facade.
+//!
+//! The engine is synchronous and runs on blocking threads (or on no runtime at all: the CLI,
+//! `#[test]` fixtures). [`PgPool`] owns a small multi-thread tokio runtime (thread name
+//! `mancard-pg`) that drives the connections; every facade call `block_on`s a future on it.
+//! **It must not be called from inside an async task** (tokio refuses to block a runtime
+//! thread and panics): callers go through `spawn_blocking`, as every HTTP handler already
+//! does. Dropping a [`PgPool`] inside a runtime is fine (its runtime shuts down in the
+//! background).
+//!
+//! * `:name` parameters are rewritten to `$n` (cached per SQL text); `::` casts, string
+//!   literals, quoted identifiers and comments are left alone.
+//! * Statements are prepared (cached per connection) with parameter types taken from the
+//!   values: `Int` → INT8, `Text` → TEXT, `Blob` → BYTEA, `Bool` → BOOL, `Null` → inferred.
+//! * Columns are read by their actual type (INT2/INT4/INT8/BOOL/TEXT/BYTEA); any other type
+//!   (e.g. NUMERIC from `SUM`) is an error unless the SQL casts it.
+//! * Errors: serialization failure and deadlock (40001, 40P01) → [`StoreError::Retryable`]
+//!   (and the transaction remembers it, so `Store::write` retries whatever error the closure
+//!   returns); unique violation → [`StoreError::Unique`]; pool timeouts and a closed
+//!   connection → [`StoreError::Busy`].
+
+use super::{FromValue, Params, Row, RowInner, Value};
+use crate::error::StoreError;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{to_sql_checked, IsNull, Kind, ToSql, Type};
+use tokio_postgres::NoTls;
+
+/// A pool of PostgreSQL connections and the runtime that drives them.
+pub struct PgPool {
+    pool: Pool,
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    rewrites: Mutex<HashMap<String, Arc<Rewritten>>>,
+}
+
+impl std::fmt::Debug for PgPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never the URL: it may hold a password
+        f.debug_struct("PgPool").finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgPool {
+    fn drop(&mut self) {
+        self.pool.close();
+        if let Some(rt) = self.rt.take() {
+            // a plain drop would block, which panics inside another runtime
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// SQL with `:name` rewritten to `$n`, and the names in `$n` order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Rewritten {
+    pub(crate) sql: String,
+    pub(crate) names: Vec<String>,
+}
+
+/// Rewrites `:name` parameters to `$1`, `$2`, … (one number per distinct name).
+pub(crate) fn rewrite(sql: &str) -> Rewritten {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut names: Vec<String> = Vec::new();
+    let mut chars = sql.char_indices().peekable();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                for (_, d) in chars.by_ref() {
+                    out.push(d);
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek().map(|p| p.1) == Some('-') => {
+                out.push(c);
+                for (_, d) in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            ':' if chars.peek().map(|p| p.1) == Some(':') => {
+                out.push_str("::");
+                chars.next();
+            }
+            ':' if chars
+                .peek()
+                .is_some_and(|p| p.1.is_ascii_alphabetic() || p.1 == '_') =>
+            {
+                let mut name = String::from(":");
+                while let Some(&(_, d)) = chars.peek() {
+                    if !ident(d) {
+                        break;
+                    }
+                    name.push(d);
+                    chars.next();
+                }
+                let n = match names.iter().position(|x| *x == name) {
+                    Some(i) => i + 1,
+                    None => {
+                        names.push(name);
+                        names.len()
+                    }
+                };
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            c => out.push(c),
+        }
+    }
+    Rewritten { sql: out, names }
+}
+
+fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+    if let Some(code) = e.code() {
+        let msg = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+        if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            return StoreError::Retryable(msg);
+        }
+        if *code == SqlState::UNIQUE_VIOLATION {
+            let constraint = e
+                .as_db_error()
+                .and_then(|d| d.constraint())
+                .unwrap_or_default()
+                .to_owned();
+            return StoreError::Unique { constraint, msg };
+        }
+        return StoreError::Postgres(format!("{msg} ({})", code.code()));
+    }
+    if e.is_closed() {
+        return StoreError::Busy(format!("the database connection closed: {e}"));
+    }
+    match e.source() {
+        Some(s) => StoreError::Postgres(format!("{e}: {s}")),
+        None => StoreError::Postgres(e.to_string()),
+    }
+}
+
+impl PgPool {
+    /// A pool over `url` (`postgres://…` or a `host=… dbname=…` conninfo); `max` connections,
+    /// each wait for one bounded by 10 s. Connects once to fail early.
+    pub fn connect(url: &str, max: usize) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Postgres(format!("the database URL: {e}")))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mancard-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Postgres(format!("runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // a connection returned inside a transaction (a panic) is rolled back and
+                // lets go of any advisory lock
+                recycling_method: RecyclingMethod::Custom(
+                    "ROLLBACK; SELECT pg_advisory_unlock_all()".into(),
+                ),
+            },
+        );
+        let timeout = Some(Duration::from_secs(10));
+        let pool = Pool::builder(manager)
+            .max_size(max)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .build()
+            .map_err(|e| StoreError::Postgres(format!("pool: {e}")))?;
+        let handle = rt.handle().clone();
+        let me = Self {
+            pool,
+            rt: Some(rt),
+            handle,
+            rewrites: Mutex::new(HashMap::new()),
+        };
+        drop(me.get()?);
+        Ok(me)
+    }
+
+    /// Runs `fut` on the pool's runtime, blocking the calling thread.
+    ///
+    /// Meant for blocking threads (`spawn_blocking`, plain threads). Called on an async
+    /// worker anyway (a test body calling the engine directly), it still works: on a
+    /// multi-thread runtime through `block_in_place`, on a current-thread one from a scoped
+    /// helper thread, both of which stall that runtime for the call.
+    pub fn block_on<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => self.handle.block_on(fut),
+            Ok(RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.handle.block_on(fut))
+            }
+            Ok(_) => std::thread::scope(|s| match s.spawn(|| self.handle.block_on(fut)).join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }),
+        }
+    }
+
+    /// A connection of the pool.
+    pub fn get(&self) -> Result<Object, StoreError> {
+        self.block_on(self.pool.get()).map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => match pg_err(&e) {
+                StoreError::Postgres(m) => StoreError::Busy(format!("connect: {m}")),
+                other => other,
+            },
+            e => StoreError::Busy(format!("no database connection: {e}")),
+        })
+    }
+
+    fn rewritten(&self, sql: &str) -> Arc<Rewritten> {
+        let mut map = self.rewrites.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = map.get(sql) {
+            return Arc::clone(r);
+        }
+        let r = Arc::new(rewrite(sql));
+        map.insert(sql.to_owned(), Arc::clone(&r));
+        r
+    }
+}
+
+/// One pooled connection inside the caller's transaction.
+pub struct PgTx<'p> {
+    pool: &'p PgPool,
+    client: Object,
+    /// A statement of this transaction failed with a retryable error (40001/40P01).
+    retryable: Cell<bool>,
+    /// This connection holds the writers' advisory lock ([`PgTx::begin_serialized`]).
+    locked: Cell<bool>,
+}
+
+/// The session advisory lock a write takes after losing conflicts several times.
+const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
+
+impl<'p> PgTx<'p> {
+    /// Takes a connection and runs `begin` (e.g. `BEGIN ISOLATION LEVEL SERIALIZABLE`).
+    pub fn begin(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
+        let client = pool.get()?;
+        let tx = Self {
+            pool,
+            client,
+            retryable: Cell::new(false),
+            locked: Cell::new(false),
+        };
+        tx.batch(begin)?;
+        Ok(tx)
+    }
+
+    /// Whether a statement of this transaction failed with a retryable error.
+    pub fn hit_retryable(&self) -> bool {
+        self.retryable.get()
+    }
+
+    /// Takes a connection, waits for the writers' session advisory lock, then runs `begin`:
+    /// a write that keeps losing conflicts runs with the other such writes one at a time
+    /// (its snapshot is taken after the wait). [`Self::commit`] / [`Self::rollback`] let
+    /// go of the lock; a connection returned otherwise is unlocked when it is recycled.
+    pub fn begin_serialized(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
+        let client = pool.get()?;
+        let tx = Self {
+            pool,
+            client,
+            retryable: Cell::new(false),
+            locked: Cell::new(false),
+        };
+        tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
+        tx.locked.set(true);
+        if let Err(e) = tx.batch(begin) {
+            let _ = tx.unlock();
+            return Err(e);
+        }
+        Ok(tx)
+    }
+
+    fn unlock(&self) -> Result<(), StoreError> {
+        if self.locked.replace(false) {
+            self.batch(&format!("SELECT pg_advisory_unlock({WRITERS_LOCK})"))?;
+        }
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<(), StoreError> {
+        let out = self.batch("COMMIT");
+        if out.is_err() {
+            let _ = self.batch("ROLLBACK");
+        }
+        self.unlock()?;
+        out
+    }
+
+    pub fn rollback(self) -> Result<(), StoreError> {
+        let out = self.batch("ROLLBACK");
+        self.unlock()?;
+        out
+    }
+
+    fn note(&self, e: &tokio_postgres::Error) -> StoreError {
+        let err = pg_err(e);
+        if matches!(err, StoreError::Retryable(_)) {
+            self.retryable.set(true);
+        }
+        err
+    }
+
+    /// Runs statements with no parameters.
+    pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.pool
+            .block_on(self.client.batch_execute(sql))
+            .map_err(|e| self.note(&e))
+    }
+
+    /// Prepares `sql` (cached) with types from `params`, and the values in `$n` order.
+    fn prepare<'v>(
+        &self,
+        sql: &str,
+        params: Params<'_, 'v>,
+    ) -> Result<(tokio_postgres::Statement, Vec<Value<'v>>), StoreError> {
+        let rw = self.pool.rewritten(sql);
+        let mut values = Vec::with_capacity(rw.names.len());
+        for name in &rw.names {
+            let v = params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| StoreError::Postgres(format!("no value for parameter {name}")))?;
+            values.push(v);
+        }
+        if let Some((extra, _)) = params
+            .iter()
+            .find(|(n, _)| !rw.names.iter().any(|x| x == n))
+        {
+            return Err(StoreError::Postgres(format!(
+                "parameter {extra} is not in the statement"
+            )));
+        }
+        let types: Vec<Type> = values.iter().map(param_type).collect();
+        let st = self
+            .pool
+            .block_on(self.client.prepare_typed_cached(&rw.sql, &types))
+            .map_err(|e| self.note(&e))?;
+        Ok((st, values))
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        params: Params<'_, '_>,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let (st, values) = self.prepare(sql, params)?;
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        self.pool
+            .block_on(self.client.query(&st, &refs))
+            .map_err(|e| self.note(&e))
+    }
+}
+
+/// The type a value is prepared with; unspecified (OID 0, the server infers it) for a null.
+fn param_type(v: &Value<'_>) -> Type {
+    match v {
+        Value::Int(_) => Type::INT8,
+        Value::Text(_) => Type::TEXT,
+        Value::Blob(_) => Type::BYTEA,
+        Value::Bool(_) => Type::BOOL,
+        Value::Null => Type::new(String::new(), 0, Kind::Pseudo, String::new()),
+    }
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match *self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) if *ty == Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+            Value::Int(i) if *ty == Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+            Value::Int(i) if *ty == Type::BOOL => (i != 0).to_sql(ty, out),
+            Value::Int(i) => i.to_sql(ty, out),
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Blob(b) => b.to_sql(ty, out),
+            Value::Bool(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// Reads column `name` of a row as a `T`.
+pub(super) fn get<T: FromValue>(r: &tokio_postgres::Row, name: &str) -> Result<T, StoreError> {
+    let (idx, col) = r
+        .columns()
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name() == name)
+        .ok_or_else(|| StoreError::Postgres(format!("no column {name}")))?;
+    let ty = col.type_();
+    let conv = |e: tokio_postgres::Error| StoreError::Postgres(format!("column {name}: {e}"));
+    let v = if *ty == Type::INT8 {
+        r.try_get::<_, Option<i64>>(idx)
+            .map_err(conv)?
+            .map(Value::Int)
+    } else if *ty == Type::INT4 {
+        r.try_get::<_, Option<i32>>(idx)
+            .map_err(conv)?
+            .map(|i| Value::Int(i.into()))
+    } else if *ty == Type::INT2 {
+        r.try_get::<_, Option<i16>>(idx)
+            .map_err(conv)?
+            .map(|i| Value::Int(i.into()))
+    } else if *ty == Type::BOOL {
+        r.try_get::<_, Option<bool>>(idx)
+            .map_err(conv)?
+            .map(Value::Bool)
+    } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
+        r.try_get::<_, Option<&str>>(idx)
+            .map_err(conv)?
+            .map(Value::Text)
+    } else if *ty == Type::BYTEA {
+        r.try_get::<_, Option<&[u8]>>(idx)
+            .map_err(conv)?
+            .map(Value::Blob)
+    } else {
+        return Err(StoreError::Postgres(format!(
+            "column {name} is of type {ty}: cast it in the SQL"
+        )));
+    };
+    T::from_value(v.unwrap_or(Value::Null))
+        .map_err(|e| StoreError::Postgres(format!("column {name}: {e}")))
+}
+
+fn row(r: &tokio_postgres::Row) -> Row<'_> {
+    Row {
+        inner: RowInner::Pg(r),
+    }
+}
+
+pub(super) fn query_opt<T>(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+    f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let rows = c.query(sql, params)?;
+    match rows.first() {
+        Some(r) => f(&row(r)).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn query_one<T>(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+    f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    query_opt(c, sql, params, f)?
+        .ok_or_else(|| StoreError::Postgres("the query returned no rows".into()))
+}
+
+pub(super) fn query_vec<T>(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+    f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = c.query(sql, params)?;
+    let mut f = f;
+    rows.iter().map(|r| f(&row(r))).collect()
+}
+
+pub(super) fn execute(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+) -> Result<usize, StoreError> {
+    let (st, values) = c.prepare(sql, params)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    let n = c
+        .pool
+        .block_on(c.client.execute(&st, &refs))
+        .map_err(|e| c.note(&e))?;
+    usize::try_from(n).map_err(|_| StoreError::Postgres(format!("{n} rows")))
+}

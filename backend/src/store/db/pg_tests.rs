@@ -1,0 +1,283 @@
+//! The adapter's contract (`tests.rs`) on PostgreSQL, the `:name` rewrite, the error mapping
+//! and the schema runner. Runs when `MANCARD_TEST_PG_URL` names a server (each test makes a
+//! fresh database); without it each test says it was skipped.
+
+use super::pg::{rewrite, PgPool, PgTx};
+use super::{Conn, Dialect, FromValue};
+use crate::error::StoreError;
+use crate::ids::{AccountId, PseudonymBytes};
+
+/// A pool on a fresh database, or `None` (printed) without a server.
+pub(crate) fn fresh_pool() -> Option<PgPool> {
+    fresh_url().map(|url| PgPool::connect(&url, 4).unwrap())
+}
+
+/// The URL of a fresh database (C collation), or `None` (printed) without a server.
+pub(crate) fn fresh_url() -> Option<String> {
+    let Ok(base) = std::env::var("MANCARD_TEST_PG_URL") else {
+        eprintln!("skipped: MANCARD_TEST_PG_URL is not set");
+        return None;
+    };
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!(
+        "u_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let admin = PgPool::connect(&base, 1).unwrap();
+    let c = admin.get().unwrap();
+    admin
+        .block_on(c.batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+        )))
+        .unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{head}/{name}"))
+}
+
+fn with_table(pool: &PgPool) -> PgTx<'_> {
+    let tx = PgTx::begin(pool, "BEGIN").unwrap();
+    Conn::Pg(&tx)
+        .execute_batch(
+            "CREATE TABLE t (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                k TEXT NOT NULL UNIQUE, n BIGINT, b BYTEA);",
+        )
+        .unwrap();
+    tx
+}
+
+#[test]
+fn rewrites_names_but_not_casts_literals_or_comments() {
+    let r = rewrite("SELECT :a::text, ':b', \":c\", x FROM t -- :d\n WHERE y = :a AND z = :e_1");
+    assert_eq!(
+        r.sql,
+        "SELECT $1::text, ':b', \":c\", x FROM t -- :d\n WHERE y = $1 AND z = $2"
+    );
+    assert_eq!(r.names, [":a", ":e_1"]);
+}
+
+#[test]
+fn binds_by_name_and_reads_by_name() {
+    let Some(pool) = fresh_pool() else { return };
+    let tx = with_table(&pool);
+    let conn = Conn::Pg(&tx);
+    assert_eq!(conn.dialect(), Dialect::Postgres);
+    let p = PseudonymBytes([7; 16]);
+    let id: AccountId = conn
+        .query_one(
+            "INSERT INTO t (k, n, b) VALUES (:k, :n, :b) RETURNING id",
+            named_params! {":b": p, ":k": "a", ":n": 300u32},
+            |r| r.get("id"),
+        )
+        .unwrap();
+    assert_eq!(id, AccountId(1));
+    let again: Option<i64> = conn
+        .query_opt(
+            "INSERT INTO t (k) VALUES (:k) ON CONFLICT DO NOTHING RETURNING id",
+            named_params! {":k": "a"},
+            |r| r.get("id"),
+        )
+        .unwrap();
+    assert_eq!(again, None);
+    let n = conn
+        .execute(
+            "INSERT INTO t (k, n, b) VALUES (:k, :n, :b)",
+            named_params! {":k": String::from("b"), ":n": None::<i64>, ":b": &[1u8, 2][..]},
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let rows = conn
+        .query_vec("SELECT k, n, b FROM t ORDER BY id", named_params! {}, |r| {
+            Ok((
+                r.get::<String>("k")?,
+                r.get::<Option<i64>>("n")?,
+                r.get::<Vec<u8>>("b")?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("a".to_owned(), Some(300), vec![7; 16]),
+            ("b".to_owned(), None, vec![1, 2]),
+        ]
+    );
+    let exists: bool = conn
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM t WHERE k = :k) AS e",
+            named_params! {":k": "b"},
+            |r| r.get("e"),
+        )
+        .unwrap();
+    assert!(exists);
+    // a numeric sum must be cast; the cast one reads
+    assert!(conn
+        .query_one("SELECT SUM(n) AS s FROM t", named_params! {}, |r| r
+            .get::<i64>("s"))
+        .is_err());
+}
+
+/// Column `col` of the one row of `t`.
+fn get<T: FromValue>(conn: Conn<'_>, col: &str) -> Result<T, StoreError> {
+    conn.query_one("SELECT k, n, b FROM t", named_params! {}, |r| r.get(col))
+}
+
+#[test]
+fn conversions_and_errors_are_checked() {
+    let Some(pool) = fresh_pool() else { return };
+    let tx = with_table(&pool);
+    let conn = Conn::Pg(&tx);
+    conn.execute(
+        "INSERT INTO t (k, n, b) VALUES ('a', 300, '\\x0102')",
+        named_params! {},
+    )
+    .unwrap();
+    assert!(get::<u8>(conn, "n").is_err());
+    assert_eq!(get::<u32>(conn, "n").ok(), Some(300));
+    assert_eq!(get::<[u8; 2]>(conn, "b").ok(), Some([1, 2]));
+    assert!(conn
+        .query_one("SELECT b FROM t", named_params! {}, |r| r
+            .get::<[u8; 3]>("b"))
+        .is_err());
+    assert!(conn
+        .query_one("SELECT k FROM t", named_params! {}, |r| r.get::<i64>("k"))
+        .is_err());
+    assert!(conn
+        .query_one("SELECT k FROM t", named_params! {}, |r| r
+            .get::<i64>("nope"))
+        .is_err());
+    assert!(conn
+        .execute("UPDATE t SET n = :n", named_params! {":m": 1i64})
+        .is_err());
+    tx.rollback().unwrap();
+    // a duplicate key is `Unique`, with the constraint's name
+    let tx = with_table(&pool);
+    let conn = Conn::Pg(&tx);
+    conn.execute("INSERT INTO t (k) VALUES ('a')", named_params! {})
+        .unwrap();
+    let e = conn
+        .execute("INSERT INTO t (k) VALUES ('a')", named_params! {})
+        .unwrap_err();
+    assert!(e.is_unique_violation(), "{e}");
+}
+
+#[test]
+fn the_schema_runner_is_idempotent_and_refuses_a_newer_version() {
+    let Some(pool) = fresh_pool() else { return };
+    crate::store::schema_pg::migrate(&pool).unwrap();
+    crate::store::schema_pg::migrate(&pool).unwrap();
+    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
+    // the append-only guards hold
+    let conn = Conn::Pg(&tx);
+    assert!(conn.execute_batch("TRUNCATE ledger").is_err());
+    tx.rollback().unwrap();
+    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
+    Conn::Pg(&tx)
+        .execute_batch("UPDATE schema_version SET version = 999")
+        .unwrap();
+    tx.commit().unwrap();
+    let e = crate::store::schema_pg::migrate(&pool).unwrap_err();
+    assert!(e.to_string().contains("newer"), "{e}");
+}
+
+/// PostgreSQL has one schema version so far: instead of "upgraded equals fresh", its tables
+/// and columns are SQLite's, by name (plus `sessions.seq`, SQLite's rowid twin).
+#[test]
+fn the_postgres_schema_has_the_sqlite_tables_and_columns() {
+    let Some(pool) = fresh_pool() else { return };
+    crate::store::schema_pg::migrate(&pool).unwrap();
+    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
+    let mut pg: Vec<(String, String)> = Conn::Pg(&tx)
+        .query_vec(
+            "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name <> 'schema_version'",
+            named_params! {},
+            |r| Ok((r.get("t")?, r.get("c")?)),
+        )
+        .unwrap();
+    pg.retain(|(t, c)| !(t == "sessions" && c == "seq"));
+    pg.sort();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    drop(crate::store::Store::open(&path).unwrap());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let mut lite: Vec<(String, String)> = c
+        .prepare(
+            "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    lite.sort();
+    assert_eq!(pg, lite);
+}
+
+/// Read-modify-write of one row from many threads at SERIALIZABLE: PostgreSQL aborts the
+/// losers (40001), `Store::write` runs them again; every write either commits exactly once
+/// or fails busy (never another error), and the counter equals the commits.
+#[test]
+fn conflicting_writes_are_retried_and_never_lost() {
+    use crate::store::Store;
+    let Some(url) = fresh_url() else { return };
+    let store = std::sync::Arc::new(Store::open_url(&url, 8).unwrap());
+    store
+        .write(|w| {
+            w.tx.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ('c', 'x', 0)",
+                named_params! {},
+            )
+        })
+        .unwrap();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                let (mut ok, mut busy) = (0i64, 0i64);
+                for _ in 0..15 {
+                    let r = store.write(|w| {
+                        let n: i64 = w.tx.query_one(
+                            "SELECT expires_at FROM leases WHERE name = 'c'",
+                            named_params! {},
+                            |r| r.get("expires_at"),
+                        )?;
+                        w.tx.execute(
+                            "UPDATE leases SET expires_at = :n WHERE name = 'c'",
+                            named_params! {":n": n + 1},
+                        )
+                    });
+                    match r {
+                        Ok(_) => ok += 1,
+                        Err(e) if e.is_busy() => busy += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (ok, busy)
+            })
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for t in threads {
+        let (o, b) = t.join().unwrap();
+        ok += o;
+        busy += b;
+    }
+    let n: i64 = store
+        .read(|r| {
+            r.conn.query_one(
+                "SELECT expires_at FROM leases WHERE name = 'c'",
+                named_params! {},
+                |r| r.get("expires_at"),
+            )
+        })
+        .unwrap();
+    eprintln!("{ok} committed, {busy} busy");
+    assert_eq!(n, ok);
+    assert!(ok > 0);
+}
