@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every ManCard test on a fresh Debian machine: installs what the tests need
-# (system packages, pcscd + vsmartcard, cargo-fuzz, the Kotlin compiler), starts the
-# services, then runs format and lint checks, the Rust test suites, a fuzz smoke run
-# and the binding tests. Exits non-zero on the first failure.
+# (system packages, pcscd + vsmartcard, PostgreSQL, cargo-fuzz, the Kotlin compiler), starts
+# the services, then runs format and lint checks, the Rust test suites (the backend's on
+# SQLite and again on PostgreSQL), a fuzz smoke run and the binding tests. Exits non-zero on
+# the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -54,6 +55,19 @@ cargo test --workspace 2>&1 | tee "$TEST_LOG"
 grep -q '^test result: ok' "$TEST_LOG"
 PASSED=$(awk '/^test result: ok\./ {n += $4} END {print n + 0}' "$TEST_LOG")
 rm -f "$TEST_LOG"
+
+step "the backend suite again, on PostgreSQL (a throwaway server on a loopback port)"
+# scripts/postgres.sh installs Debian's postgresql when it is missing and runs the server as
+# a non-root user; every test harness makes its own database in it.
+PG_DIR=$(mktemp -d /tmp/mancard-pg.XXXXXX)
+trap 'scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"' EXIT
+MANCARD_TEST_PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
+export MANCARD_TEST_PG_URL
+PG_LOG=$(mktemp)
+MANCARD_TEST_DB=postgres cargo test -p mancard-backend 2>&1 | tee "$PG_LOG"
+grep -q '^test result: ok' "$PG_LOG"
+PASSED=$((PASSED + $(awk '/^test result: ok\./ {n += $4} END {print n + 0}' "$PG_LOG")))
+rm -f "$PG_LOG"
 
 if [ -x protocol/fuzz/smoke.sh ]; then
   step "fuzz smoke run (every decoder)"
