@@ -1,6 +1,6 @@
 //! The append-only ledger: balances are sums over it.
 
-use super::db::{named_params, Row};
+use super::db::{named_params, Dialect, Row};
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
@@ -87,12 +87,29 @@ impl Reader<'_> {
 }
 
 impl Writer<'_> {
+    /// Before appending to an account's ledger or verdict feed (PostgreSQL only): bumps the
+    /// account's `feed_seq`, so that two transactions appending to one account's feeds take
+    /// turns on its row and the second one's ids are drawn after the first one committed.
+    /// Without it, an id drawn earlier could commit later, after a wallet's sync had already
+    /// moved its cursor past it, and the wallet would never see that entry. SQLite's single
+    /// writer already commits in id order.
+    pub(crate) fn bump_feed(&self, account_id: AccountId) -> Result<(), StoreError> {
+        if self.tx.dialect() == Dialect::Postgres {
+            self.tx.execute(
+                "UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id = :account",
+                named_params! {":account": account_id},
+            )?;
+        }
+        Ok(())
+    }
+
     /// Appends an entry; returns its id, or `None` if the idempotency key already exists.
     pub fn insert_ledger(&self, e: &NewEntry<'_>) -> Result<Option<i64>, StoreError> {
         let (p, c) = match e.tap {
             Some(t) => (Some(t.pseudonym), Some(t.counter)),
             None => (None, None),
         };
+        self.bump_feed(e.account_id)?;
         self.tx.query_opt(
             "INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym, counter,
                                  intent_id, note, created_at)

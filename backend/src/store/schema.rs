@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -405,6 +405,15 @@ CREATE TABLE leases (
 );
 "#;
 
+/// Version 10 (issue #16, feeds in commit order): a per-account counter every transaction that
+/// appends to the account's ledger or verdict feed bumps first (on PostgreSQL; SQLite's single
+/// writer already commits in id order). Appends to one account's feeds then commit one after
+/// another in id order, so a wallet's cursor (`id > cursor`) never passes an entry that
+/// commits later with a smaller id.
+const MIGRATION_10: &str = r#"
+ALTER TABLE accounts ADD COLUMN feed_seq INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -444,6 +453,7 @@ impl ConnectionInitializer for BackendSchema {
             6 => tx.execute_batch(MIGRATION_7)?,
             7 => tx.execute_batch(MIGRATION_8)?,
             8 => tx.execute_batch(MIGRATION_9)?,
+            9 => tx.execute_batch(MIGRATION_10)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

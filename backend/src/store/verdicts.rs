@@ -111,6 +111,7 @@ impl Reader<'_> {
 
 impl Writer<'_> {
     pub fn insert_verdict(&self, v: &NewVerdict<'_>) -> Result<(), StoreError> {
+        self.bump_feed(v.account_id)?;
         self.tx.execute(
             "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
                 charged, reason, time, line_id, created_at)

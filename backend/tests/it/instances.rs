@@ -130,3 +130,95 @@ async fn three_instances_on_one_database_charge_every_tap_once() {
         assert!(h.fraud_cases().await.is_empty());
     }
 }
+
+/// An account's ledger entries become visible in id order, whatever order their transactions
+/// run in: a wallet syncs with a cursor (`id > cursor`), so an entry that commits after a
+/// larger id was already served would never reach it. Two writers append to one account; the
+/// first holds its transaction open after drawing its id. The second must wait for it (the
+/// per-account feed bump), not commit a larger id that a sync could read first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_ledger_entries_become_visible_in_id_order() {
+    use mancard_api::LedgerKind;
+    use mancard_backend::store::NewEntry;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    if !on_postgres() {
+        eprintln!("skipped: SQLite's single writer commits in id order by construction");
+        return;
+    }
+    let h = Harness::start().await;
+    let engine = Arc::clone(h.handle().engine());
+    let account = engine
+        .store()
+        .write(|tx| tx.create_account("+989121119998", 0))
+        .unwrap();
+    let entry = move |key: &'static str| NewEntry {
+        account_id: account,
+        kind: LedgerKind::Adjustment,
+        amount: 1_000,
+        idempotency_key: key,
+        tap: None,
+        intent_id: None,
+        note: None,
+        created_at: 0,
+    };
+    let (held, held_rx) = mpsc::channel::<()>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let first = {
+        let e = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            let mut signalled = false;
+            e.store()
+                .write(|tx| {
+                    let id = tx.insert_ledger(&entry("feed-order-first"))?;
+                    if !signalled {
+                        signalled = true;
+                        let _ = held.send(());
+                        let _ = release_rx.recv();
+                    }
+                    Ok::<_, mancard_backend::StoreError>(id)
+                })
+                .unwrap()
+        })
+    };
+    held_rx.recv().unwrap();
+    let second = {
+        let e = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            e.store()
+                .write(|tx| tx.insert_ledger(&entry("feed-order-second")))
+                .unwrap()
+        })
+    };
+    // Give the second writer time to commit if nothing holds it back.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let e = Arc::clone(&engine);
+    let seen =
+        tokio::task::spawn_blocking(move || e.store().read(|tx| tx.ledger_since(account, 0, 100)))
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(
+        seen.is_empty(),
+        "an entry became visible while one drawn before it was not committed: {seen:?}"
+    );
+    release.send(()).unwrap();
+    let (a, b) = (
+        first.join().unwrap().unwrap(),
+        second.join().unwrap().unwrap(),
+    );
+    assert!(
+        a < b,
+        "the waiting writer drew its id after the first committed"
+    );
+    let e = Arc::clone(&engine);
+    let ids: Vec<i64> =
+        tokio::task::spawn_blocking(move || e.store().read(|tx| tx.ledger_since(account, 0, 100)))
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|l| l.id)
+            .collect();
+    assert_eq!(ids, [a, b]);
+}
