@@ -209,6 +209,9 @@ fn init_logs() {
 
 /// The configuration of `--db` (a SQLite file, or a PostgreSQL URL, which needs `--keys`).
 fn database_config(db: String, keys: Option<PathBuf>) -> Result<BackendConfig, String> {
+    if let Some(why) = mancard_backend::store::database_target_problem(&db) {
+        return Err(why.into());
+    }
     if mancard_backend::store::is_postgres_url(&db) {
         let Some(keys) = keys else {
             return Err("a PostgreSQL --db needs --keys FILE (the issuer key file)".into());

@@ -109,14 +109,23 @@ impl Engine {
             trace_no: &v.trace_no,
             masked_pan: &v.masked_pan,
         };
-        let recorded = self
-            .store
-            .write(|tx| match tx.record_verified(token, rec, now) {
+        let recorded = self.store.write(|tx| {
+            // another payment took this reference meanwhile (checked first: on PostgreSQL a
+            // failed statement aborts the whole transaction, so the unique index below is
+            // the last resort, and its violation makes the write retry into this check)
+            if tx
+                .payment_by_ref(&v.ref_num)?
+                .is_some_and(|other| other != token)
+            {
+                return Ok(None);
+            }
+            match tx.record_verified(token, rec, now) {
                 Ok(b) => Ok(Some(b)),
-                // the unique reference index: another payment took this reference meanwhile
+                // SQLite: the unique reference index, caught in place
                 Err(e) if e.is_unique_violation() => Ok(None),
                 Err(e) => Err(Error::from(e)),
-            })?;
+            }
+        })?;
         match recorded {
             None => return self.reverse_payment(intent, Some("duplicate reference number")),
             Some(false) => return Ok(()), // settled, reversed or expired meanwhile

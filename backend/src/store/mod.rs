@@ -87,9 +87,23 @@ enum Db {
     Postgres(PgPool),
 }
 
-/// True when `target` names a PostgreSQL database rather than a SQLite file.
+/// True when `target` names a PostgreSQL database rather than a SQLite file: a
+/// `postgres://` or `postgresql://` URL (any case), or a `key=value` conninfo
+/// (`host=… dbname=…`). Anything else with a `://` is no SQLite file either: see
+/// [`database_target_problem`].
 pub fn is_postgres_url(target: &str) -> bool {
-    target.starts_with("postgres://") || target.starts_with("postgresql://")
+    let t = target.trim().to_ascii_lowercase();
+    t.starts_with("postgres://")
+        || t.starts_with("postgresql://")
+        || (!t.contains('/') && t.split_whitespace().any(|kv| kv.contains('=')))
+}
+
+/// Why `target` can be neither a PostgreSQL database nor a SQLite file (an unknown URL
+/// scheme would otherwise become a file named after the URL, password and all).
+pub fn database_target_problem(target: &str) -> Option<&'static str> {
+    (!is_postgres_url(target) && target.contains("://")).then_some(
+        "the database is a SQLite file path or a postgres:// URL; other URLs are not supported",
+    )
 }
 
 /// Read access, inside a transaction (a consistent snapshot).

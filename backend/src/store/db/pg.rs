@@ -247,8 +247,28 @@ pub struct PgTx<'p> {
     client: Object,
     /// A statement of this transaction failed with a retryable error (40001/40P01).
     retryable: Cell<bool>,
+    /// A statement of this transaction failed (any error): PostgreSQL has aborted the
+    /// transaction, and a COMMIT would be answered with a silent ROLLBACK. A caller that
+    /// caught the error and returned `Ok` must not be told its writes were committed.
+    failed: Cell<bool>,
     /// This connection holds the writers' advisory lock ([`PgTx::begin_serialized`]).
     locked: Cell<bool>,
+    /// Committed or rolled back: nothing is left to end when it is dropped.
+    ended: Cell<bool>,
+}
+
+impl Drop for PgTx<'_> {
+    /// A transaction dropped unended (a panic in the caller's closure unwinds through it):
+    /// rolled back and unlocked at once, so its row and advisory locks do not wait in the
+    /// pool for the connection's next checkout.
+    fn drop(&mut self) {
+        if !self.ended.get() {
+            let _ = self.pool.block_on(
+                self.client
+                    .batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()"),
+            );
+        }
+    }
 }
 
 /// The session advisory lock a write takes after losing conflicts several times.
@@ -262,7 +282,9 @@ impl<'p> PgTx<'p> {
             pool,
             client,
             retryable: Cell::new(false),
+            failed: Cell::new(false),
             locked: Cell::new(false),
+            ended: Cell::new(false),
         };
         tx.batch(begin)?;
         Ok(tx)
@@ -283,7 +305,9 @@ impl<'p> PgTx<'p> {
             pool,
             client,
             retryable: Cell::new(false),
+            failed: Cell::new(false),
             locked: Cell::new(false),
+            ended: Cell::new(false),
         };
         tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
         tx.locked.set(true);
@@ -302,21 +326,38 @@ impl<'p> PgTx<'p> {
     }
 
     pub fn commit(self) -> Result<(), StoreError> {
+        self.ended.set(true);
+        if self.failed.get() {
+            // The transaction is aborted: nothing of it can commit. Retried like a
+            // conflict: the next attempt sees what made the statement fail (e.g. a row a
+            // concurrent writer committed) and takes the path that handles it.
+            let _ = self.batch("ROLLBACK");
+            let _ = self.unlock();
+            return Err(StoreError::Retryable(
+                "a statement of the transaction failed; it was rolled back".into(),
+            ));
+        }
         let out = self.batch("COMMIT");
         if out.is_err() {
             let _ = self.batch("ROLLBACK");
         }
-        self.unlock()?;
+        // A committed write stays acknowledged even if letting go of the writers' lock
+        // fails (the connection is then recycled, which lets go of it).
+        if let Err(e) = self.unlock() {
+            tracing::warn!(error = %e, "could not release the writers' lock after a commit");
+        }
         out
     }
 
     pub fn rollback(self) -> Result<(), StoreError> {
+        self.ended.set(true);
         let out = self.batch("ROLLBACK");
         self.unlock()?;
         out
     }
 
     fn note(&self, e: &tokio_postgres::Error) -> StoreError {
+        self.failed.set(true);
         let err = pg_err(e);
         if matches!(err, StoreError::Retryable(_)) {
             self.retryable.set(true);

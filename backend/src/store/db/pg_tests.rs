@@ -281,3 +281,33 @@ fn conflicting_writes_are_retried_and_never_lost() {
     assert_eq!(n, ok);
     assert!(ok > 0);
 }
+
+/// A statement error caught by the caller aborts the PostgreSQL transaction, whose COMMIT the
+/// server would answer with a silent ROLLBACK: the commit must report it, never success.
+#[test]
+fn a_caught_statement_error_is_never_reported_as_committed() {
+    let Some(pool) = fresh_pool() else { return };
+    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
+    Conn::Pg(&tx)
+        .execute_batch("CREATE TABLE t (k TEXT NOT NULL UNIQUE); INSERT INTO t VALUES ('a');")
+        .unwrap();
+    tx.commit().unwrap();
+
+    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
+    let conn = Conn::Pg(&tx);
+    let dup = conn.execute("INSERT INTO t (k) VALUES ('a')", named_params! {});
+    assert!(dup.is_err_and(|e| e.is_unique_violation()));
+    // the caller swallowed it and carried on; the transaction is aborted
+    let _ = conn.execute("INSERT INTO t (k) VALUES ('b')", named_params! {});
+    let e = tx.commit().unwrap_err();
+    assert!(matches!(e, StoreError::Retryable(_)), "{e}");
+
+    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
+    let n = Conn::Pg(&tx)
+        .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| {
+            r.get::<i64>("n")
+        })
+        .unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(n, 1, "nothing of the aborted transaction is there");
+}
