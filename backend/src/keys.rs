@@ -82,18 +82,41 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    /// Loads the key file, or creates it with one fresh key.
+    /// Loads the key file, or creates it with one fresh key. Several instances starting at
+    /// once on one shared key file (several backends on one PostgreSQL) end with the same
+    /// key: the new file is written under a name of its own and then hard-linked into
+    /// place, which fails if another instance got there first — that one's file is then
+    /// loaded, never overwritten.
     pub fn load_or_create(path: &Path, now: i64) -> Result<Self, StoreError> {
         if path.exists() {
             return Self::load(path);
         }
+        let mut mine = path.as_os_str().to_owned();
+        mine.push(format!(
+            ".new-{}-{}",
+            std::process::id(),
+            hex::encode(crate::engine::random::<4>().map_err(|e| StoreError::Keys(e.to_string()))?)
+        ));
+        let mine = PathBuf::from(mine);
         let mut ring = Self {
-            path: path.to_path_buf(),
+            path: mine.clone(),
             entries: Vec::new(),
         };
         ring.add_key(now)?;
-        tracing::info!(key_id = 1, file = %path.display(), "created issuer key");
-        Ok(ring)
+        let linked = std::fs::hard_link(&mine, path);
+        let _ = std::fs::remove_file(&mine);
+        match linked {
+            Ok(()) => {
+                ring.path = path.to_path_buf();
+                tracing::info!(key_id = 1, file = %path.display(), "created issuer key");
+                Ok(ring)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
+            Err(e) => Err(StoreError::Keys(format!(
+                "cannot create {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     /// Loads an existing key file.
@@ -295,6 +318,44 @@ fn check_permissions(path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Eight instances starting at once on one new key file all end with the same key.
+    #[test]
+    fn instances_starting_at_once_share_one_first_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = std::sync::Arc::new(dir.path().join("k.json"));
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let keys: Vec<Vec<u8>> = (0..8)
+            .map(|_| {
+                let (p, start) = (std::sync::Arc::clone(&p), std::sync::Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    let k = Keyring::load_or_create(&p, 1_000).unwrap();
+                    k.current().unwrap().key.public_key().as_bytes().to_vec()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] == w[1]),
+            "different first keys"
+        );
+        let on_disk = Keyring::load(&p).unwrap();
+        assert_eq!(
+            on_disk
+                .current()
+                .unwrap()
+                .key
+                .public_key()
+                .as_bytes()
+                .to_vec(),
+            keys[0]
+        );
+        // no temporary file is left behind
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn create_rotate_reload() {

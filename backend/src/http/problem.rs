@@ -126,6 +126,7 @@ impl From<Error> for ApiProblem {
             (_, ProblemCode::Internal) => Self::internal(&e),
             (status, ProblemCode::Busy) => {
                 Self::new(status, ProblemCode::Busy, "the database is busy; retry")
+                    .with_retry_after(1)
             }
             (status, code) => Self::new(status, code, e.to_string()),
         }

@@ -132,6 +132,16 @@ fn pg_err(e: &tokio_postgres::Error) -> StoreError {
         {
             return StoreError::Retryable(msg);
         }
+        // a bounded wait ran out, or the server is going away: try again later (503)
+        if *code == SqlState::LOCK_NOT_AVAILABLE
+            || *code == SqlState::QUERY_CANCELED
+            || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+        {
+            return StoreError::Busy(msg);
+        }
         if *code == SqlState::UNIQUE_VIOLATION {
             let constraint = e
                 .as_db_error()
@@ -155,9 +165,18 @@ impl PgPool {
     /// A pool over `url` (`postgres://…` or a `host=… dbname=…` conninfo); `max` connections,
     /// each wait for one bounded by 10 s. Connects once to fail early.
     pub fn connect(url: &str, max: usize) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Postgres(format!("the database URL: {e}")))?;
+        // No wait without end: a lock (row or advisory) waited for over 10 s, a statement
+        // over 30 s, or a transaction left idle for 60 s ends in an error, answered 503
+        // (busy), so one stuck holder cannot hang every writer of every instance.
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        options.push_str(
+            " -c lock_timeout=10s -c statement_timeout=30s \
+             -c idle_in_transaction_session_timeout=60s",
+        );
+        config.options(options.trim());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mancard-pg")

@@ -311,3 +311,39 @@ fn a_caught_statement_error_is_never_reported_as_committed() {
     tx.rollback().unwrap();
     assert_eq!(n, 1, "nothing of the aborted transaction is there");
 }
+
+/// Every pooled connection bounds its waits, so one stuck lock holder ends in busy answers,
+/// not in every writer hanging.
+#[test]
+fn every_connection_bounds_its_waits() {
+    let Some(pool) = fresh_pool() else { return };
+    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
+    let conn = Conn::Pg(&tx);
+    for (setting, want) in [
+        ("lock_timeout", "10s"),
+        ("statement_timeout", "30s"),
+        ("idle_in_transaction_session_timeout", "1min"),
+    ] {
+        let got = conn
+            .query_one(
+                "SELECT current_setting(:name) AS v",
+                named_params! {":name": setting},
+                |r| r.get::<String>("v"),
+            )
+            .unwrap();
+        assert_eq!(got, want, "{setting}");
+    }
+    // a lock not got in time is busy (503), not a server error
+    conn.execute("SET LOCAL lock_timeout = '50ms'", named_params! {})
+        .unwrap();
+    let holder = PgTx::begin(&pool, "BEGIN").unwrap();
+    Conn::Pg(&holder)
+        .execute("SELECT pg_advisory_xact_lock(4242)", named_params! {})
+        .unwrap();
+    let e = conn
+        .execute("SELECT pg_advisory_xact_lock(4242)", named_params! {})
+        .unwrap_err();
+    assert!(e.is_busy(), "{e}");
+    holder.rollback().unwrap();
+    let _ = tx.rollback();
+}
