@@ -49,6 +49,15 @@ python3 scripts/check-architecture.py
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "PostgreSQL: a throwaway server on a loopback port"
+# scripts/postgres.sh installs Debian's postgresql when it is missing and runs the server as
+# a non-root user; every test harness makes its own database in it. With
+# MANCARD_REQUIRE_POSTGRES=1 a test that needs it fails, never skips, when it is missing.
+PG_DIR=$(mktemp -d /tmp/mancard-pg.XXXXXX)
+trap 'scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"' EXIT
+MANCARD_TEST_PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
+export MANCARD_TEST_PG_URL MANCARD_REQUIRE_POSTGRES=1
+
 step "cargo test (workspace)"
 TEST_LOG=$(mktemp)
 cargo test --workspace 2>&1 | tee "$TEST_LOG"
@@ -56,13 +65,7 @@ grep -q '^test result: ok' "$TEST_LOG"
 PASSED=$(awk '/^test result: ok\./ {n += $4} END {print n + 0}' "$TEST_LOG")
 rm -f "$TEST_LOG"
 
-step "the backend suite again, on PostgreSQL (a throwaway server on a loopback port)"
-# scripts/postgres.sh installs Debian's postgresql when it is missing and runs the server as
-# a non-root user; every test harness makes its own database in it.
-PG_DIR=$(mktemp -d /tmp/mancard-pg.XXXXXX)
-trap 'scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"' EXIT
-MANCARD_TEST_PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
-export MANCARD_TEST_PG_URL
+step "the backend suite again, on PostgreSQL"
 PG_LOG=$(mktemp)
 MANCARD_TEST_DB=postgres cargo test -p mancard-backend 2>&1 | tee "$PG_LOG"
 grep -q '^test result: ok' "$PG_LOG"

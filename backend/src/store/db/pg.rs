@@ -296,17 +296,21 @@ const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
 impl<'p> PgTx<'p> {
     /// Takes a connection and runs `begin` (e.g. `BEGIN ISOLATION LEVEL SERIALIZABLE`).
     pub fn begin(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
-        let client = pool.get()?;
-        let tx = Self {
+        let tx = Self::checkout(pool)?;
+        tx.batch(begin)?;
+        Ok(tx)
+    }
+
+    /// A pooled connection, no transaction begun yet.
+    fn checkout(pool: &'p PgPool) -> Result<Self, StoreError> {
+        Ok(Self {
             pool,
-            client,
+            client: pool.get()?,
             retryable: Cell::new(false),
             failed: Cell::new(false),
             locked: Cell::new(false),
             ended: Cell::new(false),
-        };
-        tx.batch(begin)?;
-        Ok(tx)
+        })
     }
 
     /// Whether a statement of this transaction failed with a retryable error.
@@ -319,15 +323,7 @@ impl<'p> PgTx<'p> {
     /// (its snapshot is taken after the wait). [`Self::commit`] / [`Self::rollback`] let
     /// go of the lock; a connection returned otherwise is unlocked when it is recycled.
     pub fn begin_serialized(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
-        let client = pool.get()?;
-        let tx = Self {
-            pool,
-            client,
-            retryable: Cell::new(false),
-            failed: Cell::new(false),
-            locked: Cell::new(false),
-            ended: Cell::new(false),
-        };
+        let tx = Self::checkout(pool)?;
         tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
         tx.locked.set(true);
         if let Err(e) = tx.batch(begin) {

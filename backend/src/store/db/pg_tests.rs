@@ -15,6 +15,11 @@ pub(crate) fn fresh_pool() -> Option<PgPool> {
 /// The URL of a fresh database (C collation), or `None` (printed) without a server.
 pub(crate) fn fresh_url() -> Option<String> {
     let Ok(base) = std::env::var("MANCARD_TEST_PG_URL") else {
+        // The test command requires the server: there, a missing one is a failure.
+        assert!(
+            std::env::var("MANCARD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "MANCARD_REQUIRE_POSTGRES=1 but MANCARD_TEST_PG_URL is not set"
+        );
         eprintln!("skipped: MANCARD_TEST_PG_URL is not set");
         return None;
     };
