@@ -93,12 +93,14 @@ impl Writer<'_> {
     /// Without it, an id drawn earlier could commit later, after a wallet's sync had already
     /// moved its cursor past it, and the wallet would never see that entry. SQLite's single
     /// writer already commits in id order.
+    /// Once per account and transaction: the row stays locked until the transaction ends.
     pub(crate) fn bump_feed(&self, account_id: AccountId) -> Result<(), StoreError> {
-        if self.tx.dialect() == Dialect::Postgres {
+        if self.tx.dialect() == Dialect::Postgres && !self.bumped.borrow().contains(&account_id.0) {
             self.tx.execute(
                 "UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id = :account",
                 named_params! {":account": account_id},
             )?;
+            self.bumped.borrow_mut().insert(account_id.0);
         }
         Ok(())
     }

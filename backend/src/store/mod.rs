@@ -12,8 +12,9 @@
 //! * SQLite (a file): one connection, behind a mutex, serializes every transaction (SQLite
 //!   has one writer anyway); a write runs once.
 //! * PostgreSQL (`postgres://…`, [`Store::open_url`]): a pool; a write runs at SERIALIZABLE
-//!   and is retried (up to [`PG_WRITE_ATTEMPTS`] times, jittered backoff) when PostgreSQL
-//!   aborts it for a conflict, then fails busy (503, never 500); a read runs at REPEATABLE
+//!   and is retried (jittered backoff) when PostgreSQL aborts it for a conflict; from the
+//!   [`PG_SERIALIZE_AFTER`]th retry it runs alone among writers, so it commits unless a
+//!   bounded wait runs out (then busy: 503, never 500); a read runs at REPEATABLE
 //!   READ READ ONLY (a snapshot that never conflicts). Several backend instances may share
 //!   the database: no process lock is needed.
 //!
@@ -71,8 +72,9 @@ use std::time::Duration;
 /// How many times a PostgreSQL write runs before it fails busy.
 pub const PG_WRITE_ATTEMPTS: u32 = 8;
 
-/// After this many lost attempts a PostgreSQL write queues behind the other writes that
-/// keep losing (a session advisory lock) so that hot rows still make progress.
+/// After this many lost attempts a PostgreSQL write runs alone among writers (it takes the
+/// writers' advisory lock exclusive, every other write holds it shared), so it commits: hot
+/// rows still make progress however many writers collide on them.
 pub const PG_SERIALIZE_AFTER: u32 = 3;
 
 /// The database.
@@ -116,6 +118,9 @@ pub struct Reader<'a> {
 pub struct Writer<'a> {
     tx: Conn<'a>,
     reader: Reader<'a>,
+    /// Accounts whose `feed_seq` this transaction has bumped ([`Writer::bump_feed`]): their
+    /// row is locked until it ends, so a second bump would only cost a round trip.
+    bumped: std::cell::RefCell<std::collections::BTreeSet<i64>>,
 }
 
 impl<'a> Deref for Writer<'a> {
@@ -191,6 +196,7 @@ impl Store {
                 reader: Reader {
                     conn: Conn::Sqlite(&tx),
                 },
+                bumped: Default::default(),
             };
             f(&w)?
         };
@@ -245,17 +251,14 @@ fn pg_write<R, E: From<StoreError>>(
             std::thread::sleep(backoff(attempt));
         }
         let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE";
-        // after losing PG_SERIALIZE_AFTER times, wait for the other losers (one at a time)
-        let tx = if attempt >= PG_SERIALIZE_AFTER {
-            PgTx::begin_serialized(pool, begin)?
-        } else {
-            PgTx::begin(pool, begin)?
-        };
+        // after losing PG_SERIALIZE_AFTER times, run alone among writers
+        let tx = PgTx::begin_write(pool, begin, attempt >= PG_SERIALIZE_AFTER)?;
         let out = f(&Writer {
             tx: Conn::Pg(&tx),
             reader: Reader {
                 conn: Conn::Pg(&tx),
             },
+            bumped: Default::default(),
         });
         match out {
             Ok(r) => match tx.commit() {

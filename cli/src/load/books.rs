@@ -119,10 +119,30 @@ pub(super) fn check(
     problems
 }
 
-/// Uploads what the validators' journals still hold (batches whose answer was lost or
-/// failed, taps not sealed yet). Batches uploaded.
+/// Uploads the presealed batches the timed phase did not reach, then what the validators'
+/// journals still hold (batches whose answer was lost or failed, taps not sealed yet).
+/// Batches uploaded.
 pub(super) async fn flush_validators(api: &Api, s: &State) -> Res<u64> {
     let mut sent = 0u64;
+    for queue in &s.presealed {
+        loop {
+            let next = queue
+                .lock()
+                .map_err(|_| LoadError::Books("the batch queue was poisoned".into()))?
+                .pop_front();
+            let Some(batch) = next else { break };
+            let resp = api
+                .http
+                .post(format!("{}{}", api.base, VALIDATOR_BATCHES.path))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(batch.bytes)
+                .send()
+                .await
+                .map_err(|e| LoadError::Http(format!("final upload: {e}")))?;
+            let _: BatchResponse = read_json(VALIDATOR_BATCHES.path, resp).await?;
+            sent = sent.saturating_add(1);
+        }
+    }
     for slot in &s.validators {
         let mut v = slot.lock().await;
         for _ in 0..1000 {

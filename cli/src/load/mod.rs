@@ -2,7 +2,7 @@
 //! (ADR 0011).
 //!
 //! ```text
-//! MANCARD_OPERATOR_TOKEN=… mancard load --backend URL [--validators N] [--wallets M]
+//! MANCARD_OPERATOR_TOKEN=… mancard load --backend URL[,URL…] [--validators N] [--wallets M]
 //!     [--duration 60s] [--rate R] [--taps-per-batch K] [--resend-every E] [--users U] [--json]
 //! ```
 //!
@@ -10,9 +10,11 @@
 //! the `keys` and `read` scopes), M riders each with a real wallet core, its own phone number,
 //! a paid top-up and a certificate. Timed ([`scenarios`]): goose users run `upload` (signed
 //! batches of K taps the wallets signed, some sent twice on purpose), `sync` and `topup` for
-//! the duration, at most R requests a second overall with `--rate`. Then the books
+//! the duration, at most R requests a second overall with `--rate`. With several `--backend`
+//! URLs (instances on one database) every request goes to a randomly picked instance, and a
+//! batch sent twice goes to two different ones. Then the books
 //! ([`books`]): every tap charged exactly once, every paid top-up credited exactly once, the
-//! backend's audit clean; exit 1 naming what was lost or doubled. The figures per request
+//! backend's audit clean, no 5xx answer; exit 1 naming what was lost, doubled or failed. The figures per request
 //! kind ([`report`]) go to stdout as a table, or one JSON document with `--json`; a progress
 //! line goes to stderr (not with `--json`).
 
@@ -61,9 +63,10 @@ const TIMED_TOPUP: i64 = 50_000;
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// The sandbox backend's base URL (`mancard backend serve --sandbox --operators FILE`).
-    #[arg(long)]
-    backend: String,
+    /// The sandbox backend's base URL (`mancard backend serve --sandbox --operators FILE`);
+    /// repeat it (or separate with commas) for several instances on one database.
+    #[arg(long, required = true, value_delimiter = ',')]
+    backend: Vec<String>,
     /// Validators registered and uploading.
     #[arg(long, default_value_t = 2)]
     validators: u32,
@@ -83,6 +86,11 @@ pub struct LoadArgs {
     /// Send every E-th batch a second time (exactly-once must hold).
     #[arg(long, default_value_t = 5)]
     resend_every: u64,
+    /// Batches each validator seals before the timed phase (its taps signed by the wallets
+    /// then), uploaded first in the timed phase: the generator's cores then go to HTTP, not to
+    /// signing, so the ingest figure measures the backend.
+    #[arg(long, default_value_t = 0)]
+    presealed: usize,
     /// Goose users (default: one per validator uploading, two syncing, one topping up).
     #[arg(long)]
     users: Option<usize>,
@@ -149,29 +157,75 @@ pub fn run(args: LoadArgs) -> CliResult {
 }
 
 async fn run_async(args: &LoadArgs, secs: u64, token: &str) -> Res<ExitCode> {
-    let api = Api::new(&args.backend)?;
+    let apis = args
+        .backend
+        .iter()
+        .map(|b| Api::new(b))
+        .collect::<Res<Vec<_>>>()?;
+    let Some(api) = apis.first() else {
+        return Err(LoadError::Args("--backend: at least one URL".into()));
+    };
     let dir = tempfile::Builder::new()
         .prefix("mancard-load-")
         .tempdir()
         .map_err(|e| LoadError::Setup(format!("temporary directory: {e}")))?;
     let started = Instant::now();
-    let state = Arc::new(set_up(&api, args, token, dir.path()).await?);
+    let state = Arc::new(set_up(&apis, args, token, dir.path()).await?);
     let setup_secs = started.elapsed().as_secs_f64();
     if !args.json {
         eprintln!(
-            "load: set up {} validator(s) and {} rider(s) in {setup_secs:.1} s; running {secs} s",
-            args.validators, args.wallets
+            "load: set up {} validator(s) and {} rider(s) on {} instance(s) in {setup_secs:.1} s; \
+             running {secs} s",
+            args.validators,
+            args.wallets,
+            apis.len()
         );
     }
+    if args.presealed > 0 {
+        preseal(&state, args.presealed).await?;
+        if !args.json {
+            eprintln!(
+                "load: sealed {} batch(es) of {} tap(s) per validator in {:.1} s",
+                args.presealed,
+                args.taps_per_batch,
+                started.elapsed().as_secs_f64() - setup_secs
+            );
+        }
+    }
+    // the peer: raw P-256 verifies on every core, just before and just after the timed phase
+    // (the backend idle both times), averaged
+    let before = verify_rate().await?;
     let progress = (!args.json).then(|| tokio::spawn(progress(Arc::clone(&state), secs)));
+    let timed = Instant::now();
     let metrics = attack(args, secs, &state).await;
+    let timed_secs = timed.elapsed().as_secs_f64();
+    let uploaded = state.taps_uploaded.load(Ordering::Relaxed);
     if let Some(p) = progress {
         p.abort();
         eprintln!();
     }
     let figures = report::figures(&metrics?);
-    let (problems, summary) = keep_books(&api, &state, token).await?;
-    print(args, &figures, &summary, &problems, &state);
+    let after = verify_rate().await?;
+    let ingest = Ingest::new(uploaded, timed_secs, (before + after) / 2.0);
+    let figures_5xx = figures.total.status_5xx;
+    let (mut problems, mut summary) = keep_books(api, &state, token).await?;
+    if figures_5xx > 0 {
+        let which = state
+            .server_errors
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, n)| format!("{k} ×{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        problems.push(format!(
+            "{figures_5xx} answer(s) were 5xx ({which}): a server error is never an answer to load"
+        ));
+    }
+    summary.ok = problems.is_empty();
+    print(args, (&figures, &ingest), &summary, &problems, &state);
     Ok(if problems.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -179,10 +233,19 @@ async fn run_async(args: &LoadArgs, secs: u64, token: &str) -> Res<ExitCode> {
     })
 }
 
-/// The untimed setup: validators, then riders (each topped up and provisioned).
-async fn set_up(api: &Api, args: &LoadArgs, token: &str, dir: &std::path::Path) -> Res<State> {
+/// The untimed setup: validators, then riders (each topped up and provisioned), spread over
+/// the instances.
+async fn set_up(apis: &[Api], args: &LoadArgs, token: &str, dir: &std::path::Path) -> Res<State> {
+    let on = |i: u64| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_rem(apis.len()))
+            .and_then(|i| apis.get(i))
+            .ok_or_else(|| LoadError::Args("--backend: at least one URL".into()))
+    };
     let mut validators = Vec::new();
     for i in 0..args.validators {
+        let api = on(u64::from(i))?;
         let id = 9_000u32.saturating_add(i);
         let line = if i % 2 == 0 { 1 } else { 2 };
         validators.push(
@@ -196,7 +259,7 @@ async fn set_up(api: &Api, args: &LoadArgs, token: &str, dir: &std::path::Path) 
     let mut riders = Vec::new();
     for i in 0..u64::from(args.wallets) {
         let phone = format!("0912{:07}", (seed + i) % 10_000_000);
-        let r = setup::rider(api, &dir.join(format!("rider-{i}")), &phone, SETUP_TOPUP).await?;
+        let r = setup::rider(on(i)?, &dir.join(format!("rider-{i}")), &phone, SETUP_TOPUP).await?;
         riders.push(Arc::new(r));
     }
     Ok(State::new(
@@ -204,7 +267,90 @@ async fn set_up(api: &Api, args: &LoadArgs, token: &str, dir: &std::path::Path) 
         riders,
         (args.taps_per_batch, args.resend_every, TIMED_TOPUP),
         format!("{now}"),
+        apis.iter().map(|a| a.base.clone()).collect(),
     ))
+}
+
+/// Seals `--presealed` batches at every validator, the validators in parallel on blocking
+/// threads (each tap is a wallet's and a validator's signatures).
+async fn preseal(state: &Arc<State>, batches: usize) -> Res<()> {
+    let mut tasks = Vec::new();
+    for vi in 0..state.validators.len() {
+        let s = Arc::clone(state);
+        tasks.push(tokio::task::spawn_blocking(move || s.preseal(vi, batches)));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| LoadError::Setup(format!("presealing: {e}")))?
+            .map_err(|e| LoadError::Setup(format!("presealing: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Raw ring P-256 verifies a second on every core at once (2 s): the ceiling of settlement,
+/// which verifies every tap's signatures.
+async fn verify_rate() -> Res<f64> {
+    tokio::task::spawn_blocking(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let window = Duration::from_secs(2);
+        let counts: Vec<Result<u64, String>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..cores)
+                .map(|_| {
+                    sc.spawn(move || {
+                        let v = mancard_testkit::scenarios::peers::RawVerifier::new()
+                            .map_err(|e| e.to_string())?;
+                        let t = Instant::now();
+                        let mut n = 0u64;
+                        while t.elapsed() < window {
+                            v.run_n(64).map_err(|e| e.to_string())?;
+                            n = n.saturating_add(64);
+                        }
+                        Ok(n)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a verify thread died".into()))
+                })
+                .collect()
+        });
+        let mut total = 0u64;
+        for c in counts {
+            total = total.saturating_add(c?);
+        }
+        Ok(total as f64 / window.as_secs_f64())
+    })
+    .await
+    .map_err(|e| LoadError::Setup(format!("verify peer: {e}")))?
+    .map_err(LoadError::Setup)
+}
+
+/// Settlement ingest over HTTP against the all-cores verify rate measured in the same run.
+#[derive(serde::Serialize)]
+struct Ingest {
+    /// Taps in batches accepted on their first upload during the timed phase.
+    taps: u64,
+    taps_per_second: f64,
+    /// Raw P-256 verifies a second on all cores (the peer).
+    verifies_per_second_all_cores: f64,
+    /// `taps_per_second / verifies_per_second_all_cores`: each tap costs the backend two
+    /// verifies (the rider's signature and the reader's challenge), so 0.5 is the ceiling.
+    ratio_to_verify_rate: f64,
+}
+
+impl Ingest {
+    fn new(taps: u64, secs: f64, verifies: f64) -> Self {
+        let per_second = taps as f64 / secs.max(0.001);
+        Self {
+            taps,
+            taps_per_second: (per_second * 10.0).round() / 10.0,
+            verifies_per_second_all_cores: verifies.round(),
+            ratio_to_verify_rate: (per_second / verifies.max(1.0) * 1000.0).round() / 1000.0,
+        }
+    }
 }
 
 /// The timed phase: goose's users on the three scenarios.
@@ -216,7 +362,7 @@ async fn attack(
     let n = usize::try_from(args.validators).unwrap_or(1);
     let users = args.users.unwrap_or(n.saturating_add(3)).max(3);
     let mut cfg = GooseConfiguration::default();
-    cfg.host = args.backend.clone();
+    cfg.host = args.backend.first().cloned().unwrap_or_default();
     cfg.users = Some(users);
     cfg.hatch_rate = Some(users.to_string());
     cfg.run_time = secs.to_string();
@@ -333,7 +479,7 @@ async fn keep_books(api: &Api, state: &State, token: &str) -> Res<(Vec<String>, 
 
 fn print(
     args: &LoadArgs,
-    f: &report::Figures,
+    (f, ingest): (&report::Figures, &Ingest),
     books: &Summary,
     problems: &[String],
     state: &State,
@@ -342,7 +488,8 @@ fn print(
         let doc = json!({
             "backend": args.backend, "validators": args.validators, "wallets": args.wallets,
             "seconds": f.seconds, "rate": args.rate, "taps_per_batch": args.taps_per_batch,
-            "kinds": f.kinds, "total": f.total, "books": books, "problems": problems,
+            "presealed": args.presealed, "kinds": f.kinds, "total": f.total, "ingest": ingest,
+            "books": books, "problems": problems,
         });
         println!("{doc}");
     } else {
@@ -356,6 +503,10 @@ fn print(
                 .unwrap_or_default()
         );
         print!("{}", report::table(f));
+        println!(
+            "ingest: {} taps/s over HTTP ({} taps accepted on first upload); raw P-256 verify on all cores {}/s; ratio {} (two verifies a tap: 0.5 is the ceiling)",
+            ingest.taps_per_second, ingest.taps, ingest.verifies_per_second_all_cores, ingest.ratio_to_verify_rate
+        );
         println!(
             "books: {} taps charged once each ({} refused at the gate), {} top-ups credited once, {} batches resent on purpose, audit {}; {} local failure(s)",
             books.taps, books.taps_refused_at_gate, books.topups_credited, books.batches_resent,

@@ -17,8 +17,8 @@ use mancard_api::endpoints::{
 };
 use mancard_api::{BatchResponse, NonceResponse, SyncRequest, SyncResponse, TopupIntentResponse};
 use mancard_api::{TopupRequest, TopupStatus};
-use mancard_validator::{Decision, FnChannel, Validator};
-use std::collections::BTreeSet;
+use mancard_validator::{Decision, FnChannel, SealedBatch, Validator};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +47,12 @@ pub(super) struct Tally {
 /// Everything the scenarios share.
 pub(super) struct State {
     pub(super) validators: Vec<tokio::sync::Mutex<Validator>>,
+    /// Per validator, batches its taps were sealed into before the timed phase (`--presealed`):
+    /// acknowledged in its journal and kept here until uploaded, so the timed phase spends
+    /// the generator's cores on HTTP, not on signing taps.
+    pub(super) presealed: Vec<Mutex<VecDeque<SealedBatch>>>,
+    /// Taps in batches the backend accepted on their first upload (the ingest rate).
+    pub(super) taps_uploaded: AtomicU64,
     pub(super) riders: Vec<Arc<Rider>>,
     /// One NFC field per phone: a wallet answers one reader at a time.
     fields: Vec<Mutex<()>>,
@@ -55,6 +61,9 @@ pub(super) struct State {
     pub(super) resend_every: u64,
     pub(super) topup_amount: i64,
     pub(super) run_id: String,
+    /// The instances' base URLs (behind no load balancer: each request picks one).
+    bases: Vec<String>,
+    next_base: AtomicU64,
     pub(super) tally: Mutex<Tally>,
     next_validator: AtomicUsize,
     next_rider: AtomicUsize,
@@ -65,6 +74,9 @@ pub(super) struct State {
     pub(super) failed: AtomicU64,
     /// Local steps that failed (a wallet, journal or keystore error), ending their transaction.
     pub(super) local_failures: AtomicU64,
+    /// Every 5xx answer by request kind, status and problem code (what to look for in the
+    /// backend's log).
+    pub(super) server_errors: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl State {
@@ -73,9 +85,14 @@ impl State {
         riders: Vec<Arc<Rider>>,
         (taps_per_batch, resend_every, topup_amount): (usize, u64, i64),
         run_id: String,
+        bases: Vec<String>,
     ) -> Self {
         Self {
+            bases,
+            next_base: AtomicU64::new(0),
             fields: riders.iter().map(|_| Mutex::new(())).collect(),
+            presealed: validators.iter().map(|_| Mutex::default()).collect(),
+            taps_uploaded: AtomicU64::new(0),
             sync: riders.iter().map(|_| Default::default()).collect(),
             validators: validators
                 .into_iter()
@@ -94,7 +111,34 @@ impl State {
             requests: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             local_failures: AtomicU64::new(0),
+            server_errors: Mutex::default(),
         }
+    }
+
+    /// A scrambled instance index for the next request (`None` with no instance).
+    fn pick(&self) -> Option<usize> {
+        let n = u64::try_from(self.bases.len()).ok().filter(|n| *n > 0)?;
+        // splitmix64 of a counter: every instance gets its share, in no fixed pattern
+        let mut z = self
+            .next_base
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        usize::try_from((z ^ (z >> 31)) % n).ok()
+    }
+
+    /// `path` on instance `at` (wrapping), as an absolute URL.
+    fn url(&self, at: usize, path: &str) -> String {
+        let base = at
+            .checked_rem(self.bases.len())
+            .and_then(|i| self.bases.get(i))
+            .map_or("", String::as_str);
+        format!("{base}{path}")
+    }
+
+    /// `path` on a randomly picked instance.
+    fn any(&self, path: &str) -> String {
+        self.url(self.pick().unwrap_or(0), path)
     }
 
     fn rider(&self, n: usize) -> Option<(usize, &Arc<Rider>)> {
@@ -106,6 +150,48 @@ impl State {
         if let Ok(mut t) = self.tally.lock() {
             f(&mut t);
         }
+    }
+
+    /// K taps at validator `v` by the next riders, tallied: the taps accepted.
+    fn tap_batch(&self, v: &mut Validator) -> Option<usize> {
+        let (mut accepted, mut refused) = (Vec::new(), 0u64);
+        for _ in 0..self.taps_per_batch {
+            let (i, rider) = self.rider(self.next_rider.fetch_add(1, Ordering::Relaxed))?;
+            match self.tap(v, i, rider) {
+                Some(counter) => accepted.push((i, counter)),
+                None => refused = refused.saturating_add(1),
+            }
+        }
+        let n = accepted.len();
+        self.tally(|t| {
+            t.taps.extend(accepted.iter().copied());
+            t.refused_taps = t.refused_taps.saturating_add(refused);
+        });
+        Some(n)
+    }
+
+    /// Before the timed phase: `batches` batches of K taps at validator `vi`, sealed and
+    /// acknowledged in its journal, kept for the upload scenario (blocking: call from a
+    /// blocking thread).
+    pub(super) fn preseal(&self, vi: usize, batches: usize) -> Result<(), String> {
+        let slot = self.validators.get(vi).ok_or("no such validator")?;
+        let queue = self.presealed.get(vi).ok_or("no such validator")?;
+        let mut v = slot.blocking_lock();
+        for _ in 0..batches {
+            self.tap_batch(&mut v).ok_or("no rider")?;
+            let Some(batch) = v.seal().map_err(|e| format!("seal a batch: {e}"))? else {
+                continue;
+            };
+            let now = v.now();
+            v.journal()
+                .ack_batch(&batch.batch_id, now)
+                .map_err(|e| format!("acknowledge a batch: {e}"))?;
+            queue
+                .lock()
+                .map_err(|_| "the batch queue was poisoned")?
+                .push_back(batch);
+        }
+        Ok(())
     }
 
     /// One tap of rider `i` at validator `v`: its counter if accepted.
@@ -126,12 +212,15 @@ impl State {
 /// (shown in the report) and ends the transaction: goose has no error of its own for it.
 macro_rules! local {
     ($s:expr, $what:expr, $e:expr) => {
+        local!($s, $what, $e, ())
+    };
+    ($s:expr, $what:expr, $e:expr, $out:expr) => {
         match $e {
             Ok(v) => v,
             Err(e) => {
                 $s.local_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("load: {}: {e}", $what);
-                return Ok(());
+                return Ok($out);
             }
         }
     };
@@ -165,6 +254,16 @@ async fn send(
     if !matches!(got, Some((200..=299, _))) {
         s.failed.fetch_add(1, Ordering::Relaxed);
     }
+    if let Some((status @ 500..=599, body)) = &got {
+        let code = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
+            .unwrap_or_else(|| "no problem document".into());
+        if let Ok(mut m) = s.server_errors.lock() {
+            let n = m.entry(format!("{name}: {status} {code}")).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+    }
     Ok(got)
 }
 
@@ -176,52 +275,71 @@ fn ok_json<T: serde::de::DeserializeOwned>(got: Option<(u16, Vec<u8>)>) -> Optio
     }
 }
 
-/// `upload`: K taps at one validator, the sealed batch uploaded (some twice on purpose).
+/// `upload`: a batch presealed before the timed phase if one is left, else K taps at one
+/// validator sealed now; uploaded (some twice on purpose).
 pub(super) async fn upload(s: Arc<State>, user: &mut GooseUser) -> TransactionResult {
     let n = s.next_validator.fetch_add(1, Ordering::Relaxed);
-    let Some(slot) = n
-        .checked_rem(s.validators.len())
-        .and_then(|i| s.validators.get(i))
-    else {
+    let Some(vi) = n.checked_rem(s.validators.len()) else {
         return Ok(());
     };
-    let mut v = slot.lock().await;
-    let (mut accepted, mut refused) = (Vec::new(), 0u64);
-    for _ in 0..s.taps_per_batch {
-        let Some((i, rider)) = s.rider(s.next_rider.fetch_add(1, Ordering::Relaxed)) else {
-            return Ok(());
-        };
-        match s.tap(&mut v, i, rider) {
-            Some(counter) => accepted.push((i, counter)),
-            None => refused = refused.saturating_add(1),
-        }
-    }
-    s.tally(|t| {
-        t.taps.extend(accepted.iter().copied());
-        t.refused_taps = t.refused_taps.saturating_add(refused);
-    });
-    let Some(batch) = local!(s, "seal a batch", v.seal()) else {
+    let (Some(slot), Some(queue)) = (s.validators.get(vi), s.presealed.get(vi)) else {
         return Ok(());
+    };
+    let pre = queue.lock().ok().and_then(|mut q| q.pop_front());
+    let (batch, mut live) = match pre {
+        Some(b) => (b, None),
+        None => {
+            let mut v = slot.lock().await;
+            if s.tap_batch(&mut v).is_none() {
+                return Ok(());
+            }
+            let Some(batch) = local!(s, "seal a batch", v.seal()) else {
+                return Ok(());
+            };
+            (batch, Some(v))
+        }
     };
     let path = mancard_api::endpoints::VALIDATOR_BATCHES.path;
+    // a random instance; a batch sent again goes to another one
+    let at = s.pick().unwrap_or(0);
+    let (url, again_url) = (s.url(at, path), s.url(at.saturating_add(1), path));
     let post = |rb: reqwest::RequestBuilder| {
         rb.header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(batch.bytes.clone())
     };
-    let got = send(&s, user, (GooseMethod::Post, path, "upload"), post).await?;
+    let got = send(&s, user, (GooseMethod::Post, &url, "upload"), post).await?;
     let Some(first) = ok_json::<BatchResponse>(got) else {
-        return Ok(()); // still pending in the journal: sent again next time, or at the end
+        // a live batch stays pending in the journal, a presealed one goes back to its queue:
+        // sent again next time, or at the end
+        if live.is_none() {
+            if let Ok(mut q) = queue.lock() {
+                q.push_front(batch);
+            }
+        }
+        return Ok(());
     };
-    let now = v.now();
-    local!(
-        s,
-        "acknowledge a batch",
-        v.journal().ack_batch(&batch.batch_id, now)
-    );
-    drop(v);
+    if !first.duplicate_batch {
+        let records = u64::try_from(batch.records).unwrap_or(0);
+        s.taps_uploaded.fetch_add(records, Ordering::Relaxed);
+    }
+    if let Some(v) = live.as_mut() {
+        let now = v.now();
+        local!(
+            s,
+            "acknowledge a batch",
+            v.journal().ack_batch(&batch.batch_id, now)
+        );
+    }
+    drop(live);
     let every = s.resend_every.max(1);
     if s.uploads.fetch_add(1, Ordering::Relaxed) % every == every.saturating_sub(1) {
-        let got = send(&s, user, (GooseMethod::Post, path, "upload (resend)"), post).await?;
+        let got = send(
+            &s,
+            user,
+            (GooseMethod::Post, &again_url, "upload (resend)"),
+            post,
+        )
+        .await?;
         if let Some(again) = ok_json::<BatchResponse>(got) {
             let reprocessed = !again.duplicate_batch || again.batch_id != first.batch_id;
             s.tally(|t| {
@@ -258,7 +376,7 @@ pub(super) async fn sync(s: Arc<State>, user: &mut GooseUser) -> TransactionResu
     let got = send(
         &s,
         user,
-        (GooseMethod::Post, WALLET_SYNC.path, "sync"),
+        (GooseMethod::Post, &s.any(WALLET_SYNC.path), "sync"),
         |rb| rb.bearer_auth(token).json(&body),
     )
     .await?;
@@ -274,53 +392,10 @@ pub(super) async fn sync(s: Arc<State>, user: &mut GooseUser) -> TransactionResu
 
 /// `topup`: nonce, intent (with the binding key's proof), payment, status.
 pub(super) async fn topup(s: Arc<State>, user: &mut GooseUser) -> TransactionResult {
-    use mancard::PlatformKeystore as _;
     let Some((i, rider)) = s.rider(s.next_rider.fetch_add(1, Ordering::Relaxed)) else {
         return Ok(());
     };
-    let n = s.topups.fetch_add(1, Ordering::Relaxed);
-    let token = rider.token.clone();
-    let got = send(
-        &s,
-        user,
-        (GooseMethod::Post, CREDENTIAL_NONCE.path, "topup: nonce"),
-        |rb| rb.bearer_auth(token),
-    )
-    .await?;
-    let Some(nonce) = ok_json::<NonceResponse>(got).and_then(|n| parse_nonce(&n.nonce).ok()) else {
-        return Ok(());
-    };
-    let body = serde_json::to_vec(&TopupRequest {
-        amount: s.topup_amount,
-        idempotency_key: format!("load-{}-{i}-{n}", s.run_id),
-    });
-    let body = local!(s, "top-up body", body);
-    let transcript =
-        mancard_protocol::provision::request_transcript(&nonce, "POST", CREATE_TOPUP.path, &body);
-    let sig = local!(
-        s,
-        "binding key",
-        rider.keystore.sign_with_binding_key(transcript)
-    );
-    let raw: [u8; 64] = local!(s, "binding key", <[u8; 64]>::try_from(sig.as_slice()));
-    let proof = mancard_protocol::provision::proof_header(
-        &nonce,
-        &mancard_protocol::Signature(raw).to_low_s(),
-    );
-    let token = rider.token.clone();
-    let got = send(
-        &s,
-        user,
-        (GooseMethod::Post, CREATE_TOPUP.path, "topup: create"),
-        |rb| {
-            rb.bearer_auth(token)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(PROOF_HEADER, proof)
-                .body(body)
-        },
-    )
-    .await?;
-    let Some(intent) = ok_json::<TopupIntentResponse>(got) else {
+    let Some(intent) = create_intent(&s, user, i, rider).await? else {
         return Ok(());
     };
     s.tally(|t| t.topups.push((i, intent.intent_id.clone())));
@@ -337,7 +412,7 @@ pub(super) async fn topup(s: Arc<State>, user: &mut GooseUser) -> TransactionRes
         },
     )
     .await?;
-    let path = TOPUP_STATUS.path_with(&intent.intent_id);
+    let path = s.any(&TOPUP_STATUS.path_with(&intent.intent_id));
     let token = rider.token.clone();
     let got = send(&s, user, (GooseMethod::Get, &path, "topup: status"), |rb| {
         rb.bearer_auth(token)
@@ -349,4 +424,67 @@ pub(super) async fn topup(s: Arc<State>, user: &mut GooseUser) -> TransactionRes
         }
     }
     Ok(())
+}
+
+/// A nonce, then a top-up intent for rider `i` with its binding key's proof: the intent, or
+/// `None` when a step failed (counted).
+async fn create_intent(
+    s: &State,
+    user: &mut GooseUser,
+    i: usize,
+    rider: &Rider,
+) -> Result<Option<TopupIntentResponse>, Box<TransactionError>> {
+    use mancard::PlatformKeystore as _;
+    let n = s.topups.fetch_add(1, Ordering::Relaxed);
+    let token = rider.token.clone();
+    let got = send(
+        s,
+        user,
+        (
+            GooseMethod::Post,
+            &s.any(CREDENTIAL_NONCE.path),
+            "topup: nonce",
+        ),
+        |rb| rb.bearer_auth(token),
+    )
+    .await?;
+    let Some(nonce) = ok_json::<NonceResponse>(got).and_then(|n| parse_nonce(&n.nonce).ok()) else {
+        return Ok(None);
+    };
+    let body = serde_json::to_vec(&TopupRequest {
+        amount: s.topup_amount,
+        idempotency_key: format!("load-{}-{i}-{n}", s.run_id),
+    });
+    let body = local!(s, "top-up body", body, None);
+    let transcript =
+        mancard_protocol::provision::request_transcript(&nonce, "POST", CREATE_TOPUP.path, &body);
+    let sig = local!(
+        s,
+        "binding key",
+        rider.keystore.sign_with_binding_key(transcript),
+        None
+    );
+    let raw: [u8; 64] = local!(s, "binding key", <[u8; 64]>::try_from(sig.as_slice()), None);
+    let proof = mancard_protocol::provision::proof_header(
+        &nonce,
+        &mancard_protocol::Signature(raw).to_low_s(),
+    );
+    let token = rider.token.clone();
+    let got = send(
+        s,
+        user,
+        (
+            GooseMethod::Post,
+            &s.any(CREATE_TOPUP.path),
+            "topup: create",
+        ),
+        |rb| {
+            rb.bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(PROOF_HEADER, proof)
+                .body(body)
+        },
+    )
+    .await?;
+    Ok(ok_json::<TopupIntentResponse>(got))
 }

@@ -40,6 +40,11 @@ impl Drop for Backend {
 }
 
 fn serve(dir: &Path, ops: &Path) -> Backend {
+    serve_on(&dir.join("backend.sqlite").to_string_lossy(), ops, &[])
+}
+
+/// A backend on `db` (a SQLite file or a PostgreSQL URL) with `extra` arguments.
+fn serve_on(db: &str, ops: &Path, extra: &[&str]) -> Backend {
     let mut child = mancard()
         .args([
             "backend",
@@ -48,8 +53,9 @@ fn serve(dir: &Path, ops: &Path) -> Backend {
             "--listen",
             "127.0.0.1:0",
             "--db",
+            db,
         ])
-        .arg(dir.join("backend.sqlite"))
+        .args(extra)
         .arg("--operators")
         .arg(ops)
         .args([
@@ -174,4 +180,135 @@ fn load_against_a_live_backend_keeps_the_books() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MANCARD_OPERATOR_TOKEN"));
+}
+
+/// The sandbox payment gateway as a process of its own, shared by several backend instances
+/// (as a bank's gateway is): its URL.
+struct Gateway {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gateway() -> Gateway {
+    let mut child = mancard()
+        .args(["gateway-sandbox", "serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("the gateway exited").unwrap();
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{line}"))
+        .trim()
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    Gateway { child, url }
+}
+
+/// A new PostgreSQL database on the test command's server (`MANCARD_TEST_PG_URL`, started by
+/// `scripts/test.sh`), or `None` when there is none and it is not required.
+fn postgres_database(dir: &Path) -> Option<String> {
+    if std::env::var("MANCARD_TEST_PG_URL").is_err() {
+        assert!(
+            std::env::var("MANCARD_REQUIRE_POSTGRES").is_err(),
+            "MANCARD_REQUIRE_POSTGRES is set but MANCARD_TEST_PG_URL is not"
+        );
+        eprintln!("skipped: no PostgreSQL (set MANCARD_TEST_PG_URL; scripts/test.sh does)");
+        return None;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    Some(rt.block_on(mancard_testkit::backend::pg_database(dir)))
+}
+
+/// Issue #16's multi-instance run: three backend processes on loopback ports sharing one
+/// PostgreSQL database, one issuer key file and one payment gateway; 50 validators uploading
+/// batches, each to a randomly picked instance and some again to another, while 200 wallets
+/// sync and top up through random instances. Every tap is charged exactly once, every paid
+/// top-up credited once, the audit is clean (on every instance) and no answer is a 5xx.
+#[test]
+fn three_processes_on_one_postgres_charge_every_tap_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = postgres_database(dir.path()) else {
+        return;
+    };
+    let ops = dir.path().join("operators.json");
+    let token = operator(&ops, "load", &["keys", "read"]);
+    let keys = dir.path().join("issuer-keys.json");
+    let keys = keys.to_string_lossy().to_string();
+    let gw = gateway();
+    let extra = [
+        "--keys",
+        keys.as_str(),
+        "--sandbox-gateway-url",
+        gw.url.as_str(),
+    ];
+    let instances: Vec<Backend> = (0..3).map(|_| serve_on(&db, &ops, &extra)).collect();
+    let urls: Vec<&str> = instances.iter().map(|b| b.url.as_str()).collect();
+    let out = mancard()
+        .args(["load", "--backend", &urls.join(",")])
+        .args(["--validators", "50", "--wallets", "200"])
+        .args(["--taps-per-batch", "4", "--resend-every", "3"])
+        .args(["--presealed", "1", "--duration", "15s", "--json"])
+        .env("MANCARD_OPERATOR_TOKEN", &token)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
+    assert_eq!(doc["total"]["status_5xx"], 0, "{stdout}");
+    let books = &doc["books"];
+    assert_eq!(books["ok"], true, "{stdout}");
+    assert!(books["taps"].as_u64().unwrap() >= 200, "{stdout}");
+    assert_eq!(books["audit"]["taps"], books["taps"], "{stdout}");
+    assert!(books["batches_resent"].as_u64().unwrap() > 0, "{stdout}");
+    assert!(books["topups_credited"].as_u64().unwrap() > 0, "{stdout}");
+    for name in ["upload", "upload (resend)", "sync", "topup: create"] {
+        let k = doc["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"));
+        assert!(k["count"].as_u64().unwrap() > 0, "{name}: {k}");
+    }
+    // every instance reads the same clean books
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut seen = Vec::new();
+    for u in &urls {
+        let audit: serde_json::Value = rt.block_on(async {
+            let r = client
+                .get(format!("{u}/v1/admin/audit"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            r.json().await.unwrap()
+        });
+        assert_eq!(audit["ok"], true, "{u}: {audit}");
+        seen.push((audit["taps"].clone(), audit["ledger_total"].clone()));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
 }

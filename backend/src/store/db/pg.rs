@@ -187,11 +187,9 @@ impl PgPool {
             config,
             NoTls,
             ManagerConfig {
-                // a connection returned inside a transaction (a panic) is rolled back and
-                // lets go of any advisory lock
-                recycling_method: RecyclingMethod::Custom(
-                    "ROLLBACK; SELECT pg_advisory_unlock_all()".into(),
-                ),
+                // no round trip per checkout: a PgTx returns its connection clean (its
+                // transaction ended, its session lock let go) or closes it (its Drop)
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         let timeout = Some(Duration::from_secs(10));
@@ -263,40 +261,57 @@ impl PgPool {
 /// One pooled connection inside the caller's transaction.
 pub struct PgTx<'p> {
     pool: &'p PgPool,
-    client: Object,
+    /// `None` only once [`Drop`] has taken it out of the pool (a connection it could not
+    /// clean).
+    client: Option<Object>,
     /// A statement of this transaction failed with a retryable error (40001/40P01).
     retryable: Cell<bool>,
     /// A statement of this transaction failed (any error): PostgreSQL has aborted the
     /// transaction, and a COMMIT would be answered with a silent ROLLBACK. A caller that
     /// caught the error and returned `Ok` must not be told its writes were committed.
     failed: Cell<bool>,
-    /// This connection holds the writers' advisory lock ([`PgTx::begin_serialized`]).
-    locked: Cell<bool>,
-    /// Committed or rolled back: nothing is left to end when it is dropped.
-    ended: Cell<bool>,
+    /// The statement that lets go of the writers' session advisory lock this connection
+    /// holds (an exclusive [`PgTx::begin_write`]), if it holds it.
+    locked: Cell<Option<&'static str>>,
+    /// The connection may be inside a transaction or hold a session lock: set before
+    /// `BEGIN`, cleared once the transaction ended and every session lock was let go.
+    dirty: Cell<bool>,
 }
 
 impl Drop for PgTx<'_> {
-    /// A transaction dropped unended (a panic in the caller's closure unwinds through it):
-    /// rolled back and unlocked at once, so its row and advisory locks do not wait in the
-    /// pool for the connection's next checkout.
+    /// A connection returned dirty (a panic in the caller's closure unwound through it, or
+    /// ending the transaction failed) is rolled back and unlocked at once, so its row and
+    /// advisory locks do not wait in the pool; if even that fails it is closed, never
+    /// returned. The pool recycles connections without a round trip (it checks only that
+    /// the connection is open), so a connection goes back to it clean or not at all.
     fn drop(&mut self) {
-        if !self.ended.get() {
-            let _ = self.pool.block_on(
-                self.client
-                    .batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()"),
-            );
+        if !self.dirty.get() {
+            return;
+        }
+        let cleaned = match &self.client {
+            Some(c) => self
+                .pool
+                .block_on(c.batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()"))
+                .is_ok(),
+            None => true,
+        };
+        if !cleaned {
+            if let Some(c) = self.client.take() {
+                drop(Object::take(c));
+            }
         }
     }
 }
 
-/// The session advisory lock a write takes after losing conflicts several times.
-const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
+/// The writers' advisory lock: every write holds it shared (for its transaction), a write
+/// that lost conflicts several times holds it exclusive ([`PgTx::begin_write`]).
+pub(super) const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
 
 impl<'p> PgTx<'p> {
     /// Takes a connection and runs `begin` (e.g. `BEGIN ISOLATION LEVEL SERIALIZABLE`).
     pub fn begin(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
         let tx = Self::checkout(pool)?;
+        tx.dirty.set(true);
         tx.batch(begin)?;
         Ok(tx)
     }
@@ -305,12 +320,18 @@ impl<'p> PgTx<'p> {
     fn checkout(pool: &'p PgPool) -> Result<Self, StoreError> {
         Ok(Self {
             pool,
-            client: pool.get()?,
+            client: Some(pool.get()?),
             retryable: Cell::new(false),
             failed: Cell::new(false),
-            locked: Cell::new(false),
-            ended: Cell::new(false),
+            locked: Cell::new(None),
+            dirty: Cell::new(false),
         })
+    }
+
+    fn client(&self) -> Result<&Object, StoreError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError::Busy("the database connection was closed".into()))
     }
 
     /// Whether a statement of this transaction failed with a retryable error.
@@ -318,57 +339,75 @@ impl<'p> PgTx<'p> {
         self.retryable.get()
     }
 
-    /// Takes a connection, waits for the writers' session advisory lock, then runs `begin`:
-    /// a write that keeps losing conflicts runs with the other such writes one at a time
-    /// (its snapshot is taken after the wait). [`Self::commit`] / [`Self::rollback`] let
-    /// go of the lock; a connection returned otherwise is unlocked when it is recycled.
-    pub fn begin_serialized(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
+    /// Takes a connection and begins a write (`begin`, a `BEGIN … SERIALIZABLE`) holding
+    /// the writers' advisory lock. An ordinary write holds it **shared** for its
+    /// transaction (taken in the same round trip as `BEGIN`, let go by `COMMIT`), which
+    /// costs nothing while no write holds it exclusive. A write that keeps losing conflicts
+    /// takes it **exclusive** as a session lock *before* `BEGIN`: it waits until the writes
+    /// running now have ended, holds new ones back, and runs alone among writers with a
+    /// snapshot taken after the wait, so nothing can conflict with it and it commits (reads
+    /// run at REPEATABLE READ and take no part in serialization conflicts). A write held
+    /// back behind it took its snapshot before the wait and may lose a conflict: it is
+    /// retried. [`Self::commit`] / [`Self::rollback`] let go of the session lock.
+    pub fn begin_write(pool: &'p PgPool, begin: &str, exclusive: bool) -> Result<Self, StoreError> {
         let tx = Self::checkout(pool)?;
-        tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
-        tx.locked.set(true);
-        if let Err(e) = tx.batch(begin) {
-            let _ = tx.unlock();
-            return Err(e);
+        tx.dirty.set(true);
+        if exclusive {
+            tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
+            tx.locked.set(Some("pg_advisory_unlock"));
+            tx.batch(begin)?;
+        } else {
+            tx.batch(&format!(
+                "{begin}; SELECT pg_advisory_xact_lock_shared({WRITERS_LOCK})"
+            ))?;
         }
         Ok(tx)
     }
 
     fn unlock(&self) -> Result<(), StoreError> {
-        if self.locked.replace(false) {
-            self.batch(&format!("SELECT pg_advisory_unlock({WRITERS_LOCK})"))?;
+        if let Some(unlock) = self.locked.replace(None) {
+            self.batch(&format!("SELECT {unlock}({WRITERS_LOCK})"))?;
         }
         Ok(())
     }
 
     pub fn commit(self) -> Result<(), StoreError> {
-        self.ended.set(true);
         if self.failed.get() {
             // The transaction is aborted: nothing of it can commit. Retried like a
             // conflict: the next attempt sees what made the statement fail (e.g. a row a
             // concurrent writer committed) and takes the path that handles it.
-            let _ = self.batch("ROLLBACK");
-            let _ = self.unlock();
+            let rolled_back = self.batch("ROLLBACK").is_ok();
+            if self.unlock().is_ok() && rolled_back {
+                self.dirty.set(false);
+            }
             return Err(StoreError::Retryable(
                 "a statement of the transaction failed; it was rolled back".into(),
             ));
         }
         let out = self.batch("COMMIT");
-        if out.is_err() {
-            let _ = self.batch("ROLLBACK");
-        }
+        let ended = out.is_ok() || self.batch("ROLLBACK").is_ok();
         // A committed write stays acknowledged even if letting go of the writers' lock
-        // fails (the connection is then recycled, which lets go of it).
-        if let Err(e) = self.unlock() {
-            tracing::warn!(error = %e, "could not release the writers' lock after a commit");
+        // fails (the connection is then closed, which lets go of it).
+        let unlocked = match self.unlock() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the writers' lock after a commit");
+                false
+            }
+        };
+        if ended && unlocked {
+            self.dirty.set(false);
         }
         out
     }
 
     pub fn rollback(self) -> Result<(), StoreError> {
-        self.ended.set(true);
         let out = self.batch("ROLLBACK");
-        self.unlock()?;
-        out
+        let unlocked = self.unlock();
+        if out.is_ok() && unlocked.is_ok() {
+            self.dirty.set(false);
+        }
+        out.and(unlocked)
     }
 
     fn note(&self, e: &tokio_postgres::Error) -> StoreError {
@@ -383,7 +422,7 @@ impl<'p> PgTx<'p> {
     /// Runs statements with no parameters.
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
         self.pool
-            .block_on(self.client.batch_execute(sql))
+            .block_on(self.client()?.batch_execute(sql))
             .map_err(|e| self.note(&e))
     }
 
@@ -414,7 +453,7 @@ impl<'p> PgTx<'p> {
         let types: Vec<Type> = values.iter().map(param_type).collect();
         let st = self
             .pool
-            .block_on(self.client.prepare_typed_cached(&rw.sql, &types))
+            .block_on(self.client()?.prepare_typed_cached(&rw.sql, &types))
             .map_err(|e| self.note(&e))?;
         Ok((st, values))
     }
@@ -428,7 +467,7 @@ impl<'p> PgTx<'p> {
         let refs: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         self.pool
-            .block_on(self.client.query(&st, &refs))
+            .block_on(self.client()?.query(&st, &refs))
             .map_err(|e| self.note(&e))
     }
 }
@@ -561,7 +600,7 @@ pub(super) fn execute(
     let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
     let n = c
         .pool
-        .block_on(c.client.execute(&st, &refs))
+        .block_on(c.client()?.execute(&st, &refs))
         .map_err(|e| c.note(&e))?;
     usize::try_from(n).map_err(|_| StoreError::Postgres(format!("{n} rows")))
 }
