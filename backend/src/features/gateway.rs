@@ -153,7 +153,7 @@ impl Engine {
     fn credit(&self, intent: &Intent, ref_num: &str) -> Result<()> {
         let now = self.now();
         let key = format!("topup:{}", intent.id);
-        self.store.write(|tx| {
+        self.store.write_for([intent.account_id], |tx| {
             let token = intent.gateway_token.as_str();
             if !tx.set_payment_status(token, &[S::Verified], S::Settled, None, now)? {
                 let status = tx.gateway_payment(token)?.map(|p| p.status);

@@ -481,39 +481,42 @@ impl Engine {
                 (i as u64, check_record(rec, vid, ci, &ev))
             })
             .collect();
-        let resp = self.store.write(|tx| -> Result<BatchResponse> {
-            if let Some(stored) = tx.batch(&batch_id)? {
-                return stored_batch(stored, vid, &body_hash);
-            }
-            let mut s = Settling {
-                results: Vec::with_capacity(checks.len()),
-                ..Settling::default()
-            };
-            // cloned: a write may run again (a retried transaction)
-            self.apply_into(tx, &mut s, checks.clone(), Reporter::Validator(vid), now)?;
-            let torn = self.record_torn(tx, &mut s, vid, &torn, now)?;
-            let records = s.finish(self, tx, now)?;
-            let count = |s: TapStatus| records.iter().filter(|r| r.status == s).count();
-            let resp = BatchResponse {
-                batch_id: batch_id.to_hex(),
-                validator_id: vid,
-                duplicate_batch: false,
-                settled: count(TapStatus::Settled),
-                duplicates: count(TapStatus::Duplicate),
-                fraud: count(TapStatus::Fraud),
-                rejected: count(TapStatus::Rejected),
-                records,
-                torn,
-            };
-            let response = serde_json::to_string(&resp).map_err(Error::internal)?;
-            let stored = StoredBatch {
-                validator_id: vid,
-                body_hash,
-                response,
-            };
-            tx.insert_batch(&batch_id, &stored, now)?;
-            Ok(resp)
-        })?;
+        let accounts: Vec<_> = certs.values().map(|c| c.account_id).collect();
+        let resp = self
+            .store
+            .write_for(accounts, |tx| -> Result<BatchResponse> {
+                if let Some(stored) = tx.batch(&batch_id)? {
+                    return stored_batch(stored, vid, &body_hash);
+                }
+                let mut s = Settling {
+                    results: Vec::with_capacity(checks.len()),
+                    ..Settling::default()
+                };
+                // cloned: a write may run again (a retried transaction)
+                self.apply_into(tx, &mut s, checks.clone(), Reporter::Validator(vid), now)?;
+                let torn = self.record_torn(tx, &mut s, vid, &torn, now)?;
+                let records = s.finish(self, tx, now)?;
+                let count = |s: TapStatus| records.iter().filter(|r| r.status == s).count();
+                let resp = BatchResponse {
+                    batch_id: batch_id.to_hex(),
+                    validator_id: vid,
+                    duplicate_batch: false,
+                    settled: count(TapStatus::Settled),
+                    duplicates: count(TapStatus::Duplicate),
+                    fraud: count(TapStatus::Fraud),
+                    rejected: count(TapStatus::Rejected),
+                    records,
+                    torn,
+                };
+                let response = serde_json::to_string(&resp).map_err(Error::internal)?;
+                let stored = StoredBatch {
+                    validator_id: vid,
+                    body_hash,
+                    response,
+                };
+                tx.insert_batch(&batch_id, &stored, now)?;
+                Ok(resp)
+            })?;
         tracing::info!(validator = vid, batch = %resp.batch_id, settled = resp.settled, duplicates = resp.duplicates, fraud = resp.fraud, rejected = resp.rejected, "batch ingested");
         Ok(resp)
     }

@@ -253,7 +253,11 @@ impl Engine {
         let settled = self.settled_entries(&device, &entries, &certs)?;
         let (checks, signed) = self.check_fresh(&device, &entries, &settled, &certs)?;
         let now = self.now();
-        self.store.write(|tx| {
+        let accounts = certs
+            .values()
+            .map(|c| c.account_id)
+            .chain(std::iter::once(account_id));
+        self.store.write_for(accounts, |tx| {
             let chain = self.append_log(tx, &device, (&entries, &signed), now)?;
             // cloned: a write may run again (a retried transaction)
             let fresh = self.apply_checks(tx, checks.clone(), Reporter::Wallet, now)?;

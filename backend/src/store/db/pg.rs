@@ -270,9 +270,9 @@ pub struct PgTx<'p> {
     /// transaction, and a COMMIT would be answered with a silent ROLLBACK. A caller that
     /// caught the error and returned `Ok` must not be told its writes were committed.
     failed: Cell<bool>,
-    /// The statement that lets go of the writers' session advisory lock this connection
-    /// holds (an exclusive [`PgTx::begin_write`]), if it holds it.
-    locked: Cell<Option<&'static str>>,
+    /// This connection may hold session advisory locks ([`PgTx::begin_write`]: account
+    /// locks, the writers' lock exclusive), let go of after the transaction ends.
+    locked: Cell<bool>,
     /// The connection may be inside a transaction or hold a session lock: set before
     /// `BEGIN`, cleared once the transaction ended and every session lock was let go.
     dirty: Cell<bool>,
@@ -307,6 +307,10 @@ impl Drop for PgTx<'_> {
 /// that lost conflicts several times holds it exclusive ([`PgTx::begin_write`]).
 pub(super) const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
 
+/// The first key of the per-account advisory locks ([`PgTx::begin_write`]); the second is
+/// the account id (its low 31 bits).
+pub(super) const ACCOUNT_LOCKS: i32 = 0x6d63_0001;
+
 impl<'p> PgTx<'p> {
     /// Takes a connection and runs `begin` (e.g. `BEGIN ISOLATION LEVEL SERIALIZABLE`).
     pub fn begin(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
@@ -323,7 +327,7 @@ impl<'p> PgTx<'p> {
             client: Some(pool.get()?),
             retryable: Cell::new(false),
             failed: Cell::new(false),
-            locked: Cell::new(None),
+            locked: Cell::new(false),
             dirty: Cell::new(false),
         })
     }
@@ -349,12 +353,31 @@ impl<'p> PgTx<'p> {
     /// run at REPEATABLE READ and take no part in serialization conflicts). A write held
     /// back behind it took its snapshot before the wait and may lose a conflict: it is
     /// retried. [`Self::commit`] / [`Self::rollback`] let go of the session lock.
-    pub fn begin_write(pool: &'p PgPool, begin: &str, exclusive: bool) -> Result<Self, StoreError> {
+    pub fn begin_write(
+        pool: &'p PgPool,
+        begin: &str,
+        exclusive: bool,
+        accounts: &std::collections::BTreeSet<i64>,
+    ) -> Result<Self, StoreError> {
         let tx = Self::checkout(pool)?;
         tx.dirty.set(true);
+        if !accounts.is_empty() {
+            // one round trip, the locks taken one after the other in account order (two
+            // writes never wait for each other's accounts crosswise); keys that collide
+            // past 31 bits only make two writes take turns
+            let sql: Vec<String> = accounts
+                .iter()
+                .map(|a| {
+                    let key = i32::try_from(a & 0x7fff_ffff).unwrap_or(0);
+                    format!("SELECT pg_advisory_lock({ACCOUNT_LOCKS}, {key})")
+                })
+                .collect();
+            tx.locked.set(true);
+            tx.batch(&sql.join("; "))?;
+        }
         if exclusive {
+            tx.locked.set(true);
             tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
-            tx.locked.set(Some("pg_advisory_unlock"));
             tx.batch(begin)?;
         } else {
             tx.batch(&format!(
@@ -365,8 +388,8 @@ impl<'p> PgTx<'p> {
     }
 
     fn unlock(&self) -> Result<(), StoreError> {
-        if let Some(unlock) = self.locked.replace(None) {
-            self.batch(&format!("SELECT {unlock}({WRITERS_LOCK})"))?;
+        if self.locked.replace(false) {
+            self.batch("SELECT pg_advisory_unlock_all()")?;
         }
         Ok(())
     }

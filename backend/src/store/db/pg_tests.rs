@@ -2,7 +2,7 @@
 //! and the schema runner. Runs when `MANCARD_TEST_PG_URL` names a server (each test makes a
 //! fresh database); without it each test says it was skipped.
 
-use super::pg::{rewrite, PgPool, PgTx, WRITERS_LOCK};
+use super::pg::{rewrite, PgPool, PgTx, ACCOUNT_LOCKS, WRITERS_LOCK};
 use super::{Conn, Dialect, FromValue};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes};
@@ -303,7 +303,9 @@ fn a_transaction_dropped_mid_write_lets_go_of_everything() {
         .unwrap();
     tx.commit().unwrap();
 
-    let tx = PgTx::begin_write(&pool, "BEGIN ISOLATION LEVEL SERIALIZABLE", true).unwrap();
+    let accounts = std::collections::BTreeSet::from([7i64, 1 << 40]);
+    let tx =
+        PgTx::begin_write(&pool, "BEGIN ISOLATION LEVEL SERIALIZABLE", true, &accounts).unwrap();
     Conn::Pg(&tx)
         .execute("INSERT INTO t (k) VALUES ('lost')", named_params! {})
         .unwrap();
@@ -312,19 +314,20 @@ fn a_transaction_dropped_mid_write_lets_go_of_everything() {
     let probe = PgTx::begin(&other, "BEGIN").unwrap();
     let free = Conn::Pg(&probe)
         .query_one(
-            "SELECT pg_try_advisory_xact_lock(:k) AS free",
-            named_params! {":k": WRITERS_LOCK},
+            "SELECT pg_try_advisory_xact_lock(:k) AND pg_try_advisory_xact_lock(CAST(:ns AS INT4), 7) AS free",
+            named_params! {":k": WRITERS_LOCK, ":ns": i64::from(ACCOUNT_LOCKS)},
             |r| r.get::<bool>("free"),
         )
         .unwrap();
     assert!(
         free,
-        "the dropped transaction still holds the writers' lock"
+        "the dropped transaction still holds the writers' or an account's lock"
     );
     probe.rollback().unwrap();
 
     // the same (only) connection, checked out again: no transaction left open on it
-    let tx = PgTx::begin_write(&pool, "BEGIN ISOLATION LEVEL SERIALIZABLE", false).unwrap();
+    let none = std::collections::BTreeSet::new();
+    let tx = PgTx::begin_write(&pool, "BEGIN ISOLATION LEVEL SERIALIZABLE", false, &none).unwrap();
     let conn = Conn::Pg(&tx);
     let n = conn
         .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| {
