@@ -82,6 +82,93 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
+/// No text with a NUL character (U+0000) gets in: PostgreSQL cannot store one in a text
+/// column (it would answer a client's mistake with an error that is a 500), and no field of
+/// the API has a use for it. Refused with 400, changing nothing: a `%00` in the path or query
+/// (`invalid_query`), a `\u0000` escape in a JSON body (`invalid_json`), a `%00` in a form
+/// body (`invalid_query`). Other bodies (batch uploads are binary) are not text and pass.
+/// The bodies looked at were already read whole by admission, within the JSON limit.
+async fn refuse_nul(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    let refuse = |code, what: &str| {
+        problem::ApiProblem::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            format!("{what} contains a NUL character (U+0000), which no field accepts"),
+        )
+        .into_response()
+    };
+    if req
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str().contains("%00"))
+    {
+        return refuse(ProblemCode::InvalidQuery, "the URL");
+    }
+    let kind = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let json = kind
+        .as_deref()
+        .is_some_and(|k| k == "application/json" || k.ends_with("+json"));
+    let form = kind.as_deref() == Some("application/x-www-form-urlencoded");
+    if !json && !form {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return problem::ApiProblem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ProblemCode::PayloadTooLarge,
+                "the body is larger than this endpoint takes",
+            )
+            .into_response()
+        }
+    };
+    if json && json_has_nul(&bytes) {
+        return refuse(ProblemCode::InvalidJson, "the JSON body");
+    }
+    if form && bytes.windows(3).any(|w| w == b"%00") {
+        return refuse(ProblemCode::InvalidQuery, "the form");
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// Whether JSON text holds a `\u0000` escape (a raw NUL is not valid JSON at all): a `u0000`
+/// after an odd number of backslashes (an even number is escaped backslashes, then text).
+fn json_has_nul(b: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(at) = b
+        .get(from..)
+        .and_then(|rest| rest.windows(5).position(|w| w == b"u0000"))
+    {
+        let at = from + at;
+        let slashes = b.get(..at).map_or(0, |head| {
+            head.iter().rev().take_while(|c| **c == b'\\').count()
+        });
+        if slashes % 2 == 1 {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
 /// Every client error is a problem document: an answer axum itself made in plain text (a path
 /// parameter that is not UTF-8, say) is rewritten as one, with a code chosen by its status.
 async fn plain_errors_as_problems(req: Request, next: Next) -> Response {
@@ -167,6 +254,7 @@ pub fn router(state: AppState) -> Router {
             (limiters, Arc::clone(&state)),
             limits::enforce,
         ))
+        .layer(middleware::from_fn_with_state(json_limit, refuse_nul))
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             edge.body_read_timeout,
@@ -176,4 +264,19 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(plain_errors_as_problems))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::json_has_nul;
+
+    #[test]
+    fn a_nul_escape_is_told_from_escaped_backslashes() {
+        assert!(json_has_nul(br#"{"note":"a\u0000b"}"#));
+        assert!(json_has_nul(br#"{"a\u0000":1}"#));
+        assert!(json_has_nul(br#"{"note":"\\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"note":"\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"note":"\u0001 u0000"}"#));
+        assert!(!json_has_nul(b""));
+    }
 }

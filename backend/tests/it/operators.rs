@@ -676,3 +676,46 @@ async fn a_flood_of_anonymous_admin_requests_leaves_the_operator_log_alone() {
     // the first read of the log is itself a row; nothing else was added
     assert_eq!(after.total, before + 1, "{:#?}", after.rows);
 }
+
+/// A NUL character (U+0000) in any text is refused with a 400 and changes nothing, on both
+/// databases (PostgreSQL cannot store one: it reached the database as a 500 before): an
+/// operator's note, a `%00` in a path or query, a form. An escaped backslash followed by
+/// `u0000` is text, and passes.
+#[tokio::test]
+async fn a_nul_character_is_refused_and_changes_nothing() {
+    let h = Harness::start().await;
+    let (_token, account) = rider(&h, "+989121500009").await;
+    let mut adj = adjustment(account, 1_000, "nul-1");
+    adj.note = "goodwill\u{0}credit".into();
+    let got = h.post(ADMIN_ADJUSTMENTS.path, Some(ADJUSTER), &adj).await;
+    assert_problem(&got, StatusCode::BAD_REQUEST, ProblemCode::InvalidJson);
+    assert!(adjustment_entries(&h, account).is_empty());
+    // the key was not taken: the same request with clean text goes through
+    adj.note = "goodwill \\u0000 credit".into();
+    let ok: AdjustmentResponse = h
+        .post_ok(ADMIN_ADJUSTMENTS.path, Some(ADJUSTER), &adj)
+        .await;
+    assert!(ok.created);
+    assert_eq!(adjustment_entries(&h, account), [1_000]);
+
+    let got = h
+        .get(&ADMIN_FRAUD_CASE.path_with("1%00"), Some(FRAUD_OPS))
+        .await;
+    assert_problem(&got, StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery);
+    let got = h
+        .get(
+            &format!("{}?status=open%00", ADMIN_FRAUD_CASES.path),
+            Some(FRAUD_OPS),
+        )
+        .await;
+    assert_problem(&got, StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery);
+    let resp = client()
+        .post(h.u(mancard_api::endpoints::TOPUP_CALLBACK.path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=abc%00&ResCode=0")
+        .send()
+        .await
+        .unwrap();
+    let got = decode(resp).await;
+    assert_problem(&got, StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery);
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The figures of docs/perf.md §8 in one run: the same `mancard load` against one backend on
+# SQLite, one on PostgreSQL and three processes on one PostgreSQL database, one after the
+# other on this machine; a Markdown table on stdout (the JSON of each run is kept in the
+# work directory, printed at the end).
+#
+#   scripts/load-figures.sh [--quick] [-- mancard load arguments, instead of the defaults]
+#
+# Builds the release binary, starts a throwaway PostgreSQL (scripts/postgres.sh), and runs
+# each backend with the flags the load test needs (docs/perf.md §8): sandbox, a shared
+# sandbox payment gateway, per-address limits off (every simulated rider comes from one
+# address), a large offline allowance. Every configuration gets the same load; the raw
+# P-256 verify rate on all cores is measured by each run before and after its timed phase.
+# Exit 1 if any run's books do not agree or any answer was a 5xx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+LOAD=(--validators 20 --wallets 400 --taps-per-batch 100 --presealed 10 --duration 30s)
+if [ "${1:-}" = "--quick" ]; then
+  LOAD=(--validators 4 --wallets 20 --taps-per-batch 10 --presealed 2 --duration 3s)
+  shift
+fi
+if [ "${1:-}" = "--" ]; then
+  shift
+  [ $# -gt 0 ] && LOAD=("$@")
+fi
+
+log() { printf 'load-figures: %s\n' "$*" >&2; }
+
+cargo build --release -p mancard-cli --quiet
+BIN=$ROOT/target/release/mancard
+WORK=$(mktemp -d /tmp/mancard-figures.XXXXXX)
+chmod 755 "$WORK" # the PostgreSQL server runs as another user
+PG_DIR=$WORK/pg
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+}
+trap cleanup EXIT
+PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
+
+# The line "… listening on URL" of a process's log, once it is there.
+url_of() {
+  for _ in $(seq 1 200); do
+    if grep -q "listening on " "$1" 2>/dev/null; then
+      grep -o "listening on .*" "$1" | head -n 1 | sed 's/listening on //'
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "no 'listening on' line in $1:"
+  tail -n 20 "$1" >&2
+  return 1
+}
+
+# run NAME INSTANCES sqlite|pg: one configuration; its JSON in $WORK/NAME.json.
+run() {
+  local name=$1 n=$2 kind=$3 dir=$WORK/$1 db
+  mkdir -p "$dir"
+  local token
+  token=$("$BIN" backend operator-token --name load --scope keys --scope read \
+    --add-to "$dir/ops.json" 2>/dev/null)
+  "$BIN" gateway-sandbox serve --listen 127.0.0.1:0 >"$dir/gateway.log" 2>&1 &
+  local gw_pid=$!
+  PIDS+=("$gw_pid")
+  local gw
+  gw=$(url_of "$dir/gateway.log")
+  if [ "$kind" = pg ]; then
+    local dbname="figures_${name//-/_}"
+    psql "$PG_URL" -qc "CREATE DATABASE $dbname TEMPLATE template0 ENCODING 'UTF8' \
+      LC_COLLATE 'C' LC_CTYPE 'C'"
+    db=${PG_URL%/*}/$dbname
+  else
+    db=$dir/backend.sqlite
+  fi
+  local urls=() pids=()
+  for i in $(seq 1 "$n"); do
+    RUST_LOG=warn "$BIN" backend serve --sandbox --listen 127.0.0.1:0 --db "$db" \
+      --keys "$dir/issuer-keys.json" --sandbox-gateway-url "$gw" --operators "$dir/ops.json" \
+      --max-offline-amount 50000000 --max-in-flight-per-address off \
+      --max-connections-per-address off \
+      --rate-limit otp_per_address=off --rate-limit otp_global=off \
+      --rate-limit session_per_address=off --rate-limit sync_per_account=off \
+      --rate-limit credential_per_account=off 2>"$dir/backend-$i.log" &
+    pids+=($!)
+    PIDS+=($!)
+    urls+=("$(url_of "$dir/backend-$i.log")")
+  done
+  log "$name: $n instance(s) on $kind: ${LOAD[*]}"
+  local joined
+  joined=$(IFS=,; echo "${urls[*]}")
+  local code=0
+  # the generator's own wallets and journals (not under test): in memory where there is
+  # /dev/shm, so presealing is not bound by the journals' fsyncs
+  local gen_tmp=$dir
+  [ -d /dev/shm ] && [ -w /dev/shm ] && gen_tmp=/dev/shm
+  TMPDIR=$gen_tmp MANCARD_OPERATOR_TOKEN=$token "$BIN" load --backend "$joined" "${LOAD[@]}" --json \
+    >"$WORK/$name.json" 2>"$dir/load.log" || code=$?
+  kill "${pids[@]}" "$gw_pid" 2>/dev/null || true
+  wait "${pids[@]}" "$gw_pid" 2>/dev/null || true
+  if [ ! -s "$WORK/$name.json" ]; then
+    log "$name: no figures (exit $code):"
+    tail -n 20 "$dir/load.log" >&2
+    return 1
+  fi
+  return 0
+}
+
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+FAILED=0
+run sqlite-1 1 sqlite || FAILED=1
+run postgres-1 1 pg || FAILED=1
+run postgres-3 3 pg || FAILED=1
+
+python3 - "$WORK" "$STARTED" "$(nproc)" "${LOAD[*]}" <<'EOF' || FAILED=1
+import json, os, sys
+work, started, cores, load = sys.argv[1:5]
+rows = [("sqlite-1", "SQLite, 1 instance"), ("postgres-1", "PostgreSQL, 1 instance"),
+        ("postgres-3", "PostgreSQL, 3 processes")]
+print(f"`scripts/load-figures.sh` — {started}, {cores} cores, `mancard load {load}`\n")
+print("| backend | ingest taps/s (HTTP) | raw verify /s, all cores | ratio (ceiling 0.5) "
+      "| upload p50 · p99 ms | sync p50 · p95 · p99 ms | top-up create p99 ms | requests/s "
+      "| 5xx | books |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+bad = False
+for name, label in rows:
+    path = os.path.join(work, name + ".json")
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        print(f"| {label} | — | — | — | — | — | — | — | — | no run |")
+        bad = True
+        continue
+    d = json.load(open(path))
+    k = {x["name"]: x for x in d["kinds"]}
+    up, sy, tc = k.get("upload", {}), k.get("sync", {}), k.get("topup: create", {})
+    ing, total = d["ingest"], d["total"]
+    ok = d["books"]["ok"] and total["status_5xx"] == 0 and not d["problems"]
+    bad |= not ok
+    print(f"| {label} | {ing['taps_per_second']:,.0f} | {ing['verifies_per_second_all_cores']:,.0f} "
+          f"| {ing['ratio_to_verify_rate']:.3f} | {up.get('p50_ms','—')} · {up.get('p99_ms','—')} "
+          f"| {sy.get('p50_ms','—')} · {sy.get('p95_ms','—')} · {sy.get('p99_ms','—')} "
+          f"| {tc.get('p99_ms','—')} | {total['per_second']} | {total['status_5xx']} "
+          f"| {'agree' if ok else 'PROBLEMS: ' + '; '.join(d['problems'])} |")
+sys.exit(1 if bad else 0)
+EOF
+log "the JSON of each run: $WORK/*.json"
+exit $FAILED
