@@ -406,6 +406,25 @@ impl Engine {
         &self,
         hashes: &BTreeSet<CertHash>,
     ) -> Result<HashMap<CertHash, Arc<CertInfo>>> {
+        self.cert_infos_via(hashes, None)
+    }
+
+    /// [`Self::cert_infos`] inside a transaction: a cache miss reads through `tx`, never
+    /// through a second connection (a write that took one more from the pool while holding
+    /// its locks could wait on writers that wait on it).
+    pub(crate) fn cert_infos_in(
+        &self,
+        tx: &crate::store::Reader<'_>,
+        hashes: &BTreeSet<CertHash>,
+    ) -> Result<HashMap<CertHash, Arc<CertInfo>>> {
+        self.cert_infos_via(hashes, Some(tx))
+    }
+
+    fn cert_infos_via(
+        &self,
+        hashes: &BTreeSet<CertHash>,
+        within: Option<&crate::store::Reader<'_>>,
+    ) -> Result<HashMap<CertHash, Arc<CertInfo>>> {
         let mut out = HashMap::with_capacity(hashes.len());
         let mut missing = Vec::new();
         {
@@ -422,7 +441,7 @@ impl Engine {
         if missing.is_empty() {
             return Ok(out);
         }
-        let found = self.store.read(|tx| -> Result<Vec<CertInfo>> {
+        let read = |tx: &crate::store::Reader<'_>| -> Result<Vec<CertInfo>> {
             let mut v = Vec::new();
             for h in &missing {
                 if let Some(row) = tx.certificate(h)? {
@@ -437,7 +456,11 @@ impl Engine {
                 }
             }
             Ok(v)
-        })?;
+        };
+        let found = match within {
+            Some(tx) => read(tx)?,
+            None => self.store.read(|tx| read(tx))?,
+        };
         let mut cache = self.certs.write().unwrap_or_else(|p| p.into_inner());
         for ci in found {
             let a = Arc::new(ci);

@@ -253,11 +253,10 @@ impl Engine {
         let settled = self.settled_entries(&device, &entries, &certs)?;
         let (checks, signed) = self.check_fresh(&device, &entries, &settled, &certs)?;
         let now = self.now();
-        let accounts = certs
-            .values()
-            .map(|c| c.account_id)
-            .chain(std::iter::once(account_id));
-        self.store.write_for(accounts, |tx| {
+        // only the rider's own account: entries under anyone else's certificate are refused
+        // (check_fresh keeps this device's), so naming their accounts would only let a
+        // wallet that saw other cards' certificate ids hold those riders' locks
+        self.store.write_for([account_id], |tx| {
             let chain = self.append_log(tx, &device, (&entries, &signed), now)?;
             // cloned: a write may run again (a retried transaction)
             let fresh = self.apply_checks(tx, checks.clone(), Reporter::Wallet, now)?;
@@ -391,7 +390,7 @@ impl Engine {
             return Ok(None);
         };
         let id = CertHash(stored.proof.cert_id());
-        let certs = self.cert_infos(&BTreeSet::from([id]))?;
+        let certs = self.cert_infos_in(tx, &BTreeSet::from([id]))?;
         let Some(ci) = certs.get(&id).filter(|c| c.device_id == device.id) else {
             return Ok(None);
         };

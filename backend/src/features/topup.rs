@@ -201,8 +201,16 @@ impl Engine {
             let Some(intent) = self.store.read(|tx| tx.intent_by_token(&token))? else {
                 continue;
             };
-            if self.advance(&intent)?.status == TopupStatus::Credited {
-                credited += 1;
+            // one payment whose account is busy (its locks held, its writes out of retries)
+            // does not hold up the reconciliation of everyone else's: it is taken again on
+            // the next run
+            match self.advance(&intent) {
+                Ok(v) if v.status == TopupStatus::Credited => credited += 1,
+                Ok(_) => {}
+                Err(crate::error::Error::Store(e)) if e.is_busy() => {
+                    tracing::warn!(intent = %intent.id, error = %e, "reconciliation: busy; next run");
+                }
+                Err(e) => return Err(e),
             }
         }
         if credited > 0 {

@@ -139,6 +139,8 @@ fn pg_err(e: &tokio_postgres::Error) -> StoreError {
             || *code == SqlState::ADMIN_SHUTDOWN
             || *code == SqlState::CANNOT_CONNECT_NOW
             || *code == SqlState::TOO_MANY_CONNECTIONS
+            || *code == SqlState::OUT_OF_MEMORY
+            || *code == SqlState::INSUFFICIENT_RESOURCES
         {
             return StoreError::Busy(msg);
         }
@@ -174,7 +176,8 @@ impl PgPool {
         let mut options = config.get_options().unwrap_or_default().to_owned();
         options.push_str(
             " -c lock_timeout=10s -c statement_timeout=30s \
-             -c idle_in_transaction_session_timeout=60s",
+             -c idle_in_transaction_session_timeout=60s \
+             -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
         );
         config.options(options.trim());
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -311,6 +314,23 @@ pub(super) const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
 /// the account id (its low 31 bits).
 pub(super) const ACCOUNT_LOCKS: i32 = 0x6d63_0001;
 
+/// At most this many account locks per write (more: none, SERIALIZABLE alone). Bounds the
+/// server's shared lock table: this × connections × instances entries at worst.
+pub const MAX_ACCOUNT_LOCKS: usize = 64;
+
+/// How long a write keeps trying for its account locks before it goes on without them.
+pub const ACCOUNT_LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
+/// 1 ms doubling up to 50 ms, with jitter from the clock: writes that met on an account
+/// spread out.
+fn lock_backoff(round: u32) -> Duration {
+    let cap_us = 1_000u64.saturating_mul(1u64 << round.min(6)).min(50_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    Duration::from_micros(cap_us / 2 + nanos % (cap_us / 2).max(1))
+}
+
 impl<'p> PgTx<'p> {
     /// Takes a connection and runs `begin` (e.g. `BEGIN ISOLATION LEVEL SERIALIZABLE`).
     pub fn begin(pool: &'p PgPool, begin: &str) -> Result<Self, StoreError> {
@@ -345,46 +365,122 @@ impl<'p> PgTx<'p> {
 
     /// Takes a connection and begins a write (`begin`, a `BEGIN … SERIALIZABLE`) holding
     /// the writers' advisory lock. An ordinary write holds it **shared** for its
-    /// transaction (taken in the same round trip as `BEGIN`, let go by `COMMIT`), which
-    /// costs nothing while no write holds it exclusive. A write that keeps losing conflicts
-    /// takes it **exclusive** as a session lock *before* `BEGIN`: it waits until the writes
-    /// running now have ended, holds new ones back, and runs alone among writers with a
-    /// snapshot taken after the wait, so nothing can conflict with it and it commits (reads
-    /// run at REPEATABLE READ and take no part in serialization conflicts). A write held
-    /// back behind it took its snapshot before the wait and may lose a conflict: it is
-    /// retried. [`Self::commit`] / [`Self::rollback`] let go of the session lock.
+    /// transaction, taken in BEGIN's round trip, which costs nothing while no write holds it
+    /// exclusive. A write that keeps losing conflicts holds it **exclusive**, as a session
+    /// lock taken before `BEGIN`: it waits until the writes running now have ended, holds
+    /// new ones back, and runs alone among writers with a snapshot from after the wait, so
+    /// nothing can conflict with it (reads run at REPEATABLE READ and take no part in
+    /// serialization conflicts); only a bounded wait running out stops it. A write held back
+    /// meanwhile waits outside any transaction, so it too gets a snapshot from after.
+    ///
+    /// A write that names `accounts` (at most [`MAX_ACCOUNT_LOCKS`]; more, and it relies on
+    /// SERIALIZABLE alone) first takes a session lock per account, all or nothing and
+    /// without waiting: when one is held elsewhere it lets go of the ones it got, gives the
+    /// connection back, sleeps a little and tries again, for at most
+    /// [`ACCOUNT_LOCK_PATIENCE`], then goes on without them. So a write never waits for an
+    /// account while holding a pooled connection (a burst on one account cannot fill the
+    /// pool), two writes can never wait for each other's accounts, and at most
+    /// [`MAX_ACCOUNT_LOCKS`] lock-table entries are held per connection. The locks only
+    /// spare retries: SERIALIZABLE decides. [`Self::commit`] / [`Self::rollback`] let go
+    /// of every session lock.
     pub fn begin_write(
         pool: &'p PgPool,
         begin: &str,
         exclusive: bool,
         accounts: &std::collections::BTreeSet<i64>,
     ) -> Result<Self, StoreError> {
-        let tx = Self::checkout(pool)?;
+        let tx = Self::lock_accounts(pool, accounts)?;
         tx.dirty.set(true);
-        if !accounts.is_empty() {
-            // one round trip, the locks taken one after the other in account order (two
-            // writes never wait for each other's accounts crosswise); keys that collide
-            // past 31 bits only make two writes take turns
-            let sql: Vec<String> = accounts
-                .iter()
-                .map(|a| {
-                    let key = i32::try_from(a & 0x7fff_ffff).unwrap_or(0);
-                    format!("SELECT pg_advisory_lock({ACCOUNT_LOCKS}, {key})")
-                })
-                .collect();
-            tx.locked.set(true);
-            tx.batch(&sql.join("; "))?;
-        }
         if exclusive {
+            // the isolation level can only be set before a transaction's first query, and a
+            // COMMIT of the lock's own implicit transaction would log a warning: two round
+            // trips, on this rare path only
             tx.locked.set(true);
             tx.batch(&format!("SELECT pg_advisory_lock({WRITERS_LOCK})"))?;
             tx.batch(begin)?;
-        } else {
+            return Ok(tx);
+        }
+        // The shared lock as a transaction lock in BEGIN's round trip, tried without
+        // waiting: the snapshot is taken by that query, so a write must not wait there for
+        // an exclusive holder (it would run on a snapshot from before that write). When a
+        // write holds or waits for it exclusive, this one rolls back, waits its turn outside
+        // any transaction, and begins again.
+        let sql = format!("{begin}; SELECT pg_try_advisory_xact_lock_shared({WRITERS_LOCK})");
+        for _ in 0..8 {
+            let got = pool
+                .block_on(tx.client()?.simple_query(sql.as_str()))
+                .map_err(|e| tx.note(&e))?
+                .iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v == "t"),
+                    _ => None,
+                });
+            if got == Some(true) {
+                return Ok(tx);
+            }
             tx.batch(&format!(
-                "{begin}; SELECT pg_advisory_xact_lock_shared({WRITERS_LOCK})"
+                "ROLLBACK; SELECT pg_advisory_lock_shared({WRITERS_LOCK}); \
+                 SELECT pg_advisory_unlock_shared({WRITERS_LOCK})"
             ))?;
         }
+        // exclusive writers kept coming: wait in the transaction (the write may then lose a
+        // conflict, and is retried)
+        tx.batch(&format!(
+            "{begin}; SELECT pg_advisory_xact_lock_shared({WRITERS_LOCK})"
+        ))?;
         Ok(tx)
+    }
+
+    /// A connection holding the session locks of `accounts` (none when there are more than
+    /// [`MAX_ACCOUNT_LOCKS`], or when they stayed taken for [`ACCOUNT_LOCK_PATIENCE`]).
+    fn lock_accounts(
+        pool: &'p PgPool,
+        accounts: &std::collections::BTreeSet<i64>,
+    ) -> Result<Self, StoreError> {
+        let keys: std::collections::BTreeSet<i32> = accounts
+            .iter()
+            .map(|a| i32::try_from(a & 0x7fff_ffff).unwrap_or(0))
+            .collect();
+        if keys.is_empty() || keys.len() > MAX_ACCOUNT_LOCKS {
+            return Self::checkout(pool);
+        }
+        // integers only: nothing from a client is spliced into the SQL
+        let sql = format!(
+            "SELECT {} AS got",
+            keys.iter()
+                .map(|k| format!("pg_try_advisory_lock({ACCOUNT_LOCKS}, {k})"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        );
+        let started = std::time::Instant::now();
+        for round in 0u32.. {
+            let tx = Self::checkout(pool)?;
+            tx.dirty.set(true);
+            tx.locked.set(true);
+            let got = pool
+                .block_on(tx.client()?.query_one(sql.as_str(), &[]))
+                .map_err(|e| tx.note(&e))?
+                .try_get::<_, Option<bool>>("got")
+                .map_err(|e| tx.note(&e))?;
+            if got == Some(true) {
+                return Ok(tx);
+            }
+            // some other write has one of them: let go of the rest, give the connection
+            // back (clean), and try again a little later
+            tx.batch("SELECT pg_advisory_unlock_all()")?;
+            tx.locked.set(false);
+            tx.dirty.set(false);
+            drop(tx);
+            if started.elapsed() >= ACCOUNT_LOCK_PATIENCE {
+                break;
+            }
+            std::thread::sleep(lock_backoff(round));
+        }
+        tracing::debug!(
+            accounts = keys.len(),
+            "account locks stayed taken; going on without"
+        );
+        Self::checkout(pool)
     }
 
     fn unlock(&self) -> Result<(), StoreError> {
@@ -407,18 +503,34 @@ impl<'p> PgTx<'p> {
                 "a statement of the transaction failed; it was rolled back".into(),
             ));
         }
+        if self.locked.get() {
+            // COMMIT and the unlock in one round trip. An error the server reports (it has
+            // a SQLSTATE) can only be COMMIT's: the unlock cannot fail that way, and it did
+            // not run. Any other error (the connection broke) leaves the outcome unknown,
+            // as a broken COMMIT alone would; the connection is closed (Drop).
+            let sent = self.pool.block_on(
+                self.client()?
+                    .batch_execute("COMMIT; SELECT pg_advisory_unlock_all()"),
+            );
+            return match sent {
+                Ok(()) => {
+                    self.locked.set(false);
+                    self.dirty.set(false);
+                    Ok(())
+                }
+                Err(e) if e.code().is_some() => {
+                    let err = self.note(&e);
+                    let ended = self.batch("ROLLBACK").is_ok();
+                    if self.unlock().is_ok() && ended {
+                        self.dirty.set(false);
+                    }
+                    Err(err)
+                }
+                Err(e) => Err(self.note(&e)),
+            };
+        }
         let out = self.batch("COMMIT");
-        let ended = out.is_ok() || self.batch("ROLLBACK").is_ok();
-        // A committed write stays acknowledged even if letting go of the writers' lock
-        // fails (the connection is then closed, which lets go of it).
-        let unlocked = match self.unlock() {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not release the writers' lock after a commit");
-                false
-            }
-        };
-        if ended && unlocked {
+        if out.is_ok() || self.batch("ROLLBACK").is_ok() {
             self.dirty.set(false);
         }
         out
