@@ -181,6 +181,9 @@ start() {
 listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$conf_dir'
+# room in the shared lock table for a write's account locks: the backend takes up to this
+# many per write (a validator's batch is at most 500 riders), docs/adr/0012-scale-out.md §8
+max_locks_per_transaction = 512
 EOF
     echo "$PORT" >"$DIR/port"
     local log_before=0

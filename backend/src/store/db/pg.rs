@@ -35,8 +35,6 @@ use tokio_postgres::NoTls;
 
 mod locks;
 #[cfg(test)]
-pub(super) use locks::MAX_ACCOUNT_LOCKS;
-#[cfg(test)]
 pub(super) use locks::{ACCOUNT_LOCKS, WRITERS_LOCK};
 
 /// A pool of PostgreSQL connections and the runtime that drives them.
@@ -45,6 +43,10 @@ pub struct PgPool {
     rt: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     rewrites: Mutex<HashMap<String, Arc<Rewritten>>>,
+    /// At most this many account locks per write: the server's `max_locks_per_transaction`
+    /// (read at connect, at least 64), the average its shared lock table is sized for per
+    /// connection, so holding no more per connection cannot overflow it.
+    max_account_locks: usize,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -211,14 +213,28 @@ impl PgPool {
             .build()
             .map_err(|e| StoreError::Postgres(format!("pool: {e}")))?;
         let handle = rt.handle().clone();
-        let me = Self {
+        let mut me = Self {
             pool,
             rt: Some(rt),
             handle,
             rewrites: Mutex::new(HashMap::new()),
+            max_account_locks: locks::MIN_ACCOUNT_LOCKS,
         };
-        drop(me.get()?);
+        let c = me.get()?;
+        let setting = me
+            .block_on(c.query_one("SHOW max_locks_per_transaction", &[]))
+            .ok()
+            .and_then(|r| r.try_get::<_, String>(0).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(locks::MIN_ACCOUNT_LOCKS);
+        drop(c);
+        me.max_account_locks = setting.max(locks::MIN_ACCOUNT_LOCKS);
         Ok(me)
+    }
+
+    /// At most this many account locks per write ([`PgTx::begin_write`]).
+    pub fn max_account_locks(&self) -> usize {
+        self.max_account_locks
     }
 
     /// Runs `fut` on the pool's runtime, blocking the calling thread.

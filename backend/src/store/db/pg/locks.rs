@@ -14,9 +14,9 @@ pub(in crate::store::db) const WRITERS_LOCK: i64 = 0x6d61_6e63_6172_6402;
 /// the account id (its low 31 bits).
 pub(in crate::store::db) const ACCOUNT_LOCKS: i32 = 0x6d63_0001;
 
-/// At most this many account locks per write (more: none, SERIALIZABLE alone). Bounds the
-/// server's shared lock table: this × connections × instances entries at worst.
-pub(in crate::store::db) const MAX_ACCOUNT_LOCKS: usize = 64;
+/// The fewest account locks a write may take whatever the server says (PostgreSQL's
+/// default `max_locks_per_transaction`).
+pub(in crate::store::db) const MIN_ACCOUNT_LOCKS: usize = 64;
 
 /// How long a write keeps trying for its account locks before it goes on without them.
 pub(super) const ACCOUNT_LOCK_PATIENCE: Duration = Duration::from_secs(2);
@@ -42,14 +42,14 @@ impl<'p> PgTx<'p> {
     /// serialization conflicts); only a bounded wait running out stops it. A write held back
     /// meanwhile waits outside any transaction, so it too gets a snapshot from after.
     ///
-    /// A write that names `accounts` (at most [`MAX_ACCOUNT_LOCKS`]; more, and it relies on
+    /// A write that names `accounts` (at most [`PgPool::max_account_locks`]; more, and it relies on
     /// SERIALIZABLE alone) first takes a session lock per account, all or nothing and
     /// without waiting: when one is held elsewhere it lets go of the ones it got, gives the
     /// connection back, sleeps a little and tries again, for at most
     /// [`ACCOUNT_LOCK_PATIENCE`], then goes on without them. So a write never waits for an
     /// account while holding a pooled connection (a burst on one account cannot fill the
     /// pool), two writes can never wait for each other's accounts, and at most
-    /// [`MAX_ACCOUNT_LOCKS`] lock-table entries are held per connection. The locks only
+    /// [`PgPool::max_account_locks`] lock-table entries are held per connection. The locks only
     /// spare retries: SERIALIZABLE decides. [`Self::commit`] / [`Self::rollback`] let go
     /// of every session lock.
     pub fn begin_write(
@@ -101,7 +101,7 @@ impl<'p> PgTx<'p> {
     }
 
     /// A connection holding the session locks of `accounts` (none when there are more than
-    /// [`MAX_ACCOUNT_LOCKS`], or when they stayed taken for [`ACCOUNT_LOCK_PATIENCE`]).
+    /// [`PgPool::max_account_locks`], or when they stayed taken for [`ACCOUNT_LOCK_PATIENCE`]).
     fn lock_accounts(
         pool: &'p PgPool,
         accounts: &std::collections::BTreeSet<i64>,
@@ -110,7 +110,7 @@ impl<'p> PgTx<'p> {
             .iter()
             .map(|a| i32::try_from(a & 0x7fff_ffff).unwrap_or(0))
             .collect();
-        if keys.is_empty() || keys.len() > MAX_ACCOUNT_LOCKS {
+        if keys.is_empty() || keys.len() > pool.max_account_locks() {
             return Self::checkout(pool);
         }
         // integers only: nothing from a client is spliced into the SQL
