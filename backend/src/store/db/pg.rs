@@ -47,6 +47,9 @@ pub struct PgPool {
     /// (read at connect, at least 64), the average its shared lock table is sized for per
     /// connection, so holding no more per connection cannot overflow it.
     max_account_locks: usize,
+    /// Turns to wait for account locks on a connection: half the pool, so writes queued on
+    /// busy accounts always leave connections to everyone else.
+    lock_waiters: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -219,6 +222,7 @@ impl PgPool {
             handle,
             rewrites: Mutex::new(HashMap::new()),
             max_account_locks: locks::MIN_ACCOUNT_LOCKS,
+            lock_waiters: Arc::new(tokio::sync::Semaphore::new((max / 2).max(1))),
         };
         let c = me.get()?;
         let setting = me
@@ -235,6 +239,17 @@ impl PgPool {
     /// At most this many account locks per write ([`PgTx::begin_write`]).
     pub fn max_account_locks(&self) -> usize {
         self.max_account_locks
+    }
+
+    /// A turn to wait for account locks on a connection (held until the locks are got),
+    /// waited for without a connection; busy after 10 s.
+    pub(super) fn lock_wait_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+        let sem = Arc::clone(&self.lock_waiters);
+        self.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(10), sem.acquire_owned()).await
+        })
+        .map_err(|_| StoreError::Busy("too many writes wait for the same accounts".into()))?
+        .map_err(|_| StoreError::Busy("the pool is closing".into()))
     }
 
     /// Runs `fut` on the pool's runtime, blocking the calling thread.

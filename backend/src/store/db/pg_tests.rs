@@ -417,17 +417,17 @@ fn every_connection_bounds_its_waits() {
     let _ = tx.rollback();
 }
 
-/// Writes waiting for a busy account do not hold pooled connections while they wait (they
-/// try, give the connection back, and try again): a burst on one account cannot starve
-/// every other request of the pool. Pool of 2; one write holds account 7 open; four more
-/// writes on account 7 wait; a read still gets a connection while the holder holds on.
+/// Writes waiting for a busy account take at most half the pool (the others wait for a turn
+/// holding no connection): a burst on one account cannot starve every other request of the
+/// pool. Pool of 4; one write holds account 7 open; six more writes on account 7 wait; a
+/// read still gets a connection while the holder holds on.
 #[test]
 fn writes_waiting_for_an_account_leave_the_pool_to_others() {
     use crate::ids::AccountId;
     use crate::store::Store;
     use std::sync::mpsc;
     let Some(url) = fresh_url() else { return };
-    let store = std::sync::Arc::new(Store::open_url(&url, 2).unwrap());
+    let store = std::sync::Arc::new(Store::open_url(&url, 4).unwrap());
     let (held, held_rx) = mpsc::channel::<()>();
     let (release, release_rx) = mpsc::channel::<()>();
     let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -451,7 +451,7 @@ fn writes_waiting_for_an_account_leave_the_pool_to_others() {
         })
     };
     held_rx.recv().unwrap();
-    let waiters: Vec<_> = (0..4)
+    let waiters: Vec<_> = (0..6)
         .map(|_| {
             let store = std::sync::Arc::clone(&store);
             std::thread::spawn(move || store.write_for([AccountId(7)], |_| Ok::<_, StoreError>(())))

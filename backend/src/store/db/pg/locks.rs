@@ -4,7 +4,6 @@
 
 use super::{PgPool, PgTx};
 use crate::error::StoreError;
-use std::time::Duration;
 
 /// The writers' advisory lock: every write holds it shared (for its transaction), a write
 /// that lost conflicts several times holds it exclusive ([`PgTx::begin_write`]).
@@ -18,19 +17,6 @@ pub(in crate::store::db) const ACCOUNT_LOCKS: i32 = 0x6d63_0001;
 /// default `max_locks_per_transaction`).
 pub(in crate::store::db) const MIN_ACCOUNT_LOCKS: usize = 64;
 
-/// How long a write keeps trying for its account locks before it goes on without them.
-pub(super) const ACCOUNT_LOCK_PATIENCE: Duration = Duration::from_secs(2);
-
-/// 1 ms doubling up to 50 ms, with jitter from the clock: writes that met on an account
-/// spread out.
-fn lock_backoff(round: u32) -> Duration {
-    let cap_us = 1_000u64.saturating_mul(1u64 << round.min(6)).min(50_000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    Duration::from_micros(cap_us / 2 + nanos % (cap_us / 2).max(1))
-}
-
 impl<'p> PgTx<'p> {
     /// Takes a connection and begins a write (`begin`, a `BEGIN … SERIALIZABLE`) holding
     /// the writers' advisory lock. An ordinary write holds it **shared** for its
@@ -42,16 +28,11 @@ impl<'p> PgTx<'p> {
     /// serialization conflicts); only a bounded wait running out stops it. A write held back
     /// meanwhile waits outside any transaction, so it too gets a snapshot from after.
     ///
-    /// A write that names `accounts` (at most [`PgPool::max_account_locks`]; more, and it relies on
-    /// SERIALIZABLE alone) first takes a session lock per account, all or nothing and
-    /// without waiting: when one is held elsewhere it lets go of the ones it got, gives the
-    /// connection back, sleeps a little and tries again, for at most
-    /// [`ACCOUNT_LOCK_PATIENCE`], then goes on without them. So a write never waits for an
-    /// account while holding a pooled connection (a burst on one account cannot fill the
-    /// pool), two writes can never wait for each other's accounts, and at most
-    /// [`PgPool::max_account_locks`] lock-table entries are held per connection. The locks only
-    /// spare retries: SERIALIZABLE decides. [`Self::commit`] / [`Self::rollback`] let go
-    /// of every session lock.
+    /// A write that names `accounts` (at most [`PgPool::max_account_locks`]; more, and it
+    /// relies on SERIALIZABLE alone) first takes a session lock per account
+    /// ([`Self::lock_accounts`]), so writes sharing an account take turns instead of aborting
+    /// each other. The locks only spare retries: SERIALIZABLE decides. [`Self::commit`] /
+    /// [`Self::rollback`] let go of every session lock.
     pub fn begin_write(
         pool: &'p PgPool,
         begin: &str,
@@ -101,7 +82,11 @@ impl<'p> PgTx<'p> {
     }
 
     /// A connection holding the session locks of `accounts` (none when there are more than
-    /// [`PgPool::max_account_locks`], or when they stayed taken for [`ACCOUNT_LOCK_PATIENCE`]).
+    /// [`PgPool::max_account_locks`]). The locks are waited for in one statement, in key
+    /// order (two writes never wait for each other crosswise; `statement_timeout` bounds the
+    /// whole wait), and at most half the pool waits at once: the others wait in process for a
+    /// turn, holding no connection, so writes queued on one busy account cannot take every
+    /// connection from the requests that need none of its locks.
     fn lock_accounts(
         pool: &'p PgPool,
         accounts: &std::collections::BTreeSet<i64>,
@@ -113,43 +98,21 @@ impl<'p> PgTx<'p> {
         if keys.is_empty() || keys.len() > pool.max_account_locks() {
             return Self::checkout(pool);
         }
-        // integers only: nothing from a client is spliced into the SQL
+        // integers only: nothing from a client is spliced into the SQL; a SELECT list is
+        // evaluated left to right
         let sql = format!(
-            "SELECT {} AS got",
+            "SELECT {}",
             keys.iter()
-                .map(|k| format!("pg_try_advisory_lock({ACCOUNT_LOCKS}, {k})"))
+                .map(|k| format!("pg_advisory_lock({ACCOUNT_LOCKS}, {k})"))
                 .collect::<Vec<_>>()
-                .join(" AND ")
+                .join(", ")
         );
-        let started = std::time::Instant::now();
-        for round in 0u32.. {
-            let tx = Self::checkout(pool)?;
-            tx.dirty.set(true);
-            tx.locked.set(true);
-            let got = pool
-                .block_on(tx.client()?.query_one(sql.as_str(), &[]))
-                .map_err(|e| tx.note(&e))?
-                .try_get::<_, Option<bool>>("got")
-                .map_err(|e| tx.note(&e))?;
-            if got == Some(true) {
-                return Ok(tx);
-            }
-            // some other write has one of them: let go of the rest, give the connection
-            // back (clean), and try again a little later
-            tx.batch("SELECT pg_advisory_unlock_all()")?;
-            tx.locked.set(false);
-            tx.dirty.set(false);
-            drop(tx);
-            if started.elapsed() >= ACCOUNT_LOCK_PATIENCE {
-                break;
-            }
-            std::thread::sleep(lock_backoff(round));
-        }
-        tracing::debug!(
-            accounts = keys.len(),
-            "account locks stayed taken; going on without"
-        );
-        Self::checkout(pool)
+        let _turn = pool.lock_wait_turn()?;
+        let tx = Self::checkout(pool)?;
+        tx.dirty.set(true);
+        tx.locked.set(true);
+        tx.batch(&sql)?;
+        Ok(tx)
     }
 
     pub(super) fn unlock(&self) -> Result<(), StoreError> {
