@@ -271,7 +271,15 @@ fn pg_write<R, E: From<StoreError>>(
         }
         let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE";
         // after losing PG_SERIALIZE_AFTER times, run alone among writers
-        let tx = PgTx::begin_write(pool, begin, attempt >= PG_SERIALIZE_AFTER, accounts)?;
+        // a conflict while taking the locks (a deadlock the server broke) is a lost attempt
+        let tx = match PgTx::begin_write(pool, begin, attempt >= PG_SERIALIZE_AFTER, accounts) {
+            Ok(tx) => tx,
+            Err(StoreError::Retryable(why)) => {
+                tracing::debug!(attempt, %why, "write conflicted while beginning; retrying");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let out = f(&Writer {
             tx: Conn::Pg(&tx),
             reader: Reader {
