@@ -82,11 +82,12 @@ impl<'p> PgTx<'p> {
     }
 
     /// A connection holding the session locks of `accounts` (none when there are more than
-    /// [`PgPool::max_account_locks`]). The locks are waited for in one statement, in key
-    /// order (two writes never wait for each other crosswise; `statement_timeout` bounds the
-    /// whole wait), and at most half the pool waits at once: the others wait in process for a
-    /// turn, holding no connection, so writes queued on one busy account cannot take every
-    /// connection from the requests that need none of its locks.
+    /// [`PgPool::max_account_locks`]). First tried without waiting; when one is held
+    /// elsewhere they are waited for in one statement, in key order (two writes never wait
+    /// for each other crosswise; `statement_timeout` bounds the whole wait), and at most half
+    /// the pool waits at once: the others wait in process for a turn, holding no connection,
+    /// so writes queued on one busy account cannot take every connection from the requests
+    /// that need none of its locks, and writes on free accounts never queue behind them.
     fn lock_accounts(
         pool: &'p PgPool,
         accounts: &std::collections::BTreeSet<i64>,
@@ -100,13 +101,34 @@ impl<'p> PgTx<'p> {
         }
         // integers only: nothing from a client is spliced into the SQL; a SELECT list is
         // evaluated left to right
-        let sql = format!(
-            "SELECT {}",
+        let list = |f: &str, sep: &str| {
             keys.iter()
-                .map(|k| format!("pg_advisory_lock({ACCOUNT_LOCKS}, {k})"))
+                .map(|k| format!("{f}({ACCOUNT_LOCKS}, {k})"))
                 .collect::<Vec<_>>()
-                .join(", ")
-        );
+                .join(sep)
+        };
+        let sql = format!("SELECT {}", list("pg_advisory_lock", ", "));
+        let try_sql = format!("SELECT {} AS got", list("pg_try_advisory_lock", " AND "));
+        // First without waiting, on the connection checked out anyway: a write whose
+        // accounts are free (the usual case) takes no turn, so writes queued on a busy
+        // account hold up only other writes that must wait too.
+        {
+            let tx = Self::checkout(pool)?;
+            tx.dirty.set(true);
+            tx.locked.set(true);
+            let got = pool
+                .block_on(tx.client()?.query_one(try_sql.as_str(), &[]))
+                .map_err(|e| tx.note(&e))?
+                .try_get::<_, Option<bool>>("got")
+                .map_err(|e| tx.note(&e))?;
+            if got == Some(true) {
+                return Ok(tx);
+            }
+            // one is held elsewhere: let go of the ones got and wait for a turn
+            tx.batch("SELECT pg_advisory_unlock_all()")?;
+            tx.locked.set(false);
+            tx.dirty.set(false);
+        }
         let _turn = pool.lock_wait_turn()?;
         let tx = Self::checkout(pool)?;
         tx.dirty.set(true);
