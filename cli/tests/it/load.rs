@@ -25,26 +25,28 @@ fn operator(ops: &Path, name: &str, scopes: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// The backend as the load test wants it: sandbox, operators, the per-address and
-/// per-account limits a single load client hits turned off, a large offline allowance.
-struct Backend {
+/// A process the test started (a backend, the sandbox gateway) and the URL it listens on;
+/// killed when dropped.
+struct Running {
     child: Child,
     url: String,
 }
 
-impl Drop for Backend {
+impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn serve(dir: &Path, ops: &Path) -> Backend {
+fn serve(dir: &Path, ops: &Path) -> Running {
     serve_on(&dir.join("backend.sqlite").to_string_lossy(), ops, &[])
 }
 
-/// A backend on `db` (a SQLite file or a PostgreSQL URL) with `extra` arguments.
-fn serve_on(db: &str, ops: &Path, extra: &[&str]) -> Backend {
+/// The backend as the load test wants it, on `db` (a SQLite file or a PostgreSQL URL) with
+/// `extra` arguments: sandbox, operators, the per-address and per-account limits a single
+/// load client hits turned off, a large offline allowance.
+fn serve_on(db: &str, ops: &Path, extra: &[&str]) -> Running {
     let mut child = mancard()
         .args([
             "backend",
@@ -93,7 +95,7 @@ fn serve_on(db: &str, ops: &Path, extra: &[&str]) -> Backend {
     };
     // keep draining the log so the backend never blocks on a full pipe
     std::thread::spawn(move || for _ in lines {});
-    Backend { child, url }
+    Running { child, url }
 }
 
 fn load(url: &str, token: &str, extra: &[&str]) -> (i32, String, String) {
@@ -183,20 +185,8 @@ fn load_against_a_live_backend_keeps_the_books() {
 }
 
 /// The sandbox payment gateway as a process of its own, shared by several backend instances
-/// (as a bank's gateway is): its URL.
-struct Gateway {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gateway() -> Gateway {
+/// (as a bank's gateway is).
+fn gateway() -> Running {
     let mut child = mancard()
         .args(["gateway-sandbox", "serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
@@ -214,7 +204,7 @@ fn gateway() -> Gateway {
         .trim()
         .to_string();
     std::thread::spawn(move || for _ in lines {});
-    Gateway { child, url }
+    Running { child, url }
 }
 
 /// A new PostgreSQL database on the test command's server (`MANCARD_TEST_PG_URL`, started by
@@ -257,7 +247,7 @@ fn three_processes_on_one_postgres_charge_every_tap_once() {
         "--sandbox-gateway-url",
         gw.url.as_str(),
     ];
-    let instances: Vec<Backend> = (0..3).map(|_| serve_on(&db, &ops, &extra)).collect();
+    let instances: Vec<Running> = (0..3).map(|_| serve_on(&db, &ops, &extra)).collect();
     let urls: Vec<&str> = instances.iter().map(|b| b.url.as_str()).collect();
     let out = mancard()
         .args(["load", "--backend", &urls.join(",")])

@@ -44,6 +44,18 @@ pub(crate) fn fresh_url() -> Option<String> {
     Some(format!("{head}/{name}"))
 }
 
+/// The rows of test table `t`, read in a transaction of its own.
+fn rows_in_t(pool: &PgPool) -> i64 {
+    let tx = PgTx::begin(pool, "BEGIN").unwrap();
+    let n = Conn::Pg(&tx)
+        .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| {
+            r.get::<i64>("n")
+        })
+        .unwrap();
+    tx.rollback().unwrap();
+    n
+}
+
 fn with_table(pool: &PgPool) -> PgTx<'_> {
     let tx = PgTx::begin(pool, "BEGIN").unwrap();
     Conn::Pg(&tx)
@@ -338,13 +350,7 @@ fn a_transaction_dropped_mid_write_lets_go_of_everything() {
     conn.execute("INSERT INTO t (k) VALUES ('kept')", named_params! {})
         .unwrap();
     tx.commit().unwrap();
-    let tx = PgTx::begin(&other, "BEGIN").unwrap();
-    let n = Conn::Pg(&tx)
-        .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| {
-            r.get::<i64>("n")
-        })
-        .unwrap();
-    tx.rollback().unwrap();
+    let n = rows_in_t(&other);
     assert_eq!(
         n, 1,
         "the next transaction on that connection committed on its own"
@@ -371,14 +377,11 @@ fn a_caught_statement_error_is_never_reported_as_committed() {
     let e = tx.commit().unwrap_err();
     assert!(matches!(e, StoreError::Retryable(_)), "{e}");
 
-    let tx = PgTx::begin(&pool, "BEGIN").unwrap();
-    let n = Conn::Pg(&tx)
-        .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| {
-            r.get::<i64>("n")
-        })
-        .unwrap();
-    tx.rollback().unwrap();
-    assert_eq!(n, 1, "nothing of the aborted transaction is there");
+    assert_eq!(
+        rows_in_t(&pool),
+        1,
+        "nothing of the aborted transaction is there"
+    );
 }
 
 /// Every pooled connection bounds its waits, so one stuck lock holder ends in busy answers,
