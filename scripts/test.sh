@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 export CARGO_TERM_COLOR=never
+# A run builds once from scratch: no incremental caches (they would double the disk it needs).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
@@ -28,6 +30,7 @@ ensure_apt() {
 }
 
 step "system packages"
+echo "disk: $(df -h . | awk 'NR==2 {print $4}') free"
 # zbar-tools and ZXing (Java, with a headless JRE): the QR readers the pass test decodes with.
 # spin: the model checker of the settlement model (scripts/model-check.sh).
 ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config python3 \
@@ -99,4 +102,5 @@ scripts/browser-test.sh
 PASSED=$((PASSED + 1))
 
 step "all tests passed"
+echo "disk: target/ holds $(du -sh target 2>/dev/null | cut -f1), $(df -h . | awk 'NR==2 {print $4}') free"
 echo "total: $PASSED passed, 0 failed"
