@@ -90,11 +90,10 @@ fn emit_verdict(
     kind: Option<FareKind>,
     now: i64,
 ) -> Result<()> {
-    let Some(row) = tx.tap(&tap.pseudonym, tap.counter)? else {
+    let Some((row, charged, last)) = tx.verdict_basis(&tap.pseudonym, tap.counter)? else {
         return Ok(());
     };
     let status = verdict_status(&row);
-    let charged = tx.tap_charge(tap)?;
     let rating = match kind {
         Some(FareKind::Transfer) => Some("transfer"),
         Some(FareKind::Capped) => Some("daily_cap"),
@@ -104,9 +103,7 @@ fn emit_verdict(
         .map(str::to_string)
         .or(row.state_reason.clone())
         .or(rating.map(str::to_string));
-    let same = tx
-        .last_verdict(&tap.pseudonym, tap.counter)?
-        .is_some_and(|(s, c, r)| s == status.as_str() && c == charged && r == reason);
+    let same = last.is_some_and(|(s, c, r)| s == status.as_str() && c == charged && r == reason);
     if same {
         return Ok(());
     }

@@ -145,29 +145,67 @@ pub struct LastRide {
     pub line_id: u32,
 }
 
+/// The columns [`tap_row`] reads, of the `taps` table named `$t` in the query.
+macro_rules! tap_columns {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".tap_id AS tap_id, ",
+            $t,
+            ".account_id AS account_id, ",
+            $t,
+            ".device_id AS device_id, ",
+            $t,
+            ".time AS time, ",
+            $t,
+            ".fare_day AS fare_day, ",
+            $t,
+            ".line_id AS line_id, ",
+            $t,
+            ".proof AS proof, ",
+            $t,
+            ".state AS state, ",
+            $t,
+            ".state_reason AS state_reason, ",
+            $t,
+            ".validator_id AS validator_id, ",
+            $t,
+            ".source AS source, ",
+            $t,
+            ".authorized AS authorized"
+        )
+    };
+}
+pub(super) use tap_columns;
+
+/// A stored tap from a row holding [`tap_columns`].
+pub(super) fn tap_row(r: &Row<'_>) -> Result<TapRow, StoreError> {
+    Ok(TapRow {
+        tap_id: r.get("tap_id")?,
+        account_id: r.get("account_id")?,
+        device_id: r.get("device_id")?,
+        time: r.get("time")?,
+        fare_day: r.get("fare_day")?,
+        line_id: r.get("line_id")?,
+        proof: r.get("proof")?,
+        state: tap_state(r)?,
+        state_reason: r.get("state_reason")?,
+        validator_id: r.get("validator_id")?,
+        source: tap_source(r)?,
+        authorized: r.get("authorized")?,
+    })
+}
+
 impl Reader<'_> {
     pub fn tap(&self, p: &PseudonymBytes, counter: u32) -> Result<Option<TapRow>, StoreError> {
         self.conn.query_opt(
-            "SELECT tap_id, account_id, device_id, time, fare_day, line_id, proof, state,
-                state_reason, validator_id, source, authorized FROM taps
-             WHERE pseudonym = :p AND counter = :counter",
+            concat!(
+                "SELECT ",
+                tap_columns!("t"),
+                " FROM taps t WHERE t.pseudonym = :p AND t.counter = :counter"
+            ),
             named_params! {":p": p, ":counter": counter},
-            |r| {
-                Ok(TapRow {
-                    tap_id: r.get("tap_id")?,
-                    account_id: r.get("account_id")?,
-                    device_id: r.get("device_id")?,
-                    time: r.get("time")?,
-                    fare_day: r.get("fare_day")?,
-                    line_id: r.get("line_id")?,
-                    proof: r.get("proof")?,
-                    state: tap_state(r)?,
-                    state_reason: r.get("state_reason")?,
-                    validator_id: r.get("validator_id")?,
-                    source: tap_source(r)?,
-                    authorized: r.get("authorized")?,
-                })
-            },
+            tap_row,
         )
     }
 

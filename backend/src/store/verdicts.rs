@@ -3,6 +3,7 @@
 //! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
 
 use super::db::named_params;
+use super::taps::{tap_columns, tap_row, TapRow};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId, PseudonymBytes};
@@ -67,6 +68,39 @@ impl Reader<'_> {
                     line_id: r.get("line_id")?,
                     created_at: r.get("created_at")?,
                 })
+            },
+        )
+    }
+
+    /// What a tap's next verdict is decided from, in one read: the stored tap, what the
+    /// ledger has charged for it, and its newest verdict (status, charge, reason) if any.
+    #[allow(clippy::type_complexity)]
+    pub fn verdict_basis(
+        &self,
+        p: &PseudonymBytes,
+        counter: u32,
+    ) -> Result<Option<(TapRow, i64, Option<(String, i64, Option<String>)>)>, StoreError> {
+        self.conn.query_opt(
+            concat!(
+                "SELECT ",
+                tap_columns!("t"),
+                ", CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
+                                  WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
+                        AS BIGINT) AS charged_now,
+                   v.status AS v_status, v.charged AS v_charged, v.reason AS v_reason
+                 FROM taps t
+                 LEFT JOIN tap_verdicts v ON v.id = (
+                     SELECT MAX(w.id) FROM tap_verdicts w
+                      WHERE w.pseudonym = t.pseudonym AND w.counter = t.counter)
+                 WHERE t.pseudonym = :p AND t.counter = :counter"
+            ),
+            named_params! {":p": p, ":counter": counter},
+            |r| {
+                let last = match r.get::<Option<String>>("v_status")? {
+                    Some(status) => Some((status, r.get("v_charged")?, r.get("v_reason")?)),
+                    None => None,
+                };
+                Ok((tap_row(r)?, r.get("charged_now")?, last))
             },
         )
     }

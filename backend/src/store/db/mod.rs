@@ -260,7 +260,7 @@ pub struct Row<'a> {
 
 enum RowInner<'a> {
     Sqlite(&'a rusqlite::Row<'a>),
-    Pg(&'a tokio_postgres::Row),
+    Pg(&'a postgres::Row),
 }
 
 impl Row<'_> {

@@ -1,13 +1,13 @@
-//! [`Conn::Pg`](super::Conn): PostgreSQL under the adapter, through tokio-postgres and a
-//! deadpool-postgres pool behind a synchronous facade.
+//! [`Conn::Pg`](super::Conn): PostgreSQL under the adapter, through the synchronous
+//! `postgres` client and an r2d2 pool.
 //!
 //! The engine is synchronous and runs on blocking threads (or on no runtime at all: the CLI,
-//! `#[test]` fixtures). [`PgPool`] owns a small multi-thread tokio runtime (thread name
-//! `mancard-pg`) that drives the connections; every facade call `block_on`s a future on it.
-//! **It must not be called from inside an async task** (tokio refuses to block a runtime
-//! thread and panics): callers go through `spawn_blocking`, as every HTTP handler already
-//! does. Dropping a [`PgPool`] inside a runtime is fine (its runtime shuts down in the
-//! background).
+//! `#[test]` fixtures). Each pooled connection is driven **on the thread that queries it**
+//! (the client polls its socket inside the call), so a statement costs one round trip to the
+//! server and no hand-off to another thread and back (ADR 0012 §8: on 2 busy cores those
+//! hand-offs cost more than the round trip). A call made on an async worker anyway (a test
+//! body calling the engine directly) leaves the runtime for its duration ([`off_runtime`]);
+//! HTTP handlers already call the engine through `spawn_blocking`.
 //!
 //! * `:name` parameters are rewritten to `$n` (cached per SQL text); `::` casts, string
 //!   literals, quoted identifiers and comments are left alone.
@@ -22,26 +22,94 @@
 
 use super::{FromValue, Params, Row, RowInner, Value};
 use crate::error::StoreError;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use std::cell::Cell;
+use postgres::error::SqlState;
+use postgres::types::{to_sql_checked, IsNull, Kind, ToSql, Type};
+use postgres::NoTls;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{to_sql_checked, IsNull, Kind, ToSql, Type};
-use tokio_postgres::NoTls;
 
 mod locks;
 #[cfg(test)]
 pub(super) use locks::{ACCOUNT_LOCKS, WRITERS_LOCK};
 
-/// A pool of PostgreSQL connections and the runtime that drives them.
+/// Runs `f` where a blocking call is allowed: directly on a plain or blocking thread; on an
+/// async worker, out of the runtime (`block_in_place` on a multi-thread runtime, a scoped
+/// helper thread on a current-thread one), stalling that worker for the call. The client
+/// runs a small runtime of its own per call, which tokio refuses inside another.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(_) => std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
+    }
+}
+
+/// A pooled connection: the client, its prepared statements, and whether it may go back.
+pub struct PgConn {
+    client: postgres::Client,
+    /// Prepared statements by SQL text, one per parameter types.
+    statements: HashMap<String, Vec<(Vec<Type>, postgres::Statement)>>,
+    /// It could not be left clean (a transaction or session lock may remain): the pool
+    /// closes it instead of handing it out again.
+    broken: bool,
+}
+
+/// Opens connections for the pool.
+struct Manager {
+    config: postgres::Config,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConn, postgres::Error> {
+        Ok(PgConn {
+            client: self.config.connect(NoTls)?,
+            statements: HashMap::new(),
+            broken: false,
+        })
+    }
+
+    /// Not called: the pool checks nothing on checkout (a [`PgTx`] returns its connection
+    /// clean or marks it broken).
+    fn is_valid(&self, c: &mut PgConn) -> Result<(), postgres::Error> {
+        c.client.batch_execute("")
+    }
+
+    fn has_broken(&self, c: &mut PgConn) -> bool {
+        c.broken || c.client.is_closed()
+    }
+}
+
+/// Turns to wait for account locks on a connection (a counting semaphore).
+struct Turns {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A turn taken from [`Turns`], given back when dropped.
+pub(super) struct Turn<'a>(&'a Turns);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// A pool of PostgreSQL connections.
 pub struct PgPool {
-    pool: Pool,
-    rt: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
+    /// `None` only once dropped (the pool is closed off any runtime).
+    pool: Option<r2d2::Pool<Manager>>,
     rewrites: Mutex<HashMap<String, Arc<Rewritten>>>,
     /// At most this many account locks per write: the server's `max_locks_per_transaction`
     /// (read at connect, at least 64), the average its shared lock table is sized for per
@@ -49,7 +117,7 @@ pub struct PgPool {
     max_account_locks: usize,
     /// Turns to wait for account locks on a connection: half the pool, so writes queued on
     /// busy accounts always leave connections to everyone else.
-    lock_waiters: Arc<tokio::sync::Semaphore>,
+    lock_waiters: Turns,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -61,10 +129,9 @@ impl std::fmt::Debug for PgPool {
 
 impl Drop for PgPool {
     fn drop(&mut self) {
-        self.pool.close();
-        if let Some(rt) = self.rt.take() {
-            // a plain drop would block, which panics inside another runtime
-            rt.shutdown_background();
+        // closing the idle connections runs their clients: off any runtime
+        if let Some(pool) = self.pool.take() {
+            off_runtime(move || drop(pool));
         }
     }
 }
@@ -134,7 +201,7 @@ pub(crate) fn rewrite(sql: &str) -> Rewritten {
     Rewritten { sql: out, names }
 }
 
-fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+fn pg_err(e: &postgres::Error) -> StoreError {
     if let Some(code) = e.code() {
         let msg = e
             .as_db_error()
@@ -178,7 +245,7 @@ impl PgPool {
     /// A pool over `url` (`postgres://…` or a `host=… dbname=…` conninfo); `max` connections,
     /// each wait for one bounded by 10 s. Connects once to fail early.
     pub fn connect(url: &str, max: usize) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Postgres(format!("the database URL: {e}")))?;
         // No wait without end: a lock (row or advisory) waited for over 10 s, a statement
@@ -201,48 +268,39 @@ impl PgPool {
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(25));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("mancard-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Postgres(format!("runtime: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // no round trip per checkout: a PgTx returns its connection clean (its
-                // transaction ended, its session lock let go) or closes it (its Drop)
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let timeout = Some(Duration::from_secs(10));
-        let pool = Pool::builder(manager)
+            .tcp_user_timeout(Duration::from_secs(25))
+            .connect_timeout(Duration::from_secs(10));
+        let max = u32::try_from(max.max(1)).unwrap_or(u32::MAX);
+        let builder = r2d2::Pool::builder()
             .max_size(max)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(timeout)
-            .create_timeout(timeout)
-            .recycle_timeout(timeout)
-            .build()
-            .map_err(|e| StoreError::Postgres(format!("pool: {e}")))?;
-        let handle = rt.handle().clone();
+            // opened as needed, not all up front (several instances share one server)
+            .min_idle(Some(0))
+            // no round trip per checkout: a PgTx returns its connection clean (its
+            // transaction ended, its session locks let go) or marks it broken
+            .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(10))
+            // r2d2 reports a failed connect through `log`; the caller gets the error
+            .error_handler(Box::new(r2d2::NopErrorHandler));
+        let pool = off_runtime(|| builder.build(Manager { config }))
+            .map_err(|e| StoreError::Busy(format!("connect: {e}")))?;
+        let turns = usize::try_from(max / 2).unwrap_or(1).max(1);
         let mut me = Self {
-            pool,
-            rt: Some(rt),
-            handle,
+            pool: Some(pool),
             rewrites: Mutex::new(HashMap::new()),
             max_account_locks: locks::MIN_ACCOUNT_LOCKS,
-            lock_waiters: Arc::new(tokio::sync::Semaphore::new((max / 2).max(1))),
+            lock_waiters: Turns {
+                free: Mutex::new(turns),
+                freed: Condvar::new(),
+            },
         };
-        let c = me.get()?;
-        let setting = me
-            .block_on(c.query_one("SHOW max_locks_per_transaction", &[]))
+        let tx = PgTx::checkout(&me)?;
+        let setting = tx
+            .with(|c| c.client.query_one("SHOW max_locks_per_transaction", &[]))
             .ok()
             .and_then(|r| r.try_get::<_, String>(0).ok())
             .and_then(|v| v.trim().parse::<usize>().ok())
             .unwrap_or(locks::MIN_ACCOUNT_LOCKS);
-        drop(c);
+        drop(tx);
         me.max_account_locks = setting.max(locks::MIN_ACCOUNT_LOCKS);
         Ok(me)
     }
@@ -254,48 +312,36 @@ impl PgPool {
 
     /// A turn to wait for account locks on a connection (held until the locks are got),
     /// waited for without a connection; busy after 10 s.
-    pub(super) fn lock_wait_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
-        let sem = Arc::clone(&self.lock_waiters);
-        self.block_on(async move {
-            tokio::time::timeout(Duration::from_secs(10), sem.acquire_owned()).await
-        })
-        .map_err(|_| StoreError::Busy("too many writes wait for the same accounts".into()))?
-        .map_err(|_| StoreError::Busy("the pool is closing".into()))
+    pub(super) fn lock_wait_turn(&self) -> Result<Turn<'_>, StoreError> {
+        let turns = &self.lock_waiters;
+        let free = turns.free.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut free, waited) = turns
+            .freed
+            .wait_timeout_while(free, Duration::from_secs(10), |n| *n == 0)
+            .unwrap_or_else(|p| p.into_inner());
+        if waited.timed_out() && *free == 0 {
+            return Err(StoreError::Busy(
+                "too many writes wait for the same accounts".into(),
+            ));
+        }
+        *free -= 1;
+        Ok(Turn(turns))
     }
 
-    /// Runs `fut` on the pool's runtime, blocking the calling thread.
-    ///
-    /// Meant for blocking threads (`spawn_blocking`, plain threads). Called on an async
-    /// worker anyway (a test body calling the engine directly), it still works: on a
-    /// multi-thread runtime through `block_in_place`, on a current-thread one from a scoped
-    /// helper thread, both of which stall that runtime for the call.
-    pub fn block_on<F>(&self, fut: F) -> F::Output
-    where
-        F: Future + Send,
-        F::Output: Send,
-    {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        match Handle::try_current().map(|h| h.runtime_flavor()) {
-            Err(_) => self.handle.block_on(fut),
-            Ok(RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| self.handle.block_on(fut))
-            }
-            Ok(_) => std::thread::scope(|s| match s.spawn(|| self.handle.block_on(fut)).join() {
-                Ok(out) => out,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }),
-        }
+    /// Runs `sql` (no parameters) on a connection of its own, outside any transaction (e.g.
+    /// `CREATE DATABASE`).
+    pub fn execute_alone(&self, sql: &str) -> Result<(), StoreError> {
+        PgTx::checkout(self)?.batch(sql)
     }
 
     /// A connection of the pool.
-    pub fn get(&self) -> Result<Object, StoreError> {
-        self.block_on(self.pool.get()).map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => match pg_err(&e) {
-                StoreError::Postgres(m) => StoreError::Busy(format!("connect: {m}")),
-                other => other,
-            },
-            e => StoreError::Busy(format!("no database connection: {e}")),
-        })
+    fn get(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StoreError::Busy("the pool is closing".into()))?;
+        off_runtime(|| pool.get())
+            .map_err(|e| StoreError::Busy(format!("no database connection: {e}")))
     }
 
     fn rewritten(&self, sql: &str) -> Arc<Rewritten> {
@@ -312,9 +358,8 @@ impl PgPool {
 /// One pooled connection inside the caller's transaction.
 pub struct PgTx<'p> {
     pool: &'p PgPool,
-    /// `None` only once [`Drop`] has taken it out of the pool (a connection it could not
-    /// clean).
-    client: Option<Object>,
+    /// `None` only once [`Drop`] has let go of it.
+    conn: RefCell<Option<r2d2::PooledConnection<Manager>>>,
     /// A statement of this transaction failed with a retryable error (40001/40P01).
     retryable: Cell<bool>,
     /// A statement of this transaction failed (any error): PostgreSQL has aborted the
@@ -333,24 +378,25 @@ impl Drop for PgTx<'_> {
     /// A connection returned dirty (a panic in the caller's closure unwound through it, or
     /// ending the transaction failed) is rolled back and unlocked at once, so its row and
     /// advisory locks do not wait in the pool; if even that fails it is closed, never
-    /// returned. The pool recycles connections without a round trip (it checks only that
-    /// the connection is open), so a connection goes back to it clean or not at all.
+    /// returned. The pool checks nothing on checkout, so a connection goes back to it clean
+    /// or not at all.
     fn drop(&mut self) {
-        if !self.dirty.get() {
+        let dirty = self.dirty.get();
+        let Some(mut conn) = self.conn.get_mut().take() else {
             return;
-        }
-        let cleaned = match &self.client {
-            Some(c) => self
-                .pool
-                .block_on(c.batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()"))
-                .is_ok(),
-            None => true,
         };
-        if !cleaned {
-            if let Some(c) = self.client.take() {
-                drop(Object::take(c));
+        off_runtime(move || {
+            if dirty
+                && conn
+                    .client
+                    .batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()")
+                    .is_err()
+            {
+                conn.broken = true;
             }
-        }
+            // a broken connection is closed here, by the pool
+            drop(conn);
+        });
     }
 }
 
@@ -367,7 +413,7 @@ impl<'p> PgTx<'p> {
     fn checkout(pool: &'p PgPool) -> Result<Self, StoreError> {
         Ok(Self {
             pool,
-            client: Some(pool.get()?),
+            conn: RefCell::new(Some(pool.get()?)),
             retryable: Cell::new(false),
             failed: Cell::new(false),
             locked: Cell::new(false),
@@ -375,10 +421,20 @@ impl<'p> PgTx<'p> {
         })
     }
 
-    fn client(&self) -> Result<&Object, StoreError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StoreError::Busy("the database connection was closed".into()))
+    /// Runs `f` on the connection (off any runtime); an error is noted on the transaction.
+    fn with<T: Send>(
+        &self,
+        f: impl FnOnce(&mut PgConn) -> Result<T, postgres::Error> + Send,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .conn
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Postgres("the connection is in use".into()))?;
+        let conn = guard
+            .as_mut()
+            .ok_or_else(|| StoreError::Busy("the database connection was closed".into()))?;
+        let conn: &mut PgConn = conn;
+        off_runtime(move || f(conn)).map_err(|e| self.note(&e))
     }
 
     /// Whether a statement of this transaction failed with a retryable error.
@@ -404,25 +460,26 @@ impl<'p> PgTx<'p> {
             // a SQLSTATE) can only be COMMIT's: the unlock cannot fail that way, and it did
             // not run. Any other error (the connection broke) leaves the outcome unknown,
             // as a broken COMMIT alone would; the connection is closed (Drop).
-            let sent = self.pool.block_on(
-                self.client()?
-                    .batch_execute("COMMIT; SELECT pg_advisory_unlock_all()"),
-            );
+            let mut code = None;
+            let sent = self.with(|c| {
+                c.client
+                    .batch_execute("COMMIT; SELECT pg_advisory_unlock_all()")
+                    .inspect_err(|e| code = e.code().cloned())
+            });
             return match sent {
                 Ok(()) => {
                     self.locked.set(false);
                     self.dirty.set(false);
                     Ok(())
                 }
-                Err(e) if e.code().is_some() => {
-                    let err = self.note(&e);
+                Err(err) if code.is_some() => {
                     let ended = self.batch("ROLLBACK").is_ok();
                     if self.unlock().is_ok() && ended {
                         self.dirty.set(false);
                     }
                     Err(err)
                 }
-                Err(e) => Err(self.note(&e)),
+                Err(err) => Err(err),
             };
         }
         let out = self.batch("COMMIT");
@@ -441,7 +498,7 @@ impl<'p> PgTx<'p> {
         out.and(unlocked)
     }
 
-    fn note(&self, e: &tokio_postgres::Error) -> StoreError {
+    fn note(&self, e: &postgres::Error) -> StoreError {
         self.failed.set(true);
         let err = pg_err(e);
         if matches!(err, StoreError::Retryable(_)) {
@@ -452,17 +509,15 @@ impl<'p> PgTx<'p> {
 
     /// Runs statements with no parameters.
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        self.pool
-            .block_on(self.client()?.batch_execute(sql))
-            .map_err(|e| self.note(&e))
+        self.with(|c| c.client.batch_execute(sql))
     }
 
-    /// Prepares `sql` (cached) with types from `params`, and the values in `$n` order.
-    fn prepare<'v>(
+    /// The values of `params` in `$n` order of `sql`'s rewrite, and the rewritten SQL.
+    fn bind<'v>(
         &self,
         sql: &str,
         params: Params<'_, 'v>,
-    ) -> Result<(tokio_postgres::Statement, Vec<Value<'v>>), StoreError> {
+    ) -> Result<(Arc<Rewritten>, Vec<Value<'v>>), StoreError> {
         let rw = self.pool.rewritten(sql);
         let mut values = Vec::with_capacity(rw.names.len());
         for name in &rw.names {
@@ -481,25 +536,63 @@ impl<'p> PgTx<'p> {
                 "parameter {extra} is not in the statement"
             )));
         }
-        let types: Vec<Type> = values.iter().map(param_type).collect();
-        let st = self
-            .pool
-            .block_on(self.client()?.prepare_typed_cached(&rw.sql, &types))
-            .map_err(|e| self.note(&e))?;
-        Ok((st, values))
+        Ok((rw, values))
     }
 
-    fn query(
+    /// Runs `sql` with `params` through `run` on its prepared statement (prepared once per
+    /// connection and parameter types).
+    fn run<T: Send>(
         &self,
         sql: &str,
         params: Params<'_, '_>,
-    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let (st, values) = self.prepare(sql, params)?;
+        run: impl FnOnce(
+                &mut postgres::Client,
+                &postgres::Statement,
+                &[&(dyn ToSql + Sync)],
+            ) -> Result<T, postgres::Error>
+            + Send,
+    ) -> Result<T, StoreError> {
+        let (rw, values) = self.bind(sql, params)?;
+        let types: Vec<Type> = values.iter().map(param_type).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        self.pool
-            .block_on(self.client()?.query(&st, &refs))
-            .map_err(|e| self.note(&e))
+        self.with(move |c| {
+            let cached = c
+                .statements
+                .get(rw.sql.as_str())
+                .and_then(|v| v.iter().find(|(t, _)| *t == types))
+                .map(|(_, st)| st.clone());
+            let st = match cached {
+                Some(st) => st,
+                None => {
+                    let st = c.client.prepare_typed(&rw.sql, &types)?;
+                    c.statements
+                        .entry(rw.sql.clone())
+                        .or_default()
+                        .push((types, st.clone()));
+                    st
+                }
+            };
+            run(&mut c.client, &st, &refs)
+        })
+    }
+
+    fn query(&self, sql: &str, params: Params<'_, '_>) -> Result<Vec<postgres::Row>, StoreError> {
+        self.run(sql, params, |c, st, refs| c.query(st, refs))
+    }
+
+    /// The first row of `sql` without parameters, run as a simple query (text values).
+    pub(super) fn simple_first(
+        &self,
+        sql: &str,
+    ) -> Result<Option<Vec<Option<String>>>, StoreError> {
+        let msgs = self.with(|c| c.client.simple_query(sql))?;
+        Ok(msgs.iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        }))
     }
 }
 
@@ -540,7 +633,7 @@ impl ToSql for Value<'_> {
 }
 
 /// Reads column `name` of a row as a `T`.
-pub(super) fn get<T: FromValue>(r: &tokio_postgres::Row, name: &str) -> Result<T, StoreError> {
+pub(super) fn get<T: FromValue>(r: &postgres::Row, name: &str) -> Result<T, StoreError> {
     let (idx, col) = r
         .columns()
         .iter()
@@ -548,7 +641,7 @@ pub(super) fn get<T: FromValue>(r: &tokio_postgres::Row, name: &str) -> Result<T
         .find(|(_, c)| c.name() == name)
         .ok_or_else(|| StoreError::Postgres(format!("no column {name}")))?;
     let ty = col.type_();
-    let conv = |e: tokio_postgres::Error| StoreError::Postgres(format!("column {name}: {e}"));
+    let conv = |e: postgres::Error| StoreError::Postgres(format!("column {name}: {e}"));
     let v = if *ty == Type::INT8 {
         r.try_get::<_, Option<i64>>(idx)
             .map_err(conv)?
@@ -582,7 +675,7 @@ pub(super) fn get<T: FromValue>(r: &tokio_postgres::Row, name: &str) -> Result<T
         .map_err(|e| StoreError::Postgres(format!("column {name}: {e}")))
 }
 
-fn row(r: &tokio_postgres::Row) -> Row<'_> {
+fn row(r: &postgres::Row) -> Row<'_> {
     Row {
         inner: RowInner::Pg(r),
     }
@@ -627,11 +720,6 @@ pub(super) fn execute(
     sql: &str,
     params: Params<'_, '_>,
 ) -> Result<usize, StoreError> {
-    let (st, values) = c.prepare(sql, params)?;
-    let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    let n = c
-        .pool
-        .block_on(c.client()?.execute(&st, &refs))
-        .map_err(|e| c.note(&e))?;
+    let n = c.run(sql, params, |client, st, refs| client.execute(st, refs))?;
     usize::try_from(n).map_err(|_| StoreError::Postgres(format!("{n} rows")))
 }

@@ -34,11 +34,10 @@ pub(crate) fn fresh_url() -> Option<String> {
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let admin = PgPool::connect(&base, 1).unwrap();
-    let c = admin.get().unwrap();
     admin
-        .block_on(c.batch_execute(&format!(
+        .execute_alone(&format!(
             "CREATE DATABASE {name} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
-        )))
+        ))
         .unwrap();
     let (head, _) = base.rsplit_once('/').unwrap();
     Some(format!("{head}/{name}"))

@@ -57,14 +57,10 @@ impl<'p> PgTx<'p> {
         // any transaction, and begins again.
         let sql = format!("{begin}; SELECT pg_try_advisory_xact_lock_shared({WRITERS_LOCK})");
         for _ in 0..8 {
-            let got = pool
-                .block_on(tx.client()?.simple_query(sql.as_str()))
-                .map_err(|e| tx.note(&e))?
-                .iter()
-                .find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v == "t"),
-                    _ => None,
-                });
+            let got = tx
+                .simple_first(&sql)?
+                .and_then(|r| r.into_iter().next().flatten())
+                .map(|v| v == "t");
             if got == Some(true) {
                 return Ok(tx);
             }
@@ -116,11 +112,11 @@ impl<'p> PgTx<'p> {
             let tx = Self::checkout(pool)?;
             tx.dirty.set(true);
             tx.locked.set(true);
-            let got = pool
-                .block_on(tx.client()?.query_one(try_sql.as_str(), &[]))
-                .map_err(|e| tx.note(&e))?
-                .try_get::<_, Option<bool>>("got")
-                .map_err(|e| tx.note(&e))?;
+            let got = tx.with(|c| {
+                c.client
+                    .query_one(try_sql.as_str(), &[])?
+                    .try_get::<_, Option<bool>>("got")
+            })?;
             if got == Some(true) {
                 return Ok(tx);
             }
