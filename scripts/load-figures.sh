@@ -4,7 +4,10 @@
 # other on this machine; a Markdown table on stdout (the JSON of each run is kept in the
 # work directory, printed at the end).
 #
-#   scripts/load-figures.sh [--quick] [-- mancard load arguments, instead of the defaults]
+#   scripts/load-figures.sh [--quick] [--peer BIN] [-- mancard load arguments, instead of the defaults]
+#
+# --peer BIN also runs the two PostgreSQL configurations with another build of `mancard`
+# (e.g. the commit before a change), interleaved with this build's, as extra rows.
 #
 # Builds the release binary, starts a throwaway PostgreSQL (scripts/postgres.sh), and runs
 # each backend with the flags the load test needs (docs/perf.md §8): sandbox, a shared
@@ -20,6 +23,11 @@ LOAD=(--validators 20 --wallets 400 --taps-per-batch 100 --presealed 10 --durati
 if [ "${1:-}" = "--quick" ]; then
   LOAD=(--validators 4 --wallets 20 --taps-per-batch 10 --presealed 2 --duration 3s)
   shift
+fi
+PEER=""
+if [ "${1:-}" = "--peer" ]; then
+  PEER=$(realpath "$2")
+  shift 2
 fi
 if [ "${1:-}" = "--" ]; then
   shift
@@ -57,9 +65,10 @@ url_of() {
   return 1
 }
 
-# run NAME INSTANCES sqlite|pg: one configuration; its JSON in $WORK/NAME.json.
+# run NAME INSTANCES sqlite|pg [BIN]: one configuration; its JSON in $WORK/NAME.json.
 run() {
   local name=$1 n=$2 kind=$3 dir=$WORK/$1 db
+  local BIN=${4:-$BIN}
   mkdir -p "$dir"
   local token
   token=$("$BIN" backend operator-token --name load --scope keys --scope read \
@@ -112,15 +121,24 @@ run() {
 
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 FAILED=0
+ROWS=("sqlite-1=SQLite, 1 instance" "postgres-1=PostgreSQL, 1 instance"
+  "postgres-3=PostgreSQL, 3 processes")
 run sqlite-1 1 sqlite || FAILED=1
+if [ -n "$PEER" ]; then
+  ROWS+=("peer-postgres-1=PostgreSQL, 1 instance (peer build)"
+    "peer-postgres-3=PostgreSQL, 3 processes (peer build)")
+  run peer-postgres-1 1 pg "$PEER" || FAILED=1
+fi
 run postgres-1 1 pg || FAILED=1
+if [ -n "$PEER" ]; then
+  run peer-postgres-3 3 pg "$PEER" || FAILED=1
+fi
 run postgres-3 3 pg || FAILED=1
 
-python3 - "$WORK" "$STARTED" "$(nproc)" "${LOAD[*]}" <<'EOF' || FAILED=1
+python3 - "$WORK" "$STARTED" "$(nproc)" "${LOAD[*]}" "${ROWS[@]}" <<'EOF' || FAILED=1
 import json, os, sys
 work, started, cores, load = sys.argv[1:5]
-rows = [("sqlite-1", "SQLite, 1 instance"), ("postgres-1", "PostgreSQL, 1 instance"),
-        ("postgres-3", "PostgreSQL, 3 processes")]
+rows = [r.split("=", 1) for r in sys.argv[5:]]
 print(f"`scripts/load-figures.sh` — {started}, {cores} cores, `mancard load {load}`\n")
 print("| backend | ingest taps/s (HTTP) | raw verify /s, all cores | ratio (ceiling 0.5) "
       "| upload p50 · p99 ms | sync p50 · p95 · p99 ms | top-up create p99 ms | requests/s "

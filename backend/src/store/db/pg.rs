@@ -29,7 +29,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod locks;
 #[cfg(test)]
@@ -56,9 +56,25 @@ pub struct PgConn {
     client: postgres::Client,
     /// Prepared statements by SQL text, one per parameter types.
     statements: HashMap<String, Vec<(Vec<Type>, postgres::Statement)>>,
-    /// It could not be left clean (a transaction or session lock may remain): the pool
-    /// closes it instead of handing it out again.
+    /// It could not be left clean (a transaction or session lock may remain), or its
+    /// prepared statements no longer match the schema: the pool closes it instead of
+    /// handing it out again.
     broken: bool,
+    /// When it was last given back to the pool.
+    returned: Instant,
+}
+
+/// A connection idle longer than this is probed before use ([`PgTx::checkout`]).
+pub(super) const PROBE_AFTER: Duration = Duration::from_secs(2);
+
+/// r2d2's failed background connects, logged (without the URL: it may hold a password).
+#[derive(Debug)]
+struct LogConnectErrors;
+
+impl r2d2::HandleError<postgres::Error> for LogConnectErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        tracing::warn!(error = %error, "cannot open a database connection");
+    }
 }
 
 /// Opens connections for the pool.
@@ -75,11 +91,12 @@ impl r2d2::ManageConnection for Manager {
             client: self.config.connect(NoTls)?,
             statements: HashMap::new(),
             broken: false,
+            returned: Instant::now(),
         })
     }
 
-    /// Not called: the pool checks nothing on checkout (a [`PgTx`] returns its connection
-    /// clean or marks it broken).
+    /// Not called by the pool (it checks nothing on checkout: a [`PgTx`] returns its
+    /// connection clean or marks it broken); [`PgTx::checkout`] probes idle ones itself.
     fn is_valid(&self, c: &mut PgConn) -> Result<(), postgres::Error> {
         c.client.batch_execute("")
     }
@@ -279,30 +296,41 @@ impl PgPool {
             // transaction ended, its session locks let go) or marks it broken
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
-            // r2d2 reports a failed connect through `log`; the caller gets the error
-            .error_handler(Box::new(r2d2::NopErrorHandler));
+            .error_handler(Box::new(LogConnectErrors));
+        // One connection first, outside the pool: a wrong password or database name fails
+        // at once with the server's own words (the pool would retry in the background until
+        // its wait ran out).
+        let first = off_runtime(|| -> Result<usize, postgres::Error> {
+            let mut c = config.connect(NoTls)?;
+            let setting = c
+                .query_one("SHOW max_locks_per_transaction", &[])?
+                .try_get::<_, String>(0)?;
+            Ok(setting
+                .trim()
+                .parse::<usize>()
+                .unwrap_or(locks::MIN_ACCOUNT_LOCKS))
+        });
+        let setting = match first {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(match pg_err(&e) {
+                    StoreError::Postgres(m) => StoreError::Busy(format!("connect: {m}")),
+                    other => other,
+                })
+            }
+        };
         let pool = off_runtime(|| builder.build(Manager { config }))
             .map_err(|e| StoreError::Busy(format!("connect: {e}")))?;
         let turns = usize::try_from(max / 2).unwrap_or(1).max(1);
-        let mut me = Self {
+        Ok(Self {
             pool: Some(pool),
             rewrites: Mutex::new(HashMap::new()),
-            max_account_locks: locks::MIN_ACCOUNT_LOCKS,
+            max_account_locks: setting.max(locks::MIN_ACCOUNT_LOCKS),
             lock_waiters: Turns {
                 free: Mutex::new(turns),
                 freed: Condvar::new(),
             },
-        };
-        let tx = PgTx::checkout(&me)?;
-        let setting = tx
-            .with(|c| c.client.query_one("SHOW max_locks_per_transaction", &[]))
-            .ok()
-            .and_then(|r| r.try_get::<_, String>(0).ok())
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(locks::MIN_ACCOUNT_LOCKS);
-        drop(tx);
-        me.max_account_locks = setting.max(locks::MIN_ACCOUNT_LOCKS);
-        Ok(me)
+        })
     }
 
     /// At most this many account locks per write ([`PgTx::begin_write`]).
@@ -314,17 +342,20 @@ impl PgPool {
     /// waited for without a connection; busy after 10 s.
     pub(super) fn lock_wait_turn(&self) -> Result<Turn<'_>, StoreError> {
         let turns = &self.lock_waiters;
-        let free = turns.free.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut free, waited) = turns
-            .freed
-            .wait_timeout_while(free, Duration::from_secs(10), |n| *n == 0)
-            .unwrap_or_else(|p| p.into_inner());
-        if waited.timed_out() && *free == 0 {
-            return Err(StoreError::Busy(
-                "too many writes wait for the same accounts".into(),
-            ));
-        }
-        *free -= 1;
+        off_runtime(|| {
+            let free = turns.free.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut free, _) = turns
+                .freed
+                .wait_timeout_while(free, Duration::from_secs(10), |n| *n == 0)
+                .unwrap_or_else(|p| p.into_inner());
+            if *free == 0 {
+                return Err(StoreError::Busy(
+                    "too many writes wait for the same accounts".into(),
+                ));
+            }
+            *free -= 1;
+            Ok(())
+        })?;
         Ok(Turn(turns))
     }
 
@@ -335,6 +366,11 @@ impl PgPool {
     }
 
     /// A connection of the pool.
+    /// How many connections the pool may hold.
+    fn max_size(&self) -> u32 {
+        self.pool.as_ref().map_or(1, r2d2::Pool::max_size)
+    }
+
     fn get(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
         let pool = self
             .pool
@@ -394,6 +430,7 @@ impl Drop for PgTx<'_> {
             {
                 conn.broken = true;
             }
+            conn.returned = Instant::now();
             // a broken connection is closed here, by the pool
             drop(conn);
         });
@@ -409,11 +446,28 @@ impl<'p> PgTx<'p> {
         Ok(tx)
     }
 
-    /// A pooled connection, no transaction begun yet.
+    /// A pooled connection, no transaction begun yet. One idle for a while is probed first
+    /// (one empty query): the client reads its socket only inside a call, so a connection
+    /// the server closed meanwhile (a restart, a failover, an idle session killed on the
+    /// way) still looks open, and would fail its request's first statement. A dead one is
+    /// closed and the next one taken.
     fn checkout(pool: &'p PgPool) -> Result<Self, StoreError> {
+        let mut conn = pool.get()?;
+        for _ in 0..pool.max_size() {
+            if conn.returned.elapsed() < PROBE_AFTER {
+                break;
+            }
+            let dead = off_runtime(|| conn.client.batch_execute("").is_err());
+            if !dead {
+                break;
+            }
+            conn.broken = true;
+            off_runtime(move || drop(conn));
+            conn = pool.get()?;
+        }
         Ok(Self {
             pool,
-            conn: RefCell::new(Some(pool.get()?)),
+            conn: RefCell::new(Some(conn)),
             retryable: Cell::new(false),
             failed: Cell::new(false),
             locked: Cell::new(false),
@@ -434,7 +488,16 @@ impl<'p> PgTx<'p> {
             .as_mut()
             .ok_or_else(|| StoreError::Busy("the database connection was closed".into()))?;
         let conn: &mut PgConn = conn;
-        off_runtime(move || f(conn)).map_err(|e| self.note(&e))
+        off_runtime(|| f(&mut *conn)).map_err(|e| {
+            // a prepared statement the schema changed under (a migration by another
+            // instance): the connection's cache is stale, so it is closed when given back
+            if e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+                || e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME)
+            {
+                conn.broken = true;
+            }
+            self.note(&e)
+        })
     }
 
     /// Whether a statement of this transaction failed with a retryable error.

@@ -2,7 +2,7 @@
 //! and the schema runner. Runs when `MANCARD_TEST_PG_URL` names a server (each test makes a
 //! fresh database); without it each test says it was skipped.
 
-use super::pg::{rewrite, PgPool, PgTx, ACCOUNT_LOCKS, WRITERS_LOCK};
+use super::pg::{rewrite, PgPool, PgTx, ACCOUNT_LOCKS, PROBE_AFTER, WRITERS_LOCK};
 use super::{Conn, Dialect, FromValue};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes};
@@ -510,4 +510,42 @@ fn a_write_naming_too_many_accounts_takes_no_account_locks() {
     let tx = PgTx::begin_write(&pool, "BEGIN ISOLATION LEVEL SERIALIZABLE", false, &many).unwrap();
     assert!(probe(2), "a write naming too many accounts holds none");
     tx.commit().unwrap();
+}
+
+/// A pooled connection the server closed while it sat idle (a restart, a failover, a killed
+/// session) is found dead before use and replaced: the next request does not fail on it.
+#[test]
+fn a_connection_the_server_closed_while_idle_is_replaced() {
+    let Some(url) = fresh_url() else { return };
+    let pool = PgPool::connect(&url, 1).unwrap();
+    let other = PgPool::connect(&url, 1).unwrap();
+    let pid = |p: &PgPool| {
+        let tx = PgTx::begin(p, "BEGIN").unwrap();
+        let pid = Conn::Pg(&tx)
+            .query_one(
+                "SELECT CAST(pg_backend_pid() AS INT8) AS pid",
+                named_params! {},
+                |r| r.get::<i64>("pid"),
+            )
+            .unwrap();
+        tx.commit().unwrap();
+        pid
+    };
+    let first = pid(&pool);
+    let tx = PgTx::begin(&other, "BEGIN").unwrap();
+    let killed = Conn::Pg(&tx)
+        .query_one(
+            "SELECT pg_terminate_backend(CAST(:pid AS INT4)) AS killed",
+            named_params! {":pid": first},
+            |r| r.get::<bool>("killed"),
+        )
+        .unwrap();
+    tx.commit().unwrap();
+    assert!(killed);
+    std::thread::sleep(PROBE_AFTER + std::time::Duration::from_millis(200));
+    let second = pid(&pool);
+    assert_ne!(
+        first, second,
+        "a new connection serves the next transaction"
+    );
 }
