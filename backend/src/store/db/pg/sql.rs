@@ -1,0 +1,204 @@
+//! The SQL text and the values of [`super::PgTx`]'s statements: the `:name` rewrite to `$n`,
+//! the parameter types and conversions, columns read by their actual type, and the query
+//! helpers `Conn::Pg` calls.
+
+use super::super::{FromValue, Params, Row, RowInner, Value};
+use super::PgTx;
+use crate::error::StoreError;
+use postgres::types::{to_sql_checked, IsNull, Kind, ToSql, Type};
+
+/// SQL with `:name` rewritten to `$n`, and the names in `$n` order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Rewritten {
+    pub(crate) sql: String,
+    pub(crate) names: Vec<String>,
+}
+
+/// Rewrites `:name` parameters to `$1`, `$2`, … (one number per distinct name).
+pub(crate) fn rewrite(sql: &str) -> Rewritten {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut names: Vec<String> = Vec::new();
+    let mut chars = sql.char_indices().peekable();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                for (_, d) in chars.by_ref() {
+                    out.push(d);
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek().map(|p| p.1) == Some('-') => {
+                out.push(c);
+                for (_, d) in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            ':' if chars.peek().map(|p| p.1) == Some(':') => {
+                out.push_str("::");
+                chars.next();
+            }
+            ':' if chars
+                .peek()
+                .is_some_and(|p| p.1.is_ascii_alphabetic() || p.1 == '_') =>
+            {
+                let mut name = String::from(":");
+                while let Some(&(_, d)) = chars.peek() {
+                    if !ident(d) {
+                        break;
+                    }
+                    name.push(d);
+                    chars.next();
+                }
+                let n = match names.iter().position(|x| *x == name) {
+                    Some(i) => i + 1,
+                    None => {
+                        names.push(name);
+                        names.len()
+                    }
+                };
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            c => out.push(c),
+        }
+    }
+    Rewritten { sql: out, names }
+}
+
+/// The type a value is prepared with; unspecified (OID 0, the server infers it) for a null.
+pub(super) fn param_type(v: &Value<'_>) -> Type {
+    match v {
+        Value::Int(_) => Type::INT8,
+        Value::Text(_) => Type::TEXT,
+        Value::Blob(_) => Type::BYTEA,
+        Value::Bool(_) => Type::BOOL,
+        Value::Null => Type::new(String::new(), 0, Kind::Pseudo, String::new()),
+    }
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match *self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) if *ty == Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+            Value::Int(i) if *ty == Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+            Value::Int(i) if *ty == Type::BOOL => (i != 0).to_sql(ty, out),
+            Value::Int(i) => i.to_sql(ty, out),
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Blob(b) => b.to_sql(ty, out),
+            Value::Bool(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// Reads column `name` of a row as a `T`.
+pub(in crate::store::db) fn get<T: FromValue>(
+    r: &postgres::Row,
+    name: &str,
+) -> Result<T, StoreError> {
+    let (idx, col) = r
+        .columns()
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name() == name)
+        .ok_or_else(|| StoreError::Postgres(format!("no column {name}")))?;
+    let ty = col.type_();
+    let conv = |e: postgres::Error| StoreError::Postgres(format!("column {name}: {e}"));
+    let v = if *ty == Type::INT8 {
+        r.try_get::<_, Option<i64>>(idx)
+            .map_err(conv)?
+            .map(Value::Int)
+    } else if *ty == Type::INT4 {
+        r.try_get::<_, Option<i32>>(idx)
+            .map_err(conv)?
+            .map(|i| Value::Int(i.into()))
+    } else if *ty == Type::INT2 {
+        r.try_get::<_, Option<i16>>(idx)
+            .map_err(conv)?
+            .map(|i| Value::Int(i.into()))
+    } else if *ty == Type::BOOL {
+        r.try_get::<_, Option<bool>>(idx)
+            .map_err(conv)?
+            .map(Value::Bool)
+    } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
+        r.try_get::<_, Option<&str>>(idx)
+            .map_err(conv)?
+            .map(Value::Text)
+    } else if *ty == Type::BYTEA {
+        r.try_get::<_, Option<&[u8]>>(idx)
+            .map_err(conv)?
+            .map(Value::Blob)
+    } else {
+        return Err(StoreError::Postgres(format!(
+            "column {name} is of type {ty}: cast it in the SQL"
+        )));
+    };
+    T::from_value(v.unwrap_or(Value::Null))
+        .map_err(|e| StoreError::Postgres(format!("column {name}: {e}")))
+}
+
+fn row(r: &postgres::Row) -> Row<'_> {
+    Row {
+        inner: RowInner::Pg(r),
+    }
+}
+
+pub(in crate::store::db) fn query_opt<T>(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+    f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let rows = c.query(sql, params)?;
+    match rows.first() {
+        Some(r) => f(&row(r)).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(in crate::store::db) fn query_one<T>(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+    f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    query_opt(c, sql, params, f)?
+        .ok_or_else(|| StoreError::Postgres("the query returned no rows".into()))
+}
+
+pub(in crate::store::db) fn query_vec<T>(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+    f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = c.query(sql, params)?;
+    let mut f = f;
+    rows.iter().map(|r| f(&row(r))).collect()
+}
+
+pub(in crate::store::db) fn execute(
+    c: &PgTx<'_>,
+    sql: &str,
+    params: Params<'_, '_>,
+) -> Result<usize, StoreError> {
+    let n = c.run(sql, params, |client, st, refs| client.execute(st, refs))?;
+    usize::try_from(n).map_err(|_| StoreError::Postgres(format!("{n} rows")))
+}
