@@ -6,6 +6,7 @@
 //!     [--sms-url URL --sms-template NAME] [--sms-api-key-env VAR]      (production: SMS)
 //!     [--gateway-url URL --gateway-terminal ID] [--gateway-api-key-env VAR]  (production: IPG)
 //!     [--provider-timeout-secs N]
+//! (every --db below is also a SQLite FILE or a postgres:// URL with --keys FILE, as for serve)
 //! mancard backend keys list --db FILE
 //! mancard backend keys rotate --db FILE          (while the server is stopped; or use
 //!                                                 POST /v1/admin/issuer-keys/rotate)
@@ -98,8 +99,8 @@ enum BackendCommand {
     },
     /// Check the ledger invariants of a database.
     Audit {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
     },
     /// Fraud cases: list, show (with the evidence), resolve.
     Fraud {
@@ -123,23 +124,23 @@ enum StatusArg {
 enum FraudCommand {
     /// List fraud cases (open ones by default), oldest first.
     List {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         #[arg(long, value_enum, default_value = "open")]
         status: StatusArg,
     },
     /// Show a case with its evidence (hex; `mancard inspect HEX` decodes it) decoded.
     Show {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         id: i64,
     },
     /// Resolve a case: --confirm keeps the device revoked (the rider provisions a new
     /// device), --dismiss lifts the revocation; the account is unfrozen once none of its cases
     /// is open. Resolving again the same way changes nothing.
     Resolve {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         id: i64,
         /// A false alarm: lift the device's revocation.
         #[arg(long, conflicts_with = "confirm", required_unless_present = "confirm")]
@@ -160,13 +161,13 @@ enum FraudCommand {
 enum KeysCommand {
     /// List issuer keys (public halves) and the trust anchor line for validators.
     List {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
     },
     /// Add a new issuer key and retire the current one for new certificates.
     Rotate {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -175,8 +176,8 @@ enum ValidatorsCommand {
     /// Register (or re-key) a validator and print its issuer-signed certificate (hex: install
     /// it with `mancard validator install-certificate`).
     Add {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         #[arg(long)]
         id: u32,
         /// Uncompressed SEC1 P-256 public key, hex.
@@ -192,8 +193,8 @@ enum ValidatorsCommand {
     /// Put a validator on the validator deny list (phones stop answering it; its challenges
     /// signed from now on are not charged).
     Deny {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         #[arg(long)]
         id: u32,
     },
@@ -227,10 +228,32 @@ fn database_config(db: String, keys: Option<PathBuf>) -> Result<BackendConfig, S
     }
 }
 
-fn offline_engine(db: PathBuf) -> Result<Engine, Box<dyn std::error::Error>> {
+/// The database of an offline subcommand: the same `--db` (and `--keys`) as `serve`.
+#[derive(Args)]
+pub struct DbArgs {
+    /// SQLite database file, or a PostgreSQL URL `postgres://…` (`--keys` is then required).
+    /// Also read from MANCARD_DB.
+    #[arg(long, env = "MANCARD_DB", hide_env_values = true)]
+    db: String,
+    /// The issuer key file (required with a PostgreSQL --db; default with a SQLite one:
+    /// `<db>.issuer-keys.json`).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// "no database at …" for a SQLite file that does not exist (a PostgreSQL URL: `None`).
+    pub fn missing_file(&self) -> Option<String> {
+        let sqlite = !mancard_backend::store::is_postgres_url(&self.db);
+        (sqlite && !std::path::Path::new(&self.db).is_file())
+            .then(|| format!("no database at {}", self.db))
+    }
+}
+
+fn offline_engine(db: DbArgs) -> Result<Engine, Box<dyn std::error::Error>> {
     let cfg = BackendConfig {
         sandbox: false,
-        ..BackendConfig::sandbox(db)
+        ..database_config(db.db, db.keys)?
     };
     Ok(Engine::open(cfg, String::new())?)
 }

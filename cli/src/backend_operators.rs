@@ -16,9 +16,8 @@ use std::process::ExitCode;
 /// Print the operator log and check its hash chain (exit 1 if it is broken).
 #[derive(Args)]
 pub struct AuditLogArgs {
-    /// The backend's SQLite database.
-    #[arg(long)]
-    db: PathBuf,
+    #[command(flatten)]
+    db: super::DbArgs,
     /// A row hash noted earlier (the head printed then): the log must still contain it, or it
     /// was truncated or rewritten.
     #[arg(long)]
@@ -70,8 +69,8 @@ fn time(t: i64) -> String {
 }
 
 pub fn audit_log(args: AuditLogArgs) -> CliResult {
-    if !args.db.is_file() {
-        return Err(format!("no database at {}", args.db.display()).into());
+    if let Some(missing) = args.db.missing_file() {
+        return Err(missing.into());
     }
     let engine = super::offline_engine(args.db)?;
     let rows = engine.operator_log_rows()?;

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-fn mancard() -> Command {
+pub(super) fn mancard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mancard"))
 }
 
@@ -209,7 +209,7 @@ fn gateway() -> Running {
 
 /// A new PostgreSQL database on the test command's server (`MANCARD_TEST_PG_URL`, started by
 /// `scripts/test.sh`), or `None` when there is none and it is not required.
-fn postgres_database(dir: &Path) -> Option<String> {
+pub(super) fn postgres_database(dir: &Path) -> Option<String> {
     if std::env::var("MANCARD_TEST_PG_URL").is_err() {
         assert!(
             std::env::var("MANCARD_REQUIRE_POSTGRES").is_err(),

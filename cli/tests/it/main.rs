@@ -9,6 +9,7 @@
 )]
 
 mod apdu_session;
+mod backend_postgres;
 mod demo;
 mod demo_attacks;
 mod fraud;

@@ -1,0 +1,89 @@
+//! The offline `mancard backend` subcommands on a PostgreSQL database (`--db postgres://…
+//! --keys FILE`), as the operators of a deployment of several instances run them.
+
+use super::load::{mancard, postgres_database};
+
+/// Runs `mancard ARGS`: (success, stdout, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = mancard()
+        .args(args)
+        .env_remove("MANCARD_DB")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The issuer keys `keys list` prints.
+fn key_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.starts_with("key ")).collect()
+}
+
+#[test]
+fn offline_backend_subcommands_work_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = postgres_database(dir.path()) else {
+        return;
+    };
+    let keys = dir.path().join("issuer-keys.json");
+    let keys = keys.to_str().unwrap();
+
+    // a PostgreSQL database without the key file is refused, saying why, and changes nothing
+    let (ok, _, err) = run(&["backend", "keys", "list", "--db", &db], &[]);
+    assert!(!ok);
+    assert!(err.contains("--keys"), "{err}");
+    assert!(!std::path::Path::new(keys).exists());
+
+    let (ok, out, err) = run(
+        &["backend", "keys", "list", "--db", &db, "--keys", keys],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(key_lines(&out).len(), 1, "{out}");
+    assert!(out.contains("trust anchor"), "{out}");
+
+    let (ok, out, err) = run(
+        &["backend", "keys", "rotate", "--db", &db, "--keys", keys],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("new current issuer key: 2"), "{out}");
+
+    // the same database named by MANCARD_DB, as `serve` reads it
+    let (ok, out, err) = run(
+        &["backend", "keys", "list", "--keys", keys],
+        &[("MANCARD_DB", db.as_str())],
+    );
+    assert!(ok, "{err}");
+    let lines = key_lines(&out);
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines.iter().any(|l| l.contains("current")), "{out}");
+
+    let (ok, out, err) = run(&["backend", "audit", "--db", &db, "--keys", keys], &[]);
+    assert!(ok, "{err}");
+    let audit: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(audit["ok"], true, "{out}");
+
+    let (ok, _, err) = run(
+        &["backend", "fraud", "list", "--db", &db, "--keys", keys],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["backend", "audit-log", "--db", &db, "--keys", keys], &[]);
+    assert!(ok, "{err}");
+
+    // a SQLite path that does not exist is still refused by audit-log, not created
+    let missing = dir.path().join("missing.sqlite");
+    let (ok, _, err) = run(
+        &["backend", "audit-log", "--db", missing.to_str().unwrap()],
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("no database at"), "{err}");
+    assert!(!missing.exists());
+}
