@@ -17,7 +17,8 @@
 # (DIR is handed to it, so it must be reachable by that user, e.g. under /tmp); otherwise it runs
 # as the current user. Authentication is `trust` on loopback only: for tests, never for real data.
 #
-# Files in DIR: data/ (the cluster), log (server log), port, url (database `postgres`),
+# Files in DIR: data/ (the cluster), log (server log), port, url (database `postgres`), ca.crt
+# (the CA of the server's TLS certificate, for sslmode=verify-full&sslrootcert=DIR/ca.crt),
 # url-mancard, url-NAME for each `createdb`. Logs go to stderr; stdout carries only URLs, so
 # `$(scripts/postgres.sh start "$d" | tail -1)` is the URL. Different DIRs run side by side.
 #
@@ -165,6 +166,33 @@ start() {
     echo "include = 'mancard-test.conf'" >>"$DIR/data/postgresql.conf"
   fi
 
+  # TLS: a throwaway CA (DIR/ca.crt, for clients' sslrootcert) and a server certificate for
+  # 127.0.0.1 and localhost that it signed. Plain connections keep working; a client asking
+  # for sslmode=verify-full with that CA gets a verified, encrypted session.
+  local ssl_conf="ssl = off"
+  if command -v openssl >/dev/null; then
+    if [ ! -f "$DIR/data/server.crt" ]; then
+      as_owner openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj "/CN=mancard test CA" -keyout "$DIR/ca.key" -out "$DIR/ca.crt" 2>/dev/null \
+        || die "openssl could not make the test CA"
+      as_owner openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+        -keyout "$DIR/server.key" -out "$DIR/server.csr" 2>/dev/null \
+        || die "openssl could not make the server key"
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$DIR/server.ext"
+      as_owner openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.crt" -CAkey "$DIR/ca.key" \
+        -CAcreateserial -days 30 -extfile "$DIR/server.ext" -out "$DIR/server.crt" 2>/dev/null \
+        || die "openssl could not sign the server certificate"
+      as_owner install -m 600 "$DIR/server.key" "$DIR/data/server.key"
+      as_owner install -m 644 "$DIR/server.crt" "$DIR/data/server.crt"
+      rm -f "$DIR/server.key" "$DIR/server.csr" "$DIR/server.ext" "$DIR/ca.key" "$DIR/ca.srl"
+    fi
+    ssl_conf="ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'"
+  else
+    log "no openssl: the server takes plain connections only"
+  fi
+
   # Unix socket in DIR, unless its path would exceed the kernel's 107 bytes: then TCP only
   # (the URL is TCP anyway; pg_ctl -w waits on postmaster.pid, not on the socket).
   if [ $((${#DIR} + 17)) -le 107 ]; then conf_dir=${DIR//\'/\'\'}; else
@@ -184,6 +212,7 @@ unix_socket_directories = '$conf_dir'
 # room in the shared lock table for a write's account locks: the backend takes up to this
 # many per write (a validator's batch is at most 500 riders), docs/adr/0012-scale-out.md §8
 max_locks_per_transaction = 512
+$ssl_conf
 EOF
     echo "$PORT" >"$DIR/port"
     local log_before=0

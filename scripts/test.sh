@@ -35,7 +35,7 @@ echo "disk: $(df -h . | awk 'NR==2 {print $4}') free"
 # spin: the model checker of the settlement model (scripts/model-check.sh).
 ensure_apt pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev pkg-config python3 \
   zbar-tools libzxing-javase-java libzxing-core-java libjcommander-java default-jre-headless \
-  spin
+  spin openssl
 
 if [ -x scripts/pcsc-up.sh ]; then
   step "pcscd + vsmartcard virtual reader"
@@ -59,7 +59,9 @@ step "PostgreSQL: a throwaway server on a loopback port"
 PG_DIR=$(mktemp -d /tmp/mancard-pg.XXXXXX)
 trap 'scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"' EXIT
 MANCARD_TEST_PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
-export MANCARD_TEST_PG_URL MANCARD_REQUIRE_POSTGRES=1
+# the CA of the server's TLS certificate: the TLS test connects with sslmode=verify-full
+MANCARD_TEST_PG_CA=$PG_DIR/ca.crt
+export MANCARD_TEST_PG_URL MANCARD_TEST_PG_CA MANCARD_REQUIRE_POSTGRES=1
 
 step "cargo test (workspace)"
 TEST_LOG=$(mktemp)

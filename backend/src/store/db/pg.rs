@@ -15,6 +15,7 @@
 //!   values: `Int` → INT8, `Text` → TEXT, `Blob` → BYTEA, `Bool` → BOOL, `Null` → inferred.
 //! * Columns are read by their actual type (INT2/INT4/INT8/BOOL/TEXT/BYTEA); any other type
 //!   (e.g. NUMERIC from `SUM`) is an error unless the SQL casts it.
+//! * TLS as the URL's `sslmode`/`sslrootcert` ask, always verified ([`tls`]).
 //! * Errors: serialization failure and deadlock (40001, 40P01) → [`StoreError::Retryable`]
 //!   (and the transaction remembers it, so `Store::write` retries whatever error the closure
 //!   returns); unique violation → [`StoreError::Unique`]; pool timeouts and a closed
@@ -24,7 +25,6 @@ use super::{Params, Value};
 use crate::error::StoreError;
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
-use postgres::NoTls;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 mod locks;
 mod sql;
+mod tls;
 #[cfg(test)]
 pub(super) use locks::{ACCOUNT_LOCKS, WRITERS_LOCK};
 use sql::param_type;
@@ -84,6 +85,7 @@ impl r2d2::HandleError<postgres::Error> for LogConnectErrors {
 /// Opens connections for the pool.
 struct Manager {
     config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -92,7 +94,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgConn, postgres::Error> {
         Ok(PgConn {
-            client: self.config.connect(NoTls)?,
+            client: self.config.connect(self.tls.clone())?,
             statements: HashMap::new(),
             broken: false,
             returned: Instant::now(),
@@ -201,9 +203,12 @@ impl PgPool {
     /// A pool over `url` (`postgres://…` or a `host=… dbname=…` conninfo); `max` connections,
     /// each wait for one bounded by 10 s. Connects once to fail early.
     pub fn connect(url: &str, max: usize) -> Result<Self, StoreError> {
-        let mut config: postgres::Config = url
+        let tls = tls::from_url(url)?;
+        let mut config: postgres::Config = tls
+            .url
             .parse()
             .map_err(|e| StoreError::Postgres(format!("the database URL: {e}")))?;
+        config.ssl_mode(tls.mode);
         // No wait without end: a lock (row or advisory) waited for over 10 s, a statement
         // over 30 s, or a transaction left idle for 60 s ends in an error, answered 503
         // (busy), so one stuck holder cannot hang every writer of every instance. The
@@ -240,7 +245,7 @@ impl PgPool {
         // at once with the server's own words (the pool would retry in the background until
         // its wait ran out).
         let first = off_runtime(|| -> Result<usize, postgres::Error> {
-            let mut c = config.connect(NoTls)?;
+            let mut c = config.connect(tls.connector.clone())?;
             let setting = c
                 .query_one("SHOW max_locks_per_transaction", &[])?
                 .try_get::<_, String>(0)?;
@@ -258,7 +263,11 @@ impl PgPool {
                 })
             }
         };
-        let pool = off_runtime(|| builder.build(Manager { config }))
+        let manager = Manager {
+            config,
+            tls: tls.connector,
+        };
+        let pool = off_runtime(|| builder.build(manager))
             .map_err(|e| StoreError::Busy(format!("connect: {e}")))?;
         let turns = usize::try_from(max / 2).unwrap_or(1).max(1);
         Ok(Self {

@@ -549,3 +549,50 @@ fn a_connection_the_server_closed_while_idle_is_replaced() {
         "a new connection serves the next transaction"
     );
 }
+
+/// TLS to the server is what the URL asks for, and verified: with the server's CA
+/// (`sslrootcert`) the session is encrypted; without it (the web PKI roots) the server's
+/// certificate is not trusted and nothing connects; a mode that could fall back to plain text
+/// is refused.
+#[test]
+fn tls_to_the_server_is_verified_or_refused() {
+    let Some(url) = fresh_url() else { return };
+    let Ok(ca) = std::env::var("MANCARD_TEST_PG_CA") else {
+        assert!(
+            std::env::var("MANCARD_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "MANCARD_REQUIRE_POSTGRES=1 but MANCARD_TEST_PG_CA is not set"
+        );
+        eprintln!("skipped: MANCARD_TEST_PG_CA is not set");
+        return;
+    };
+    let encrypted = |pool: &PgPool| {
+        let tx = PgTx::begin(pool, "BEGIN").unwrap();
+        let ssl = Conn::Pg(&tx)
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                named_params! {},
+                |r| r.get::<bool>("ssl"),
+            )
+            .unwrap();
+        tx.commit().unwrap();
+        ssl
+    };
+    let tls = PgPool::connect(&format!("{url}?sslmode=verify-full&sslrootcert={ca}"), 1).unwrap();
+    assert!(encrypted(&tls), "verify-full with the CA: encrypted");
+    let plain = PgPool::connect(&url, 1).unwrap();
+    assert!(
+        !encrypted(&plain),
+        "no sslmode: a plain connection, as asked"
+    );
+
+    let untrusted = PgPool::connect(&format!("{url}?sslmode=require"), 1).unwrap_err();
+    assert!(
+        untrusted.to_string().to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+    let fallback = PgPool::connect(&format!("{url}?sslmode=prefer"), 1).unwrap_err();
+    assert!(
+        fallback.to_string().contains("sslmode=prefer"),
+        "{fallback}"
+    );
+}
