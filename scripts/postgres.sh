@@ -163,7 +163,7 @@ start() {
     # --no-sync: only initdb's final flush; the server itself keeps fsync on.
     as_owner "$BIN/initdb" -D "$DIR/data" -U "$DBUSER" -A trust -E UTF8 --locale=C --no-sync >/dev/null \
       || die "initdb failed in $DIR/data"
-    echo "include = 'mancard-test.conf'" >>"$DIR/data/postgresql.conf"
+    echo "include = 'mancard-test.conf'" | as_owner tee -a "$DIR/data/postgresql.conf" >/dev/null
   fi
 
   # TLS: a throwaway CA (DIR/ca.crt, for clients' sslrootcert) and a server certificate for
@@ -178,7 +178,8 @@ start() {
       as_owner openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
         -keyout "$DIR/server.key" -out "$DIR/server.csr" 2>/dev/null \
         || die "openssl could not make the server key"
-      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$DIR/server.ext"
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' \
+        | as_owner tee "$DIR/server.ext" >/dev/null
       as_owner openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.crt" -CAkey "$DIR/ca.key" \
         -CAcreateserial -days 30 -extfile "$DIR/server.ext" -out "$DIR/server.crt" 2>/dev/null \
         || die "openssl could not sign the server certificate"

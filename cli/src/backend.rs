@@ -244,6 +244,9 @@ pub struct DbArgs {
 impl DbArgs {
     /// "no database at …" for a SQLite file that does not exist (a PostgreSQL URL: `None`).
     pub fn missing_file(&self) -> Option<String> {
+        if let Some(why) = mancard_backend::store::database_target_problem(&self.db) {
+            return Some(why.to_string());
+        }
         let sqlite = !mancard_backend::store::is_postgres_url(&self.db);
         (sqlite && !std::path::Path::new(&self.db).is_file())
             .then(|| format!("no database at {}", self.db))

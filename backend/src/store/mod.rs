@@ -95,16 +95,27 @@ enum Db {
 /// [`database_target_problem`].
 pub fn is_postgres_url(target: &str) -> bool {
     let t = target.trim().to_ascii_lowercase();
+    // a conninfo (`host=… dbname=…`) may hold paths (a socket directory, sslrootcert)
     t.starts_with("postgres://")
         || t.starts_with("postgresql://")
-        || (!t.contains('/') && t.split_whitespace().any(|kv| kv.contains('=')))
+        || t.split_whitespace().any(|kv| kv.contains('='))
 }
 
-/// Why `target` can be neither a PostgreSQL database nor a SQLite file (an unknown URL
-/// scheme would otherwise become a file named after the URL, password and all).
+/// Why `target` can be neither a PostgreSQL database nor a SQLite file: an unknown URL scheme,
+/// a mistyped `postgres:` one, or user info (`user:password@host`) would otherwise become a
+/// file named after the URL, password and all. The message never repeats the target.
 pub fn database_target_problem(target: &str) -> Option<&'static str> {
-    (!is_postgres_url(target) && target.contains("://")).then_some(
-        "the database is a SQLite file path or a postgres:// URL; other URLs are not supported",
+    if is_postgres_url(target) {
+        return None;
+    }
+    let t = target.trim().to_ascii_lowercase();
+    (t.contains("://")
+        || t.contains('@')
+        || t.starts_with("postgres:")
+        || t.starts_with("postgresql:"))
+    .then_some(
+        "the database is a SQLite file path or a postgres:// URL; this looks like neither \
+             (a mistyped or unsupported URL)",
     )
 }
 

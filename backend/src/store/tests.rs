@@ -245,3 +245,38 @@ fn sessions_and_phone_spellings_before_v5_are_carried_into_it() {
         .unwrap();
     assert_eq!((id.len(), last), (32, 100));
 }
+
+/// `--db` is told apart as PostgreSQL (URL or conninfo, paths inside allowed), a SQLite file,
+/// or neither: a mistyped URL or user info is refused, and the refusal never repeats it (it
+/// may hold a password).
+#[test]
+fn database_targets_are_told_apart_and_never_echoed() {
+    use super::{database_target_problem, is_postgres_url};
+    for pg in [
+        "postgres://a@h/db",
+        "POSTGRESQL://h/db",
+        "host=/var/run/postgresql dbname=d password=p/w",
+        "host=h dbname=d sslrootcert=/etc/mancard/ca.pem",
+    ] {
+        assert!(is_postgres_url(pg), "{pg}");
+        assert!(database_target_problem(pg).is_none(), "{pg}");
+    }
+    for bad in [
+        "mysql://u:hunter2@h/db",
+        "postgres:/app:hunter2@db/mancard",
+        "app:hunter2@db.prod:5432/mancard",
+        "app:hunter2@db.prod",
+    ] {
+        assert!(!is_postgres_url(bad), "{bad}");
+        let why = database_target_problem(bad).unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(!why.contains("hunter2"), "{why}");
+    }
+    for file in [
+        "/var/lib/mancard/backend.sqlite",
+        "backend.sqlite",
+        "./a b.sqlite",
+    ] {
+        assert!(!is_postgres_url(file), "{file}");
+        assert!(database_target_problem(file).is_none(), "{file}");
+    }
+}

@@ -87,3 +87,36 @@ fn offline_backend_subcommands_work_on_postgres() {
     assert!(err.contains("no database at"), "{err}");
     assert!(!missing.exists());
 }
+
+/// A mistyped database target is refused by every offline subcommand without repeating it
+/// (it may hold a password), and without making a file named after it.
+#[test]
+fn a_mistyped_database_target_is_refused_without_repeating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let keys = keys.to_str().unwrap();
+    for db in [
+        "app:hunter2@db.prod",
+        "postgres:/app:hunter2@db/mancard",
+        "host=db.prod password=hunter2 sslmode = require",
+        "postgres://app:hunter2@db.prod/mancard?sslmode=prefer",
+    ] {
+        for cmd in [
+            ["backend", "keys", "list"],
+            ["backend", "audit-log", "--json"],
+        ] {
+            let args: Vec<&str> = cmd
+                .iter()
+                .copied()
+                .chain(["--db", db, "--keys", keys])
+                .collect();
+            let (ok, out, err) = run(&args, &[]);
+            assert!(!ok, "{db}: accepted");
+            assert!(
+                !out.contains("hunter2") && !err.contains("hunter2"),
+                "{db}: {err}"
+            );
+        }
+    }
+    assert!(!std::path::Path::new("app:hunter2@db.prod").exists());
+}

@@ -203,12 +203,12 @@ impl PgPool {
     /// A pool over `url` (`postgres://…` or a `host=… dbname=…` conninfo); `max` connections,
     /// each wait for one bounded by 10 s. Connects once to fail early.
     pub fn connect(url: &str, max: usize) -> Result<Self, StoreError> {
-        let tls = tls::from_url(url)?;
-        let mut config: postgres::Config = tls
-            .url
-            .parse()
-            .map_err(|e| StoreError::Postgres(format!("the database URL: {e}")))?;
-        config.ssl_mode(tls.mode);
+        // libpq's environment, which this driver does not read: refused rather than ignored
+        let pgssl = ["PGSSLMODE", "PGSSLROOTCERT"]
+            .into_iter()
+            .find(|v| std::env::var_os(v).is_some());
+        let tls = tls::from_url(url, pgssl)?;
+        let mut config = tls.config;
         // No wait without end: a lock (row or advisory) waited for over 10 s, a statement
         // over 30 s, or a transaction left idle for 60 s ends in an error, answered 503
         // (busy), so one stuck holder cannot hang every writer of every instance. The
