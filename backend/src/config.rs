@@ -118,6 +118,16 @@ impl Default for Policy {
     }
 }
 
+/// A PostgreSQL URL or conninfo; it may hold a password, so `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
+}
+
 /// Everything [`crate::Backend::start`] needs.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
@@ -126,8 +136,8 @@ pub struct BackendConfig {
     /// no SQLite file is opened: `db_path` only anchors the default key file.
     pub db_path: PathBuf,
     /// A PostgreSQL database (`postgres://…`) instead of the SQLite file (issue #16). Several
-    /// instances may share it. Never logged (it may hold a password).
-    pub database_url: Option<String>,
+    /// instances may share it. Never logged (it may hold a password): its `Debug` is redacted.
+    pub database_url: Option<DatabaseUrl>,
     /// The issuer key file; default [`crate::keys::key_file_path`] of `db_path`. Instances
     /// sharing one PostgreSQL database must share the key file too.
     pub keys_path: Option<PathBuf>,
@@ -171,5 +181,20 @@ impl BackendConfig {
             providers: ProvidersConfig::default(),
             edge: crate::edge::EdgeLimits::loopback(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BackendConfig, DatabaseUrl};
+
+    /// A configuration printed for debugging never shows the database password.
+    #[test]
+    fn the_database_url_is_never_in_debug_output() {
+        let mut cfg = BackendConfig::sandbox("/tmp/x.sqlite");
+        cfg.database_url = Some(DatabaseUrl("postgres://app:hunter2@db/mancard".into()));
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("DatabaseUrl"), "{shown}");
     }
 }

@@ -44,7 +44,7 @@ pub mod server;
 pub mod settle;
 pub mod store;
 
-pub use config::{BackendConfig, Policy, DEFAULT_COUNTERS_PER_CERT};
+pub use config::{BackendConfig, DatabaseUrl, Policy, DEFAULT_COUNTERS_PER_CERT};
 pub use edge::{EdgeLimits, Rate};
 pub use engine::Engine;
 pub use error::{Error, Result, StoreError};

@@ -218,7 +218,7 @@ fn database_config(db: String, keys: Option<PathBuf>) -> Result<BackendConfig, S
             return Err("a PostgreSQL --db needs --keys FILE (the issuer key file)".into());
         };
         let mut cfg = BackendConfig::sandbox(keys.clone());
-        cfg.database_url = Some(db);
+        cfg.database_url = Some(mancard_backend::DatabaseUrl(db));
         cfg.keys_path = Some(keys);
         Ok(cfg)
     } else {

@@ -115,7 +115,7 @@ pub fn backend_config(dir: &tempfile::TempDir) -> BackendConfig {
             .join()
             .unwrap()
         });
-        cfg.database_url = Some(url);
+        cfg.database_url = Some(mancard_backend::DatabaseUrl(url));
     }
     cfg
 }
@@ -210,7 +210,7 @@ impl Harness {
         init_logs();
         let mut cfg = BackendConfig::sandbox(db_path(&dir));
         if on_postgres() {
-            cfg.database_url = Some(pg_database(dir.path()).await);
+            cfg.database_url = Some(mancard_backend::DatabaseUrl(pg_database(dir.path()).await));
             cfg.db_pool_max = 8;
         }
         cfg.operators = test_operators();
