@@ -55,9 +55,28 @@ impl Settling {
                 r.fare = Some(fare);
             }
         }
+        let mut verdicts = Vec::with_capacity(self.changed.len());
         for (tap, why) in std::mem::take(&mut self.changed) {
-            emit_verdict(tx, &tap, why, self.kinds.get(&tap).copied(), now)?;
+            if let Some(v) = next_verdict(tx, &tap, why, self.kinds.get(&tap).copied())? {
+                verdicts.push(v);
+            }
         }
+        let rows: Vec<NewVerdict<'_>> = verdicts
+            .iter()
+            .map(|(tap, row, status, charged, reason)| NewVerdict {
+                account_id: row.account_id,
+                device_id: row.device_id,
+                pseudonym: tap.pseudonym,
+                counter: tap.counter,
+                status: *status,
+                charged: *charged,
+                reason: reason.as_deref(),
+                time: row.time,
+                line_id: row.line_id,
+                created_at: now,
+            })
+            .collect();
+        tx.insert_verdicts(&rows)?;
         Ok(self.results)
     }
 }
@@ -82,16 +101,19 @@ fn verdict_status(row: &TapRow) -> VerdictStatus {
     }
 }
 
-/// Appends the tap's verdict to the feed unless it says what the newest one says.
-fn emit_verdict(
+/// A verdict to append: the tap, its stored row, status, charge and reason.
+type Verdict = (TapRef, TapRow, VerdictStatus, i64, Option<String>);
+
+/// A tap's next verdict: its stored row, status, charge and reason; `None` if it says what
+/// the newest one says (or the tap is gone).
+fn next_verdict(
     tx: &Writer<'_>,
     tap: &TapRef,
     why: Option<&'static str>,
     kind: Option<FareKind>,
-    now: i64,
-) -> Result<()> {
+) -> Result<Option<Verdict>> {
     let Some((row, charged, last)) = tx.verdict_basis(&tap.pseudonym, tap.counter)? else {
-        return Ok(());
+        return Ok(None);
     };
     let status = verdict_status(&row);
     let rating = match kind {
@@ -105,21 +127,9 @@ fn emit_verdict(
         .or(rating.map(str::to_string));
     let same = last.is_some_and(|(s, c, r)| s == status.as_str() && c == charged && r == reason);
     if same {
-        return Ok(());
+        return Ok(None);
     }
-    tx.insert_verdict(&NewVerdict {
-        account_id: row.account_id,
-        device_id: row.device_id,
-        pseudonym: tap.pseudonym,
-        counter: tap.counter,
-        status,
-        charged,
-        reason: reason.as_deref(),
-        time: row.time,
-        line_id: row.line_id,
-        created_at: now,
-    })?;
-    Ok(())
+    Ok(Some((*tap, row, status, charged, reason)))
 }
 
 impl Engine {

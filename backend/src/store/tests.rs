@@ -280,3 +280,66 @@ fn database_targets_are_told_apart_and_never_echoed() {
         assert!(database_target_problem(file).is_none(), "{file}");
     }
 }
+
+/// Verdicts appended together (multi-row statements of 32, 8 and 1 rows) are stored in the
+/// order given with every field, on SQLite and (with a server) on PostgreSQL.
+#[test]
+fn verdicts_appended_together_keep_their_order_and_fields() {
+    use crate::ids::PseudonymBytes;
+    use mancard_api::VerdictStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![Store::open(&dir.path().join("db.sqlite")).unwrap()];
+    if let Some(url) = super::db::pg_tests::fresh_url() {
+        stores.push(Store::open_url(&url, 2).unwrap());
+    }
+    let reasons: Vec<String> = (0..41).map(|i| format!("reason {i}")).collect();
+    for store in stores {
+        let device = store
+            .write(|tx| -> Result<_, StoreError> {
+                let a = tx.create_account("+989120000000", 1)?;
+                let p = PseudonymBytes([7; 16]);
+                let d = tx.insert_device(a, b"binding", &p, 1)?;
+                let rows: Vec<NewVerdict<'_>> = (0..41u32)
+                    .map(|i| NewVerdict {
+                        account_id: a,
+                        device_id: d,
+                        pseudonym: p,
+                        counter: i,
+                        status: if i % 2 == 0 {
+                            VerdictStatus::Charged
+                        } else {
+                            VerdictStatus::NotCharged
+                        },
+                        charged: i64::from(i) * 10,
+                        reason: (i % 2 == 0).then(|| reasons[i as usize].as_str()),
+                        time: 100 + i64::from(i),
+                        line_id: (i % 3 == 0).then_some(i),
+                        created_at: 5,
+                    })
+                    .collect();
+                tx.insert_verdicts(&rows)?;
+                Ok(d)
+            })
+            .unwrap();
+        let got = store.read(|tx| tx.verdicts_since(device, 0, 100)).unwrap();
+        assert_eq!(got.len(), 41);
+        for (i, v) in got.iter().enumerate() {
+            let n = u32::try_from(i).unwrap();
+            assert_eq!(v.counter, n);
+            assert_eq!(v.charged, i64::from(n) * 10);
+            assert_eq!(
+                v.reason.as_deref(),
+                (n % 2 == 0).then(|| reasons[i].as_str())
+            );
+            assert_eq!(v.line_id, (n % 3 == 0).then_some(n));
+            assert_eq!(v.time, 100 + i64::from(n));
+            let want = if n % 2 == 0 {
+                VerdictStatus::Charged
+            } else {
+                VerdictStatus::NotCharged
+            };
+            assert_eq!(v.status, want);
+        }
+        assert!(got.windows(2).all(|w| w[0].id < w[1].id));
+    }
+}

@@ -2,7 +2,7 @@
 //! change of a tap's status or charge), the challenges validators report as torn (sent, no
 //! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
 
-use super::db::named_params;
+use super::db::{named_params, ToValue, Value};
 use super::taps::{tap_columns, tap_row, TapRow};
 use super::{Reader, Writer};
 use crate::error::StoreError;
@@ -163,6 +163,64 @@ impl Writer<'_> {
                 ":at": v.created_at,
             },
         )?;
+        Ok(())
+    }
+
+    /// Appends several verdicts in a few statements (multi-row inserts of 32, 8 and 1 rows,
+    /// so at most three statement texts), in order: their ids follow the slice.
+    pub fn insert_verdicts(&self, vs: &[NewVerdict<'_>]) -> Result<(), StoreError> {
+        for v in vs {
+            self.bump_feed(v.account_id)?;
+        }
+        let mut rest = vs;
+        while !rest.is_empty() {
+            let n = [32, 8, 1]
+                .into_iter()
+                .find(|&n| n <= rest.len())
+                .unwrap_or(1);
+            let Some((chunk, tail)) = rest.split_at_checked(n) else {
+                break;
+            };
+            self.insert_verdict_rows(chunk)?;
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// One `INSERT … VALUES (…), (…)` of `rows`.
+    fn insert_verdict_rows(&self, rows: &[NewVerdict<'_>]) -> Result<(), StoreError> {
+        const COLS: [&str; 10] = [
+            "a", "d", "p", "counter", "status", "charged", "reason", "time", "line", "at",
+        ];
+        let names: Vec<String> = (0..rows.len())
+            .flat_map(|i| COLS.iter().map(move |c| format!(":{c}{i}")))
+            .collect();
+        let tuples: Vec<String> = names
+            .chunks(COLS.len())
+            .map(|row| format!("({})", row.join(", ")))
+            .collect();
+        let sql = format!(
+            "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
+                charged, reason, time, line_id, created_at)
+             VALUES {}",
+            tuples.join(", ")
+        );
+        let values = rows.iter().flat_map(|v| {
+            [
+                v.account_id.to_value(),
+                v.device_id.to_value(),
+                v.pseudonym.to_value(),
+                v.counter.to_value(),
+                v.status.as_str().to_value(),
+                v.charged.to_value(),
+                v.reason.to_value(),
+                v.time.to_value(),
+                v.line_id.to_value(),
+                v.created_at.to_value(),
+            ]
+        });
+        let params: Vec<(&str, Value<'_>)> = names.iter().map(String::as_str).zip(values).collect();
+        self.tx.execute(&sql, &params)?;
         Ok(())
     }
 
