@@ -343,3 +343,51 @@ fn verdicts_appended_together_keep_their_order_and_fields() {
         assert!(got.windows(2).all(|w| w[0].id < w[1].id));
     }
 }
+
+/// However a batch mixes rows with and without a reason or a line, PostgreSQL prepares each
+/// multi-row verdict statement once per connection: the nullable columns are bound never
+/// null, so the parameter types never vary (one prepared statement per null pattern would
+/// let a validator grow every connection's statement cache).
+#[test]
+fn mixed_verdict_rows_prepare_each_statement_once() {
+    use crate::ids::PseudonymBytes;
+    use mancard_api::VerdictStatus;
+    let Some(url) = super::db::pg_tests::fresh_url() else {
+        return;
+    };
+    let store = Store::open_url(&url, 1).unwrap();
+    let prepared = store
+        .write(|tx| -> Result<i64, StoreError> {
+            let a = tx.create_account("+989120000000", 1)?;
+            let p = PseudonymBytes([9; 16]);
+            let d = tx.insert_device(a, b"binding", &p, 1)?;
+            for round in 0..6u32 {
+                let rows: Vec<NewVerdict<'_>> = (0..41u32)
+                    .map(|i| NewVerdict {
+                        account_id: a,
+                        device_id: d,
+                        pseudonym: p,
+                        counter: round * 100 + i,
+                        status: VerdictStatus::Charged,
+                        charged: 1,
+                        reason: ((i * (round + 1)) % 3 == 0).then_some("transfer"),
+                        time: 1,
+                        line_id: ((i + round) % 2 == 0).then_some(i),
+                        created_at: 1,
+                    })
+                    .collect();
+                tx.insert_verdicts(&rows)?;
+            }
+            tx.tx.query_one(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM pg_prepared_statements
+                 WHERE statement LIKE 'INSERT INTO tap_verdicts%'",
+                super::db::named_params! {},
+                |r| r.get::<i64>("n"),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        prepared, 3,
+        "one per statement text used (41 rows = 32 + 8 + 1)"
+    );
+}

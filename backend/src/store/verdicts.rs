@@ -167,7 +167,8 @@ impl Writer<'_> {
     }
 
     /// Appends several verdicts in a few statements (multi-row inserts of 32, 8 and 1 rows,
-    /// so at most three statement texts), in order: their ids follow the slice.
+    /// so at most three statement texts), in order: their ids follow the slice (both
+    /// databases draw a `VALUES` list's ids row by row in list order; the test checks it).
     pub fn insert_verdicts(&self, vs: &[NewVerdict<'_>]) -> Result<(), StoreError> {
         for v in vs {
             self.bump_feed(v.account_id)?;
@@ -195,9 +196,23 @@ impl Writer<'_> {
         let names: Vec<String> = (0..rows.len())
             .flat_map(|i| COLS.iter().map(move |c| format!(":{c}{i}")))
             .collect();
+        // The nullable columns are bound never null (NULLIF of a value no row has): one
+        // parameter type list per statement text, so PostgreSQL prepares each text once
+        // whatever mix of rows a batch brings.
         let tuples: Vec<String> = names
             .chunks(COLS.len())
-            .map(|row| format!("({})", row.join(", ")))
+            .map(|row| {
+                let cols: Vec<String> = row
+                    .iter()
+                    .zip(COLS)
+                    .map(|(n, c)| match c {
+                        "reason" => format!("NULLIF({n}, '')"),
+                        "line" => format!("NULLIF({n}, -1)"),
+                        _ => n.clone(),
+                    })
+                    .collect();
+                format!("({})", cols.join(", "))
+            })
             .collect();
         let sql = format!(
             "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
@@ -213,9 +228,9 @@ impl Writer<'_> {
                 v.counter.to_value(),
                 v.status.as_str().to_value(),
                 v.charged.to_value(),
-                v.reason.to_value(),
+                v.reason.unwrap_or_default().to_value(),
                 v.time.to_value(),
-                v.line_id.to_value(),
+                Value::Int(v.line_id.map_or(-1, i64::from)),
                 v.created_at.to_value(),
             ]
         });

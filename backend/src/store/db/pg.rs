@@ -69,6 +69,10 @@ pub struct PgConn {
     returned: Instant,
 }
 
+/// At most this many prepared statements per SQL text and connection (one per pattern of
+/// null parameters, which are prepared untyped).
+const STATEMENTS_PER_TEXT: usize = 16;
+
 /// A connection idle longer than this is probed before use ([`PgTx::checkout`]).
 pub(super) const PROBE_AFTER: Duration = Duration::from_secs(2);
 
@@ -577,10 +581,13 @@ impl<'p> PgTx<'p> {
                 Some(st) => st,
                 None => {
                     let st = c.client.prepare_typed(&rw.sql, &types)?;
-                    c.statements
-                        .entry(rw.sql.clone())
-                        .or_default()
-                        .push((types, st.clone()));
+                    let kept = c.statements.entry(rw.sql.clone()).or_default();
+                    // one text has one statement per pattern of null parameters: bounded
+                    // per text, so no caller's nulls can grow a connection's cache for ever
+                    if kept.len() >= STATEMENTS_PER_TEXT {
+                        kept.clear();
+                    }
+                    kept.push((types, st.clone()));
                     st
                 }
             };
