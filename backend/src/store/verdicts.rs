@@ -144,26 +144,9 @@ impl Reader<'_> {
 }
 
 impl Writer<'_> {
+    /// Appends one verdict (the statement [`Self::insert_verdicts`] writes a last row with).
     pub fn insert_verdict(&self, v: &NewVerdict<'_>) -> Result<(), StoreError> {
-        self.bump_feed(v.account_id)?;
-        self.tx.execute(
-            "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
-                charged, reason, time, line_id, created_at)
-             VALUES (:a, :d, :p, :counter, :status, :charged, :reason, :time, :line, :at)",
-            named_params! {
-                ":a": v.account_id,
-                ":d": v.device_id,
-                ":p": v.pseudonym,
-                ":counter": v.counter,
-                ":status": v.status.as_str(),
-                ":charged": v.charged,
-                ":reason": v.reason,
-                ":time": v.time,
-                ":line": v.line_id,
-                ":at": v.created_at,
-            },
-        )?;
-        Ok(())
+        self.insert_verdicts(std::slice::from_ref(v))
     }
 
     /// Appends several verdicts in a few statements (multi-row inserts of 32, 8 and 1 rows,
