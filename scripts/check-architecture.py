@@ -24,13 +24,14 @@ ALLOWED = {
     "mancard-protocol": set(),
     "mancard-api": set(),
     "mancard-sql": set(),
-    "mancard": {"mancard-protocol", "mancard-api", "mancard-sql"},
-    "mancard-validator": {"mancard-protocol", "mancard-sql"},
+    "mancard-l10n": set(),
+    "mancard": {"mancard-protocol", "mancard-api", "mancard-sql", "mancard-l10n"},
+    "mancard-validator": {"mancard-protocol", "mancard-sql", "mancard-l10n"},
     "mancard-backend": {"mancard-protocol", "mancard-api", "mancard-sql"},
     "mancard-testkit": {"mancard-protocol", "mancard-api", "mancard", "mancard-validator",
                         "mancard-backend"},
     "mancard-cli": {"mancard-protocol", "mancard-api", "mancard", "mancard-validator",
-                    "mancard-backend", "mancard-testkit"},
+                    "mancard-backend", "mancard-testkit", "mancard-l10n"},
     "uniffi-bindgen": set(),
 }
 
@@ -54,7 +55,8 @@ SQL_TEXT = re.compile(
 
 HTTP_EDGE = "backend/src/http/"
 MAX_FILE_LINES = 700
-LIBRARY_DIRS = ["src", "protocol/src", "api/src", "support/sql/src", "validator/src",
+LIBRARY_DIRS = ["src", "protocol/src", "api/src", "support/sql/src", "support/l10n/src",
+                "validator/src",
                 "backend/src", "cli/src"]
 
 
