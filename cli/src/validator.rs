@@ -13,6 +13,7 @@
 
 use crate::CliResult;
 use clap::{Args, Subcommand, ValueEnum};
+use mancard_l10n::Lang;
 use mancard_validator::http;
 use mancard_validator::pcsc_reader::{PcscReader, VPCD_READER};
 use mancard_validator::{
@@ -28,6 +29,10 @@ pub struct ValidatorArgs {
     /// The validator's data directory (key, journal, config bundle).
     #[arg(long, global = true, default_value = "./validator-data")]
     data_dir: PathBuf,
+    /// The language of the rider's display: fa (Persian, the default), azb (South
+    /// Azerbaijani) or en (English). The reason codes on standard error stay the same.
+    #[arg(long, global = true, default_value = "fa", value_parser = Lang::from_tag)]
+    lang: Lang,
     #[command(subcommand)]
     command: ValidatorCommand,
 }
@@ -120,7 +125,11 @@ enum ReaderKind {
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The display's language, set once from `--lang` before any tap is decided.
+static DISPLAY_LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
+
 pub fn run(args: ValidatorArgs) -> CliResult {
+    let _ = DISPLAY_LANG.set(args.lang);
     let dir = args.data_dir;
     match args.command {
         ValidatorCommand::Init {
@@ -459,7 +468,8 @@ fn exit_for(o: &TapOutcome) -> ExitCode {
 }
 
 fn print_outcome(o: &TapOutcome) {
-    println!("{}", o.decision.display_text());
+    let lang = DISPLAY_LANG.get().copied().unwrap_or_default();
+    println!("{}", o.decision.text(lang));
     let detail = match &o.decision {
         mancard_validator::Decision::Accepted(a) => format!(
             "card {} counter {} journal #{}",

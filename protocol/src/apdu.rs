@@ -209,6 +209,38 @@ impl StatusWord {
             .unwrap_or(Self::Other(c))
     }
 
+    /// A stable snake-case name: the message catalogs' key (`sw-<name>`) for the rider's words.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::WrongLength => "wrong_length",
+            Self::IncorrectData => "incorrect_data",
+            Self::AppNotFound => "app_not_found",
+            Self::WrongP1P2 => "wrong_p1p2",
+            Self::WalletLocked => "wallet_locked",
+            Self::ConditionsNotSatisfied => "conditions_not_satisfied",
+            Self::NoCredential => "no_credential",
+            Self::CredentialNotValid => "credential_not_valid",
+            Self::CountersExhausted => "counters_exhausted",
+            Self::AllowanceExhausted => "allowance_exhausted",
+            Self::StorageFailure => "storage_failure",
+            Self::InsNotSupported => "ins_not_supported",
+            Self::ClaNotSupported => "cla_not_supported",
+            Self::Internal => "internal",
+            Self::ReaderCertificateRequired => "reader_certificate_required",
+            Self::ReaderUnknown => "reader_unknown",
+            Self::ReaderExpired => "reader_expired",
+            Self::ReaderDenied => "reader_denied",
+            Self::BadChallengeSignature => "bad_challenge_signature",
+            Self::ReaderClockOff => "reader_clock_off",
+            Self::FareTooHigh => "fare_too_high",
+            Self::TooManyTaps => "too_many_taps",
+            Self::ReaderLineNotAllowed => "reader_line_not_allowed",
+            Self::StaleChallenge => "stale_challenge",
+            Self::Other(_) => "other",
+        }
+    }
+
     /// A short human description (for validator displays and `mancard inspect`).
     pub fn describe(self) -> &'static str {
         match self {

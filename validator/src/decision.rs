@@ -1,5 +1,6 @@
 //! What the validator decided and why, in words a rider can read on the display.
 
+use mancard_l10n::{Arg, Lang};
 use mancard_protocol::{FareKind, Pseudonym, StatusWord, VerifyError};
 use std::fmt;
 use std::time::Duration;
@@ -178,108 +179,38 @@ impl Refusal {
         }
     }
 
-    /// The text for the validator's display.
+    /// The text for the validator's display, in English (the journal's `text` column and
+    /// logs); [`Refusal::text`] in the rider's language.
     pub fn display_text(&self) -> String {
-        match self {
-            Self::NotConfigured => {
-                "Validator not ready (no configuration) - please use another door".into()
-            }
-            Self::LineNotInTariff(l) => format!("Validator misconfigured (line {l} has no fare)"),
-            Self::NoCredential => "No ManCard on this phone - open the app to get one".into(),
-            Self::NotAManCard => "Not a ManCard - hold your ManCard phone to the reader".into(),
-            Self::WalletLocked => "ManCard is locked - unlock your phone and tap again".into(),
-            Self::Expired { .. } => "Card expired - open the app online to renew".into(),
-            Self::NotYetValid { .. } => "Card not yet valid - check your phone's date".into(),
-            Self::CredentialNotValidOnPhone => {
-                "Card not valid now - open the app online to renew".into()
-            }
-            Self::Blocked => "Card blocked - contact ManCard support".into(),
-            Self::AlreadyUsed { .. } => "Already used - this ride was already paid".into(),
-            Self::InsufficientAllowance { fare, .. } => format!(
-                "Insufficient offline balance for {} - top up or go online",
-                money(*fare)
-            ),
-            Self::CountersExhausted => "Offline rides used up - open the app online".into(),
-            Self::CounterOutOfRange { .. } => {
-                "Card data invalid (counter) - open the app online".into()
-            }
-            Self::PhoneClockOff { .. } => {
-                "QR code expired or phone clock is off - show a new code".into()
-            }
-            Self::UnknownIssuer(_) => "Card not recognised (unknown issuer)".into(),
-            Self::IssuerKeyNotValid(_) => "Card not recognised (issuer key not valid)".into(),
-            Self::BadSignature => "Card not recognised (bad signature)".into(),
-            Self::AmountMismatch { .. } => "Fare not confirmed by the phone - tap again".into(),
-            Self::ChallengeMismatch => "Answer not valid for this tap - tap again".into(),
-            Self::PhoneStorageFailure => "Phone could not save the ride - tap again".into(),
-            Self::CardError(sw) => format!(
-                "Card error {:04X} ({}) - tap again",
-                sw.code(),
-                sw.describe()
-            ),
-            Self::Malformed(_) => "Unreadable answer from the phone - tap again".into(),
-            Self::Communication(_) => "Tap too short - hold the phone still and tap again".into(),
-            Self::NotAPass(_) => "Not a ManCard QR code".into(),
-            Self::JournalFailure(_) => "Validator out of order - please use another door".into(),
-            Self::Internal(_) => "Validator error - please tap again".into(),
-            _ => self.v2_display_text(),
-        }
+        self.text(Lang::En)
     }
 
-    /// The display text of the protocol v2 reasons (reader authentication, bounded passes).
-    fn v2_display_text(&self) -> String {
-        match self {
-            Self::NoValidatorCertificate => {
-                "Validator not ready (no validator certificate installed) - please use another door"
-                    .into()
+    /// The rider's sentence in `lang`, from the message catalog (`refusal-<code>`).
+    pub fn text(&self, lang: Lang) -> String {
+        let (id, args) = self.message(lang);
+        mancard_l10n::text(lang, &id, &args)
+    }
+
+    /// The catalog message id and its arguments.
+    pub(crate) fn message(&self, lang: Lang) -> (String, Vec<(&'static str, Arg)>) {
+        let args = match self {
+            Self::LineNotInTariff(l) | Self::ValidatorLineNotAllowed(l) => {
+                vec![("line", Arg::Int(i64::from(*l)))]
             }
-            Self::ValidatorBlocked => "This validator is blocked - please use another door".into(),
-            Self::ValidatorCertificateNotValid { .. } => {
-                "Validator certificate expired or validator clock wrong - please use another door"
-                    .into()
+            Self::InsufficientAllowance { fare, .. } => {
+                vec![("fare", Arg::ValidatorAmount(*fare))]
             }
-            Self::ValidatorLineNotAllowed(l) => {
-                format!("Validator not allowed on line {l} - please use another door")
-            }
-            Self::NonCanonicalSignature => {
-                "Card not recognised (modified signature) - show a new code or tap your phone"
-                    .into()
-            }
-            Self::PassTooLong { max, .. } => {
-                format!("QR code valid for too long (at most {max} s allowed) - show a new code")
-            }
-            Self::FareClassMismatch => "Fare class not confirmed by the phone - tap again".into(),
-            Self::PhoneNeedsReaderCertificate => {
-                "Phone needs the validator's certificate - tap again".into()
-            }
-            Self::PhoneDistrustsReader => {
-                "Phone does not trust this validator - open the app online, or use another door"
-                    .into()
-            }
-            Self::PhoneSaysReaderExpired => {
-                "Phone says this validator's certificate expired - please use another door".into()
-            }
-            Self::PhoneSaysReaderDenied => {
-                "Phone says this validator is blocked - please use another door".into()
-            }
-            Self::PhoneRejectedChallenge => {
-                "Phone refused the validator's signature - please use another door".into()
-            }
-            Self::PhoneClockMismatch => {
-                "Phone and validator clocks disagree - check your phone's date and time".into()
-            }
-            Self::PhoneSaysFareTooHigh => {
-                "Phone refused: fare higher than the tariff allows - please use another door".into()
-            }
-            Self::PhoneTooManyTaps => {
-                "Too many taps this minute - wait a minute and tap again".into()
-            }
-            Self::PhoneSaysLineNotAllowed => {
-                "Phone says this validator may not charge on this line - use another door".into()
-            }
-            Self::PhoneSaysStaleChallenge => "Tap interrupted (old challenge) - tap again".into(),
-            other => format!("Refused ({})", other.code()),
-        }
+            Self::CardError(sw) => vec![
+                ("sw", Arg::Text(format!("{:04X}", sw.code()))),
+                (
+                    "sw_text",
+                    Arg::Text(mancard_l10n::text(lang, &format!("sw-{}", sw.name()), &[])),
+                ),
+            ],
+            Self::PassTooLong { max, .. } => vec![("max", Arg::Int(i64::from(*max)))],
+            _ => Vec::new(),
+        };
+        (format!("refusal-{}", self.code()), args)
     }
 
     /// Maps a shared-verifier error to the rider's reason.
@@ -394,23 +325,34 @@ impl Decision {
         }
     }
 
-    /// The text for the validator's display, e.g.
-    /// `OK - 20,000 rials (2,000 toman), full fare`.
+    /// The text for the validator's display in English, e.g.
+    /// `OK - 20,000 rials (2,000 toman) (full fare)`; [`Decision::text`] in the rider's language.
     pub fn display_text(&self) -> String {
+        self.text(Lang::En)
+    }
+
+    /// The validator's display in `lang`: `پذیرفته شد – ۲٬۰۰۰ تومان (کرایهٔ کامل)`.
+    pub fn text(&self, lang: Lang) -> String {
         match self {
             Self::Accepted(a) => {
                 let kind = match a.fare_kind {
-                    FareKind::Full => "full fare",
-                    FareKind::Transfer => "transfer",
-                    FareKind::Capped => "daily cap reached",
+                    FareKind::Full => "fare-kind-full",
+                    FareKind::Transfer => "fare-kind-transfer",
+                    FareKind::Capped => "fare-kind-capped",
                 };
+                let kind = ("kind", Arg::Text(mancard_l10n::text(lang, kind, &[])));
                 if a.fare == 0 {
-                    format!("OK - free ride ({kind})")
+                    mancard_l10n::text(lang, "validator-accepted-free", &[kind])
                 } else {
-                    format!("OK - {} ({kind})", money(a.fare))
+                    let fare = ("fare", Arg::ValidatorAmount(a.fare));
+                    mancard_l10n::text(lang, "validator-accepted", &[fare, kind])
                 }
             }
-            Self::Refused(r) => format!("REFUSED: {}", r.display_text()),
+            Self::Refused(r) => mancard_l10n::text(
+                lang,
+                "validator-refused",
+                &[("reason", Arg::Text(r.text(lang)))],
+            ),
         }
     }
 }
@@ -445,7 +387,193 @@ pub fn money(rials: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::money;
+    use super::*;
+
+    /// One of every refusal. The match below stops compiling when a variant is added without
+    /// being listed here, so that every reason is checked against every catalog.
+    fn every_refusal() -> Vec<Refusal> {
+        use Refusal as R;
+        let all = vec![
+            R::NotConfigured,
+            R::LineNotInTariff(7),
+            R::NoCredential,
+            R::NotAManCard,
+            R::WalletLocked,
+            R::Expired { valid_until: 1 },
+            R::NotYetValid { valid_from: 1 },
+            R::CredentialNotValidOnPhone,
+            R::Blocked,
+            R::AlreadyUsed { counter: 3 },
+            R::InsufficientAllowance {
+                fare: 20_000,
+                available: None,
+            },
+            R::CountersExhausted,
+            R::CounterOutOfRange {
+                counter: 9,
+                first: 1,
+                last: 5,
+            },
+            R::PhoneClockOff {
+                issued_at: 1,
+                now: 2,
+            },
+            R::UnknownIssuer(1),
+            R::IssuerKeyNotValid(1),
+            R::BadSignature,
+            R::AmountMismatch {
+                asked: 1,
+                signed: 2,
+            },
+            R::ChallengeMismatch,
+            R::PhoneStorageFailure,
+            R::CardError(StatusWord::Other(0x6F01)),
+            R::Malformed("x".into()),
+            R::Communication("x".into()),
+            R::NotAPass("x".into()),
+            R::JournalFailure("x".into()),
+            R::Internal("x".into()),
+            R::NoValidatorCertificate,
+            R::ValidatorBlocked,
+            R::ValidatorCertificateNotValid {
+                valid_from: 1,
+                valid_until: 2,
+            },
+            R::ValidatorLineNotAllowed(4),
+            R::NonCanonicalSignature,
+            R::PassTooLong {
+                lifetime: 900,
+                max: 120,
+            },
+            R::FareClassMismatch,
+            R::PhoneNeedsReaderCertificate,
+            R::PhoneDistrustsReader,
+            R::PhoneSaysReaderExpired,
+            R::PhoneSaysReaderDenied,
+            R::PhoneRejectedChallenge,
+            R::PhoneClockMismatch,
+            R::PhoneSaysFareTooHigh,
+            R::PhoneTooManyTaps,
+            R::PhoneSaysLineNotAllowed,
+            R::PhoneSaysStaleChallenge,
+        ];
+        for r in &all {
+            match r {
+                R::NotConfigured
+                | R::LineNotInTariff(_)
+                | R::NoCredential
+                | R::NotAManCard
+                | R::WalletLocked
+                | R::Expired { .. }
+                | R::NotYetValid { .. }
+                | R::CredentialNotValidOnPhone
+                | R::Blocked
+                | R::AlreadyUsed { .. }
+                | R::InsufficientAllowance { .. }
+                | R::CountersExhausted
+                | R::CounterOutOfRange { .. }
+                | R::PhoneClockOff { .. }
+                | R::UnknownIssuer(_)
+                | R::IssuerKeyNotValid(_)
+                | R::BadSignature
+                | R::AmountMismatch { .. }
+                | R::ChallengeMismatch
+                | R::PhoneStorageFailure
+                | R::CardError(_)
+                | R::Malformed(_)
+                | R::Communication(_)
+                | R::NotAPass(_)
+                | R::JournalFailure(_)
+                | R::Internal(_)
+                | R::NoValidatorCertificate
+                | R::ValidatorBlocked
+                | R::ValidatorCertificateNotValid { .. }
+                | R::ValidatorLineNotAllowed(_)
+                | R::NonCanonicalSignature
+                | R::PassTooLong { .. }
+                | R::FareClassMismatch
+                | R::PhoneNeedsReaderCertificate
+                | R::PhoneDistrustsReader
+                | R::PhoneSaysReaderExpired
+                | R::PhoneSaysReaderDenied
+                | R::PhoneRejectedChallenge
+                | R::PhoneClockMismatch
+                | R::PhoneSaysFareTooHigh
+                | R::PhoneTooManyTaps
+                | R::PhoneSaysLineNotAllowed
+                | R::PhoneSaysStaleChallenge => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_refusal_code_has_text_in_every_catalog() {
+        let all = every_refusal();
+        let codes: std::collections::BTreeSet<_> = all.iter().map(Refusal::code).collect();
+        assert_eq!(codes.len(), all.len(), "two refusals share a code");
+        for lang in Lang::ALL {
+            for r in &all {
+                let (id, args) = r.message(lang);
+                let text = mancard_l10n::text_checked(lang, &id, &args)
+                    .unwrap_or_else(|e| panic!("{}: {e}", r.code()));
+                assert!(!text.is_empty());
+                assert_eq!(r.text(lang), text);
+            }
+        }
+        // and every status word a card error can name
+        for code in (0x6000..0x7000).chain(0x9000..0x9001) {
+            let name = StatusWord::from_code(code).name();
+            for lang in Lang::ALL {
+                assert!(
+                    mancard_l10n::has_message(lang, &format!("sw-{name}")),
+                    "sw-{name} in {lang}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_display_speaks_the_riders_language() {
+        let accepted = Decision::Accepted(Acceptance {
+            medium: Medium::Nfc,
+            pseudonym: Pseudonym([7; 16]),
+            counter: 1,
+            fare: 20_000,
+            fare_kind: FareKind::Full,
+            base_fare: 20_000,
+            journal_seq: 1,
+        });
+        assert_eq!(
+            accepted.text(Lang::Fa),
+            "پذیرفته شد – ۲٬۰۰۰ تومان (کرایهٔ کامل)"
+        );
+        assert_eq!(
+            accepted.text(Lang::Azb),
+            "قبول اولوندو – ۲٬۰۰۰ تومن (تام کیرایه)"
+        );
+        assert_eq!(
+            accepted.text(Lang::En),
+            "OK - 20,000 rials (2,000 toman) (full fare)"
+        );
+        let refused = Decision::Refused(Refusal::InsufficientAllowance {
+            fare: 150_000,
+            available: None,
+        });
+        assert_eq!(
+            refused.text(Lang::Fa),
+            "پذیرفته نشد: اعتبار آفلاین برای ۱۵٬۰۰۰ تومان کافی نیست – حساب را شارژ کنید یا به اینترنت وصل شوید"
+        );
+        let card_error = Refusal::CardError(StatusWord::Internal);
+        assert_eq!(
+            card_error.text(Lang::En),
+            "Card error 6F00 (internal error) - tap again"
+        );
+        assert_eq!(
+            card_error.text(Lang::Fa),
+            "خطای کارت 6F00 (خطای داخلی) – دوباره بزنید"
+        );
+    }
 
     #[test]
     fn money_text() {

@@ -18,4 +18,5 @@ mod load;
 mod operators;
 mod providers;
 mod validator;
+mod validator_lang;
 mod wallet_files;

@@ -60,6 +60,7 @@ refusal-reader_line_not_allowed = تلفونا گؤره بو کارت‌اوخو
 refusal-stale_challenge = توخونوش یاریمچیق قالدی (کؤهنه سوْرغو) – یئنیدن وورون
 
 ## کارتین جاوابلاری (status word)
+sw-ok = اولدو
 sw-wrong_length = یانلیش اوزونلوق
 sw-incorrect_data = یانلیش معلومات
 sw-app_not_found = پروقرام تاپیلمادی

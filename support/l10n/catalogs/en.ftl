@@ -62,6 +62,7 @@ refusal-reader_line_not_allowed = Phone says this validator may not charge on th
 refusal-stale_challenge = Tap interrupted (old challenge) - tap again
 
 ## Status words a card can answer (the validator's "card error", the phone's refusals).
+sw-ok = success
 sw-wrong_length = wrong length
 sw-incorrect_data = incorrect data
 sw-app_not_found = application not found

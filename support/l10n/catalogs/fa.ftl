@@ -59,6 +59,7 @@ refusal-reader_line_not_allowed = به گفتهٔ گوشی، این کارت‌�
 refusal-stale_challenge = سفر نیمه‌کاره ماند (درخواست قدیمی) – دوباره بزنید
 
 ## پاسخ‌های کارت (status word)
+sw-ok = انجام شد
 sw-wrong_length = طول نادرست
 sw-incorrect_data = دادهٔ نادرست
 sw-app_not_found = برنامه پیدا نشد
