@@ -362,7 +362,7 @@ fn usable_key<'a>(
     if active.revoked {
         return Err(Refusal::new(
             StatusWord::CredentialNotValid,
-            crate::views::revoked_refusal(active.revoked_reason.as_deref()),
+            crate::text::revoked_refusal(active.revoked_reason.as_deref()),
         ));
     }
     let Some(key) = active.key.as_ref() else {

@@ -39,6 +39,7 @@ pub mod qr;
 mod readers;
 mod store;
 mod sync_store;
+pub mod text;
 mod types;
 mod util;
 mod views;
@@ -48,6 +49,7 @@ pub use error::WalletError;
 #[cfg(feature = "file-keystore")]
 pub use file_keystore::FileKeystore;
 pub use keystore::{KeystoreError, PlatformKeystore};
+pub use mancard_l10n::Lang;
 pub use online::SessionEntry;
 pub use online::{
     AccountInfo, CodeSent, OnlineError, OnlineOptions, OnlineState, OnlineWallet, ProvisionReport,

@@ -214,7 +214,7 @@ fn usable(active: Option<&Active>) -> Result<(&Active, &SigningKey), WalletError
     let active = active.ok_or(WalletError::NoCredential)?;
     if active.revoked {
         return Err(WalletError::CredentialNotValid {
-            message: crate::views::revoked_refusal(active.revoked_reason.as_deref()),
+            message: crate::text::revoked_refusal(active.revoked_reason.as_deref()),
             revoked: true,
         });
     }

@@ -31,6 +31,9 @@ pub struct WalletConfig {
     pub park_after_quiet_ms: u32,
     /// Most refusal rows the history keeps; older refusals are dropped beyond it.
     pub refusal_log_limit: u32,
+    /// The language of the rider-facing text at open (Persian by default); the app changes
+    /// it with `Wallet::set_language`.
+    pub language: mancard_l10n::Lang,
 }
 
 impl Default for WalletConfig {
@@ -45,6 +48,7 @@ impl Default for WalletConfig {
             background_maintenance: true,
             park_after_quiet_ms: 1_000,
             refusal_log_limit: 1_000,
+            language: mancard_l10n::Lang::Fa,
         }
     }
 }
@@ -91,6 +95,23 @@ pub enum CredentialState {
     KeyUnavailable,
 }
 
+impl CredentialState {
+    /// The stable machine code (`active`, `replenish_due`, `key_unavailable`, ...): the
+    /// catalogs' key for the app's label.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::NoCredential => "no_credential",
+            Self::Active => "active",
+            Self::ReplenishDue => "replenish_due",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Exhausted => "exhausted",
+            Self::KeyUnavailable => "key_unavailable",
+        }
+    }
+}
+
 /// The wallet's state, as the app shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletStatus {
@@ -114,6 +135,8 @@ pub struct WalletStatus {
     pub cert_hash_hex: Option<String>,
     /// "5 rides / 2,000 toman (20,000 rials) available offline until 2026-11-30 12:00 (+03:30)".
     pub summary: String,
+    /// The state's label in the wallet's language ("فعال", "Active").
+    pub state_text: String,
     /// Why the credential cannot be used, when it cannot.
     pub problem: Option<String>,
 }
@@ -144,6 +167,16 @@ pub enum HistoryKind {
 }
 
 impl HistoryKind {
+    /// The stable machine code (`tap`, `pass`, `refusal`, `top_up`).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Tap => "tap",
+            Self::Pass => "pass",
+            Self::Refusal => "refusal",
+            Self::TopUp => "top_up",
+        }
+    }
+
     pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "tap" => Some(Self::Tap),

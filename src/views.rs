@@ -7,16 +7,16 @@
 //! not used. What the offline allowance counts is `crate::pass`'s.
 
 use crate::error::WalletError;
-use crate::money;
 use crate::pass::{counted_spent, pass_expiry, pass_is_over};
 use crate::store::{settings, HistoryBounds, HistoryRow, SettledRow};
-use crate::sync_store::RERATED;
+use crate::text;
 use crate::types::{
     CredentialState, HistoryItem, HistoryKind, HistoryPage, HistoryStatus, LedgerView, WalletStatus,
 };
 use crate::util::now_utc;
-use crate::wallet::{format_local_time, Wallet};
-use mancard_api::{RevocationReason, TapStatus, VerdictStatus};
+use crate::wallet::Wallet;
+use mancard_api::{TapStatus, VerdictStatus};
+use mancard_l10n::{Arg, Lang};
 use mancard_protocol::{CertificateBody, CredentialCertificate, Tariff};
 use std::sync::atomic::Ordering;
 
@@ -44,45 +44,6 @@ fn counters_low(left: u64, range: u64, margin: u64) -> bool {
     left <= margin || left.saturating_mul(4) < range
 }
 
-/// Why a ticket was revoked, in the rider's words, by the backend's revocation code (stored as
-/// the credential's reason); a code this build does not know, or a reason written by hand, is
-/// shown in words.
-fn revocation_why(reason: Option<&str>) -> String {
-    let Some(reason) = reason else {
-        return "no reason given".into();
-    };
-    match RevocationReason::parse(reason) {
-        Some(RevocationReason::ReplacedByNewDevice) => MOVED_TO_ANOTHER_PHONE.into(),
-        Some(RevocationReason::SharedPass) => {
-            format!("{}, more often than allowed in a day", reason_text(reason))
-        }
-        Some(RevocationReason::Fraud(_)) => format!(
-            "a fraud case was opened ({}); the account is frozen until it is resolved",
-            reason_text(reason)
-        ),
-        None => reason_text(reason),
-    }
-}
-
-/// The status problem of a revoked ticket: "this card was moved to another phone" when the
-/// account moved it (the lost-phone path: nothing is wrong with this phone, the card is on the
-/// other one), else "revoked: why".
-fn revoked_problem(reason: Option<&str>) -> String {
-    match reason.and_then(RevocationReason::parse) {
-        Some(RevocationReason::ReplacedByNewDevice) => MOVED_TO_ANOTHER_PHONE.into(),
-        _ => format!("revoked: {}", revocation_why(reason)),
-    }
-}
-
-/// Why a revoked ticket refuses a tap or a pass, for the refusal's record and the error:
-/// "the ticket has been revoked: this card was moved to another phone".
-pub(crate) fn revoked_refusal(reason: Option<&str>) -> String {
-    format!("the ticket has been revoked: {}", revocation_why(reason))
-}
-
-/// The rider's sentence for a ticket revoked because the account provisioned another phone.
-pub(crate) const MOVED_TO_ANOTHER_PHONE: &str = "this card was moved to another phone";
-
 /// The state and the problem sentence, in order of precedence.
 fn state_of(
     revoked_reason: Option<Option<String>>,
@@ -90,22 +51,34 @@ fn state_of(
     b: &CertificateBody,
     t: i64,
     a: &Allowance,
+    lang: Lang,
 ) -> (CredentialState, Option<String>) {
     if let Some(reason) = revoked_reason {
         (
             CredentialState::Revoked,
-            Some(revoked_problem(reason.as_deref())),
+            Some(text::revoked_problem(reason.as_deref(), lang)),
         )
     } else if let Some(p) = key_problem {
+        // English keeps the keystore's own sentence; the rider's languages say what to do
+        let p = match lang {
+            Lang::En => p,
+            _ => text::problem("key_unavailable", lang),
+        };
         (CredentialState::KeyUnavailable, Some(p))
     } else if t < b.valid_from {
-        (CredentialState::NotYetValid, Some("not valid yet".into()))
+        (
+            CredentialState::NotYetValid,
+            Some(text::problem("not_yet_valid", lang)),
+        )
     } else if t > b.valid_until {
-        (CredentialState::Expired, Some("expired".into()))
+        (
+            CredentialState::Expired,
+            Some(text::problem("expired", lang)),
+        )
     } else if a.rides == 0 {
         (
             CredentialState::Exhausted,
-            Some("offline rides used up".into()),
+            Some(text::problem("exhausted", lang)),
         )
     } else if a.replenish_due {
         (CredentialState::ReplenishDue, None)
@@ -114,7 +87,7 @@ fn state_of(
     }
 }
 
-fn no_credential(pending_request: bool, locked: bool) -> WalletStatus {
+fn no_credential(pending_request: bool, locked: bool, lang: Lang) -> WalletStatus {
     WalletStatus {
         state: CredentialState::NoCredential,
         fare_class: None,
@@ -127,25 +100,9 @@ fn no_credential(pending_request: bool, locked: bool) -> WalletStatus {
         pending_request,
         locked,
         cert_hash_hex: None,
-        summary: "No ticket on this phone yet".into(),
+        summary: mancard_l10n::text(lang, "status-no-ticket", &[]),
+        state_text: text::state_text(CredentialState::NoCredential, lang),
         problem: None,
-    }
-}
-
-/// The English words for a backend reason code (#17 translates by code).
-fn reason_text(code: &str) -> String {
-    match code {
-        "torn_gate_closed" => "the gate did not open".into(),
-        "pass_not_scanned" => "the pass was never scanned".into(),
-        "pass_expired_unscanned" => "the pass expired without being scanned".into(),
-        "shared_pass" => "the same pass was shown on more than one bus".into(),
-        "from_the_future" => "dated in the future".into(),
-        "over_allowance" => "more than the offline allowance".into(),
-        "duplicate_counter" => "a counter used twice".into(),
-        "transfer" => "a transfer".into(),
-        "daily_cap" => "the daily cap".into(),
-        RERATED => "re-rated".into(),
-        other => other.replace('_', " "),
     }
 }
 
@@ -228,40 +185,12 @@ fn judge(row: &HistoryRow, pass: bool, t: i64) -> Judged {
 /// "re-rated" when a `fare_adjustment` changed the tap's stored fare.
 fn rerated(s: Option<&SettledRow>) -> Option<String> {
     s.and_then(|s| s.detail.as_deref())
-        .filter(|d| *d == RERATED)
+        .filter(|d| *d == crate::sync_store::RERATED)
         .map(str::to_string)
 }
 
-/// The English sentence of a status.
-fn status_text(
-    status: HistoryStatus,
-    authorized: i64,
-    charged: i64,
-    reason: Option<&str>,
-) -> String {
-    let why = reason.map_or_else(|| "no reason given".to_string(), reason_text);
-    let fmt = money::format_amount;
-    match status {
-        HistoryStatus::NotSettled => "not settled yet".into(),
-        HistoryStatus::PassShown => "pass shown".into(),
-        HistoryStatus::PassNotUsed => "not used".into(),
-        HistoryStatus::Charged => format!("charged {}", fmt(charged)),
-        HistoryStatus::Corrected => format!(
-            "charged {} instead of {}: {}",
-            fmt(charged),
-            fmt(authorized),
-            reason.map_or_else(|| reason_text(RERATED), reason_text)
-        ),
-        HistoryStatus::NotCharged => format!("not charged: {why}"),
-        HistoryStatus::Rejected => format!("not charged, the report was refused: {why}"),
-        HistoryStatus::Fraud => format!("charged {}, fraud case opened: {why}", fmt(charged)),
-        HistoryStatus::Refused => "refused".into(),
-        HistoryStatus::Credited => format!("credited {}", fmt(authorized)),
-    }
-}
-
 /// One history item from its row, at wallet time `t`.
-fn history_item(row: HistoryRow, t: i64) -> Result<HistoryItem, WalletError> {
+fn history_item(row: HistoryRow, t: i64, lang: Lang) -> Result<HistoryItem, WalletError> {
     let kind = HistoryKind::parse(&row.kind).ok_or_else(|| WalletError::DatabaseCorrupt {
         message: format!("unknown history kind {:?}", row.kind),
     })?;
@@ -278,9 +207,9 @@ fn history_item(row: HistoryRow, t: i64) -> Result<HistoryItem, WalletError> {
                 HistoryStatus::PassNotUsed => 0,
                 _ => j.charged.unwrap_or(0),
             };
-            let text = status_text(j.status, row.amount, amount, j.reason.as_deref());
+            let text = text::status_text(j.status, row.amount, amount, j.reason.as_deref(), lang);
             let detail = if row.recovered {
-                "recovered from the backend".to_string()
+                mancard_l10n::text(lang, "detail-recovered", &[])
             } else {
                 String::new()
             };
@@ -297,8 +226,16 @@ fn history_item(row: HistoryRow, t: i64) -> Result<HistoryItem, WalletError> {
                 charged: None,
                 reason: None,
             };
-            let text = status_text(status, row.amount, 0, None);
-            (row.amount, None, j, text, row.detail.clone())
+            let text = text::status_text(status, row.amount, 0, None, lang);
+            // a refusal is worded from its status word (English keeps the phone's sentence);
+            // a top-up's detail is its reference
+            let detail = match (kind, row.status_word, lang) {
+                (HistoryKind::Refusal, Some(sw), l) if l != Lang::En => {
+                    text::phone_refusal(u16::try_from(sw).unwrap_or(0x6F00), l)
+                }
+                _ => row.detail.clone(),
+            };
+            (row.amount, None, j, text, detail)
         }
     };
     Ok(HistoryItem {
@@ -373,6 +310,7 @@ impl Wallet {
         let t = self.corrected(now);
         let tariff = self.tariff();
         let locked = self.is_locked();
+        let lang = self.language();
         let key_problem = self.key_problem();
         let (pending_request, current) = {
             let r = self.reader();
@@ -384,7 +322,7 @@ impl Wallet {
             (r.has_pending_tap_key()?, current)
         };
         let Some((spent, c)) = current else {
-            return Ok((no_credential(pending_request, locked), false));
+            return Ok((no_credential(pending_request, locked, lang), false));
         };
         let cert = CredentialCertificate::decode(&c.certificate).map_err(|e| {
             WalletError::DatabaseCorrupt {
@@ -394,21 +332,25 @@ impl Wallet {
         let b = &cert.body;
         let a = self.allowance(b, spent, t, &tariff);
         let revoked = c.is_revoked().then(|| c.revoked_reason.clone());
-        let (state, problem) = state_of(revoked, key_problem, b, t, &a);
+        let (state, problem) = state_of(revoked, key_problem, b, t, &a, lang);
         let usable = matches!(
             state,
             CredentialState::Active | CredentialState::ReplenishDue
         );
-        let until = format_local_time(b.valid_until, tariff.utc_offset_secs);
         let summary = if usable {
-            format!(
-                "{} ride{} / {} available offline until {until}",
-                a.rides,
-                if a.rides == 1 { "" } else { "s" },
-                money::format_amount(a.amount_left)
-            )
+            let rides = i64::try_from(a.rides).unwrap_or(i64::MAX);
+            let args = [
+                ("rides", Arg::Count(rides)),
+                ("amount", Arg::Amount(a.amount_left)),
+                (
+                    "until",
+                    Arg::DateTime(b.valid_until, tariff.utc_offset_secs),
+                ),
+            ];
+            mancard_l10n::text(lang, "status-usable", &args)
         } else {
-            format!("Ticket not usable: {}", problem.clone().unwrap_or_default())
+            let problem = Arg::Text(problem.clone().unwrap_or_default());
+            mancard_l10n::text(lang, "status-not-usable", &[("problem", problem)])
         };
         let status = WalletStatus {
             state,
@@ -423,6 +365,7 @@ impl Wallet {
             locked,
             cert_hash_hex: Some(hex::encode(cert.id())),
             summary,
+            state_text: text::state_text(state, lang),
             problem,
         };
         Ok((status, a.counters_low))
@@ -487,6 +430,7 @@ impl Wallet {
         };
         let rows = self.reader().read().history_rows(&bounds)?;
         let t = self.corrected(now_utc());
+        let lang = self.language();
         let mut items = Vec::new();
         let mut more = false;
         for row in rows {
@@ -494,7 +438,7 @@ impl Wallet {
                 more = true;
                 break;
             }
-            items.push(history_item(row, t)?);
+            items.push(history_item(row, t, lang)?);
         }
         let next_cursor = if more {
             items.last().map(|i| i.id.clone())
@@ -539,7 +483,7 @@ impl std::fmt::Display for Position {
 
 #[cfg(test)]
 mod tests {
-    use super::{counters_low, revoked_problem, revoked_refusal};
+    use super::counters_low;
 
     #[test]
     fn counters_are_low_under_a_quarter_of_the_range_or_within_the_margin() {
@@ -549,24 +493,5 @@ mod tests {
         assert!(counters_low(5, 24, 4));
         assert!(counters_low(4, 8, 4));
         assert!(!counters_low(5, 8, 4));
-    }
-
-    #[test]
-    fn a_moved_card_is_said_in_the_riders_words() {
-        let moved = Some("replaced_by_new_device");
-        assert_eq!(
-            revoked_problem(moved),
-            "this card was moved to another phone"
-        );
-        assert_eq!(
-            revoked_refusal(moved),
-            "the ticket has been revoked: this card was moved to another phone"
-        );
-        assert_eq!(revoked_problem(None), "revoked: no reason given");
-        assert_eq!(
-            revoked_problem(Some("reported_stolen")),
-            "revoked: reported stolen"
-        );
-        assert!(revoked_problem(Some("duplicate_counter")).contains("fraud case"));
     }
 }

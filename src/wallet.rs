@@ -11,6 +11,7 @@ use crate::readers::{NfcSession, RateWindow, ReaderCache};
 use crate::store::{self, settings, Reader, Spare, Writer};
 use crate::types::{BoardingPassQr, WalletConfig, WalletStats};
 use crate::util::lock;
+use mancard_l10n::Lang;
 use mancard_protocol::{
     chain_start, ChainHead, CredentialCertificate, IssuerKey, PublicKey, SigningKey, Tariff,
     ValidatorConfig,
@@ -122,6 +123,9 @@ pub struct Wallet {
     log_entries: AtomicU64,
     /// Readers' copy of the tap key problem (the tap path never touches this lock).
     key_problem: Mutex<Option<String>>,
+    /// The language of the rider-facing text (status, history); `WalletConfig::language` at
+    /// open, then [`Wallet::set_language`].
+    language: Mutex<Lang>,
     tariff: Mutex<Arc<Tariff>>,
     /// Serialises credential lifecycle operations (request, install, revoke); never taken by
     /// the tap path.
@@ -314,6 +318,7 @@ impl Wallet {
         let (kick, maintenance, inline_maintenance) =
             start_maintenance(&config, &writer, &counters, spare)?;
 
+        let language = config.language;
         Ok(Self {
             data_dir,
             keystore,
@@ -325,6 +330,7 @@ impl Wallet {
             time_offset: AtomicI64::new(offset),
             log_entries: AtomicU64::new(log_entries),
             key_problem: Mutex::new(key_problem),
+            language: Mutex::new(language),
             tariff: Mutex::new(Arc::new(tariff)),
             lifecycle: Mutex::new(()),
             kick,
@@ -383,6 +389,17 @@ impl Wallet {
 
     pub(crate) fn keystore(&self) -> &dyn PlatformKeystore {
         self.keystore.as_ref()
+    }
+
+    /// The language of the status line and the history's sentences.
+    pub fn language(&self) -> Lang {
+        *self.language.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Speaks `lang` from now on (the app's language setting, or the phone's locale through
+    /// [`Lang::negotiate`]). The codes in every record stay the same.
+    pub fn set_language(&self, lang: Lang) {
+        *self.language.lock().unwrap_or_else(|e| e.into_inner()) = lang;
     }
 
     pub(crate) fn config(&self) -> &WalletConfig {

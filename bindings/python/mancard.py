@@ -525,6 +525,14 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
+    if lib.uniffi_mancard_checksum_func_format_amount() != 20494:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_func_format_date() != 35905:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_func_format_date_time() != 62608:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_func_format_number() != 1146:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_func_set_logger() != 53381:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_logger_log() != 33502:
@@ -561,6 +569,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_ledger() != 64208:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_method_wallet_locale() != 1886:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_logout() != 62029:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_online_state() != 19270:
@@ -580,6 +590,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_mancard_checksum_method_wallet_replenish_if_due() != 30672:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_sessions() != 41587:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_mancard_checksum_method_wallet_set_locale() != 12703:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_mancard_checksum_method_wallet_set_locked() != 22485:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -624,6 +636,18 @@ _UniffiLib.ffi_mancard_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_mancard_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_mancard_uniffi_contract_version.restype = ctypes.c_uint32
+_UniffiLib.uniffi_mancard_checksum_func_format_amount.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_func_format_amount.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_func_format_date.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_func_format_date.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_func_format_date_time.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_func_format_date_time.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_func_format_number.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_func_format_number.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_func_set_logger.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_func_set_logger.restype = ctypes.c_uint16
@@ -678,6 +702,9 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_is_locked.restype = ctypes.c_ui
 _UniffiLib.uniffi_mancard_checksum_method_wallet_ledger.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_ledger.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_method_wallet_locale.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_method_wallet_locale.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_logout.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_logout.restype = ctypes.c_uint16
@@ -708,6 +735,9 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_replenish_if_due.restype = ctyp
 _UniffiLib.uniffi_mancard_checksum_method_wallet_sessions.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_sessions.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_checksum_method_wallet_set_locale.argtypes = (
+)
+_UniffiLib.uniffi_mancard_checksum_method_wallet_set_locale.restype = ctypes.c_uint16
 _UniffiLib.uniffi_mancard_checksum_method_wallet_set_locked.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_method_wallet_set_locked.restype = ctypes.c_uint16
@@ -729,6 +759,30 @@ _UniffiLib.uniffi_mancard_checksum_method_wallet_verify_tap_log.restype = ctypes
 _UniffiLib.uniffi_mancard_checksum_constructor_wallet_new.argtypes = (
 )
 _UniffiLib.uniffi_mancard_checksum_constructor_wallet_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_mancard_fn_func_format_amount.argtypes = (
+    ctypes.c_int64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_func_format_amount.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_mancard_fn_func_format_date.argtypes = (
+    ctypes.c_int64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_func_format_date.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_mancard_fn_func_format_date_time.argtypes = (
+    ctypes.c_int64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_func_format_date_time.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_mancard_fn_func_format_number.argtypes = (
+    ctypes.c_int64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_func_format_number.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_mancard_fn_func_set_logger.argtypes = (
     _UniffiRustBuffer,
     _UniffiRustBuffer,
@@ -826,6 +880,11 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_ledger.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_mancard_fn_method_wallet_ledger.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_mancard_fn_method_wallet_locale.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_method_wallet_locale.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_mancard_fn_method_wallet_logout.argtypes = (
     ctypes.c_uint64,
 )
@@ -872,6 +931,12 @@ _UniffiLib.uniffi_mancard_fn_method_wallet_sessions.argtypes = (
     ctypes.c_uint64,
 )
 _UniffiLib.uniffi_mancard_fn_method_wallet_sessions.restype = ctypes.c_uint64
+_UniffiLib.uniffi_mancard_fn_method_wallet_set_locale.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_mancard_fn_method_wallet_set_locale.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_mancard_fn_method_wallet_set_locked.argtypes = (
     ctypes.c_uint64,
     ctypes.c_int8,
@@ -3035,7 +3100,7 @@ class WalletStatus:
     """
     The credential's status, as the app shows it.
 """
-    def __init__(self, *, state:CredentialState, fare_class:typing.Optional[str], valid_from:typing.Optional[int], valid_until:typing.Optional[int], rides_available:int, amount_available:int, counters_left:int, replenish_due:bool, pending_request:bool, locked:bool, cert_hash_hex:typing.Optional[str], summary:str, problem:typing.Optional[str]):
+    def __init__(self, *, state:CredentialState, fare_class:typing.Optional[str], valid_from:typing.Optional[int], valid_until:typing.Optional[int], rides_available:int, amount_available:int, counters_left:int, replenish_due:bool, pending_request:bool, locked:bool, cert_hash_hex:typing.Optional[str], summary:str, state_text:str, problem:typing.Optional[str]):
         self.state = state
         self.fare_class = fare_class
         self.valid_from = valid_from
@@ -3048,13 +3113,14 @@ class WalletStatus:
         self.locked = locked
         self.cert_hash_hex = cert_hash_hex
         self.summary = summary
+        self.state_text = state_text
         self.problem = problem
         
         
 
     
     def __str__(self):
-        return "WalletStatus(state={}, fare_class={}, valid_from={}, valid_until={}, rides_available={}, amount_available={}, counters_left={}, replenish_due={}, pending_request={}, locked={}, cert_hash_hex={}, summary={}, problem={})".format(self.state, self.fare_class, self.valid_from, self.valid_until, self.rides_available, self.amount_available, self.counters_left, self.replenish_due, self.pending_request, self.locked, self.cert_hash_hex, self.summary, self.problem)
+        return "WalletStatus(state={}, fare_class={}, valid_from={}, valid_until={}, rides_available={}, amount_available={}, counters_left={}, replenish_due={}, pending_request={}, locked={}, cert_hash_hex={}, summary={}, state_text={}, problem={})".format(self.state, self.fare_class, self.valid_from, self.valid_until, self.rides_available, self.amount_available, self.counters_left, self.replenish_due, self.pending_request, self.locked, self.cert_hash_hex, self.summary, self.state_text, self.problem)
     def __eq__(self, other):
         if self.state != other.state:
             return False
@@ -3080,6 +3146,8 @@ class WalletStatus:
             return False
         if self.summary != other.summary:
             return False
+        if self.state_text != other.state_text:
+            return False
         if self.problem != other.problem:
             return False
         return True
@@ -3100,6 +3168,7 @@ class _UniffiFfiConverterTypeWalletStatus(_UniffiConverterRustBuffer):
             locked=_UniffiFfiConverterBoolean.read(buf),
             cert_hash_hex=_UniffiFfiConverterOptionalString.read(buf),
             summary=_UniffiFfiConverterString.read(buf),
+            state_text=_UniffiFfiConverterString.read(buf),
             problem=_UniffiFfiConverterOptionalString.read(buf),
         )
 
@@ -3117,6 +3186,7 @@ class _UniffiFfiConverterTypeWalletStatus(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.check_lower(value.locked)
         _UniffiFfiConverterOptionalString.check_lower(value.cert_hash_hex)
         _UniffiFfiConverterString.check_lower(value.summary)
+        _UniffiFfiConverterString.check_lower(value.state_text)
         _UniffiFfiConverterOptionalString.check_lower(value.problem)
 
     @staticmethod
@@ -3133,6 +3203,7 @@ class _UniffiFfiConverterTypeWalletStatus(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.write(value.locked, buf)
         _UniffiFfiConverterOptionalString.write(value.cert_hash_hex, buf)
         _UniffiFfiConverterString.write(value.summary, buf)
+        _UniffiFfiConverterString.write(value.state_text, buf)
         _UniffiFfiConverterOptionalString.write(value.problem, buf)
 
 
@@ -4119,6 +4190,11 @@ class WalletProtocol(typing.Protocol):
         Confirmed, pending and available balances (rials).
 """
         raise NotImplementedError
+    def locale(self, ) -> str:
+        """
+        The language of the status line and the history: "fa", "azb" or "en".
+"""
+        raise NotImplementedError
     async def logout(self, ) -> None:
         """
         Ends this session at the backend and forgets it on this phone (forgotten here even
@@ -4175,6 +4251,14 @@ class WalletProtocol(typing.Protocol):
     async def sessions(self, ) -> typing.List[SessionEntry]:
         """
         The account's live sessions (ids and times, never tokens; this phone's is `current`).
+"""
+        raise NotImplementedError
+    def set_locale(self, locale: str) -> str:
+        """
+        Speaks the language of `locale` (a BCP 47 tag: "fa", "fa-IR", "azb", "az-Arab", "en",
+        "en-US"; `_` works as `-`) in the status line and the history from now on, and returns
+        the language chosen: "fa", "azb" or "en". A tag of any other language gives Persian,
+        the default. Never throws.
 """
         raise NotImplementedError
     def set_locked(self, locked: bool) -> None:
@@ -4468,6 +4552,21 @@ class Wallet(WalletProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def locale(self, ) -> str:
+        """
+        The language of the status line and the history: "fa", "azb" or "en".
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_mancard_fn_method_wallet_locale,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     async def logout(self, ) -> None:
         """
         Ends this session at the backend and forgets it on this phone (forgotten here even
@@ -4644,6 +4743,27 @@ class Wallet(WalletProtocol):
             _uniffi_lift_return,
             _uniffi_error_converter,
         )
+    def set_locale(self, locale: str) -> str:
+        """
+        Speaks the language of `locale` (a BCP 47 tag: "fa", "fa-IR", "azb", "az-Arab", "en",
+        "en-US"; `_` works as `-`) in the status line and the history from now on, and returns
+        the language chosen: "fa", "azb" or "en". A tag of any other language gives Persian,
+        the default. Never throws.
+"""
+        
+        _UniffiFfiConverterString.check_lower(locale)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(locale),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_mancard_fn_method_wallet_set_locale,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def set_locked(self, locked: bool) -> None:
         """
         Locks or unlocks the wallet: a locked wallet refuses taps (status word 6982) and passes.
@@ -4808,6 +4928,88 @@ class _UniffiFfiConverterOptionalTypeLogger(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterTypeLogger.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+def format_amount(rials: int,locale: str) -> str:
+    """
+    `rials` as the rider reads an amount in `locale`'s language: "۲٬۰۰۰ تومان" (fa),
+    "2,000 toman (20,000 rials)" (en). Any other language gives Persian.
+"""
+    
+    _UniffiFfiConverterInt64.check_lower(rials)
+
+    _UniffiFfiConverterString.check_lower(locale)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterInt64.lower(rials),
+        _UniffiFfiConverterString.lower(locale),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterString.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_mancard_fn_func_format_amount,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def format_date(utc: int,locale: str) -> str:
+    """
+    `utc` (Unix seconds) as a Solar Hijri date in Iran time: "۱ فروردین ۱۴۰۵".
+"""
+    
+    _UniffiFfiConverterInt64.check_lower(utc)
+
+    _UniffiFfiConverterString.check_lower(locale)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterInt64.lower(utc),
+        _UniffiFfiConverterString.lower(locale),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterString.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_mancard_fn_func_format_date,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def format_date_time(utc: int,locale: str) -> str:
+    """
+    `utc` (Unix seconds) as a Solar Hijri date and time in Iran time, in `locale`'s language
+    and digits: "۱ فروردین ۱۴۰۵، ۱۲:۳۰" (fa), "Farvardin 1, 1405 AP, 12:30 PM" (en).
+"""
+    
+    _UniffiFfiConverterInt64.check_lower(utc)
+
+    _UniffiFfiConverterString.check_lower(locale)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterInt64.lower(utc),
+        _UniffiFfiConverterString.lower(locale),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterString.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_mancard_fn_func_format_date_time,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def format_number(n: int,locale: str) -> str:
+    """
+    An integer in `locale`'s digits with grouping: "۱۲٬۳۴۵" (fa), "12,345" (en).
+"""
+    
+    _UniffiFfiConverterInt64.check_lower(n)
+
+    _UniffiFfiConverterString.check_lower(locale)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterInt64.lower(n),
+        _UniffiFfiConverterString.lower(locale),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterString.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_mancard_fn_func_format_number,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 def set_logger(logger: typing.Optional[Logger],max_level: LogLevel) -> None:
     """
     Sends ManCard's events at `max_level` and more severe to `logger` (other crates' events:
@@ -4854,6 +5056,10 @@ __all__ = [
     "SyncReport",
     "TopUpIntent",
     "WalletStatus",
+    "format_amount",
+    "format_date",
+    "format_date_time",
+    "format_number",
     "set_logger",
     "LoggerImpl",
     "Logger",

@@ -1273,6 +1273,11 @@ public protocol WalletProtocol: AnyObject, Sendable {
     func ledger() throws  -> LedgerView
     
     /**
+     * The language of the status line and the history: "fa", "azb" or "en".
+     */
+    func locale()  -> String
+    
+    /**
      * Ends this session at the backend and forgets it on this phone (forgotten here even
      * when the backend cannot be reached; the error then says so).
      */
@@ -1329,6 +1334,14 @@ public protocol WalletProtocol: AnyObject, Sendable {
      * The account's live sessions (ids and times, never tokens; this phone's is `current`).
      */
     func sessions() async throws  -> [SessionEntry]
+    
+    /**
+     * Speaks the language of `locale` (a BCP 47 tag: "fa", "fa-IR", "azb", "az-Arab", "en",
+     * "en-US"; `_` works as `-`) in the status line and the history from now on, and returns
+     * the language chosen: "fa", "azb" or "en". A tag of any other language gives Persian,
+     * the default. Never throws.
+     */
+    func setLocale(locale: String)  -> String
     
     /**
      * Locks or unlocks the wallet: a locked wallet refuses taps (status word 6982) and passes.
@@ -1610,6 +1623,18 @@ open func ledger()throws  -> LedgerView  {
 }
     
     /**
+     * The language of the status line and the history: "fa", "azb" or "en".
+     */
+open func locale() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_mancard_fn_method_wallet_locale(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Ends this session at the backend and forgets it on this phone (forgotten here even
      * when the backend cannot be reached; the error then says so).
      */
@@ -1777,6 +1802,22 @@ open func sessions()async throws  -> [SessionEntry]  {
             liftFunc: FfiConverterSequenceTypeSessionEntry.lift,
             errorHandler: FfiConverterTypeManCardError_lift
         )
+}
+    
+    /**
+     * Speaks the language of `locale` (a BCP 47 tag: "fa", "fa-IR", "azb", "az-Arab", "en",
+     * "en-US"; `_` works as `-`) in the status line and the history from now on, and returns
+     * the language chosen: "fa", "azb" or "en". A tag of any other language gives Persian,
+     * the default. Never throws.
+     */
+open func setLocale(locale: String) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_mancard_fn_method_wallet_set_locale(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(locale),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3423,6 +3464,10 @@ public struct WalletStatus: Equatable, Hashable {
      */
     public var summary: String
     /**
+     * The state's label in the wallet's language ("فعال", "Active").
+     */
+    public var stateText: String
+    /**
      * Why the credential cannot be used, when it cannot.
      */
     public var problem: String?
@@ -3455,6 +3500,9 @@ public struct WalletStatus: Equatable, Hashable {
          * "5 rides / 2,000 toman (20,000 rials) available offline until ...".
          */summary: String, 
         /**
+         * The state's label in the wallet's language ("فعال", "Active").
+         */stateText: String, 
+        /**
          * Why the credential cannot be used, when it cannot.
          */problem: String?) {
         self.state = state
@@ -3469,6 +3517,7 @@ public struct WalletStatus: Equatable, Hashable {
         self.locked = locked
         self.certHashHex = certHashHex
         self.summary = summary
+        self.stateText = stateText
         self.problem = problem
     }
 
@@ -3500,6 +3549,7 @@ public struct FfiConverterTypeWalletStatus: FfiConverterRustBuffer {
                 locked: FfiConverterBool.read(from: &buf), 
                 certHashHex: FfiConverterOptionString.read(from: &buf), 
                 summary: FfiConverterString.read(from: &buf), 
+                stateText: FfiConverterString.read(from: &buf), 
                 problem: FfiConverterOptionString.read(from: &buf)
         )
     }
@@ -3517,6 +3567,7 @@ public struct FfiConverterTypeWalletStatus: FfiConverterRustBuffer {
         FfiConverterBool.write(value.locked, into: &buf)
         FfiConverterOptionString.write(value.certHashHex, into: &buf)
         FfiConverterString.write(value.summary, into: &buf)
+        FfiConverterString.write(value.stateText, into: &buf)
         FfiConverterOptionString.write(value.problem, into: &buf)
     }
 }
@@ -4804,6 +4855,56 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
     }
 }
 /**
+ * `rials` as the rider reads an amount in `locale`'s language: "۲٬۰۰۰ تومان" (fa),
+ * "2,000 toman (20,000 rials)" (en). Any other language gives Persian.
+ */
+public func formatAmount(rials: Int64, locale: String) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_mancard_fn_func_format_amount(
+        FfiConverterInt64.lower(rials),
+        FfiConverterString.lower(locale),uniffiCallStatus
+    )
+})
+}
+/**
+ * `utc` (Unix seconds) as a Solar Hijri date in Iran time: "۱ فروردین ۱۴۰۵".
+ */
+public func formatDate(utc: Int64, locale: String) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_mancard_fn_func_format_date(
+        FfiConverterInt64.lower(utc),
+        FfiConverterString.lower(locale),uniffiCallStatus
+    )
+})
+}
+/**
+ * `utc` (Unix seconds) as a Solar Hijri date and time in Iran time, in `locale`'s language
+ * and digits: "۱ فروردین ۱۴۰۵، ۱۲:۳۰" (fa), "Farvardin 1, 1405 AP, 12:30 PM" (en).
+ */
+public func formatDateTime(utc: Int64, locale: String) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_mancard_fn_func_format_date_time(
+        FfiConverterInt64.lower(utc),
+        FfiConverterString.lower(locale),uniffiCallStatus
+    )
+})
+}
+/**
+ * An integer in `locale`'s digits with grouping: "۱۲٬۳۴۵" (fa), "12,345" (en).
+ */
+public func formatNumber(n: Int64, locale: String) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_mancard_fn_func_format_number(
+        FfiConverterInt64.lower(n),
+        FfiConverterString.lower(locale),uniffiCallStatus
+    )
+})
+}
+/**
  * Sends ManCard's events at `max_level` and more severe to `logger` (other crates' events:
  * warnings and errors only); `None` stops forwarding.
  */
@@ -4830,6 +4931,18 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_mancard_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_mancard_checksum_func_format_amount() != 20494) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_mancard_checksum_func_format_date() != 35905) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_mancard_checksum_func_format_date_time() != 62608) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_mancard_checksum_func_format_number() != 1146) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_func_set_logger() != 53381) {
         return InitializationResult.apiChecksumMismatch
@@ -4870,6 +4983,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_mancard_checksum_method_wallet_ledger() != 64208) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_mancard_checksum_method_wallet_locale() != 1886) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_mancard_checksum_method_wallet_logout() != 62029) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4898,6 +5014,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_sessions() != 41587) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_mancard_checksum_method_wallet_set_locale() != 12703) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_mancard_checksum_method_wallet_set_locked() != 22485) {

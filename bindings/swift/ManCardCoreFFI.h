@@ -374,6 +374,11 @@ int8_t uniffi_mancard_fn_method_wallet_is_locked(uint64_t ptr, RustCallStatus *_
 RustBuffer uniffi_mancard_fn_method_wallet_ledger(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_LOCALE
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_LOCALE
+RustBuffer uniffi_mancard_fn_method_wallet_locale(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_LOGOUT
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_LOGOUT
 uint64_t uniffi_mancard_fn_method_wallet_logout(uint64_t ptr
@@ -422,6 +427,11 @@ uint64_t uniffi_mancard_fn_method_wallet_replenish_if_due(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SESSIONS
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SESSIONS
 uint64_t uniffi_mancard_fn_method_wallet_sessions(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SET_LOCALE
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SET_LOCALE
+RustBuffer uniffi_mancard_fn_method_wallet_set_locale(uint64_t ptr, RustBuffer locale, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_WALLET_SET_LOCKED
@@ -512,6 +522,26 @@ void uniffi_mancard_fn_method_logger_log(uint64_t ptr, RustBuffer record, RustCa
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_KEYSTOREERROR_UNIFFI_TRAIT_DISPLAY
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_METHOD_KEYSTOREERROR_UNIFFI_TRAIT_DISPLAY
 RustBuffer uniffi_mancard_fn_method_keystoreerror_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_AMOUNT
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_AMOUNT
+RustBuffer uniffi_mancard_fn_func_format_amount(int64_t rials, RustBuffer locale, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_DATE
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_DATE
+RustBuffer uniffi_mancard_fn_func_format_date(int64_t utc, RustBuffer locale, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_DATE_TIME
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_DATE_TIME
+RustBuffer uniffi_mancard_fn_func_format_date_time(int64_t utc, RustBuffer locale, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_NUMBER
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_FORMAT_NUMBER
+RustBuffer uniffi_mancard_fn_func_format_number(int64_t n, RustBuffer locale, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_FN_FUNC_SET_LOGGER
@@ -779,6 +809,30 @@ void ffi_mancard_rust_future_free_void(uint64_t handle
 void ffi_mancard_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_AMOUNT
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_AMOUNT
+uint16_t uniffi_mancard_checksum_func_format_amount(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_DATE
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_DATE
+uint16_t uniffi_mancard_checksum_func_format_date(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_DATE_TIME
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_DATE_TIME
+uint16_t uniffi_mancard_checksum_func_format_date_time(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_NUMBER
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_FORMAT_NUMBER
+uint16_t uniffi_mancard_checksum_func_format_number(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_SET_LOGGER
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_FUNC_SET_LOGGER
 uint16_t uniffi_mancard_checksum_func_set_logger(void
@@ -857,6 +911,12 @@ uint16_t uniffi_mancard_checksum_method_wallet_ledger(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_LOCALE
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_LOCALE
+uint16_t uniffi_mancard_checksum_method_wallet_locale(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_LOGOUT
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_LOGOUT
 uint16_t uniffi_mancard_checksum_method_wallet_logout(void
@@ -914,6 +974,12 @@ uint16_t uniffi_mancard_checksum_method_wallet_replenish_if_due(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_SESSIONS
 #define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_SESSIONS
 uint16_t uniffi_mancard_checksum_method_wallet_sessions(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_SET_LOCALE
+#define UNIFFI_FFIDEF_UNIFFI_MANCARD_CHECKSUM_METHOD_WALLET_SET_LOCALE
+uint16_t uniffi_mancard_checksum_method_wallet_set_locale(void
     
 );
 #endif

@@ -12,7 +12,8 @@ mod session;
 
 use crate::CliResult;
 use clap::{Args, Subcommand};
-use mancard::{money, CredentialRequest, FileKeystore, IssuerKeyInfo, Wallet, WalletConfig};
+use mancard::{CredentialRequest, FileKeystore, IssuerKeyInfo, Wallet, WalletConfig};
+use mancard_l10n::Lang;
 use mancard_protocol::{CredentialCertificate, PublicKey, ResponseApdu};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,6 +30,11 @@ pub struct WalletArgs {
     /// Extra root CA (PEM file) to trust for an https backend.
     #[arg(long, value_name = "FILE")]
     ca_pem: Option<PathBuf>,
+    /// The rider's language for the status line, the history's sentences, amounts and dates:
+    /// fa (Persian, the default), azb (South Azerbaijani) or en (English). Field labels and
+    /// errors stay in English (this is a developer's tool).
+    #[arg(long, global = true, default_value = "fa", value_parser = Lang::from_tag)]
+    lang: Lang,
     #[command(subcommand)]
     command: WalletCommand,
 }
@@ -143,11 +149,26 @@ fn open(dir: &Path) -> Result<Wallet, Box<dyn std::error::Error>> {
     }
     let ks = FileKeystore::open(&ks_dir)
         .map_err(|e| format!("cannot open the keystore in {}: {e}", ks_dir.display()))?;
-    Ok(Wallet::open(
-        &wallet_dir,
-        Arc::new(ks),
-        WalletConfig::default(),
-    )?)
+    Ok(Wallet::open(&wallet_dir, Arc::new(ks), config())?)
+}
+
+/// The language `--lang` chose, set once before any wallet is opened.
+static LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
+
+fn lang() -> Lang {
+    LANG.get().copied().unwrap_or_default()
+}
+
+fn config() -> WalletConfig {
+    WalletConfig {
+        language: lang(),
+        ..WalletConfig::default()
+    }
+}
+
+/// An amount in the rider's language: "۲٬۰۰۰ تومان", "2,000 toman (20,000 rials)".
+fn amount(rials: i64) -> String {
+    mancard_l10n::format_amount(lang(), rials)
 }
 
 fn print_request(r: &CredentialRequest) {
@@ -156,8 +177,9 @@ fn print_request(r: &CredentialRequest) {
     println!("next counter:       {}", r.next_counter);
 }
 
+/// A time in the Solar Hijri calendar, Iran time, in the rider's language.
 fn time(t: i64) -> String {
-    mancard::format_local_time(t, 12_600)
+    mancard_l10n::format_date_time(lang(), t, mancard_l10n::IRAN_UTC_OFFSET_SECS)
 }
 
 fn online(
@@ -171,7 +193,7 @@ fn online(
         let (wallet_dir, ks_dir) = paths(dir);
         let ks = FileKeystore::open_or_create(&ks_dir)
             .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
-        let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?;
+        let w = Wallet::open(&wallet_dir, Arc::new(ks), config())?;
         println!("created a wallet in {}", dir.display());
         w
     } else {
@@ -195,7 +217,7 @@ fn online(
 
 fn print_intent(i: &mancard::TopUpIntent) {
     println!("top-up:       {}", i.intent_id);
-    println!("amount:       {}", money::format_amount(i.amount));
+    println!("amount:       {}", amount(i.amount));
     println!("status:       {}", i.status.name());
     println!("payment URL:  {}", i.payment_url);
     if let Some(r) = &i.gateway_ref {
@@ -260,7 +282,7 @@ fn online_provision(o: &mancard::OnlineWallet, replenish: bool, now: i64) -> Don
         "counters {}..={}, offline allowance {}, valid {} → {}",
         r.counter_first,
         r.counter_last,
-        money::format_amount(r.max_amount),
+        amount(r.max_amount),
         time(r.valid_from),
         time(r.valid_until)
     );
@@ -324,7 +346,7 @@ fn online_sync(o: &mancard::OnlineWallet) -> Done {
     );
     println!(
         "balance {} · credential {}{} · clock offset {} s{}",
-        money::format_amount(r.balance),
+        amount(r.balance),
         r.credential_status,
         r.credential_reason
             .as_deref()
@@ -358,7 +380,7 @@ fn online_balance(o: &mancard::OnlineWallet, now: i64) -> Done {
     match o.block_on(o.account())? {
         Ok(a) => println!(
             "backend balance:    {} (account {}, {}, {})",
-            money::format_amount(a.balance),
+            amount(a.balance),
             a.account_id,
             a.phone,
             a.fare_class
@@ -370,6 +392,7 @@ fn online_balance(o: &mancard::OnlineWallet, now: i64) -> Done {
 }
 
 pub fn run(args: WalletArgs) -> CliResult {
+    let _ = LANG.set(args.lang);
     let dir = &args.data_dir;
     let now = mancard::now_utc();
     if matches!(
@@ -427,7 +450,7 @@ fn init(dir: &Path) -> Done {
     }
     let ks = FileKeystore::open_or_create(&ks_dir)
         .map_err(|e| format!("cannot create the keystore in {}: {e}", ks_dir.display()))?;
-    let w = Wallet::open(&wallet_dir, Arc::new(ks), WalletConfig::default())?;
+    let w = Wallet::open(&wallet_dir, Arc::new(ks), config())?;
     println!("created a wallet in {}", dir.display());
     print_request(&w.prepare_credential_request()?);
     Ok(())
@@ -517,7 +540,7 @@ fn history(dir: &Path, limit: u32, cursor: Option<String>) -> Done {
             i.id,
             time(i.time),
             what,
-            money::format_amount(i.amount),
+            amount(i.amount),
             i.status_text,
             why
         );
@@ -536,7 +559,7 @@ fn qr(dir: &Path, png: Option<PathBuf>, svg: Option<PathBuf>, now: i64) -> Done 
     println!(
         "pass counter {} · up to {} · valid until {} · refresh at {} · QR version {}",
         p.counter,
-        money::format_amount(p.max_amount),
+        amount(p.max_amount),
         time(p.expires_at),
         time(p.refresh_at),
         p.matrix.version
@@ -606,22 +629,16 @@ fn print_status(w: &Wallet, now: i64) -> Result<(), Box<dyn std::error::Error>> 
         Some(v) => println!("config bundle:      version {v}"),
         None => println!("config bundle:      none (the phone answers no reader until it syncs)"),
     }
-    println!(
-        "confirmed balance:  {}",
-        money::format_amount(l.confirmed_balance)
-    );
+    println!("confirmed balance:  {}", amount(l.confirmed_balance));
     println!(
         "pending:            {} tap(s), {}",
         l.pending_taps,
-        money::format_amount(l.pending_amount)
+        amount(l.pending_amount)
     );
-    println!(
-        "available:          {}",
-        money::format_amount(l.available_balance)
-    );
+    println!("available:          {}", amount(l.available_balance));
     println!(
         "offline allowance:  {}",
-        money::format_amount(l.offline_allowance_remaining)
+        amount(l.offline_allowance_remaining)
     );
     Ok(())
 }

@@ -82,6 +82,21 @@ impl Wallet {
         Ok(Arc::new(Self { core, online }))
     }
 
+    /// Speaks the language of `locale` (a BCP 47 tag: "fa", "fa-IR", "azb", "az-Arab", "en",
+    /// "en-US"; `_` works as `-`) in the status line and the history from now on, and returns
+    /// the language chosen: "fa", "azb" or "en". A tag of any other language gives Persian,
+    /// the default. Never throws.
+    pub fn set_locale(&self, locale: String) -> String {
+        let lang = mancard_l10n::Lang::negotiate(&locale);
+        self.core.set_language(lang);
+        lang.code().to_string()
+    }
+
+    /// The language of the status line and the history: "fa", "azb" or "en".
+    pub fn locale(&self) -> String {
+        self.core.language().code().to_string()
+    }
+
     /// NFC host card emulation: one command APDU in, the response APDU out. Never throws: a
     /// malformed command gets an error status word; an internal failure answers `6F00`.
     /// Call it from `HostApduService.processCommandApdu`.
@@ -315,6 +330,34 @@ impl Wallet {
             .map(Into::into)
             .map_err(|e| fail("sync", e))
     }
+}
+
+/// `rials` as the rider reads an amount in `locale`'s language: "۲٬۰۰۰ تومان" (fa),
+/// "2,000 toman (20,000 rials)" (en). Any other language gives Persian.
+#[uniffi::export]
+pub fn format_amount(rials: i64, locale: String) -> String {
+    mancard_l10n::format_amount(mancard_l10n::Lang::negotiate(&locale), rials)
+}
+
+/// `utc` (Unix seconds) as a Solar Hijri date and time in Iran time, in `locale`'s language
+/// and digits: "۱ فروردین ۱۴۰۵، ۱۲:۳۰" (fa), "Farvardin 1, 1405 AP, 12:30 PM" (en).
+#[uniffi::export]
+pub fn format_date_time(utc: i64, locale: String) -> String {
+    let lang = mancard_l10n::Lang::negotiate(&locale);
+    mancard_l10n::format_date_time(lang, utc, mancard_l10n::IRAN_UTC_OFFSET_SECS)
+}
+
+/// `utc` (Unix seconds) as a Solar Hijri date in Iran time: "۱ فروردین ۱۴۰۵".
+#[uniffi::export]
+pub fn format_date(utc: i64, locale: String) -> String {
+    let lang = mancard_l10n::Lang::negotiate(&locale);
+    mancard_l10n::format_date(lang, utc, mancard_l10n::IRAN_UTC_OFFSET_SECS)
+}
+
+/// An integer in `locale`'s digits with grouping: "۱۲٬۳۴۵" (fa), "12,345" (en).
+#[uniffi::export]
+pub fn format_number(n: i64, locale: String) -> String {
+    mancard_l10n::format_int(mancard_l10n::Lang::negotiate(&locale), n)
 }
 
 /// FOR TESTS ONLY: panics inside Rust so the binding tests can show that a panic reaches the

@@ -62,6 +62,8 @@ pub struct WalletStatus {
     pub cert_hash_hex: Option<String>,
     /// "5 rides / 2,000 toman (20,000 rials) available offline until ...".
     pub summary: String,
+    /// The state's label in the wallet's language ("فعال", "Active").
+    pub state_text: String,
     /// Why the credential cannot be used, when it cannot.
     pub problem: Option<String>,
 }
@@ -81,6 +83,7 @@ impl From<core::WalletStatus> for WalletStatus {
             locked: s.locked,
             cert_hash_hex: s.cert_hash_hex,
             summary: s.summary,
+            state_text: s.state_text,
             problem: s.problem,
         }
     }

@@ -4,9 +4,7 @@
 //! 0700 and every file in it, and the file keystore's, 0600 (older, looser ones are tightened).
 //! The layout is the CLI's and the testkit's: `DIR/wallet` beside `DIR/keystore`.
 
-use mancard::{
-    CredentialState, FileKeystore, Wallet, WalletConfig, WalletError, COUNTER_FILE, DB_FILE,
-};
+use mancard::{CredentialState, FileKeystore, Wallet, WalletError, COUNTER_FILE, DB_FILE};
 use mancard_testkit::wallet::*;
 use mancard_testkit::{CertSpec, Issuer, T0};
 use std::collections::BTreeMap;
@@ -87,7 +85,8 @@ fn a_missing_database_next_to_the_counter_file_is_an_error_and_nothing_is_create
     assert!(wallet_dir(d.path()).join(COUNTER_FILE).exists());
     let before = snapshot(d.path());
     let (_k, ks) = new_keystore();
-    let err = Wallet::open(wallet_dir(d.path()), ks, WalletConfig::default()).unwrap_err();
+    let err =
+        Wallet::open(wallet_dir(d.path()), ks, mancard_testkit::wallet::english()).unwrap_err();
     assert_data_missing(err, "is missing", COUNTER_FILE);
     assert_eq!(snapshot(d.path()), before, "nothing created or changed");
     // ... and the same through the testkit's usual opening (the keystore of the wallet itself)
@@ -108,7 +107,8 @@ fn an_empty_database_next_to_the_counter_file_is_an_error_and_left_as_is() {
     std::fs::write(db(d.path()), b"").unwrap();
     let before = snapshot(d.path());
     let (_k, ks) = new_keystore();
-    let err = Wallet::open(wallet_dir(d.path()), ks, WalletConfig::default()).unwrap_err();
+    let err =
+        Wallet::open(wallet_dir(d.path()), ks, mancard_testkit::wallet::english()).unwrap_err();
     assert_data_missing(err, "is empty (0 bytes)", COUNTER_FILE);
     assert_eq!(
         snapshot(d.path()),
@@ -134,7 +134,8 @@ fn a_missing_database_next_to_its_write_ahead_log_is_an_error() {
     std::fs::rename(&wal_copy, sibling(d.path(), "-wal")).unwrap();
     assert!(std::fs::metadata(sibling(d.path(), "-wal")).unwrap().len() > 0);
     let (_k, ks) = new_keystore();
-    let err = Wallet::open(wallet_dir(d.path()), ks, WalletConfig::default()).unwrap_err();
+    let err =
+        Wallet::open(wallet_dir(d.path()), ks, mancard_testkit::wallet::english()).unwrap_err();
     assert_data_missing(err, "is missing", "-wal");
     assert!(!db(d.path()).exists());
 }
@@ -148,7 +149,8 @@ fn a_missing_database_next_to_the_keys_is_an_error() {
     std::fs::remove_dir_all(wallet_dir(d.path())).unwrap();
     let before = snapshot(d.path());
     let ks = Arc::new(FileKeystore::open_or_create(d.path().join("keystore")).unwrap());
-    let err = Wallet::open(wallet_dir(d.path()), ks, WalletConfig::default()).unwrap_err();
+    let err =
+        Wallet::open(wallet_dir(d.path()), ks, mancard_testkit::wallet::english()).unwrap_err();
     assert_data_missing(err, "is missing", "keystore already held");
     assert!(!wallet_dir(d.path()).exists(), "no directory created");
     assert_eq!(snapshot(d.path()), before);
@@ -157,7 +159,8 @@ fn a_missing_database_next_to_the_keys_is_an_error() {
     std::fs::create_dir(wallet_dir(d.path())).unwrap();
     std::fs::write(db(d.path()), b"").unwrap();
     let ks = Arc::new(FileKeystore::open(d.path().join("keystore")).unwrap());
-    let err = Wallet::open(wallet_dir(d.path()), ks, WalletConfig::default()).unwrap_err();
+    let err =
+        Wallet::open(wallet_dir(d.path()), ks, mancard_testkit::wallet::english()).unwrap_err();
     assert_data_missing(err, "is empty (0 bytes)", "keystore already held");
 }
 

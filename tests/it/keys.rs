@@ -1,7 +1,7 @@
 //! Sealed tap keys: a tampered sealed key, a damaged keystore or another phone's keystore give
 //! a clear error and no tap.
 
-use mancard::{CredentialState, FileKeystore, Wallet, WalletConfig, WalletError};
+use mancard::{CredentialState, FileKeystore, Wallet, WalletError};
 use mancard_protocol::StatusWord;
 use mancard_testkit::wallet::*;
 use mancard_testkit::{CertSpec, Issuer, T0};
@@ -81,7 +81,12 @@ fn another_phones_keystore() {
     let issuer = provisioned(d.path());
     let other = tempfile::tempdir().unwrap();
     let ks = Arc::new(FileKeystore::open_or_create(other.path()).unwrap());
-    let w = Wallet::open(d.path().join("wallet"), ks, WalletConfig::default()).unwrap();
+    let w = Wallet::open(
+        d.path().join("wallet"),
+        ks,
+        mancard_testkit::wallet::english(),
+    )
+    .unwrap();
     assert_no_tap(&w, &issuer, "wrong keystore");
     // a new credential for this keystore restores service
     let c = provision(&w, &issuer, CertSpec::default());

@@ -20,6 +20,7 @@ mod crash;
 mod files;
 mod history;
 mod keys;
+mod language;
 mod lost_phone;
 mod nfc;
 mod online_adjustments;

@@ -82,7 +82,7 @@ fn pass_amount_is_configurable_and_bounded_by_the_allowance() {
         d.path(),
         WalletConfig {
             pass_max_amount: Some(25_000),
-            ..WalletConfig::default()
+            ..mancard_testkit::wallet::english()
         },
     );
     provision(

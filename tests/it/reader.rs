@@ -283,7 +283,7 @@ fn a_locked_phone_reveals_nothing() {
 fn a_rogue_reader_cannot_make_the_phone_sign_an_excessive_fare() {
     let d = tempfile::tempdir().unwrap();
     // the production configuration: six authorizations a minute
-    let (w, issuer, cert) = world(d.path(), WalletConfig::default());
+    let (w, issuer, cert) = world(d.path(), mancard_testkit::wallet::english());
     // a certified validator gone rogue (a stolen reader, not yet on the deny list)
     let rogue = Reader::new(&issuer, 66);
     let before = w.stats().next_counter;
@@ -571,7 +571,7 @@ fn rogue_challenge(rogue: &SigningKey, validator_id: u32, session: [u8; 16]) -> 
 #[test]
 fn a_rogue_reader_can_neither_probe_nor_plant_the_phones_reader_cache() {
     let d = tempfile::tempdir().unwrap();
-    let (w, issuer, _) = world(d.path(), WalletConfig::default());
+    let (w, issuer, _) = world(d.path(), mancard_testkit::wallet::english());
     // the rider taps at validators 7 and 12, never at 8 or 13
     let (seen_7, seen_12) = (Reader::new(&issuer, 7), Reader::new(&issuer, 12));
     seen_7.tap(&w).unwrap();
@@ -640,7 +640,7 @@ fn a_rogue_reader_can_neither_probe_nor_plant_the_phones_reader_cache() {
 #[test]
 fn a_flood_of_refusals_cannot_grow_the_history_without_bound() {
     let d = tempfile::tempdir().unwrap();
-    let (w, issuer, _) = world(d.path(), WalletConfig::default());
+    let (w, issuer, _) = world(d.path(), mancard_testkit::wallet::english());
     Reader::new(&issuer, READER_ID).tap(&w).unwrap();
     let rogue = SigningKey::generate().unwrap().0;
     for i in 0..1_200u32 {

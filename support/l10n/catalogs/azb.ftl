@@ -146,4 +146,4 @@ history-kind-pass = سفر (QR کودو)
 history-kind-refusal = رد اولونان کارت‌اوخویان
 history-kind-top_up = اعتبار آرتیرما
 detail-recovered = سیستمدن قایتاریلدی
-detail-phone-refused = تلفون کارت‌اوخویانی قبول ائتمه‌دی: { $why }
+detail-phone-refused = تلفون قبول ائتمه‌دی: { $why }

@@ -151,4 +151,4 @@ history-kind-pass = Ride (QR pass)
 history-kind-refusal = Refused reader
 history-kind-top_up = Top-up
 detail-recovered = recovered from the backend
-detail-phone-refused = the phone refused the reader: { $why }
+detail-phone-refused = the phone refused: { $why }

@@ -145,4 +145,4 @@ history-kind-pass = سفر (کد QR)
 history-kind-refusal = کارت‌خوان ردشده
 history-kind-top_up = افزایش اعتبار
 detail-recovered = از سامانه بازیابی شد
-detail-phone-refused = گوشی کارت‌خوان را نپذیرفت: { $why }
+detail-phone-refused = گوشی نپذیرفت: { $why }

@@ -33,13 +33,23 @@ pub fn try_keystore(dir: &Path) -> Res<Arc<FileKeystore>> {
     )?))
 }
 
-/// The configuration [`open`] uses: the production one without the authorization rate limit
-/// (tests tap more than six times a minute; the rate limit's own tests open with
-/// `WalletConfig::default()`).
+/// The production configuration speaking English: the tests that read the wallet's sentences
+/// read them in English (the default is Persian; `mancard_l10n` and the wallet's language tests
+/// check the other languages).
+pub fn english() -> WalletConfig {
+    WalletConfig {
+        language: mancard::Lang::En,
+        ..WalletConfig::default()
+    }
+}
+
+/// The configuration [`open`] uses: the production one (in English) without the authorization
+/// rate limit (tests tap more than six times a minute; the rate limit's own tests open with
+/// [`english`]).
 pub fn test_config() -> WalletConfig {
     WalletConfig {
         max_authorizations_per_minute: u32::MAX,
-        ..WalletConfig::default()
+        ..english()
     }
 }
 

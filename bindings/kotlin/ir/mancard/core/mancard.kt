@@ -744,6 +744,14 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_mancard_checksum_func_format_amount(
+    ): Int
+    external fun uniffi_mancard_checksum_func_format_date(
+    ): Int
+    external fun uniffi_mancard_checksum_func_format_date_time(
+    ): Int
+    external fun uniffi_mancard_checksum_func_format_number(
+    ): Int
     external fun uniffi_mancard_checksum_func_set_logger(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_account(
@@ -770,6 +778,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_ledger(
     ): Int
+    external fun uniffi_mancard_checksum_method_wallet_locale(
+    ): Int
     external fun uniffi_mancard_checksum_method_wallet_logout(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_online_state(
@@ -789,6 +799,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_mancard_checksum_method_wallet_replenish_if_due(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_sessions(
+    ): Int
+    external fun uniffi_mancard_checksum_method_wallet_set_locale(
     ): Int
     external fun uniffi_mancard_checksum_method_wallet_set_locked(
     ): Int
@@ -866,6 +878,8 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_mancard_fn_method_wallet_ledger(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_mancard_fn_method_wallet_locale(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_logout(`ptr`: Long,
     ): Long
     external fun uniffi_mancard_fn_method_wallet_online_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -886,6 +900,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_mancard_fn_method_wallet_sessions(`ptr`: Long,
     ): Long
+    external fun uniffi_mancard_fn_method_wallet_set_locale(`ptr`: Long,`locale`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_method_wallet_set_locked(`ptr`: Long,`locked`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_mancard_fn_method_wallet_start_top_up(`ptr`: Long,`amount`: Long,
@@ -921,6 +937,14 @@ internal object UniffiLib {
     external fun uniffi_mancard_fn_method_logger_log(`ptr`: Long,`record`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_mancard_fn_method_keystoreerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_mancard_fn_func_format_amount(`rials`: Long,`locale`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_mancard_fn_func_format_date(`utc`: Long,`locale`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_mancard_fn_func_format_date_time(`utc`: Long,`locale`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_mancard_fn_func_format_number(`n`: Long,`locale`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_mancard_fn_func_set_logger(`logger`: RustBuffer.ByValue,`maxLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1043,6 +1067,18 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_mancard_checksum_func_format_amount() and 0xFFFF) != 20494) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_mancard_checksum_func_format_date() and 0xFFFF) != 35905) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_mancard_checksum_func_format_date_time() and 0xFFFF) != 62608) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_mancard_checksum_func_format_number() and 0xFFFF) != 1146) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_mancard_checksum_func_set_logger() and 0xFFFF) != 53381) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1082,6 +1118,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_mancard_checksum_method_wallet_ledger() and 0xFFFF) != 64208) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_mancard_checksum_method_wallet_locale() and 0xFFFF) != 1886) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_mancard_checksum_method_wallet_logout() and 0xFFFF) != 62029) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1110,6 +1149,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_sessions() and 0xFFFF) != 41587) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_mancard_checksum_method_wallet_set_locale() and 0xFFFF) != 12703) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_mancard_checksum_method_wallet_set_locked() and 0xFFFF) != 22485) {
@@ -2554,6 +2596,11 @@ public interface WalletInterface {
     fun `ledger`(): LedgerView
     
     /**
+     * The language of the status line and the history: "fa", "azb" or "en".
+     */
+    fun `locale`(): kotlin.String
+    
+    /**
      * Ends this session at the backend and forgets it on this phone (forgotten here even
      * when the backend cannot be reached; the error then says so).
      */
@@ -2610,6 +2657,14 @@ public interface WalletInterface {
      * The account's live sessions (ids and times, never tokens; this phone's is `current`).
      */
     suspend fun `sessions`(): List<SessionEntry>
+    
+    /**
+     * Speaks the language of `locale` (a BCP 47 tag: "fa", "fa-IR", "azb", "az-Arab", "en",
+     * "en-US"; `_` works as `-`) in the status line and the history from now on, and returns
+     * the language chosen: "fa", "azb" or "en". A tag of any other language gives Persian,
+     * the default. Never throws.
+     */
+    fun `setLocale`(`locale`: kotlin.String): kotlin.String
     
     /**
      * Locks or unlocks the wallet: a locked wallet refuses taps (status word 6982) and passes.
@@ -3001,6 +3056,22 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
 
     
     /**
+     * The language of the status line and the history: "fa", "azb" or "en".
+     */override fun `locale`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_mancard_fn_method_wallet_locale(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Ends this session at the backend and forgets it on this phone (forgotten here even
      * when the backend cannot be reached; the error then says so).
      */
@@ -3219,6 +3290,26 @@ open class Wallet: Disposable, AutoCloseable, WalletInterface
         ManCardException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * Speaks the language of `locale` (a BCP 47 tag: "fa", "fa-IR", "azb", "az-Arab", "en",
+     * "en-US"; `_` works as `-`) in the status line and the history from now on, and returns
+     * the language chosen: "fa", "azb" or "en". A tag of any other language gives Persian,
+     * the default. Never throws.
+     */override fun `setLocale`(`locale`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_mancard_fn_method_wallet_set_locale(
+        it,
+        
+        FfiConverterString.lower(`locale`),_status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -4554,6 +4645,11 @@ data class WalletStatus (
     var `summary`: kotlin.String
     , 
     /**
+     * The state's label in the wallet's language ("فعال", "Active").
+     */
+    var `stateText`: kotlin.String
+    , 
+    /**
      * Why the credential cannot be used, when it cannot.
      */
     var `problem`: kotlin.String?
@@ -4585,6 +4681,7 @@ public object FfiConverterTypeWalletStatus: FfiConverterRustBuffer<WalletStatus>
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
             FfiConverterOptionalString.read(buf),
         )
     }
@@ -4602,6 +4699,7 @@ public object FfiConverterTypeWalletStatus: FfiConverterRustBuffer<WalletStatus>
             FfiConverterBoolean.allocationSize(value.`locked`) +
             FfiConverterOptionalString.allocationSize(value.`certHashHex`) +
             FfiConverterString.allocationSize(value.`summary`) +
+            FfiConverterString.allocationSize(value.`stateText`) +
             FfiConverterOptionalString.allocationSize(value.`problem`)
     )
 
@@ -4618,6 +4716,7 @@ public object FfiConverterTypeWalletStatus: FfiConverterRustBuffer<WalletStatus>
             FfiConverterBoolean.write(value.`locked`, buf)
             FfiConverterOptionalString.write(value.`certHashHex`, buf)
             FfiConverterString.write(value.`summary`, buf)
+            FfiConverterString.write(value.`stateText`, buf)
             FfiConverterOptionalString.write(value.`problem`, buf)
     }
 }
@@ -5602,6 +5701,68 @@ public object FfiConverterSequenceTypeTopUpIntent: FfiConverterRustBuffer<List<T
 
 
 
+
+        /**
+         * `rials` as the rider reads an amount in `locale`'s language: "۲٬۰۰۰ تومان" (fa),
+         * "2,000 toman (20,000 rials)" (en). Any other language gives Persian.
+         */ fun `formatAmount`(`rials`: kotlin.Long, `locale`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_mancard_fn_func_format_amount(
+    
+        
+        FfiConverterLong.lower(`rials`),
+        FfiConverterString.lower(`locale`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * `utc` (Unix seconds) as a Solar Hijri date in Iran time: "۱ فروردین ۱۴۰۵".
+         */ fun `formatDate`(`utc`: kotlin.Long, `locale`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_mancard_fn_func_format_date(
+    
+        
+        FfiConverterLong.lower(`utc`),
+        FfiConverterString.lower(`locale`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * `utc` (Unix seconds) as a Solar Hijri date and time in Iran time, in `locale`'s language
+         * and digits: "۱ فروردین ۱۴۰۵، ۱۲:۳۰" (fa), "Farvardin 1, 1405 AP, 12:30 PM" (en).
+         */ fun `formatDateTime`(`utc`: kotlin.Long, `locale`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_mancard_fn_func_format_date_time(
+    
+        
+        FfiConverterLong.lower(`utc`),
+        FfiConverterString.lower(`locale`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * An integer in `locale`'s digits with grouping: "۱۲٬۳۴۵" (fa), "12,345" (en).
+         */ fun `formatNumber`(`n`: kotlin.Long, `locale`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_mancard_fn_func_format_number(
+    
+        
+        FfiConverterLong.lower(`n`),
+        FfiConverterString.lower(`locale`),_status)
+}
+    )
+    }
+    
 
         /**
          * Sends ManCard's events at `max_level` and more severe to `logger` (other crates' events:

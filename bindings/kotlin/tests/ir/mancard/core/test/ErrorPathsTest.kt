@@ -34,8 +34,27 @@ class ErrorPathsTest {
         val e = expect<ManCardException.NoCredential> { wallet.boardingPass() }
         assertEquals("no credential is installed on this phone", e.message)
         assertEquals(CredentialState.NO_CREDENTIAL, wallet.status().state)
+        // Persian until the app says otherwise; the locale is a BCP 47 tag
+        assertEquals("fa", wallet.locale())
+        assertEquals("هنوز بلیتی روی این گوشی نیست", wallet.status().summary)
+        assertEquals("en", wallet.setLocale("en-US"))
         assertEquals("No ticket on this phone yet", wallet.status().summary)
+        assertEquals("No card yet", wallet.status().stateText)
+        assertEquals("azb", wallet.setLocale("az_IR"))
+        assertEquals("هله کارتینیز یوخدور", wallet.status().stateText)
+        assertEquals("fa", wallet.setLocale("de-DE"))
         wallet.close()
+    }
+
+    @Test
+    fun amountsAndDatesAreFormattedForTheRider() {
+        assertEquals("۲٬۰۰۰ تومان", formatAmount(20_000L, "fa"))
+        assertEquals("2,000 toman (20,000 rials)", formatAmount(20_000L, "en"))
+        // 2026-03-21T09:00Z is 12:30 on 1 Farvardin 1405 in Tehran
+        assertEquals("۱ فروردین ۱۴۰۵", formatDate(1_774_083_600L, "fa-IR"))
+        assertEquals("۱ فروردین ۱۴۰۵، ۱۲:۳۰", formatDateTime(1_774_083_600L, "azb"))
+        assertEquals("Farvardin 1, 1405 AP", formatDate(1_774_083_600L, "en"))
+        assertEquals("۱۲٬۳۴۵", formatNumber(12_345L, "fa"))
     }
 
     @Test
@@ -133,7 +152,12 @@ class ErrorPathsTest {
         assertEquals("validator said: ${tap.output}", 1, tap.exitCode)
         val refusal = old.history(null, 1u).entries.first()
         assertEquals(HistoryKind.REFUSAL, refusal.kind)
-        assertEquals("the ticket has been revoked: this card was moved to another phone", refusal.detail)
+        assertEquals("گوشی نپذیرفت: بلیت اکنون معتبر نیست", refusal.detail)
+        old.setLocale("en")
+        assertEquals(
+            "the ticket has been revoked: this card was moved to another phone",
+            old.history(null, 1u).entries.first().detail,
+        )
         old.close()
         new.close()
     }

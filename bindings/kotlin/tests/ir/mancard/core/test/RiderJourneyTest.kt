@@ -66,7 +66,9 @@ class RiderJourneyTest {
         val status = wallet.status()
         assertEquals(CredentialState.ACTIVE, status.state)
         assertEquals(report.certificateHash, status.certHashHex)
-        assertTrue(status.summary, status.summary.contains("available offline"))
+        // Persian by default: "۵ سفر / ۵۰٬۰۰۰ تومان اعتبار آفلاین تا ۱۲ آذر ۱۴۰۵، ..."
+        assertTrue(status.summary, status.summary.contains("اعتبار آفلاین تا"))
+        assertEquals("فعال", status.stateText)
         assertEquals(TOP_UP, wallet.ledger().offlineAllowanceRemaining)
         // ... and the backend's config bundle: the readers the phone answers, the time rules
         assertNotNull("config bundle installed at provisioning", wallet.configVersion())
@@ -143,7 +145,7 @@ class RiderJourneyTest {
         assertEquals(tap.amount, main[1].charged)
         assertEquals(main[1].charged, main[1].amount)
         assertEquals(HistoryStatus.PASS_SHOWN, main.first().status)
-        assertEquals("pass shown", main.first().statusText)
+        assertEquals("کد QR نشان داده شد", main.first().statusText)
         assertEquals(2UL, wallet.verifyTapLog())
 
         // Lock: no pass, and the reason reaches Kotlin as a sentence.
