@@ -139,6 +139,9 @@ pub enum StatusWord {
     ReaderLineNotAllowed,
     /// 69C9: the challenge was made for another session (a replayed or relayed challenge).
     StaleChallenge,
+    /// 6400: the wallet is not open yet (the app is starting): nothing was read or signed, tap
+    /// again. Answered by the phone's card-emulation service, never by the wallet core.
+    NotReady,
     /// Any other status word seen from a card.
     Other(u16),
 }
@@ -171,12 +174,14 @@ impl StatusWord {
             Self::TooManyTaps => 0x69C7,
             Self::ReaderLineNotAllowed => 0x69C8,
             Self::StaleChallenge => 0x69C9,
+            Self::NotReady => 0x6400,
             Self::Other(c) => c,
         }
     }
 
     pub fn from_code(c: u16) -> Self {
-        const KNOWN: [StatusWord; 25] = [
+        const KNOWN: [StatusWord; 26] = [
+            StatusWord::NotReady,
             StatusWord::ReaderCertificateRequired,
             StatusWord::ReaderUnknown,
             StatusWord::ReaderExpired,
@@ -237,6 +242,7 @@ impl StatusWord {
             Self::TooManyTaps => "too_many_taps",
             Self::ReaderLineNotAllowed => "reader_line_not_allowed",
             Self::StaleChallenge => "stale_challenge",
+            Self::NotReady => "not_ready",
             Self::Other(_) => "other",
         }
     }
@@ -271,6 +277,7 @@ impl StatusWord {
             Self::TooManyTaps => "too many taps this minute",
             Self::ReaderLineNotAllowed => "reader not allowed on this line",
             Self::StaleChallenge => "challenge from another session",
+            Self::NotReady => "wallet not open yet",
             Self::Other(_) => "unknown status",
         }
     }

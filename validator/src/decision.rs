@@ -127,6 +127,8 @@ pub enum Refusal {
     PhoneSaysLineNotAllowed,
     /// 69C9: the phone says the challenge was made for another session.
     PhoneSaysStaleChallenge,
+    /// 6400: the phone's wallet is not open yet (the app is starting).
+    PhoneNotReady,
 }
 
 impl Refusal {
@@ -176,6 +178,7 @@ impl Refusal {
             Self::PhoneTooManyTaps => "too_many_taps",
             Self::PhoneSaysLineNotAllowed => "reader_line_not_allowed",
             Self::PhoneSaysStaleChallenge => "stale_challenge",
+            Self::PhoneNotReady => "phone_not_ready",
         }
     }
 
@@ -281,6 +284,7 @@ impl Refusal {
             StatusWord::TooManyTaps => Self::PhoneTooManyTaps,
             StatusWord::ReaderLineNotAllowed => Self::PhoneSaysLineNotAllowed,
             StatusWord::StaleChallenge => Self::PhoneSaysStaleChallenge,
+            StatusWord::NotReady => Self::PhoneNotReady,
             other => Self::CardError(other),
         }
     }
@@ -456,6 +460,7 @@ mod tests {
             R::PhoneTooManyTaps,
             R::PhoneSaysLineNotAllowed,
             R::PhoneSaysStaleChallenge,
+            R::PhoneNotReady,
         ];
         for r in &all {
             match r {
@@ -501,7 +506,8 @@ mod tests {
                 | R::PhoneSaysFareTooHigh
                 | R::PhoneTooManyTaps
                 | R::PhoneSaysLineNotAllowed
-                | R::PhoneSaysStaleChallenge => {}
+                | R::PhoneSaysStaleChallenge
+                | R::PhoneNotReady => {}
             }
         }
         all

@@ -60,6 +60,7 @@ refusal-fare_too_high = Phone refused: fare higher than the tariff allows - plea
 refusal-too_many_taps = Too many taps this minute - wait a minute and tap again
 refusal-reader_line_not_allowed = Phone says this validator may not charge on this line - use another door
 refusal-stale_challenge = Tap interrupted (old challenge) - tap again
+refusal-phone_not_ready = Phone app starting - wait a moment and tap again
 
 ## Status words a card can answer (the validator's "card error", the phone's refusals).
 sw-ok = success
@@ -87,6 +88,7 @@ sw-fare_too_high = fare higher than any fare of the tariff
 sw-too_many_taps = too many taps this minute
 sw-reader_line_not_allowed = the reader may not charge on this line
 sw-stale_challenge = challenge from another session
+sw-not_ready = wallet not open yet
 sw-other = unknown status
 
 ## The wallet's state (the app's badge).

@@ -576,11 +576,28 @@ fn phone_status_word_table() {
         (StatusWord::TooManyTaps, "too_many_taps"),
         (StatusWord::ReaderLineNotAllowed, "reader_line_not_allowed"),
         (StatusWord::StaleChallenge, "stale_challenge"),
+        (StatusWord::NotReady, "phone_not_ready"),
         (StatusWord::Other(0x6283), "card_error"),
     ] {
         assert_eq!(Refusal::from_status(sw, Some(1)).code(), code);
         assert!(!Refusal::from_status(sw, Some(1)).display_text().is_empty());
     }
+}
+
+/// A phone whose app is still opening its wallet answers every command with 6400: the ride is
+/// refused as "tap again", nothing is journaled as accepted or torn, and the next tap works.
+#[test]
+fn a_phone_still_starting_is_told_to_tap_again() {
+    let issuer = timeless_issuer(ISSUER_KEY_ID);
+    let mut v = validator_in_memory(&issuer, T0);
+    let mut starting = FnChannel::new(|_apdu: Vec<u8>| vec![0x64, 0x00]);
+    let d = v.tap_nfc(&mut starting).decision;
+    assert_eq!(refusal(&d).code(), "phone_not_ready");
+    assert!(d.text(mancard_l10n::Lang::En).contains("tap again"), "{d}");
+    let j = v.status().unwrap().journal;
+    assert_eq!((j.torn_waiting, j.accepted_total), (0, 0));
+    let mut c = card(&issuer, T0);
+    assert!(v.tap_nfc(&mut c).decision.is_accepted());
 }
 
 #[test]
