@@ -7,8 +7,9 @@
 #
 # Installs what it needs on a fresh Debian machine (idempotent): the Kotlin compiler
 # (npm `kotlin-compiler@2.4.20` into .tools/, which also ships kotlinx-coroutines and
-# kotlin-test-junit), JNA (Debian libjna-java), JUnit 4 (Debian junit4), pytest (pip), and
-# Robolectric's android-all jar (Maven Central, via mvn) to compile the Android sample.
+# kotlin-test-junit), JNA (Debian libjna-java), JUnit 4 (Debian junit4), pytest (pip), and for
+# the Android app's Robolectric tests Maven, aapt and the framework's resources (Debian), which
+# fetch Robolectric, Android 15's android-all and Kotlin from Maven Central (cached in ~/.m2).
 # pcscd with the virtual reader is started by scripts/pcsc-up.sh (run here if needed).
 #
 # Prints "N passed, M failed" per suite and a total; exits non-zero on any failure.
@@ -20,6 +21,10 @@ TOOLS="$ROOT/.tools"
 KC="$TOOLS/kotlin-compiler-$KOTLIN_VERSION"
 BUILD="$ROOT/target/bindings-test"
 started=$SECONDS
+# Which suites run: all three by default; e.g. MANCARD_BINDINGS_SUITES=android while working on
+# the app (the builds, the freshness check, the backend and the validator always run).
+SUITES=${MANCARD_BINDINGS_SUITES:-kotlin android python}
+want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 step() { printf '\n--- %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -62,21 +67,16 @@ STDLIB="$KC/lib/kotlin-stdlib.jar"
 for j in "$JNA" "$JUNIT" "$HAMCREST" "$COROUTINES" "$STDLIB"; do
   [ -f "$j" ] || { echo "missing $j"; exit 1; }
 done
-# The Android 16 framework as one jar (Robolectric's android-all, Maven Central, ~200 MB, cached
-# in ~/.m2) to compile the Android sample against. Compile-only: no emulator here.
-ANDROID_ALL_VERSION=16-robolectric-13921718
-ANDROID_ALL="$HOME/.m2/repository/org/robolectric/android-all/$ANDROID_ALL_VERSION/android-all-$ANDROID_ALL_VERSION.jar"
-if [ ! -f "$ANDROID_ALL" ]; then
-  command -v mvn >/dev/null || ensure_apt maven
-  mvn -q dependency:get -Dartifact="org.robolectric:android-all:$ANDROID_ALL_VERSION" -Dtransitive=false
-fi
+# The Android app (android-demo/) builds here with Maven: aapt compiles its resources against
+# Debian's framework-res.apk, Kotlin compiles against Robolectric's android-all.
+ensure_apt maven aapt android-framework-res
 
 # ---------------------------------------------------------------------------------------------
 # The committed bindings are the app's API (no test hooks, no file keystore): the freshness
 # check below fails the run if they are not what the phone's library (`cargo build -p mancard
 # --lib`, default features) generates, a second check fails it if that library or those bindings
-# export the file keystore or a test hook, and the Android sample compiles against them in the
-# background while cargo builds (the bindings once into a jar, cached by content). The tests need
+# export the file keystore or a test hook. The bindings compile into a jar in the background
+# while cargo builds (once, cached by content). The tests need
 # `debug_panic_for_tests` (and Python the file keystore: it has no platform keystore of its
 # own), so they run on a second build of the library with the `test-hooks` and `file-keystore`
 # features and on bindings generated from that build; the Kotlin tests use their JCA keystore.
@@ -93,9 +93,8 @@ mkdir -p "$BUILD"
 kt=bindings/kotlin/ir/mancard/core/mancard.kt
 BJAR="$BUILD/mancard-bindings-$(sha256sum <"$kt" | cut -c1-16).jar"
 TJAR="$BUILD/mancard-tests.jar"
-AJAR="$BUILD/android-sample.jar"
-rm -f "$TJAR" "$AJAR"
-step "Kotlin: compiling the committed bindings (once, cached) and the Android sample in the background"
+rm -f "$TJAR"
+step "Kotlin: compiling the committed bindings in the background (once, cached)"
 set -m # job control: the background job gets its own process group (killed as a whole)
 (
   set -e
@@ -104,9 +103,6 @@ set -m # job control: the background job gets its own process group (killed as a
     "$KC/bin/kotlinc-jvm" -nowarn -cp "$JNA:$COROUTINES" "$kt" -d "$BJAR.tmp.jar"
     mv "$BJAR.tmp.jar" "$BJAR"
   fi
-  "$KC/bin/kotlinc-jvm" -nowarn -cp "$ANDROID_ALL:$BJAR:$JNA:$COROUTINES" \
-    android-demo/src/ir/mancard/app/*.kt -d "$AJAR" >"$TMP/android.log" 2>&1 \
-    || { cat "$TMP/android.log"; rm -f "$AJAR"; }
 ) >"$TMP/kotlinc.log" 2>&1 &
 compile_pid=$!
 set +m
@@ -151,11 +147,15 @@ exports() { # the library's exported symbols (nm), or its bytes when nm is missi
   if command -v nm >/dev/null; then nm -D --defined-only "$1"; else cat "$1"; fi
 }
 leaks=0
+# (listed into files first: `grep -q` on a pipe stops reading early, and under pipefail the
+# writer's SIGPIPE would read as "not found")
+exports "$TMP/phone-lib/libmancard.so" >"$TMP/phone-lib.exports"
+exports "$TMP/test-lib/libmancard.so" >"$TMP/test-lib.exports"
 for sym in uniffi_mancard_fn_func_open_file_keystore uniffi_mancard_fn_func_debug_panic_for_tests; do
-  if exports "$TMP/phone-lib/libmancard.so" | grep -qa "$sym"; then
+  if grep -qa "$sym" "$TMP/phone-lib.exports"; then
     echo "LEAK: the phone's library exports $sym"; leaks=1
   fi
-  exports "$TMP/test-lib/libmancard.so" | grep -qa "$sym" \
+  grep -qa "$sym" "$TMP/test-lib.exports" \
     || { echo "the check is blind: the test library lacks $sym"; leaks=1; }
 done
 for name in open_file_keystore openFileKeystore FileKeystore debug_panic_for_tests debugPanicForTests; do
@@ -219,6 +219,7 @@ count() { # reads "N passed, M failed" from a log
 }
 
 # ---------------------------------------------------------------------------------------------
+if want kotlin; then
 step "Kotlin: waiting for the compiler, then the test bindings (once, cached) and the tests"
 compile_tests() {
   if [ ! -f "$TBJAR" ]; then
@@ -227,7 +228,8 @@ compile_tests() {
       mv "$TBJAR.tmp.jar" "$TBJAR" || return 1
   fi
   "$KC/bin/kotlinc-jvm" -nowarn -cp "$TBJAR:$JNA:$COROUTINES:$JUNIT" \
-    bindings/kotlin/tests/ir/mancard/core/test/*.kt -d "$TJAR"
+    bindings/kotlin/tests/ir/mancard/core/test/*.kt bindings/kotlin/testing/ir/mancard/core/test/*.kt \
+    -d "$TJAR"
 }
 if ! wait "$compile_pid" || [ ! -f "$BJAR" ] || ! compile_tests >>"$TMP/kotlinc.log" 2>&1 \
   || [ ! -f "$TJAR" ]; then
@@ -246,15 +248,40 @@ else
   set -e
   count "$TMP/kotlin.log"
 
-  step "Android sample (HostApduService, Android Keystore, Logcat) compiled against Android 16"
-  if [ -f "$AJAR" ]; then
-    echo "1 passed, 0 failed"; total_passed=$((total_passed + 1))
-  else
-    cat "$TMP/kotlinc.log"; echo "0 passed, 1 failed"; total_failed=$((total_failed + 1))
-  fi
 fi
 
+fi
 # ---------------------------------------------------------------------------------------------
+if want android; then
+step "Android app: Robolectric on the JVM (every screen, the HCE service, the real core via JNA)"
+# The phone's library (default features) is what the app loads; the tests drive it against the
+# backend and validator above and write android-demo/screenshots/*.png.
+rm -rf android-demo/target/surefire-reports
+set +e
+(cd android-demo && MANCARD_LIB_DIR="$TMP/phone-lib" mvn -B -q test) >"$TMP/android.log" 2>&1
+android_rc=$?
+set -e
+python3 - "$android_rc" <<'PY' | tee -a "$TMP/android.log"
+import glob, sys, xml.etree.ElementTree as ET
+passed = failed = 0
+for f in glob.glob("android-demo/target/surefire-reports/TEST-*.xml"):
+    for case in ET.parse(f).getroot().iter("testcase"):
+        bad = case.find("failure") is not None or case.find("error") is not None
+        failed += bad
+        passed += not bad and case.find("skipped") is None
+        print(("FAIL " if bad else "ok   ") + case.get("classname", "") + "." + case.get("name", ""))
+if sys.argv[1] != "0" and failed == 0:
+    failed = 1  # the build itself failed (compilation, resources, a crash)
+print(f"{passed} passed, {failed} failed")
+PY
+if ! grep -q ' 0 failed$' "$TMP/android.log"; then
+  grep -v '^ok   ' "$TMP/android.log" | tail -80
+fi
+count "$TMP/android.log"
+
+fi
+# ---------------------------------------------------------------------------------------------
+if want python; then
 step "Python: pytest"
 set +e
 (cd bindings/python && RUST_BACKTRACE=0 MANCARD_TEST_PYTHON_BINDINGS="$TB/python" python3 -m pytest -q -p no:cacheprovider tests 2>&1) | tee "$TMP/python.log"
@@ -267,6 +294,7 @@ if [ "$py_status" -ne 0 ] && [ "$py_failed" -eq 0 ]; then py_failed=1; fi
 echo "$py_passed passed, $py_failed failed"
 total_passed=$((total_passed + py_passed))
 total_failed=$((total_failed + py_failed))
+fi
 
 step "summary ($((SECONDS - started)) s)"
 echo "$total_passed passed, $total_failed failed"

@@ -1,9 +1,9 @@
 package ir.mancard.app
 
+import android.os.Build
 import android.security.keystore.KeyGenParameterSpec
 import android.security.keystore.KeyPermanentlyInvalidatedException
 import android.security.keystore.KeyProperties
-import android.security.keystore.StrongBoxUnavailableException
 import android.security.keystore.UserNotAuthenticatedException
 import ir.mancard.core.KeystoreException
 import ir.mancard.core.PlatformKeystore
@@ -22,7 +22,8 @@ import javax.crypto.SecretKey
 import javax.crypto.spec.GCMParameterSpec
 
 /**
- * The wallet's keys in the Android Keystore (StrongBox when the phone has one): a P-256 binding
+ * The wallet's keys in the Android Keystore (StrongBox when the phone has one, Android 9+): a
+ * P-256 binding
  * key that never leaves the secure hardware, and an AES-256-GCM key sealing the wallet's tap
  * keys at rest. Same formats as the JVM test keystore (`JcaKeystore`), which the binding tests
  * run against the real backend.
@@ -74,15 +75,11 @@ class AndroidPlatformKeystore(prefix: String = "ir.mancard") : PlatformKeystore 
                 KeyGenParameterSpec.Builder(bindingAlias, KeyProperties.PURPOSE_SIGN)
                     .setAlgorithmParameterSpec(ECGenParameterSpec("secp256r1"))
                     .setDigests(KeyProperties.DIGEST_SHA256)
-                    .setIsStrongBoxBacked(strongBox)
+                    .apply { if (strongBox) setIsStrongBoxBacked(true) }
                     .build()
             }
             val gen = KeyPairGenerator.getInstance(KeyProperties.KEY_ALGORITHM_EC, PROVIDER)
-            try {
-                gen.initialize(spec(true)); gen.generateKeyPair()
-            } catch (e: StrongBoxUnavailableException) {
-                gen.initialize(spec(false)); gen.generateKeyPair()
-            }
+            withStrongBoxIfAny { strongBox -> gen.initialize(spec(strongBox)); gen.generateKeyPair() }
         }
         return keyStore.getEntry(bindingAlias, null) as KeyStore.PrivateKeyEntry
     }
@@ -96,17 +93,28 @@ class AndroidPlatformKeystore(prefix: String = "ir.mancard") : PlatformKeystore 
                     .setBlockModes(KeyProperties.BLOCK_MODE_GCM)
                     .setEncryptionPaddings(KeyProperties.ENCRYPTION_PADDING_NONE)
                     .setKeySize(256)
-                    .setIsStrongBoxBacked(strongBox)
+                    .apply { if (strongBox) setIsStrongBoxBacked(true) }
                     .build()
             }
             val gen = KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, PROVIDER)
-            try {
-                gen.init(spec(true)); gen.generateKey()
-            } catch (e: StrongBoxUnavailableException) {
-                gen.init(spec(false)); gen.generateKey()
-            }
+            withStrongBoxIfAny { strongBox -> gen.init(spec(strongBox)); gen.generateKey() }
         }
         return (keyStore.getEntry(sealingAlias, null) as KeyStore.SecretKeyEntry).secretKey
+    }
+
+    /** StrongBox exists from Android 9 (API 28); a phone without it throws
+     *  StrongBoxUnavailableException (a ProviderException, named by its base class so that
+     *  older Androids never load the class): then the TEE-backed Keystore. */
+    private inline fun withStrongBoxIfAny(generate: (Boolean) -> Unit) {
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.P) {
+            try {
+                generate(true)
+                return
+            } catch (e: ProviderException) {
+                // no StrongBox on this phone
+            }
+        }
+        generate(false)
     }
 
     /** Platform exceptions → the typed errors the wallet core acts on. */
@@ -117,7 +125,11 @@ class AndroidPlatformKeystore(prefix: String = "ir.mancard") : PlatformKeystore 
     } catch (e: UserNotAuthenticatedException) {
         throw KeystoreException.AuthenticationRequired(e.message ?: "user authentication required")
     } catch (e: KeyPermanentlyInvalidatedException) {
-        throw KeystoreException.Unavailable("the key was invalidated (lock screen changed?)")
+        // The lock screen changed (or was removed): the key is gone for good. Delete it so the
+        // next seal makes a new one; the wallet reports its card as unusable and the app offers
+        // a new card (re-provisioning), never a crash.
+        runCatching { keyStore.deleteEntry(sealingAlias) }
+        throw KeystoreException.Unavailable("the key was invalidated (the screen lock changed)")
     } catch (e: GeneralSecurityException) {
         throw KeystoreException.Failed("${e.javaClass.simpleName}: ${e.message}")
     } catch (e: ProviderException) {

@@ -1,74 +1,48 @@
 package ir.mancard.app
 
-import android.app.Application
 import android.nfc.cardemulation.HostApduService
 import android.os.Bundle
-import android.util.Log
-import ir.mancard.core.LogLevel
-import ir.mancard.core.LogRecord
-import ir.mancard.core.Logger
-import ir.mancard.core.Wallet
-import ir.mancard.core.setLogger
-
-/** One wallet per process, shared by the NFC service, the UI and sync (it is thread-safe). */
-class ManCardApplication : Application() {
-    @Volatile private var opened = false
-
-    val wallet: Wallet by lazy {
-        // noBackupFilesDir: never in cloud backups or device transfer (a restored copy would
-        // read as a rollback, and the database holds the rider's history in clear)
-        Wallet(noBackupFilesDir.resolve("wallet").path, BACKEND_URL, AndroidPlatformKeystore())
-            .also { opened = true }
-    }
-
-    override fun onCreate() {
-        super.onCreate()
-        setLogger(LogcatLogger(), LogLevel.INFO)
-    }
-
-    /** Going to the background, or trimmed before a kill: record the next tap counter now so
-     *  the kill skips none (the core also does it a second after each tap or pass). */
-    override fun onTrimMemory(level: Int) {
-        super.onTrimMemory(level)
-        if (opened) runCatching { wallet.parkCounter() }
-    }
-
-    companion object {
-        const val BACKEND_URL = "https://api.mancard.invalid"
-    }
-}
 
 /**
- * Host card emulation for the ManCard AID (res/xml/apduservice.xml). The tap path never
- * touches the network or the keystore and takes a few milliseconds, so it answers directly on
- * the main thread.
+ * Host card emulation for the ManCard AID (res/xml/apduservice.xml). `processCommandApdu` runs
+ * on the main thread: it never opens anything, never blocks and never throws. Until the
+ * wallet is open (the application opens it in the background at process start) every command
+ * gets 6400 ("not ready": nothing read or signed), which the validator shows as "tap again".
  */
 class ManCardApduService : HostApduService() {
-    private val wallet: Wallet get() = (application as ManCardApplication).wallet
+    private fun holder(): WalletHolder? = (application as? ManCardApplication)?.holder
 
-    override fun processCommandApdu(commandApdu: ByteArray, extras: Bundle?): ByteArray =
-        wallet.processApdu(commandApdu) // never throws: errors are status words
+    override fun processCommandApdu(commandApdu: ByteArray?, extras: Bundle?): ByteArray = try {
+        val wallet = holder()?.wallet()
+        when {
+            wallet == null -> NOT_READY.copyOf()
+            commandApdu == null -> WRONG_LENGTH.copyOf()
+            else -> wallet.processApdu(commandApdu) // never throws: errors are status words
+        }
+    } catch (t: Throwable) { // a native library that failed to load, an Error: still an answer
+        INTERNAL.copyOf()
+    }
 
+    /** The field dropped (DEACTIVATION_LINK_LOSS) or another AID was selected. */
     override fun onDeactivated(reason: Int) {
-        wallet.deactivated() // field lost (DEACTIVATION_LINK_LOSS) or another AID selected
+        try {
+            holder()?.wallet()?.deactivated()
+        } catch (_: Throwable) {
+        }
     }
 
     override fun onDestroy() {
-        runCatching { wallet.parkCounter() } // the process may be killed next
+        try {
+            holder()?.wallet()?.parkCounter() // the process may be killed next
+        } catch (_: Throwable) {
+        }
         super.onDestroy()
     }
-}
 
-/** The core's log events into Logcat (the core never logs secrets). */
-class LogcatLogger : Logger {
-    override fun log(record: LogRecord) {
-        val priority = when (record.level) {
-            LogLevel.ERROR -> Log.ERROR
-            LogLevel.WARN -> Log.WARN
-            LogLevel.INFO -> Log.INFO
-            LogLevel.DEBUG -> Log.DEBUG
-            LogLevel.TRACE -> Log.VERBOSE
-        }
-        Log.println(priority, record.target.take(23), record.message)
+    companion object {
+        /** docs/protocol.md `NotReady`: the wallet is not open yet. */
+        val NOT_READY = byteArrayOf(0x64, 0x00)
+        val WRONG_LENGTH = byteArrayOf(0x67, 0x00)
+        val INTERNAL = byteArrayOf(0x6F, 0x00)
     }
 }

@@ -7,6 +7,10 @@ import ir.mancard.core.KeystoreException
 import ir.mancard.core.ManCardException
 import ir.mancard.core.PlatformKeystore
 import ir.mancard.core.Wallet
+import ir.mancard.core.formatAmount
+import ir.mancard.core.formatDate
+import ir.mancard.core.formatDateTime
+import ir.mancard.core.formatNumber
 import kotlinx.coroutines.runBlocking
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertNull

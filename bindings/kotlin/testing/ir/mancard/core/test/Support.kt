@@ -15,7 +15,11 @@ import java.nio.file.Files
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicInteger
 
-/** What bindings/test-bindings.sh set up: a real backend, a validator, the `mancard` binary. */
+/**
+ * What bindings/test-bindings.sh set up: a real backend, a validator, the `mancard` binary.
+ * Shared by the binding tests (bindings/kotlin/tests) and the Android app's Robolectric tests
+ * (android-demo/test).
+ */
 object Env {
     private fun need(name: String): String =
         System.getenv(name) ?: throw IllegalStateException("$name is not set: run bindings/test-bindings.sh")
@@ -65,9 +69,17 @@ object Http {
 /**
  * The phone as a contactless card on vsmartcard's virtual reader: a vpcd client (TCP; frames
  * are a 2-byte big-endian length + payload; 1-byte payloads are control messages). Every
- * C-APDU is answered by [Wallet.processApdu], exactly as a HostApduService would.
+ * C-APDU is answered by [answer] ([Wallet.processApdu], exactly as a HostApduService would, or
+ * the Android app's HostApduService itself), and the field going off calls [fieldOff].
  */
-class VpcdCard(private val wallet: Wallet, port: Int = Env.vpcdPort) : AutoCloseable {
+class VpcdCard(
+    private val answer: (ByteArray) -> ByteArray,
+    private val fieldOff: () -> Unit,
+    port: Int = Env.vpcdPort,
+) : AutoCloseable {
+    constructor(wallet: Wallet, port: Int = Env.vpcdPort) :
+        this({ apdu -> wallet.processApdu(apdu) }, { wallet.deactivated() }, port)
+
     val apdus = AtomicInteger()
     val powerOffs = AtomicInteger()
     @Volatile var failure: Throwable? = null
@@ -125,13 +137,13 @@ class VpcdCard(private val wallet: Wallet, port: Int = Env.vpcdPort) : AutoClose
                 val payload = ByteArray(len).also(input::readFully)
                 if (len == 1) {
                     when (payload[0].toInt()) {
-                        0x00 -> { powerOffs.incrementAndGet(); wallet.deactivated() } // field off
+                        0x00 -> { powerOffs.incrementAndGet(); fieldOff() } // field off
                         0x01, 0x02 -> {} // power on, reset: nothing to answer
                         0x04 -> send(ATR)
                     }
                 } else {
                     apdus.incrementAndGet()
-                    send(wallet.processApdu(payload))
+                    send(answer(payload))
                 }
             }
         } catch (e: EOFException) {
@@ -168,12 +180,15 @@ object Validator {
         val p = ProcessBuilder(listOf(Env.mancardBin, "validator", "--data-dir", Env.validatorDir) + args)
             .redirectErrorStream(true)
             .start()
-        val out = StringBuilder()
-        val reader = Thread { out.append(p.inputStream.readBytes().decodeToString()) }.apply { start() }
+        val out = StringBuffer()
+        val reader = Thread {
+            p.inputStream.bufferedReader().forEachLine { out.append(it).append('\n') }
+        }.apply { start() }
         // A hang guard, not a timing assertion: a tap takes milliseconds.
         if (!p.waitFor(60, TimeUnit.SECONDS)) {
             p.destroyForcibly()
-            throw IllegalStateException("validator did not finish: $out")
+            reader.join(5_000)
+            throw IllegalStateException("validator did not finish; it said: $out")
         }
         reader.join()
         return Outcome(p.exitValue(), out.toString())
