@@ -102,6 +102,26 @@ pub fn history_kind_text(kind: HistoryKind, lang: Lang) -> String {
     text(lang, &format!("history-kind-{}", kind.code()), &[])
 }
 
+/// A credit's detail as stored by the sync ("top-up REF", "adjustment: NOTE") in the rider's
+/// words; the reference and the operator's note are kept as they are.
+pub(crate) fn credit_detail(stored: &str, lang: Lang) -> String {
+    if let Some(reference) = stored.strip_prefix("top-up ") {
+        text(
+            lang,
+            "detail-top_up",
+            &[("reference", Arg::Text(reference.into()))],
+        )
+    } else if let Some(note) = stored.strip_prefix("adjustment: ") {
+        text(
+            lang,
+            "detail-adjustment",
+            &[("note", Arg::Text(note.into()))],
+        )
+    } else {
+        stored.to_string()
+    }
+}
+
 /// Why the phone refused a reader, from the status word it answered, for the history.
 pub(crate) fn phone_refusal(status_word: u16, lang: Lang) -> String {
     let sw = mancard_protocol::StatusWord::from_code(status_word);
@@ -246,5 +266,16 @@ mod tests {
             phone_refusal(0x69C7, Lang::En),
             "the phone refused: too many taps this minute"
         );
+        assert_eq!(credit_detail("top-up 9f2c", Lang::En), "top-up 9f2c");
+        assert_eq!(credit_detail("top-up 9f2c", Lang::Fa), "شناسهٔ پرداخت: 9f2c");
+        assert_eq!(
+            credit_detail("adjustment: refund", Lang::En),
+            "adjustment: refund"
+        );
+        assert_eq!(
+            credit_detail("adjustment: refund", Lang::Azb),
+            "دوزلیش: refund"
+        );
+        assert_eq!(credit_detail("something else", Lang::Fa), "something else");
     }
 }

@@ -233,6 +233,7 @@ fn history_item(row: HistoryRow, t: i64, lang: Lang) -> Result<HistoryItem, Wall
                 (HistoryKind::Refusal, Some(sw), l) if l != Lang::En => {
                     text::phone_refusal(u16::try_from(sw).unwrap_or(0x6F00), l)
                 }
+                (HistoryKind::TopUp, _, l) => text::credit_detail(&row.detail, l),
                 _ => row.detail.clone(),
             };
             (row.amount, None, j, text, detail)

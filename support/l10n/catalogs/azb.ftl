@@ -149,3 +149,5 @@ history-kind-refusal = رد اولونان کارت‌اوخویان
 history-kind-top_up = اعتبار آرتیرما
 detail-recovered = سیستمدن قایتاریلدی
 detail-phone-refused = تلفون قبول ائتمه‌دی: { $why }
+detail-top_up = اؤدنیش شناسه‌سی: { $reference }
+detail-adjustment = دوزلیش: { $note }

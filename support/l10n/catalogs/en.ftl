@@ -154,3 +154,5 @@ history-kind-refusal = Refused reader
 history-kind-top_up = Top-up
 detail-recovered = recovered from the backend
 detail-phone-refused = the phone refused: { $why }
+detail-top_up = top-up { $reference }
+detail-adjustment = adjustment: { $note }

@@ -148,3 +148,5 @@ history-kind-refusal = کارت‌خوان ردشده
 history-kind-top_up = افزایش اعتبار
 detail-recovered = از سامانه بازیابی شد
 detail-phone-refused = گوشی نپذیرفت: { $why }
+detail-top_up = شناسهٔ پرداخت: { $reference }
+detail-adjustment = اصلاح: { $note }

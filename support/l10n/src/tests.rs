@@ -107,6 +107,8 @@ fn sample_args() -> Vec<(&'static str, Arg)> {
         ),
         ("problem", Arg::Text(String::new())),
         ("why", Arg::Text(String::new())),
+        ("reference", Arg::Text(String::new())),
+        ("note", Arg::Text(String::new())),
     ]
 }
 

@@ -88,14 +88,33 @@ abstract class BaseActivity : Activity() {
         }
         scope.launch {
             val result = withContext(Dispatchers.IO) { runCatching { work(wallet) } }
-            result.fold(done) { e -> errorView?.show(getString(R.string.failed, describe(e))) }
+            result.fold(done) { e -> errorView?.show(describe(e)) }
         }
     }
 
-    /** The core's sentence for a failure (its messages never hold secrets). */
-    protected fun describe(e: Throwable): String = when (e) {
-        is ManCardException -> e.message ?: e.javaClass.simpleName
-        else -> e.message ?: e.javaClass.simpleName
+    /** A failure in the rider's language, by its kind (the error's class is the contract; the
+     *  core's English sentence goes to the log, never to the rider). */
+    protected fun describe(e: Throwable): String {
+        android.util.Log.i("mancard", "${e.javaClass.simpleName}: ${e.message}")
+        return getString(
+            when (e) {
+                is ManCardException.NoCredential -> R.string.error_no_credential
+                is ManCardException.Locked -> R.string.error_locked
+                is ManCardException.CredentialUnusable -> R.string.error_unusable
+                is ManCardException.CredentialRevoked -> R.string.error_revoked
+                is ManCardException.Offline -> R.string.error_offline
+                is ManCardException.SessionExpired -> R.string.error_session
+                is ManCardException.AccountBlocked -> R.string.error_blocked
+                is ManCardException.RateLimited -> R.string.error_rate_limited
+                is ManCardException.Validation -> R.string.error_validation
+                is ManCardException.Server -> R.string.error_server
+                is ManCardException.Storage -> R.string.error_storage
+                is ManCardException.DataMissing -> R.string.error_data_missing
+                is ManCardException.AuthenticationRequired -> R.string.error_auth_required
+                is ManCardException.Keystore -> R.string.error_keystore
+                else -> R.string.error_internal
+            },
+        )
     }
 
     protected fun TextView.show(text: CharSequence) {

@@ -13,6 +13,9 @@ import ir.mancard.core.formatNumber
 
 /** Home: balance in toman, offline rides left, card valid until, sync state. */
 class HomeActivity : BaseActivity() {
+    /** Sign-in was opened in this resume (a refresh after the wallet opens must not open it twice). */
+    private var sentToSignIn = false
+
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         setContentView(R.layout.activity_home)
@@ -33,6 +36,11 @@ class HomeActivity : BaseActivity() {
         refresh()
     }
 
+    override fun onPause() {
+        sentToSignIn = false
+        super.onPause()
+    }
+
     override fun walletChanged(state: WalletHolder.State) {
         when (state) {
             is WalletHolder.State.Opening -> message(getString(R.string.wallet_opening))
@@ -51,7 +59,8 @@ class HomeActivity : BaseActivity() {
         val m = view<TextView>(R.id.message)
         withWallet(m, { w -> Triple(w.status(), w.ledger(), w.onlineState().loggedIn) }) { (s, l, loggedIn) ->
             if (!loggedIn && s.state == CredentialState.NO_CREDENTIAL) {
-                open(SignInActivity::class.java)
+                if (!sentToSignIn) open(SignInActivity::class.java)
+                sentToSignIn = true
                 return@withWallet
             }
             message(null)
