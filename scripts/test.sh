@@ -89,7 +89,7 @@ step "model check (spin)"
 scripts/model-check.sh
 
 if [ -x bindings/test-bindings.sh ]; then
-  step "Kotlin (JVM + JNA) and Python binding tests"
+  step "Kotlin (JVM + JNA), the Android app (Robolectric) and Python binding tests"
   BINDINGS_LOG=$(mktemp)
   bindings/test-bindings.sh 2>&1 | tee "$BINDINGS_LOG"
   BINDINGS=$(grep -E '^[0-9]+ passed, 0 failed$' "$BINDINGS_LOG" | tail -n 1 | cut -d' ' -f1)
