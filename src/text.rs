@@ -18,7 +18,7 @@ pub(crate) fn reason_text(code: &str, lang: Lang) -> String {
     if mancard_l10n::has_message(lang, &id) {
         text(lang, &id, &[])
     } else {
-        code.replace('_', " ")
+        mancard_l10n::plain(&code.replace('_', " "))
     }
 }
 
@@ -105,20 +105,13 @@ pub fn history_kind_text(kind: HistoryKind, lang: Lang) -> String {
 /// A credit's detail as stored by the sync ("top-up REF", "adjustment: NOTE") in the rider's
 /// words; the reference and the operator's note are kept as they are.
 pub(crate) fn credit_detail(stored: &str, lang: Lang) -> String {
+    let outside = |s: &str| Arg::Text(mancard_l10n::plain(s));
     if let Some(reference) = stored.strip_prefix("top-up ") {
-        text(
-            lang,
-            "detail-top_up",
-            &[("reference", Arg::Text(reference.into()))],
-        )
+        text(lang, "detail-top_up", &[("reference", outside(reference))])
     } else if let Some(note) = stored.strip_prefix("adjustment: ") {
-        text(
-            lang,
-            "detail-adjustment",
-            &[("note", Arg::Text(note.into()))],
-        )
+        text(lang, "detail-adjustment", &[("note", outside(note))])
     } else {
-        stored.to_string()
+        mancard_l10n::plain(stored)
     }
 }
 
@@ -277,5 +270,11 @@ mod tests {
             "دوزلیش: refund"
         );
         assert_eq!(credit_detail("something else", Lang::Fa), "something else");
+        // an operator's note cannot reorder the rider's sentence
+        assert_eq!(
+            credit_detail("adjustment: \u{202E}005,1\u{202C}", Lang::Fa),
+            "اصلاح: 005,1"
+        );
+        assert_eq!(reason_text("odd_\u{2067}code", Lang::Fa), "odd code");
     }
 }

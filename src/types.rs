@@ -133,7 +133,9 @@ pub struct WalletStatus {
     pub locked: bool,
     /// Hex of the installed certificate's hash.
     pub cert_hash_hex: Option<String>,
-    /// "5 rides / 2,000 toman (20,000 rials) available offline until 2026-11-30 12:00 (+03:30)".
+    /// The status line in the wallet's language: "۵ سفر / ۲٬۰۰۰ تومان اعتبار آفلاین تا ۹ آذر ۱۴۰۵،
+    /// ۱۲:۰۰" (fa), "5 rides / 2,000 toman (20,000 rials) available offline until Azar 9, 1405 AP,
+    /// 12:00 PM" (en).
     pub summary: String,
     /// The state's label in the wallet's language ("فعال", "Active").
     pub state_text: String,
@@ -190,7 +192,7 @@ impl HistoryKind {
 
 /// Where a history row stands: what the backend charged for a tap or pass and why, or what
 /// an event was. [`HistoryStatus::code`] is a stable machine code (the app and #17's
-/// translations key on it); the English sentence is [`HistoryItem::status_text`].
+/// translations key on it); the sentence in the wallet's language is [`HistoryItem::status_text`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HistoryStatus {
     /// An NFC tap the backend has not judged yet: the amount is what the phone authorized.
@@ -256,7 +258,8 @@ pub struct HistoryItem {
     pub status: HistoryStatus,
     /// The backend's reason code (`transfer`, `torn_gate_closed`, `from_the_future`, ...).
     pub reason: Option<String>,
-    /// The status as an English sentence ("charged 2,000 toman (20,000 rials)", "not used").
+    /// The status as a sentence in the wallet's language ("۲٬۰۰۰ تومان کسر شد"; in English
+    /// "charged 2,000 toman (20,000 rials)", "not used").
     pub status_text: String,
     /// Position in the tap log (taps and passes).
     pub log_seq: Option<u64>,

@@ -2267,7 +2267,7 @@ public struct HistoryEntry: Equatable, Hashable {
      */
     public var reason: String?
     /**
-     * The status as an English sentence.
+     * The status as a sentence in the wallet's language (`set_locale`).
      */
     public var statusText: String
     public var logSeq: UInt64?
@@ -2311,7 +2311,7 @@ public struct HistoryEntry: Equatable, Hashable {
          * The backend's reason code ("transfer", "torn_gate_closed", "from_the_future", ...).
          */reason: String?, 
         /**
-         * The status as an English sentence.
+         * The status as a sentence in the wallet's language (`set_locale`).
          */statusText: String, logSeq: UInt64?, counter: UInt32?, lineId: UInt32?, validatorId: UInt32?, 
         /**
          * Status word answered (NFC taps and refusals).
@@ -3460,7 +3460,8 @@ public struct WalletStatus: Equatable, Hashable {
      */
     public var certHashHex: String?
     /**
-     * "5 rides / 2,000 toman (20,000 rials) available offline until ...".
+     * The status line in the wallet's language: "۵ سفر / ۲٬۰۰۰ تومان اعتبار آفلاین تا …" (fa),
+     * "5 rides / 2,000 toman (20,000 rials) available offline until …" (en).
      */
     public var summary: String
     /**
@@ -3497,7 +3498,8 @@ public struct WalletStatus: Equatable, Hashable {
          * Hex of the installed certificate's hash.
          */certHashHex: String?, 
         /**
-         * "5 rides / 2,000 toman (20,000 rials) available offline until ...".
+         * The status line in the wallet's language: "۵ سفر / ۲٬۰۰۰ تومان اعتبار آفلاین تا …" (fa),
+         * "5 rides / 2,000 toman (20,000 rials) available offline until …" (en).
          */summary: String, 
         /**
          * The state's label in the wallet's language ("فعال", "Active").

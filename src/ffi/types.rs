@@ -60,7 +60,8 @@ pub struct WalletStatus {
     pub locked: bool,
     /// Hex of the installed certificate's hash.
     pub cert_hash_hex: Option<String>,
-    /// "5 rides / 2,000 toman (20,000 rials) available offline until ...".
+    /// The status line in the wallet's language: "۵ سفر / ۲٬۰۰۰ تومان اعتبار آفلاین تا …" (fa),
+    /// "5 rides / 2,000 toman (20,000 rials) available offline until …" (en).
     pub summary: String,
     /// The state's label in the wallet's language ("فعال", "Active").
     pub state_text: String,
@@ -203,7 +204,7 @@ pub struct HistoryEntry {
     pub status_code: String,
     /// The backend's reason code ("transfer", "torn_gate_closed", "from_the_future", ...).
     pub reason: Option<String>,
-    /// The status as an English sentence.
+    /// The status as a sentence in the wallet's language (`set_locale`).
     pub status_text: String,
     pub log_seq: Option<u64>,
     pub counter: Option<u32>,

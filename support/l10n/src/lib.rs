@@ -19,6 +19,20 @@ pub use catalog::{has_message, message_ids, text, text_checked, Arg};
 pub use format::{format_amount, format_date, format_date_time, format_int, persian_date};
 pub use lang::{Lang, UnknownLanguage};
 
+/// Text from outside the catalogs (an operator's note, a payment reference, a reason code this
+/// build does not know) without the Unicode controls that could reorder the sentence around it
+/// (bidi embeddings, overrides and isolates, the directional marks) or hide characters.
+pub fn plain(s: &str) -> String {
+    s.chars()
+        .filter(|c| {
+            !matches!(
+                c,
+                '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            ) && !c.is_control()
+        })
+        .collect()
+}
+
 /// Iran's offset from UTC, seconds: fixed at +03:30 since 2022 (no daylight saving).
 pub const IRAN_UTC_OFFSET_SECS: i32 = 12_600;
 

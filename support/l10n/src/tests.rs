@@ -226,6 +226,20 @@ fn counts_choose_the_plural_and_keep_the_digits() {
 }
 
 #[test]
+fn outside_text_loses_the_controls_that_could_reorder_a_sentence() {
+    assert_eq!(
+        plain("refund \u{202E}000,05\u{202C} ok"),
+        "refund 000,05 ok"
+    );
+    assert_eq!(plain("a\u{2066}b\u{2069}\u{200F}c\u{061C}\n"), "abc");
+    assert_eq!(
+        plain("کارت‌خوان 9f2c"),
+        "کارت‌خوان 9f2c",
+        "ZWNJ stays: Persian needs it"
+    );
+}
+
+#[test]
 fn a_missing_message_falls_back_to_english_then_to_its_id() {
     assert_eq!(text(Lang::Fa, "no-such-message", &[]), "no-such-message");
     assert!(text_checked(Lang::Fa, "no-such-message", &[]).is_err());

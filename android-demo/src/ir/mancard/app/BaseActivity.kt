@@ -25,6 +25,8 @@ abstract class BaseActivity : Activity() {
     protected val scope = CoroutineScope(SupervisorJob() + Dispatchers.Main)
     private var createdIn: String = "fa"
     private val onWallet: (WalletHolder.State) -> Unit = { walletChanged(it) }
+    /** The holder this screen listens to (the application may reopen the wallet meanwhile). */
+    private var observed: WalletHolder? = null
 
     /** The language the core formats in: "fa", "azb" or "en". */
     protected val lang: String get() = app.settings.language
@@ -54,7 +56,7 @@ abstract class BaseActivity : Activity() {
 
     override fun onStart() {
         super.onStart()
-        app.holder.observe(onWallet)
+        observed = app.holder.also { it.observe(onWallet) }
     }
 
     override fun onResume() {
@@ -63,7 +65,8 @@ abstract class BaseActivity : Activity() {
     }
 
     override fun onStop() {
-        app.holder.forget(onWallet)
+        observed?.forget(onWallet)
+        observed = null
         super.onStop()
     }
 
@@ -80,6 +83,7 @@ abstract class BaseActivity : Activity() {
     protected fun <T> withWallet(
         errorView: TextView?,
         work: suspend (Wallet) -> T,
+        failed: (Throwable) -> Unit = {},
         done: (T) -> Unit,
     ) {
         val wallet = app.holder.wallet() ?: run {
@@ -88,7 +92,11 @@ abstract class BaseActivity : Activity() {
         }
         scope.launch {
             val result = withContext(Dispatchers.IO) { runCatching { work(wallet) } }
-            result.fold(done) { e -> errorView?.show(describe(e)) }
+            // a failure of the screen's own step (e.g. no browser) is shown too, not a crash
+            result.mapCatching(done).onFailure { e ->
+                errorView?.show(describe(e))
+                failed(e)
+            }
         }
     }
 

@@ -19,6 +19,14 @@ class HistoryActivity : BaseActivity() {
 
     override fun onResume() {
         super.onResume()
+        load()
+    }
+
+    override fun walletChanged(state: WalletHolder.State) {
+        if (state is WalletHolder.State.Ready) load()
+    }
+
+    private fun load() {
         withWallet(null, { w -> w.history(null, PAGE) }) { page -> show(page.entries) }
     }
 

@@ -44,7 +44,7 @@ class HomeActivity : BaseActivity() {
     override fun walletChanged(state: WalletHolder.State) {
         when (state) {
             is WalletHolder.State.Opening -> message(getString(R.string.wallet_opening))
-            is WalletHolder.State.Failed -> message(getString(R.string.wallet_failed, state.message))
+            is WalletHolder.State.Failed -> message(getString(R.string.wallet_failed, describe(state.cause)))
             is WalletHolder.State.Ready -> refresh()
         }
     }

@@ -13,8 +13,11 @@ class ManCardApduService : HostApduService() {
     private fun holder(): WalletHolder? = (application as? ManCardApplication)?.holder
 
     override fun processCommandApdu(commandApdu: ByteArray?, extras: Bundle?): ByteArray = try {
-        val wallet = holder()?.wallet()
+        val h = holder()
+        val wallet = h?.wallet()
         when {
+            // opened and failed: not "tap again" for ever, an error (the app says why)
+            wallet == null && h?.state is WalletHolder.State.Failed -> INTERNAL.copyOf()
             wallet == null -> NOT_READY.copyOf()
             commandApdu == null -> WRONG_LENGTH.copyOf()
             else -> wallet.processApdu(commandApdu) // never throws: errors are status words
@@ -40,7 +43,7 @@ class ManCardApduService : HostApduService() {
     }
 
     companion object {
-        /** docs/protocol.md `NotReady`: the wallet is not open yet. */
+        /** docs/protocol.md `NotReady`: the wallet is not open yet (still opening). */
         val NOT_READY = byteArrayOf(0x64, 0x00)
         val WRONG_LENGTH = byteArrayOf(0x67, 0x00)
         val INTERNAL = byteArrayOf(0x6F, 0x00)

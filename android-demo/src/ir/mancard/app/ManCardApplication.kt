@@ -35,7 +35,9 @@ open class ManCardApplication : Application() {
     /** Closes the wallet and opens it again through [open], in the background (after a new
      *  keystore key; tests: a slow or failing open). Screens opened afterwards see the new one. */
     fun reopen(open: () -> Wallet = ::openWallet) {
-        holder.close()
+        val old = holder
+        old.close()
+        old.awaitOpened() // an open still running holds the directory's lock until it ends
         holder = WalletHolder(open)
         holder.start()
     }
@@ -44,7 +46,8 @@ open class ManCardApplication : Application() {
      *  the kill skips none (the core also does it a second after each tap or pass). */
     override fun onTrimMemory(level: Int) {
         super.onTrimMemory(level)
-        holder.wallet()?.let { w -> runCatching { w.parkCounter() } }
+        // an fsync: never on the main thread
+        holder.wallet()?.let { w -> Thread { runCatching { w.parkCounter() } }.start() }
     }
 
     /** noBackupFilesDir: never in cloud backups or device transfers (a restored copy would read
@@ -61,7 +64,12 @@ open class ManCardApplication : Application() {
 
     protected open fun openWallet(): Wallet {
         val w = Wallet(walletDir().path, backendUrl(), keystore())
-        w.setLocale(settings.language)
+        try {
+            w.setLocale(settings.language)
+        } catch (t: Throwable) {
+            w.close() // never leave the directory locked by a wallet nobody holds
+            throw t
+        }
         return w
     }
 }
@@ -71,7 +79,7 @@ class WalletHolder(private val open: () -> Wallet) {
     sealed interface State {
         object Opening : State
         class Ready(val wallet: Wallet) : State
-        class Failed(val message: String) : State
+        class Failed(val cause: Throwable) : State
     }
 
     @Volatile var state: State = State.Opening
@@ -79,14 +87,15 @@ class WalletHolder(private val open: () -> Wallet) {
     private var closed = false
     private val listeners = CopyOnWriteArrayList<(State) -> Unit>()
     private val main = Handler(Looper.getMainLooper())
+    private var thread: Thread? = null
 
     fun start() {
-        Thread({
+        thread = Thread({
             val s = try {
                 State.Ready(open())
             } catch (t: Throwable) { // never crash the process: the screens show it
                 Log.e("mancard", "the wallet could not be opened", t)
-                State.Failed(t.message ?: t.javaClass.simpleName)
+                State.Failed(t)
             }
             synchronized(this) {
                 if (closed) { // closed while it opened: nobody may keep the directory locked
@@ -96,7 +105,12 @@ class WalletHolder(private val open: () -> Wallet) {
                 state = s
             }
             main.post { listeners.forEach { it(s) } }
-        }, "mancard-open").apply { isDaemon = true }.start()
+        }, "mancard-open").apply { isDaemon = true; start() }
+    }
+
+    /** Waits (bounded) for the open started by [start] to end, whatever its outcome. */
+    fun awaitOpened() {
+        thread?.join(30_000)
     }
 
     /** The open wallet, or null while it opens (or if it failed). */
@@ -116,7 +130,7 @@ class WalletHolder(private val open: () -> Wallet) {
     fun close() {
         val w = synchronized(this) {
             closed = true
-            wallet().also { state = State.Failed("closed") }
+            wallet().also { state = State.Failed(IllegalStateException("closed")) }
         }
         w?.close()
     }

@@ -36,6 +36,10 @@ class PassActivity : BaseActivity() {
         refreshPass()
     }
 
+    override fun walletChanged(state: WalletHolder.State) {
+        if (state is WalletHolder.State.Ready && pass == null) refreshPass()
+    }
+
     override fun onPause() {
         ticker.removeCallbacksAndMessages(null)
         super.onPause()

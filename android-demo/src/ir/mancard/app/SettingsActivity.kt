@@ -30,11 +30,31 @@ class SettingsActivity : BaseActivity() {
                 recreate()
             }
         }
+        showLock()
+    }
+
+    override fun walletChanged(state: WalletHolder.State) {
+        if (state is WalletHolder.State.Ready) showLock()
+    }
+
+    /** The switch works only once the wallet's state is known, and always shows that state
+     *  (a failed change flips it back and says why). */
+    private fun showLock() {
         val lock = view<Switch>(R.id.lock)
+        val message = view<TextView>(R.id.message)
+        lock.isEnabled = false
         withWallet(null, { w -> w.isLocked() }) { locked ->
+            lock.setOnCheckedChangeListener(null)
             lock.isChecked = locked
+            lock.isEnabled = true
             lock.setOnCheckedChangeListener { _, on ->
-                withWallet(null, { w -> w.setLocked(on) }) {}
+                lock.isEnabled = false
+                withWallet(message, { w -> w.setLocked(on); w.isLocked() }, { showLock() }) { now ->
+                    lock.setOnCheckedChangeListener(null)
+                    lock.isChecked = now
+                    lock.isEnabled = true
+                    showLock()
+                }
             }
         }
     }

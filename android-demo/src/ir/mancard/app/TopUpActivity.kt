@@ -20,6 +20,8 @@ import ir.mancard.core.formatAmount
 class TopUpActivity : BaseActivity() {
     private val poller = Handler(Looper.getMainLooper())
     private var polls = 0
+    /** A poll is running or scheduled: a repeated return link starts no second chain. */
+    private var polling = false
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
@@ -31,6 +33,17 @@ class TopUpActivity : BaseActivity() {
             }
         }
         onReturn(intent)
+    }
+
+    /** Back on this screen, or the wallet just opened (the process may have been killed while
+     *  the rider was on the bank's page): ask about the top-ups this phone has open. */
+    override fun onResume() {
+        super.onResume()
+        poll(null)
+    }
+
+    override fun walletChanged(state: WalletHolder.State) {
+        if (state is WalletHolder.State.Ready) poll(null)
     }
 
     override fun onNewIntent(intent: Intent) {
@@ -46,8 +59,12 @@ class TopUpActivity : BaseActivity() {
     private fun start(rials: Long) {
         val message = view<TextView>(R.id.message)
         withWallet(message, { w -> w.startTopUp(rials) }) { i ->
+            val page = Uri.parse(i.paymentUrl)
+            // only a web page: never a file, an intent: URI or another app's scheme
+            val web = page.scheme == "https" || (page.scheme == "http" && page.host in LOOPBACK)
+            if (!web) throw IllegalArgumentException("not a payment page")
             message.show(getString(R.string.waiting_for_payment))
-            startActivity(Intent(Intent.ACTION_VIEW, Uri.parse(i.paymentUrl)))
+            startActivity(Intent(Intent.ACTION_VIEW, page).addCategory(Intent.CATEGORY_BROWSABLE))
         }
     }
 
@@ -61,7 +78,10 @@ class TopUpActivity : BaseActivity() {
     }
 
     private fun poll(hint: String?) {
+        if (polling) return
         val message = view<TextView>(R.id.message)
+        if (app.holder.wallet() == null) return // walletChanged(Ready) polls
+        polling = true
         withWallet(message, { w ->
             val open = w.openTopUps().map { it.intentId }
             // the link's id only says which to ask about first; unknown ids are ignored
@@ -71,6 +91,7 @@ class TopUpActivity : BaseActivity() {
             val synced = results.any { it.status == TopUpStatus.CREDITED } && runCatching { w.sync() }.isSuccess
             results to synced
         }) { (results, synced) ->
+            polling = false
             if (synced) app.settings.lastSync = app.nowSeconds()
             show(results)
         }
@@ -83,7 +104,10 @@ class TopUpActivity : BaseActivity() {
         when {
             credited != null -> message.show(getString(R.string.top_up_credited, formatAmount(credited.amount, lang)))
             failed != null -> message.show(getString(R.string.top_up_failed))
-            results.isNotEmpty() && ++polls < MAX_POLLS -> poller.postDelayed({ poll(null) }, POLL_MS)
+            results.isNotEmpty() && ++polls < MAX_POLLS -> {
+                polling = true // the scheduled poll is this chain's: no other starts meanwhile
+                poller.postDelayed({ polling = false; poll(null) }, POLL_MS)
+            }
         }
     }
 
@@ -92,5 +116,7 @@ class TopUpActivity : BaseActivity() {
         val AMOUNTS = listOf(200_000L, 500_000L, 1_000_000L)
         const val POLL_MS = 2_000L
         const val MAX_POLLS = 60
+        /** The sandbox gateway on a developer's machine; real gateways are https. */
+        val LOOPBACK = setOf("127.0.0.1", "localhost", "[::1]", "::1")
     }
 }

@@ -69,10 +69,13 @@ class HceServiceTest {
         app.reopen { throw IllegalStateException("no space left on device") }
         waitUntil("the open fails") { app.holder.state is WalletHolder.State.Failed }
         val service = Robolectric.setupService(ManCardApduService::class.java)
-        assertArrayEquals(byteArrayOf(0x64, 0x00), service.processCommandApdu(select, null))
+        // not "tap again" for ever: an error status word
+        assertArrayEquals(byteArrayOf(0x6F, 0x00), service.processCommandApdu(select, null))
         val home = Robolectric.buildActivity(HomeActivity::class.java).setup().get()
         val message = home.requireViewById<TextView>(R.id.message)
-        waitUntil("the failure is shown") { message.text.contains("no space left on device") }
+        // in the rider's words, by the failure's kind (the exception's text goes to the log)
+        val expected = home.getString(R.string.wallet_failed, home.getString(R.string.error_internal))
+        waitUntil("the failure is shown") { message.text.toString() == expected }
         assertTrue(message.text.startsWith("کیف پول باز نشد"))
     }
 

@@ -3727,7 +3727,7 @@ data class HistoryEntry (
     var `reason`: kotlin.String?
     , 
     /**
-     * The status as an English sentence.
+     * The status as a sentence in the wallet's language (`set_locale`).
      */
     var `statusText`: kotlin.String
     , 
@@ -4640,7 +4640,8 @@ data class WalletStatus (
     var `certHashHex`: kotlin.String?
     , 
     /**
-     * "5 rides / 2,000 toman (20,000 rials) available offline until ...".
+     * The status line in the wallet's language: "۵ سفر / ۲٬۰۰۰ تومان اعتبار آفلاین تا …" (fa),
+     * "5 rides / 2,000 toman (20,000 rials) available offline until …" (en).
      */
     var `summary`: kotlin.String
     , 
