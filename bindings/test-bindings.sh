@@ -83,9 +83,12 @@ ensure_apt maven aapt android-framework-res
 TMP=$(mktemp -d /tmp/mancard-bindings.XXXXXX)
 backend_pid=""
 compile_pid=""
-cleanup() {
-  [ -n "$compile_pid" ] && kill -- -"$compile_pid" 2>/dev/null # its own process group
-  [ -n "$backend_pid" ] && kill "$backend_pid" 2>/dev/null && wait "$backend_pid" 2>/dev/null
+cleanup() { # every step runs whatever the one before it did (errexit must not skip the kill)
+  if [ -n "$compile_pid" ]; then kill -- -"$compile_pid" 2>/dev/null || true; fi # its group
+  if [ -n "$backend_pid" ]; then
+    kill "$backend_pid" 2>/dev/null || true
+    wait "$backend_pid" 2>/dev/null || true
+  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
