@@ -68,7 +68,9 @@ def http(method, url, body=None):
 
 def wallet(backend, *args):
     out = subprocess.run(
-        [MANCARD, "wallet", "--data-dir", os.path.join(WORK, "wallet"), "--backend", backend, *args],
+        # English: this script reads the wallet's lines (riders get Persian by default)
+        [MANCARD, "wallet", "--lang", "en", "--data-dir", os.path.join(WORK, "wallet"), "--backend", backend,
+         *args],
         capture_output=True, text=True, timeout=120,
     )
     if out.returncode != 0:
