@@ -1,10 +1,10 @@
 //! The message catalogs: one Fluent file per language, compiled into the library.
 
-use crate::format::{amount_args, format_arg_toman, format_date, format_date_time, format_int};
+use crate::format::{amount_args, format_date, format_date_time, format_int, toman_number};
+use crate::lang::PerLang;
 use crate::Lang;
 use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
-use std::sync::OnceLock;
+use fluent_bundle::{FluentArgs, FluentError, FluentResource, FluentValue};
 
 /// A message's argument. Numbers and dates are formatted for the message's language here, so
 /// that a catalog never sees Latin digits in a Persian sentence.
@@ -44,9 +44,8 @@ fn resource(lang: Lang) -> FluentResource {
 }
 
 fn bundle(lang: Lang) -> &'static FluentBundle<FluentResource> {
-    static CELLS: [OnceLock<FluentBundle<FluentResource>>; 3] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let make = || {
+    static BUNDLES: PerLang<FluentBundle<FluentResource>> = PerLang::new();
+    BUNDLES.get(lang, || {
         let id =
             unic_langid::LanguageIdentifier::from_bytes(lang.code().as_bytes()).unwrap_or_default();
         let mut b = FluentBundle::new_concurrent(vec![id]);
@@ -56,19 +55,7 @@ fn bundle(lang: Lang) -> &'static FluentBundle<FluentResource> {
         // Duplicate ids keep the first message (the tests forbid duplicates).
         let _ = b.add_resource(resource(lang));
         b
-    };
-    let i = match lang {
-        Lang::Fa => 0,
-        Lang::Azb => 1,
-        Lang::En => 2,
-    };
-    match CELLS.get(i) {
-        Some(cell) => cell.get_or_init(make),
-        None => {
-            static FALLBACK: OnceLock<FluentBundle<FluentResource>> = OnceLock::new();
-            FALLBACK.get_or_init(make)
-        }
-    }
+    })
 }
 
 fn fluent_args<'a>(lang: Lang, args: &'a [(&'a str, Arg)]) -> FluentArgs<'a> {
@@ -80,7 +67,7 @@ fn fluent_args<'a>(lang: Lang, args: &'a [(&'a str, Arg)]) -> FluentArgs<'a> {
                 out.set(format!("{name}_text"), format_int(lang, *n));
                 FluentValue::from(*n)
             }
-            Arg::Toman(r) => format_arg_toman(lang, *r).into(),
+            Arg::Toman(r) => toman_number(lang, *r).into(),
             Arg::Amount(r) => text(lang, "amount", &amount_args(*r)).into(),
             Arg::ValidatorAmount(r) => text(lang, "validator-amount", &amount_args(*r)).into(),
             Arg::DateTime(t, off) => format_date_time(lang, *t, *off).into(),
@@ -92,40 +79,33 @@ fn fluent_args<'a>(lang: Lang, args: &'a [(&'a str, Arg)]) -> FluentArgs<'a> {
     out
 }
 
-/// The message `id` in `lang` with `args`, or why not: no such message, or a reference the
-/// arguments do not satisfy.
-pub fn text_checked(lang: Lang, id: &str, args: &[(&str, Arg)]) -> Result<String, String> {
+/// The message `id` in `lang` with `args`, and the references the arguments did not satisfy;
+/// `None` when `lang`'s catalog has no such message.
+fn format(lang: Lang, id: &str, args: &[(&str, Arg)]) -> Option<(String, Vec<FluentError>)> {
     let b = bundle(lang);
-    let pattern = b
-        .get_message(id)
-        .and_then(|m| m.value())
-        .ok_or_else(|| format!("no message {id:?} in the {lang} catalog"))?;
+    let pattern = b.get_message(id).and_then(|m| m.value())?;
     let fargs = fluent_args(lang, args);
     let mut errors = Vec::new();
     let s = b.format_pattern(pattern, Some(&fargs), &mut errors);
-    if errors.is_empty() {
-        Ok(s.into_owned())
-    } else {
-        Err(format!("{lang} {id}: {errors:?}"))
+    Some((s.into_owned(), errors))
+}
+
+/// The message `id` in `lang` with `args`, or why not: no such message, or a reference the
+/// arguments do not satisfy.
+pub fn text_checked(lang: Lang, id: &str, args: &[(&str, Arg)]) -> Result<String, String> {
+    match format(lang, id, args) {
+        None => Err(format!("no message {id:?} in the {lang} catalog")),
+        Some((s, errors)) if errors.is_empty() => Ok(s),
+        Some((_, errors)) => Err(format!("{lang} {id}: {errors:?}")),
     }
 }
 
 /// The message `id` in `lang` with `args`. A message missing in `lang` comes from English,
 /// and a message missing there too is its id: the rider always sees something.
 pub fn text(lang: Lang, id: &str, args: &[(&str, Arg)]) -> String {
-    let format = |lang: Lang| {
-        let b = bundle(lang);
-        let pattern = b.get_message(id).and_then(|m| m.value())?;
-        let fargs = fluent_args(lang, args);
-        let mut errors = Vec::new();
-        Some(
-            b.format_pattern(pattern, Some(&fargs), &mut errors)
-                .into_owned(),
-        )
-    };
-    format(lang)
-        .or_else(|| format(Lang::En))
-        .unwrap_or_else(|| id.to_string())
+    format(lang, id, args)
+        .or_else(|| format(Lang::En, id, args))
+        .map_or_else(|| id.to_string(), |(s, _)| s)
 }
 
 /// Whether `lang`'s catalog has the message `id`.

@@ -2,6 +2,7 @@
 //! hand-written digit tables or calendar arithmetic.
 
 use crate::catalog::{text, Arg};
+use crate::lang::PerLang;
 use crate::Lang;
 use fixed_decimal::Decimal;
 use icu_calendar::cal::Persian;
@@ -12,7 +13,6 @@ use icu_datetime::FixedCalendarDateTimeFormatter;
 use icu_decimal::DecimalFormatter;
 use icu_time::zone::UtcOffset;
 use icu_time::{DateTime, ZonedDateTime};
-use std::sync::OnceLock;
 
 /// Formatters are made once per language (compiled data: no I/O, no allocation of data).
 struct Formatters {
@@ -22,13 +22,8 @@ struct Formatters {
 }
 
 fn formatters(lang: Lang) -> &'static Formatters {
-    static CELLS: [OnceLock<Formatters>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let i = match lang {
-        Lang::Fa => 0,
-        Lang::Azb => 1,
-        Lang::En => 2,
-    };
-    let make = || {
+    static FORMATTERS: PerLang<Formatters> = PerLang::new();
+    FORMATTERS.get(lang, || {
         let locale = lang.icu_locale();
         Formatters {
             decimal: DecimalFormatter::try_new((&locale).into(), Default::default()).ok(),
@@ -39,15 +34,7 @@ fn formatters(lang: Lang) -> &'static Formatters {
             )
             .ok(),
         }
-    };
-    match CELLS.get(i) {
-        Some(cell) => cell.get_or_init(make),
-        // unreachable: three languages, three cells
-        None => {
-            static FALLBACK: OnceLock<Formatters> = OnceLock::new();
-            FALLBACK.get_or_init(make)
-        }
-    }
+    })
 }
 
 fn format_decimal(lang: Lang, d: &Decimal) -> String {
@@ -64,7 +51,7 @@ pub fn format_int(lang: Lang, n: i64) -> String {
 
 /// Rials as toman (1 toman = 10 rials), with one decimal when it is not a whole number of
 /// toman: `۲٬۰۰۰` or `۲٫۵`.
-fn toman_number(lang: Lang, rials: i64) -> String {
+pub(crate) fn toman_number(lang: Lang, rials: i64) -> String {
     let mut d = Decimal::from(rials);
     d.multiply_pow10(-1);
     d.absolute.trim_end();
@@ -80,10 +67,6 @@ pub fn format_amount(lang: Lang, rials: i64) -> String {
 /// The arguments of the `amount` and `validator-amount` messages.
 pub(crate) fn amount_args(rials: i64) -> [(&'static str, Arg); 2] {
     [("toman", Arg::Toman(rials)), ("rials", Arg::Int(rials))]
-}
-
-pub(crate) fn format_arg_toman(lang: Lang, rials: i64) -> String {
-    toman_number(lang, rials)
 }
 
 /// The latest instant formatted as a date (9999-12-31T23:59:59Z); later (or negative) times

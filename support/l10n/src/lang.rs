@@ -3,6 +3,7 @@
 use icu_locale_core::Locale;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// A language ManCard speaks to riders in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -81,6 +82,33 @@ impl Lang {
             Self::Fa | Self::Azb => icu_locale_core::locale!("fa-IR"),
             Self::En => icu_locale_core::locale!("en"),
         }
+    }
+}
+
+/// One value per language, made on first use (catalog bundles, ICU formatters).
+pub(crate) struct PerLang<T> {
+    fa: OnceLock<T>,
+    azb: OnceLock<T>,
+    en: OnceLock<T>,
+}
+
+impl<T> PerLang<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            fa: OnceLock::new(),
+            azb: OnceLock::new(),
+            en: OnceLock::new(),
+        }
+    }
+
+    /// `lang`'s value, made by `make` the first time it is asked for.
+    pub(crate) fn get(&self, lang: Lang, make: impl FnOnce() -> T) -> &T {
+        match lang {
+            Lang::Fa => &self.fa,
+            Lang::Azb => &self.azb,
+            Lang::En => &self.en,
+        }
+        .get_or_init(make)
     }
 }
 
