@@ -3,7 +3,7 @@
 //! backend's reason codes. The codes are the contract; this module only words them.
 
 use crate::sync_store::RERATED;
-use crate::types::{CredentialState, HistoryKind, HistoryStatus};
+use crate::types::{CredentialState, HistoryStatus};
 use mancard_api::RevocationReason;
 use mancard_l10n::{text, Arg, Lang};
 
@@ -97,11 +97,6 @@ pub fn state_text(state: CredentialState, lang: Lang) -> String {
     text(lang, &format!("state-{}", state.code()), &[])
 }
 
-/// The app's label for a kind of history row ("Top-up", "افزایش اعتبار").
-pub fn history_kind_text(kind: HistoryKind, lang: Lang) -> String {
-    text(lang, &format!("history-kind-{}", kind.code()), &[])
-}
-
 /// A credit's detail as stored by the sync ("top-up REF", "adjustment: NOTE") in the rider's
 /// words; the reference and the operator's note are kept as they are.
 pub(crate) fn credit_detail(stored: &str, lang: Lang) -> String {
@@ -164,15 +159,6 @@ mod tests {
                     ("why", Arg::Text("w".into())),
                 ];
                 mancard_l10n::text_checked(lang, &id, &args).unwrap();
-            }
-            for k in [
-                HistoryKind::Tap,
-                HistoryKind::Pass,
-                HistoryKind::Refusal,
-                HistoryKind::TopUp,
-            ] {
-                let id = format!("history-kind-{}", k.code());
-                assert!(mancard_l10n::has_message(lang, &id), "{lang} {id}");
             }
             // every reason code the backend sends in a verdict or a revocation
             for code in [

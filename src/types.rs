@@ -179,14 +179,11 @@ impl HistoryKind {
         }
     }
 
+    /// The kind stored under `s` ([`HistoryKind::code`]).
     pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "tap" => Some(Self::Tap),
-            "pass" => Some(Self::Pass),
-            "refusal" => Some(Self::Refusal),
-            "top_up" => Some(Self::TopUp),
-            _ => None,
-        }
+        [Self::Tap, Self::Pass, Self::Refusal, Self::TopUp]
+            .into_iter()
+            .find(|k| k.code() == s)
     }
 }
 

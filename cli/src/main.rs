@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod gateway_sandbox;
 mod inspect;
+mod lang;
 mod load;
 mod phone;
 mod providers;

@@ -125,11 +125,8 @@ enum ReaderKind {
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The display's language, set once from `--lang` before any tap is decided.
-static DISPLAY_LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
-
 pub fn run(args: ValidatorArgs) -> CliResult {
-    let _ = DISPLAY_LANG.set(args.lang);
+    crate::lang::set(args.lang);
     let dir = args.data_dir;
     match args.command {
         ValidatorCommand::Init {
@@ -468,8 +465,7 @@ fn exit_for(o: &TapOutcome) -> ExitCode {
 }
 
 fn print_outcome(o: &TapOutcome) {
-    let lang = DISPLAY_LANG.get().copied().unwrap_or_default();
-    println!("{}", o.decision.text(lang));
+    println!("{}", o.decision.text(crate::lang::get()));
     let detail = match &o.decision {
         mancard_validator::Decision::Accepted(a) => format!(
             "card {} counter {} journal #{}",

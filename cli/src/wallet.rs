@@ -152,23 +152,16 @@ fn open(dir: &Path) -> Result<Wallet, Box<dyn std::error::Error>> {
     Ok(Wallet::open(&wallet_dir, Arc::new(ks), config())?)
 }
 
-/// The language `--lang` chose, set once before any wallet is opened.
-static LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
-
-fn lang() -> Lang {
-    LANG.get().copied().unwrap_or_default()
-}
-
 fn config() -> WalletConfig {
     WalletConfig {
-        language: lang(),
+        language: crate::lang::get(),
         ..WalletConfig::default()
     }
 }
 
 /// An amount in the rider's language: "۲٬۰۰۰ تومان", "2,000 toman (20,000 rials)".
 fn amount(rials: i64) -> String {
-    mancard_l10n::format_amount(lang(), rials)
+    mancard_l10n::format_amount(crate::lang::get(), rials)
 }
 
 fn print_request(r: &CredentialRequest) {
@@ -179,7 +172,7 @@ fn print_request(r: &CredentialRequest) {
 
 /// A time in the Solar Hijri calendar, Iran time, in the rider's language.
 fn time(t: i64) -> String {
-    mancard_l10n::format_date_time(lang(), t, mancard_l10n::IRAN_UTC_OFFSET_SECS)
+    mancard_l10n::format_date_time(crate::lang::get(), t, mancard_l10n::IRAN_UTC_OFFSET_SECS)
 }
 
 fn online(
@@ -392,7 +385,7 @@ fn online_balance(o: &mancard::OnlineWallet, now: i64) -> Done {
 }
 
 pub fn run(args: WalletArgs) -> CliResult {
-    let _ = LANG.set(args.lang);
+    crate::lang::set(args.lang);
     let dir = &args.data_dir;
     let now = mancard::now_utc();
     if matches!(
