@@ -7,7 +7,7 @@ use mancard_validator::Validator;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn validator(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn validator(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mancard"))
         .arg("validator")
         .arg("--data-dir")
@@ -18,7 +18,7 @@ fn validator(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stdout_of(o: &Output) -> String {
+pub(crate) fn stdout_of(o: &Output) -> String {
     assert!(
         o.status.success(),
         "{}\n{}",

@@ -6,8 +6,6 @@ import android.content.pm.PackageManager
 import android.nfc.cardemulation.HostApduService
 import android.widget.TextView
 import ir.mancard.core.HistoryKind
-import ir.mancard.core.test.Env
-import ir.mancard.core.test.Http
 import ir.mancard.core.test.Validator
 import ir.mancard.core.test.VpcdCard
 import kotlinx.coroutines.runBlocking
@@ -83,13 +81,7 @@ class HceServiceTest {
     fun theRustValidatorTapsThroughTheServiceIntoTheCore() = runBlocking {
         waitUntil("the wallet opens") { app.holder.wallet() != null }
         val wallet = app.holder.wallet()!!
-        val phone = Env.newPhone()
-        wallet.register(phone)
-        wallet.verify(phone, Http.otp(phone))
-        val intent = wallet.startTopUp(100_000L)
-        assertEquals(303, Http.post(intent.paymentUrl))
-        wallet.completeTopUp(intent.intentId)
-        wallet.provision()
+        wallet.signUp(100_000L)
 
         val service = Robolectric.setupService(ManCardApduService::class.java)
         val outcome = VpcdCard(

@@ -51,6 +51,24 @@ class RiderAppTest {
     private fun Activity.click(id: Int) = check(requireViewById<View>(id).performClick())
     private fun Activity.shot(name: String) = screenshot(requireViewById(R.id.root), name)
 
+    /** The status line of every history row shown. */
+    private fun LinearLayout.statuses(): List<String> =
+        (0 until childCount).map { getChildAt(it).requireViewById<TextView>(R.id.status).text.toString() }
+
+    /** Types [phone] and asks for the SMS code, which the screen says was sent. */
+    private fun SignInActivity.sendCode(phone: String) {
+        requireViewById<EditText>(R.id.phone).setText(phone)
+        click(R.id.send_code)
+        waitUntil("the code is sent") { text(R.id.message) == "کد به $phone فرستاده شد." }
+    }
+
+    /** Types [code] and signs in: the screen closes once this phone has its card. */
+    private fun SignInActivity.signInWith(code: String) {
+        requireViewById<EditText>(R.id.code).setText(code)
+        click(R.id.verify)
+        waitUntil("signed in and provisioned") { isFinishing }
+    }
+
     @Test
     fun aRiderSignsInTopsUpRidesShowsAPassAndSwitchesLanguage() {
         waitUntil("the wallet opens") { app.holder.wallet() != null }
@@ -65,17 +83,13 @@ class RiderAppTest {
         assertEquals(View.LAYOUT_DIRECTION_RTL, signIn.requireViewById<View>(R.id.root).layoutDirection)
         signIn.shot("sign_in_fa")
         val phone = Env.newPhone()
-        signIn.requireViewById<EditText>(R.id.phone).setText(phone)
-        signIn.click(R.id.send_code)
-        waitUntil("the code is sent") { signIn.text(R.id.message) == "کد به $phone فرستاده شد." }
+        signIn.sendCode(phone)
         // a wrong code: told in Persian, by the error's kind
         val realCode = Http.otp(phone)
         signIn.requireViewById<EditText>(R.id.code).setText(if (realCode == "000000") "111111" else "000000")
         signIn.click(R.id.verify)
         waitUntil("the wrong code is refused") { signIn.text(R.id.message) == "ورودی پذیرفته نشد؛ شماره یا کد را بررسی کنید." }
-        signIn.requireViewById<EditText>(R.id.code).setText(realCode)
-        signIn.click(R.id.verify)
-        waitUntil("signed in and provisioned") { signIn.isFinishing }
+        signIn.signInWith(realCode)
 
         // Top up 50,000 toman: the gateway's page in the browser, back by the deep link
         val topUpCtl = start(TopUpActivity::class.java)
@@ -121,7 +135,7 @@ class RiderAppTest {
         val history = start(HistoryActivity::class.java).get()
         val list = history.requireViewById<LinearLayout>(R.id.list)
         waitUntil("history rows") { list.childCount >= 2 }
-        val statuses = (0 until list.childCount).map { list.getChildAt(it).requireViewById<TextView>(R.id.status).text.toString() }
+        val statuses = list.statuses()
         assertTrue(statuses.toString(), statuses.contains("۵۰٬۰۰۰ تومان افزوده شد"))
         assertTrue(statuses.toString(), statuses.contains("کد QR نشان داده شد"))
         history.shot("history_fa")
@@ -166,7 +180,7 @@ class RiderAppTest {
         val list = history.requireViewById<LinearLayout>(R.id.list)
         waitUntil("history in $lang") { list.childCount >= 2 }
         if (lang == "en") {
-            val statuses = (0 until list.childCount).map { list.getChildAt(it).requireViewById<TextView>(R.id.status).text.toString() }
+            val statuses = list.statuses()
             assertTrue(statuses.toString(), statuses.contains("credited 50,000 toman (500,000 rials)"))
         }
         history.shot("history_$lang")
@@ -181,13 +195,7 @@ class RiderAppTest {
     fun aLostKeyOffersANewCardNotACrash() = kotlinx.coroutines.runBlocking {
         waitUntil("the wallet opens") { app.holder.wallet() != null }
         val wallet = app.holder.wallet()!!
-        val phone = Env.newPhone()
-        wallet.register(phone)
-        wallet.verify(phone, Http.otp(phone))
-        val intent = wallet.startTopUp(500_000L) // enough rides that the new card is "active"
-        assertEquals(303, Http.post(intent.paymentUrl))
-        wallet.completeTopUp(intent.intentId)
-        wallet.provision()
+        val phone = wallet.signUp(500_000L) // enough rides that the new card is "active"
 
         // the screen lock changed: the sealing key is gone; the app opens again
         app.keys.invalidate()
@@ -202,12 +210,8 @@ class RiderAppTest {
         val toSignIn = shadowOf(home).nextStartedActivity
         assertEquals(SignInActivity::class.java.name, toSignIn.component?.className)
         val signIn = start(SignInActivity::class.java, toSignIn).get()
-        signIn.requireViewById<EditText>(R.id.phone).setText(phone)
-        signIn.click(R.id.send_code)
-        waitUntil("the code is sent") { signIn.text(R.id.message).startsWith("کد به ") }
-        signIn.requireViewById<EditText>(R.id.code).setText(Http.otp(phone))
-        signIn.click(R.id.verify)
-        waitUntil("signed in and provisioned") { signIn.isFinishing }
+        signIn.sendCode(phone)
+        signIn.signInWith(Http.otp(phone))
         val home2 = start(HomeActivity::class.java).get()
         waitUntil("a new card") { home2.text(R.id.card_state) == "فعال" }
         assertEquals(View.GONE, home2.requireViewById<View>(R.id.get_new_card).visibility)

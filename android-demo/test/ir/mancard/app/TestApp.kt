@@ -8,7 +8,9 @@ import ir.mancard.core.KeystoreException
 import ir.mancard.core.PlatformKeystore
 import ir.mancard.core.Wallet
 import ir.mancard.core.test.Env
+import ir.mancard.core.test.Http
 import ir.mancard.core.test.JcaKeystore
+import org.junit.Assert.assertEquals
 import org.robolectric.Shadows.shadowOf
 import java.io.File
 
@@ -52,6 +54,21 @@ class GenerationalKeystore(private val inner: PlatformKeystore) : PlatformKeysto
         }
         return inner.unseal(sealed.copyOfRange(1, sealed.size))
     }
+}
+
+/**
+ * A rider signed in with the sandbox's SMS code, topped up with [rials] through the sandbox
+ * gateway and provisioned, through the wallet's API (not the screens). Returns the phone number.
+ */
+suspend fun Wallet.signUp(rials: Long): String {
+    val phone = Env.newPhone()
+    register(phone)
+    verify(phone, Http.otp(phone))
+    val intent = startTopUp(rials)
+    assertEquals(303, Http.post(intent.paymentUrl)) // the rider pays on the bank's page
+    completeTopUp(intent.intentId)
+    provision()
+    return phone
 }
 
 /** Runs the main looper until [cond] holds: work finishes on background threads and posts its
