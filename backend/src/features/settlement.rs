@@ -102,6 +102,8 @@ impl Engine {
     /// certificates goes on the deny list). The account is frozen until an operator resolves
     /// the case.
     pub(crate) fn open_fraud(&self, tx: &Writer<'_>, case: &NewFraudCase<'_>) -> Result<()> {
+        // the taps kept so far are written first (the revocation reads what is stored)
+        tx.flush()?;
         let id = tx.insert_fraud_case(case)?;
         tx.revoke(case.device_id, Revocation::Fraud(case.kind), case.opened_at)?;
         tracing::warn!(case = id, device_id = case.device_id.0, pseudonym = %case.pseudonym, kind = case.kind.as_str(), "fraud case opened; credential revoked");
@@ -135,6 +137,28 @@ impl Engine {
         reporter: Reporter,
         now: i64,
     ) -> Result<()> {
+        // what settling them reads, in a few statements instead of a few per tap
+        let oks: Vec<&CheckedTap> = checks
+            .iter()
+            .filter_map(|(_, c)| match c {
+                Check::Ok(t) => Some(&**t),
+                Check::Rejected { .. } => None,
+            })
+            .collect();
+        let taps: Vec<TapRef> = oks
+            .iter()
+            .map(|t| TapRef {
+                pseudonym: t.pseudonym,
+                counter: t.counter,
+            })
+            .collect();
+        let challenges: Vec<[u8; 32]> = oks.iter().filter_map(|t| t.challenge_id).collect();
+        let certs: Vec<CertHash> = oks
+            .iter()
+            .filter(|t| t.challenge_id.is_some())
+            .map(|t| t.cert_hash)
+            .collect();
+        tx.read_ahead(&taps, &challenges, &certs)?;
         for (seq, check) in checks {
             match check {
                 Check::Rejected { reason, detail } => {

@@ -9,7 +9,10 @@ use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::ids::{AccountId, TapRef};
 use crate::settle::rate;
-use crate::store::{NewAbuse, NewEntry, NewVerdict, Revocation, TapRow, TapState, Writer};
+use crate::store::{
+    FareEntry, LastRide, NewAbuse, NewVerdict, Revocation, Ride, TapRow, TapState, VerdictBasis,
+    Writer,
+};
 use mancard_api::{FraudKind, LedgerKind, TapResult, VerdictStatus};
 use mancard_protocol::{FareKind, RideState, TornRecord};
 use std::collections::{BTreeMap, HashMap};
@@ -36,15 +39,31 @@ impl Settling {
     }
 
     /// Re-rates every touched fare day, emits the verdicts and fills in the results' fares.
+    /// Each step reads and writes all of its rows in a few statements.
     pub(crate) fn finish(
         mut self,
         engine: &Engine,
         tx: &Writer<'_>,
         now: i64,
     ) -> Result<Vec<TapResult>> {
+        tx.flush()?;
+        let groups = std::mem::take(&mut self.groups);
+        let days: Vec<(AccountId, i64)> = groups.keys().copied().collect();
+        let mut rides = tx.day_rides(&days)?;
+        let last = tx.last_rides_before(&days)?;
         let mut fares: HashMap<TapRef, i64> = HashMap::new();
-        for (group, from_time) in std::mem::take(&mut self.groups) {
-            fares.extend(engine.rerate(tx, &mut self, group, from_time, now)?);
+        let mut entries = Vec::new();
+        for (day, from_time) in groups {
+            let day_rides = rides.remove(&day).unwrap_or_default();
+            let origin = last.get(&day).copied();
+            let rated = engine.rerate(&mut self, (day, from_time), day_rides, origin, now);
+            fares.extend(rated.fares);
+            entries.extend(rated.entries);
+        }
+        if tx.insert_fare_entries(&entries)? != entries.len() {
+            // Another writer re-rated a ride from the same state first: a retry sees its
+            // entry (503 + Retry-After, never a 500).
+            return Err(StoreError::Conflict("a ride was re-rated by another writer").into());
         }
         for (i, tap) in std::mem::take(&mut self.pending) {
             let fare = match fares.get(&tap) {
@@ -55,12 +74,15 @@ impl Settling {
                 r.fare = Some(fare);
             }
         }
-        let mut verdicts = Vec::with_capacity(self.changed.len());
-        for (tap, why) in std::mem::take(&mut self.changed) {
-            if let Some(v) = next_verdict(tx, &tap, why, self.kinds.get(&tap).copied())? {
-                verdicts.push(v);
-            }
-        }
+        let changed = std::mem::take(&mut self.changed);
+        let taps: Vec<TapRef> = changed.keys().copied().collect();
+        let bases = tx.verdict_bases(&taps)?;
+        let verdicts: Vec<Verdict> = changed
+            .into_iter()
+            .filter_map(|(tap, why)| {
+                next_verdict(bases.get(&tap)?, tap, why, self.kinds.get(&tap).copied())
+            })
+            .collect();
         let rows: Vec<NewVerdict<'_>> = verdicts
             .iter()
             .map(|(tap, row, status, charged, reason)| NewVerdict {
@@ -104,18 +126,15 @@ fn verdict_status(row: &TapRow) -> VerdictStatus {
 /// A verdict to append: the tap, its stored row, status, charge and reason.
 type Verdict = (TapRef, TapRow, VerdictStatus, i64, Option<String>);
 
-/// A tap's next verdict: its stored row, status, charge and reason; `None` if it says what
-/// the newest one says (or the tap is gone).
+/// A tap's next verdict from its basis (stored row, charge, newest verdict): status, charge
+/// and reason; `None` if it says what the newest one says.
 fn next_verdict(
-    tx: &Writer<'_>,
-    tap: &TapRef,
+    (row, charged, last): &VerdictBasis,
+    tap: TapRef,
     why: Option<&'static str>,
     kind: Option<FareKind>,
-) -> Result<Option<Verdict>> {
-    let Some((row, charged, last)) = tx.verdict_basis(&tap.pseudonym, tap.counter)? else {
-        return Ok(None);
-    };
-    let status = verdict_status(&row);
+) -> Option<Verdict> {
+    let status = verdict_status(row);
     let rating = match kind {
         Some(FareKind::Transfer) => Some("transfer"),
         Some(FareKind::Capped) => Some("daily_cap"),
@@ -125,37 +144,44 @@ fn next_verdict(
         .map(str::to_string)
         .or(row.state_reason.clone())
         .or(rating.map(str::to_string));
-    let same = last.is_some_and(|(s, c, r)| s == status.as_str() && c == charged && r == reason);
+    let same = last
+        .as_ref()
+        .is_some_and(|(s, c, r)| s == status.as_str() && c == charged && *r == reason);
     if same {
-        return Ok(None);
+        return None;
     }
-    Ok(Some((*tap, row, status, charged, reason)))
+    Some((tap, row.clone(), status, *charged, reason))
+}
+
+/// What re-rating one fare day gives: the fares of its rides from the earliest that changed,
+/// and the ledger entries that bring their charges to those fares.
+pub(crate) struct Rated {
+    pub(crate) fares: HashMap<TapRef, i64>,
+    pub(crate) entries: Vec<FareEntry>,
 }
 
 impl Engine {
-    /// Recomputes the fares of an account's fare day in time order and appends the ledger
-    /// entries that bring each ride's charge to its fare (a ride that is not charged is brought
-    /// to 0). Rides before `from_time` (the earliest ride that changed) only advance the
-    /// rider's state: their fares cannot change. Returns the fares of the rides from
-    /// `from_time` on.
+    /// Recomputes the fares of an account's fare day (its `rides`, in time order, after the
+    /// transfer origin `last_ride`) and makes the ledger entries that bring each ride's
+    /// charge to its fare (a ride that is not charged is brought to 0). Rides before
+    /// `from_time` (the earliest ride that changed) only advance the rider's state: their
+    /// fares cannot change. Gives the fares of the rides from `from_time` on.
     pub(crate) fn rerate(
         &self,
-        tx: &Writer<'_>,
         s: &mut Settling,
-        (account_id, fare_day): (AccountId, i64),
-        from_time: i64,
+        ((account_id, fare_day), from_time): ((AccountId, i64), i64),
+        rides: Vec<Ride>,
+        last_ride: Option<LastRide>,
         now: i64,
-    ) -> Result<HashMap<TapRef, i64>> {
+    ) -> Rated {
         let tariff = &self.config().tariff;
-        let rides = tx.day_rides(account_id, fare_day, from_time)?;
         let mut state = RideState {
             fare_day,
             spent_today: 0,
-            last_ride: tx
-                .last_ride_before_day(account_id, fare_day)?
-                .map(|r| (r.time, r.line_id)),
+            last_ride: last_ride.map(|r| (r.time, r.line_id)),
         };
         let mut fares = HashMap::with_capacity(rides.len());
+        let mut entries = Vec::new();
         for r in rides {
             let (amount, kind) = if r.state == TapState::Charged {
                 let (amount, kind, next) = rate(
@@ -195,23 +221,16 @@ impl Engine {
                     format!("fare-adj:{p}:{}:after:{}", r.counter, r.last_entry),
                 )
             };
-            let inserted = tx.insert_ledger(&NewEntry {
+            entries.push(FareEntry {
                 account_id,
                 kind,
                 amount: r.charged.saturating_sub(amount),
-                idempotency_key: &key,
-                tap: Some(tap),
-                intent_id: None,
-                note: None,
+                idempotency_key: key,
+                tap,
                 created_at: now,
-            })?;
-            if inserted.is_none() {
-                // Another writer re-rated this ride from the same state first: a retry sees
-                // its entry (503 + Retry-After, never a 500).
-                return Err(StoreError::Conflict("a ride was re-rated by another writer").into());
-            }
+            });
         }
-        Ok(fares)
+        Rated { fares, entries }
     }
 
     /// Records a validator's torn challenges (each already checked to be its own, signed by

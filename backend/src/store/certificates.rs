@@ -182,7 +182,11 @@ impl Writer<'_> {
     /// Adds a newly settled tap's signed amount to its certificate's running total and returns
     /// the new total (one primary-key upsert; saturates at `i64::MAX`). Call it once per
     /// inserted tap, in the transaction that inserts it.
-    pub fn add_cert_usage(&self, cert_hash: &CertHash, amount: i64) -> Result<i64, StoreError> {
+    pub(super) fn write_cert_usage(
+        &self,
+        cert_hash: &CertHash,
+        amount: i64,
+    ) -> Result<i64, StoreError> {
         self.tx.query_one(
             "INSERT INTO cert_usage (cert_hash, authorized) VALUES (:hash, :amount)
              ON CONFLICT (cert_hash) DO UPDATE SET authorized =

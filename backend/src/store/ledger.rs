@@ -1,11 +1,12 @@
 //! The append-only ledger: balances are sums over it.
 
-use super::db::{named_params, Dialect, Row};
+use super::db::{chunks, named_params, Dialect, Row, RowParams, ToValue, Value};
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes, TapRef};
 use mancard_api::{LedgerEntry, LedgerKind};
+use std::collections::BTreeSet;
 
 /// A ledger entry to append.
 #[derive(Debug, Clone)]
@@ -18,6 +19,17 @@ pub struct NewEntry<'a> {
     pub tap: Option<TapRef>,
     pub intent_id: Option<&'a str>,
     pub note: Option<&'a str>,
+    pub created_at: i64,
+}
+
+/// A fare or fare-adjustment entry of a re-rating (it charges a tap; no intent, no note).
+#[derive(Debug, Clone)]
+pub struct FareEntry {
+    pub account_id: AccountId,
+    pub kind: LedgerKind,
+    pub amount: i64,
+    pub idempotency_key: String,
+    pub tap: TapRef,
     pub created_at: i64,
 }
 
@@ -95,14 +107,82 @@ impl Writer<'_> {
     /// writer already commits in id order.
     /// Once per account and transaction: the row stays locked until the transaction ends.
     pub(crate) fn bump_feed(&self, account_id: AccountId) -> Result<(), StoreError> {
-        if self.tx.dialect() == Dialect::Postgres && !self.bumped.borrow().contains(&account_id.0) {
-            self.tx.execute(
-                "UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id = :account",
-                named_params! {":account": account_id},
-            )?;
-            self.bumped.borrow_mut().insert(account_id.0);
+        self.bump_feeds([account_id])
+    }
+
+    /// [`Self::bump_feed`] for several accounts, in one statement per [`chunks`] (in account
+    /// order).
+    pub(crate) fn bump_feeds(
+        &self,
+        accounts: impl IntoIterator<Item = AccountId>,
+    ) -> Result<(), StoreError> {
+        if self.tx.dialect() != Dialect::Postgres {
+            return Ok(());
         }
+        let todo: Vec<i64> = {
+            let bumped = self.bumped.borrow();
+            let new: BTreeSet<i64> = accounts
+                .into_iter()
+                .map(|a| a.0)
+                .filter(|a| !bumped.contains(a))
+                .collect();
+            new.into_iter().collect()
+        };
+        for chunk in chunks(&todo) {
+            let mut params = RowParams::default();
+            let names: Vec<String> = chunk
+                .iter()
+                .flat_map(|a| params.row([Value::Int(*a)]))
+                .collect();
+            self.tx.execute(
+                &format!(
+                    "UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id IN ({})",
+                    names.join(", ")
+                ),
+                &params.params(),
+            )?;
+        }
+        self.bumped.borrow_mut().extend(todo);
         Ok(())
+    }
+
+    /// Appends fare entries in order, in a few multi-row statements ([`chunks`]); how many
+    /// were new (an entry whose idempotency key exists is skipped, as in
+    /// [`Self::insert_ledger`]).
+    pub fn insert_fare_entries(&self, es: &[FareEntry]) -> Result<usize, StoreError> {
+        self.bump_feeds(es.iter().map(|e| e.account_id))?;
+        let mut inserted = 0;
+        for chunk in chunks(es) {
+            let mut params = RowParams::default();
+            let tuples: Vec<String> = chunk
+                .iter()
+                .map(|e| {
+                    let n = params.row([
+                        e.account_id.to_value(),
+                        e.kind.as_str().to_value(),
+                        e.amount.to_value(),
+                        e.idempotency_key.to_value(),
+                        e.tap.pseudonym.to_value(),
+                        e.tap.counter.to_value(),
+                        e.created_at.to_value(),
+                    ]);
+                    format!("({})", n.join(", "))
+                })
+                .collect();
+            let ids = self.tx.query_vec(
+                &format!(
+                    "INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym,
+                                         counter, created_at)
+                     VALUES {}
+                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                    tuples.join(", ")
+                ),
+                &params.params(),
+                |r| r.get::<i64>("id"),
+            )?;
+            inserted += ids.len();
+        }
+        Ok(inserted)
     }
 
     /// Appends an entry; returns its id, or `None` if the idempotency key already exists.

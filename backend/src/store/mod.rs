@@ -23,6 +23,7 @@
 //! triggers.
 
 mod accounts;
+mod ahead;
 mod audit;
 mod batches;
 mod bundles;
@@ -50,7 +51,7 @@ pub use certificates::{CertRow, NewCertificate};
 pub use devices::{Device, Revocation};
 pub use fraud::NewFraudCase;
 pub use leases::Lease;
-pub use ledger::NewEntry;
+pub use ledger::{FareEntry, NewEntry};
 pub use log::LogRow;
 pub use operators::{row_hash, Decision, NewAdjustment, NewLogRow, StoredLogRow, GENESIS};
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
@@ -58,7 +59,7 @@ pub use sessions::{Purged, SessionRow};
 pub use taps::{LastRide, NewTap, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent, VerifiedRecord};
 pub use validators::{NewValidator, ValidatorRow};
-pub use verdicts::{NewAbuse, NewVerdict};
+pub use verdicts::{NewAbuse, NewVerdict, VerdictBasis};
 
 use crate::error::StoreError;
 use db::pg::{PgPool, PgTx};
@@ -132,6 +133,8 @@ pub struct Writer<'a> {
     /// Accounts whose `feed_seq` this transaction has bumped ([`Writer::bump_feed`]): their
     /// row is locked until it ends, so a second bump would only cost a round trip.
     bumped: std::cell::RefCell<std::collections::BTreeSet<i64>>,
+    /// What this transaction read ahead and keeps to write ([`ahead`]).
+    ahead: std::cell::RefCell<ahead::Ahead>,
 }
 
 impl<'a> Deref for Writer<'a> {
@@ -226,8 +229,11 @@ impl Store {
                     conn: Conn::Sqlite(&tx),
                 },
                 bumped: Default::default(),
+                ahead: Default::default(),
             };
-            f(&w)?
+            let out = f(&w)?;
+            w.flush()?;
+            out
         };
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
@@ -291,13 +297,17 @@ fn pg_write<R, E: From<StoreError>>(
             }
             Err(e) => return Err(e.into()),
         };
-        let out = f(&Writer {
+        let w = Writer {
             tx: Conn::Pg(&tx),
             reader: Reader {
                 conn: Conn::Pg(&tx),
             },
             bumped: Default::default(),
-        });
+            ahead: Default::default(),
+        };
+        // what the write kept is written before it commits
+        let out = f(&w).and_then(|r| w.flush().map(|()| r).map_err(E::from));
+        drop(w);
         match out {
             Ok(r) => match tx.commit() {
                 Ok(()) => return Ok(r),

@@ -2,12 +2,13 @@
 //! with its identity (the hash of what the phone signed), and the rides of a fare day for
 //! rating.
 
-use super::db::{bad_value, named_params, Row};
+use super::db::{bad_value, chunks, named_params, Row, RowParams, ToValue};
 use super::ids::fare_class;
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes};
+use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes, TapRef};
 use mancard_protocol::FareClass;
+use std::collections::HashMap;
 
 /// A settled tap.
 #[derive(Debug, Clone)]
@@ -218,63 +219,107 @@ impl Reader<'_> {
         )
     }
 
-    /// An account's rides on one fare day in time order, with what each has been charged; the
-    /// charge is read only for rides at or after `from_time` (0 and 0 entries before it).
+    /// The rides of each (account, fare day) of `days`, each day's in time order, with what
+    /// each has been charged and its newest ledger entry; a few statements ([`chunks`]).
     pub fn day_rides(
         &self,
-        account_id: AccountId,
-        fare_day: i64,
-        from_time: i64,
-    ) -> Result<Vec<Ride>, StoreError> {
-        self.conn.query_vec(
-            "SELECT t.pseudonym, t.counter, t.time, t.line_id, t.fare_class, t.authorized, t.state,
-                    CASE WHEN t.time >= :from THEN
+        days: &[(AccountId, i64)],
+    ) -> Result<HashMap<(AccountId, i64), Vec<Ride>>, StoreError> {
+        let mut out: HashMap<(AccountId, i64), Vec<Ride>> = HashMap::new();
+        for chunk in chunks(days) {
+            let mut params = RowParams::default();
+            let terms: Vec<String> = chunk
+                .iter()
+                .map(|(a, d)| {
+                    let cols = [
+                        (a.to_value(), "t.account_id = ?"),
+                        (d.to_value(), "t.fare_day = ?"),
+                    ];
+                    format!("({})", params.row_sql(cols, " AND "))
+                })
+                .collect();
+            let rows = self.conn.query_vec(
+                &format!(
+                    "SELECT t.account_id, t.fare_day, t.pseudonym, t.counter, t.time, t.line_id,
+                        t.fare_class, t.authorized, t.state,
                         CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
                                   WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                             AS BIGINT)
-                    ELSE 0 END AS charged,
-                    CASE WHEN t.time >= :from THEN
+                             AS BIGINT) AS charged,
                         COALESCE((SELECT MAX(l.id) FROM ledger l
                                   WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                    ELSE 0 END AS last_entry
-             FROM taps t WHERE t.account_id = :account AND t.fare_day = :day
-             ORDER BY t.time, t.pseudonym, t.counter",
-            named_params! {":account": account_id, ":day": fare_day, ":from": from_time},
-            |r| {
-                Ok(Ride {
-                    pseudonym: r.get("pseudonym")?,
-                    counter: r.get("counter")?,
-                    time: r.get("time")?,
-                    line_id: r.get("line_id")?,
-                    fare_class: fare_class(r, "fare_class")?,
-                    authorized: r.get("authorized")?,
-                    state: tap_state(r)?,
-                    charged: r.get("charged")?,
-                    last_entry: r.get("last_entry")?,
-                })
-            },
-        )
+                            AS last_entry
+                     FROM taps t WHERE {}
+                     ORDER BY t.account_id, t.fare_day, t.time, t.pseudonym, t.counter",
+                    terms.join(" OR ")
+                ),
+                &params.params(),
+                |r| {
+                    let day: (AccountId, i64) = (r.get("account_id")?, r.get("fare_day")?);
+                    let ride = Ride {
+                        pseudonym: r.get("pseudonym")?,
+                        counter: r.get("counter")?,
+                        time: r.get("time")?,
+                        line_id: r.get("line_id")?,
+                        fare_class: fare_class(r, "fare_class")?,
+                        authorized: r.get("authorized")?,
+                        state: tap_state(r)?,
+                        charged: r.get("charged")?,
+                        last_entry: r.get("last_entry")?,
+                    };
+                    Ok((day, ride))
+                },
+            )?;
+            for (day, ride) in rows {
+                out.entry(day).or_default().push(ride);
+            }
+        }
+        Ok(out)
     }
 
-    /// Time and line of the account's last ride with a known line before fare day `fare_day`.
-    pub fn last_ride_before_day(
+    /// For each (account, fare day) of `days`: the time and line of the account's last
+    /// charged ride with a known line before that day (the transfer origin), if any.
+    pub fn last_rides_before(
         &self,
-        account_id: AccountId,
-        fare_day: i64,
-    ) -> Result<Option<LastRide>, StoreError> {
-        self.conn.query_opt(
-            "SELECT time, line_id FROM taps
-             WHERE account_id = :account AND fare_day < :day AND line_id IS NOT NULL
-               AND state = 'charged'
-             ORDER BY fare_day DESC, time DESC LIMIT 1",
-            named_params! {":account": account_id, ":day": fare_day},
-            |r| {
-                Ok(LastRide {
-                    time: r.get("time")?,
-                    line_id: r.get("line_id")?,
+        days: &[(AccountId, i64)],
+    ) -> Result<HashMap<(AccountId, i64), LastRide>, StoreError> {
+        // Both subqueries take the first row of one order: its fare day and time are the
+        // same whichever row of a tie comes first, and any line of a tie is a last ride.
+        const LAST: &str = "FROM taps t WHERE t.account_id = k.a AND t.fare_day < k.d
+               AND t.line_id IS NOT NULL AND t.state = 'charged'
+             ORDER BY t.fare_day DESC, t.time DESC LIMIT 1";
+        let mut out = HashMap::new();
+        for chunk in chunks(days) {
+            let mut params = RowParams::default();
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|(a, d)| {
+                    let cols = [
+                        (a.to_value(), "CAST(? AS BIGINT) AS a"),
+                        (d.to_value(), "CAST(? AS BIGINT) AS d"),
+                    ];
+                    format!("SELECT {}", params.row_sql(cols, ", "))
                 })
-            },
-        )
+                .collect();
+            let rows = self.conn.query_vec(
+                &format!(
+                    "SELECT k.a AS account_id, k.d AS fare_day,
+                        (SELECT t.time {LAST}) AS time, (SELECT t.line_id {LAST}) AS line_id
+                     FROM ({}) k",
+                    keys.join(" UNION ALL ")
+                ),
+                &params.params(),
+                |r| {
+                    let day: (AccountId, i64) = (r.get("account_id")?, r.get("fare_day")?);
+                    let time: Option<i64> = r.get("time")?;
+                    let line: Option<u32> = r.get("line_id")?;
+                    Ok(time
+                        .zip(line)
+                        .map(|(time, line_id)| (day, LastRide { time, line_id })))
+                },
+            )?;
+            out.extend(rows.into_iter().flatten());
+        }
+        Ok(out)
     }
 }
 
@@ -302,6 +347,10 @@ impl Writer<'_> {
         state: TapState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.before_tap_write(TapRef {
+            pseudonym: *p,
+            counter,
+        })?;
         self.tx.execute(
             "UPDATE taps SET state = :state, state_reason = :reason
              WHERE pseudonym = :p AND counter = :counter",
@@ -317,6 +366,10 @@ impl Writer<'_> {
         counter: u32,
         validator_id: u32,
     ) -> Result<(), StoreError> {
+        self.before_tap_write(TapRef {
+            pseudonym: *p,
+            counter,
+        })?;
         self.tx.execute(
             "UPDATE taps SET validator_id = :v
              WHERE pseudonym = :p AND counter = :counter AND validator_id IS NULL",
@@ -328,6 +381,10 @@ impl Writer<'_> {
     /// Replaces a stored tap's evidence with another report of the same (pseudonym, counter)
     /// (a validator's record beats a body only the wallet reported).
     pub fn replace_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
+        self.before_tap_replace(TapRef {
+            pseudonym: t.pseudonym,
+            counter: t.counter,
+        })?;
         self.write_tap(
             "UPDATE taps SET tap_id = :tap_id, account_id = :account, device_id = :device,
                 cert_hash = :cert, fare_class = :class, time = :time, fare_day = :day,
@@ -339,19 +396,7 @@ impl Writer<'_> {
         )
     }
 
-    pub fn insert_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
-        self.write_tap(
-            "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
-                fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
-                tap_id, validator_id, challenge_id, state, state_reason)
-             VALUES (:p, :counter, :account, :device, :cert, :class, :time, :day, :line,
-                :authorized, :proof, :source, :reported_at, :tap_id, :validator,
-                :challenge, :state, :reason)",
-            t,
-        )
-    }
-
-    /// Runs `sql` (an insert or an update of one tap row) with every column of `t` bound.
+    /// Runs `sql` (an update of one tap row) with every column of `t` bound.
     fn write_tap(&self, sql: &str, t: &NewTap<'_>) -> Result<(), StoreError> {
         self.tx.execute(
             sql,
@@ -387,6 +432,10 @@ impl Writer<'_> {
         counter: u32,
         line: u32,
     ) -> Result<(), StoreError> {
+        self.before_tap_write(TapRef {
+            pseudonym: *p,
+            counter,
+        })?;
         self.tx.execute(
             "UPDATE taps SET line_id = :line
              WHERE pseudonym = :p AND counter = :counter AND line_id IS NULL",

@@ -2,12 +2,17 @@
 //! change of a tap's status or charge), the challenges validators report as torn (sent, no
 //! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
 
-use super::db::{named_params, ToValue, Value};
+use super::db::{chunks, named_params, RowParams, ToValue, Value};
 use super::taps::{tap_columns, tap_row, TapRow};
 use super::{Reader, Writer};
 use crate::error::StoreError;
-use crate::ids::{AccountId, DeviceId, PseudonymBytes};
+use crate::ids::{AccountId, DeviceId, PseudonymBytes, TapRef};
 use mancard_api::{TapVerdict, VerdictStatus};
+use std::collections::HashMap;
+
+/// What a tap's next verdict is decided from: the stored tap, what the ledger has charged
+/// for it, and its newest verdict (status, charge, reason) if any.
+pub type VerdictBasis = (TapRow, i64, Option<(String, i64, Option<String>)>);
 
 /// A verdict to append to the feed.
 #[derive(Debug, Clone)]
@@ -72,19 +77,32 @@ impl Reader<'_> {
         )
     }
 
-    /// What a tap's next verdict is decided from, in one read: the stored tap, what the
-    /// ledger has charged for it, and its newest verdict (status, charge, reason) if any.
-    #[allow(clippy::type_complexity)]
-    pub fn verdict_basis(
+    /// What each tap's next verdict is decided from, in a few statements ([`chunks`]): the
+    /// stored tap, what the ledger has charged for it, and its newest verdict (status,
+    /// charge, reason) if any. A tap not stored is missing from the map.
+    pub fn verdict_bases(
         &self,
-        p: &PseudonymBytes,
-        counter: u32,
-    ) -> Result<Option<(TapRow, i64, Option<(String, i64, Option<String>)>)>, StoreError> {
-        self.conn.query_opt(
-            concat!(
-                "SELECT ",
-                tap_columns!("t"),
-                ", CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
+        taps: &[TapRef],
+    ) -> Result<HashMap<TapRef, VerdictBasis>, StoreError> {
+        let mut out = HashMap::with_capacity(taps.len());
+        for chunk in chunks(taps) {
+            let mut params = RowParams::default();
+            let terms: Vec<String> = chunk
+                .iter()
+                .map(|t| {
+                    let cols = [
+                        (t.pseudonym.to_value(), "t.pseudonym = ?"),
+                        (t.counter.to_value(), "t.counter = ?"),
+                    ];
+                    format!("({})", params.row_sql(cols, " AND "))
+                })
+                .collect();
+            let rows = self.conn.query_vec(
+                &format!(
+                    concat!(
+                        "SELECT t.pseudonym AS pseudonym, t.counter AS counter, ",
+                        tap_columns!("t"),
+                        ", CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
                                   WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
                         AS BIGINT) AS charged_now,
                    v.status AS v_status, v.charged AS v_charged, v.reason AS v_reason
@@ -92,17 +110,26 @@ impl Reader<'_> {
                  LEFT JOIN tap_verdicts v ON v.id = (
                      SELECT MAX(w.id) FROM tap_verdicts w
                       WHERE w.pseudonym = t.pseudonym AND w.counter = t.counter)
-                 WHERE t.pseudonym = :p AND t.counter = :counter"
-            ),
-            named_params! {":p": p, ":counter": counter},
-            |r| {
-                let last = match r.get::<Option<String>>("v_status")? {
-                    Some(status) => Some((status, r.get("v_charged")?, r.get("v_reason")?)),
-                    None => None,
-                };
-                Ok((tap_row(r)?, r.get("charged_now")?, last))
-            },
-        )
+                 WHERE {}"
+                    ),
+                    terms.join(" OR ")
+                ),
+                &params.params(),
+                |r| {
+                    let tap = TapRef {
+                        pseudonym: r.get("pseudonym")?,
+                        counter: r.get("counter")?,
+                    };
+                    let last = match r.get::<Option<String>>("v_status")? {
+                        Some(status) => Some((status, r.get("v_charged")?, r.get("v_reason")?)),
+                        None => None,
+                    };
+                    Ok((tap, (tap_row(r)?, r.get("charged_now")?, last)))
+                },
+            )?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// The newest verdict of a tap: its status, charge and reason.
@@ -149,52 +176,39 @@ impl Writer<'_> {
         self.insert_verdicts(std::slice::from_ref(v))
     }
 
-    /// Appends several verdicts in a few statements (multi-row inserts of 32, 8 and 1 rows,
-    /// so at most three statement texts), in order: their ids follow the slice (both
-    /// databases draw a `VALUES` list's ids row by row in list order; the test checks it).
+    /// Appends several verdicts in a few multi-row statements ([`chunks`]), in order: their
+    /// ids follow the slice (both databases draw a `VALUES` list's ids row by row in list
+    /// order; the test checks it).
     pub fn insert_verdicts(&self, vs: &[NewVerdict<'_>]) -> Result<(), StoreError> {
-        for v in vs {
-            self.bump_feed(v.account_id)?;
-        }
-        let mut rest = vs;
-        while !rest.is_empty() {
-            let n = [32, 8, 1]
-                .into_iter()
-                .find(|&n| n <= rest.len())
-                .unwrap_or(1);
-            let Some((chunk, tail)) = rest.split_at_checked(n) else {
-                break;
-            };
+        self.bump_feeds(vs.iter().map(|v| v.account_id))?;
+        for chunk in chunks(vs) {
             self.insert_verdict_rows(chunk)?;
-            rest = tail;
         }
         Ok(())
     }
 
     /// One `INSERT … VALUES (…), (…)` of `rows`.
     fn insert_verdict_rows(&self, rows: &[NewVerdict<'_>]) -> Result<(), StoreError> {
-        const COLS: [&str; 10] = [
-            "a", "d", "p", "counter", "status", "charged", "reason", "time", "line", "at",
-        ];
-        let names: Vec<String> = (0..rows.len())
-            .flat_map(|i| COLS.iter().map(move |c| format!(":{c}{i}")))
-            .collect();
+        let mut params = RowParams::default();
         // The nullable columns are bound never null (NULLIF of a value no row has): one
         // parameter type list per statement text, so PostgreSQL prepares each text once
         // whatever mix of rows a batch brings.
-        let tuples: Vec<String> = names
-            .chunks(COLS.len())
-            .map(|row| {
-                let cols: Vec<String> = row
-                    .iter()
-                    .zip(COLS)
-                    .map(|(n, c)| match c {
-                        "reason" => format!("NULLIF({n}, '')"),
-                        "line" => format!("NULLIF({n}, -1)"),
-                        _ => n.clone(),
-                    })
-                    .collect();
-                format!("({})", cols.join(", "))
+        let tuples: Vec<String> = rows
+            .iter()
+            .map(|v| {
+                let cols = [
+                    (v.account_id.to_value(), "?"),
+                    (v.device_id.to_value(), "?"),
+                    (v.pseudonym.to_value(), "?"),
+                    (v.counter.to_value(), "?"),
+                    (v.status.as_str().to_value(), "?"),
+                    (v.charged.to_value(), "?"),
+                    (v.reason.unwrap_or_default().to_value(), "NULLIF(?, '')"),
+                    (v.time.to_value(), "?"),
+                    (Value::Int(v.line_id.map_or(-1, i64::from)), "NULLIF(?, -1)"),
+                    (v.created_at.to_value(), "?"),
+                ];
+                format!("({})", params.row_sql(cols, ", "))
             })
             .collect();
         let sql = format!(
@@ -203,22 +217,7 @@ impl Writer<'_> {
              VALUES {}",
             tuples.join(", ")
         );
-        let values = rows.iter().flat_map(|v| {
-            [
-                v.account_id.to_value(),
-                v.device_id.to_value(),
-                v.pseudonym.to_value(),
-                v.counter.to_value(),
-                v.status.as_str().to_value(),
-                v.charged.to_value(),
-                v.reason.unwrap_or_default().to_value(),
-                v.time.to_value(),
-                Value::Int(v.line_id.map_or(-1, i64::from)),
-                v.created_at.to_value(),
-            ]
-        });
-        let params: Vec<(&str, Value<'_>)> = names.iter().map(String::as_str).zip(values).collect();
-        self.tx.execute(&sql, &params)?;
+        self.tx.execute(&sql, &params.params())?;
         Ok(())
     }
 

@@ -250,6 +250,72 @@ macro_rules! named_params {
 }
 pub(crate) use named_params;
 
+/// Splits `rows` into the chunks a multi-row statement takes: 64, 16, 4 and 1 rows, so a
+/// statement over any number of rows has at most four texts (each prepared once per
+/// connection) and a few round trips.
+pub fn chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let n = [64, 16, 4, 1].into_iter().find(|&n| n <= rest.len())?;
+        let (chunk, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// The parameters of a statement over several rows: each row's values get the names
+/// `:r{row}c{column}`, bound in order.
+#[derive(Default)]
+pub struct RowParams<'v> {
+    names: Vec<String>,
+    values: Vec<Value<'v>>,
+    rows: usize,
+}
+
+impl<'v> RowParams<'v> {
+    /// Adds one row's values; returns their parameter names, in column order.
+    pub fn row(&mut self, values: impl IntoIterator<Item = Value<'v>>) -> Vec<String> {
+        let r = self.rows;
+        self.rows += 1;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(c, v)| {
+                let name = format!(":r{r}c{c}");
+                self.names.push(name.clone());
+                self.values.push(v);
+                name
+            })
+            .collect()
+    }
+
+    /// Adds one row; each value goes into its SQL template, in which `?` stands for the
+    /// value's parameter name. Returns the filled templates joined by `sep`.
+    pub fn row_sql<'t>(
+        &mut self,
+        cols: impl IntoIterator<Item = (Value<'v>, &'t str)>,
+        sep: &str,
+    ) -> String {
+        let (values, templates): (Vec<Value<'v>>, Vec<&str>) = cols.into_iter().unzip();
+        let names = self.row(values);
+        let filled: Vec<String> = names
+            .iter()
+            .zip(templates)
+            .map(|(n, t)| t.replace('?', n))
+            .collect();
+        filled.join(sep)
+    }
+
+    /// The named parameters to bind.
+    pub fn params(&self) -> Vec<(&str, Value<'v>)> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter().copied())
+            .collect()
+    }
+}
+
 /// Named parameters, as [`named_params!`] gives them.
 pub type Params<'p, 'v> = &'p [(&'p str, Value<'v>)];
 

@@ -1,0 +1,398 @@
+//! Read-ahead and write-behind for settlement (issue #16): a batch's taps cost a few
+//! set-based statements, not a dozen round trips each.
+//!
+//! A settlement run reads the stored taps, the challenges' taps and the certificates' running
+//! totals of a whole batch at once ([`Writer::read_ahead`]), then settles tap by tap against
+//! what it read. The new taps and total increments it writes are kept, and written in
+//! multi-row statements ([`Writer::flush`]). The rules that keep this equal to writing
+//! each at once:
+//! * a read of something read ahead is answered from memory, which includes what is kept;
+//! * a read of anything else through these methods writes what is kept first;
+//! * every other write of a tap row writes what is kept first and forgets that row;
+//! * the re-rating that follows (`Settling::finish`) flushes first, and so does every commit
+//!   ([`super::Store::write_for`]): nothing kept outlives its transaction unwritten.
+
+use super::db::{chunks, RowParams, ToValue, Value};
+use super::taps::{tap_columns, tap_row, NewTap, TapRow, TapSource, TapState};
+use super::Writer;
+use crate::error::StoreError;
+use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes, TapRef};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What a write transaction has read ahead and kept to write.
+#[derive(Default)]
+pub(crate) struct Ahead {
+    /// Taps by (pseudonym, counter); `None`: not stored.
+    taps: HashMap<TapRef, Option<TapRow>>,
+    /// The taps answering each challenge.
+    challenges: HashMap<[u8; 32], Vec<(PseudonymBytes, u32)>>,
+    /// Certificates' running totals of NFC authorizations, with what is kept added.
+    usage: HashMap<CertHash, i64>,
+    /// Increments of those totals not written yet.
+    kept_usage: BTreeMap<CertHash, i64>,
+    /// New taps not written yet, in the order they were settled.
+    kept_taps: Vec<KeptTap>,
+}
+
+/// A new tap kept to write ([`NewTap`], owned).
+struct KeptTap {
+    tap_id: [u8; 32],
+    pseudonym: PseudonymBytes,
+    counter: u32,
+    account_id: AccountId,
+    device_id: DeviceId,
+    cert_hash: CertHash,
+    fare_class: u8,
+    time: i64,
+    fare_day: i64,
+    line_id: Option<u32>,
+    authorized: i64,
+    proof: Vec<u8>,
+    source: TapSource,
+    validator_id: Option<u32>,
+    challenge_id: Option<[u8; 32]>,
+    state: TapState,
+    state_reason: Option<String>,
+    reported_at: i64,
+}
+
+impl KeptTap {
+    fn new(t: &NewTap<'_>) -> Self {
+        Self {
+            tap_id: t.tap_id,
+            pseudonym: t.pseudonym,
+            counter: t.counter,
+            account_id: t.account_id,
+            device_id: t.device_id,
+            cert_hash: t.cert_hash,
+            fare_class: t.fare_class as u8,
+            time: t.time,
+            fare_day: t.fare_day,
+            line_id: t.line_id,
+            authorized: t.authorized,
+            proof: t.proof.to_vec(),
+            source: t.source,
+            validator_id: t.validator_id,
+            challenge_id: t.challenge_id,
+            state: t.state,
+            state_reason: t.state_reason.map(str::to_string),
+            reported_at: t.reported_at,
+        }
+    }
+
+    /// The row a read of it returns.
+    fn row(&self) -> TapRow {
+        TapRow {
+            tap_id: Some(self.tap_id),
+            account_id: self.account_id,
+            device_id: self.device_id,
+            time: self.time,
+            fare_day: self.fare_day,
+            line_id: self.line_id,
+            proof: self.proof.clone(),
+            state: self.state,
+            state_reason: self.state_reason.clone(),
+            validator_id: self.validator_id,
+            source: self.source,
+            authorized: self.authorized,
+        }
+    }
+}
+
+/// `(x = :a AND y = :b) OR …` over one chunk of pairs, with the parameters added to `params`.
+fn pairs_where<'v>(
+    (x, y): (&str, &str),
+    pairs: impl Iterator<Item = (Value<'v>, Value<'v>)>,
+    params: &mut RowParams<'v>,
+) -> String {
+    let terms: Vec<String> = pairs
+        .map(|(a, b)| {
+            let x = format!("{x} = ?");
+            let y = format!("{y} = ?");
+            format!(
+                "({})",
+                params.row_sql([(a, x.as_str()), (b, y.as_str())], " AND ")
+            )
+        })
+        .collect();
+    terms.join(" OR ")
+}
+
+/// `:a, :b, …` over one chunk of values, with the parameters added to `params`.
+fn in_list<'v>(values: impl Iterator<Item = Value<'v>>, params: &mut RowParams<'v>) -> String {
+    let names: Vec<String> = values.flat_map(|v| params.row([v])).collect();
+    names.join(", ")
+}
+
+impl Writer<'_> {
+    /// Reads ahead, in a few statements, what settling these taps will read: the stored taps
+    /// of `taps`, the taps answering `challenges`, and the running totals of `certs`.
+    pub fn read_ahead(
+        &self,
+        taps: &[TapRef],
+        challenges: &[[u8; 32]],
+        certs: &[CertHash],
+    ) -> Result<(), StoreError> {
+        self.flush()?;
+        let (taps, challenges, certs) = {
+            let a = self.ahead.borrow();
+            let taps: BTreeSet<TapRef> = taps
+                .iter()
+                .filter(|t| !a.taps.contains_key(t))
+                .copied()
+                .collect();
+            let challenges: BTreeSet<[u8; 32]> = challenges
+                .iter()
+                .filter(|c| !a.challenges.contains_key(*c))
+                .copied()
+                .collect();
+            let certs: BTreeSet<CertHash> = certs
+                .iter()
+                .filter(|c| !a.usage.contains_key(c))
+                .copied()
+                .collect();
+            (
+                taps.into_iter().collect::<Vec<_>>(),
+                challenges.into_iter().collect::<Vec<_>>(),
+                certs.into_iter().collect::<Vec<_>>(),
+            )
+        };
+        for chunk in chunks(&taps) {
+            let mut params = RowParams::default();
+            let cond = pairs_where(
+                ("t.pseudonym", "t.counter"),
+                chunk
+                    .iter()
+                    .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
+                &mut params,
+            );
+            let rows = self.tx.query_vec(
+                &format!(
+                    concat!(
+                        "SELECT t.pseudonym AS pseudonym, t.counter AS counter, ",
+                        tap_columns!("t"),
+                        " FROM taps t WHERE {}"
+                    ),
+                    cond
+                ),
+                &params.params(),
+                |r| {
+                    let tap = TapRef {
+                        pseudonym: r.get("pseudonym")?,
+                        counter: r.get("counter")?,
+                    };
+                    Ok((tap, tap_row(r)?))
+                },
+            )?;
+            let mut a = self.ahead.borrow_mut();
+            for t in chunk {
+                a.taps.insert(*t, None);
+            }
+            for (tap, row) in rows {
+                a.taps.insert(tap, Some(row));
+            }
+        }
+        for chunk in chunks(&challenges) {
+            let mut params = RowParams::default();
+            let list = in_list(chunk.iter().map(|c| Value::Blob(&c[..])), &mut params);
+            let rows = self.tx.query_vec(
+                &format!(
+                    "SELECT challenge_id, pseudonym, counter FROM taps
+                     WHERE challenge_id IN ({list})"
+                ),
+                &params.params(),
+                |r| {
+                    let c: [u8; 32] = r.get("challenge_id")?;
+                    Ok((c, (r.get("pseudonym")?, r.get("counter")?)))
+                },
+            )?;
+            let mut a = self.ahead.borrow_mut();
+            for c in chunk {
+                a.challenges.insert(*c, Vec::new());
+            }
+            for (c, tap) in rows {
+                a.challenges.entry(c).or_default().push(tap);
+            }
+        }
+        for chunk in chunks(&certs) {
+            let mut params = RowParams::default();
+            let list = in_list(chunk.iter().map(ToValue::to_value), &mut params);
+            let rows = self.tx.query_vec(
+                &format!(
+                    "SELECT cert_hash, authorized FROM cert_usage WHERE cert_hash IN ({list})"
+                ),
+                &params.params(),
+                |r| Ok((r.get::<CertHash>("cert_hash")?, r.get::<i64>("authorized")?)),
+            )?;
+            let mut a = self.ahead.borrow_mut();
+            for c in chunk {
+                a.usage.insert(*c, 0);
+            }
+            a.usage.extend(rows);
+        }
+        Ok(())
+    }
+
+    /// The stored tap (pseudonym, counter), with what this transaction wrote.
+    pub fn tap(&self, p: &PseudonymBytes, counter: u32) -> Result<Option<TapRow>, StoreError> {
+        let key = TapRef {
+            pseudonym: *p,
+            counter,
+        };
+        if let Some(row) = self.ahead.borrow().taps.get(&key) {
+            return Ok(row.clone());
+        }
+        self.flush()?;
+        self.reader.tap(p, counter)
+    }
+
+    /// The taps (pseudonym, counter) answering a challenge, with what this transaction wrote.
+    pub fn taps_by_challenge(
+        &self,
+        challenge_id: &[u8; 32],
+    ) -> Result<Vec<(PseudonymBytes, u32)>, StoreError> {
+        if let Some(taps) = self.ahead.borrow().challenges.get(challenge_id) {
+            return Ok(taps.clone());
+        }
+        self.flush()?;
+        self.reader.taps_by_challenge(challenge_id)
+    }
+
+    /// Stores a new tap (kept, and written by [`Self::flush`]).
+    pub fn insert_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
+        let kept = KeptTap::new(t);
+        let mut a = self.ahead.borrow_mut();
+        let key = TapRef {
+            pseudonym: t.pseudonym,
+            counter: t.counter,
+        };
+        a.taps.insert(key, Some(kept.row()));
+        if let Some(c) = &t.challenge_id {
+            if let Some(taps) = a.challenges.get_mut(c) {
+                taps.push((t.pseudonym, t.counter));
+            }
+        }
+        a.kept_taps.push(kept);
+        Ok(())
+    }
+
+    /// Adds `amount` (its positive part) to a certificate's running total of NFC
+    /// authorizations, saturating; returns the new total.
+    pub fn add_cert_usage(&self, cert_hash: &CertHash, amount: i64) -> Result<i64, StoreError> {
+        {
+            let mut a = self.ahead.borrow_mut();
+            if let Some(total) = a.usage.get_mut(cert_hash) {
+                *total = total.saturating_add(amount.max(0));
+                let new = *total;
+                let kept = a.kept_usage.entry(*cert_hash).or_insert(0);
+                *kept = kept.saturating_add(amount.max(0));
+                return Ok(new);
+            }
+        }
+        self.flush()?;
+        self.write_cert_usage(cert_hash, amount)
+    }
+
+    /// Before another write of tap `key`: writes what is kept and forgets the row read ahead
+    /// (the next read asks the database).
+    pub(super) fn before_tap_write(&self, key: TapRef) -> Result<(), StoreError> {
+        self.flush()?;
+        self.ahead.borrow_mut().taps.remove(&key);
+        Ok(())
+    }
+
+    /// Before a write that may move a tap to another challenge: also forgets every
+    /// challenge read ahead.
+    pub(super) fn before_tap_replace(&self, key: TapRef) -> Result<(), StoreError> {
+        self.before_tap_write(key)?;
+        self.ahead.borrow_mut().challenges.clear();
+        Ok(())
+    }
+
+    /// Writes the kept taps and total increments, in multi-row statements.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (taps, usage) = {
+            let mut a = self.ahead.borrow_mut();
+            (
+                std::mem::take(&mut a.kept_taps),
+                std::mem::take(&mut a.kept_usage),
+            )
+        };
+        for chunk in chunks(&taps) {
+            self.insert_tap_rows(chunk)?;
+        }
+        let usage: Vec<(CertHash, i64)> = usage.into_iter().collect();
+        for chunk in chunks(&usage) {
+            let mut params = RowParams::default();
+            let tuples: Vec<String> = chunk
+                .iter()
+                .map(|(c, n)| format!("({})", params.row([c.to_value(), n.to_value()]).join(", ")))
+                .collect();
+            self.tx.execute(
+                &format!(
+                    "INSERT INTO cert_usage (cert_hash, authorized) VALUES {}
+                     ON CONFLICT (cert_hash) DO UPDATE SET authorized =
+                         CASE WHEN cert_usage.authorized > 9223372036854775807 - excluded.authorized
+                              THEN 9223372036854775807
+                              ELSE cert_usage.authorized + excluded.authorized END",
+                    tuples.join(", ")
+                ),
+                &params.params(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One `INSERT INTO taps … VALUES (…), (…)`. The nullable columns are bound never null
+    /// (a value no row has stands for null), so each statement text has one parameter type
+    /// list whatever mix of taps it carries.
+    fn insert_tap_rows(&self, rows: &[KeptTap]) -> Result<(), StoreError> {
+        let mut params = RowParams::default();
+        let tuples: Vec<String> = rows
+            .iter()
+            .map(|t| {
+                let cols = [
+                    (t.pseudonym.to_value(), "?"),
+                    (t.counter.to_value(), "?"),
+                    (t.account_id.to_value(), "?"),
+                    (t.device_id.to_value(), "?"),
+                    (t.cert_hash.to_value(), "?"),
+                    (t.fare_class.to_value(), "?"),
+                    (t.time.to_value(), "?"),
+                    (t.fare_day.to_value(), "?"),
+                    (Value::Int(t.line_id.map_or(-1, i64::from)), "NULLIF(?, -1)"),
+                    (t.authorized.to_value(), "?"),
+                    (t.proof.to_value(), "?"),
+                    (t.source.as_str().to_value(), "?"),
+                    (t.reported_at.to_value(), "?"),
+                    (t.tap_id.to_value(), "?"),
+                    (
+                        Value::Int(t.validator_id.map_or(-1, i64::from)),
+                        "NULLIF(?, -1)",
+                    ),
+                    (
+                        Value::Blob(t.challenge_id.as_ref().map_or(&[], |c| &c[..])),
+                        "CASE WHEN length(?) = 0 THEN NULL ELSE ? END",
+                    ),
+                    (t.state.as_str().to_value(), "?"),
+                    (
+                        t.state_reason.as_deref().unwrap_or_default().to_value(),
+                        "NULLIF(?, '')",
+                    ),
+                ];
+                format!("({})", params.row_sql(cols, ", "))
+            })
+            .collect();
+        self.tx.execute(
+            &format!(
+                "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
+                    fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
+                    tap_id, validator_id, challenge_id, state, state_reason)
+                 VALUES {}",
+                tuples.join(", ")
+            ),
+            &params.params(),
+        )?;
+        Ok(())
+    }
+}
