@@ -6,6 +6,9 @@
 #
 #   scripts/load-figures.sh [--quick] [--peer BIN] [-- mancard load arguments, instead of the defaults]
 #
+# FIGURES_ONLY=name,name runs only those rows (sqlite-1, postgres-1, postgres-3,
+# peer-postgres-1, peer-postgres-3).
+#
 # --peer BIN also runs the two PostgreSQL configurations with another build of `mancard`
 # (e.g. the commit before a change), interleaved with this build's, as extra rows.
 #
@@ -68,6 +71,9 @@ url_of() {
 # run NAME INSTANCES sqlite|pg [BIN]: one configuration; its JSON in $WORK/NAME.json.
 run() {
   local name=$1 n=$2 kind=$3 dir=$WORK/$1 db
+  if [ -n "${FIGURES_ONLY:-}" ] && [[ ",$FIGURES_ONLY," != *",$name,"* ]]; then
+    return 0
+  fi
   local BIN=${4:-$BIN}
   mkdir -p "$dir"
   local token
@@ -139,6 +145,9 @@ python3 - "$WORK" "$STARTED" "$(nproc)" "${LOAD[*]}" "${ROWS[@]}" <<'EOF' || FAI
 import json, os, sys
 work, started, cores, load = sys.argv[1:5]
 rows = [r.split("=", 1) for r in sys.argv[5:]]
+only = os.environ.get("FIGURES_ONLY")
+if only:
+    rows = [r for r in rows if r[0] in only.split(",")]
 print(f"`scripts/load-figures.sh` — {started}, {cores} cores, `mancard load {load}`\n")
 print("| backend | ingest taps/s (HTTP) | raw verify /s, all cores | ratio (ceiling 0.5) "
       "| upload p50 · p99 ms | sync p50 · p95 · p99 ms | top-up create p99 ms | requests/s "

@@ -53,4 +53,5 @@ pub use features::sessions::{ProvenRequest, SessionCtx};
 pub use features::validators::SignedBundle;
 pub use ids::{AccountId, BatchId, CertHash, DeviceId, PseudonymBytes, TapRef};
 pub use server::{shutdown_signal, Backend, BackendHandle, ServerError};
+pub use store::db::statements_on_this_thread;
 pub use store::{Purged, SessionRow};

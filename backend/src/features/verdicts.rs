@@ -48,8 +48,9 @@ impl Settling {
     ) -> Result<Vec<TapResult>> {
         tx.flush()?;
         let groups = std::mem::take(&mut self.groups);
+        let from: Vec<((AccountId, i64), i64)> = groups.iter().map(|(g, f)| (*g, *f)).collect();
         let days: Vec<(AccountId, i64)> = groups.keys().copied().collect();
-        let mut rides = tx.day_rides(&days)?;
+        let mut rides = tx.day_rides(&from)?;
         let last = tx.last_rides_before(&days)?;
         let mut fares: HashMap<TapRef, i64> = HashMap::new();
         let mut entries = Vec::new();

@@ -220,37 +220,43 @@ impl Reader<'_> {
     }
 
     /// The rides of each (account, fare day) of `days`, each day's in time order, with what
-    /// each has been charged and its newest ledger entry; a few statements ([`chunks`]).
+    /// each has been charged and its newest ledger entry, read only for rides at or after
+    /// the day's `from` time (0 and 0 before it); a few statements ([`chunks`]).
     pub fn day_rides(
         &self,
-        days: &[(AccountId, i64)],
+        days: &[((AccountId, i64), i64)],
     ) -> Result<HashMap<(AccountId, i64), Vec<Ride>>, StoreError> {
+        const ONE_DAY: &str = "SELECT t.account_id, t.fare_day, t.pseudonym, t.counter, t.time,
+                t.line_id, t.fare_class, t.authorized, t.state,
+                CASE WHEN t.time >= ? THEN
+                    CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
+                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
+                         AS BIGINT)
+                ELSE 0 END AS charged,
+                CASE WHEN t.time >= ? THEN
+                    COALESCE((SELECT MAX(l.id) FROM ledger l
+                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
+                ELSE 0 END AS last_entry
+             FROM taps t WHERE t.account_id = ? AND t.fare_day = ?";
         let mut out: HashMap<(AccountId, i64), Vec<Ride>> = HashMap::new();
         for chunk in chunks(days) {
             let mut params = RowParams::default();
-            let terms: Vec<String> = chunk
+            let selects: Vec<String> = chunk
                 .iter()
-                .map(|(a, d)| {
-                    let cols = [
-                        (a.to_value(), "t.account_id = ?"),
-                        (d.to_value(), "t.fare_day = ?"),
-                    ];
-                    format!("({})", params.row_sql(cols, " AND "))
+                .map(|((a, d), from)| {
+                    let names = params.row([from.to_value(), a.to_value(), d.to_value()]);
+                    let mut sql = ONE_DAY.to_string();
+                    // `?` in order: from, from, account, day
+                    for name in [0, 0, 1, 2].into_iter().filter_map(|i| names.get(i)) {
+                        sql = sql.replacen('?', name, 1);
+                    }
+                    sql
                 })
                 .collect();
             let rows = self.conn.query_vec(
                 &format!(
-                    "SELECT t.account_id, t.fare_day, t.pseudonym, t.counter, t.time, t.line_id,
-                        t.fare_class, t.authorized, t.state,
-                        CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
-                                  WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                             AS BIGINT) AS charged,
-                        COALESCE((SELECT MAX(l.id) FROM ledger l
-                                  WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                            AS last_entry
-                     FROM taps t WHERE {}
-                     ORDER BY t.account_id, t.fare_day, t.time, t.pseudonym, t.counter",
-                    terms.join(" OR ")
+                    "{} ORDER BY account_id, fare_day, time, pseudonym, counter",
+                    selects.join(" UNION ALL ")
                 ),
                 &params.params(),
                 |r| {

@@ -1440,6 +1440,56 @@ fn an_engine_rider_settles_in_process() {
     assert!(e.audit().unwrap().ok);
 }
 
+/// Settlement is set-based: a batch costs a few statements whatever its size, not a few per
+/// tap (issue #16: on PostgreSQL each statement is a round trip). Ten times the riders and
+/// taps cost at most a few statements more, and every tap is still charged once.
+#[test]
+fn a_batch_costs_a_few_statements_whatever_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = mancard_backend::Engine::open(backend_config(&dir), "http://127.0.0.1".into()).unwrap();
+    let v = Validator::register_on(&e, 3);
+    let base = ride_base(e.now());
+    let mut riders: Vec<EngineRider> = (0..40)
+        .map(|i| EngineRider::setup(&e, &format!("+98912777{i:04}"), 100_000))
+        .collect();
+    e.advance_clock(base + 3 * 3600 - e.now()).unwrap();
+    // two rides a rider (the second re-rates the day), `n` riders a batch
+    let mut ingest = |riders: &mut [EngineRider], batch_id: u8| {
+        let records: Vec<_> = riders
+            .iter_mut()
+            .flat_map(|r| {
+                [
+                    r.nfc_record(&v, 1, 20_000, base),
+                    r.nfc_record(&v, 2, 20_000, base + 3 * 3600),
+                ]
+            })
+            .collect();
+        let batch = signed_batch(&v.key, 3, [batch_id; 16], base, records);
+        let before = mancard_backend::statements_on_this_thread();
+        let b = e.ingest_batch(&batch).unwrap();
+        let cost = mancard_backend::statements_on_this_thread() - before;
+        assert!(
+            b.records.iter().all(|t| t.status == TapStatus::Settled),
+            "{b:?}"
+        );
+        cost
+    };
+    let (small, large) = riders.split_at_mut(4);
+    let eight = ingest(small, 1);
+    let seventy_two = ingest(large, 2);
+    // (about 20 and 36 here; one statement per tap or per rider would be 64 more, and the
+    // tap-by-tap settlement this replaced took about 11 a tap)
+    assert!(
+        seventy_two <= eight + 20,
+        "8 taps: {eight} statements, 72 taps: {seventy_two}"
+    );
+    assert!(seventy_two < 60, "72 taps: {seventy_two} statements");
+    for r in &riders {
+        assert_eq!(e.account(r.account_id).unwrap().balance, 60_000);
+    }
+    assert!(e.audit().unwrap().ok);
+}
+
 /// Every endpoint of `mancard_api::endpoints` is routed with its method, and one without
 /// credentials is refused exactly when the constant says it needs them.
 #[tokio::test]

@@ -18,6 +18,22 @@ mod sqlite;
 use crate::error::StoreError;
 use std::fmt;
 
+thread_local! {
+    /// Statements this thread has run through a [`Conn`].
+    static STATEMENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many statements this thread has run through the store (both databases). A store
+/// call runs on its caller's thread, so a test measures what one request costs: a
+/// settlement batch takes a few statements, not a few per tap.
+pub fn statements_on_this_thread() -> u64 {
+    STATEMENTS.with(std::cell::Cell::get)
+}
+
+fn counted() {
+    STATEMENTS.with(|c| c.set(c.get().wrapping_add(1)));
+}
+
 /// Which SQL dialect a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -362,6 +378,7 @@ impl<'a> Conn<'a> {
         params: Params<'_, '_>,
         f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
+        counted();
         match self {
             Self::Sqlite(c) => sqlite::query_opt(c, sql, params, f),
             Self::Pg(c) => pg::query_opt(c, sql, params, f),
@@ -375,6 +392,7 @@ impl<'a> Conn<'a> {
         params: Params<'_, '_>,
         f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        counted();
         match self {
             Self::Sqlite(c) => sqlite::query_one(c, sql, params, f),
             Self::Pg(c) => pg::query_one(c, sql, params, f),
@@ -388,6 +406,7 @@ impl<'a> Conn<'a> {
         params: Params<'_, '_>,
         f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
+        counted();
         match self {
             Self::Sqlite(c) => sqlite::query_vec(c, sql, params, f),
             Self::Pg(c) => pg::query_vec(c, sql, params, f),
@@ -396,6 +415,7 @@ impl<'a> Conn<'a> {
 
     /// Runs a statement that returns no rows; how many rows it changed.
     pub fn execute(&self, sql: &str, params: Params<'_, '_>) -> Result<usize, StoreError> {
+        counted();
         match self {
             Self::Sqlite(c) => sqlite::execute(c, sql, params),
             Self::Pg(c) => pg::execute(c, sql, params),
