@@ -7,7 +7,7 @@
 #   scripts/load-figures.sh [--quick] [--peer BIN] [-- mancard load arguments, instead of the defaults]
 #
 # FIGURES_ONLY=name,name runs only those rows (sqlite-1, postgres-1, postgres-3,
-# peer-postgres-1, peer-postgres-3).
+# postgres-1-shared, peer-postgres-1, peer-postgres-3).
 #
 # --peer BIN also runs the two PostgreSQL configurations with another build of `mancard`
 # (e.g. the commit before a change), interleaved with this build's, as extra rows.
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-LOAD=(--validators 20 --wallets 400 --taps-per-batch 100 --presealed 10 --duration 30s)
+LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 20 --duration 30s)
 if [ "${1:-}" = "--quick" ]; then
   LOAD=(--validators 4 --wallets 20 --taps-per-batch 10 --presealed 2 --duration 3s)
   shift
@@ -49,6 +49,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true
+  cp "$PG_DIR/log" "$WORK/postgres.log" 2>/dev/null || true
   rm -rf "$PG_DIR"
 }
 trap cleanup EXIT
@@ -68,13 +69,15 @@ url_of() {
   return 1
 }
 
-# run NAME INSTANCES sqlite|pg [BIN]: one configuration; its JSON in $WORK/NAME.json.
+# run NAME INSTANCES sqlite|pg [BIN [LOAD ARGS…]]: one configuration; its JSON in
+# $WORK/NAME.json.
 run() {
   local name=$1 n=$2 kind=$3 dir=$WORK/$1 db
   if [ -n "${FIGURES_ONLY:-}" ] && [[ ",$FIGURES_ONLY," != *",$name,"* ]]; then
     return 0
   fi
   local BIN=${4:-$BIN}
+  local extra=("${@:5}") cpu=()
   mkdir -p "$dir"
   local token
   token=$("$BIN" backend operator-token --name load --scope keys --scope read \
@@ -94,7 +97,7 @@ run() {
   fi
   local urls=() pids=()
   for i in $(seq 1 "$n"); do
-    RUST_LOG=warn "$BIN" backend serve --sandbox --listen 127.0.0.1:0 --db "$db" \
+    RUST_LOG=${FIGURES_LOG:-warn} "$BIN" backend serve --sandbox --listen 127.0.0.1:0 --db "$db" \
       --keys "$dir/issuer-keys.json" --sandbox-gateway-url "$gw" --operators "$dir/ops.json" \
       --max-offline-amount 50000000 --max-in-flight-per-address off \
       --max-connections-per-address off \
@@ -103,8 +106,11 @@ run() {
       --rate-limit credential_per_account=off 2>"$dir/backend-$i.log" &
     pids+=($!)
     PIDS+=($!)
+    cpu+=(--cpu-of "backend-$i=$!")
     urls+=("$(url_of "$dir/backend-$i.log")")
   done
+  # the server's CPU too (its connections are the postmaster's children)
+  [ "$kind" = pg ] && cpu+=(--cpu-of "postgres=$(head -n 1 "$PG_DIR/data/postmaster.pid")")
   log "$name: $n instance(s) on $kind: ${LOAD[*]}"
   local joined
   joined=$(IFS=,; echo "${urls[*]}")
@@ -113,7 +119,7 @@ run() {
   # /dev/shm, so presealing is not bound by the journals' fsyncs
   local gen_tmp=$dir
   [ -d /dev/shm ] && [ -w /dev/shm ] && gen_tmp=/dev/shm
-  TMPDIR=$gen_tmp MANCARD_OPERATOR_TOKEN=$token "$BIN" load --backend "$joined" "${LOAD[@]}" --json \
+  TMPDIR=$gen_tmp MANCARD_OPERATOR_TOKEN=$token "$BIN" load --backend "$joined" "${LOAD[@]}" "${extra[@]}" "${cpu[@]}" --json \
     >"$WORK/$name.json" 2>"$dir/load.log" || code=$?
   kill "${pids[@]}" "$gw_pid" 2>/dev/null || true
   wait "${pids[@]}" "$gw_pid" 2>/dev/null || true
@@ -128,7 +134,7 @@ run() {
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 FAILED=0
 ROWS=("sqlite-1=SQLite, 1 instance" "postgres-1=PostgreSQL, 1 instance"
-  "postgres-3=PostgreSQL, 3 processes")
+  "postgres-3=PostgreSQL, 3 processes" "postgres-1-shared=PostgreSQL, 1 instance, shared riders")
 run sqlite-1 1 sqlite || FAILED=1
 if [ -n "$PEER" ]; then
   ROWS+=("peer-postgres-1=PostgreSQL, 1 instance (peer build)"
@@ -140,6 +146,7 @@ if [ -n "$PEER" ]; then
   run peer-postgres-3 3 pg "$PEER" || FAILED=1
 fi
 run postgres-3 3 pg || FAILED=1
+run postgres-1-shared 1 pg "$BIN" --shared-riders || FAILED=1
 
 python3 - "$WORK" "$STARTED" "$(nproc)" "${LOAD[*]}" "${ROWS[@]}" <<'EOF' || FAILED=1
 import json, os, sys
@@ -150,14 +157,15 @@ if only:
     rows = [r for r in rows if r[0] in only.split(",")]
 print(f"`scripts/load-figures.sh` — {started}, {cores} cores, `mancard load {load}`\n")
 print("| backend | ingest taps/s (HTTP) | raw verify /s, all cores | ratio (ceiling 0.5) "
+      "| CPU µs a tap: backend · PostgreSQL · generator · 2 verifies "
       "| upload p50 · p99 ms | sync p50 · p95 · p99 ms | top-up create p99 ms | requests/s "
       "| 5xx | books |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 bad = False
 for name, label in rows:
     path = os.path.join(work, name + ".json")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
-        print(f"| {label} | — | — | — | — | — | — | — | — | no run |")
+        print(f"| {label} | — | — | — | — | — | — | — | — | — | no run |")
         bad = True
         continue
     d = json.load(open(path))
@@ -165,9 +173,17 @@ for name, label in rows:
     up, sy, tc = k.get("upload", {}), k.get("sync", {}), k.get("topup: create", {})
     ing, total = d["ingest"], d["total"]
     ok = d["books"]["ok"] and total["status_5xx"] == 0 and not d["problems"]
+    cpu = {}
+    for c in ing.get("cpu", []):
+        key = c["name"].split("-")[0]
+        cpu[key] = cpu.get(key, 0) + c["us_per_tap"]
+    # two verifies a tap on one core: cores / (verifies a second on all of them)
+    verify_us = 2 * int(cores) * 1e6 / max(ing["verifies_per_second_all_cores"], 1)
+    cpu_cell = " · ".join(f"{cpu[k]:,.0f}" if k in cpu else "—"
+                          for k in ("backend", "postgres", "generator")) + f" · {verify_us:,.0f}"
     bad |= not ok
     print(f"| {label} | {ing['taps_per_second']:,.0f} | {ing['verifies_per_second_all_cores']:,.0f} "
-          f"| {ing['ratio_to_verify_rate']:.3f} | {up.get('p50_ms','—')} · {up.get('p99_ms','—')} "
+          f"| {ing['ratio_to_verify_rate']:.3f} | {cpu_cell} | {up.get('p50_ms','—')} · {up.get('p99_ms','—')} "
           f"| {sy.get('p50_ms','—')} · {sy.get('p95_ms','—')} · {sy.get('p99_ms','—')} "
           f"| {tc.get('p99_ms','—')} | {total['per_second']} | {total['status_5xx']} "
           f"| {'agree' if ok else 'PROBLEMS: ' + '; '.join(d['problems'])} |")

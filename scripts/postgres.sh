@@ -213,6 +213,11 @@ unix_socket_directories = '$conf_dir'
 # room in the shared lock table for a write's account locks: the backend takes up to this
 # many per write (a validator's batch is at most 500 riders), docs/adr/0012-scale-out.md §8
 max_locks_per_transaction = 512
+# room for SERIALIZABLE's predicate locks: a settlement batch reads a few thousand rows
+# (its riders' fare days). With the default 64 (32 a relation) the server soon promotes a
+# batch's row locks to a lock on the whole table, and concurrent batches on other riders
+# then abort each other as if they had read each other's rows (docs/adr/0012-scale-out.md §8)
+max_pred_locks_per_transaction = 1024
 $ssl_conf
 EOF
     echo "$PORT" >"$DIR/port"

@@ -216,6 +216,8 @@ impl Engine {
         fresh: Vec<TapResult>,
     ) -> Result<Vec<TapResult>> {
         let mut fresh = fresh.into_iter();
+        let known: Vec<TapRef> = settled.iter().flatten().copied().collect();
+        let charged = tx.tap_charges(&known)?;
         let mut out = Vec::with_capacity(entries.len());
         for ((e, _), s) in entries.iter().zip(settled) {
             match s {
@@ -224,7 +226,7 @@ impl Engine {
                     pseudonym: Some(tap.pseudonym.to_hex()),
                     counter: Some(tap.counter),
                     status: TapStatus::Duplicate,
-                    fare: Some(tx.tap_charge(tap)?),
+                    fare: Some(charged.get(tap).copied().unwrap_or(0)),
                     reason: None,
                     detail: None,
                 }),

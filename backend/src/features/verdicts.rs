@@ -66,13 +66,17 @@ impl Settling {
             // entry (503 + Retry-After, never a 500).
             return Err(StoreError::Conflict("a ride was re-rated by another writer").into());
         }
-        for (i, tap) in std::mem::take(&mut self.pending) {
-            let fare = match fares.get(&tap) {
-                Some(f) => *f,
-                None => tx.tap_charge(&tap)?,
-            };
+        let pending = std::mem::take(&mut self.pending);
+        let unrated: Vec<TapRef> = pending
+            .iter()
+            .map(|(_, tap)| *tap)
+            .filter(|tap| !fares.contains_key(tap))
+            .collect();
+        let charged = tx.tap_charges(&unrated)?;
+        for (i, tap) in pending {
+            let fare = fares.get(&tap).or_else(|| charged.get(&tap));
             if let Some(r) = self.results.get_mut(i) {
-                r.fare = Some(fare);
+                r.fare = Some(fare.copied().unwrap_or(0));
             }
         }
         let changed = std::mem::take(&mut self.changed);

@@ -157,7 +157,14 @@ impl Writer<'_> {
                 certs.into_iter().collect::<Vec<_>>(),
             )
         };
-        for chunk in chunks(&taps) {
+        self.read_taps_ahead(&taps)?;
+        self.read_challenges_ahead(&challenges)?;
+        self.read_usage_ahead(&certs)
+    }
+
+    /// The stored taps of `taps` (not read ahead yet).
+    fn read_taps_ahead(&self, taps: &[TapRef]) -> Result<(), StoreError> {
+        for chunk in chunks(taps) {
             let mut params = RowParams::default();
             let cond = pairs_where(
                 ("t.pseudonym", "t.counter"),
@@ -192,7 +199,12 @@ impl Writer<'_> {
                 a.taps.insert(tap, Some(row));
             }
         }
-        for chunk in chunks(&challenges) {
+        Ok(())
+    }
+
+    /// The taps answering `challenges` (not read ahead yet).
+    fn read_challenges_ahead(&self, challenges: &[[u8; 32]]) -> Result<(), StoreError> {
+        for chunk in chunks(challenges) {
             let mut params = RowParams::default();
             let list = in_list(chunk.iter().map(|c| Value::Blob(&c[..])), &mut params);
             let rows = self.tx.query_vec(
@@ -214,7 +226,12 @@ impl Writer<'_> {
                 a.challenges.entry(c).or_default().push(tap);
             }
         }
-        for chunk in chunks(&certs) {
+        Ok(())
+    }
+
+    /// The running totals of `certs` (not read ahead yet; 0 for a certificate without one).
+    fn read_usage_ahead(&self, certs: &[CertHash]) -> Result<(), StoreError> {
+        for chunk in chunks(certs) {
             let mut params = RowParams::default();
             let list = in_list(chunk.iter().map(ToValue::to_value), &mut params);
             let rows = self.tx.query_vec(

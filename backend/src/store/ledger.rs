@@ -6,7 +6,7 @@ use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes, TapRef};
 use mancard_api::{LedgerEntry, LedgerKind};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// A ledger entry to append.
 #[derive(Debug, Clone)]
@@ -87,14 +87,40 @@ impl Reader<'_> {
         )
     }
 
-    /// What has been charged for one tap (positive rials).
-    pub fn tap_charge(&self, tap: &TapRef) -> Result<i64, StoreError> {
-        self.conn.query_one(
-            "SELECT CAST(COALESCE(-SUM(amount), 0) AS BIGINT) AS charged FROM ledger
-             WHERE pseudonym = :p AND counter = :counter",
-            named_params! {":p": tap.pseudonym, ":counter": tap.counter},
-            |r| r.get("charged"),
-        )
+    /// What has been charged for each of `taps` (positive rials; 0 for a tap never charged),
+    /// in a few statements ([`chunks`]).
+    pub fn tap_charges(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, i64>, StoreError> {
+        let mut out: HashMap<TapRef, i64> = taps.iter().map(|t| (*t, 0)).collect();
+        for chunk in chunks(taps) {
+            let mut params = RowParams::default();
+            let terms: Vec<String> = chunk
+                .iter()
+                .map(|t| {
+                    let cols = [
+                        (t.pseudonym.to_value(), "pseudonym = ?"),
+                        (t.counter.to_value(), "counter = ?"),
+                    ];
+                    format!("({})", params.row_sql(cols, " AND "))
+                })
+                .collect();
+            let rows = self.conn.query_vec(
+                &format!(
+                    "SELECT pseudonym, counter, CAST(-SUM(amount) AS BIGINT) AS charged
+                     FROM ledger WHERE {} GROUP BY pseudonym, counter",
+                    terms.join(" OR ")
+                ),
+                &params.params(),
+                |r| {
+                    let tap = TapRef {
+                        pseudonym: r.get("pseudonym")?,
+                        counter: r.get("counter")?,
+                    };
+                    Ok((tap, r.get::<i64>("charged")?))
+                },
+            )?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 }
 

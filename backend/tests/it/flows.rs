@@ -1454,7 +1454,7 @@ fn a_batch_costs_a_few_statements_whatever_its_size() {
         .collect();
     e.advance_clock(base + 3 * 3600 - e.now()).unwrap();
     // two rides a rider (the second re-rates the day), `n` riders a batch
-    let mut ingest = |riders: &mut [EngineRider], batch_id: u8| {
+    let ingest = |riders: &mut [EngineRider], batch_id: u8| {
         let records: Vec<_> = riders
             .iter_mut()
             .flat_map(|r| {

@@ -91,12 +91,86 @@ pub struct LoadArgs {
     /// signing, so the ingest figure measures the backend.
     #[arg(long, default_value_t = 0)]
     presealed: usize,
+    /// Every batch draws its riders from all of them, so batches of different validators
+    /// share accounts and take turns on their locks. By default each validator has riders of
+    /// its own (every V-th), as a bus route has: batches of different validators then share
+    /// no account.
+    #[arg(long)]
+    shared_riders: bool,
     /// Goose users (default: one per validator uploading, two syncing, one topping up).
     #[arg(long)]
     users: Option<usize>,
     /// One JSON document on stdout instead of the table; no progress line.
     #[arg(long)]
     json: bool,
+    /// `NAME=PID`: also report the CPU time process PID and its descendants spent in the
+    /// timed phase, per tap ingested (Linux `/proc`); repeat for several (the backend, the
+    /// database server). The generator's own is always reported.
+    #[arg(long, value_parser = parse_cpu_of)]
+    cpu_of: Vec<(String, u32)>,
+}
+
+fn parse_cpu_of(s: &str) -> Result<(String, u32), String> {
+    let (name, pid) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--cpu-of {s}: NAME=PID"))?;
+    let pid = pid
+        .parse()
+        .map_err(|_| format!("--cpu-of {s}: the PID is not a number"))?;
+    Ok((name.to_string(), pid))
+}
+
+/// CPU seconds (user + system) of `pid` and every process descending from it, from Linux's
+/// `/proc` (0 elsewhere, or for a process gone).
+fn cpu_seconds(pid: u32) -> f64 {
+    // (pid, ppid, ticks) of every process
+    let mut procs: Vec<(u32, u32, u64)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // after the command's closing parenthesis: state, ppid, …, utime (12th), stime
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let ppid = u32::try_from(num(1)).unwrap_or(0);
+        procs.push((p, ppid, num(11).saturating_add(num(12))));
+    }
+    let mut tree = std::collections::BTreeSet::from([pid]);
+    loop {
+        let before = tree.len();
+        for (p, pp, _) in &procs {
+            if tree.contains(pp) {
+                tree.insert(*p);
+            }
+        }
+        if tree.len() == before {
+            break;
+        }
+    }
+    let ticks: u64 = procs
+        .iter()
+        .filter(|(p, _, _)| tree.contains(p))
+        .map(|(_, _, t)| *t)
+        .sum();
+    // USER_HZ: 100 on every Linux the project runs on
+    ticks as f64 / 100.0
+}
+
+/// The CPU seconds of the generator and of every `--cpu-of` process now.
+fn cpu_sample(cpu_of: &[(String, u32)]) -> Vec<(String, f64)> {
+    let mut v = vec![("generator".to_string(), cpu_seconds(std::process::id()))];
+    v.extend(cpu_of.iter().map(|(n, p)| (n.clone(), cpu_seconds(*p))));
+    v
 }
 
 /// `60`, `60s`, `2m`, `1h` as seconds.
@@ -196,17 +270,23 @@ async fn run_async(args: &LoadArgs, secs: u64, token: &str) -> Res<ExitCode> {
     // (the backend idle both times), averaged
     let before = verify_rate().await?;
     let progress = (!args.json).then(|| tokio::spawn(progress(Arc::clone(&state), secs)));
+    let cpu_before = cpu_sample(&args.cpu_of);
     let timed = Instant::now();
     let metrics = attack(args, secs, &state).await;
     let timed_secs = timed.elapsed().as_secs_f64();
     let uploaded = state.taps_uploaded.load(Ordering::Relaxed);
+    let cpu = cpu_sample(&args.cpu_of)
+        .into_iter()
+        .zip(cpu_before)
+        .map(|((name, after), (_, before))| Cpu::new(name, after - before, timed_secs, uploaded))
+        .collect::<Vec<_>>();
     if let Some(p) = progress {
         p.abort();
         eprintln!();
     }
     let figures = report::figures(&metrics?);
     let after = verify_rate().await?;
-    let ingest = Ingest::new(uploaded, timed_secs, (before + after) / 2.0);
+    let ingest = Ingest::new(uploaded, timed_secs, (before + after) / 2.0, cpu);
     let figures_5xx = figures.total.status_5xx;
     let (mut problems, mut summary) = keep_books(api, &state, token).await?;
     if figures_5xx > 0 {
@@ -266,6 +346,7 @@ async fn set_up(apis: &[Api], args: &LoadArgs, token: &str, dir: &std::path::Pat
         validators,
         riders,
         (args.taps_per_batch, args.resend_every, TIMED_TOPUP),
+        args.shared_riders,
         format!("{now}"),
         apis.iter().map(|a| a.base.clone()).collect(),
     ))
@@ -328,6 +409,29 @@ async fn verify_rate() -> Res<f64> {
     .map_err(LoadError::Setup)
 }
 
+/// What one process (with its descendants) spent in the timed phase.
+#[derive(serde::Serialize)]
+struct Cpu {
+    name: String,
+    seconds: f64,
+    /// Of the machine's cores, on average.
+    cores: f64,
+    /// Microseconds per tap ingested.
+    us_per_tap: f64,
+}
+
+impl Cpu {
+    fn new(name: String, seconds: f64, timed_secs: f64, taps: u64) -> Self {
+        let r = |x: f64, d: f64| (x * d).round() / d;
+        Self {
+            name,
+            seconds: r(seconds, 100.0),
+            cores: r(seconds / timed_secs.max(0.001), 100.0),
+            us_per_tap: r(seconds * 1e6 / (taps.max(1) as f64), 1.0),
+        }
+    }
+}
+
 /// Settlement ingest over HTTP against the all-cores verify rate measured in the same run.
 #[derive(serde::Serialize)]
 struct Ingest {
@@ -339,16 +443,19 @@ struct Ingest {
     /// `taps_per_second / verifies_per_second_all_cores`: each tap costs the backend two
     /// verifies (the rider's signature and the reader's challenge), so 0.5 is the ceiling.
     ratio_to_verify_rate: f64,
+    /// Where the machine's CPU went in the timed phase (the generator, and `--cpu-of`).
+    cpu: Vec<Cpu>,
 }
 
 impl Ingest {
-    fn new(taps: u64, secs: f64, verifies: f64) -> Self {
+    fn new(taps: u64, secs: f64, verifies: f64, cpu: Vec<Cpu>) -> Self {
         let per_second = taps as f64 / secs.max(0.001);
         Self {
             taps,
             taps_per_second: (per_second * 10.0).round() / 10.0,
             verifies_per_second_all_cores: verifies.round(),
             ratio_to_verify_rate: (per_second / verifies.max(1.0) * 1000.0).round() / 1000.0,
+            cpu,
         }
     }
 }
@@ -488,7 +595,7 @@ fn print(
         let doc = json!({
             "backend": args.backend, "validators": args.validators, "wallets": args.wallets,
             "seconds": f.seconds, "rate": args.rate, "taps_per_batch": args.taps_per_batch,
-            "presealed": args.presealed, "kinds": f.kinds, "total": f.total, "ingest": ingest,
+            "presealed": args.presealed, "shared_riders": args.shared_riders, "kinds": f.kinds, "total": f.total, "ingest": ingest,
             "books": books, "problems": problems,
         });
         println!("{doc}");
@@ -507,6 +614,12 @@ fn print(
             "ingest: {} taps/s over HTTP ({} taps accepted on first upload); raw P-256 verify on all cores {}/s; ratio {} (two verifies a tap: 0.5 is the ceiling)",
             ingest.taps_per_second, ingest.taps, ingest.verifies_per_second_all_cores, ingest.ratio_to_verify_rate
         );
+        let cpu: Vec<String> = ingest
+            .cpu
+            .iter()
+            .map(|c| format!("{} {:.2} cores, {} µs a tap", c.name, c.cores, c.us_per_tap))
+            .collect();
+        println!("cpu in the timed phase: {}", cpu.join("; "));
         println!(
             "books: {} taps charged once each ({} refused at the gate), {} top-ups credited once, {} batches resent on purpose, audit {}; {} local failure(s)",
             books.taps, books.taps_refused_at_gate, books.topups_credited, books.batches_resent,
@@ -525,5 +638,31 @@ fn print(
             "error: the books do not agree ({} problem(s))",
             problems.len()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cpu_seconds, parse_cpu_of};
+
+    #[test]
+    fn cpu_of_names_a_process() {
+        assert_eq!(parse_cpu_of("backend-1=42"), Ok(("backend-1".into(), 42)));
+        assert!(parse_cpu_of("backend").is_err());
+        assert!(parse_cpu_of("backend=x").is_err());
+    }
+
+    /// A process's CPU time is read from /proc and grows while it works (Linux).
+    #[test]
+    fn cpu_time_is_read_and_grows() {
+        let me = std::process::id();
+        let before = cpu_seconds(me);
+        let mut x = 0u64;
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        assert!(cpu_seconds(me) > before, "{before}");
+        assert_eq!(cpu_seconds(u32::MAX), 0.0);
     }
 }

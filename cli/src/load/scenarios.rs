@@ -67,6 +67,9 @@ pub(super) struct State {
     pub(super) tally: Mutex<Tally>,
     next_validator: AtomicUsize,
     next_rider: AtomicUsize,
+    /// Each validator's next rider among its own (`--shared-riders` off).
+    next_own_rider: Vec<AtomicUsize>,
+    shared_riders: bool,
     uploads: AtomicU64,
     topups: AtomicU64,
     /// For the progress line: requests sent, and those that failed.
@@ -84,6 +87,7 @@ impl State {
         validators: Vec<Validator>,
         riders: Vec<Arc<Rider>>,
         (taps_per_batch, resend_every, topup_amount): (usize, u64, i64),
+        shared_riders: bool,
         run_id: String,
         bases: Vec<String>,
     ) -> Self {
@@ -92,6 +96,8 @@ impl State {
             next_base: AtomicU64::new(0),
             fields: riders.iter().map(|_| Mutex::new(())).collect(),
             presealed: validators.iter().map(|_| Mutex::default()).collect(),
+            next_own_rider: validators.iter().map(|_| AtomicUsize::new(0)).collect(),
+            shared_riders,
             taps_uploaded: AtomicU64::new(0),
             sync: riders.iter().map(|_| Default::default()).collect(),
             validators: validators
@@ -146,17 +152,31 @@ impl State {
         self.riders.get(i).map(|r| (i, r))
     }
 
+    /// The next rider to tap at validator `vi`: the next of its own riders (every V-th, from
+    /// the `vi`-th), or of all of them with `--shared-riders` or fewer riders than validators.
+    fn rider_at(&self, vi: usize) -> Option<(usize, &Arc<Rider>)> {
+        let (v, r) = (self.validators.len(), self.riders.len());
+        let own = self
+            .next_own_rider
+            .get(vi)
+            .filter(|_| !self.shared_riders && r >= v);
+        let Some(cursor) = own else {
+            return self.rider(self.next_rider.fetch_add(1, Ordering::Relaxed));
+        };
+        self.rider(own_rider(vi, v, r, cursor.fetch_add(1, Ordering::Relaxed))?)
+    }
+
     fn tally(&self, f: impl FnOnce(&mut Tally)) {
         if let Ok(mut t) = self.tally.lock() {
             f(&mut t);
         }
     }
 
-    /// K taps at validator `v` by the next riders, tallied: the taps accepted.
-    fn tap_batch(&self, v: &mut Validator) -> Option<usize> {
+    /// K taps at validator `vi` (`v`) by its next riders, tallied: the taps accepted.
+    fn tap_batch(&self, vi: usize, v: &mut Validator) -> Option<usize> {
         let (mut accepted, mut refused) = (Vec::new(), 0u64);
         for _ in 0..self.taps_per_batch {
-            let (i, rider) = self.rider(self.next_rider.fetch_add(1, Ordering::Relaxed))?;
+            let (i, rider) = self.rider_at(vi)?;
             match self.tap(v, i, rider) {
                 Some(counter) => accepted.push((i, counter)),
                 None => refused = refused.saturating_add(1),
@@ -178,7 +198,7 @@ impl State {
         let queue = self.presealed.get(vi).ok_or("no such validator")?;
         let mut v = slot.blocking_lock();
         for _ in 0..batches {
-            self.tap_batch(&mut v).ok_or("no rider")?;
+            self.tap_batch(vi, &mut v).ok_or("no rider")?;
             let Some(batch) = v.seal().map_err(|e| format!("seal a batch: {e}"))? else {
                 continue;
             };
@@ -290,7 +310,7 @@ pub(super) async fn upload(s: Arc<State>, user: &mut GooseUser) -> TransactionRe
         Some(b) => (b, None),
         None => {
             let mut v = slot.lock().await;
-            if s.tap_batch(&mut v).is_none() {
+            if s.tap_batch(vi, &mut v).is_none() {
                 return Ok(());
             }
             let Some(batch) = local!(s, "seal a batch", v.seal()) else {
@@ -487,4 +507,34 @@ async fn create_intent(
     )
     .await?;
     Ok(ok_json::<TopupIntentResponse>(got))
+}
+
+/// The `k`-th rider (wrapping) of validator `vi`'s own, of `r` riders and `v` validators:
+/// riders vi, vi + V, vi + 2V, … below R. `None` when it has none.
+fn own_rider(vi: usize, v: usize, r: usize, k: usize) -> Option<usize> {
+    let pool = r.saturating_sub(vi).div_ceil(v.max(1));
+    let k = k.checked_rem(pool)?;
+    Some(vi.saturating_add(k.saturating_mul(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_rider;
+    use std::collections::BTreeSet;
+
+    /// Validators' own riders are disjoint, cover every rider, and each validator cycles
+    /// through exactly its own.
+    #[test]
+    fn each_validator_has_riders_of_its_own() {
+        let (v, r) = (3, 10);
+        let mut seen = BTreeSet::new();
+        for vi in 0..v {
+            let own: BTreeSet<usize> = (0..25).filter_map(|k| own_rider(vi, v, r, k)).collect();
+            assert!(own.iter().all(|i| i % v == vi && *i < r), "{vi}: {own:?}");
+            assert!(own.is_disjoint(&seen));
+            seen.extend(own);
+        }
+        assert_eq!(seen, (0..r).collect());
+        assert_eq!(own_rider(2, 3, 2, 0), None);
+    }
 }

@@ -123,7 +123,33 @@ struct Turns {
 }
 
 /// A turn taken from [`Turns`], given back when dropped.
-pub(super) struct Turn<'a>(&'a Turns);
+pub struct Turn<'a>(&'a Turns);
+
+impl Turns {
+    fn new(n: usize) -> Self {
+        Self {
+            free: Mutex::new(n.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// A turn, waited for without a connection; busy (`why`) after 10 s.
+    fn take(&self, why: &str) -> Result<Turn<'_>, StoreError> {
+        off_runtime(|| {
+            let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut free, _) = self
+                .freed
+                .wait_timeout_while(free, Duration::from_secs(10), |n| *n == 0)
+                .unwrap_or_else(|p| p.into_inner());
+            if *free == 0 {
+                return Err(StoreError::Busy(why.to_string()));
+            }
+            *free -= 1;
+            Ok(())
+        })?;
+        Ok(Turn(self))
+    }
+}
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
@@ -145,6 +171,8 @@ pub struct PgPool {
     /// Turns to wait for account locks on a connection: half the pool, so writes queued on
     /// busy accounts always leave connections to everyone else.
     lock_waiters: Turns,
+    /// Turns to run a write that moves money ([`Self::money_write_turn`]).
+    money_writers: Turns,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -203,6 +231,10 @@ fn pg_err(e: &postgres::Error) -> StoreError {
     }
 }
 
+/// The server's `max_pred_locks_per_transaction` below which it is warned about at start
+/// (`scripts/postgres.sh` sets 1024; PostgreSQL's default is 64).
+pub const MIN_PREDICATE_LOCKS: usize = 1024;
+
 impl PgPool {
     /// A pool over `url` (`postgres://…` or a `host=… dbname=…` conninfo); `max` connections,
     /// each wait for one bounded by 10 s. Connects once to fail early.
@@ -250,13 +282,24 @@ impl PgPool {
         // its wait ran out).
         let first = off_runtime(|| -> Result<usize, postgres::Error> {
             let mut c = config.connect(tls.connector.clone())?;
-            let setting = c
-                .query_one("SHOW max_locks_per_transaction", &[])?
-                .try_get::<_, String>(0)?;
-            Ok(setting
-                .trim()
-                .parse::<usize>()
-                .unwrap_or(locks::MIN_ACCOUNT_LOCKS))
+            let row = c.query_one(
+                "SELECT current_setting('max_locks_per_transaction'),
+                        current_setting('max_pred_locks_per_transaction')",
+                &[],
+            )?;
+            let number = |i: usize| -> Result<Option<usize>, postgres::Error> {
+                Ok(row.try_get::<_, String>(i)?.trim().parse::<usize>().ok())
+            };
+            if let Some(n) = number(1)?.filter(|n| *n < MIN_PREDICATE_LOCKS) {
+                tracing::warn!(
+                    max_pred_locks_per_transaction = n,
+                    "the server keeps few predicate locks a transaction: settlement batches \
+                     read thousands of rows, the server promotes their locks to whole tables, \
+                     and concurrent batches abort each other (set it to {MIN_PREDICATE_LOCKS} \
+                     or more)"
+                );
+            }
+            Ok(number(0)?.unwrap_or(locks::MIN_ACCOUNT_LOCKS))
         });
         let setting = match first {
             Ok(n) => n,
@@ -278,10 +321,8 @@ impl PgPool {
             pool: Some(pool),
             rewrites: Mutex::new(HashMap::new()),
             max_account_locks: setting.max(locks::MIN_ACCOUNT_LOCKS),
-            lock_waiters: Turns {
-                free: Mutex::new(turns),
-                freed: Condvar::new(),
-            },
+            lock_waiters: Turns::new(turns),
+            money_writers: Turns::new(std::thread::available_parallelism().map_or(2, usize::from)),
         })
     }
 
@@ -293,22 +334,18 @@ impl PgPool {
     /// A turn to wait for account locks on a connection (held until the locks are got),
     /// waited for without a connection; busy after 10 s.
     pub(super) fn lock_wait_turn(&self) -> Result<Turn<'_>, StoreError> {
-        let turns = &self.lock_waiters;
-        off_runtime(|| {
-            let free = turns.free.lock().unwrap_or_else(|p| p.into_inner());
-            let (mut free, _) = turns
-                .freed
-                .wait_timeout_while(free, Duration::from_secs(10), |n| *n == 0)
-                .unwrap_or_else(|p| p.into_inner());
-            if *free == 0 {
-                return Err(StoreError::Busy(
-                    "too many writes wait for the same accounts".into(),
-                ));
-            }
-            *free -= 1;
-            Ok(())
-        })?;
-        Ok(Turn(turns))
+        self.lock_waiters
+            .take("too many writes wait for the same accounts")
+    }
+
+    /// A turn to run a write that moves money ([`crate::store::Store::write_for`]), held
+    /// through its retries; busy after 10 s. SERIALIZABLE locks what a transaction read by
+    /// index page, not by row: many settlement batches at once abort each other on pages
+    /// they share though they share no rider, and each abort costs a whole batch again.
+    /// As many at once as the machine has cores keeps the cores busy and the aborts rare.
+    pub fn money_write_turn(&self) -> Result<Turn<'_>, StoreError> {
+        self.money_writers
+            .take("too many writes that move money are waiting")
     }
 
     /// Runs `sql` (no parameters) on a connection of its own, outside any transaction (e.g.
