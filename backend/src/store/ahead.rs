@@ -7,7 +7,9 @@
 //! multi-row statements ([`Writer::flush`]). The rules that keep this equal to writing
 //! each at once:
 //! * a read of something read ahead is answered from memory, which includes what is kept;
-//! * a read of anything else through these methods writes what is kept first;
+//! * a read of anything else through these methods writes what is kept first (so do the
+//!   `Writer` versions of the other reads of `taps` and `cert_usage`: `max_counter`,
+//!   `cert_usage`; the re-rating's bulk reads run after `finish` has flushed);
 //! * every other write of a tap row writes what is kept first and forgets that row;
 //! * the re-rating that follows (`Settling::finish`) flushes first, and so does every commit
 //!   ([`super::Store::write_for`]): nothing kept outlives its transaction unwritten.
@@ -32,6 +34,9 @@ pub(crate) struct Ahead {
     kept_usage: BTreeMap<CertHash, i64>,
     /// New taps not written yet, in the order they were settled.
     kept_taps: Vec<KeptTap>,
+    /// A flush failed part-way: what it had not written is gone, so this transaction must
+    /// never commit (every later flush, and so the commit, fails too).
+    broken: bool,
 }
 
 /// A new tap kept to write ([`NewTap`], owned).
@@ -275,6 +280,21 @@ impl Writer<'_> {
         self.reader.taps_by_challenge(challenge_id)
     }
 
+    /// The highest counter settled for a device, with what this transaction kept.
+    pub fn max_counter(&self, device_id: DeviceId) -> Result<Option<u32>, StoreError> {
+        self.flush()?;
+        self.reader.max_counter(device_id)
+    }
+
+    /// A certificate's running total of NFC authorizations, with what this transaction kept.
+    pub fn cert_usage(&self, cert_hash: &CertHash) -> Result<i64, StoreError> {
+        if let Some(total) = self.ahead.borrow().usage.get(cert_hash) {
+            return Ok(*total);
+        }
+        self.flush()?;
+        self.reader.cert_usage(cert_hash)
+    }
+
     /// Stores a new tap (kept, and written by [`Self::flush`]).
     pub fn insert_tap(&self, t: &NewTap<'_>) -> Result<(), StoreError> {
         let kept = KeptTap::new(t);
@@ -326,16 +346,35 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Writes the kept taps and total increments, in multi-row statements.
+    /// Writes the kept taps and total increments, in multi-row statements. After a failure
+    /// the transaction cannot commit: a caller that went on past the error fails at commit.
     pub fn flush(&self) -> Result<(), StoreError> {
         let (taps, usage) = {
             let mut a = self.ahead.borrow_mut();
+            if a.broken {
+                return Err(StoreError::Corrupt(
+                    "a write of this transaction failed part-way; it cannot commit",
+                ));
+            }
             (
                 std::mem::take(&mut a.kept_taps),
                 std::mem::take(&mut a.kept_usage),
             )
         };
-        for chunk in chunks(&taps) {
+        let written = self.write_kept(&taps, usage);
+        if written.is_err() {
+            self.ahead.borrow_mut().broken = true;
+        }
+        written
+    }
+
+    /// [`Self::flush`]'s writes.
+    fn write_kept(
+        &self,
+        taps: &[KeptTap],
+        usage: BTreeMap<CertHash, i64>,
+    ) -> Result<(), StoreError> {
+        for chunk in chunks(taps) {
             self.insert_tap_rows(chunk)?;
         }
         let usage: Vec<(CertHash, i64)> = usage.into_iter().collect();

@@ -282,11 +282,6 @@ fn pg_write<R, E: From<StoreError>>(
     accounts: &std::collections::BTreeSet<i64>,
     mut f: impl FnMut(&Writer<'_>) -> Result<R, E>,
 ) -> Result<R, E> {
-    let _turn = if accounts.is_empty() {
-        None
-    } else {
-        Some(pool.money_write_turn()?)
-    };
     for attempt in 0..PG_WRITE_ATTEMPTS {
         if attempt > 0 {
             std::thread::sleep(backoff(attempt));

@@ -338,8 +338,10 @@ impl PgPool {
             .take("too many writes wait for the same accounts")
     }
 
-    /// A turn to run a write that moves money ([`crate::store::Store::write_for`]), held
-    /// through its retries; busy after 10 s. SERIALIZABLE locks what a transaction read by
+    /// A turn to run a write that moves money ([`crate::store::Store::write_for`]), taken
+    /// once its account locks are held (a write waiting for a busy account holds no turn)
+    /// and given back when its transaction is over (never held through a retry's backoff);
+    /// busy after 10 s. SERIALIZABLE locks what a transaction read by
     /// index page, not by row: many settlement batches at once abort each other on pages
     /// they share though they share no rider, and each abort costs a whole batch again.
     /// As many at once as the machine has cores keeps the cores busy and the aborts rare.
@@ -397,6 +399,9 @@ pub struct PgTx<'p> {
     /// The connection may be inside a transaction or hold a session lock: set before
     /// `BEGIN`, cleared once the transaction ended and every session lock was let go.
     dirty: Cell<bool>,
+    /// A write that moves money: its turn ([`PgPool::money_write_turn`]), given back when
+    /// the transaction is over (after [`Drop`] has ended it).
+    turn: Option<Turn<'p>>,
 }
 
 impl Drop for PgTx<'_> {
@@ -461,6 +466,7 @@ impl<'p> PgTx<'p> {
             failed: Cell::new(false),
             locked: Cell::new(false),
             dirty: Cell::new(false),
+            turn: None,
         })
     }
 

@@ -479,6 +479,60 @@ fn writes_waiting_for_an_account_leave_the_pool_to_others() {
     }
 }
 
+/// A write waiting for a busy account holds no money-write turn: while one write holds
+/// account 7 open and more writes than there are turns wait for it, a write on account 8
+/// still runs at once (a rider's burst of syncs cannot stall everyone's settlement).
+#[test]
+fn writes_waiting_for_a_busy_account_hold_no_money_turn() {
+    use crate::ids::AccountId;
+    use crate::store::Store;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    let Some(url) = fresh_url() else { return };
+    let store = Arc::new(Store::open_url(&url, 16).unwrap());
+    let (held, held_rx) = mpsc::channel::<()>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let released = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let (store, released) = (Arc::clone(&store), Arc::clone(&released));
+        std::thread::spawn(move || {
+            let mut first = true;
+            store
+                .write_for([AccountId(7)], |_| {
+                    if first {
+                        first = false;
+                        let _ = held.send(());
+                        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(8));
+                        released.store(true, Ordering::SeqCst);
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+        })
+    };
+    held_rx.recv().unwrap();
+    let turns = std::thread::available_parallelism().map_or(2, usize::from);
+    let waiters: Vec<_> = (0..turns + 2)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || store.write_for([AccountId(7)], |_| Ok::<_, StoreError>(())))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let other = store.write_for([AccountId(8)], |_| Ok::<_, StoreError>(()));
+    let in_time = !released.load(Ordering::SeqCst);
+    let _ = release.send(());
+    other.unwrap();
+    assert!(
+        in_time,
+        "the write on another account waited for the busy one"
+    );
+    holder.join().unwrap();
+    for w in waiters {
+        w.join().unwrap().unwrap();
+    }
+}
+
 /// A write naming more accounts than the server's `max_locks_per_transaction` takes no
 /// account lock (SERIALIZABLE alone decides): the server's shared lock table stays bounded
 /// whatever a batch names.

@@ -39,7 +39,13 @@ impl<'p> PgTx<'p> {
         exclusive: bool,
         accounts: &std::collections::BTreeSet<i64>,
     ) -> Result<Self, StoreError> {
-        let tx = Self::lock_accounts(pool, accounts)?;
+        let mut tx = Self::lock_accounts(pool, accounts)?;
+        if !accounts.is_empty() {
+            // the turn after the locks: a write that waits for a busy account holds none,
+            // and turn holders wait for no account lock (no cycle); before BEGIN, so the
+            // snapshot is not taken while waiting
+            tx.turn = Some(pool.money_write_turn()?);
+        }
         tx.dirty.set(true);
         if exclusive {
             // the isolation level can only be set before a transaction's first query, and a
