@@ -102,8 +102,6 @@ impl Engine {
     /// certificates goes on the deny list). The account is frozen until an operator resolves
     /// the case.
     pub(crate) fn open_fraud(&self, tx: &Writer<'_>, case: &NewFraudCase<'_>) -> Result<()> {
-        // the taps kept so far are written first (the revocation reads what is stored)
-        tx.flush()?;
         let id = tx.insert_fraud_case(case)?;
         tx.revoke(case.device_id, Revocation::Fraud(case.kind), case.opened_at)?;
         tracing::warn!(case = id, device_id = case.device_id.0, pseudonym = %case.pseudonym, kind = case.kind.as_str(), "fraud case opened; credential revoked");

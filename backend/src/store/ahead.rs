@@ -104,31 +104,6 @@ impl KeptTap {
     }
 }
 
-/// `(x = :a AND y = :b) OR …` over one chunk of pairs, with the parameters added to `params`.
-fn pairs_where<'v>(
-    (x, y): (&str, &str),
-    pairs: impl Iterator<Item = (Value<'v>, Value<'v>)>,
-    params: &mut RowParams<'v>,
-) -> String {
-    let terms: Vec<String> = pairs
-        .map(|(a, b)| {
-            let x = format!("{x} = ?");
-            let y = format!("{y} = ?");
-            format!(
-                "({})",
-                params.row_sql([(a, x.as_str()), (b, y.as_str())], " AND ")
-            )
-        })
-        .collect();
-    terms.join(" OR ")
-}
-
-/// `:a, :b, …` over one chunk of values, with the parameters added to `params`.
-fn in_list<'v>(values: impl Iterator<Item = Value<'v>>, params: &mut RowParams<'v>) -> String {
-    let names: Vec<String> = values.flat_map(|v| params.row([v])).collect();
-    names.join(", ")
-}
-
 impl Writer<'_> {
     /// Reads ahead, in a few statements, what settling these taps will read: the stored taps
     /// of `taps`, the taps answering `challenges`, and the running totals of `certs`.
@@ -171,12 +146,11 @@ impl Writer<'_> {
     fn read_taps_ahead(&self, taps: &[TapRef]) -> Result<(), StoreError> {
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let cond = pairs_where(
+            let cond = params.pairs_where(
                 ("t.pseudonym", "t.counter"),
                 chunk
                     .iter()
                     .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
-                &mut params,
             );
             let rows = self.tx.query_vec(
                 &format!(
@@ -211,7 +185,7 @@ impl Writer<'_> {
     fn read_challenges_ahead(&self, challenges: &[[u8; 32]]) -> Result<(), StoreError> {
         for chunk in chunks(challenges) {
             let mut params = RowParams::default();
-            let list = in_list(chunk.iter().map(|c| Value::Blob(&c[..])), &mut params);
+            let list = params.in_list(chunk.iter().map(|c| Value::Blob(&c[..])));
             let rows = self.tx.query_vec(
                 &format!(
                     "SELECT challenge_id, pseudonym, counter FROM taps
@@ -238,7 +212,7 @@ impl Writer<'_> {
     fn read_usage_ahead(&self, certs: &[CertHash]) -> Result<(), StoreError> {
         for chunk in chunks(certs) {
             let mut params = RowParams::default();
-            let list = in_list(chunk.iter().map(ToValue::to_value), &mut params);
+            let list = params.in_list(chunk.iter().map(ToValue::to_value));
             let rows = self.tx.query_vec(
                 &format!(
                     "SELECT cert_hash, authorized FROM cert_usage WHERE cert_hash IN ({list})"

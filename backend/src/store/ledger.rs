@@ -93,21 +93,16 @@ impl Reader<'_> {
         let mut out: HashMap<TapRef, i64> = taps.iter().map(|t| (*t, 0)).collect();
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let terms: Vec<String> = chunk
-                .iter()
-                .map(|t| {
-                    let cols = [
-                        (t.pseudonym.to_value(), "pseudonym = ?"),
-                        (t.counter.to_value(), "counter = ?"),
-                    ];
-                    format!("({})", params.row_sql(cols, " AND "))
-                })
-                .collect();
+            let cond = params.pairs_where(
+                ("pseudonym", "counter"),
+                chunk
+                    .iter()
+                    .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
+            );
             let rows = self.conn.query_vec(
                 &format!(
                     "SELECT pseudonym, counter, CAST(-SUM(amount) AS BIGINT) AS charged
-                     FROM ledger WHERE {} GROUP BY pseudonym, counter",
-                    terms.join(" OR ")
+                     FROM ledger WHERE {cond} GROUP BY pseudonym, counter"
                 ),
                 &params.params(),
                 |r| {
@@ -156,15 +151,9 @@ impl Writer<'_> {
         };
         for chunk in chunks(&todo) {
             let mut params = RowParams::default();
-            let names: Vec<String> = chunk
-                .iter()
-                .flat_map(|a| params.row([Value::Int(*a)]))
-                .collect();
+            let list = params.in_list(chunk.iter().map(|a| Value::Int(*a)));
             self.tx.execute(
-                &format!(
-                    "UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id IN ({})",
-                    names.join(", ")
-                ),
+                &format!("UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id IN ({list})"),
                 &params.params(),
             )?;
         }

@@ -87,16 +87,12 @@ impl Reader<'_> {
         let mut out = HashMap::with_capacity(taps.len());
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let terms: Vec<String> = chunk
-                .iter()
-                .map(|t| {
-                    let cols = [
-                        (t.pseudonym.to_value(), "t.pseudonym = ?"),
-                        (t.counter.to_value(), "t.counter = ?"),
-                    ];
-                    format!("({})", params.row_sql(cols, " AND "))
-                })
-                .collect();
+            let cond = params.pairs_where(
+                ("t.pseudonym", "t.counter"),
+                chunk
+                    .iter()
+                    .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
+            );
             let rows = self.conn.query_vec(
                 &format!(
                     concat!(
@@ -112,7 +108,7 @@ impl Reader<'_> {
                       WHERE w.pseudonym = t.pseudonym AND w.counter = t.counter)
                  WHERE {}"
                     ),
-                    terms.join(" OR ")
+                    cond
                 ),
                 &params.params(),
                 |r| {

@@ -28,6 +28,23 @@ pub(crate) fn stdout_of(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
+/// `mancard validator init` of validator `id` on line 1 in `dir`, trusting the issuer at
+/// `anchor`, with `extra` flags: what it printed.
+pub(crate) fn init(dir: &Path, anchor: &Path, id: &str, extra: &[&str]) -> String {
+    let anchor = anchor.to_str().unwrap();
+    let mut args = vec![
+        "init",
+        "--trust-anchor",
+        anchor,
+        "--validator-id",
+        id,
+        "--line",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    stdout_of(&validator(dir, &args))
+}
+
 /// The line `status` prints for the torn taps.
 fn torn_line(text: &str) -> &str {
     text.lines()
@@ -59,37 +76,13 @@ fn the_torn_window_is_a_setting_and_status_shows_the_torn_taps() {
     std::fs::write(&anchor, issuer.anchor().to_text()).unwrap();
 
     // init sets the window; the default is 120 s
-    let out = stdout_of(&validator(
-        &dir,
-        &[
-            "init",
-            "--trust-anchor",
-            anchor.to_str().unwrap(),
-            "--validator-id",
-            "4242",
-            "--line",
-            "1",
-            "--torn-window-secs",
-            "45",
-        ],
-    ));
+    let out = init(&dir, &anchor, "4242", &["--torn-window-secs", "45"]);
     assert_eq!(
         torn_line(&out),
         "torn taps:           0 waiting, 0 uploaded (torn window 45 s)"
     );
     let plain = tmp.path().join("plain");
-    let out = stdout_of(&validator(
-        &plain,
-        &[
-            "init",
-            "--trust-anchor",
-            anchor.to_str().unwrap(),
-            "--validator-id",
-            "4243",
-            "--line",
-            "1",
-        ],
-    ));
+    let out = init(&plain, &anchor, "4243", &[]);
     assert!(torn_line(&out).ends_with("(torn window 120 s)"), "{out}");
 
     // two torn taps: one within the window, one older that the next upload carries

@@ -1,7 +1,7 @@
 //! `mancard validator run --lang`: the rider's display in Persian (the default), South
 //! Azerbaijani or English, from the same catalog codes; an unknown language is refused.
 
-use crate::validator::{stdout_of, validator};
+use crate::validator::init;
 use mancard_testkit::validator::{card, timeless_issuer, ISSUER_KEY_ID};
 use mancard_validator::Validator;
 use std::io::Write as _;
@@ -45,18 +45,7 @@ fn the_validator_speaks_persian_by_default_and_the_language_asked_for() {
     let anchor = tmp.path().join("issuer.pub");
     let issuer = timeless_issuer(ISSUER_KEY_ID);
     std::fs::write(&anchor, issuer.anchor().to_text()).unwrap();
-    stdout_of(&validator(
-        &dir,
-        &[
-            "init",
-            "--trust-anchor",
-            anchor.to_str().unwrap(),
-            "--validator-id",
-            "4242",
-            "--line",
-            "1",
-        ],
-    ));
+    init(&dir, &anchor, "4242", &[]);
     let now = chrono::Utc::now().timestamp();
     {
         let mut v = Validator::open(&dir).unwrap();

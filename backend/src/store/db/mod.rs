@@ -322,6 +322,30 @@ impl<'v> RowParams<'v> {
         filled.join(sep)
     }
 
+    /// `(x = :a AND y = :b) OR …` over `pairs`, each pair a row of parameters.
+    pub fn pairs_where(
+        &mut self,
+        (x, y): (&str, &str),
+        pairs: impl Iterator<Item = (Value<'v>, Value<'v>)>,
+    ) -> String {
+        let (x, y) = (format!("{x} = ?"), format!("{y} = ?"));
+        let terms: Vec<String> = pairs
+            .map(|(a, b)| {
+                format!(
+                    "({})",
+                    self.row_sql([(a, x.as_str()), (b, y.as_str())], " AND ")
+                )
+            })
+            .collect();
+        terms.join(" OR ")
+    }
+
+    /// `:a, :b, …` over `values` (for `IN (…)`), each value a row of parameters.
+    pub fn in_list(&mut self, values: impl Iterator<Item = Value<'v>>) -> String {
+        let names: Vec<String> = values.flat_map(|v| self.row([v])).collect();
+        names.join(", ")
+    }
+
     /// The named parameters to bind.
     pub fn params(&self) -> Vec<(&str, Value<'v>)> {
         self.names

@@ -419,82 +419,23 @@ fn every_connection_bounds_its_waits() {
     let _ = tx.rollback();
 }
 
-/// Writes waiting for a busy account take at most half the pool (the others wait for a turn
-/// holding no connection): a burst on one account cannot starve every other request of the
-/// pool. Pool of 4; one write holds account 7 open; six more writes on account 7 wait; a
-/// read still gets a connection while the holder holds on.
-#[test]
-fn writes_waiting_for_an_account_leave_the_pool_to_others() {
+/// Runs `check` while one write holds account 7 open and `waiting` more writes on account 7
+/// wait for it; gives back what `check` gave and whether the holder still held on when it
+/// was done. The holder lets go right after (or after an 8 s guard), and every write is
+/// joined and must have succeeded.
+fn while_account_7_is_held<T>(
+    store: &std::sync::Arc<crate::store::Store>,
+    waiting: usize,
+    check: impl FnOnce() -> T,
+) -> (T, bool) {
     use crate::ids::AccountId;
-    use crate::store::Store;
-    use std::sync::mpsc;
-    let Some(url) = fresh_url() else { return };
-    let store = std::sync::Arc::new(Store::open_url(&url, 4).unwrap());
-    let (held, held_rx) = mpsc::channel::<()>();
-    let (release, release_rx) = mpsc::channel::<()>();
-    let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let holder = {
-        let store = std::sync::Arc::clone(&store);
-        let released = std::sync::Arc::clone(&released);
-        std::thread::spawn(move || {
-            let mut first = true;
-            store
-                .write_for([AccountId(7)], |_| {
-                    if first {
-                        first = false;
-                        let _ = held.send(());
-                        // held until the read below is done (or a guard runs out)
-                        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(8));
-                        released.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    Ok::<_, StoreError>(())
-                })
-                .unwrap();
-        })
-    };
-    held_rx.recv().unwrap();
-    let waiters: Vec<_> = (0..6)
-        .map(|_| {
-            let store = std::sync::Arc::clone(&store);
-            std::thread::spawn(move || store.write_for([AccountId(7)], |_| Ok::<_, StoreError>(())))
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let read = store.read(|r| {
-        r.conn
-            .query_one("SELECT 1 AS one", named_params! {}, |row| {
-                row.get::<i64>("one")
-            })
-    });
-    let in_time = !released.load(std::sync::atomic::Ordering::SeqCst);
-    let _ = release.send(());
-    assert_eq!(read.unwrap(), 1);
-    assert!(
-        in_time,
-        "the read got a connection only once the holder let go"
-    );
-    holder.join().unwrap();
-    for w in waiters {
-        w.join().unwrap().unwrap();
-    }
-}
-
-/// A write waiting for a busy account holds no money-write turn: while one write holds
-/// account 7 open and more writes than there are turns wait for it, a write on account 8
-/// still runs at once (a rider's burst of syncs cannot stall everyone's settlement).
-#[test]
-fn writes_waiting_for_a_busy_account_hold_no_money_turn() {
-    use crate::ids::AccountId;
-    use crate::store::Store;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
-    let Some(url) = fresh_url() else { return };
-    let store = Arc::new(Store::open_url(&url, 16).unwrap());
     let (held, held_rx) = mpsc::channel::<()>();
     let (release, release_rx) = mpsc::channel::<()>();
     let released = Arc::new(AtomicBool::new(false));
     let holder = {
-        let (store, released) = (Arc::clone(&store), Arc::clone(&released));
+        let (store, released) = (Arc::clone(store), Arc::clone(&released));
         std::thread::spawn(move || {
             let mut first = true;
             store
@@ -502,6 +443,7 @@ fn writes_waiting_for_a_busy_account_hold_no_money_turn() {
                     if first {
                         first = false;
                         let _ = held.send(());
+                        // held until the check is done (or a guard runs out)
                         let _ = release_rx.recv_timeout(std::time::Duration::from_secs(8));
                         released.store(true, Ordering::SeqCst);
                     }
@@ -511,26 +453,63 @@ fn writes_waiting_for_a_busy_account_hold_no_money_turn() {
         })
     };
     held_rx.recv().unwrap();
-    let turns = std::thread::available_parallelism().map_or(2, usize::from);
-    let waiters: Vec<_> = (0..turns + 2)
+    let waiters: Vec<_> = (0..waiting)
         .map(|_| {
-            let store = Arc::clone(&store);
+            let store = Arc::clone(store);
             std::thread::spawn(move || store.write_for([AccountId(7)], |_| Ok::<_, StoreError>(())))
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let other = store.write_for([AccountId(8)], |_| Ok::<_, StoreError>(()));
+    let out = check();
     let in_time = !released.load(Ordering::SeqCst);
     let _ = release.send(());
+    holder.join().unwrap();
+    for w in waiters {
+        w.join().unwrap().unwrap();
+    }
+    (out, in_time)
+}
+
+/// Writes waiting for a busy account take at most half the pool (the others wait for a turn
+/// holding no connection): a burst on one account cannot starve every other request of the
+/// pool. Pool of 4; one write holds account 7 open; six more writes on account 7 wait; a
+/// read still gets a connection while the holder holds on.
+#[test]
+fn writes_waiting_for_an_account_leave_the_pool_to_others() {
+    let Some(url) = fresh_url() else { return };
+    let store = std::sync::Arc::new(crate::store::Store::open_url(&url, 4).unwrap());
+    let (read, in_time) = while_account_7_is_held(&store, 6, || {
+        store.read(|r| {
+            r.conn
+                .query_one("SELECT 1 AS one", named_params! {}, |row| {
+                    row.get::<i64>("one")
+                })
+        })
+    });
+    assert_eq!(read.unwrap(), 1);
+    assert!(
+        in_time,
+        "the read got a connection only once the holder let go"
+    );
+}
+
+/// A write waiting for a busy account holds no money-write turn: while one write holds
+/// account 7 open and more writes than there are turns wait for it, a write on account 8
+/// still runs at once (a rider's burst of syncs cannot stall everyone's settlement).
+#[test]
+fn writes_waiting_for_a_busy_account_hold_no_money_turn() {
+    use crate::ids::AccountId;
+    let Some(url) = fresh_url() else { return };
+    let store = std::sync::Arc::new(crate::store::Store::open_url(&url, 16).unwrap());
+    let turns = std::thread::available_parallelism().map_or(2, usize::from);
+    let (other, in_time) = while_account_7_is_held(&store, turns + 2, || {
+        store.write_for([AccountId(8)], |_| Ok::<_, StoreError>(()))
+    });
     other.unwrap();
     assert!(
         in_time,
         "the write on another account waited for the busy one"
     );
-    holder.join().unwrap();
-    for w in waiters {
-        w.join().unwrap().unwrap();
-    }
 }
 
 /// A write naming more accounts than the server's `max_locks_per_transaction` takes no
