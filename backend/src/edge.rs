@@ -61,8 +61,14 @@ pub struct EdgeLimits {
     /// slot (so a client that dribbles its body holds only its own connection); this many
     /// bytes may be being read ahead server-wide at once (more: 503 + `Retry-After`).
     pub prebuffer_budget: usize,
-    /// Batch uploads (streamed to their handler) running at once; more: 503 + `Retry-After`.
+    /// Batch uploads (streamed to their handler) running at once; one more waits for a lane
+    /// (first come, first served) up to `upload_queue_wait`, then 503 + `Retry-After`.
     pub max_uploads_in_flight: usize,
+    /// How long a batch upload waits for a lane when all `max_uploads_in_flight` are taken.
+    /// Buses docking together (end of a shift, a depot's Wi-Fi) upload in a burst; a short
+    /// queue takes the burst instead of bouncing it. A waiting upload holds only its
+    /// connection (capped per address and server-wide), not an in-flight slot.
+    pub upload_queue_wait: Duration,
     /// Open connections at once; a connection over it is closed as soon as it is accepted.
     pub max_connections: usize,
     /// Open connections at once from one client address (IPv6: one /64; a trusted proxy is
@@ -88,6 +94,7 @@ impl Default for EdgeLimits {
             max_in_flight_per_address: Some(64),
             prebuffer_budget: 64 * 1024 * 1024,
             max_uploads_in_flight: 32,
+            upload_queue_wait: Duration::from_secs(10),
             max_connections: 4_096,
             max_connections_per_address: Some(128),
             shed_retry_after_secs: 2,

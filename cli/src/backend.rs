@@ -513,9 +513,13 @@ struct EdgeArgs {
     /// Open connections at once.
     #[arg(long)]
     max_connections: Option<usize>,
-    /// Batch uploads handled at once (more are answered 503 with Retry-After).
+    /// Batch uploads handled at once (one more waits for a lane, then is answered 503 with
+    /// Retry-After).
     #[arg(long)]
     max_uploads_in_flight: Option<usize>,
+    /// Seconds a batch upload waits for a lane when all are taken.
+    #[arg(long)]
+    upload_queue_wait_secs: Option<u64>,
     /// Requests handled at once from one client address (more are answered 429), or `off`.
     #[arg(long, value_name = "N|off")]
     max_in_flight_per_address: Option<String>,
@@ -561,6 +565,9 @@ impl EdgeArgs {
         e.max_uploads_in_flight = self
             .max_uploads_in_flight
             .unwrap_or(e.max_uploads_in_flight);
+        e.upload_queue_wait = self
+            .upload_queue_wait_secs
+            .map_or(e.upload_queue_wait, secs);
         if let Some(v) = &self.max_in_flight_per_address {
             e.max_in_flight_per_address = cap_or_off("max-in-flight-per-address", v)?;
         }

@@ -8,8 +8,9 @@
 //!   spent). A client that dribbles or stalls its body holds its own connection (capped per
 //!   address in `server.rs`), never an in-flight slot.
 //! - Batch uploads (up to 8 MiB) stream into their handler, so they run in their own lane:
-//!   at most `max_uploads_in_flight` at once (503 + `Retry-After` beyond), whatever their
-//!   speed, so slow uploads cannot take every slot.
+//!   at most `max_uploads_in_flight` at once, whatever their speed, so slow uploads cannot
+//!   take every slot. One more waits for a lane in turn (first come, first served) for at
+//!   most `upload_queue_wait`, holding only its connection, then is 503 + `Retry-After`.
 //! - Requests running at once from one client address (IPv6: one /64) are capped
 //!   (`max_in_flight_per_address`): one more is refused at once with 429 and `Retry-After`.
 
@@ -89,8 +90,10 @@ pub(crate) struct Admission {
     request_timeout: Duration,
     /// Bytes being read ahead server-wide, in KiB permits.
     budget: Arc<Semaphore>,
-    /// Batch uploads at once.
+    /// Batch uploads at once (tokio's semaphore hands permits out in the order asked).
     uploads: Arc<Semaphore>,
+    /// How long an upload waits for a lane.
+    upload_queue_wait: Duration,
     shed_retry_after_secs: u64,
     running: PerAddress,
 }
@@ -106,6 +109,7 @@ impl Admission {
                 (edge.prebuffer_budget / 1024).clamp(1, Semaphore::MAX_PERMITS),
             )),
             uploads: Arc::new(Semaphore::new(edge.max_uploads_in_flight.max(1))),
+            upload_queue_wait: edge.upload_queue_wait.min(edge.request_timeout),
             shed_retry_after_secs: edge.shed_retry_after_secs,
             running: PerAddress::new(edge.max_in_flight_per_address),
         }
@@ -241,14 +245,15 @@ pub(crate) async fn admit(State(a): State<Arc<Admission>>, req: Request, next: N
     let mut _lane = None;
     let mut _read_ahead = None;
     let body = if upload {
-        match Arc::clone(&a.uploads).try_acquire_owned() {
-            Ok(permit) => _lane = Some(permit),
-            Err(_) => {
+        let lane = Arc::clone(&a.uploads).acquire_owned();
+        match tokio::time::timeout(a.upload_queue_wait, lane).await {
+            Ok(Ok(permit)) => _lane = Some(permit),
+            Ok(Err(_)) | Err(_) => {
                 return with_retry_after(
                     ApiProblem::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         ProblemCode::Overloaded,
-                        "too many batch uploads at once; retry shortly",
+                        "too many batch uploads at once (none freed up in time); retry shortly",
                     ),
                     a.shed_retry_after_secs,
                 )

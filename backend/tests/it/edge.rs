@@ -339,8 +339,10 @@ async fn slow_bodies_do_not_hold_in_flight_slots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_uploads_run_in_their_own_lane() {
+    const QUEUE: Duration = Duration::from_millis(400);
     let h = start(|e| {
         e.max_uploads_in_flight = 2;
+        e.upload_queue_wait = QUEUE;
         e.max_in_flight = 8;
         e.body_read_timeout = PATIENCE;
         e.request_timeout = PATIENCE;
@@ -352,9 +354,10 @@ async fn slow_uploads_run_in_their_own_lane() {
     })
     .await
     .unwrap();
-    // a third upload waits for nobody: 503 + Retry-After at once
+    // a third upload waits its queue time for a lane, then is 503 + Retry-After
     let t0 = Instant::now();
     let refused = loop {
+        let asked = Instant::now();
         let r = h
             .http
             .post(h.u("/v1/validator/batches"))
@@ -364,6 +367,7 @@ async fn slow_uploads_run_in_their_own_lane() {
             .await
             .unwrap();
         if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(asked.elapsed() >= QUEUE, "refused without waiting in line");
             break r;
         }
         assert!(
@@ -383,6 +387,47 @@ async fn slow_uploads_run_in_their_own_lane() {
         StatusCode::ACCEPTED
     );
     drop(held);
+}
+
+/// A burst of uploads over the lanes waits in line (buses docking together) instead of
+/// being bounced: the one that waits gets the lane as soon as a running upload ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_lanes_waits_for_one() {
+    let h = start(|e| {
+        e.max_uploads_in_flight = 1;
+        e.upload_queue_wait = PATIENCE;
+        e.body_read_timeout = PATIENCE;
+        e.request_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    let held = tokio::task::spawn_blocking(move || streaming_holder(addr))
+        .await
+        .unwrap();
+    // the holder's upload has the lane once its header is read; give the server a moment
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (http, url) = (h.http.clone(), h.u("/v1/validator/batches"));
+    let waiting = tokio::spawn(async move {
+        http.post(url)
+            .header("content-type", "application/octet-stream")
+            .body(vec![0u8; 64])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second upload did not wait for the lane"
+    );
+    drop(held);
+    let status = tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .expect("the freed lane went to the waiting upload")
+        .unwrap();
+    // not refused for load: its (garbage) batch was read and judged
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
