@@ -28,17 +28,20 @@ use postgres::types::{ToSql, Type};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod locks;
 mod sql;
 mod tls;
+mod turns;
 #[cfg(test)]
 pub(super) use locks::{ACCOUNT_LOCKS, WRITERS_LOCK};
 use sql::param_type;
 pub(super) use sql::{execute, get, query_one, query_opt, query_vec};
 pub(crate) use sql::{rewrite, Rewritten};
+pub use turns::Turn;
+use turns::Turns;
 
 /// Runs `f` where a blocking call is allowed: directly on a plain or blocking thread; on an
 /// async worker, out of the runtime (`block_in_place` on a multi-thread runtime, a scoped
@@ -113,49 +116,6 @@ impl r2d2::ManageConnection for Manager {
 
     fn has_broken(&self, c: &mut PgConn) -> bool {
         c.broken || c.client.is_closed()
-    }
-}
-
-/// Turns to wait for account locks on a connection (a counting semaphore).
-struct Turns {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// A turn taken from [`Turns`], given back when dropped.
-pub struct Turn<'a>(&'a Turns);
-
-impl Turns {
-    fn new(n: usize) -> Self {
-        Self {
-            free: Mutex::new(n.max(1)),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// A turn, waited for without a connection; busy (`why`) after 10 s.
-    fn take(&self, why: &str) -> Result<Turn<'_>, StoreError> {
-        off_runtime(|| {
-            let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            let (mut free, _) = self
-                .freed
-                .wait_timeout_while(free, Duration::from_secs(10), |n| *n == 0)
-                .unwrap_or_else(|p| p.into_inner());
-            if *free == 0 {
-                return Err(StoreError::Busy(why.to_string()));
-            }
-            *free -= 1;
-            Ok(())
-        })?;
-        Ok(Turn(self))
-    }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free += 1;
-        self.0.freed.notify_one();
     }
 }
 
