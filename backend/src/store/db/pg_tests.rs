@@ -77,6 +77,32 @@ fn rewrites_names_but_not_casts_literals_or_comments() {
 }
 
 #[test]
+fn block_comments_and_dollar_quotes_hold_no_parameters() {
+    let sql = "SELECT /* :no /* :nested */ :still_no */ :a, $$ :no $$, $t_1$ :no $ $t_1$, :b, \
+               $1, x$y, /* unterminated :no";
+    let r = rewrite(sql);
+    assert_eq!(
+        r.sql,
+        "SELECT /* :no /* :nested */ :still_no */ $1, $$ :no $$, $t_1$ :no $ $t_1$, $2, \
+         $1, x$y, /* unterminated :no"
+    );
+    assert_eq!(r.names, [":a", ":b"]);
+    let r = rewrite("SELECT $q$ :no");
+    assert!(
+        r.names.is_empty(),
+        "an unterminated dollar quote runs to the end"
+    );
+    let r = rewrite("SELECT :a, 'é' /* é */ , $é$ :no $é$, :b");
+    assert_eq!(r.names, [":a", ":b"]);
+    let r = rewrite("SELECT a$b$c, :a, d$e$ FROM t");
+    assert_eq!(
+        r.names,
+        [":a"],
+        "a dollar inside an identifier opens no quote"
+    );
+}
+
+#[test]
 fn binds_by_name_and_reads_by_name() {
     let Some(pool) = fresh_pool() else { return };
     let tx = with_table(&pool);

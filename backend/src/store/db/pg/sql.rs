@@ -14,13 +14,36 @@ pub(crate) struct Rewritten {
     pub(crate) names: Vec<String>,
 }
 
-/// Rewrites `:name` parameters to `$1`, `$2`, … (one number per distinct name).
+/// Rewrites `:name` parameters to `$1`, `$2`, … (one number per distinct name). Nothing in a
+/// string, a quoted identifier, a `--` or `/* */` comment (nested, as PostgreSQL nests them)
+/// or a dollar-quoted string (`$$…$$`, `$tag$…$tag$`) is a parameter.
 pub(crate) fn rewrite(sql: &str) -> Rewritten {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut names: Vec<String> = Vec::new();
     let mut chars = sql.char_indices().peekable();
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    while let Some((_, c)) = chars.next() {
+    while let Some((i, c)) = chars.next() {
+        let rest = sql.get(i..).unwrap_or_default();
+        let verbatim = match c {
+            '/' if rest.starts_with("/*") => Some(block_comment_len(rest)),
+            // `a$b$` is an identifier: a dollar quote never starts inside one
+            '$' if !sql
+                .get(..i)
+                .and_then(|before| before.chars().next_back())
+                .is_some_and(|p| ident(p) || p == '$' || !p.is_ascii()) =>
+            {
+                dollar_quoted_len(rest)
+            }
+            _ => None,
+        };
+        if let Some(len) = verbatim {
+            out.push_str(rest.get(..len).unwrap_or(rest));
+            let end = i.saturating_add(len);
+            while chars.peek().is_some_and(|p| p.0 < end) {
+                chars.next();
+            }
+            continue;
+        }
         match c {
             '\'' | '"' => {
                 out.push(c);
@@ -70,6 +93,51 @@ pub(crate) fn rewrite(sql: &str) -> Rewritten {
         }
     }
     Rewritten { sql: out, names }
+}
+
+/// The length in bytes of the block comment `rest` starts with (`/*`), nested comments
+/// included; an unterminated one runs to the end.
+fn block_comment_len(rest: &str) -> usize {
+    let b = rest.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while let (Some(&x), Some(&y)) = (b.get(i), b.get(i.saturating_add(1))) {
+        match (x, y) {
+            (b'/', b'*') => {
+                depth = depth.saturating_add(1);
+                i = i.saturating_add(2);
+            }
+            (b'*', b'/') => {
+                depth = depth.saturating_sub(1);
+                i = i.saturating_add(2);
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i = i.saturating_add(1),
+        }
+    }
+    rest.len()
+}
+
+/// The length in bytes of the dollar-quoted string `rest` starts with (`$$…$$` or
+/// `$tag$…$tag$`; an unterminated one runs to the end), or `None` when its `$` opens none
+/// (a positional `$1`, say).
+fn dollar_quoted_len(rest: &str) -> Option<usize> {
+    let after = rest.strip_prefix('$')?;
+    let tag = after.get(..after.find('$')?)?;
+    let tag_ok = tag
+        .chars()
+        .enumerate()
+        .all(|(k, c)| c == '_' || c.is_alphabetic() || (k > 0 && c.is_ascii_digit()));
+    if !tag_ok {
+        return None;
+    }
+    let open = tag.len().saturating_add(2);
+    let delimiter = rest.get(..open)?;
+    let body = rest.get(open..)?;
+    Some(body.find(delimiter).map_or(rest.len(), |at| {
+        open.saturating_add(at).saturating_add(open)
+    }))
 }
 
 /// The type a value is prepared with; unspecified (OID 0, the server infers it) for a null.
