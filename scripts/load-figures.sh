@@ -100,7 +100,7 @@ run() {
     RUST_LOG=${FIGURES_LOG:-warn} "$BIN" backend serve --sandbox --listen 127.0.0.1:0 --db "$db" \
       --keys "$dir/issuer-keys.json" --sandbox-gateway-url "$gw" --operators "$dir/ops.json" \
       --max-offline-amount 50000000 --max-in-flight-per-address off \
-      --max-connections-per-address off \
+      --max-connections-per-address off --max-uploads-per-address off \
       --rate-limit otp_per_address=off --rate-limit otp_global=off \
       --rate-limit session_per_address=off --rate-limit sync_per_account=off \
       --rate-limit credential_per_account=off 2>"$dir/backend-$i.log" &

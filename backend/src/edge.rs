@@ -69,6 +69,11 @@ pub struct EdgeLimits {
     /// queue takes the burst instead of bouncing it. A waiting upload holds only its
     /// connection (capped per address and server-wide), not an in-flight slot.
     pub upload_queue_wait: Duration,
+    /// Batch uploads running or waiting for a lane at once from one client address (IPv6:
+    /// one /64; a depot's buses behind one NAT share one); one more is refused at once with
+    /// 429 and `Retry-After`. Without it, one address could hold every lane and, waiting
+    /// first in line, take each lane that frees up.
+    pub max_uploads_per_address: Option<usize>,
     /// Open connections at once; a connection over it is closed as soon as it is accepted.
     pub max_connections: usize,
     /// Open connections at once from one client address (IPv6: one /64; a trusted proxy is
@@ -95,6 +100,7 @@ impl Default for EdgeLimits {
             prebuffer_budget: 64 * 1024 * 1024,
             max_uploads_in_flight: 32,
             upload_queue_wait: Duration::from_secs(10),
+            max_uploads_per_address: Some(8),
             max_connections: 4_096,
             max_connections_per_address: Some(128),
             shed_retry_after_secs: 2,
@@ -113,6 +119,7 @@ impl EdgeLimits {
             session_per_address: None,
             max_in_flight_per_address: None,
             max_connections_per_address: None,
+            max_uploads_per_address: None,
             ..Self::default()
         }
     }
@@ -187,12 +194,18 @@ impl EdgeLimits {
         if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.as_secs() > 86_400) {
             return Err(format!("edge {name} must be at most a day"));
         }
-        if self.max_uploads_in_flight == 0 || self.prebuffer_budget < 1024 {
+        if self.max_uploads_in_flight == 0
+            || self.max_uploads_per_address == Some(0)
+            || self.prebuffer_budget < 1024
+        {
             return Err(
-                "edge max_uploads_in_flight must be more than zero and prebuffer_budget at \
-                 least 1 KiB"
+                "edge max_uploads_in_flight (also per address) must be more than zero and \
+                 prebuffer_budget at least 1 KiB"
                     .into(),
             );
+        }
+        if self.upload_queue_wait.as_secs() > 86_400 {
+            return Err("edge upload_queue_wait must be at most a day".into());
         }
         if self.max_in_flight == 0
             || self.max_connections == 0
@@ -236,6 +249,16 @@ mod tests {
             ..EdgeLimits::default()
         };
         assert!(forever.check().is_err());
+        let no_uploads = EdgeLimits {
+            max_uploads_per_address: Some(0),
+            ..EdgeLimits::default()
+        };
+        assert!(no_uploads.check().is_err());
+        let waits_forever = EdgeLimits {
+            upload_queue_wait: Duration::from_secs(u64::MAX),
+            ..EdgeLimits::default()
+        };
+        assert!(waits_forever.check().is_err());
         let off = EdgeLimits {
             otp_per_address: None,
             ..EdgeLimits::default()

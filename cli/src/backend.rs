@@ -520,6 +520,10 @@ struct EdgeArgs {
     /// Seconds a batch upload waits for a lane when all are taken.
     #[arg(long)]
     upload_queue_wait_secs: Option<u64>,
+    /// Batch uploads running or waiting at once from one client address (more are answered
+    /// 429), or `off`.
+    #[arg(long, value_name = "N|off")]
+    max_uploads_per_address: Option<String>,
     /// Requests handled at once from one client address (more are answered 429), or `off`.
     #[arg(long, value_name = "N|off")]
     max_in_flight_per_address: Option<String>,
@@ -570,6 +574,9 @@ impl EdgeArgs {
             .map_or(e.upload_queue_wait, secs);
         if let Some(v) = &self.max_in_flight_per_address {
             e.max_in_flight_per_address = cap_or_off("max-in-flight-per-address", v)?;
+        }
+        if let Some(v) = &self.max_uploads_per_address {
+            e.max_uploads_per_address = cap_or_off("max-uploads-per-address", v)?;
         }
         if let Some(v) = &self.max_connections_per_address {
             e.max_connections_per_address = cap_or_off("max-connections-per-address", v)?;

@@ -94,6 +94,10 @@ pub(crate) struct Admission {
     uploads: Arc<Semaphore>,
     /// How long an upload waits for a lane.
     upload_queue_wait: Duration,
+    /// Uploads running or waiting: at most as many wait as there are lanes.
+    upload_line: Arc<Semaphore>,
+    /// Uploads running or waiting per client address.
+    uploads_per_address: PerAddress,
     shed_retry_after_secs: u64,
     running: PerAddress,
 }
@@ -110,6 +114,13 @@ impl Admission {
             )),
             uploads: Arc::new(Semaphore::new(edge.max_uploads_in_flight.max(1))),
             upload_queue_wait: edge.upload_queue_wait.min(edge.request_timeout),
+            upload_line: Arc::new(Semaphore::new(
+                edge.max_uploads_in_flight
+                    .max(1)
+                    .saturating_mul(2)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
+            uploads_per_address: PerAddress::new(edge.max_uploads_per_address),
             shed_retry_after_secs: edge.shed_retry_after_secs,
             running: PerAddress::new(edge.max_in_flight_per_address),
         }
@@ -235,6 +246,13 @@ fn has_body(headers: &HeaderMap) -> bool {
 
 /// The admission middleware (outside the in-flight limit; see the module docs).
 pub(crate) async fn admit(State(a): State<Arc<Admission>>, req: Request, next: Next) -> Response {
+    match admitted(&a, req, next).await {
+        Ok(answer) | Err(answer) => answer,
+    }
+}
+
+/// [`admit`]: the handler's answer, or the refusal.
+async fn admitted(a: &Admission, req: Request, next: Next) -> Result<Response, Response> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -242,23 +260,10 @@ pub(crate) async fn admit(State(a): State<Arc<Admission>>, req: Request, next: N
     let address = AddressKey::of(a.limiters.client_address(peer, req.headers()));
     let upload = req.method() == Method::POST && req.uri().path() == VALIDATOR_BATCHES.path;
     let (parts, body) = req.into_parts();
-    let mut _lane = None;
+    let mut _upload = None;
     let mut _read_ahead = None;
     let body = if upload {
-        let lane = Arc::clone(&a.uploads).acquire_owned();
-        match tokio::time::timeout(a.upload_queue_wait, lane).await {
-            Ok(Ok(permit)) => _lane = Some(permit),
-            Ok(Err(_)) | Err(_) => {
-                return with_retry_after(
-                    ApiProblem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        ProblemCode::Overloaded,
-                        "too many batch uploads at once (none freed up in time); retry shortly",
-                    ),
-                    a.shed_retry_after_secs,
-                )
-            }
-        }
+        _upload = Some(a.admit_upload(address).await?);
         body
     } else if has_body(&parts.headers) {
         match a.read_whole(body, &parts.headers).await {
@@ -267,22 +272,82 @@ pub(crate) async fn admit(State(a): State<Arc<Admission>>, req: Request, next: N
                 _read_ahead = Some(r);
                 Body::from(bytes)
             }
-            Err(failure) => return a.refusal(failure),
+            Err(failure) => return Err(a.refusal(failure)),
         }
     } else {
         body
     };
     let req = Request::from_parts(parts, body);
-    let Some(_running) = a.running.enter(address) else {
-        tracing::debug!(path = %req.uri().path(), "too many requests at once from one address");
-        return with_retry_after(
-            ApiProblem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ProblemCode::RateLimited,
-                "too many requests at once from this address; retry in 1 s",
-            ),
-            1,
-        );
+    let _running = match _upload {
+        Some(_) => None,
+        None => Some(a.running.enter(address).ok_or_else(too_many_at_once)?),
     };
-    next.run(req).await
+    Ok(next.run(req).await)
+}
+
+/// 429 for one request more than an address may run at once.
+fn too_many_at_once() -> Response {
+    tracing::debug!("too many requests at once from one address");
+    with_retry_after(
+        ApiProblem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ProblemCode::RateLimited,
+            "too many requests at once from this address; retry in 1 s",
+        ),
+        1,
+    )
+}
+
+/// What an admitted upload holds until its answer: its lane and its place in line, its
+/// place among its address's uploads and among its address's requests.
+struct UploadAdmitted {
+    _permits: [OwnedSemaphorePermit; 2],
+    _places: [Held; 2],
+}
+
+impl Admission {
+    /// Admits a batch upload, before its body is read: within its address's uploads (queued
+    /// ones count) and requests at once (429 beyond), within the line (503 at once when as
+    /// many wait as there are lanes), then the first lane to free up, waited for at most
+    /// `upload_queue_wait` (503). An address cannot fill the line and keep every lane that
+    /// frees up from everyone after it.
+    async fn admit_upload(&self, address: AddressKey) -> Result<UploadAdmitted, Response> {
+        let Some(mine) = self.uploads_per_address.enter(address) else {
+            tracing::debug!("too many batch uploads at once from one address");
+            return Err(with_retry_after(
+                ApiProblem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ProblemCode::RateLimited,
+                    "too many batch uploads at once from this address; retry shortly",
+                ),
+                self.shed_retry_after_secs,
+            ));
+        };
+        let running = self.running.enter(address).ok_or_else(too_many_at_once)?;
+        let overloaded = |detail| {
+            with_retry_after(
+                ApiProblem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ProblemCode::Overloaded,
+                    detail,
+                ),
+                self.shed_retry_after_secs,
+            )
+        };
+        let Ok(in_line) = Arc::clone(&self.upload_line).try_acquire_owned() else {
+            return Err(overloaded(
+                "too many batch uploads at once (the line for them is full); retry shortly",
+            ));
+        };
+        let lane = Arc::clone(&self.uploads).acquire_owned();
+        match tokio::time::timeout(self.upload_queue_wait, lane).await {
+            Ok(Ok(lane)) => Ok(UploadAdmitted {
+                _permits: [lane, in_line],
+                _places: [mine, running],
+            }),
+            Ok(Err(_)) | Err(_) => Err(overloaded(
+                "too many batch uploads at once (none freed up in time); retry shortly",
+            )),
+        }
+    }
 }

@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a test waits at most for the server to do what it must (not a speed target).
@@ -289,6 +290,43 @@ fn streaming_holder(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A batch upload that holds its lane: it asks `Expect: 100-continue`, and the server says
+/// continue only once the upload's handler reads the body, which is after it took a lane.
+/// The body never comes; dropping the connection ends the upload.
+fn lane_holder(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(
+        b"POST /v1/validator/batches HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\
+          Expect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("100 Continue\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed before continue: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+/// A garbage batch upload (64 zero bytes): its status.
+async fn upload_garbage(h: &Harness) -> reqwest::Response {
+    h.http
+        .post(h.u("/v1/validator/batches"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 64])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A JSON request whose body starts and then stops: announced small, announced large
 /// (70,000 bytes), or chunked.
 fn dribbling_holder(addr: SocketAddr, kind: usize) -> TcpStream {
@@ -401,20 +439,13 @@ async fn an_upload_over_the_lanes_waits_for_one() {
     })
     .await;
     let addr = h.handle().addr();
-    let held = tokio::task::spawn_blocking(move || streaming_holder(addr))
+    let held = tokio::task::spawn_blocking(move || lane_holder(addr))
         .await
         .unwrap();
-    // the holder's upload has the lane once its header is read; give the server a moment
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (http, url) = (h.http.clone(), h.u("/v1/validator/batches"));
-    let waiting = tokio::spawn(async move {
-        http.post(url)
-            .header("content-type", "application/octet-stream")
-            .body(vec![0u8; 64])
-            .send()
-            .await
-            .unwrap()
-            .status()
+    let h = Arc::new(h);
+    let waiting = tokio::spawn({
+        let h = Arc::clone(&h);
+        async move { upload_garbage(&h).await.status() }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
@@ -428,6 +459,69 @@ async fn an_upload_over_the_lanes_waits_for_one() {
         .unwrap();
     // not refused for load: its (garbage) batch was read and judged
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// One address (a rogue validator, or anyone: uploads are admitted before their signature is
+/// read) cannot hold every lane and queue for each that frees up: past its share it is 429 at
+/// once; and when as many wait as there are lanes, one more is 503 at once, not after a wait
+/// it could never win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_the_upload_lanes_or_the_line() {
+    let h = start(|e| {
+        e.max_uploads_in_flight = 1;
+        e.max_uploads_per_address = Some(1);
+        e.upload_queue_wait = PATIENCE;
+        e.body_read_timeout = PATIENCE;
+        e.request_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    let held = tokio::task::spawn_blocking(move || lane_holder(addr))
+        .await
+        .unwrap();
+    let r = upload_garbage(&h).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "rate_limited", "{v}");
+    drop(held);
+
+    // no per-address share: one lane and one place in line
+    let h = start(|e| {
+        e.max_uploads_in_flight = 1;
+        e.upload_queue_wait = PATIENCE;
+        e.body_read_timeout = PATIENCE;
+        e.request_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    let held = tokio::task::spawn_blocking(move || lane_holder(addr))
+        .await
+        .unwrap();
+    let h = Arc::new(h);
+    let in_line = tokio::spawn({
+        let h = Arc::clone(&h);
+        async move { upload_garbage(&h).await.status() }
+    });
+    // the third finds the line full (once the second is in it): 503 at once, not after
+    // PATIENCE
+    let full = tokio::time::timeout(PATIENCE / 2, async {
+        loop {
+            let r = upload_garbage(&h).await;
+            if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+                break r;
+            }
+            assert!(!in_line.is_finished(), "the second did not wait in line");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a full line answers at once");
+    assert!(full.headers().contains_key("retry-after"));
+    let v: Value = full.json().await.unwrap();
+    assert_eq!(v["code"], "overloaded", "{v}");
+    drop(held);
+    assert_eq!(in_line.await.unwrap(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,8 @@ fn serve_on(db: &str, ops: &Path, extra: &[&str]) -> Running {
             "off",
             "--max-connections-per-address",
             "off",
+            "--max-uploads-per-address",
+            "off",
         ])
         .args([
             "--rate-limit",

@@ -1,11 +1,14 @@
 //! Turns: a counting semaphore for blocking threads whose waiters are served first come,
 //! first served (a plain condition variable wakes any of them, so under load one write
-//! could wait past its deadline while later ones got through, and be answered 503).
+//! could wait past its deadline while later ones got through, and be answered 503). Each
+//! waiter parks its own thread, and only the first as many waiters as there are free turns
+//! are woken: a flood of waiters costs a wake-up per turn, not one per waiter per turn.
 
 use super::off_runtime;
 use crate::error::StoreError;
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// How long a turn is waited for before the write is busy (503 + `Retry-After`).
@@ -14,14 +17,22 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Turns (see the module docs).
 pub(super) struct Turns {
     state: Mutex<Line>,
-    changed: Condvar,
 }
 
-/// The free turns and the tickets of the waiters, in the order they came.
+/// The free turns and the waiters (ticket and thread), in the order they came.
 struct Line {
     free: usize,
     next_ticket: u64,
-    waiting: VecDeque<u64>,
+    waiting: VecDeque<(u64, Thread)>,
+}
+
+impl Line {
+    /// Wakes the waiters who may take a free turn now: the first `free` in line.
+    fn wake_first(&self) {
+        for (_, thread) in self.waiting.iter().take(self.free) {
+            thread.unpark();
+        }
+    }
 }
 
 /// A turn taken from [`Turns`], given back when dropped.
@@ -35,7 +46,6 @@ impl Turns {
                 next_ticket: 0,
                 waiting: VecDeque::new(),
             }),
-            changed: Condvar::new(),
         }
     }
 
@@ -55,30 +65,27 @@ impl Turns {
             let mut line = self.line();
             let ticket = line.next_ticket;
             line.next_ticket = line.next_ticket.wrapping_add(1);
-            line.waiting.push_back(ticket);
+            line.waiting.push_back((ticket, std::thread::current()));
             loop {
-                if line.free > 0 && line.waiting.front() == Some(&ticket) {
+                if line.free > 0 && line.waiting.front().map(|w| w.0) == Some(ticket) {
                     line.waiting.pop_front();
                     line.free -= 1;
-                    if line.free > 0 && !line.waiting.is_empty() {
-                        // the next in line may go too
-                        self.changed.notify_all();
-                    }
+                    // the next in line may go too
+                    line.wake_first();
                     return true;
                 }
                 let left =
                     deadline.map_or(patience, |d| d.saturating_duration_since(Instant::now()));
                 if left.is_zero() {
-                    line.waiting.retain(|t| *t != ticket);
+                    line.waiting.retain(|w| w.0 != ticket);
                     // whoever was behind may now be first
-                    self.changed.notify_all();
+                    line.wake_first();
                     return false;
                 }
-                line = self
-                    .changed
-                    .wait_timeout(line, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                drop(line);
+                // an unpark before this park is not lost: the park returns at once
+                std::thread::park_timeout(left);
+                line = self.line();
             }
         });
         if got {
@@ -98,9 +105,7 @@ impl Drop for Turn<'_> {
     fn drop(&mut self) {
         let mut line = self.0.line();
         line.free = line.free.saturating_add(1);
-        drop(line);
-        // every waiter checks whether it is first in line
-        self.0.changed.notify_all();
+        line.wake_first();
     }
 }
 
@@ -181,6 +186,32 @@ mod tests {
         );
         drop(a);
         assert!(patient.join().unwrap(), "the one behind got the freed turn");
+        assert_eq!(turns.waiting(), 0);
+    }
+
+    /// Only the first in line are woken: a wake-up lost on the way would leave a waiter
+    /// parked until it gives up busy.
+    #[test]
+    fn many_waiters_on_few_turns_all_get_theirs() {
+        let turns = Arc::new(Turns::new(2));
+        let in_use = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..32)
+            .map(|_| {
+                let (turns, in_use) = (Arc::clone(&turns), Arc::clone(&in_use));
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let _turn = turns.take("busy").unwrap();
+                        let now = in_use.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        assert!(now < 2, "more turns in use than there are");
+                        std::thread::yield_now();
+                        in_use.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
         assert_eq!(turns.waiting(), 0);
     }
 
