@@ -158,7 +158,8 @@ impl Engine {
             if !tx.set_payment_status(token, &[S::Verified], S::Settled, None, now)? {
                 let status = tx.gateway_payment(token)?.map(|p| p.status);
                 if status != Some(S::Settled) {
-                    tracing::warn!(intent = %intent.id, status = ?status, "not credited: the payment left verification another way");
+                    let id = intent.id.clone();
+                    tx.after_commit(move || tracing::warn!(intent = %id, status = ?status, "not credited: the payment left verification another way"));
                     return Ok(());
                 }
             }
@@ -175,7 +176,8 @@ impl Engine {
                 note: Some(ref_num),
                 created_at: now,
             })?;
-            tracing::info!(account_id = intent.account_id.0, intent = %intent.id, amount = intent.amount, "top-up credited");
+            let (account, id, amount) = (intent.account_id.0, intent.id.clone(), intent.amount);
+            tx.after_commit(move || tracing::info!(account_id = account, intent = %id, amount, "top-up credited"));
             Ok(())
         })
     }

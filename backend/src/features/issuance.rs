@@ -114,11 +114,14 @@ impl Engine {
                 if purpose == ProvisionPurpose::Provision {
                     let ended = tx.end_other_sessions(account_id, &s.token_hash)?;
                     if ended > 0 {
-                        tracing::info!(
-                            account_id = account_id.0,
-                            ended,
-                            "provisioning ended the account's other sessions"
-                        );
+                        let account = account_id.0;
+                        tx.after_commit(move || {
+                            tracing::info!(
+                                account_id = account,
+                                ended,
+                                "provisioning ended the account's other sessions"
+                            );
+                        });
                     }
                 }
             }
@@ -247,12 +250,15 @@ impl Engine {
                 }
                 let id = tx.insert_device(account.id, binding, &new_pseudonym, now)?;
                 if !revoked.is_empty() {
-                    tracing::info!(
-                        account_id = account.id.0,
-                        device_id = id.0,
-                        revoked = revoked.len(),
-                        "new device replaces the old one"
-                    );
+                    let (account, device, revoked) = (account.id.0, id.0, revoked.len());
+                    tx.after_commit(move || {
+                        tracing::info!(
+                            account_id = account,
+                            device_id = device,
+                            revoked,
+                            "new device replaces the old one"
+                        );
+                    });
                 }
                 let device = Device {
                     id,

@@ -104,7 +104,12 @@ impl Engine {
     pub(crate) fn open_fraud(&self, tx: &Writer<'_>, case: &NewFraudCase<'_>) -> Result<()> {
         let id = tx.insert_fraud_case(case)?;
         tx.revoke(case.device_id, Revocation::Fraud(case.kind), case.opened_at)?;
-        tracing::warn!(case = id, device_id = case.device_id.0, pseudonym = %case.pseudonym, kind = case.kind.as_str(), "fraud case opened; credential revoked");
+        let (device, pseudonym, kind) = (
+            case.device_id.0,
+            case.pseudonym.to_string(),
+            case.kind.as_str(),
+        );
+        tx.after_commit(move || tracing::warn!(case = id, device_id = device, pseudonym = %pseudonym, kind, "fraud case opened; credential revoked"));
         Ok(())
     }
 
@@ -408,11 +413,14 @@ impl Engine {
                     if t.challenge_id.is_some() {
                         tx.add_cert_usage(&t.cert_hash, t.authorized)?;
                     }
-                    tracing::info!(
-                        validator = v,
-                        counter = t.counter,
-                        "a validator's record replaces a wallet-only tap of the same counter"
-                    );
+                    let counter = t.counter;
+                    tx.after_commit(move || {
+                        tracing::info!(
+                            validator = v,
+                            counter,
+                            "a validator's record replaces a wallet-only tap of the same counter"
+                        );
+                    });
                     s.touch(existing.account_id, existing.fare_day, existing.time);
                     s.touch(t.account_id, fare_day, t.time);
                     state = TapState::Charged;

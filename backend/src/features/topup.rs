@@ -93,7 +93,8 @@ impl Engine {
             }
             tx.insert_gateway_payment(&pt.token, req.amount, &pt.payment_url, now, intent.expires_at)?;
             tx.insert_intent(&intent)?;
-            tracing::info!(account_id = account_id.0, intent = %id, amount = req.amount, "top-up intent created");
+            let (account, id, amount) = (account_id.0, id.clone(), req.amount);
+            tx.after_commit(move || tracing::info!(account_id = account, intent = %id, amount, "top-up intent created"));
             Ok(intent.clone())
         })?;
         if stored.amount != req.amount {

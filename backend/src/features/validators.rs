@@ -239,12 +239,11 @@ impl Engine {
         drop(keys);
         let encoded = signed.encode();
         tx.insert_bundle(version, &content_hash, &encoded, now)?;
-        tracing::info!(
-            version,
-            deny = signed.body.deny_list.len(),
-            denied_validators = signed.body.validator_deny_list.len(),
-            "config bundle signed"
-        );
+        let deny = signed.body.deny_list.len();
+        let denied_validators = signed.body.validator_deny_list.len();
+        tx.after_commit(move || {
+            tracing::info!(version, deny, denied_validators, "config bundle signed");
+        });
         Ok(SignedBundle { version, encoded })
     }
 

@@ -318,22 +318,27 @@ impl Engine {
             )?;
         }
         let events = tx.abuse_count(existing.account_id, existing.fare_day)?;
-        tracing::warn!(
-            account_id = existing.account_id.0,
-            validator_id,
-            first_validator_id,
-            events,
-            "one pass reported by two validators"
-        );
+        let (account, device) = (existing.account_id.0, existing.device_id.0);
+        tx.after_commit(move || {
+            tracing::warn!(
+                account_id = account,
+                validator_id,
+                first_validator_id,
+                events,
+                "one pass reported by two validators"
+            );
+        });
         if events > self.config().policy.shared_pass_limit
             && tx.revocation(existing.device_id)?.is_none()
         {
             tx.revoke(existing.device_id, Revocation::SharedPass, now)?;
-            tracing::warn!(
-                account_id = existing.account_id.0,
-                device_id = existing.device_id.0,
-                "shared passes over the daily limit: device deny-listed"
-            );
+            tx.after_commit(move || {
+                tracing::warn!(
+                    account_id = account,
+                    device_id = device,
+                    "shared passes over the daily limit: device deny-listed"
+                );
+            });
         }
         Ok(())
     }

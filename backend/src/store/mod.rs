@@ -135,6 +135,32 @@ pub struct Writer<'a> {
     bumped: std::cell::RefCell<std::collections::BTreeSet<i64>>,
     /// What this transaction read ahead and keeps to write ([`ahead`]).
     ahead: std::cell::RefCell<ahead::Ahead>,
+    /// What to do once this transaction has committed ([`Writer::after_commit`]).
+    committed: std::cell::RefCell<Vec<AfterCommit>>,
+}
+
+/// Something to do once a write has committed.
+type AfterCommit = Box<dyn FnOnce()>;
+
+impl Writer<'_> {
+    /// Runs `f` once this transaction has committed: the log line that says what it did. A
+    /// write that fails never runs it, and an attempt run again (PostgreSQL, on a conflict)
+    /// drops its own with it, so each committed effect is logged once and only then.
+    pub fn after_commit(&self, f: impl FnOnce() + 'static) {
+        self.committed.borrow_mut().push(Box::new(f));
+    }
+
+    /// What [`Self::after_commit`] asked for, taken before the transaction ends.
+    fn take_after_commit(&self) -> Vec<AfterCommit> {
+        std::mem::take(&mut *self.committed.borrow_mut())
+    }
+}
+
+/// Runs what a committed write asked for.
+fn run_after_commit(hooks: Vec<AfterCommit>) {
+    for hook in hooks {
+        hook();
+    }
 }
 
 impl<'a> Deref for Writer<'a> {
@@ -230,13 +256,15 @@ impl Store {
                 },
                 bumped: Default::default(),
                 ahead: Default::default(),
+                committed: Default::default(),
             };
             let out = f(&w)?;
             w.flush()?;
-            out
+            (out, w.take_after_commit())
         };
         tx.commit().map_err(StoreError::from)?;
-        Ok(out)
+        run_after_commit(out.1);
+        Ok(out.0)
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot).
@@ -304,13 +332,18 @@ fn pg_write<R, E: From<StoreError>>(
             },
             bumped: Default::default(),
             ahead: Default::default(),
+            committed: Default::default(),
         };
         // what the write kept is written before it commits
         let out = f(&w).and_then(|r| w.flush().map(|()| r).map_err(E::from));
+        let hooks = w.take_after_commit();
         drop(w);
         match out {
             Ok(r) => match tx.commit() {
-                Ok(()) => return Ok(r),
+                Ok(()) => {
+                    run_after_commit(hooks);
+                    return Ok(r);
+                }
                 Err(StoreError::Retryable(why)) => {
                     tracing::debug!(attempt, %why, "write conflicted at commit; retrying");
                 }

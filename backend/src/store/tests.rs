@@ -391,3 +391,116 @@ fn mixed_verdict_rows_prepare_each_statement_once() {
         "one per statement text used (41 rows = 32 + 8 + 1)"
     );
 }
+
+/// What a write asks to do after its commit runs once it committed, never when it failed.
+#[test]
+fn after_commit_runs_only_once_the_write_committed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let failed = store.write(|tx| -> Result<(), StoreError> {
+        tx.create_account("+989120000001", 1)?;
+        let ran = Arc::clone(&ran);
+        tx.after_commit(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        });
+        Err(StoreError::Conflict("rolled back"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "a rolled-back write ran it");
+    let seen = Arc::new(AtomicUsize::new(0));
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            let account = tx.create_account("+989120000002", 1)?;
+            let (later, seen) = (Arc::clone(&ran), Arc::clone(&seen));
+            tx.after_commit(move || {
+                // not yet: it runs only after the function returns and commits
+                later.fetch_add(1, Ordering::SeqCst);
+                seen.store(usize::try_from(account.0).unwrap(), Ordering::SeqCst);
+            });
+            assert_eq!(ran.load(Ordering::SeqCst), 0, "it ran before the commit");
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    // what it names was committed
+    let account = AccountId(i64::try_from(seen.load(Ordering::SeqCst)).unwrap());
+    assert!(store.read(|r| r.account(account)).unwrap().is_some());
+}
+
+/// A write that loses a conflict and runs again logs what it did once: the lost attempt's
+/// `after_commit` is dropped with it. The conflict is forced: the write reads a row, another
+/// write changes it and commits, then the first writes it (40001).
+#[test]
+fn a_retried_write_runs_after_commit_once() {
+    use crate::store::Store;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc};
+    let Some(url) = crate::store::db::pg_tests::fresh_url() else {
+        return;
+    };
+    let store = Arc::new(Store::open_url(&url, 4).unwrap());
+    store
+        .write(|w| {
+            w.tx.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ('c', 'x', 0)",
+                super::db::named_params! {},
+            )
+        })
+        .unwrap();
+    let (read_tx, read_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let other = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            read_rx.recv().unwrap();
+            store
+                .write(|w| {
+                    w.tx.execute(
+                        "UPDATE leases SET expires_at = expires_at + 100 WHERE name = 'c'",
+                        super::db::named_params! {},
+                    )
+                })
+                .unwrap();
+            done_tx.send(()).unwrap();
+        })
+    };
+    let (attempts, logged) = (AtomicUsize::new(0), Arc::new(AtomicUsize::new(0)));
+    store
+        .write(|w| {
+            let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+            let n: i64 = w.tx.query_one(
+                "SELECT expires_at FROM leases WHERE name = 'c'",
+                super::db::named_params! {},
+                |r| r.get("expires_at"),
+            )?;
+            if attempt == 0 {
+                read_tx.send(()).unwrap();
+                done_rx.recv().unwrap();
+            }
+            let logged = Arc::clone(&logged);
+            w.after_commit(move || {
+                logged.fetch_add(1, Ordering::SeqCst);
+            });
+            w.tx.execute(
+                "UPDATE leases SET expires_at = :n WHERE name = 'c'",
+                super::db::named_params! {":n": n + 1},
+            )
+        })
+        .unwrap();
+    other.join().unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2, "the first attempt lost");
+    assert_eq!(logged.load(Ordering::SeqCst), 1);
+    let n: i64 = store
+        .read(|r| {
+            r.conn.query_one(
+                "SELECT expires_at FROM leases WHERE name = 'c'",
+                super::db::named_params! {},
+                |r| r.get("expires_at"),
+            )
+        })
+        .unwrap();
+    assert_eq!(n, 101);
+}
