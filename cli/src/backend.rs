@@ -208,8 +208,63 @@ fn init_logs() {
         .try_init();
 }
 
+/// Says on stderr (once) which database a command acts on when no `--db` was given and
+/// `MANCARD_DB` named it: an operator running `keys rotate` or `validators deny` should not act
+/// on a database left in the environment (production's, say) without being told.
+pub(crate) fn say_where_db_came_from(db: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let named = std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--db" || a.starts_with("--db=")
+    });
+    if named || std::env::var_os("MANCARD_DB").is_none() {
+        return;
+    }
+    SAID.call_once(|| eprintln!("database from MANCARD_DB: {}", shown_db(db)));
+}
+
+/// A database target as it may be shown: a file's path; a PostgreSQL URL's user, host, port
+/// and database (never its password or parameters); of a conninfo only its host, port,
+/// database and user, and nothing when it quotes a value (a quoted password could hold
+/// `host=`).
+fn shown_db(db: &str) -> String {
+    if mancard_backend::store::database_target_problem(db).is_some() {
+        return "(not a database target; not shown)".into();
+    }
+    if !mancard_backend::store::is_postgres_url(db) {
+        return db.to_string();
+    }
+    if db.contains("://") {
+        return match reqwest::Url::parse(db) {
+            Ok(u) => {
+                let user = match u.username() {
+                    "" => String::new(),
+                    name => format!("{name}@"),
+                };
+                let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                let host = u.host_str().unwrap_or_default();
+                format!("{}://{user}{host}{port}{}", u.scheme(), u.path())
+            }
+            Err(_) => "a PostgreSQL URL (not shown)".into(),
+        };
+    }
+    if db.contains(['\'', '"', '\\']) {
+        return "a PostgreSQL conninfo (not shown)".into();
+    }
+    let shown: Vec<&str> = db
+        .split_whitespace()
+        .filter(|kv| {
+            ["host=", "hostaddr=", "port=", "dbname=", "user="]
+                .iter()
+                .any(|k| kv.starts_with(k))
+        })
+        .collect();
+    format!("PostgreSQL {}", shown.join(" "))
+}
+
 /// The configuration of `--db` (a SQLite file, or a PostgreSQL URL, which needs `--keys`).
 fn database_config(db: String, keys: Option<PathBuf>) -> Result<BackendConfig, String> {
+    say_where_db_came_from(&db);
     if let Some(why) = mancard_backend::store::database_target_problem(&db) {
         return Err(why.into());
     }
@@ -244,6 +299,7 @@ pub struct DbArgs {
 impl DbArgs {
     /// "no database at …" for a SQLite file that does not exist (a PostgreSQL URL: `None`).
     pub fn missing_file(&self) -> Option<String> {
+        say_where_db_came_from(&self.db);
         if let Some(why) = mancard_backend::store::database_target_problem(&self.db) {
             return Some(why.to_string());
         }
@@ -253,7 +309,12 @@ impl DbArgs {
     }
 }
 
+/// The engine of an offline subcommand, on an existing database only: a mistyped path
+/// would otherwise become a new, empty database with a new issuer key, whose audit passes.
 fn offline_engine(db: DbArgs) -> Result<Engine, Box<dyn std::error::Error>> {
+    if let Some(missing) = db.missing_file() {
+        return Err(format!("{missing} (`mancard backend serve` creates one)").into());
+    }
     let cfg = BackendConfig {
         sandbox: false,
         ..database_config(db.db, db.keys)?

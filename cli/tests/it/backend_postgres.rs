@@ -120,3 +120,62 @@ fn a_mistyped_database_target_is_refused_without_repeating_it() {
     }
     assert!(!std::path::Path::new("app:hunter2@db.prod").exists());
 }
+
+/// An offline command run without `--db` names the database `MANCARD_DB` gave it on stderr
+/// (never a password), and acts on no database that does not exist: a mistyped path was
+/// created empty, with a new issuer key, and its audit passed.
+#[test]
+fn the_environments_database_is_named_and_a_missing_one_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("prod.sqllite");
+    let missing_s = missing.to_str().unwrap();
+    for cmd in [
+        &["backend", "audit"][..],
+        &["backend", "keys", "list"],
+        &["backend", "keys", "rotate"],
+        &["backend", "fraud", "list"],
+    ] {
+        let (ok, out, err) = run(cmd, &[("MANCARD_DB", missing_s)]);
+        assert!(!ok, "{cmd:?} ran on a database that does not exist: {out}");
+        assert!(
+            err.contains(&format!("database from MANCARD_DB: {missing_s}")),
+            "{cmd:?}: {err}"
+        );
+        assert!(err.contains("no database at"), "{cmd:?}: {err}");
+        assert!(!missing.exists(), "{cmd:?} created {missing_s}");
+    }
+    // named on the command line: nothing to say about the environment
+    let (ok, _, err) = run(
+        &["backend", "audit", "--db", missing_s],
+        &[("MANCARD_DB", "/elsewhere.sqlite")],
+    );
+    assert!(!ok);
+    assert!(!err.contains("MANCARD_DB"), "{err}");
+    // a URL or conninfo: where, never the password
+    let keys = dir.path().join("keys.json");
+    for (db, shown) in [
+        (
+            "postgres://app:hunter2@127.0.0.1:1/mancard",
+            "database from MANCARD_DB: postgres://app@127.0.0.1:1/mancard",
+        ),
+        (
+            "host=127.0.0.1 port=1 dbname=mancard password=hunter2",
+            "database from MANCARD_DB: PostgreSQL host=127.0.0.1 port=1 dbname=mancard",
+        ),
+        (
+            "host=127.0.0.1 port=1 password='hunter2 host=x'",
+            "database from MANCARD_DB: a PostgreSQL conninfo (not shown)",
+        ),
+    ] {
+        let (ok, out, err) = run(
+            &["backend", "keys", "list", "--keys", keys.to_str().unwrap()],
+            &[("MANCARD_DB", db)],
+        );
+        assert!(!ok, "nothing listens on port 1");
+        assert!(err.contains(shown), "{db}: {err}");
+        assert!(
+            !err.contains("hunter2") && !out.contains("hunter2"),
+            "{db}: {err}"
+        );
+    }
+}
