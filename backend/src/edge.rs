@@ -108,6 +108,9 @@ impl Default for EdgeLimits {
     }
 }
 
+/// The most requests, uploads or connections at once any limit may allow.
+const MAX_AT_ONCE: usize = 1_000_000;
+
 impl EdgeLimits {
     /// The limits of a backend whose clients all connect over loopback (tests, the demo,
     /// [`crate::BackendConfig::sandbox`]): every client is 127.0.0.1 there, so the
@@ -204,6 +207,15 @@ impl EdgeLimits {
                     .into(),
             );
         }
+        // semaphores are sized from these (tokio refuses more than `MAX_PERMITS`)
+        let counts = [
+            ("max_in_flight", self.max_in_flight),
+            ("max_uploads_in_flight", self.max_uploads_in_flight),
+            ("max_connections", self.max_connections),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n > MAX_AT_ONCE) {
+            return Err(format!("edge {name} must be at most {MAX_AT_ONCE}"));
+        }
         if self.upload_queue_wait.as_secs() > 86_400 {
             return Err("edge upload_queue_wait must be at most a day".into());
         }
@@ -259,6 +271,11 @@ mod tests {
             ..EdgeLimits::default()
         };
         assert!(waits_forever.check().is_err());
+        let too_many = EdgeLimits {
+            max_uploads_in_flight: usize::MAX,
+            ..EdgeLimits::default()
+        };
+        assert!(too_many.check().is_err());
         let off = EdgeLimits {
             otp_per_address: None,
             ..EdgeLimits::default()

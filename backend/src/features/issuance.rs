@@ -211,10 +211,10 @@ impl Engine {
         let balance = tx.balance(account.id)?;
         let mut resp = self.credential_response(&cert, &row.encoded, (balance, now), Vec::new());
         resp.config_bundle = self.bundle_hex_in(tx, now)?;
-        tracing::info!(
-            account_id = account.id.0,
-            "credential request retried: same certificate"
-        );
+        let account_id = account.id.0;
+        tx.after_commit(move || {
+            tracing::info!(account_id, "credential request retried: same certificate");
+        });
         let info = CertInfo {
             cert,
             hash: row.hash,
@@ -323,11 +323,10 @@ impl Engine {
         // is this one's, which the confirmed balance bounds.
         let superseded = tx.supersede_others(device.id, &hash, now)?;
         if superseded > 0 {
-            tracing::info!(
-                device_id = device.id.0,
-                superseded,
-                "older certificates superseded"
-            );
+            let device_id = device.id.0;
+            tx.after_commit(move || {
+                tracing::info!(device_id, superseded, "older certificates superseded");
+            });
         }
         let resp = self.credential_response(&cert, &encoded, (balance, now), revoked);
         let info = CertInfo {

@@ -259,11 +259,15 @@ async fn admitted(a: &Admission, req: Request, next: Next) -> Result<Response, R
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
     let address = AddressKey::of(a.limiters.client_address(peer, req.headers()));
     let upload = req.method() == Method::POST && req.uri().path() == VALIDATOR_BATCHES.path;
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let mut _upload = None;
     let mut _read_ahead = None;
     let body = if upload {
-        _upload = Some(a.admit_upload(address).await?);
+        let pass = UploadPass {
+            _admitted: Arc::new(a.admit_upload(address).await?),
+        };
+        parts.extensions.insert(pass.clone());
+        _upload = Some(pass);
         body
     } else if has_body(&parts.headers) {
         match a.read_whole(body, &parts.headers).await {
@@ -296,6 +300,16 @@ fn too_many_at_once() -> Response {
         ),
         1,
     )
+}
+
+/// An admitted upload's places ([`UploadAdmitted`]), handed to its handler in the request's
+/// extensions: the handler moves it into the blocking ingest, so the places are held for as
+/// long as the work runs, even after the client went away (axum then drops the handler, but
+/// not the blocking work, which keeps the batch in memory). Without it, a validator that
+/// disconnects right after sending could run any number of ingests past the lanes.
+#[derive(Clone)]
+pub(crate) struct UploadPass {
+    _admitted: Arc<UploadAdmitted>,
 }
 
 /// What an admitted upload holds until its answer: its lane and its place in line, its

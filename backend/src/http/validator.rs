@@ -1,5 +1,6 @@
 //! `/v1/validator/*`: the signed config bundle and signed batch upload.
 
+use super::admission::UploadPass;
 use super::extract::RawBody;
 use super::problem::{ApiProblem, HttpResult};
 use super::{blocking, AppState, Problem};
@@ -8,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use mancard_api::endpoints::{VALIDATOR_BATCHES, VALIDATOR_CONFIG};
 use mancard_api::{BatchResponse, ProblemCode};
 
@@ -106,7 +107,15 @@ fn require_binary(headers: &HeaderMap) -> HttpResult<()> {
               (status = 413, body = Problem), (status = 415, body = Problem)))]
 pub(crate) async fn upload_batch(
     State(s): State<AppState>,
+    pass: Option<Extension<UploadPass>>,
     Binary(body): Binary,
 ) -> HttpResult<Json<BatchResponse>> {
-    Ok(Json(blocking(&s, move |e| e.ingest_batch(&body)).await?))
+    Ok(Json(
+        blocking(&s, move |e| {
+            // the upload's lane is held until the ingest ends, answered or not
+            let _held = pass;
+            e.ingest_batch(&body)
+        })
+        .await?,
+    ))
 }

@@ -263,6 +263,8 @@ impl Store {
             (out, w.take_after_commit())
         };
         tx.commit().map_err(StoreError::from)?;
+        // the next writer need not wait for the log
+        drop(guard);
         run_after_commit(out.1);
         Ok(out.0)
     }

@@ -8,7 +8,7 @@
 use mancard_api::endpoints::{CREDENTIAL_NONCE, HEALTHZ, REQUEST_OTP, WALLET_SYNC};
 use mancard_api::{OtpRequest, SyncRequest, SyncResponse, TapStatus};
 use mancard_backend::{Backend, EdgeLimits, Rate};
-use mancard_testkit::backend::{backend_config, Harness, Wallet};
+use mancard_testkit::backend::{backend_config, Harness, Validator, Wallet};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -459,6 +459,48 @@ async fn an_upload_over_the_lanes_waits_for_one() {
         .unwrap();
     // not refused for load: its (garbage) batch was read and judged
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// An upload whose answer the server gave up on (its request timed out, or its client went
+/// away) still holds its lane while its ingest runs: otherwise a validator that sends and
+/// disconnects could run any number of ingests at once, each holding its batch in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_holds_its_lane_until_its_ingest_ends() {
+    let h = start(|e| {
+        e.max_uploads_in_flight = 1;
+        e.upload_queue_wait = Duration::from_millis(300);
+        e.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let v = Validator::register(&h, 17).await;
+    let batch = v.batch(Vec::new());
+    // every write waits: the ingest blocks on the store
+    let engine = Arc::clone(h.handle().engine());
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (holding, held) = std::sync::mpsc::channel::<()>();
+    let blocker = std::thread::spawn(move || {
+        engine
+            .store()
+            .write(|_| -> Result<(), mancard_backend::StoreError> {
+                holding.send(()).unwrap();
+                released.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
+    });
+    held.recv().unwrap();
+    let (s, _) = h.upload(&batch).await;
+    assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "the ingest was not blocked");
+    // the answer is gone; the ingest is not, and neither is its lane
+    let r = upload_garbage(&h).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    release.send(()).unwrap();
+    blocker.join().unwrap();
+    let t0 = Instant::now();
+    while upload_garbage(&h).await.status() != StatusCode::BAD_REQUEST {
+        assert!(t0.elapsed() < PATIENCE, "the lane never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One address (a rogue validator, or anyone: uploads are admitted before their signature is
