@@ -7,8 +7,10 @@
 
 use mancard_api::endpoints::{CREDENTIAL_NONCE, HEALTHZ, REQUEST_OTP, WALLET_SYNC};
 use mancard_api::{OtpRequest, SyncRequest, SyncResponse, TapStatus};
-use mancard_backend::{Backend, EdgeLimits, Rate};
-use mancard_testkit::backend::{backend_config, Harness, Validator, Wallet};
+use mancard_backend::{AccountId, Backend, EdgeLimits, Rate};
+use mancard_testkit::backend::{
+    backend_config, ride_base, EngineRider, Harness, Validator, Wallet,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -472,16 +474,25 @@ async fn an_upload_holds_its_lane_until_its_ingest_ends() {
         e.request_timeout = Duration::from_secs(1);
     })
     .await;
-    let v = Validator::register(&h, 17).await;
-    let batch = v.batch(Vec::new());
-    // every write waits: the ingest blocks on the store
+    // set up on the engine: a request over HTTP may take only 1 s here
+    let engine = Arc::clone(h.handle().engine());
+    let (batch, account) = tokio::task::spawn_blocking(move || {
+        let v = Validator::register_on(&engine, 17);
+        let mut rider = EngineRider::setup(&engine, &phone(9), 0);
+        let time = ride_base(engine.now());
+        let record = rider.nfc_record(&v, 1, 20_000, time);
+        (v.batch(vec![record]), AccountId(rider.account_id))
+    })
+    .await
+    .unwrap();
+    // the ingest blocks: its rider's account is held (on SQLite, so is every write)
     let engine = Arc::clone(h.handle().engine());
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (holding, held) = std::sync::mpsc::channel::<()>();
     let blocker = std::thread::spawn(move || {
         engine
             .store()
-            .write(|_| -> Result<(), mancard_backend::StoreError> {
+            .write_for([account], |_| -> Result<(), mancard_backend::StoreError> {
                 holding.send(()).unwrap();
                 released.recv().unwrap();
                 Ok(())
