@@ -133,6 +133,11 @@ pub struct PgPool {
     lock_waiters: Turns,
     /// Turns to run a write that moves money ([`Self::money_write_turn`]).
     money_writers: Turns,
+    /// A seat per pooled connection, taken before one is checked out: r2d2 hands a freed
+    /// connection to any of its waiters, so under saturation one request could wait its
+    /// whole 10 s while later ones got through; in line for a seat they are served in order,
+    /// and a seat holder finds a connection in the pool without waiting.
+    seats: Turns,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -282,8 +287,15 @@ impl PgPool {
             rewrites: Mutex::new(HashMap::new()),
             max_account_locks: setting.max(locks::MIN_ACCOUNT_LOCKS),
             lock_waiters: Turns::new(turns),
+            seats: Turns::new(usize::try_from(max).unwrap_or(1)),
             money_writers: Turns::new(std::thread::available_parallelism().map_or(2, usize::from)),
         })
+    }
+
+    /// How many wait in line for a connection.
+    #[cfg(test)]
+    pub(crate) fn waiting_for_a_connection(&self) -> usize {
+        self.seats.waiting()
     }
 
     /// At most this many account locks per write ([`PgTx::begin_write`]).
@@ -362,6 +374,9 @@ pub struct PgTx<'p> {
     /// A write that moves money: its turn ([`PgPool::money_write_turn`]), given back when
     /// the transaction is over (after [`Drop`] has ended it).
     turn: Option<Turn<'p>>,
+    /// Its seat among the pool's connections, given back after [`Drop`] has returned the
+    /// connection.
+    _seat: Turn<'p>,
 }
 
 impl Drop for PgTx<'_> {
@@ -406,6 +421,9 @@ impl<'p> PgTx<'p> {
     /// way) still looks open, and would fail its request's first statement. A dead one is
     /// closed and the next one taken.
     fn checkout(pool: &'p PgPool) -> Result<Self, StoreError> {
+        let seat = pool
+            .seats
+            .take("no database connection: every one is in use")?;
         let mut conn = pool.get()?;
         for _ in 0..pool.max_size() {
             if conn.returned.elapsed() < PROBE_AFTER {
@@ -427,6 +445,7 @@ impl<'p> PgTx<'p> {
             locked: Cell::new(false),
             dirty: Cell::new(false),
             turn: None,
+            _seat: seat,
         })
     }
 

@@ -655,3 +655,35 @@ fn tls_to_the_server_is_verified_or_refused() {
         "{fallback}"
     );
 }
+
+/// Connections go out in the order they were asked for: r2d2 hands a freed one to any
+/// waiter, and one who just came could take it from one who had waited (under saturation:
+/// a 503 after the whole wait for one request while later ones passed).
+#[test]
+fn connections_go_out_in_the_order_they_were_asked_for() {
+    let Some(url) = fresh_url() else { return };
+    let pool = PgPool::connect(&url, 1).unwrap();
+    let held = PgTx::begin(&pool, "BEGIN").unwrap();
+    let order = std::sync::Mutex::new(Vec::new());
+    let (pool, order) = (&pool, &order);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(move || {
+            let tx = PgTx::begin(pool, "BEGIN").unwrap();
+            order.lock().unwrap().push("first in line");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            tx.rollback().unwrap();
+        });
+        let t0 = std::time::Instant::now();
+        while pool.waiting_for_a_connection() == 0 {
+            assert!(t0.elapsed().as_secs() < 30, "the waiter never got in line");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // the connection is free, and someone has waited for it: this newcomer gets in line
+        held.rollback().unwrap();
+        let tx = PgTx::begin(pool, "BEGIN").unwrap();
+        order.lock().unwrap().push("newcomer");
+        tx.rollback().unwrap();
+        waiter.join().unwrap();
+    });
+    assert_eq!(*order.lock().unwrap(), ["first in line", "newcomer"]);
+}
