@@ -79,6 +79,9 @@ const STATEMENTS_PER_TEXT: usize = 16;
 /// A connection idle longer than this is probed before use ([`PgTx::checkout`]).
 pub(super) const PROBE_AFTER: Duration = Duration::from_secs(2);
 
+/// The longest a checkout waits for a connection, in line and in the pool together.
+const CHECKOUT_WAIT: Duration = Duration::from_secs(10);
+
 /// r2d2's failed background connects, logged (without the URL: it may hold a password).
 #[derive(Debug)]
 struct LogConnectErrors;
@@ -136,7 +139,8 @@ pub struct PgPool {
     /// A seat per pooled connection, taken before one is checked out: r2d2 hands a freed
     /// connection to any of its waiters, so under saturation one request could wait its
     /// whole 10 s while later ones got through; in line for a seat they are served in order,
-    /// and a seat holder finds a connection in the pool without waiting.
+    /// and a seat holder waits in the pool only while a connection is being opened (the
+    /// pool opens them on demand and closes broken ones), within the same 10 s.
     seats: Turns,
 }
 
@@ -334,12 +338,17 @@ impl PgPool {
         self.pool.as_ref().map_or(1, r2d2::Pool::max_size)
     }
 
-    fn get(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+    /// A connection of the pool, waited for until `deadline` (at least a moment: an idle
+    /// one is taken even when the time is up).
+    fn get(&self, deadline: Instant) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
         let pool = self
             .pool
             .as_ref()
             .ok_or_else(|| StoreError::Busy("the pool is closing".into()))?;
-        off_runtime(|| pool.get())
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(50));
+        off_runtime(|| pool.get_timeout(left))
             .map_err(|e| StoreError::Busy(format!("no database connection: {e}")))
     }
 
@@ -421,10 +430,14 @@ impl<'p> PgTx<'p> {
     /// way) still looks open, and would fail its request's first statement. A dead one is
     /// closed and the next one taken.
     fn checkout(pool: &'p PgPool) -> Result<Self, StoreError> {
+        // one wait in all: in line for a seat, then (rarely: while a connection is being
+        // opened) in the pool
+        let now = Instant::now();
+        let deadline = now.checked_add(CHECKOUT_WAIT).unwrap_or(now);
         let seat = pool
             .seats
             .take("no database connection: every one is in use")?;
-        let mut conn = pool.get()?;
+        let mut conn = pool.get(deadline)?;
         for _ in 0..pool.max_size() {
             if conn.returned.elapsed() < PROBE_AFTER {
                 break;
@@ -435,7 +448,7 @@ impl<'p> PgTx<'p> {
             }
             conn.broken = true;
             off_runtime(move || drop(conn));
-            conn = pool.get()?;
+            conn = pool.get(deadline)?;
         }
         Ok(Self {
             pool,
