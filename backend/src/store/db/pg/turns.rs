@@ -177,18 +177,15 @@ mod tests {
         let _b = turns.take("t").unwrap();
         let impatient = {
             let turns = Arc::clone(&turns);
-            std::thread::spawn(move || {
-                turns
-                    .take_within("busy", Duration::from_millis(200))
-                    .is_err()
-            })
+            std::thread::spawn(move || turns.take_within("busy", Duration::from_secs(3)).is_err())
         };
         until(|| turns.waiting() == 1);
         let patient = {
             let turns = Arc::clone(&turns);
             std::thread::spawn(move || turns.take("t").is_ok())
         };
-        until(|| turns.waiting() == 2);
+        // (on a machine stalled past the impatient one's 3 s, it left before this got in)
+        until(|| turns.waiting() == 2 || impatient.is_finished());
         assert!(
             impatient.join().unwrap(),
             "the impatient one timed out busy"
