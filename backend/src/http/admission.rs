@@ -10,7 +10,10 @@
 //! - Batch uploads (up to 8 MiB) stream into their handler, so they run in their own lane:
 //!   at most `max_uploads_in_flight` at once, whatever their speed, so slow uploads cannot
 //!   take every slot. One more waits for a lane in turn (first come, first served) for at
-//!   most `upload_queue_wait`, holding only its connection, then is 503 + `Retry-After`.
+//!   most `upload_queue_wait`, holding only its connection, then is 503 + `Retry-After`; at
+//!   most as many wait as there are lanes (503 at once beyond), and one address may have
+//!   `max_uploads_per_address` running or waiting (429 beyond). An upload keeps its lane
+//!   until its ingest ends, answered or not ([`UploadPass`]).
 //! - Requests running at once from one client address (IPv6: one /64) are capped
 //!   (`max_in_flight_per_address`): one more is refused at once with 429 and `Retry-After`.
 
