@@ -15,7 +15,7 @@
 //!   ([`super::Store::write_for`]): nothing kept outlives its transaction unwritten.
 
 use super::db::{chunks, RowParams, ToValue, Value};
-use super::taps::{tap_columns, tap_row, NewTap, TapRow, TapSource, TapState};
+use super::taps::{tap_columns, tap_row, taps_where, NewTap, TapRow, TapSource, TapState};
 use super::Writer;
 use crate::error::StoreError;
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes, TapRef};
@@ -146,12 +146,7 @@ impl Writer<'_> {
     fn read_taps_ahead(&self, taps: &[TapRef]) -> Result<(), StoreError> {
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let cond = params.pairs_where(
-                ("t.pseudonym", "t.counter"),
-                chunk
-                    .iter()
-                    .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
-            );
+            let cond = taps_where(&mut params, ("t.pseudonym", "t.counter"), chunk);
             let rows = self.tx.query_vec(
                 &format!(
                     concat!(

@@ -2,6 +2,7 @@
 
 use super::db::{chunks, named_params, Dialect, Row, RowParams, ToValue, Value};
 use super::ids::parsed;
+use super::taps::taps_where;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes, TapRef};
@@ -93,12 +94,7 @@ impl Reader<'_> {
         let mut out: HashMap<TapRef, i64> = taps.iter().map(|t| (*t, 0)).collect();
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let cond = params.pairs_where(
-                ("pseudonym", "counter"),
-                chunk
-                    .iter()
-                    .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
-            );
+            let cond = taps_where(&mut params, ("pseudonym", "counter"), chunk);
             let rows = self.conn.query_vec(
                 &format!(
                     "SELECT pseudonym, counter, CAST(-SUM(amount) AS BIGINT) AS charged

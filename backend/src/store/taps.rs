@@ -179,6 +179,20 @@ macro_rules! tap_columns {
 }
 pub(super) use tap_columns;
 
+/// `(pseudonym = :a AND counter = :b) OR …` over `taps`, with the two columns named as
+/// given (e.g. `("t.pseudonym", "t.counter")`).
+pub(super) fn taps_where<'v>(
+    params: &mut RowParams<'v>,
+    columns: (&str, &str),
+    taps: &'v [TapRef],
+) -> String {
+    params.pairs_where(
+        columns,
+        taps.iter()
+            .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
+    )
+}
+
 /// A stored tap from a row holding [`tap_columns`].
 pub(super) fn tap_row(r: &Row<'_>) -> Result<TapRow, StoreError> {
     Ok(TapRow {

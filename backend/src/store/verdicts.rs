@@ -3,7 +3,7 @@
 //! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
 
 use super::db::{chunks, named_params, RowParams, ToValue, Value};
-use super::taps::{tap_columns, tap_row, TapRow};
+use super::taps::{tap_columns, tap_row, taps_where, TapRow};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId, PseudonymBytes, TapRef};
@@ -87,12 +87,7 @@ impl Reader<'_> {
         let mut out = HashMap::with_capacity(taps.len());
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let cond = params.pairs_where(
-                ("t.pseudonym", "t.counter"),
-                chunk
-                    .iter()
-                    .map(|t| (t.pseudonym.to_value(), t.counter.to_value())),
-            );
+            let cond = taps_where(&mut params, ("t.pseudonym", "t.counter"), chunk);
             let rows = self.conn.query_vec(
                 &format!(
                     concat!(
