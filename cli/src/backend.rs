@@ -298,7 +298,7 @@ pub struct DbArgs {
 
 impl DbArgs {
     /// "no database at …" for a SQLite file that does not exist (a PostgreSQL URL: `None`).
-    pub fn missing_file(&self) -> Option<String> {
+    fn missing_file(&self) -> Option<String> {
         say_where_db_came_from(&self.db);
         if let Some(why) = mancard_backend::store::database_target_problem(&self.db) {
             return Some(why.to_string());

@@ -69,9 +69,7 @@ fn time(t: i64) -> String {
 }
 
 pub fn audit_log(args: AuditLogArgs) -> CliResult {
-    if let Some(missing) = args.db.missing_file() {
-        return Err(missing.into());
-    }
+    // a database file that does not exist is refused there, not created
     let engine = super::offline_engine(args.db)?;
     let rows = engine.operator_log_rows()?;
     for r in &rows {

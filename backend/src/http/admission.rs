@@ -285,9 +285,11 @@ async fn admitted(a: &Admission, req: Request, next: Next) -> Result<Response, R
         body
     };
     let req = Request::from_parts(parts, body);
-    let _running = match _upload {
-        Some(_) => None,
-        None => Some(a.running.enter(address).ok_or_else(too_many_at_once)?),
+    // an upload took its place among its address's requests before it waited
+    let _running = if upload {
+        None
+    } else {
+        Some(a.running.enter(address).ok_or_else(too_many_at_once)?)
     };
     Ok(next.run(req).await)
 }

@@ -318,7 +318,25 @@ fn lane_holder(addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// A garbage batch upload (64 zero bytes): its status.
+/// A server with one upload lane (`per_address`: each address's share of uploads) and
+/// patient waits, and a [`lane_holder`] on that lane.
+async fn one_lane_held(per_address: Option<usize>) -> (Harness, TcpStream) {
+    let h = start(|e| {
+        e.max_uploads_in_flight = 1;
+        e.max_uploads_per_address = per_address;
+        e.upload_queue_wait = PATIENCE;
+        e.body_read_timeout = PATIENCE;
+        e.request_timeout = PATIENCE;
+    })
+    .await;
+    let addr = h.handle().addr();
+    let held = tokio::task::spawn_blocking(move || lane_holder(addr))
+        .await
+        .unwrap();
+    (h, held)
+}
+
+/// A garbage batch upload (64 zero bytes): its answer.
 async fn upload_garbage(h: &Harness) -> reqwest::Response {
     h.http
         .post(h.u("/v1/validator/batches"))
@@ -398,14 +416,7 @@ async fn slow_uploads_run_in_their_own_lane() {
     let t0 = Instant::now();
     let refused = loop {
         let asked = Instant::now();
-        let r = h
-            .http
-            .post(h.u("/v1/validator/batches"))
-            .header("content-type", "application/octet-stream")
-            .body(vec![0u8; 64])
-            .send()
-            .await
-            .unwrap();
+        let r = upload_garbage(&h).await;
         if r.status() == StatusCode::SERVICE_UNAVAILABLE {
             assert!(asked.elapsed() >= QUEUE, "refused without waiting in line");
             break r;
@@ -433,17 +444,7 @@ async fn slow_uploads_run_in_their_own_lane() {
 /// being bounced: the one that waits gets the lane as soon as a running upload ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_over_the_lanes_waits_for_one() {
-    let h = start(|e| {
-        e.max_uploads_in_flight = 1;
-        e.upload_queue_wait = PATIENCE;
-        e.body_read_timeout = PATIENCE;
-        e.request_timeout = PATIENCE;
-    })
-    .await;
-    let addr = h.handle().addr();
-    let held = tokio::task::spawn_blocking(move || lane_holder(addr))
-        .await
-        .unwrap();
+    let (h, held) = one_lane_held(None).await;
     let h = Arc::new(h);
     let waiting = tokio::spawn({
         let h = Arc::clone(&h);
@@ -520,18 +521,7 @@ async fn an_upload_holds_its_lane_until_its_ingest_ends() {
 /// it could never win.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_hold_the_upload_lanes_or_the_line() {
-    let h = start(|e| {
-        e.max_uploads_in_flight = 1;
-        e.max_uploads_per_address = Some(1);
-        e.upload_queue_wait = PATIENCE;
-        e.body_read_timeout = PATIENCE;
-        e.request_timeout = PATIENCE;
-    })
-    .await;
-    let addr = h.handle().addr();
-    let held = tokio::task::spawn_blocking(move || lane_holder(addr))
-        .await
-        .unwrap();
+    let (h, held) = one_lane_held(Some(1)).await;
     let r = upload_garbage(&h).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
@@ -540,17 +530,7 @@ async fn one_address_cannot_hold_the_upload_lanes_or_the_line() {
     drop(held);
 
     // no per-address share: one lane and one place in line
-    let h = start(|e| {
-        e.max_uploads_in_flight = 1;
-        e.upload_queue_wait = PATIENCE;
-        e.body_read_timeout = PATIENCE;
-        e.request_timeout = PATIENCE;
-    })
-    .await;
-    let addr = h.handle().addr();
-    let held = tokio::task::spawn_blocking(move || lane_holder(addr))
-        .await
-        .unwrap();
+    let (h, held) = one_lane_held(None).await;
     let h = Arc::new(h);
     // two more at once: one gets the place in line, the other finds it full and is 503 at
     // once, not after PATIENCE (which of the two is up to the scheduler)
