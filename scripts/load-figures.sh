@@ -54,6 +54,15 @@ cleanup() {
 }
 trap cleanup EXIT
 PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
+# FIGURES_PG_STATS=1: the server keeps pg_stat_statements, and each PostgreSQL run leaves its
+# statements by total time in $WORK/NAME.statements.txt (where the server's time goes)
+if [ -n "${FIGURES_PG_STATS:-}" ]; then
+  psql "$PG_URL" -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+  scripts/postgres.sh stop "$PG_DIR" >/dev/null
+  PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
+  psql "$PG_URL" -qc "ALTER SYSTEM SET pg_stat_statements.track_planning = on"
+  psql "$PG_URL" -qAtc "SELECT pg_reload_conf()" >/dev/null
+fi
 
 # The line "… listening on URL" of a process's log, once it is there.
 url_of() {
@@ -92,6 +101,10 @@ run() {
     psql "$PG_URL" -qc "CREATE DATABASE $dbname TEMPLATE template0 ENCODING 'UTF8' \
       LC_COLLATE 'C' LC_CTYPE 'C'"
     db=${PG_URL%/*}/$dbname
+    if [ -n "${FIGURES_PG_STATS:-}" ]; then
+      psql "$db" -qc "CREATE EXTENSION pg_stat_statements"
+      psql "$db" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null
+    fi
   else
     db=$dir/backend.sqlite
   fi
@@ -123,6 +136,13 @@ run() {
     >"$WORK/$name.json" 2>"$dir/load.log" || code=$?
   kill "${pids[@]}" "$gw_pid" 2>/dev/null || true
   wait "${pids[@]}" "$gw_pid" 2>/dev/null || true
+  if [ "$kind" = pg ] && [ -n "${FIGURES_PG_STATS:-}" ]; then
+    psql "$db" -qc "SELECT calls, round(total_exec_time) AS exec_ms, round(total_plan_time) AS plan_ms,
+        rows, round(shared_blks_hit / greatest(calls, 1)) AS hits_a_call,
+        left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      ORDER BY total_exec_time + total_plan_time DESC LIMIT 40" >"$WORK/$name.statements.txt"
+  fi
   if [ ! -s "$WORK/$name.json" ]; then
     log "$name: no figures (exit $code):"
     tail -n 20 "$dir/load.log" >&2

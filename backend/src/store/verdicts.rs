@@ -98,9 +98,10 @@ impl Reader<'_> {
                         AS BIGINT) AS charged_now,
                    v.status AS v_status, v.charged AS v_charged, v.reason AS v_reason
                  FROM taps t
-                 LEFT JOIN tap_verdicts v ON v.id = (
-                     SELECT MAX(w.id) FROM tap_verdicts w
-                      WHERE w.pseudonym = t.pseudonym AND w.counter = t.counter)
+                 LEFT JOIN tap_verdicts v
+                   ON v.pseudonym = t.pseudonym AND v.counter = t.counter
+                  AND v.id = (SELECT MAX(w.id) FROM tap_verdicts w
+                               WHERE w.pseudonym = t.pseudonym AND w.counter = t.counter)
                  WHERE {}"
                     ),
                     cond

@@ -17,6 +17,7 @@ mod gateway;
 mod instances;
 mod openapi;
 mod operators;
+mod plans;
 mod protocol_v2;
 mod sessions;
 mod settlement_v2;
