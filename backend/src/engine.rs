@@ -30,6 +30,8 @@ pub struct Engine {
     clock_offset: AtomicI64,
     providers: Providers,
     pub(crate) sync_stats: crate::features::sync::SyncStats,
+    /// The config bundle last built here ([`Engine::bundle_in`]).
+    pub(crate) bundle_memo: Arc<crate::features::validators::BundleMemo>,
     /// This instance's name as a lease holder (random per open).
     instance_id: String,
 }
@@ -88,6 +90,7 @@ impl Engine {
             clock_offset: AtomicI64::new(0),
             providers,
             sync_stats: crate::features::sync::SyncStats::default(),
+            bundle_memo: Arc::default(),
             instance_id: crate::features::jobs::instance_id(),
         })
     }

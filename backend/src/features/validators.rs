@@ -71,6 +71,43 @@ pub struct SignedBundle {
     pub encoded: Vec<u8>,
 }
 
+/// How long this instance serves a config bundle it built without reading the deny list again
+/// while nothing it lists changed: what time alone changes (a certificate expiring off the
+/// deny list, a retired issuer key's listing ending) shows within this.
+const BUNDLE_REFRESH_SECS: i64 = 60;
+
+/// What a config bundle was built from, besides the deny lists: equal keys, equal bundles.
+#[derive(Debug, Clone, PartialEq)]
+struct BundleKey {
+    /// [`crate::store::BundleState::generation`]: bumped by every change to the deny lists.
+    generation: i64,
+    signer_key_id: u32,
+    listed: Vec<IssuerKey>,
+    time_rules: TimeRules,
+    /// The [`BUNDLE_REFRESH_SECS`] window of the build.
+    window: i64,
+}
+
+/// The config bundle this instance last built or found current, with its [`BundleKey`]: a
+/// wallet sync or a validator's config fetch then costs one statement
+/// ([`crate::store::Reader::bundle_state`]) instead of reading every certificate and
+/// revocation. Set only once the transaction that built it has committed.
+#[derive(Debug, Default)]
+pub(crate) struct BundleMemo(std::sync::Mutex<Option<(BundleKey, SignedBundle)>>);
+
+impl BundleMemo {
+    fn get(&self, key: &BundleKey, latest_version: Option<u64>) -> Option<SignedBundle> {
+        let memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        memo.as_ref()
+            .filter(|(k, b)| k == key && latest_version == Some(b.version))
+            .map(|(_, b)| b.clone())
+    }
+
+    fn set(&self, key: BundleKey, bundle: SignedBundle) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, bundle));
+    }
+}
+
 /// UTC seconds as a validator certificate carries them.
 fn cert_time(t: i64) -> Result<u32> {
     u32::try_from(t)
@@ -197,7 +234,38 @@ impl Engine {
 
     /// [`Engine::config_bundle`] in a write transaction of the caller's (so that it names what
     /// the transaction revoked).
+    ///
+    /// The bundle this instance built last is served again while its [`BundleKey`] holds: no
+    /// write changed the deny lists since (the database's generation), the newest stored
+    /// bundle is still that one (another instance built none since), the issuer keys are the
+    /// same, and it is less than [`BUNDLE_REFRESH_SECS`] old.
     pub(crate) fn bundle_in(&self, tx: &Writer<'_>, now: i64) -> Result<SignedBundle> {
+        let lifetime = self.config().policy.cert_lifetime_secs;
+        let time_rules = self.time_rules();
+        let state = tx.bundle_state()?;
+        let memo_key = {
+            let keys = self.keyring();
+            BundleKey {
+                generation: state.generation,
+                signer_key_id: keys.current()?.key_id,
+                listed: keys.listed(now, lifetime),
+                time_rules,
+                window: now.div_euclid(BUNDLE_REFRESH_SECS),
+            }
+        };
+        if let Some(b) = self.bundle_memo.get(&memo_key, state.latest_version) {
+            return Ok(b);
+        }
+        let bundle = self.build_bundle(tx, now)?;
+        let memo = self.bundle_memo.clone();
+        let remembered = bundle.clone();
+        tx.after_commit(move || memo.set(memo_key, remembered));
+        Ok(bundle)
+    }
+
+    /// The bundle of what the deny lists, the issuer keys and the config say at `now`: the
+    /// newest stored one if its content is the same, else a new version signed and stored.
+    fn build_bundle(&self, tx: &Writer<'_>, now: i64) -> Result<SignedBundle> {
         let lifetime = self.config().policy.cert_lifetime_secs;
         let time_rules = self.time_rules();
         let deny = tx.deny_list(now)?;

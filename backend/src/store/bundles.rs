@@ -12,7 +12,29 @@ pub struct Bundle {
     pub encoded: Vec<u8>,
 }
 
+/// Whether a config bundle built earlier is still current, in one statement: how many times
+/// what a bundle lists has changed, and the newest stored bundle's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleState {
+    pub generation: i64,
+    pub latest_version: Option<u64>,
+}
+
 impl Reader<'_> {
+    pub fn bundle_state(&self) -> Result<BundleState, StoreError> {
+        self.conn.query_one(
+            "SELECT (SELECT generation FROM bundle_inputs WHERE id = 1) AS generation,
+                    (SELECT MAX(version) FROM config_bundles) AS latest",
+            named_params! {},
+            |r| {
+                Ok(BundleState {
+                    generation: r.get::<Option<i64>>("generation")?.unwrap_or(0),
+                    latest_version: r.get("latest")?,
+                })
+            },
+        )
+    }
+
     pub fn latest_bundle(&self) -> Result<Option<Bundle>, StoreError> {
         self.conn.query_opt(
             "SELECT version, content_hash, encoded FROM config_bundles
@@ -30,6 +52,16 @@ impl Reader<'_> {
 }
 
 impl Writer<'_> {
+    /// What a config bundle lists changed in this transaction (a revocation made or lifted, a
+    /// certificate superseded, a validator denied): the next [`Reader::bundle_state`] says so.
+    pub(super) fn bundle_inputs_changed(&self) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1",
+            named_params! {},
+        )?;
+        Ok(())
+    }
+
     pub fn insert_bundle(
         &self,
         version: u64,

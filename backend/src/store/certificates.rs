@@ -171,12 +171,16 @@ impl Writer<'_> {
         newest: &CertHash,
         now: i64,
     ) -> Result<usize, StoreError> {
-        self.tx.execute(
+        let superseded = self.tx.execute(
             "UPDATE certificates SET superseded_at = :now
              WHERE device_id = :device AND hash <> :hash AND superseded_at IS NULL
                AND valid_until >= :now",
             named_params! {":device": device_id, ":hash": newest, ":now": now},
-        )
+        )?;
+        if superseded > 0 {
+            self.bundle_inputs_changed()?;
+        }
+        Ok(superseded)
     }
 
     /// Adds a newly settled tap's signed amount to its certificate's running total and returns

@@ -123,7 +123,7 @@ impl Writer<'_> {
         reason: Revocation,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
+        let added = self.tx.execute(
             "INSERT INTO revocations (pseudonym, device_id, reason, revoked_at)
              SELECT d.pseudonym, d.id, :reason, :now FROM devices d WHERE d.id = :device
              ON CONFLICT DO NOTHING",
@@ -133,6 +133,9 @@ impl Writer<'_> {
                 ":now": now,
             },
         )?;
+        if added > 0 {
+            self.bundle_inputs_changed()?;
+        }
         Ok(())
     }
 }

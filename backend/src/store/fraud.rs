@@ -187,6 +187,9 @@ impl Writer<'_> {
                 named_params! {":device": device_id, ":reason": reason},
             )?;
         }
+        if lifted > 0 {
+            self.bundle_inputs_changed()?;
+        }
         Ok(lifted > 0)
     }
 }

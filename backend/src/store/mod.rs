@@ -46,7 +46,7 @@ mod verdicts;
 
 pub use accounts::{Account, OtpRow, SandboxCode};
 pub use batches::StoredBatch;
-pub use bundles::Bundle;
+pub use bundles::{Bundle, BundleState};
 pub use certificates::{CertRow, NewCertificate};
 pub use devices::{Device, Revocation};
 pub use fraud::NewFraudCase;

@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -414,6 +414,18 @@ const MIGRATION_10: &str = r#"
 ALTER TABLE accounts ADD COLUMN feed_seq INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Version 11 (issue #16, no deny-list scan a sync): a counter every write that changes what
+/// a config bundle lists bumps (a revocation made or lifted, a certificate superseded, a
+/// validator denied), so an instance knows its last bundle is still current from one row
+/// instead of reading every certificate and revocation (`Engine::bundle_in`).
+const MIGRATION_11: &str = r#"
+CREATE TABLE bundle_inputs (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL
+);
+INSERT INTO bundle_inputs (id, generation) VALUES (1, 0);
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -454,6 +466,7 @@ impl ConnectionInitializer for BackendSchema {
             7 => tx.execute_batch(MIGRATION_8)?,
             8 => tx.execute_batch(MIGRATION_9)?,
             9 => tx.execute_batch(MIGRATION_10)?,
+            10 => tx.execute_batch(MIGRATION_11)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

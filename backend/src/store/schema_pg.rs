@@ -21,10 +21,20 @@ use crate::error::StoreError;
 pub const PG_BASELINE_VERSION: u32 = 9;
 
 /// PostgreSQL steps after the baseline: `(version, SQL)`, the twins of SQLite's steps.
-pub const PG_STEPS: &[(u32, &str)] = &[(
-    10,
-    "ALTER TABLE accounts ADD COLUMN feed_seq BIGINT NOT NULL DEFAULT 0;",
-)];
+pub const PG_STEPS: &[(u32, &str)] = &[
+    (
+        10,
+        "ALTER TABLE accounts ADD COLUMN feed_seq BIGINT NOT NULL DEFAULT 0;",
+    ),
+    (
+        11,
+        "CREATE TABLE bundle_inputs (
+             id BIGINT PRIMARY KEY CHECK (id = 1),
+             generation BIGINT NOT NULL
+         );
+         INSERT INTO bundle_inputs (id, generation) VALUES (1, 0);",
+    ),
+];
 
 /// The arbitrary key of the advisory lock the runner holds.
 const MIGRATION_LOCK: i64 = 0x6d61_6e63_6172_6401;
