@@ -71,15 +71,16 @@ pub struct SignedBundle {
     pub encoded: Vec<u8>,
 }
 
-/// How long this instance serves a config bundle it built without reading the deny list again
-/// while nothing it lists changed: what time alone changes (a certificate expiring off the
-/// deny list, a retired issuer key's listing ending) shows within this.
+/// The window in which this instance serves a config bundle it built without reading the deny
+/// lists again, while they were not changed: what time alone changes (a certificate expiring
+/// off the deny list, a retired issuer key's listing ending) shows in the next window.
 const BUNDLE_REFRESH_SECS: i64 = 60;
 
 /// What a config bundle was built from, besides the deny lists: equal keys, equal bundles.
 #[derive(Debug, Clone, PartialEq)]
 struct BundleKey {
-    /// [`crate::store::BundleState::generation`]: bumped by every change to the deny lists.
+    /// [`crate::store::BundleState::generation`]: bumped by every revocation made or lifted,
+    /// certificate superseded and validator denied.
     generation: i64,
     signer_key_id: u32,
     listed: Vec<IssuerKey>,
@@ -93,18 +94,33 @@ struct BundleKey {
 /// ([`crate::store::Reader::bundle_state`]) instead of reading every certificate and
 /// revocation. Set only once the transaction that built it has committed.
 #[derive(Debug, Default)]
-pub(crate) struct BundleMemo(std::sync::Mutex<Option<(BundleKey, SignedBundle)>>);
+pub(crate) struct BundleMemo(std::sync::Mutex<Option<Remembered>>);
+
+/// A bundle, its content hash and what it was built from.
+#[derive(Debug)]
+struct Remembered {
+    key: BundleKey,
+    content_hash: [u8; 32],
+    bundle: SignedBundle,
+}
 
 impl BundleMemo {
-    fn get(&self, key: &BundleKey, latest_version: Option<u64>) -> Option<SignedBundle> {
+    /// The remembered bundle if it was built from `key` and is still the newest stored one
+    /// (`latest`: its version and content hash; another instance built none since).
+    fn get(&self, key: &BundleKey, latest: Option<&(u64, Vec<u8>)>) -> Option<SignedBundle> {
         let memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
         memo.as_ref()
-            .filter(|(k, b)| k == key && latest_version == Some(b.version))
-            .map(|(_, b)| b.clone())
+            .filter(|m| {
+                &m.key == key
+                    && latest.is_some_and(|(v, h)| {
+                        *v == m.bundle.version && h.as_slice() == m.content_hash.as_slice()
+                    })
+            })
+            .map(|m| m.bundle.clone())
     }
 
-    fn set(&self, key: BundleKey, bundle: SignedBundle) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, bundle));
+    fn set(&self, remembered: Remembered) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(remembered);
     }
 }
 
@@ -237,8 +253,8 @@ impl Engine {
     ///
     /// The bundle this instance built last is served again while its [`BundleKey`] holds: no
     /// write changed the deny lists since (the database's generation), the newest stored
-    /// bundle is still that one (another instance built none since), the issuer keys are the
-    /// same, and it is less than [`BUNDLE_REFRESH_SECS`] old.
+    /// bundle is still that one (another instance built none since), the issuer keys and time
+    /// rules are the same, and it was built in the current [`BUNDLE_REFRESH_SECS`] window.
     pub(crate) fn bundle_in(&self, tx: &Writer<'_>, now: i64) -> Result<SignedBundle> {
         let lifetime = self.config().policy.cert_lifetime_secs;
         let time_rules = self.time_rules();
@@ -253,19 +269,23 @@ impl Engine {
                 window: now.div_euclid(BUNDLE_REFRESH_SECS),
             }
         };
-        if let Some(b) = self.bundle_memo.get(&memo_key, state.latest_version) {
+        if let Some(b) = self.bundle_memo.get(&memo_key, state.latest.as_ref()) {
             return Ok(b);
         }
-        let bundle = self.build_bundle(tx, now)?;
+        let (bundle, content_hash) = self.build_bundle(tx, now)?;
         let memo = self.bundle_memo.clone();
-        let remembered = bundle.clone();
-        tx.after_commit(move || memo.set(memo_key, remembered));
+        let remembered = Remembered {
+            key: memo_key,
+            content_hash,
+            bundle: bundle.clone(),
+        };
+        tx.after_commit(move || memo.set(remembered));
         Ok(bundle)
     }
 
     /// The bundle of what the deny lists, the issuer keys and the config say at `now`: the
     /// newest stored one if its content is the same, else a new version signed and stored.
-    fn build_bundle(&self, tx: &Writer<'_>, now: i64) -> Result<SignedBundle> {
+    fn build_bundle(&self, tx: &Writer<'_>, now: i64) -> Result<(SignedBundle, [u8; 32])> {
         let lifetime = self.config().policy.cert_lifetime_secs;
         let time_rules = self.time_rules();
         let deny = tx.deny_list(now)?;
@@ -286,10 +306,11 @@ impl Engine {
         let latest = tx.latest_bundle()?;
         if let Some(b) = &latest {
             if b.content_hash.as_slice() == content_hash.as_slice() {
-                return Ok(SignedBundle {
+                let bundle = SignedBundle {
                     version: b.version,
                     encoded: b.encoded.clone(),
-                });
+                };
+                return Ok((bundle, content_hash));
             }
         }
         let version = latest.map(|b| b.version.saturating_add(1)).unwrap_or(1);
@@ -312,7 +333,7 @@ impl Engine {
         tx.after_commit(move || {
             tracing::info!(version, deny, denied_validators, "config bundle signed");
         });
-        Ok(SignedBundle { version, encoded })
+        Ok((SignedBundle { version, encoded }, content_hash))
     }
 
     /// The current config bundle in hex, as the wallet's responses carry it.

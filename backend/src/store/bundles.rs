@@ -13,26 +13,35 @@ pub struct Bundle {
 }
 
 /// Whether a config bundle built earlier is still current, in one statement: how many times
-/// what a bundle lists has changed, and the newest stored bundle's version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the deny lists were changed, and the newest stored bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleState {
     pub generation: i64,
-    pub latest_version: Option<u64>,
+    /// The newest stored bundle's version and content hash.
+    pub latest: Option<(u64, Vec<u8>)>,
 }
 
 impl Reader<'_> {
     pub fn bundle_state(&self) -> Result<BundleState, StoreError> {
-        self.conn.query_one(
+        let (generation, version, hash) = self.conn.query_one(
             "SELECT (SELECT generation FROM bundle_inputs WHERE id = 1) AS generation,
-                    (SELECT MAX(version) FROM config_bundles) AS latest",
+                    (SELECT version FROM config_bundles ORDER BY version DESC LIMIT 1) AS version,
+                    (SELECT content_hash FROM config_bundles ORDER BY version DESC LIMIT 1)
+                        AS content_hash",
             named_params! {},
             |r| {
-                Ok(BundleState {
-                    generation: r.get::<Option<i64>>("generation")?.unwrap_or(0),
-                    latest_version: r.get("latest")?,
-                })
+                Ok((
+                    r.get::<Option<i64>>("generation")?,
+                    r.get::<Option<u64>>("version")?,
+                    r.get::<Option<Vec<u8>>>("content_hash")?,
+                ))
             },
-        )
+        )?;
+        Ok(BundleState {
+            generation: generation
+                .ok_or(StoreError::Corrupt("the bundle_inputs row is missing"))?,
+            latest: version.zip(hash),
+        })
     }
 
     pub fn latest_bundle(&self) -> Result<Option<Bundle>, StoreError> {
@@ -55,10 +64,13 @@ impl Writer<'_> {
     /// What a config bundle lists changed in this transaction (a revocation made or lifted, a
     /// certificate superseded, a validator denied): the next [`Reader::bundle_state`] says so.
     pub(super) fn bundle_inputs_changed(&self) -> Result<(), StoreError> {
-        self.tx.execute(
+        let bumped = self.tx.execute(
             "UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1",
             named_params! {},
         )?;
+        if bumped != 1 {
+            return Err(StoreError::Corrupt("the bundle_inputs row is missing"));
+        }
         Ok(())
     }
 

@@ -178,6 +178,8 @@ impl Writer<'_> {
             named_params! {":device": device_id, ":hash": newest, ":now": now},
         )?;
         if superseded > 0 {
+            // the next bundle lists the old pseudonym (a copy of the old certificate is denied
+            // at once), so a replenishment renews the bundle
             self.bundle_inputs_changed()?;
         }
         Ok(superseded)

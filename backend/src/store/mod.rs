@@ -319,8 +319,11 @@ fn pg_write<R, E: From<StoreError>>(
         // no sequential scans where an index will do: a young table (a fresh database, a
         // new month's partition) has no statistics yet, and the planner's default guesses
         // then scan a whole table for a few keys, which at SERIALIZABLE also takes a
-        // predicate lock on the whole relation and aborts every concurrent writer to it
-        let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off";
+        // predicate lock on the whole relation and aborts every concurrent writer to it. Where
+        // no index serves, the planner still scans, and that scan's cost (raised by 10^10)
+        // must not buy it a JIT compilation on every run.
+        let begin =
+            "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off; SET LOCAL jit = off";
         // after losing PG_SERIALIZE_AFTER times, run alone among writers
         // a conflict while taking the locks (a deadlock the server broke) is a lost attempt
         let tx = match PgTx::begin_write(pool, begin, attempt >= PG_SERIALIZE_AFTER, accounts) {

@@ -32,7 +32,9 @@ pub const PG_STEPS: &[(u32, &str)] = &[
              id BIGINT PRIMARY KEY CHECK (id = 1),
              generation BIGINT NOT NULL
          );
-         INSERT INTO bundle_inputs (id, generation) VALUES (1, 0);",
+         INSERT INTO bundle_inputs (id, generation) VALUES (1, 0);
+         CREATE INDEX certificates_superseded ON certificates(valid_until)
+             WHERE superseded_at IS NOT NULL;",
     ),
 ];
 
