@@ -23,25 +23,25 @@ pub struct BundleState {
 
 impl Reader<'_> {
     pub fn bundle_state(&self) -> Result<BundleState, StoreError> {
-        let (generation, version, hash) = self.conn.query_one(
-            "SELECT (SELECT generation FROM bundle_inputs WHERE id = 1) AS generation,
-                    (SELECT version FROM config_bundles ORDER BY version DESC LIMIT 1) AS version,
-                    (SELECT content_hash FROM config_bundles ORDER BY version DESC LIMIT 1)
-                        AS content_hash",
-            named_params! {},
-            |r| {
-                Ok((
-                    r.get::<Option<i64>>("generation")?,
-                    r.get::<Option<u64>>("version")?,
-                    r.get::<Option<Vec<u8>>>("content_hash")?,
-                ))
-            },
-        )?;
-        Ok(BundleState {
-            generation: generation
-                .ok_or(StoreError::Corrupt("the bundle_inputs row is missing"))?,
-            latest: version.zip(hash),
-        })
+        self.conn
+            .query_opt(
+                "SELECT i.generation AS generation, b.version AS version,
+                        b.content_hash AS content_hash
+                   FROM bundle_inputs i
+                   LEFT JOIN (SELECT version, content_hash FROM config_bundles
+                               ORDER BY version DESC LIMIT 1) b ON 1 = 1
+                  WHERE i.id = 1",
+                named_params! {},
+                |r| {
+                    let version: Option<u64> = r.get("version")?;
+                    let hash: Option<Vec<u8>> = r.get("content_hash")?;
+                    Ok(BundleState {
+                        generation: r.get("generation")?,
+                        latest: version.zip(hash),
+                    })
+                },
+            )?
+            .ok_or(StoreError::Corrupt("the bundle_inputs row is missing"))
     }
 
     pub fn latest_bundle(&self) -> Result<Option<Bundle>, StoreError> {

@@ -415,10 +415,11 @@ ALTER TABLE accounts ADD COLUMN feed_seq INTEGER NOT NULL DEFAULT 0;
 "#;
 
 /// Version 11 (issue #16, no deny-list scan a sync): a counter every write that revokes a
-/// device, lifts a revocation, supersedes a certificate or denies a validator bumps, so an instance knows its last
-/// config bundle is still current from one row instead of reading every certificate and
-/// revocation (`Engine::bundle_in`); and an index of superseded certificates, so that the deny
-/// list, when it is built, reads the listed certificates rather than all of them.
+/// device, lifts a revocation, supersedes a certificate or denies a validator bumps, so an
+/// instance knows its last config bundle is still current from one row instead of reading
+/// every certificate and revocation (`Engine::bundle_in`); and an index of superseded
+/// certificates, so that the deny list, when it is built, reads the listed certificates
+/// rather than all of them.
 const MIGRATION_11: &str = r#"
 CREATE TABLE bundle_inputs (
     id INTEGER PRIMARY KEY CHECK (id = 1),

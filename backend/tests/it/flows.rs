@@ -1455,16 +1455,7 @@ fn a_batch_costs_a_few_statements_whatever_its_size() {
     e.advance_clock(base + 3 * 3600 - e.now()).unwrap();
     // two rides a rider (the second re-rates the day), `n` riders a batch
     let ingest = |riders: &mut [EngineRider], batch_id: u8| {
-        let records: Vec<_> = riders
-            .iter_mut()
-            .flat_map(|r| {
-                [
-                    r.nfc_record(&v, 1, 20_000, base),
-                    r.nfc_record(&v, 2, 20_000, base + 3 * 3600),
-                ]
-            })
-            .collect();
-        let batch = signed_batch(&v.key, 3, [batch_id; 16], base, records);
+        let batch = two_rides_each(&v, riders, batch_id, base);
         let before = mancard_backend::statements_on_this_thread();
         let b = e.ingest_batch(&batch).unwrap();
         let cost = mancard_backend::statements_on_this_thread() - before;

@@ -80,16 +80,7 @@ fn a_batch_reads_rows_in_proportion_to_itself_not_to_the_tables() {
     e.advance_clock(base + 3 * 3600 - e.now()).unwrap();
     let (many, few) = riders.split_at_mut(60);
     let ingest = |riders: &mut [EngineRider], batch_id: u8| {
-        let records: Vec<_> = riders
-            .iter_mut()
-            .flat_map(|r| {
-                [
-                    r.nfc_record(&v, 1, 20_000, base),
-                    r.nfc_record(&v, 2, 20_000, base + 3 * 3600),
-                ]
-            })
-            .collect();
-        let batch = signed_batch(&v.key, 3, [batch_id; 16], base, records);
+        let batch = two_rides_each(&v, riders, batch_id, base);
         let b = e.ingest_batch(&batch).unwrap();
         assert!(
             b.records.iter().all(|t| t.status == TapStatus::Settled),

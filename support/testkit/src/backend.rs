@@ -999,6 +999,26 @@ impl NfcTap<'_> {
     }
 }
 
+/// `v`'s signed batch `[batch_id; 16]` in which each of `riders` rides twice: line 1 at `base`
+/// and line 2 three hours later, 20,000 rials each (the second ride re-rates the day).
+pub fn two_rides_each(
+    v: &Validator,
+    riders: &mut [EngineRider],
+    batch_id: u8,
+    base: i64,
+) -> Vec<u8> {
+    let records: Vec<_> = riders
+        .iter_mut()
+        .flat_map(|r| {
+            [
+                r.nfc_record(v, 1, 20_000, base),
+                r.nfc_record(v, 2, 20_000, base + 3 * 3600),
+            ]
+        })
+        .collect();
+    signed_batch(&v.key, v.id, [batch_id; 16], base, records)
+}
+
 /// A validator's signed batch (the `TapBatch` encoding).
 pub fn signed_batch(
     key: &SigningKey,
