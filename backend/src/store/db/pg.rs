@@ -38,8 +38,8 @@ mod turns;
 #[cfg(test)]
 pub(super) use locks::{ACCOUNT_LOCKS, WRITERS_LOCK};
 use sql::param_type;
+pub(crate) use sql::{bind_values, rewrite, Rewritten};
 pub(super) use sql::{execute, get, query_one, query_opt, query_vec};
-pub(crate) use sql::{rewrite, Rewritten};
 pub use turns::Turn;
 use turns::Turns;
 
@@ -569,23 +569,7 @@ impl<'p> PgTx<'p> {
         params: Params<'_, 'v>,
     ) -> Result<(Arc<Rewritten>, Vec<Value<'v>>), StoreError> {
         let rw = self.pool.rewritten(sql);
-        let mut values = Vec::with_capacity(rw.names.len());
-        for name in &rw.names {
-            let v = params
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| *v)
-                .ok_or_else(|| StoreError::Postgres(format!("no value for parameter {name}")))?;
-            values.push(v);
-        }
-        if let Some((extra, _)) = params
-            .iter()
-            .find(|(n, _)| !rw.names.iter().any(|x| x == n))
-        {
-            return Err(StoreError::Postgres(format!(
-                "parameter {extra} is not in the statement"
-            )));
-        }
+        let values = bind_values(&rw, params)?;
         Ok((rw, values))
     }
 

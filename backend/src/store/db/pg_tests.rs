@@ -77,6 +77,72 @@ fn rewrites_names_but_not_casts_literals_or_comments() {
 }
 
 #[test]
+fn binds_values_by_name_in_the_statement_s_order() {
+    use super::pg::bind_values;
+    use super::Value;
+    let r = rewrite("SELECT :b, :a, :b, :c");
+    let ordered = [
+        (":b", Value::Int(2)),
+        (":a", Value::Int(1)),
+        (":c", Value::Int(3)),
+    ];
+    let shuffled = [
+        (":c", Value::Int(3)),
+        (":a", Value::Int(1)),
+        (":b", Value::Int(2)),
+    ];
+    for params in [&ordered[..], &shuffled[..]] {
+        let v = bind_values(&r, params).unwrap();
+        assert!(matches!(
+            v[..],
+            [Value::Int(2), Value::Int(1), Value::Int(3)]
+        ));
+    }
+    // of two values under one name the first is bound
+    let twice = [
+        (":a", Value::Int(1)),
+        (":b", Value::Int(2)),
+        (":c", Value::Int(3)),
+        (":a", Value::Int(9)),
+    ];
+    let v = bind_values(&r, &twice).unwrap();
+    assert!(matches!(
+        v[..],
+        [Value::Int(2), Value::Int(1), Value::Int(3)]
+    ));
+    let missing = bind_values(&r, &ordered[..2]).unwrap_err();
+    assert!(
+        missing.to_string().contains("no value for parameter :c"),
+        "{missing}"
+    );
+    let extra = [
+        (":b", Value::Int(2)),
+        (":a", Value::Int(1)),
+        (":c", Value::Int(3)),
+        (":d", Value::Int(4)),
+    ];
+    let extra = bind_values(&r, &extra).unwrap_err();
+    assert!(
+        extra
+            .to_string()
+            .contains("parameter :d is not in the statement"),
+        "{extra}"
+    );
+    // a many-row statement's values, in order, as RowParams gives them
+    let mut rows = super::RowParams::default();
+    let tuples: Vec<String> = (0..64)
+        .map(|i| format!("({})", rows.row([Value::Int(i), Value::Int(-i)]).join(", ")))
+        .collect();
+    let r = rewrite(&format!(
+        "INSERT INTO t (a, b) VALUES {}",
+        tuples.join(", ")
+    ));
+    let v = bind_values(&r, &rows.params()).unwrap();
+    assert_eq!(v.len(), 128);
+    assert!(matches!(v[126..], [Value::Int(63), Value::Int(-63)]));
+}
+
+#[test]
 fn block_comments_and_dollar_quotes_hold_no_parameters() {
     let sql = "SELECT /* :no /* :nested */ :still_no */ :a, $$ :no $$, $t_1$ :no $ $t_1$, :b, \
                $1, x$y, /* unterminated :no";

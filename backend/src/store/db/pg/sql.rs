@@ -6,6 +6,7 @@ use super::super::{FromValue, Params, Row, RowInner, Value};
 use super::PgTx;
 use crate::error::StoreError;
 use postgres::types::{to_sql_checked, IsNull, Kind, ToSql, Type};
+use std::collections::{HashMap, HashSet};
 
 /// SQL with `:name` rewritten to `$n`, and the names in `$n` order.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,6 +94,45 @@ pub(crate) fn rewrite(sql: &str) -> Rewritten {
         }
     }
     Rewritten { sql: out, names }
+}
+
+/// The values of `rw`'s parameters in its numbering (`$1`, `$2`, …) from `params` by name;
+/// an error for a name without a value or a value without a name.
+///
+/// Usually the values come in the order their names first appear (as `RowParams` gives a
+/// many-row statement's): one pass. Otherwise by name through a map: a statement of 64 rows
+/// has over a thousand parameters, and searching the list for each was quadratic, the
+/// backend's largest cost after the signatures under load (docs/perf.md §8).
+pub(crate) fn bind_values<'v>(
+    rw: &Rewritten,
+    params: Params<'_, 'v>,
+) -> Result<Vec<Value<'v>>, StoreError> {
+    if params.len() == rw.names.len() && params.iter().zip(&rw.names).all(|((n, _), x)| n == x) {
+        return Ok(params.iter().map(|(_, v)| *v).collect());
+    }
+    let mut by_name: HashMap<&str, Value<'v>> = HashMap::with_capacity(params.len());
+    for (n, v) in params {
+        // of two values under one name, the first is bound
+        by_name.entry(n).or_insert(*v);
+    }
+    let mut values = Vec::with_capacity(rw.names.len());
+    for name in &rw.names {
+        let v = by_name
+            .get(name.as_str())
+            .copied()
+            .ok_or_else(|| StoreError::Postgres(format!("no value for parameter {name}")))?;
+        values.push(v);
+    }
+    // every name of the statement has a value: any other key is one it does not have
+    if by_name.len() > rw.names.len() {
+        let named: HashSet<&str> = rw.names.iter().map(String::as_str).collect();
+        if let Some(extra) = by_name.keys().find(|n| !named.contains(*n)) {
+            return Err(StoreError::Postgres(format!(
+                "parameter {extra} is not in the statement"
+            )));
+        }
+    }
+    Ok(values)
 }
 
 /// The length in bytes of the block comment `rest` starts with (`/*`), nested comments
