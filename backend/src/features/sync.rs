@@ -10,7 +10,7 @@ use crate::features::fraud::evidence_bytes;
 use crate::features::settlement::{challenge_validators, Reporter};
 use crate::ids::{AccountId, CertHash, PseudonymBytes, TapRef};
 use crate::settle::{check_entry, CertInfo, Check};
-use crate::store::{Device, NewFraudCase, NewVerdict, Writer};
+use crate::store::{Device, NewFraudCase, NewLogEntry, NewVerdict, Writer};
 use mancard_api::{
     ChainState, CredentialState, CredentialStatus, FraudKind, LogItem, LogResponse, SyncRequest,
     SyncResponse, TapResult, TapStatus, VerdictStatus,
@@ -355,9 +355,18 @@ impl Engine {
             let list: Vec<WalletLogEntry> = fresh.iter().map(|(e, _)| e.clone()).collect();
             match verify_chain(&list, head) {
                 Ok(h) => {
-                    for (e, bytes) in fresh {
-                        tx.insert_log(device.id, e.seq, &e.hash(), e.counter(), bytes)?;
-                    }
+                    let hashes: Vec<[u8; 32]> = fresh.iter().map(|(e, _)| e.hash()).collect();
+                    let rows: Vec<NewLogEntry<'_>> = fresh
+                        .iter()
+                        .zip(&hashes)
+                        .map(|((e, bytes), hash)| NewLogEntry {
+                            seq: e.seq,
+                            hash,
+                            counter: e.counter(),
+                            encoded: bytes,
+                        })
+                        .collect();
+                    tx.insert_log(device.id, &rows)?;
                     tx.set_chain_head(device.id, &h)?;
                     head = h;
                 }

@@ -1,7 +1,7 @@
 //! Each device's uploaded tap log (the signed tap chain the wallet keeps) and where its chain
 //! stands (the protocol's `ChainHead`, one row per device).
 
-use super::db::named_params;
+use super::db::{chunks, named_params, RowParams, ToValue};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::DeviceId;
@@ -12,6 +12,17 @@ use mancard_protocol::ChainHead;
 pub struct LogRow {
     pub seq: u64,
     pub encoded: Vec<u8>,
+}
+
+/// An entry to append to a device's stored log.
+#[derive(Debug, Clone, Copy)]
+pub struct NewLogEntry<'a> {
+    pub seq: u64,
+    /// The entry's hash (the next entry's link).
+    pub hash: &'a [u8; 32],
+    pub counter: u32,
+    /// The entry as the wallet uploaded it.
+    pub encoded: &'a [u8],
 }
 
 /// Sequence numbers beyond `i64` are stored nowhere: look-ups of them find nothing.
@@ -100,26 +111,43 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Appends entries to a device's stored log, in a few multi-row statements ([`chunks`])
+    /// rather than one a entry: a sync uploads a rider's taps since the last one.
     pub fn insert_log(
         &self,
         device_id: DeviceId,
-        seq: u64,
-        hash: &[u8; 32],
-        counter: u32,
-        encoded: &[u8],
+        entries: &[NewLogEntry<'_>],
     ) -> Result<(), StoreError> {
-        let seq = i64::try_from(seq).map_err(|_| StoreError::Corrupt("seq"))?;
-        self.tx.execute(
-            "INSERT INTO wallet_log (device_id, seq, hash, counter, encoded)
-             VALUES (:device, :seq, :hash, :counter, :encoded)",
-            named_params! {
-                ":device": device_id,
-                ":seq": seq,
-                ":hash": &hash[..],
-                ":counter": counter,
-                ":encoded": encoded,
-            },
-        )?;
+        let rows = entries
+            .iter()
+            .map(|e| {
+                let seq = i64::try_from(e.seq).map_err(|_| StoreError::Corrupt("seq"))?;
+                Ok((seq, e))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for chunk in chunks(&rows) {
+            let mut params = RowParams::default();
+            let tuples: Vec<String> = chunk
+                .iter()
+                .map(|(seq, e)| {
+                    let names = params.row([
+                        device_id.to_value(),
+                        seq.to_value(),
+                        e.hash.to_value(),
+                        e.counter.to_value(),
+                        e.encoded.to_value(),
+                    ]);
+                    format!("({})", names.join(", "))
+                })
+                .collect();
+            self.tx.execute(
+                &format!(
+                    "INSERT INTO wallet_log (device_id, seq, hash, counter, encoded) VALUES {}",
+                    tuples.join(", ")
+                ),
+                &params.params(),
+            )?;
+        }
         Ok(())
     }
 }

@@ -52,7 +52,7 @@ pub use devices::{Device, Revocation};
 pub use fraud::NewFraudCase;
 pub use leases::Lease;
 pub use ledger::{FareEntry, NewEntry};
-pub use log::LogRow;
+pub use log::{LogRow, NewLogEntry};
 pub use operators::{row_hash, Decision, NewAdjustment, NewLogRow, StoredLogRow, GENESIS};
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
 pub use sessions::{Purged, SessionRow};

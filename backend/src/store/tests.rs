@@ -504,3 +504,54 @@ fn a_retried_write_runs_after_commit_once() {
         .unwrap();
     assert_eq!(n, 101);
 }
+
+/// A sync's new log entries are appended in a few multi-row statements (64, 4, 1, 1 for 70),
+/// in order and byte for byte, on both stores; an entry stored already is refused whole.
+#[test]
+fn log_entries_appended_together_keep_their_order_and_bytes() {
+    use crate::ids::PseudonymBytes;
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![Store::open(&dir.path().join("db.sqlite")).unwrap()];
+    if let Some(url) = super::db::pg_tests::fresh_url() {
+        stores.push(Store::open_url(&url, 2).unwrap());
+    }
+    let hashes: Vec<[u8; 32]> = (0..70u8).map(|i| [i; 32]).collect();
+    let bodies: Vec<Vec<u8>> = (0..70u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+    let entries: Vec<NewLogEntry<'_>> = (0..70u32)
+        .map(|i| NewLogEntry {
+            seq: u64::from(i) + 1,
+            hash: &hashes[i as usize],
+            counter: i * 2,
+            encoded: &bodies[i as usize],
+        })
+        .collect();
+    for store in stores {
+        let (device, cost) = store
+            .write(|tx| -> Result<_, StoreError> {
+                let a = tx.create_account("+989120000000", 1)?;
+                let d = tx.insert_device(a, b"binding", &PseudonymBytes([7; 16]), 1)?;
+                let before = super::db::statements_on_this_thread();
+                tx.insert_log(d, &entries)?;
+                Ok((d, super::db::statements_on_this_thread() - before))
+            })
+            .unwrap();
+        assert_eq!(cost, 4, "{:?}", store.dialect());
+        let got = store.read(|tx| tx.log_from(device, 1, 100)).unwrap();
+        assert_eq!(got.len(), 70);
+        for (row, e) in got.iter().zip(&entries) {
+            assert_eq!(row.seq, e.seq);
+            assert_eq!(row.encoded, e.encoded);
+        }
+        for e in [&entries[0], &entries[69]] {
+            let h = store.read(|tx| tx.log_hash_at(device, e.seq)).unwrap();
+            assert_eq!(h.as_ref(), Some(e.hash));
+        }
+        // a stored sequence number again: the whole append is refused, nothing added
+        let again = store.write(|tx| tx.insert_log(device, &entries[68..]));
+        assert!(again.is_err());
+        assert_eq!(
+            store.read(|tx| tx.log_from(device, 1, 100)).unwrap().len(),
+            70
+        );
+    }
+}

@@ -158,6 +158,22 @@ fn load_against_a_live_backend_keeps_the_books() {
     assert_eq!(books["audit"]["taps"], books["taps"], "{out}");
     assert!(books["batches_resent"].as_u64().unwrap() > 0, "{out}");
     assert_eq!(doc["problems"].as_array().unwrap().len(), 0, "{out}");
+    // ingest against the verify rate of the same run: of taps (two verifies each) and of
+    // signatures, the one twice the other
+    let ing = &doc["ingest"];
+    let (taps, verifies) = (
+        ing["tap_verifies_per_second_all_cores"].as_f64().unwrap(),
+        ing["verifies_per_second_all_cores"].as_f64().unwrap(),
+    );
+    assert!(taps > 0.0 && (taps * 2.0 - verifies).abs() <= 1.0, "{ing}");
+    let (per_tap, per_verify) = (
+        ing["ratio_to_tap_verify_rate"].as_f64().unwrap(),
+        ing["ratio_to_verify_rate"].as_f64().unwrap(),
+    );
+    assert!(
+        per_tap > 0.0 && (per_tap - 2.0 * per_verify).abs() <= 0.002,
+        "{ing}"
+    );
 
     // the table, against the same backend (its accounts are new: fresh numbers)
     let (code, out, err) = load(&b.url, &token, &["--duration", "2s", "--rate", "50"]);
