@@ -38,7 +38,7 @@ mod turns;
 #[cfg(test)]
 pub(super) use locks::{ACCOUNT_LOCKS, WRITERS_LOCK};
 use sql::param_type;
-pub(crate) use sql::{bind_values, rewrite, Rewritten};
+use sql::{bind_values, rewrite, Rewritten};
 pub(super) use sql::{execute, get, query_one, query_opt, query_vec};
 pub use turns::Turn;
 use turns::Turns;

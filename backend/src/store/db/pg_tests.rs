@@ -2,7 +2,7 @@
 //! and the schema runner. Runs when `MANCARD_TEST_PG_URL` names a server (each test makes a
 //! fresh database); without it each test says it was skipped.
 
-use super::pg::{rewrite, PgPool, PgTx, ACCOUNT_LOCKS, PROBE_AFTER, WRITERS_LOCK};
+use super::pg::{PgPool, PgTx, ACCOUNT_LOCKS, PROBE_AFTER, WRITERS_LOCK};
 use super::{Conn, Dialect, FromValue};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes};
@@ -64,108 +64,6 @@ fn with_table(pool: &PgPool) -> PgTx<'_> {
         )
         .unwrap();
     tx
-}
-
-#[test]
-fn rewrites_names_but_not_casts_literals_or_comments() {
-    let r = rewrite("SELECT :a::text, ':b', \":c\", x FROM t -- :d\n WHERE y = :a AND z = :e_1");
-    assert_eq!(
-        r.sql,
-        "SELECT $1::text, ':b', \":c\", x FROM t -- :d\n WHERE y = $1 AND z = $2"
-    );
-    assert_eq!(r.names, [":a", ":e_1"]);
-}
-
-#[test]
-fn binds_values_by_name_in_the_statement_s_order() {
-    use super::pg::bind_values;
-    use super::Value;
-    let r = rewrite("SELECT :b, :a, :b, :c");
-    let ordered = [
-        (":b", Value::Int(2)),
-        (":a", Value::Int(1)),
-        (":c", Value::Int(3)),
-    ];
-    let shuffled = [
-        (":c", Value::Int(3)),
-        (":a", Value::Int(1)),
-        (":b", Value::Int(2)),
-    ];
-    for params in [&ordered[..], &shuffled[..]] {
-        let v = bind_values(&r, params).unwrap();
-        assert!(matches!(
-            v[..],
-            [Value::Int(2), Value::Int(1), Value::Int(3)]
-        ));
-    }
-    // of two values under one name the first is bound
-    let twice = [
-        (":a", Value::Int(1)),
-        (":b", Value::Int(2)),
-        (":c", Value::Int(3)),
-        (":a", Value::Int(9)),
-    ];
-    let v = bind_values(&r, &twice).unwrap();
-    assert!(matches!(
-        v[..],
-        [Value::Int(2), Value::Int(1), Value::Int(3)]
-    ));
-    let missing = bind_values(&r, &ordered[..2]).unwrap_err();
-    assert!(
-        missing.to_string().contains("no value for parameter :c"),
-        "{missing}"
-    );
-    let extra = [
-        (":b", Value::Int(2)),
-        (":a", Value::Int(1)),
-        (":c", Value::Int(3)),
-        (":d", Value::Int(4)),
-    ];
-    let extra = bind_values(&r, &extra).unwrap_err();
-    assert!(
-        extra
-            .to_string()
-            .contains("parameter :d is not in the statement"),
-        "{extra}"
-    );
-    // a many-row statement's values, in order, as RowParams gives them
-    let mut rows = super::RowParams::default();
-    let tuples: Vec<String> = (0..64)
-        .map(|i| format!("({})", rows.row([Value::Int(i), Value::Int(-i)]).join(", ")))
-        .collect();
-    let r = rewrite(&format!(
-        "INSERT INTO t (a, b) VALUES {}",
-        tuples.join(", ")
-    ));
-    let v = bind_values(&r, &rows.params()).unwrap();
-    assert_eq!(v.len(), 128);
-    assert!(matches!(v[126..], [Value::Int(63), Value::Int(-63)]));
-}
-
-#[test]
-fn block_comments_and_dollar_quotes_hold_no_parameters() {
-    let sql = "SELECT /* :no /* :nested */ :still_no */ :a, $$ :no $$, $t_1$ :no $ $t_1$, :b, \
-               $1, x$y, /* unterminated :no";
-    let r = rewrite(sql);
-    assert_eq!(
-        r.sql,
-        "SELECT /* :no /* :nested */ :still_no */ $1, $$ :no $$, $t_1$ :no $ $t_1$, $2, \
-         $1, x$y, /* unterminated :no"
-    );
-    assert_eq!(r.names, [":a", ":b"]);
-    let r = rewrite("SELECT $q$ :no");
-    assert!(
-        r.names.is_empty(),
-        "an unterminated dollar quote runs to the end"
-    );
-    let r = rewrite("SELECT :a, 'é' /* é */ , $é$ :no $é$, :b");
-    assert_eq!(r.names, [":a", ":b"]);
-    let r = rewrite("SELECT a$b$c, :a, d$e$ FROM t");
-    assert_eq!(
-        r.names,
-        [":a"],
-        "a dollar inside an identifier opens no quote"
-    );
 }
 
 #[test]
