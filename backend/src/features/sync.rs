@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::features::fraud::evidence_bytes;
 use crate::features::settlement::{challenge_validators, Reporter};
 use crate::ids::{AccountId, CertHash, PseudonymBytes, TapRef};
-use crate::settle::{check_entry, CertInfo, Check};
+use crate::settle::{check_entry, proof_bytes, CertInfo, Check};
 use crate::store::{Device, NewFraudCase, NewLogEntry, NewVerdict, Writer};
 use mancard_api::{
     ChainState, CredentialState, CredentialStatus, FraudKind, LogItem, LogResponse, SyncRequest,
@@ -111,10 +111,14 @@ impl Engine {
         self.sync_stats.signature_checks.load(Ordering::Relaxed)
     }
 
-    /// The taps of the uploaded entries that are settled already: the stored log holds the
-    /// very same bytes at that sequence number, under a certificate of this device, and the
-    /// tap is stored under that proof's id. Reads and hashes only, no signature work: a
-    /// wallet resending its whole log costs a lookup per entry. `None` for every other entry.
+    /// The taps of the uploaded entries that are settled already: the tap is stored under
+    /// that proof's id, for a certificate of this device, and either the stored log holds
+    /// the very same bytes at that sequence number or the stored tap's proof is the entry's
+    /// byte for byte (a validator reported the tap first). Either way what the entry signs,
+    /// signature included, was verified when it was stored: reads and hashes only, no
+    /// signature work, so a wallet resending its whole log costs a few statements, and a tap
+    /// reported by both its validator and its wallet is verified once. `None` for every
+    /// other entry.
     fn settled_entries(
         &self,
         device: &Device,
@@ -125,29 +129,37 @@ impl Engine {
             return Ok(Vec::new());
         };
         let limit = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+        // the tap each entry names under a certificate of this device
+        let named: Vec<Option<TapRef>> = entries
+            .iter()
+            .map(|(e, _)| {
+                certs
+                    .get(&CertHash(e.proof.cert_id()))
+                    .filter(|ci| ci.device_id == device.id)
+                    .map(|ci| TapRef {
+                        pseudonym: PseudonymBytes(ci.cert.body.pseudonym.0),
+                        counter: e.proof.counter(),
+                    })
+            })
+            .collect();
+        let wanted: Vec<TapRef> = named.iter().flatten().copied().collect();
         self.store.read(|tx| {
             let stored: HashMap<u64, Vec<u8>> = tx
                 .log_from(device.id, first, limit)?
                 .into_iter()
                 .map(|r| (r.seq, r.encoded))
                 .collect();
-            let mut out = Vec::with_capacity(entries.len());
-            for (e, bytes) in entries {
-                let ci = certs
-                    .get(&CertHash(e.proof.cert_id()))
-                    .filter(|ci| ci.device_id == device.id);
-                let tap = match ci {
-                    Some(ci) if stored.get(&e.seq) == Some(bytes) => {
-                        let pseudonym = PseudonymBytes(ci.cert.body.pseudonym.0);
-                        let counter = e.proof.counter();
-                        tx.tap(&pseudonym, counter)?
-                            .filter(|row| row.tap_id == Some(e.proof.id()))
-                            .map(|_| TapRef { pseudonym, counter })
-                    }
-                    _ => None,
-                };
-                out.push(tap);
-            }
+            let taps = tx.taps_of(&wanted)?;
+            let out = entries
+                .iter()
+                .zip(named)
+                .map(|((e, bytes), tap)| {
+                    let tap = tap?;
+                    let row = taps.get(&tap).filter(|r| r.tap_id == Some(e.proof.id()))?;
+                    let logged = stored.get(&e.seq) == Some(bytes);
+                    (logged || row.proof == proof_bytes(&e.proof)).then_some(tap)
+                })
+                .collect();
             Ok::<_, Error>(out)
         })
     }

@@ -15,7 +15,7 @@
 //!   ([`super::Store::write_for`]): nothing kept outlives its transaction unwritten.
 
 use super::db::{chunks, RowParams, ToValue, Value};
-use super::taps::{tap_columns, tap_row, taps_where, NewTap, TapRow, TapSource, TapState};
+use super::taps::{NewTap, TapRow, TapSource, TapState};
 use super::Writer;
 use crate::error::StoreError;
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes, TapRef};
@@ -144,34 +144,10 @@ impl Writer<'_> {
 
     /// The stored taps of `taps` (not read ahead yet).
     fn read_taps_ahead(&self, taps: &[TapRef]) -> Result<(), StoreError> {
-        for chunk in chunks(taps) {
-            let mut params = RowParams::default();
-            let cond = taps_where(&mut params, ("t.pseudonym", "t.counter"), chunk);
-            let rows = self.tx.query_vec(
-                &format!(
-                    concat!(
-                        "SELECT t.pseudonym AS pseudonym, t.counter AS counter, ",
-                        tap_columns!("t"),
-                        " FROM taps t WHERE {}"
-                    ),
-                    cond
-                ),
-                &params.params(),
-                |r| {
-                    let tap = TapRef {
-                        pseudonym: r.get("pseudonym")?,
-                        counter: r.get("counter")?,
-                    };
-                    Ok((tap, tap_row(r)?))
-                },
-            )?;
-            let mut a = self.ahead.borrow_mut();
-            for t in chunk {
-                a.taps.insert(*t, None);
-            }
-            for (tap, row) in rows {
-                a.taps.insert(tap, Some(row));
-            }
+        let mut rows = self.reader.taps_of(taps)?;
+        let mut a = self.ahead.borrow_mut();
+        for t in taps {
+            a.taps.insert(*t, rows.remove(t));
         }
         Ok(())
     }

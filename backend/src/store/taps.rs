@@ -224,6 +224,35 @@ impl Reader<'_> {
         )
     }
 
+    /// The stored taps of `taps` (those stored), in a few statements ([`chunks`]).
+    pub fn taps_of(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, TapRow>, StoreError> {
+        let mut out = HashMap::with_capacity(taps.len());
+        for chunk in chunks(taps) {
+            let mut params = RowParams::default();
+            let cond = taps_where(&mut params, ("t.pseudonym", "t.counter"), chunk);
+            let rows = self.conn.query_vec(
+                &format!(
+                    concat!(
+                        "SELECT t.pseudonym AS pseudonym, t.counter AS counter, ",
+                        tap_columns!("t"),
+                        " FROM taps t WHERE {}"
+                    ),
+                    cond
+                ),
+                &params.params(),
+                |r| {
+                    let tap = TapRef {
+                        pseudonym: r.get("pseudonym")?,
+                        counter: r.get("counter")?,
+                    };
+                    Ok((tap, tap_row(r)?))
+                },
+            )?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// The highest counter settled for a device (under any of its certificates).
     pub fn max_counter(&self, device_id: DeviceId) -> Result<Option<u32>, StoreError> {
         self.conn.query_one(

@@ -846,16 +846,89 @@ async fn already_settled_entries_cost_no_signature_work() {
     assert_eq!(third.taps.len(), 1_000);
     assert_eq!(engine.signature_checks(), checked + 1);
 
-    // An old entry resent with other bytes (its unsigned time changed) is not taken for the
-    // stored one on sight: its evidence is checked again (it is the same signed tap, so it
-    // stays a duplicate).
+    // An old entry resent with other unsigned bytes (its time changed) but the stored tap's
+    // proof byte for byte: what it signs, signature included, was verified when stored, so
+    // it is a duplicate without signature work.
     let mut altered = entries[0].clone();
     altered.time += 1;
     let (s, v) = w.sync_now(&h, &[altered]).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let r: SyncResponse = serde_json::from_value(v).unwrap();
     assert_eq!(r.taps[0].status, TapStatus::Duplicate);
+    assert_eq!(engine.signature_checks(), checked + 1);
+
+    // The same signed tap under another signature (the malleated twin, which the curve
+    // accepts) is not taken for the stored one: its evidence is checked, and refused.
+    let mut twin = entries[1].clone();
+    match &mut twin.proof {
+        mancard_protocol::TapProof::Qr { pass } => {
+            *pass = mancard_testkit::protocol::with_flipped_s(pass);
+        }
+        other => panic!("a pass was logged, not {other:?}"),
+    }
+    let (s, v) = w.sync_now(&h, &[twin]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r: SyncResponse = serde_json::from_value(v).unwrap();
+    assert_eq!(r.taps[0].status, TapStatus::Rejected, "{r:?}");
     assert_eq!(engine.signature_checks(), checked + 2);
+    assert!(h.audit().await.ok);
+}
+
+/// A tap its validator reported first costs its wallet's upload no signature work: the
+/// stored proof is the entry's byte for byte. The same tap under the malleated twin of the
+/// phone's signature is checked, and refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taps_a_validator_reported_cost_the_wallet_s_upload_no_signature_work() {
+    let h = start(|_| {}).await;
+    let token = h.login(&phone(8)).await;
+    h.topup(&token, 200_000, "edge-validator-first").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v = Validator::register(&h, 4).await;
+    let base = ride_base(w.server_time);
+    let (r0, e0) = w.nfc_tap(&v, 1, 20_000, base);
+    let (r1, e1) = w.nfc_tap(&v, 1, 20_000, base + 3_600);
+    let b = h.upload_ok(&v.batch(vec![r0, r1])).await;
+    assert!(
+        b.records.iter().all(|r| r.status == TapStatus::Settled),
+        "{b:?}"
+    );
+    let engine = std::sync::Arc::clone(h.handle().engine());
+    let before = engine.signature_checks();
+    let (_, e2) = w.nfc_tap(&v, 1, 20_000, base + 7_200);
+    let synced = w.sync_ok(&h, &[e0.clone(), e1, e2]).await;
+    let statuses: Vec<TapStatus> = synced.taps.iter().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            TapStatus::Duplicate,
+            TapStatus::Duplicate,
+            TapStatus::Settled
+        ]
+    );
+    assert_eq!(synced.taps[0].fare, Some(20_000));
+    assert_eq!(
+        synced.chain.next_seq, 3,
+        "the entries joined the stored chain"
+    );
+    assert_eq!(
+        engine.signature_checks() - before,
+        1,
+        "only the new tap was verified"
+    );
+
+    let mut twin = e0;
+    match &mut twin.proof {
+        mancard_protocol::TapProof::Nfc { authorization, .. } => {
+            authorization.signature = mancard_testkit::protocol::flip_s(&authorization.signature);
+        }
+        other => panic!("an NFC tap was logged, not {other:?}"),
+    }
+    let (s, body) = w.sync_now(&h, &[twin]).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let r: SyncResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(r.taps[0].status, TapStatus::Rejected, "{r:?}");
+    assert_eq!(engine.signature_checks() - before, 2);
+    assert!(h.audit().await.ok);
 }
 
 /// The global code budget pays for SMS: requests that send none (a malformed number, a
