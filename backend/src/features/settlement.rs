@@ -101,7 +101,25 @@ impl Engine {
     /// Opens a fraud case against a device and revokes it (every pseudonym of its live
     /// certificates goes on the deny list). The account is frozen until an operator resolves
     /// the case.
+    ///
+    /// Evidence a case was opened on already (the same signed bytes reported again: a
+    /// validator re-sending a record in a new batch, a wallet resending its log) opens none
+    /// and revokes nothing again: an operator's resolution of that case stands.
     pub(crate) fn open_fraud(&self, tx: &Writer<'_>, case: &NewFraudCase<'_>) -> Result<()> {
+        if !case.evidence.is_empty() {
+            if let Some(id) = tx.fraud_case_on(case.device_id, case.kind, &case.evidence)? {
+                let (device, kind) = (case.device_id.0, case.kind.as_str());
+                tx.after_commit(move || {
+                    tracing::info!(
+                        case = id,
+                        device_id = device,
+                        kind,
+                        "the evidence of a case reported again; no new case"
+                    )
+                });
+                return Ok(());
+            }
+        }
         let id = tx.insert_fraud_case(case)?;
         tx.revoke(case.device_id, Revocation::Fraud(case.kind), case.opened_at)?;
         let (device, pseudonym, kind) = (

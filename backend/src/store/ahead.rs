@@ -147,9 +147,21 @@ impl Writer<'_> {
         let mut rows = self.reader.taps_of(taps)?;
         let mut a = self.ahead.borrow_mut();
         for t in taps {
-            a.taps.insert(*t, rows.remove(t));
+            // a tap listed twice keeps the row read for it
+            let row = rows.remove(t);
+            let slot = a.taps.entry(*t).or_insert(None);
+            if row.is_some() {
+                *slot = row;
+            }
         }
         Ok(())
+    }
+
+    /// [`super::Reader::taps_of`] after writing what is kept, as the other reads of `taps`
+    /// through a `Writer` do: a write reads its own taps.
+    pub fn taps_of(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, TapRow>, StoreError> {
+        self.flush()?;
+        self.reader.taps_of(taps)
     }
 
     /// The taps answering `challenges` (not read ahead yet).

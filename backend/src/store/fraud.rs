@@ -80,6 +80,23 @@ impl Reader<'_> {
         )
     }
 
+    /// The case already opened against `device` for `kind` on exactly this evidence, open or
+    /// resolved, if any (the oldest).
+    pub fn fraud_case_on(
+        &self,
+        device: DeviceId,
+        kind: FraudKind,
+        evidence: &[u8],
+    ) -> Result<Option<i64>, StoreError> {
+        self.conn.query_opt(
+            "SELECT id FROM fraud_cases
+             WHERE device_id = :device AND kind = :kind AND evidence = :evidence
+             ORDER BY id LIMIT 1",
+            named_params! {":device": device, ":kind": kind.as_str(), ":evidence": evidence},
+            |r| r.get("id"),
+        )
+    }
+
     /// One case.
     pub fn fraud_case(&self, id: i64) -> Result<Option<FraudCase>, StoreError> {
         self.conn.query_opt(

@@ -364,3 +364,35 @@ async fn a_forked_chain_keeps_both_signed_log_entries_as_evidence() {
     let frozen = issue(&h, &w, ProvisionPurpose::Provision).await;
     assert_problem(&frozen, StatusCode::FORBIDDEN, ProblemCode::AccountFrozen);
 }
+
+/// The evidence of a case reported again (the clone's record re-sent in a new batch, as a
+/// validator rebuilding its batches from its journal may) opens no second case and does not
+/// revoke again what an operator's dismissal lifted.
+#[tokio::test]
+async fn evidence_reported_again_opens_no_second_case() {
+    let h = Harness::start().await;
+    let token = h.login("+989120000219").await;
+    h.topup(&token, 200_000, "t1").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let v1 = Validator::register(&h, 1).await;
+    let v2 = Validator::register(&h, 2).await;
+    let [genuine, clones] = clone_taps(&mut w, &v1, &v2, 1);
+    h.upload_ok(&v1.batch(genuine)).await;
+    let b = h.upload_ok(&v2.batch(clones.clone())).await;
+    assert_eq!(b.records[0].status, TapStatus::Fraud, "{b:?}");
+    let open = cases(&h, "open").await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    let r = resolve_ok(&h, open[0].id, FraudResolution::Dismissed).await;
+    assert!(!r.device_revoked);
+    assert!(!is_denied(&h, &w.pseudonym).await);
+
+    // the same clone record in a new batch: still fraud evidence, but the same case's
+    let again = h.upload_ok(&v2.batch(clones)).await;
+    assert!(!again.duplicate_batch);
+    assert_eq!(again.records[0].status, TapStatus::Fraud, "{again:?}");
+    assert_eq!(cases(&h, "all").await.len(), 1, "no second case");
+    assert!(cases(&h, "open").await.is_empty());
+    assert!(!is_denied(&h, &w.pseudonym).await, "the dismissal stands");
+    assert_eq!(h.balance(&token).await, 180_000, "the genuine tap only");
+    h.audit().await;
+}
