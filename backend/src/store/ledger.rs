@@ -2,7 +2,6 @@
 
 use super::db::{chunks, named_params, Dialect, Row, RowParams, ToValue, Value};
 use super::ids::parsed;
-use super::taps::taps_where;
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, PseudonymBytes, TapRef};
@@ -92,25 +91,17 @@ impl Reader<'_> {
     /// in a few statements ([`chunks`]).
     pub fn tap_charges(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, i64>, StoreError> {
         let mut out: HashMap<TapRef, i64> = taps.iter().map(|t| (*t, 0)).collect();
-        for chunk in chunks(taps) {
-            let mut params = RowParams::default();
-            let cond = taps_where(&mut params, ("pseudonym", "counter"), chunk);
-            let rows = self.conn.query_vec(
-                &format!(
+        out.extend(self.by_tap(
+            taps,
+            ("pseudonym", "counter"),
+            |cond| {
+                format!(
                     "SELECT pseudonym, counter, CAST(-SUM(amount) AS BIGINT) AS charged
                      FROM ledger WHERE {cond} GROUP BY pseudonym, counter"
-                ),
-                &params.params(),
-                |r| {
-                    let tap = TapRef {
-                        pseudonym: r.get("pseudonym")?,
-                        counter: r.get("counter")?,
-                    };
-                    Ok((tap, r.get::<i64>("charged")?))
-                },
-            )?;
-            out.extend(rows);
-        }
+                )
+            },
+            |r| r.get::<i64>("charged"),
+        )?);
         Ok(out)
     }
 }

@@ -181,11 +181,7 @@ pub(super) use tap_columns;
 
 /// `(pseudonym = :a AND counter = :b) OR …` over `taps`, with the two columns named as
 /// given (e.g. `("t.pseudonym", "t.counter")`).
-pub(super) fn taps_where<'v>(
-    params: &mut RowParams<'v>,
-    columns: (&str, &str),
-    taps: &'v [TapRef],
-) -> String {
+fn taps_where<'v>(params: &mut RowParams<'v>, columns: (&str, &str), taps: &'v [TapRef]) -> String {
     params.pairs_where(
         columns,
         taps.iter()
@@ -224,33 +220,50 @@ impl Reader<'_> {
         )
     }
 
-    /// The stored taps of `taps` (those stored), in a few statements ([`chunks`]).
-    pub fn taps_of(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, TapRow>, StoreError> {
+    /// Rows of one statement over `taps`, keyed by tap, in a few statements ([`chunks`]):
+    /// `select(cond)` is the statement, `cond` the condition on its pseudonym and counter
+    /// `columns`; each row names its tap in the columns `pseudonym` and `counter`. A tap
+    /// without a row is missing from the map.
+    pub(super) fn by_tap<T>(
+        &self,
+        taps: &[TapRef],
+        columns: (&str, &str),
+        select: impl Fn(&str) -> String,
+        mut value: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<HashMap<TapRef, T>, StoreError> {
         let mut out = HashMap::with_capacity(taps.len());
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let cond = taps_where(&mut params, ("t.pseudonym", "t.counter"), chunk);
-            let rows = self.conn.query_vec(
-                &format!(
+            let cond = taps_where(&mut params, columns, chunk);
+            let rows = self.conn.query_vec(&select(&cond), &params.params(), |r| {
+                let tap = TapRef {
+                    pseudonym: r.get("pseudonym")?,
+                    counter: r.get("counter")?,
+                };
+                Ok((tap, value(r)?))
+            })?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// The stored taps of `taps` (those stored), in a few statements ([`chunks`]).
+    pub fn taps_of(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, TapRow>, StoreError> {
+        self.by_tap(
+            taps,
+            ("t.pseudonym", "t.counter"),
+            |cond| {
+                format!(
                     concat!(
                         "SELECT t.pseudonym AS pseudonym, t.counter AS counter, ",
                         tap_columns!("t"),
                         " FROM taps t WHERE {}"
                     ),
                     cond
-                ),
-                &params.params(),
-                |r| {
-                    let tap = TapRef {
-                        pseudonym: r.get("pseudonym")?,
-                        counter: r.get("counter")?,
-                    };
-                    Ok((tap, tap_row(r)?))
-                },
-            )?;
-            out.extend(rows);
-        }
-        Ok(out)
+                )
+            },
+            tap_row,
+        )
     }
 
     /// The highest counter settled for a device (under any of its certificates).

@@ -3,7 +3,7 @@
 //! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
 
 use super::db::{chunks, named_params, RowParams, ToValue, Value};
-use super::taps::{tap_columns, tap_row, taps_where, TapRow};
+use super::taps::{tap_columns, tap_row, TapRow};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, DeviceId, PseudonymBytes, TapRef};
@@ -84,12 +84,11 @@ impl Reader<'_> {
         &self,
         taps: &[TapRef],
     ) -> Result<HashMap<TapRef, VerdictBasis>, StoreError> {
-        let mut out = HashMap::with_capacity(taps.len());
-        for chunk in chunks(taps) {
-            let mut params = RowParams::default();
-            let cond = taps_where(&mut params, ("t.pseudonym", "t.counter"), chunk);
-            let rows = self.conn.query_vec(
-                &format!(
+        self.by_tap(
+            taps,
+            ("t.pseudonym", "t.counter"),
+            |cond| {
+                format!(
                     concat!(
                         "SELECT t.pseudonym AS pseudonym, t.counter AS counter, ",
                         tap_columns!("t"),
@@ -105,23 +104,16 @@ impl Reader<'_> {
                  WHERE {}"
                     ),
                     cond
-                ),
-                &params.params(),
-                |r| {
-                    let tap = TapRef {
-                        pseudonym: r.get("pseudonym")?,
-                        counter: r.get("counter")?,
-                    };
-                    let last = match r.get::<Option<String>>("v_status")? {
-                        Some(status) => Some((status, r.get("v_charged")?, r.get("v_reason")?)),
-                        None => None,
-                    };
-                    Ok((tap, (tap_row(r)?, r.get("charged_now")?, last)))
-                },
-            )?;
-            out.extend(rows);
-        }
-        Ok(out)
+                )
+            },
+            |r| {
+                let last = match r.get::<Option<String>>("v_status")? {
+                    Some(status) => Some((status, r.get("v_charged")?, r.get("v_reason")?)),
+                    None => None,
+                };
+                Ok((tap_row(r)?, r.get("charged_now")?, last))
+            },
+        )
     }
 
     /// The newest verdict of a tap: its status, charge and reason.
