@@ -367,13 +367,11 @@ impl Engine {
             let list: Vec<WalletLogEntry> = fresh.iter().map(|(e, _)| e.clone()).collect();
             match verify_chain(&list, head) {
                 Ok(h) => {
-                    let hashes: Vec<[u8; 32]> = fresh.iter().map(|(e, _)| e.hash()).collect();
                     let rows: Vec<NewLogEntry<'_>> = fresh
                         .iter()
-                        .zip(&hashes)
-                        .map(|((e, bytes), hash)| NewLogEntry {
+                        .map(|(e, bytes)| NewLogEntry {
                             seq: e.seq,
-                            hash,
+                            hash: e.hash(),
                             counter: e.counter(),
                             encoded: bytes,
                         })

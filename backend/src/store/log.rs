@@ -19,7 +19,7 @@ pub struct LogRow {
 pub struct NewLogEntry<'a> {
     pub seq: u64,
     /// The entry's hash (the next entry's link).
-    pub hash: &'a [u8; 32],
+    pub hash: [u8; 32],
     pub counter: u32,
     /// The entry as the wallet uploaded it.
     pub encoded: &'a [u8],

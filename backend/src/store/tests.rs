@@ -520,7 +520,7 @@ fn log_entries_appended_together_keep_their_order_and_bytes() {
     let entries: Vec<NewLogEntry<'_>> = (0..70u32)
         .map(|i| NewLogEntry {
             seq: u64::from(i) + 1,
-            hash: &hashes[i as usize],
+            hash: hashes[i as usize],
             counter: i * 2,
             encoded: &bodies[i as usize],
         })
@@ -544,7 +544,7 @@ fn log_entries_appended_together_keep_their_order_and_bytes() {
         }
         for e in [&entries[0], &entries[69]] {
             let h = store.read(|tx| tx.log_hash_at(device, e.seq)).unwrap();
-            assert_eq!(h.as_ref(), Some(e.hash));
+            assert_eq!(h, Some(e.hash));
         }
         // a stored sequence number again: the whole append is refused, nothing added
         let again = store.write(|tx| tx.insert_log(device, &entries[68..]));
