@@ -102,12 +102,13 @@ impl Engine {
     /// certificates goes on the deny list). The account is frozen until an operator resolves
     /// the case.
     ///
-    /// Evidence a case was opened on already (the same signed bytes reported again: a
-    /// validator re-sending a record in a new batch, a wallet resending its log) opens none
-    /// and revokes nothing again: an operator's resolution of that case stands.
+    /// A fraud event a case was opened on already (the same device, kind and counter,
+    /// reported again: a validator re-sending a record in a new batch, a wallet resending
+    /// its log, a body signed afresh) opens none and revokes nothing again: an operator's
+    /// resolution of that case stands.
     pub(crate) fn open_fraud(&self, tx: &Writer<'_>, case: &NewFraudCase<'_>) -> Result<()> {
-        if !case.evidence.is_empty() {
-            if let Some(id) = tx.fraud_case_on(case.device_id, case.kind, &case.evidence)? {
+        if let Some(counter) = case.counter {
+            if let Some(id) = tx.fraud_case_on(case.device_id, case.kind, counter)? {
                 let (device, kind) = (case.device_id.0, case.kind.as_str());
                 tx.after_commit(move || {
                     tracing::info!(

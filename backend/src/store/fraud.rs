@@ -80,19 +80,20 @@ impl Reader<'_> {
         )
     }
 
-    /// The case already opened against `device` for `kind` on exactly this evidence, open or
-    /// resolved, if any (the oldest).
+    /// The case already opened against `device` for `kind` on `counter`, open or resolved,
+    /// if any (the oldest). The fraud event is the device, the kind and the counter: never
+    /// the evidence's bytes, whose signatures a phone's key can sign afresh at will.
     pub fn fraud_case_on(
         &self,
         device: DeviceId,
         kind: FraudKind,
-        evidence: &[u8],
+        counter: u32,
     ) -> Result<Option<i64>, StoreError> {
         self.conn.query_opt(
             "SELECT id FROM fraud_cases
-             WHERE device_id = :device AND kind = :kind AND evidence = :evidence
+             WHERE device_id = :device AND kind = :kind AND counter = :counter
              ORDER BY id LIMIT 1",
-            named_params! {":device": device, ":kind": kind.as_str(), ":evidence": evidence},
+            named_params! {":device": device, ":kind": kind.as_str(), ":counter": counter},
             |r| r.get("id"),
         )
     }

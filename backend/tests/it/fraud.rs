@@ -365,9 +365,10 @@ async fn a_forked_chain_keeps_both_signed_log_entries_as_evidence() {
     assert_problem(&frozen, StatusCode::FORBIDDEN, ProblemCode::AccountFrozen);
 }
 
-/// The evidence of a case reported again (the clone's record re-sent in a new batch, as a
-/// validator rebuilding its batches from its journal may) opens no second case and does not
-/// revoke again what an operator's dismissal lifted.
+/// The fraud event of a case reported again (the clone's record re-sent in a new batch, as a
+/// validator rebuilding its batches from its journal may, or another body signed for the same
+/// counter) opens no second case and does not revoke again what an operator's dismissal
+/// lifted: the event is the device, the kind and the counter, not the evidence's bytes.
 #[tokio::test]
 async fn evidence_reported_again_opens_no_second_case() {
     let h = Harness::start().await;
@@ -387,11 +388,20 @@ async fn evidence_reported_again_opens_no_second_case() {
     assert!(!is_denied(&h, &w.pseudonym).await);
 
     // the same clone record in a new batch: still fraud evidence, but the same case's
-    let again = h.upload_ok(&v2.batch(clones)).await;
+    let again = h.upload_ok(&v2.batch(clones.clone())).await;
     assert!(!again.duplicate_batch);
     assert_eq!(again.records[0].status, TapStatus::Fraud, "{again:?}");
     assert_eq!(cases(&h, "all").await.len(), 1, "no second case");
     assert!(cases(&h, "open").await.is_empty());
+    assert!(!is_denied(&h, &w.pseudonym).await, "the dismissal stands");
+    assert_eq!(h.balance(&token).await, 180_000, "the genuine tap only");
+
+    // a third body signed for the same counter (another time): the same event
+    let counter = clones[0].counter;
+    let (third, _) = w.nfc_tap_with_counter(&v2, 2, 20_000, w.server_time + 200, counter);
+    let b = h.upload_ok(&v2.batch(vec![third])).await;
+    assert_eq!(b.records[0].status, TapStatus::Fraud, "{b:?}");
+    assert_eq!(cases(&h, "all").await.len(), 1, "no second case");
     assert!(!is_denied(&h, &w.pseudonym).await, "the dismissal stands");
     assert_eq!(h.balance(&token).await, 180_000, "the genuine tap only");
     h.audit().await;
