@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 30 --duration 30s)
+LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 45 --duration 30s)
 if [ "${1:-}" = "--quick" ]; then
   LOAD=(--validators 4 --wallets 20 --taps-per-batch 10 --presealed 2 --duration 3s)
   shift
@@ -162,6 +162,12 @@ if [ -n "$PEER" ]; then
   run peer-postgres-1 1 pg "$PEER" || FAILED=1
 fi
 run postgres-1 1 pg || FAILED=1
+# PostgreSQL's floor, the peer of its CPU a tap under load: what storing a tap's rows costs it
+# with nothing else running, on the database the run above left (scripts/pg-floor.sql)
+if [ -s "$WORK/postgres-1.json" ]; then
+  psql "${PG_URL%/*}/figures_postgres_1" -v ON_ERROR_STOP=1 -v hz="$(getconf CLK_TCK)" -qAt \
+    -f scripts/pg-floor.sql >"$WORK/postgres-1.floor.txt" || FAILED=1
+fi
 if [ -n "$PEER" ]; then
   run peer-postgres-3 3 pg "$PEER" || FAILED=1
 fi
@@ -212,6 +218,15 @@ for name, label in rows:
           f"| {sy.get('p50_ms','—')} · {sy.get('p95_ms','—')} · {sy.get('p99_ms','—')} "
           f"| {tc.get('p99_ms','—')} | {total['per_second']} | {total['status_5xx']} "
           f"| {'agree' if ok else 'PROBLEMS: ' + '; '.join(d['problems'])} |")
+floor = os.path.join(work, "postgres-1.floor.txt")
+if os.path.exists(floor) and os.path.getsize(floor) > 0:
+    f = dict(line.strip().split("|") for line in open(floor) if "|" in line)
+    d = json.load(open(os.path.join(work, "postgres-1.json")))
+    pg = sum(c["us_per_tap"] for c in d["ingest"].get("cpu", []) if c["name"] == "postgres")
+    print(f"\nPostgreSQL's floor (scripts/pg-floor.sql, after the 1-instance run, on its database, "
+          f"one session alone): {f.get('all_rows', '—')} µs of CPU to store a settled tap's rows, "
+          f"{f.get('tap_row', '—')} µs for the tap's row alone; under the load above it spent "
+          f"{pg:,.0f} µs a tap ({pg / max(float(f.get('all_rows', 0) or 0), 1):.1f} times the floor).")
 sys.exit(1 if bad else 0)
 EOF
 log "the JSON of each run: $WORK/*.json"
