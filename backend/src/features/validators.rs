@@ -79,8 +79,9 @@ const BUNDLE_REFRESH_SECS: i64 = 60;
 /// What a config bundle was built from, besides the deny lists: equal keys, equal bundles.
 #[derive(Debug, Clone, PartialEq)]
 struct BundleKey {
-    /// [`crate::store::BundleState::generation`]: bumped by every revocation made or lifted,
-    /// certificate superseded and validator denied.
+    /// [`crate::store::BundleState::generation`]: bumped by the database's triggers (schema
+    /// version 12) at every revocation made or lifted, certificate superseded and validator
+    /// denied, whichever build wrote it.
     generation: i64,
     signer_key_id: u32,
     listed: Vec<IssuerKey>,

@@ -171,18 +171,15 @@ impl Writer<'_> {
         newest: &CertHash,
         now: i64,
     ) -> Result<usize, StoreError> {
-        let superseded = self.tx.execute(
+        // the next bundle lists the old pseudonym (a copy of the old certificate is denied at
+        // once), so a replenishment renews the bundle: the schema's trigger bumps
+        // `bundle_inputs` (version 12)
+        self.tx.execute(
             "UPDATE certificates SET superseded_at = :now
              WHERE device_id = :device AND hash <> :hash AND superseded_at IS NULL
                AND valid_until >= :now",
             named_params! {":device": device_id, ":hash": newest, ":now": now},
-        )?;
-        if superseded > 0 {
-            // the next bundle lists the old pseudonym (a copy of the old certificate is denied
-            // at once), so a replenishment renews the bundle
-            self.bundle_inputs_changed()?;
-        }
-        Ok(superseded)
+        )
     }
 
     /// Adds a newly settled tap's signed amount to its certificate's running total and returns

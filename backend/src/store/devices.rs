@@ -127,7 +127,8 @@ impl Writer<'_> {
         reason: Revocation,
         now: i64,
     ) -> Result<(), StoreError> {
-        let added = self.tx.execute(
+        // a revocation added renews the bundle: the schema's trigger bumps `bundle_inputs`
+        self.tx.execute(
             "INSERT INTO revocations (pseudonym, device_id, reason, revoked_at)
              SELECT d.pseudonym, d.id, :reason, :now FROM devices d WHERE d.id = :device
              ON CONFLICT DO NOTHING",
@@ -137,9 +138,6 @@ impl Writer<'_> {
                 ":now": now,
             },
         )?;
-        if added > 0 {
-            self.bundle_inputs_changed()?;
-        }
         Ok(())
     }
 }

@@ -205,9 +205,7 @@ impl Writer<'_> {
                 named_params! {":device": device_id, ":reason": reason},
             )?;
         }
-        if lifted > 0 {
-            self.bundle_inputs_changed()?;
-        }
+        // a lifted revocation renews the bundle: the schema's trigger bumps `bundle_inputs`
         Ok(lifted > 0)
     }
 }

@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 11;
+pub const SCHEMA_VERSION: u32 = 12;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -429,6 +429,34 @@ INSERT INTO bundle_inputs (id, generation) VALUES (1, 0);
 CREATE INDEX certificates_superseded ON certificates(valid_until) WHERE superseded_at IS NOT NULL;
 "#;
 
+/// Version 12 (issue #16, a rolling upgrade): the database itself bumps `bundle_inputs` when
+/// a deny-list input changes (a revocation made, changed or lifted; a certificate's
+/// supersession set or cleared, or a superseded certificate deleted; a validator's denial set
+/// or cleared, or a denied validator deleted), so a write by any build counts. Before, the
+/// store's methods bumped it, and an instance of a build before version 11, still running
+/// while the database was upgraded, revoked without bumping: the other instances served a
+/// bundle without that revocation for up to a minute.
+const MIGRATION_12: &str = r#"
+CREATE TRIGGER revocations_added_bundle AFTER INSERT ON revocations
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER revocations_changed_bundle AFTER UPDATE ON revocations
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER revocations_lifted_bundle AFTER DELETE ON revocations
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER certificates_superseded_bundle AFTER UPDATE OF superseded_at ON certificates
+WHEN OLD.superseded_at IS NOT NEW.superseded_at
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER certificates_deleted_bundle AFTER DELETE ON certificates
+WHEN OLD.superseded_at IS NOT NULL
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER validators_denied_bundle AFTER UPDATE OF denied_at ON validators
+WHEN OLD.denied_at IS NOT NEW.denied_at
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER validators_deleted_bundle AFTER DELETE ON validators
+WHEN OLD.denied_at IS NOT NULL
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -470,6 +498,7 @@ impl ConnectionInitializer for BackendSchema {
             8 => tx.execute_batch(MIGRATION_9)?,
             9 => tx.execute_batch(MIGRATION_10)?,
             10 => tx.execute_batch(MIGRATION_11)?,
+            11 => tx.execute_batch(MIGRATION_12)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

@@ -36,6 +36,29 @@ pub const PG_STEPS: &[(u32, &str)] = &[
          CREATE INDEX certificates_superseded ON certificates(valid_until)
              WHERE superseded_at IS NOT NULL;",
     ),
+    (
+        12,
+        "CREATE FUNCTION mancard_bundle_inputs_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;
+             RETURN NULL;
+         END;
+         $$;
+         CREATE TRIGGER revocations_bundle AFTER INSERT OR UPDATE OR DELETE ON revocations
+             FOR EACH ROW EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         CREATE TRIGGER certificates_superseded_bundle AFTER UPDATE OF superseded_at ON certificates
+             FOR EACH ROW WHEN (OLD.superseded_at IS DISTINCT FROM NEW.superseded_at)
+             EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         CREATE TRIGGER certificates_deleted_bundle AFTER DELETE ON certificates
+             FOR EACH ROW WHEN (OLD.superseded_at IS NOT NULL)
+             EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         CREATE TRIGGER validators_denied_bundle AFTER UPDATE OF denied_at ON validators
+             FOR EACH ROW WHEN (OLD.denied_at IS DISTINCT FROM NEW.denied_at)
+             EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         CREATE TRIGGER validators_deleted_bundle AFTER DELETE ON validators
+             FOR EACH ROW WHEN (OLD.denied_at IS NOT NULL)
+             EXECUTE FUNCTION mancard_bundle_inputs_changed();",
+    ),
 ];
 
 /// The arbitrary key of the advisory lock the runner holds.

@@ -90,15 +90,13 @@ impl Writer<'_> {
     /// Puts a registered validator on the deny list (idempotent: the first time is kept);
     /// returns when it was denied, or `None` if no such validator is registered.
     pub fn deny_validator(&self, id: u32, now: i64) -> Result<Option<i64>, StoreError> {
-        let denied = self.tx.query_opt(
+        // a validator denied renews the bundle: the schema's trigger bumps `bundle_inputs`
+        // (a repeat sets the same time, which bumps nothing)
+        self.tx.query_opt(
             "UPDATE validators SET denied_at = COALESCE(denied_at, :now) WHERE id = :id
              RETURNING denied_at",
             named_params! {":id": id, ":now": now},
             |r| r.get("denied_at"),
-        )?;
-        if denied.is_some() {
-            self.bundle_inputs_changed()?;
-        }
-        Ok(denied)
+        )
     }
 }
