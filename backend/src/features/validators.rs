@@ -80,8 +80,8 @@ const BUNDLE_REFRESH_SECS: i64 = 60;
 #[derive(Debug, Clone, PartialEq)]
 struct BundleKey {
     /// [`crate::store::BundleState::generation`]: bumped by the database's triggers (schema
-    /// version 12) at every revocation made or lifted, certificate superseded and validator
-    /// denied, whichever build wrote it.
+    /// version 12) whenever what the deny lists read changes (revocations, listed
+    /// certificates, validators' denials), whichever build wrote it.
     generation: i64,
     signer_key_id: u32,
     listed: Vec<IssuerKey>,

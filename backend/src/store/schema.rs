@@ -429,13 +429,17 @@ INSERT INTO bundle_inputs (id, generation) VALUES (1, 0);
 CREATE INDEX certificates_superseded ON certificates(valid_until) WHERE superseded_at IS NOT NULL;
 "#;
 
-/// Version 12 (issue #16, a rolling upgrade): the database itself bumps `bundle_inputs` when
-/// a deny-list input changes (a revocation made, changed or lifted; a certificate's
-/// supersession set or cleared, or a superseded certificate deleted; a validator's denial set
-/// or cleared, or a denied validator deleted), so a write by any build counts. Before, the
-/// store's methods bumped it, and an instance of a build before version 11, still running
-/// while the database was upgraded, revoked without bumping: the other instances served a
-/// bundle without that revocation for up to a minute.
+/// Version 12 (issue #16, a rolling upgrade): the database itself bumps `bundle_inputs`
+/// whenever what the deny lists read changes, so a write by any build counts:
+/// - a revocation added, changed or lifted;
+/// - a certificate added, changed (supersession, pseudonym, expiry, device) or deleted while
+///   it is listed before or after: superseded, or of a revoked device;
+/// - a validator added denied, its denial set or cleared, or a denied validator changed or
+///   deleted.
+///
+/// Before, the store's methods bumped it, and an instance of a build before version 11,
+/// still running while the database was upgraded, revoked without bumping: the other
+/// instances served a bundle without that revocation for up to a minute.
 const MIGRATION_12: &str = r#"
 CREATE TRIGGER revocations_added_bundle AFTER INSERT ON revocations
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
@@ -443,14 +447,26 @@ CREATE TRIGGER revocations_changed_bundle AFTER UPDATE ON revocations
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER revocations_lifted_bundle AFTER DELETE ON revocations
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
-CREATE TRIGGER certificates_superseded_bundle AFTER UPDATE OF superseded_at ON certificates
-WHEN OLD.superseded_at IS NOT NEW.superseded_at
+CREATE TRIGGER certificates_added_bundle AFTER INSERT ON certificates
+WHEN NEW.superseded_at IS NOT NULL
+  OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = NEW.device_id)
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER certificates_changed_bundle
+AFTER UPDATE OF superseded_at, pseudonym, valid_until, device_id ON certificates
+WHEN (OLD.superseded_at IS NOT NEW.superseded_at OR OLD.pseudonym IS NOT NEW.pseudonym
+      OR OLD.valid_until IS NOT NEW.valid_until OR OLD.device_id IS NOT NEW.device_id)
+ AND (OLD.superseded_at IS NOT NULL OR NEW.superseded_at IS NOT NULL
+      OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id IN (OLD.device_id, NEW.device_id)))
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER certificates_deleted_bundle AFTER DELETE ON certificates
 WHEN OLD.superseded_at IS NOT NULL
+  OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = OLD.device_id)
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
-CREATE TRIGGER validators_denied_bundle AFTER UPDATE OF denied_at ON validators
-WHEN OLD.denied_at IS NOT NEW.denied_at
+CREATE TRIGGER validators_added_bundle AFTER INSERT ON validators
+WHEN NEW.denied_at IS NOT NULL
+BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER validators_changed_bundle AFTER UPDATE OF denied_at, id ON validators
+WHEN OLD.denied_at IS NOT NEW.denied_at OR (OLD.id IS NOT NEW.id AND OLD.denied_at IS NOT NULL)
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER validators_deleted_bundle AFTER DELETE ON validators
 WHEN OLD.denied_at IS NOT NULL

@@ -38,26 +38,59 @@ pub const PG_STEPS: &[(u32, &str)] = &[
     ),
     (
         12,
+        // PostgreSQL allows no subquery in a trigger's WHEN: the certificates' condition is
+        // in its function; TRUNCATE skips row triggers, so it has its own
         "CREATE FUNCTION mancard_bundle_inputs_changed() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
              UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;
              RETURN NULL;
          END;
          $$;
+         CREATE FUNCTION mancard_certificate_listed_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+         DECLARE
+             was BOOLEAN := false;
+             is_now BOOLEAN := false;
+         BEGIN
+             IF TG_OP <> 'INSERT' THEN
+                 was := OLD.superseded_at IS NOT NULL
+                     OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = OLD.device_id);
+             END IF;
+             IF TG_OP <> 'DELETE' THEN
+                 is_now := NEW.superseded_at IS NOT NULL
+                     OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = NEW.device_id);
+             END IF;
+             IF (was OR is_now) AND (TG_OP <> 'UPDATE'
+                 OR OLD.superseded_at IS DISTINCT FROM NEW.superseded_at
+                 OR OLD.pseudonym IS DISTINCT FROM NEW.pseudonym
+                 OR OLD.valid_until IS DISTINCT FROM NEW.valid_until
+                 OR OLD.device_id IS DISTINCT FROM NEW.device_id) THEN
+                 UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;
+             END IF;
+             RETURN NULL;
+         END;
+         $$;
          CREATE TRIGGER revocations_bundle AFTER INSERT OR UPDATE OR DELETE ON revocations
              FOR EACH ROW EXECUTE FUNCTION mancard_bundle_inputs_changed();
-         CREATE TRIGGER certificates_superseded_bundle AFTER UPDATE OF superseded_at ON certificates
-             FOR EACH ROW WHEN (OLD.superseded_at IS DISTINCT FROM NEW.superseded_at)
+         CREATE TRIGGER revocations_truncated_bundle AFTER TRUNCATE ON revocations
+             FOR EACH STATEMENT EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         CREATE TRIGGER certificates_bundle
+             AFTER INSERT OR DELETE OR UPDATE OF superseded_at, pseudonym, valid_until, device_id
+             ON certificates
+             FOR EACH ROW EXECUTE FUNCTION mancard_certificate_listed_changed();
+         CREATE TRIGGER certificates_truncated_bundle AFTER TRUNCATE ON certificates
+             FOR EACH STATEMENT EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         CREATE TRIGGER validators_added_bundle AFTER INSERT ON validators
+             FOR EACH ROW WHEN (NEW.denied_at IS NOT NULL)
              EXECUTE FUNCTION mancard_bundle_inputs_changed();
-         CREATE TRIGGER certificates_deleted_bundle AFTER DELETE ON certificates
-             FOR EACH ROW WHEN (OLD.superseded_at IS NOT NULL)
-             EXECUTE FUNCTION mancard_bundle_inputs_changed();
-         CREATE TRIGGER validators_denied_bundle AFTER UPDATE OF denied_at ON validators
-             FOR EACH ROW WHEN (OLD.denied_at IS DISTINCT FROM NEW.denied_at)
+         CREATE TRIGGER validators_changed_bundle AFTER UPDATE OF denied_at, id ON validators
+             FOR EACH ROW WHEN (OLD.denied_at IS DISTINCT FROM NEW.denied_at
+                                OR (OLD.id IS DISTINCT FROM NEW.id AND OLD.denied_at IS NOT NULL))
              EXECUTE FUNCTION mancard_bundle_inputs_changed();
          CREATE TRIGGER validators_deleted_bundle AFTER DELETE ON validators
              FOR EACH ROW WHEN (OLD.denied_at IS NOT NULL)
-             EXECUTE FUNCTION mancard_bundle_inputs_changed();",
+             EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         CREATE TRIGGER validators_truncated_bundle AFTER TRUNCATE ON validators
+             FOR EACH STATEMENT EXECUTE FUNCTION mancard_bundle_inputs_changed();",
     ),
 ];
 
