@@ -23,8 +23,10 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 45 --duration 30s)
+QUICK=""
 if [ "${1:-}" = "--quick" ]; then
   LOAD=(--validators 4 --wallets 20 --taps-per-batch 10 --presealed 2 --duration 3s)
+  QUICK=1
   shift
 fi
 PEER=""
@@ -162,17 +164,20 @@ if [ -n "$PEER" ]; then
   run peer-postgres-1 1 pg "$PEER" || FAILED=1
 fi
 run postgres-1 1 pg || FAILED=1
-# PostgreSQL's floor, the peer of its CPU a tap under load: what storing a tap's rows costs it
-# with nothing else running, on the database the run above left (scripts/pg-floor.sql)
-if [ -s "$WORK/postgres-1.json" ]; then
-  psql "${PG_URL%/*}/figures_postgres_1" -v ON_ERROR_STOP=1 -v hz="$(getconf CLK_TCK)" -qAt \
-    -f scripts/pg-floor.sql >"$WORK/postgres-1.floor.txt" || FAILED=1
-fi
 if [ -n "$PEER" ]; then
   run peer-postgres-3 3 pg "$PEER" || FAILED=1
 fi
 run postgres-3 3 pg || FAILED=1
 run postgres-1-shared 1 pg "$BIN" --shared-riders || FAILED=1
+# PostgreSQL's floor, the peer of its CPU a tap under load: what storing a tap's rows costs it
+# with nothing else running, on the database the 1-instance run left (scripts/pg-floor.sql);
+# after every run, so that its writes' vacuum and checkpoint land in none of them. Not with
+# --quick: that run leaves fewer than the 100 rows a table it copies.
+if [ -z "$QUICK" ] && [ -s "$WORK/postgres-1.json" ]; then
+  log "PostgreSQL's floor, on the 1-instance run's database"
+  psql "${PG_URL%/*}/figures_postgres_1" -v ON_ERROR_STOP=1 -v hz="$(getconf CLK_TCK)" -qAt \
+    -f scripts/pg-floor.sql >"$WORK/postgres-1.floor.txt" || FAILED=1
+fi
 
 python3 - "$WORK" "$STARTED" "$(nproc)" "${LOAD[*]}" "${ROWS[@]}" <<'EOF' || FAILED=1
 import json, os, sys
@@ -223,7 +228,7 @@ if os.path.exists(floor) and os.path.getsize(floor) > 0:
     f = dict(line.strip().split("|") for line in open(floor) if "|" in line)
     d = json.load(open(os.path.join(work, "postgres-1.json")))
     pg = sum(c["us_per_tap"] for c in d["ingest"].get("cpu", []) if c["name"] == "postgres")
-    print(f"\nPostgreSQL's floor (scripts/pg-floor.sql, after the 1-instance run, on its database, "
+    print(f"\nPostgreSQL's floor (scripts/pg-floor.sql, after the runs, on the 1-instance run's database, "
           f"one session alone): {f.get('all_rows', '—')} µs of CPU to store a settled tap's rows, "
           f"{f.get('tap_row', '—')} µs for the tap's row alone; under the load above it spent "
           f"{pg:,.0f} µs a tap ({pg / max(float(f.get('all_rows', 0) or 0), 1):.1f} times the floor).")

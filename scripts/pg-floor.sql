@@ -10,15 +10,18 @@
 -- Run with psql -v ON_ERROR_STOP=1 -v hz="$(getconf CLK_TCK)" -qAt -f; prints "name|µs" lines.
 SET mancard.hz = :'hz';
 CREATE TEMP TABLE s_taps AS
-  SELECT * FROM taps WHERE tap_id IS NOT NULL AND validator_id IS NOT NULL LIMIT 100;
+  SELECT pseudonym, counter, account_id, device_id, cert_hash, fare_class, time, fare_day,
+         line_id, authorized, proof, source, reported_at, tap_id, state, state_reason,
+         validator_id, challenge_id
+  FROM taps WHERE tap_id IS NOT NULL AND validator_id IS NOT NULL LIMIT 100;
 CREATE TEMP TABLE s_ledger AS
   SELECT account_id, kind, amount, idempotency_key, pseudonym, counter, created_at
   FROM ledger WHERE pseudonym IS NOT NULL LIMIT 100;
 CREATE TEMP TABLE s_verdicts AS
   SELECT account_id, device_id, pseudonym, counter, status, charged, reason, time, line_id,
          created_at FROM tap_verdicts LIMIT 100;
-CREATE TEMP TABLE s_log AS SELECT * FROM wallet_log LIMIT 100;
-CREATE TEMP TABLE s_usage AS SELECT * FROM cert_usage LIMIT 100;
+CREATE TEMP TABLE s_log AS SELECT device_id, seq, hash, counter, encoded FROM wallet_log LIMIT 100;
+CREATE TEMP TABLE s_usage AS SELECT cert_hash, authorized FROM cert_usage LIMIT 100;
 CREATE TEMP TABLE floor_out (name TEXT, us NUMERIC);
 -- this process's user + system CPU, in clock ticks (fields 14 and 15 of /proc/PID/stat)
 CREATE FUNCTION pg_temp.cpu_ticks() RETURNS BIGINT LANGUAGE sql AS $$
@@ -41,9 +44,12 @@ BEGIN
   t0 := pg_temp.cpu_ticks();
   FOR i IN 1..batches LOOP
     n := (base + i) * 10000000000;
-    INSERT INTO taps SELECT pseudonym, counter + n, account_id, device_id, cert_hash, fare_class,
-        time, fare_day, line_id, authorized, proof, source, reported_at,
-        tap_id || int8send(n), state, state_reason, validator_id, challenge_id FROM s_taps;
+    INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash, fare_class, time,
+                      fare_day, line_id, authorized, proof, source, reported_at, tap_id, state,
+                      state_reason, validator_id, challenge_id)
+      SELECT pseudonym, counter + n, account_id, device_id, cert_hash, fare_class, time,
+             fare_day, line_id, authorized, proof, source, reported_at, tap_id || int8send(n),
+             state, state_reason, validator_id, challenge_id FROM s_taps;
     IF all_rows THEN
       UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id IN (SELECT account_id FROM s_taps);
       INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym, counter, created_at)
@@ -53,8 +59,9 @@ BEGIN
                                 reason, time, line_id, created_at)
         SELECT account_id, device_id, pseudonym, counter + n, status, charged, reason, time,
                line_id, created_at FROM s_verdicts;
-      INSERT INTO wallet_log SELECT device_id, seq + n, hash, counter, encoded FROM s_log;
-      INSERT INTO cert_usage SELECT * FROM s_usage
+      INSERT INTO wallet_log (device_id, seq, hash, counter, encoded)
+        SELECT device_id, seq + n, hash, counter, encoded FROM s_log;
+      INSERT INTO cert_usage (cert_hash, authorized) SELECT cert_hash, authorized FROM s_usage
         ON CONFLICT (cert_hash) DO UPDATE SET authorized = cert_usage.authorized + 1;
     END IF;
     COMMIT;

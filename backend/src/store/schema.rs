@@ -432,14 +432,16 @@ CREATE INDEX certificates_superseded ON certificates(valid_until) WHERE supersed
 /// Version 12 (issue #16, a rolling upgrade): the database itself bumps `bundle_inputs`
 /// whenever what the deny lists read changes, so a write by any build counts:
 /// - a revocation added, changed or lifted;
-/// - a certificate added, changed (supersession, pseudonym, expiry, device) or deleted while
-///   it is listed before or after: superseded, or of a revoked device;
+/// - a certificate added (always: a revocation of its device may commit beside it, unseen),
+///   or changed (supersession, pseudonym, expiry, device) or deleted while it is listed
+///   before or after: superseded, or of a revoked device;
 /// - a validator added denied, its denial set or cleared, or a denied validator changed or
 ///   deleted.
 ///
 /// Before, the store's methods bumped it, and an instance of a build before version 11,
 /// still running while the database was upgraded, revoked without bumping: the other
-/// instances served a bundle without that revocation for up to a minute.
+/// instances served a bundle without that revocation for up to a minute. The step bumps it
+/// once itself, so no bundle built before it is served on.
 const MIGRATION_12: &str = r#"
 CREATE TRIGGER revocations_added_bundle AFTER INSERT ON revocations
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
@@ -448,8 +450,6 @@ BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER revocations_lifted_bundle AFTER DELETE ON revocations
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER certificates_added_bundle AFTER INSERT ON certificates
-WHEN NEW.superseded_at IS NOT NULL
-  OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = NEW.device_id)
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER certificates_changed_bundle
 AFTER UPDATE OF superseded_at, pseudonym, valid_until, device_id ON certificates
@@ -471,6 +471,7 @@ BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER validators_deleted_bundle AFTER DELETE ON validators
 WHEN OLD.denied_at IS NOT NULL
 BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
+UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;
 "#;
 
 /// The backend's [`ConnectionInitializer`].

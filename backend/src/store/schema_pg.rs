@@ -48,19 +48,25 @@ pub const PG_STEPS: &[(u32, &str)] = &[
          $$;
          CREATE FUNCTION mancard_certificate_listed_changed() RETURNS trigger LANGUAGE plpgsql AS $$
          DECLARE
-             was BOOLEAN := false;
-             is_now BOOLEAN := false;
+             was BOOLEAN;
+             is_now BOOLEAN;
          BEGIN
-             IF TG_OP <> 'INSERT' THEN
-                 was := OLD.superseded_at IS NOT NULL
-                     OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = OLD.device_id);
+             -- an insert always: a revocation of its device may commit beside it, unseen
+             IF TG_OP = 'INSERT' THEN
+                 UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;
+                 RETURN NULL;
              END IF;
-             IF TG_OP <> 'DELETE' THEN
-                 is_now := NEW.superseded_at IS NOT NULL
-                     OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = NEW.device_id);
+             was := OLD.superseded_at IS NOT NULL
+                 OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = OLD.device_id);
+             IF TG_OP = 'DELETE' THEN
+                 IF was THEN
+                     UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;
+                 END IF;
+                 RETURN NULL;
              END IF;
-             IF (was OR is_now) AND (TG_OP <> 'UPDATE'
-                 OR OLD.superseded_at IS DISTINCT FROM NEW.superseded_at
+             is_now := NEW.superseded_at IS NOT NULL
+                 OR EXISTS (SELECT 1 FROM revocations r WHERE r.device_id = NEW.device_id);
+             IF (was OR is_now) AND (OLD.superseded_at IS DISTINCT FROM NEW.superseded_at
                  OR OLD.pseudonym IS DISTINCT FROM NEW.pseudonym
                  OR OLD.valid_until IS DISTINCT FROM NEW.valid_until
                  OR OLD.device_id IS DISTINCT FROM NEW.device_id) THEN
@@ -90,7 +96,8 @@ pub const PG_STEPS: &[(u32, &str)] = &[
              FOR EACH ROW WHEN (OLD.denied_at IS NOT NULL)
              EXECUTE FUNCTION mancard_bundle_inputs_changed();
          CREATE TRIGGER validators_truncated_bundle AFTER TRUNCATE ON validators
-             FOR EACH STATEMENT EXECUTE FUNCTION mancard_bundle_inputs_changed();",
+             FOR EACH STATEMENT EXECUTE FUNCTION mancard_bundle_inputs_changed();
+         UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;",
     ),
 ];
 
