@@ -291,7 +291,7 @@ impl Engine {
             r.status = TapStatus::NotCharged;
             r.reason = state_reason.map(str::to_string);
         }
-        s.touch(t.account_id, fare_day, t.time);
+        s.touch(t.account_id, fare_day, t.time, tap);
         s.changed.insert(tap, None);
         s.pending.push((s.results.len(), tap));
         s.results.push(r);
@@ -336,14 +336,12 @@ impl Engine {
             };
             if row.validator_id.is_none() && row.state != TapState::NotCharged {
                 tx.set_tap_state(&p, counter, TapState::NotCharged, Some(OTHER_CARD))?;
-                s.touch(row.account_id, row.fare_day, row.time);
-                s.changed.insert(
-                    TapRef {
-                        pseudonym: p,
-                        counter,
-                    },
-                    None,
-                );
+                let other = TapRef {
+                    pseudonym: p,
+                    counter,
+                };
+                s.touch(row.account_id, row.fare_day, row.time, other);
+                s.changed.insert(other, None);
             }
         }
         Ok(())
@@ -368,13 +366,21 @@ impl Engine {
         match existing.validator_id {
             None => {
                 tx.set_tap_validator(&t.pseudonym, t.counter, v)?;
+                // the day is re-rated only if what rating reads changed (a pass's line, a
+                // charge): a validator's report of a tap its wallet reported first changes
+                // neither, and its fare is the one charged
+                let mut rated = false;
                 if let (None, Some(line)) = (existing.line_id, t.line_id) {
                     tx.set_tap_line(&t.pseudonym, t.counter, line)?;
+                    rated = true;
                 }
                 if existing.state != TapState::Charged {
                     tx.set_tap_state(&t.pseudonym, t.counter, TapState::Charged, None)?;
+                    rated = true;
                 }
-                s.touch(existing.account_id, existing.fare_day, existing.time);
+                if rated {
+                    s.touch(existing.account_id, existing.fare_day, existing.time, tap);
+                }
                 s.changed.insert(tap, None);
             }
             Some(first) if first != v => {
@@ -440,8 +446,13 @@ impl Engine {
                             "a validator's record replaces a wallet-only tap of the same counter"
                         );
                     });
-                    s.touch(existing.account_id, existing.fare_day, existing.time);
-                    s.touch(t.account_id, fare_day, t.time);
+                    s.touch(
+                        existing.account_id,
+                        existing.fare_day,
+                        existing.time,
+                        rep.tap,
+                    );
+                    s.touch(t.account_id, fare_day, t.time, rep.tap);
                     state = TapState::Charged;
                 }
                 tx.set_tap_state(&t.pseudonym, t.counter, state, Some(kind))?;

@@ -10,8 +10,8 @@ use crate::error::{Result, StoreError};
 use crate::ids::{AccountId, TapRef};
 use crate::settle::rate;
 use crate::store::{
-    FareEntry, LastRide, NewAbuse, NewVerdict, Revocation, Ride, TapRow, TapState, VerdictBasis,
-    Writer,
+    DayRides, DayState, FareEntry, LastRide, NewAbuse, NewVerdict, Revocation, Ride, RideKey,
+    TapRow, TapState, VerdictBasis, Writer,
 };
 use mancard_api::{FraudKind, LedgerKind, TapResult, VerdictStatus};
 use mancard_protocol::{FareKind, RideState, TornRecord};
@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Default)]
 pub(crate) struct Settling {
     pub(crate) results: Vec<TapResult>,
-    /// (account, fare day) → earliest changed ride time.
-    pub(crate) groups: BTreeMap<(AccountId, i64), i64>,
+    /// (account, fare day) → its earliest changed ride, in rating order.
+    pub(crate) groups: BTreeMap<(AccountId, i64), RideKey>,
     /// Results whose fare is filled after rating: result index and tap.
     pub(crate) pending: Vec<(usize, TapRef)>,
     /// Taps whose verdict may have changed, with the reason to show if it is not the tap's
@@ -33,9 +33,12 @@ pub(crate) struct Settling {
 }
 
 impl Settling {
-    pub(crate) fn touch(&mut self, account: AccountId, fare_day: i64, time: i64) {
-        let e = self.groups.entry((account, fare_day)).or_insert(time);
-        *e = (*e).min(time);
+    /// Marks a ride (`time`, `tap`) of an account's fare day as changed (added, or a column
+    /// rating reads changed): the day is re-rated from it.
+    pub(crate) fn touch(&mut self, account: AccountId, fare_day: i64, time: i64, tap: TapRef) {
+        let key = RideKey { time, tap };
+        let e = self.groups.entry((account, fare_day)).or_insert(key);
+        *e = (*e).min(key);
     }
 
     /// Re-rates every touched fare day, emits the verdicts and fills in the results' fares.
@@ -47,20 +50,7 @@ impl Settling {
         now: i64,
     ) -> Result<Vec<TapResult>> {
         tx.flush()?;
-        let groups = std::mem::take(&mut self.groups);
-        let from: Vec<((AccountId, i64), i64)> = groups.iter().map(|(g, f)| (*g, *f)).collect();
-        let days: Vec<(AccountId, i64)> = groups.keys().copied().collect();
-        let mut rides = tx.day_rides(&from)?;
-        let last = tx.last_rides_before(&days)?;
-        let mut fares: HashMap<TapRef, i64> = HashMap::new();
-        let mut entries = Vec::new();
-        for (day, from_time) in groups {
-            let day_rides = rides.remove(&day).unwrap_or_default();
-            let origin = last.get(&day).copied();
-            let rated = engine.rerate(&mut self, (day, from_time), day_rides, origin, now);
-            fares.extend(rated.fares);
-            entries.extend(rated.entries);
-        }
+        let (fares, entries) = self.rate_days(engine, tx, now)?;
         if tx.insert_fare_entries(&entries)? != entries.len() {
             // Another writer re-rated a ride from the same state first: a retry sees its
             // entry (503 + Retry-After, never a 500).
@@ -105,6 +95,64 @@ impl Settling {
             .collect();
         tx.insert_verdicts(&rows)?;
         Ok(self.results)
+    }
+
+    /// Re-rates every touched fare day, from its kept state where that stands for the rides
+    /// before the first one changed, and keeps each day's new state: the fares of the rides
+    /// rated and the ledger entries to append.
+    fn rate_days(
+        &mut self,
+        engine: &Engine,
+        tx: &Writer<'_>,
+        now: i64,
+    ) -> Result<(HashMap<TapRef, i64>, Vec<FareEntry>)> {
+        let groups = std::mem::take(&mut self.groups);
+        let days: Vec<(AccountId, i64)> = groups.keys().copied().collect();
+        // A day's kept state stands for its rides up to `through` when it was rated under
+        // this tariff and every ride this write changed comes after it. The database drops it
+        // when another writer changes one of those rides or adds one among them.
+        let tariff = engine.tariff_tag();
+        let kept = tx.day_states(&days)?;
+        let usable = |day: &(AccountId, i64), from: &RideKey| {
+            kept.get(day)
+                .filter(|k| k.tariff == tariff && k.through < *from)
+                .copied()
+        };
+        let reads: Vec<DayRides> = groups
+            .iter()
+            .map(|(day, from)| DayRides {
+                day: *day,
+                from: from.time,
+                after: usable(day, from).map(|k| k.through),
+            })
+            .collect();
+        let mut rides = tx.day_rides(&reads)?;
+        let unknown_origin: Vec<(AccountId, i64)> = groups
+            .iter()
+            .filter(|(day, from)| usable(day, from).and_then(|k| k.last_ride).is_none())
+            .map(|(day, _)| *day)
+            .collect();
+        let last = tx.last_rides_before(&unknown_origin)?;
+        let mut fares: HashMap<TapRef, i64> = HashMap::new();
+        let mut entries = Vec::new();
+        let mut states = Vec::with_capacity(groups.len());
+        for (day, from) in groups {
+            let day_rides = rides.remove(&day).unwrap_or_default();
+            let k = usable(&day, &from);
+            let start = Start {
+                spent: k.map_or(0, |k| k.spent),
+                last_ride: k
+                    .and_then(|k| k.last_ride)
+                    .or_else(|| last.get(&day).copied()),
+                through: k.map(|k| k.through),
+            };
+            let rated = engine.rerate(self, (day, from.time), day_rides, start, now);
+            fares.extend(rated.fares);
+            entries.extend(rated.entries);
+            states.extend(rated.state.map(|st| (day, st)));
+        }
+        tx.put_day_states(&states)?;
+        Ok((fares, entries))
     }
 }
 
@@ -158,35 +206,61 @@ fn next_verdict(
     Some((tap, row.clone(), status, *charged, reason))
 }
 
+/// How rides are rated (`rate`, `Engine::rerate`): bumped by a change to either, so a fare day's
+/// state kept by an older build is not used.
+const RATING_VERSION: u32 = 1;
+
 /// What re-rating one fare day gives: the fares of its rides from the earliest that changed,
-/// and the ledger entries that bring their charges to those fares.
+/// the ledger entries that bring their charges to those fares, and the state to keep with
+/// the day (none when it read no ride).
 pub(crate) struct Rated {
     pub(crate) fares: HashMap<TapRef, i64>,
     pub(crate) entries: Vec<FareEntry>,
+    pub(crate) state: Option<DayState>,
+}
+
+/// Where re-rating a fare day starts: what the day's rides before the first one read cost,
+/// the transfer origin then, and the last of those rides (none: the day's rides are all
+/// read).
+pub(crate) struct Start {
+    pub(crate) spent: i64,
+    pub(crate) last_ride: Option<LastRide>,
+    pub(crate) through: Option<RideKey>,
 }
 
 impl Engine {
-    /// Recomputes the fares of an account's fare day (its `rides`, in time order, after the
-    /// transfer origin `last_ride`) and makes the ledger entries that bring each ride's
-    /// charge to its fare (a ride that is not charged is brought to 0). Rides before
-    /// `from_time` (the earliest ride that changed) only advance the rider's state: their
-    /// fares cannot change. Gives the fares of the rides from `from_time` on.
+    /// Recomputes the fares of an account's fare day (its `rides`, in time order, from the
+    /// state `start`) and makes the ledger entries that bring each ride's charge to its fare
+    /// (a ride that is not charged is brought to 0). Rides before `from_time` (the earliest
+    /// ride that changed) only advance the rider's state: their fares cannot change. Gives
+    /// the fares of the rides from `from_time` on, and the state the day ends in.
     pub(crate) fn rerate(
         &self,
         s: &mut Settling,
         ((account_id, fare_day), from_time): ((AccountId, i64), i64),
         rides: Vec<Ride>,
-        last_ride: Option<LastRide>,
+        start: Start,
         now: i64,
     ) -> Rated {
         let tariff = &self.config().tariff;
         let mut state = RideState {
             fare_day,
-            spent_today: 0,
-            last_ride: last_ride.map(|r| (r.time, r.line_id)),
+            spent_today: start.spent,
+            last_ride: start.last_ride.map(|r| (r.time, r.line_id)),
         };
+        let through = rides
+            .last()
+            .map(|r| RideKey {
+                time: r.time,
+                tap: TapRef {
+                    pseudonym: r.pseudonym,
+                    counter: r.counter,
+                },
+            })
+            .or(start.through);
         let mut fares = HashMap::with_capacity(rides.len());
         let mut entries = Vec::new();
+        let read_any = !rides.is_empty();
         for r in rides {
             let (amount, kind) = if r.state == TapState::Charged {
                 let (amount, kind, next) = rate(
@@ -235,7 +309,39 @@ impl Engine {
                 created_at: now,
             });
         }
-        Rated { fares, entries }
+        Rated {
+            fares,
+            entries,
+            state: through
+                .filter(|_| read_any)
+                .map(|through| self.day_state(through, &state)),
+        }
+    }
+
+    /// The state to keep with a fare day whose rating ended at `through` in `state`. An
+    /// origin of an earlier day is not kept: that day may change without this one.
+    fn day_state(&self, through: RideKey, state: &RideState) -> DayState {
+        DayState {
+            through,
+            spent: state.spent_today,
+            last_ride: state
+                .last_ride
+                .filter(|(time, _)| self.config().tariff.fare_day(*time) == state.fare_day)
+                .map(|(time, line_id)| LastRide { time, line_id }),
+            tariff: self.tariff_tag(),
+        }
+    }
+
+    /// A tag of the tariff this instance rates under and of the way it rates (kept with each
+    /// fare day's state): a build that rates otherwise bumps [`RATING_VERSION`].
+    pub(crate) fn tariff_tag(&self) -> i64 {
+        let h = mancard_protocol::sha256(&[
+            &RATING_VERSION.to_le_bytes(),
+            &self.config().tariff.encode(),
+        ]);
+        let mut b = [0u8; 8];
+        b.copy_from_slice(h.get(..8).unwrap_or(&[0; 8]));
+        i64::from_le_bytes(b)
     }
 
     /// Records a validator's torn challenges (each already checked to be its own, signed by
@@ -271,7 +377,11 @@ impl Engine {
                         .clone()
                         .unwrap_or_else(|| TORN_REASON.to_string());
                     tx.set_tap_state(&p, counter, TapState::NotCharged, Some(&why))?;
-                    s.touch(row.account_id, row.fare_day, row.time);
+                    let tap = TapRef {
+                        pseudonym: p,
+                        counter,
+                    };
+                    s.touch(row.account_id, row.fare_day, row.time, tap);
                     s.changed
                         .entry(TapRef {
                             pseudonym: p,

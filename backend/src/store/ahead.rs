@@ -16,7 +16,7 @@
 
 use super::db::{chunks, RowParams, ToValue, Value};
 use super::taps::{NewTap, TapRow, TapSource, TapState};
-use super::Writer;
+use super::{Writer, SCHEMA_VERSION};
 use crate::error::StoreError;
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes, TapRef};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -393,14 +393,15 @@ impl Writer<'_> {
                         "NULLIF(?, '')",
                     ),
                 ];
-                format!("({})", params.row_sql(cols, ", "))
+                // `stored_by`: this build rates the taps it stores with their fare day
+                format!("({}, {SCHEMA_VERSION})", params.row_sql(cols, ", "))
             })
             .collect();
         self.tx.execute(
             &format!(
                 "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
                     fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
-                    tap_id, validator_id, challenge_id, state, state_reason)
+                    tap_id, validator_id, challenge_id, state, state_reason, stored_by)
                  VALUES {}",
                 tuples.join(", ")
             ),

@@ -89,19 +89,45 @@ impl Reader<'_> {
 
     /// What has been charged for each of `taps` (positive rials; 0 for a tap never charged),
     /// in a few statements ([`chunks`]).
+    ///
+    /// Each tap's sum is a subquery on the list of taps, so the ledger is searched on both
+    /// columns of the tap for each. A `WHERE (p = ? AND c = ?) OR …` (or a `(p, c) IN …`)
+    /// whose taps share a pseudonym, as one rider's do, was planned by PostgreSQL on stale
+    /// statistics as `p = ?` and read every ledger entry of that rider.
     pub fn tap_charges(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, i64>, StoreError> {
-        let mut out: HashMap<TapRef, i64> = taps.iter().map(|t| (*t, 0)).collect();
-        out.extend(self.by_tap(
-            taps,
-            ("pseudonym", "counter"),
-            |cond| {
-                format!(
-                    "SELECT pseudonym, counter, CAST(-SUM(amount) AS BIGINT) AS charged
-                     FROM ledger WHERE {cond} GROUP BY pseudonym, counter"
-                )
-            },
-            |r| r.get::<i64>("charged"),
-        )?);
+        let mut out: HashMap<TapRef, i64> = HashMap::with_capacity(taps.len());
+        for chunk in chunks(taps) {
+            let mut params = RowParams::default();
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|t| {
+                    let cols = [
+                        (t.pseudonym.to_value(), "? AS p"),
+                        (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
+                    ];
+                    format!("SELECT {}", params.row_sql(cols, ", "))
+                })
+                .collect();
+            let rows = self.conn.query_vec(
+                &format!(
+                    "SELECT k.p AS pseudonym, k.c AS counter,
+                            CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
+                                           WHERE l.pseudonym = k.p AND l.counter = k.c), 0)
+                                 AS BIGINT) AS charged
+                     FROM ({}) k",
+                    keys.join(" UNION ALL ")
+                ),
+                &params.params(),
+                |r| {
+                    let tap = TapRef {
+                        pseudonym: r.get("pseudonym")?,
+                        counter: r.get("counter")?,
+                    };
+                    Ok((tap, r.get::<i64>("charged")?))
+                },
+            )?;
+            out.extend(rows);
+        }
         Ok(out)
     }
 }

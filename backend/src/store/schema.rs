@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 12;
+pub const SCHEMA_VERSION: u32 = 13;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -474,6 +474,58 @@ BEGIN UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1; END;
 UPDATE bundle_inputs SET generation = generation + 1 WHERE id = 1;
 "#;
 
+/// Version 13 (issue #16, a fare day's state kept with the day): the rating state a fare day
+/// reached (`through`: the last ride it covers, in rating order: time, pseudonym, counter;
+/// `spent`: what its charged rides cost;
+/// its last transfer origin in the day, if any; the tariff it was rated under), written by
+/// each settlement that re-rates the day. A ride arriving after `through` is then rated from
+/// that state, reading only the rides after it instead of the whole day (a cost that grew
+/// with the square of a day's rides).
+///
+/// The database drops a day's state whenever the rides it covers may have changed, whoever
+/// writes (an older build through a rolling upgrade, a hand fix): a ride's rated columns
+/// changed, a ride deleted, or a ride added at or before `through` in rating order by a
+/// writer that does not rate it itself. `taps.stored_by` names the schema version of the
+/// build that stored a tap; a build from this version on leaves it set and rates its own
+/// inserts with the day (`Settling::finish` reads all of a day whose changed rides do not all
+/// come after its state), so the trigger costs its inserts nothing. A day without state is
+/// rated from all its rides, as before, and gets its state back.
+const MIGRATION_13: &str = r#"
+CREATE TABLE fare_days (
+    account_id INTEGER NOT NULL,
+    fare_day INTEGER NOT NULL,
+    through INTEGER NOT NULL,
+    through_pseudonym BLOB NOT NULL,
+    through_counter INTEGER NOT NULL,
+    spent INTEGER NOT NULL,
+    last_time INTEGER,
+    last_line INTEGER,
+    tariff INTEGER NOT NULL,
+    PRIMARY KEY (account_id, fare_day)
+);
+ALTER TABLE taps ADD COLUMN stored_by INTEGER;
+CREATE TRIGGER taps_added_fare_day AFTER INSERT ON taps WHEN NEW.stored_by IS NULL
+BEGIN
+    DELETE FROM fare_days WHERE account_id = NEW.account_id AND fare_day = NEW.fare_day
+       AND (through, through_pseudonym, through_counter)
+           >= (NEW.time, NEW.pseudonym, NEW.counter);
+END;
+CREATE TRIGGER taps_changed_fare_day
+AFTER UPDATE OF state, line_id, account_id, fare_day, time, authorized, fare_class ON taps
+WHEN OLD.state IS NOT NEW.state OR OLD.line_id IS NOT NEW.line_id
+  OR OLD.account_id IS NOT NEW.account_id OR OLD.fare_day IS NOT NEW.fare_day
+  OR OLD.time IS NOT NEW.time OR OLD.authorized IS NOT NEW.authorized
+  OR OLD.fare_class IS NOT NEW.fare_class
+BEGIN
+    DELETE FROM fare_days WHERE (account_id = OLD.account_id AND fare_day = OLD.fare_day)
+       OR (account_id = NEW.account_id AND fare_day = NEW.fare_day);
+END;
+CREATE TRIGGER taps_deleted_fare_day AFTER DELETE ON taps
+BEGIN
+    DELETE FROM fare_days WHERE account_id = OLD.account_id AND fare_day = OLD.fare_day;
+END;
+"#;
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -516,6 +568,7 @@ impl ConnectionInitializer for BackendSchema {
             9 => tx.execute_batch(MIGRATION_10)?,
             10 => tx.execute_batch(MIGRATION_11)?,
             11 => tx.execute_batch(MIGRATION_12)?,
+            12 => tx.execute_batch(MIGRATION_13)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

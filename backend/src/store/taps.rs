@@ -2,7 +2,7 @@
 //! with its identity (the hash of what the phone signed), and the rides of a fare day for
 //! rating.
 
-use super::db::{bad_value, chunks, named_params, Row, RowParams, ToValue};
+use super::db::{bad_value, chunks, named_params, Row, RowParams, ToValue, Value};
 use super::ids::fare_class;
 use super::{Reader, Writer};
 use crate::error::StoreError;
@@ -139,8 +139,19 @@ pub struct Ride {
     pub last_entry: i64,
 }
 
-/// The last ride with a known line before a fare day (the transfer origin).
+/// Which rides of a fare day [`Reader::day_rides`] reads.
 #[derive(Debug, Clone, Copy)]
+pub struct DayRides {
+    /// (account, fare day).
+    pub day: (AccountId, i64),
+    /// The earliest ride time whose charge is read.
+    pub from: i64,
+    /// Only rides after this one in rating order are read (none: all of them).
+    pub after: Option<super::RideKey>,
+}
+
+/// The last ride with a known line before a fare day (the transfer origin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastRide {
     pub time: i64,
     pub line_id: u32,
@@ -275,12 +286,13 @@ impl Reader<'_> {
         )
     }
 
-    /// The rides of each (account, fare day) of `days`, each day's in time order, with what
-    /// each has been charged and its newest ledger entry, read only for rides at or after
-    /// the day's `from` time (0 and 0 before it); a few statements ([`chunks`]).
+    /// The rides of each (account, fare day) of `days` after its `after` time, each day's in
+    /// time order, with what each has been charged and its newest ledger entry, read only
+    /// for rides at or after the day's `from` time (0 and 0 before it); a few statements
+    /// ([`chunks`]).
     pub fn day_rides(
         &self,
-        days: &[((AccountId, i64), i64)],
+        days: &[DayRides],
     ) -> Result<HashMap<(AccountId, i64), Vec<Ride>>, StoreError> {
         const ONE_DAY: &str = "SELECT t.account_id, t.fare_day, t.pseudonym, t.counter, t.time,
                 t.line_id, t.fare_class, t.authorized, t.state,
@@ -293,17 +305,40 @@ impl Reader<'_> {
                     COALESCE((SELECT MAX(l.id) FROM ledger l
                               WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
                 ELSE 0 END AS last_entry
-             FROM taps t WHERE t.account_id = ? AND t.fare_day = ?";
+             FROM taps t WHERE t.account_id = ? AND t.fare_day = ? AND t.time >= ?
+               AND (t.time, t.pseudonym, t.counter) > (?, ?, ?)";
         let mut out: HashMap<(AccountId, i64), Vec<Ride>> = HashMap::new();
         for chunk in chunks(days) {
             let mut params = RowParams::default();
             let selects: Vec<String> = chunk
                 .iter()
-                .map(|((a, d), from)| {
-                    let names = params.row([from.to_value(), a.to_value(), d.to_value()]);
+                .map(|d| {
+                    // all rides: before any (no ride has an empty pseudonym)
+                    let (time, pseudonym, counter) = d.after.as_ref().map_or(
+                        (Value::Int(i64::MIN), Value::Blob(&[]), Value::Int(0)),
+                        |k| {
+                            (
+                                Value::Int(k.time),
+                                Value::Blob(&k.tap.pseudonym.0),
+                                Value::Int(i64::from(k.tap.counter)),
+                            )
+                        },
+                    );
+                    let names = params.row([
+                        d.from.to_value(),
+                        d.day.0.to_value(),
+                        d.day.1.to_value(),
+                        time,
+                        pseudonym,
+                        counter,
+                    ]);
                     let mut sql = ONE_DAY.to_string();
-                    // `?` in order: from, from, account, day
-                    for name in [0, 0, 1, 2].into_iter().filter_map(|i| names.get(i)) {
+                    // `?` in order: from, from, account, day, after's time (twice), pseudonym
+                    // and counter
+                    for name in [0, 0, 1, 2, 3, 3, 4, 5]
+                        .into_iter()
+                        .filter_map(|i| names.get(i))
+                    {
                         sql = sql.replacen('?', name, 1);
                     }
                     sql

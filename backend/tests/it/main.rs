@@ -19,5 +19,6 @@ mod openapi;
 mod operators;
 mod plans;
 mod protocol_v2;
+mod rating;
 mod sessions;
 mod settlement_v2;

@@ -1,0 +1,144 @@
+//! Rating a fare day from its kept state (schema version 13): whatever order a day's rides
+//! arrive in, and however the batches cut them, the account is charged what the rides cost
+//! rated in time order from scratch.
+
+use mancard_backend::settle::rate;
+use mancard_protocol::{FareClass, RideState, Tariff};
+use mancard_testkit::backend::{ride_base, Harness, Validator, Wallet};
+
+/// A ride of the scenario: line, signed amount, time, counter.
+type Ride = (u32, i64, i64, u32);
+
+/// What `rides` cost rated in order (time, then counter) from scratch, as the tariff rates
+/// them (the oracle).
+fn cost_in_order(tariff: &Tariff, rides: &[Ride]) -> i64 {
+    let mut sorted = rides.to_vec();
+    sorted.sort_by_key(|r| (r.2, r.3));
+    let mut state = RideState {
+        fare_day: 0,
+        spent_today: 0,
+        last_ride: None,
+    };
+    sorted
+        .iter()
+        .map(|&(line, amount, time, _)| {
+            let (fare, _, next) = rate(tariff, FareClass::Adult, Some(line), time, amount, &state);
+            state = next;
+            fare
+        })
+        .sum()
+}
+
+/// splitmix64: a fixed, reproducible order.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Two fare days of rides (transfers, the daily cap, a line the tariff does not know), sent
+/// in batches of one to four rides: first mostly in time order (the kept state is used), then
+/// late rides that land before rides already rated (it is not, and is rebuilt). After every
+/// batch the balance must be what the rides sent so far cost in time order. Fails if the kept
+/// state stood for rides it does not cover, or kept a wrong total or transfer origin.
+#[tokio::test]
+async fn a_fare_day_in_any_arrival_order_costs_what_its_rides_cost_in_order() {
+    let h = Harness::start().await;
+    let v = Validator::register(&h, 1).await;
+    for (rider, seed) in [16u64, 17, 18, 19].into_iter().enumerate() {
+        rider_day(&h, &v, rider, seed).await;
+    }
+    same_second(&h, &v).await;
+    h.audit().await;
+}
+
+/// Rides of one second are rated in counter order: the later counter's ride arrives first,
+/// then the earlier one, which lands before the day's kept state although not before its
+/// time.
+async fn same_second(h: &Harness, v: &Validator) {
+    let token = h.login("+989120000069").await;
+    h.topup(&token, 500_000, "t").await;
+    let (mut w, _) = Wallet::provision(h, &token).await;
+    let tariff = Tariff::urmia_default();
+    let t = ride_base(w.server_time);
+    let (first, _) = w.nfc_tap(v, 1, 12_000, t);
+    let (second, _) = w.nfc_tap(v, 2, 11_000, t);
+    let (third, _) = w.nfc_tap(v, 10, 16_000, t + 600);
+    let mut sent = Vec::new();
+    for (ride, rec) in [
+        ((2, 11_000, t, second.counter), second),
+        ((1, 12_000, t, first.counter), first),
+        ((10, 16_000, t + 600, third.counter), third),
+    ] {
+        assert_eq!(h.upload_ok(&v.batch(vec![rec])).await.settled, 1);
+        sent.push(ride);
+        let cost = cost_in_order(&tariff, &sent);
+        assert_eq!(h.balance(&token).await, 500_000 - cost, "after {sent:?}");
+    }
+}
+
+/// One rider's two days of rides, sent in the order `seed` draws.
+async fn rider_day(h: &Harness, v: &Validator, rider: usize, mut seed: u64) {
+    let token = h.login(&format!("+98912000006{rider}")).await;
+    h.topup(&token, 500_000, "t").await;
+    let (mut w, _) = Wallet::provision(h, &token).await;
+    let tariff = Tariff::urmia_default();
+    let base = ride_base(w.server_time);
+    // the amounts are below the fares, so the daily cap is reached after the sixth ride or
+    // so: the rides before it and after it both count
+    let lines = [(1, 12_000), (2, 11_000), (10, 16_000), (77, 9_000)];
+    let mut rides: Vec<(Ride, mancard_protocol::TapRecord)> = Vec::new();
+    for day in 0..2i64 {
+        let mut time = base + day * 86_400;
+        for _ in 0..9 {
+            // 5 to 60 minutes apart (some within the transfer window, some not), or in the
+            // same second (rides of one time are rated in counter order)
+            let r = next(&mut seed);
+            if !r.is_multiple_of(5) {
+                time += 300 + i64::try_from(r % 3_300).unwrap();
+            }
+            let (line, amount) = lines[usize::try_from(next(&mut seed) % 4).unwrap()];
+            let (rec, _) = w.nfc_tap(v, line, amount, time);
+            rides.push(((line, amount, time, rec.counter), rec));
+        }
+    }
+    // arrival order: the rides in time order with every third one held back, then the held
+    // ones in reverse (each lands before rides already rated)
+    let (mut order, mut held) = (Vec::new(), Vec::new());
+    for (i, r) in rides.into_iter().enumerate() {
+        if i % 3 == 1 {
+            held.push(r);
+        } else {
+            order.push(r);
+        }
+    }
+    order.extend(held.into_iter().rev());
+    let mut sent: Vec<Ride> = Vec::new();
+    let mut rest = order.as_slice();
+    while !rest.is_empty() {
+        let n = (1 + usize::try_from(next(&mut seed) % 4).unwrap()).min(rest.len());
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        let b = h
+            .upload_ok(&v.batch(batch.iter().map(|(_, r)| r.clone()).collect()))
+            .await;
+        assert_eq!(b.settled, n, "{b:?}");
+        sent.extend(batch.iter().map(|(ride, _)| *ride));
+        let by_day = |d: i64| -> Vec<Ride> {
+            sent.iter()
+                .copied()
+                .filter(|r| tariff.fare_day(r.2) == tariff.fare_day(base) + d)
+                .collect()
+        };
+        let cost = cost_in_order(&tariff, &by_day(0)) + cost_in_order(&tariff, &by_day(1));
+        assert_eq!(
+            h.balance(&token).await,
+            500_000 - cost,
+            "rider {rider}, after {} rides",
+            sent.len()
+        );
+    }
+    assert_eq!(sent.len(), 18);
+}
