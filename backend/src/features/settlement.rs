@@ -378,10 +378,12 @@ impl Engine {
                     tx.set_tap_state(&t.pseudonym, t.counter, TapState::Charged, None)?;
                     rated = true;
                 }
+                // (nor its verdict: a verdict decided without the day's rating would lose its
+                // reason, a transfer or the daily cap)
                 if rated {
                     s.touch(existing.account_id, existing.fare_day, existing.time, tap);
+                    s.changed.insert(tap, None);
                 }
-                s.changed.insert(tap, None);
             }
             Some(first) if first != v => {
                 r.reason = Some(SHARED_PASS.to_string());

@@ -312,8 +312,10 @@ impl Engine {
         Rated {
             fares,
             entries,
+            // (a state that ended in another fare day, as a tariff whose day starts at
+            // another hour leaves, is not kept: it would be resumed as this day's)
             state: through
-                .filter(|_| read_any)
+                .filter(|_| read_any && state.fare_day == fare_day)
                 .map(|through| self.day_state(through, &state)),
         }
     }

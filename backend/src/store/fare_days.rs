@@ -90,19 +90,22 @@ impl Writer<'_> {
             let tuples: Vec<String> = chunk
                 .iter()
                 .map(|((a, d), s)| {
-                    let n = params.row([
-                        a.to_value(),
-                        d.to_value(),
-                        s.through.time.to_value(),
-                        s.through.tap.pseudonym.to_value(),
-                        s.through.tap.counter.to_value(),
-                        s.spent.to_value(),
-                        s.last_ride.map_or(Value::Null, |r| Value::Int(r.time)),
-                        s.last_ride
-                            .map_or(Value::Null, |r| Value::Int(i64::from(r.line_id))),
-                        s.tariff.to_value(),
-                    ]);
-                    format!("({})", n.join(", "))
+                    // no origin: -1, never null, so one statement text has one type list
+                    let (time, line) = s
+                        .last_ride
+                        .map_or((-1, -1), |r| (r.time, i64::from(r.line_id)));
+                    let cols = [
+                        (a.to_value(), "?"),
+                        (d.to_value(), "?"),
+                        (s.through.time.to_value(), "?"),
+                        (s.through.tap.pseudonym.to_value(), "?"),
+                        (s.through.tap.counter.to_value(), "?"),
+                        (s.spent.to_value(), "?"),
+                        (Value::Int(time), "NULLIF(?, -1)"),
+                        (Value::Int(line), "NULLIF(?, -1)"),
+                        (s.tariff.to_value(), "?"),
+                    ];
+                    format!("({})", params.row_sql(cols, ", "))
                 })
                 .collect();
             self.tx.execute(

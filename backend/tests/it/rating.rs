@@ -81,7 +81,8 @@ async fn same_second(h: &Harness, v: &Validator) {
 
 /// One rider's two days of rides, sent in the order `seed` draws.
 async fn rider_day(h: &Harness, v: &Validator, rider: usize, mut seed: u64) {
-    let token = h.login(&format!("+98912000006{rider}")).await;
+    let phone = format!("+98912000006{rider}");
+    let token = h.login(&phone).await;
     h.topup(&token, 500_000, "t").await;
     let (mut w, _) = Wallet::provision(h, &token).await;
     let tariff = Tariff::urmia_default();
@@ -141,4 +142,64 @@ async fn rider_day(h: &Harness, v: &Validator, rider: usize, mut seed: u64) {
         );
     }
     assert_eq!(sent.len(), 18);
+    // each day's state is kept, up to its last ride in rating order (the rides above were
+    // rated from it whenever they came after it)
+    let engine = std::sync::Arc::clone(h.handle().engine());
+    let day = tariff.fare_day(base);
+    let kept = tokio::task::spawn_blocking(move || {
+        let store = engine.store();
+        let account = store
+            .read(|tx| tx.account_by_phone(&phone))
+            .unwrap()
+            .unwrap();
+        store
+            .read(|tx| tx.day_states(&[(account.id, day), (account.id, day + 1)]))
+            .unwrap()
+            .into_values()
+            .map(|k| (k.through.time, k.through.tap.counter))
+            .collect::<std::collections::BTreeSet<_>>()
+    })
+    .await
+    .unwrap();
+    let last = |d: i64| {
+        sent.iter()
+            .filter(|r| tariff.fare_day(r.2) == day + d)
+            .map(|r| (r.2, r.3))
+            .max()
+            .unwrap()
+    };
+    assert_eq!(kept, [last(0), last(1)].into_iter().collect());
+}
+
+/// A validator's report of taps their wallet reported first changes nothing rating reads: no
+/// new verdict, and the transfer keeps its reason. Fails when the report queues the taps for
+/// a verdict without re-rating their day (the reason goes, a verdict the rider did not need
+/// is added).
+#[tokio::test]
+async fn a_validator_confirming_wallet_first_taps_adds_no_verdict() {
+    let h = Harness::start().await;
+    let v = Validator::register(&h, 1).await;
+    let token = h.login("+989120000070").await;
+    h.topup(&token, 500_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let t = ride_base(w.server_time);
+    let (r0, e0) = w.nfc_tap(&v, 1, 20_000, t);
+    let (r1, e1) = w.nfc_tap(&v, 2, 20_000, t + 600);
+    h.clock_past(t + 600);
+    let s = w.sync_ok(&h, &[e0, e1]).await;
+    let reasons: Vec<Option<String>> = s.verdicts.iter().map(|v| v.reason.clone()).collect();
+    assert_eq!(reasons, [None, Some("transfer".to_string())], "{s:?}");
+    let seen = s.verdicts.iter().map(|v| v.id).max().unwrap();
+    assert_eq!(h.balance(&token).await, 500_000 - 25_000);
+    let b = h.upload_ok(&v.batch(vec![r0, r1])).await;
+    assert_eq!(b.duplicates, 2, "{b:?}");
+    assert_eq!(
+        b.records.iter().map(|r| r.fare).collect::<Vec<_>>(),
+        [Some(20_000), Some(5_000)]
+    );
+    let s = w.sync_ok(&h, &[]).await;
+    let new: Vec<_> = s.verdicts.iter().filter(|v| v.id > seen).collect();
+    assert!(new.is_empty(), "{new:?}");
+    assert_eq!(s.balance, 500_000 - 25_000);
+    h.audit().await;
 }
