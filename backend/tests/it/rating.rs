@@ -203,3 +203,48 @@ async fn a_validator_confirming_wallet_first_taps_adds_no_verdict() {
     assert_eq!(s.balance, 500_000 - 25_000);
     h.audit().await;
 }
+
+/// A ride after a day's kept state is rated from that state, not from the day's rides: with
+/// the state saying the daily cap is spent, the next ride costs nothing. Fails if the state
+/// is kept but never read (every ride rated from all of its day, which the other tests here
+/// cannot tell from reading it).
+#[tokio::test]
+async fn a_ride_after_the_kept_state_is_rated_from_it() {
+    let h = Harness::start().await;
+    let v = Validator::register(&h, 1).await;
+    let phone = "+989120000071".to_string();
+    let token = h.login(&phone).await;
+    h.topup(&token, 500_000, "t").await;
+    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let t = ride_base(w.server_time);
+    let (r0, _) = w.nfc_tap(&v, 1, 20_000, t);
+    let (r1, _) = w.nfc_tap(&v, 10, 30_000, t + 3_600);
+    assert_eq!(
+        h.upload_ok(&v.batch(vec![r0])).await.records[0].fare,
+        Some(20_000)
+    );
+    // the state as kept, but with the day's cap spent (a state no honest rating keeps here)
+    let engine = std::sync::Arc::clone(h.handle().engine());
+    let day = Tariff::urmia_default().fare_day(t);
+    tokio::task::spawn_blocking(move || {
+        let store = engine.store();
+        let account = store
+            .read(|tx| tx.account_by_phone(&phone))
+            .unwrap()
+            .unwrap()
+            .id;
+        let mut kept = store.read(|tx| tx.day_states(&[(account, day)])).unwrap();
+        let mut state = kept
+            .remove(&(account, day))
+            .expect("the day's state is kept");
+        assert_eq!(state.spent, 20_000);
+        state.spent = 60_000;
+        store
+            .write(|tx| tx.put_day_states(&[((account, day), state)]))
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let b = h.upload_ok(&v.batch(vec![r1])).await;
+    assert_eq!(b.records[0].fare, Some(0), "{b:?}");
+}
