@@ -145,6 +145,7 @@ impl Settling {
                     .and_then(|k| k.last_ride)
                     .or_else(|| last.get(&day).copied()),
                 through: k.map(|k| k.through),
+                tariff,
             };
             let rated = engine.rerate(self, (day, from.time), day_rides, start, now);
             fares.extend(rated.fares);
@@ -226,6 +227,8 @@ pub(crate) struct Start {
     pub(crate) spent: i64,
     pub(crate) last_ride: Option<LastRide>,
     pub(crate) through: Option<RideKey>,
+    /// [`Engine::tariff_tag`], computed once per write.
+    pub(crate) tariff: i64,
 }
 
 impl Engine {
@@ -316,13 +319,14 @@ impl Engine {
             // another hour leaves, is not kept: it would be resumed as this day's)
             state: through
                 .filter(|_| read_any && state.fare_day == fare_day)
-                .map(|through| self.day_state(through, &state)),
+                .map(|through| self.day_state(through, &state, start.tariff)),
         }
     }
 
-    /// The state to keep with a fare day whose rating ended at `through` in `state`. An
-    /// origin of an earlier day is not kept: that day may change without this one.
-    fn day_state(&self, through: RideKey, state: &RideState) -> DayState {
+    /// The state to keep with a fare day whose rating ended at `through` in `state`, under the
+    /// tariff tagged `tariff`. An origin of an earlier day is not kept: that day may change
+    /// without this one.
+    fn day_state(&self, through: RideKey, state: &RideState, tariff: i64) -> DayState {
         DayState {
             through,
             spent: state.spent_today,
@@ -330,7 +334,7 @@ impl Engine {
                 .last_ride
                 .filter(|(time, _)| self.config().tariff.fare_day(*time) == state.fare_day)
                 .map(|(time, line_id)| LastRide { time, line_id }),
-            tariff: self.tariff_tag(),
+            tariff,
         }
     }
 

@@ -87,6 +87,7 @@ impl Writer<'_> {
 mod tests {
     use crate::error::StoreError;
     use crate::ids::{CertHash, DeviceId, PseudonymBytes};
+    use crate::store::tests::{raw, sqlite_and_postgres};
     use crate::store::{NewCertificate, NewValidator, Revocation, Store};
 
     /// Whoever writes what the deny lists read, the database bumps the bundle generation
@@ -99,10 +100,7 @@ mod tests {
     #[test]
     fn a_deny_list_change_by_any_writer_bumps_the_bundle_generation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut stores = vec![Store::open(&dir.path().join("db.sqlite")).unwrap()];
-        if let Some(url) = crate::store::db::pg_tests::fresh_url() {
-            stores.push(Store::open_url(&url, 2).unwrap());
-        }
+        let stores = sqlite_and_postgres(dir.path());
         for store in &stores {
             let (revoked, other) = deny_list_inputs(store);
             let mut g = Generations {
@@ -149,13 +147,6 @@ mod tests {
                 assert!(bumps > 0, "{dialect:?}: {what} changed the deny lists");
             }
         }
-    }
-
-    /// A statement as an older build writes it: no bump of its own.
-    fn raw(store: &Store, sql: &str) {
-        store
-            .write(|w| w.tx.execute(sql, crate::store::db::named_params! {}))
-            .unwrap();
     }
 
     fn certificate(device_id: DeviceId, i: u8) -> NewCertificate<'static> {

@@ -133,6 +133,7 @@ impl Writer<'_> {
 mod tests {
     use super::*;
     use crate::ids::{CertHash, PseudonymBytes};
+    use crate::store::tests::{raw, sqlite_and_postgres};
     use crate::store::{NewCertificate, NewTap, Store, TapSource, TapState};
 
     /// The kept state any test step starts from: rides of day 7 up to time 100.
@@ -221,13 +222,6 @@ mod tests {
         assert_eq!(kept(store, a), Some(KEPT));
     }
 
-    /// A statement as an older build (or a hand fix) writes it.
-    fn raw(store: &Store, sql: &str) {
-        store
-            .write(|w| w.tx.execute(sql, crate::store::db::named_params! {}))
-            .unwrap();
-    }
-
     /// A ride as an older build (or a hand fix) inserts it: `stored_by` unset, a copy of
     /// ride 1 under another counter and time.
     fn older_build_ride(store: &Store, counter: u32, time: i64) {
@@ -253,10 +247,7 @@ mod tests {
     #[test]
     fn a_fare_day_s_kept_state_goes_when_a_ride_it_covers_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut stores = vec![Store::open(&dir.path().join("db.sqlite")).unwrap()];
-        if let Some(url) = crate::store::db::pg_tests::fresh_url() {
-            stores.push(Store::open_url(&url, 2).unwrap());
-        }
+        let stores = sqlite_and_postgres(dir.path());
         for store in &stores {
             let d = store.dialect();
             let (a, b) = (rider(store, 1), rider(store, 2));

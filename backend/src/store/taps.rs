@@ -286,8 +286,8 @@ impl Reader<'_> {
         )
     }
 
-    /// The rides of each (account, fare day) of `days` after its `after` time, each day's in
-    /// time order, with what each has been charged and its newest ledger entry, read only
+    /// The rides of each (account, fare day) of `days` after its `after` ride in rating order,
+    /// each day's in rating order (time, pseudonym, counter), with what each has been charged and its newest ledger entry, read only
     /// for rides at or after the day's `from` time (0 and 0 before it); a few statements
     /// ([`chunks`]).
     pub fn day_rides(

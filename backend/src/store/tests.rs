@@ -2,6 +2,24 @@ use super::*;
 use crate::ids::{AccountId, CertHash};
 use mancard_api::LedgerKind;
 
+/// A store on a SQLite file in `dir` and, with a server, one on a fresh PostgreSQL database:
+/// the stores a test of both databases runs on.
+pub(super) fn sqlite_and_postgres(dir: &std::path::Path) -> Vec<Store> {
+    let mut stores = vec![Store::open(&dir.join("db.sqlite")).unwrap()];
+    if let Some(url) = super::db::pg_tests::fresh_url() {
+        stores.push(Store::open_url(&url, 2).unwrap());
+    }
+    stores
+}
+
+/// Runs `sql` in a write of its own, as an older build (or a hand fix in `psql`) writes it:
+/// none of the store's methods, so nothing they would do beside it.
+pub(super) fn raw(store: &Store, sql: &str) {
+    store
+        .write(|w| w.tx.execute(sql, super::db::named_params! {}))
+        .unwrap();
+}
+
 #[test]
 fn ledger_is_append_only_and_idempotent() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,10 +306,7 @@ fn verdicts_appended_together_keep_their_order_and_fields() {
     use crate::ids::PseudonymBytes;
     use mancard_api::VerdictStatus;
     let dir = tempfile::tempdir().unwrap();
-    let mut stores = vec![Store::open(&dir.path().join("db.sqlite")).unwrap()];
-    if let Some(url) = super::db::pg_tests::fresh_url() {
-        stores.push(Store::open_url(&url, 2).unwrap());
-    }
+    let stores = sqlite_and_postgres(dir.path());
     let reasons: Vec<String> = (0..41).map(|i| format!("reason {i}")).collect();
     for store in stores {
         let device = store
@@ -511,10 +526,7 @@ fn a_retried_write_runs_after_commit_once() {
 fn log_entries_appended_together_keep_their_order_and_bytes() {
     use crate::ids::PseudonymBytes;
     let dir = tempfile::tempdir().unwrap();
-    let mut stores = vec![Store::open(&dir.path().join("db.sqlite")).unwrap()];
-    if let Some(url) = super::db::pg_tests::fresh_url() {
-        stores.push(Store::open_url(&url, 2).unwrap());
-    }
+    let stores = sqlite_and_postgres(dir.path());
     let hashes: Vec<[u8; 32]> = (0..70u8).map(|i| [i; 32]).collect();
     let bodies: Vec<Vec<u8>> = (0..70u8).map(|i| vec![i; usize::from(i) + 1]).collect();
     let entries: Vec<NewLogEntry<'_>> = (0..70u32)
