@@ -149,6 +149,13 @@ impl Tariff {
         local.div_euclid(86_400)
     }
 
+    /// The first UTC instant of fare day `day` (the inverse of [`Self::fare_day`]).
+    pub fn fare_day_start(&self, day: i64) -> i64 {
+        day.saturating_mul(86_400)
+            .saturating_sub(i64::from(self.utc_offset_secs))
+            .saturating_add(i64::from(self.day_start_secs))
+    }
+
     pub fn line(&self, line_id: u32) -> Option<&LineFare> {
         self.lines
             .binary_search_by_key(&line_id, |l| l.line_id)
@@ -377,6 +384,8 @@ mod tests {
         let d = t.fare_day(local_midnight_utc + 4 * 3600);
         assert_eq!(t.fare_day(local_midnight_utc + 4 * 3600 - 1), d - 1);
         assert_eq!(t.fare_day(local_midnight_utc + 28 * 3600 - 1), d);
+        assert_eq!(t.fare_day_start(d), local_midnight_utc + 4 * 3600);
+        assert_eq!(t.fare_day_start(d + 1), local_midnight_utc + 28 * 3600);
         // cap resets on a new fare day
         let mut s = RideState::default();
         for k in 0..5 {

@@ -9,7 +9,9 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::features::fraud::evidence_bytes;
-use crate::features::verdicts::{Settling, OTHER_CARD, PASS_NOT_SCANNED, SHARED_PASS, TORN_REASON};
+use crate::features::verdicts::{
+    fraud_reason, Settling, OTHER_CARD, PASS_NOT_SCANNED, SHARED_PASS, TORN_REASON,
+};
 use crate::ids::{BatchId, CertHash, DeviceId, TapRef};
 use crate::settle::{
     check_record, fork_between, over_allowance_total, Check, CheckedTap, Evidence, Reject,
@@ -291,7 +293,10 @@ impl Engine {
             r.status = TapStatus::NotCharged;
             r.reason = state_reason.map(str::to_string);
         }
-        s.touch(t.account_id, fare_day, t.time, tap);
+        s.touch(
+            (t.account_id, fare_day, t.time, tap),
+            state == TapState::Charged,
+        );
         s.changed.insert(tap, None);
         s.pending.push((s.results.len(), tap));
         s.results.push(r);
@@ -335,12 +340,14 @@ impl Engine {
                 continue;
             };
             if row.validator_id.is_none() && row.state != TapState::NotCharged {
-                tx.set_tap_state(&p, counter, TapState::NotCharged, Some(OTHER_CARD))?;
+                // (a fraud tap keeps its fraud reason: only the charge goes)
+                let why = fraud_reason(&row).unwrap_or(OTHER_CARD);
+                tx.set_tap_state(&p, counter, TapState::NotCharged, Some(why))?;
                 let other = TapRef {
                     pseudonym: p,
                     counter,
                 };
-                s.touch(row.account_id, row.fare_day, row.time, other);
+                s.touch((row.account_id, row.fare_day, row.time, other), true);
                 s.changed.insert(other, None);
             }
         }
@@ -375,13 +382,23 @@ impl Engine {
                     rated = true;
                 }
                 if existing.state != TapState::Charged {
-                    tx.set_tap_state(&t.pseudonym, t.counter, TapState::Charged, None)?;
+                    // the reason it was not charged goes; a fraud reason stays
+                    let why = fraud_reason(existing);
+                    tx.set_tap_state(&t.pseudonym, t.counter, TapState::Charged, why)?;
                     rated = true;
+                }
+                // the gate opened for this card: another card's wallet-only answer to the
+                // same challenge is not charged, whichever of the reports came first
+                if let Some(c) = &t.challenge_id {
+                    self.gate_opened_for(tx, s, c, tap)?;
                 }
                 // (nor its verdict: a verdict decided without the day's rating would lose its
                 // reason, a transfer or the daily cap)
                 if rated {
-                    s.touch(existing.account_id, existing.fare_day, existing.time, tap);
+                    s.touch(
+                        (existing.account_id, existing.fare_day, existing.time, tap),
+                        true,
+                    );
                     s.changed.insert(tap, None);
                 }
             }
@@ -437,9 +454,9 @@ impl Engine {
                         (TapState::Charged, Some(kind)),
                         now,
                     ))?;
-                    if t.challenge_id.is_some() {
-                        tx.add_cert_usage(&t.cert_hash, t.authorized)?;
-                    }
+                    // the certificate's total counts the stored body only (the fork proved
+                    // both bodies signed under this certificate): recounted from its taps
+                    tx.recount_cert_usage(&t.cert_hash, &t.pseudonym)?;
                     let counter = t.counter;
                     tx.after_commit(move || {
                         tracing::info!(
@@ -449,12 +466,18 @@ impl Engine {
                         );
                     });
                     s.touch(
-                        existing.account_id,
-                        existing.fare_day,
-                        existing.time,
-                        rep.tap,
+                        (
+                            existing.account_id,
+                            existing.fare_day,
+                            existing.time,
+                            rep.tap,
+                        ),
+                        existing.state == TapState::Charged,
                     );
-                    s.touch(t.account_id, fare_day, t.time, rep.tap);
+                    s.touch((t.account_id, fare_day, t.time, rep.tap), true);
+                    if let Some(c) = &t.challenge_id {
+                        self.gate_opened_for(tx, s, c, rep.tap)?;
+                    }
                     state = TapState::Charged;
                 }
                 tx.set_tap_state(&t.pseudonym, t.counter, state, Some(kind))?;

@@ -10,8 +10,8 @@ use crate::error::{Result, StoreError};
 use crate::ids::{AccountId, TapRef};
 use crate::settle::rate;
 use crate::store::{
-    DayRides, DayState, FareEntry, LastRide, NewAbuse, NewVerdict, Revocation, Ride, RideKey,
-    TapRow, TapState, VerdictBasis, Writer,
+    DayRides, DayState, FareEntry, LastRide, NewAbuse, NewVerdict, OriginWindow, Revocation, Ride,
+    RideKey, TapRow, TapState, VerdictBasis, Writer,
 };
 use mancard_api::{FraudKind, LedgerKind, TapResult, VerdictStatus};
 use mancard_protocol::{FareKind, RideState, TornRecord};
@@ -23,6 +23,9 @@ pub(crate) struct Settling {
     pub(crate) results: Vec<TapResult>,
     /// (account, fare day) → its earliest changed ride, in rating order.
     pub(crate) groups: BTreeMap<(AccountId, i64), RideKey>,
+    /// (account, fare day) → the time of its latest changed ride (a ride late in the evening
+    /// may be the next fare day's transfer origin).
+    pub(crate) latest: BTreeMap<(AccountId, i64), i64>,
     /// Results whose fare is filled after rating: result index and tap.
     pub(crate) pending: Vec<(usize, TapRef)>,
     /// Taps whose verdict may have changed, with the reason to show if it is not the tap's
@@ -34,11 +37,47 @@ pub(crate) struct Settling {
 
 impl Settling {
     /// Marks a ride (`time`, `tap`) of an account's fare day as changed (added, or a column
-    /// rating reads changed): the day is re-rated from it.
-    pub(crate) fn touch(&mut self, account: AccountId, fare_day: i64, time: i64, tap: TapRef) {
+    /// rating reads changed): the day is re-rated from it. `charged`: the ride is or was
+    /// charged, so it may be (or have been) a transfer origin of the next fare day (a pass
+    /// never scanned, or a tap whose gate stayed closed, never is).
+    pub(crate) fn touch(&mut self, ride: (AccountId, i64, i64, TapRef), charged: bool) {
+        let (account, fare_day, time, tap) = ride;
         let key = RideKey { time, tap };
         let e = self.groups.entry((account, fare_day)).or_insert(key);
         *e = (*e).min(key);
+        if charged {
+            let l = self.latest.entry((account, fare_day)).or_insert(time);
+            *l = (*l).max(time);
+        }
+    }
+
+    /// The next fare day of each touched day whose latest changed ride is within the transfer
+    /// window of that day's start: the ride may be (or have been) the next day's transfer
+    /// origin, so that day is re-rated from its first ride. Without this a late report of
+    /// the evening before left the next morning's first ride at the fare it was charged, and
+    /// the charge depended on the order the buses came back online.
+    ///
+    /// A window longer than a day reaches the days after the next one too (through an empty
+    /// day), up to [`MAX_ORIGIN_DAYS`] of them.
+    fn touch_next_days(&mut self, tariff: &mancard_protocol::Tariff) {
+        let window = i64::from(tariff.transfer_window_secs);
+        let first = RideKey {
+            time: i64::MIN,
+            tap: TapRef {
+                pseudonym: crate::ids::PseudonymBytes([0; 16]),
+                counter: 0,
+            },
+        };
+        for ((account, day), latest) in std::mem::take(&mut self.latest) {
+            let last = tariff
+                .fare_day(latest.saturating_add(window))
+                .min(day.saturating_add(MAX_ORIGIN_DAYS));
+            let mut next = day.saturating_add(1);
+            while next <= last {
+                self.groups.insert((account, next), first);
+                next = next.saturating_add(1);
+            }
+        }
     }
 
     /// Re-rates every touched fare day, emits the verdicts and fills in the results' fares.
@@ -106,6 +145,7 @@ impl Settling {
         tx: &Writer<'_>,
         now: i64,
     ) -> Result<(HashMap<TapRef, i64>, Vec<FareEntry>)> {
+        self.touch_next_days(&engine.config().tariff);
         let groups = std::mem::take(&mut self.groups);
         let days: Vec<(AccountId, i64)> = groups.keys().copied().collect();
         // A day's kept state stands for its rides up to `through` when it was rated under
@@ -132,7 +172,7 @@ impl Settling {
             .filter(|(day, from)| usable(day, from).and_then(|k| k.last_ride).is_none())
             .map(|(day, _)| *day)
             .collect();
-        let last = tx.last_rides_before(&unknown_origin)?;
+        let last = transfer_origins(tx, &engine.config().tariff, &unknown_origin)?;
         let mut fares: HashMap<TapRef, i64> = HashMap::new();
         let mut entries = Vec::new();
         let mut states = Vec::with_capacity(groups.len());
@@ -155,6 +195,47 @@ impl Settling {
         tx.put_day_states(&states)?;
         Ok((fares, entries))
     }
+}
+
+/// The transfer origin of each fare day of `days` from the days before it: the last charged
+/// ride, in rating order, with a line the tariff knows, among those within the transfer window
+/// of the day's start (rating a day in order skips the same rides; an earlier one gives no
+/// transfer).
+fn transfer_origins(
+    tx: &Writer<'_>,
+    tariff: &mancard_protocol::Tariff,
+    days: &[(AccountId, i64)],
+) -> Result<HashMap<(AccountId, i64), LastRide>> {
+    let window = i64::from(tariff.transfer_window_secs);
+    let windows: Vec<OriginWindow> = days
+        .iter()
+        .map(|&(account, day)| {
+            let since = tariff.fare_day_start(day).saturating_sub(window);
+            OriginWindow {
+                account,
+                day,
+                since_day: tariff.fare_day(since),
+                since,
+            }
+        })
+        .collect();
+    Ok(tx
+        .rides_before(&windows)?
+        .into_iter()
+        .filter_map(|(day, rides)| {
+            let (key, line_id) = rides
+                .into_iter()
+                .filter(|(_, line)| tariff.line(*line).is_some())
+                .max_by_key(|(key, _)| *key)?;
+            Some((
+                day,
+                LastRide {
+                    time: key.time,
+                    line_id,
+                },
+            ))
+        })
+        .collect())
 }
 
 /// The verdict status of a stored tap.
@@ -206,6 +287,11 @@ fn next_verdict(
     }
     Some((tap, row.clone(), status, *charged, reason))
 }
+
+/// The most fare days after a changed ride that are re-rated for their transfer origin (a
+/// transfer window of more than a day reaches past the next one; no transit tariff's window
+/// is a month).
+const MAX_ORIGIN_DAYS: i64 = 31;
 
 /// How rides are rated (`rate`, `Engine::rerate`): bumped by a change to either, so a fare day's
 /// state kept by an older build is not used.
@@ -378,16 +464,13 @@ impl Engine {
                     && row.state == TapState::Charged
                 {
                     // (a fraud tap keeps its fraud reason: only the charge goes)
-                    let why = row
-                        .state_reason
-                        .clone()
-                        .unwrap_or_else(|| TORN_REASON.to_string());
-                    tx.set_tap_state(&p, counter, TapState::NotCharged, Some(&why))?;
+                    let why = fraud_reason(&row).unwrap_or(TORN_REASON);
+                    tx.set_tap_state(&p, counter, TapState::NotCharged, Some(why))?;
                     let tap = TapRef {
                         pseudonym: p,
                         counter,
                     };
-                    s.touch(row.account_id, row.fare_day, row.time, tap);
+                    s.touch((row.account_id, row.fare_day, row.time, tap), true);
                     s.changed
                         .entry(TapRef {
                             pseudonym: p,
@@ -458,6 +541,14 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A stored tap's reason if it is a fraud kind (kept when its charge changes; the other
+/// reasons say why it is or is not charged, and go with the charge).
+pub(crate) fn fraud_reason(row: &TapRow) -> Option<&str> {
+    row.state_reason
+        .as_deref()
+        .filter(|r| FraudKind::parse(r).is_some())
 }
 
 /// The reason of a tap whose validator reported its challenge torn.

@@ -14,7 +14,7 @@
 //! * the re-rating that follows (`Settling::finish`) flushes first, and so does every commit
 //!   ([`super::Store::write_for`]): nothing kept outlives its transaction unwritten.
 
-use super::db::{chunks, RowParams, ToValue, Value};
+use super::db::{chunks, named_params, RowParams, ToValue, Value};
 use super::taps::{NewTap, TapRow, TapSource, TapState};
 use super::{Writer, SCHEMA_VERSION};
 use crate::error::StoreError;
@@ -285,6 +285,42 @@ impl Writer<'_> {
         }
         self.flush()?;
         self.write_cert_usage(cert_hash, amount)
+    }
+
+    /// Sets a certificate's running total to what its stored NFC taps signed (summed as
+    /// [`Self::add_cert_usage`] sums them), or removes it when none is left: after a stored tap
+    /// of the certificate was replaced by another body of its counter (an NFC tap or a pass).
+    /// `pseudonym` is the certificate's: every tap under it carries it, so the primary key
+    /// serves the read (the certificate's taps only, not the device's whole history).
+    pub fn recount_cert_usage(
+        &self,
+        cert_hash: &CertHash,
+        pseudonym: &PseudonymBytes,
+    ) -> Result<(), StoreError> {
+        self.flush()?;
+        self.ahead.borrow_mut().usage.remove(cert_hash);
+        let total = super::audit::nfc_total_sql(self.tx.dialect());
+        let (n, sum): (i64, i64) = self.tx.query_one(
+            &format!(
+                "SELECT COUNT(*) AS n, COALESCE({total}, 0) AS s FROM taps
+                 WHERE pseudonym = :p AND cert_hash = :hash AND substr(proof, 1, 1) = :nfc"
+            ),
+            named_params! {":p": pseudonym, ":hash": cert_hash, ":nfc": [1u8]},
+            |r| Ok((r.get("n")?, r.get("s")?)),
+        )?;
+        if n == 0 {
+            self.tx.execute(
+                "DELETE FROM cert_usage WHERE cert_hash = :hash",
+                named_params! {":hash": cert_hash},
+            )?;
+        } else {
+            self.tx.execute(
+                "INSERT INTO cert_usage (cert_hash, authorized) VALUES (:hash, :sum)
+                 ON CONFLICT (cert_hash) DO UPDATE SET authorized = excluded.authorized",
+                named_params! {":hash": cert_hash, ":sum": sum},
+            )?;
+        }
+        Ok(())
     }
 
     /// Before another write of tap `key`: writes what is kept and forgets the row read ahead

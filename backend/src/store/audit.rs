@@ -46,19 +46,7 @@ impl Reader<'_> {
             "SELECT COUNT(*) AS n FROM (SELECT intent_id FROM ledger
                 WHERE kind = 'topup' GROUP BY intent_id HAVING COUNT(*) > 1) t",
         )?;
-        // the positive authorized amounts of a certificate's NFC taps, summed saturating at
-        // i64::MAX (as cert_usage does)
-        let total = match self.conn.dialect() {
-            // dialect: TOTAL is a float sum that never overflows (the cast saturates);
-            // PostgreSQL: LEAST(SUM(…), 9223372036854775807)::bigint.
-            Dialect::Sqlite => {
-                "CAST(TOTAL(CASE WHEN authorized > 0 THEN authorized ELSE 0 END) AS INTEGER)"
-            }
-            Dialect::Postgres => {
-                "CAST(LEAST(SUM(CASE WHEN authorized > 0 THEN authorized ELSE 0 END), \
-                 9223372036854775807) AS BIGINT)"
-            }
-        };
+        let total = nfc_total_sql(self.conn.dialect());
         let cert_totals_mismatched = self.count_with(
             &format!(
                 "SELECT COUNT(*) AS n FROM
@@ -88,5 +76,21 @@ impl Reader<'_> {
             cert_totals_mismatched,
             ok,
         })
+    }
+}
+
+/// The SQL of the positive authorized amounts of a certificate's NFC taps, summed saturating at
+/// i64::MAX (as `cert_usage` keeps them; an aggregate over `taps`).
+pub(super) fn nfc_total_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        // dialect: TOTAL is a float sum that never overflows (the cast saturates);
+        // PostgreSQL: LEAST(SUM(…), 9223372036854775807)::bigint.
+        Dialect::Sqlite => {
+            "CAST(TOTAL(CASE WHEN authorized > 0 THEN authorized ELSE 0 END) AS INTEGER)"
+        }
+        Dialect::Postgres => {
+            "CAST(LEAST(SUM(CASE WHEN authorized > 0 THEN authorized ELSE 0 END), \
+             9223372036854775807) AS BIGINT)"
+        }
     }
 }

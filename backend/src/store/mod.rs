@@ -58,7 +58,7 @@ pub use log::{LogRow, NewLogEntry};
 pub use operators::{row_hash, Decision, NewAdjustment, NewLogRow, StoredLogRow, GENESIS};
 pub use schema::{BackendSchema, SCHEMA_V1, SCHEMA_VERSION};
 pub use sessions::{Purged, SessionRow};
-pub use taps::{DayRides, LastRide, NewTap, Ride, TapRow, TapSource, TapState};
+pub use taps::{DayRides, LastRide, NewTap, OriginWindow, Ride, TapRow, TapSource, TapState};
 pub use topups::{GatewayPayment, GatewayStatus, Intent, VerifiedRecord};
 pub use validators::{NewValidator, ValidatorRow};
 pub use verdicts::{NewAbuse, NewVerdict, VerdictBasis};

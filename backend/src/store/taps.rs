@@ -4,7 +4,7 @@
 
 use super::db::{bad_value, chunks, named_params, Row, RowParams, ToValue, Value};
 use super::ids::fare_class;
-use super::{Reader, Writer};
+use super::{Reader, RideKey, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, CertHash, DeviceId, PseudonymBytes, TapRef};
 use mancard_protocol::FareClass;
@@ -373,51 +373,71 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// For each (account, fare day) of `days`: the time and line of the account's last
-    /// charged ride with a known line before that day (the transfer origin), if any.
-    pub fn last_rides_before(
+    /// For each [`OriginWindow`]: the account's charged rides with a line in the window (at
+    /// or after `since`, of an earlier fare day than `day`), the candidates for the day's
+    /// transfer origin: the caller takes the last in rating order whose line its tariff
+    /// knows, as rating a day does. An earlier ride is no origin (it is out of the window).
+    pub fn rides_before(
         &self,
-        days: &[(AccountId, i64)],
-    ) -> Result<HashMap<(AccountId, i64), LastRide>, StoreError> {
-        // Both subqueries take the first row of one order: its fare day and time are the
-        // same whichever row of a tie comes first, and any line of a tie is a last ride.
-        const LAST: &str = "FROM taps t WHERE t.account_id = k.a AND t.fare_day < k.d
-               AND t.line_id IS NOT NULL AND t.state = 'charged'
-             ORDER BY t.fare_day DESC, t.time DESC LIMIT 1";
-        let mut out = HashMap::new();
+        days: &[OriginWindow],
+    ) -> Result<HashMap<(AccountId, i64), Vec<OriginRide>>, StoreError> {
+        let mut out: HashMap<(AccountId, i64), Vec<OriginRide>> = HashMap::new();
         for chunk in chunks(days) {
             let mut params = RowParams::default();
             let keys: Vec<String> = chunk
                 .iter()
-                .map(|(a, d)| {
+                .map(|w| {
                     let cols = [
-                        (a.to_value(), "CAST(? AS BIGINT) AS a"),
-                        (d.to_value(), "CAST(? AS BIGINT) AS d"),
+                        (w.account.to_value(), "CAST(? AS BIGINT) AS a"),
+                        (w.day.to_value(), "CAST(? AS BIGINT) AS d"),
+                        (w.since_day.to_value(), "CAST(? AS BIGINT) AS f"),
+                        (w.since.to_value(), "CAST(? AS BIGINT) AS s"),
                     ];
                     format!("SELECT {}", params.row_sql(cols, ", "))
                 })
                 .collect();
             let rows = self.conn.query_vec(
                 &format!(
-                    "SELECT k.a AS account_id, k.d AS fare_day,
-                        (SELECT t.time {LAST}) AS time, (SELECT t.line_id {LAST}) AS line_id
-                     FROM ({}) k",
+                    "SELECT k.a AS account_id, k.d AS fare_day, t.time AS time,
+                        t.pseudonym AS pseudonym, t.counter AS counter, t.line_id AS line_id
+                     FROM ({}) k
+                     JOIN taps t ON t.account_id = k.a AND (t.fare_day, t.time) >= (k.f, k.s)
+                         AND t.fare_day < k.d
+                     WHERE t.line_id IS NOT NULL AND t.state = 'charged'",
                     keys.join(" UNION ALL ")
                 ),
                 &params.params(),
                 |r| {
                     let day: (AccountId, i64) = (r.get("account_id")?, r.get("fare_day")?);
-                    let time: Option<i64> = r.get("time")?;
-                    let line: Option<u32> = r.get("line_id")?;
-                    Ok(time
-                        .zip(line)
-                        .map(|(time, line_id)| (day, LastRide { time, line_id })))
+                    let key = RideKey {
+                        time: r.get("time")?,
+                        tap: TapRef {
+                            pseudonym: r.get("pseudonym")?,
+                            counter: r.get("counter")?,
+                        },
+                    };
+                    Ok((day, (key, r.get::<u32>("line_id")?)))
                 },
             )?;
-            out.extend(rows.into_iter().flatten());
+            for (day, ride) in rows {
+                out.entry(day).or_default().push(ride);
+            }
         }
         Ok(out)
     }
+}
+
+/// A candidate transfer origin: the ride's place in rating order, and its line.
+pub type OriginRide = (RideKey, u32);
+
+/// Where a fare day's transfer origin can be: an account's rides from `since` (UTC, in fare
+/// day `since_day` or later) up to the start of fare day `day`.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginWindow {
+    pub account: AccountId,
+    pub day: i64,
+    pub since_day: i64,
+    pub since: i64,
 }
 
 impl Reader<'_> {

@@ -58,9 +58,7 @@ async fn a_fare_day_in_any_arrival_order_costs_what_its_rides_cost_in_order() {
 /// then the earlier one, which lands before the day's kept state although not before its
 /// time.
 async fn same_second(h: &Harness, v: &Validator) {
-    let token = h.login("+989120000069").await;
-    h.topup(&token, 500_000, "t").await;
-    let (mut w, _) = Wallet::provision(h, &token).await;
+    let (token, mut w) = Wallet::funded(h, "+989120000069", 500_000).await;
     let tariff = Tariff::urmia_default();
     let t = ride_base(w.server_time);
     let (first, _) = w.nfc_tap(v, 1, 12_000, t);
@@ -82,9 +80,7 @@ async fn same_second(h: &Harness, v: &Validator) {
 /// One rider's two days of rides, sent in the order `seed` draws.
 async fn rider_day(h: &Harness, v: &Validator, rider: usize, mut seed: u64) {
     let phone = format!("+98912000006{rider}");
-    let token = h.login(&phone).await;
-    h.topup(&token, 500_000, "t").await;
-    let (mut w, _) = Wallet::provision(h, &token).await;
+    let (token, mut w) = Wallet::funded(h, &phone, 500_000).await;
     let tariff = Tariff::urmia_default();
     let base = ride_base(w.server_time);
     // the amounts are below the fares, so the daily cap is reached after the sixth ride or
@@ -179,9 +175,7 @@ async fn rider_day(h: &Harness, v: &Validator, rider: usize, mut seed: u64) {
 async fn a_validator_confirming_wallet_first_taps_adds_no_verdict() {
     let h = Harness::start().await;
     let v = Validator::register(&h, 1).await;
-    let token = h.login("+989120000070").await;
-    h.topup(&token, 500_000, "t").await;
-    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let (token, mut w) = Wallet::funded(&h, "+989120000070", 500_000).await;
     let t = ride_base(w.server_time);
     let (r0, e0) = w.nfc_tap(&v, 1, 20_000, t);
     let (r1, e1) = w.nfc_tap(&v, 2, 20_000, t + 600);
@@ -213,9 +207,7 @@ async fn a_ride_after_the_kept_state_is_rated_from_it() {
     let h = Harness::start().await;
     let v = Validator::register(&h, 1).await;
     let phone = "+989120000071".to_string();
-    let token = h.login(&phone).await;
-    h.topup(&token, 500_000, "t").await;
-    let (mut w, _) = Wallet::provision(&h, &token).await;
+    let (_, mut w) = Wallet::funded(&h, &phone, 500_000).await;
     let t = ride_base(w.server_time);
     let (r0, _) = w.nfc_tap(&v, 1, 20_000, t);
     let (r1, _) = w.nfc_tap(&v, 10, 30_000, t + 3_600);
@@ -247,4 +239,141 @@ async fn a_ride_after_the_kept_state_is_rated_from_it() {
     .unwrap();
     let b = h.upload_ok(&v.batch(vec![r1])).await;
     assert_eq!(b.records[0].fare, Some(0), "{b:?}");
+}
+
+/// A ride late in the evening reported after the next morning's first ride (its bus came
+/// back online later): that ride is the morning ride's transfer origin, so the morning ride
+/// is rated again. The rider pays what the two rides cost in time order, whichever bus
+/// uploaded first. Fails when a change of a fare day never re-rates the next one.
+#[tokio::test]
+async fn a_late_ride_of_the_evening_before_is_the_next_morning_s_transfer_origin() {
+    let h = Harness::start().await;
+    let v = Validator::register(&h, 1).await;
+    let (token, mut w) = Wallet::funded(&h, "+989120000072", 500_000).await;
+    let tariff = Tariff::urmia_default();
+    let base = ride_base(w.server_time);
+    // 04:00 local, when the next fare day starts (ride_base is 10:00 local)
+    let morning = base + 18 * 3600;
+    assert_eq!(tariff.fare_day(morning), tariff.fare_day(base) + 1);
+    assert_eq!(tariff.fare_day(morning - 1), tariff.fare_day(base));
+    let (evening, _) = w.nfc_tap(&v, 1, 12_000, morning - 600);
+    let (first, _) = w.nfc_tap(&v, 2, 11_000, morning + 600);
+    let (second, _) = w.nfc_tap(&v, 10, 16_000, morning + 900);
+    let rides = [
+        (1, 12_000, morning - 600, evening.counter),
+        (2, 11_000, morning + 600, first.counter),
+        (10, 16_000, morning + 900, second.counter),
+    ];
+    // the morning's rides first (the first one then has no origin: full fare)
+    let b = h.upload_ok(&v.batch(vec![first, second])).await;
+    assert_eq!(b.settled, 2);
+    assert_eq!(
+        h.balance(&token).await,
+        500_000 - cost_in_order(&tariff, &rides[1..])
+    );
+    // then the evening's: the first morning ride becomes a transfer
+    assert_eq!(h.upload_ok(&v.batch(vec![evening])).await.settled, 1);
+    let cost = cost_in_order(&tariff, &rides);
+    assert!(
+        cost < 12_000 + cost_in_order(&tariff, &rides[1..]),
+        "a transfer"
+    );
+    assert_eq!(h.balance(&token).await, 500_000 - cost);
+    h.audit().await;
+}
+
+/// The next morning's transfer origin is the evening's last ride in rating order whose line
+/// the tariff knows, as rating the rides in order finds it:
+/// - two rides of one second: the later counter is the later ride, though it was stored first;
+/// - a ride on a line the tariff does not know is no origin (rating skips it within a day).
+///
+/// Each rider's evening is sent first, then the morning's ride on its own (the morning day
+/// then reads its origin from the evening). Fails when the origin is the newest by time only
+/// (on PostgreSQL, whose index gives ties in heap order), on any line, or never found.
+#[tokio::test]
+async fn the_next_morning_s_transfer_origin_is_the_evening_s_last_rated_ride() {
+    let h = Harness::start().await;
+    let v = Validator::register(&h, 1).await;
+    // (line, amount, seconds before 04:00) of the evening, in the order sent; then the
+    // morning's ride on line 2, 10 minutes after 04:00: a transfer unless the origin is on
+    // line 2
+    let cases: [&[(u32, i64, i64)]; 4] = [
+        // one second: the later counter (line 2) is the origin, though stored first
+        &[(2, 11_000, 600), (1, 12_000, 600)],
+        // the lines swapped: line 1 is the origin, a transfer
+        &[(1, 12_000, 600), (2, 11_000, 600)],
+        // a line the tariff does not know is no origin: line 2 is
+        &[(2, 11_000, 1_200), (77, 9_000, 600)],
+        // line 1 before it: a transfer
+        &[(1, 12_000, 1_200), (77, 9_000, 600)],
+    ];
+    let mut transfers = 0;
+    for (i, evening) in cases.into_iter().enumerate() {
+        let (token, mut w) = Wallet::funded(&h, &format!("+98912000008{i}"), 500_000).await;
+        let tariff = Tariff::urmia_default();
+        let morning = ride_base(w.server_time) + 18 * 3600;
+        // signed last-sent first: the same-second rides get their counters in rating order,
+        // and are sent later counter first
+        let mut signed: Vec<(Ride, mancard_protocol::TapRecord)> = evening
+            .iter()
+            .rev()
+            .map(|&(line, amount, before)| {
+                let time = morning - before;
+                let (rec, _) = w.nfc_tap(&v, line, amount, time);
+                ((line, amount, time, rec.counter), rec)
+            })
+            .collect();
+        signed.reverse();
+        for (_, rec) in &signed {
+            assert_eq!(h.upload_ok(&v.batch(vec![rec.clone()])).await.settled, 1);
+        }
+        let (first, _) = w.nfc_tap(&v, 2, 11_000, morning + 600);
+        let mut rides: Vec<Ride> = signed.iter().map(|(r, _)| *r).collect();
+        let evening_cost = cost_in_order(&tariff, &rides);
+        rides.push((2, 11_000, morning + 600, first.counter));
+        assert_eq!(h.upload_ok(&v.batch(vec![first])).await.settled, 1);
+        let cost = cost_in_order(&tariff, &rides);
+        assert_eq!(h.balance(&token).await, 500_000 - cost, "{rides:?}");
+        transfers += usize::from(cost - evening_cost < 11_000);
+    }
+    assert_eq!(
+        transfers, 2,
+        "the oracle: two of the four mornings are transfers"
+    );
+    h.audit().await;
+}
+
+/// The evening's ride, reported by its wallet only, is the morning ride's transfer origin
+/// until the validator reports its challenge torn (the gate stayed closed): the evening ride
+/// is then not charged, and the morning ride goes back to its full fare. Fails when taking a
+/// charge away near the end of a day does not re-rate the next one.
+#[tokio::test]
+async fn an_evening_ride_whose_gate_stayed_closed_is_no_transfer_origin() {
+    let h = Harness::start().await;
+    let v = Validator::register(&h, 1).await;
+    let (token, mut w) = Wallet::funded(&h, "+989120000090", 500_000).await;
+    let tariff = Tariff::urmia_default();
+    let morning = ride_base(w.server_time) + 18 * 3600;
+    let (evening, entry) = w.nfc_tap(&v, 1, 12_000, morning - 600);
+    let (first, _) = w.nfc_tap(&v, 2, 11_000, morning + 600);
+    let both = [
+        (1, 12_000, morning - 600, evening.counter),
+        (2, 11_000, morning + 600, first.counter),
+    ];
+    w.sync_ok(&h, &[entry]).await;
+    assert_eq!(h.upload_ok(&v.batch(vec![first])).await.settled, 1);
+    assert_eq!(
+        h.balance(&token).await,
+        500_000 - cost_in_order(&tariff, &both),
+        "a transfer"
+    );
+    assert_eq!(h.upload_ok(&v.torn_batch(&[&evening], 10)).await.torn, 1);
+    let full = cost_in_order(&tariff, &both[1..]);
+    assert_eq!(full, 11_000);
+    assert_eq!(
+        h.balance(&token).await,
+        500_000 - full,
+        "the morning at full fare"
+    );
+    h.audit().await;
 }

@@ -9,8 +9,7 @@ use mancard_api::{
 };
 use mancard_protocol::provision::ProvisionPurpose;
 use mancard_protocol::{
-    BatchBody, ChallengeBody, Pseudonym, SigningKey, TapAuthorization, TapProof, TornRecord,
-    WalletLogEntry,
+    ChallengeBody, Pseudonym, SigningKey, TapAuthorization, TapProof, WalletLogEntry,
 };
 use mancard_testkit::backend::*;
 use reqwest::StatusCode;
@@ -40,9 +39,7 @@ fn verdict(v: &SyncResponse, counter: u32) -> &TapVerdict {
 
 /// A rider with `balance` rials, a provisioned wallet and validators 1 and 2.
 async fn rider(h: &Harness, phone: &str, balance: i64) -> (String, Wallet, Validator, Validator) {
-    let token = h.login(phone).await;
-    h.topup(&token, balance, "t").await;
-    let (w, _) = Wallet::provision(h, &token).await;
+    let (token, w) = Wallet::funded(h, phone, balance).await;
     let v1 = Validator::register(h, 1).await;
     let v2 = Validator::register(h, 2).await;
     (token, w, v1, v2)
@@ -121,9 +118,7 @@ async fn a_cheaper_self_report_cannot_lower_the_fare() {
 
     // an honest wallet reporting first is charged at the validator's fare, and the
     // validator's later record is the same tap
-    let token = h.login("+989121300010").await;
-    h.topup(&token, 100_000, "t").await;
-    let (mut honest, _) = Wallet::provision(&h, &token).await;
+    let (token, mut honest) = Wallet::funded(&h, "+989121300010", 100_000).await;
     let base = ride_base(honest.server_time);
     let (rec, entry) = honest.nfc_tap(&v1, 2, 20_000, base);
     let v = honest.sync_ok(&h, &[entry]).await;
@@ -251,9 +246,7 @@ async fn unsigned_bytes_never_open_a_fraud_case() {
     let (s, _) = w.sync(&h, &[forged2]).await;
     assert_eq!(s, StatusCode::CONFLICT);
     // another account's certificate under this device
-    let token_b = h.login("+989121300006").await;
-    h.topup(&token_b, 50_000, "t").await;
-    let (mut b, _) = Wallet::provision(&h, &token_b).await;
+    let (_, mut b) = Wallet::funded(&h, "+989121300006", 50_000).await;
     let (_, foreign) = b.nfc_tap(&v1, 1, 20_000, base);
     let (s, _) = w.sync(&h, &[foreign]).await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -370,33 +363,7 @@ async fn a_torn_challenge_is_never_charged() {
     let h = Harness::start().await;
     let (token, mut w, v1, _) = rider(&h, "+989121300009", 100_000).await;
     let base = ride_base(w.server_time);
-    let torn_batch = |recs: &[&mancard_protocol::TapRecord]| {
-        let torn = recs
-            .iter()
-            .map(|r| {
-                let TapProof::Nfc { challenge, .. } = &r.proof else {
-                    panic!("NFC");
-                };
-                TornRecord {
-                    time: r.time + 120,
-                    challenge: challenge.clone(),
-                }
-            })
-            .collect();
-        let (k, _) = SigningKey::generate().unwrap();
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&k.public_key().as_bytes()[1..17]);
-        BatchBody {
-            validator_id: v1.id,
-            batch_id: id,
-            created_at: base,
-            records: Vec::new(),
-            torn,
-        }
-        .sign(&v1.key)
-        .unwrap()
-        .encode()
-    };
+    let torn_batch = |recs: &[&mancard_protocol::TapRecord]| v1.torn_batch(recs, 120);
     // wallet first, then the torn record: refunded
     let (r0, e0) = w.nfc_tap(&v1, 1, 20_000, base);
     let v = w.sync_ok(&h, &[e0]).await;
@@ -423,22 +390,7 @@ async fn a_torn_challenge_is_never_charged() {
     let (r2, e2) = w.nfc_tap(&v1, 1, 20_000, base + 7200);
     w.sync_ok(&h, &[e2]).await;
     let v2 = Validator::register(&h, 2).await;
-    let TapProof::Nfc { challenge, .. } = &r2.proof else {
-        panic!("NFC");
-    };
-    let forged = BatchBody {
-        validator_id: v2.id,
-        batch_id: [9; 16],
-        created_at: base,
-        records: Vec::new(),
-        torn: vec![TornRecord {
-            time: base + 7300,
-            challenge: challenge.clone(),
-        }],
-    }
-    .sign(&v2.key)
-    .unwrap()
-    .encode();
+    let forged = v2.torn_batch(&[&r2], 100);
     let b = h.upload_ok(&forged).await;
     assert_eq!(b.torn, 0);
     assert_eq!(h.balance(&token).await, 80_000);
@@ -477,6 +429,34 @@ async fn a_counter_taken_first_by_an_unscanned_pass_still_pays_for_the_ride() {
     h.audit().await;
 }
 
+/// Card `y`'s answer to the challenge of `r` (another card's tap): the validator's record of
+/// it, signed with `y`'s next counter after its chain's head.
+fn answered_by(y: &mut Wallet, r: &mancard_protocol::TapRecord) -> mancard_protocol::TapRecord {
+    let TapProof::Nfc { challenge, .. } = &r.proof else {
+        panic!("NFC");
+    };
+    let counter = y.next_counter;
+    y.next_counter += 1;
+    let a = TapAuthorization::sign(
+        &y.tap,
+        &challenge.body,
+        &y.cert_hash,
+        counter,
+        r.fare,
+        &y.prev,
+    )
+    .unwrap();
+    mancard_protocol::TapRecord {
+        pseudonym: y.cert.body.pseudonym,
+        counter,
+        proof: TapProof::Nfc {
+            challenge: challenge.clone(),
+            authorization: a,
+        },
+        ..r.clone()
+    }
+}
+
 /// A torn challenge the validator re-sends to the next card: a modified phone answers it with
 /// its own key and the gate opens for it. The torn card's owner, whose wallet reports its own
 /// signature of that challenge, is not charged for a ride it did not take.
@@ -484,38 +464,11 @@ async fn a_counter_taken_first_by_an_unscanned_pass_still_pays_for_the_ride() {
 async fn a_torn_challenge_answered_by_another_card_is_not_charged_to_its_owner() {
     let h = Harness::start().await;
     let (token_x, mut x, v1, _) = rider(&h, "+989121300012", 100_000).await;
-    let token_y = h.login("+989121300013").await;
-    h.topup(&token_y, 100_000, "t").await;
-    let (mut y, _) = Wallet::provision(&h, &token_y).await;
+    let (token_y, mut y) = Wallet::funded(&h, "+989121300013", 100_000).await;
     let base = ride_base(x.server_time);
-    let answered_by_y = |y: &mut Wallet, r: &mancard_protocol::TapRecord| {
-        let TapProof::Nfc { challenge, .. } = &r.proof else {
-            panic!("NFC");
-        };
-        let counter = y.next_counter;
-        y.next_counter += 1;
-        let a = TapAuthorization::sign(
-            &y.tap,
-            &challenge.body,
-            &y.cert_hash,
-            counter,
-            r.fare,
-            &y.prev,
-        )
-        .unwrap();
-        mancard_protocol::TapRecord {
-            pseudonym: y.cert.body.pseudonym,
-            counter,
-            proof: TapProof::Nfc {
-                challenge: challenge.clone(),
-                authorization: a,
-            },
-            ..r.clone()
-        }
-    };
     // the validator's record first, then X's wallet: X is not charged
     let (rx, ex) = x.nfc_tap(&v1, 1, 20_000, base);
-    let ry = answered_by_y(&mut y, &rx);
+    let ry = answered_by(&mut y, &rx);
     let b = h.upload_ok(&v1.batch(vec![ry])).await;
     assert_eq!(statuses(&b.records), [TapStatus::Settled]);
     let v = x.sync_ok(&h, &[ex]).await;
@@ -526,7 +479,7 @@ async fn a_torn_challenge_answered_by_another_card_is_not_charged_to_its_owner()
     let v = x.sync_ok(&h, &[ex]).await;
     assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
     assert_eq!(h.balance(&token_x).await, 80_000);
-    let ry = answered_by_y(&mut y, &rx);
+    let ry = answered_by(&mut y, &rx);
     h.upload_ok(&v1.batch(vec![ry])).await;
     assert_eq!(h.balance(&token_x).await, 100_000, "refunded");
     assert_eq!(
@@ -534,5 +487,172 @@ async fn a_torn_challenge_answered_by_another_card_is_not_charged_to_its_owner()
         60_000,
         "the card the gate opened for pays"
     );
+    h.audit().await;
+}
+
+/// The same torn challenge, with both wallets reporting before the validator: the validator's
+/// record of Y's answer is then a duplicate of Y's own report, and X must still be refunded,
+/// as when the validator's record comes first (the charge does not depend on arrival order).
+#[tokio::test]
+async fn another_card_s_answer_reported_first_by_its_own_wallet_still_refunds_the_owner() {
+    let h = Harness::start().await;
+    let (token_x, mut x, v1, _) = rider(&h, "+989121300014", 100_000).await;
+    let (token_y, mut y) = Wallet::funded(&h, "+989121300015", 100_000).await;
+    let base = ride_base(x.server_time);
+    let (rx, ex) = x.nfc_tap(&v1, 1, 20_000, base);
+    let ry = answered_by(&mut y, &rx);
+    let ey = y.log(base, ry.fare, ry.proof.clone());
+    x.sync_ok(&h, &[ex]).await;
+    let v = y.sync_ok(&h, &[ey]).await;
+    assert_eq!(statuses(&v.taps), [TapStatus::Settled]);
+    assert_eq!(h.balance(&token_x).await, 80_000, "no validator record yet");
+    let b = h.upload_ok(&v1.batch(vec![ry])).await;
+    assert_eq!(statuses(&b.records), [TapStatus::Duplicate]);
+    assert_eq!(h.balance(&token_x).await, 100_000, "refunded");
+    assert_eq!(
+        h.balance(&token_y).await,
+        80_000,
+        "the card the gate opened for pays"
+    );
+    let v = x.sync_ok(&h, &[]).await;
+    let xv = verdict(&v, rx.counter);
+    assert_eq!(
+        (xv.status, xv.charged, xv.reason.as_deref()),
+        (
+            VerdictStatus::NotCharged,
+            0,
+            Some("gate_opened_for_another_card")
+        )
+    );
+    h.audit().await;
+}
+
+/// A pass over the certificate's allowance (a modified app) reported by its wallet first is
+/// pending with a fraud case; the validator's scan then charges it, and it stays a fraud tap
+/// in the rider's and the operator's view (the charge changes, not the finding).
+#[tokio::test]
+async fn a_fraud_pass_confirmed_by_a_validator_stays_a_fraud_tap() {
+    let h = Harness::start().await;
+    let (token, mut w, v1, _) = rider(&h, "+989121300016", 200_000).await;
+    let base = ride_base(w.server_time);
+    let over = w.cert.body.allowance.max_amount + 1;
+    let (rec, entry) = w.qr_tap(v1.id, 1, 20_000, base, over);
+    let v = w.sync_ok(&h, &[entry]).await;
+    assert_eq!(statuses(&v.taps), [TapStatus::Pending]);
+    assert_eq!(h.fraud_cases().await.len(), 1, "a case for the pass");
+    let x = verdict(&v, rec.counter);
+    assert_eq!(x.reason.as_deref(), Some("over_allowance"));
+    assert_eq!(h.balance(&token).await, 200_000, "pending: not scanned yet");
+    let b = h.upload_ok(&v1.batch(vec![rec.clone()])).await;
+    assert_eq!(statuses(&b.records), [TapStatus::Duplicate]);
+    assert_eq!(h.balance(&token).await, 180_000, "scanned: charged");
+    let v = w.sync_ok(&h, &[]).await;
+    let x = verdict(&v, rec.counter);
+    assert_eq!(
+        (x.status, x.charged, x.reason.as_deref()),
+        (VerdictStatus::Fraud, 20_000, Some("over_allowance"))
+    );
+    assert_eq!(h.fraud_cases().await.len(), 1);
+    h.audit().await;
+}
+
+/// The same, with Y's phone forked: its wallet reports one body for the counter, the validator
+/// records another (same key, same counter). The validator's record replaces the wallet-only
+/// one and opens a case; the gate opened for Y, so X is still refunded.
+#[tokio::test]
+async fn a_forked_answer_replacing_its_wallet_report_still_refunds_the_owner() {
+    let h = Harness::start().await;
+    let (token_x, mut x, v1, _) = rider(&h, "+989121300017", 100_000).await;
+    let (token_y, mut y) = Wallet::funded(&h, "+989121300018", 100_000).await;
+    let base = ride_base(x.server_time);
+    let (rx, ex) = x.nfc_tap(&v1, 1, 20_000, base);
+    let reported = answered_by(&mut y, &rx);
+    let ey = y.log(base, reported.fare, reported.proof.clone());
+    // the fork: the same counter again, after another chain link
+    y.next_counter -= 1;
+    y.prev = [7; 32];
+    let recorded = answered_by(&mut y, &rx);
+    assert_eq!(recorded.counter, reported.counter);
+    x.sync_ok(&h, &[ex]).await;
+    y.sync_ok(&h, &[ey]).await;
+    assert_eq!(h.balance(&token_x).await, 80_000, "no validator record yet");
+    let b = h.upload_ok(&v1.batch(vec![recorded])).await;
+    assert_eq!(reasons(&b.records), ["duplicate_counter"]);
+    assert_eq!(h.balance(&token_x).await, 100_000, "refunded");
+    assert_eq!(
+        h.balance(&token_y).await,
+        80_000,
+        "the card the gate opened for pays"
+    );
+    h.audit().await;
+}
+
+/// A modified app spends a counter on an NFC answer it reports only itself, then shows a pass
+/// signed with the same counter at a validator: the validator's record of the pass replaces
+/// the wallet-only tap (a proven fork, a case), and the certificate's running total of NFC
+/// authorizations no longer counts the replaced answer. Fails the audit when the total keeps
+/// a row for a certificate whose NFC taps are all gone; and, with an allowance of 30,000, an
+/// honest NFC ride later in the same batch must not be found over the allowance (the total
+/// read ahead for the batch still counted the replaced answer).
+#[tokio::test]
+async fn an_nfc_answer_replaced_by_a_pass_leaves_its_certificate_s_total() {
+    let h = Harness::start().await;
+    let (token, mut w, v1, _) = rider(&h, "+989121300019", 30_000).await;
+    assert_eq!(w.cert.body.allowance.max_amount, 30_000);
+    let base = ride_base(w.server_time);
+    let prev = w.prev;
+    let (nfc, entry) = w.nfc_tap(&v1, 1, 20_000, base);
+    w.sync_ok(&h, &[entry]).await;
+    assert_eq!(h.balance(&token).await, 10_000);
+    // the same counter again, after the same link, as a pass
+    w.prev = prev;
+    w.next_counter = nfc.counter;
+    let (pass, _) = w.qr_tap(v1.id, 1, 20_000, base + 600, 30_000);
+    assert_eq!(pass.counter, nfc.counter);
+    let (later, _) = w.nfc_tap(&v1, 10, 20_000, base + 3 * 3600);
+    let b = h.upload_ok(&v1.batch(vec![pass, later])).await;
+    assert_eq!(reasons(&b.records), ["duplicate_counter", ""]);
+    assert_eq!(statuses(&b.records)[1], TapStatus::Settled);
+    assert_eq!(
+        h.balance(&token).await,
+        -10_000,
+        "two rides, each charged once"
+    );
+    h.audit().await;
+}
+
+/// Taps over the certificate's allowance (a cloned or stolen tap key) keep their fraud reason
+/// when their charge goes: one's challenge is reported torn, another card answered the other's
+/// at the gate. The rider and the operator still see the finding, not only "not charged".
+#[tokio::test]
+async fn a_fraud_tap_whose_charge_goes_keeps_its_fraud_reason() {
+    let h = Harness::start().await;
+    let (_, mut x, v1, _) = rider(&h, "+989121300020", 100_000).await;
+    let (_, mut y) = Wallet::funded(&h, "+989121300021", 100_000).await;
+    let base = ride_base(x.server_time);
+    // two taps more than the allowance covers, reported by the wallet only
+    let n = x.cert.body.allowance.max_amount / 20_000 + 2;
+    let (taps, entries): (Vec<_>, Vec<_>) = (0..n)
+        .map(|k| x.nfc_tap(&v1, 1, 20_000, base + k * 7_200))
+        .unzip();
+    let v = x.sync_ok(&h, &entries).await;
+    let over: Vec<&mancard_protocol::TapRecord> = taps
+        .iter()
+        .zip(&v.taps)
+        .filter(|(_, r)| r.reason.as_deref() == Some("over_allowance"))
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(over.len(), 2, "{:?}", v.taps);
+    assert_eq!(h.upload_ok(&v1.torn_batch(&over[..1], 10)).await.torn, 1);
+    let answer = answered_by(&mut y, over[1]);
+    h.upload_ok(&v1.batch(vec![answer])).await;
+    let v = x.sync_ok(&h, &[]).await;
+    for t in over {
+        let got = verdict(&v, t.counter);
+        assert_eq!(
+            (got.status, got.charged, got.reason.as_deref()),
+            (VerdictStatus::NotCharged, 0, Some("over_allowance"))
+        );
+    }
     h.audit().await;
 }

@@ -27,7 +27,7 @@ use mancard_backend::{Backend, BackendConfig, BackendHandle};
 use mancard_protocol::provision::{sign_provision, ProvisionPurpose};
 use mancard_protocol::{
     chain_start, sha256, BatchBody, ChallengeBody, CredentialCertificate, FareKind, PassBody,
-    SigningKey, TapAuthorization, TapProof, TapRecord, Tariff, ValidatorCertificate,
+    SigningKey, TapAuthorization, TapProof, TapRecord, Tariff, TornRecord, ValidatorCertificate,
     ValidatorConfig, WalletLogEntry,
 };
 use reqwest::StatusCode;
@@ -594,6 +594,15 @@ impl Wallet {
         }
     }
 
+    /// A signed-in rider with `balance` rials topped up and a wallet provisioned: its session
+    /// token and the wallet.
+    pub async fn funded(h: &Harness, phone: &str, balance: i64) -> (String, Self) {
+        let token = h.login(phone).await;
+        h.topup(&token, balance, "t").await;
+        let (w, _) = Self::provision(h, &token).await;
+        (token, w)
+    }
+
     pub async fn provision(h: &Harness, token: &str) -> (Self, CredentialResponse) {
         let (binding, _) = SigningKey::generate().unwrap();
         let (tap, _) = SigningKey::generate().unwrap();
@@ -824,15 +833,47 @@ impl Validator {
     }
 
     pub fn batch(&self, records: Vec<TapRecord>) -> Vec<u8> {
-        let (k, _) = SigningKey::generate().unwrap();
-        let mut batch_id = [0u8; 16];
-        batch_id.copy_from_slice(&k.public_key().as_bytes()[1..17]);
-        self.batch_with_id(batch_id, records)
+        self.batch_with_id(random_batch_id(), records)
     }
 
     pub fn batch_with_id(&self, batch_id: [u8; 16], records: Vec<TapRecord>) -> Vec<u8> {
         signed_batch(&self.key, self.id, batch_id, 0, records)
     }
+
+    /// A batch of this validator with no records that reports the challenges of the NFC taps
+    /// `taps` torn (the gate stayed closed), each `after` seconds after its tap.
+    pub fn torn_batch(&self, taps: &[&TapRecord], after: i64) -> Vec<u8> {
+        let torn = taps
+            .iter()
+            .map(|r| {
+                let TapProof::Nfc { challenge, .. } = &r.proof else {
+                    panic!("a torn record names an NFC challenge");
+                };
+                TornRecord {
+                    time: r.time + after,
+                    challenge: challenge.clone(),
+                }
+            })
+            .collect();
+        BatchBody {
+            validator_id: self.id,
+            batch_id: random_batch_id(),
+            created_at: 0,
+            records: Vec::new(),
+            torn,
+        }
+        .sign(&self.key)
+        .unwrap()
+        .encode()
+    }
+}
+
+/// A fresh batch id (16 random bytes, from a fresh key's).
+fn random_batch_id() -> [u8; 16] {
+    let (k, _) = SigningKey::generate().unwrap();
+    let mut batch_id = [0u8; 16];
+    batch_id.copy_from_slice(&k.public_key().as_bytes()[1..17]);
+    batch_id
 }
 
 /// The validator certificate a registration answered.
