@@ -654,7 +654,21 @@ fn print(
 
 #[cfg(test)]
 mod tests {
-    use super::{cpu_seconds, parse_cpu_of};
+    use super::{cpu_seconds, parse_cpu_of, setup::Api};
+
+    /// A `--backend` that is not an http(s) URL with a host is named in a typed error.
+    #[test]
+    fn a_backend_url_is_checked_before_use() {
+        for bad in ["notaurl", "ftp://h/", "http://", "127.0.0.1:8080"] {
+            let e = Api::new(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("--backend"), "{bad}: {e}");
+        }
+        assert!(Api::new("http://127.0.0.1:8080/").is_ok());
+        assert!(Api::new("https://backend.example").is_ok());
+    }
 
     #[test]
     fn cpu_of_names_a_process() {

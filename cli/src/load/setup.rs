@@ -31,6 +31,15 @@ pub(super) struct Api {
 
 impl Api {
     pub(super) fn new(base: &str) -> Res<Self> {
+        // a typo'd URL is named here, not as the HTTP client's "builder error" later
+        match reqwest::Url::parse(base) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(LoadError::Args(format!(
+                    "--backend {base:?}: not an http:// or https:// URL with a host"
+                )))
+            }
+        }
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .no_proxy()
