@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 45 --duration 30s)
+LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 60 --duration 30s)
 QUICK=""
 if [ "${1:-}" = "--quick" ]; then
   LOAD=(--validators 4 --wallets 20 --taps-per-batch 10 --presealed 2 --duration 3s)
@@ -80,6 +80,19 @@ url_of() {
   return 1
 }
 
+# Before each PostgreSQL run: the earlier runs' databases vacuumed and analyzed, and a
+# checkpoint, so that their autovacuum and the checkpoint their WAL calls for land in none of
+# the runs after them. Without it the second run on the server paid for the first: one build
+# measured in both slots ingested 9-18 % less in the second, and its PostgreSQL CPU a tap was
+# 20 % higher (perf.md §8, "Isolation and write turns, measured again").
+settle_pg() {
+  local d
+  for d in $(psql "$PG_URL" -qAtc "SELECT datname FROM pg_database WHERE datname LIKE 'figures_%'"); do
+    psql "${PG_URL%/*}/$d" -qc "VACUUM ANALYZE" >/dev/null
+  done
+  psql "$PG_URL" -qc "CHECKPOINT"
+}
+
 # run NAME INSTANCES sqlite|pg [BIN [LOAD ARGS…]]: one configuration; its JSON in
 # $WORK/NAME.json.
 run() {
@@ -99,6 +112,7 @@ run() {
   local gw
   gw=$(url_of "$dir/gateway.log")
   if [ "$kind" = pg ]; then
+    settle_pg
     local dbname="figures_${name//-/_}"
     psql "$PG_URL" -qc "CREATE DATABASE $dbname TEMPLATE template0 ENCODING 'UTF8' \
       LC_COLLATE 'C' LC_CTYPE 'C'"
