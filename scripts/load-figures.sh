@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 60 --duration 30s)
+LOAD=(--validators 20 --wallets 1000 --taps-per-batch 100 --presealed 90 --duration 30s)
 QUICK=""
 if [ "${1:-}" = "--quick" ]; then
   LOAD=(--validators 4 --wallets 20 --taps-per-batch 10 --presealed 2 --duration 3s)

@@ -174,7 +174,7 @@ impl Engine {
     }
 
     /// Deletes expired sessions (absolute or idle), nonces, one-time codes and code-send
-    /// pacing rows. The server runs it periodically.
+    /// pacing rows, and (PostgreSQL) old challenge guards. The server runs it periodically.
     pub fn purge_expired(&self) -> Result<Purged> {
         let now = self.now();
         let idle = self.idle_secs();
@@ -185,6 +185,7 @@ impl Engine {
                 nonces = purged.nonces,
                 codes = purged.codes,
                 senders = purged.senders,
+                challenge_guards = purged.challenge_guards,
                 "expired rows purged"
             );
         }

@@ -166,7 +166,13 @@ impl Writer<'_> {
             let mut params = RowParams::default();
             let list = params.in_list(chunk.iter().map(|a| Value::Int(*a)));
             self.tx.execute(
-                &format!("UPDATE accounts SET feed_seq = feed_seq + 1 WHERE id IN ({list})"),
+                // dialect: PostgreSQL only. `touched_by` (schema version 14): a row the guard
+                // triggers already touched in this transaction is locked by it already, and
+                // is not updated twice; one touched here spares the triggers' touch
+                &format!(
+                    "UPDATE accounts SET feed_seq = feed_seq + 1, touched_by = pg_current_xact_id()
+                     WHERE id IN ({list}) AND touched_by IS DISTINCT FROM pg_current_xact_id()"
+                ),
                 &params.params(),
             )?;
         }

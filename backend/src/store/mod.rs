@@ -11,12 +11,17 @@
 //! Two databases (issue #16):
 //! * SQLite (a file): one connection, behind a mutex, serializes every transaction (SQLite
 //!   has one writer anyway); a write runs once.
-//! * PostgreSQL (`postgres://…`, [`Store::open_url`]): a pool; a write runs at SERIALIZABLE
-//!   and is retried (jittered backoff) when PostgreSQL aborts it for a conflict; from the
-//!   [`PG_SERIALIZE_AFTER`]th retry it runs alone among writers, so it commits unless a
-//!   bounded wait runs out (then busy: 503, never 500); a read runs at REPEATABLE
-//!   READ READ ONLY (a snapshot that never conflicts). Several backend instances may share
-//!   the database: no process lock is needed.
+//! * PostgreSQL (`postgres://…`, [`Store::open_url`]): a pool; a write that moves money on
+//!   named accounts ([`Store::write_for`]) runs at REPEATABLE READ, every other write at
+//!   SERIALIZABLE, and either is retried (jittered backoff) when PostgreSQL aborts it for a
+//!   conflict; from the [`PG_SERIALIZE_AFTER`]th retry it runs alone among writers, so it
+//!   commits unless a bounded wait runs out (then busy: 503, never 500); a read runs at
+//!   REPEATABLE READ READ ONLY (a snapshot that never conflicts). The database itself makes
+//!   every write of an account's rows a write of the account's row, and every write of a
+//!   challenge's taps a write of the challenge's guard row (schema version 14), so two writes
+//!   of one account or one challenge that overlap never both commit, whatever their
+//!   isolation, build or locks (ADR 0012 §8). Several backend instances may share the
+//!   database: no process lock is needed.
 //!
 //! Callers run on blocking threads, never on the async runtime (the PostgreSQL facade
 //! `block_on`s, which panics inside an async task). The ledger is append-only, enforced by
@@ -79,6 +84,12 @@ pub const PG_WRITE_ATTEMPTS: u32 = 8;
 /// writers' advisory lock exclusive, every other write holds it shared), so it commits: hot
 /// rows still make progress however many writers collide on them.
 pub const PG_SERIALIZE_AFTER: u32 = 3;
+
+/// How many times a PostgreSQL write at REPEATABLE READ is run again for a unique violation
+/// (a key a concurrent write committed after its snapshot: the next attempt sees it). More,
+/// and the violation is the write's own fault: it is reported, not retried into a 503, and
+/// never makes the write run alone among writers.
+pub const PG_UNIQUE_RETRIES: u32 = 2;
 
 /// The database.
 #[derive(Debug)]
@@ -217,9 +228,8 @@ impl Store {
 
     /// Runs `f` in an immediate (write) transaction; commits if it returns `Ok`.
     ///
-    /// `f` is `FnMut`: a database that detects conflicts at commit (PostgreSQL at
-    /// SERIALIZABLE, issue #16) runs it again on a fresh transaction, so it must not consume
-    /// what it captures. SQLite runs it once (this mutex serializes every transaction).
+    /// `f` is `FnMut`: a database that detects conflicts (PostgreSQL, issue #16) runs it
+    /// again on a fresh transaction, so it must not consume what it captures. SQLite runs it once (this mutex serializes every transaction).
     pub fn write<R, E: From<StoreError>>(
         &self,
         f: impl FnMut(&Writer<'_>) -> Result<R, E>,
@@ -227,12 +237,16 @@ impl Store {
         self.write_for(std::iter::empty(), f)
     }
 
-    /// [`Self::write`] for a write that moves money on `accounts`. On PostgreSQL it first
-    /// takes a lock per account (session advisory locks, in account order, before `BEGIN`,
-    /// so its snapshot is taken after the wait): two writes on a shared account take turns
-    /// instead of aborting each other at SERIALIZABLE, while writes on different accounts
-    /// still run side by side. SERIALIZABLE stays the guarantee; the locks only spare the
-    /// retries. SQLite's single writer needs nothing.
+    /// [`Self::write`] for a write that moves money on `accounts`. On PostgreSQL it runs at
+    /// REPEATABLE READ, and first takes a lock per account (session advisory locks, in
+    /// account order, before `BEGIN`, so its snapshot is taken after the wait): two writes on
+    /// a shared account take turns instead of aborting each other, while writes on different
+    /// accounts still run side by side. The locks only spare retries: the guarantee is the
+    /// database's (schema version 14): a write of an account's rows writes the account's
+    /// row, so of two overlapping writes of one account (locked or not, this build's or
+    /// another's) only one commits, and the other runs again on a fresh snapshot. A unique
+    /// violation is retried too: at REPEATABLE READ it is how a key committed meanwhile shows.
+    /// SQLite's single writer needs nothing.
     pub fn write_for<R, E: From<StoreError>>(
         &self,
         accounts: impl IntoIterator<Item = crate::ids::AccountId>,
@@ -307,13 +321,18 @@ fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A PostgreSQL write: SERIALIZABLE, run again on a serialization failure or deadlock (in a
-/// statement or at COMMIT) after a jittered backoff; busy after [`PG_WRITE_ATTEMPTS`].
+/// A PostgreSQL write: REPEATABLE READ when it names accounts, SERIALIZABLE otherwise; run
+/// again on a serialization failure or deadlock (in a statement or at COMMIT; at REPEATABLE
+/// READ also a unique violation) after a jittered backoff; busy after [`PG_WRITE_ATTEMPTS`].
 fn pg_write<R, E: From<StoreError>>(
     pool: &PgPool,
     accounts: &std::collections::BTreeSet<i64>,
     mut f: impl FnMut(&Writer<'_>) -> Result<R, E>,
 ) -> Result<R, E> {
+    let mut unique_retries = 0;
+    // attempts lost to conflicts other than unique violations: they alone make a write run
+    // alone among writers
+    let mut lost = 0;
     for attempt in 0..PG_WRITE_ATTEMPTS {
         if attempt > 0 {
             std::thread::sleep(backoff(attempt));
@@ -324,18 +343,30 @@ fn pg_write<R, E: From<StoreError>>(
         // predicate lock on the whole relation and aborts every concurrent writer to it. Where
         // no index serves, the planner still scans, and that scan's cost (raised by 10^10)
         // must not buy it a JIT compilation on every run.
-        let begin =
-            "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off; SET LOCAL jit = off";
+        // a write that moves money on named accounts runs at REPEATABLE READ: the database
+        // makes every write of an account's rows (and of a challenge's taps) a write of one
+        // row, so two such writes that overlap cannot both commit (schema version 14; ADR 0012
+        // §8); every other write runs at SERIALIZABLE
+        let rr = !accounts.is_empty();
+        let begin = if rr {
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL enable_seqscan = off; SET LOCAL jit = off"
+        } else {
+            "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off; SET LOCAL jit = off"
+        };
         // after losing PG_SERIALIZE_AFTER times, run alone among writers
         // a conflict while taking the locks (a deadlock the server broke) is a lost attempt
-        let tx = match PgTx::begin_write(pool, begin, attempt >= PG_SERIALIZE_AFTER, accounts) {
+        let tx = match PgTx::begin_write(pool, begin, lost >= PG_SERIALIZE_AFTER, accounts) {
             Ok(tx) => tx,
             Err(StoreError::Retryable(why)) => {
                 tracing::debug!(attempt, %why, "write conflicted while beginning; retrying");
+                lost += 1;
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
+        if rr {
+            tx.unique_violations_conflict();
+        }
         let w = Writer {
             tx: Conn::Pg(&tx),
             reader: Reader {
@@ -357,17 +388,25 @@ fn pg_write<R, E: From<StoreError>>(
                 }
                 Err(StoreError::Retryable(why)) => {
                     tracing::debug!(attempt, %why, "write conflicted at commit; retrying");
+                    lost += 1;
                 }
                 Err(e) => return Err(e.into()),
             },
             Err(e) => {
                 let retry = tx.hit_retryable();
+                let unique = tx.hit_unique();
                 // the transaction is over either way; its error is the one to report
                 let _ = tx.rollback();
-                if !retry {
+                if !retry || (unique && unique_retries >= PG_UNIQUE_RETRIES) {
                     return Err(e);
                 }
-                tracing::debug!(attempt, "write conflicted; retrying");
+                if unique {
+                    unique_retries += 1;
+                    tracing::info!(attempt, "a key met a concurrent write's; retrying");
+                } else {
+                    lost += 1;
+                    tracing::debug!(attempt, "write conflicted; retrying");
+                }
             }
         }
     }
@@ -414,5 +453,7 @@ fn pg_read<R, E: From<StoreError>>(
     }
 }
 
+#[cfg(test)]
+mod guard_tests;
 #[cfg(test)]
 mod tests;

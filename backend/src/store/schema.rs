@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 13;
+pub const SCHEMA_VERSION: u32 = 14;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -526,6 +526,12 @@ BEGIN
 END;
 "#;
 
+/// Version 14 changes nothing on SQLite. Its PostgreSQL twin makes every write of an
+/// account's rows a write of the account's row (and of a challenge's taps, of a row of the
+/// challenge), so money writes may run at REPEATABLE READ there (`schema_pg::PG_STEP_14`);
+/// SQLite's one writer at a time needs no such thing.
+const MIGRATION_14: &str = "-- nothing on SQLite (see schema_pg, version 14)";
+
 /// The backend's [`ConnectionInitializer`].
 ///
 /// SQLite runs in WAL mode with `synchronous=FULL`: a request is answered only after its
@@ -569,6 +575,7 @@ impl ConnectionInitializer for BackendSchema {
             10 => tx.execute_batch(MIGRATION_11)?,
             11 => tx.execute_batch(MIGRATION_12)?,
             12 => tx.execute_batch(MIGRATION_13)?,
+            13 => tx.execute_batch(MIGRATION_14)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"

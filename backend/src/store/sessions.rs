@@ -28,7 +28,14 @@ pub struct Purged {
     pub nonces: usize,
     pub codes: usize,
     pub senders: usize,
+    /// Rows of PostgreSQL's `challenge_guard` older than [`CHALLENGE_GUARD_KEEP_SECS`].
+    pub challenge_guards: usize,
 }
+
+/// How long a `challenge_guard` row is kept (PostgreSQL, schema version 14): it only
+/// matters while a transaction that wrote it and one whose snapshot is older both run, and
+/// every transaction ends within seconds (statement and idle timeouts).
+pub const CHALLENGE_GUARD_KEEP_SECS: i64 = 3600;
 
 fn session_row(r: &Row<'_>) -> Result<SessionRow, StoreError> {
     Ok(SessionRow {
@@ -237,7 +244,8 @@ impl Writer<'_> {
 
     /// Deletes what can no longer be used at `now`: sessions past their absolute or idle
     /// expiry, expired nonces and one-time codes, and code-send pacing rows whose next
-    /// allowed send is in the past (an absent row means the same).
+    /// allowed send is in the past (an absent row means the same); on PostgreSQL, challenge
+    /// guards older than [`CHALLENGE_GUARD_KEEP_SECS`].
     pub fn purge_expired(&self, now: i64, idle_secs: i64) -> Result<Purged, StoreError> {
         let sessions = self.tx.execute(
             "DELETE FROM sessions WHERE expires_at < :now OR last_used_at < :now - :idle",
@@ -258,11 +266,22 @@ impl Writer<'_> {
             "DELETE FROM otp_pair_senders WHERE next_at < :now",
             named_params! {":now": now},
         )?;
+        // by the database's clock, which stamped the rows
+        let challenge_guards = if self.tx.dialect() == Dialect::Postgres {
+            self.tx.execute(
+                "DELETE FROM challenge_guard
+                  WHERE at < extract(epoch FROM now())::bigint - :keep",
+                named_params! {":keep": CHALLENGE_GUARD_KEEP_SECS},
+            )?
+        } else {
+            0
+        };
         Ok(Purged {
             sessions,
             nonces,
             codes,
             senders,
+            challenge_guards,
         })
     }
 }

@@ -317,10 +317,11 @@ impl PgPool {
     /// A turn to run a write that moves money ([`crate::store::Store::write_for`]), taken
     /// once its account locks are held (a write waiting for a busy account holds no turn)
     /// and given back when its transaction is over (never held through a retry's backoff);
-    /// busy after 10 s. SERIALIZABLE locks what a transaction read by
-    /// index page, not by row: many settlement batches at once abort each other on pages
-    /// they share though they share no rider, and each abort costs a whole batch again.
-    /// As many at once as the machine has cores keeps the cores busy and the aborts rare.
+    /// busy after 10 s. As many at once as the machine has cores keeps the cores busy.
+    /// (It was made for SERIALIZABLE, which locks what a transaction read by index page, not
+    /// by row: many settlement batches at once aborted each other on pages they shared
+    /// though they shared no rider. Money writes now run at REPEATABLE READ, which has no
+    /// such false conflicts; the turn stays a bound on the work in flight.)
     pub fn money_write_turn(&self) -> Result<Turn<'_>, StoreError> {
         self.money_writers
             .take("too many writes that move money are waiting")
@@ -368,8 +369,14 @@ pub struct PgTx<'p> {
     pool: &'p PgPool,
     /// `None` only once [`Drop`] has let go of it.
     conn: RefCell<Option<r2d2::PooledConnection<Manager>>>,
-    /// A statement of this transaction failed with a retryable error (40001/40P01).
+    /// A statement of this transaction failed with a retryable error (40001/40P01, or a
+    /// unique violation when [`Self::unique_violations_conflict`]).
     retryable: Cell<bool>,
+    /// A unique violation is a conflict with a concurrent writer, retried
+    /// ([`Self::unique_violations_conflict`]).
+    unique_conflicts: Cell<bool>,
+    /// A statement of this transaction met a unique violation taken as a conflict.
+    unique_hit: Cell<bool>,
     /// A statement of this transaction failed (any error): PostgreSQL has aborted the
     /// transaction, and a COMMIT would be answered with a silent ROLLBACK. A caller that
     /// caught the error and returned `Ok` must not be told its writes were committed.
@@ -454,6 +461,8 @@ impl<'p> PgTx<'p> {
             pool,
             conn: RefCell::new(Some(conn)),
             retryable: Cell::new(false),
+            unique_conflicts: Cell::new(false),
+            unique_hit: Cell::new(false),
             failed: Cell::new(false),
             locked: Cell::new(false),
             dirty: Cell::new(false),
@@ -553,8 +562,28 @@ impl<'p> PgTx<'p> {
         let err = pg_err(e);
         if matches!(err, StoreError::Retryable(_)) {
             self.retryable.set(true);
+        } else if self.unique_conflicts.get() && matches!(err, StoreError::Unique { .. }) {
+            self.retryable.set(true);
+            self.unique_hit.set(true);
         }
         err
+    }
+
+    /// Whether a statement met a unique violation taken as a conflict
+    /// ([`Self::unique_violations_conflict`]).
+    pub fn hit_unique(&self) -> bool {
+        self.unique_hit.get()
+    }
+
+    /// Makes a unique violation in this transaction a conflict, run again like a
+    /// serialization failure. At REPEATABLE READ, PostgreSQL reports an insert that meets a
+    /// key a concurrent transaction committed after this one's snapshot as a unique violation
+    /// (SERIALIZABLE reports it as a serialization failure): the next attempt sees that row
+    /// and takes the path that handles it. The store runs a write again for this at most
+    /// [`crate::store::PG_UNIQUE_RETRIES`] times: a key that conflicts on every attempt is a
+    /// fault of the write itself, reported as it is.
+    pub fn unique_violations_conflict(&self) {
+        self.unique_conflicts.set(true);
     }
 
     /// Runs statements with no parameters.

@@ -18,7 +18,7 @@ pub(in crate::store::db) const ACCOUNT_LOCKS: i32 = 0x6d63_0001;
 pub(in crate::store::db) const MIN_ACCOUNT_LOCKS: usize = 64;
 
 impl<'p> PgTx<'p> {
-    /// Takes a connection and begins a write (`begin`, a `BEGIN … SERIALIZABLE`) holding
+    /// Takes a connection and begins a write (`begin`, a `BEGIN ISOLATION LEVEL …`) holding
     /// the writers' advisory lock. An ordinary write holds it **shared** for its
     /// transaction, taken in BEGIN's round trip, which costs nothing while no write holds it
     /// exclusive. A write that keeps losing conflicts holds it **exclusive**, as a session
@@ -29,9 +29,10 @@ impl<'p> PgTx<'p> {
     /// meanwhile waits outside any transaction, so it too gets a snapshot from after.
     ///
     /// A write that names `accounts` (at most [`PgPool::max_account_locks`]; more, and it
-    /// relies on SERIALIZABLE alone) first takes a session lock per account
+    /// relies on the database's guards alone) first takes a session lock per account
     /// ([`Self::lock_accounts`]), so writes sharing an account take turns instead of aborting
-    /// each other. The locks only spare retries: SERIALIZABLE decides. [`Self::commit`] /
+    /// each other. The locks only spare retries: the database's account and challenge guards
+    /// (schema version 14) and SERIALIZABLE for the other writes decide. [`Self::commit`] /
     /// [`Self::rollback`] let go of every session lock.
     pub fn begin_write(
         pool: &'p PgPool,
