@@ -19,8 +19,9 @@
 //!   REPEATABLE READ READ ONLY (a snapshot that never conflicts). The database itself makes
 //!   every write of an account's rows a write of the account's row, and every write of a
 //!   challenge's taps a write of the challenge's guard row (schema version 14), so two writes
-//!   of one account or one challenge that overlap never both commit, whatever their
-//!   isolation, build or locks (ADR 0012 §8). Several backend instances may share the
+//!   of one account or one challenge that overlap never both commit, at REPEATABLE READ or
+//!   SERIALIZABLE, this build's or an older one's, locked or not (a session at READ COMMITTED,
+//!   such as a hand fix in `psql`, is not held to it: ADR 0012 §8). Several backend instances may share the
 //!   database: no process lock is needed.
 //!
 //! Callers run on blocking threads, never on the async runtime (the PostgreSQL facade
@@ -86,9 +87,10 @@ pub const PG_WRITE_ATTEMPTS: u32 = 8;
 pub const PG_SERIALIZE_AFTER: u32 = 3;
 
 /// How many times a PostgreSQL write at REPEATABLE READ is run again for a unique violation
-/// (a key a concurrent write committed after its snapshot: the next attempt sees it). More,
-/// and the violation is the write's own fault: it is reported, not retried into a 503, and
-/// never makes the write run alone among writers.
+/// (a key a concurrent write committed after its snapshot: the next attempt sees it) before
+/// such violations count as lost attempts, which make the write run alone among writers. A
+/// unique violation while it runs alone is the write's own fault, reported as it is; keys
+/// that keep colliding with concurrent writes end busy (503) when the attempts run out.
 pub const PG_UNIQUE_RETRIES: u32 = 2;
 
 /// The database.
@@ -355,7 +357,8 @@ fn pg_write<R, E: From<StoreError>>(
         };
         // after losing PG_SERIALIZE_AFTER times, run alone among writers
         // a conflict while taking the locks (a deadlock the server broke) is a lost attempt
-        let tx = match PgTx::begin_write(pool, begin, lost >= PG_SERIALIZE_AFTER, accounts) {
+        let alone = lost >= PG_SERIALIZE_AFTER;
+        let tx = match PgTx::begin_write(pool, begin, alone, accounts) {
             Ok(tx) => tx,
             Err(StoreError::Retryable(why)) => {
                 tracing::debug!(attempt, %why, "write conflicted while beginning; retrying");
@@ -397,10 +400,11 @@ fn pg_write<R, E: From<StoreError>>(
                 let unique = tx.hit_unique();
                 // the transaction is over either way; its error is the one to report
                 let _ = tx.rollback();
-                if !retry || (unique && unique_retries >= PG_UNIQUE_RETRIES) {
+                // a unique violation while running alone is the write's own fault
+                if !retry || (unique && alone) {
                     return Err(e);
                 }
-                if unique {
+                if unique && unique_retries < PG_UNIQUE_RETRIES {
                     unique_retries += 1;
                     tracing::info!(attempt, "a key met a concurrent write's; retrying");
                 } else {

@@ -579,9 +579,8 @@ impl<'p> PgTx<'p> {
     /// serialization failure. At REPEATABLE READ, PostgreSQL reports an insert that meets a
     /// key a concurrent transaction committed after this one's snapshot as a unique violation
     /// (SERIALIZABLE reports it as a serialization failure): the next attempt sees that row
-    /// and takes the path that handles it. The store runs a write again for this at most
-    /// [`crate::store::PG_UNIQUE_RETRIES`] times: a key that conflicts on every attempt is a
-    /// fault of the write itself, reported as it is.
+    /// and takes the path that handles it ([`crate::store::PG_UNIQUE_RETRIES`]: a key that
+    /// conflicts while the write runs alone is the write's own fault, reported as it is).
     pub fn unique_violations_conflict(&self) {
         self.unique_conflicts.set(true);
     }
