@@ -58,11 +58,23 @@ trap cleanup EXIT
 PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
 # FIGURES_PG_STATS=1: the server keeps pg_stat_statements, and each PostgreSQL run leaves its
 # statements by total time in $WORK/NAME.statements.txt (where the server's time goes)
+# FIGURES_PG_STATS=explain: also a sample of the plans, nested statements (the guard triggers')
+# included, with their actual rows and times, in the server's log ($WORK/postgres.log)
 if [ -n "${FIGURES_PG_STATS:-}" ]; then
-  psql "$PG_URL" -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+  if [ "$FIGURES_PG_STATS" = explain ]; then
+    psql "$PG_URL" -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements,auto_explain'"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_min_duration = 0"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.sample_rate = 0.002"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_nested_statements = on"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_analyze = on"
+  else
+    psql "$PG_URL" -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+  fi
   scripts/postgres.sh stop "$PG_DIR" >/dev/null
   PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
   psql "$PG_URL" -qc "ALTER SYSTEM SET pg_stat_statements.track_planning = on"
+  # the statements the guard triggers run too (schema version 14), each under its own text
+  psql "$PG_URL" -qc "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
   psql "$PG_URL" -qAtc "SELECT pg_reload_conf()" >/dev/null
 fi
 
@@ -154,10 +166,10 @@ run() {
   wait "${pids[@]}" "$gw_pid" 2>/dev/null || true
   if [ "$kind" = pg ] && [ -n "${FIGURES_PG_STATS:-}" ]; then
     psql "$db" -qc "SELECT calls, round(total_exec_time) AS exec_ms, round(total_plan_time) AS plan_ms,
-        rows, round(shared_blks_hit / greatest(calls, 1)) AS hits_a_call,
+        rows, round(shared_blks_hit / greatest(calls, 1)) AS hits_a_call, toplevel AS top,
         left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-      ORDER BY total_exec_time + total_plan_time DESC LIMIT 40" >"$WORK/$name.statements.txt"
+      ORDER BY total_exec_time + total_plan_time DESC LIMIT 60" >"$WORK/$name.statements.txt"
   fi
   if [ ! -s "$WORK/$name.json" ]; then
     log "$name: no figures (exit $code):"
