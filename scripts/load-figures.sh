@@ -7,7 +7,7 @@
 #   scripts/load-figures.sh [--quick] [--peer BIN] [-- mancard load arguments, instead of the defaults]
 #
 # FIGURES_ONLY=name,name runs only those rows (sqlite-1, postgres-1, postgres-3,
-# postgres-1-shared, peer-postgres-1, peer-postgres-3).
+# postgres-1-shared, postgres-1-pinned, postgres-3-pinned, peer-postgres-1, peer-postgres-3).
 #
 # --peer BIN also runs the two PostgreSQL configurations with another build of `mancard`
 # (e.g. the commit before a change), interleaved with this build's, as extra rows.
@@ -62,11 +62,7 @@ PG_URL=$(scripts/postgres.sh start "$PG_DIR" | tail -n 1)
 # included, with their actual rows and times, in the server's log ($WORK/postgres.log)
 if [ -n "${FIGURES_PG_STATS:-}" ]; then
   if [ "$FIGURES_PG_STATS" = explain ]; then
-    psql "$PG_URL" -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements,auto_explain'"
-    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_min_duration = 0"
-    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.sample_rate = 0.002"
-    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_nested_statements = on"
-    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_analyze = on"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET shared_preload_libraries = pg_stat_statements, auto_explain"
   else
     psql "$PG_URL" -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
   fi
@@ -75,6 +71,12 @@ if [ -n "${FIGURES_PG_STATS:-}" ]; then
   psql "$PG_URL" -qc "ALTER SYSTEM SET pg_stat_statements.track_planning = on"
   # the statements the guard triggers run too (schema version 14), each under its own text
   psql "$PG_URL" -qc "ALTER SYSTEM SET pg_stat_statements.track = 'all'"
+  if [ "$FIGURES_PG_STATS" = explain ]; then
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_min_duration = 0"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.sample_rate = 0.002"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_nested_statements = on"
+    psql "$PG_URL" -qc "ALTER SYSTEM SET auto_explain.log_analyze = on"
+  fi
   psql "$PG_URL" -qAtc "SELECT pg_reload_conf()" >/dev/null
 fi
 
@@ -105,6 +107,24 @@ settle_pg() {
   psql "$PG_URL" -qc "CHECKPOINT"
 }
 
+# The rows named *-pinned split the cores: the backend on the first half (BACKEND_CPUS), the
+# PostgreSQL server, the generator and the sandbox gateway on the rest (OTHER_CPUS), as a
+# deployment with the database on a machine of its own. Their peer is the verify rate of the
+# backend's cores alone (measured by the generator on as many cores of the other half).
+NCORES=$(nproc)
+HALF=$((NCORES / 2))
+BACKEND_CPUS="0-$((HALF - 1))"
+OTHER_CPUS="$HALF-$((HALF * 2 - 1))"
+ALL_CPUS="0-$((NCORES - 1))"
+# pin_pg CPUS: the server's processes, and those it forks from now on
+pin_pg() {
+  local pm p
+  pm=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+  for p in "$pm" $(pgrep -P "$pm"); do
+    taskset -a -p -c "$1" "$p" >/dev/null
+  done
+}
+
 # run NAME INSTANCES sqlite|pg [BIN [LOAD ARGS…]]: one configuration; its JSON in
 # $WORK/NAME.json.
 run() {
@@ -114,11 +134,23 @@ run() {
   fi
   local BIN=${4:-$BIN}
   local extra=("${@:5}") cpu=()
+  # taskset prefixes of the pinned rows (empty otherwise), and their backend's money writes
+  # at once: its cores would leave the database's idle (perf.md §8), so twice all the cores
+  local on_backend=() on_other=() serve_extra=()
+  if [[ $name == *-pinned ]]; then
+    if [ "$HALF" -lt 1 ]; then
+      log "$name: needs 2 cores or more; skipped"
+      return 0
+    fi
+    on_backend=(taskset -c "$BACKEND_CPUS")
+    on_other=(taskset -c "$OTHER_CPUS")
+    serve_extra=(--db-money-writes $((2 * NCORES)))
+  fi
   mkdir -p "$dir"
   local token
   token=$("$BIN" backend operator-token --name load --scope keys --scope read \
     --add-to "$dir/ops.json" 2>/dev/null)
-  "$BIN" gateway-sandbox serve --listen 127.0.0.1:0 >"$dir/gateway.log" 2>&1 &
+  "${on_other[@]}" "$BIN" gateway-sandbox serve --listen 127.0.0.1:0 >"$dir/gateway.log" 2>&1 &
   local gw_pid=$!
   PIDS+=("$gw_pid")
   local gw
@@ -138,13 +170,13 @@ run() {
   fi
   local urls=() pids=()
   for i in $(seq 1 "$n"); do
-    RUST_LOG=${FIGURES_LOG:-warn} "$BIN" backend serve --sandbox --listen 127.0.0.1:0 --db "$db" \
+    RUST_LOG=${FIGURES_LOG:-warn} "${on_backend[@]}" "$BIN" backend serve --sandbox --listen 127.0.0.1:0 --db "$db" \
       --keys "$dir/issuer-keys.json" --sandbox-gateway-url "$gw" --operators "$dir/ops.json" \
       --max-offline-amount 50000000 --max-in-flight-per-address off \
       --max-connections-per-address off --max-uploads-per-address off \
       --rate-limit otp_per_address=off --rate-limit otp_global=off \
       --rate-limit session_per_address=off --rate-limit sync_per_account=off \
-      --rate-limit credential_per_account=off 2>"$dir/backend-$i.log" &
+      --rate-limit credential_per_account=off "${serve_extra[@]}" 2>"$dir/backend-$i.log" &
     pids+=($!)
     PIDS+=($!)
     cpu+=(--cpu-of "backend-$i=$!")
@@ -160,10 +192,12 @@ run() {
   # /dev/shm, so presealing is not bound by the journals' fsyncs
   local gen_tmp=$dir
   [ -d /dev/shm ] && [ -w /dev/shm ] && gen_tmp=/dev/shm
-  TMPDIR=$gen_tmp MANCARD_OPERATOR_TOKEN=$token "$BIN" load --backend "$joined" "${LOAD[@]}" "${extra[@]}" "${cpu[@]}" --json \
+  [ "$kind" = pg ] && [ ${#on_other[@]} -gt 0 ] && pin_pg "$OTHER_CPUS"
+  TMPDIR=$gen_tmp MANCARD_OPERATOR_TOKEN=$token "${on_other[@]}" "$BIN" load --backend "$joined" "${LOAD[@]}" "${extra[@]}" "${cpu[@]}" --json \
     >"$WORK/$name.json" 2>"$dir/load.log" || code=$?
   kill "${pids[@]}" "$gw_pid" 2>/dev/null || true
   wait "${pids[@]}" "$gw_pid" 2>/dev/null || true
+  [ "$kind" = pg ] && [ ${#on_other[@]} -gt 0 ] && pin_pg "$ALL_CPUS"
   if [ "$kind" = pg ] && [ -n "${FIGURES_PG_STATS:-}" ]; then
     psql "$db" -qc "SELECT calls, round(total_exec_time) AS exec_ms, round(total_plan_time) AS plan_ms,
         rows, round(shared_blks_hit / greatest(calls, 1)) AS hits_a_call, toplevel AS top,
@@ -195,6 +229,12 @@ if [ -n "$PEER" ]; then
 fi
 run postgres-3 3 pg || FAILED=1
 run postgres-1-shared 1 pg "$BIN" --shared-riders || FAILED=1
+if [ "$HALF" -ge 1 ]; then
+  ROWS+=("postgres-1-pinned=PostgreSQL, 1 instance, on ${HALF} of ${NCORES} cores, PostgreSQL and the generator on the others (peer: the backend's cores)"
+    "postgres-3-pinned=PostgreSQL, 3 processes, on ${HALF} of ${NCORES} cores, PostgreSQL and the generator on the others (peer: the backend's cores)")
+fi
+run postgres-1-pinned 1 pg || FAILED=1
+run postgres-3-pinned 3 pg || FAILED=1
 # PostgreSQL's floor, the peer of its CPU a tap under load: what storing a tap's rows costs it
 # with nothing else running, on the database the 1-instance run left (scripts/pg-floor.sql);
 # after every run, so that its writes' vacuum and checkpoint land in none of them. Not with
@@ -205,10 +245,10 @@ if [ -z "$QUICK" ] && [ -s "$WORK/postgres-1.json" ]; then
     -f scripts/pg-floor.sql >"$WORK/postgres-1.floor.txt" || FAILED=1
 fi
 
-python3 - "$WORK" "$STARTED" "$(nproc)" "${LOAD[*]}" "${ROWS[@]}" <<'EOF' || FAILED=1
+python3 - "$WORK" "$STARTED" "$NCORES" "$HALF" "${LOAD[*]}" "${ROWS[@]}" <<'EOF' || FAILED=1
 import json, os, sys
-work, started, cores, load = sys.argv[1:5]
-rows = [r.split("=", 1) for r in sys.argv[5:]]
+work, started, cores, half, load = sys.argv[1:6]
+rows = [r.split("=", 1) for r in sys.argv[6:]]
 only = os.environ.get("FIGURES_ONLY")
 if only:
     rows = [r for r in rows if r[0] in only.split(",")]
@@ -235,16 +275,21 @@ for name, label in rows:
     for c in ing.get("cpu", []):
         key = c["name"].split("-")[0]
         cpu[key] = cpu.get(key, 0) + c["us_per_tap"]
-    # two verifies a tap on one core: cores / (verifies a second on all of them)
-    verify_us = 2 * int(cores) * 1e6 / max(ing["verifies_per_second_all_cores"], 1)
+    # two verifies a tap on one core: cores / (verifies a second on all of them); the
+    # generator measured them on the cores it may run on (fewer in the pinned rows)
+    verify_cores = ing.get("verify_cores", int(cores))
+    verify_us = 2 * verify_cores * 1e6 / max(ing["verifies_per_second_all_cores"], 1)
+    # the peer: taps verified a second on all cores, or on the backend's in the pinned rows
+    peer_cores = int(half) if name.endswith("-pinned") else int(cores)
+    peer = peer_cores * 1e6 / verify_us
     cpu_cell = " · ".join(f"{cpu[k]:,.0f}" if k in cpu else "—"
                           for k in ("backend", "postgres", "generator")) + f" · {verify_us:,.0f}"
     # what the backend process would ingest on cores of its own, against verifying alone:
     # the share of its CPU a tap that is the tap's two verifies
     alone = f"{verify_us / cpu['backend']:.2f}" if cpu.get("backend") else "—"
     bad |= not ok
-    print(f"| {label} | {ing['taps_per_second']:,.0f} | {ing['verifies_per_second_all_cores'] / 2:,.0f} "
-          f"| {ing['taps_per_second'] / max(ing['verifies_per_second_all_cores'] / 2, 1):.3f} | {alone} "
+    print(f"| {label} | {ing['taps_per_second']:,.0f} | {peer:,.0f} "
+          f"| {ing['taps_per_second'] / max(peer, 1):.3f} | {alone} "
           f"| {cpu_cell} | {up.get('p50_ms','—')} · {up.get('p99_ms','—')} "
           f"| {sy.get('p50_ms','—')} · {sy.get('p95_ms','—')} · {sy.get('p99_ms','—')} "
           f"| {tc.get('p99_ms','—')} | {total['per_second']} | {total['status_5xx']} "

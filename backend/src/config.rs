@@ -143,6 +143,9 @@ pub struct BackendConfig {
     pub keys_path: Option<PathBuf>,
     /// Connections in the PostgreSQL pool.
     pub db_pool_max: usize,
+    /// Writes that move money at once on PostgreSQL, at most `db_pool_max`; `None`: the cores
+    /// this process may run on (`PgPool::with_money_writes`).
+    pub db_money_writes: Option<usize>,
     /// Listen address; port 0 picks an ephemeral port.
     pub listen: SocketAddr,
     /// Sandbox mode: one-time codes are logged and readable at `/sandbox/otp`, and the sandbox
@@ -172,6 +175,7 @@ impl BackendConfig {
             database_url: None,
             keys_path: None,
             db_pool_max: 16,
+            db_money_writes: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             sandbox: true,
             operators: crate::operators::Operators::none(),

@@ -71,7 +71,7 @@ impl Engine {
     /// Opens the database and key file. `base_url` prefixes payment and callback links.
     pub fn open(config: BackendConfig, base_url: String) -> Result<Self, StoreError> {
         let store = match &config.database_url {
-            Some(url) => Store::open_url(&url.0, config.db_pool_max)?,
+            Some(url) => Store::open_url_with(&url.0, config.db_pool_max, config.db_money_writes)?,
             None => Store::open(&config.db_path)?,
         };
         let now = chrono::Utc::now().timestamp();

@@ -58,6 +58,15 @@ enum BackendCommand {
         /// database needs the same file).
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// Connections in the PostgreSQL pool (each instance has its own; the server's
+        /// max_connections must cover every instance's).
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        db_pool: u16,
+        /// Writes that move money (settlement, sync, top-up credit) at once on PostgreSQL, at
+        /// most --db-pool (default: the cores this process may run on; a database with cores
+        /// of its own is kept busier by more).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        db_money_writes: Option<u16>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Sandbox mode: one-time codes are logged and readable at /sandbox/otp; top-ups go to
@@ -478,6 +487,8 @@ pub fn run(args: BackendArgs) -> CliResult {
         BackendCommand::Serve {
             db,
             keys,
+            db_pool,
+            db_money_writes,
             listen,
             sandbox,
             public_url,
@@ -493,6 +504,8 @@ pub fn run(args: BackendArgs) -> CliResult {
                 return Err("lifetime, allowance and counters must be positive".into());
             }
             let mut cfg = database_config(db, keys)?;
+            cfg.db_pool_max = usize::from(db_pool);
+            cfg.db_money_writes = db_money_writes.map(usize::from);
             cfg.listen = listen;
             cfg.sandbox = sandbox;
             cfg.public_url = public_url;

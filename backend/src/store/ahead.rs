@@ -10,6 +10,8 @@
 //! * a read of anything else through these methods writes what is kept first (so do the
 //!   `Writer` versions of the other reads of `taps` and `cert_usage`: `max_counter`,
 //!   `cert_usage`; the re-rating's bulk reads run after `finish` has flushed);
+//! * a validator's first report of a stored tap read ahead is kept too, and written after
+//!   the taps kept before it ([`Writer::keep_tap_validator`]);
 //! * every other write of a tap row writes what is kept first and forgets that row;
 //! * the re-rating that follows (`Settling::finish`) flushes first, and so does every commit
 //!   ([`super::Store::write_for`]): nothing kept outlives its transaction unwritten.
@@ -34,6 +36,9 @@ pub(crate) struct Ahead {
     kept_usage: BTreeMap<CertHash, i64>,
     /// New taps not written yet, in the order they were settled.
     kept_taps: Vec<KeptTap>,
+    /// Validators' first reports of taps stored without one, not written yet: (tap,
+    /// validator), written after `kept_taps` ([`Writer::keep_tap_validator`]).
+    kept_validators: Vec<(TapRef, u32)>,
     /// A flush failed part-way: what it had not written is gone, so this transaction must
     /// never commit (every later flush, and so the commit, fails too).
     broken: bool,
@@ -323,6 +328,28 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// A validator's first report of a tap stored without one (`UPDATE … SET validator_id
+    /// … WHERE validator_id IS NULL`), kept when the tap's row was read ahead: the row read
+    /// ahead names the validator from now on, and [`Self::flush`] writes the update after
+    /// the taps kept before it, as writing it now would have found them. A validator's
+    /// report of a tap a wallet synced first was one statement each, and forced the taps
+    /// kept so far out in a statement of their own (perf.md §8). False when the row was not
+    /// read ahead: the caller writes it at once.
+    pub(super) fn keep_tap_validator(&self, key: TapRef, validator_id: u32) -> bool {
+        let mut a = self.ahead.borrow_mut();
+        if a.broken {
+            return false;
+        }
+        let Some(Some(row)) = a.taps.get_mut(&key) else {
+            return false;
+        };
+        if row.validator_id.is_none() {
+            row.validator_id = Some(validator_id);
+            a.kept_validators.push((key, validator_id));
+        }
+        true
+    }
+
     /// Before another write of tap `key`: writes what is kept and forgets the row read ahead
     /// (the next read asks the database).
     pub(super) fn before_tap_write(&self, key: TapRef) -> Result<(), StoreError> {
@@ -342,7 +369,7 @@ impl Writer<'_> {
     /// Writes the kept taps and total increments, in multi-row statements. After a failure
     /// the transaction cannot commit: a caller that went on past the error fails at commit.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let (taps, usage) = {
+        let (taps, usage, validators) = {
             let mut a = self.ahead.borrow_mut();
             if a.broken {
                 return Err(StoreError::Corrupt(
@@ -352,9 +379,12 @@ impl Writer<'_> {
             (
                 std::mem::take(&mut a.kept_taps),
                 std::mem::take(&mut a.kept_usage),
+                std::mem::take(&mut a.kept_validators),
             )
         };
-        let written = self.write_kept(&taps, usage);
+        let written = self
+            .write_kept(&taps, usage)
+            .and_then(|()| self.write_kept_validators(&validators));
         if written.is_err() {
             self.ahead.borrow_mut().broken = true;
         }
@@ -385,6 +415,35 @@ impl Writer<'_> {
                               THEN 9223372036854775807
                               ELSE cert_usage.authorized + excluded.authorized END",
                     tuples.join(", ")
+                ),
+                &params.params(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The kept validators' reports, in a few statements ([`chunks`]): each sets the tap's
+    /// validator only if it has none yet, as [`Writer::set_tap_validator`] does.
+    fn write_kept_validators(&self, reports: &[(TapRef, u32)]) -> Result<(), StoreError> {
+        for chunk in chunks(reports) {
+            let mut params = RowParams::default();
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|(t, v)| {
+                    let cols = [
+                        (t.pseudonym.to_value(), "? AS p"),
+                        (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
+                        (v.to_value(), "CAST(? AS BIGINT) AS v"),
+                    ];
+                    format!("SELECT {}", params.row_sql(cols, ", "))
+                })
+                .collect();
+            self.tx.execute(
+                &format!(
+                    "UPDATE taps SET validator_id = k.v FROM ({}) k
+                     WHERE taps.pseudonym = k.p AND taps.counter = k.c
+                       AND taps.validator_id IS NULL",
+                    keys.join(" UNION ALL ")
                 ),
                 &params.params(),
             )?;

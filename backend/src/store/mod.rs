@@ -213,7 +213,20 @@ impl Store {
     /// its schema up to date; a schema newer than this build is refused. Not from inside an
     /// async task (see the module).
     pub fn open_url(url: &str, pool_max: usize) -> Result<Self, StoreError> {
-        let pool = PgPool::connect(url, pool_max)?;
+        Self::open_url_with(url, pool_max, None)
+    }
+
+    /// [`Self::open_url`], with at most `money_writes` writes that move money at once
+    /// ([`PgPool::with_money_writes`]; `None`: the cores this process may run on).
+    pub fn open_url_with(
+        url: &str,
+        pool_max: usize,
+        money_writes: Option<usize>,
+    ) -> Result<Self, StoreError> {
+        let mut pool = PgPool::connect(url, pool_max)?;
+        if let Some(n) = money_writes {
+            pool = pool.with_money_writes(n);
+        }
         schema_pg::migrate(&pool)?;
         Ok(Self {
             db: Db::Postgres(pool),

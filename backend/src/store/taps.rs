@@ -476,17 +476,23 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Records the first validator that reported a tap only the wallet had reported.
+    /// Records the first validator that reported a tap only the wallet had reported: kept
+    /// and written with the batch's taps when the row was read ahead
+    /// ([`Self::keep_tap_validator`]), else at once.
     pub fn set_tap_validator(
         &self,
         p: &PseudonymBytes,
         counter: u32,
         validator_id: u32,
     ) -> Result<(), StoreError> {
-        self.before_tap_write(TapRef {
+        let key = TapRef {
             pseudonym: *p,
             counter,
-        })?;
+        };
+        if self.keep_tap_validator(key, validator_id) {
+            return Ok(());
+        }
+        self.before_tap_write(key)?;
         self.tx.execute(
             "UPDATE taps SET validator_id = :v
              WHERE pseudonym = :p AND counter = :counter AND validator_id IS NULL",

@@ -527,6 +527,41 @@ async fn another_card_s_answer_reported_first_by_its_own_wallet_still_refunds_th
     h.audit().await;
 }
 
+/// The validator's record of a tap its wallet reported first names the validator for good: Y's
+/// wallet reports its answer to X's torn challenge, then the validator's batch records it
+/// (a duplicate; the validator is kept and written with the batch's taps), and only then
+/// does X's wallet report its own answer: X is not charged, the gate opened for Y. Fails if
+/// the batch's record of the validator is not written (X would pay for Y's ride).
+#[tokio::test]
+async fn a_validator_s_record_of_a_tap_its_wallet_reported_first_is_kept() {
+    let h = Harness::start().await;
+    let (token_x, mut x, v1, _) = rider(&h, "+989121300016", 100_000).await;
+    let (token_y, mut y) = Wallet::funded(&h, "+989121300017", 100_000).await;
+    let base = ride_base(x.server_time);
+    let (rx, ex) = x.nfc_tap(&v1, 1, 20_000, base);
+    let ry = answered_by(&mut y, &rx);
+    let ey = y.log(base, ry.fare, ry.proof.clone());
+    y.sync_ok(&h, &[ey]).await;
+    // in one batch with a tap of the validator's own, so that the record is kept while a
+    // new tap is kept too
+    let (other, _) = y.nfc_tap(&v1, 2, 20_000, base + 3600);
+    let b = h.upload_ok(&v1.batch(vec![ry, other])).await;
+    assert_eq!(
+        statuses(&b.records),
+        [TapStatus::Duplicate, TapStatus::Settled]
+    );
+    let v = x.sync_ok(&h, &[ex]).await;
+    assert_eq!(statuses(&v.taps), [TapStatus::NotCharged]);
+    assert_eq!(reasons(&v.taps), ["gate_opened_for_another_card"]);
+    assert_eq!(h.balance(&token_x).await, 100_000);
+    assert_eq!(
+        h.balance(&token_y).await,
+        100_000 - 2 * 20_000,
+        "Y pays both rides"
+    );
+    h.audit().await;
+}
+
 /// A pass over the certificate's allowance (a modified app) reported by its wallet first is
 /// pending with a fraud case; the validator's scan then charges it, and it stays a fraud tap
 /// in the rider's and the operator's view (the charge changes, not the finding).

@@ -368,11 +368,16 @@ async fn preseal(state: &Arc<State>, batches: usize) -> Res<()> {
     Ok(())
 }
 
-/// Raw ring P-256 verifies a second on every core at once (2 s): the ceiling of settlement,
-/// which verifies every tap's signatures.
+/// The cores this process may run on (its CPU affinity: `taskset` narrows them).
+fn verify_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Raw ring P-256 verifies a second on every core this process may run on at once (2 s): the
+/// ceiling of settlement, which verifies every tap's signatures.
 async fn verify_rate() -> Res<f64> {
     tokio::task::spawn_blocking(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cores = verify_cores();
         let window = Duration::from_secs(2);
         let counts: Vec<Result<u64, String>> = std::thread::scope(|sc| {
             let handles: Vec<_> = (0..cores)
@@ -438,8 +443,11 @@ struct Ingest {
     /// Taps in batches accepted on their first upload during the timed phase.
     taps: u64,
     taps_per_second: f64,
-    /// Raw P-256 verifies a second on all cores (the peer).
+    /// Raw P-256 verifies a second on all cores (the peer): every core this process may run
+    /// on, which is the machine's unless its affinity was narrowed (`taskset`).
     verifies_per_second_all_cores: f64,
+    /// How many cores `verifies_per_second_all_cores` ran on.
+    verify_cores: usize,
     /// `taps_per_second / verifies_per_second_all_cores`: each tap costs the backend two
     /// verifies (the rider's signature and the reader's challenge), so 0.5 is the ceiling.
     ratio_to_verify_rate: f64,
@@ -460,6 +468,7 @@ impl Ingest {
             taps,
             taps_per_second: (per_second * 10.0).round() / 10.0,
             verifies_per_second_all_cores: verifies.round(),
+            verify_cores: verify_cores(),
             ratio_to_verify_rate: (per_second / verifies.max(1.0) * 1000.0).round() / 1000.0,
             tap_verifies_per_second_all_cores: (verifies / 2.0).round(),
             ratio_to_tap_verify_rate: (per_second / (verifies / 2.0).max(1.0) * 1000.0).round()

@@ -134,7 +134,8 @@ pub struct PgPool {
     /// Turns to wait for account locks on a connection: half the pool, so writes queued on
     /// busy accounts always leave connections to everyone else.
     lock_waiters: Turns,
-    /// Turns to run a write that moves money ([`Self::money_write_turn`]).
+    /// Turns to run a write that moves money ([`Self::money_write_turn`]): the cores this
+    /// process may run on, unless [`Self::with_money_writes`] says otherwise.
     money_writers: Turns,
     /// A seat per pooled connection, taken before one is checked out: r2d2 hands a freed
     /// connection to any of its waiters, so under saturation one request could wait its
@@ -294,6 +295,24 @@ impl PgPool {
             seats: Turns::new(usize::try_from(max).unwrap_or(1)),
             money_writers: Turns::new(std::thread::available_parallelism().map_or(2, usize::from)),
         })
+    }
+
+    /// At most `n` writes that move money at once ([`Self::money_write_turn`]), at least one
+    /// and at most the pool's connections. The default, the cores this process may run on,
+    /// suits a database on the same machine (more writes at once only add contention for
+    /// the same cores: perf.md §8); a backend on small hosts whose database has cores of its
+    /// own keeps the database busy with more (`backend serve --db-money-writes`).
+    #[must_use]
+    pub fn with_money_writes(mut self, n: usize) -> Self {
+        let most = usize::try_from(self.max_size()).unwrap_or(usize::MAX);
+        self.money_writers = Turns::new(n.clamp(1, most.max(1)));
+        self
+    }
+
+    /// How many money-write turns are free.
+    #[cfg(test)]
+    pub(crate) fn money_turns_free(&self) -> usize {
+        self.money_writers.free()
     }
 
     /// How many wait in line for a connection.

@@ -505,6 +505,25 @@ fn writes_waiting_for_a_busy_account_hold_no_money_turn() {
     );
 }
 
+/// Money writes at once: the cores this process may run on, or what `--db-money-writes`
+/// says, at least one and at most the pool's connections.
+#[test]
+fn money_writes_at_once_are_the_cores_or_as_configured_within_the_pool() {
+    let Some(url) = fresh_url() else { return };
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    assert_eq!(PgPool::connect(&url, 64).unwrap().money_turns_free(), cores);
+    let pool = PgPool::connect(&url, 8).unwrap().with_money_writes(3);
+    assert_eq!(pool.money_turns_free(), 3);
+    let turns: Vec<_> = (0..3).map(|_| pool.money_write_turn().unwrap()).collect();
+    assert_eq!(pool.money_turns_free(), 0);
+    drop(turns);
+    assert_eq!(pool.money_turns_free(), 3);
+    let pool = PgPool::connect(&url, 8).unwrap();
+    assert_eq!(pool.with_money_writes(100).money_turns_free(), 8);
+    let pool = PgPool::connect(&url, 8).unwrap();
+    assert_eq!(pool.with_money_writes(0).money_turns_free(), 1);
+}
+
 /// A write naming more accounts than the server's `max_locks_per_transaction` takes no
 /// account lock (SERIALIZABLE alone decides): the server's shared lock table stays bounded
 /// whatever a batch names.

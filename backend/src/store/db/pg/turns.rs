@@ -103,6 +103,12 @@ impl Turns {
         }
     }
 
+    /// How many turns are free.
+    #[cfg(test)]
+    pub(super) fn free(&self) -> usize {
+        self.line().free
+    }
+
     /// How many wait in line.
     #[cfg(test)]
     pub(super) fn waiting(&self) -> usize {
