@@ -368,13 +368,13 @@ async fn preseal(state: &Arc<State>, batches: usize) -> Res<()> {
     Ok(())
 }
 
-/// The cores this process may run on (its CPU affinity: `taskset` narrows them).
+/// The cores this process may run on (`taskset` narrows them).
 fn verify_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Raw ring P-256 verifies a second on every core this process may run on at once (2 s): the
-/// ceiling of settlement, which verifies every tap's signatures.
+/// Raw ring P-256 verifies a second on every core this process may run on (2 s): the ceiling
+/// of settlement, which verifies every tap's signatures.
 async fn verify_rate() -> Res<f64> {
     tokio::task::spawn_blocking(|| {
         let cores = verify_cores();
@@ -443,16 +443,14 @@ struct Ingest {
     /// Taps in batches accepted on their first upload during the timed phase.
     taps: u64,
     taps_per_second: f64,
-    /// Raw P-256 verifies a second on all cores (the peer): every core this process may run
-    /// on, which is the machine's unless its affinity was narrowed (`taskset`).
+    /// Raw P-256 verifies a second on all cores (the peer).
     verifies_per_second_all_cores: f64,
-    /// How many cores `verifies_per_second_all_cores` ran on.
+    /// How many cores those ran on: this process's (fewer under `taskset`).
     verify_cores: usize,
     /// `taps_per_second / verifies_per_second_all_cores`: each tap costs the backend two
     /// verifies (the rider's signature and the reader's challenge), so 0.5 is the ceiling.
     ratio_to_verify_rate: f64,
-    /// Taps the cores could verify a second and do nothing else: a tap's verification is its
-    /// two signatures, so half the verifies a second.
+    /// Taps the cores could verify a second and do nothing else (two verifies a tap).
     tap_verifies_per_second_all_cores: f64,
     /// `taps_per_second / tap_verifies_per_second_all_cores`: ingest against verifying alone
     /// (1 is the ceiling; the goal is 0.5).
