@@ -522,6 +522,12 @@ fn money_writes_at_once_are_the_cores_or_as_configured_within_the_pool() {
     assert_eq!(pool.with_money_writes(100).money_turns_free(), 8);
     let pool = PgPool::connect(&url, 8).unwrap();
     assert_eq!(pool.with_money_writes(0).money_turns_free(), 1);
+    // as `backend serve --db-pool 8 --db-money-writes 3` opens it
+    let store = crate::store::Store::open_url_with(&url, 8, Some(3)).unwrap();
+    let crate::store::Db::Postgres(pool) = &store.db else {
+        panic!("a PostgreSQL store")
+    };
+    assert_eq!(pool.money_turns_free(), 3);
 }
 
 /// A write naming more accounts than the server's `max_locks_per_transaction` takes no
