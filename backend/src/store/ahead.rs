@@ -427,23 +427,18 @@ impl Writer<'_> {
     fn write_kept_validators(&self, reports: &[(TapRef, u32)]) -> Result<(), StoreError> {
         for chunk in chunks(reports) {
             let mut params = RowParams::default();
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|(t, v)| {
-                    let cols = [
-                        (t.pseudonym.to_value(), "? AS p"),
-                        (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
-                        (v.to_value(), "CAST(? AS BIGINT) AS v"),
-                    ];
-                    format!("SELECT {}", params.row_sql(cols, ", "))
-                })
-                .collect();
+            let keys = params.rows_table(chunk.iter().map(|(t, v)| {
+                [
+                    (t.pseudonym.to_value(), "? AS p"),
+                    (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
+                    (v.to_value(), "CAST(? AS BIGINT) AS v"),
+                ]
+            }));
             self.tx.execute(
                 &format!(
-                    "UPDATE taps SET validator_id = k.v FROM ({}) k
+                    "UPDATE taps SET validator_id = k.v FROM ({keys}) k
                      WHERE taps.pseudonym = k.p AND taps.counter = k.c
-                       AND taps.validator_id IS NULL",
-                    keys.join(" UNION ALL ")
+                       AND taps.validator_id IS NULL"
                 ),
                 &params.params(),
             )?;

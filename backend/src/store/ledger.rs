@@ -98,24 +98,19 @@ impl Reader<'_> {
         let mut out: HashMap<TapRef, i64> = HashMap::with_capacity(taps.len());
         for chunk in chunks(taps) {
             let mut params = RowParams::default();
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|t| {
-                    let cols = [
-                        (t.pseudonym.to_value(), "? AS p"),
-                        (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
-                    ];
-                    format!("SELECT {}", params.row_sql(cols, ", "))
-                })
-                .collect();
+            let keys = params.rows_table(chunk.iter().map(|t| {
+                [
+                    (t.pseudonym.to_value(), "? AS p"),
+                    (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
+                ]
+            }));
             let rows = self.conn.query_vec(
                 &format!(
                     "SELECT k.p AS pseudonym, k.c AS counter,
                             CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
                                            WHERE l.pseudonym = k.p AND l.counter = k.c), 0)
                                  AS BIGINT) AS charged
-                     FROM ({}) k",
-                    keys.join(" UNION ALL ")
+                     FROM ({keys}) k"
                 ),
                 &params.params(),
                 |r| {

@@ -21,8 +21,8 @@
 //!   challenge's taps a write of the challenge's guard row (schema version 14), so two writes
 //!   of one account or one challenge that overlap never both commit, at REPEATABLE READ or
 //!   SERIALIZABLE, this build's or an older one's, locked or not (a session at READ COMMITTED,
-//!   such as a hand fix in `psql`, is not held to it: ADR 0012 §8). Several backend instances may share the
-//!   database: no process lock is needed.
+//!   such as a hand fix in `psql`, is not held to it: ADR 0012 §8). Several backend
+//!   instances may share the database: no process lock is needed.
 //!
 //! Callers run on blocking threads, never on the async runtime (the PostgreSQL facade
 //! `block_on`s, which panics inside an async task). The ledger is append-only, enforced by
@@ -244,7 +244,8 @@ impl Store {
     /// Runs `f` in an immediate (write) transaction; commits if it returns `Ok`.
     ///
     /// `f` is `FnMut`: a database that detects conflicts (PostgreSQL, issue #16) runs it
-    /// again on a fresh transaction, so it must not consume what it captures. SQLite runs it once (this mutex serializes every transaction).
+    /// again on a fresh transaction, so it must not consume what it captures. SQLite runs it
+    /// once (this mutex serializes every transaction).
     pub fn write<R, E: From<StoreError>>(
         &self,
         f: impl FnMut(&Writer<'_>) -> Result<R, E>,

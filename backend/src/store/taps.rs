@@ -384,27 +384,22 @@ impl Reader<'_> {
         let mut out: HashMap<(AccountId, i64), Vec<OriginRide>> = HashMap::new();
         for chunk in chunks(days) {
             let mut params = RowParams::default();
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|w| {
-                    let cols = [
-                        (w.account.to_value(), "CAST(? AS BIGINT) AS a"),
-                        (w.day.to_value(), "CAST(? AS BIGINT) AS d"),
-                        (w.since_day.to_value(), "CAST(? AS BIGINT) AS f"),
-                        (w.since.to_value(), "CAST(? AS BIGINT) AS s"),
-                    ];
-                    format!("SELECT {}", params.row_sql(cols, ", "))
-                })
-                .collect();
+            let keys = params.rows_table(chunk.iter().map(|w| {
+                [
+                    (w.account.to_value(), "CAST(? AS BIGINT) AS a"),
+                    (w.day.to_value(), "CAST(? AS BIGINT) AS d"),
+                    (w.since_day.to_value(), "CAST(? AS BIGINT) AS f"),
+                    (w.since.to_value(), "CAST(? AS BIGINT) AS s"),
+                ]
+            }));
             let rows = self.conn.query_vec(
                 &format!(
                     "SELECT k.a AS account_id, k.d AS fare_day, t.time AS time,
                         t.pseudonym AS pseudonym, t.counter AS counter, t.line_id AS line_id
-                     FROM ({}) k
+                     FROM ({keys}) k
                      JOIN taps t ON t.account_id = k.a AND (t.fare_day, t.time) >= (k.f, k.s)
                          AND t.fare_day < k.d
-                     WHERE t.line_id IS NOT NULL AND t.state = 'charged'",
-                    keys.join(" UNION ALL ")
+                     WHERE t.line_id IS NOT NULL AND t.state = 'charged'"
                 ),
                 &params.params(),
                 |r| {

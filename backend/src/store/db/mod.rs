@@ -322,6 +322,20 @@ impl<'v> RowParams<'v> {
         filled.join(sep)
     }
 
+    /// A derived table of one row per item of `rows`, for `FROM (…) k`: `SELECT … UNION ALL
+    /// SELECT …`, each row's values in their column templates ([`Self::row_sql`]; name the
+    /// columns in them, `? AS p`, and cast where the type must not be left to the value).
+    pub fn rows_table<'t, C>(&mut self, rows: impl IntoIterator<Item = C>) -> String
+    where
+        C: IntoIterator<Item = (Value<'v>, &'t str)>,
+    {
+        let mut selects = Vec::new();
+        for cols in rows {
+            selects.push(format!("SELECT {}", self.row_sql(cols, ", ")));
+        }
+        selects.join(" UNION ALL ")
+    }
+
     /// `(x = :a AND y = :b) OR …` over `pairs`, each pair a row of parameters.
     pub fn pairs_where(
         &mut self,
