@@ -51,6 +51,12 @@ pub enum Value<'a> {
     Blob(&'a [u8]),
     /// A boolean (PostgreSQL's `boolean`; SQLite stores and returns integers).
     Bool(bool),
+    /// An array of integers (`bigint[]`): PostgreSQL only, bound and never read. A key list
+    /// bound as arrays keeps one statement text (and one cheap plan) for any number of keys;
+    /// SQLite refuses it with an error.
+    Ints(&'a [i64]),
+    /// An array of blobs (`bytea[]`): PostgreSQL only, as [`Self::Ints`].
+    Blobs(&'a [&'a [u8]]),
 }
 
 impl Value<'_> {
@@ -62,6 +68,8 @@ impl Value<'_> {
             Self::Text(_) => "text",
             Self::Blob(_) => "a blob",
             Self::Bool(_) => "a boolean",
+            Self::Ints(_) => "an array of integers",
+            Self::Blobs(_) => "an array of blobs",
         }
     }
 }
@@ -101,6 +109,12 @@ pub trait ToValue {
 /// A Rust value read from a column.
 pub trait FromValue: Sized {
     fn from_value(v: Value<'_>) -> Result<Self, ValueError>;
+}
+
+impl ToValue for Value<'_> {
+    fn to_value(&self) -> Value<'_> {
+        *self
+    }
 }
 
 impl<T: ToValue + ?Sized> ToValue for &T {

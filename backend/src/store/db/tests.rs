@@ -127,3 +127,30 @@ fn values_convert() {
     assert!(String::from_value(Value::Null).is_err());
     assert!(Vec::<u8>::from_value(Value::Text("x")).is_err());
 }
+
+/// Arrays are PostgreSQL's (key lists bound as one value): SQLite refuses them with an error,
+/// and the statement changes nothing.
+#[test]
+fn arrays_are_refused_with_an_error() {
+    let c = db();
+    let conn = Conn::Sqlite(&c);
+    let e = conn
+        .execute(
+            "INSERT INTO t (k, n) VALUES ('a', :n)",
+            named_params! {":n": Value::Ints(&[1, 2])},
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("no arrays"), "{e}");
+    let blobs: [&[u8]; 1] = [b"x"];
+    let e = conn
+        .execute(
+            "INSERT INTO t (k, b) VALUES ('b', :b)",
+            named_params! {":b": Value::Blobs(&blobs)},
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("no arrays"), "{e}");
+    let n: i64 = conn
+        .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| r.get("n"))
+        .unwrap();
+    assert_eq!(n, 0);
+}

@@ -187,6 +187,8 @@ pub(super) fn param_type(v: &Value<'_>) -> Type {
         Value::Text(_) => Type::TEXT,
         Value::Blob(_) => Type::BYTEA,
         Value::Bool(_) => Type::BOOL,
+        Value::Ints(_) => Type::INT8_ARRAY,
+        Value::Blobs(_) => Type::BYTEA_ARRAY,
         Value::Null => Type::new(String::new(), 0, Kind::Pseudo, String::new()),
     }
 }
@@ -206,6 +208,8 @@ impl ToSql for Value<'_> {
             Value::Text(s) => s.to_sql(ty, out),
             Value::Blob(b) => b.to_sql(ty, out),
             Value::Bool(b) => b.to_sql(ty, out),
+            Value::Ints(v) => v.to_sql(ty, out),
+            Value::Blobs(v) => v.to_sql(ty, out),
         }
     }
 
