@@ -9,7 +9,7 @@ use mancard_sql::{ConnectionInitializer, OpenError};
 use rusqlite::{Connection, Transaction};
 
 /// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 14;
+pub const SCHEMA_VERSION: u32 = 15;
 
 /// Version 1 of the schema.
 pub const SCHEMA_V1: &str = r#"
@@ -528,9 +528,14 @@ END;
 
 /// Version 14 changes nothing on SQLite. Its PostgreSQL twin makes every write of an
 /// account's rows a write of the account's row (and of a challenge's taps, of a row of the
-/// challenge), so money writes may run at REPEATABLE READ there (`schema_pg::PG_STEP_14`);
+/// challenge), so money writes may run at REPEATABLE READ there (`schema_pg::guards::PG_STEP_14`);
 /// SQLite's one writer at a time needs no such thing.
 const MIGRATION_14: &str = "-- nothing on SQLite (see schema_pg, version 14)";
+
+/// Version 15 changes nothing on SQLite either: its PostgreSQL twin rewrites the statements
+/// of version 14's account touches so that their plans cannot turn into a scan of every
+/// account (`schema_pg::guards::PG_STEP_15`).
+const MIGRATION_15: &str = "-- nothing on SQLite (see schema_pg, version 15)";
 
 /// The backend's [`ConnectionInitializer`].
 ///
@@ -576,6 +581,7 @@ impl ConnectionInitializer for BackendSchema {
             11 => tx.execute_batch(MIGRATION_12)?,
             12 => tx.execute_batch(MIGRATION_13)?,
             13 => tx.execute_batch(MIGRATION_14)?,
+            14 => tx.execute_batch(MIGRATION_15)?,
             v => {
                 return Err(OpenError::Corrupt(format!(
                     "no migration from backend schema version {v}"
