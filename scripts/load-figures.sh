@@ -7,10 +7,12 @@
 #   scripts/load-figures.sh [--quick] [--peer BIN] [-- mancard load arguments, instead of the defaults]
 #
 # FIGURES_ONLY=name,name runs only those rows (sqlite-1, postgres-1, postgres-3,
-# postgres-1-shared, postgres-1-pinned, postgres-3-pinned, peer-postgres-1, peer-postgres-3).
+# postgres-1-shared, postgres-1-pinned, postgres-3-pinned, peer-postgres-1, peer-postgres-3,
+# peer-postgres-1-pinned).
 #
-# --peer BIN also runs the two PostgreSQL configurations with another build of `mancard`
-# (e.g. the commit before a change), interleaved with this build's, as extra rows.
+# --peer BIN also runs the PostgreSQL configurations with one instance, three processes and
+# one pinned instance with another build of `mancard` (e.g. the commit before a change), each
+# just before this build's, as extra rows.
 #
 # Builds the release binary, starts a throwaway PostgreSQL (scripts/postgres.sh), and runs
 # each backend with the flags the load test needs (docs/perf.md §8): sandbox, a shared
@@ -232,6 +234,10 @@ run postgres-1-shared 1 pg "$BIN" --shared-riders || FAILED=1
 if [ "$HALF" -ge 1 ]; then
   ROWS+=("postgres-1-pinned=PostgreSQL, 1 instance, on ${HALF} of ${NCORES} cores, PostgreSQL and the generator on the others (peer: the backend's cores)"
     "postgres-3-pinned=PostgreSQL, 3 processes, on ${HALF} of ${NCORES} cores, PostgreSQL and the generator on the others (peer: the backend's cores)")
+fi
+if [ -n "$PEER" ] && [ "$HALF" -ge 1 ]; then
+  ROWS+=("peer-postgres-1-pinned=PostgreSQL, 1 instance, on ${HALF} of ${NCORES} cores, PostgreSQL and the generator on the others (peer build)")
+  run peer-postgres-1-pinned 1 pg "$PEER" || FAILED=1
 fi
 run postgres-1-pinned 1 pg || FAILED=1
 run postgres-3-pinned 3 pg || FAILED=1
