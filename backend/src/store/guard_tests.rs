@@ -351,3 +351,32 @@ fn every_table_of_an_account_s_rows_touches_the_account() {
         assert_eq!(n, want, "{t}");
     }
 }
+
+/// A row moved to another account through its device (a wallet log entry) or through its
+/// certificate (a certificate's running total) is a write of both accounts: the touch reads
+/// the rows before the update as well as after.
+#[test]
+fn a_row_moved_by_device_or_by_certificate_is_a_write_of_both_accounts() {
+    let Some(store) = guarded_store() else { return };
+    let pool = pool(&store);
+    run(
+        pool,
+        "INSERT INTO wallet_log VALUES (1, 900, '\\x00', 0, '\\x00');
+         INSERT INTO cert_usage VALUES ('\\x01', 1);",
+    )
+    .unwrap();
+    for moved in [
+        "UPDATE wallet_log SET device_id = 2 WHERE device_id = 1 AND seq = 900",
+        "UPDATE cert_usage SET cert_hash = '\\x02' WHERE cert_hash = '\\x01'",
+    ] {
+        for n in [1, 2] {
+            let e = interleaved(pool, &ledger_entry(n), moved).unwrap_err();
+            assert!(
+                matches!(e, StoreError::Retryable(_)),
+                "{moved}, against account {n}: {e}"
+            );
+        }
+        // seen, it commits
+        run(pool, moved).unwrap();
+    }
+}

@@ -17,6 +17,8 @@ use super::db::Conn;
 use super::SCHEMA_VERSION;
 
 mod guards;
+#[cfg(test)]
+mod tests;
 use crate::error::StoreError;
 
 /// The version [`PG_BASELINE`] is.
@@ -472,8 +474,13 @@ CREATE TABLE leases (
 /// Brings the database at `pool` to [`SCHEMA_VERSION`]: the baseline on an empty database,
 /// then every step; a version newer than this build is refused.
 pub fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    migrate_up_to(pool, SCHEMA_VERSION)
+}
+
+/// [`migrate`], stopping after step `last` (tests: a database of an older build).
+pub(crate) fn migrate_up_to(pool: &PgPool, last: u32) -> Result<(), StoreError> {
     let tx = PgTx::begin(pool, "BEGIN ISOLATION LEVEL READ COMMITTED")?;
-    match run(&tx) {
+    match run(&tx, last) {
         Ok(()) => tx.commit(),
         Err(e) => {
             // the migration's error is the one to report
@@ -483,7 +490,7 @@ pub fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     }
 }
 
-fn run(tx: &PgTx<'_>) -> Result<(), StoreError> {
+fn run(tx: &PgTx<'_>, last: u32) -> Result<(), StoreError> {
     let conn = Conn::Pg(tx);
     conn.query_one(
         "SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(:key)) l",
@@ -514,7 +521,7 @@ fn run(tx: &PgTx<'_>) -> Result<(), StoreError> {
         )));
     }
     for (v, sql) in PG_STEPS {
-        if *v > version {
+        if *v > version && *v <= last {
             conn.execute_batch(sql)?;
             version = *v;
         }

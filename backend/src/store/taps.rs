@@ -309,7 +309,8 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// The stored taps of `taps` (those stored), in a few statements ([`chunks`]).
+    /// The stored taps of `taps` (those stored): one statement on PostgreSQL, a few
+    /// ([`chunks`]) on SQLite ([`Self::by_tap`]).
     pub fn taps_of(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, TapRow>, StoreError> {
         self.by_tap(
             taps,
@@ -338,9 +339,10 @@ impl Reader<'_> {
     }
 
     /// The rides of each (account, fare day) of `days` after its `after` ride in rating order,
-    /// each day's in rating order (time, pseudonym, counter), with what each has been charged and its newest ledger entry, read only
-    /// for rides at or after the day's `from` time (0 and 0 before it); a few statements
-    /// ([`chunks`]).
+    /// each day's in rating order (time, pseudonym, counter), with what each has been charged
+    /// and its newest ledger entry, read only for rides at or after the day's `from` time (0
+    /// and 0 before it); one statement on PostgreSQL ([`Self::day_rides_pg`]), a few
+    /// ([`chunks`]) on SQLite.
     pub fn day_rides(
         &self,
         days: &[DayRides],

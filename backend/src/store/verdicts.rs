@@ -77,7 +77,8 @@ impl Reader<'_> {
         )
     }
 
-    /// What each tap's next verdict is decided from, in a few statements ([`chunks`]): the
+    /// What each tap's next verdict is decided from, in one statement (PostgreSQL) or a few
+    /// ([`chunks`], SQLite; [`Self::by_tap`]): the
     /// stored tap, what the ledger has charged for it, and its newest verdict (status,
     /// charge, reason) if any. A tap not stored is missing from the map.
     pub fn verdict_bases(

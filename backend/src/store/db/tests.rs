@@ -150,7 +150,9 @@ fn arrays_are_refused_with_an_error() {
         .unwrap_err();
     assert!(e.to_string().contains("no arrays"), "{e}");
     let n: i64 = conn
-        .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| r.get("n"))
+        .query_one("SELECT COUNT(*) AS n FROM t", named_params! {}, |r| {
+            r.get("n")
+        })
         .unwrap();
     assert_eq!(n, 0);
 }

@@ -149,7 +149,7 @@ CREATE TRIGGER torn_challenges_guard AFTER INSERT ON torn_challenges
 /// `enable_seqscan` is off in writes): a session that did spent 0.2 ms on each touch that
 /// found nothing to do. A load run whose sessions chose it spent 9.5 s of its 30 s on
 /// touches, against 1.7 s in a run that did not (docs/perf.md §8). An array of keys is
-/// always an index scan of the primary key.
+/// always looked up in the primary key's index, a key at a time (an index or bitmap scan).
 pub(super) const PG_STEP_15: &str = "
 CREATE OR REPLACE FUNCTION mancard_touch_accounts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
