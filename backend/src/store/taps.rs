@@ -150,6 +150,40 @@ pub struct DayRides {
     pub after: Option<super::RideKey>,
 }
 
+impl DayRides {
+    /// `after` as (time, pseudonym, counter) for a row comparison; for all rides, a key
+    /// before any (no ride has an empty pseudonym).
+    fn after_key(&self) -> (i64, &[u8], i64) {
+        self.after.as_ref().map_or((i64::MIN, &[][..], 0), |k| {
+            (k.time, &k.tap.pseudonym.0[..], i64::from(k.tap.counter))
+        })
+    }
+}
+
+/// The columns [`day_ride`] reads, of the `taps` table named `t`: what each ride has been
+/// charged and its newest ledger entry are read only where `t.time >= $from`.
+macro_rules! ride_columns {
+    ($from:literal) => {
+        concat!(
+            "t.account_id, t.fare_day, t.pseudonym, t.counter, t.time,
+                t.line_id, t.fare_class, t.authorized, t.state,
+                CASE WHEN t.time >= ",
+            $from,
+            " THEN
+                    CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
+                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
+                         AS BIGINT)
+                ELSE 0 END AS charged,
+                CASE WHEN t.time >= ",
+            $from,
+            " THEN
+                    COALESCE((SELECT MAX(l.id) FROM ledger l
+                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
+                ELSE 0 END AS last_entry"
+        )
+    };
+}
+
 /// The last ride with a known line before a fare day (the transfer origin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastRide {
@@ -282,20 +316,19 @@ impl Reader<'_> {
             }
             let pseudonyms: Vec<&[u8]> = taps.iter().map(|t| &t.pseudonym.0[..]).collect();
             let counters: Vec<i64> = taps.iter().map(|t| i64::from(t.counter)).collect();
-            let mut params = RowParams::default();
-            let cond = params.row_sql(
-                [
-                    (Value::Blobs(&pseudonyms), "unnest(?::bytea[]"),
-                    (Value::Ints(&counters), "?::bigint[])"),
-                ],
-                ", ",
-            );
             let (x, y) = columns;
-            let cond = format!("({x}, {y}) IN (SELECT k.p, k.c FROM {cond} AS k(p, c))");
-            out.extend(
-                self.conn
-                    .query_vec(&select(&cond), &params.params(), &mut row)?,
+            let cond = format!(
+                "({x}, {y}) IN (SELECT k.p, k.c
+                     FROM unnest(:pseudonyms::bytea[], :counters::bigint[]) AS k(p, c))"
             );
+            out.extend(self.conn.query_vec(
+                &select(&cond),
+                named_params! {
+                    ":pseudonyms": Value::Blobs(&pseudonyms),
+                    ":counters": Value::Ints(&counters),
+                },
+                &mut row,
+            )?);
             return Ok(out);
         }
         for chunk in chunks(taps) {
@@ -347,19 +380,12 @@ impl Reader<'_> {
         &self,
         days: &[DayRides],
     ) -> Result<HashMap<(AccountId, i64), Vec<Ride>>, StoreError> {
-        const ONE_DAY: &str = "SELECT t.account_id, t.fare_day, t.pseudonym, t.counter, t.time,
-                t.line_id, t.fare_class, t.authorized, t.state,
-                CASE WHEN t.time >= ? THEN
-                    CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
-                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                         AS BIGINT)
-                ELSE 0 END AS charged,
-                CASE WHEN t.time >= ? THEN
-                    COALESCE((SELECT MAX(l.id) FROM ledger l
-                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                ELSE 0 END AS last_entry
-             FROM taps t WHERE t.account_id = ? AND t.fare_day = ? AND t.time >= ?
-               AND (t.time, t.pseudonym, t.counter) > (?, ?, ?)";
+        const ONE_DAY: &str = concat!(
+            "SELECT ",
+            ride_columns!("?"),
+            " FROM taps t WHERE t.account_id = ? AND t.fare_day = ? AND t.time >= ?
+               AND (t.time, t.pseudonym, t.counter) > (?, ?, ?)"
+        );
         let mut out: HashMap<(AccountId, i64), Vec<Ride>> = HashMap::new();
         // dialect: PostgreSQL binds the days as arrays (SQLite has none)
         if self.conn.dialect() == Dialect::Postgres {
@@ -375,24 +401,14 @@ impl Reader<'_> {
             let selects: Vec<String> = chunk
                 .iter()
                 .map(|d| {
-                    // all rides: before any (no ride has an empty pseudonym)
-                    let (time, pseudonym, counter) = d.after.as_ref().map_or(
-                        (Value::Int(i64::MIN), Value::Blob(&[]), Value::Int(0)),
-                        |k| {
-                            (
-                                Value::Int(k.time),
-                                Value::Blob(&k.tap.pseudonym.0),
-                                Value::Int(i64::from(k.tap.counter)),
-                            )
-                        },
-                    );
+                    let (time, pseudonym, counter) = d.after_key();
                     let names = params.row([
                         d.from.to_value(),
                         d.day.0.to_value(),
                         d.day.1.to_value(),
-                        time,
-                        pseudonym,
-                        counter,
+                        Value::Int(time),
+                        Value::Blob(pseudonym),
+                        Value::Int(counter),
                     ]);
                     let mut sql = ONE_DAY.to_string();
                     // `?` in order: from, from, account, day, after's time (twice), pseudonym
@@ -428,36 +444,21 @@ impl Reader<'_> {
         let from: Vec<i64> = days.iter().map(|d| d.from).collect();
         let accounts: Vec<i64> = days.iter().map(|d| d.day.0 .0).collect();
         let fare_days: Vec<i64> = days.iter().map(|d| d.day.1).collect();
-        // all rides: after one before any (no ride has an empty pseudonym)
-        let times: Vec<i64> = days
-            .iter()
-            .map(|d| d.after.as_ref().map_or(i64::MIN, |k| k.time))
-            .collect();
-        let pseudonyms: Vec<&[u8]> = days
-            .iter()
-            .map(|d| d.after.as_ref().map_or(&[][..], |k| &k.tap.pseudonym.0[..]))
-            .collect();
-        let counters: Vec<i64> = days
-            .iter()
-            .map(|d| d.after.as_ref().map_or(0, |k| i64::from(k.tap.counter)))
-            .collect();
+        let after: Vec<(i64, &[u8], i64)> = days.iter().map(DayRides::after_key).collect();
+        let times: Vec<i64> = after.iter().map(|a| a.0).collect();
+        let pseudonyms: Vec<&[u8]> = after.iter().map(|a| a.1).collect();
+        let counters: Vec<i64> = after.iter().map(|a| a.2).collect();
         self.conn.query_vec(
-            "SELECT t.account_id, t.fare_day, t.pseudonym, t.counter, t.time,
-                t.line_id, t.fare_class, t.authorized, t.state,
-                CASE WHEN t.time >= d.f THEN
-                    CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
-                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                         AS BIGINT)
-                ELSE 0 END AS charged,
-                CASE WHEN t.time >= d.f THEN
-                    COALESCE((SELECT MAX(l.id) FROM ledger l
-                              WHERE l.pseudonym = t.pseudonym AND l.counter = t.counter), 0)
-                ELSE 0 END AS last_entry
-             FROM unnest(:from::bigint[], :account::bigint[], :day::bigint[], :time::bigint[],
-                         :pseudonym::bytea[], :counter::bigint[]) AS d(f, a, fd, tm, p, c)
-             JOIN taps t ON t.account_id = d.a AND t.fare_day = d.fd AND t.time >= d.tm
-               AND (t.time, t.pseudonym, t.counter) > (d.tm, d.p, d.c)
-             ORDER BY t.account_id, t.fare_day, t.time, t.pseudonym, t.counter",
+            concat!(
+                "SELECT ",
+                ride_columns!("d.f"),
+                " FROM unnest(:from::bigint[], :account::bigint[], :day::bigint[],
+                              :time::bigint[], :pseudonym::bytea[], :counter::bigint[])
+                      AS d(f, a, fd, tm, p, c)
+                 JOIN taps t ON t.account_id = d.a AND t.fare_day = d.fd AND t.time >= d.tm
+                   AND (t.time, t.pseudonym, t.counter) > (d.tm, d.p, d.c)
+                 ORDER BY t.account_id, t.fare_day, t.time, t.pseudonym, t.counter"
+            ),
             named_params! {
                 ":from": Value::Ints(&from),
                 ":account": Value::Ints(&accounts),

@@ -77,10 +77,10 @@ impl Reader<'_> {
         )
     }
 
-    /// What each tap's next verdict is decided from, in one statement (PostgreSQL) or a few
-    /// ([`chunks`], SQLite; [`Self::by_tap`]): the
-    /// stored tap, what the ledger has charged for it, and its newest verdict (status,
-    /// charge, reason) if any. A tap not stored is missing from the map.
+    /// What each tap's next verdict is decided from, in one statement on PostgreSQL or a few
+    /// ([`chunks`]) on SQLite ([`Self::by_tap`]): the stored tap, what the ledger has charged
+    /// for it, and its newest verdict (status, charge, reason) if any. A tap not stored is
+    /// missing from the map.
     pub fn verdict_bases(
         &self,
         taps: &[TapRef],
