@@ -16,7 +16,7 @@
 //! * the re-rating that follows (`Settling::finish`) flushes first, and so does every commit
 //!   ([`super::Store::write_for`]): nothing kept outlives its transaction unwritten.
 
-use super::db::{chunks, named_params, RowParams, ToValue, Value};
+use super::db::{col, col_as, named_params, ColType, ToValue, Value};
 use super::taps::{NewTap, TapRow, TapSource, TapState};
 use super::{Writer, SCHEMA_VERSION};
 use crate::error::StoreError;
@@ -169,51 +169,46 @@ impl Writer<'_> {
         self.reader.taps_of(taps)
     }
 
-    /// The taps answering `challenges` (not read ahead yet).
+    /// The taps answering `challenges` (not read ahead yet): one statement on PostgreSQL, a
+    /// few on SQLite ([`super::db::Conn::query_in`]).
     fn read_challenges_ahead(&self, challenges: &[[u8; 32]]) -> Result<(), StoreError> {
-        for chunk in chunks(challenges) {
-            let mut params = RowParams::default();
-            let list = params.in_list(chunk.iter().map(|c| Value::Blob(&c[..])));
-            let rows = self.tx.query_vec(
-                &format!(
-                    "SELECT challenge_id, pseudonym, counter FROM taps
-                     WHERE challenge_id IN ({list})"
-                ),
-                &params.params(),
-                |r| {
-                    let c: [u8; 32] = r.get("challenge_id")?;
-                    Ok((c, (r.get("pseudonym")?, r.get("counter")?)))
-                },
-            )?;
-            let mut a = self.ahead.borrow_mut();
-            for c in chunk {
-                a.challenges.insert(*c, Vec::new());
-            }
-            for (c, tap) in rows {
-                a.challenges.entry(c).or_default().push(tap);
-            }
+        // each challenge once: a key in two of SQLite's chunks would give its taps twice
+        let unique: BTreeSet<&[u8; 32]> = challenges.iter().collect();
+        let keys: Vec<Value<'_>> = unique.into_iter().map(|c| Value::Blob(c)).collect();
+        let rows = self.tx.query_in(
+            ("challenge_id", ColType::Blob),
+            &keys,
+            &|cond| format!("SELECT challenge_id, pseudonym, counter FROM taps WHERE {cond}"),
+            |r| {
+                let c: [u8; 32] = r.get("challenge_id")?;
+                Ok((c, (r.get("pseudonym")?, r.get("counter")?)))
+            },
+        )?;
+        let mut a = self.ahead.borrow_mut();
+        for c in challenges {
+            a.challenges.entry(*c).or_default();
+        }
+        for (c, tap) in rows {
+            a.challenges.entry(c).or_default().push(tap);
         }
         Ok(())
     }
 
-    /// The running totals of `certs` (not read ahead yet; 0 for a certificate without one).
+    /// The running totals of `certs` (not read ahead yet; 0 for a certificate without one),
+    /// in one statement (a few on SQLite).
     fn read_usage_ahead(&self, certs: &[CertHash]) -> Result<(), StoreError> {
-        for chunk in chunks(certs) {
-            let mut params = RowParams::default();
-            let list = params.in_list(chunk.iter().map(ToValue::to_value));
-            let rows = self.tx.query_vec(
-                &format!(
-                    "SELECT cert_hash, authorized FROM cert_usage WHERE cert_hash IN ({list})"
-                ),
-                &params.params(),
-                |r| Ok((r.get::<CertHash>("cert_hash")?, r.get::<i64>("authorized")?)),
-            )?;
-            let mut a = self.ahead.borrow_mut();
-            for c in chunk {
-                a.usage.insert(*c, 0);
-            }
-            a.usage.extend(rows);
+        let keys: Vec<Value<'_>> = certs.iter().map(ToValue::to_value).collect();
+        let rows = self.tx.query_in(
+            ("cert_hash", ColType::Blob),
+            &keys,
+            &|cond| format!("SELECT cert_hash, authorized FROM cert_usage WHERE {cond}"),
+            |r| Ok((r.get::<CertHash>("cert_hash")?, r.get::<i64>("authorized")?)),
+        )?;
+        let mut a = self.ahead.borrow_mut();
+        for c in certs {
+            a.usage.insert(*c, 0);
         }
+        a.usage.extend(rows);
         Ok(())
     }
 
@@ -397,105 +392,109 @@ impl Writer<'_> {
         taps: &[KeptTap],
         usage: BTreeMap<CertHash, i64>,
     ) -> Result<(), StoreError> {
-        for chunk in chunks(taps) {
-            self.insert_tap_rows(chunk)?;
-        }
-        let usage: Vec<(CertHash, i64)> = usage.into_iter().collect();
-        for chunk in chunks(&usage) {
-            let mut params = RowParams::default();
-            let tuples: Vec<String> = chunk
-                .iter()
-                .map(|(c, n)| format!("({})", params.row([c.to_value(), n.to_value()]).join(", ")))
-                .collect();
-            self.tx.execute(
-                &format!(
-                    "INSERT INTO cert_usage (cert_hash, authorized) VALUES {}
-                     ON CONFLICT (cert_hash) DO UPDATE SET authorized =
-                         CASE WHEN cert_usage.authorized > 9223372036854775807 - excluded.authorized
-                              THEN 9223372036854775807
-                              ELSE cert_usage.authorized + excluded.authorized END",
-                    tuples.join(", ")
-                ),
-                &params.params(),
-            )?;
-        }
+        self.insert_tap_rows(taps)?;
+        let usage: Vec<[Value<'_>; 2]> = usage
+            .iter()
+            .map(|(c, n)| [c.to_value(), n.to_value()])
+            .collect();
+        self.tx.insert_rows(
+            (
+                "INSERT INTO cert_usage (cert_hash, authorized)",
+                "ON CONFLICT (cert_hash) DO UPDATE SET authorized =
+                     CASE WHEN cert_usage.authorized > 9223372036854775807 - excluded.authorized
+                          THEN 9223372036854775807
+                          ELSE cert_usage.authorized + excluded.authorized END",
+            ),
+            &[col(ColType::Blob), col(ColType::Int)],
+            &usage,
+        )?;
         Ok(())
     }
 
-    /// The kept validators' reports, in a few statements ([`chunks`]): each sets the tap's
+    /// The kept validators' reports, in one statement (a few on SQLite): each sets the tap's
     /// validator only if it has none yet, as [`Writer::set_tap_validator`] does.
     fn write_kept_validators(&self, reports: &[(TapRef, u32)]) -> Result<(), StoreError> {
-        for chunk in chunks(reports) {
-            let mut params = RowParams::default();
-            let keys = params.rows_table(chunk.iter().map(|(t, v)| {
-                [
-                    (t.pseudonym.to_value(), "? AS p"),
-                    (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
-                    (v.to_value(), "CAST(? AS BIGINT) AS v"),
-                ]
-            }));
-            self.tx.execute(
-                &format!(
-                    "UPDATE taps SET validator_id = k.v FROM ({keys}) k
-                     WHERE taps.pseudonym = k.p AND taps.counter = k.c
+        let rows: Vec<[Value<'_>; 3]> = reports
+            .iter()
+            .map(|(t, v)| [t.pseudonym.to_value(), t.counter.to_value(), v.to_value()])
+            .collect();
+        self.tx.execute_rows(
+            &[ColType::Blob, ColType::Int, ColType::Int],
+            &rows,
+            &|from| {
+                format!(
+                    "UPDATE taps SET validator_id = k.c2 FROM {from}
+                     WHERE taps.pseudonym = k.c0 AND taps.counter = k.c1
                        AND taps.validator_id IS NULL"
-                ),
-                &params.params(),
-            )?;
-        }
+                )
+            },
+        )?;
         Ok(())
     }
 
-    /// One `INSERT INTO taps … VALUES (…), (…)`. The nullable columns are bound never null
-    /// (a value no row has stands for null), so each statement text has one parameter type
-    /// list whatever mix of taps it carries.
+    /// The kept taps' rows: one statement on PostgreSQL, a few on SQLite
+    /// ([`super::db::Conn::insert_rows`]). The nullable columns are bound never null (a value
+    /// no row has stands for null), so each statement has one parameter type list whatever
+    /// mix of taps it carries.
     fn insert_tap_rows(&self, rows: &[KeptTap]) -> Result<(), StoreError> {
-        let mut params = RowParams::default();
-        let tuples: Vec<String> = rows
+        use ColType::{Blob, Int, Text};
+        let cols = [
+            col(Blob),
+            col(Int),
+            col(Int),
+            col(Int),
+            col(Blob),
+            col(Int),
+            col(Int),
+            col(Int),
+            col_as(Int, "NULLIF(?, -1)"),
+            col(Int),
+            col(Blob),
+            col(Text),
+            col(Int),
+            col(Blob),
+            col_as(Int, "NULLIF(?, -1)"),
+            col_as(Blob, "CASE WHEN length(?) = 0 THEN NULL ELSE ? END"),
+            col(Text),
+            col_as(Text, "NULLIF(?, '')"),
+            // `stored_by`: this build rates the taps it stores with their fare day
+            col(Int),
+        ];
+        let values: Vec<[Value<'_>; 19]> = rows
             .iter()
             .map(|t| {
-                let cols = [
-                    (t.pseudonym.to_value(), "?"),
-                    (t.counter.to_value(), "?"),
-                    (t.account_id.to_value(), "?"),
-                    (t.device_id.to_value(), "?"),
-                    (t.cert_hash.to_value(), "?"),
-                    (t.fare_class.to_value(), "?"),
-                    (t.time.to_value(), "?"),
-                    (t.fare_day.to_value(), "?"),
-                    (Value::Int(t.line_id.map_or(-1, i64::from)), "NULLIF(?, -1)"),
-                    (t.authorized.to_value(), "?"),
-                    (t.proof.to_value(), "?"),
-                    (t.source.as_str().to_value(), "?"),
-                    (t.reported_at.to_value(), "?"),
-                    (t.tap_id.to_value(), "?"),
-                    (
-                        Value::Int(t.validator_id.map_or(-1, i64::from)),
-                        "NULLIF(?, -1)",
-                    ),
-                    (
-                        Value::Blob(t.challenge_id.as_ref().map_or(&[], |c| &c[..])),
-                        "CASE WHEN length(?) = 0 THEN NULL ELSE ? END",
-                    ),
-                    (t.state.as_str().to_value(), "?"),
-                    (
-                        t.state_reason.as_deref().unwrap_or_default().to_value(),
-                        "NULLIF(?, '')",
-                    ),
-                ];
-                // `stored_by`: this build rates the taps it stores with their fare day
-                format!("({}, {SCHEMA_VERSION})", params.row_sql(cols, ", "))
+                [
+                    t.pseudonym.to_value(),
+                    t.counter.to_value(),
+                    t.account_id.to_value(),
+                    t.device_id.to_value(),
+                    t.cert_hash.to_value(),
+                    t.fare_class.to_value(),
+                    t.time.to_value(),
+                    t.fare_day.to_value(),
+                    Value::Int(t.line_id.map_or(-1, i64::from)),
+                    t.authorized.to_value(),
+                    t.proof.to_value(),
+                    t.source.as_str().to_value(),
+                    t.reported_at.to_value(),
+                    t.tap_id.to_value(),
+                    Value::Int(t.validator_id.map_or(-1, i64::from)),
+                    Value::Blob(t.challenge_id.as_ref().map_or(&[], |c| &c[..])),
+                    t.state.as_str().to_value(),
+                    t.state_reason.as_deref().unwrap_or_default().to_value(),
+                    SCHEMA_VERSION.to_value(),
+                ]
             })
             .collect();
-        self.tx.execute(
-            &format!(
+        self.tx.insert_rows(
+            (
                 "INSERT INTO taps (pseudonym, counter, account_id, device_id, cert_hash,
                     fare_class, time, fare_day, line_id, authorized, proof, source, reported_at,
-                    tap_id, validator_id, challenge_id, state, state_reason, stored_by)
-                 VALUES {}",
-                tuples.join(", ")
+                    tap_id, validator_id, challenge_id, state, state_reason, stored_by)",
+                "",
             ),
-            &params.params(),
+            &cols,
+            &values,
         )?;
         Ok(())
     }

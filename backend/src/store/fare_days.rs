@@ -3,7 +3,7 @@
 //! rather than from every ride of the day. The database drops a day's state when the rides
 //! it covers may have changed (triggers; see `MIGRATION_13`).
 
-use super::db::{chunks, Row, RowParams, ToValue, Value};
+use super::db::{col, col_as, ColType, Row, ToValue, Value};
 use super::{LastRide, Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::{AccountId, TapRef};
@@ -55,76 +55,85 @@ fn day_state(r: &Row<'_>) -> Result<((AccountId, i64), DayState), StoreError> {
 }
 
 impl Reader<'_> {
-    /// The kept state of each of `days` that has one, in a few statements ([`chunks`]).
+    /// The kept state of each of `days` that has one, in one statement (a few on SQLite,
+    /// [`super::db::Conn::query_rows`]).
     pub fn day_states(
         &self,
         days: &[(AccountId, i64)],
     ) -> Result<HashMap<(AccountId, i64), DayState>, StoreError> {
-        let mut out = HashMap::with_capacity(days.len());
-        for chunk in chunks(days) {
-            let mut params = RowParams::default();
-            let cond = params.pairs_where(
-                ("account_id", "fare_day"),
-                chunk.iter().map(|(a, d)| (a.to_value(), d.to_value())),
-            );
-            let rows = self.conn.query_vec(
-                &format!(
-                    "SELECT account_id, fare_day, through, through_pseudonym, through_counter,
-                            spent, last_time, last_line, tariff
-                     FROM fare_days WHERE {cond}"
-                ),
-                &params.params(),
-                day_state,
-            )?;
-            out.extend(rows);
-        }
-        Ok(out)
+        let keys: Vec<[Value<'_>; 2]> = days
+            .iter()
+            .map(|(a, d)| [a.to_value(), d.to_value()])
+            .collect();
+        let rows = self.conn.query_rows(
+            &[ColType::Int, ColType::Int],
+            &keys,
+            &|from| {
+                format!(
+                    "SELECT f.account_id AS account_id, f.fare_day AS fare_day,
+                            f.through AS through, f.through_pseudonym AS through_pseudonym,
+                            f.through_counter AS through_counter, f.spent AS spent,
+                            f.last_time AS last_time, f.last_line AS last_line,
+                            f.tariff AS tariff
+                     FROM {from} JOIN fare_days f ON f.account_id = k.c0 AND f.fare_day = k.c1"
+                )
+            },
+            day_state,
+        )?;
+        Ok(rows.into_iter().collect())
     }
 }
 
 impl Writer<'_> {
-    /// Keeps (inserts or replaces) the state of each of `days`, in a few statements.
+    /// Keeps (inserts or replaces) the state of each of `days`, in one statement (a few on
+    /// SQLite). Each day at most once: a day twice would be a second update of its row.
     pub fn put_day_states(&self, days: &[((AccountId, i64), DayState)]) -> Result<(), StoreError> {
-        for chunk in chunks(days) {
-            let mut params = RowParams::default();
-            let tuples: Vec<String> = chunk
-                .iter()
-                .map(|((a, d), s)| {
-                    // no origin: -1, never null, so one statement text has one type list
-                    let (time, line) = s
-                        .last_ride
-                        .map_or((-1, -1), |r| (r.time, i64::from(r.line_id)));
-                    let cols = [
-                        (a.to_value(), "?"),
-                        (d.to_value(), "?"),
-                        (s.through.time.to_value(), "?"),
-                        (s.through.tap.pseudonym.to_value(), "?"),
-                        (s.through.tap.counter.to_value(), "?"),
-                        (s.spent.to_value(), "?"),
-                        (Value::Int(time), "NULLIF(?, -1)"),
-                        (Value::Int(line), "NULLIF(?, -1)"),
-                        (s.tariff.to_value(), "?"),
-                    ];
-                    format!("({})", params.row_sql(cols, ", "))
-                })
-                .collect();
-            self.tx.execute(
-                &format!(
-                    "INSERT INTO fare_days (account_id, fare_day, through, through_pseudonym,
-                                            through_counter, spent, last_time, last_line,
-                                            tariff)
-                     VALUES {}
-                     ON CONFLICT (account_id, fare_day) DO UPDATE SET
-                         through = excluded.through,
-                         through_pseudonym = excluded.through_pseudonym,
-                         through_counter = excluded.through_counter, spent = excluded.spent,
-                         last_time = excluded.last_time, last_line = excluded.last_line,
-                         tariff = excluded.tariff",
-                    tuples.join(", ")
-                ),
-                &params.params(),
-            )?;
-        }
+        use ColType::{Blob, Int};
+        let rows: Vec<[Value<'_>; 9]> = days
+            .iter()
+            .map(|((a, d), s)| {
+                // no origin: -1, never null, so one statement text has one type list
+                let (time, line) = s
+                    .last_ride
+                    .map_or((-1, -1), |r| (r.time, i64::from(r.line_id)));
+                [
+                    a.to_value(),
+                    d.to_value(),
+                    s.through.time.to_value(),
+                    s.through.tap.pseudonym.to_value(),
+                    s.through.tap.counter.to_value(),
+                    s.spent.to_value(),
+                    Value::Int(time),
+                    Value::Int(line),
+                    s.tariff.to_value(),
+                ]
+            })
+            .collect();
+        let cols = [
+            col(Int),
+            col(Int),
+            col(Int),
+            col(Blob),
+            col(Int),
+            col(Int),
+            col_as(Int, "NULLIF(?, -1)"),
+            col_as(Int, "NULLIF(?, -1)"),
+            col(Int),
+        ];
+        self.tx.insert_rows(
+            (
+                "INSERT INTO fare_days (account_id, fare_day, through, through_pseudonym,
+                                        through_counter, spent, last_time, last_line, tariff)",
+                "ON CONFLICT (account_id, fare_day) DO UPDATE SET
+                     through = excluded.through,
+                     through_pseudonym = excluded.through_pseudonym,
+                     through_counter = excluded.through_counter, spent = excluded.spent,
+                     last_time = excluded.last_time, last_line = excluded.last_line,
+                     tariff = excluded.tariff",
+            ),
+            &cols,
+            &rows,
+        )?;
         Ok(())
     }
 }

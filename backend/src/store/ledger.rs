@@ -1,6 +1,6 @@
 //! The append-only ledger: balances are sums over it.
 
-use super::db::{chunks, named_params, Dialect, Row, RowParams, ToValue, Value};
+use super::db::{col, named_params, ColType, Dialect, Row, ToValue, Value};
 use super::ids::parsed;
 use super::{Reader, Writer};
 use crate::error::StoreError;
@@ -88,42 +88,38 @@ impl Reader<'_> {
     }
 
     /// What has been charged for each of `taps` (positive rials; 0 for a tap never charged),
-    /// in a few statements ([`chunks`]).
+    /// in one statement (a few on SQLite, [`super::db::Conn::query_rows`]).
     ///
     /// Each tap's sum is a subquery on the list of taps, so the ledger is searched on both
     /// columns of the tap for each. A `WHERE (p = ? AND c = ?) OR …` (or a `(p, c) IN …`)
     /// whose taps share a pseudonym, as one rider's do, was planned by PostgreSQL on stale
     /// statistics as `p = ?` and read every ledger entry of that rider.
     pub fn tap_charges(&self, taps: &[TapRef]) -> Result<HashMap<TapRef, i64>, StoreError> {
-        let mut out: HashMap<TapRef, i64> = HashMap::with_capacity(taps.len());
-        for chunk in chunks(taps) {
-            let mut params = RowParams::default();
-            let keys = params.rows_table(chunk.iter().map(|t| {
-                [
-                    (t.pseudonym.to_value(), "? AS p"),
-                    (t.counter.to_value(), "CAST(? AS BIGINT) AS c"),
-                ]
-            }));
-            let rows = self.conn.query_vec(
-                &format!(
-                    "SELECT k.p AS pseudonym, k.c AS counter,
+        let keys: Vec<[Value<'_>; 2]> = taps
+            .iter()
+            .map(|t| [t.pseudonym.to_value(), t.counter.to_value()])
+            .collect();
+        let rows = self.conn.query_rows(
+            &[ColType::Blob, ColType::Int],
+            &keys,
+            &|from| {
+                format!(
+                    "SELECT k.c0 AS pseudonym, k.c1 AS counter,
                             CAST(COALESCE((SELECT -SUM(l.amount) FROM ledger l
-                                           WHERE l.pseudonym = k.p AND l.counter = k.c), 0)
+                                           WHERE l.pseudonym = k.c0 AND l.counter = k.c1), 0)
                                  AS BIGINT) AS charged
-                     FROM ({keys}) k"
-                ),
-                &params.params(),
-                |r| {
-                    let tap = TapRef {
-                        pseudonym: r.get("pseudonym")?,
-                        counter: r.get("counter")?,
-                    };
-                    Ok((tap, r.get::<i64>("charged")?))
-                },
-            )?;
-            out.extend(rows);
-        }
-        Ok(out)
+                     FROM {from}"
+                )
+            },
+            |r| {
+                let tap = TapRef {
+                    pseudonym: r.get("pseudonym")?,
+                    counter: r.get("counter")?,
+                };
+                Ok((tap, r.get::<i64>("charged")?))
+            },
+        )?;
+        Ok(rows.into_iter().collect())
     }
 }
 
@@ -139,8 +135,7 @@ impl Writer<'_> {
         self.bump_feeds([account_id])
     }
 
-    /// [`Self::bump_feed`] for several accounts, in one statement per [`chunks`] (in account
-    /// order).
+    /// [`Self::bump_feed`] for several accounts, in one statement (in account order).
     pub(crate) fn bump_feeds(
         &self,
         accounts: impl IntoIterator<Item = AccountId>,
@@ -157,61 +152,52 @@ impl Writer<'_> {
                 .collect();
             new.into_iter().collect()
         };
-        for chunk in chunks(&todo) {
-            let mut params = RowParams::default();
-            let list = params.in_list(chunk.iter().map(|a| Value::Int(*a)));
+        if !todo.is_empty() {
             self.tx.execute(
                 // dialect: PostgreSQL only. `touched_by` (schema version 14): a row the guard
                 // triggers already touched in this transaction is locked by it already, and
-                // is not updated twice; one touched here spares the triggers' touch
-                &format!(
-                    "UPDATE accounts SET feed_seq = feed_seq + 1, touched_by = pg_current_xact_id()
-                     WHERE id IN ({list}) AND touched_by IS DISTINCT FROM pg_current_xact_id()"
-                ),
-                &params.params(),
+                // is not updated twice; one touched here spares the triggers' touch. The keys
+                // are one array: the primary key is read in key order, so the rows are locked
+                // in account order
+                "UPDATE accounts SET feed_seq = feed_seq + 1, touched_by = pg_current_xact_id()
+                 WHERE id = ANY (:ids::bigint[])
+                   AND touched_by IS DISTINCT FROM pg_current_xact_id()",
+                named_params! {":ids": Value::Ints(&todo)},
             )?;
         }
         self.bumped.borrow_mut().extend(todo);
         Ok(())
     }
 
-    /// Appends fare entries in order, in a few multi-row statements ([`chunks`]); how many
-    /// were new (an entry whose idempotency key exists is skipped, as in
-    /// [`Self::insert_ledger`]).
+    /// Appends fare entries in order, in one statement (a few on SQLite,
+    /// [`super::db::Conn::insert_rows`]); how many were new (an entry whose idempotency key
+    /// exists is skipped, as in [`Self::insert_ledger`]).
     pub fn insert_fare_entries(&self, es: &[FareEntry]) -> Result<usize, StoreError> {
+        use ColType::{Blob, Int, Text};
         self.bump_feeds(es.iter().map(|e| e.account_id))?;
-        let mut inserted = 0;
-        for chunk in chunks(es) {
-            let mut params = RowParams::default();
-            let tuples: Vec<String> = chunk
-                .iter()
-                .map(|e| {
-                    let n = params.row([
-                        e.account_id.to_value(),
-                        e.kind.as_str().to_value(),
-                        e.amount.to_value(),
-                        e.idempotency_key.to_value(),
-                        e.tap.pseudonym.to_value(),
-                        e.tap.counter.to_value(),
-                        e.created_at.to_value(),
-                    ]);
-                    format!("({})", n.join(", "))
-                })
-                .collect();
-            let ids = self.tx.query_vec(
-                &format!(
-                    "INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym,
-                                         counter, created_at)
-                     VALUES {}
-                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                    tuples.join(", ")
-                ),
-                &params.params(),
-                |r| r.get::<i64>("id"),
-            )?;
-            inserted += ids.len();
-        }
-        Ok(inserted)
+        let rows: Vec<[Value<'_>; 7]> = es
+            .iter()
+            .map(|e| {
+                [
+                    e.account_id.to_value(),
+                    e.kind.as_str().to_value(),
+                    e.amount.to_value(),
+                    e.idempotency_key.to_value(),
+                    e.tap.pseudonym.to_value(),
+                    e.tap.counter.to_value(),
+                    e.created_at.to_value(),
+                ]
+            })
+            .collect();
+        self.tx.insert_rows(
+            (
+                "INSERT INTO ledger (account_id, kind, amount, idempotency_key, pseudonym,
+                                     counter, created_at)",
+                "ON CONFLICT (idempotency_key) DO NOTHING",
+            ),
+            &[Int, Text, Int, Text, Blob, Int, Int].map(col),
+            &rows,
+        )
     }
 
     /// Appends an entry; returns its id, or `None` if the idempotency key already exists.

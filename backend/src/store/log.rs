@@ -1,7 +1,7 @@
 //! Each device's uploaded tap log (the signed tap chain the wallet keeps) and where its chain
 //! stands (the protocol's `ChainHead`, one row per device).
 
-use super::db::{chunks, named_params, RowParams, ToValue};
+use super::db::{col, named_params, ColType, ToValue, Value};
 use super::{Reader, Writer};
 use crate::error::StoreError;
 use crate::ids::DeviceId;
@@ -111,8 +111,9 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Appends entries to a device's stored log, in a few multi-row statements ([`chunks`])
-    /// rather than one a entry: a sync uploads a rider's taps since the last one.
+    /// Appends entries to a device's stored log, in one statement (a few on SQLite,
+    /// [`super::db::Conn::insert_rows`]) rather than one an entry: a sync uploads a rider's
+    /// taps since the last one.
     pub fn insert_log(
         &self,
         device_id: DeviceId,
@@ -125,29 +126,27 @@ impl Writer<'_> {
                 Ok((seq, e))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        for chunk in chunks(&rows) {
-            let mut params = RowParams::default();
-            let tuples: Vec<String> = chunk
-                .iter()
-                .map(|(seq, e)| {
-                    let names = params.row([
-                        device_id.to_value(),
-                        seq.to_value(),
-                        e.hash.to_value(),
-                        e.counter.to_value(),
-                        e.encoded.to_value(),
-                    ]);
-                    format!("({})", names.join(", "))
-                })
-                .collect();
-            self.tx.execute(
-                &format!(
-                    "INSERT INTO wallet_log (device_id, seq, hash, counter, encoded) VALUES {}",
-                    tuples.join(", ")
-                ),
-                &params.params(),
-            )?;
-        }
+        use ColType::{Blob, Int};
+        let rows: Vec<[Value<'_>; 5]> = rows
+            .iter()
+            .map(|(seq, e)| {
+                [
+                    device_id.to_value(),
+                    seq.to_value(),
+                    e.hash.to_value(),
+                    e.counter.to_value(),
+                    e.encoded.to_value(),
+                ]
+            })
+            .collect();
+        self.tx.insert_rows(
+            (
+                "INSERT INTO wallet_log (device_id, seq, hash, counter, encoded)",
+                "",
+            ),
+            &[Int, Int, Blob, Int, Blob].map(col),
+            &rows,
+        )?;
         Ok(())
     }
 }

@@ -2,7 +2,9 @@
 //! with its identity (the hash of what the phone signed), and the rides of a fare day for
 //! rating.
 
-use super::db::{bad_value, chunks, named_params, Dialect, Row, RowParams, ToValue, Value};
+use super::db::{
+    bad_value, chunks, named_params, ColType, Dialect, Row, RowParams, ToValue, Value,
+};
 use super::ids::fare_class;
 use super::{Reader, RideKey, Writer};
 use crate::error::StoreError;
@@ -479,42 +481,45 @@ impl Reader<'_> {
         &self,
         days: &[OriginWindow],
     ) -> Result<HashMap<(AccountId, i64), Vec<OriginRide>>, StoreError> {
-        let mut out: HashMap<(AccountId, i64), Vec<OriginRide>> = HashMap::new();
-        for chunk in chunks(days) {
-            let mut params = RowParams::default();
-            let keys = params.rows_table(chunk.iter().map(|w| {
+        let keys: Vec<[Value<'_>; 4]> = days
+            .iter()
+            .map(|w| {
                 [
-                    (w.account.to_value(), "CAST(? AS BIGINT) AS a"),
-                    (w.day.to_value(), "CAST(? AS BIGINT) AS d"),
-                    (w.since_day.to_value(), "CAST(? AS BIGINT) AS f"),
-                    (w.since.to_value(), "CAST(? AS BIGINT) AS s"),
+                    w.account.to_value(),
+                    w.day.to_value(),
+                    w.since_day.to_value(),
+                    w.since.to_value(),
                 ]
-            }));
-            let rows = self.conn.query_vec(
-                &format!(
-                    "SELECT k.a AS account_id, k.d AS fare_day, t.time AS time,
+            })
+            .collect();
+        let rows = self.conn.query_rows(
+            &[ColType::Int; 4],
+            &keys,
+            &|from| {
+                format!(
+                    "SELECT k.c0 AS account_id, k.c1 AS fare_day, t.time AS time,
                         t.pseudonym AS pseudonym, t.counter AS counter, t.line_id AS line_id
-                     FROM ({keys}) k
-                     JOIN taps t ON t.account_id = k.a AND (t.fare_day, t.time) >= (k.f, k.s)
-                         AND t.fare_day < k.d
+                     FROM {from}
+                     JOIN taps t ON t.account_id = k.c0 AND (t.fare_day, t.time) >= (k.c2, k.c3)
+                         AND t.fare_day < k.c1
                      WHERE t.line_id IS NOT NULL AND t.state = 'charged'"
-                ),
-                &params.params(),
-                |r| {
-                    let day: (AccountId, i64) = (r.get("account_id")?, r.get("fare_day")?);
-                    let key = RideKey {
-                        time: r.get("time")?,
-                        tap: TapRef {
-                            pseudonym: r.get("pseudonym")?,
-                            counter: r.get("counter")?,
-                        },
-                    };
-                    Ok((day, (key, r.get::<u32>("line_id")?)))
-                },
-            )?;
-            for (day, ride) in rows {
-                out.entry(day).or_default().push(ride);
-            }
+                )
+            },
+            |r| {
+                let day: (AccountId, i64) = (r.get("account_id")?, r.get("fare_day")?);
+                let key = RideKey {
+                    time: r.get("time")?,
+                    tap: TapRef {
+                        pseudonym: r.get("pseudonym")?,
+                        counter: r.get("counter")?,
+                    },
+                };
+                Ok((day, (key, r.get::<u32>("line_id")?)))
+            },
+        )?;
+        let mut out: HashMap<(AccountId, i64), Vec<OriginRide>> = HashMap::new();
+        for (day, ride) in rows {
+            out.entry(day).or_default().push(ride);
         }
         Ok(out)
     }

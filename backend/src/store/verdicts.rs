@@ -2,7 +2,7 @@
 //! change of a tap's status or charge), the challenges validators report as torn (sent, no
 //! valid answer, the gate stayed closed), and abuse events (one pass at several validators).
 
-use super::db::{chunks, named_params, RowParams, ToValue, Value};
+use super::db::{col, col_as, named_params, ColType, ToValue, Value};
 use super::taps::{tap_columns, tap_row, TapRow};
 use super::{Reader, Writer};
 use crate::error::StoreError;
@@ -78,7 +78,7 @@ impl Reader<'_> {
     }
 
     /// What each tap's next verdict is decided from, in one statement on PostgreSQL or a few
-    /// ([`chunks`]) on SQLite ([`Self::by_tap`]): the stored tap, what the ledger has charged
+    /// ([`super::db::chunks`]) on SQLite ([`Self::by_tap`]): the stored tap, what the ledger has charged
     /// for it, and its newest verdict (status, charge, reason) if any. A tap not stored is
     /// missing from the map.
     pub fn verdict_bases(
@@ -161,48 +161,52 @@ impl Writer<'_> {
         self.insert_verdicts(std::slice::from_ref(v))
     }
 
-    /// Appends several verdicts in a few multi-row statements ([`chunks`]), in order: their
-    /// ids follow the slice (both databases draw a `VALUES` list's ids row by row in list
-    /// order; the test checks it).
+    /// Appends several verdicts in one statement (a few on SQLite,
+    /// [`super::db::Conn::insert_rows`]), in order: their ids follow the slice (the test
+    /// checks it on both databases).
     pub fn insert_verdicts(&self, vs: &[NewVerdict<'_>]) -> Result<(), StoreError> {
+        use ColType::{Blob, Int, Text};
         self.bump_feeds(vs.iter().map(|v| v.account_id))?;
-        for chunk in chunks(vs) {
-            self.insert_verdict_rows(chunk)?;
-        }
-        Ok(())
-    }
-
-    /// One `INSERT … VALUES (…), (…)` of `rows`.
-    fn insert_verdict_rows(&self, rows: &[NewVerdict<'_>]) -> Result<(), StoreError> {
-        let mut params = RowParams::default();
         // The nullable columns are bound never null (NULLIF of a value no row has): one
-        // parameter type list per statement text, so PostgreSQL prepares each text once
-        // whatever mix of rows a batch brings.
-        let tuples: Vec<String> = rows
+        // parameter type list per statement text, whatever mix of rows a batch brings.
+        let cols = [
+            col(Int),
+            col(Int),
+            col(Blob),
+            col(Int),
+            col(Text),
+            col(Int),
+            col_as(Text, "NULLIF(?, '')"),
+            col(Int),
+            col_as(Int, "NULLIF(?, -1)"),
+            col(Int),
+        ];
+        let rows: Vec<[Value<'_>; 10]> = vs
             .iter()
             .map(|v| {
-                let cols = [
-                    (v.account_id.to_value(), "?"),
-                    (v.device_id.to_value(), "?"),
-                    (v.pseudonym.to_value(), "?"),
-                    (v.counter.to_value(), "?"),
-                    (v.status.as_str().to_value(), "?"),
-                    (v.charged.to_value(), "?"),
-                    (v.reason.unwrap_or_default().to_value(), "NULLIF(?, '')"),
-                    (v.time.to_value(), "?"),
-                    (Value::Int(v.line_id.map_or(-1, i64::from)), "NULLIF(?, -1)"),
-                    (v.created_at.to_value(), "?"),
-                ];
-                format!("({})", params.row_sql(cols, ", "))
+                [
+                    v.account_id.to_value(),
+                    v.device_id.to_value(),
+                    v.pseudonym.to_value(),
+                    v.counter.to_value(),
+                    v.status.as_str().to_value(),
+                    v.charged.to_value(),
+                    v.reason.unwrap_or_default().to_value(),
+                    v.time.to_value(),
+                    Value::Int(v.line_id.map_or(-1, i64::from)),
+                    v.created_at.to_value(),
+                ]
             })
             .collect();
-        let sql = format!(
-            "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
-                charged, reason, time, line_id, created_at)
-             VALUES {}",
-            tuples.join(", ")
-        );
-        self.tx.execute(&sql, &params.params())?;
+        self.tx.insert_rows(
+            (
+                "INSERT INTO tap_verdicts (account_id, device_id, pseudonym, counter, status,
+                    charged, reason, time, line_id, created_at)",
+                "",
+            ),
+            &cols,
+            &rows,
+        )?;
         Ok(())
     }
 

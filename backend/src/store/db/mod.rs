@@ -13,7 +13,10 @@
 //! SQL that cannot be written once for every dialect is marked `// dialect:` where it is used.
 
 pub mod pg;
+mod rows;
 mod sqlite;
+
+pub use rows::{col, col_as, ColType};
 
 use crate::error::StoreError;
 use std::fmt;
@@ -57,6 +60,8 @@ pub enum Value<'a> {
     Ints(&'a [i64]),
     /// An array of blobs (`bytea[]`): PostgreSQL only, as [`Self::Ints`].
     Blobs(&'a [&'a [u8]]),
+    /// An array of texts (`text[]`): PostgreSQL only, as [`Self::Ints`].
+    Texts(&'a [&'a str]),
 }
 
 impl Value<'_> {
@@ -70,6 +75,7 @@ impl Value<'_> {
             Self::Bool(_) => "a boolean",
             Self::Ints(_) => "an array of integers",
             Self::Blobs(_) => "an array of blobs",
+            Self::Texts(_) => "an array of texts",
         }
     }
 }
@@ -366,12 +372,6 @@ impl<'v> RowParams<'v> {
             })
             .collect();
         terms.join(" OR ")
-    }
-
-    /// `:a, :b, …` over `values` (for `IN (…)`), each value a row of parameters.
-    pub fn in_list(&mut self, values: impl Iterator<Item = Value<'v>>) -> String {
-        let names: Vec<String> = values.flat_map(|v| self.row([v])).collect();
-        names.join(", ")
     }
 
     /// The named parameters to bind.

@@ -55,7 +55,7 @@ fn rows_in_t(pool: &PgPool) -> i64 {
     n
 }
 
-fn with_table(pool: &PgPool) -> PgTx<'_> {
+pub(super) fn with_table(pool: &PgPool) -> PgTx<'_> {
     let tx = PgTx::begin(pool, "BEGIN").unwrap();
     Conn::Pg(&tx)
         .execute_batch(

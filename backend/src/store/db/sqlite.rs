@@ -16,7 +16,7 @@ impl ToSql for Value<'_> {
             Value::Blob(b) => ValueRef::Blob(b),
             Value::Bool(b) => ValueRef::Integer(i64::from(b)),
             // SQLite has no array type: a statement written for PostgreSQL's
-            Value::Ints(_) | Value::Blobs(_) => {
+            Value::Ints(_) | Value::Blobs(_) | Value::Texts(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
                     super::ValueError("SQLite binds no arrays (a PostgreSQL statement)".into()),
                 )))

@@ -189,6 +189,7 @@ pub(super) fn param_type(v: &Value<'_>) -> Type {
         Value::Bool(_) => Type::BOOL,
         Value::Ints(_) => Type::INT8_ARRAY,
         Value::Blobs(_) => Type::BYTEA_ARRAY,
+        Value::Texts(_) => Type::TEXT_ARRAY,
         Value::Null => Type::new(String::new(), 0, Kind::Pseudo, String::new()),
     }
 }
@@ -210,6 +211,7 @@ impl ToSql for Value<'_> {
             Value::Bool(b) => b.to_sql(ty, out),
             Value::Ints(v) => v.to_sql(ty, out),
             Value::Blobs(v) => v.to_sql(ty, out),
+            Value::Texts(v) => v.to_sql(ty, out),
         }
     }
 
