@@ -172,9 +172,7 @@ impl Writer<'_> {
     /// The taps answering `challenges` (not read ahead yet): one statement on PostgreSQL, a
     /// few on SQLite ([`super::db::Conn::query_in`]).
     fn read_challenges_ahead(&self, challenges: &[[u8; 32]]) -> Result<(), StoreError> {
-        // each challenge once: a key in two of SQLite's chunks would give its taps twice
-        let unique: BTreeSet<&[u8; 32]> = challenges.iter().collect();
-        let keys: Vec<Value<'_>> = unique.into_iter().map(|c| Value::Blob(c)).collect();
+        let keys: Vec<Value<'_>> = challenges.iter().map(|c| Value::Blob(c)).collect();
         let rows = self.tx.query_in(
             ("challenge_id", ColType::Blob),
             &keys,

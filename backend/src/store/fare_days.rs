@@ -86,9 +86,17 @@ impl Reader<'_> {
 
 impl Writer<'_> {
     /// Keeps (inserts or replaces) the state of each of `days`, in one statement (a few on
-    /// SQLite). Each day at most once: a day twice would be a second update of its row.
+    /// SQLite). A day listed twice is refused before any SQL runs: PostgreSQL would refuse a
+    /// second update of one row in a statement, SQLite keep the last.
     pub fn put_day_states(&self, days: &[((AccountId, i64), DayState)]) -> Result<(), StoreError> {
         use ColType::{Blob, Int};
+        let unique: std::collections::HashSet<&(AccountId, i64)> =
+            days.iter().map(|(d, _)| d).collect();
+        if unique.len() != days.len() {
+            return Err(StoreError::Corrupt(
+                "a fare day's state kept twice in one write",
+            ));
+        }
         let rows: Vec<[Value<'_>; 9]> = days
             .iter()
             .map(|((a, d), s)| {
@@ -229,6 +237,24 @@ mod tests {
             .write(|tx| tx.put_day_states(&[((a, 7), KEPT)]))
             .unwrap();
         assert_eq!(kept(store, a), Some(KEPT));
+    }
+
+    /// A day listed twice in one write is refused with an error before any SQL runs, on both
+    /// databases (PostgreSQL would refuse the statement, SQLite keep the last state), and the
+    /// kept state stays as it was.
+    #[test]
+    fn a_day_kept_twice_in_one_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in sqlite_and_postgres(dir.path()) {
+            let a = rider(&store, 1);
+            keep(&store, a);
+            let other = DayState { spent: 1, ..KEPT };
+            let e = store
+                .write(|tx| tx.put_day_states(&[((a, 7), other), ((a, 7), other)]))
+                .unwrap_err();
+            assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+            assert_eq!(kept(&store, a), Some(KEPT), "{:?}", store.dialect());
+        }
     }
 
     /// A ride as an older build (or a hand fix) inserts it: `stored_by` unset, a copy of

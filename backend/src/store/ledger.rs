@@ -135,7 +135,7 @@ impl Writer<'_> {
         self.bump_feeds([account_id])
     }
 
-    /// [`Self::bump_feed`] for several accounts, in one statement (in account order).
+    /// [`Self::bump_feed`] for several accounts, in one statement.
     pub(crate) fn bump_feeds(
         &self,
         accounts: impl IntoIterator<Item = AccountId>,
@@ -156,9 +156,9 @@ impl Writer<'_> {
             self.tx.execute(
                 // dialect: PostgreSQL only. `touched_by` (schema version 14): a row the guard
                 // triggers already touched in this transaction is locked by it already, and
-                // is not updated twice; one touched here spares the triggers' touch. The keys
-                // are one array: the primary key is read in key order, so the rows are locked
-                // in account order
+                // is not updated twice; one touched here spares the triggers' touch. The rows
+                // are locked in the order the scan meets them (account order for an index
+                // scan of the primary key); a deadlock with another write is retried
                 "UPDATE accounts SET feed_seq = feed_seq + 1, touched_by = pg_current_xact_id()
                  WHERE id = ANY (:ids::bigint[])
                    AND touched_by IS DISTINCT FROM pg_current_xact_id()",

@@ -299,8 +299,9 @@ fn database_targets_are_told_apart_and_never_echoed() {
     }
 }
 
-/// Verdicts appended together (multi-row statements of 32, 8 and 1 rows) are stored in the
-/// order given with every field, on SQLite and (with a server) on PostgreSQL.
+/// Verdicts appended together (one statement on PostgreSQL, multi-row statements of 16, 16,
+/// 4, 4 and 1 rows on SQLite) are stored in the order given with every field, on SQLite and
+/// (with a server) on PostgreSQL.
 #[test]
 fn verdicts_appended_together_keep_their_order_and_fields() {
     use crate::ids::PseudonymBytes;

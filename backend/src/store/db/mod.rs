@@ -286,9 +286,10 @@ macro_rules! named_params {
 }
 pub(crate) use named_params;
 
-/// Splits `rows` into the chunks a multi-row statement takes: 64, 16, 4 and 1 rows, so a
-/// statement over any number of rows has at most four texts (each prepared once per
-/// connection) and a few round trips.
+/// Splits `rows` into the chunks a multi-row statement takes on SQLite: 64, 16, 4 and 1 rows,
+/// so a statement over any number of rows has at most four texts (each prepared once per
+/// connection). PostgreSQL binds the rows as arrays instead, one statement for any number
+/// (`rows.rs`).
 pub fn chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {

@@ -101,8 +101,9 @@ pub(crate) fn rewrite(sql: &str) -> Rewritten {
 ///
 /// Usually the values come in the order their names first appear (as `RowParams` gives a
 /// many-row statement's): one pass. Otherwise by name through a map: a statement of 64 rows
-/// has over a thousand parameters, and searching the list for each was quadratic, the
-/// backend's largest cost after the signatures under load (docs/perf.md §8).
+/// (as PostgreSQL's were before their rows were bound as arrays, `rows.rs`) has over a
+/// thousand parameters, and searching the list for each was quadratic, the backend's largest
+/// cost after the signatures under load (docs/perf.md §8).
 pub(crate) fn bind_values<'v>(
     rw: &Rewritten,
     params: Params<'_, 'v>,
