@@ -165,14 +165,22 @@ mod tests {
     fn a_newcomer_does_not_take_a_freed_turn_from_one_waiting() {
         let turns = Arc::new(Turns::new(1));
         let held = turns.take("t").unwrap();
+        let (checked, check_done) = std::sync::mpsc::channel::<()>();
         let waiter = {
             let turns = Arc::clone(&turns);
-            std::thread::spawn(move || turns.take("t").is_ok())
+            std::thread::spawn(move || {
+                // the waiter keeps its turn until the newcomer has tried: a turn taken and
+                // given back at once would leave a free turn and an empty line
+                let turn = turns.take("t");
+                let _ = check_done.recv();
+                turn.is_ok()
+            })
         };
         until(|| turns.waiting() == 1);
         drop(held);
         // the turn is free, but someone has waited for it: a newcomer gets in line
         assert!(turns.take_within("busy", Duration::ZERO).is_err());
+        checked.send(()).unwrap();
         assert!(waiter.join().unwrap());
     }
 
