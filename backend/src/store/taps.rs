@@ -153,12 +153,21 @@ pub struct DayRides {
 }
 
 impl DayRides {
+    /// The day's key as bound on both databases: `from`, the account, the fare day, and
     /// `after` as (time, pseudonym, counter) for a row comparison; for all rides, a key
     /// before any (no ride has an empty pseudonym).
-    fn after_key(&self) -> (i64, &[u8], i64) {
-        self.after.as_ref().map_or((i64::MIN, &[][..], 0), |k| {
+    fn key(&self) -> [Value<'_>; 6] {
+        let (time, pseudonym, counter) = self.after.as_ref().map_or((i64::MIN, &[][..], 0), |k| {
             (k.time, &k.tap.pseudonym.0[..], i64::from(k.tap.counter))
-        })
+        });
+        [
+            self.from.to_value(),
+            self.day.0.to_value(),
+            self.day.1.to_value(),
+            Value::Int(time),
+            Value::Blob(pseudonym),
+            Value::Int(counter),
+        ]
     }
 }
 
@@ -311,24 +320,18 @@ impl Reader<'_> {
             };
             Ok((tap, value(r)?))
         };
-        // dialect: PostgreSQL binds the keys as arrays (SQLite has none)
+        // dialect: PostgreSQL binds the keys as arrays (SQLite has none; its keys go in an
+        // `OR` of pairs, below)
         if self.conn.dialect() == Dialect::Postgres {
-            if taps.is_empty() {
-                return Ok(out);
-            }
-            let pseudonyms: Vec<&[u8]> = taps.iter().map(|t| &t.pseudonym.0[..]).collect();
-            let counters: Vec<i64> = taps.iter().map(|t| i64::from(t.counter)).collect();
+            let keys: Vec<[Value<'_>; 2]> = taps
+                .iter()
+                .map(|t| [t.pseudonym.to_value(), t.counter.to_value()])
+                .collect();
             let (x, y) = columns;
-            let cond = format!(
-                "({x}, {y}) IN (SELECT k.p, k.c
-                     FROM unnest(:pseudonyms::bytea[], :counters::bigint[]) AS k(p, c))"
-            );
-            out.extend(self.conn.query_vec(
-                &select(&cond),
-                named_params! {
-                    ":pseudonyms": Value::Blobs(&pseudonyms),
-                    ":counters": Value::Ints(&counters),
-                },
+            out.extend(self.conn.query_rows(
+                &[ColType::Blob, ColType::Int],
+                &keys,
+                &|from| select(&format!("({x}, {y}) IN (SELECT k.c0, k.c1 FROM {from})")),
                 &mut row,
             )?);
             return Ok(out);
@@ -403,15 +406,7 @@ impl Reader<'_> {
             let selects: Vec<String> = chunk
                 .iter()
                 .map(|d| {
-                    let (time, pseudonym, counter) = d.after_key();
-                    let names = params.row([
-                        d.from.to_value(),
-                        d.day.0.to_value(),
-                        d.day.1.to_value(),
-                        Value::Int(time),
-                        Value::Blob(pseudonym),
-                        Value::Int(counter),
-                    ]);
+                    let names = params.row(d.key());
                     let mut sql = ONE_DAY.to_string();
                     // `?` in order: from, from, account, day, after's time (twice), pseudonym
                     // and counter
@@ -439,35 +434,28 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// [`Self::day_rides`] on PostgreSQL: one statement, the days bound as six arrays (one
-    /// statement text and a cheap plan for any number of days; the `UNION ALL` of one select a
-    /// day cost the planner more than running it).
+    /// [`Self::day_rides`] on PostgreSQL: one statement, the days bound as six arrays
+    /// ([`super::db::Conn::query_rows`]): one statement text and a cheap plan for any number
+    /// of days, where the `UNION ALL` of one select a day cost the planner more than running it.
     fn day_rides_pg(&self, days: &[DayRides]) -> Result<Vec<DayRide>, StoreError> {
-        let from: Vec<i64> = days.iter().map(|d| d.from).collect();
-        let accounts: Vec<i64> = days.iter().map(|d| d.day.0 .0).collect();
-        let fare_days: Vec<i64> = days.iter().map(|d| d.day.1).collect();
-        let after: Vec<(i64, &[u8], i64)> = days.iter().map(DayRides::after_key).collect();
-        let times: Vec<i64> = after.iter().map(|a| a.0).collect();
-        let pseudonyms: Vec<&[u8]> = after.iter().map(|a| a.1).collect();
-        let counters: Vec<i64> = after.iter().map(|a| a.2).collect();
-        self.conn.query_vec(
-            concat!(
-                "SELECT ",
-                ride_columns!("d.f"),
-                " FROM unnest(:from::bigint[], :account::bigint[], :day::bigint[],
-                              :time::bigint[], :pseudonym::bytea[], :counter::bigint[])
-                      AS d(f, a, fd, tm, p, c)
-                 JOIN taps t ON t.account_id = d.a AND t.fare_day = d.fd AND t.time >= d.tm
-                   AND (t.time, t.pseudonym, t.counter) > (d.tm, d.p, d.c)
-                 ORDER BY t.account_id, t.fare_day, t.time, t.pseudonym, t.counter"
-            ),
-            named_params! {
-                ":from": Value::Ints(&from),
-                ":account": Value::Ints(&accounts),
-                ":day": Value::Ints(&fare_days),
-                ":time": Value::Ints(&times),
-                ":pseudonym": Value::Blobs(&pseudonyms),
-                ":counter": Value::Ints(&counters),
+        use ColType::{Blob, Int};
+        let keys: Vec<[Value<'_>; 6]> = days.iter().map(DayRides::key).collect();
+        // k: the day's key (`DayRides::key`): `from` (c0), account (c1), fare day (c2), and
+        // the `after` ride's time (c3), pseudonym (c4) and counter (c5)
+        self.conn.query_rows(
+            &[Int, Int, Int, Int, Blob, Int],
+            &keys,
+            &|from| {
+                format!(
+                    concat!(
+                        "SELECT ",
+                        ride_columns!("k.c0"),
+                        " FROM {} JOIN taps t ON t.account_id = k.c1 AND t.fare_day = k.c2
+                           AND t.time >= k.c3 AND (t.time, t.pseudonym, t.counter) > (k.c3, k.c4, k.c5)
+                         ORDER BY t.account_id, t.fare_day, t.time, t.pseudonym, t.counter"
+                    ),
+                    from
+                )
             },
             day_ride,
         )

@@ -70,40 +70,35 @@ enum Array<'v> {
 }
 
 impl<'v> Array<'v> {
-    /// Column `c` of `rows`, checked against its type.
+    /// Column `c` of `rows`; a value of another kind than `ty` is an error.
     fn gather<const N: usize>(
         ty: ColType,
         c: usize,
         rows: &[[Value<'v>; N]],
     ) -> Result<Self, StoreError> {
-        let cells = rows
-            .iter()
-            .map(|r| r.get(c).copied().unwrap_or(Value::Null));
+        /// Each row's value of column `c` through `pick` (`None` for another kind).
+        fn each<'v, T, const N: usize>(
+            rows: &[[Value<'v>; N]],
+            c: usize,
+            pick: impl Fn(Value<'v>) -> Option<T>,
+        ) -> Result<Vec<T>, StoreError> {
+            rows.iter()
+                .map(|r| r.get(c).copied().and_then(&pick).ok_or_else(mismatch))
+                .collect()
+        }
         Ok(match ty {
-            ColType::Int => Self::Ints(
-                cells
-                    .map(|v| match v {
-                        Value::Int(i) => Ok(i),
-                        _ => Err(mismatch()),
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            ColType::Blob => Self::Blobs(
-                cells
-                    .map(|v| match v {
-                        Value::Blob(b) => Ok(b),
-                        _ => Err(mismatch()),
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            ColType::Text => Self::Texts(
-                cells
-                    .map(|v| match v {
-                        Value::Text(s) => Ok(s),
-                        _ => Err(mismatch()),
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
+            ColType::Int => Self::Ints(each(rows, c, |v| match v {
+                Value::Int(i) => Some(i),
+                _ => None,
+            })?),
+            ColType::Blob => Self::Blobs(each(rows, c, |v| match v {
+                Value::Blob(b) => Some(b),
+                _ => None,
+            })?),
+            ColType::Text => Self::Texts(each(rows, c, |v| match v {
+                Value::Text(t) => Some(t),
+                _ => None,
+            })?),
         })
     }
 
@@ -116,8 +111,9 @@ impl<'v> Array<'v> {
     }
 }
 
-/// Checks every row's values against the columns' types (SQLite would store a mismatch as
-/// it is; PostgreSQL's arrays refuse it), so both databases refuse the same rows.
+/// Checks every row's values against the columns' types on SQLite, which would store a
+/// mismatch as it is ([`Array::gather`] refuses it on PostgreSQL), so both databases refuse
+/// the same rows before any SQL runs.
 fn check<const N: usize>(cols: &[Col; N], rows: &[[Value<'_>; N]]) -> Result<(), StoreError> {
     let fits = |ty: ColType, v: &Value<'_>| {
         matches!(
@@ -165,7 +161,6 @@ impl Conn<'_> {
         sql: &dyn Fn(&str) -> String,
         run: &mut dyn FnMut(&str, Params<'_, '_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        check(cols, rows)?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -195,6 +190,7 @@ impl Conn<'_> {
                 .collect();
             return run(&sql(&from), &params);
         }
+        check(cols, rows)?;
         let templates: Vec<String> = cols
             .iter()
             .enumerate()
@@ -288,8 +284,6 @@ impl Conn<'_> {
         sql: &dyn Fn(&str) -> String,
         mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let rows: Vec<[Value<'_>; 1]> = keys.iter().map(|k| [*k]).collect();
-        check(&[col(ty)], &rows)?;
         // each key once: a key in two of SQLite's chunks would give its rows twice
         let mut keys = keys.to_vec();
         keys.sort_unstable_by(same_kind_order);
@@ -304,6 +298,7 @@ impl Conn<'_> {
             let cond = format!("{column} = ANY (:keys::{})", ty.pg_array());
             return self.query_vec(&sql(&cond), &[(":keys", array.value())], f);
         }
+        check(&[col(ty)], &rows)?;
         let mut out = Vec::new();
         for chunk in chunks(&keys) {
             let mut params = RowParams::default();
